@@ -1,0 +1,90 @@
+"""Meilisearch-shaped errors, shared by Miroir and the devnode.
+
+Every error a client sees has Meilisearch's shape ``{"message","code","type","link"}``
+and Meilisearch's HTTP status for that code. Codes that Miroir adds start with
+``miroir_``. Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+ERROR_LINK = "https://docs.meilisearch.com/errors#"
+
+# code -> (http status, type). Codes not listed here are `invalid_request` / 400, which
+# covers the whole `invalid_settings_*`, `invalid_search_*`, `invalid_task_*` families.
+_CODES: dict[str, tuple[int, str]] = {
+    "index_not_found": (404, "invalid_request"),
+    "index_already_exists": (409, "invalid_request"),
+    "document_not_found": (404, "invalid_request"),
+    "task_not_found": (404, "invalid_request"),
+    "api_key_not_found": (404, "invalid_request"),
+    "batch_not_found": (404, "invalid_request"),
+    "missing_authorization_header": (401, "auth"),
+    "invalid_api_key": (403, "auth"),
+    "payload_too_large": (413, "invalid_request"),
+    "invalid_content_type": (415, "invalid_request"),
+    "missing_content_type": (415, "invalid_request"),
+    "internal": (500, "internal"),
+    "io_error": (500, "system"),
+    "no_space_left_on_device": (500, "system"),
+    "unretrievable_document": (500, "internal"),
+    "database_size_limit_reached": (500, "internal"),
+    "miroir_no_quorum": (503, "system"),
+    "miroir_shard_unavailable": (503, "system"),
+    "miroir_node_unavailable": (503, "system"),
+    "miroir_not_ready": (503, "system"),
+    "miroir_reserved_field": (400, "invalid_request"),
+    "miroir_admin_key_required": (403, "auth"),
+    "miroir_node_not_found": (404, "invalid_request"),
+}
+
+
+def status_and_type(code: str) -> tuple[int, str]:
+    return _CODES.get(code, (400, "invalid_request"))
+
+
+class ErrorBody(msgspec.Struct):
+    message: str
+    code: str
+    type: str
+    link: str
+
+
+class MeiliError(Exception):
+    """An error with a Meilisearch code; the HTTP layers turn it into the response."""
+
+    def __init__(self, code: str, message: str, status: int | None = None, type: str | None = None):
+        super().__init__(message)
+        default_status, default_type = status_and_type(code)
+        self.code = code
+        self.message = message
+        self.status = status if status is not None else default_status
+        self.type = type if type is not None else default_type
+
+    def body(self) -> ErrorBody:
+        return ErrorBody(self.message, self.code, self.type, ERROR_LINK + self.code)
+
+    def to_dict(self) -> dict:
+        return {"message": self.message, "code": self.code, "type": self.type, "link": ERROR_LINK + self.code}
+
+    def __repr__(self) -> str:
+        return f"MeiliError({self.code!r}, {self.message!r}, status={self.status})"
+
+
+def index_not_found(uid: str) -> MeiliError:
+    return MeiliError("index_not_found", f"Index `{uid}` not found.")
+
+
+def invalid_index_uid(uid: str) -> MeiliError:
+    return MeiliError(
+        "invalid_index_uid",
+        f"`{uid}` is not a valid index uid. Index uid can be an integer or a string containing only "
+        "alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes.",
+    )
+
+
+def valid_index_uid(uid: object) -> bool:
+    if not isinstance(uid, str) or not uid or len(uid.encode()) > 512:
+        return False
+    return all(c.isascii() and (c.isalnum() or c in "-_") for c in uid)
