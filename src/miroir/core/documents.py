@@ -1,0 +1,216 @@
+"""Document batches: decoding request bodies, primary keys, document ids (design §4).
+
+Shared by the devnode and Miroir's write path so both accept, infer and reject exactly
+the same things. Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import msgspec
+
+from miroir.core.errors import MeiliError
+
+ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
+_ACCEPTED_TEXT = ", ".join(f"`{t}`" for t in ACCEPTED_CONTENT_TYPES)
+MAX_ID_BYTES = 511
+
+_json_decoder = msgspec.json.Decoder()
+
+
+def payload_format(content_type: str | None) -> str:
+    """Content-Type header -> "json" | "ndjson" | "csv", or Meilisearch's 415 errors."""
+    if not content_type:
+        raise MeiliError(
+            "missing_content_type",
+            "A Content-Type header is required. Accepted values for the Content-Type header are: "
+            + _ACCEPTED_TEXT,
+        )
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == "application/json":
+        return "json"
+    if mime in ("application/x-ndjson", "application/ndjson"):
+        return "ndjson"
+    if mime == "text/csv":
+        return "csv"
+    raise MeiliError(
+        "invalid_content_type",
+        f"The Content-Type `{content_type}` is invalid. Accepted values for the Content-Type header are: "
+        + _ACCEPTED_TEXT,
+    )
+
+
+def _malformed(fmt: str, detail: str) -> MeiliError:
+    return MeiliError("malformed_payload", f"The `{fmt}` payload provided is malformed. `{detail}`.")
+
+
+def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list[dict]:
+    """Decode a documents payload into a list of JSON objects (Meilisearch's rules)."""
+    if not body or not body.strip():
+        raise MeiliError("missing_payload", f"A {fmt} payload is missing.")
+    if fmt == "json":
+        try:
+            value = _json_decoder.decode(body)
+        except msgspec.DecodeError as e:
+            raise _malformed("json", f"Couldn't serialize document value: {e}") from None
+        if isinstance(value, dict):
+            return [value]
+        if isinstance(value, list) and all(isinstance(d, dict) for d in value):
+            return value
+        raise _malformed("json", "Couldn't serialize document value: data are neither an object nor a list of objects")
+    if fmt == "ndjson":
+        try:
+            docs = _json_decoder.decode_lines(body)
+        except msgspec.DecodeError as e:
+            raise _malformed("ndjson", f"Couldn't serialize document value: {e}") from None
+        for d in docs:
+            if not isinstance(d, dict):
+                raise _malformed("ndjson", "Couldn't serialize document value: data are not objects")
+        return docs
+    if fmt == "csv":
+        return _decode_csv(body, csv_delimiter)
+    raise AssertionError(f"unknown payload format {fmt!r}")
+
+
+def _decode_csv(body: bytes, delimiter: str) -> list[dict]:
+    if len(delimiter) != 1 or not delimiter.isascii():
+        raise MeiliError("invalid_document_csv_delimiter", "Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of 2 characters: `" + delimiter + "`")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _malformed("csv", f"CSV error: invalid utf-8: {e}") from None
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise MeiliError("missing_payload", "A csv payload is missing.") from None
+    except csv.Error as e:
+        raise _malformed("csv", f"CSV error: {e}") from None
+    columns: list[tuple[str, str]] = []
+    for raw in header:
+        name, _, kind = raw.rpartition(":")
+        if not name or kind not in ("string", "number", "boolean"):
+            name, kind = raw, "string"
+        columns.append((name, kind))
+    docs: list[dict] = []
+    try:
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(columns):
+                raise _malformed("csv", f"CSV error: record {lineno - 1} has {len(row)} fields, but the header has {len(columns)}")
+            doc: dict[str, Any] = {}
+            for (name, kind), cell in zip(columns, row):
+                doc[name] = _csv_value(cell, kind, name, lineno)
+            docs.append(doc)
+    except csv.Error as e:
+        raise _malformed("csv", f"CSV error: {e}") from None
+    return docs
+
+
+def _csv_value(cell: str, kind: str, name: str, lineno: int) -> Any:
+    if kind == "string":
+        return cell
+    if cell.strip() == "":
+        return None
+    if kind == "number":
+        try:
+            f = float(cell)
+        except ValueError:
+            raise _malformed("csv", f"Error parsing number {cell!r} at line {lineno}: invalid float literal") from None
+        return int(f) if f.is_integer() and "." not in cell and "e" not in cell.lower() else f
+    if cell.strip().lower() in ("true", "false"):
+        return cell.strip().lower() == "true"
+    raise _malformed("csv", f"Error parsing boolean {cell!r} at line {lineno}: provided string was not `true` or `false`")
+
+
+def infer_primary_key(docs: list[dict]) -> str:
+    """Meilisearch's inference: the attribute of the first document whose name ends with "id"."""
+    if not docs:
+        raise MeiliError(
+            "index_primary_key_no_candidate_found",
+            "The primary key inference failed as the engine did not find any field ending with `id` in its name. "
+            "Please specify the primary key manually using the `primaryKey` query parameter.",
+        )
+    candidates = sorted((k for k in docs[0] if k.lower().endswith("id")), key=lambda k: (len(k), k))
+    if not candidates:
+        raise MeiliError(
+            "index_primary_key_no_candidate_found",
+            "The primary key inference failed as the engine did not find any field ending with `id` in its name. "
+            "Please specify the primary key manually using the `primaryKey` query parameter.",
+        )
+    if len(candidates) > 1:
+        names = " and ".join(f"'{c}'" for c in candidates) if len(candidates) == 2 else ", ".join(f"'{c}'" for c in candidates)
+        raise MeiliError(
+            "index_primary_key_multiple_candidates_found",
+            f"The primary key inference failed as the engine found {len(candidates)} fields ending with `id` in their names: "
+            f"{names}. Please specify the primary key manually using the `primaryKey` query parameter.",
+        )
+    return candidates[0]
+
+
+def valid_document_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    if isinstance(value, str):
+        if not value or len(value.encode("utf-8")) > MAX_ID_BYTES:
+            return False
+        return all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    return False
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def document_id(doc: dict, primary_key: str) -> str:
+    """The canonical id of one document, or Meilisearch's missing/invalid id error."""
+    value = doc.get(primary_key, _ABSENT) if "." not in primary_key else _nested(doc, primary_key)
+    if value is _ABSENT:
+        raise MeiliError(
+            "missing_document_id",
+            f"Document doesn't have a `{primary_key}` attribute: `{_json_text(doc)}`.",
+        )
+    if not valid_document_id(value):
+        raise invalid_document_id(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def invalid_document_id(value: Any) -> MeiliError:
+    return MeiliError(
+        "invalid_document_id",
+        f"Document identifier `{_json_text(value)}` is invalid. A document identifier can be of type integer or "
+        "string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
+        "and can not be more than 511 bytes.",
+    )
+
+
+_ABSENT = object()
+
+
+def _nested(doc: dict, path: str) -> Any:
+    cur: Any = doc
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return _ABSENT
+        cur = cur[part]
+    return cur
+
+
+def resolve_primary_key(index_pk: str | None, requested_pk: str | None, docs: list[dict], index_uid: str) -> str:
+    """The key a batch is routed by: the index's, else ?primaryKey=, else inferred."""
+    if index_pk is not None:
+        if requested_pk is not None and requested_pk != index_pk:
+            raise MeiliError(
+                "index_primary_key_already_exists",
+                f"Index `{index_uid}` already has a primary key: `{index_pk}`.",
+            )
+        return index_pk
+    if requested_pk is not None:
+        return requested_pk
+    return infer_primary_key(docs)
