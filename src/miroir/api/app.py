@@ -1,0 +1,122 @@
+"""The Quart-Trio application: route modules, auth, errors, request logging.
+
+To add a route module: write `src/miroir/api/routes_x.py` with a `bp = Blueprint(...)`
+and add its name to `ROUTE_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+
+from quart import Response, g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from miroir.api import auth
+from miroir.api.context import Miroir
+from miroir.api.http import error_response
+from miroir.core.errors import MeiliError
+from miroir.logsetup import get_logger
+
+ROUTE_MODULES: list[str] = [
+    "miroir.api.routes_system",
+]
+
+log = get_logger("miroir.http")
+
+
+def payload_too_large(limit: int) -> MeiliError:
+    return MeiliError(
+        "payload_too_large",
+        f"The provided payload reached the size limit. The maximum accepted payload size is {_human_size(limit)}.",
+    )
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if unit == "B" else f"{n:.2f} {unit}".replace(".00 ", " ")
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def _http_error(exc: HTTPException, limit: int) -> MeiliError:
+    """Quart's own errors (routing, body limit) in Meilisearch's shape."""
+    code = exc.code or 500
+    if code == 404:
+        return MeiliError("not_found", "Not Found", status=404)
+    if code == 405:
+        return MeiliError("method_not_allowed", f"Method `{request.method}` is not allowed on `{request.path}`.", status=405)
+    if code == 413:
+        return payload_too_large(limit)
+    if code == 408:
+        return MeiliError("bad_request", "The request body was not received in time.", status=408)
+    if code >= 500:
+        return MeiliError("internal", exc.description or "Internal error.", status=code)
+    return MeiliError("bad_request", exc.description or exc.name, status=code)
+
+
+def create_app(ctx: Miroir) -> QuartTrio:
+    app = QuartTrio("miroir")
+    limit = ctx.config.server.max_body_bytes
+    app.config["MIROIR"] = ctx
+    app.config["MAX_CONTENT_LENGTH"] = limit
+    # Meilisearch never redirects `/indexes/` to `/indexes`; neither do we.
+    app.url_map.strict_slashes = False
+
+    @app.before_request
+    async def _start() -> None:
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    auth.install(app, ctx.config.auth)
+
+    @app.before_request
+    async def _body_limit() -> None:
+        # Reject on the announced length before reading a byte; a chunked body that grows
+        # past the limit is stopped by Quart (MAX_CONTENT_LENGTH) while it is read.
+        length = request.content_length
+        if length is not None and length > limit:
+            raise payload_too_large(limit)
+
+    @app.after_request
+    async def _log(resp: Response) -> Response:
+        rid = getattr(g, "request_id", None)
+        if rid:
+            resp.headers["X-Request-Id"] = rid
+        started = getattr(g, "started", None)
+        rule = request.url_rule.rule if request.url_rule is not None else None
+        fields = dict(
+            request_id=rid,
+            method=request.method,
+            path=request.path,
+            route=rule,
+            status=resp.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else None,
+        )
+        fanout = getattr(g, "fanout", None)  # set by scatter routes: nodes asked
+        if fanout is not None:
+            fields["fanout"] = fanout
+        log.info("request", **fields)
+        return resp
+
+    @app.errorhandler(MeiliError)
+    async def _meili_error(err: MeiliError) -> Response:
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    async def _quart_error(exc: HTTPException) -> Response:
+        return error_response(_http_error(exc, limit))
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception) -> Response:
+        # The client gets a request id to quote, never our traceback.
+        rid = getattr(g, "request_id", None)
+        log.error("unhandled exception", request_id=rid, path=request.path, exc_info=exc)
+        return error_response(MeiliError("internal", f"Internal error (request id {rid})."))
+
+    for name in ROUTE_MODULES:
+        app.register_blueprint(importlib.import_module(name).bp)
+    return app

@@ -1,0 +1,243 @@
+"""`miroir` command line: serve, check-config, devnode, dev.
+
+User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status:
+2 for usage and configuration errors, 1 when the daemon cannot start. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import msgspec
+
+from miroir import __version__
+from miroir.config import Config, ConfigError, load_config, resolve_config_path
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _die(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"miroir: error: {message}", file=sys.stderr)
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is the one-line `miroir: error: ...` of every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="miroir", description="One Meilisearch API in front of a fleet of Meilisearch nodes.")
+    p.add_argument("--version", action="version", version=f"miroir {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    serve.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
+    serve.add_argument("--log-format", choices=["json", "console"], help="overrides [log] format")
+
+    check = sub.add_parser("check-config", help="validate the config and print the topology")
+    check.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+
+    devnode = sub.add_parser("devnode", help="run a Meilisearch-compatible development node (not for production)")
+    devnode.add_argument("--port", type=int, default=7700)
+    devnode.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    devnode.add_argument("--master-key", metavar="KEY")
+    devnode.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
+
+    dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
+    dev.add_argument("--nodes", type=int, default=3)
+    dev.add_argument("--groups", type=int, default=1)
+    dev.add_argument("--rf", type=int, default=1)
+    dev.add_argument("--shards", type=int, default=16)
+    dev.add_argument("--port", type=int, default=7700)
+    dev.add_argument("--master-key", metavar="KEY")
+    dev.add_argument("--data-dir", metavar="DIR")
+    dev.add_argument("--log-format", choices=["json", "console"], default="console")
+    return p
+
+
+# --- check-config ------------------------------------------------------------------------
+
+
+class NodeTopology(msgspec.Struct):
+    id: str
+    url: str
+    shards: list[int]
+
+
+class GroupTopology(msgspec.Struct):
+    name: str
+    nodes: list[NodeTopology]
+
+
+class Topology(msgspec.Struct):
+    ok: bool
+    config: str | None
+    shards: int
+    replication_factor: int
+    data_dir: str
+    bind: str
+    groups: list[GroupTopology]
+
+
+def topology(config: Config, source: str | None) -> Topology:
+    """Which shards each node owns for the default shard count (design §3 routing)."""
+    from miroir.core.routing import NodeRef, assignment, groups_of
+
+    groups = groups_of(NodeRef(n.id, n.group) for n in config.nodes)
+    table = assignment(config.cluster.shards, groups, config.cluster.replication_factor)
+    urls = {n.id: n.url for n in config.nodes}
+    out: list[GroupTopology] = []
+    for g, ids in groups.items():
+        held: dict[str, list[int]] = {i: [] for i in ids}
+        for shard, owners in enumerate(table[g]):
+            for node in owners:
+                held[node].append(shard)
+        out.append(GroupTopology(g, [NodeTopology(i, urls[i], held[i]) for i in ids]))
+    return Topology(
+        ok=True,
+        config=source,
+        shards=config.cluster.shards,
+        replication_factor=config.cluster.replication_factor,
+        data_dir=config.store.data_dir,
+        bind=config.server.bind,
+        groups=out,
+    )
+
+
+def _format_topology(t: Topology) -> str:
+    lines = [
+        f"config {t.config or '(defaults)'}: OK",
+        f"listen {t.bind}, data dir {t.data_dir}",
+        f"{t.shards} shards per index, replication factor {t.replication_factor}, {len(t.groups)} group(s)",
+    ]
+    if not t.groups:
+        lines.append("no nodes configured (add [[nodes]] entries, or add nodes at run time)")
+    for g in t.groups:
+        lines.append(f"group {g.name}: {len(g.nodes)} node(s)")
+        width = max(len(n.id) for n in g.nodes)
+        for n in g.nodes:
+            lines.append(f"  {n.id:<{width}}  {n.url}  {len(n.shards):>4} shards  {','.join(map(str, n.shards))}")
+    return "\n".join(lines)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        if args.json:
+            print(msgspec.json.encode({"ok": False, "error": e.message}).decode())
+        return _die(e.message, EXIT_USAGE)
+    path = resolve_config_path(args.config)
+    t = topology(config, str(path) if path else None)
+    print(msgspec.json.encode(t).decode() if args.json else _format_topology(t))
+    return EXIT_OK
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first `kind` inside a (possibly nested) exception group."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _find(sub, kind)
+            if found is not None:
+                return found
+    return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        return _die(e.message, EXIT_USAGE)
+
+    import trio
+
+    from miroir.daemon import StartupError, run_miroir
+    from miroir.logsetup import get_logger, setup_logging
+
+    setup_logging(args.log_format or config.log.format, config.log.level)
+    log = get_logger("miroir.cli")
+
+    async def main() -> None:
+        import signal
+
+        stop = trio.Event()
+        # Opened before the daemon starts, so a SIGTERM during start-up is not lost.
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    log.info("signal received", signal=signal.Signals(signum).name)
+                    stop.set()  # a second signal changes nothing: the grace period bounds the wait
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                try:
+                    await run_miroir(config, shutdown_trigger=stop.wait)
+                finally:
+                    nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    except BaseException as exc:  # noqa: BLE001 - sorted below, nothing escapes as a traceback
+        startup = _find(exc, StartupError)
+        if startup is not None:
+            return _die(str(startup), EXIT_FAILURE)
+        if _find(exc, KeyboardInterrupt) is not None:
+            return EXIT_OK
+        log.error("daemon crashed", exc_info=exc)
+        return _die(f"daemon crashed: {exc!r} (see the log above)", EXIT_FAILURE)
+    return EXIT_OK
+
+
+# --- devnode / dev -----------------------------------------------------------------------
+
+
+def cmd_devnode(args: argparse.Namespace) -> int:
+    from miroir.devnode.server import run_devnode
+
+    return run_devnode(host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from miroir.devmode import run_dev
+
+    return run_dev(args)
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "check-config": cmd_check_config,
+    "devnode": cmd_devnode,
+    "dev": cmd_dev,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # `miroir check-config | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE

@@ -1,0 +1,227 @@
+"""The daemon: one root nursery supervising the HTTP front end, the journal writer and the
+background services (design §1).
+
+Start-up order, each step a precondition of the next:
+  1. lock `<data_dir>/LOCK` (a second daemon on the same journal would corrupt it);
+  2. bind the listening socket (a busy port fails here, before the journal is touched);
+  3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile;
+  4. replay the journal (in a thread, it can take a while), start its writer;
+  5. start `ctx.services`, send READY=1, report the bound port.
+Shutdown (the trigger returns, or SIGTERM via the CLI): STOPPING=1, stop accepting, let
+in-flight requests finish within `server.shutdown_grace_ms`, cancel the services, flush
+and fsync the journal, release the lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+
+from miroir.api.app import create_app
+from miroir.api.context import Miroir
+from miroir.config import Config, parse_bind
+from miroir.logsetup import get_logger
+from miroir.sdnotify import SdNotifier
+from miroir.store.journal import Journal, JournalCorrupt
+from miroir.store.state import MiroirState, Record, apply_record, new_state
+
+log = get_logger("miroir.daemon")
+
+LOCK_NAME = "LOCK"
+# Listen backlog: bursts of SDK clients reconnecting after a restart.
+LISTEN_BACKLOG = 1024
+# Upper bound on the final journal flush when we are cancelled from outside; the flush is
+# one fsync, so this only matters with a dying disk.
+CLOSE_TIMEOUT_S = 10.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start (lock held, port busy, data dir unusable, journal corrupt).
+
+    The message is one line for an operator; the CLI prints it and exits 1.
+    """
+
+
+def install_services(ctx: Miroir) -> None:
+    """The background services of a full daemon; one line per service.
+
+    e.g. `ctx.add_service(run_reconciler, ctx)`. Each runs in the root nursery from the
+    moment the journal is replayed until shutdown.
+    """
+
+
+def acquire_lock(data_dir: Path) -> int:
+    """Create `data_dir` and hold an exclusive flock on its LOCK file; returns the fd.
+
+    The lock is released when the fd is closed or the process dies (even kill -9).
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise StartupError(f"data dir `{data_dir}` is not usable: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise StartupError(
+                f"data dir `{data_dir}` is in use by another miroir process (lock on {data_dir / LOCK_NAME})"
+            ) from None
+        raise StartupError(f"cannot lock `{data_dir / LOCK_NAME}`: {e.strerror}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())  # for the operator; the flock is the lock
+    return fd
+
+
+def bind_socket(bind: str) -> socket.socket:
+    """A listening TCP socket on `host:port` (port 0: any free port)."""
+    host, port = parse_bind(bind)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise StartupError(f"cannot resolve server.bind host `{host}`: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Allows a restart while old connections sit in TIME_WAIT; it does not let two
+        # live listeners share the port on Linux.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise StartupError(f"cannot listen on {bind}: address already in use") from None
+        raise StartupError(f"cannot listen on {bind}: {e.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.graceful_timeout = config.server.shutdown_grace_ms / 1000
+    hc.accesslog = None  # our after_request hook logs each request
+    hc.errorlog = logging.getLogger("hypercorn.error")  # rendered by logsetup
+    hc.backlog = LISTEN_BACKLOG
+    return hc
+
+
+async def _serve_http(
+    ctx: Miroir,
+    sock: socket.socket,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until `shutdown_trigger` returns, then drain within the grace period; set
+    `done` when the last request has finished (or the grace period ran out).
+
+    Takes responsibility for closing `sock` (hypercorn's listeners close it).
+    """
+    app = create_app(ctx)
+    hc = _hypercorn_config(ctx.config)
+    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
+    try:
+        await worker_serve(
+            wrap_app(app, hc.wsgi_max_body_size, "asgi"),
+            hc,
+            sockets=sockets,
+            shutdown_trigger=shutdown_trigger,
+            task_status=task_status,
+        )
+    finally:
+        done.set()
+
+
+async def run_miroir(
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    notifier: SdNotifier | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the daemon until `shutdown_trigger` returns (or forever), then shut down cleanly.
+
+    Calls `task_status.started(port)` with the bound port once the journal is replayed and
+    requests are served. Raises `StartupError` if it cannot start; nothing is written to
+    the journal in that case. Cancelling it from outside also closes the journal.
+    """
+    notifier = notifier if notifier is not None else SdNotifier.from_env()
+    data_dir = Path(config.store.data_dir)
+    with ExitStack() as stack:
+        lock_fd = acquire_lock(data_dir)
+        stack.callback(os.close, lock_fd)
+        sock = bind_socket(config.server.bind)
+        stack.callback(sock.close)  # hypercorn closes it too; a second close is harmless
+        port = sock.getsockname()[1]
+
+        ctx = Miroir(config)
+        ctx.bound_port = port
+        journal: Journal[MiroirState] = Journal(
+            data_dir,
+            record_type=Record,
+            state_type=MiroirState,
+            apply=apply_record,
+            initial=new_state,
+            snapshot_every=config.store.snapshot_every_records,
+        )
+        stop_http = trio.Event()
+        http_done = trio.Event()
+        failure: StartupError | None = None
+        writer_started = False
+        async with trio.open_nursery() as root:
+            try:
+                await root.start(_serve_http, ctx, sock, stop_http.wait, http_done)
+                log.info("listening", bind=config.server.bind, port=port, data_dir=str(data_dir))
+                try:
+                    ctx.state = await trio.to_thread.run_sync(journal.load)
+                except JournalCorrupt as e:
+                    raise StartupError(f"journal is corrupt: {e}") from None
+                except OSError as e:
+                    raise StartupError(f"cannot read the journal in `{data_dir}`: {e}") from None
+                await root.start(journal.run)
+                writer_started = True
+                ctx.journal = journal
+                async with trio.open_nursery() as services:
+                    ctx.nursery = services
+                    install_services(ctx)
+                    for service in ctx.services:
+                        services.start_soon(service)
+                    services.start_soon(notifier.watchdog)
+                    ctx.ready = True
+                    notifier.ready()
+                    log.info("ready", port=port, nodes=len(config.nodes))
+                    task_status.started(port)
+                    await (shutdown_trigger() if shutdown_trigger is not None else trio.sleep_forever())
+                    log.info("shutting down", grace_ms=config.server.shutdown_grace_ms)
+                    notifier.stopping()
+                    ctx.ready = False
+                    stop_http.set()
+                    await http_done.wait()
+                    services.cancel_scope.cancel()
+            except StartupError as e:
+                failure = e
+            finally:
+                stop_http.set()
+                if writer_started:
+                    # Shielded: an outside cancel must still leave the journal fsynced.
+                    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                        await journal.aclose()
+                root.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+    log.info("stopped")

@@ -1,0 +1,59 @@
+"""Logging: structlog to stderr, JSON lines (default) or a console format for humans.
+
+Libraries that log through the standard `logging` module (hypercorn, httpx) are routed
+through the same renderer, so an operator sees one format on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+LogFormat = Literal["json", "console"]
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def setup_logging(format: LogFormat = "json", level: str = "info", stream: TextIO | None = None) -> None:
+    """Configure structlog and stdlib logging. Safe to call more than once (last call wins)."""
+    stream = stream if stream is not None else sys.stderr
+    lvl = _LEVELS.get(level, logging.INFO)
+    shared: list = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if format == "console":
+        renderer: structlog.typing.Processor = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        exc: list = []  # the console renderer prints tracebacks itself
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        exc = [structlog.processors.format_exc_info]
+    structlog.configure(
+        processors=[*shared, structlog.processors.StackInfoRenderer(), *exc, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *exc, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(lvl)
+    # httpx logs every request at INFO: far too chatty for a scatter-gather proxy.
+    logging.getLogger("httpx").setLevel(max(lvl, logging.WARNING))
+    logging.getLogger("httpcore").setLevel(max(lvl, logging.WARNING))
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    # Lazy: the proxy picks up the configuration at first use, so module-level loggers
+    # created before setup_logging() still obey it.
+    return structlog.get_logger(logger=name)
