@@ -58,6 +58,15 @@ class JournalCorrupt(JournalError):
     """Damage before the tail: the journal cannot be replayed as is (start refused)."""
 
 
+class JournalStats(msgspec.Struct):
+    """Counters since this process started (for /_miroir/metrics and tests)."""
+
+    appends: int = 0  # append() calls acknowledged
+    records: int = 0  # records acknowledged
+    batches: int = 0  # write+fsync rounds: appends / batches is the group-commit factor
+    snapshots: int = 0
+
+
 class _Snapshot(msgspec.Struct, Generic[S]):
     format: int
     segment: int  # the segment that follows this snapshot
@@ -151,6 +160,7 @@ class Journal(Generic[S]):
         self._stopped = trio.Event()
         self._dead: BaseException | None = None  # why appends are refused, once set
         self._file: Any = None  # the open segment, owned by run()
+        self.stats = JournalStats()
 
     # --- loading -----------------------------------------------------------------------
 
@@ -292,12 +302,15 @@ class Journal(Generic[S]):
                     j += 1
                 run = batch[i:j]
                 await trio.to_thread.run_sync(self._write, b"".join(p.frames for p in run))  # type: ignore[misc]
+                self.stats.batches += 1
                 # Durable now: fold into the state in write order, then acknowledge.
                 for p in run:
                     for rec in p.records:
                         self._apply(self.state, rec)
                     self._total_records += len(p.records)
                     self._since_snapshot += len(p.records)
+                    self.stats.appends += 1
+                    self.stats.records += len(p.records)
                     p.done.set()
                 i = j
         except BaseException:
@@ -325,6 +338,7 @@ class Journal(Generic[S]):
         data = frame(self._encoder.encode(snap))
         await trio.to_thread.run_sync(self._write_snapshot, data)
         self._since_snapshot = 0
+        self.stats.snapshots += 1
         log.info("journal.snapshot", directory=str(self.directory), segment=self._segment, bytes=len(data))
 
     def _write_snapshot(self, data: bytes) -> None:

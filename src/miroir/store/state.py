@@ -187,6 +187,20 @@ def _node_removed(state: MiroirState, rec: NodeRemoved) -> None:
     state.nodes.pop(rec.id, None)
 
 
+class TaskNodeTasksAdded(JournalRecord, tag="task_node_tasks_added"):
+    """Node tasks a multi-step (driven) task enqueued after it was itself enqueued."""
+
+    uid: int
+    node_tasks: dict[str, int]
+
+
+@applies(TaskNodeTasksAdded)
+def _task_node_tasks_added(state: MiroirState, rec: TaskNodeTasksAdded) -> None:
+    task = state.tasks.get(rec.uid)
+    if task is not None:
+        task.node_tasks.update(rec.node_tasks)
+
+
 # Built from the registry so that adding a record type is one class and one handler.
 # Keep this line after every handler.
 Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]
