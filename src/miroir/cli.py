@@ -208,15 +208,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- devnode / dev -----------------------------------------------------------------------
 
 
-def cmd_devnode(args: argparse.Namespace) -> int:
-    from miroir.devnode.server import run_devnode
+def _missing(module: str, exc: ModuleNotFoundError) -> bool:
+    return exc.name is not None and module.startswith(exc.name)
 
+
+def cmd_devnode(args: argparse.Namespace) -> int:
+    try:
+        from miroir.devnode.server import run_devnode
+    except ModuleNotFoundError as e:
+        if not _missing("miroir.devnode.server", e):
+            raise
+        return _die("devnode is not part of this build")
     return run_devnode(host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from miroir.devmode import run_dev
-
+    try:
+        from miroir.devmode import run_dev
+    except ModuleNotFoundError as e:
+        if not _missing("miroir.devmode", e):
+            raise
+        return _die("dev mode is not part of this build")
     return run_dev(args)
 
 

@@ -17,6 +17,13 @@ LogFormat = Literal["json", "console"]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+def _stdlib_logger_name(logger: object, method: str, event_dict: dict) -> dict:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict["logger_name"] = record.name
+    return event_dict
+
+
 def setup_logging(format: LogFormat = "json", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog and stdlib logging. Safe to call more than once (last call wins)."""
     stream = stream if stream is not None else sys.stderr
@@ -41,7 +48,7 @@ def setup_logging(format: LogFormat = "json", level: str = "info", stream: TextI
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*shared, _stdlib_logger_name, structlog.stdlib.ExtraAdder()],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *exc, renderer],
         )
     )
@@ -56,4 +63,5 @@ def setup_logging(format: LogFormat = "json", level: str = "info", stream: TextI
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     # Lazy: the proxy picks up the configuration at first use, so module-level loggers
     # created before setup_logging() still obey it.
-    return structlog.get_logger(logger=name)
+    # (`logger` is a reserved keyword of get_logger, hence the dict.)
+    return structlog.get_logger(**{"logger_name": name})

@@ -1,0 +1,364 @@
+"""`miroir serve` as a real process, and `run_miroir` / the app in-process.
+
+Processes bind 127.0.0.1 only, every wait has a timeout, every process is killed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from miroir.api.app import create_app
+from miroir.api.auth import authorize
+from miroir.api.context import Miroir
+from miroir.config import AuthConfig, config_from_dict
+from miroir.core.errors import MeiliError
+from miroir.daemon import StartupError, run_miroir
+from miroir.sdnotify import SdNotifier
+
+MASTER = "master-key-0123456789"
+ADMIN = "admin-key-0123456789"
+START_TIMEOUT = 30.0
+
+
+class Daemon:
+    """A `miroir serve` subprocess whose stderr is collected by a thread."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None):
+        self.lines: list[str] = []
+        self._q: queue.Queue[str | None] = queue.Queue()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "miroir", "serve", "--config", str(config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            self._q.put(line)
+        self._q.put(None)
+
+    def wait_event(self, event: str, timeout: float = START_TIMEOUT) -> dict | None:
+        """The first JSON log line with this event, or None when the process ended first."""
+        for line in self.lines:
+            rec = _json(line)
+            if rec and rec.get("event") == event:
+                return rec
+        while True:
+            line = self._q.get(timeout=timeout)
+            if line is None:
+                return None
+            rec = _json(line)
+            if rec and rec.get("event") == event:
+                return rec
+
+    def wait_ready(self) -> int:
+        rec = self.wait_event("ready")
+        assert rec is not None, "".join(self.lines)
+        return rec["port"]
+
+    def wait(self, timeout: float = START_TIMEOUT) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        return rc
+
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _json(line: str) -> dict | None:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def write_config(path: Path, data_dir: Path, bind: str = "127.0.0.1:0", extra: str = "") -> Path:
+    path.write_text(
+        f'[server]\nbind = "{bind}"\nmax_body_bytes = 1024\nshutdown_grace_ms = 2000\n'
+        f'[store]\ndata_dir = "{data_dir}"\n{extra}'
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[tuple[Daemon, str, Path]]:
+    tmp = tmp_path_factory.mktemp("serve")
+    cfg = write_config(tmp / "miroir.toml", tmp / "data")
+    d = Daemon(cfg, env={"MIROIR_MASTER_KEY": MASTER, "MIROIR_ADMIN_KEY": ADMIN})
+    try:
+        port = d.wait_ready()
+        yield d, f"http://127.0.0.1:{port}", tmp
+    finally:
+        d.kill()
+
+
+def auth(key: str = MASTER) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_meili_error(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert list(body) == ["message", "code", "type", "link"]
+    assert body["code"] == code
+    assert body["link"] == f"https://docs.meilisearch.com/errors#{code}"
+
+
+def test_system_routes(served):
+    d, url, _ = served
+    with httpx.Client(base_url=url, timeout=10) as c:
+        r = c.get("/health", headers={"X-Request-Id": "rid-health-1"})
+        assert r.headers["x-request-id"] == "rid-health-1"
+        assert r.status_code == 200 and r.json() == {"status": "available"}
+        v = c.get("/version", headers=auth()).json()
+        assert set(v) == {"commitSha", "commitDate", "pkgVersion"}
+        assert c.get("/_miroir/ready").json() == {"status": "ready"}
+        assert r.headers["content-type"] == "application/json"
+    # One structured log line per request (logged after the response is built: poll, bounded).
+    logged: list[dict] = []
+    for _ in range(100):
+        logged = [rec for rec in map(_json, list(d.lines)) if rec and rec.get("request_id") == "rid-health-1"]
+        if logged:
+            break
+        time.sleep(0.05)
+    [rec] = logged
+    assert (rec["method"], rec["route"], rec["status"]) == ("GET", "/health", 200)
+    assert isinstance(rec["duration_ms"], float)
+
+
+def test_auth_rules(served):
+    _, url, _ = served
+    with httpx.Client(base_url=url, timeout=10) as c:
+        assert_meili_error(c.get("/version"), 401, "missing_authorization_header")
+        assert_meili_error(c.get("/version", headers={"Authorization": MASTER}), 401, "missing_authorization_header")
+        r = c.get("/version", headers=auth("wrong"))
+        assert_meili_error(r, 403, "invalid_api_key")
+        assert r.json()["message"] == "The provided API key is invalid."
+        assert r.json()["type"] == "auth"
+        # Unknown routes are checked for auth first, then 404 in Meilisearch's shape.
+        assert_meili_error(c.get("/no/such/route"), 401, "missing_authorization_header")
+        assert_meili_error(c.get("/no/such/route", headers=auth()), 404, "not_found")
+        assert_meili_error(c.post("/health", headers=auth()), 405, "method_not_allowed")
+        # Admin routes want the admin key, as Bearer or X-Admin-Key.
+        assert_meili_error(c.get("/_miroir/nodes"), 401, "missing_authorization_header")
+        assert_meili_error(c.get("/_miroir/nodes", headers=auth()), 403, "miroir_admin_key_required")
+        assert_meili_error(c.get("/_miroir/nodes", headers=auth(ADMIN)), 404, "not_found")
+        assert_meili_error(c.get("/_miroir/nodes", headers={"X-Admin-Key": ADMIN}), 404, "not_found")
+        assert_meili_error(c.get("/_miroir/nodes", headers={"X-Admin-Key": "nope"}), 403, "invalid_api_key")
+
+
+def test_body_over_limit_is_413(served):
+    _, url, _ = served
+    with httpx.Client(base_url=url, timeout=10) as c:
+        r = c.post("/indexes", headers={**auth(), "Content-Type": "application/json"}, content=b"[" + b"1," * 2000 + b"1]")
+        assert_meili_error(r, 413, "payload_too_large")
+        # Small bodies pass the limit (and reach routing: no such route yet).
+        assert_meili_error(c.post("/indexes", headers=auth(), content=b"{}"), 404, "not_found")
+
+
+def test_second_serve_on_same_data_dir_refuses(served, tmp_path):
+    _, _, tmp = served
+    cfg = write_config(tmp_path / "c.toml", tmp / "data")
+    d = Daemon(cfg)
+    try:
+        assert d.wait() == 1
+        assert d.stderr().strip().splitlines()[-1].startswith("miroir: error: data dir")
+        assert "in use" in d.stderr() and "Traceback" not in d.stderr()
+    finally:
+        d.kill()
+
+
+def test_port_in_use_is_a_clean_error(served, tmp_path):
+    _, url, _ = served
+    port = int(url.rsplit(":", 1)[1])
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "data", bind=f"127.0.0.1:{port}")
+    d = Daemon(cfg)
+    try:
+        assert d.wait() == 1
+        last = d.stderr().strip().splitlines()[-1]
+        assert last == f"miroir: error: cannot listen on 127.0.0.1:{port}: address already in use"
+        assert not any(p.name.startswith("journal") for p in (tmp_path / "data").iterdir())
+    finally:
+        d.kill()
+
+
+def test_sigterm_with_sd_notify(tmp_path):
+    """READY=1 once serving, STOPPING=1 on SIGTERM, exit 0, lock released."""
+    address = f"@miroir-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + address[1:])
+    sock.settimeout(START_TIMEOUT)
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "data")
+    d = Daemon(cfg, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"})
+    try:
+        messages: list[str] = []
+        while not any("READY=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        port = d.wait_ready()
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        while "WATCHDOG=1" not in messages:  # pings every WATCHDOG_USEC/2
+            messages.append(sock.recv(4096).decode())
+        d.proc.send_signal(signal.SIGTERM)
+        while "STOPPING=1" not in messages:
+            messages.append(sock.recv(4096).decode())
+        assert d.wait() == 0
+        assert d.wait_event("stopped") is not None
+        assert "Traceback" not in d.stderr()
+    finally:
+        d.kill()
+        sock.close()
+    # The lock died with the process: a new daemon can start on the same data dir.
+    d2 = Daemon(cfg)
+    try:
+        d2.wait_ready()
+        d2.proc.send_signal(signal.SIGINT)
+        assert d2.wait() == 0
+    finally:
+        d2.kill()
+
+
+def test_corrupt_journal_exits_1_with_one_line(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "state.snapshot").write_bytes(b"\x05\x00\x00\x00garbagegarbage")
+    d = Daemon(write_config(tmp_path / "c.toml", data))
+    try:
+        assert d.wait() == 1
+        last = d.stderr().strip().splitlines()[-1]
+        assert last.startswith("miroir: error: journal is corrupt:") and "state.snapshot" in last
+        assert "Traceback" not in d.stderr()
+    finally:
+        d.kill()
+
+
+# --- in-process ------------------------------------------------------------------------
+
+
+def make_config(tmp_path: Path, **auth_cfg: str):
+    return config_from_dict(
+        {
+            "server": {"bind": "127.0.0.1:0", "max_body_bytes": 64},
+            "store": {"data_dir": str(tmp_path / "data")},
+            "auth": auth_cfg,
+        }
+    )
+
+
+async def test_run_miroir_in_a_nursery(tmp_path):
+    config = make_config(tmp_path)
+    stop = trio.Event()
+    quiet = SdNotifier(None)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(lambda task_status: run_miroir(config, shutdown_trigger=stop.wait, notifier=quiet, task_status=task_status))
+        assert port > 0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            assert (await c.get("/_miroir/ready")).json() == {"status": "ready"}
+            assert (await c.get("/version")).status_code == 200  # no master key: open
+        # A second daemon on the same data dir refuses before touching anything.
+        with pytest.raises(StartupError, match="in use"):
+            await run_miroir(config, notifier=quiet)
+        stop.set()
+    # Shut down cleanly: the lock is free again.
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: run_miroir(config, notifier=quiet, task_status=task_status))
+        nursery.cancel_scope.cancel()
+
+
+async def test_not_ready_until_journal_replayed_and_internal_errors(tmp_path):
+    ctx = Miroir(make_config(tmp_path))
+    app = create_app(ctx)
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("secret detail")
+
+    client = app.test_client()
+    r = await client.get("/_miroir/ready")
+    assert r.status_code == 503
+    body = await r.get_json()
+    assert body["code"] == "miroir_not_ready" and body["type"] == "system"
+    ctx.ready = True
+    assert (await client.get("/_miroir/ready")).status_code == 200
+    r = await client.get("/boom")
+    assert r.status_code == 500
+    body = await r.get_json()
+    assert body["code"] == "internal" and "secret detail" not in body["message"]
+
+
+def test_authorize_rules():
+    open_api = AuthConfig()
+    authorize(open_api, "/indexes", {})
+    authorize(open_api, "/_miroir/nodes", {})
+    master_only = AuthConfig(master_key="m")
+    authorize(master_only, "/_miroir/nodes", {"Authorization": "Bearer m"})
+    authorize(master_only, "/health", {})
+    authorize(master_only, "/_miroir/ready", {})
+    with pytest.raises(MeiliError) as e:
+        authorize(master_only, "/_miroir/nodes", {"X-Admin-Key": "m"})
+    assert e.value.code == "missing_authorization_header"
+    admin_only = AuthConfig(admin_key="a")
+    authorize(admin_only, "/indexes", {})
+    with pytest.raises(MeiliError) as e:
+        authorize(admin_only, "/_miroir/nodes", {"Authorization": "Bearer x"})
+    assert e.value.code == "invalid_api_key" and e.value.status == 403
+
+
+async def test_read_json_errors_and_request_log(tmp_path):
+    from miroir.api.http import json_response, read_json
+
+    ctx = Miroir(make_config(tmp_path))
+    ctx.ready = True
+    app = create_app(ctx)
+
+    @app.post("/echo")
+    async def echo():
+        from quart import request
+
+        return json_response(await read_json(request, dict), status=202)
+
+    client = app.test_client()
+    r = await client.post("/echo", data=b'{"a": 1}')
+    assert r.status_code == 202 and await r.get_json() == {"a": 1}
+    for data, code in [(b"", "missing_payload"), (b"{nope", "malformed_payload"), (b"[1]", "malformed_payload")]:
+        r = await client.post("/echo", data=data)
+        assert r.status_code == 400, data
+        assert (await r.get_json())["code"] == code
+    r = await client.post("/echo", data=b"{" + b" " * 100 + b"}")
+    assert r.status_code == 413
+    assert (await r.get_json())["code"] == "payload_too_large"
+
+
+async def test_corrupt_journal_refuses_to_start(tmp_path):
+    config = make_config(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "state.snapshot").write_bytes(b"\x05\x00\x00\x00garbagegarbage")
+    with pytest.raises(StartupError, match="journal is corrupt.*state.snapshot"):
+        await run_miroir(config, notifier=SdNotifier(None))
