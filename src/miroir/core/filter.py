@@ -1,0 +1,1240 @@
+"""Meilisearch's filter grammar: one parser shared by the devnode and Miroir's planner.
+
+The grammar, the precedence (``NOT`` > ``AND`` > ``OR``), the reserved keywords and the
+error texts follow Meilisearch's ``filter-parser`` crate; evaluation follows milli's
+facet semantics (see ``compile_filter``). Pure module: no I/O.
+
+Decisions worth knowing (all taken from the Meilisearch source, not guessed):
+
+- Keywords (``AND``, ``OR``, ``NOT``, ``IN``, ``TO``, ``EXISTS``, ``IS``, ``NULL``,
+  ``EMPTY``) are matched exactly, upper case. ``a = 1 and b = 2`` is an error in
+  Meilisearch (``and`` is an ordinary word there), so it is here too.
+- ``NOT NOT e`` is ``e`` (the parser cancels double negations, as Meilisearch does), so
+  a parsed tree never holds ``Not(Not(...))``.
+- A filter in array form parses each string on its own; an error's position line
+  refers to the string that failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import weakref
+from typing import Any, Callable, Union
+
+import msgspec
+
+from miroir.core.errors import MeiliError
+
+__all__ = [
+    "FilterError",
+    "Expr",
+    "And",
+    "Or",
+    "Not",
+    "Compare",
+    "Range",
+    "In",
+    "Exists",
+    "IsNull",
+    "IsEmpty",
+    "Geo",
+    "parse_filter",
+    "matches",
+    "compile_filter",
+    "filter_attributes",
+    "check_filterable",
+    "pinned_keys",
+    "to_filter_string",
+    "and_filters",
+    "shard_filter",
+]
+
+# Meilisearch's parser gives up past this nesting depth (filter-parser MAX_FILTER_DEPTH).
+MAX_FILTER_DEPTH = 200
+
+# The operator list of the `InvalidPrimary` message. Meilisearch >= 1.10 also lists
+# `CONTAINS`, `NOT CONTAINS` (and later `STARTS WITH`, `NOT STARTS WITH`), which are
+# behind an experimental flag there and not implemented here; we print the list of the
+# operators we do accept.
+OPERATION_LIST = (
+    "`=`, `!=`, `>=`, `>`, `<=`, `<`, `IN`, `NOT IN`, `TO`, `EXISTS`, `NOT EXISTS`, "
+    "`IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `_geoRadius`, or `_geoBoundingBox`"
+)
+
+KEYWORDS = frozenset(
+    {"AND", "OR", "IN", "NOT", "TO", "EXISTS", "IS", "NULL", "EMPTY", "_geoRadius", "_geoBoundingBox"}
+)
+# Words that later Meilisearch versions reserve too; the serializer quotes them so its
+# output parses on every version.
+_QUOTE_WORDS = KEYWORDS | {"CONTAINS", "STARTS", "WITH", "_geo"}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FilterError(MeiliError):
+    """A filter Meilisearch would reject. ``.message`` is Meilisearch's text.
+
+    The code defaults to ``invalid_search_filter``; routes that report another code
+    (``invalid_document_filter``, ``invalid_similar_filter``…) use ``with_code``.
+    """
+
+    def __init__(self, message: str, code: str = "invalid_search_filter"):
+        super().__init__(code, message)
+
+    def with_code(self, code: str) -> "FilterError":
+        return FilterError(self.message, code)
+
+
+# --------------------------------------------------------------------------- tree
+
+
+class And(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    items: tuple["Expr", ...]
+
+
+class Or(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    items: tuple["Expr", ...]
+
+
+class Not(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    item: "Expr"
+
+
+class Compare(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    attr: str
+    op: str  # "=", "!=", ">", ">=", "<", "<="
+    value: str
+
+
+class Range(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    attr: str
+    low: str
+    high: str
+
+
+class In(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    attr: str
+    values: tuple[str, ...]
+    negated: bool = False
+
+
+class Exists(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    attr: str
+    negated: bool = False
+
+
+class IsNull(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    attr: str
+    negated: bool = False
+
+
+class IsEmpty(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    attr: str
+    negated: bool = False
+
+
+class Geo(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    """``_geoRadius(lat, lng, radius)`` (kind ``"_geoRadius"``, 3 args) or
+    ``_geoBoundingBox([lat, lng], [lat, lng])`` (kind ``"_geoBoundingBox"``, 4 args:
+    top-right lat, lng, bottom-left lat, lng). Args keep their source text."""
+
+    kind: str
+    args: tuple[str, ...]
+
+
+Expr = Union[And, Or, Not, Compare, Range, In, Exists, IsNull, IsEmpty, Geo]
+_LEAVES = (Compare, Range, In, Exists, IsNull, IsEmpty)
+
+# Where each parsed leaf's attribute (or a Geo's first argument) sits in its source, so
+# that check_filterable and geo errors can print Meilisearch's position line. Keyed by
+# id(node); entries leave with their node.
+_SPANS: dict[int, tuple[str, int, int]] = {}
+
+
+def _remember_span(node: Any, source: str, start: int, end: int) -> None:
+    key = id(node)
+    _SPANS[key] = (source, start, end)
+    weakref.finalize(node, _SPANS.pop, key, None)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _escape_debug(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "'":
+            out.append("\\'")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\0":
+            out.append("\\0")
+        elif ch != " " and not ch.isprintable():
+            out.append("\\u{%x}" % ord(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _position(source: str, start: int, end: int) -> str:
+    line_start = source.rfind("\n", 0, start) + 1
+    col = start - line_start + 1
+    return f"{col}:{col + (end - start)} {source}"
+
+
+class _PErr(Exception):
+    """A parse error; ``fail`` mirrors nom's Failure (no backtracking) vs Error."""
+
+    def __init__(self, kind: str, start: int, end: int, arg: str = "", fail: bool = False):
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.arg = arg
+        self.fail = fail
+
+
+def _describe(kind: str, arg: str, ctx: str) -> str:
+    esc = _escape_debug(ctx)
+    if kind == "ExpectedValue":
+        if not ctx.strip():
+            return "Was expecting a value but instead got nothing."
+        if arg == "keyword":
+            return (
+                f"Was expecting a value but instead got `{esc}`, which is a reserved keyword. "
+                f"To use `{esc}` as a field name or a value, surround it by quotes."
+            )
+        return f"Was expecting a value but instead got `{esc}`."
+    if kind == "MalformedValue":
+        return f"Malformed value: `{esc}`."
+    if kind == "MissingClosingDelimiter":
+        return f"Expression `{esc}` is missing the following closing delimiter: `{arg}`."
+    if kind == "InvalidPrimary":
+        text = "but instead got nothing." if not ctx.strip() else f"at `{esc}`."
+        return f"Was expecting an operation {OPERATION_LIST} {text}"
+    if kind == "InvalidEscapedNumber":
+        return f"Found an invalid escaped sequence number: `{esc}`."
+    if kind == "ExpectedEof":
+        return (
+            f"Found unexpected characters at the end of the filter: `{esc}`. "
+            "You probably forgot an `OR` or an `AND` rule."
+        )
+    if kind == "GeoRadius":
+        return "The `_geoRadius` filter expects three arguments: `_geoRadius(latitude, longitude, radius)`."
+    if kind == "GeoBoundingBox":
+        return (
+            "The `_geoBoundingBox` filter expects two pairs of arguments: "
+            "`_geoBoundingBox([latitude, longitude], [latitude, longitude])`."
+        )
+    if kind == "ReservedGeo":
+        return (
+            f"`{_escape_debug(arg)}` is a reserved keyword and thus can't be used as a filter expression. "
+            "Use the `_geoRadius(latitude, longitude, distance)` or "
+            "`_geoBoundingBox([latitude, longitude], [latitude, longitude])` built-in rules to filter "
+            "on `_geo` coordinates."
+        )
+    if kind == "MisusedGeoRadius":
+        return "The `_geoRadius` filter is an operation and can't be used as a value."
+    if kind == "MisusedGeoBoundingBox":
+        return "The `_geoBoundingBox` filter is an operation and can't be used as a value."
+    if kind == "InOpeningBracket":
+        return "Expected `[` after `IN` keyword."
+    if kind == "InClosingBracket":
+        return "Expected matching `]` after the list of field names given to `IN[`"
+    if kind == "InExpectedValue":
+        return f"Expected only comma-separated field names inside `IN[..]` but instead found `{esc}`."
+    if kind == "DepthLimitReached":
+        return (
+            "The filter exceeded the maximum depth limit. Try rewriting the filter so that it "
+            "contains fewer nested conditions."
+        )
+    raise AssertionError(kind)
+
+
+# --------------------------------------------------------------------------- lexing helpers
+
+_MULTISPACE = " \t\r\n"  # nom's multispace
+_SYNTAX = frozenset("()=<>!")
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_SIMPLE_ESCAPES = {
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "0": "\0",
+    "'": "'",
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+}
+
+
+def _is_value_char(c: str) -> bool:
+    return c.isalnum() or c == "_" or c == "-" or c == "."
+
+
+class _BadEscape(Exception):
+    def __init__(self, kind: str):
+        self.kind = kind
+
+
+def _unescape(raw: str) -> str:
+    """Backslash escapes as the `unescaper` crate reads them (after quote unescaping)."""
+    out = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise _BadEscape("MalformedValue")
+        e = raw[i + 1]
+        if e in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[e])
+            i += 2
+        elif e == "x":
+            digits = raw[i + 2 : i + 4]
+            if len(digits) != 2 or not all(d in "0123456789abcdefABCDEF" for d in digits):
+                raise _BadEscape("InvalidEscapedNumber")
+            out.append(chr(int(digits, 16)))
+            i += 4
+        elif e == "u":
+            if raw.startswith("{", i + 2):
+                close = raw.find("}", i + 3)
+                digits = raw[i + 3 : close] if close != -1 else ""
+                step = close + 1 - i if close != -1 else 0
+            else:
+                digits = raw[i + 2 : i + 6]
+                step = 6
+            try:
+                if not digits or not all(d in "0123456789abcdefABCDEF" for d in digits):
+                    raise ValueError
+                out.append(chr(int(digits, 16)))
+            except (ValueError, OverflowError):
+                raise _BadEscape("InvalidEscapedNumber") from None
+            i += step
+        else:
+            raise _BadEscape("MalformedValue")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Parser:
+    """Recursive descent that mirrors filter-parser's nom combinators, including which
+    errors backtrack (``_PErr.fail`` False) and which are final (True)."""
+
+    def __init__(self, source: str):
+        self.s = source
+        self.n = len(source)
+        self.spans: list[tuple[Any, int, int]] = []
+
+    # -- small helpers
+    def ws0(self, pos: int) -> int:
+        s, n = self.s, self.n
+        while pos < n and s[pos] in _MULTISPACE:
+            pos += 1
+        return pos
+
+    def word_end(self, pos: int) -> int:
+        s, n = self.s, self.n
+        while pos < n and _is_value_char(s[pos]):
+            pos += 1
+        return pos
+
+    def word_exact(self, pos: int, word: str) -> int | None:
+        end = self.word_end(pos)
+        if end > pos and self.s[pos:end] == word:
+            return end
+        return None
+
+    def kw(self, pos: int, word: str) -> int | None:
+        """ws(word_exact(word))"""
+        end = self.word_exact(self.ws0(pos), word)
+        return None if end is None else self.ws0(end)
+
+    def tags(self, pos: int, *words: str) -> int | None:
+        """tag(w1), multispace1, tag(w2), …"""
+        s = self.s
+        for i, w in enumerate(words):
+            if i:
+                q = self.ws0(pos)
+                if q == pos:
+                    return None
+                pos = q
+            if not s.startswith(w, pos):
+                return None
+            pos += len(w)
+        return pos
+
+    def err(self, kind: str, start: int, end: int | None = None, arg: str = "", fail: bool = False) -> _PErr:
+        return _PErr(kind, start, self.n if end is None else end, arg, fail)
+
+    # -- values
+    def value(self, pos: int) -> tuple[str, int, int, int]:
+        """value = WS* (word | 'quoted' | "quoted") WS*  ->  (text, start, end, next)."""
+        s, n = self.s, self.n
+        while pos < n and s[pos].isspace():
+            pos += 1
+        if s.startswith("_geoPoint", pos):
+            raise self.err("ReservedGeo", pos, arg="_geoPoint", fail=True)
+        if s.startswith("_geoDistance", pos):
+            raise self.err("ReservedGeo", pos, arg="_geoDistance", fail=True)
+        w_end = self.word_end(pos)
+        word = s[pos:w_end]
+        if word == "_geo":
+            raise self.err("ReservedGeo", pos, arg="_geo", fail=True)
+        if word == "_geoRadius":
+            raise self.err("MisusedGeoRadius", pos, fail=True)
+        if word == "_geoBoundingBox":
+            raise self.err("MisusedGeoBoundingBox", pos, fail=True)
+        c = s[pos] if pos < n else ""
+        if c == "'" or c == '"':
+            i = pos + 1
+            while i < n:
+                ch = s[i]
+                if ch == c:
+                    break
+                if ch == "\\":
+                    if i + 1 >= n:
+                        raise self.err("MalformedValue", pos + 1, fail=True)
+                    i += 2
+                    continue
+                i += 1
+            else:
+                raise self.err("MissingClosingDelimiter", pos, arg=c, fail=True)
+            raw, start, end, nxt = s[pos + 1 : i], pos + 1, i, i + 1
+        else:
+            if w_end == pos or word in KEYWORDS:
+                e = pos
+                while e < n and not (s[e].isspace() or s[e] in _SYNTAX):
+                    e += 1
+                raise self.err("ExpectedValue", pos, e, arg="keyword" if w_end > pos else "")
+            raw, start, end, nxt = word, pos, w_end, w_end
+        nxt = self.ws0(nxt)
+        if "\\" in raw:
+            try:
+                raw = _unescape(raw)
+            except _BadEscape as exc:
+                raise self.err(exc.kind, start, end) from None
+        return raw, start, end, nxt
+
+    # -- expression levels
+    def expression(self, pos: int, depth: int) -> tuple[Expr, int]:
+        if depth > MAX_FILTER_DEPTH:
+            raise self.err("DepthLimitReached", pos)
+        node, pos = self.and_(pos, depth + 1)
+        items = [node]
+        while True:
+            p = self.kw(pos, "OR")
+            if p is None:
+                break
+            node, pos = self.cut(self.and_, p, depth + 1)
+            items.append(node)
+        return (items[0] if len(items) == 1 else Or(tuple(items))), pos
+
+    def and_(self, pos: int, depth: int) -> tuple[Expr, int]:
+        if depth > MAX_FILTER_DEPTH:
+            raise self.err("DepthLimitReached", pos)
+        node, pos = self.not_(pos, depth + 1)
+        items = [node]
+        while True:
+            p = self.kw(pos, "AND")
+            if p is None:
+                break
+            node, pos = self.cut(self.not_, p, depth + 1)
+            items.append(node)
+        return (items[0] if len(items) == 1 else And(tuple(items))), pos
+
+    def not_(self, pos: int, depth: int) -> tuple[Expr, int]:
+        if depth > MAX_FILTER_DEPTH:
+            raise self.err("DepthLimitReached", pos)
+        p = self.kw(pos, "NOT")
+        if p is not None:
+            node, p = self.cut(self.not_, p, depth + 1)
+            return (node.item if type(node) is Not else Not(node)), p
+        return self.primary(pos, depth + 1)
+
+    @staticmethod
+    def cut(fn: Callable, pos: int, depth: int) -> tuple[Expr, int]:
+        try:
+            return fn(pos, depth)
+        except _PErr as e:
+            e.fail = True
+            raise
+
+    def primary(self, pos: int, depth: int) -> tuple[Expr, int]:
+        if depth > MAX_FILTER_DEPTH:
+            raise self.err("DepthLimitReached", pos)
+        s, n = self.s, self.n
+        p = self.ws0(pos)
+        if p < n and s[p] == "(":
+            node, q = self.cut(self.expression, self.ws0(p + 1), depth + 1)
+            q = self.ws0(q)
+            if q < n and s[q] == ")":
+                return node, self.ws0(q + 1)
+            raise self.err("MissingClosingDelimiter", pos, arg=")", fail=True)
+        w_end = self.word_end(p)
+        word = s[p:w_end]
+        if word == "_geoRadius":
+            return self.geo_radius(pos, w_end)
+        if word == "_geoBoundingBox":
+            return self.geo_bbox(pos, w_end)
+        try:
+            attr, a_start, a_end, p = self.value(pos)
+        except _PErr as e:
+            if e.fail:
+                raise
+            if e.kind == "ExpectedValue" and e.arg == "keyword":
+                e.fail = True
+                raise
+            raise self.err("InvalidPrimary", pos) from None
+        node: Expr | None = None
+        # IN / NOT IN
+        q = self.kw(p, "IN")
+        if q is not None:
+            values, p = self.in_body(q)
+            node = In(attr, values, False)
+        else:
+            q = self.word_exact(p, "NOT")
+            q = self.kw(q, "IN") if q is not None else None
+            if q is not None:
+                values, p = self.in_body(q)
+                node = In(attr, values, True)
+        if node is None:
+            for op in ("<=", ">=", "!=", "<", ">", "="):
+                if s.startswith(op, p):
+                    try:
+                        val, _, _, p = self.value(p + len(op))
+                    except _PErr as e:
+                        e.fail = True
+                        raise
+                    node = Compare(attr, op, val)
+                    break
+        if node is None:
+            for words, make in (
+                (("IS", "NULL"), lambda: IsNull(attr, False)),
+                (("IS", "NOT", "NULL"), lambda: IsNull(attr, True)),
+                (("IS", "EMPTY"), lambda: IsEmpty(attr, False)),
+                (("IS", "NOT", "EMPTY"), lambda: IsEmpty(attr, True)),
+                (("EXISTS",), lambda: Exists(attr, False)),
+                (("NOT", "EXISTS"), lambda: Exists(attr, True)),
+            ):
+                q = self.tags(p, *words)
+                if q is not None:
+                    node, p = make(), q
+                    break
+        if node is None:
+            try:
+                low, _, _, q = self.value(p)
+            except _PErr as e:
+                if e.fail:
+                    raise
+                q = None
+            if q is not None:
+                q = self.tags(q, "TO", "")  # "TO" multispace1
+            if q is not None:
+                try:
+                    high, _, _, p = self.value(q)
+                except _PErr as e:
+                    e.fail = True
+                    raise
+                node = Range(attr, low, high)
+        if node is None:
+            raise self.err("InvalidPrimary", pos)
+        self.spans.append((node, a_start, a_end))
+        return node, p
+
+    def in_body(self, pos: int) -> tuple[tuple[str, ...], int]:
+        """After `IN` and its whitespace: "[" value_list "]" (every error is final)."""
+        s, n = self.s, self.n
+        if pos >= n or s[pos] != "[":
+            raise self.err("InOpeningBracket", pos, fail=True)
+        p = pos + 1
+        values: list[str] = []
+        try:
+            v, _, _, p = self.value(p)
+            values.append(v)
+        except _PErr as e:
+            if e.fail:
+                raise
+        else:
+            while True:
+                q = self.ws0(p)
+                if q < n and s[q] == ",":
+                    try:
+                        v, _, _, q = self.value(self.ws0(q + 1))
+                    except _PErr as e:
+                        if e.fail:
+                            raise
+                        break
+                    values.append(v)
+                    p = q
+                else:
+                    break
+            q = self.ws0(p)
+            if q < n and s[q] == ",":
+                p = self.ws0(q + 1)
+        q = self.ws0(p)
+        if q < n and s[q] == "]":
+            return tuple(values), self.ws0(q + 1)
+        if p >= n:
+            raise self.err("InClosingBracket", p, fail=True)
+        raise self.err("InExpectedValue", p, fail=True)
+
+    def floats(self, pos: int) -> tuple[list[tuple[str, int, int]], int] | None:
+        """separated_list1(",", ws(float)) -> [(text, start, end)], next; None if no match."""
+        out = []
+        while True:
+            p = self.ws0(pos)
+            m = _FLOAT_RE.match(self.s, p)
+            if not m:
+                return None
+            out.append((m.group(), p, m.end()))
+            pos = self.ws0(m.end())
+            if self.s.startswith(",", pos):
+                pos += 1
+                continue
+            return out, pos
+
+    def geo_radius(self, pos: int, after_word: int) -> tuple[Expr, int]:
+        s = self.s
+        got = self.floats(after_word + 1) if s.startswith("(", after_word) else None
+        if got is None or not s.startswith(")", got[1]):
+            raise self.err("GeoRadius", pos, fail=True)
+        args, p = got[0], got[1] + 1
+        if len(args) != 3:
+            raise self.err("GeoRadius", p, fail=True)
+        node = Geo("_geoRadius", tuple(a[0] for a in args))
+        self.spans.append((node, args[0][1], args[0][2]))
+        return node, p
+
+    def geo_bbox(self, pos: int, after_word: int) -> tuple[Expr, int]:
+        s = self.s
+        if not s.startswith("(", after_word):
+            raise self.err("GeoBoundingBox", pos, fail=True)
+        p = after_word + 1
+        pairs = []
+        while True:
+            p = self.ws0(p)
+            if not s.startswith("[", p):
+                raise self.err("GeoBoundingBox", pos, fail=True)
+            got = self.floats(p + 1)
+            if got is None or not s.startswith("]", got[1]):
+                raise self.err("GeoBoundingBox", pos, fail=True)
+            pairs.append(got[0])
+            p = self.ws0(got[1] + 1)
+            if s.startswith(",", p):
+                p += 1
+                continue
+            break
+        if not s.startswith(")", p):
+            raise self.err("GeoBoundingBox", pos, fail=True)
+        p += 1
+        if len(pairs) != 2 or len(pairs[0]) != 2 or len(pairs[1]) != 2:
+            raise self.err("GeoBoundingBox", p, fail=True)
+        args = pairs[0] + pairs[1]
+        node = Geo("_geoBoundingBox", tuple(a[0] for a in args))
+        self.spans.append((node, args[0][1], args[0][2]))
+        return node, p
+
+
+def _parse_string(source: str) -> Expr | None:
+    if not source.strip():
+        return None
+    parser = _Parser(source)
+    try:
+        node, pos = parser.expression(0, 0)
+        if pos != parser.n:
+            raise parser.err("ExpectedEof", pos)
+    except _PErr as e:
+        ctx = source[e.start : e.end]
+        raise FilterError(_describe(e.kind, e.arg, ctx) + "\n" + _position(source, e.start, e.end)) from None
+    for leaf, start, end in parser.spans:
+        _remember_span(leaf, source, start, end)
+    return node
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _bad_shape(expected: str, value: Any) -> FilterError:
+    return FilterError(f"Invalid syntax for the filter parameter: `expected {expected}, found: {_json_text(value)}`.")
+
+
+def parse_filter(value: str | list | None) -> Expr | None:
+    """Parse a filter in string or array form; None when there is no filter.
+
+    Array form: outer elements are ANDed; an inner array ORs its strings.
+    Raises FilterError with Meilisearch's message.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _parse_string(value)
+    if not isinstance(value, list):
+        raise _bad_shape("String, Array", value)
+    ands: list[Expr] = []
+    for element in value:
+        if isinstance(element, str):
+            node = _parse_string(element)
+            if node is not None:
+                ands.append(node)
+        elif isinstance(element, list):
+            ors: list[Expr] = []
+            for rule in element:
+                if not isinstance(rule, str):
+                    raise _bad_shape("String", rule)
+                node = _parse_string(rule)
+                if node is not None:
+                    ors.append(node)
+            if len(ors) == 1:
+                ands.append(ors[0])
+            elif ors:
+                ands.append(Or(tuple(ors)))
+        else:
+            raise _bad_shape("String, [String]", element)
+    if not ands:
+        return None
+    return ands[0] if len(ands) == 1 else And(tuple(ands))
+
+
+# --------------------------------------------------------------------------- serialisation
+
+_BARE_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _quote(text: str) -> str:
+    if (
+        _BARE_RE.fullmatch(text)
+        and text not in _QUOTE_WORDS
+        and not text.startswith(("_geoPoint", "_geoDistance"))
+    ):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_filter_string(expr: Expr | None) -> str:
+    """Meilisearch syntax for expr; ``parse_filter(to_filter_string(e)) == e``."""
+    if expr is None:
+        return ""
+    t = type(expr)
+    if t is Compare:
+        return f"{_quote(expr.attr)} {expr.op} {_quote(expr.value)}"
+    if t is Range:
+        return f"{_quote(expr.attr)} {_quote(expr.low)} TO {_quote(expr.high)}"
+    if t is In:
+        kw = "NOT IN" if expr.negated else "IN"
+        return f"{_quote(expr.attr)} {kw} [{', '.join(_quote(v) for v in expr.values)}]"
+    if t is Exists:
+        return f"{_quote(expr.attr)} {'NOT EXISTS' if expr.negated else 'EXISTS'}"
+    if t is IsNull:
+        return f"{_quote(expr.attr)} {'IS NOT NULL' if expr.negated else 'IS NULL'}"
+    if t is IsEmpty:
+        return f"{_quote(expr.attr)} {'IS NOT EMPTY' if expr.negated else 'IS EMPTY'}"
+    if t is Geo:
+        a = expr.args
+        if expr.kind == "_geoRadius":
+            return f"_geoRadius({', '.join(a)})"
+        return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
+    if t is Not:
+        return f"NOT {_wrap(expr.item)}"
+    if t is And:
+        return " AND ".join(_wrap(i) for i in expr.items)
+    if t is Or:
+        return " OR ".join(_wrap(i) for i in expr.items)
+    raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def _wrap(expr: Expr) -> str:
+    text = to_filter_string(expr)
+    return f"({text})" if type(expr) in (And, Or, Not) else text
+
+
+def and_filters(*filters: str | list | None) -> str | list | None:
+    """AND filters (string or array form) into one value Meilisearch accepts.
+
+    The result is in array form when two or more filters are non-empty: each string
+    filter becomes one outer (AND) element and each array filter contributes its outer
+    elements unchanged, so its inner (OR) arrays keep their meaning.
+    """
+    present = [f for f in filters if f is not None and not (isinstance(f, str) and not f.strip()) and f != []]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    out: list = []
+    for f in present:
+        if isinstance(f, list):
+            out.extend(f)
+        else:
+            out.append(f)
+    return out
+
+
+def shard_filter(shards: list[int]) -> str:
+    """``_miroir_shard IN [1, 5, 9]`` (sorted, unique)."""
+    return f"_miroir_shard IN [{', '.join(str(s) for s in sorted(set(shards)))}]"
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def _walk(expr: Expr | None):
+    if expr is None:
+        return
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        t = type(e)
+        if t is And or t is Or:
+            stack.extend(reversed(e.items))
+        elif t is Not:
+            stack.append(e.item)
+        else:
+            yield e
+
+
+def filter_attributes(expr: Expr | None) -> set[str]:
+    """Attribute names expr reads; ``_geo`` for geo filters."""
+    return {("_geo" if type(e) is Geo else e.attr) for e in _walk(expr)}
+
+
+def _pattern_matches(pattern: str, attr: str) -> bool:
+    if pattern == "*" or pattern == attr or attr.startswith(pattern + "."):
+        return True
+    if "*" in pattern:
+        if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
+            return pattern[1:-1] in attr
+        if pattern.endswith("*"):
+            return attr.startswith(pattern[:-1])
+        if pattern.startswith("*"):
+            return attr.endswith(pattern[1:])
+    return False
+
+
+def _filterable_patterns(filterable: list) -> list[str]:
+    out: list[str] = []
+    for item in filterable:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):  # {"attributePatterns": [...], "features": ...}
+            out.extend(p for p in item.get("attributePatterns", ()) if isinstance(p, str))
+    return out
+
+
+def check_filterable(expr: Expr | None, filterable: list) -> None:
+    """Raise Meilisearch's error for the first attribute expr uses that is not filterable.
+
+    ``a`` allows ``a`` and ``a.b``; ``*`` allows everything; ``prefix*``/``*suffix``
+    patterns are honoured. Geo filters need ``_geo`` (checked after the others, as
+    Meilisearch does).
+    """
+    patterns = _filterable_patterns(filterable)
+    leaves = list(_walk(expr))
+    ordered = [e for e in leaves if type(e) is not Geo] + [e for e in leaves if type(e) is Geo]
+    for leaf in ordered:
+        attr = "_geo" if type(leaf) is Geo else leaf.attr
+        if any(_pattern_matches(p, attr) for p in patterns):
+            continue
+        if patterns:
+            tail = f"Available filterable attributes are: `{' '.join(sorted(set(patterns)))}`."
+        else:
+            tail = "This index does not have configured filterable attributes."
+        message = f"Attribute `{attr}` is not filterable. {tail}"
+        span = _SPANS.get(id(leaf))
+        if span is not None:
+            message += "\n" + _position(*span)
+        raise FilterError(message)
+
+
+_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def _pin_candidates(text: str) -> set[str] | None:
+    """Document ids (canonical strings) that ``pk = text`` can match; None if unbounded.
+
+    Meilisearch compares strings case-insensitively after trimming, and numbers
+    numerically, so ``id = ABC`` also matches ``abc`` and ``id = 1.0`` matches ``1``.
+    Values with letters therefore do not pin (their case variants are unbounded).
+    """
+    v = text.strip()
+    if any(c.isalpha() for c in v):
+        return None
+    out: set[str] = set()
+    if _ID_RE.fullmatch(v):
+        out.add(v)
+    num = _parse_number(v)
+    if num is not None:
+        if abs(num) >= 2**53:
+            return None  # f64 equality would match several integers
+        if num == int(num):
+            out.add(str(int(num)))
+    return out
+
+
+def pinned_keys(expr: Expr | None, primary_key: str) -> list[str] | None:
+    """The finite set of primary keys every match must have (sorted), or None."""
+    pins = _pins(expr, primary_key) if expr is not None else None
+    return None if pins is None else sorted(pins)
+
+
+def _pins(expr: Expr, pk: str) -> set[str] | None:
+    t = type(expr)
+    if t is Compare:
+        if expr.attr == pk and expr.op == "=":
+            return _pin_candidates(expr.value)
+        return None
+    if t is In:
+        if expr.attr != pk or expr.negated:
+            return None
+        out: set[str] = set()
+        for v in expr.values:
+            c = _pin_candidates(v)
+            if c is None:
+                return None
+            out |= c
+        return out
+    if t is And:
+        result: set[str] | None = None
+        for item in expr.items:
+            p = _pins(item, pk)
+            if p is not None:
+                result = p if result is None else (result & p)
+        return result
+    if t is Or:
+        union: set[str] = set()
+        for item in expr.items:
+            p = _pins(item, pk)
+            if p is None:
+                return None
+            union |= p
+        return union
+    return None
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _parse_number(text: str) -> float | None:
+    """Rust's ``str::parse::<f64>`` restricted to finite values, as parse_finite_float."""
+    if not _NUMBER_RE.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _normalize(text: str) -> str:
+    """milli's normalize_facet: trim, then lowercase (no accent folding)."""
+    return text.strip().lower()
+
+
+_MISSING = object()
+
+
+def _resolve_into(obj: dict, path: str, out: list) -> None:
+    """Values at a dotted path, through nested objects, arrays of objects and keys that
+    themselves contain dots (Meilisearch flattens documents before faceting)."""
+    if path in obj:
+        out.append(obj[path])
+    i = path.find(".")
+    while i != -1:
+        head = path[:i]
+        if head in obj:
+            _descend(obj[head], path[i + 1 :], out)
+        i = path.find(".", i + 1)
+
+
+def _descend(value: Any, rest: str, out: list) -> None:
+    if type(value) is dict:
+        _resolve_into(value, rest, out)
+    elif type(value) is list:
+        for element in value:
+            _descend(element, rest, out)
+
+
+def _any_value(attr: str, test: Callable[[Any], bool]) -> Callable[[dict], bool]:
+    """Predicate over documents: some value of attr satisfies test."""
+    if "." not in attr:
+
+        def pred(doc: dict) -> bool:
+            v = doc.get(attr, _MISSING)
+            return v is not _MISSING and test(v)
+
+        return pred
+
+    def pred_nested(doc: dict) -> bool:
+        found: list = []
+        _resolve_into(doc, attr, found)
+        for v in found:
+            if test(v):
+                return True
+        return False
+
+    return pred_nested
+
+
+def _scalar_test(on_str: Callable[[str], bool], on_num: Callable[[float], bool] | None) -> Callable[[Any], bool]:
+    """A value test from tests on normalized strings and on numbers. Arrays match when an
+    element matches; booleans are the strings "true"/"false"; null and objects never."""
+
+    def test(v: Any) -> bool:
+        t = type(v)
+        if t is str:
+            return on_str(v.strip().lower())
+        if t is int or t is float:
+            return on_num is not None and on_num(v)
+        if t is bool:
+            return on_str("true" if v else "false")
+        if t is list:
+            for x in v:
+                if type(x) is not list and test(x):
+                    return True
+                if type(x) is list:  # flatten nested arrays
+                    if test(x):
+                        return True
+            return False
+        return False
+
+    return test
+
+
+def _compile_equal(attr: str, value: str) -> Callable[[dict], bool]:
+    norm = _normalize(value)
+    num = _parse_number(value)
+    return _any_value(attr, _scalar_test(norm.__eq__, None if num is None else num.__eq__))
+
+
+def _compile_in(attr: str, values: tuple[str, ...]) -> Callable[[dict], bool]:
+    strings = frozenset(_normalize(v) for v in values)
+    numbers = frozenset(n for n in (_parse_number(v) for v in values) if n is not None)
+    return _any_value(attr, _scalar_test(strings.__contains__, numbers.__contains__ if numbers else None))
+
+
+def _bounds(lo, lo_incl: bool, hi, hi_incl: bool) -> Callable[[Any], bool] | None:
+    """x within the bounds (None = unbounded); None when the range is empty."""
+    if lo is not None and hi is not None:
+        if lo > hi or (lo == hi and not (lo_incl and hi_incl)):
+            return None
+    if lo is None:
+        return (lambda x: x <= hi) if hi_incl else (lambda x: x < hi)
+    if hi is None:
+        return (lambda x: x >= lo) if lo_incl else (lambda x: x > lo)
+    if lo_incl and hi_incl:
+        return lambda x: lo <= x <= hi
+    if lo_incl:
+        return lambda x: lo <= x < hi
+    if hi_incl:
+        return lambda x: lo < x <= hi
+    return lambda x: lo < x < hi
+
+
+def _compile_range(attr: str, lo: str | None, lo_incl: bool, hi: str | None, hi_incl: bool) -> Callable[[dict], bool]:
+    # milli: a numeric range when the bounds are numbers, and always a string range on
+    # the raw (not normalized) bounds against the normalized facet strings.
+    lo_n = None if lo is None else _parse_number(lo)
+    hi_n = None if hi is None else _parse_number(hi)
+    numeric_ok = (lo is None or lo_n is not None) and (hi is None or hi_n is not None)
+    on_num = _bounds(lo_n, lo_incl, hi_n, hi_incl) if numeric_ok else None
+    on_str = _bounds(lo, lo_incl, hi, hi_incl) or (lambda s: False)
+    return _any_value(attr, _scalar_test(on_str, on_num))
+
+
+_R_EARTH = 6371008.8  # meters, mean Earth radius used by haversine
+
+
+def _geo_point(doc: dict) -> tuple[float, float] | None:
+    g = doc.get("_geo")
+    if type(g) is not dict:
+        return None
+    try:
+        lat, lng = g.get("lat"), g.get("lng")
+        lat = float(lat) if not isinstance(lat, bool) else None
+        lng = float(lng) if not isinstance(lng, bool) else None
+    except (TypeError, ValueError):
+        return None
+    if lat is None or lng is None:
+        return None
+    return lat, lng
+
+
+def _fmt_f64(x: float) -> str:
+    return str(int(x)) if x == int(x) and abs(x) < 1e16 else repr(x)
+
+
+def _compile_geo(expr: Geo) -> Callable[[dict], bool]:
+    span = _SPANS.get(id(expr))
+    pos = ("\n" + _position(*span)) if span else ""
+    nums = []
+    for a in expr.args:
+        n = _parse_number(a)
+        if n is None:
+            raise FilterError("Non finite floats are not supported" + pos)
+        nums.append(n)
+
+    def check_lat(x: float) -> None:
+        if not -90.0 <= x <= 90.0:
+            raise FilterError(
+                f"Bad latitude `{_fmt_f64(x)}`. Latitude must be contained between -90 and 90 degrees. " + pos
+            )
+
+    def check_lng(x: float) -> None:
+        if not -180.0 <= x <= 180.0:
+            raise FilterError(
+                f"Bad longitude `{_fmt_f64(x)}`. Longitude must be contained between -180 and 180 degrees. " + pos
+            )
+
+    if expr.kind == "_geoRadius":
+        lat0, lng0, radius = nums
+        check_lat(lat0)
+        check_lng(lng0)
+        p0, l0 = math.radians(lat0), math.radians(lng0)
+
+        def within(doc: dict) -> bool:
+            pt = _geo_point(doc)
+            if pt is None:
+                return False
+            p1, l1 = math.radians(pt[0]), math.radians(pt[1])
+            h = math.sin((p1 - p0) / 2) ** 2 + math.cos(p0) * math.cos(p1) * math.sin((l1 - l0) / 2) ** 2
+            return 2 * _R_EARTH * math.asin(min(1.0, math.sqrt(h))) <= radius + 2.220446049250313e-16
+
+        return within
+
+    top, right, bottom, left = nums
+    check_lat(top)
+    check_lng(right)
+    check_lat(bottom)
+    check_lng(left)
+    if top < bottom:
+        raise FilterError(f"The top latitude `{_fmt_f64(top)}` is below the bottom latitude `{_fmt_f64(bottom)}`." + pos)
+
+    def inside(doc: dict) -> bool:
+        pt = _geo_point(doc)
+        if pt is None:
+            return False
+        lat, lng = pt
+        if not bottom <= lat <= top:
+            return False
+        if right < left:  # wraps around the antimeridian
+            return lng >= left or lng <= right
+        return left <= lng <= right
+
+    return inside
+
+
+def _is_empty_value(v: Any) -> bool:
+    return (v == "" and type(v) is str) or ((type(v) is list or type(v) is dict) and not v)
+
+
+def _compile(expr: Expr) -> Callable[[dict], bool]:
+    t = type(expr)
+    if t is And:
+        fs = tuple(_compile(i) for i in expr.items)
+
+        def all_of(doc: dict) -> bool:
+            for f in fs:
+                if not f(doc):
+                    return False
+            return True
+
+        return all_of
+    if t is Or:
+        fs = tuple(_compile(i) for i in expr.items)
+
+        def any_of(doc: dict) -> bool:
+            for f in fs:
+                if f(doc):
+                    return True
+            return False
+
+        return any_of
+    if t is Not:
+        f = _compile(expr.item)
+        return lambda doc: not f(doc)
+    if t is Compare:
+        op, v = expr.op, expr.value
+        if op == "=":
+            return _compile_equal(expr.attr, v)
+        if op == "!=":
+            f = _compile_equal(expr.attr, v)
+            return lambda doc: not f(doc)
+        if op == ">":
+            return _compile_range(expr.attr, v, False, None, True)
+        if op == ">=":
+            return _compile_range(expr.attr, v, True, None, True)
+        if op == "<":
+            return _compile_range(expr.attr, None, True, v, False)
+        if op == "<=":
+            return _compile_range(expr.attr, None, True, v, True)
+        raise AssertionError(op)
+    if t is Range:
+        return _compile_range(expr.attr, expr.low, True, expr.high, True)
+    if t is In:
+        f = _compile_in(expr.attr, expr.values)
+        return (lambda doc: not f(doc)) if expr.negated else f
+    if t is Exists:
+        f = _any_value(expr.attr, lambda v: True)
+        return (lambda doc: not f(doc)) if expr.negated else f
+    if t is IsNull:
+        f = _any_value(expr.attr, lambda v: v is None)
+        return (lambda doc: not f(doc)) if expr.negated else f
+    if t is IsEmpty:
+        f = _any_value(expr.attr, _is_empty_value)
+        return (lambda doc: not f(doc)) if expr.negated else f
+    if t is Geo:
+        return _compile_geo(expr)
+    raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def _always(doc: dict) -> bool:
+    return True
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_cached(expr: Expr) -> Callable[[dict], bool]:
+    return _compile(expr)
+
+
+def compile_filter(expr: Expr | None) -> Callable[[dict], bool]:
+    """A fast predicate over documents with Meilisearch's semantics:
+
+    - a field holding an array matches when one of its elements matches; dotted names
+      reach into objects and arrays of objects;
+    - ``=``/``IN`` compare strings after trim+lowercase (no accent folding), numbers
+      numerically (``1`` matches ``1``, ``1.0`` and ``"1"``); booleans are "true"/"false";
+    - ``>``/``>=``/``<``/``<=``/``TO`` compare numbers when the bound is a number, and
+      always also compare the document's normalized strings to the raw bound
+      lexicographically (milli >= 1.x string ranges);
+    - ``!=``, ``NOT IN`` and ``NOT`` match documents without the field;
+    - ``EXISTS`` is true for an explicit null; ``IS NULL`` only for null; ``IS EMPTY``
+      for ``""``, ``[]`` and ``{}``.
+
+    Raises FilterError for invalid geo arguments.
+    """
+    if expr is None:
+        return _always
+    return _compile_cached(expr)
+
+
+def matches(expr: Expr | None, doc: dict) -> bool:
+    return compile_filter(expr)(doc)
