@@ -1,0 +1,415 @@
+"""Search requests and the sub-query each node of a covering set receives (design §6).
+
+A client search becomes one sub-query per node of the covering set. The sub-queries are
+written so that merging their answers (core/merge.py) gives exactly the page one node
+holding every document would return:
+
+- Window. Every node must return every hit that could land on the client's page, so it
+  gets ``offset=0, limit=offset+limit``. Page mode keeps page mode, because only page
+  mode gives an *exact* ``totalHits``: the node gets ``page=1,
+  hitsPerPage=page*hitsPerPage`` and its exact ``totalHits``; Miroir sums them and
+  recomputes ``totalPages`` itself.
+- Ranking. ``showRankingScore`` is always on; ``showRankingScoreDetails`` when the merge
+  needs rule-by-rule details (see ``needs_ranking_details``).
+- Fields. The merge compares sort values, custom ranking-rule values and distinct values
+  read from the hits, so when the client narrowed ``attributesToRetrieve`` those fields
+  are added (``retrieval_additions``) and the merge strips them again.
+- Shards. A node may hold shards it does not answer for in this query (RF > 1,
+  migrations), so ``_miroir_shard IN [...]`` is ANDed to the client's filter.
+- Facets. A node cuts each facet to *its* ``maxValuesPerFacet``; summing per-node
+  distributions is exact only if no node cut anything. There is no per-request knob for
+  that, so the engine must configure nodes with a cap far above the client-visible
+  one (the index's own ``maxValuesPerFacet`` is applied by the merge) and may check
+  ``facets.distribution_is_exact`` afterwards.
+
+Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from miroir.core.errors import MeiliError
+from miroir.core.filter import and_filters, shard_filter
+
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+DEFAULT_LIMIT = 20
+DEFAULT_HITS_PER_PAGE = 20
+SHARD_FIELD = "_miroir_shard"
+
+
+class SearchRequest(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, rename="camel"):
+    """A Meilisearch search body. Field order is Meilisearch's (it shows in errors)."""
+
+    q: str | None = None
+    vector: list[float] | None = None
+    # Passed through to nodes untouched; they validate embedder and semanticRatio.
+    hybrid: dict[str, Any] | None = None
+    offset: NonNegInt = 0
+    limit: NonNegInt = DEFAULT_LIMIT
+    page: NonNegInt | None = None
+    hits_per_page: NonNegInt | None = None
+    attributes_to_retrieve: list[str] | None = None
+    retrieve_vectors: bool = False
+    attributes_to_crop: list[str] | None = None
+    crop_length: NonNegInt = 10
+    attributes_to_highlight: list[str] | None = None
+    show_matches_position: bool = False
+    show_ranking_score: bool = False
+    show_ranking_score_details: bool = False
+    filter: str | list | None = None
+    sort: list[str] | None = None
+    distinct: str | None = None
+    facets: list[str] | None = None
+    highlight_pre_tag: str = "<em>"
+    highlight_post_tag: str = "</em>"
+    crop_marker: str = "…"
+    matching_strategy: Literal["last", "all", "frequency"] = "last"
+    attributes_to_search_on: list[str] | None = None
+    ranking_score_threshold: Threshold | None = None
+    locales: list[str] | None = None
+
+    @property
+    def page_mode(self) -> bool:
+        """Meilisearch switches to exhaustive page mode as soon as either is given."""
+        return self.page is not None or self.hits_per_page is not None
+
+    def page_window(self) -> tuple[int, int]:
+        """(page, hitsPerPage) with Meilisearch's defaults filled in."""
+        page = 1 if self.page is None else self.page
+        hpp = DEFAULT_HITS_PER_PAGE if self.hits_per_page is None else self.hits_per_page
+        return page, hpp
+
+    def window(self) -> tuple[int, int]:
+        """(offset, limit) of the client's page in the global hit list, either mode."""
+        if self.page_mode:
+            page, hpp = self.page_window()
+            if page == 0:  # Meilisearch answers page 0 with no hits
+                return 0, 0
+            return (page - 1) * hpp, hpp
+        return self.offset, self.limit
+
+
+_FIELDS = [f.encode_name for f in msgspec.structs.fields(SearchRequest)]
+_EXPECTED_ONE_OF = ", ".join(f"`{f}`" for f in _FIELDS)
+
+# What deserr says it expected, per field (and per list element).
+_KIND_OF_FIELD: dict[str, str] = {
+    **{f: "a positive integer" for f in ("offset", "limit", "page", "hitsPerPage", "cropLength")},
+    **{f: "a string" for f in ("q", "distinct", "highlightPreTag", "highlightPostTag", "cropMarker", "matchingStrategy")},
+    **{f: "a boolean" for f in ("retrieveVectors", "showMatchesPosition", "showRankingScore", "showRankingScoreDetails")},
+    **{
+        f: "an array"
+        for f in ("vector", "attributesToRetrieve", "attributesToCrop", "attributesToHighlight", "sort", "facets",
+                  "attributesToSearchOn", "locales")
+    },
+    "hybrid": "an object",
+    "filter": "a string or an array",  # has its own message, see _translate
+    "rankingScoreThreshold": "a number",
+}
+
+# Error codes that are not `invalid_search_` + snake_case(field).
+_CODE_OVERRIDES = {"hybrid": "invalid_search_hybrid_query"}
+
+
+def _error_code(field: str) -> str:
+    if field in _CODE_OVERRIDES:
+        return _CODE_OVERRIDES[field]
+    return "invalid_search_" + re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), field)
+
+
+def _kind(value: Any) -> str:
+    """deserr's name for the JSON kind of ``value``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a positive integer" if value >= 0 else "a negative integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+_PATH_RE = re.compile(r"at `\$(.*)`$")
+_STEP_RE = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
+
+
+def _translate(err: msgspec.ValidationError, raw: dict) -> MeiliError:
+    """msgspec's validation error -> Meilisearch's error for the same mistake."""
+    text = str(err)
+    unknown = re.search(r"unknown field `(.*)`", text)
+    if unknown:
+        return MeiliError("bad_request", f"Unknown field `{unknown.group(1)}`: expected one of {_EXPECTED_ONE_OF}")
+    m = _PATH_RE.search(text)
+    path = m.group(1) if m else ""
+    steps = [(a, int(b) if b else None) for a, b in _STEP_RE.findall(path)]
+    if not steps or steps[0][0] not in _KIND_OF_FIELD:
+        return MeiliError("bad_request", text)
+    field = steps[0][0]
+    value: Any = raw
+    for name, index in steps:
+        value = value[name] if name else value[index]
+    code = _error_code(field)
+    where = "." + path.lstrip(".")
+    if field == "filter":
+        return MeiliError(code, f"Invalid syntax for the filter parameter: `expected String, Array, found: {_compact(value)}`.")
+    if field == "rankingScoreThreshold" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return MeiliError(
+            code,
+            "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, "
+            "expected a float between `0.0` and `1.0`.",
+        )
+    if field == "matchingStrategy" and isinstance(value, str):
+        return MeiliError(code, f"Unknown value `{value}` at `.matchingStrategy`: expected one of `last`, `all`, `frequency`")
+    expected = _KIND_OF_FIELD[field] if len(steps) == 1 else ("a number" if field == "vector" else "a string")
+    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {_kind(value)}: `{_compact(value)}`")
+
+
+def decode_search_request(body: bytes) -> SearchRequest:
+    """POST /search body -> SearchRequest, or the MeiliError Meilisearch would answer."""
+    if not body.strip():
+        raise MeiliError("missing_payload", "A json payload is missing.")
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{e}`.") from None
+    if not isinstance(raw, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(raw)}: `{_compact(raw)}`")
+    return search_request_from_dict(raw)
+
+
+def search_request_from_dict(raw: dict) -> SearchRequest:
+    """Already-decoded JSON object -> SearchRequest (multi-search queries come this way)."""
+    try:
+        return msgspec.convert(raw, SearchRequest)
+    except msgspec.ValidationError as e:
+        raise _translate(e, raw) from None
+
+
+# ---------------------------------------------------------------- GET /search
+
+_GET_LISTS = {"attributesToRetrieve", "attributesToCrop", "attributesToHighlight", "facets", "attributesToSearchOn", "locales"}
+_GET_INTS = {"offset", "limit", "page", "hitsPerPage", "cropLength"}
+_GET_BOOLS = {"retrieveVectors", "showMatchesPosition", "showRankingScore", "showRankingScoreDetails"}
+_GET_STRINGS = {"q", "distinct", "highlightPreTag", "highlightPostTag", "cropMarker"}
+_GET_PARAMS = [
+    "q", "vector", "offset", "limit", "page", "hitsPerPage", "attributesToRetrieve", "retrieveVectors",
+    "attributesToCrop", "cropLength", "attributesToHighlight", "filter", "sort", "distinct", "showMatchesPosition",
+    "showRankingScore", "showRankingScoreDetails", "facets", "highlightPreTag", "highlightPostTag", "cropMarker",
+    "matchingStrategy", "attributesToSearchOn", "hybridEmbedder", "hybridSemanticRatio", "rankingScoreThreshold",
+    "locales",
+]
+
+
+def _split_sort(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses: `_geoPoint(1,2):asc` has commas."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return [s for s in out if s]
+
+
+def parse_search_query_string(params: Mapping[str, str]) -> SearchRequest:
+    """GET /search query parameters -> SearchRequest, with Meilisearch's errors."""
+    raw: dict[str, Any] = {}
+    hybrid: dict[str, Any] = {}
+    for name, text in params.items():
+        code = _error_code(name)
+        if name in _GET_INTS:
+            if not text.isdigit():
+                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{text}` as a positive integer")
+            raw[name] = int(text)
+        elif name in _GET_BOOLS:
+            if text not in ("true", "false"):
+                raise MeiliError(
+                    code,
+                    f"Invalid value in parameter `{name}`: could not parse `{text}` as a boolean, "
+                    "expected either `true` or `false`",
+                )
+            raw[name] = text == "true"
+        elif name in _GET_LISTS:
+            raw[name] = [s.strip() for s in text.split(",") if s.strip()]
+        elif name in _GET_STRINGS:
+            raw[name] = text
+        elif name == "sort":
+            raw[name] = _split_sort(text)
+        elif name == "filter":
+            # Meilisearch reads a JSON array given as a GET filter as an array filter.
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            raw[name] = parsed if isinstance(parsed, list) else text
+        elif name == "matchingStrategy":
+            if text not in ("last", "all", "frequency"):
+                raise MeiliError(
+                    code, f"Unknown value `{text}` for parameter `matchingStrategy`: expected one of `last`, `all`, `frequency`"
+                )
+            raw[name] = text
+        elif name in ("vector", "rankingScoreThreshold", "hybridSemanticRatio"):
+            try:
+                nums = [float(s) for s in text.split(",")] if name == "vector" else float(text)
+            except ValueError:
+                code = "invalid_search_semantic_ratio" if name == "hybridSemanticRatio" else code
+                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{text}` as a number") from None
+            if name == "hybridSemanticRatio":
+                hybrid["semanticRatio"] = nums
+            else:
+                raw[name] = nums
+        elif name == "hybridEmbedder":
+            hybrid["embedder"] = text
+        else:
+            expected = ", ".join(f"`{p}`" for p in _GET_PARAMS)
+            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
+    if hybrid:
+        raw["hybrid"] = hybrid
+    return search_request_from_dict(raw)
+
+
+# ---------------------------------------------------------------- sub-queries
+
+
+def _is_geo(criterion_attr: str) -> bool:
+    return criterion_attr.startswith("_geoPoint(")
+
+
+def parse_sort_criterion(criterion: str) -> tuple[str, bool]:
+    """``"price:desc"`` -> ("price", False). The direction is after the *last* colon."""
+    attr, _, direction = criterion.rpartition(":")
+    return attr, direction != "desc"
+
+
+def custom_rule(rule: str) -> tuple[str, bool] | None:
+    """A ranking rule ``attr:asc|desc`` -> (attr, ascending); None for built-in rules."""
+    attr, sep, direction = rule.rpartition(":")
+    if not sep or direction not in ("asc", "desc"):
+        return None
+    return attr, direction == "asc"
+
+
+def retrieval_additions(
+    req: SearchRequest, *, distinct_attribute: str | None, ranking_rules: Sequence[str] = ()
+) -> set[str]:
+    """Fields the merge reads but the client did not ask to retrieve.
+
+    They are added to the sub-query's ``attributesToRetrieve`` and stripped from the
+    answer (pass the result as ``added_fields`` to ``merge_search``).
+    """
+    wanted = req.attributes_to_retrieve
+    if wanted is None or "*" in wanted:
+        return set()
+    needed: list[str] = []
+    for criterion in req.sort or ():
+        attr, _ = parse_sort_criterion(criterion)
+        if not _is_geo(attr):  # geo sorting reads `_geoDistance`, always returned
+            needed.append(attr)
+    for rule in ranking_rules:
+        cr = custom_rule(rule)
+        if cr is not None:
+            needed.append(cr[0])
+    distinct = req.distinct or distinct_attribute
+    if distinct:
+        needed.append(distinct)
+    have = set(wanted)
+    return {f for f in needed if f not in have}
+
+
+def needs_ranking_details(req: SearchRequest) -> bool:
+    """Whether the merge must see `_rankingScoreDetails`.
+
+    With query terms, a node's order is rule by rule (words, typo, ..., sort, ...);
+    `_rankingScore` alone cannot say where the sort rule breaks a tie. A placeholder
+    search (no terms) is ordered by sort and custom rules only, which the merge reads
+    from the hits; hybrid/vector results are merged by `_rankingScore` (merge.py).
+    """
+    return bool(req.q and req.q.strip()) and req.hybrid is None and req.vector is None
+
+
+def plan_subquery(
+    req: SearchRequest,
+    *,
+    shards_for_node: list[int] | None,
+    distinct_attribute: str | None,
+    facet_values_limit: int | None,
+    needs_details: bool,
+    ranking_rules: Sequence[str] = (),
+) -> dict:
+    """The JSON body sent to one node of the covering set (see module docstring).
+
+    ``facet_values_limit`` is the client-visible ``maxValuesPerFacet``. Meilisearch has
+    no per-request facet cap, so it does not change the body: the merge applies it, and
+    the nodes must be configured with a larger cap (documented assumption).
+    """
+    del facet_values_limit  # no per-request knob exists; see docstring
+    body: dict[str, Any] = msgspec.to_builtins(req)
+    if req.page_mode:
+        page, hpp = req.page_window()
+        body.pop("offset", None)
+        body.pop("limit", None)
+        body["page"] = 1
+        body["hitsPerPage"] = page * hpp
+    else:
+        body.pop("page", None)
+        body.pop("hitsPerPage", None)
+        body["offset"] = 0
+        body["limit"] = req.offset + req.limit
+    body["showRankingScore"] = True
+    if needs_details or req.show_ranking_score_details:
+        body["showRankingScoreDetails"] = True
+    added = retrieval_additions(req, distinct_attribute=distinct_attribute, ranking_rules=ranking_rules)
+    if added:
+        body["attributesToRetrieve"] = list(req.attributes_to_retrieve or ()) + sorted(added)
+    if shards_for_node is not None:
+        combined = and_filters(req.filter, shard_filter(sorted(shards_for_node)))
+        if combined is None:
+            body.pop("filter", None)
+        else:
+            body["filter"] = combined
+    return body
+
+
+# ---------------------------------------------------------------- document listing
+
+
+def plan_document_windows(totals: Sequence[int], *, offset: int, limit: int) -> list[tuple[int, int, int]]:
+    """Which part of each shard a documents page needs: [(shard, shard_offset, shard_limit)].
+
+    Miroir's global document order is (shard ascending, then the node's own order
+    inside the shard); see merge.merge_documents. With the per-shard totals (a first
+    round of ``limit=0`` requests filtered on ``_miroir_shard = s``), only the shards
+    overlapping ``[offset, offset+limit)`` are fetched, each with its exact window.
+    """
+    out = []
+    start = 0
+    end = offset + limit
+    for shard, total in enumerate(totals):
+        lo, hi = max(offset, start), min(end, start + total)
+        if lo < hi:
+            out.append((shard, lo - start, hi - lo))
+        start += total
+    return out
