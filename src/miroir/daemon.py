@@ -32,6 +32,7 @@ from hypercorn.utils import wrap_app
 from miroir.api.app import create_app
 from miroir.api.context import Miroir
 from miroir.config import Config, parse_bind
+from miroir.engine.cluster import Cluster
 from miroir.logsetup import get_logger
 from miroir.sdnotify import SdNotifier
 from miroir.store.journal import Journal, JournalCorrupt
@@ -198,6 +199,8 @@ async def run_miroir(
                 ctx.journal = journal
                 async with trio.open_nursery() as services:
                     ctx.nursery = services
+                    ctx.engine = await Cluster.create(config, journal)
+                    await services.start(ctx.engine.run)
                     install_services(ctx)
                     for service in ctx.services:
                         services.start_soon(service)

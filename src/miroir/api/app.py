@@ -22,6 +22,13 @@ from miroir.logsetup import get_logger
 
 ROUTE_MODULES: list[str] = [
     "miroir.api.routes_system",
+    "miroir.api.routes_tasks",
+    "miroir.api.routes_admin",
+    "miroir.api.routes_indexes",
+    "miroir.api.routes_settings",
+    "miroir.api.routes_documents",
+    "miroir.api.routes_stats",
+    "miroir.api.routes_search",
 ]
 
 log = get_logger("miroir.http")

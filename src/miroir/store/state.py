@@ -65,6 +65,9 @@ class MiroirState(msgspec.Struct, kw_only=True):
     tasks: dict[int, TaskRecord] = msgspec.field(default_factory=dict)
     indexes: dict[str, IndexMeta] = msgspec.field(default_factory=dict)
     nodes: dict[str, NodeMeta] = msgspec.field(default_factory=dict)  # topology + node states
+    # index uid -> the client view of its settings (see miroir.core.settings), set by
+    # IndexSettingsPut; the merge reads rankingRules, distinct, faceting from it.
+    index_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -175,6 +178,7 @@ def _index_put(state: MiroirState, rec: IndexPut) -> None:
 @applies(IndexRemoved)
 def _index_removed(state: MiroirState, rec: IndexRemoved) -> None:
     state.indexes.pop(rec.uid, None)
+    state.index_settings.pop(rec.uid, None)
 
 
 @applies(NodePut)
@@ -199,6 +203,26 @@ def _task_node_tasks_added(state: MiroirState, rec: TaskNodeTasksAdded) -> None:
     task = state.tasks.get(rec.uid)
     if task is not None:
         task.node_tasks.update(rec.node_tasks)
+
+
+class IndexSettingsPut(JournalRecord, tag="index_settings_put"):
+    """The client view of an index's settings after a successful update (or creation)."""
+
+    uid: str
+    settings: dict[str, Any]
+    version: int  # becomes IndexMeta.settings_version
+    updated_at: str | None = None  # becomes IndexMeta.updated_at when given
+
+
+@applies(IndexSettingsPut)
+def _index_settings_put(state: MiroirState, rec: IndexSettingsPut) -> None:
+    meta = state.indexes.get(rec.uid)
+    if meta is None:  # removed meanwhile: settings of a deleted index are dropped
+        return
+    state.index_settings[rec.uid] = rec.settings
+    meta.settings_version = rec.version
+    if rec.updated_at is not None:
+        meta.updated_at = rec.updated_at
 
 
 # Built from the registry so that adding a record type is one class and one handler.

@@ -1,0 +1,103 @@
+"""The cluster: config, journal-backed state, topology, node clients and task service.
+
+`Cluster.create(config, journal)` needs a loaded journal whose writer runs. At the first
+start (no node in the journal) it journals the config's `[[nodes]]` as active; after that
+the journal wins over the config, since topology changes made at run time are journaled
+(design §1), and a difference is logged as a warning.
+
+`run()` hosts the background services (task service, reconciler; health probers and the
+rebalancer later) in its own nursery and closes the node clients when it stops. A
+cluster that was created but never run is closed with `aclose()`.
+"""
+
+from __future__ import annotations
+
+import structlog
+import trio
+
+from miroir.config import Config
+from miroir.engine.reconciler import Reconciler
+from miroir.engine.tasks import TaskService
+from miroir.engine.topology import Topology
+from miroir.net.fleet import Fleet
+from miroir.store.journal import Journal
+from miroir.store.state import MiroirState, NodeMeta, NodePut
+
+log = structlog.get_logger("miroir.cluster")
+
+# Default deadline of a node call that does not pass its own (writes, admin calls).
+NODE_TIMEOUT_S = 30.0
+# Bound on closing the node clients at shutdown.
+CLOSE_TIMEOUT_S = 5.0
+
+
+class Cluster:
+    def __init__(self, config: Config, journal: Journal[MiroirState], fleet: Fleet):
+        self.config = config
+        self.journal = journal
+        self.fleet = fleet
+        self.topology = Topology(journal.state.nodes, config.cluster.replication_factor)
+        self.tasks = TaskService(journal, fleet, lambda: self.topology)
+        self.reconciler = Reconciler(self.tasks)
+        self._closed = False
+
+    @property
+    def state(self) -> MiroirState:
+        return self.journal.state
+
+    @property
+    def rf(self) -> int:
+        return self.config.cluster.replication_factor
+
+    @classmethod
+    async def create(cls, config: Config, journal: Journal[MiroirState]) -> Cluster:
+        await _bootstrap_nodes(config, journal)
+        fleet = Fleet(api_key=config.auth.node_master_key, timeout_s=NODE_TIMEOUT_S)
+        cluster = cls(config, journal, fleet)
+        await cluster.refresh_topology()
+        return cluster
+
+    async def refresh_topology(self) -> None:
+        """Rebuild the topology and node clients from the journaled node list."""
+        nodes = self.state.nodes
+        for node_id in list(self.fleet):
+            if node_id not in nodes or nodes[node_id].state == "removed":
+                await self.fleet.remove(node_id)
+        for node in nodes.values():
+            if node.state != "removed":
+                await self.fleet.add(node.id, node.url)
+        self.topology = Topology(nodes, self.rf)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the background services until cancelled; then close the node clients."""
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.tasks.run)
+                await nursery.start(self.reconciler.run)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.fleet.aclose()
+
+
+async def _bootstrap_nodes(config: Config, journal: Journal[MiroirState]) -> None:
+    state = journal.state
+    configured = {n.id: (n.url, n.group) for n in config.nodes}
+    if not state.nodes:
+        records = [NodePut(node=NodeMeta(id=n.id, url=n.url, group=n.group, state="active")) for n in config.nodes]
+        await journal.append(*records)
+        log.info("cluster.bootstrapped", nodes=sorted(configured))
+        return
+    journaled = {i: (n.url, n.group) for i, n in state.nodes.items() if n.state != "removed"}
+    if journaled != configured:
+        log.warning(
+            "cluster.config_differs_from_journal",
+            note="the journal wins: nodes added/removed at run time are journaled",
+            journal_nodes={i: f"{u} ({g})" for i, (u, g) in sorted(journaled.items())},
+            config_nodes={i: f"{u} ({g})" for i, (u, g) in sorted(configured.items())},
+        )

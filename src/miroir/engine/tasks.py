@@ -1,0 +1,507 @@
+"""Miroir tasks: allocation, multi-step (driven) tasks, queries, cancel and delete (§5).
+
+Two kinds of Miroir tasks:
+
+- plain tasks (`enqueue`): the request already enqueued its node tasks; the reconciler
+  (`engine/reconciler.py`) polls the nodes and folds them until the task is terminal;
+- driven tasks (`enqueue_driven`): a multi-step operation (index creation with rollback,
+  two-phase settings, task cancelation/deletion) run by a `driver(handle)` coroutine in
+  this service's nursery. The driver owns the task's status until it calls
+  `handle.finish(...)` or hands the task over to the reconciler (`handle.hand_over()`,
+  when what is left is exactly folding the node tasks it recorded). Driven tasks of the
+  same index run one at a time, in enqueue order, as Meilisearch processes an index's
+  tasks. Cancelations and deletions of tasks have their own queue.
+
+While a driver owns a task, its details carry the private key `_miroir_driven` (hidden
+from clients by `task_view`). After a restart no driver exists any more: such a task is
+failed with a message saying so (a handed-over task is folded as usual).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import structlog
+import trio
+
+from miroir.core.errors import MeiliError
+from miroir.core.taskfold import PRIVATE_PREFIX, TERMINAL, fold, public_details, task_view
+from miroir.core.taskquery import TaskQuery, apply_task_query, matches, missing_filters, rfc3339
+from miroir.engine.topology import Topology
+from miroir.net.fleet import Fleet
+from miroir.net.node import NodeError, NodeUnavailable
+from miroir.store.journal import Journal
+from miroir.store.state import (
+    MiroirState,
+    TaskDeleted,
+    TaskEnqueued,
+    TaskNodeTasksAdded,
+    TaskRecord,
+    TaskUpdated,
+)
+
+log = structlog.get_logger("miroir.tasks")
+
+DRIVEN_KEY = f"{PRIVATE_PREFIX}_driven"
+# Queue of taskCancelation/taskDeletion: never behind an index's long-running work.
+TASKS_QUEUE = "\x00tasks"
+# First and largest pause between polls of node tasks in `wait_node_tasks`.
+WAIT_POLL_MIN_S = 0.01
+WAIT_POLL_MAX_S = 0.1
+# Per-request deadline when polling or forwarding to a node.
+NODE_CALL_TIMEOUT_S = 5.0
+# How long cancelation waits for nodes to process their own cancel tasks.
+CANCEL_WAIT_S = 30.0
+# Node ids per `GET /tasks?uids=` request (keeps URLs short).
+UIDS_PER_REQUEST = 200
+
+Driver = Callable[["DrivenTask"], Awaitable[None]]
+
+
+def task_not_found(uid: int) -> MeiliError:
+    return MeiliError("task_not_found", f"Task `{uid}` not found.")
+
+
+def _internal_error(message: str) -> dict[str, Any]:
+    return MeiliError("internal", message).to_dict()
+
+
+class DrivenTask:
+    """What a driver uses to move its task through the lifecycle. Every call is journaled."""
+
+    def __init__(self, service: TaskService, uid: int):
+        self.service = service
+        self.uid = uid
+        self.finished = False
+
+    @property
+    def record(self) -> TaskRecord | None:
+        return self.service.state.tasks.get(self.uid)
+
+    async def set_processing(self) -> None:
+        await self.service.journal.append(
+            TaskUpdated(uid=self.uid, status="processing", started_at=self.service.now_rfc3339())
+        )
+
+    async def add_node_tasks(self, node_tasks: Mapping[str, int]) -> None:
+        """Record node tasks (a later step on the same node replaces the earlier uid)."""
+        if node_tasks:
+            await self.service.journal.append(TaskNodeTasksAdded(uid=self.uid, node_tasks=dict(node_tasks)))
+
+    async def wait_node_tasks(self, node_tasks: Mapping[str, int], timeout_s: float) -> dict[str, dict]:
+        return await self.service.wait_node_tasks(node_tasks, timeout_s)
+
+    async def finish(self, status: str, error: dict | MeiliError | None = None, details: dict | None = None) -> None:
+        assert status in TERMINAL, status
+        if isinstance(error, MeiliError):
+            error = error.to_dict()
+        rec = self.record
+        now = self.service.now_rfc3339()
+        base = details if details is not None else (rec.details if rec is not None else None)
+        await self.service.journal.append(
+            TaskUpdated(
+                uid=self.uid,
+                status=status,
+                started_at=None if rec is not None and rec.started_at else now,
+                finished_at=now,
+                error=error,
+                details=public_details(base) or ({} if base is not None else None),
+            )
+        )
+        self.finished = True
+
+    async def hand_over(self) -> None:
+        """Let the reconciler fold the recorded node tasks into the final status."""
+        rec = self.record
+        if rec is not None:
+            await self.service.journal.append(
+                TaskUpdated(uid=self.uid, status=rec.status, details=public_details(rec.details) or {})
+            )
+        self.finished = True
+        self.service.wake()
+
+
+class TaskService:
+    """Owns Miroir task uids and lifecycles. `run` must be running for driven tasks."""
+
+    def __init__(
+        self,
+        journal: Journal[MiroirState],
+        fleet: Fleet,
+        topology: Callable[[], Topology],
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.journal = journal
+        self.fleet = fleet
+        self.topology = topology
+        self.clock = clock
+        self._next_uid = journal.state.next_task_uid
+        self._nursery: trio.Nursery | None = None
+        self._queues: dict[str, deque[tuple[int, Driver]]] = {}
+        self._reconciler_wakeup = trio.Event()
+        # Held while deciding on and journaling the status of a plain task from outside a
+        # driver (reconciler, cancelation), so one never overwrites a newer decision.
+        self.status_lock = trio.Lock()
+        self._driving: set[int] = set()  # driven tasks whose driver has started
+
+    @property
+    def state(self) -> MiroirState:
+        return self.journal.state
+
+    def now_rfc3339(self) -> str:
+        return rfc3339(self.clock())
+
+    # --- background ----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host driven tasks until cancelled. Fails the driven tasks a restart orphaned."""
+        await self._fail_orphans()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    async def _fail_orphans(self) -> None:
+        orphans = [
+            t for t in self.state.tasks.values() if t.status not in TERMINAL and (t.details or {}).get(DRIVEN_KEY)
+        ]
+        now = self.now_rfc3339()
+        for t in orphans:
+            log.warning("task.orphaned", uid=t.uid, type=t.type, index_uid=t.index_uid)
+            await self.journal.append(
+                TaskUpdated(
+                    uid=t.uid,
+                    status="failed",
+                    started_at=None if t.started_at else now,
+                    finished_at=now,
+                    error=_internal_error(
+                        "Miroir restarted while this task was being processed; it was not completed. "
+                        "Check the index and retry the operation."
+                    ),
+                    details=public_details(t.details) or {},
+                )
+            )
+
+    def wake(self) -> None:
+        """Tell the reconciler there is new work (it otherwise backs off while idle)."""
+        self._reconciler_wakeup.set()
+
+    async def wait_for_work(self, timeout_s: float) -> bool:
+        """Sleep up to `timeout_s`; True when woken by `wake()` (new work)."""
+        with trio.move_on_after(timeout_s):
+            await self._reconciler_wakeup.wait()
+        woken = self._reconciler_wakeup.is_set()
+        self._reconciler_wakeup = trio.Event()
+        return woken
+
+    def is_driven(self, task: TaskRecord) -> bool:
+        return bool((task.details or {}).get(DRIVEN_KEY))
+
+    # --- enqueue ---------------------------------------------------------------------
+
+    def _allocate(self) -> int:
+        # In memory, no await in between: concurrent enqueues never share a uid even
+        # before their TaskEnqueued records are durable.
+        uid = max(self._next_uid, self.state.next_task_uid)
+        self._next_uid = uid + 1
+        return uid
+
+    async def enqueue(
+        self,
+        *,
+        index_uid: str | None,
+        type: str,
+        node_tasks: Mapping[str, int],
+        details: dict | None,
+        enqueued_at: str | None = None,
+    ) -> TaskRecord:
+        """Journal a plain task (durable when this returns) for the reconciler to fold.
+
+        `enqueued_at` (RFC 3339): when the request arrived, if the caller took it before
+        sending to the nodes; default now.
+        """
+        record = TaskRecord(
+            uid=self._allocate(),
+            index_uid=index_uid,
+            type=type,
+            status="enqueued",
+            node_tasks=dict(node_tasks),
+            details=details,
+            enqueued_at=enqueued_at or self.now_rfc3339(),
+        )
+        await self.journal.append(TaskEnqueued(task=record))
+        self.wake()
+        return self.state.tasks.get(record.uid, record)
+
+    async def enqueue_driven(
+        self, *, index_uid: str | None, type: str, details: dict | None, driver: Driver, queue: str | None = None
+    ) -> TaskRecord:
+        """Journal a task and queue `driver(handle)`; returns once the task is durable."""
+        if self._nursery is None:
+            raise MeiliError("miroir_not_ready", "Miroir's task service is not running.")
+        record = TaskRecord(
+            uid=self._allocate(),
+            index_uid=index_uid,
+            type=type,
+            status="enqueued",
+            details={**(details or {}), DRIVEN_KEY: True},
+            enqueued_at=self.now_rfc3339(),
+        )
+        await self.journal.append(TaskEnqueued(task=record))
+        key = queue if queue is not None else (index_uid or "")
+        q = self._queues.get(key)
+        if q is None:
+            q = self._queues[key] = deque()
+            q.append((record.uid, driver))
+            self._nursery.start_soon(self._drain, key)
+        else:
+            q.append((record.uid, driver))
+        return self.state.tasks.get(record.uid, record)
+
+    async def _drain(self, key: str) -> None:
+        q = self._queues[key]
+        try:
+            while q:
+                uid, driver = q[0]
+                await self._drive(uid, driver)
+                q.popleft()
+        finally:
+            del self._queues[key]
+
+    async def _drive(self, uid: int, driver: Driver) -> None:
+        handle = DrivenTask(self, uid)
+        rec = handle.record
+        if rec is None or rec.status in TERMINAL:  # canceled (or deleted) before it ran
+            return
+        self._driving.add(uid)
+        try:
+            await driver(handle)
+            if not handle.finished:
+                raise RuntimeError("driver returned without finishing its task")
+        except Exception as exc:  # a bug in one driver must not stop the others
+            log.error("task.driver_failed", uid=uid, exc_info=exc)
+            if not handle.finished:
+                await handle.finish("failed", error=_internal_error(f"Internal error while processing the task: {exc}"))
+        finally:
+            self._driving.discard(uid)
+
+    # --- node task polling -----------------------------------------------------------
+
+    async def fetch_node_views(self, node_id: str, uids: Iterable[int]) -> dict[int, dict] | None:
+        """Node task uid -> the node's task view; None when the node cannot be asked."""
+        client = self.fleet.get(node_id)
+        if client is None:
+            return None
+        wanted = sorted(set(uids))
+        out: dict[int, dict] = {}
+        try:
+            for i in range(0, len(wanted), UIDS_PER_REQUEST):
+                chunk = wanted[i : i + UIDS_PER_REQUEST]
+                body = await client.call(
+                    "GET",
+                    "/tasks",
+                    params={"uids": chunk, "limit": len(chunk)},
+                    timeout_s=NODE_CALL_TIMEOUT_S,
+                )
+                for view in (body or {}).get("results", []):
+                    out[view["uid"]] = view
+        except (NodeError, NodeUnavailable) as exc:
+            log.debug("tasks.poll_failed", node=node_id, error=str(exc))
+            return None
+        return out
+
+    async def wait_node_tasks(self, node_tasks: Mapping[str, int], timeout_s: float) -> dict[str, dict]:
+        """Poll until every node task is terminal or `timeout_s` passed.
+
+        Returns node -> its last view. A node that could not be asked, or does not know
+        the task, gets a synthetic `failed` view (code `miroir_node_unavailable`) at the
+        deadline; a task still running at the deadline keeps its last (non-terminal) view.
+        """
+        views: dict[str, dict] = {}
+        pending = dict(node_tasks)
+        delay = WAIT_POLL_MIN_S
+        with trio.move_on_after(timeout_s):
+            while pending:
+                async with trio.open_nursery() as nursery:
+                    for node_id, node_uid in list(pending.items()):
+                        nursery.start_soon(self._poll_one, node_id, node_uid, views)
+                for node_id in [n for n in pending if views.get(n, {}).get("status") in TERMINAL]:
+                    del pending[node_id]
+                if pending:
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, WAIT_POLL_MAX_S)
+        for node_id, node_uid in node_tasks.items():
+            if node_id not in views:
+                views[node_id] = {
+                    "uid": node_uid,
+                    "status": "failed",
+                    "error": MeiliError(
+                        "miroir_node_unavailable", f"Node `{node_id}` did not report task {node_uid}."
+                    ).to_dict(),
+                }
+        return views
+
+    async def _poll_one(self, node_id: str, node_uid: int, views: dict[str, dict]) -> None:
+        got = await self.fetch_node_views(node_id, [node_uid])
+        if got and node_uid in got:
+            views[node_id] = got[node_uid]
+
+    # --- queries ---------------------------------------------------------------------
+
+    def get(self, uid: int) -> dict:
+        rec = self.state.tasks.get(uid)
+        if rec is None:
+            raise task_not_found(uid)
+        return task_view(rec)
+
+    def list(self, query: TaskQuery) -> dict:
+        return apply_task_query(query, (task_view(t) for t in self.state.tasks.values()))
+
+    def _matched(self, query: TaskQuery) -> list[TaskRecord]:
+        return [t for t in self.state.tasks.values() if matches(query, task_view(t))]
+
+    # --- cancel and delete -----------------------------------------------------------
+
+    async def cancel(self, query: TaskQuery) -> TaskRecord:
+        """`POST /tasks/cancel`: a taskCancelation task over the matched Miroir tasks."""
+        if not query.has_filters:
+            raise missing_filters("cancel")
+        # Only tasks that can still be canceled count as matched (as the devnode does).
+        matched = [t.uid for t in self._matched(query) if t.status not in TERMINAL]
+        details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": _original(query)}
+
+        async def driver(handle: DrivenTask) -> None:
+            await handle.set_processing()
+            canceled = await self._cancel_tasks(handle.uid, matched)
+            await handle.finish("succeeded", details={**details, "canceledTasks": canceled})
+
+        return await self.enqueue_driven(
+            index_uid=None, type="taskCancelation", details=details, driver=driver, queue=TASKS_QUEUE
+        )
+
+    async def _cancel_tasks(self, canceler: int, uids: list[int]) -> int:
+        now = self.now_rfc3339()
+        canceled = 0
+        targets: list[TaskRecord] = []
+        for uid in uids:
+            t = self.state.tasks.get(uid)
+            if t is None or t.status in TERMINAL:
+                continue
+            if self.is_driven(t) and t.status == "enqueued" and uid not in self._driving:
+                # Its driver has not started: it will see the terminal status and skip.
+                await self.journal.append(
+                    TaskUpdated(
+                        uid=uid,
+                        status="canceled",
+                        finished_at=now,
+                        canceled_by=canceler,
+                        details=public_details(t.details) or {},
+                    )
+                )
+                canceled += 1
+            elif t.node_tasks:
+                targets.append(t)
+        per_node: dict[str, list[int]] = {}
+        for t in targets:
+            for node_id, node_uid in t.node_tasks.items():
+                per_node.setdefault(node_id, []).append(node_uid)
+        node_cancels: dict[str, int] = {}
+
+        async def forward(node_id: str, node_uids: list[int]) -> None:
+            client = self.fleet.get(node_id)
+            if client is None:
+                return
+            try:
+                body = await client.call(
+                    "POST", "/tasks/cancel", params={"uids": sorted(node_uids)}, timeout_s=NODE_CALL_TIMEOUT_S
+                )
+                node_cancels[node_id] = body["taskUid"]
+            except (NodeError, NodeUnavailable) as exc:
+                log.warning("tasks.cancel_forward_failed", node=node_id, error=str(exc))
+
+        async with trio.open_nursery() as nursery:
+            for node_id, node_uids in per_node.items():
+                nursery.start_soon(forward, node_id, node_uids)
+        await self.wait_node_tasks(node_cancels, CANCEL_WAIT_S)
+        # The nodes have processed their cancelations: what they canceled is terminal.
+        for t in targets:
+            if self.is_driven(t):
+                continue  # its driver sees the canceled node tasks and finishes it
+            views = await self.wait_node_tasks(t.node_tasks, NODE_CALL_TIMEOUT_S)
+            topo = self.topology()
+            f = fold(t.type, t.details, views, group_of={n: m.group for n, m in topo.nodes.items()}, rf=topo.rf)
+            if f.status != "canceled":
+                continue  # it finished before the node could cancel it: the reconciler folds it
+            async with self.status_lock:
+                current = self.state.tasks.get(t.uid)
+                if current is None or (current.status in TERMINAL and current.status != "canceled"):
+                    continue
+                await self.journal.append(
+                    TaskUpdated(
+                        uid=t.uid,
+                        status="canceled",
+                        started_at=f.started_at,
+                        finished_at=f.finished_at or now,
+                        details=f.details,
+                        canceled_by=canceler,
+                    )
+                )
+                canceled += 1
+        return canceled
+
+    async def delete(self, query: TaskQuery) -> TaskRecord:
+        """`DELETE /tasks`: a taskDeletion task removing the matched finished tasks."""
+        if not query.has_filters:
+            raise missing_filters("delete")
+        matched = [t.uid for t in self._matched(query)]
+        details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": _original(query)}
+
+        async def driver(handle: DrivenTask) -> None:
+            await handle.set_processing()
+            # Only tasks finished when the deletion runs are deleted, as in Meilisearch.
+            doomed = [
+                t for uid in matched if (t := self.state.tasks.get(uid)) is not None and t.status in TERMINAL
+            ]
+            if doomed:
+                await self.journal.append(TaskDeleted(uids=[t.uid for t in doomed]))
+                await self._forward_deletion(doomed)
+            await handle.finish("succeeded", details={**details, "deletedTasks": len(doomed)})
+
+        return await self.enqueue_driven(
+            index_uid=None, type="taskDeletion", details=details, driver=driver, queue=TASKS_QUEUE
+        )
+
+    async def _forward_deletion(self, tasks: list[TaskRecord]) -> None:
+        """Best effort: nodes keep their task lists short too; a miss only costs space."""
+        per_node: dict[str, list[int]] = {}
+        for t in tasks:
+            for node_id, node_uid in t.node_tasks.items():
+                per_node.setdefault(node_id, []).append(node_uid)
+
+        async def forward(node_id: str, node_uids: list[int]) -> None:
+            client = self.fleet.get(node_id)
+            if client is None:
+                return
+            try:
+                for i in range(0, len(node_uids), UIDS_PER_REQUEST):
+                    chunk = sorted(node_uids)[i : i + UIDS_PER_REQUEST]
+                    await client.call("DELETE", "/tasks", params={"uids": chunk}, timeout_s=NODE_CALL_TIMEOUT_S)
+            except (NodeError, NodeUnavailable) as exc:
+                log.warning("tasks.delete_forward_failed", node=node_id, error=str(exc))
+
+        async with trio.open_nursery() as nursery:
+            for node_id, node_uids in per_node.items():
+                nursery.start_soon(forward, node_id, node_uids)
+
+
+def _original(query: TaskQuery) -> str:
+    text = query.original
+    return text if text.startswith("?") else f"?{text}"
+
