@@ -1,0 +1,126 @@
+"""`_formatted` (highlight, crop) and `_matchesPosition` for devnode hits.
+
+Matching here re-tokenizes the shown values with the index's tokenizer and marks the
+words the query matched (exactly, by typo, or by prefix of the last query word — then only
+the prefix is highlighted, as Meilisearch does). Pure module.
+"""
+
+from __future__ import annotations
+
+from miroir.devnode.text import Tokenizer
+
+
+class Matcher:
+    def __init__(self, tokenizer: Tokenizer, words: set[str], prefixes: set[str]):
+        self.tokenizer = tokenizer
+        self.words = words
+        self.prefixes = prefixes
+
+    def matches(self, text: str) -> list[tuple[int, int, int]]:
+        """(word index, start char, end char) of every highlighted span of `text`."""
+        out = []
+        for i, (_, start, end, word) in enumerate(self.tokenizer.spans(text)):
+            if word in self.words:
+                out.append((i, start, end))
+                continue
+            for p in self.prefixes:
+                if word.startswith(p):
+                    out.append((i, start, min(end, start + len(p))))
+                    break
+        return out
+
+
+def _selected(path: str, attrs: list[str] | None) -> bool:
+    if not attrs:
+        return False
+    return any(a == "*" or a == path or path.startswith(a + ".") for a in attrs)
+
+
+def format_document(doc: dict, matcher: Matcher, *, highlight_attrs, crop_attrs, crop_length,
+                    crop_marker, pre_tag, post_tag) -> dict:
+    crop_lengths = {}
+    for a in crop_attrs or []:
+        name, sep, n = a.rpartition(":")
+        if sep and n.isdigit():
+            crop_lengths[name] = int(n)
+        else:
+            crop_lengths[a] = crop_length
+
+    def fmt(value, path):
+        if isinstance(value, dict):
+            return {k: fmt(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [fmt(v, path) for v in value]
+        hl = _selected(path, highlight_attrs)
+        crop = next((n for a, n in crop_lengths.items() if a == "*" or a == path or path.startswith(a + ".")), None)
+        if not hl and crop is None:
+            return value
+        if value is None:
+            return None
+        text = value if isinstance(value, str) else ("true" if value is True else "false" if value is False else str(value))
+        return render(text, matcher, hl, crop, crop_marker, pre_tag, post_tag)
+
+    return {k: fmt(v, k) for k, v in doc.items()}
+
+
+def render(text: str, matcher: Matcher, highlight: bool, crop: int | None, marker: str, pre: str, post: str) -> str:
+    spans = matcher.tokenizer.spans(text)
+    found = matcher.matches(text)
+    lo_char, hi_char = 0, len(text)
+    prefix = suffix = ""
+    if crop is not None and len(spans) > crop:
+        if crop == 0:
+            return ""
+        # Center the window on the first match (Meilisearch looks for the densest window;
+        # the first match is a close, cheap approximation).
+        first = found[0][0] if found else 0
+        last_matched = max((i for i, _, _ in found if i - first < crop), default=first)
+        room = crop - (last_matched - first + 1)
+        start = max(0, first - room // 2) if found else 0
+        end = min(len(spans), start + crop)
+        start = max(0, end - crop)
+        lo_char, hi_char = spans[start][1], spans[end - 1][2]
+        prefix = marker if start > 0 else ""
+        suffix = marker if end < len(spans) else ""
+    out = [prefix]
+    cur = lo_char
+    if highlight:
+        for _, s, e in found:
+            if s < lo_char or e > hi_char:
+                continue
+            out.append(text[cur:s])
+            out.append(pre + text[s:e] + post)
+            cur = e
+    out.append(text[cur:hi_char])
+    out.append(suffix)
+    return "".join(out)
+
+
+def matches_position(doc: dict, matcher: Matcher, searchable: list[str]) -> dict:
+    """{attribute: [{"start", "length"(, "indices")}]}, offsets in UTF-8 bytes."""
+    out: dict[str, list] = {}
+
+    def walk(value, path, indices):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}", indices)
+            return
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, path, indices + [i])
+            return
+        if value is None or isinstance(value, bool):
+            return
+        if not (searchable == ["*"] or "*" in searchable or _selected(path, searchable)):
+            return
+        text = value if isinstance(value, str) else str(value)
+        for _, s, e in matcher.matches(text):
+            start = len(text[:s].encode())
+            entry = {"start": start, "length": len(text[s:e].encode())}
+            if indices:
+                entry["indices"] = indices
+            out.setdefault(path, []).append(entry)
+
+    for k, v in doc.items():
+        walk(v, k, [])
+    return out

@@ -1,0 +1,249 @@
+"""Ranking rules and scores for the devnode, after milli's graph-based ranking rules.
+
+Every rule turns (query, one document's matches, settings) into a `Rank` — an integer
+`rank` in 1..max_rank, higher better — exactly like milli's `ScoreDetails`; the global
+`_rankingScore` folds the ranks with milli's `Rank::global_score`. Nothing here looks at
+other documents (no IDF, no maximum over the result set): Miroir relies on that to rank a
+sharded index exactly like one node.
+
+The per-rule comparison used to order documents is derived from the same details we emit
+(`detail_keys`), so Miroir's merge, which compares emitted `_rankingScoreDetails` rule by
+rule, orders hits exactly like this engine does. Pure module.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from miroir.core.sortvalue import MISSING, field_value, sort_key
+
+MAX_DISTANCE = 8  # milli's proximity cap: words 8+ apart (or in other attributes) are "far"
+MAX_POSITION_COST = 10  # milli's position rule: cost_from_distance() tops out at 10
+
+TEXT_RULES = ("words", "typo", "proximity", "attribute", "exactness")
+
+
+@dataclass(frozen=True, slots=True)
+class Rank:
+    rank: int
+    max_rank: int
+
+    def local_score(self) -> float:
+        return self.rank / self.max_rank
+
+
+def merge(outer: Rank, inner: Rank) -> Rank:
+    """milli's Rank::merge: `inner` refines the bucket of `outer`."""
+    return Rank(max(outer.rank - 1, 0) * inner.max_rank + inner.rank, outer.max_rank * inner.max_rank)
+
+
+def global_score(ranks) -> float:
+    acc = Rank(1, 1)
+    for r in ranks:
+        acc = merge(acc, r)
+    return acc.local_score()
+
+
+def cost_from_distance(distance: int) -> int:
+    """milli's position cost of a word `distance` positions away from its place in the query."""
+    if distance <= 1:
+        return distance
+    if distance <= 4:
+        return 2
+    if distance <= 7:
+        return 3
+    if distance <= 11:
+        return 4
+    if distance <= 16:
+        return 5
+    if distance <= 24:
+        return 6
+    if distance <= 64:
+        return 7
+    if distance <= 256:
+        return 8
+    if distance <= 1024:
+        return 9
+    return 10
+
+
+def positions_proximity(lhs: int, rhs: int) -> int:
+    """milli: distance of two positions in reading order; the wrong order costs one more."""
+    if lhs < rhs:
+        return min(rhs - lhs, MAX_DISTANCE)
+    return min(lhs - rhs + 1, MAX_DISTANCE)
+
+
+@dataclass(slots=True)
+class TermHit:
+    """How one query term matches one document."""
+
+    typos: int  # fewest typos among the derivations found in the document
+    occ: list  # sorted (fid, pos) of every matching occurrence
+    weights: list  # attribute weight (0 = most important) per distinct fid found
+    exact_occ: frozenset  # (fid, pos) matched by the query word itself, no typo, no prefix
+
+
+@dataclass(slots=True)
+class QueryTerm:
+    index: int  # position of the word in the query (for the position rule)
+    word: str
+    max_typos: int
+    prefix: bool
+
+
+@dataclass(slots=True)
+class Context:
+    """What the rules need besides the document: settings-derived constants."""
+
+    max_weight: int  # largest attribute weight among searchable attributes
+    by_attribute: bool  # proximityPrecision == "byAttribute"
+    field_word_counts: dict = field(default_factory=dict)  # fid -> words in that field (for exactness)
+
+
+def words_detail(kept: int, total: int) -> dict:
+    return {"matchingWords": kept, "maxMatchingWords": total, "_ranks": [Rank(kept, total)]}
+
+
+def typo_detail(terms: list[QueryTerm], hits: list[TermHit]) -> dict:
+    count = sum(h.typos for h in hits)
+    max_count = sum(t.max_typos for t in terms)
+    rank = Rank(max(max_count + 1 - count, 0), max_count + 1)
+    return {"typoCount": count, "maxTypoCount": max_count, "_ranks": [rank]}
+
+
+def proximity_rank(terms: list[QueryTerm], hits: list[TermHit], by_attribute: bool) -> Rank:
+    cost = 0
+    max_cost = 0
+    for i in range(1, len(terms)):
+        # A pair only counts when the two words are adjacent in the query (milli skips the
+        # pair when the words rule removed a word in between).
+        if terms[i].index != terms[i - 1].index + 1:
+            continue
+        max_cost += MAX_DISTANCE - 1
+        cost += _pair_cost(hits[i - 1].occ, hits[i].occ, by_attribute)
+    return Rank(max_cost - cost + 1, max_cost + 1)
+
+
+def _pair_cost(left: list, right: list, by_attribute: bool) -> int:
+    if by_attribute:
+        lf = {f for f, _ in left}
+        return 0 if any(f in lf for f, _ in right) else MAX_DISTANCE - 1
+    best = MAX_DISTANCE
+    # Both lists are sorted by (fid, pos): for each left occurrence look at its nearest
+    # right neighbours in the same attribute.
+    for f, p in left:
+        j = bisect_left(right, (f, p))
+        for k in (j - 1, j, j + 1):
+            if 0 <= k < len(right):
+                rf, rp = right[k]
+                if rf == f and rp != p:
+                    d = positions_proximity(p, rp)
+                    if d < best:
+                        best = d
+                        if best == 1:
+                            return 0
+    return best - 1
+
+
+def attribute_ranks(terms: list[QueryTerm], hits: list[TermHit], max_weight: int) -> tuple[Rank, Rank]:
+    fid_cost = 0
+    pos_cost = 0
+    for t, h in zip(terms, hits):
+        fid_cost += min(h.weights)
+        pos_cost += min(cost_from_distance(abs(p - t.index)) for _, p in h.occ)
+    fid_max = max_weight * len(terms)
+    pos_max = MAX_POSITION_COST * len(terms)
+    return Rank(fid_max - fid_cost + 1, fid_max + 1), Rank(pos_max - pos_cost + 1, pos_max + 1)
+
+
+def exactness_detail(hits: list[TermHit], field_word_counts: dict) -> dict:
+    k = len(hits)
+    match_type = "noExactMatch"
+    if k and all(h.exact_occ for h in hits):
+        starts = {f for f, p in hits[0].exact_occ if p == 0}
+        for f in sorted(starts):
+            if all((f, j) in hits[j].exact_occ for j in range(1, k)):
+                if field_word_counts.get(f) == k:
+                    match_type = "exactMatch"
+                    break
+                match_type = "matchesStart"
+    exact_words = sum(1 for h in hits if h.exact_occ)
+    attr_rank = Rank({"exactMatch": 3, "matchesStart": 2, "noExactMatch": 1}[match_type], 3)
+    words_rank = Rank(exact_words + 1, k + 1)
+    out = {"matchType": match_type, "_ranks": [attr_rank, words_rank]}
+    if match_type == "noExactMatch":
+        out["matchingWords"] = exact_words
+        out["maxMatchingWords"] = k
+        out["score"] = global_score([attr_rank, words_rank])
+    else:
+        out["score"] = attr_rank.local_score()
+    return out
+
+
+def sort_entry(doc: dict, field_name: str, ascending: bool) -> dict:
+    """One `field:asc|desc` detail: the value that decided the order (null when missing)."""
+    value = field_value(doc, field_name)
+    return {"value": decisive_value(value, ascending)}
+
+
+def decisive_value(value, ascending: bool):
+    if value is MISSING or value is None:
+        return None
+    if isinstance(value, list):
+        nums = [v for v in _flat(value) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if nums:
+            return min(nums) if ascending else max(nums)
+        strs = [v for v in _flat(value) if isinstance(v, str)]
+        if strs:
+            return (min if ascending else max)(strs, key=str.lower)
+        return None
+    if isinstance(value, bool) or isinstance(value, dict):
+        return None
+    return value
+
+
+def _flat(value):
+    for v in value:
+        if isinstance(v, list):
+            yield from _flat(v)
+        else:
+            yield v
+
+
+def rule_key(name: str, detail: dict, ascending: bool | None = None):
+    """Comparison key of one emitted detail; smaller sorts first (better)."""
+    if ascending is not None:
+        return sort_key(detail["value"], ascending)
+    return -detail["score"]
+
+
+def finish_detail(order: int, detail: dict) -> dict:
+    """Public shape of a rule detail: order first, rule fields, score last (like milli)."""
+    out = {"order": order}
+    for k, v in detail.items():
+        if k not in ("_ranks", "score"):
+            out[k] = v
+    if "score" in detail:
+        out["score"] = detail["score"]
+    return out
+
+
+def with_score(detail: dict) -> dict:
+    """Attach the rule's public score computed from its ranks, unless already set."""
+    if "score" not in detail and "_ranks" in detail:
+        detail["score"] = global_score(detail["_ranks"])
+    return detail
+
+
+def parse_custom_rule(rule: str) -> tuple[str, bool] | None:
+    """`price:asc` -> ("price", True); None for the built-in rules."""
+    if rule in TEXT_RULES or rule == "sort":
+        return None
+    name, _, direction = rule.rpartition(":")
+    if direction == "asc":
+        return name, True
+    if direction == "desc":
+        return name, False
+    return None

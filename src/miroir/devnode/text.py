@@ -1,0 +1,177 @@
+"""Tokenizing for the devnode: text -> normalized words with positions.
+
+Follows the parts of Meilisearch's tokenizer (charabia) that change which documents match:
+words are runs of letters/digits, `_` and punctuation separate; case and accents are folded
+(Unicode NFKD, combining marks dropped, lowercase); CJK ideographs/kana/hangul are one word
+per character. Positions grow by 1 across a soft separator (space, comma, dash) and by 8
+across a hard one (sentence punctuation, newline) so that words of different sentences are
+"far" for the proximity rule, as in Meilisearch. Settings `separatorTokens`,
+`nonSeparatorTokens` and `dictionary` adjust the splitting. Pure module.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# Meilisearch counts a hard separator as a jump of 8 positions (the proximity cap).
+HARD_GAP = 8
+# Gap between two values of an array, so their words are never adjacent.
+VALUE_GAP = 8
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_HARD = re.compile(r"[.;:!?\n\r\t。！？；：…]")
+_DEFAULT_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+
+
+@lru_cache(maxsize=65536)
+def normalize(word: str) -> str:
+    """Fold case and accents: "Éclair" -> "eclair"."""
+    if word.isascii():
+        return word.lower()
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+class Tokenizer:
+    """Splits text the way one index's settings ask; one instance per settings version."""
+
+    def __init__(self, separator_tokens=(), non_separator_tokens=(), dictionary=()):
+        self.custom = bool(separator_tokens or non_separator_tokens or dictionary)
+        if not self.custom:
+            self._word = _DEFAULT_WORD
+        else:
+            alts = []
+            # Dictionary entries win over any other split: they are whole words.
+            for entry in sorted(set(dictionary), key=len, reverse=True):
+                alts.append(re.escape(entry))
+            alts.append(f"[{_CJK}]")
+            seps = "|".join(re.escape(s) for s in sorted(set(separator_tokens), key=len, reverse=True))
+            nonseps = "|".join(re.escape(s) for s in sorted(set(non_separator_tokens), key=len, reverse=True))
+            unit = rf"[^\W_{_CJK}]"
+            if seps:
+                unit = rf"(?!{seps}){unit}"
+            if nonseps:
+                unit = rf"(?:{unit}|{nonseps})"
+            alts.append(rf"{unit}+")
+            self._word = re.compile("|".join(alts))
+
+    def spans(self, text: str) -> list[tuple[int, int, int, str]]:
+        """(position, start char, end char, normalized word) for each word of `text`."""
+        out = []
+        pos = -1
+        last_end = 0
+        for m in self._word.finditer(text):
+            start, end = m.span()
+            if pos < 0:
+                pos = 0
+            else:
+                pos += HARD_GAP if _HARD.search(text, last_end, start) else 1
+            out.append((pos, start, end, normalize(m.group())))
+            last_end = end
+        return out
+
+    def words(self, text: str) -> list[tuple[int, str]]:
+        """(position, normalized word) pairs; the indexing hot path."""
+        if not self.custom and text.isascii():
+            return self._ascii_words(text)
+        return [(p, w) for p, _, _, w in self.spans(text)]
+
+    def _ascii_words(self, text: str) -> list[tuple[int, str]]:
+        out = []
+        pos = -1
+        last_end = 0
+        hard = _HARD.search
+        for m in self._word.finditer(text):
+            start = m.start()
+            if pos < 0:
+                pos = 0
+            elif start - last_end == 1 and text[last_end] == " ":
+                pos += 1  # the common case, no regex needed
+            else:
+                pos += HARD_GAP if hard(text, last_end, start) else 1
+            out.append((pos, m.group().lower()))
+            last_end = m.end()
+        return out
+
+
+def value_texts(value) -> list[str]:
+    """The strings Meilisearch indexes for one field value (numbers and booleans too)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, (int, float)):
+        return [str(value)]
+    if isinstance(value, list):
+        out: list[str] = []
+        for v in value:
+            out.extend(value_texts(v))
+        return out
+    return []
+
+
+def flatten(doc: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted path, leaf value) pairs, objects flattened, arrays of objects looked through."""
+    out: list[tuple[str, object]] = []
+    for k, v in doc.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.extend(flatten(v, path + "."))
+        elif isinstance(v, list) and any(isinstance(x, dict) for x in v):
+            for x in v:
+                if isinstance(x, dict):
+                    out.extend(flatten(x, path + "."))
+                else:
+                    out.append((path, x))
+        else:
+            out.append((path, v))
+    return out
+
+
+def query_terms(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> list[tuple[int, str]]:
+    """(query position, word) for each word of the query, stop words dropped (unless all are)."""
+    words = [w for _, w in tokenizer.words(q)]
+    kept = [(i, w) for i, w in enumerate(words) if w not in stop_words]
+    if not kept and words:
+        kept = list(enumerate(words))
+    # Meilisearch caps a query at 10 words.
+    return kept[:10]
+
+
+def bounded_distance(a: str, b: str, k: int, prefix: bool = False) -> int:
+    """Damerau (OSA) distance of `a` to `b` — to the closest prefix of `b` when `prefix` —
+    or k+1 as soon as it is known to exceed k. Transpositions count as one typo, like
+    milli's Levenshtein automata."""
+    la = len(a)
+    if prefix:
+        b = b[: la + k]
+    lb = len(b)
+    if not prefix and abs(la - lb) > k:
+        return k + 1
+    prev2: list[int] = []
+    prev = list(range(lb + 1))
+    for i in range(1, la + 1):
+        ca = a[i - 1]
+        cur = [i] * (lb + 1)
+        rowmin = i
+        for j in range(1, lb + 1):
+            cb = b[j - 1]
+            v = prev[j - 1] + (ca != cb)
+            if prev[j] + 1 < v:
+                v = prev[j] + 1
+            if cur[j - 1] + 1 < v:
+                v = cur[j - 1] + 1
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb and prev2[j - 2] + 1 < v:
+                v = prev2[j - 2] + 1
+            cur[j] = v
+            if v < rowmin:
+                rowmin = v
+        if rowmin > k:
+            return k + 1
+        prev2, prev = prev, cur
+    d = min(prev) if prefix else prev[lb]
+    return d if d <= k else k + 1
