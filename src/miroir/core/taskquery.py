@@ -118,7 +118,7 @@ def parse_date(param: str, value: str, bound: str) -> float:
             day = _dt.date.fromisoformat(text)
             start = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
             if bound == "after":
-                return (start + _dt.timedelta(days=1)).timestamp() - 1e-9
+                return (start + _dt.timedelta(days=1)).timestamp() - 1e-6  # timestamps have µs resolution
             return start.timestamp()
         if "T" not in text and "t" not in text:
             raise ValueError(text)

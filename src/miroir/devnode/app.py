@@ -1,0 +1,805 @@
+"""The devnode's HTTP layer: a lean ASGI app speaking Meilisearch's API (design §10).
+
+No framework: the devnode sits on benchmark paths and its routes are a fixed table, so a
+regex router plus msgspec encoding is all it needs. Handlers parse the request, call
+the engine (reads) or `TaskQueue.enqueue` (writes), and shape Meilisearch's answer.
+Errors are `MeiliError`s, rendered with Meilisearch's status, code, type and link.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+import structlog
+
+from miroir.core import taskquery
+from miroir.core.documents import decode_documents, payload_format, valid_document_id
+from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.devnode import settings as settings_mod
+from miroir.devnode import tasks as t
+from miroir.devnode.engine import default_settings
+
+log = structlog.get_logger("miroir.devnode.app")
+
+# Meilisearch's default `--http-payload-size-limit` (100 MB).
+DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
+# The Meilisearch version whose API the devnode follows; SDKs gate features on it.
+COMPAT_VERSION = "1.15.2"
+
+_json = msgspec.json.Encoder()
+_json_dec = msgspec.json.Decoder()
+_NO_BODY = object()
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "query_string", "headers", "body")
+
+    def __init__(self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes):
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.query = parse_qsl(query_string, keep_blank_values=True)
+        self.headers = headers
+        self.body = body
+
+    def param(self, name: str) -> str | None:
+        for k, v in self.query:
+            if k == name:
+                return v
+        return None
+
+    def json(self) -> Any:
+        """The JSON body, with Meilisearch's content-type and payload errors."""
+        ctype = self.headers.get("content-type")
+        if not ctype:
+            raise MeiliError(
+                "missing_content_type",
+                "A Content-Type header is required. Accepted values for the Content-Type header are: `application/json`",
+            )
+        if ctype.split(";", 1)[0].strip().lower() != "application/json":
+            raise MeiliError(
+                "invalid_content_type",
+                f"The Content-Type `{ctype}` is invalid. Accepted values for the Content-Type header are: `application/json`",
+            )
+        if not self.body.strip():
+            raise MeiliError("missing_payload", "A json payload is missing.")
+        try:
+            return _json_dec.decode(self.body)
+        except msgspec.DecodeError as e:
+            raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{e}`.") from None
+
+
+Handler = Callable[..., Awaitable[tuple[int, Any]]]
+
+
+def _kind(value: Any) -> str:
+    return settings_mod._kind(value)
+
+
+def _type_error(code: str, path: str, value: Any, expected: str) -> MeiliError:
+    text = msgspec.json.encode(value).decode()
+    return MeiliError(code, f"Invalid value type at `{path}`: expected {expected}, but found {_kind(value)}: `{text}`")
+
+
+def _unknown_param(name: str, allowed: tuple[str, ...]) -> MeiliError:
+    listed = ", ".join(f"`{a}`" for a in allowed)
+    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+
+
+def _unknown_field(name: str, allowed: tuple[str, ...]) -> MeiliError:
+    listed = ", ".join(f"`{a}`" for a in allowed)
+    return MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
+
+
+def _query_uint(code: str, name: str, value: str) -> int:
+    if not value.isdigit():
+        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
+    return int(value)
+
+
+def _query_bool(code: str, name: str, value: str) -> bool:
+    if value not in ("true", "false"):
+        raise MeiliError(
+            code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`"
+        )
+    return value == "true"
+
+
+def _csv(value: str) -> list[str]:
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+# GET /search query parameters -> how to convert them to the POST body shape.
+_SEARCH_LISTS = ("attributesToRetrieve", "attributesToCrop", "attributesToHighlight", "sort", "facets", "attributesToSearchOn", "locales")
+_SEARCH_INTS = ("offset", "limit", "page", "hitsPerPage", "cropLength", "semanticRatio")
+_SEARCH_BOOLS = ("showMatchesPosition", "showRankingScore", "showRankingScoreDetails", "retrieveVectors", "showPerformanceDetails")
+_SEARCH_STRS = ("q", "filter", "distinct", "highlightPreTag", "highlightPostTag", "cropMarker", "matchingStrategy", "vector", "hybrid")
+
+
+def search_params_from_query(query: list[tuple[str, str]]) -> dict:
+    params: dict[str, Any] = {}
+    for name, value in query:
+        code = f"invalid_search_{_snake(name)}"
+        if name in _SEARCH_LISTS:
+            params[name] = _csv(value)
+        elif name in _SEARCH_INTS:
+            params[name] = _query_uint(code, name, value)
+        elif name in _SEARCH_BOOLS:
+            params[name] = _query_bool(code, name, value)
+        elif name == "rankingScoreThreshold":
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a float") from None
+        elif name in _SEARCH_STRS:
+            params[name] = value
+        else:
+            raise _unknown_param(name, ("q", *_SEARCH_INTS, *_SEARCH_LISTS, *_SEARCH_BOOLS, *_SEARCH_STRS[1:], "rankingScoreThreshold"))
+    return params
+
+
+class DevnodeApp:
+    """ASGI application. Holds no state of its own beyond the TaskQueue it is given."""
+
+    def __init__(self, queue: t.TaskQueue, *, master_key: str | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD):
+        self.q = queue
+        self.master_key = master_key
+        self.max_payload = max_payload
+        self.started = time.time()
+        self._routes: list[tuple[re.Pattern, dict[str, Handler]]] = []
+        self._build_routes()
+
+    # -- ASGI plumbing ----------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        status, payload = await self._handle(scope, receive)
+        if payload is _NO_BODY:
+            body, headers = b"", []
+        else:
+            body = _json.encode(payload)
+            headers = [(b"content-type", b"application/json")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope, receive) -> tuple[int, Any]:
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/")
+        method = scope["method"]
+        for pattern, methods in self._routes:
+            m = pattern.fullmatch(path)
+            if m is not None:
+                break
+        else:
+            return 404, _NO_BODY
+        handler = methods.get(method)
+        if handler is None:
+            return 405, _NO_BODY
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            if path != "/health":
+                self._authorize(headers)
+            body = await self._read_body(headers, receive)
+            req = Request(method, path, scope.get("query_string", b"").decode("latin-1"), headers, body)
+            return await handler(req, **m.groupdict())
+        except (_NotFound, _MethodNotAllowed) as e:
+            return e.status, _NO_BODY
+        except MeiliError as e:
+            return e.status, e.to_dict()
+        except Exception as e:  # an engine bug answers 500 like Meilisearch's `internal`
+            log.exception("devnode request failed", method=method, path=path)
+            return 500, MeiliError("internal", f"Internal error: {e!r}").to_dict()
+
+    def _authorize(self, headers: dict[str, str]) -> None:
+        if self.master_key is None:
+            return
+        auth = headers.get("authorization")
+        if auth is None:
+            raise MeiliError(
+                "missing_authorization_header",
+                "The Authorization header is missing. It must use the bearer authorization method.",
+            )
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != self.master_key:
+            raise MeiliError("invalid_api_key", "The provided API key is invalid.")
+
+    async def _read_body(self, headers: dict[str, str], receive) -> bytes:
+        too_large = MeiliError(
+            "payload_too_large",
+            f"The provided payload reached the size limit. The maximum accepted payload size is {_human(self.max_payload)}.",
+        )
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_payload:
+            raise too_large
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                break
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_payload:
+                raise too_large
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("", "identity") or not body:
+            return body
+        # Meilisearch accepts compressed request bodies (the SDKs' `compress=True`).
+        try:
+            if encoding == "gzip":
+                return gzip.decompress(body)
+            if encoding == "deflate":
+                return zlib.decompress(body)
+        except (OSError, EOFError, zlib.error) as e:
+            raise MeiliError("malformed_payload", f"The payload provided is malformed. `{e}`.") from None
+        raise MeiliError(
+            "invalid_content_type",
+            f"The Content-Encoding `{encoding}` is not supported. Accepted values are `gzip`, `deflate` and `identity`.",
+        )
+
+    def _build_routes(self) -> None:
+        table: list[tuple[str, str, Handler]] = [
+            ("/health", "GET", self.health),
+            ("/version", "GET", self.version),
+            ("/stats", "GET", self.global_stats),
+            ("/indexes", "GET", self.list_indexes),
+            ("/indexes", "POST", self.create_index),
+            ("/indexes/{uid}", "GET", self.get_index),
+            ("/indexes/{uid}", "PATCH", self.update_index),
+            ("/indexes/{uid}", "DELETE", self.delete_index),
+            ("/indexes/{uid}/stats", "GET", self.index_stats),
+            ("/swap-indexes", "POST", self.swap_indexes),
+            ("/indexes/{uid}/documents", "POST", self.add_documents),
+            ("/indexes/{uid}/documents", "PUT", self.update_documents),
+            ("/indexes/{uid}/documents", "GET", self.list_documents),
+            ("/indexes/{uid}/documents", "DELETE", self.delete_all_documents),
+            ("/indexes/{uid}/documents/fetch", "POST", self.fetch_documents),
+            ("/indexes/{uid}/documents/delete-batch", "POST", self.delete_batch),
+            ("/indexes/{uid}/documents/delete", "POST", self.delete_by_filter),
+            ("/indexes/{uid}/documents/{doc_id}", "GET", self.get_document),
+            ("/indexes/{uid}/documents/{doc_id}", "DELETE", self.delete_document),
+            ("/indexes/{uid}/search", "GET", self.search_get),
+            ("/indexes/{uid}/search", "POST", self.search_post),
+            ("/indexes/{uid}/facet-search", "POST", self.facet_search),
+            ("/multi-search", "POST", self.multi_search),
+            ("/indexes/{uid}/settings", "GET", self.get_settings),
+            ("/indexes/{uid}/settings", "PATCH", self.patch_settings),
+            ("/indexes/{uid}/settings", "DELETE", self.reset_settings),
+            ("/indexes/{uid}/settings/{route}", "GET", self.get_setting),
+            ("/indexes/{uid}/settings/{route}", "PUT", self.put_setting),
+            ("/indexes/{uid}/settings/{route}", "PATCH", self.put_setting),
+            ("/indexes/{uid}/settings/{route}", "DELETE", self.reset_setting),
+            ("/tasks", "GET", self.list_tasks),
+            ("/tasks", "DELETE", self.delete_tasks),
+            ("/tasks/cancel", "POST", self.cancel_tasks),
+            ("/tasks/{task_uid}", "GET", self.get_task),
+        ]
+        by_path: dict[str, dict[str, Handler]] = {}
+        for path, method, handler in table:
+            by_path.setdefault(path, {})[method] = handler
+        for path, methods in by_path.items():
+            regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+            self._routes.append((re.compile(regex), methods))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _index(self, uid: str) -> t.IndexEntry:
+        if not valid_index_uid(uid):
+            raise invalid_index_uid(uid)
+        entry = self.q.indexes.get(uid)
+        if entry is None:
+            raise index_not_found(uid)
+        return entry
+
+    @staticmethod
+    def _check_uid(uid: str) -> str:
+        if not valid_index_uid(uid):
+            raise invalid_index_uid(uid)
+        return uid
+
+    async def _task(self, type_: str, index_uid: str | None, op: t.Op, details: dict | None) -> tuple[int, dict]:
+        rec = await self.q.enqueue(type_, index_uid, op, details)
+        return 202, rec.summary()
+
+    # -- system ---------------------------------------------------------------------------
+
+    async def health(self, req: Request):
+        return 200, {"status": "available"}
+
+    async def version(self, req: Request):
+        return 200, {"commitSha": "miroir-devnode", "commitDate": "unknown", "pkgVersion": COMPAT_VERSION}
+
+    def _index_stats(self, uid: str, entry: t.IndexEntry) -> dict:
+        stats = dict(entry.engine.stats())
+        stats["isIndexing"] = self.q.is_indexing(uid)
+        return stats
+
+    async def global_stats(self, req: Request):
+        indexes = {uid: self._index_stats(uid, e) for uid, e in sorted(self.q.indexes.items())}
+        return 200, {"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": self.q.last_update, "indexes": indexes}
+
+    # -- indexes --------------------------------------------------------------------------
+
+    async def list_indexes(self, req: Request):
+        offset, limit = 0, 20
+        for name, value in req.query:
+            if name == "offset":
+                offset = _query_uint("invalid_index_offset", name, value)
+            elif name == "limit":
+                limit = _query_uint("invalid_index_limit", name, value)
+            else:
+                raise _unknown_param(name, ("offset", "limit"))
+        uids = sorted(self.q.indexes)
+        page = [self.q.indexes[u].view(u) for u in uids[offset : offset + limit]]
+        return 200, {"results": page, "offset": offset, "limit": limit, "total": len(uids)}
+
+    async def create_index(self, req: Request):
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        for key in body:
+            if key not in ("uid", "primaryKey"):
+                raise _unknown_field(key, ("uid", "primaryKey"))
+        if "uid" not in body:
+            raise MeiliError("missing_index_uid", "Missing field `uid`")
+        uid, pk = body["uid"], body.get("primaryKey")
+        if not isinstance(uid, str):
+            raise _type_error("invalid_index_uid", ".uid", uid, "a string")
+        self._check_uid(uid)
+        if pk is not None and not isinstance(pk, str):
+            raise _type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
+        return await self._task("indexCreation", uid, t.CreateIndex(pk), {"primaryKey": pk})
+
+    async def get_index(self, req: Request, uid: str):
+        return 200, self._index(uid).view(uid)
+
+    async def update_index(self, req: Request, uid: str):
+        self._check_uid(uid)
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        for key in body:
+            if key != "primaryKey":
+                raise _unknown_field(key, ("primaryKey",))
+        pk = body.get("primaryKey")
+        if pk is not None and not isinstance(pk, str):
+            raise _type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
+        return await self._task("indexUpdate", uid, t.UpdateIndex(pk), {"primaryKey": pk})
+
+    async def delete_index(self, req: Request, uid: str):
+        self._check_uid(uid)
+        return await self._task("indexDeletion", uid, t.DeleteIndex(), {"deletedDocuments": None})
+
+    async def index_stats(self, req: Request, uid: str):
+        return 200, self._index_stats(uid, self._index(uid))
+
+    async def swap_indexes(self, req: Request):
+        body = req.json()
+        if not isinstance(body, list):
+            raise MeiliError("bad_request", f"Invalid value type: expected an array, but found {_kind(body)}: `{req.body.decode()}`")
+        swaps: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(body):
+            if not isinstance(item, dict):
+                raise _type_error("bad_request", f"[{i}]", item, "an object")
+            for key in item:
+                if key not in ("indexes", "rename"):
+                    raise _unknown_field(key, ("indexes", "rename"))
+            if "indexes" not in item:
+                raise MeiliError("missing_swap_indexes", f"Missing field `indexes` inside `[{i}]`")
+            pair = item["indexes"]
+            if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
+                raise MeiliError(
+                    "invalid_swap_indexes",
+                    f"Invalid value at `[{i}].indexes`: two indexes must be given for each swap. The list "
+                    f"`{msgspec.json.encode(pair).decode()}` contains {len(pair) if isinstance(pair, list) else 1} indexes.",
+                )
+            for name in pair:
+                self._check_uid(name)
+                if name in seen:
+                    raise MeiliError(
+                        "invalid_swap_duplicate_index_found",
+                        f"Indexes must be declared only once during a swap. `{name}` was specified several times.",
+                    )
+                seen.add(name)
+            swaps.append((pair[0], pair[1]))
+        details = {"swaps": [{"indexes": list(p)} for p in swaps]}
+        return await self._task("indexSwap", None, t.SwapIndexes(swaps), details)
+
+    # -- documents --------------------------------------------------------------------------
+
+    async def add_documents(self, req: Request, uid: str):
+        return await self._write_documents(req, uid, partial=False)
+
+    async def update_documents(self, req: Request, uid: str):
+        return await self._write_documents(req, uid, partial=True)
+
+    async def _write_documents(self, req: Request, uid: str, *, partial: bool):
+        self._check_uid(uid)
+        pk = req.param("primaryKey")
+        delimiter = req.param("csvDelimiter")
+        for name, _ in req.query:
+            if name not in ("primaryKey", "csvDelimiter", "customMetadata"):
+                raise _unknown_param(name, ("primaryKey", "csvDelimiter", "customMetadata"))
+        fmt = payload_format(req.headers.get("content-type"))
+        if delimiter is not None and fmt != "csv":
+            raise MeiliError(
+                "invalid_document_csv_delimiter",
+                f"The Content-Type `{req.headers.get('content-type')}` does not support the use of a csv delimiter. "
+                "The csv delimiter can only be used with the Content-Type `text/csv`.",
+            )
+        docs = decode_documents(req.body, fmt, csv_delimiter=delimiter if delimiter is not None else ",")
+        details = {"receivedDocuments": len(docs), "indexedDocuments": None}
+        return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial), details)
+
+    _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
+
+    async def list_documents(self, req: Request, uid: str):
+        entry = self._index(uid)
+        args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
+        for name, value in req.query:
+            if name in ("offset", "limit"):
+                args[name] = _query_uint(f"invalid_document_{name}", name, value)
+            elif name == "fields":
+                fields = _csv(value)
+                args["fields"] = None if "*" in fields else fields
+            elif name == "filter":
+                args["filter"] = value
+            elif name == "ids":
+                args["ids"] = _csv(value)
+            elif name == "retrieveVectors":
+                _query_bool("invalid_document_retrieve_vectors", name, value)
+            else:
+                raise _unknown_param(name, self._DOC_PARAMS)
+        return 200, entry.engine.get_documents(**args)
+
+    async def fetch_documents(self, req: Request, uid: str):
+        entry = self._index(uid)
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
+        for name, value in body.items():
+            code = f"invalid_document_{_snake(name)}"
+            if name in ("offset", "limit"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise _type_error(code, f".{name}", value, "a positive integer")
+                args[name] = value
+            elif name == "fields":
+                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
+                    raise _type_error(code, ".fields", value, "an array")
+                args["fields"] = None if value is None or "*" in value else value
+            elif name == "filter":
+                if value is not None and not isinstance(value, (str, list)):
+                    raise _type_error(code, ".filter", value, "a string")
+                args["filter"] = value
+            elif name == "ids":
+                if value is not None and not isinstance(value, list):
+                    raise _type_error(code, ".ids", value, "an array")
+                args["ids"] = None if value is None else [str(v) for v in value]
+            elif name == "retrieveVectors":
+                pass
+            else:
+                raise _unknown_field(name, self._DOC_PARAMS)
+        return 200, entry.engine.get_documents(**args)
+
+    async def get_document(self, req: Request, uid: str, doc_id: str):
+        entry = self._index(uid)
+        fields = None
+        for name, value in req.query:
+            if name == "fields":
+                fields = _csv(value)
+                fields = None if "*" in fields else fields
+            elif name != "retrieveVectors":
+                raise _unknown_param(name, ("fields", "retrieveVectors"))
+        if not valid_document_id(doc_id):
+            raise MeiliError(
+                "invalid_document_id",
+                f"Document identifier `\"{doc_id}\"` is invalid. A document identifier can be of type integer or string, "
+                "only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes.",
+            )
+        return 200, entry.engine.get_document(doc_id, fields)
+
+    async def delete_document(self, req: Request, uid: str, doc_id: str):
+        self._check_uid(uid)
+        return await self._task("documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None})
+
+    async def delete_batch(self, req: Request, uid: str):
+        self._check_uid(uid)
+        body = req.json()
+        if not isinstance(body, list):
+            raise MeiliError("bad_request", f"Invalid value type: expected an array, but found {_kind(body)}: `{req.body.decode()}`")
+        ids = []
+        for i, v in enumerate(body):
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise _type_error("bad_request", f"[{i}]", v, "a string or an integer")
+            ids.append(str(v))
+        return await self._task("documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None})
+
+    async def delete_by_filter(self, req: Request, uid: str):
+        self._check_uid(uid)
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        for key in body:
+            if key != "filter":
+                raise _unknown_field(key, ("filter",))
+        if "filter" not in body:
+            raise MeiliError("missing_document_filter", "Missing field `filter`")
+        flt = body["filter"]
+        if not isinstance(flt, (str, list)):
+            raise _type_error("invalid_document_filter", ".filter", flt, "a string or an array")
+        details = {"providedIds": 0, "deletedDocuments": None, "originalFilter": msgspec.json.encode(flt).decode()}
+        return await self._task("documentDeletion", uid, t.DeleteFilter(flt), details)
+
+    async def delete_all_documents(self, req: Request, uid: str):
+        self._check_uid(uid)
+        return await self._task("documentDeletion", uid, t.ClearDocuments(), {"deletedDocuments": None})
+
+    # -- search -----------------------------------------------------------------------------
+
+    async def search_get(self, req: Request, uid: str):
+        entry = self._index(uid)
+        return 200, entry.engine.search(search_params_from_query(req.query))
+
+    async def search_post(self, req: Request, uid: str):
+        entry = self._index(uid)
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        return 200, entry.engine.search(body)
+
+    async def facet_search(self, req: Request, uid: str):
+        entry = self._index(uid)
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        return 200, entry.engine.facet_search(body)
+
+    async def multi_search(self, req: Request):
+        return 200, run_multi_search(self.q.indexes, req.json())
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _known_settings(self) -> tuple[str, ...]:
+        defaults = default_settings()
+        return tuple(f.name for f in settings_mod.FIELDS if f.name in defaults)
+
+    def _setting_field(self, route: str) -> settings_mod.Field:
+        field = settings_mod.BY_ROUTE.get(route)
+        if field is None or field.name not in self._known_settings():
+            raise _NotFound()
+        return field
+
+    async def get_settings(self, req: Request, uid: str):
+        return 200, settings_mod.ordered(self._index(uid).engine.settings)
+
+    async def patch_settings(self, req: Request, uid: str):
+        self._check_uid(uid)
+        patch = settings_mod.validate_settings(req.json(), self._known_settings())
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+
+    async def reset_settings(self, req: Request, uid: str):
+        self._check_uid(uid)
+        patch = {k: None for k in self._known_settings()}
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+
+    async def get_setting(self, req: Request, uid: str, route: str):
+        field = self._setting_field(route)
+        return 200, self._index(uid).engine.settings.get(field.name)
+
+    async def put_setting(self, req: Request, uid: str, route: str):
+        field = self._setting_field(route)
+        if req.method != field.method:
+            raise _MethodNotAllowed()
+        self._check_uid(uid)
+        body = None if req.body.strip() == b"null" else req.json()
+        patch = settings_mod.validate_route(route, body)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+
+    async def reset_setting(self, req: Request, uid: str, route: str):
+        field = self._setting_field(route)
+        self._check_uid(uid)
+        patch = {field.name: None}
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def list_tasks(self, req: Request):
+        query = taskquery.parse_task_query(req.query)
+        return 200, self.q.list_tasks(query)
+
+    async def get_task(self, req: Request, task_uid: str):
+        if not task_uid.isdigit():
+            raise MeiliError(
+                "invalid_task_uids", f"Invalid value in parameter `taskUid`: could not parse `{task_uid}` as a positive integer"
+            )
+        rec = self.q.tasks.get(int(task_uid))
+        if rec is None:
+            raise MeiliError("task_not_found", f"Task `{task_uid}` not found.")
+        return 200, rec.view()
+
+    async def cancel_tasks(self, req: Request):
+        query = taskquery.parse_task_query(req.query, paging=False, query_string=req.query_string)
+        if not query.has_filters:
+            raise taskquery.missing_filters("cancel")
+        matched = [u for u in self.q.matching(query) if self.q.tasks[u].status in ("enqueued", "processing")]
+        details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": "?" + req.query_string}
+        return await self._task("taskCancelation", None, t.CancelTasks(matched), details)
+
+    async def delete_tasks(self, req: Request):
+        query = taskquery.parse_task_query(req.query, paging=False, query_string=req.query_string)
+        if not query.has_filters:
+            raise taskquery.missing_filters("delete")
+        matched = self.q.matching(query)
+        details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": "?" + req.query_string}
+        return await self._task("taskDeletion", None, t.DeleteTasks(matched), details)
+
+
+class _NotFound(MeiliError):
+    """An unknown settings sub-route: a plain 404 like any unknown route."""
+
+    def __init__(self):
+        super().__init__("not_found", "", status=404)
+
+
+class _MethodNotAllowed(MeiliError):
+    def __init__(self):
+        super().__init__("method_not_allowed", "", status=405)
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} B"
+
+
+# -- multi-search ------------------------------------------------------------------------
+
+
+def _inside(i: int, e: MeiliError) -> MeiliError:
+    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
+
+
+def _query_engine(indexes: dict, i: int, q: Any) -> tuple[str, Any]:
+    if not isinstance(q, dict):
+        raise _inside(i, MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(q)}"))
+    uid = q.get("indexUid")
+    if uid is None:
+        raise _inside(i, MeiliError("missing_index_uid", "Missing field `indexUid`"))
+    if not isinstance(uid, str) or not valid_index_uid(uid):
+        raise _inside(i, invalid_index_uid(str(uid)))
+    entry = indexes.get(uid)
+    if entry is None:
+        raise _inside(i, index_not_found(uid))
+    return uid, entry.engine
+
+
+def run_multi_search(indexes: dict, body: Any) -> dict:
+    """`POST /multi-search`: plain (one result per query) or federated (one merged list)."""
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+    for key in body:
+        if key not in ("queries", "federation"):
+            raise _unknown_field(key, ("queries", "federation"))
+    queries = body.get("queries")
+    if queries is None:
+        raise MeiliError("bad_request", "Missing field `queries`")
+    if not isinstance(queries, list):
+        raise _type_error("bad_request", ".queries", queries, "an array")
+    federation = body.get("federation")
+    if federation is None:
+        results = []
+        for i, q in enumerate(queries):
+            uid, engine = _query_engine(indexes, i, q)
+            if "federationOptions" in q:
+                raise MeiliError(
+                    "invalid_multi_search_federation_options",
+                    f"Inside `.queries[{i}]`: Using `federationOptions` is not allowed in a non-federated search.\n"
+                    f" - Hint: remove `federationOptions` from query #{i} or add `federation` to the request.",
+                )
+            params = {k: v for k, v in q.items() if k != "indexUid"}
+            try:
+                results.append({"indexUid": uid, **engine.search(params)})
+            except MeiliError as e:
+                raise _inside(i, e) from None
+        return {"results": results}
+    return _federated(indexes, queries, federation)
+
+
+def _federated(indexes: dict, queries: list, federation: Any) -> dict:
+    """Merge hits across queries by `_rankingScore * weight` (design §6: weighted score)."""
+    started = time.perf_counter()
+    if not isinstance(federation, dict):
+        raise _type_error("invalid_multi_search_federated", ".federation", federation, "an object")
+    offset = federation.get("offset", 0)
+    limit = federation.get("limit", 20)
+    for name, value in (("offset", offset), ("limit", limit)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
+    facets_by_index = federation.get("facetsByIndex") or {}
+    merge_facets = federation.get("mergeFacets")
+    ranked: list[tuple[float, int, int, dict]] = []
+    total = 0
+    distributions: dict[str, dict] = {}
+    for i, q in enumerate(queries):
+        uid, engine = _query_engine(indexes, i, q)
+        for key in ("offset", "limit", "page", "hitsPerPage"):
+            if key in q:
+                raise MeiliError(
+                    "invalid_multi_search_query_pagination",
+                    f"Inside `.queries[{i}]`: Using pagination options is not allowed in federated queries.\n"
+                    f" - Hint: remove `{key}` from query #{i} or remove `federation` from the request",
+                )
+        weight = (q.get("federationOptions") or {}).get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise _inside(i, _type_error("invalid_multi_search_weight", ".federationOptions.weight", weight, "a positive number"))
+        params = {k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")}
+        params.update(offset=0, limit=offset + limit, showRankingScore=True)
+        if uid in facets_by_index and facets_by_index[uid]:
+            params["facets"] = facets_by_index[uid]
+        try:
+            res = engine.search(params)
+        except MeiliError as e:
+            raise _inside(i, e) from None
+        total += res.get("estimatedTotalHits", res.get("totalHits", 0)) or 0
+        if uid in facets_by_index and uid not in distributions:
+            distributions[uid] = {"distribution": res.get("facetDistribution", {}), "stats": res.get("facetStats", {})}
+        for pos, hit in enumerate(res.get("hits", [])):
+            weighted = float(hit.get("_rankingScore", 0.0)) * weight
+            if not q.get("showRankingScore"):
+                hit.pop("_rankingScore", None)
+            hit["_federation"] = {"indexUid": uid, "queriesPosition": i, "weightedRankingScore": weighted}
+            ranked.append((-weighted, i, pos, hit))
+    ranked.sort(key=lambda r: r[:3])
+    out: dict[str, Any] = {
+        "hits": [r[3] for r in ranked[offset : offset + limit]],
+        "processingTimeMs": int((time.perf_counter() - started) * 1000),
+        "limit": limit,
+        "offset": offset,
+        "estimatedTotalHits": total,
+    }
+    if facets_by_index:
+        if merge_facets is not None and merge_facets is not False:
+            dist: dict[str, dict[str, int]] = {}
+            stats: dict[str, dict[str, float]] = {}
+            for f in distributions.values():
+                for facet, values in f["distribution"].items():
+                    bucket = dist.setdefault(facet, {})
+                    for value, count in values.items():
+                        bucket[value] = bucket.get(value, 0) + count
+                for facet, st in f["stats"].items():
+                    cur = stats.setdefault(facet, dict(st))
+                    cur["min"] = min(cur["min"], st["min"])
+                    cur["max"] = max(cur["max"], st["max"])
+            out["facetDistribution"] = {k: dict(sorted(v.items())) for k, v in dist.items()}
+            out["facetStats"] = stats
+        else:
+            out["facetsByIndex"] = distributions
+    return out

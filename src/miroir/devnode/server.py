@@ -1,0 +1,132 @@
+"""Running a devnode: in a Trio nursery (`serve_devnode`) or as a process (`run_devnode`).
+
+The devnode is a Meilisearch-API-compatible node for development and tests; it is not
+a Meilisearch replacement (design §10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import signal
+import sys
+from functools import partial
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from miroir.devnode import persist
+from miroir.devnode.app import DEFAULT_MAX_PAYLOAD, DevnodeApp
+from miroir.devnode.tasks import TaskQueue
+
+# Meilisearch keeps idle connections for a while; clients (Miroir's pool) reuse them.
+KEEP_ALIVE_S = 75
+
+
+def _config(host: str, port: int) -> Config:
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.loglevel = "WARNING"  # no "Running on ..." chatter; errors still reach stderr
+    config.keep_alive_timeout = KEEP_ALIVE_S
+    config.graceful_timeout = 1
+    return config
+
+
+async def serve_devnode(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    master_key: str | None = None,
+    data_dir: str | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve one devnode until cancelled.
+
+    State is reloaded from `data_dir` (if given) before the socket is bound; then
+    `task_status.started(actual_port)`. Owns its task worker, HTTP server and data
+    files, and releases all of them when cancelled. A bind failure raises OSError
+    before `started`.
+    """
+    store = persist.Store(data_dir) if data_dir else None
+    try:
+        queue = TaskQueue(store)
+        app = DevnodeApp(queue, master_key=master_key, max_payload=max_payload)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(queue.run)
+            binds = await nursery.start(partial(serve, app, _config(host, port), mode="asgi"))
+            task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def run_devnode(
+    *, host: str = "127.0.0.1", port: int = 7700, master_key: str | None = None, data_dir: str | None = None,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> int:
+    """CLI entry: serve until SIGINT/SIGTERM (exit 0); a port in use is exit 1."""
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                bound = await nursery.start(
+                    partial(serve_devnode, host=host, port=port, master_key=master_key, data_dir=data_dir, max_payload=max_payload)
+                )
+                print(
+                    f"miroir devnode listening on http://{host}:{bound} (a development stand-in, not Meilisearch)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(main)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            print(f"miroir devnode: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
+        else:
+            print(f"miroir devnode: {e}", file=sys.stderr)
+        return 1
+    except BaseExceptionGroup as group:  # bind errors surface wrapped by the nursery
+        os_errors = [e for e in _leaves(group) if isinstance(e, OSError)]
+        if not os_errors:
+            raise
+        e = os_errors[0]
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else str(e)
+        print(f"miroir devnode: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _leaves(group: BaseExceptionGroup):
+    for e in group.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            yield from _leaves(e)
+        else:
+            yield e
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m miroir.devnode.server", description="Run a Miroir devnode.")
+    parser.add_argument("--port", type=int, default=7700)
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--master-key", metavar="KEY")
+    parser.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
+    parser.add_argument(
+        "--http-payload-size-limit", type=int, default=DEFAULT_MAX_PAYLOAD, metavar="BYTES",
+        help="largest accepted request body (Meilisearch's option of the same name)",
+    )
+    args = parser.parse_args(argv)
+    return run_devnode(
+        host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
+        max_payload=args.http_payload_size_limit,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""The devnode's indexes and its task queue: one worker applies writes strictly in order.
+
+Every write is a task (Meilisearch's lifecycle: enqueued -> processing -> succeeded |
+failed | canceled). HTTP handlers validate the request, `enqueue` it with an `Op`, and
+answer 202 at once; `TaskQueue.run` is the only code that mutates indexes. Consecutive
+document writes to one index are processed as one batch (Meilisearch autobatches them
+too), which also means one snapshot write per batch with `--data-dir`.
+
+A finished task's status becomes visible only after it is durable (see persist.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+
+from miroir.core import taskquery
+from miroir.core.errors import MeiliError, index_not_found
+from miroir.core.taskquery import format_duration, rfc3339
+from miroir.devnode import persist, settings as settings_mod
+from miroir.devnode.engine import IndexEngine, default_settings
+
+log = structlog.get_logger("miroir.devnode.tasks")
+
+# Upper bound of tasks in one autobatch: keeps a single batch (and its pause of the
+# event loop) short while still amortising snapshot writes.
+MAX_BATCH_TASKS = 64
+FINISHED = ("succeeded", "failed", "canceled")
+
+
+class TaskRecord(msgspec.Struct, rename="camel"):
+    """Meilisearch's task view, field for field and in its order."""
+
+    uid: int
+    batch_uid: int | None
+    index_uid: str | None
+    status: str
+    type: str
+    canceled_by: int | None
+    details: dict | None
+    error: dict | None
+    duration: str | None
+    enqueued_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    def view(self) -> dict:
+        return msgspec.to_builtins(self)
+
+    def summary(self) -> dict:
+        return {
+            "taskUid": self.uid,
+            "indexUid": self.index_uid,
+            "status": self.status,
+            "type": self.type,
+            "enqueuedAt": self.enqueued_at,
+        }
+
+
+# -- operations: what a task does, kept apart from the public record ------------------
+
+
+class AddDocuments(msgspec.Struct, tag=True):
+    documents: list[dict]
+    primary_key: str | None
+    partial: bool
+
+
+class DeleteIds(msgspec.Struct, tag=True):
+    ids: list[str]
+
+
+class DeleteFilter(msgspec.Struct, tag=True):
+    filter: Any
+
+
+class ClearDocuments(msgspec.Struct, tag=True):
+    pass
+
+
+class CreateIndex(msgspec.Struct, tag=True):
+    primary_key: str | None
+
+
+class UpdateIndex(msgspec.Struct, tag=True):
+    primary_key: str | None
+
+
+class DeleteIndex(msgspec.Struct, tag=True):
+    pass
+
+
+class UpdateSettings(msgspec.Struct, tag=True):
+    patch: dict
+
+
+class SwapIndexes(msgspec.Struct, tag=True):
+    swaps: list[tuple[str, str]]
+
+
+class CancelTasks(msgspec.Struct, tag=True):
+    matched: list[int]
+
+
+class DeleteTasks(msgspec.Struct, tag=True):
+    matched: list[int]
+
+
+Op = (
+    AddDocuments | DeleteIds | DeleteFilter | ClearDocuments | CreateIndex | UpdateIndex | DeleteIndex
+    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks
+)
+
+
+class IndexEntry(msgspec.Struct):
+    engine: Any  # IndexEngine
+    created_at: str
+    updated_at: str
+
+    def view(self, uid: str) -> dict:
+        return {"uid": uid, "createdAt": self.created_at, "updatedAt": self.updated_at, "primaryKey": self.engine.primary_key}
+
+
+def _finalize_details(type_: str, details: dict | None) -> dict | None:
+    """Counts still unknown when a task fails or is canceled are reported as 0."""
+    if details is None:
+        return None
+    out = dict(details)
+    for key in ("indexedDocuments", "deletedDocuments", "canceledTasks", "deletedTasks"):
+        if key in out and out[key] is None:
+            out[key] = 0
+    return out
+
+
+class TaskQueue:
+    """Owns the indexes and the task list of one devnode.
+
+    `run()` is the single worker; it must be started in a nursery that outlives every
+    request handler. With a `persist.Store`, state is reloaded from it at construction.
+    """
+
+    def __init__(self, store: persist.Store | None = None):
+        self.store = store
+        self.indexes: dict[str, IndexEntry] = {}
+        self.tasks: dict[int, TaskRecord] = {}
+        self._ops: dict[int, Op] = {}
+        self._queue: list[int] = []  # enqueued uids, oldest first
+        self._next_uid = 0
+        self._next_batch = 0
+        self._wake = trio.Event()
+        self.processing_index: set[str] = set()
+        self.last_update: str | None = None
+        if store is not None:
+            self._restore(store.load())
+
+    def _restore(self, loaded: persist.Loaded) -> None:
+        for uid in sorted(loaded.tasks):
+            rec = msgspec.convert(loaded.tasks[uid], TaskRecord)
+            self.tasks[uid] = rec
+            if rec.batch_uid is not None:
+                self._next_batch = max(self._next_batch, rec.batch_uid + 1)
+        for snap in loaded.indexes:
+            engine = IndexEngine.restore(snap["engine"])
+            self.indexes[snap["uid"]] = IndexEntry(engine, snap["createdAt"], snap["updatedAt"])
+        self._next_uid = loaded.next_uid
+        log.info("devnode state restored", tasks=len(self.tasks), indexes=len(self.indexes))
+
+    # -- enqueueing (called by request handlers) --------------------------------------
+
+    async def enqueue(self, type_: str, index_uid: str | None, op: Op, details: dict | None) -> TaskRecord:
+        uid = self._next_uid
+        self._next_uid += 1
+        if self.store is not None and uid + 1 > self.store.reserved:
+            # Synchronous on purpose: once per UID_BLOCK tasks, and awaiting here would
+            # let a later uid reach the queue first.
+            self.store.reserve(uid + 1)
+        rec = TaskRecord(
+            uid=uid, batch_uid=None, index_uid=index_uid, status="enqueued", type=type_, canceled_by=None,
+            details=details, error=None, duration=None, enqueued_at=rfc3339(time.time()), started_at=None,
+            finished_at=None,
+        )
+        self.tasks[uid] = rec
+        self._ops[uid] = op
+        self._queue.append(uid)
+        self._wake.set()
+        return rec
+
+    def matching(self, query: taskquery.TaskQuery) -> list[int]:
+        return [uid for uid, rec in self.tasks.items() if taskquery.matches(query, rec.view())]
+
+    def list_tasks(self, query: taskquery.TaskQuery) -> dict:
+        if query.uids is not None:  # the common poll (`?uids=...`): skip the full scan
+            candidates = [self.tasks[u] for u in query.uids if u in self.tasks]
+        else:
+            candidates = list(self.tasks.values())
+        return taskquery.apply_task_query(query, (r.view() for r in candidates))
+
+    def is_indexing(self, index_uid: str) -> bool:
+        return index_uid in self.processing_index
+
+    # -- the worker ---------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Process tasks in order until cancelled."""
+        task_status.started()
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            await self._process(batch)
+            await trio.sleep(0)  # let requests run between batches
+
+    def _take_batch(self) -> list[int]:
+        if not self._queue:
+            return []
+        # Meilisearch runs cancelations first, then deletions, then everything in order.
+        for kind in ("taskCancelation", "taskDeletion"):
+            for uid in self._queue:
+                if self.tasks[uid].type == kind:
+                    self._queue.remove(uid)
+                    return [uid]
+        head = self.tasks[self._queue[0]]
+        batch = [self._queue[0]]
+        if head.type in ("documentAdditionOrUpdate", "documentDeletion"):
+            for uid in self._queue[1:MAX_BATCH_TASKS]:
+                rec = self.tasks[uid]
+                if rec.type != head.type or rec.index_uid != head.index_uid:
+                    break
+                batch.append(uid)
+        del self._queue[: len(batch)]
+        return batch
+
+    async def _process(self, batch: list[int]) -> None:
+        batch_uid = self._next_batch
+        self._next_batch += 1
+        started = time.time()
+        started_at = rfc3339(started)
+        for uid in batch:
+            rec = self.tasks[uid]
+            rec.status, rec.started_at, rec.batch_uid = "processing", started_at, batch_uid
+            if rec.index_uid is not None:
+                self.processing_index.add(rec.index_uid)
+        # Results are computed into copies; the live records flip only once durable.
+        finished: list[TaskRecord] = []
+        touched: dict[str, list[dict]] = {}
+        side_records: list[TaskRecord] = []
+        deleted: list[int] = []
+        for uid in batch:
+            rec = self.tasks[uid]
+            op = self._ops.pop(uid)
+            out = msgspec.structs.replace(rec)
+            try:
+                out.details = self._apply(rec, op, side_records, deleted)
+                out.status = "succeeded"
+            except MeiliError as e:
+                out.status, out.error = "failed", e.to_dict()
+                out.details = _finalize_details(rec.type, rec.details)
+            except Exception as e:  # an engine bug must fail one task, not the node
+                log.exception("task failed with an internal error", uid=uid)
+                out.status = "failed"
+                out.error = MeiliError("internal", f"Internal error: {e!r}").to_dict()
+                out.details = _finalize_details(rec.type, rec.details)
+            now = time.time()
+            out.finished_at = rfc3339(now)
+            out.duration = format_duration(now - started)
+            finished.append(out)
+            for idx in self._concerned(rec, op):
+                touched.setdefault(idx, [])
+        views = {r.uid: r.view() for r in finished}
+        for idx, recs in touched.items():
+            recs.extend(views[r.uid] for r in finished if idx in self._concerned_uids(r))
+        if self.store is not None:
+            await self._persist(touched, list(views.values()) + [r.view() for r in side_records], deleted)
+        for rec in finished + side_records:
+            self.tasks[rec.uid] = rec
+        for uid in deleted:
+            self.tasks.pop(uid, None)
+        self.processing_index.clear()
+        self.last_update = finished[-1].finished_at
+
+    def _concerned(self, rec: TaskRecord, op: Op) -> list[str]:
+        if isinstance(op, SwapIndexes):
+            return [name for pair in op.swaps for name in pair]
+        return [rec.index_uid] if rec.index_uid is not None else []
+
+    def _concerned_uids(self, rec: TaskRecord) -> list[str]:
+        if rec.type == "indexSwap":
+            return [n for s in (rec.details or {}).get("swaps", ()) for n in s["indexes"]]
+        return [rec.index_uid] if rec.index_uid is not None else []
+
+    async def _persist(self, touched: dict[str, list[dict]], records: list[dict], deleted: list[int]) -> None:
+        # Encode on the event loop (a consistent view), write in a thread.
+        blobs = []
+        for idx, recs in touched.items():
+            entry = self.indexes.get(idx)
+            if entry is None:
+                blobs.append((idx, persist.encode_tombstone(idx, recs)))
+            else:
+                blobs.append((idx, persist.encode_snapshot(idx, entry.created_at, entry.updated_at, entry.engine.dump(), recs)))
+        store = self.store
+
+        def write() -> None:
+            for idx, blob in blobs:
+                store.write_index(idx, blob)
+            store.append_tasks(records, deleted)
+
+        await trio.to_thread.run_sync(write)
+
+    # -- applying one operation (synchronous; raises MeiliError for task errors) -------
+
+    def _entry(self, uid: str) -> IndexEntry:
+        entry = self.indexes.get(uid)
+        if entry is None:
+            raise index_not_found(uid)
+        return entry
+
+    def _create(self, uid: str, primary_key: str | None) -> IndexEntry:
+        now = rfc3339(time.time())
+        entry = IndexEntry(IndexEngine(uid, primary_key=primary_key), now, now)
+        self.indexes[uid] = entry
+        return entry
+
+    def _apply(self, rec: TaskRecord, op: Op, side_records: list[TaskRecord], deleted: list[int]) -> dict | None:
+        uid = rec.index_uid
+        details = dict(rec.details) if rec.details is not None else None
+        if isinstance(op, AddDocuments):
+            created = uid not in self.indexes
+            entry = self.indexes[uid] if not created else self._create(uid, None)
+            try:
+                entry.engine.add_documents(op.documents, op.primary_key, partial=op.partial)
+            except BaseException:
+                if created:  # Meilisearch rolls the whole batch back, index creation included
+                    del self.indexes[uid]
+                raise
+            details["indexedDocuments"] = len(op.documents)
+        elif isinstance(op, DeleteIds):
+            details["deletedDocuments"] = self._entry(uid).engine.delete_documents(op.ids)
+        elif isinstance(op, DeleteFilter):
+            details["deletedDocuments"] = self._entry(uid).engine.delete_by_filter(op.filter)
+        elif isinstance(op, ClearDocuments):
+            details["deletedDocuments"] = self._entry(uid).engine.clear()
+        elif isinstance(op, CreateIndex):
+            if uid in self.indexes:
+                raise MeiliError("index_already_exists", f"Index `{uid}` already exists.")
+            self._create(uid, op.primary_key)
+        elif isinstance(op, UpdateIndex):
+            entry = self._entry(uid)
+            current = entry.engine.primary_key
+            if op.primary_key is not None and op.primary_key != current:
+                if current is not None and entry.engine.stats().get("numberOfDocuments", 0) > 0:
+                    raise MeiliError("index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{current}`.")
+                entry.engine.primary_key = op.primary_key
+        elif isinstance(op, DeleteIndex):
+            entry = self._entry(uid)
+            details["deletedDocuments"] = entry.engine.stats().get("numberOfDocuments", 0)
+            del self.indexes[uid]
+        elif isinstance(op, UpdateSettings):
+            entry = self.indexes.get(uid) or self._create(uid, None)
+            full = settings_mod.merge(entry.engine.settings, op.patch, default_settings())
+            entry.engine.set_settings(full)
+        elif isinstance(op, SwapIndexes):
+            self._swap(op, side_records)
+        elif isinstance(op, CancelTasks):
+            details["canceledTasks"] = self._cancel(rec, op, side_records)
+        elif isinstance(op, DeleteTasks):
+            gone = [u for u in op.matched if u in self.tasks and self.tasks[u].status in FINISHED]
+            deleted.extend(gone)
+            details["deletedTasks"] = len(gone)
+        else:  # pragma: no cover
+            raise AssertionError(op)
+        if uid is not None and uid in self.indexes and not isinstance(op, (CancelTasks, DeleteTasks)):
+            self.indexes[uid].updated_at = rfc3339(time.time())
+        return details
+
+    def _swap(self, op: SwapIndexes, side_records: list[TaskRecord]) -> None:
+        missing = [n for pair in op.swaps for n in pair if n not in self.indexes]
+        if missing:
+            names = ", ".join(f"`{n}`" for n in dict.fromkeys(missing))
+            raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+        rename: dict[str, str] = {}
+        for a, b in op.swaps:
+            self.indexes[a], self.indexes[b] = self.indexes[b], self.indexes[a]
+            rename[a], rename[b] = b, a
+            for name in (a, b):
+                if hasattr(self.indexes[name].engine, "uid"):
+                    self.indexes[name].engine.uid = name
+        # Meilisearch rewrites the history too: past tasks follow their documents.
+        for task in self.tasks.values():
+            if task.index_uid in rename and task.type != "indexSwap":
+                task.index_uid = rename[task.index_uid]
+                if task.status in FINISHED:
+                    side_records.append(task)
+
+    def _cancel(self, rec: TaskRecord, op: CancelTasks, side_records: list[TaskRecord]) -> int:
+        now = rfc3339(time.time())
+        canceled = 0
+        for uid in op.matched:
+            task = self.tasks.get(uid)
+            if task is None or task.status != "enqueued":
+                continue
+            self._queue.remove(uid)
+            self._ops.pop(uid, None)
+            out = msgspec.structs.replace(
+                task, status="canceled", canceled_by=rec.uid, finished_at=now, started_at=None,
+                details=_finalize_details(task.type, task.details),
+            )
+            side_records.append(out)
+            canceled += 1
+        return canceled
