@@ -117,6 +117,14 @@ def create_app(ctx: Miroir) -> QuartTrio:
     async def _quart_error(exc: HTTPException) -> Response:
         return error_response(_http_error(exc, limit))
 
+    @app.after_request
+    async def _close_on_413(resp: Response) -> Response:
+        # The body of an oversized request was never read: close the connection rather
+        # than leave the client and the server waiting on each other.
+        if resp.status_code == 413:
+            resp.headers["Connection"] = "close"
+        return resp
+
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:
         # The client gets a request id to quote, never our traceback.
