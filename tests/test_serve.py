@@ -167,11 +167,11 @@ def test_auth_rules(served):
         assert_meili_error(c.get("/no/such/route", headers=auth()), 404, "not_found")
         assert_meili_error(c.post("/health", headers=auth()), 405, "method_not_allowed")
         # Admin routes want the admin key, as Bearer or X-Admin-Key.
-        assert_meili_error(c.get("/_miroir/nodes"), 401, "missing_authorization_header")
-        assert_meili_error(c.get("/_miroir/nodes", headers=auth()), 403, "miroir_admin_key_required")
-        assert_meili_error(c.get("/_miroir/nodes", headers=auth(ADMIN)), 404, "not_found")
-        assert_meili_error(c.get("/_miroir/nodes", headers={"X-Admin-Key": ADMIN}), 404, "not_found")
-        assert_meili_error(c.get("/_miroir/nodes", headers={"X-Admin-Key": "nope"}), 403, "invalid_api_key")
+        assert_meili_error(c.get("/_miroir/no-such-route"), 401, "missing_authorization_header")
+        assert_meili_error(c.get("/_miroir/no-such-route", headers=auth()), 403, "miroir_admin_key_required")
+        assert_meili_error(c.get("/_miroir/no-such-route", headers=auth(ADMIN)), 404, "not_found")
+        assert_meili_error(c.get("/_miroir/no-such-route", headers={"X-Admin-Key": ADMIN}), 404, "not_found")
+        assert_meili_error(c.get("/_miroir/no-such-route", headers={"X-Admin-Key": "nope"}), 403, "invalid_api_key")
 
 
 def test_body_over_limit_is_413(served):
@@ -362,3 +362,15 @@ async def test_corrupt_journal_refuses_to_start(tmp_path):
     (data / "state.snapshot").write_bytes(b"\x05\x00\x00\x00garbagegarbage")
     with pytest.raises(StartupError, match="journal is corrupt.*state.snapshot"):
         await run_miroir(config, notifier=SdNotifier(None))
+
+
+def test_error_before_body_is_read_keeps_connection_usable(served):
+    # An error answered before the handler reads the body (here: auth) must not leave the
+    # unread body on the keep-alive connection, or the next request on it hangs.
+    _, url, _ = served
+    body = b'{"uid": "' + b"x" * 600 + b'"}'
+    with httpx.Client(base_url=url, timeout=5) as c:
+        for _ in range(3):
+            r = c.post("/indexes", headers={"Content-Type": "application/json"}, content=body)
+            assert_meili_error(r, 401, "missing_authorization_header")
+            assert c.get("/health").status_code == 200

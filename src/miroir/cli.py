@@ -1,4 +1,6 @@
-"""`miroir` command line: serve, check-config, devnode, dev.
+"""`miroir` command line: serve, check-config, devnode, dev; and against a running Miroir
+(`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove,
+rebalance [--watch] [--pause|--resume].
 
 User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status:
 2 for usage and configuration errors, 1 when the daemon cannot start. Never a traceback.
@@ -63,6 +65,30 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--master-key", metavar="KEY")
     dev.add_argument("--data-dir", metavar="DIR")
     dev.add_argument("--log-format", choices=["json", "console"], default="console")
+
+    def admin(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--url", help="Miroir to talk to (default: $MIROIR_URL, http://127.0.0.1:7700)")
+        parser.add_argument("--admin-key", metavar="KEY", help="admin key (default: $MIROIR_ADMIN_KEY)")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        return parser
+
+    admin(sub.add_parser("status", help="nodes, shards and rebalance of a running Miroir"))
+    nodes = sub.add_parser("nodes", help="add, drain or remove nodes of a running Miroir")
+    nsub = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", parser_class=_Parser, required=True)
+    add = admin(nsub.add_parser("add", help="a node joins; its shards are copied to it"))
+    add.add_argument("id")
+    add.add_argument("node_url", metavar="URL")
+    add.add_argument("--group", help="replica group (default g0)")
+    drain = admin(nsub.add_parser("drain", help="move every shard off a node"))
+    drain.add_argument("id")
+    remove = admin(nsub.add_parser("remove", help="forget a drained node (--force: a dead one)"))
+    remove.add_argument("id")
+    remove.add_argument("--force", action="store_true", help="the node is dead: re-create its shards elsewhere")
+    reb = admin(sub.add_parser("rebalance", help="show, watch, pause or resume the rebalance"))
+    reb.add_argument("--watch", action="store_true", help="follow the moves until done (progress on stderr)")
+    mode = reb.add_mutually_exclusive_group()
+    mode.add_argument("--pause", action="store_true")
+    mode.add_argument("--resume", action="store_true")
     return p
 
 
@@ -232,11 +258,119 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+# --- admin commands against a running Miroir ----------------------------------------------
+
+WATCH_INTERVAL_S = 0.5
+BAR_WIDTH = 30
+
+
+def _print_json(obj: object) -> None:
+    print(msgspec.json.encode(obj).decode())
+
+
+def _rebalance_line(s: dict) -> str:
+    p = s.get("progress")
+    if not p:
+        pending = " (a change is waiting to be planned)" if s.get("pendingChange") else ""
+        last = s.get("last")
+        tail = f"; last plan copied {last['documentsCopied']} documents" if last else ""
+        return f"rebalance: {s['status']}{pending}{tail}"
+    eta = f", ETA {p['etaSeconds']:.0f}s" if p.get("etaSeconds") is not None else ""
+    return (
+        f"rebalance: {s['status']}, {p['done']}/{p['units']} units done, {p['switched']} switched, "
+        f"{p['copying']} copying; {p['documentsCopied']} documents copied at {p['rate']:.0f}/s{eta}"
+    )
+
+
+def _format_status(topo: dict, nodes: list[dict], rb: dict) -> str:
+    lines = [f"{len(topo['indexes'])} index(es), {topo['defaultShards']} shards by default, RF {topo['replicationFactor']}"]
+    by_group: dict[str, list[dict]] = {}
+    for n in nodes:
+        by_group.setdefault(n["group"], []).append(n)
+    for g, ns in sorted(by_group.items()):
+        lines.append(f"group {g}: {len(ns)} node(s)")
+        width = max(len(n["id"]) for n in ns)
+        for n in ns:
+            lines.append(f"  {n['id']:<{width}}  {n['state']:<9} {len(n['shards']):>4} shards  {n['url']}")
+    lines.append(_rebalance_line(rb))
+    return "\n".join(lines)
+
+
+def _bar(s: dict) -> str:
+    p = s.get("progress") or {}
+    units, done = p.get("units", 0), p.get("done", 0)
+    filled = int(BAR_WIDTH * done / units) if units else BAR_WIDTH
+    return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] " + _rebalance_line(s).removeprefix("rebalance: ")
+
+
+def _watch(client: object, as_json: bool) -> dict:
+    import time
+
+    tty = sys.stderr.isatty()
+    while True:
+        s = client.rebalance()  # type: ignore[attr-defined]
+        line = _bar(s)
+        print(("\r\x1b[K" if tty else "") + line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        if s["status"] == "idle" and not s.get("pendingChange"):
+            if tty:
+                print(file=sys.stderr)
+            return s
+        time.sleep(WATCH_INTERVAL_S)
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from miroir.cliclient import AdminClient, AdminError
+
+    try:
+        with AdminClient(args.url, args.admin_key) as client:
+            if args.command == "status":
+                topo, rb = client.topology(), client.rebalance()
+                nodes = rb.pop("nodes", [])
+                if args.json:
+                    _print_json({"topology": topo, "nodes": nodes, "rebalance": rb})
+                else:
+                    print(_format_status(topo, nodes, rb))
+                return EXIT_OK
+            if args.command == "nodes":
+                if args.nodes_command == "add":
+                    out = client.add_node(args.id, args.node_url, args.group)
+                elif args.nodes_command == "drain":
+                    out = client.drain_node(args.id)
+                else:
+                    out = client.remove_node(args.id, args.force)
+                if args.json:
+                    _print_json(out)
+                else:
+                    n = out["node"]
+                    print(f"node {n['id']} ({n['url']}, group {n['group']}): {n['state']}")
+                    print(_rebalance_line(out["rebalance"]))
+                return EXIT_OK
+            # rebalance
+            if args.pause:
+                out = client.pause()
+            elif args.resume:
+                out = client.resume()
+            else:
+                out = client.rebalance()
+            if args.watch:
+                out = _watch(client, args.json)
+            if args.json:
+                _print_json(out)
+            else:
+                print(_rebalance_line(out))
+            return EXIT_OK
+    except AdminError as e:
+        return _die(str(e))
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "check-config": cmd_check_config,
     "devnode": cmd_devnode,
     "dev": cmd_dev,
+    "status": cmd_admin,
+    "nodes": cmd_admin,
+    "rebalance": cmd_admin,
 }
 
 

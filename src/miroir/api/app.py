@@ -33,6 +33,8 @@ ROUTE_MODULES: list[str] = [
 
 log = get_logger("miroir.http")
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 
 def payload_too_large(limit: int) -> MeiliError:
     return MeiliError(
@@ -118,11 +120,18 @@ def create_app(ctx: Miroir) -> QuartTrio:
         return error_response(_http_error(exc, limit))
 
     @app.after_request
-    async def _close_on_413(resp: Response) -> Response:
-        # The body of an oversized request was never read: close the connection rather
-        # than leave the client and the server waiting on each other.
-        if resp.status_code == 413:
-            resp.headers["Connection"] = "close"
+    async def _finish_body(resp: Response) -> Response:
+        # An error answered before the handler read the body (auth, bad parameter) leaves
+        # the body unread on a keep-alive connection, and the client's next request on it
+        # hangs. Read it (it is within the limit), or close when it is over the limit.
+        if resp.status_code >= 400 and request.method in _BODY_METHODS:
+            if resp.status_code == 413:
+                resp.headers["Connection"] = "close"
+            else:
+                try:
+                    await request.get_data()
+                except Exception:  # noqa: BLE001 - a broken body only means: close
+                    resp.headers["Connection"] = "close"
         return resp
 
     @app.errorhandler(Exception)

@@ -1,13 +1,35 @@
-"""`/_miroir/*` admin routes (admin key, see api/auth.py): the cluster's shape."""
+"""`/_miroir/*` admin routes (admin key, see api/auth.py): the cluster's shape, nodes
+joining and leaving, and the rebalance that follows (engine/rebalancer.py).
+
+| route | what |
+|---|---|
+| `GET /_miroir/topology` | nodes, states, per index and group the owners of every shard |
+| `POST /_miroir/nodes` `{id, url, group}` | a node joins; a rebalance is planned (202) |
+| `POST /_miroir/nodes/{id}/drain` | its shards move away (202) |
+| `DELETE /_miroir/nodes/{id}[?force=true]` | once drained; `force` for a dead node |
+| `GET /_miroir/rebalance` | plan, per-unit progress, documents copied, rate, ETA; nodes with the shards they hold |
+| `POST /_miroir/rebalance/pause`, `/resume` | hold / continue the moves |
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+import msgspec
+import structlog
+from quart import Blueprint, Response, request
 
-from miroir.api.http import json_response
+from miroir.api.http import json_response, read_json
 from miroir.api.routes_tasks import current_cluster
+from miroir.engine import rebalancer as rebalance
+
+log = structlog.get_logger("miroir.admin")
 
 bp = Blueprint("admin", __name__)
+
+
+class NodeBody(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    url: str
+    group: str | None = None
 
 
 @bp.get("/_miroir/topology")
@@ -19,12 +41,52 @@ async def topology() -> Response:
         uid: {"shards": meta.shards, "primaryKey": meta.primary_key, "owners": topo.shard_map(meta.shards)}
         for uid, meta in sorted(cluster.state.indexes.items())
     }
+    health = cluster.health.snapshot()
     return json_response(
         {
             "replicationFactor": topo.rf,
             "defaultShards": cluster.config.cluster.shards,
             "groups": topo.groups,
-            "nodes": [{"id": n.id, "url": n.url, "group": n.group, "state": n.state} for n in topo.nodes.values()],
+            "nodes": [
+                {"id": n.id, "url": n.url, "group": n.group, "state": n.state, "health": health.get(n.id)}
+                for n in topo.nodes.values()
+            ],
             "indexes": indexes,
         }
     )
+
+
+@bp.post("/_miroir/nodes")
+async def add_node() -> Response:
+    body = await read_json(request, NodeBody, code="bad_request")
+    out = await rebalance.add_node(current_cluster(), body.id, body.url, body.group)
+    return json_response(out, status=202)
+
+
+@bp.post("/_miroir/nodes/<node_id>/drain")
+async def drain_node(node_id: str) -> Response:
+    return json_response(await rebalance.drain_node(current_cluster(), node_id), status=202)
+
+
+@bp.delete("/_miroir/nodes/<node_id>")
+async def remove_node(node_id: str) -> Response:
+    force = request.args.get("force", "false").lower() in ("true", "1", "yes")
+    return json_response(await rebalance.remove_node(current_cluster(), node_id, force), status=202)
+
+
+@bp.get("/_miroir/rebalance")
+async def rebalance_status() -> Response:
+    cluster = current_cluster()
+    out = rebalance.rebalancer_of(cluster).status()
+    out["nodes"] = [rebalance.node_view(cluster, n) for n in cluster.topology.nodes.values()]
+    return json_response(out)
+
+
+@bp.post("/_miroir/rebalance/pause")
+async def pause() -> Response:
+    return json_response(await rebalance.set_paused(current_cluster(), True), status=202)
+
+
+@bp.post("/_miroir/rebalance/resume")
+async def resume() -> Response:
+    return json_response(await rebalance.set_paused(current_cluster(), False), status=202)

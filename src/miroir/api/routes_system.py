@@ -8,6 +8,7 @@ from miroir import __version__
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
 from miroir.core.errors import MeiliError
+from miroir.engine.health import cluster_is_ready, cluster_uncovered
 
 bp = Blueprint("system", __name__)
 
@@ -31,6 +32,15 @@ async def version() -> Response:
 
 @bp.get("/_miroir/ready")
 async def ready() -> Response:
-    if not current_miroir().ready:
+    ctx = current_miroir()
+    if not ctx.ready:
         raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+    cluster = ctx.engine
+    if cluster is not None and not cluster_is_ready(cluster, cluster.health):
+        uncovered = cluster_uncovered(cluster, cluster.health)
+        detail = "; ".join(f"`{uid}` shards {', '.join(map(str, shards))}" for uid, shards in sorted(uncovered.items()))
+        raise MeiliError(
+            "miroir_not_ready",
+            "Some shards have no reachable owner in any group: " + (detail or "no node is reachable") + ".",
+        )
     return json_response({"status": "ready"})

@@ -18,6 +18,8 @@ import trio
 from miroir.config import Config
 from miroir.engine.reconciler import Reconciler
 from miroir.engine.tasks import TaskService
+from miroir.engine.health import HealthTable, run_cluster_health
+from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
@@ -36,7 +38,8 @@ class Cluster:
         self.config = config
         self.journal = journal
         self.fleet = fleet
-        self.topology = Topology(journal.state.nodes, config.cluster.replication_factor)
+        self.topology = Topology.from_state(journal.state, config.cluster.replication_factor)
+        self.health = HealthTable.from_config(config.health)
         self.tasks = TaskService(journal, fleet, lambda: self.topology)
         self.reconciler = Reconciler(self.tasks)
         self._closed = False
@@ -58,15 +61,27 @@ class Cluster:
         return cluster
 
     async def refresh_topology(self) -> None:
-        """Rebuild the topology and node clients from the journaled node list."""
-        nodes = self.state.nodes
+        """Rebuild the node clients and the topology from the journal (nodes + migrations).
+
+        A removed node keeps its client while a migration plan still names it as a holder.
+        """
+        state = self.state
+        referenced: set[str] = set()
+        rb = state.rebalance
+        for groups in [rb.members or {}] + ([rb.plan.old_groups, rb.plan.new_groups] if rb.plan else []):
+            for ids in groups.values():
+                referenced.update(ids)
+        keep = {i: n for i, n in state.nodes.items() if n.state != "removed" or i in referenced}
         for node_id in list(self.fleet):
-            if node_id not in nodes or nodes[node_id].state == "removed":
+            if node_id not in keep:
                 await self.fleet.remove(node_id)
-        for node in nodes.values():
-            if node.state != "removed":
-                await self.fleet.add(node.id, node.url)
-        self.topology = Topology(nodes, self.rf)
+        for node in keep.values():
+            await self.fleet.add(node.id, node.url)
+        self.topology = Topology.from_state(state, self.rf)
+
+    def healthy_nodes(self) -> frozenset[str]:
+        """Nodes that may receive traffic now (not marked down by probes or failed calls)."""
+        return frozenset(self.health.available(self.topology.all_nodes()))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the background services until cancelled; then close the node clients."""
@@ -74,6 +89,8 @@ class Cluster:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.tasks.run)
                 await nursery.start(self.reconciler.run)
+                await nursery.start(run_cluster_health, self, self.health)
+                await nursery.start(run_rebalancer, self)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):

@@ -60,6 +60,52 @@ class NodeMeta(msgspec.Struct, kw_only=True):
     state: NodeState = "joining"
 
 
+MigrationStatus = Literal["pending", "copying", "switched", "done"]
+
+
+class MigrationUnit(msgspec.Struct, kw_only=True):
+    """One shard of every index with S = `shards`, in one group, gaining `targets`.
+
+    `pending` -> `copying` (dual writes reach the targets from the moment the plan is
+    journaled) -> `switched` (the new owners answer reads) -> `done` (the copies of
+    `drops` deleted). `cursors[index][target]` is the copy offset reached, -1 once the
+    copy and reconciliation of that index on that target are complete.
+    """
+
+    shards: int
+    shard: int
+    group: str
+    targets: list[str]
+    sources: list[str]  # old owners in the group, staying ones first
+    fallbacks: list[str] = msgspec.field(default_factory=list)  # owners in other groups
+    drops: list[str] = msgspec.field(default_factory=list)  # old owners losing the shard
+    status: MigrationStatus = "pending"
+    cursors: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    copied: int = 0  # documents written to targets by the copy (dual writes not counted)
+
+
+class MigrationPlan(msgspec.Struct, kw_only=True):
+    id: int
+    old_groups: dict[str, list[str]]  # owning membership before the plan
+    new_groups: dict[str, list[str]]  # ... and once it is done
+    units: dict[str, MigrationUnit]  # unit_key(S, shard, group) -> unit
+    created_at: str | None = None
+
+
+class RebalanceState(msgspec.Struct, kw_only=True):
+    # Committed owning membership (group -> node ids); None until the first plan: the
+    # active and draining nodes own then.
+    members: dict[str, list[str]] | None = None
+    plan: MigrationPlan | None = None
+    paused: bool = False
+    next_plan_id: int = 1
+    last: dict[str, Any] | None = None  # summary of the last finished plan
+
+
+def unit_key(shards: int, shard: int, group: str) -> str:
+    return f"{shards}:{shard}:{group}"
+
+
 class MiroirState(msgspec.Struct, kw_only=True):
     next_task_uid: int = 0
     tasks: dict[int, TaskRecord] = msgspec.field(default_factory=dict)
@@ -68,6 +114,9 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # index uid -> the client view of its settings (see miroir.core.settings), set by
     # IndexSettingsPut; the merge reads rankingRules, distinct, faceting from it.
     index_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # Rebalancing (engine/rebalancer.py): committed shard-owning membership and the
+    # migration plan in progress. Defaulted, so older journals and snapshots decode.
+    rebalance: RebalanceState = msgspec.field(default_factory=lambda: RebalanceState())
 
 
 def new_state() -> MiroirState:
@@ -223,6 +272,113 @@ def _index_settings_put(state: MiroirState, rec: IndexSettingsPut) -> None:
     meta.settings_version = rec.version
     if rec.updated_at is not None:
         meta.updated_at = rec.updated_at
+
+
+# --- rebalancing (engine/rebalancer.py, engine/mover.py) ---------------------------------
+
+
+class MigrationPlanned(JournalRecord, tag="migration_planned"):
+    plan: MigrationPlan
+
+
+@applies(MigrationPlanned)
+def _migration_planned(state: MiroirState, rec: MigrationPlanned) -> None:
+    state.rebalance.plan = rec.plan
+    state.rebalance.next_plan_id = max(state.rebalance.next_plan_id, rec.plan.id + 1)
+
+
+def _unit(state: MiroirState, plan_id: int, key: str) -> MigrationUnit | None:
+    plan = state.rebalance.plan
+    if plan is None or plan.id != plan_id:
+        return None
+    return plan.units.get(key)
+
+
+class MigrationProgress(JournalRecord, tag="migration_progress"):
+    """The copy of `index` to `target` reached `cursor` (-1: complete); `copied` more docs."""
+
+    plan_id: int
+    unit: str
+    index: str
+    target: str
+    cursor: int
+    copied: int = 0
+
+
+@applies(MigrationProgress)
+def _migration_progress(state: MiroirState, rec: MigrationProgress) -> None:
+    unit = _unit(state, rec.plan_id, rec.unit)
+    if unit is None:
+        return
+    unit.cursors.setdefault(rec.index, {})[rec.target] = rec.cursor
+    unit.copied += rec.copied
+    if unit.status == "pending":
+        unit.status = "copying"
+
+
+class MigrationSwitched(JournalRecord, tag="migration_switched"):
+    """The unit's new owners answer reads from now on."""
+
+    plan_id: int
+    unit: str
+
+
+@applies(MigrationSwitched)
+def _migration_switched(state: MiroirState, rec: MigrationSwitched) -> None:
+    unit = _unit(state, rec.plan_id, rec.unit)
+    if unit is not None and unit.status in ("pending", "copying"):
+        unit.status = "switched"
+
+
+class MigrationUnitDone(JournalRecord, tag="migration_unit_done"):
+    """The copies of nodes that no longer own the unit's shard are deleted."""
+
+    plan_id: int
+    unit: str
+
+
+@applies(MigrationUnitDone)
+def _migration_unit_done(state: MiroirState, rec: MigrationUnitDone) -> None:
+    unit = _unit(state, rec.plan_id, rec.unit)
+    if unit is not None:
+        unit.status = "done"
+
+
+class MigrationDone(JournalRecord, tag="migration_done"):
+    """The plan is complete: its new membership becomes the committed one."""
+
+    plan_id: int
+    summary: dict[str, Any] | None = None
+
+
+@applies(MigrationDone)
+def _migration_done(state: MiroirState, rec: MigrationDone) -> None:
+    plan = state.rebalance.plan
+    if plan is None or plan.id != rec.plan_id:
+        return
+    state.rebalance.members = {g: list(ids) for g, ids in plan.new_groups.items() if ids}
+    state.rebalance.plan = None
+    state.rebalance.last = rec.summary
+
+
+class MembershipCommitted(JournalRecord, tag="membership_committed"):
+    """Pins the owning membership (before the first node state change at run time)."""
+
+    members: dict[str, list[str]]
+
+
+@applies(MembershipCommitted)
+def _membership_committed(state: MiroirState, rec: MembershipCommitted) -> None:
+    state.rebalance.members = {g: list(ids) for g, ids in rec.members.items() if ids}
+
+
+class RebalancePaused(JournalRecord, tag="rebalance_paused"):
+    paused: bool
+
+
+@applies(RebalancePaused)
+def _rebalance_paused(state: MiroirState, rec: RebalancePaused) -> None:
+    state.rebalance.paused = rec.paused
 
 
 # Built from the registry so that adding a record type is one class and one handler.

@@ -1,0 +1,139 @@
+"""`/indexes` and `/swap-indexes`: index lifecycle, broadcast as driven tasks (§9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from miroir.api.http import decode_json, json_response
+from miroir.api.routes_tasks import current_cluster
+from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
+from miroir.core.taskfold import summarized
+from miroir.engine import indexes
+
+bp = Blueprint("indexes", __name__)
+
+JSON_ONLY = "`application/json`"
+
+
+async def body_bytes() -> bytes:
+    """Read the whole request body. Handlers that take a body call this FIRST: answering
+    an error without consuming the body stalls the next request of the keep-alive
+    connection (hypercorn h11), so validation must come after the read."""
+    data = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    assert isinstance(data, bytes)
+    return data
+
+
+async def json_body() -> Any:
+    """The JSON body of a request that only accepts JSON (Meilisearch's 415 errors)."""
+    data = await body_bytes()
+    ctype = request.headers.get("Content-Type")
+    if not ctype:
+        raise MeiliError(
+            "missing_content_type",
+            f"A Content-Type header is required. Accepted values for the Content-Type header are: {JSON_ONLY}",
+        )
+    if ctype.split(";", 1)[0].strip().lower() != "application/json":
+        raise MeiliError(
+            "invalid_content_type",
+            f"The Content-Type `{ctype}` is invalid. Accepted values for the Content-Type header are: {JSON_ONLY}",
+        )
+    return decode_json(data)
+
+
+def unknown_field(key: str, known: tuple[str, ...]) -> MeiliError:
+    listed = ", ".join(f"`{k}`" for k in known)
+    return MeiliError("bad_request", f"Unknown field `{key}`: expected one of {listed}")
+
+
+def unknown_param(name: str, known: tuple[str, ...]) -> MeiliError:
+    listed = ", ".join(f"`{k}`" for k in known)
+    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+
+
+def query_uint(code: str, name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit():
+        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
+    return int(value)
+
+
+def _object(body: Any, known: tuple[str, ...]) -> dict:
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", "Invalid value type: expected an object, but found " + _kind(body) + ".")
+    for key in body:
+        if key not in known:
+            raise unknown_field(key, known)
+    return body
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a positive integer"}.get(type(value), "null" if value is None else "a value")
+
+
+def _primary_key(body: dict) -> str | None:
+    pk = body.get("primaryKey")
+    if pk is not None and not isinstance(pk, str):
+        raise MeiliError(
+            "invalid_index_primary_key", f"Invalid value type at `.primaryKey`: expected a string, but found {_kind(pk)}."
+        )
+    return pk
+
+
+def checked_uid(uid: str) -> str:
+    if not valid_index_uid(uid):
+        raise invalid_index_uid(uid)
+    return uid
+
+
+def accepted(task: Any, headers: dict[str, str] | None = None) -> Response:
+    return json_response(summarized(task), status=202, headers=headers)
+
+
+@bp.get("/indexes")
+async def list_indexes() -> Response:
+    offset, limit = 0, 20
+    for name, value in request.args.items(multi=True):
+        if name == "offset":
+            offset = query_uint("invalid_index_offset", name, value)
+        elif name == "limit":
+            limit = query_uint("invalid_index_limit", name, value)
+        else:
+            raise unknown_param(name, ("offset", "limit"))
+    return json_response(indexes.list_indexes(current_cluster(), offset, limit))
+
+
+@bp.post("/indexes")
+async def create_index() -> Response:
+    body = _object(await json_body(), ("uid", "primaryKey"))
+    if "uid" not in body:
+        raise MeiliError("missing_index_uid", "Missing field `uid`")
+    uid = body["uid"]
+    if not isinstance(uid, str):
+        raise MeiliError("invalid_index_uid", f"Invalid value type at `.uid`: expected a string, but found {_kind(uid)}.")
+    return accepted(await indexes.create_index(current_cluster(), uid, _primary_key(body)))
+
+
+@bp.get("/indexes/<uid>")
+async def get_index(uid: str) -> Response:
+    return json_response(indexes.index_view(indexes.get_index(current_cluster(), checked_uid(uid))))
+
+
+@bp.patch("/indexes/<uid>")
+async def update_index(uid: str) -> Response:
+    raw = await json_body()
+    checked_uid(uid)
+    body = _object(raw, ("primaryKey",))
+    return accepted(await indexes.update_index(current_cluster(), uid, _primary_key(body)))
+
+
+@bp.delete("/indexes/<uid>")
+async def delete_index(uid: str) -> Response:
+    return accepted(await indexes.delete_index(current_cluster(), checked_uid(uid)))
+
+
+@bp.post("/swap-indexes")
+async def swap_indexes() -> Response:
+    pairs = indexes.validate_swaps(await json_body())
+    return accepted(await indexes.swap_indexes(current_cluster(), pairs))

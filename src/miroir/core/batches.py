@@ -1,0 +1,119 @@
+"""A write batch, planned: which documents (or ids) go to which node, and whether the
+acknowledgements make a quorum (design §4). Pure module: no I/O.
+
+The engine validates and plans the whole batch here *before* touching any node, so one
+bad document rejects the batch and no node ever sees part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from miroir.core.documents import document_id
+from miroir.core.errors import MeiliError
+from miroir.core.routing import shard_for_key
+from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
+
+# shard -> group -> owners of that shard in that group (every copy a write must reach)
+Targets = Mapping[int, Mapping[str, Sequence[str]]]
+
+
+def reserved_field(field: str, doc: dict) -> MeiliError:
+    return MeiliError(
+        "miroir_reserved_field",
+        f"Document field `{field}` is reserved by Miroir (fields starting with `{RESERVED_PREFIX}` cannot be "
+        f"stored): `{msgspec.json.encode(doc).decode()[:200]}`.",
+    )
+
+
+class Routed(msgspec.Struct):
+    """A batch planned per node. `items[node]` keeps the batch order (last write wins)."""
+
+    items: dict[str, list[Any]]
+    shards: list[int]  # the shards the batch touches, sorted
+
+
+def shard_documents(docs: Sequence[dict], primary_key: str, shards: int) -> list[tuple[int, dict]]:
+    """Validate every document and return (shard, document with `_miroir_shard`) in order.
+
+    Raises the first problem (missing/invalid id, reserved field) for the whole batch.
+    The input documents are not modified.
+    """
+    out: list[tuple[int, dict]] = []
+    for doc in docs:
+        for field in doc:
+            if field.startswith(RESERVED_PREFIX):
+                raise reserved_field(field, doc)
+        key = document_id(doc, primary_key)
+        shard = shard_for_key(key, shards)
+        out.append((shard, {**doc, SHARD_FIELD: shard}))
+    return out
+
+
+def shard_ids(ids: Iterable[Any], shards: int) -> list[tuple[int, Any]]:
+    """Document ids of a delete -> (shard, id). Ids that cannot exist are still routed
+    (shard of their text) so the nodes answer exactly as Meilisearch would."""
+    out: list[tuple[int, Any]] = []
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            text = msgspec.json.encode(value).decode()
+        else:
+            text = str(value)
+        out.append((shard_for_key(text, shards), value))
+    return out
+
+
+def route(pairs: Sequence[tuple[int, Any]], targets: Targets) -> Routed:
+    """(shard, item) pairs -> one list per target node, each in batch order."""
+    items: dict[str, list[Any]] = {}
+    for shard, item in pairs:
+        for owners in targets[shard].values():
+            for node in owners:
+                items.setdefault(node, []).append(item)
+    return Routed(items=items, shards=sorted({s for s, _ in pairs}))
+
+
+def quorum_size(rf: int) -> int:
+    """Acks a group needs for one shard: a strict majority of its RF copies."""
+    return rf // 2 + 1
+
+
+class Quorum(msgspec.Struct):
+    ok: bool  # every shard has at least one group at quorum
+    degraded: dict[str, list[int]]  # group -> shards short of quorum in that group
+    lost: list[int]  # shards with no group at quorum
+
+
+def assess(shards: Iterable[int], targets: Targets, acked: set[str] | frozenset[str], rf: int) -> Quorum:
+    need = quorum_size(rf)
+    degraded: dict[str, list[int]] = {}
+    lost: list[int] = []
+    for shard in sorted(shards):
+        any_group = False
+        for group, owners in targets[shard].items():
+            if owners and sum(1 for n in owners if n in acked) >= need:
+                any_group = True
+            else:
+                degraded.setdefault(group, []).append(shard)
+        if not any_group:
+            lost.append(shard)
+    return Quorum(ok=not lost, degraded=dict(sorted(degraded.items())), lost=lost)
+
+
+def degraded_header(degraded: Mapping[str, Sequence[int]]) -> str:
+    """`X-Miroir-Degraded` value: `groups=g1,g2; shards=g1:3,5 g2:7`."""
+    groups = ",".join(degraded)
+    per_group = " ".join(f"{g}:{','.join(str(s) for s in shards)}" for g, shards in degraded.items())
+    return f"groups={groups}; shards={per_group}"
+
+
+def no_quorum(lost: Sequence[int]) -> MeiliError:
+    shown = ", ".join(str(s) for s in lost[:20]) + (" ..." if len(lost) > 20 else "")
+    return MeiliError(
+        "miroir_no_quorum",
+        f"The write was not acknowledged by a quorum of owners for shard(s) {shown} in any replica group; "
+        "it may be retried.",
+    )

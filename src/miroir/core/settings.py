@@ -1,0 +1,449 @@
+"""Index settings as Miroir sees them: decoding, client <-> node views, canonical hash.
+
+Miroir keeps two views of one index's settings:
+
+- the *client view*: what the client set, answered by `GET /settings*`;
+- the *node view*: what every node holds. It differs in two places, both needed by
+  the scatter/merge path:
+  * `filterableAttributes` always contains `_miroir_shard` (shard-restricted sub-queries,
+    stats and migrations filter on it), whatever the client sends, also on reset;
+  * `faceting.maxValuesPerFacet` is `NODE_MAX_VALUES_PER_FACET`, so that every node
+    returns all its facet values and the merged counts are exact; the client's value
+    is applied by the merge, after summing.
+
+A settings request is decoded into `Settings` (msgspec, mirrors Meilisearch's settings
+object) before any node is touched; decoding errors are Meilisearch's
+`invalid_settings_<field>` / `bad_request`. In a patch, an absent field is `UNSET` and
+`null` means "reset to the default", as in Meilisearch. Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+import xxhash
+from msgspec import UNSET, Meta, UnsetType
+
+from miroir.core.errors import MeiliError
+
+SHARD_FIELD = "_miroir_shard"
+RESERVED_PREFIX = "_miroir_"
+# What nodes are told to return per facet. The merge sums counts across shards, so each
+# node must return every value it has; 10k distinct values per facet per node covers
+# real facets (Meilisearch itself caps answers at `maxValuesPerFacet`, default 100) while
+# bounding the size of one node answer.
+NODE_MAX_VALUES_PER_FACET = 10_000
+DEFAULT_MAX_VALUES_PER_FACET = 100
+
+UInt = Annotated[int, Meta(ge=0)]
+# Meilisearch: `oneTypo`/`twoTypos` are u8.
+U8 = Annotated[int, Meta(ge=0, le=255)]
+
+
+class _Patch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):
+    """Base of every settings object: absent = UNSET, null = reset."""
+
+
+class MinWordSizeForTypos(_Patch):
+    one_typo: U8 | None | UnsetType = UNSET
+    two_typos: U8 | None | UnsetType = UNSET
+
+
+class TypoTolerance(_Patch):
+    enabled: bool | None | UnsetType = UNSET
+    min_word_size_for_typos: MinWordSizeForTypos | None | UnsetType = UNSET
+    disable_on_words: list[str] | None | UnsetType = UNSET
+    disable_on_attributes: list[str] | None | UnsetType = UNSET
+    disable_on_numbers: bool | None | UnsetType = UNSET
+
+
+class Faceting(_Patch):
+    max_values_per_facet: UInt | None | UnsetType = UNSET
+    sort_facet_values_by: dict[str, Literal["alpha", "count"]] | None | UnsetType = UNSET
+
+
+class Pagination(_Patch):
+    max_total_hits: UInt | None | UnsetType = UNSET
+
+
+class LocalizedAttributes(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    attribute_patterns: list[str]
+    locales: list[str]
+
+
+class Settings(_Patch):
+    """Meilisearch's settings object (API 1.12), every field optional."""
+
+    displayed_attributes: list[str] | None | UnsetType = UNSET
+    searchable_attributes: list[str] | None | UnsetType = UNSET
+    # Newer Meilisearch also accepts `{"attributePatterns": [...], "features": {...}}`.
+    filterable_attributes: list[str | dict[str, Any]] | None | UnsetType = UNSET
+    sortable_attributes: list[str] | None | UnsetType = UNSET
+    ranking_rules: list[str] | None | UnsetType = UNSET
+    stop_words: list[str] | None | UnsetType = UNSET
+    non_separator_tokens: list[str] | None | UnsetType = UNSET
+    separator_tokens: list[str] | None | UnsetType = UNSET
+    dictionary: list[str] | None | UnsetType = UNSET
+    synonyms: dict[str, list[str]] | None | UnsetType = UNSET
+    distinct_attribute: str | None | UnsetType = UNSET
+    proximity_precision: Literal["byWord", "byAttribute"] | None | UnsetType = UNSET
+    typo_tolerance: TypoTolerance | None | UnsetType = UNSET
+    faceting: Faceting | None | UnsetType = UNSET
+    pagination: Pagination | None | UnsetType = UNSET
+    embedders: dict[str, Any] | None | UnsetType = UNSET
+    search_cutoff_ms: UInt | None | UnsetType = UNSET
+    localized_attributes: list[LocalizedAttributes] | None | UnsetType = UNSET
+    facet_search: bool | None | UnsetType = UNSET
+    prefix_search: Literal["indexingTime", "disabled"] | None | UnsetType = UNSET
+
+
+# camelCase field -> (sub-route, update verb of the sub-route). Order = GET /settings order.
+ROUTES: dict[str, tuple[str, str]] = {
+    "displayedAttributes": ("displayed-attributes", "PUT"),
+    "searchableAttributes": ("searchable-attributes", "PUT"),
+    "filterableAttributes": ("filterable-attributes", "PUT"),
+    "sortableAttributes": ("sortable-attributes", "PUT"),
+    "rankingRules": ("ranking-rules", "PUT"),
+    "stopWords": ("stop-words", "PUT"),
+    "nonSeparatorTokens": ("non-separator-tokens", "PUT"),
+    "separatorTokens": ("separator-tokens", "PUT"),
+    "dictionary": ("dictionary", "PUT"),
+    "synonyms": ("synonyms", "PUT"),
+    "distinctAttribute": ("distinct-attribute", "PUT"),
+    "proximityPrecision": ("proximity-precision", "PUT"),
+    "typoTolerance": ("typo-tolerance", "PATCH"),
+    "faceting": ("faceting", "PATCH"),
+    "pagination": ("pagination", "PATCH"),
+    "embedders": ("embedders", "PATCH"),
+    "searchCutoffMs": ("search-cutoff-ms", "PUT"),
+    "localizedAttributes": ("localized-attributes", "PUT"),
+    "facetSearch": ("facet-search", "PUT"),
+    "prefixSearch": ("prefix-search", "PUT"),
+}
+FIELD_OF_ROUTE: dict[str, str] = {route: name for name, (route, _) in ROUTES.items()}
+assert set(ROUTES) == {f.encode_name for f in msgspec.structs.fields(Settings)}
+
+DEFAULT_RANKING_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+
+# Meilisearch's defaults: the client view of an index nobody configured.
+DEFAULTS: dict[str, Any] = {
+    "displayedAttributes": ["*"],
+    "searchableAttributes": ["*"],
+    "filterableAttributes": [],
+    "sortableAttributes": [],
+    "rankingRules": DEFAULT_RANKING_RULES,
+    "stopWords": [],
+    "nonSeparatorTokens": [],
+    "separatorTokens": [],
+    "dictionary": [],
+    "synonyms": {},
+    "distinctAttribute": None,
+    "proximityPrecision": "byWord",
+    "typoTolerance": {
+        "enabled": True,
+        "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9},
+        "disableOnWords": [],
+        "disableOnAttributes": [],
+    },
+    "faceting": {"maxValuesPerFacet": DEFAULT_MAX_VALUES_PER_FACET, "sortFacetValuesBy": {"*": "alpha"}},
+    "pagination": {"maxTotalHits": 1000},
+    "embedders": {},
+    "searchCutoffMs": None,
+    "localizedAttributes": None,
+    "facetSearch": True,
+    "prefixSearch": "indexingTime",
+}
+assert list(DEFAULTS) == list(ROUTES)
+
+_RANKING_RULES = frozenset(DEFAULT_RANKING_RULES)
+# Lists whose order means nothing (Meilisearch stores them as sets).
+_SET_LIKE = ("filterableAttributes", "sortableAttributes", "stopWords", "nonSeparatorTokens", "separatorTokens", "dictionary")
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), name)
+
+
+def error_code(field: str) -> str:
+    return f"invalid_settings_{_snake(field)}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a positive integer" if value >= 0 else "a negative integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+_EXPECTED = {
+    "array": "an array",
+    "str": "a string",
+    "int": "a positive integer",
+    "bool": "a boolean",
+    "object": "an object",
+    "null": "null",
+    "float": "a number",
+}
+_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\.\.\.\]")
+
+
+_UNKNOWN = object()
+
+
+def _value_at(raw: Any, path: str) -> Any:
+    cur = raw
+    for m in _PATH_PART.finditer(path):
+        key, idx = m.group(1), m.group(2)
+        if key is None and idx is None:  # "[...]": some value of a map, msgspec does not say which
+            return _UNKNOWN
+        try:
+            cur = cur[key] if key is not None else cur[int(idx)]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return cur
+
+
+def _text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _translate(err: msgspec.ValidationError, raw: Any, sub_route: bool) -> MeiliError:
+    """msgspec's error -> Meilisearch's code and wording for the field it is about."""
+    text = str(err)
+    msg, sep, loc = text.rpartition(" - at `")
+    path = loc.rstrip("`")[1:] if sep else ""  # "$.rankingRules[0]" -> ".rankingRules[0]"
+    if not sep:
+        msg = text
+    top = _PATH_PART.match(path)
+    field = top.group(1) if top else None
+    shown = path
+    if sub_route and field:
+        shown = path[len(field) + 1 :]  # a sub-route body *is* the field
+    m = re.fullmatch(r"Object contains unknown field `(.+)`", msg)
+    if m:
+        if field is None:
+            listed = ", ".join(f"`{n}`" for n in ROUTES)
+            return MeiliError("bad_request", f"Unknown field `{m.group(1)}`: expected one of {listed}")
+        where = f" inside `{shown}`" if shown else ""
+        listed = _known_fields(path)
+        return MeiliError(error_code(field), f"Unknown field `{m.group(1)}`{where}: expected one of {listed}")
+    assert field is not None, text
+    value = _value_at(raw, path)
+    m = re.fullmatch(r"Invalid enum value (.+)", msg)
+    if m:
+        choices = _enum_choices(path)
+        where = f" at `{shown}`" if shown else ""
+        found = m.group(1).strip("'") if value is _UNKNOWN else value
+        return MeiliError(error_code(field), f"Unknown value `{found}`{where}: expected one of {choices}")
+    m = re.match(r"Expected `([^`]+)`", msg)
+    wanted = m.group(1) if m else "valid value"
+    expected = " or ".join(_EXPECTED.get(w.strip(), w.strip()) for w in wanted.split("|") if w.strip() != "null")
+    if "<=" in msg or ">=" in msg:
+        expected = "a positive integer"
+    where = f" at `{shown}`" if shown else ""
+    found = "" if value is _UNKNOWN else f", but found {_kind(value)}: `{_text(value)}`"
+    return MeiliError(error_code(field), f"Invalid value type{where}: expected {expected}{found}")
+
+
+def _struct_at(path: str) -> type | None:
+    """The Struct type a JSON path points into (for listing its fields)."""
+    cur: Any = Settings
+    for m in _PATH_PART.finditer(path):
+        key = m.group(1)
+        if key is None or not (isinstance(cur, type) and issubclass(cur, msgspec.Struct)):
+            return None
+        f = next((f for f in msgspec.structs.fields(cur) if f.encode_name == key), None)
+        if f is None:
+            return None
+        cur = _struct_in(f.type)
+    return cur if isinstance(cur, type) and issubclass(cur, msgspec.Struct) else None
+
+
+def _struct_in(tp: Any) -> Any:
+    for arg in getattr(tp, "__args__", ()) or ():
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return arg
+        inner = _struct_in(arg)
+        if inner is not None:
+            return inner
+    return tp if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else None
+
+
+def _known_fields(path: str) -> str:
+    st = _struct_at(path)
+    names = [f.encode_name for f in msgspec.structs.fields(st)] if st is not None else []
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _enum_choices(path: str) -> str:
+    field = _PATH_PART.match(path).group(1)  # type: ignore[union-attr]
+    choices = {
+        "proximityPrecision": ("byWord", "byAttribute"),
+        "prefixSearch": ("indexingTime", "disabled"),
+        "faceting": ("alpha", "count"),
+    }.get(field, ())
+    return ", ".join(f"`{c}`" for c in choices)
+
+
+def _check_semantics(s: Settings, sub_route: bool) -> None:
+    """What types cannot say: ranking rule names."""
+    if isinstance(s.ranking_rules, list):
+        for i, rule in enumerate(s.ranking_rules):
+            name, _, order = rule.rpartition(":")
+            if rule in _RANKING_RULES or (name and order in ("asc", "desc")):
+                continue
+            at = f"[{i}]" if sub_route else f".rankingRules[{i}]"
+            raise MeiliError(
+                "invalid_settings_ranking_rules",
+                f"Invalid value at `{at}`: `{rule}` ranking rule is invalid. Valid ranking rules are words, typo, "
+                "sort, proximity, attribute, exactness and custom ranking rules.",
+            )
+
+
+def decode_settings(raw: Any) -> Settings:
+    """Body of `PATCH /indexes/{uid}/settings` (already JSON-decoded) -> Settings."""
+    if not isinstance(raw, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(raw)}: `{_text(raw)}`")
+    try:
+        s = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as e:
+        raise _translate(e, raw, sub_route=False) from None
+    _check_semantics(s, sub_route=False)
+    return s
+
+
+def decode_sub_route(route: str, raw: Any) -> Settings:
+    """Body of `PUT|PATCH /indexes/{uid}/settings/<route>` -> a one-field Settings."""
+    field = FIELD_OF_ROUTE[route]
+    wrapped = {field: raw}
+    try:
+        s = msgspec.convert(wrapped, Settings)
+    except msgspec.ValidationError as e:
+        raise _translate(e, wrapped, sub_route=True) from None
+    _check_semantics(s, sub_route=True)
+    return s
+
+
+def reset_all() -> Settings:
+    """What `DELETE /settings` stands for: every field reset."""
+    return Settings(**{f.name: None for f in msgspec.structs.fields(Settings)})
+
+
+def reset_field(route: str) -> Settings:
+    field = FIELD_OF_ROUTE[route]
+    name = next(f.name for f in msgspec.structs.fields(Settings) if f.encode_name == field)
+    return Settings(**{name: None})
+
+
+def to_patch(s: Settings) -> dict[str, Any]:
+    """Settings -> the JSON patch (camelCase, absent fields dropped, null = reset)."""
+    return msgspec.to_builtins(s)
+
+
+# --- client view <-> node view -----------------------------------------------------------
+
+
+def _with_shard_field(filterable: list) -> list:
+    if any(a == SHARD_FIELD for a in filterable):
+        return list(filterable)
+    return [*filterable, SHARD_FIELD]
+
+
+def node_patch(patch: dict[str, Any]) -> dict[str, Any]:
+    """The patch every node receives for a client patch (see module doc)."""
+    out = copy.deepcopy(patch)
+    if "filterableAttributes" in out:
+        out["filterableAttributes"] = _with_shard_field(out["filterableAttributes"] or [])
+    if "faceting" in out:
+        faceting = out["faceting"]
+        if faceting is None:
+            # Reset the client-visible part only; nodes keep returning every value.
+            out["faceting"] = {"maxValuesPerFacet": NODE_MAX_VALUES_PER_FACET, "sortFacetValuesBy": None}
+        elif "maxValuesPerFacet" in faceting:
+            faceting["maxValuesPerFacet"] = NODE_MAX_VALUES_PER_FACET
+    return out
+
+
+def creation_patch() -> dict[str, Any]:
+    """The settings a new index gets on every node, before any client setting."""
+    return {"filterableAttributes": [SHARD_FIELD], "faceting": {"maxValuesPerFacet": NODE_MAX_VALUES_PER_FACET}}
+
+
+def client_max_values(previous: int, patch: dict[str, Any]) -> int:
+    """The client's `maxValuesPerFacet` after `patch` (nodes never hold it)."""
+    if "faceting" not in patch:
+        return previous
+    faceting = patch["faceting"]
+    if faceting is None:
+        return DEFAULT_MAX_VALUES_PER_FACET
+    if "maxValuesPerFacet" not in faceting:
+        return previous
+    value = faceting["maxValuesPerFacet"]
+    return DEFAULT_MAX_VALUES_PER_FACET if value is None else value
+
+
+def _hide_shard_field(filterable: Any) -> Any:
+    if not isinstance(filterable, list):
+        return filterable
+    out = []
+    for a in filterable:
+        if a == SHARD_FIELD:
+            continue
+        if isinstance(a, dict) and isinstance(a.get("attributePatterns"), list):
+            patterns = [p for p in a["attributePatterns"] if p != SHARD_FIELD]
+            if not patterns:
+                continue
+            a = {**a, "attributePatterns": patterns}
+        out.append(a)
+    return out
+
+
+def client_view(node_settings: dict[str, Any], max_values_per_facet: int) -> dict[str, Any]:
+    """A node's full settings -> what the client sees (defaults for missing fields)."""
+    out: dict[str, Any] = {}
+    for name, default in DEFAULTS.items():
+        out[name] = copy.deepcopy(node_settings.get(name, default))
+    for name, value in node_settings.items():  # fields of a newer engine: pass through
+        out.setdefault(name, copy.deepcopy(value))
+    out["filterableAttributes"] = _hide_shard_field(out["filterableAttributes"])
+    faceting = out.get("faceting")
+    faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
+    faceting["maxValuesPerFacet"] = max_values_per_facet
+    out["faceting"] = faceting
+    return out
+
+
+def default_client_view() -> dict[str, Any]:
+    return copy.deepcopy(DEFAULTS)
+
+
+def _canonical(value: Any, name: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_canonical(v) for v in value]
+        if name in _SET_LIKE:
+            items.sort(key=lambda v: msgspec.json.encode(v, order="sorted"))
+        return items
+    return value
+
+
+def settings_hash(node_settings: dict[str, Any]) -> str:
+    """A hash equal on two nodes iff they hold the same settings (set-like lists unordered)."""
+    canon = {k: _canonical(v, k) for k, v in node_settings.items()}
+    return xxhash.xxh64_hexdigest(msgspec.json.encode(canon, order="sorted"))

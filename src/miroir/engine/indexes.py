@@ -1,0 +1,492 @@
+"""Index lifecycle: create, update, delete, swap — broadcast to every node (design §9).
+
+Each operation is a driven Miroir task (`cluster.tasks.enqueue_driven`): the request
+validates synchronously (as Meilisearch does), answers 202, and the driver does the work
+in the task service's nursery, one task of an index at a time.
+
+- Creation: create the index on every node, then make `_miroir_shard` filterable and
+  set the nodes' `maxValuesPerFacet` (core/settings.py says why), wait for every node.
+  A node that fails fails the task with its error, and the nodes where the index was
+  created get it deleted again: no half-created index is left behind. Journal IndexPut
+  (S = `cluster.shards`) and the client view of the settings.
+- Deletion: delete on every node (a node that never had it counts as done), IndexRemoved.
+- Adding documents or settings to a missing index creates it first (`ensure_index`),
+  as Meilisearch creates an index implicitly; no extra Miroir task is shown for that.
+
+Also the fan-out helpers every broadcast uses (`broadcast`, `wait_all`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from miroir.core import settings as core_settings
+from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core.taskfold import TERMINAL, fold
+from miroir.net.node import NodeError, NodeUnavailable
+from miroir.store.state import IndexMeta, IndexPut, IndexRemoved, IndexSettingsPut, TaskRecord
+
+if TYPE_CHECKING:
+    from miroir.engine.cluster import Cluster
+    from miroir.engine.tasks import DrivenTask
+
+log = structlog.get_logger("miroir.indexes")
+
+# Deadline of one node request of a broadcast (an enqueue: the node only parses and queues).
+NODE_CALL_TIMEOUT_S = 10.0
+# How long a broadcast waits for the nodes to process their tasks. Index creation and
+# settings are quick on an empty index; a settings change re-indexes every document, so
+# this is generous. The Miroir task fails at the deadline, naming the late node.
+NODE_TASK_TIMEOUT_S = 300.0
+# How long a write to a missing index waits for an index creation already queued for it.
+PENDING_CREATION_WAIT_S = 60.0
+PENDING_POLL_S = 0.01
+
+
+def index_already_exists(uid: str) -> MeiliError:
+    return MeiliError("index_already_exists", f"Index `{uid}` already exists.")
+
+
+def now(cluster: Cluster) -> str:
+    return cluster.tasks.now_rfc3339()
+
+
+# --- fan-out helpers -------------------------------------------------------------------
+
+
+async def broadcast(
+    cluster: Cluster,
+    nodes: Iterable[str],
+    call: Callable[[str], Awaitable[Any]],
+    *,
+    timeout_s: float = NODE_CALL_TIMEOUT_S,
+) -> tuple[dict[str, Any], dict[str, Exception]]:
+    """Run `call(node)` on every node in parallel, each under its own deadline.
+
+    Returns (node -> result, node -> NodeError | NodeUnavailable). Other exceptions are bugs
+    and propagate.
+    """
+    results: dict[str, Any] = {}
+    errors: dict[str, Exception] = {}
+
+    async def one(node: str) -> None:
+        with trio.move_on_after(timeout_s) as scope:
+            try:
+                results[node] = await call(node)
+            except (NodeError, NodeUnavailable) as exc:
+                errors[node] = exc
+        if scope.cancelled_caught:
+            errors[node] = NodeUnavailable(node, f"no answer within {timeout_s:g}s")
+
+    async with trio.open_nursery() as nursery:
+        for node in nodes:
+            nursery.start_soon(one, node)
+    return results, errors
+
+
+def error_of(exc: Exception) -> MeiliError:
+    if isinstance(exc, NodeUnavailable):
+        return exc.to_error()
+    assert isinstance(exc, MeiliError)
+    return MeiliError(exc.code, exc.message, status=exc.status, type=exc.type)
+
+
+def error_from_view(node: str, view: Mapping[str, Any]) -> MeiliError:
+    """A failed node task's error as a MeiliError (kept as the node reported it)."""
+    err = view.get("error") or {}
+    code = err.get("code") or "internal"
+    message = err.get("message") or f"The task failed on node `{node}` ({view.get('status')})."
+    return MeiliError(code, message, type=err.get("type"))
+
+
+def first_error(errors: Mapping[str, Exception]) -> MeiliError:
+    """The error a client sees for a fan-out: the first failed node's, in node-id order."""
+    node = sorted(errors)[0]
+    return error_of(errors[node])
+
+
+async def enqueue_on(
+    cluster: Cluster, nodes: Iterable[str], method: str, path: str, **kwargs: Any
+) -> tuple[dict[str, int], dict[str, Exception]]:
+    """Send one task-creating request to every node: node -> node task uid, and errors."""
+
+    async def call(node: str) -> int:
+        body = await cluster.fleet[node].call(method, path, timeout_s=NODE_CALL_TIMEOUT_S, **kwargs)
+        return int(body["taskUid"])
+
+    return await broadcast(cluster, nodes, call)
+
+
+async def wait_all(
+    cluster: Cluster, node_tasks: Mapping[str, int], timeout_s: float = NODE_TASK_TIMEOUT_S
+) -> tuple[dict[str, dict], dict[str, MeiliError]]:
+    """Wait for node tasks; returns (views, node -> error of each task that did not succeed)."""
+    views = await cluster.tasks.wait_node_tasks(node_tasks, timeout_s) if node_tasks else {}
+    failed: dict[str, MeiliError] = {}
+    for node, view in views.items():
+        status = view.get("status")
+        if status == "succeeded":
+            continue
+        if status not in TERMINAL:
+            failed[node] = MeiliError(
+                "miroir_node_unavailable", f"Node `{node}` did not finish task {view.get('uid')} in {timeout_s:g}s."
+            )
+        else:
+            failed[node] = error_from_view(node, view)
+    return views, failed
+
+
+# --- per-index locks --------------------------------------------------------------------
+
+_locks: weakref.WeakKeyDictionary[Any, dict[str, trio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def index_lock(cluster: Cluster, uid: str) -> trio.Lock:
+    """Serializes what must not interleave on one index: implicit creation, and the
+    enqueue of writes (so every node receives an index's batches in the same order)."""
+    locks = _locks.setdefault(cluster, {})
+    lock = locks.get(uid)
+    if lock is None:
+        lock = locks[uid] = trio.Lock()
+    return lock
+
+
+# --- reads ------------------------------------------------------------------------------
+
+
+def index_view(meta: IndexMeta) -> dict[str, Any]:
+    return {"uid": meta.uid, "createdAt": meta.created_at, "updatedAt": meta.updated_at, "primaryKey": meta.primary_key}
+
+
+def get_index(cluster: Cluster, uid: str) -> IndexMeta:
+    meta = cluster.state.indexes.get(uid)
+    if meta is None:
+        raise index_not_found(uid)
+    return meta
+
+
+def list_indexes(cluster: Cluster, offset: int, limit: int) -> dict[str, Any]:
+    metas = sorted(cluster.state.indexes.values(), key=lambda m: m.uid)
+    page = metas[offset : offset + limit]
+    return {"results": [index_view(m) for m in page], "offset": offset, "limit": limit, "total": len(metas)}
+
+
+# --- creation -----------------------------------------------------------------------------
+
+
+async def _delete_on(cluster: Cluster, uid: str, nodes: Iterable[str]) -> None:
+    """Roll back a creation: best effort, logged (the operator sees leftovers in logs)."""
+    nodes = list(nodes)
+    if not nodes:
+        return
+    node_tasks, errors = await enqueue_on(cluster, nodes, "DELETE", f"/indexes/{uid}")
+    _, failed = await wait_all(cluster, node_tasks, NODE_CALL_TIMEOUT_S)
+    for node, err in {**errors, **failed}.items():
+        log.warning("index.rollback_failed", index=uid, node=node, error=str(err))
+
+
+async def create_on_nodes(
+    cluster: Cluster, uid: str, primary_key: str | None, handle: DrivenTask | None = None, *, implicit: bool = False
+) -> None:
+    """Create `uid` on every node with Miroir's settings, and journal it. Raises the
+    first node's error after rolling back. `implicit`: a node that already has the index
+    (a leftover, or a race with another creation) counts as created."""
+    nodes = cluster.topology.all_nodes()
+    if not nodes:
+        raise MeiliError("miroir_node_unavailable", "The cluster has no nodes to create the index on.")
+    body: dict[str, Any] = {"uid": uid, "primaryKey": primary_key}
+    node_tasks, errors = await enqueue_on(cluster, nodes, "POST", "/indexes", json=body)
+    if handle is not None:
+        await handle.add_node_tasks(node_tasks)
+    _, failed = await wait_all(cluster, node_tasks)
+    if implicit:
+        failed = {n: e for n, e in failed.items() if e.code != "index_already_exists"}
+    problems: dict[str, Exception] = {**errors, **failed}
+    created = [n for n in node_tasks if n not in failed]
+    if problems:
+        await _delete_on(cluster, uid, created)
+        raise first_error(problems)
+
+    node_tasks, errors = await enqueue_on(
+        cluster, nodes, "PATCH", f"/indexes/{uid}/settings", json=core_settings.creation_patch()
+    )
+    if handle is not None:
+        await handle.add_node_tasks(node_tasks)
+    _, failed = await wait_all(cluster, node_tasks)
+    problems = {**errors, **failed}
+    if problems:
+        await _delete_on(cluster, uid, created)
+        raise first_error(problems)
+
+    readback = await read_node_settings(cluster, uid, nodes[:1])
+    stamp = now(cluster)
+    meta = IndexMeta(
+        uid=uid, primary_key=primary_key, shards=cluster.config.cluster.shards, created_at=stamp, updated_at=stamp
+    )
+    client = core_settings.client_view(readback[nodes[0]], core_settings.DEFAULT_MAX_VALUES_PER_FACET)
+    await cluster.journal.append(
+        IndexPut(meta=meta), IndexSettingsPut(uid=uid, settings=client, version=0, updated_at=stamp)
+    )
+    log.info("index.created", index=uid, nodes=len(nodes), shards=meta.shards, implicit=implicit)
+
+
+async def read_node_settings(cluster: Cluster, uid: str, nodes: Iterable[str]) -> dict[str, dict]:
+    """GET the full settings of `uid` from each node (raises the first failure)."""
+
+    async def call(node: str) -> dict:
+        return await cluster.fleet[node].call("GET", f"/indexes/{uid}/settings", timeout_s=NODE_CALL_TIMEOUT_S)
+
+    results, errors = await broadcast(cluster, nodes, call)
+    if errors:
+        raise first_error(errors)
+    return results
+
+
+def _pending_creation(cluster: Cluster, uid: str, before: int | None) -> bool:
+    return any(
+        t.index_uid == uid
+        and t.type in ("indexCreation", "settingsUpdate")
+        and t.status not in TERMINAL
+        and (before is None or t.uid < before)
+        for t in cluster.state.tasks.values()
+    )
+
+
+async def ensure_index(
+    cluster: Cluster, uid: str, primary_key: str | None = None, *, task_uid: int | None = None
+) -> IndexMeta:
+    """The index, created implicitly on every node if it does not exist yet.
+
+    A creation (or settings update) already queued for the index runs first: it was
+    asked for first, and it would fail with `index_already_exists` otherwise. A driven
+    task calling this passes its own `task_uid`: only the tasks before it are awaited.
+    """
+    meta = cluster.state.indexes.get(uid)
+    if meta is not None:
+        return meta
+    if not valid_index_uid(uid):
+        raise invalid_index_uid(uid)
+    with trio.move_on_after(PENDING_CREATION_WAIT_S):
+        while uid not in cluster.state.indexes and _pending_creation(cluster, uid, task_uid):
+            await trio.sleep(PENDING_POLL_S)
+    async with index_lock(cluster, uid):
+        meta = cluster.state.indexes.get(uid)
+        if meta is None:
+            await create_on_nodes(cluster, uid, primary_key, implicit=True)
+            meta = cluster.state.indexes[uid]
+    return meta
+
+
+async def create_index(cluster: Cluster, uid: Any, primary_key: str | None) -> TaskRecord:
+    """`POST /indexes`: the uid is checked now; `index_already_exists` fails the task."""
+    if not valid_index_uid(uid):
+        raise invalid_index_uid(str(uid))
+
+    async def driver(handle: DrivenTask) -> None:
+        await handle.set_processing()
+        if uid in cluster.state.indexes:
+            await handle.finish("failed", error=index_already_exists(uid))
+            return
+        try:
+            async with index_lock(cluster, uid):
+                if uid in cluster.state.indexes:  # created implicitly meanwhile
+                    raise index_already_exists(uid)
+                await create_on_nodes(cluster, uid, primary_key, handle)
+        except MeiliError as exc:
+            await handle.finish("failed", error=exc)
+            return
+        await handle.finish("succeeded")
+
+    return await cluster.tasks.enqueue_driven(
+        index_uid=uid, type="indexCreation", details={"primaryKey": primary_key}, driver=driver
+    )
+
+
+# --- update -------------------------------------------------------------------------------
+
+
+async def _has_documents(cluster: Cluster, uid: str) -> bool:
+    async def call(node: str) -> int:
+        body = await cluster.fleet[node].call("GET", f"/indexes/{uid}/stats", timeout_s=NODE_CALL_TIMEOUT_S)
+        return int(body.get("numberOfDocuments") or 0)
+
+    counts, errors = await broadcast(cluster, cluster.topology.all_nodes(), call)
+    if errors:
+        raise first_error(errors)
+    return any(counts.values())
+
+
+async def update_index(cluster: Cluster, uid: str, primary_key: str | None) -> TaskRecord:
+    """`PATCH /indexes/{uid}`: change the primary key (only while the index is empty)."""
+
+    async def driver(handle: DrivenTask) -> None:
+        await handle.set_processing()
+        try:
+            meta = get_index(cluster, uid)
+            if primary_key is not None and primary_key != meta.primary_key:
+                if meta.primary_key is not None and await _has_documents(cluster, uid):
+                    raise MeiliError(
+                        "index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{meta.primary_key}`."
+                    )
+                node_tasks, errors = await enqueue_on(
+                    cluster, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}
+                )
+                await handle.add_node_tasks(node_tasks)
+                if errors:
+                    raise first_error(errors)
+                _, failed = await wait_all(cluster, node_tasks)
+                if failed:
+                    raise first_error(failed)
+                meta = get_index(cluster, uid)
+                updated = IndexMeta(
+                    uid=uid,
+                    primary_key=primary_key,
+                    shards=meta.shards,
+                    settings_version=meta.settings_version,
+                    created_at=meta.created_at,
+                    updated_at=now(cluster),
+                )
+                await cluster.journal.append(IndexPut(meta=updated))
+        except MeiliError as exc:
+            await handle.finish("failed", error=exc)
+            return
+        await handle.finish("succeeded")
+
+    return await cluster.tasks.enqueue_driven(
+        index_uid=uid, type="indexUpdate", details={"primaryKey": primary_key}, driver=driver
+    )
+
+
+# --- deletion -----------------------------------------------------------------------------
+
+
+async def delete_index(cluster: Cluster, uid: str) -> TaskRecord:
+    """`DELETE /indexes/{uid}`: delete on every node, then forget the index."""
+    details: dict[str, Any] = {"deletedDocuments": None}
+
+    async def driver(handle: DrivenTask) -> None:
+        await handle.set_processing()
+        try:
+            get_index(cluster, uid)
+            node_tasks, errors = await enqueue_on(cluster, cluster.topology.all_nodes(), "DELETE", f"/indexes/{uid}")
+            errors = {n: e for n, e in errors.items() if getattr(e, "code", None) != "index_not_found"}
+            await handle.add_node_tasks(node_tasks)
+            if errors:
+                raise first_error(errors)
+            views, failed = await wait_all(cluster, node_tasks)
+            failed = {n: e for n, e in failed.items() if e.code != "index_not_found"}
+            if failed:
+                raise first_error(failed)
+            # Count each document once: per group sum // RF (the fold's rule).
+            ok_views = {n: {**v, "status": "succeeded"} for n, v in views.items()}
+            topo = cluster.topology
+            folded = fold(
+                "indexDeletion",
+                {"deletedDocuments": 0},
+                ok_views,
+                group_of={n: m.group for n, m in topo.nodes.items()},
+                rf=topo.rf,
+            )
+            async with index_lock(cluster, uid):
+                await cluster.journal.append(IndexRemoved(uid=uid))
+        except MeiliError as exc:
+            await handle.finish("failed", error=exc, details={"deletedDocuments": 0})
+            return
+        await handle.finish("succeeded", details=folded.details)
+
+    return await cluster.tasks.enqueue_driven(index_uid=uid, type="indexDeletion", details=details, driver=driver)
+
+
+# --- swap -----------------------------------------------------------------------------------
+
+
+def validate_swaps(body: Any) -> list[tuple[str, str]]:
+    """`POST /swap-indexes` body -> pairs, with Meilisearch's synchronous errors."""
+    if not isinstance(body, list):
+        raise MeiliError("bad_request", "Invalid value type: expected an array, but found an object.")
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(body):
+        if not isinstance(entry, dict):
+            raise MeiliError("bad_request", f"Invalid value type at `[{i}]`: expected an object.")
+        unknown = [k for k in entry if k not in ("indexes", "rename")]
+        if unknown:
+            raise MeiliError("bad_request", f"Unknown field `{unknown[0]}` inside `[{i}]`: expected one of `indexes`")
+        if "indexes" not in entry:
+            raise MeiliError("missing_swap_indexes", f"Missing field `indexes` inside `[{i}]`")
+        idx = entry["indexes"]
+        if not isinstance(idx, list) or len(idx) != 2 or not all(isinstance(u, str) for u in idx):
+            raise MeiliError(
+                "invalid_swap_indexes",
+                f"Invalid value at `[{i}].indexes`: Two indexes must be given for each swap. The list `{idx}` contains "
+                f"{len(idx) if isinstance(idx, list) else 0} indexes.",
+            )
+        for u in idx:
+            if not valid_index_uid(u):
+                raise invalid_index_uid(u)
+        dup = [u for u in idx if u in seen]
+        if dup or idx[0] == idx[1]:
+            raise MeiliError(
+                "invalid_swap_duplicate_index_found",
+                f"Indexes must be declared only once during a swap. `{dup[0] if dup else idx[0]}` was specified several times.",
+            )
+        seen.update(idx)
+        pairs.append((idx[0], idx[1]))
+    return pairs
+
+
+async def swap_indexes(cluster: Cluster, pairs: list[tuple[str, str]]) -> TaskRecord:
+    """`POST /swap-indexes`: swap on every node, then swap Miroir's metadata."""
+    details = {"swaps": [{"indexes": [a, b]} for a, b in pairs]}
+
+    async def driver(handle: DrivenTask) -> None:
+        await handle.set_processing()
+        try:
+            missing = sorted({u for a, b in pairs for u in (a, b) if u not in cluster.state.indexes})
+            if missing:
+                names = ", ".join(f"`{u}`" for u in missing)
+                raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+            node_tasks, errors = await enqueue_on(
+                cluster, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"]
+            )
+            await handle.add_node_tasks(node_tasks)
+            if errors:
+                raise first_error(errors)
+            _, failed = await wait_all(cluster, node_tasks)
+            if failed:
+                raise first_error(failed)
+            stamp = now(cluster)
+            records: list[Any] = []
+            state = cluster.state
+            for a, b in pairs:
+                ma, mb = state.indexes[a], state.indexes[b]
+                sa, sb = state.index_settings.get(a), state.index_settings.get(b)
+                for uid, src, settings in ((a, mb, sb), (b, ma, sa)):
+                    meta = IndexMeta(
+                        uid=uid,
+                        primary_key=src.primary_key,
+                        shards=src.shards,  # documents keep the placement of their S
+                        settings_version=src.settings_version + 1,
+                        created_at=src.created_at,
+                        updated_at=stamp,
+                    )
+                    records.append(IndexPut(meta=meta))
+                    records.append(
+                        IndexSettingsPut(
+                            uid=uid,
+                            settings=settings or core_settings.default_client_view(),
+                            version=meta.settings_version,
+                        )
+                    )
+            await cluster.journal.append(*records)
+        except MeiliError as exc:
+            await handle.finish("failed", error=exc)
+            return
+        await handle.finish("succeeded")
+
+    return await cluster.tasks.enqueue_driven(index_uid=None, type="indexSwap", details=details, driver=driver)
