@@ -1,0 +1,88 @@
+"""Scatter reads: search, multi-search, facet search, document listing (design §6, §9).
+
+Each handler decodes the request, calls one function of `engine.reads`, and encodes the
+answer with the degradation header the engine returned (if any).
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, g, request
+
+from miroir.api.context import current_miroir
+from miroir.api.http import decode_json, json_response
+from miroir.core.errors import MeiliError
+from miroir.core.searchplan import decode_search_request, parse_search_query_string
+from miroir.engine import reads
+from miroir.engine.scatter import count_fanout
+
+bp = Blueprint("search", __name__)
+
+
+@bp.before_request
+async def _count_fanout() -> None:
+    g.fanout_holder = count_fanout()
+
+
+@bp.after_request
+async def _report_fanout(resp: Response) -> Response:
+    holder = getattr(g, "fanout_holder", None)
+    if holder is not None:
+        g.fanout = holder[0]  # the app's request log reads it
+    return resp
+
+
+def _cluster():
+    cluster = current_miroir().engine
+    if cluster is None:
+        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+    return cluster
+
+
+async def _body() -> bytes:
+    return await request.get_data(cache=True, as_text=False, parse_form_data=False)
+
+
+def _answer(result: tuple[dict, dict[str, str]]) -> Response:
+    answer, headers = result
+    return json_response(answer, headers=headers)
+
+
+@bp.get("/indexes/<uid>/search")
+async def search_get(uid: str) -> Response:
+    req = parse_search_query_string(request.args.to_dict(flat=True))
+    return _answer(await reads.search(_cluster(), uid, req))
+
+
+@bp.post("/indexes/<uid>/search")
+async def search_post(uid: str) -> Response:
+    # The body is read before anything can fail: an unread body left on a keep-alive
+    # connection stalls the client's next request. Body errors come first, as in Meilisearch.
+    req = decode_search_request(await _body())
+    return _answer(await reads.search(_cluster(), uid, req))
+
+
+@bp.post("/multi-search")
+async def multi_search() -> Response:
+    body = decode_json(await _body())
+    return _answer(await reads.multi_search(_cluster(), body))
+
+
+@bp.post("/indexes/<uid>/facet-search")
+async def facet_search(uid: str) -> Response:
+    body = await _body()
+    reads.index_meta(_cluster(), uid)
+    return _answer(await reads.facet_search(_cluster(), uid, decode_json(body)))
+
+
+@bp.get("/indexes/<uid>/documents")
+async def documents_get(uid: str) -> Response:
+    query = reads.documents_query_from_params(request.args.to_dict(flat=True))
+    return _answer(await reads.list_documents(_cluster(), uid, query))
+
+
+@bp.post("/indexes/<uid>/documents/fetch")
+async def documents_fetch(uid: str) -> Response:
+    body = await _body()
+    reads.index_meta(_cluster(), uid)
+    query = reads.documents_query_from_body(decode_json(body))
+    return _answer(await reads.list_documents(_cluster(), uid, query))

@@ -1,0 +1,537 @@
+"""The read path: search, multi-search, facet search and document listing (design §6).
+
+Each read is plan -> scatter -> merge:
+- plan: which shards (all, or the owners of the primary keys a filter pins) and the
+  sub-request each node gets (`searchplan.plan_subquery` for searches);
+- scatter: `engine.scatter.scatter` (covering set, deadlines, one retry, degradation);
+- merge: the pure `core.merge` / `core.facets` / `core.federation` functions.
+
+Every function returns `(answer, headers)`; `headers` carries `X-Miroir-Degraded` when
+shards were unavailable under the `partial` policy (the `error` policy raises 503).
+
+Document listing order (documented, stable): shards in ascending order, and inside a
+shard the answering node's own order (its internal document ids, i.e. insertion order),
+as `core.merge.merge_documents` describes. `total` is exact.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import trio
+
+from miroir.core import federation as fed
+from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order, merge_facet_search
+from miroir.core.filter import FilterError, and_filters, parse_filter, pinned_keys, shard_filter
+from miroir.core.merge import merge_documents, merge_search
+from miroir.core.routing import shard_for_key
+from miroir.core.searchplan import (
+    SearchRequest,
+    needs_ranking_details,
+    plan_document_windows,
+    plan_subquery,
+    retrieval_additions,
+    search_request_from_dict,
+)
+from miroir.engine.scatter import Gathered, merge_degraded, scatter
+from miroir.net.node import NodeClient
+from miroir.store.state import IndexMeta
+
+Headers = dict[str, str]
+
+# Document pages up to this depth are fetched in one round (every shard from offset 0);
+# deeper pages first ask each shard for its total (limit 0), then fetch only the windows.
+DOCUMENTS_ONE_ROUND_MAX = 200
+# Meilisearch's default page for GET /documents.
+DEFAULT_DOCUMENTS_LIMIT = 20
+DOCUMENT_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def index_meta(cluster: Any, uid: str) -> IndexMeta:
+    """The index's metadata, or Meilisearch's error for a bad or unknown uid."""
+    if not valid_index_uid(uid):
+        raise invalid_index_uid(uid)
+    meta = cluster.state.indexes.get(uid)
+    if meta is None:
+        raise index_not_found(uid)
+    return meta
+
+
+async def _settings(cluster: Any, uid: str) -> dict:
+    from miroir.engine.settings import index_settings  # engineer H7b's module
+
+    out = index_settings(cluster, uid)
+    if inspect.isawaitable(out):
+        out = await out
+    return out or {}
+
+
+def _faceting(settings: Mapping) -> tuple[int, dict]:
+    faceting = settings.get("faceting") or {}
+    max_values = faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET)
+    return int(max_values), dict(faceting.get("sortFacetValuesBy") or {"*": "alpha"})
+
+
+def pinned_shards(filter_value: Any, meta: IndexMeta) -> list[int] | None:
+    """Shards a filter confines the answer to (it pins the primary key), else None.
+
+    An unparsable filter pins nothing: the nodes answer with Meilisearch's error.
+    An empty pin set (``id IN []``) still asks shard 0, so the query is validated.
+    """
+    if filter_value is None or not meta.primary_key:
+        return None
+    try:
+        keys = pinned_keys(parse_filter(filter_value), meta.primary_key)
+    except FilterError:
+        return None
+    if keys is None:
+        return None
+    return sorted({shard_for_key(k, meta.shards) for k in keys}) or [0]
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _degraded(cluster: Any, g: Gathered, uid: str) -> Headers:
+    return g.check(cluster.config.scatter.unavailable_shard_policy, uid)
+
+
+# ---------------------------------------------------------------- search
+
+
+async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Headers]:
+    """One search over every shard of `uid`, answered like one node holding them all."""
+    started = time.perf_counter()
+    meta = index_meta(cluster, uid)
+    settings = await _settings(cluster, uid)
+    ranking_rules = list(settings.get("rankingRules") or ())
+    distinct_attribute = settings.get("distinctAttribute")
+    max_values, sort_values_by = _faceting(settings)
+    max_total_hits = (settings.get("pagination") or {}).get("maxTotalHits")
+    details = needs_ranking_details(req)
+    distinct = req.distinct or distinct_attribute
+    # With distinct, a node's total counts each value once *on that node*; the values
+    # themselves (a facet on the distinct attribute) let the merge count them once overall.
+    count_distinct = bool(distinct) and req.ranking_score_threshold is None and _is_filterable(settings, distinct)
+    sub_req = req
+    if count_distinct and distinct not in (req.facets or ()):
+        sub_req = msgspec.structs.replace(req, facets=[*(req.facets or ()), distinct])
+
+    async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
+        body = plan_subquery(
+            sub_req,
+            shards_for_node=shards,
+            distinct_attribute=distinct_attribute,
+            facet_values_limit=max_values,
+            needs_details=details,
+            ranking_rules=ranking_rules,
+        )
+        return await client.call("POST", f"/indexes/{uid}/search", json=body, timeout_s=timeout_s)
+
+    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta))
+    headers = _degraded(cluster, gathered, uid)
+    responses = gathered.results
+    distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
+    answer = merge_search(
+        req,
+        ranking_rules=ranking_rules,
+        node_responses=responses,
+        distinct_attribute=distinct_attribute,
+        max_values_per_facet=max_values,
+        sort_facet_values_by=sort_values_by,
+        processing_time_ms=_elapsed_ms(started),
+        added_fields=retrieval_additions(req, distinct_attribute=distinct_attribute, ranking_rules=ranking_rules),
+        max_total_hits=max_total_hits,
+    )
+    if distinct_total is not None:
+        if req.page_mode:
+            hpp = answer["hitsPerPage"]
+            answer["totalHits"] = distinct_total
+            answer["totalPages"] = -(-distinct_total // hpp) if hpp else 0
+        else:
+            answer["estimatedTotalHits"] = distinct_total
+    return answer, headers
+
+
+def _is_filterable(settings: Mapping, attr: str) -> bool:
+    for rule in settings.get("filterableAttributes") or ():
+        pattern = rule if isinstance(rule, str) else None
+        if isinstance(rule, dict):  # Meilisearch 1.14 granular form {"attributePatterns": [...]}
+            if any(p in ("*", attr) for p in rule.get("attributePatterns") or ()):
+                return True
+            continue
+        if pattern in ("*", attr):
+            return True
+    return False
+
+
+def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_total_hits: int | None) -> int | None:
+    """The exact distinct count over all nodes; removes the helper facet from the answers.
+
+    A node's distinct total is (its distinct values) + (its hits without the attribute);
+    its facet on the attribute lists those values. Counting the union of values once plus
+    every node's hits without the attribute gives the total one node would report. A node
+    at the `maxTotalHits` cap already proves the global total reaches it. None when some
+    node cannot tell (no facet in its answer).
+    """
+    asked = req.facets is not None and attr in req.facets
+    values: set[str] = set()
+    without = 0
+    capped = False
+    ok = True
+    for r in responses:
+        dist = r.get("facetDistribution") or {}
+        own = dist.get(attr)
+        node_total = r.get("totalHits", r.get("estimatedTotalHits", 0))
+        if own is None:
+            ok = False
+        else:
+            values.update(v.lower() for v in own)
+            without += max(0, node_total - len(own))
+        if max_total_hits is not None and node_total >= max_total_hits:
+            capped = True
+        if not asked:
+            dist.pop(attr, None)
+            (r.get("facetStats") or {}).pop(attr, None)
+            if req.facets is None:
+                r.pop("facetDistribution", None)
+                r.pop("facetStats", None)
+    if not ok:
+        return None
+    total = len(values) + without
+    if max_total_hits is not None and (capped or total > max_total_hits):
+        total = max_total_hits
+    return total
+
+
+# ---------------------------------------------------------------- multi-search
+
+
+def _inside(i: int, e: MeiliError) -> MeiliError:
+    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a positive integer" if value >= 0 else "a negative integer"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _type_error(code: str, where: str, value: Any, expected: str) -> MeiliError:
+    shown = msgspec.json.encode(value).decode()
+    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {_kind(value)}: `{shown}`")
+
+
+_FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
+
+
+def _decode_query(cluster: Any, i: int, q: Any, *, federated: bool) -> tuple[str, SearchRequest, float]:
+    """One entry of `queries` -> (index uid, request, weight), errors prefixed by position."""
+    if not isinstance(q, dict):
+        raise _inside(i, MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(q)}"))
+    uid = q.get("indexUid")
+    if uid is None:
+        raise _inside(i, MeiliError("missing_index_uid", "Missing field `indexUid`"))
+    if not isinstance(uid, str) or not valid_index_uid(uid):
+        raise _inside(i, invalid_index_uid(str(uid)))
+    params = {k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")}
+    weight = fed.DEFAULT_WEIGHT
+    if "federationOptions" in q:
+        if not federated:
+            raise MeiliError(
+                "invalid_multi_search_federation_options",
+                f"Inside `.queries[{i}]`: Using `federationOptions` is not allowed in a non-federated search.\n"
+                f" - Hint: remove `federationOptions` from query #{i} or add `federation` to the request.",
+            )
+        weight = (q.get("federationOptions") or {}).get("weight", fed.DEFAULT_WEIGHT)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise _inside(
+                i, _type_error("invalid_multi_search_weight", ".federationOptions.weight", weight, "a positive number")
+            )
+    if federated:
+        for key in _FEDERATED_PAGINATION:
+            if key in params:
+                raise MeiliError(
+                    "invalid_multi_search_query_pagination",
+                    f"Inside `.queries[{i}]`: Using pagination options is not allowed in federated queries.\n"
+                    f" - Hint: remove `{key}` from query #{i} or remove `federation` from the request",
+                )
+    try:
+        req = search_request_from_dict(params)
+        index_meta(cluster, uid)
+    except MeiliError as e:
+        raise _inside(i, e) from None
+    return uid, req, float(weight)
+
+
+async def _run_all(cluster: Any, jobs: list[tuple[str, SearchRequest]]) -> list[tuple[dict, Headers]]:
+    """Run searches in parallel; the error of the first failing query (by position) wins."""
+    results: list[Any] = [None] * len(jobs)
+
+    async def one(i: int, uid: str, req: SearchRequest) -> None:
+        try:
+            results[i] = await search(cluster, uid, req)
+        except MeiliError as e:
+            results[i] = e
+
+    async with trio.open_nursery() as nursery:
+        for i, (uid, req) in enumerate(jobs):
+            nursery.start_soon(one, i, uid, req)
+    for i, r in enumerate(results):
+        if isinstance(r, MeiliError):
+            raise r if r.code.startswith("miroir_") else _inside(i, r)
+    return results
+
+
+async def multi_search(cluster: Any, body: Any) -> tuple[dict, Headers]:
+    """`POST /multi-search`: one result per query, or one federated list."""
+    started = time.perf_counter()
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+    for key in body:
+        if key not in ("queries", "federation"):
+            raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")
+    queries = body.get("queries")
+    if queries is None:
+        raise MeiliError("bad_request", "Missing field `queries`")
+    if not isinstance(queries, list):
+        raise _type_error("bad_request", ".queries", queries, "an array")
+    federation = body.get("federation")
+    if federation is None:
+        decoded = [_decode_query(cluster, i, q, federated=False) for i, q in enumerate(queries)]
+        answers = await _run_all(cluster, [(uid, req) for uid, req, _ in decoded])
+        results = [{"indexUid": uid, **answer} for (uid, _, _), (answer, _) in zip(decoded, answers)]
+        return {"results": results}, merge_degraded(h for _, h in answers)
+    return await _federated(cluster, queries, federation, started)
+
+
+async def _federated(cluster: Any, queries: list, federation: Any, started: float) -> tuple[dict, Headers]:
+    if not isinstance(federation, dict):
+        raise _type_error("invalid_multi_search_federated", ".federation", federation, "an object")
+    offset = federation.get("offset", 0)
+    limit = federation.get("limit", 20)
+    for name, value in (("offset", offset), ("limit", limit)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
+    facets_by_index = federation.get("facetsByIndex") or {}
+    if not isinstance(facets_by_index, dict):
+        raise _type_error("invalid_multi_search_facets_by_index", ".federation.facetsByIndex", facets_by_index, "an object")
+    merge_facets = federation.get("mergeFacets")
+    if merge_facets is not None and not isinstance(merge_facets, dict):
+        raise _type_error("invalid_multi_search_merge_facets", ".federation.mergeFacets", merge_facets, "an object")
+
+    decoded = [_decode_query(cluster, i, q, federated=True) for i, q in enumerate(queries)]
+    jobs: list[tuple[str, SearchRequest]] = []
+    facet_source: dict[str, int] = {}  # index uid -> the query whose facets it reports
+    for i, (uid, req, _) in enumerate(decoded):
+        changes: dict[str, Any] = {"offset": 0, "limit": offset + limit, "show_ranking_score": True}
+        if uid in facets_by_index and uid not in facet_source:
+            facet_source[uid] = i
+            if facets_by_index[uid]:
+                changes["facets"] = list(facets_by_index[uid])
+        jobs.append((uid, msgspec.structs.replace(req, **changes)))
+    answers = await _run_all(cluster, jobs)
+
+    per_query = [
+        fed.FederatedQuery(
+            index_uid=uid,
+            hits=answer["hits"],
+            weight=weight,
+            estimated_total_hits=answer.get("estimatedTotalHits", 0),
+            show_ranking_score=req.show_ranking_score,
+        )
+        for (uid, req, weight), (answer, _) in zip(decoded, answers)
+    ]
+    index_facets = {
+        uid: fed.IndexFacets(
+            distribution=answers[i][0].get("facetDistribution") or {},
+            stats=answers[i][0].get("facetStats") or {},
+        )
+        for uid, i in facet_source.items()
+    }
+    out = fed.merge_federated(
+        per_query,
+        offset=offset,
+        limit=limit,
+        processing_time_ms=_elapsed_ms(started),
+        index_facets=index_facets or None,
+        merge_facets=merge_facets,
+        sort_facet_values_by=None,
+    )
+    return out, merge_degraded(h for _, h in answers)
+
+
+# ---------------------------------------------------------------- facet search
+
+
+async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers]:
+    """`POST /indexes/{uid}/facet-search`: counts summed per value over the covering set."""
+    started = time.perf_counter()
+    meta = index_meta(cluster, uid)
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+    settings = await _settings(cluster, uid)
+    max_values, sort_values_by = _faceting(settings)
+    client_filter = body.get("filter")
+
+    async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
+        sub = dict(body)
+        if shards is not None:
+            sub["filter"] = and_filters(client_filter, shard_filter(shards))
+        return await client.call("POST", f"/indexes/{uid}/facet-search", json=sub, timeout_s=timeout_s)
+
+    gathered = await scatter(cluster, meta, send, shards=pinned_shards(client_filter, meta))
+    headers = _degraded(cluster, gathered, uid)
+    name = body.get("facetName")
+    answer = merge_facet_search(
+        gathered.results,
+        facet_query=body.get("facetQuery"),
+        order=facet_order(sort_values_by, name if isinstance(name, str) else ""),
+        max_values=max_values,
+        processing_time_ms=_elapsed_ms(started),
+    )
+    return answer, headers
+
+
+# ---------------------------------------------------------------- documents
+
+
+class DocumentsQuery(msgspec.Struct, omit_defaults=True, rename="camel"):
+    """GET /documents parameters and POST /documents/fetch body, validated."""
+
+    offset: int = 0
+    limit: int = DEFAULT_DOCUMENTS_LIMIT
+    fields: list[str] | None = None
+    filter: str | list | None = None
+    ids: list[str | int] | None = None
+    retrieve_vectors: bool | None = None
+
+
+def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
+    """GET /indexes/{uid}/documents query string -> DocumentsQuery (Meilisearch's errors)."""
+    q = DocumentsQuery()
+    for name, value in params.items():
+        if name in ("offset", "limit"):
+            if not value.isdigit():
+                raise MeiliError(
+                    f"invalid_document_{name}",
+                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer",
+                )
+            setattr(q, name, int(value))
+        elif name == "fields":
+            q.fields = [p.strip() for p in value.split(",") if p.strip()]
+        elif name == "filter":
+            q.filter = value
+        elif name == "ids":
+            q.ids = [p.strip() for p in value.split(",") if p.strip()]
+        elif name == "retrieveVectors":
+            if value not in ("true", "false"):
+                raise MeiliError(
+                    "invalid_document_retrieve_vectors",
+                    f"Invalid value in parameter `retrieveVectors`: could not parse `{value}` as a boolean, "
+                    "expected either `true` or `false`",
+                )
+            q.retrieve_vectors = value == "true"
+        else:
+            listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
+            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+    return q
+
+
+def documents_query_from_body(body: Any) -> DocumentsQuery:
+    """POST /indexes/{uid}/documents/fetch body -> DocumentsQuery (Meilisearch's errors)."""
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+    for name, value in body.items():
+        code = "invalid_document_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
+        if name in ("offset", "limit"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _type_error(code, f".{name}", value, "a positive integer")
+        elif name in ("fields", "ids"):
+            if value is not None and not isinstance(value, list):
+                raise _type_error(code, f".{name}", value, "an array")
+        elif name == "filter":
+            if value is not None and not isinstance(value, (str, list)):
+                raise _type_error(code, ".filter", value, "a string")
+        elif name == "retrieveVectors":
+            if not isinstance(value, bool):
+                raise _type_error(code, ".retrieveVectors", value, "a boolean")
+        else:
+            listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
+            raise MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
+    return msgspec.convert({k: v for k, v in body.items() if v is not None}, DocumentsQuery)
+
+
+async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
+    """A global page of documents with an exact `total` (order: see module docstring)."""
+    meta = index_meta(cluster, uid)
+    offset, limit = query.offset, query.limit
+    shards: list[int] | None = None
+    if query.ids is not None:
+        shards = sorted({shard_for_key(i, meta.shards) for i in query.ids if _valid_key(i)}) or [0]
+    else:
+        shards = pinned_shards(query.filter, meta)
+    base = msgspec.to_builtins(query)
+
+    def sender(windows: dict[int, tuple[int, int]] | None, default_limit: int):
+        async def send(client: NodeClient, ss: list[int] | None, timeout_s: float) -> dict:
+            assert ss is not None and len(ss) == 1 or meta.shards == 1
+            s = ss[0] if ss is not None else 0
+            off, lim = windows[s] if windows is not None else (0, default_limit)
+            body = dict(base, offset=off, limit=lim)
+            body["filter"] = and_filters(query.filter, f"_miroir_shard = {s}")
+            page = await client.call("POST", f"/indexes/{uid}/documents/fetch", json=body, timeout_s=timeout_s)
+            page["_shard"] = s
+            return page
+
+        return send
+
+    headers_list: list[Headers] = []
+    if offset + limit <= DOCUMENTS_ONE_ROUND_MAX:
+        g = await scatter(cluster, meta, sender(None, offset + limit), shards=shards, per_shard=True)
+        headers_list.append(_degraded(cluster, g, uid))
+        by_shard = {p["_shard"]: p for p in g.results}
+        pages = [
+            {"results": by_shard[s].get("results") or [], "offset": 0, "total": by_shard[s].get("total", 0)}
+            for s in sorted(by_shard)
+        ]
+    else:
+        # Round 1: each shard's total; round 2: only the windows the page overlaps.
+        g = await scatter(cluster, meta, sender(None, 0), shards=shards, per_shard=True)
+        headers_list.append(_degraded(cluster, g, uid))
+        totals = {p["_shard"]: p.get("total", 0) for p in g.results}
+        ordered = sorted(totals)
+        wanted = plan_document_windows([totals[s] for s in ordered], offset=offset, limit=limit)
+        windows = {ordered[i]: (off, lim) for i, off, lim in wanted}
+        fetched: dict[int, dict] = {}
+        if windows:
+            g2 = await scatter(cluster, meta, sender(windows, 0), shards=list(windows), per_shard=True)
+            headers_list.append(_degraded(cluster, g2, uid))
+            fetched = {p["_shard"]: p for p in g2.results}
+        pages = []
+        for s in ordered:
+            p = fetched.get(s) or {"results": [], "offset": 0}
+            # Round 1's total, so that positions agree with the windows just fetched.
+            pages.append({"results": p.get("results") or [], "offset": p.get("offset", 0), "total": totals[s]})
+    return merge_documents(pages, offset=offset, limit=limit), merge_degraded(headers_list)
+
+
+def _valid_key(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
