@@ -51,7 +51,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     interval_ms: int = 1_000
-    timeout_ms: int = 500
+    timeout_ms: int = 2_000  # generous: a node busy indexing still answers, just later
     unhealthy_threshold: int = 3
     recovery_threshold: int = 2
     max_backlog_bytes: int = 64 * 1024 * 1024

@@ -38,6 +38,13 @@ _json_dec = msgspec.json.Decoder()
 _NO_BODY = object()
 
 
+
+# Handlers that read index engines (see TaskQueue.engine_lock).
+_ENGINE_READERS = frozenset({
+    "global_stats", "index_stats", "list_indexes", "get_index", "list_documents", "fetch_documents", "get_document",
+    "search_get", "search_post", "facet_search", "multi_search", "get_settings", "get_setting",
+})
+
 class Request:
     __slots__ = ("method", "path", "query", "query_string", "headers", "body")
 
@@ -203,6 +210,12 @@ class DevnodeApp:
                 self._authorize(headers)
             body = await self._read_body(headers, receive)
             req = Request(method, path, scope.get("query_string", b"").decode("latin-1"), headers, body)
+            if handler.__name__ in _ENGINE_READERS:
+                # The worker mutates engines in a thread while it holds this lock; readers
+                # wait for the batch. /health and /tasks never wait, so a busy node still
+                # answers probes and task polls (as Meilisearch does while indexing).
+                async with self.q.engine_lock:
+                    return await handler(req, **m.groupdict())
             return await handler(req, **m.groupdict())
         except (_NotFound, _MethodNotAllowed) as e:
             return e.status, _NO_BODY
@@ -262,7 +275,7 @@ class DevnodeApp:
             f"The Content-Encoding `{encoding}` is not supported. Accepted values are `gzip`, `deflate` and `identity`.",
         )
 
-    def _build_routes(self) -> None:
+    def _build_routes(self) -> None:  # noqa: C901 - one table
         table: list[tuple[str, str, Handler]] = [
             ("/health", "GET", self.health),
             ("/version", "GET", self.version),

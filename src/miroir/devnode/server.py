@@ -24,6 +24,9 @@ from miroir.devnode.tasks import TaskQueue
 KEEP_ALIVE_S = 75
 
 
+# See run_devnode: the GIL hand-off period while a batch is indexed in a thread.
+GIL_SWITCH_INTERVAL_S = 0.001
+
 def _config(host: str, port: int) -> Config:
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -68,6 +71,9 @@ def run_devnode(
     max_payload: int = DEFAULT_MAX_PAYLOAD,
 ) -> int:
     """CLI entry: serve until SIGINT/SIGTERM (exit 0); a port in use is exit 1."""
+    # Indexing runs in a worker thread; a short GIL switch interval lets the event loop
+    # answer /health and /tasks promptly while a large batch is being indexed.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -136,6 +136,10 @@ def _finalize_details(type_: str, details: dict | None) -> dict | None:
     return out
 
 
+# Task types whose application reads or changes the task table itself.
+_LOOP_ONLY = frozenset({"taskCancelation", "taskDeletion"})
+
+
 class TaskQueue:
     """Owns the indexes and the task list of one devnode.
 
@@ -152,6 +156,9 @@ class TaskQueue:
         self._next_uid = 0
         self._next_batch = 0
         self._wake = trio.Event()
+        # Held while a batch mutates engines in a worker thread, and by request handlers that
+        # read engines; everything else (health, task polls, enqueues) runs without it.
+        self.engine_lock = trio.Lock()
         self.processing_index: set[str] = set()
         self.last_update: str | None = None
         if store is not None:
@@ -251,27 +258,41 @@ class TaskQueue:
         touched: dict[str, list[dict]] = {}
         side_records: list[TaskRecord] = []
         deleted: list[int] = []
-        for uid in batch:
-            rec = self.tasks[uid]
-            op = self._ops.pop(uid)
-            out = msgspec.structs.replace(rec)
-            try:
-                out.details = self._apply(rec, op, side_records, deleted)
-                out.status = "succeeded"
-            except MeiliError as e:
-                out.status, out.error = "failed", e.to_dict()
-                out.details = _finalize_details(rec.type, rec.details)
-            except Exception as e:  # an engine bug must fail one task, not the node
-                log.exception("task failed with an internal error", uid=uid)
-                out.status = "failed"
-                out.error = MeiliError("internal", f"Internal error: {e!r}").to_dict()
-                out.details = _finalize_details(rec.type, rec.details)
-            now = time.time()
-            out.finished_at = rfc3339(now)
-            out.duration = format_duration(now - started)
-            finished.append(out)
-            for idx in self._concerned(rec, op):
-                touched.setdefault(idx, [])
+        ops = {uid: self._ops.pop(uid) for uid in batch}
+
+        def apply_batch() -> None:
+            for uid in batch:
+                rec = self.tasks[uid]
+                op = ops[uid]
+                out = msgspec.structs.replace(rec)
+                try:
+                    out.details = self._apply(rec, op, side_records, deleted)
+                    out.status = "succeeded"
+                except MeiliError as e:
+                    out.status, out.error = "failed", e.to_dict()
+                    out.details = _finalize_details(rec.type, rec.details)
+                except Exception as e:  # an engine bug must fail one task, not the node
+                    log.exception("task failed with an internal error", uid=uid)
+                    out.status = "failed"
+                    out.error = MeiliError("internal", f"Internal error: {e!r}").to_dict()
+                    out.details = _finalize_details(rec.type, rec.details)
+                now = time.time()
+                out.finished_at = rfc3339(now)
+                out.duration = format_duration(now - started)
+                finished.append(out)
+                for idx in self._concerned(rec, ops[uid]):
+                    touched.setdefault(idx, [])
+
+        async with self.engine_lock:
+            if any(self.tasks[uid].type in _LOOP_ONLY for uid in batch):
+                apply_batch()  # touches the task table and queue: stay on the event loop
+            else:
+                # Indexing is CPU-bound Python: in a thread the event loop keeps answering
+                # /health and /tasks while a large batch is indexed.
+                await trio.to_thread.run_sync(apply_batch)
+            await self._finish_batch(finished, touched, side_records, deleted)
+
+    async def _finish_batch(self, finished, touched, side_records, deleted) -> None:
         views = {r.uid: r.view() for r in finished}
         for idx, recs in touched.items():
             recs.extend(views[r.uid] for r in finished if idx in self._concerned_uids(r))
