@@ -12,21 +12,25 @@ The HTTP layer (task queue, settings validation, durability) codes against `Inde
 from __future__ import annotations
 
 import copy
+import heapq
 import time
 from bisect import bisect_left
 from typing import Any, Callable, Iterator
 
 from miroir.core.documents import document_id, resolve_primary_key
 from miroir.core.errors import MeiliError
-from miroir.core.sortvalue import MISSING, field_value
 from miroir.devnode import facets as facets_mod
 from miroir.devnode import highlight, ranking
+from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
-from miroir.devnode.text import Tokenizer, bounded_distance, flatten, normalize, query_terms, value_texts
+from miroir.devnode.text import Tokenizer, flatten, normalize, query_terms, value_texts
+from miroir.devnode.typo import typo_matches
 
-POS_BITS = 20
+POS_BITS = ranking.PACK_BITS  # 20
 POS_MASK = (1 << POS_BITS) - 1
 MAX_POSITION = 65535  # milli stops indexing words of one attribute past u16 positions
+HEAP_GROUPS = 256  # past this many groups of one rule, order them lazily with a heap
+TERM_CACHE_IDS = 2_000_000  # ids held by the per-term cache (tens of MB) before it starts over
 
 SEARCH_PARAMS = (
     "q", "vector", "offset", "limit", "page", "hitsPerPage", "attributesToRetrieve", "retrieveVectors",
@@ -113,9 +117,14 @@ class IndexEngine:
         self._fields: list[str] = []
         self._fid: dict[str, int] = {}
         self._vocab: list[str] | None = None
-        self._by_len: dict[int, list[str]] = {}
         self._typo_cache: dict[tuple, list] = {}
         self._facet_cache: dict[str, dict] = {}
+        self._poscost: dict[tuple[str, int], list] = {}  # (word, query position) -> [(cost, iids)]
+        self._sort_keys: dict[tuple[str, bool], dict] = {}  # (field, asc) -> iid -> sort key
+        self._fsets: FilterSets | None = None  # filter evaluation on id sets, per version
+        # Per query term (word, typos, prefix): its documents, its position-cost buckets.
+        self._term_cache: dict[tuple, Any] = {}
+        self._term_cache_ids = 0
         self._apply_settings(settings or self.settings, reindex=False)
 
     # ------------------------------------------------------------------ settings
@@ -221,6 +230,11 @@ class IndexEngine:
 
     def _changed(self) -> None:
         self._vocab = None
+        self._poscost.clear()
+        self._fsets = None
+        self._sort_keys.clear()
+        self._term_cache.clear()
+        self._term_cache_ids = 0
         self._typo_cache.clear()
         self._facet_cache.clear()
 
@@ -353,6 +367,11 @@ class IndexEngine:
         return attribute_names(self.settings["filterableAttributes"])
 
     def _compile_filter(self, value, code: str) -> Callable[[dict], bool] | None:
+        expr = self._parse_filter(value, code)
+        return None if expr is None else _filter_module().compile_filter(expr)
+
+    def _parse_filter(self, value, code: str):
+        """The parsed, checked filter (compiled once, which validates geo arguments)."""
         if value is None:
             return None
         f = _filter_module()
@@ -363,16 +382,22 @@ class IndexEngine:
             if expr is None:
                 return None
             f.check_filterable(expr, self._filterable())
-            return f.compile_filter(expr)
+            f.compile_filter(expr)
+            return expr
         except f.FilterError as e:
             raise MeiliError(code, e.message) from None
+
+    def _filter_sets(self) -> FilterSets:
+        if self._fsets is None:
+            self._fsets = FilterSets(self._docs)
+        return self._fsets
 
     # ------------------------------------------------------------------ search
 
     def search(self, params: dict) -> dict:
         started = time.perf_counter()
         p = _SearchParams(params, self)
-        plan = self._plan(p.q, p.matching_strategy, p.filter_pred, p.attributes_to_search_on)
+        plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on)
         distinct = p.distinct if p.distinct is not None else self.settings["distinctAttribute"]
         max_total = int((self.settings.get("pagination") or {}).get("maxTotalHits", 1000))
 
@@ -388,6 +413,8 @@ class IndexEngine:
         selected: list[int] = []
         seen_distinct: set = set()
         threshold = p.ranking_score_threshold
+        if threshold is not None:
+            order.ensure_hits(plan.candidates)  # every candidate gets scored: one batch
         if end > 0 or threshold is not None:
             for iid in order.iterate(plan.candidates):
                 if threshold is not None and order.score(iid) < threshold:
@@ -405,6 +432,8 @@ class IndexEngine:
         else:
             total = len(plan.candidates)
         page_iids = selected[want_offset:end]
+        if p.show_ranking_score or p.show_ranking_score_details:
+            order.ensure_hits(page_iids)
 
         hits = [self._hit(iid, p, plan, order) for iid in page_iids]
         out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
@@ -427,22 +456,31 @@ class IndexEngine:
         return out
 
     def _distinct_new(self, iid: int, attr: str, seen: set) -> bool:
-        value = field_value(self._docs[iid], attr)
-        if value is MISSING or value is None:
-            return True  # documents without the attribute are all kept
-        keys = facets_mod.facet_keys(value)
+        # The facet index holds each document's distinct facet keys of `attr` (none for
+        # a missing, null or key-less value: such documents are all kept).
+        keys = self._facet_index(attr).per_doc.get(iid)
         if not keys:
             return True
-        if any(k in seen for k in keys):
-            return False
+        for k in keys:
+            if k in seen:
+                return False
         seen.update(keys)
         return True
 
     def _distinct_count(self, candidates, attr: str) -> int:
+        per_doc = self._facet_index(attr).per_doc
         seen: set = set()
         n = 0
-        for iid in sorted(candidates):
-            if self._distinct_new(iid, attr, seen):
+        for iid in sorted(candidates):  # internal-id order
+            keys = per_doc.get(iid)
+            if not keys:
+                n += 1
+                continue
+            for k in keys:
+                if k in seen:
+                    break
+            else:
+                seen.update(keys)
                 n += 1
         return n
 
@@ -476,16 +514,19 @@ class IndexEngine:
 
     # ---------------------------------------------------------- planning
 
-    def _plan(self, q: str, strategy: str, pred, restrict: list[str] | None) -> "_Plan":
+    def _plan(self, q: str, strategy: str, filter_expr, restrict: list[str] | None) -> "_Plan":
         plan = _Plan()
         plan.docs = self._docs
+        plan.engine = self
         terms = query_terms(q, self.tokenizer, self._stop_words) if q else []
         weights, max_weight, all_fields = self._weights(restrict)
         plan.ctx = Context(max_weight=max_weight, by_attribute=self.settings["proximityPrecision"] == "byAttribute")
         plan.wcount = self._wcount
         if not terms:
-            iids = self._docs.keys()
-            plan.candidates = [i for i in iids if pred(self._docs[i])] if pred is not None else list(iids)
+            if filter_expr is None:
+                plan.candidates = list(self._docs)
+            else:
+                plan.candidates = self._filter_sets().select(filter_expr, None)
             return plan
         prefix_ok = not q.endswith(" ") and self.settings.get("prefixSearch", "indexingTime") != "disabled"
         qterms: list[QueryTerm] = []
@@ -511,7 +552,11 @@ class IndexEngine:
             # Every field counts: a term's documents are the union of its postings' keys,
             # and the (costlier) per-document matches are built for candidates only.
             post = self._post
-            sets = [set().union(*(post[w].keys() for w, _, _ in dv if w in post)) for dv in derivs]
+            sets = [
+                self._cached(("docs", t.word, t.max_typos, t.prefix),
+                             lambda dv=dv: set().union(*(post[w].keys() for w, _, _ in dv if w in post)))
+                for t, dv in zip(qterms, derivs)
+            ]
         subsets = _kept_subsets(len(qterms), strategy, [len(s) for s in sets])
         bucket: dict[int, int] = {}
         cur: set[int] | None = None
@@ -520,18 +565,20 @@ class IndexEngine:
             for ti in sorted(added):
                 cur = set(sets[ti]) if cur is None else cur & sets[ti]
             if cur is not None:
-                for iid in cur:
-                    bucket[iid] = j
+                bucket.update(dict.fromkeys(cur, j))  # better buckets overwrite
         plan.kept = [sorted(s) for s in subsets]
         plan.bucket = bucket
         cands = sorted(bucket)
-        if pred is not None:
-            docs = self._docs
-            cands = [i for i in cands if pred(docs[i])]
+        if filter_expr is not None:
+            cands = self._filter_sets().select(filter_expr, cands)
         plan.candidates = cands
+        plan.derivs = derivs
+        plan.restricted = restricted
         if not restricted:
-            keep = set(cands)
-            plan.hits = [self._term_hits(dv, weights, set(), False, keep) for dv in derivs]
+            # Per-document matches are built lazily, for the documents the bucket sort
+            # actually has to compare (see _BucketSort.ensure_hits).
+            plan.hits = [{} for _ in derivs]
+            plan.weights = weights
         else:
             plan.hits = hits_per_term
         return plan
@@ -549,10 +596,6 @@ class IndexEngine:
     def _vocabulary(self) -> list[str]:
         if self._vocab is None:
             self._vocab = sorted(self._post)
-            by_len: dict[int, list[str]] = {}
-            for w in self._vocab:
-                by_len.setdefault(len(w), []).append(w)
-            self._by_len = by_len
         return self._vocab
 
     def _derivations(self, word: str, max_typos: int, prefix: bool) -> list[tuple[str, int, bool]]:
@@ -571,46 +614,52 @@ class IndexEngine:
                 found.setdefault(vocab[i], 0)
                 i += 1
         if max_typos:
-            # For a prefix only the head of a candidate matters: many words share one.
-            memo: dict[str, int] = {}
-            head_len = len(word) + max_typos
-            for cand in self._typo_scan(word, max_typos, prefix):
+            for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
                 if cand not in found:
-                    if prefix:
-                        head = cand[:head_len]
-                        d = memo.get(head)
-                        if d is None:
-                            d = memo[head] = bounded_distance(word, head, max_typos, True)
-                    else:
-                        d = bounded_distance(word, cand, max_typos, False)
-                    # A typo on the first letter counts double in Meilisearch.
-                    if cand[:1] != word[:1]:
-                        d += 1
-                    if d <= max_typos:
-                        found[cand] = d
+                    found[cand] = d
         out = [(w, t, w == word) for w, t in found.items()]
         if len(self._typo_cache) > 4096:
             self._typo_cache.clear()
         self._typo_cache[key] = out
         return out
 
-    def _typo_scan(self, word: str, k: int, prefix: bool) -> Iterator[str]:
-        """Vocabulary words that may be within k typos: length filter, then a cheap letter
-        filter, before the exact (bounded) distance."""
-        self._vocabulary()
-        n = len(word)
-        lengths = range(max(1, n - k), (n + k + 1) if not prefix else max(self._by_len, default=0) + 1)
-        letters = set(word)
-        first = word[0]
-        for length in lengths:
-            for cand in self._by_len.get(length, ()):
-                if k == 1 and cand[0] != first:
-                    continue
-                # Each typo changes at most 2 letters' presence; skip obvious misses fast.
-                head = cand[: n + k] if prefix else cand
-                if len(letters.difference(head)) > k:
-                    continue
-                yield cand
+    def _cached(self, key: tuple, build: Callable[[], Any]):
+        """self._term_cache[key], built on a miss; values are sets of ids or lists of
+        (cost, set of ids), never mutated by their users."""
+        got = self._term_cache.get(key)
+        if got is None:
+            got = build()
+            size = len(got) if isinstance(got, set) else sum(len(ids) for _, ids in got)
+            if self._term_cache_ids + size > TERM_CACHE_IDS:
+                self._term_cache.clear()
+                self._term_cache_ids = 0
+            self._term_cache[key] = got
+            self._term_cache_ids += size
+        return got
+
+    def _position_costs(self, word: str, qi: int) -> list[tuple[int, list[int]]]:
+        """(cost, iids) for the documents holding `word`, by the smallest
+        cost_from_distance(|position - qi|) of its occurrences; built on first use."""
+        key = (word, qi)
+        out = self._poscost.get(key)
+        if out is None:
+            by_cost: dict[int, list[int]] = {}
+            for iid, occs in self._post[word].items():
+                if len(occs) == 1:
+                    d = abs((occs[0] & POS_MASK) - qi)
+                    c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
+                else:
+                    c = _pos_cost(occs, qi)
+                g = by_cost.get(c)
+                if g is None:
+                    by_cost[c] = [iid]
+                else:
+                    g.append(iid)
+            out = list(by_cost.items())
+            if len(self._poscost) > 65536:
+                self._poscost.clear()
+            self._poscost[key] = out
+        return out
 
     def _term_hits(self, derivs, weights: dict[int, int], typo_off: set, restricted: bool, keep: set | None) -> dict[int, TermHit]:
         acc: dict[int, list] = {}  # iid -> [typos, occ set, exact occ set]
@@ -674,9 +723,12 @@ class IndexEngine:
         sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
         dist: dict[str, dict] = {}
         stats: dict[str, dict] = {}
+        everything = len(candidates) == len(self._docs)
+        if len(names) > 1 and not everything and len(candidates) > 1024:
+            candidates = set(candidates)  # converted once for every facet
         for name in names:
             index = self._facet_index(name)
-            counts, lo, hi = facets_mod.count(index, candidates)
+            counts, lo, hi = facets_mod.count(index, candidates, everything)
             order = sort_by.get(name, sort_by.get("*", "alpha"))
             dist[name] = facets_mod.distribution(counts, index.display, order, max_values)
             if lo is not None:
@@ -708,11 +760,11 @@ class IndexEngine:
         if not self.settings.get("facetSearch", True):
             raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
         query = params.get("facetQuery")
-        pred = self._compile_filter(params.get("filter"), "invalid_search_filter")
+        expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
-        plan = self._plan(params.get("q") or "", strategy, pred, params.get("attributesToSearchOn"))
+        plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"))
         index = self._facet_index(name)
-        counts, _, _ = facets_mod.count(index, plan.candidates)
+        counts, _, _ = facets_mod.count(index, plan.candidates, len(plan.candidates) == len(self._docs))
         faceting = self.settings.get("faceting") or {}
         sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
         order = sort_by.get(name, sort_by.get("*", "alpha"))
@@ -776,6 +828,7 @@ class _Plan:
 
     def __init__(self) -> None:
         self.terms: list[QueryTerm] = []
+        self.derivs: list[list[tuple[str, int, bool]]] = []
         self.hits: list[dict[int, TermHit]] = []
         self.kept: list[list[int]] = []
         self.bucket: dict[int, int] = {}
@@ -785,18 +838,59 @@ class _Plan:
         self.docs: dict[int, dict] = {}
         self.wcount: dict[int, dict[int, int]] = {}
         self.ctx: Context | None = None
+        # Every field searchable, none typo-disabled: hits are built on demand and the
+        # attribute weights are all 0 (see IndexEngine._weights).
+        self.restricted = True
+        self.weights: dict[int, int] = {}
+        self.engine: "IndexEngine | None" = None
+        self.built: set[int] = set()  # documents whose TermHits (every term) are built
+
+
+# cost_from_distance for every distance up to where it stops growing.
+_COST = [ranking.cost_from_distance(d) for d in range(1026)]
+
+
+def _pos_cost(occs: list[int], qi: int) -> int:
+    """min cost_from_distance(|pos - qi|) over packed occurrences."""
+    best = ranking.MAX_POSITION_COST
+    for o in occs:
+        d = abs((o & POS_MASK) - qi)
+        c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
+        if c < best:
+            best = c
+            if not c:
+                break
+    return best
 
 
 class _BucketSort:
     """Orders documents rule by rule, computing a rule only for the buckets still needed.
 
     Each rule's key is derived from the detail we emit for it, so comparing emitted
-    details rule by rule (then internal id) gives exactly this order."""
+    details rule by rule (then internal id) gives exactly this order. Only the groups
+    that are consumed get split by the next rule, and a rule is computed cheaply:
+
+    - skipped when its key cannot differ inside the group (one bucket for `words`; no
+      typo allowed; no adjacent query words for `proximity`);
+    - `words` per bucket, `typo` from per-term "fewest typos" maps;
+    - with every field searchable (`plan.restricted` false): `proximity` on the raw
+      packed postings, `attribute` from per-word position-cost buckets (one bucket and
+      one word: the groups come straight out of set operations), `exactness` from the
+      exact words' postings (documents holding none form one group);
+    - sort rules from keys cached per index version, many groups ordered with a heap.
+
+    The per-document matches (TermHit) are built only for the details that are emitted
+    (or scored against rankingScoreThreshold), and the fast keys equal those derived
+    from the details (tests/test_devnode_speed_equivalence.py)."""
 
     def __init__(self, plan: _Plan, rules: list[tuple[str, Any]]):
         self.plan = plan
         self.rules = rules
         self._details: dict[int, dict[int, dict]] = {}
+        self._memo: dict[tuple, Any] = {}
+        self._typo_of: dict[int, dict[int, int]] = {}
+
+    # -------------------------------------------------------------- details (emitted)
 
     def detail(self, iid: int, r: int) -> dict:
         per = self._details.get(iid)
@@ -819,18 +913,14 @@ class _BucketSort:
         if name == "words":
             d = ranking.words_detail(len(kept), len(plan.terms))
         else:
+            self.ensure_hits((iid,))
             hits = [plan.hits[i][iid] for i in kept]
             if name == "typo":
                 d = ranking.typo_detail(terms, hits)
             elif name == "proximity":
                 d = {"_ranks": [ranking.proximity_rank(terms, hits, plan.ctx.by_attribute)]}
             elif name == "attribute":
-                fid, pos = ranking.attribute_ranks(terms, hits, plan.ctx.max_weight)
-                d = {
-                    "attributeRankingOrderScore": fid.local_score(),
-                    "queryWordDistanceScore": pos.local_score(),
-                    "_ranks": [fid, pos],
-                }
+                d = ranking.attribute_detail(*ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
             else:
                 d = ranking.exactness_detail(hits, plan.wcount.get(iid, {}))
         return ranking.with_score(d)
@@ -839,15 +929,331 @@ class _BucketSort:
         name, arg = self.rules[r]
         return ranking.rule_key(name, self.detail(iid, r), None if arg is None else arg[1])
 
+    def ensure_hits(self, iids) -> None:
+        """Build the TermHits of `iids` (all terms) that are not built yet."""
+        plan = self.plan
+        if plan.restricted or not plan.hits:
+            return
+        built = plan.built
+        missing = [i for i in iids if i not in built]
+        if not missing:
+            return
+        keep = set(missing)
+        built.update(keep)
+        eng = plan.engine
+        for h, dv in zip(plan.hits, plan.derivs):
+            h.update(eng._term_hits(dv, plan.weights, set(), False, keep))
+
+    # -------------------------------------------------------------- ordering
+
     def iterate(self, iids: list[int], r: int = 0) -> Iterator[int]:
         if r >= len(self.rules) or len(iids) <= 1:
             yield from iids  # already in internal-id order
             return
+        keyf = self._key_fn(r, iids)
+        if keyf is None:  # the rule cannot split this group
+            yield from self.iterate(iids, r + 1)
+            return
         groups: dict[Any, list[int]] = {}
-        for iid in iids:
-            groups.setdefault(self.key(iid, r), []).append(iid)
-        for k in sorted(groups):
-            yield from self.iterate(groups[k], r + 1)
+        if isinstance(keyf, list):
+            # The rule handed its groups over directly: (key, sorted iids), keys may repeat.
+            parts: dict[Any, list[list[int]]] = {}
+            for k, g in keyf:
+                if g:
+                    parts.setdefault(k, []).append(g)
+            for k, gs in parts.items():
+                groups[k] = gs[0] if len(gs) == 1 else sorted(i for g in gs for i in g)
+        else:
+            for iid in iids:
+                k = keyf(iid)
+                g = groups.get(k)
+                if g is None:
+                    groups[k] = [iid]
+                else:
+                    g.append(iid)
+        if len(groups) == 1:
+            yield from self.iterate(iids, r + 1)
+            return
+        if len(groups) <= HEAP_GROUPS:
+            for k in sorted(groups):
+                yield from self.iterate(groups[k], r + 1)
+            return
+        # Many groups (a sort on a field with many values) and usually one page wanted:
+        # pop them from a heap as they are consumed instead of sorting them all. Keys are
+        # distinct and totally ordered, so the order is the sorted one.
+        keys = list(groups)
+        heapq.heapify(keys)
+        while keys:
+            yield from self.iterate(groups[heapq.heappop(keys)], r + 1)
+
+    def _key_fn(self, r: int, iids: list[int]):
+        """A function giving `key(iid, r)` for the members of `iids` (cheaply when it
+        can), or the groups themselves as [(key, sorted iids)], or None when that key is
+        the same for all of them."""
+        name, arg = self.rules[r]
+        plan = self.plan
+        if arg is not None:
+            return self._sort_key_fn(r, arg)
+        bucket = plan.bucket
+        if name == "words":
+            if len(plan.kept) == 1:
+                return None  # one bucket: every candidate holds every term
+            return self._per_bucket(r, bucket)
+        if name == "typo":
+            if all(t.max_typos == 0 for t in plan.terms):
+                return None  # typo count 0 of max 0 everywhere: score 1
+            if plan.restricted:
+                return lambda iid: self.key(iid, r)
+            return self._typo_key_fn(r)
+        if name == "proximity":
+            bs = {bucket[i] for i in iids}
+            if not any(self._has_pair(b) for b in bs):
+                return None  # no adjacent query words: score 1
+            if plan.restricted:
+                return lambda iid: self.key(iid, r)
+            return self._proximity_key_fn(r, iids)
+        if name == "attribute":
+            if plan.restricted:
+                return lambda iid: self.key(iid, r)
+            return self._attribute_key_fn(r, iids)
+        if name == "exactness":
+            if plan.restricted:
+                return lambda iid: self.key(iid, r)
+            return self._exactness_key_fn(r, iids)
+        return lambda iid: self.key(iid, r)
+
+    def _has_pair(self, b: int) -> bool:
+        kept = self.plan.kept[b]
+        terms = self.plan.terms
+        return any(terms[kept[i]].index == terms[kept[i - 1]].index + 1 for i in range(1, len(kept)))
+
+    def _per_bucket(self, r: int, bucket: dict[int, int]) -> Callable[[int], Any]:
+        name = self.rules[r][0]
+        n = len(self.plan.terms)
+        keys = {
+            b: ranking.rule_key(name, ranking.with_score(ranking.words_detail(len(kept), n)))
+            for b, kept in enumerate(self.plan.kept)
+        }
+        return lambda iid: keys[bucket[iid]]
+
+    def _typo_key_fn(self, r: int) -> Callable[[int], Any]:
+        plan = self.plan
+        post = plan.engine._post
+        typo_of = self._typo_of
+        for ti, (t, dv) in enumerate(zip(plan.terms, plan.derivs)):
+            if t.max_typos and ti not in typo_of:
+                # iid -> fewest typos among the derivations the document holds.
+                m: dict[int, int] = {}
+                for w, typos, _ in sorted(dv, key=lambda d: -d[1]):
+                    per = post.get(w)
+                    if per:
+                        m.update(dict.fromkeys(per, typos))
+                typo_of[ti] = m
+        memo = self._memo
+        bucket = plan.bucket
+        kept_typo = [[ti for ti in kept if plan.terms[ti].max_typos] for kept in plan.kept]
+
+        def keyf(iid: int):
+            b = bucket[iid]
+            count = 0
+            for ti in kept_typo[b]:
+                count += typo_of[ti][iid]
+            mk = (r, b, count)
+            k = memo.get(mk)
+            if k is None:
+                terms = [plan.terms[i] for i in plan.kept[b]]
+                k = memo[mk] = -ranking.with_score(ranking.typo_detail_from_count(terms, count))["score"]
+            return k
+
+        return keyf
+
+    def _proximity_key_fn(self, r: int, iids: list[int]) -> Callable[[int], Any]:
+        """Every field searchable: a term's occurrences are its derivations' postings."""
+        plan = self.plan
+        post = plan.engine._post
+        group = set(iids)
+        occ_of: list[dict[int, list[int]]] = []
+        for dv in plan.derivs:
+            acc: dict[int, list[int]] = {}
+            for w, _, _ in dv:
+                per = post.get(w)
+                if not per:
+                    continue
+                for iid in per.keys() & group:
+                    a = acc.get(iid)
+                    if a is None:
+                        acc[iid] = per[iid]
+                    else:
+                        acc[iid] = a + per[iid]
+            occ_of.append(acc)
+        memo = self._memo
+        bucket = plan.bucket
+        kept = plan.kept
+        terms = plan.terms
+        by_attribute = plan.ctx.by_attribute
+
+        def keyf(iid: int):
+            b = bucket[iid]
+            kt = kept[b]
+            rank = ranking.proximity_rank_packed(
+                [terms[ti] for ti in kt], [sorted(set(occ_of[ti][iid])) for ti in kt], by_attribute
+            )
+            mk = (r, b, rank.rank)
+            k = memo.get(mk)
+            if k is None:
+                k = memo[mk] = -ranking.with_score({"_ranks": [rank]})["score"]
+            return k
+
+        return keyf
+
+    def _one_bucket(self, iids: list[int]) -> int | None:
+        """The bucket shared by all of `iids`, or None."""
+        plan = self.plan
+        if len(plan.kept) == 1:
+            return 0
+        bucket = plan.bucket
+        b = bucket[iids[0]]
+        return b if all(bucket[i] == b for i in iids) else None
+
+    def _attribute_key_fn(self, r: int, iids: list[int]):
+        """Every field searchable: weights are all 0, only the position part varies.
+        A term's cost in a document is the smallest over its derivations: the documents
+        of each cost are united over the derivations, then assigned cheapest first."""
+        plan = self.plan
+        eng = plan.engine
+        post = eng._post
+        memo = self._memo
+        kept = plan.kept
+        max_weight = plan.ctx.max_weight
+        assert max_weight == 0
+
+        def key_of(b: int, cost: int):
+            mk = (r, b, cost)
+            k = memo.get(mk)
+            if k is None:
+                ranks = ranking.attribute_ranks_from_costs(len(kept[b]), 0, cost, max_weight)
+                k = memo[mk] = -ranking.with_score(ranking.attribute_detail(*ranks))["score"]
+            return k
+
+        group = set(iids)
+
+        def by_cost(ti: int) -> list[tuple[int, set[int]]]:
+            """(cost, ids) cheapest first; ids may hold documents outside the group."""
+            t = plan.terms[ti]
+            qi = t.index
+            key = ("cost", t.word, t.max_typos, t.prefix, qi)
+            got = eng._term_cache.get(key)
+            if got is not None:
+                return got
+            parts: dict[int, list] = {}
+            whole = True  # every derivation costed for all its documents: cacheable
+            for w, _, _ in plan.derivs[ti]:
+                per = post.get(w)
+                if not per:
+                    continue
+                if (w, qi) in eng._poscost or len(per) <= 4 * len(group):
+                    for c, ids in eng._position_costs(w, qi):
+                        parts.setdefault(c, []).append(ids)
+                    continue
+                # A big posting list and a small group: cost the group's documents only.
+                whole = False
+                mine: dict[int, list[int]] = {}
+                for iid in per.keys() & group:
+                    mine.setdefault(_pos_cost(per[iid], qi), []).append(iid)
+                for c, ids in mine.items():
+                    parts.setdefault(c, []).append(ids)
+            out = sorted((c, set().union(*lists)) for c, lists in parts.items())
+            if whole:
+                eng._cached(key, lambda: out)
+            return out
+
+        b = self._one_bucket(iids)
+        if b is not None and len(kept[b]) == 1:
+            rest = set(group)
+            groups = []
+            for c, ids in by_cost(kept[b][0]):
+                g = rest & ids
+                if g:
+                    rest -= g
+                    groups.append((key_of(b, c), sorted(g)))
+            assert not rest
+            return groups
+        costs: list[dict[int, int]] = []
+        needed = set(kept[b]) if b is not None else {ti for kt in kept for ti in kt}
+        for ti in range(len(plan.terms)):
+            m: dict[int, int] = {}
+            if ti in needed:
+                for c, ids in reversed(by_cost(ti)):  # cheapest last: it wins
+                    m.update(dict.fromkeys(ids, c))
+            costs.append(m)
+        bucket = plan.bucket
+
+        def keyf(iid: int):
+            b = bucket[iid]
+            cost = 0
+            for ti in kept[b]:
+                cost += costs[ti][iid]
+            return key_of(b, cost)
+
+        return keyf
+
+    def _exactness_key_fn(self, r: int, iids: list[int]):
+        """Only the occurrences of the query words themselves matter (every field is
+        searchable, so they are the words' postings); in one bucket, the documents
+        holding none of them form one group."""
+        plan = self.plan
+        post = plan.engine._post
+        exact_post = [post.get(t.word) or {} for t in plan.terms]
+        bucket = plan.bucket
+        kept = plan.kept
+        wcount = plan.wcount
+        memo = self._memo
+        no_counts: dict = {}
+
+        def key_of(b: int, match):
+            mk = (r, b, match)
+            k = memo.get(mk)
+            if k is None:
+                k = memo[mk] = -ranking.exactness_from_match(*match, len(kept[b]))["score"]
+            return k
+
+        def keyf(iid: int):
+            b = bucket[iid]
+            occs = [exact_post[ti].get(iid) for ti in kept[b]]
+            return key_of(b, ranking.exactness_match_packed(occs, wcount.get(iid, no_counts)))
+
+        b = self._one_bucket(iids)
+        if b is None:
+            return keyf
+        group = set(iids)
+        holders: set[int] = set()
+        for ti in kept[b]:
+            holders |= exact_post[ti].keys() & group
+        if len(holders) * 2 > len(group):
+            return keyf
+        by_key: dict[Any, list[int]] = {}
+        for iid in sorted(holders):
+            by_key.setdefault(keyf(iid), []).append(iid)
+        return [(key_of(b, ("noExactMatch", 0)), sorted(group - holders)), *by_key.items()]
+
+    def _sort_key_fn(self, r: int, arg) -> Callable[[int], Any]:
+        field_name, asc = arg
+        eng = self.plan.engine
+        name = self.rules[r][0]
+        if eng is None:
+            return lambda iid: self.key(iid, r)
+        cache = eng._sort_keys.get((field_name, asc))
+        if cache is None:
+            cache = eng._sort_keys[(field_name, asc)] = {}
+        docs = self.plan.docs
+
+        def keyf(iid: int):
+            k = cache.get(iid)
+            if k is None:
+                k = cache[iid] = ranking.rule_key(name, ranking.sort_entry(docs[iid], field_name, asc), asc)
+            return k
+
+        return keyf
 
     def details(self, iid: int) -> dict:
         out = {}
@@ -919,7 +1325,7 @@ class _SearchParams:
                     )
             if "*" in self.attributes_to_search_on:
                 self.attributes_to_search_on = None
-        self.filter_pred = eng._compile_filter(g("filter"), "invalid_search_filter")
+        self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter")
         self.sort = _parse_sort(g("sort"), eng)
         distinct = g("distinct")
         if distinct is not None:

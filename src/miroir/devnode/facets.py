@@ -55,6 +55,7 @@ class FacetIndex:
 
     per_doc: dict = field(default_factory=dict)  # iid -> tuple of distinct keys
     display: dict = field(default_factory=dict)  # key -> shown text (first casing seen)
+    by_key: dict = field(default_factory=dict)  # key -> set of iids
 
     @classmethod
     def build(cls, name: str, docs: dict) -> "FacetIndex":
@@ -70,11 +71,21 @@ class FacetIndex:
                     idx.display[k] = _display(orig)
                 keys.append(k)
             if keys:
-                idx.per_doc[iid] = tuple(dict.fromkeys(keys))
+                distinct = idx.per_doc[iid] = tuple(dict.fromkeys(keys))
+                for k in distinct:
+                    ids = idx.by_key.get(k)
+                    if ids is None:
+                        idx.by_key[k] = {iid}
+                    else:
+                        ids.add(iid)
         return idx
 
 
-def count(index: FacetIndex, candidates) -> tuple[dict, float | None, float | None]:
+def count(index: FacetIndex, candidates, everything: bool = False) -> tuple[dict, float | None, float | None]:
+    """Value -> number of `candidates` holding it, and the numeric min/max. `everything`
+    says the candidates are all the documents of the index."""
+    if everything or len(index.by_key) * 2 < len(candidates):
+        return _count_by_value(index, candidates, everything)
     counts: dict = {}
     lo = hi = None
     per_doc = index.per_doc
@@ -90,6 +101,26 @@ def count(index: FacetIndex, candidates) -> tuple[dict, float | None, float | No
                     lo = v
                 if hi is None or v > hi:
                     hi = v
+    return counts, lo, hi
+
+
+def _count_by_value(index: FacetIndex, candidates, everything: bool) -> tuple[dict, float | None, float | None]:
+    """count() value by value: one set intersection per value instead of a dict update
+    per candidate and value (the same counts)."""
+    counts: dict = {}
+    cset = None if everything else (candidates if isinstance(candidates, (set, frozenset)) else set(candidates))
+    for k, ids in index.by_key.items():
+        n = len(ids) if cset is None else len(ids & cset)
+        if n:
+            counts[k] = n
+    lo = hi = None
+    for k in counts:
+        if k[0] == "n":
+            v = k[1]
+            if lo is None or v < lo:
+                lo = v
+            if hi is None or v > hi:
+                hi = v
     return counts, lo, hi
 
 

@@ -107,13 +107,26 @@ def words_detail(kept: int, total: int) -> dict:
 
 
 def typo_detail(terms: list[QueryTerm], hits: list[TermHit]) -> dict:
-    count = sum(h.typos for h in hits)
+    return typo_detail_from_count(terms, sum(h.typos for h in hits))
+
+
+def typo_detail_from_count(terms: list[QueryTerm], count: int) -> dict:
     max_count = sum(t.max_typos for t in terms)
     rank = Rank(max(max_count + 1 - count, 0), max_count + 1)
     return {"typoCount": count, "maxTypoCount": max_count, "_ranks": [rank]}
 
 
 def proximity_rank(terms: list[QueryTerm], hits: list[TermHit], by_attribute: bool) -> Rank:
+    return _proximity(terms, [h.occ for h in hits], by_attribute, _pair_cost)
+
+
+def proximity_rank_packed(terms: list[QueryTerm], occs: list[list[int]], by_attribute: bool) -> Rank:
+    """proximity_rank over each term's sorted distinct occurrences packed as
+    `fid << pos_bits | pos` (the engine's postings), without building TermHits."""
+    return _proximity(terms, occs, by_attribute, _pair_cost_packed)
+
+
+def _proximity(terms: list[QueryTerm], occs: list, by_attribute: bool, pair_cost) -> Rank:
     cost = 0
     max_cost = 0
     for i in range(1, len(terms)):
@@ -122,7 +135,7 @@ def proximity_rank(terms: list[QueryTerm], hits: list[TermHit], by_attribute: bo
         if terms[i].index != terms[i - 1].index + 1:
             continue
         max_cost += MAX_DISTANCE - 1
-        cost += _pair_cost(hits[i - 1].occ, hits[i].occ, by_attribute)
+        cost += pair_cost(occs[i - 1], occs[i], by_attribute)
     return Rank(max_cost - cost + 1, max_cost + 1)
 
 
@@ -147,15 +160,53 @@ def _pair_cost(left: list, right: list, by_attribute: bool) -> int:
     return best - 1
 
 
+PACK_BITS = 20  # the engine's `fid << 20 | pos` packing (engine.POS_BITS)
+_PACK_MASK = (1 << PACK_BITS) - 1
+
+
+def _pair_cost_packed(left: list[int], right: list[int], by_attribute: bool) -> int:
+    """_pair_cost on packed occurrences: (fid, pos) order is packed-integer order."""
+    if by_attribute:
+        lf = {o >> PACK_BITS for o in left}
+        return 0 if any((o >> PACK_BITS) in lf for o in right) else MAX_DISTANCE - 1
+    best = MAX_DISTANCE
+    n = len(right)
+    for o in left:
+        f = o >> PACK_BITS
+        j = bisect_left(right, o)
+        for k in (j - 1, j, j + 1):
+            if 0 <= k < n:
+                ro = right[k]
+                if (ro >> PACK_BITS) == f and ro != o:
+                    d = positions_proximity(o & _PACK_MASK, ro & _PACK_MASK)
+                    if d < best:
+                        best = d
+                        if best == 1:
+                            return 0
+    return best - 1
+
+
 def attribute_ranks(terms: list[QueryTerm], hits: list[TermHit], max_weight: int) -> tuple[Rank, Rank]:
     fid_cost = 0
     pos_cost = 0
     for t, h in zip(terms, hits):
         fid_cost += min(h.weights)
         pos_cost += min(cost_from_distance(abs(p - t.index)) for _, p in h.occ)
-    fid_max = max_weight * len(terms)
-    pos_max = MAX_POSITION_COST * len(terms)
+    return attribute_ranks_from_costs(len(terms), fid_cost, pos_cost, max_weight)
+
+
+def attribute_ranks_from_costs(n_terms: int, fid_cost: int, pos_cost: int, max_weight: int) -> tuple[Rank, Rank]:
+    fid_max = max_weight * n_terms
+    pos_max = MAX_POSITION_COST * n_terms
     return Rank(fid_max - fid_cost + 1, fid_max + 1), Rank(pos_max - pos_cost + 1, pos_max + 1)
+
+
+def attribute_detail(fid: Rank, pos: Rank) -> dict:
+    return {
+        "attributeRankingOrderScore": fid.local_score(),
+        "queryWordDistanceScore": pos.local_score(),
+        "_ranks": [fid, pos],
+    }
 
 
 def exactness_detail(hits: list[TermHit], field_word_counts: dict) -> dict:
@@ -170,6 +221,30 @@ def exactness_detail(hits: list[TermHit], field_word_counts: dict) -> dict:
                     break
                 match_type = "matchesStart"
     exact_words = sum(1 for h in hits if h.exact_occ)
+    return exactness_from_match(match_type, exact_words, k)
+
+
+def exactness_match_packed(exact_occs: list, field_word_counts: dict) -> tuple[str, int]:
+    """(match type, exact words) of exactness_detail from each term's exact occurrences
+    packed as `fid << PACK_BITS | pos` (empty or None: the word itself is absent)."""
+    k = len(exact_occs)
+    exact_words = sum(1 for o in exact_occs if o)
+    match_type = "noExactMatch"
+    if k and exact_words == k:
+        starts = {o >> PACK_BITS for o in exact_occs[0] if not o & _PACK_MASK}
+        if starts:
+            rest = [set(o) for o in exact_occs[1:]]
+            for f in sorted(starts):
+                base = f << PACK_BITS
+                if all((base | j) in rest[j - 1] for j in range(1, k)):
+                    if field_word_counts.get(f) == k:
+                        match_type = "exactMatch"
+                        break
+                    match_type = "matchesStart"
+    return match_type, exact_words
+
+
+def exactness_from_match(match_type: str, exact_words: int, k: int) -> dict:
     attr_rank = Rank({"exactMatch": 3, "matchesStart": 2, "noExactMatch": 1}[match_type], 3)
     words_rank = Rank(exact_words + 1, k + 1)
     out = {"matchType": match_type, "_ranks": [attr_rank, words_rank]}
