@@ -3,7 +3,7 @@ joining and leaving, and the rebalance that follows (engine/rebalancer.py).
 
 | route | what |
 |---|---|
-| `GET /_miroir/topology` | nodes, states, per index and group the owners of every shard |
+| `GET /_miroir/topology` | nodes, states, health, repair backlog; per index and group the owners of every shard |
 | `POST /_miroir/nodes` `{id, url, group}` | a node joins; a rebalance is planned (202) |
 | `POST /_miroir/nodes/{id}/drain` | its shards move away (202) |
 | `DELETE /_miroir/nodes/{id}[?force=true]` | once drained; `force` for a dead node |
@@ -42,13 +42,23 @@ async def topology() -> Response:
         for uid, meta in sorted(cluster.state.indexes.items())
     }
     health = cluster.health.snapshot()
+    readable = cluster.healthy_nodes()
     return json_response(
         {
             "replicationFactor": topo.rf,
             "defaultShards": cluster.config.cluster.shards,
             "groups": topo.groups,
             "nodes": [
-                {"id": n.id, "url": n.url, "group": n.group, "state": n.state, "health": health.get(n.id)}
+                {
+                    "id": n.id,
+                    "url": n.url,
+                    "group": n.group,
+                    "state": n.state,
+                    "health": health.get(n.id),
+                    # hinted handoff / refill (engine/handoff.py): backlog sizes, refill state
+                    "repair": cluster.handoff.view(n.id),
+                    "readable": n.id in readable,
+                }
                 for n in topo.nodes.values()
             ],
             "indexes": indexes,

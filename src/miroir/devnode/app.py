@@ -22,6 +22,7 @@ import structlog
 from miroir.core import taskquery
 from miroir.core.documents import decode_documents, payload_format, valid_document_id
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order, merge_facet_distribution, merge_facet_stats
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import default_settings
@@ -746,6 +747,47 @@ def run_multi_search(indexes: dict, body: Any) -> dict:
     return _federated(indexes, queries, federation)
 
 
+def _merge_facets_options(value: Any) -> int | None:
+    """`federation.mergeFacets` -> its `maxValuesPerFacet` (default 100), None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _type_error("invalid_multi_search_merge_facets", ".federation.mergeFacets", value, "an object")
+    for key in value:
+        if key != "maxValuesPerFacet":
+            raise MeiliError(
+                "bad_request", f"Unknown field `{key}` inside `.federation.mergeFacets`: expected one of `maxValuesPerFacet`"
+            )
+    limit = value.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise _type_error(
+            "invalid_multi_search_max_values_per_facet",
+            ".federation.mergeFacets.maxValuesPerFacet",
+            limit,
+            "a positive integer",
+        )
+    return limit
+
+
+def _merged_facet_order(indexes: dict, facets_by_index: dict) -> dict[str, str]:
+    """Facet -> `alpha`/`count` for merged facets, from the `sortFacetValuesBy` of the
+    first index (in `facetsByIndex` order) that asks for the facet.
+
+    Meilisearch refuses indexes that disagree (`invalid_multi_search_facet_order`);
+    Miroir's federation does not check that yet and the oracle tests compare the two, so
+    the devnode stays lenient until both sides refuse together.
+    """
+    chosen: dict[str, str] = {}
+    for uid, facets in facets_by_index.items():
+        entry = indexes.get(uid)
+        if entry is None or not facets:
+            continue
+        table = (entry.engine.settings.get("faceting") or {}).get("sortFacetValuesBy")
+        for facet in facets:
+            chosen.setdefault(facet, facet_order(table, facet))
+    return chosen
+
+
 def _federated(indexes: dict, queries: list, federation: Any) -> dict:
     """Merge hits across queries by `_rankingScore * weight` (design §6: weighted score)."""
     started = time.perf_counter()
@@ -757,7 +799,7 @@ def _federated(indexes: dict, queries: list, federation: Any) -> dict:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise _type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
     facets_by_index = federation.get("facetsByIndex") or {}
-    merge_facets = federation.get("mergeFacets")
+    merge_facets = _merge_facets_options(federation.get("mergeFacets"))
     ranked: list[tuple[float, int, int, dict]] = []
     total = 0
     distributions: dict[str, dict] = {}
@@ -799,20 +841,15 @@ def _federated(indexes: dict, queries: list, federation: Any) -> dict:
         "estimatedTotalHits": total,
     }
     if facets_by_index:
-        if merge_facets is not None and merge_facets is not False:
-            dist: dict[str, dict[str, int]] = {}
-            stats: dict[str, dict[str, float]] = {}
-            for f in distributions.values():
-                for facet, values in f["distribution"].items():
-                    bucket = dist.setdefault(facet, {})
-                    for value, count in values.items():
-                        bucket[value] = bucket.get(value, 0) + count
-                for facet, st in f["stats"].items():
-                    cur = stats.setdefault(facet, dict(st))
-                    cur["min"] = min(cur["min"], st["min"])
-                    cur["max"] = max(cur["max"], st["max"])
-            out["facetDistribution"] = {k: dict(sorted(v.items())) for k, v in dist.items()}
-            out["facetStats"] = stats
+        if merge_facets is not None:
+            order = _merged_facet_order(indexes, facets_by_index)
+            ordered = [distributions[uid] for uid in sorted(distributions)]
+            out["facetDistribution"] = merge_facet_distribution(
+                (f["distribution"] for f in ordered),
+                sort_facet_values_by=order,
+                max_values_per_facet=merge_facets,
+            )
+            out["facetStats"] = merge_facet_stats(f["stats"] for f in ordered)
         else:
             out["facetsByIndex"] = distributions
     return out

@@ -5,9 +5,9 @@ start (no node in the journal) it journals the config's `[[nodes]]` as active; a
 the journal wins over the config, since topology changes made at run time are journaled
 (design §1), and a difference is logged as a warning.
 
-`run()` hosts the background services (task service, reconciler; health probers and the
-rebalancer later) in its own nursery and closes the node clients when it stops. A
-cluster that was created but never run is closed with `aclose()`.
+`run()` hosts the background services (task service, reconciler, health probers, the
+rebalancer, the hinted-handoff/refill service) in its own nursery and closes the node
+clients when it stops. A cluster that was created but never run is closed with `aclose()`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import trio
 from miroir.config import Config
 from miroir.engine.reconciler import Reconciler
 from miroir.engine.tasks import TaskService
+from miroir.engine.handoff import Handoff
 from miroir.engine.health import HealthTable, run_cluster_health
 from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.topology import Topology
@@ -42,6 +43,7 @@ class Cluster:
         self.health = HealthTable.from_config(config.health)
         self.tasks = TaskService(journal, fleet, lambda: self.topology)
         self.reconciler = Reconciler(self.tasks)
+        self.handoff = Handoff(self)
         self._closed = False
 
     @property
@@ -80,8 +82,13 @@ class Cluster:
         self.topology = Topology.from_state(state, self.rf)
 
     def healthy_nodes(self) -> frozenset[str]:
-        """Nodes that may receive traffic now (not marked down by probes or failed calls)."""
-        return frozenset(self.health.available(self.topology.all_nodes()))
+        """Nodes that may answer reads now: not marked down by probes or failed calls, and
+        not being repaired (held after coming back, backlog to replay, refill running:
+        engine/handoff.py). Writes ask `handoff.delivery` instead."""
+        unreadable = self.handoff.unreadable()
+        return frozenset(n for n in self.health.available(self.topology.all_nodes()) if n not in unreadable)
+
+    readable_nodes = healthy_nodes
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the background services until cancelled; then close the node clients."""
@@ -91,6 +98,7 @@ class Cluster:
                 await nursery.start(self.reconciler.run)
                 await nursery.start(run_cluster_health, self, self.health)
                 await nursery.start(run_rebalancer, self)
+                await nursery.start(self.handoff.run)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):

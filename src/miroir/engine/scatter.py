@@ -34,6 +34,24 @@ Failures
 - Unavailable shards: `Gathered.check(policy)` raises 503 `miroir_shard_unavailable`
   under the `error` policy, or returns the `X-Miroir-Degraded: shards=1,5` header under
   `partial`.
+
+Hedging (reads only: scatter is only used by reads). A first-attempt part that has not
+answered within the *hedge delay* is sent again, same shards, to other owners of them
+(`plan_retry`'s choice: same group first, then the others; only healthy nodes, never one
+that failed in this scatter); each alternative gets the shard filter for the shards *it*
+answers for, so it never counts a document twice. Primary and hedge race in their own
+nursery; the first complete answer wins and cancels the rest. The hedge delay is
+`scatter.hedge_after_ms` when set, else the node's recent p95 latency from the health
+table, clamped to [HEDGE_FLOOR_S, HEDGE_CAP_FRACTION * node_timeout]; a node with no
+latency history is not hedged (the deadline retry covers it). No hedge is sent when some
+shard of the part has no other healthy owner, or when the delay reaches the deadline.
+- A cancelled loser reports nothing to the health table: a slow node that lost a race is
+  not failed; the deadline rule (a part that runs into `node_timeout_ms`) is unchanged.
+- Failures inside a race: the primary failing before the hedge was sent is the ordinary
+  retry-once case; once the hedge is in flight it *is* the one retry, so the primary's
+  failure just waits for it, and shards whose hedge sub-request failed too (after the
+  primary did) are unavailable. A hedge sub-request that fails while the primary still
+  runs only leaves the primary to finish.
 """
 
 from __future__ import annotations
@@ -56,6 +74,13 @@ DEGRADED_HEADER = "X-Miroir-Degraded"
 
 # `send(client, shards_or_None, timeout_s)`: one sub-request; returns the decoded answer.
 Send = Callable[[NodeClient, "list[int] | None", float], Awaitable[Any]]
+
+# Floor of the p95-derived hedge delay: below it the duplicate load is not worth the
+# few milliseconds saved (loopback answers in ~1 ms, a scheduler hiccup costs more).
+HEDGE_FLOOR_S = 0.05
+# Cap of the p95-derived delay, as a fraction of node_timeout_ms: a node slow enough to
+# have a huge p95 should still be raced well before its deadline.
+HEDGE_CAP_FRACTION = 0.5
 
 # Shared by all reads of this process: which group and which replica go next.
 _turns = itertools.count()
@@ -89,6 +114,8 @@ class Gathered:
     parts: list[Part] = field(default_factory=list)
     unavailable: list[int] = field(default_factory=list)
     nodes_asked: int = 0
+    hedges: int = 0  # parts whose hedge was sent
+    hedges_won: int = 0  # ... and answered first
 
     @property
     def results(self) -> list[Any]:
@@ -179,6 +206,19 @@ def _hide_shard_field(message: str) -> str:
     return re.sub(r"(?:, | )?_miroir_shard", "", message.replace("_miroir_shard, ", "").replace("_miroir_shard ", ""))
 
 
+def hedge_delay(
+    hedge_after_ms: int | None, p95_s: float | None, timeout_s: float
+) -> float | None:
+    """Seconds to wait before hedging a part, or None for no hedge (see module doc)."""
+    if hedge_after_ms is not None:
+        delay = hedge_after_ms / 1000
+    elif p95_s is None:
+        return None
+    else:
+        delay = min(max(p95_s, HEDGE_FLOOR_S), HEDGE_CAP_FRACTION * timeout_s)
+    return delay if delay < timeout_s else None
+
+
 class _Failed(Exception):
     """A part got no usable answer (unavailable, deadline, or a node 5xx)."""
 
@@ -248,28 +288,130 @@ async def scatter(
         return None if len(ss) == S else ss
 
     fanout = _fanout.get()
+    health = getattr(cluster, "health", None)
+    hedge_after_ms = cluster.config.scatter.hedge_after_ms
 
-    async def run(node_id: str, ss: list[int], retry: bool, nursery: trio.Nursery) -> None:
+    def asked() -> None:
         gathered.nodes_asked += 1
         if fanout is not None:
             fanout[0] += 1
+
+    def hedge_after(node_id: str) -> float | None:
+        p95 = health.latency_p95(node_id) if health is not None else None
+        return hedge_delay(hedge_after_ms, p95, timeout_s)
+
+    def alternatives(node_id: str, ss: list[int]) -> list[tuple[str, list[int]]] | None:
+        """Other healthy owners answering for all of `ss` (decided when the hedge fires,
+        so nodes that failed in this scatter meanwhile are left out), or None."""
+        unhealthy = set() if healthy is None else set(topology.all_nodes()) - healthy
+        alt, lost = plan_retry(
+            topology, S, ss, home_group=topology.group_of(node_id),
+            exclude=failed_nodes | unhealthy | {node_id}, healthy=healthy,
+        )
+        if lost or not alt:
+            return None  # a shard with no other healthy owner: nothing to race with
+        return units(alt)
+
+    def client_mistake(e: MeiliError, nursery: trio.Nursery) -> None:
+        client_error.append(e)
+        nursery.cancel_scope.cancel()
+
+    async def race(node_id: str, ss: list[int], delay: float, nursery: trio.Nursery) -> None:
+        """The primary part against a hedge sent after `delay`; see the module doc."""
+        alts: list[tuple[str, list[int]]] = []
+        primary_failed = False
+        hedge_sent = False
+        answered: dict[int, Any] = {}  # hedge unit index -> answer
+        lost: set[int] = set()  # hedge units that failed
+        won: list[Part] | None = None
+
+        async with trio.open_nursery() as arena:
+
+            def settle() -> None:
+                # All of the hedge answered: it wins. Primary failed and every hedge
+                # unit is done: take what the hedge got, the rest is unavailable.
+                nonlocal won
+                if len(answered) == len(alts) or (primary_failed and len(answered) + len(lost) == len(alts)):
+                    won = [Part(n, s, answered[i]) for i, (n, s) in enumerate(alts) if i in answered]
+                    gathered.hedges_won += len(answered) == len(alts)
+                    gathered.unavailable.extend(s for i in lost for s in alts[i][1])
+                    arena.cancel_scope.cancel()
+
+            async def primary() -> None:
+                nonlocal primary_failed, won
+                try:
+                    result = await _one(cluster, node_id, shard_arg(ss), send, timeout_s)
+                except MeiliError as e:
+                    client_mistake(e, nursery)
+                    return
+                except _Failed:
+                    failed_nodes.add(node_id)
+                    primary_failed = True
+                    if not hedge_sent:
+                        arena.cancel_scope.cancel()  # the ordinary retry, below
+                    else:
+                        settle()
+                    return
+                won = [Part(node_id, ss, result)]
+                arena.cancel_scope.cancel()
+
+            async def hedge_unit(i: int, n2: str, ss2: list[int]) -> None:
+                asked()
+                try:
+                    answered[i] = await _one(cluster, n2, shard_arg(ss2), send, timeout_s)
+                except MeiliError as e:
+                    client_mistake(e, nursery)
+                    return
+                except _Failed:
+                    failed_nodes.add(n2)
+                    lost.add(i)
+                settle()
+
+            async def hedge() -> None:
+                nonlocal hedge_sent, alts
+                await trio.sleep(delay)
+                found = alternatives(node_id, ss)
+                if found is None:
+                    return  # the primary is on its own
+                alts = found
+                hedge_sent = True
+                gathered.hedges += 1
+                for i, (n2, ss2) in enumerate(alts):
+                    arena.start_soon(hedge_unit, i, n2, ss2)
+
+            arena.start_soon(primary)
+            arena.start_soon(hedge)
+
+        if won is not None:
+            gathered.parts.extend(won)
+        elif primary_failed and not client_error:
+            await retry(node_id, ss, nursery)
+
+    async def retry(node_id: str, ss: list[int], nursery: trio.Nursery) -> None:
+        alt, lost = plan_retry(
+            topology, S, ss, home_group=topology.group_of(node_id), exclude=failed_nodes, healthy=healthy
+        )
+        gathered.unavailable.extend(lost)
+        for n2, ss2 in units(alt):
+            nursery.start_soon(run, n2, ss2, False, nursery)
+
+    async def run(node_id: str, ss: list[int], first: bool, nursery: trio.Nursery) -> None:
+        asked()
+        delay = hedge_after(node_id) if first else None
+        if delay is not None:
+            await race(node_id, ss, delay, nursery)
+            return
         try:
             result = await _one(cluster, node_id, shard_arg(ss), send, timeout_s)
         except MeiliError as e:
-            client_error.append(e)
-            nursery.cancel_scope.cancel()
+            client_mistake(e, nursery)
             return
         except _Failed:
             failed_nodes.add(node_id)
-            if not retry:
+            if not first:
                 gathered.unavailable.extend(ss)
                 return
-            alt, lost = plan_retry(
-                topology, S, ss, home_group=topology.group_of(node_id), exclude=failed_nodes, healthy=healthy
-            )
-            gathered.unavailable.extend(lost)
-            for n2, ss2 in units(alt):
-                nursery.start_soon(run, n2, ss2, False, nursery)
+            await retry(node_id, ss, nursery)
             return
         gathered.parts.append(Part(node_id, ss, result))
 

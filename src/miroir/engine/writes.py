@@ -11,13 +11,23 @@ succeeds when every shard of the batch has a group at quorum, else 503
 202; the reconciler folds the node tasks into its status.
 
 Delete by filter and delete all are broadcast to every node, with the same quorum rule
-over all shards. Getting one document is a routed read to one owner.
+over all shards. Getting one document is a routed read to one owner (readable first).
+
+Node failures (design §4.5, hinted handoff): each node's part is a `NodeRequest` (the
+exact request, `_miroir_shard` injected). `Handoff.delivery` says whether to send it, or
+to hint it (node down, held after coming back, or behind a backlog: no wait on a dead
+node, and the node sees its operations in order), or to skip it (the node is refilled
+for that index). A send that gets no answer becomes a hint too; every real call is
+reported to the health table (passive health). Hints are journaled before the answer
+whenever some node took the write, so that every copy converges, even when the batch
+itself misses quorum (503: the client may retry; upserts and deletes are idempotent).
+Hinted and skipped nodes are not acks: they are named in `X-Miroir-Degraded`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,9 +40,9 @@ from miroir.core.documents import decode_documents, payload_format, resolve_prim
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
-from miroir.engine.indexes import broadcast, ensure_index, index_lock, now
+from miroir.engine.indexes import ensure_index, index_lock, now
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta, IndexPut, TaskRecord
+from miroir.store.state import IndexMeta, IndexPut, NodeRequest, TaskRecord
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster
@@ -60,30 +70,104 @@ def _targets(cluster: Cluster, meta: IndexMeta, shards: Sequence[int]) -> dict[i
     return {s: topo.write_targets(meta.shards, s) for s in shards}
 
 
+Spec = Callable[[str, list[Any]], NodeRequest]
+
+
+async def deliver(cluster: Cluster, node: str, req: NodeRequest, timeout_s: float = NODE_WRITE_TIMEOUT_S) -> Any:
+    """Send one node request as recorded (also used to replay hints).
+
+    Reports the outcome to the health table (passive health): no answer is a failure,
+    any answer a success. Gives up as soon as the health table marks the node down (a
+    hung node must not hold a write for the whole deadline; the request is hinted and
+    replayed, which is harmless if the node did get it). Raises NodeUnavailable
+    (deadline and "marked down" included) or NodeError.
+    """
+    client = cluster.fleet.get(node)
+    if client is None:
+        raise NodeUnavailable(node, "not in the fleet")
+    start = trio.current_time()
+    outcome: list[Any] = []
+    with trio.move_on_after(timeout_s) as deadline:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_when_down, cluster, node, nursery.cancel_scope)
+            try:
+                outcome.append(
+                    await client.call(req.method, req.path, params=req.params, json=req.body, timeout_s=timeout_s)
+                )
+            except (NodeUnavailable, NodeError) as exc:
+                outcome.append(exc)
+            nursery.cancel_scope.cancel()
+    if not outcome:
+        if deadline.cancelled_caught:
+            reason = f"no answer within {timeout_s:g}s"
+            cluster.health.report_failure(node, reason, timed_out=True)
+            raise NodeUnavailable(node, reason)
+        raise NodeUnavailable(node, "marked down while the request was in flight")
+    result = outcome[0]
+    if isinstance(result, NodeUnavailable):
+        cluster.health.report_failure(node, result.reason, timed_out=result.reason.startswith("timeout"))
+        raise result
+    cluster.health.report_success(node, trio.current_time() - start)
+    if isinstance(result, NodeError):
+        raise result
+    return result
+
+
+async def _cancel_when_down(cluster: Cluster, node: str, scope: trio.CancelScope) -> None:
+    await cluster.health.wait_for(lambda table: not table.is_available(node))
+    scope.cancel()
+
+
 async def _send(
     cluster: Cluster,
     meta: IndexMeta,
     routed: batches.Routed,
-    request: Any,
+    spec: Spec,
     *,
     all_shards: bool = False,
 ) -> tuple[dict[str, int], str | None]:
-    """Send `request(node, items)` to every node of the plan; check quorum.
+    """Deliver `spec(node, items)` to every node of the plan; check quorum.
 
-    Returns (node -> node task uid, degraded header). Raises no_quorum (or the nodes'
-    common refusal) when some shard has no group at quorum.
+    Caller holds the index lock. A node that is down, held by the handoff service, or
+    behind a backlog gets its request hinted instead (core/backlog.py); a node whose call
+    gets no answer too. Hints are journaled (before the answer) when any node took the
+    write, so that every copy converges on it. Returns (node -> node task uid, degraded
+    header). Raises no_quorum (or the nodes' common refusal) when some shard has no
+    group at quorum.
     """
     shards = list(range(meta.shards)) if all_shards else routed.shards
     targets = _targets(cluster, meta, shards)
+    handoff = cluster.handoff
+    requests: dict[str, NodeRequest] = {}
+    missed: dict[str, NodeRequest] = {}
+    for node, items in routed.items.items():
+        way = handoff.delivery(node, meta.uid)
+        if way == "skip":
+            continue
+        req = spec(node, items)
+        (requests if way == "send" else missed)[node] = req
 
-    async def call(node: str) -> int:
-        body = await request(node, routed.items[node])
-        return int(body["taskUid"])
+    acked: dict[str, int] = {}
+    errors: dict[str, Exception] = {}
 
-    acked, errors = await broadcast(cluster, list(routed.items), call, timeout_s=NODE_WRITE_TIMEOUT_S)
-    verdict = batches.assess(shards, targets, set(acked), cluster.topology.rf)
+    async def one(node: str) -> None:
+        try:
+            body = await deliver(cluster, node, requests[node])
+            acked[node] = int(body["taskUid"])
+        except (NodeError, NodeUnavailable) as exc:
+            errors[node] = exc
+            if isinstance(exc, NodeUnavailable) or exc.status >= 500:
+                missed[node] = requests[node]
+
+    async with trio.open_nursery() as nursery:
+        for node in requests:
+            nursery.start_soon(one, node)
+
     for node, exc in sorted(errors.items()):
         log.warning("write.node_failed", index=meta.uid, node=node, error=str(exc))
+    if missed and acked:
+        await handoff.add_hints(missed)
+    verdict = batches.assess(shards, targets, set(acked), cluster.topology.rf)
     if not verdict.ok:
         refusals = [e for e in errors.values() if isinstance(e, NodeError) and 400 <= e.status < 500]
         if refusals and len(refusals) == len(errors):
@@ -168,16 +252,14 @@ async def add_documents(
         if not pairs:
             task = await cluster.tasks.enqueue(index_uid=uid, type=kind, node_tasks={}, details=details)
             return WriteResult(task=task)
+        from miroir.engine.fields import prepare_batch_fields  # attributes seen (engine/fields.py)
+        await prepare_batch_fields(cluster, uid, docs)
         routed = batches.route(pairs, _targets(cluster, meta, sorted({s for s, _ in pairs})))
         method = "PUT" if partial else "POST"
 
-        async def request(node: str, items: list[dict]) -> Any:
-            return await cluster.fleet[node].call(
-                method,
-                f"/indexes/{uid}/documents",
-                params={"primaryKey": pk},
-                json=items,
-                timeout_s=NODE_WRITE_TIMEOUT_S,
+        def request(node: str, items: list[dict]) -> NodeRequest:
+            return NodeRequest(
+                index=uid, method=method, path=f"/indexes/{uid}/documents", params={"primaryKey": pk}, body=items
             )
 
         node_tasks, degraded = await _send(cluster, meta, routed, request)
@@ -214,22 +296,19 @@ async def delete_ids(cluster: Cluster, uid: str, ids: list[Any], *, single: bool
             return WriteResult(task=task)
         routed = batches.route(pairs, _targets(cluster, meta, sorted({s for s, _ in pairs})))
 
-        async def request(node: str, items: list[Any]) -> Any:
-            client = cluster.fleet[node]
+        def request(node: str, items: list[Any]) -> NodeRequest:
             if single:
-                return await client.call(
-                    "DELETE", f"/indexes/{uid}/documents/{quote(str(items[0]), safe='')}", timeout_s=NODE_WRITE_TIMEOUT_S
+                return NodeRequest(
+                    index=uid, method="DELETE", path=f"/indexes/{uid}/documents/{quote(str(items[0]), safe='')}"
                 )
-            return await client.call(
-                "POST", f"/indexes/{uid}/documents/delete-batch", json=items, timeout_s=NODE_WRITE_TIMEOUT_S
-            )
+            return NodeRequest(index=uid, method="POST", path=f"/indexes/{uid}/documents/delete-batch", body=items)
 
         node_tasks, degraded = await _send(cluster, meta, routed, request)
         task = await cluster.tasks.enqueue(index_uid=uid, type="documentDeletion", node_tasks=node_tasks, details=details)
     return WriteResult(task=task, degraded=degraded)
 
 
-async def _broadcast_write(cluster: Cluster, uid: str, details: dict, request: Any) -> WriteResult:
+async def _broadcast_write(cluster: Cluster, uid: str, details: dict, request: Spec) -> WriteResult:
     meta = _index_or_fail(cluster, uid)
     if meta is None:
         return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid))
@@ -257,10 +336,8 @@ async def delete_by_filter(cluster: Cluster, uid: str, body: Mapping[str, Any]) 
         )
     details = _deletion_details(0, filt, with_filter=True)
 
-    async def request(node: str, _items: list) -> Any:
-        return await cluster.fleet[node].call(
-            "POST", f"/indexes/{uid}/documents/delete", json={"filter": filt}, timeout_s=NODE_WRITE_TIMEOUT_S
-        )
+    def request(node: str, _items: list) -> NodeRequest:
+        return NodeRequest(index=uid, method="POST", path=f"/indexes/{uid}/documents/delete", body={"filter": filt})
 
     return await _broadcast_write(cluster, uid, details, request)
 
@@ -269,8 +346,8 @@ async def delete_all(cluster: Cluster, uid: str) -> WriteResult:
     """`DELETE /indexes/{uid}/documents`: broadcast to every node."""
     details = _deletion_details(None)
 
-    async def request(node: str, _items: list) -> Any:
-        return await cluster.fleet[node].call("DELETE", f"/indexes/{uid}/documents", timeout_s=NODE_WRITE_TIMEOUT_S)
+    def request(node: str, _items: list) -> NodeRequest:
+        return NodeRequest(index=uid, method="DELETE", path=f"/indexes/{uid}/documents")
 
     return await _broadcast_write(cluster, uid, details, request)
 
@@ -299,6 +376,9 @@ async def get_document(cluster: Cluster, uid: str, doc_id: str, fields: str | No
     for i in range(len(groups)):
         owners = targets[groups[(rot + i) % len(groups)]]
         candidates += [owners[(rot + j) % len(owners)] for j in range(len(owners))]
+    # Nodes being repaired (backlog, refill) answer only when no readable owner is left.
+    readable = cluster.healthy_nodes()
+    candidates.sort(key=lambda n: n not in readable)
     params = {"fields": fields} if fields is not None else None
     last: NodeUnavailable | None = None
     for node in candidates:

@@ -117,6 +117,11 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # Rebalancing (engine/rebalancer.py): committed shard-owning membership and the
     # migration plan in progress. Defaulted, so older journals and snapshots decode.
     rebalance: RebalanceState = msgspec.field(default_factory=lambda: RebalanceState())
+    # Per node: missed writes to replay and refills (engine/handoff.py). Defaulted.
+    repairs: dict[str, "NodeRepair"] = msgspec.field(default_factory=dict)
+    # index uid -> every document attribute path seen, first appearance first, without
+    # `_miroir_*` (core/fields.py: what nodes search in under `["*"]`). Defaulted.
+    index_fields: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -379,6 +384,150 @@ class RebalancePaused(JournalRecord, tag="rebalance_paused"):
 @applies(RebalancePaused)
 def _rebalance_paused(state: MiroirState, rec: RebalancePaused) -> None:
     state.rebalance.paused = rec.paused
+
+
+# --- repair of nodes that missed writes (engine/handoff.py, engine/refill.py) ------------
+
+
+class NodeRequest(msgspec.Struct, kw_only=True):
+    """One node request of the write path, exactly as it is (or would have been) sent:
+    documents already carry `_miroir_shard`, params carry `primaryKey`."""
+
+    index: str
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: Any = None
+
+
+class Hint(msgspec.Struct, kw_only=True):
+    """A node request that could not be delivered (hinted handoff), in backlog order."""
+
+    seq: int
+    request: NodeRequest
+    size: int = 0  # encoded bytes, counted against `health.max_backlog_bytes`
+
+
+class NodeRepair(msgspec.Struct, kw_only=True):
+    """What one node must receive before it may serve reads again.
+
+    `hints`: requests it missed, replayed in `seq` order. `refill`: its copy is lost (disk
+    lost, or backlog over the bound): every shard it holds is copied from a healthy owner;
+    `refilled` lists the indexes already copied and reconciled in the current refill.
+    """
+
+    hints: list[Hint] = msgspec.field(default_factory=list)
+    next_seq: int = 1
+    bytes: int = 0
+    refill: bool = False
+    refill_reason: str | None = None
+    refilled: list[str] = msgspec.field(default_factory=list)
+    replayed: int = 0  # hints delivered since the journal started (operators' counter)
+    refills: int = 0  # refills completed
+
+
+def _repair(state: MiroirState, node: str) -> NodeRepair:
+    rep = state.repairs.get(node)
+    if rep is None:
+        rep = state.repairs[node] = NodeRepair()
+    return rep
+
+
+class HintsAdded(JournalRecord, tag="hints_added"):
+    """Requests appended to a node's backlog; seq numbers are assigned by the handler."""
+
+    node: str
+    requests: list[NodeRequest]
+    sizes: list[int] = msgspec.field(default_factory=list)
+
+
+@applies(HintsAdded)
+def _hints_added(state: MiroirState, rec: HintsAdded) -> None:
+    rep = _repair(state, rec.node)
+    for i, req in enumerate(rec.requests):
+        size = rec.sizes[i] if i < len(rec.sizes) else 0
+        rep.hints.append(Hint(seq=rep.next_seq, request=req, size=size))
+        rep.next_seq += 1
+        rep.bytes += size
+
+
+class HintsReplayed(JournalRecord, tag="hints_replayed"):
+    """The node accepted every hint up to `through` (seq), in order."""
+
+    node: str
+    through: int
+
+
+@applies(HintsReplayed)
+def _hints_replayed(state: MiroirState, rec: HintsReplayed) -> None:
+    rep = state.repairs.get(rec.node)
+    if rep is None:
+        return
+    kept = [h for h in rep.hints if h.seq > rec.through]
+    rep.replayed += len(rep.hints) - len(kept)
+    rep.hints = kept
+    rep.bytes = sum(h.size for h in kept)
+
+
+class RefillStarted(JournalRecord, tag="refill_started"):
+    """The node's copy is to be rebuilt from healthy owners; its backlog is dropped."""
+
+    node: str
+    reason: str
+
+
+@applies(RefillStarted)
+def _refill_started(state: MiroirState, rec: RefillStarted) -> None:
+    rep = _repair(state, rec.node)
+    rep.hints = []
+    rep.bytes = 0
+    rep.refill = True
+    rep.refill_reason = rec.reason
+    rep.refilled = []
+
+
+class RefillIndexDone(JournalRecord, tag="refill_index_done"):
+    """Index `index` is copied and reconciled on the node; writes reach it again."""
+
+    node: str
+    index: str
+
+
+@applies(RefillIndexDone)
+def _refill_index_done(state: MiroirState, rec: RefillIndexDone) -> None:
+    rep = state.repairs.get(rec.node)
+    if rep is not None and rep.refill and rec.index not in rep.refilled:
+        rep.refilled.append(rec.index)
+
+
+class RefillDone(JournalRecord, tag="refill_done"):
+    node: str
+
+
+@applies(RefillDone)
+def _refill_done(state: MiroirState, rec: RefillDone) -> None:
+    rep = state.repairs.get(rec.node)
+    if rep is not None and rep.refill:
+        rep.refill = False
+        rep.refill_reason = None
+        rep.refilled = []
+        rep.refills += 1
+
+
+class IndexFieldsSeen(JournalRecord, tag="index_fields_seen"):
+    """Attributes a batch of `uid` brings that the index had not seen (appended in order)."""
+
+    uid: str
+    fields: list[str]
+
+
+@applies(IndexFieldsSeen)
+def _index_fields_seen(state: MiroirState, rec: IndexFieldsSeen) -> None:
+    if rec.uid not in state.indexes:
+        return
+    seen = state.index_fields.setdefault(rec.uid, [])
+    known = set(seen)
+    seen.extend(f for f in dict.fromkeys(rec.fields) if f not in known)
 
 
 # Built from the registry so that adding a record type is one class and one handler.

@@ -1,0 +1,207 @@
+"""Refill: rebuild the copy of a node that lost it (disk lost, or backlog over its bound).
+
+Run by the handoff service (engine/handoff.py) while the node is up and excluded from
+reads. Detection (`check_lost`): an index missing on the node, or a shard it holds with
+far fewer documents than on a readable peer (core/backlog.py `shard_lost`).
+
+The refill of one index on node N reuses the mover's machinery (engine/mover.py) and its
+argument:
+
+1. create the index on N (a leftover counts) and give it the full settings read from a
+   readable peer (`_miroir_shard` filterable included); from then on N takes dual writes
+   for the index (`Handoff.copying`), exactly like a migration target;
+2. copy every shard N holds page by page from a readable owner (`filter=_miroir_shard = s`);
+3. reconcile every shard under the index's write lock (no write interleaves): ids only
+   on N are deleted, ids missing or different on N are copied; then `RefillIndexDone` is
+   journaled while the lock is still held, so no write slips between the check and the
+   switch.
+
+Progress is journaled per index; after a Miroir restart the refill resumes with the
+indexes not done yet (an index cut short is copied again: page writes are upserts).
+Failures raise `MoveFailed`; the handoff service retries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from miroir.core import backlog
+from miroir.engine.indexes import index_lock
+from miroir.engine.mover import (
+    MoveFailed,
+    RECONCILE_PAGE,
+    _ids,
+    call,
+    enqueue_and_wait,
+    fetch_page,
+    fetch_shard,
+    settle,
+    shard_filter,
+    wait_task,
+)
+from miroir.net.node import NodeError
+from miroir.store.state import RefillDone, RefillIndexDone
+
+if TYPE_CHECKING:
+    from miroir.engine.cluster import Cluster
+
+log = structlog.get_logger("miroir.refill")
+
+
+def _peers(cluster: Cluster, node: str, shards: int, shard: int) -> list[str]:
+    """Readable holders of `shard` other than `node`: same group first."""
+    group = cluster.topology.group_of(node)
+    readable = cluster.healthy_nodes()
+    out: list[str] = []
+    targets = cluster.topology.read_targets(shards, shard)
+    for g in sorted(targets, key=lambda g: g != group):
+        out += [n for n in targets[g] if n != node and n in readable and n not in out]
+    return out
+
+
+async def shard_count(cluster: Cluster, node: str, uid: str, shard: int) -> int:
+    try:
+        body = await call(
+            cluster, node, "POST", f"/indexes/{uid}/documents/fetch", json={"filter": shard_filter(shard), "limit": 0}
+        )
+    except NodeError as e:
+        raise MoveFailed(f"node `{node}` cannot count shard {shard} of `{uid}`: {e.message}") from None
+    return int(body.get("total") or 0)
+
+
+async def check_lost(cluster: Cluster, node: str) -> str | None:
+    """Why the node's copy is lost (missing index, shards far below a peer), or None."""
+    for uid, meta in sorted(cluster.state.indexes.items()):
+        try:
+            await call(cluster, node, "GET", f"/indexes/{uid}")
+        except NodeError as e:
+            if e.code == "index_not_found":
+                return f"index `{uid}` is missing on the node"
+            raise MoveFailed(f"node `{node}`: {e.message}") from None
+        held = cluster.topology.holders(meta.shards).get(node, [])
+        mine: dict[int, int] = {}
+        peers: dict[int, int] = {}
+        refused: list[str] = []
+
+        async def count(s: int) -> None:
+            cands = _peers(cluster, node, meta.shards, s)
+            if not cands:
+                return
+            # Never raises (a nursery would wrap it): failures are collected.
+            try:
+                mine[s] = await shard_count(cluster, node, uid, s)
+            except MoveFailed as e:
+                refused.append(str(e))  # e.g. `_miroir_shard` not filterable: settings lost
+                return
+            try:
+                peers[s] = await shard_count(cluster, cands[0], uid, s)
+            except MoveFailed as e:
+                log.info("refill.peer_count_failed", node=cands[0], index=uid, shard=s, error=str(e))
+
+        async with trio.open_nursery() as nursery:
+            for s in held:
+                nursery.start_soon(count, s)
+        if refused:
+            return refused[0]
+        rep = cluster.state.repairs.get(node)
+        pending = backlog.pending_additions(rep.hints if rep is not None else (), uid)
+        lost = backlog.lost_shards(mine, peers, pending)
+        if lost:
+            missing = sum(peers[s] - mine.get(s, 0) for s in lost)
+            return f"index `{uid}`: shards {lost} lack {missing} documents held by healthy owners"
+    return None
+
+
+async def _ensure_index_and_settings(cluster: Cluster, node: str, uid: str, pk: str | None, peer: str | None) -> None:
+    try:
+        body = await call(cluster, node, "POST", "/indexes", json={"uid": uid, "primaryKey": pk})
+        await wait_task(cluster, node, int(body["taskUid"]))
+    except MoveFailed as e:
+        if "index_already_exists" not in str(e) and "already exists" not in str(e):
+            raise
+    except NodeError as e:
+        raise MoveFailed(f"node `{node}` refused to create `{uid}`: {e.message}") from None
+    if peer is None:
+        from miroir.core.settings import creation_patch
+
+        settings: dict[str, Any] = creation_patch()
+    else:
+        settings = await call(cluster, peer, "GET", f"/indexes/{uid}/settings")
+    await enqueue_and_wait(cluster, node, "PATCH", f"/indexes/{uid}/settings", json=settings)
+
+
+async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple[str, str]]) -> int:
+    """Steps 1-3 of the module doc for one index; returns documents copied."""
+    meta = cluster.state.indexes.get(uid)
+    if meta is None:
+        return 0
+    held = cluster.topology.holders(meta.shards).get(node, [])
+    sources = {s: _peers(cluster, node, meta.shards, s) for s in held}
+    any_peer = next((c[0] for c in sources.values() if c), None)
+    if any_peer is None:
+        any_peer = next((n for n in cluster.healthy_nodes() if n != node), None)
+    await _ensure_index_and_settings(cluster, node, uid, meta.primary_key, any_peer)
+    copying.add((node, uid))
+    pk = meta.primary_key
+    copied = 0
+    if pk is not None:
+        page_size = cluster.config.rebalancer.page_size
+        for s in held:
+            if not sources[s]:
+                log.warning("refill.no_source", node=node, index=uid, shard=s)
+                continue
+            source, cursor = sources[s][0], 0
+            while True:
+                docs, _ = await fetch_page(cluster, source, uid, s, cursor, page_size)
+                if docs:
+                    await enqueue_and_wait(
+                        cluster, node, "POST", f"/indexes/{uid}/documents", params={"primaryKey": pk}, json=docs
+                    )
+                    cursor += len(docs)
+                    copied += len(docs)
+                if len(docs) < page_size:
+                    break
+    async with index_lock(cluster, uid):
+        if pk is not None:
+            for s in held:
+                if sources[s]:
+                    copied += await _reconcile(cluster, uid, pk, s, sources[s][0], node)
+        await cluster.journal.append(RefillIndexDone(node=node, index=uid))
+    copying.discard((node, uid))
+    log.info("refill.index_done", node=node, index=uid, shards=len(held), copied=copied)
+    return copied
+
+
+async def _reconcile(cluster: Cluster, uid: str, pk: str, shard: int, source: str, target: str) -> int:
+    """The mover's reconciliation of one shard (caller holds the index lock)."""
+    await settle(cluster, source, uid)
+    await settle(cluster, target, uid)
+    src = await fetch_shard(cluster, source, uid, shard, pk)
+    dst = await fetch_shard(cluster, target, uid, shard, pk)
+    stale = sorted(i for i in dst if i not in src)
+    missing = [d for i, d in src.items() if dst.get(i) != d]
+    if stale:
+        await enqueue_and_wait(cluster, target, "POST", f"/indexes/{uid}/documents/delete-batch", json=_ids(stale, dst, pk))
+    for i in range(0, len(missing), RECONCILE_PAGE):
+        await enqueue_and_wait(
+            cluster, target, "POST", f"/indexes/{uid}/documents", params={"primaryKey": pk},
+            json=missing[i : i + RECONCILE_PAGE],
+        )
+    return len(missing)
+
+
+async def refill_node(cluster: Cluster, node: str, copying: set[tuple[str, str]]) -> None:
+    """Refill every index not done yet, then journal `RefillDone`. Raises MoveFailed."""
+    while True:
+        rep = cluster.state.repairs.get(node)
+        if rep is None or not rep.refill:
+            return
+        todo = [uid for uid in sorted(cluster.state.indexes) if uid not in rep.refilled]
+        if not todo:
+            await cluster.journal.append(RefillDone(node=node))
+            log.info("refill.done", node=node)
+            return
+        await refill_index(cluster, node, todo[0], copying)
