@@ -29,7 +29,7 @@ from miroir.core import settings as core_settings
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
 from miroir.core.taskfold import TERMINAL, fold
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta, IndexPut, IndexRemoved, IndexSettingsPut, TaskRecord
+from miroir.store.state import IndexFieldsSeen, IndexMeta, IndexPut, IndexRemoved, IndexSettingsPut, TaskRecord
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster
@@ -476,6 +476,7 @@ async def swap_indexes(cluster: Cluster, pairs: list[tuple[str, str]]) -> TaskRe
                         updated_at=stamp,
                     )
                     records.append(IndexPut(meta=meta))
+                    records.append(IndexFieldsSeen(uid=uid, fields=list(state.index_fields.get(src.uid, ()))))
                     records.append(
                         IndexSettingsPut(
                             uid=uid,

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import xxhash
 import trio
 
 from miroir.core import federation as fed
@@ -38,6 +39,7 @@ from miroir.core.searchplan import (
     retrieval_additions,
     search_request_from_dict,
 )
+from miroir.engine import fields
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
 from miroir.net.node import NodeClient
 from miroir.store.state import IndexMeta
@@ -108,6 +110,17 @@ def _degraded(cluster: Any, g: Gathered, uid: str) -> Headers:
 # ---------------------------------------------------------------- search
 
 
+def query_affinity(req: SearchRequest) -> int:
+    """A stable hash of a search without its page window (see scatter's `affinity`).
+
+    Hits with identical ranking are ordered by the covering set (its nodes sorted by the
+    lowest shard each answers for), then by each node's own order; pinning the covering
+    set per query keeps that order the same from one page of the query to the next.
+    """
+    window_free = msgspec.structs.replace(req, offset=0, limit=0, page=None, hits_per_page=None)
+    return xxhash.xxh64_intdigest(msgspec.json.encode(window_free)) & 0xFFFF_FFFF
+
+
 async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Headers]:
     """One search over every shard of `uid`, answered like one node holding them all."""
     started = time.perf_counter()
@@ -123,8 +136,11 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
     count_distinct = bool(distinct) and req.ranking_score_threshold is None and _is_filterable(settings, distinct)
     sub_req = req
+    search_on = fields.search_on(cluster, uid, req.attributes_to_search_on)  # never `_miroir_*`
+    if search_on is not None:
+        sub_req = msgspec.structs.replace(req, attributes_to_search_on=search_on)
     if count_distinct and distinct not in (req.facets or ()):
-        sub_req = msgspec.structs.replace(req, facets=[*(req.facets or ()), distinct])
+        sub_req = msgspec.structs.replace(sub_req, facets=[*(req.facets or ()), distinct])
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
         body = plan_subquery(
@@ -137,7 +153,7 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
         )
         return await client.call("POST", f"/indexes/{uid}/search", json=body, timeout_s=timeout_s)
 
-    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta))
+    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
     distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
@@ -390,9 +406,12 @@ async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers
     settings = await _settings(cluster, uid)
     max_values, sort_values_by = _faceting(settings)
     client_filter = body.get("filter")
+    search_on = fields.search_on(cluster, uid, body.get("attributesToSearchOn"))  # never `_miroir_*`
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
         sub = dict(body)
+        if search_on is not None:
+            sub["attributesToSearchOn"] = search_on
         if shards is not None:
             sub["filter"] = and_filters(client_filter, shard_filter(shards))
         return await client.call("POST", f"/indexes/{uid}/facet-search", json=sub, timeout_s=timeout_s)

@@ -11,6 +11,9 @@ Planning
   first group, in the same round-robin order, that has an owner for it.
 - Replica: among the owners of a shard in the chosen group, `(turn + i) % RF`, so
   replicas share the load (`routing.covering_set`).
+- Turn: a search passes an `affinity` (a hash of the query without its page window), so
+  one query always gets the same covering set while the healthy nodes stay the same;
+  other reads take the next value of a per-process counter.
 - Shards: all of the index's, or only those a primary-key-pinning filter names.
 
 Shard filter. A part whose node does not answer for *every* shard of the index gets
@@ -259,6 +262,7 @@ async def scatter(
     *,
     shards: Iterable[int] | None = None,
     per_shard: bool = False,
+    affinity: int | None = None,
 ) -> Gathered:
     """Run `send` on a covering set of `meta`'s shards (all, or `shards`); see module doc.
 
@@ -271,7 +275,10 @@ async def scatter(
     topology = cluster.topology
     healthy = _healthy(cluster)
     timeout_s = cluster.config.scatter.node_timeout_ms / 1000
-    turn = next(_turns)
+    # The same query (whatever page of it) gets the same covering set while the healthy
+    # nodes stay the same, so its ties come in the same order on every page; different
+    # queries still spread over groups and replicas.
+    turn = next(_turns) if affinity is None else affinity
 
     plan, missing = plan_cover(topology, S, needed, turn=turn, healthy=healthy)
     gathered = Gathered(unavailable=list(missing))
