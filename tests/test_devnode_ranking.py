@@ -3,10 +3,6 @@ the document and the settings, and the emitted details order hits exactly like t
 
 from __future__ import annotations
 
-import gzip
-import itertools
-import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -16,7 +12,7 @@ from miroir.devnode import ranking
 from miroir.devnode.engine import IndexEngine
 from miroir.devnode.ranking import Rank, global_score
 
-DEBIAN = Path("/work/shared/datasets/debian-packages.ndjson.gz")
+from corpus import CORPUS as DEBIAN, read_docs  # noqa: E402
 
 
 def test_global_score_matches_milli_fold():
@@ -109,11 +105,7 @@ def test_ranking_score_threshold_drops_low_scores():
 
 
 def _load_debian(n):
-    docs = []
-    with gzip.open(DEBIAN, "rt") as f:
-        for line in itertools.islice(f, n):
-            docs.append(json.loads(line))
-    return docs
+    return read_docs(n)
 
 
 PROBE = {

@@ -18,7 +18,6 @@ Regenerate (only when a result change is intended and reviewed):
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import random
@@ -31,7 +30,7 @@ import pytest
 
 from miroir.devnode.engine import IndexEngine
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "debian-packages.ndjson.gz"
+from corpus import CORPUS, read_docs  # noqa: E402
 GOLDEN = Path(__file__).resolve().parent / "data" / "devnode_golden.json"
 N_DOCS = 3_000
 STRIDE = 21
@@ -41,14 +40,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: 
 
 def load_docs(n: int = N_DOCS) -> list[dict]:
     """Every STRIDE-th corpus document (the corpus is sorted by name: spread the sample)."""
-    out = []
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i % STRIDE == 0:
-                out.append(json.loads(line))
-                if len(out) >= n:
-                    break
-    return out
+    return read_docs(n, stride=STRIDE)
 
 
 def fingerprint(res: dict) -> dict:

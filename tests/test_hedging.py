@@ -10,13 +10,10 @@ cannot be what routes around the stopped node: the hedge has to.
 from __future__ import annotations
 
 import contextlib
-import gzip
-import json
 import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +24,7 @@ from devnodes import wait_task
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "debian-packages.ndjson.gz"
+from corpus import CORPUS, read_docs  # noqa: E402
 N_DOCS = 600
 SHARDS = 16
 UID = "pk"
@@ -44,13 +41,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: 
 
 @pytest.fixture(scope="module")
 def docs() -> list[dict]:
-    out = []
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        for line in f:
-            out.append(json.loads(line))
-            if len(out) >= N_DOCS:
-                break
-    return out
+    return read_docs(N_DOCS)
 
 
 @contextlib.contextmanager

@@ -13,11 +13,9 @@ ordering) and more queries. The oracle's answers are computed once per module.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,7 +28,7 @@ from devnodes import start_devnodes, wait_task
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "debian-packages.ndjson.gz"
+from corpus import CORPUS, read_docs  # noqa: E402
 N_DOCS = 20_000
 SEED = 20_240_611
 N_BASE = 300
@@ -141,12 +139,7 @@ def compare(query: dict, distinct: str | None, oracle: tuple[int, dict], got: tu
 
 
 def load_docs() -> list[dict]:
-    docs = []
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        for line in f:
-            docs.append(json.loads(line))
-            if len(docs) >= N_DOCS:
-                break
+    docs = read_docs(N_DOCS)
     assert len({d["id"] for d in docs}) == len(docs), "the corpus ids must be unique"
     return docs
 

@@ -13,10 +13,8 @@ each node's order), so they are compared as sets and by paging invariants.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,7 +26,7 @@ from miroir.core.routing import shard_for_key
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "debian-packages.ndjson.gz"
+from corpus import CORPUS, read_docs  # noqa: E402
 N_DOCS = 5_000
 SHARDS = 16
 TASK_TIMEOUT_S = 120.0
@@ -47,13 +45,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: 
 
 
 def _load_docs() -> list[dict]:
-    docs = []
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        for line in f:
-            docs.append(json.loads(line))
-            if len(docs) >= N_DOCS:
-                break
-    return docs
+    return read_docs(N_DOCS)
 
 
 def _task(client: httpx.Client, resp: httpx.Response) -> None:

@@ -4,11 +4,8 @@ over real devnode subprocesses; placement checked on the nodes with the routing 
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import json
 import re
-from pathlib import Path
 
 import httpx
 import meilisearch
@@ -18,13 +15,12 @@ from meilisearch.errors import MeilisearchApiError
 from miroir.core.routing import owners, shard_for_key
 from miroir_proc import start_cluster
 
-DATASET = Path("/work/shared/datasets/debian-packages.ndjson.gz")
+from corpus import read_docs  # noqa: E402
 WAIT_MS = 20_000
 
 
 def debian(n: int) -> list[dict]:
-    with gzip.open(DATASET, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in itertools.islice(f, n)]
+    return read_docs(n)
 
 
 def package_key(name: str) -> str:

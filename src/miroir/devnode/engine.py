@@ -1311,7 +1311,7 @@ class _SearchParams:
         if thr is not None and (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 <= thr <= 1):
             raise MeiliError(
                 "invalid_search_ranking_score_threshold",
-                f"Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`.",
+                "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`.",
             )
         self.ranking_score_threshold = thr
         self.attributes_to_search_on = _str_list(params, "attributesToSearchOn", "invalid_search_attributes_to_search_on")
