@@ -326,6 +326,9 @@ def test_documents_errors_equal_single_node(pair, method, path, payload):
         ("POST", "/indexes/pa/search", {"q": "x", "sort": ["summary:asc"]}),
         ("POST", "/indexes/pa/search", {"q": "x", "limit": "ten"}),
         ("GET", "/indexes/pa/search?limit=x", None),
+        ("POST", "/indexes/pa/search", {"q": "x", "limit": -1}),
+        ("POST", "/indexes/pa/search", {"q": "x", "offset": -5}),
+        ("POST", "/indexes/pa/search", {"q": "x", "showPerformanceDetails": True}),
         ("POST", "/indexes/nope/facet-search", {"facetName": "section"}),
     ],
 )

@@ -98,6 +98,8 @@ class SearchRequest(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
 
 
 _FIELDS = [f.encode_name for f in msgspec.structs.fields(SearchRequest)]
+# The search parameters Miroir accepts, in Meilisearch's order (the devnode uses it too).
+SEARCH_FIELDS: tuple[str, ...] = tuple(_FIELDS)
 _EXPECTED_ONE_OF = ", ".join(f"`{f}`" for f in _FIELDS)
 
 # What deserr says it expected, per field (and per list element).
@@ -125,8 +127,8 @@ def _error_code(field: str) -> str:
     return "invalid_search_" + re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), field)
 
 
-def _kind(value: Any) -> str:
-    """deserr's name for the JSON kind of ``value``."""
+def json_kind(value: Any) -> str:
+    """deserr's name for the JSON kind of ``value`` (as Meilisearch's error texts say it)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -178,7 +180,7 @@ def _translate(err: msgspec.ValidationError, raw: dict) -> MeiliError:
     if field == "matchingStrategy" and isinstance(value, str):
         return MeiliError(code, f"Unknown value `{value}` at `.matchingStrategy`: expected one of `last`, `all`, `frequency`")
     expected = _KIND_OF_FIELD[field] if len(steps) == 1 else ("a number" if field == "vector" else "a string")
-    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {_kind(value)}: `{_compact(value)}`")
+    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{_compact(value)}`")
 
 
 def decode_search_request(body: bytes) -> SearchRequest:
@@ -190,7 +192,7 @@ def decode_search_request(body: bytes) -> SearchRequest:
     except msgspec.DecodeError as e:
         raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{e}`.") from None
     if not isinstance(raw, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(raw)}: `{_compact(raw)}`")
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(raw)}: `{_compact(raw)}`")
     return search_request_from_dict(raw)
 
 

@@ -18,6 +18,7 @@ from bisect import bisect_left
 from typing import Any, Callable, Iterator
 
 from miroir.core.documents import document_id, resolve_primary_key
+from miroir.core.searchplan import SEARCH_FIELDS, json_kind
 from miroir.core.errors import MeiliError
 from miroir.devnode import facets as facets_mod
 from miroir.devnode import highlight, ranking
@@ -32,13 +33,7 @@ MAX_POSITION = 65535  # milli stops indexing words of one attribute past u16 pos
 HEAP_GROUPS = 256  # past this many groups of one rule, order them lazily with a heap
 TERM_CACHE_IDS = 2_000_000  # ids held by the per-term cache (tens of MB) before it starts over
 
-SEARCH_PARAMS = (
-    "q", "vector", "offset", "limit", "page", "hitsPerPage", "attributesToRetrieve", "retrieveVectors",
-    "attributesToCrop", "cropLength", "cropMarker", "attributesToHighlight", "showMatchesPosition",
-    "showRankingScore", "showRankingScoreDetails", "showPerformanceDetails", "filter", "sort", "distinct",
-    "facets", "highlightPreTag", "highlightPostTag", "matchingStrategy", "attributesToSearchOn",
-    "rankingScoreThreshold", "locales", "hybrid", "media",
-)
+SEARCH_PARAMS = SEARCH_FIELDS  # one list for Miroir and the devnode
 FACET_SEARCH_PARAMS = (
     "facetQuery", "facetName", "q", "vector", "hybrid", "filter", "matchingStrategy",
     "attributesToSearchOn", "rankingScoreThreshold", "locales", "exhaustiveFacetCount",
@@ -1349,18 +1344,7 @@ def _json_text(value) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _kind(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "an integer" if isinstance(value, int) else "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_kind = json_kind
 
 
 def _type_error(name: str, code: str, expected: str, value) -> MeiliError:
