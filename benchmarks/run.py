@@ -1,0 +1,936 @@
+"""Miroir benchmark harness (issue 8): one run, one machine, ratios in one table.
+
+    python benchmarks/run.py                 # everything (several minutes)
+    python benchmarks/run.py --quick         # smoke run: short durations, fewer documents
+    python benchmarks/run.py --only A,B,P    # a subset
+
+Figures (see benchmarks/README.md for what each one means):
+  A  bare ASGI app on hypercorn.trio, fixed search body             (req/s, latency)
+  B  Miroir over 3 canned nodes, POST /indexes/x/search            (req/s, latency)
+  H  B again, with Miroir's node client on H11Pool (experiment)     (req/s, latency)
+  C  Miroir ingest of the Debian corpus, 1,000-document batches     (docs/s, MB/s)
+  D  core.merge.merge_search, 3 x 1,000 hits with sort and details  (us per merge)
+  E  Miroir over 3 devnodes vs 1 devnode, 20,000 docs, 200 queries  (p50/p99 ratio)
+  M  Miroir RSS: idle, under B, peak during C with a 50 MB batch    (MiB)
+  P  H11Pool vs httpx.AsyncClient against one canned node           (calls/s, CPU/call)
+
+Every server runs as its own process on 127.0.0.1 and every process started here is
+stopped before the script exits (bounded durations; `finally` kills what is left).
+HTTP load comes from a separate process: `wrk` (installed with apt-get when missing and
+possible) or else a multi-process Python generator over h11. Each figure is the median
+of several runs after a warm-up, with min and max. A figure that cannot be measured
+(e.g. a route not implemented yet) is reported as "n/a" with the reason; the other
+figures still run. Results: a table on stdout and benchmarks/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CORPUS = (ROOT / ".." / "shared" / "datasets" / "debian-packages.ndjson.gz").resolve()
+if not CORPUS.exists():
+    CORPUS = Path("/work/shared/datasets/debian-packages.ndjson.gz")
+RESULTS = HERE / "results" / "latest.json"
+
+# Fixed load shape: enough connections to keep a single-process server busy, few enough
+# that 2-core machines are not just measuring the scheduler.
+CONCURRENCY = 16
+SEARCH_BODY = b'{"q":"library","facets":["section","architecture"]}'
+# Every process we start gets this as a hard upper bound on its lifetime.
+PROCESS_MAX_S = 900.0
+STARTUP_TIMEOUT_S = 30.0
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,511}$")
+
+
+# ----------------------------------------------------------------------------- utilities
+
+
+class NA(Exception):
+    """A figure that cannot be measured here; the message is the reason shown."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def summarize(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+class Proc:
+    """A child process we own: started in `start`, stopped (TERM, then KILL) in `stop`."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, *, ready_line: bool = True):
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self._log_f = open(self.log, "wb")
+        self.p = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE if ready_line else self._log_f,
+            stderr=self._log_f,
+            cwd=str(ROOT),
+            start_new_session=True,
+        )
+        self.port: int | None = None
+        if ready_line:
+            self.port = self._wait_ready()
+
+    def _wait_ready(self) -> int:
+        assert self.p.stdout is not None
+        result: list[str] = []
+
+        def reader() -> None:
+            line = self.p.stdout.readline().decode(errors="replace")
+            result.append(line)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        t.join(STARTUP_TIMEOUT_S)
+        if not result or not result[0].startswith("READY "):
+            self.stop()
+            raise NA(f"{self.name} did not start: {self.tail()}")
+        return int(result[0].split()[1])
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def tail(self, n: int = 600) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:].strip().replace("\n", " | ") or f"exit {self.p.poll()}"
+        except OSError:
+            return "no log"
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        if self.p.stdout:
+            self.p.stdout.close()
+        self._log_f.close()
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise NA(f"no {field} for pid {pid}")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by a process (robust on a shared machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler:
+    """Peak RSS of a process while the `with` block runs (sampled every 20 ms)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> RssSampler:
+        self.peak = rss_mib(self.pid)
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                self.peak = max(self.peak, rss_mib(self.pid))
+            except (OSError, NA):
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join(2)
+
+
+# ----------------------------------------------------------------------------- HTTP helpers
+
+
+class Http:
+    """Blocking keep-alive client for setup calls (not for load)."""
+
+    def __init__(self, port: int, timeout_s: float = 60.0):
+        import httpx
+
+        self.c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s, trust_env=False)
+
+    def __enter__(self) -> Http:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.c.close()
+
+    def call(self, method: str, path: str, *, body: bytes | None = None, ctype: str = "application/json", ok=(200, 201, 202)):
+        r = self.c.request(method, path, content=body, headers={"Content-Type": ctype} if body is not None else {})
+        if r.status_code not in ok:
+            raise NA(f"{method} {path} -> {r.status_code} {r.text[:300]}")
+        return r.json() if r.content else None
+
+    def wait_task(self, uid: int, timeout_s: float = 300.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            t = self.call("GET", f"/tasks/{uid}")
+            if t["status"] in ("succeeded", "failed", "canceled"):
+                if t["status"] != "succeeded":
+                    raise NA(f"task {uid} {t['status']}: {json.dumps(t.get('error'))[:300]}")
+                return t
+            time.sleep(0.05)
+        raise NA(f"task {uid} not finished after {timeout_s:g} s")
+
+
+def wait_http_ready(port: int, proc: Proc) -> None:
+    """Until Miroir answers `/_miroir/ready` (or `/health` if that route is missing)."""
+    import httpx
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.p.poll() is not None:
+            raise NA(f"{proc.name} exited: {proc.tail()}")
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/_miroir/ready", timeout=2, trust_env=False)
+            if r.status_code == 200:
+                return
+            if r.status_code == 404:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2, trust_env=False)
+                if r.status_code == 200:
+                    return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.TransportError as e:
+            last = repr(e)
+        time.sleep(0.1)
+    raise NA(f"{proc.name} not ready after {STARTUP_TIMEOUT_S:g} s: {last} {proc.tail()}")
+
+
+def start_miroir(stack: ExitStack, tmp: Path, node_ports: list[int], *, log_level: str, shards: int = 16,
+                 h11_nodes: bool = False) -> Proc:
+    port = free_port()
+    cfg = tmp / f"miroir-{port}.toml"
+    lines = [
+        "[server]",
+        f'bind = "127.0.0.1:{port}"',
+        "[cluster]",
+        f"shards = {shards}",
+        "[store]",
+        f'data_dir = "{tmp / f"data-{port}"}"',
+        "[log]",
+        f'level = "{log_level}"',
+    ]
+    for i, p in enumerate(node_ports):
+        lines += ["[[nodes]]", f'id = "n{i}"', f'url = "http://127.0.0.1:{p}"']
+    cfg.write_text("\n".join(lines) + "\n")
+    exe = shutil.which("miroir")
+    if h11_nodes:  # figure H: the node client's transport swapped for H11Pool
+        argv = [sys.executable, str(HERE / "miroir_h11.py"), "serve", "--config", str(cfg)]
+    elif exe:
+        argv = [exe, "serve", "--config", str(cfg)]
+    else:
+        argv = [sys.executable, "-m", "miroir", "serve", "--config", str(cfg)]
+    proc = Proc(f"miroir-{port}", argv, tmp, ready_line=False)
+    stack.callback(proc.stop)
+    proc.port = port
+    wait_http_ready(port, proc)
+    return proc
+
+
+def start_canned(stack: ExitStack, tmp: Path, n: int) -> list[Proc]:
+    procs = []
+    for i in range(n):
+        p = Proc(f"canned-{i}", [sys.executable, str(HERE / "canned_node.py"), "--seed", str(i),
+                                 "--max-seconds", str(PROCESS_MAX_S)], tmp)
+        stack.callback(p.stop)
+        procs.append(p)
+    return procs
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def have_wrk(allow_install: bool) -> bool:
+    if shutil.which("wrk"):
+        return True
+    if not allow_install or not shutil.which("apt-get"):
+        return False
+    print("wrk missing: apt-get install -y wrk ...", file=sys.stderr)
+    try:
+        subprocess.run(["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return shutil.which("wrk") is not None
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk_run(port: int, path: str, body: bytes, duration_s: float, tmp: Path) -> dict:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    argv = ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{max(1, round(duration_s))}s", "--latency", "-s", str(script),
+            f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 30).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not rps:
+        raise NA(f"wrk output not understood: {out[-300:]}")
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock_err = re.search(r"Socket errors: (.*)", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": _ms(lat["50"]) if "50" in lat else None,
+        "p99_ms": _ms(lat["99"]) if "99" in lat else None,
+        "requests": int(total.group(1)) if total else None,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock_err.group(1) if sock_err else None,
+    }
+
+
+def _py_load_worker(port: int, path: str, body: bytes, duration_s: float, conns: int, q) -> None:
+    """One load process: `conns` keep-alive connections, each looping requests."""
+    import trio
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from miroir.net.h11pool import H11Pool
+
+    lat: list[float] = []
+    bad = 0
+
+    async def main() -> None:
+        nonlocal bad
+        async with H11Pool("127.0.0.1", port, max_connections=conns) as pool:
+            deadline = trio.current_time() + duration_s
+
+            async def loop() -> None:
+                nonlocal bad
+                while trio.current_time() < deadline:
+                    t0 = time.perf_counter()
+                    status, _, _ = await pool.request("POST", path, [(b"content-type", b"application/json")], body, 30)
+                    lat.append((time.perf_counter() - t0) * 1000)
+                    bad += status >= 300
+
+            async with trio.open_nursery() as n:
+                for _ in range(conns):
+                    n.start_soon(loop)
+
+    t0 = time.perf_counter()
+    try:
+        trio.run(main)
+    except BaseException as e:  # report, never leave the parent waiting
+        q.put(([], 0, 0.0, f"{type(e).__name__}: {e}"))
+        return
+    q.put((lat, bad, time.perf_counter() - t0, None))
+
+
+def py_load_run(port: int, path: str, body: bytes, duration_s: float) -> dict:
+    procs_n = 2
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_py_load_worker, args=(port, path, body, duration_s, CONCURRENCY // procs_n, q))
+             for _ in range(procs_n)]
+    for p in procs:
+        p.start()
+    lat: list[float] = []
+    bad = 0
+    rps = 0.0
+    try:
+        for _ in procs:
+            part, b, elapsed, err = q.get(timeout=duration_s + 60)
+            if err:
+                raise NA(f"python load generator failed: {err}")
+            lat += part
+            bad += b
+            rps += len(part) / elapsed
+    finally:
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+    lat.sort()
+    if not lat:
+        raise NA("python load generator got no answers")
+    return {
+        "rps": rps,
+        "p50_ms": lat[len(lat) // 2],
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "requests": len(lat),
+        "non_2xx": bad,
+        "socket_errors": None,
+    }
+
+
+def http_load(args, port: int, path: str, body: bytes, tmp: Path, pid: int | None = None) -> dict:
+    """Warm-up (discarded), then `args.runs` runs; median/min/max of req/s and latency.
+
+    With `pid` (the server's), also the server's CPU time per request: on a shared machine
+    that moves much less with other load than req/s does.
+    """
+    def one(d: float) -> dict:
+        c0 = cpu_s(pid) if pid else 0.0
+        r = wrk_run(port, path, body, d, tmp) if args.wrk else py_load_run(port, path, body, d)
+        if pid and r.get("requests"):
+            r["server_cpu_ms_per_req"] = (cpu_s(pid) - c0) / r["requests"] * 1000
+        return r
+
+    one(args.warmup_s)
+    runs = [one(args.duration_s) for _ in range(args.runs)]
+    bad = sum(r["non_2xx"] for r in runs)
+    if bad:
+        raise NA(f"{bad} non-2xx answers under load")
+    out = {
+        "tool": "wrk" if args.wrk else "python-h11",
+        "concurrency": CONCURRENCY,
+        "duration_s": args.duration_s,
+        "rps": summarize([r["rps"] for r in runs]),
+        "p50_ms": summarize([r["p50_ms"] for r in runs if r["p50_ms"] is not None] or [float("nan")]),
+        "p99_ms": summarize([r["p99_ms"] for r in runs if r["p99_ms"] is not None] or [float("nan")]),
+    }
+    cpu = [r["server_cpu_ms_per_req"] for r in runs if "server_cpu_ms_per_req" in r]
+    if cpu:
+        out["server_cpu_ms_per_req"] = summarize(cpu)
+    errs = [r["socket_errors"] for r in runs if r["socket_errors"]]
+    if errs:
+        out["socket_errors"] = errs
+    return out
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def load_corpus(limit: int | None = None) -> list[dict]:
+    docs = []
+    with gzip.open(CORPUS, "rb") as f:
+        for i, line in enumerate(f):
+            if limit is not None and i >= limit:
+                break
+            doc = msgspec.json.decode(line)
+            pk = doc.get("id")
+            if not (isinstance(pk, int) or (isinstance(pk, str) and _ID_RE.match(pk))):
+                doc["id"] = f"pkg-{i}"  # derived valid id
+            docs.append(doc)
+    return docs
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def fig_a(args, tmp: Path) -> dict:
+    with ExitStack() as stack:
+        p = Proc("bare-asgi", [sys.executable, str(HERE / "bare_asgi.py"), "--max-seconds", str(PROCESS_MAX_S)], tmp)
+        stack.callback(p.stop)
+        return http_load(args, p.port, "/indexes/x/search", SEARCH_BODY, tmp, pid=p.pid)
+
+
+def create_index(port: int, uid: str = "x") -> None:
+    with Http(port) as h:
+        task = h.call("POST", "/indexes", body=json.dumps({"uid": uid, "primaryKey": "id"}).encode())
+        h.wait_task(task["taskUid"])
+
+
+def fig_b(args, tmp: Path, mem: dict, *, h11_nodes: bool = False) -> dict:
+    with ExitStack() as stack:
+        nodes = start_canned(stack, tmp, 3)
+        miroir = start_miroir(stack, tmp, [n.port for n in nodes], log_level=args.miroir_log_level, h11_nodes=h11_nodes)
+        time.sleep(0.5)
+        if h11_nodes:  # memory figures are Miroir's own, not the experiment's
+            mem = {}
+        mem["idle_mib"] = round(rss_mib(miroir.pid), 1)
+        create_index(miroir.port)
+        with Http(miroir.port) as h:
+            probe = h.call("POST", "/indexes/x/search", body=SEARCH_BODY)
+        if len(probe.get("hits", [])) != 20 or "facetDistribution" not in probe:
+            raise NA(f"unexpected search answer: {json.dumps(probe)[:300]}")
+        with RssSampler(miroir.pid) as s:
+            out = http_load(args, miroir.port, "/indexes/x/search", SEARCH_BODY, tmp, pid=miroir.pid)
+        mem["under_b_peak_mib"] = round(s.peak, 1)
+        out["fan_out"] = 3
+        return out
+
+
+def _ingest(port: int, batches: list[bytes], concurrency: int) -> float:
+    """Send every batch (POST /indexes/x/documents), `concurrency` at a time; seconds."""
+    import trio
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from miroir.net.h11pool import H11Pool
+
+    errors: list[str] = []
+
+    async def main() -> float:
+        async with H11Pool("127.0.0.1", port, max_connections=concurrency) as pool:
+            it = iter(batches)
+            t0 = time.perf_counter()
+
+            async def worker() -> None:
+                for b in it:
+                    status, _, body = await pool.request(
+                        "POST", "/indexes/x/documents", [(b"content-type", b"application/json")], b, 300
+                    )
+                    if status != 202:
+                        errors.append(f"{status} {body[:300]!r}")
+                        return
+
+            async with trio.open_nursery() as n:
+                for _ in range(concurrency):
+                    n.start_soon(worker)
+            return time.perf_counter() - t0
+
+    elapsed = trio.run(main)
+    if errors:
+        raise NA(f"ingest refused: {errors[0]}")
+    return elapsed
+
+
+def fig_c(args, tmp: Path, mem: dict) -> dict:
+    docs = load_corpus(args.ingest_docs)
+    batches = [msgspec.json.encode(docs[i:i + 1000]) for i in range(0, len(docs), 1000)]
+    total_bytes = sum(map(len, batches))
+    with ExitStack() as stack:
+        nodes = start_canned(stack, tmp, 3)
+        miroir = start_miroir(stack, tmp, [n.port for n in nodes], log_level=args.miroir_log_level)
+        if "idle_mib" not in mem:
+            time.sleep(0.5)
+            mem["idle_mib"] = round(rss_mib(miroir.pid), 1)
+        create_index(miroir.port)
+        _ingest(miroir.port, batches[:3], 2)  # warm-up
+        times, cpus = [], []
+        for _ in range(args.runs):
+            c0 = cpu_s(miroir.pid)
+            times.append(_ingest(miroir.port, batches, 4))
+            cpus.append((cpu_s(miroir.pid) - c0) / len(batches) * 1000)
+        out = {
+            "documents": len(docs),
+            "batch_docs": 1000,
+            "bytes": total_bytes,
+            "concurrency": 4,
+            "docs_per_s": summarize([len(docs) / t for t in times]),
+            "mb_per_s": summarize([total_bytes / 1e6 / t for t in times]),
+            "miroir_cpu_ms_per_batch": summarize(cpus),
+        }
+        # Peak RSS while Miroir decodes, validates and routes one 50 MB batch.
+        big: list[dict] = []
+        size = 0
+        n = 0
+        src = docs or load_corpus(1000)
+        while size < args.big_batch_mb * 1e6:
+            d = dict(src[n % len(src)])
+            d["id"] = 10_000_000 + n
+            size += len(msgspec.json.encode(d)) + 1
+            big.append(d)
+            n += 1
+        payload = msgspec.json.encode(big)
+        del big
+        with RssSampler(miroir.pid) as s:
+            t = _ingest(miroir.port, [payload], 1)
+        mem["peak_c_big_batch_mib"] = round(s.peak, 1)
+        mem["big_batch_mb"] = round(len(payload) / 1e6, 1)
+        mem["big_batch_s"] = round(t, 2)
+        return out
+
+
+def fig_d(args) -> dict:
+    sys.path.insert(0, str(ROOT / "src"))
+    from miroir.core.merge import merge_search
+    from miroir.core.searchplan import SearchRequest
+
+    rules = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+    per_node = 1000
+    responses = []
+    for node in range(3):
+        hits = []
+        for i in range(per_node):
+            # Sorted by size_bytes ascending per node, as a node would return them.
+            size = i * 3 + node
+            hits.append({
+                "id": node * per_node + i,
+                "name": f"pkg-{node}-{i}",
+                "size_bytes": size,
+                "section": ["libs", "devel", "utils"][i % 3],
+                "_miroir_shard": node,
+                "_rankingScore": 0.9 - i / 10_000,
+                "_rankingScoreDetails": {
+                    "words": {"order": 0, "matchingWords": 1, "maxMatchingWords": 1, "score": 1.0},
+                    "typo": {"order": 1, "typoCount": 0, "maxTypoCount": 1, "score": 1.0},
+                    "proximity": {"order": 2, "score": 1.0},
+                    "attribute": {"order": 3, "score": 1.0},
+                    "sort": {"order": 4, "size_bytes:asc": {"order": 0, "value": size}},
+                    "exactness": {"order": 5, "matchType": "noExactMatch", "score": 0.5 - (i % 7) / 20},
+                },
+            })
+        responses.append({"hits": hits, "estimatedTotalHits": 5000, "limit": per_node, "offset": 0,
+                          "facetDistribution": {"section": {"libs": 400, "devel": 300, "utils": 300}}})
+    raw = msgspec.json.encode(responses)
+    req = msgspec.json.decode(
+        b'{"q":"lib","limit":1000,"sort":["size_bytes:asc"],"facets":["section"],"showRankingScore":true}',
+        type=SearchRequest,
+    )
+    iters = 5 if args.quick else 30
+    runs = []
+    for _ in range(args.runs):
+        spent = 0.0
+        for _ in range(iters):
+            node_responses = msgspec.json.decode(raw)  # merge mutates its input: fresh copy, untimed
+            t0 = time.perf_counter()
+            out = merge_search(req, ranking_rules=rules, node_responses=node_responses, distinct_attribute=None,
+                               max_values_per_facet=100, sort_facet_values_by={"*": "alpha"}, processing_time_ms=1,
+                               added_fields=set())
+            spent += time.perf_counter() - t0
+        assert len(out["hits"]) == 1000, len(out["hits"])
+        sizes = [h["size_bytes"] for h in out["hits"]]
+        assert sizes == sorted(sizes)
+        runs.append(spent / iters * 1e6)
+    return {"hits_in": 3 * per_node, "hits_out": 1000, "us_per_merge": summarize(runs)}
+
+
+def _devnode_argv(port: int) -> list[str]:
+    return [sys.executable, "-m", "miroir.devnode.server", "--port", str(port)]
+
+
+def start_devnode(stack: ExitStack, tmp: Path, name: str) -> Proc:
+    import httpx
+
+    port = free_port()
+    p = Proc(name, _devnode_argv(port), tmp, ready_line=False)
+    stack.callback(p.stop)
+    p.port = port
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if p.p.poll() is not None:
+            raise NA(f"devnode exited: {p.tail()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2, trust_env=False).status_code == 200:
+                return p
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise NA(f"devnode not ready: {p.tail()}")
+
+
+def _load_docs(port: int, docs: list[dict]) -> None:
+    with Http(port, timeout_s=300) as h:
+        task = h.call("POST", "/indexes", body=json.dumps({"uid": "x", "primaryKey": "id"}).encode())
+        h.wait_task(task["taskUid"])
+        uids = []
+        for i in range(0, len(docs), 5000):
+            t = h.call("POST", "/indexes/x/documents", body=msgspec.json.encode(docs[i:i + 5000]))
+            uids.append(t["taskUid"])
+        for u in uids:
+            h.wait_task(u, timeout_s=600)
+
+
+def _query_latencies(port: int, queries: list[bytes], repeat: int) -> list[float]:
+    """Sequential queries (concurrency 1): latency without queueing."""
+    import httpx
+
+    out = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, trust_env=False) as c:
+        for q in queries[: min(10, len(queries))]:  # warm-up
+            c.post("/indexes/x/search", content=q, headers={"Content-Type": "application/json"})
+        for _ in range(repeat):
+            for q in queries:
+                t0 = time.perf_counter()
+                r = c.post("/indexes/x/search", content=q, headers={"Content-Type": "application/json"})
+                out.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    raise NA(f"search -> {r.status_code} {r.text[:300]}")
+    return out
+
+
+def _pct(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * p))]
+
+
+def fig_e(args, tmp: Path) -> dict:
+    docs = load_corpus(args.e_docs)
+    words: list[str] = []
+    for d in docs[:: max(1, len(docs) // (args.e_queries * 2))]:
+        for w in re.findall(r"[a-z]{4,}", (d.get("summary") or "").lower())[:1]:
+            words.append(w)
+    queries = [msgspec.json.encode({"q": w, "limit": 20}) for w in words[: args.e_queries]]
+    with ExitStack() as stack:
+        single = start_devnode(stack, tmp, "devnode-single")
+        fleet = [start_devnode(stack, tmp, f"devnode-{i}") for i in range(3)]
+        miroir = start_miroir(stack, tmp, [n.port for n in fleet], log_level=args.miroir_log_level)
+        _load_docs(single.port, docs)
+        _load_docs(miroir.port, docs)
+        res: dict[str, Any] = {"documents": len(docs), "queries": len(queries)}
+        p50s, p99s = [], []
+        one_runs, mir_runs = [], []
+        for _ in range(args.runs):
+            one = _query_latencies(single.port, queries, 1)
+            mir = _query_latencies(miroir.port, queries, 1)
+            one_runs.append((_pct(one, 0.5), _pct(one, 0.99)))
+            mir_runs.append((_pct(mir, 0.5), _pct(mir, 0.99)))
+            p50s.append(_pct(mir, 0.5) / _pct(one, 0.5))
+            p99s.append(_pct(mir, 0.99) / _pct(one, 0.99))
+        res["single_p50_ms"] = summarize([a for a, _ in one_runs])
+        res["single_p99_ms"] = summarize([b for _, b in one_runs])
+        res["miroir_p50_ms"] = summarize([a for a, _ in mir_runs])
+        res["miroir_p99_ms"] = summarize([b for _, b in mir_runs])
+        res["p50_ratio"] = summarize(p50s)
+        res["p99_ratio"] = summarize(p99s)
+        return res
+
+
+def _pool_worker(kind: str, port: int, duration_s: float, conc: int) -> dict:
+    import httpx
+    import trio
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from miroir.net.h11pool import H11Pool
+
+    calls = 0
+    hdrs = [(b"content-type", b"application/json")]
+
+    async def main() -> None:
+        nonlocal calls
+        deadline = trio.current_time() + duration_s
+        if kind == "h11pool":
+            async with H11Pool("127.0.0.1", port, max_connections=conc) as pool:
+                async def loop() -> None:
+                    nonlocal calls
+                    while trio.current_time() < deadline:
+                        s, _, b = await pool.request("POST", "/indexes/x/search", hdrs, SEARCH_BODY, 30)
+                        assert s == 200
+                        msgspec.json.decode(b)
+                        calls += 1
+
+                async with trio.open_nursery() as n:
+                    for _ in range(conc):
+                        n.start_soon(loop)
+        else:
+            limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, trust_env=False) as c:
+                async def loop() -> None:
+                    nonlocal calls
+                    while trio.current_time() < deadline:
+                        r = await c.post("/indexes/x/search", content=SEARCH_BODY, headers={"Content-Type": "application/json"})
+                        assert r.status_code == 200
+                        msgspec.json.decode(r.content)
+                        calls += 1
+
+                async with trio.open_nursery() as n:
+                    for _ in range(conc):
+                        n.start_soon(loop)
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    trio.run(main)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    return {"calls_per_s": calls / wall, "cpu_us_per_call": cpu / max(calls, 1) * 1e6}
+
+
+def fig_p(args, tmp: Path) -> dict:
+    out: dict[str, Any] = {"concurrency": CONCURRENCY}
+    with ExitStack() as stack:
+        (node,) = start_canned(stack, tmp, 1)
+        for kind in ("h11pool", "httpx"):
+            _pool_worker(kind, node.port, args.warmup_s, CONCURRENCY)
+            runs = [_pool_worker(kind, node.port, args.duration_s, CONCURRENCY) for _ in range(args.runs)]
+            out[kind] = {
+                "calls_per_s": summarize([r["calls_per_s"] for r in runs]),
+                "cpu_us_per_call": summarize([r["cpu_us_per_call"] for r in runs]),
+            }
+    out["speedup"] = out["h11pool"]["calls_per_s"]["median"] / out["httpx"]["calls_per_s"]["median"]
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt(s: dict | None, unit: str = "", digits: int = 1) -> str:
+    if not s:
+        return "n/a"
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(s['median'])}{unit} [{f.format(s['min'])}..{f.format(s['max'])}]"
+
+
+def _cpu_ratio(r: dict, a: str, b: str) -> str:
+    try:
+        return f"CPU/req ratio {r[a]['server_cpu_ms_per_req']['median'] / r[b]['server_cpu_ms_per_req']['median']:.2f}"
+    except (KeyError, ZeroDivisionError):
+        return ""
+
+
+def table(results: dict) -> str:
+    rows: list[tuple[str, str, str]] = []
+    r = results["figures"]
+
+    def na(key: str) -> str | None:
+        v = r.get(key)
+        if v is None:
+            return None
+        return f"n/a: {v['error']}" if "error" in v else None
+
+    for key, label in (("A", "A bare ASGI (hypercorn.trio)"), ("B", "B Miroir search, 3 canned nodes"),
+                       ("H", "H = B, node client on H11Pool")):
+        if key in r:
+            v = r[key]
+            if "error" in v:
+                rows.append((label, na(key) or "", ""))
+            else:
+                cpu = f"  CPU {_fmt(v['server_cpu_ms_per_req'], ' ms/req', 2)}" if "server_cpu_ms_per_req" in v else ""
+                rows.append((label, _fmt(v["rps"], " req/s"),
+                             f"p50 {_fmt(v['p50_ms'], ' ms', 2)}  p99 {_fmt(v['p99_ms'], ' ms', 2)}{cpu}"))
+    if "A" in r and "B" in r and "error" not in r["A"] and "error" not in r["B"]:
+        rows.append(("  B/A throughput", f"{r['B']['rps']['median'] / r['A']['rps']['median']:.2f}", _cpu_ratio(r, "B", "A")))
+    if "H" in r and "B" in r and "error" not in r["H"] and "error" not in r["B"]:
+        rows.append(("  H/B throughput", f"{r['H']['rps']['median'] / r['B']['rps']['median']:.2f}", _cpu_ratio(r, "H", "B")))
+    if "C" in r:
+        v = r["C"]
+        rows.append(("C Miroir ingest, 1,000-doc batches", na("C") or _fmt(v["docs_per_s"], " docs/s", 0),
+                     "" if "error" in v else f"{_fmt(v['mb_per_s'], ' MB/s', 2)}  Miroir CPU "
+                     f"{_fmt(v['miroir_cpu_ms_per_batch'], ' ms/batch', 1)} ({v['documents']} docs)"))
+    if "D" in r:
+        v = r["D"]
+        rows.append(("D merge 3x1,000 hits, sort+details", na("D") or _fmt(v["us_per_merge"], " us", 0), ""))
+    if "E" in r:
+        v = r["E"]
+        if "error" in v:
+            rows.append(("E Miroir/3 devnodes vs 1 devnode", na("E") or "", ""))
+        else:
+            rows.append(("E Miroir/3 devnodes vs 1 devnode", f"p50 x{_fmt(v['p50_ratio'], '', 2)}",
+                         f"p99 x{_fmt(v['p99_ratio'], '', 2)}  (1 node p50 {v['single_p50_ms']['median']:.1f} ms,"
+                         f" Miroir p50 {v['miroir_p50_ms']['median']:.1f} ms)"))
+    mem = results.get("memory") or {}
+    if mem:
+        parts = [f"{k} {v}" for k, v in mem.items()]
+        rows.append(("M Miroir RSS (MiB)", ", ".join(parts[:2]), ", ".join(parts[2:])))
+    if "P" in r:
+        v = r["P"]
+        if "error" in v:
+            rows.append(("P H11Pool vs httpx", na("P") or "", ""))
+        else:
+            rows.append(("P H11Pool calls/s", _fmt(v["h11pool"]["calls_per_s"], "", 0),
+                         f"CPU {_fmt(v['h11pool']['cpu_us_per_call'], ' us/call', 0)}"))
+            rows.append(("P httpx.AsyncClient calls/s", _fmt(v["httpx"]["calls_per_s"], "", 0),
+                         f"CPU {_fmt(v['httpx']['cpu_us_per_call'], ' us/call', 0)}"))
+            rows.append(("  H11Pool/httpx throughput", f"{v['speedup']:.2f}", ""))
+    w = max(len(a) for a, _, _ in rows) if rows else 10
+    lines = [f"{'figure'.ljust(w)}  median [min..max]", "-" * (w + 40)]
+    lines += [f"{a.ljust(w)}  {b}  {c}".rstrip() for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Miroir benchmarks (issue 8)")
+    p.add_argument("--quick", action="store_true", help="short runs for a smoke test")
+    p.add_argument("--only", default="A,B,H,C,D,E,P",
+                   help="comma-separated figures among A,B,H,C,D,E,P (M comes with B and C)")
+    p.add_argument("--runs", type=int, help="runs per figure (median of them)")
+    p.add_argument("--duration", type=float, dest="duration_s", help="seconds per load run")
+    p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
+    p.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
+    p.add_argument("--miroir-log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--output", default=str(RESULTS))
+    args = p.parse_args(argv)
+    only = {x.strip().upper() for x in args.only.split(",") if x.strip()}
+    args.runs = args.runs or (1 if args.quick else 5)
+    args.duration_s = args.duration_s or (2.0 if args.quick else 10.0)
+    args.warmup_s = 1.0 if args.quick else 3.0
+    args.ingest_docs = 5_000 if args.quick else None
+    args.big_batch_mb = 5 if args.quick else 50
+    args.e_docs = 2_000 if args.quick else 20_000
+    args.e_queries = 40 if args.quick else 200
+    args.wrk = not args.python_load and have_wrk(not args.no_install)
+
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                 "loadavg_at_start": os.getloadavg()},
+        "settings": {"quick": args.quick, "runs": args.runs, "duration_s": args.duration_s, "warmup_s": args.warmup_s,
+                     "concurrency": CONCURRENCY, "load_tool": "wrk" if args.wrk else "python-h11",
+                     "miroir_log_level": args.miroir_log_level},
+        "figures": {},
+        "memory": {},
+    }
+    mem: dict[str, Any] = results["memory"]
+    with tempfile.TemporaryDirectory(prefix="miroir-bench-") as tmpname:
+        tmp = Path(tmpname)
+        for key in ("D", "A", "B", "H", "C", "E", "P"):
+            if key not in only:
+                continue
+            print(f"[{key}] running ...", file=sys.stderr, flush=True)
+            t0 = time.monotonic()
+            try:
+                if key == "A":
+                    res = fig_a(args, tmp)
+                elif key == "B":
+                    res = fig_b(args, tmp, mem)
+                elif key == "H":
+                    res = fig_b(args, tmp, mem, h11_nodes=True)
+                elif key == "C":
+                    res = fig_c(args, tmp, mem)
+                elif key == "D":
+                    res = fig_d(args)
+                elif key == "E":
+                    res = fig_e(args, tmp)
+                else:
+                    res = fig_p(args, tmp)
+            except NA as e:
+                res = {"error": str(e)}
+            except Exception as e:  # a broken figure must not hide the others
+                res = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
+            res["seconds"] = round(time.monotonic() - t0, 1)
+            results["figures"][key] = res
+            print(f"[{key}] done in {res['seconds']} s{' — ' + res['error'][:200] if 'error' in res else ''}",
+                  file=sys.stderr, flush=True)
+    results["host"]["loadavg_at_end"] = os.getloadavg()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\n(load tool {results['settings']['load_tool']}, concurrency {CONCURRENCY}, {args.runs} run(s) of "
+          f"{args.duration_s:g} s after {args.warmup_s:g} s warm-up; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs; JSON: {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""A pooled keep-alive HTTP/1.1 client for one host, over trio streams with h11.
+
+Why: under concurrency an `httpx.AsyncClient` call to a local node costs ~2.4 ms of CPU,
+while one keep-alive connection driven with h11 does several thousand calls/s
+(issue 8; `python benchmarks/run.py --only P` measures both on this machine). A scatter
+makes one node call per shard and the node client is on every request's hot path.
+
+Layers, one job each (after httpcore):
+- `_Connection`: one TCP stream and its `h11.Connection`; sends one request, reads one
+  response, knows whether it can be reused;
+- `H11Pool`: at most `max_connections` connections to `host:port`; idle ones are kept
+  (LIFO, so a burst leaves the hottest ones warm) and reused; the deadline; the retry.
+
+`await pool.request(method, target, headers, body, timeout_s)` returns
+`(status, headers, body)`; headers are h11's `(lowercase name, value)` byte pairs and the
+body is fully read (Content-Length and chunked responses alike). Requests always carry a
+`Content-Length` (no chunked request bodies) and a `Host` header unless given.
+
+Errors (all subclasses of `H11PoolError`):
+- `PoolTimeout` (also a `TimeoutError`): the whole call, including waiting for a free
+  connection, connecting and reading the body, did not finish within `timeout_s`. The
+  connection it was using is closed: its state is unknown.
+- `PoolConnectionError`: connect refused/reset, the peer closed mid-response, or an HTTP
+  protocol violation. The connection is closed.
+- `PoolClosed`: `request` after `aclose()`.
+
+Retry, once, on a fresh connection — and only in these two cases:
+1. an idle connection is found closed (or readable: the peer said something unsolicited,
+   which can only be a close) when it is checked out, before any byte is sent: it is
+   dropped and another one is used. Nothing was sent, so this is safe for every method.
+2. a *reused* keep-alive connection fails (EOF, reset, broken pipe) before a single byte
+   of the response arrived. That is the signature of the server closing an idle
+   connection while our request was in flight. For idempotent methods (GET, HEAD, PUT,
+   DELETE, OPTIONS) a retry is always safe. For POST/PATCH it is the same trade-off as
+   Go's net/http and browsers make: the server may in theory have received and acted on
+   the request before dying without answering on a connection it had kept alive. Miroir
+   accepts that because its POSTs to nodes are searches (read-only) or document writes
+   that are idempotent by primary key (a repeat costs a duplicate node task, not wrong
+   data). A failure on a *fresh* connection, or after any response byte, is never
+   retried: the server is broken or slow, not just closing an idle connection, and the
+   caller (the scatter engine) owns the decision to try another replica.
+
+Limits: the request is written completely before the response is read, so a server
+that answers early (e.g. 413) and resets the connection while a large body is still being
+sent surfaces as `PoolConnectionError`, not as its answer. No HTTP/2, TLS, proxies,
+redirects or cookies: this talks to Meilisearch nodes on a trusted network.
+
+Idle connections are closed after `KEEPALIVE_EXPIRY_S` so that we, not the server, close
+them in the common case (no race at all). Ownership: the pool owns every connection it
+opened; `aclose()` (or leaving `async with`) closes the idle ones at once and any busy
+one as soon as its request ends. Single-threaded trio state: no locks beyond the
+semaphore that bounds the connection count.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import select
+from collections.abc import Sequence
+
+import h11
+import trio
+
+# Most TCP receive windows on loopback hand out up to 64 KiB per read; larger buffers only
+# help huge bodies, which the node API rarely sends.
+RECV_BYTES = 64 * 1024
+# Closed by us before the server does: actix-web (Meilisearch) and hypercorn both close
+# idle keep-alive connections after 5 s by default.
+KEEPALIVE_EXPIRY_S = 4.0
+# Enough parallel connections for a scatter burst plus writes and polling to one node.
+DEFAULT_MAX_CONNECTIONS = 32
+
+Headers = list[tuple[bytes, bytes]]
+
+_NO_BODY_METHODS = frozenset({b"GET", b"HEAD"})
+# OS errors that mean "this TCP connection is dead" rather than a programming error.
+_DEAD_CONNECTION_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN})
+
+
+class H11PoolError(Exception):
+    """Base of the pool's errors; the message names the host, method and target."""
+
+
+class PoolTimeout(H11PoolError, TimeoutError):
+    """The call did not complete within its deadline."""
+
+
+class PoolConnectionError(H11PoolError):
+    """No (complete) answer: connect failure, peer closed or reset, protocol error."""
+
+
+class PoolClosed(H11PoolError):
+    """The pool was closed."""
+
+
+class _Stale(Exception):
+    """A reused connection died before the first response byte (internal: retry signal)."""
+
+
+def _socket_is_readable(sock: trio.socket.SocketType) -> bool:
+    """True when an idle connection has something to read, i.e. the peer closed it.
+
+    An idle HTTP/1.1 connection never receives data legitimately, so readable means EOF,
+    a reset, or garbage: in every case the connection must not be reused.
+    """
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        p = select.poll()
+        p.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(p.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection. Handles requests strictly one at a time."""
+
+    __slots__ = ("stream", "h11", "idle_since", "requests")
+
+    def __init__(self, stream: trio.SocketStream):
+        self.stream = stream
+        self.h11 = h11.Connection(our_role=h11.CLIENT)
+        self.idle_since = trio.current_time()
+        self.requests = 0  # completed request/response cycles
+
+    def is_reusable(self, now: float) -> bool:
+        if now - self.idle_since > KEEPALIVE_EXPIRY_S:
+            return False
+        return not _socket_is_readable(self.stream.socket)
+
+    def close(self) -> None:
+        """Synchronous close: safe inside a cancelled scope and in `finally`."""
+        self.stream.socket.close()
+
+    async def round_trip(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        """Send one request, read the whole response.
+
+        Raises `_Stale` when a reused connection fails before any response byte,
+        `PoolConnectionError` for every other transport or protocol failure.
+        """
+        reused = self.requests > 0
+        got_bytes = False
+        conn = self.h11
+        try:
+            out = conn.send(h11.Request(method=method, target=target, headers=headers))
+            if body:
+                out += conn.send(h11.Data(data=body))
+            out += conn.send(h11.EndOfMessage())
+            # One write: the request line, headers and body leave in as few segments as
+            # the kernel allows (TCP_NODELAY is on for trio's SocketStream).
+            await self.stream.send_all(out)
+
+            status = 0
+            resp_headers: Headers = []
+            chunks: list[bytes] = []
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await self.stream.receive_some(RECV_BYTES)
+                    if data:
+                        got_bytes = True
+                    elif not got_bytes and reused:
+                        raise _Stale()
+                    conn.receive_data(data)
+                    continue
+                t = type(event)
+                if t is h11.Data:
+                    chunks.append(event.data)  # type: ignore[union-attr]
+                elif t is h11.Response:
+                    status = event.status_code  # type: ignore[union-attr]
+                    resp_headers = list(event.headers)  # type: ignore[union-attr]
+                elif t is h11.EndOfMessage:
+                    break
+                elif t is h11.InformationalResponse:
+                    continue  # 100 Continue and friends: the real answer follows
+                elif t is h11.ConnectionClosed:
+                    raise PoolConnectionError("connection closed before the response was complete")
+                else:  # pragma: no cover - h11 emits no other client-side events
+                    raise PoolConnectionError(f"unexpected HTTP event {event!r}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) and e.__cause__ else e
+            if reused and not got_bytes and _is_dead_connection(cause):
+                raise _Stale() from e
+            raise PoolConnectionError(f"{type(cause).__name__}: {cause}") from e
+        except h11.ProtocolError as e:
+            raise PoolConnectionError(f"HTTP protocol error: {e}") from e
+
+        self.requests += 1
+        body_bytes = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return status, resp_headers, body_bytes
+
+    def finish_cycle(self) -> bool:
+        """After a complete response: True if the connection can serve another request."""
+        conn = self.h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            self.idle_since = trio.current_time()
+            return True
+        return False  # `Connection: close`, HTTP/1.0 peer, or a half-read message
+
+
+def _is_dead_connection(e: BaseException) -> bool:
+    if isinstance(e, (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)):
+        return True
+    return isinstance(e, OSError) and e.errno in _DEAD_CONNECTION_ERRNOS
+
+
+class H11Pool:
+    """Keep-alive HTTP/1.1 connections to one `host:port`, at most `max_connections`.
+
+    Usable as `async with H11Pool(...) as pool:`; otherwise the creator calls `aclose()`.
+    """
+
+    def __init__(self, host: str, port: int, *, max_connections: int = DEFAULT_MAX_CONNECTIONS):
+        assert max_connections >= 1
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self._host_header = f"{host}:{port}".encode("ascii") if ":" not in host else f"[{host}]:{port}".encode("ascii")
+        # Bounds busy connections; idle ones are only created by a checkout that found no
+        # idle one, so busy + idle <= max_connections always holds.
+        self._slots = trio.Semaphore(max_connections)
+        self._idle: list[_Connection] = []
+        self._busy: set[_Connection] = set()
+        self._closed = False
+        # Counters for benchmarks and tests: connections opened, stale ones dropped/retried.
+        self.opened = 0
+        self.retried = 0
+
+    def __repr__(self) -> str:
+        return f"H11Pool({self.host!r}, {self.port}, idle={len(self._idle)}, busy={len(self._busy)})"
+
+    async def __aenter__(self) -> H11Pool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._idle) + len(self._busy)
+
+    async def request(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        body: bytes = b"",
+        timeout_s: float = math.inf,
+    ) -> tuple[int, Headers, bytes]:
+        """One request; returns `(status, headers, body)`. See the module doc for errors."""
+        m = method.encode("ascii") if isinstance(method, str) else method
+        t = target.encode("ascii") if isinstance(target, str) else target
+        hdrs = self._request_headers(m, headers, body)
+        with trio.move_on_after(timeout_s) as scope:
+            return await self._request(m, t, hdrs, body)
+        assert scope.cancelled_caught
+        raise PoolTimeout(
+            f"{m.decode()} http://{self.host}:{self.port}{t.decode(errors='replace')}: no complete answer within {timeout_s:g} s"
+        )
+
+    def _request_headers(self, method: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> Headers:
+        out: Headers = []
+        has_host = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"host":
+                has_host = True
+            elif lname in (b"content-length", b"transfer-encoding"):
+                continue  # we frame the body ourselves
+            out.append((name, value))
+        if not has_host:
+            out.insert(0, (b"host", self._host_header))
+        if body or method not in _NO_BODY_METHODS:
+            out.append((b"content-length", str(len(body)).encode("ascii")))
+        return out
+
+    async def _request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        if self._closed:
+            raise PoolClosed(f"pool for {self.host}:{self.port} is closed")
+        async with self._slots:
+            conn = await self._checkout()
+            try:
+                result = await self._round_trip(conn, method, target, headers, body)
+            except _Stale:
+                # Case 2 of the module doc: a reused connection died before any answer.
+                self._discard(conn)
+                self.retried += 1
+                conn = await self._connect()
+                result = await self._round_trip(conn, method, target, headers, body)
+            return result
+
+    async def _round_trip(self, conn: _Connection, method: bytes, target: bytes, headers: Headers, body: bytes):
+        ok = False
+        try:
+            result = await conn.round_trip(method, target, headers, body)
+            ok = True
+        finally:
+            # Cancelled (deadline), failed, or done: a connection goes back to the pool
+            # only after a complete response on a connection that stays open.
+            if ok and not self._closed and conn.finish_cycle():
+                self._busy.discard(conn)
+                self._idle.append(conn)
+            else:
+                self._discard(conn)
+        return result
+
+    async def _checkout(self) -> _Connection:
+        now = trio.current_time()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.is_reusable(now):
+                self._busy.add(conn)
+                return conn
+            conn.close()  # case 1: expired or closed by the server while idle
+        return await self._connect()
+
+    async def _connect(self) -> _Connection:
+        try:
+            stream = await trio.open_tcp_stream(self.host, self.port)
+        except OSError as e:
+            raise PoolConnectionError(f"cannot connect to {self.host}:{self.port}: {e.strerror or e}") from e
+        conn = _Connection(stream)
+        self.opened += 1
+        if self._closed:  # closed while we were connecting
+            conn.close()
+            raise PoolClosed(f"pool for {self.host}:{self.port} is closed")
+        self._busy.add(conn)
+        return conn
+
+    def _discard(self, conn: _Connection) -> None:
+        self._busy.discard(conn)
+        conn.close()
+
+    async def aclose(self) -> None:
+        """Close idle connections now; busy ones close when their request ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        await trio.lowlevel.checkpoint()
+
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "H11Pool",
+    "H11PoolError",
+    "KEEPALIVE_EXPIRY_S",
+    "PoolClosed",
+    "PoolConnectionError",
+    "PoolTimeout",
+]
