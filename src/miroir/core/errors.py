@@ -72,6 +72,23 @@ class MeiliError(Exception):
         return f"MeiliError({self.code!r}, {self.message!r}, status={self.status})"
 
 
+def json_kind(value: object) -> str:
+    """How Meilisearch's error texts name the JSON kind of a value (deserr's wording)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a positive integer" if value >= 0 else "a negative integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 def index_not_found(uid: str) -> MeiliError:
     return MeiliError("index_not_found", f"Index `{uid}` not found.")
 

@@ -27,7 +27,7 @@ import msgspec
 import xxhash
 from msgspec import UNSET, Meta, UnsetType
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, json_kind
 
 SHARD_FIELD = "_miroir_shard"
 RESERVED_PREFIX = "_miroir_"
@@ -174,20 +174,7 @@ def error_code(field: str) -> str:
     return f"invalid_settings_{_snake(field)}"
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a positive integer" if value >= 0 else "a negative integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_kind = json_kind
 
 
 _EXPECTED = {

@@ -14,27 +14,14 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, json_kind
 
 _RULES = ("words", "typo", "proximity", "attribute", "sort", "exactness")
 
 Validator = Callable[[Any, str], Any]
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a positive integer" if value >= 0 else "a negative integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_kind = json_kind
 
 
 class _Invalid(Exception):
