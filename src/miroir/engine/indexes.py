@@ -292,14 +292,10 @@ async def create_index(cluster: Cluster, uid: Any, primary_key: str | None) -> T
         if uid in cluster.state.indexes:
             await handle.finish("failed", error=index_already_exists(uid))
             return
-        try:
-            async with index_lock(cluster, uid):
-                if uid in cluster.state.indexes:  # created implicitly meanwhile
-                    raise index_already_exists(uid)
-                await create_on_nodes(cluster, uid, primary_key, handle)
-        except MeiliError as exc:
-            await handle.finish("failed", error=exc)
-            return
+        async with index_lock(cluster, uid):
+            if uid in cluster.state.indexes:  # created implicitly meanwhile
+                raise index_already_exists(uid)
+            await create_on_nodes(cluster, uid, primary_key, handle)
         await handle.finish("succeeded")
 
     return await cluster.tasks.enqueue_driven(
@@ -326,35 +322,31 @@ async def update_index(cluster: Cluster, uid: str, primary_key: str | None) -> T
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
-        try:
+        meta = get_index(cluster, uid)
+        if primary_key is not None and primary_key != meta.primary_key:
+            if meta.primary_key is not None and await _has_documents(cluster, uid):
+                raise MeiliError(
+                    "index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{meta.primary_key}`."
+                )
+            node_tasks, errors = await enqueue_on(
+                cluster, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}
+            )
+            await handle.add_node_tasks(node_tasks)
+            if errors:
+                raise first_error(errors)
+            _, failed = await wait_all(cluster, node_tasks)
+            if failed:
+                raise first_error(failed)
             meta = get_index(cluster, uid)
-            if primary_key is not None and primary_key != meta.primary_key:
-                if meta.primary_key is not None and await _has_documents(cluster, uid):
-                    raise MeiliError(
-                        "index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{meta.primary_key}`."
-                    )
-                node_tasks, errors = await enqueue_on(
-                    cluster, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}
-                )
-                await handle.add_node_tasks(node_tasks)
-                if errors:
-                    raise first_error(errors)
-                _, failed = await wait_all(cluster, node_tasks)
-                if failed:
-                    raise first_error(failed)
-                meta = get_index(cluster, uid)
-                updated = IndexMeta(
-                    uid=uid,
-                    primary_key=primary_key,
-                    shards=meta.shards,
-                    settings_version=meta.settings_version,
-                    created_at=meta.created_at,
-                    updated_at=now(cluster),
-                )
-                await cluster.journal.append(IndexPut(meta=updated))
-        except MeiliError as exc:
-            await handle.finish("failed", error=exc)
-            return
+            updated = IndexMeta(
+                uid=uid,
+                primary_key=primary_key,
+                shards=meta.shards,
+                settings_version=meta.settings_version,
+                created_at=meta.created_at,
+                updated_at=now(cluster),
+            )
+            await cluster.journal.append(IndexPut(meta=updated))
         await handle.finish("succeeded")
 
     return await cluster.tasks.enqueue_driven(
@@ -446,48 +438,44 @@ async def swap_indexes(cluster: Cluster, pairs: list[tuple[str, str]]) -> TaskRe
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
-        try:
-            missing = sorted({u for a, b in pairs for u in (a, b) if u not in cluster.state.indexes})
-            if missing:
-                names = ", ".join(f"`{u}`" for u in missing)
-                raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
-            node_tasks, errors = await enqueue_on(
-                cluster, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"]
-            )
-            await handle.add_node_tasks(node_tasks)
-            if errors:
-                raise first_error(errors)
-            _, failed = await wait_all(cluster, node_tasks)
-            if failed:
-                raise first_error(failed)
-            stamp = now(cluster)
-            records: list[Any] = []
-            state = cluster.state
-            for a, b in pairs:
-                ma, mb = state.indexes[a], state.indexes[b]
-                sa, sb = state.index_settings.get(a), state.index_settings.get(b)
-                for uid, src, settings in ((a, mb, sb), (b, ma, sa)):
-                    meta = IndexMeta(
+        missing = sorted({u for a, b in pairs for u in (a, b) if u not in cluster.state.indexes})
+        if missing:
+            names = ", ".join(f"`{u}`" for u in missing)
+            raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+        node_tasks, errors = await enqueue_on(
+            cluster, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"]
+        )
+        await handle.add_node_tasks(node_tasks)
+        if errors:
+            raise first_error(errors)
+        _, failed = await wait_all(cluster, node_tasks)
+        if failed:
+            raise first_error(failed)
+        stamp = now(cluster)
+        records: list[Any] = []
+        state = cluster.state
+        for a, b in pairs:
+            ma, mb = state.indexes[a], state.indexes[b]
+            sa, sb = state.index_settings.get(a), state.index_settings.get(b)
+            for uid, src, settings in ((a, mb, sb), (b, ma, sa)):
+                meta = IndexMeta(
+                    uid=uid,
+                    primary_key=src.primary_key,
+                    shards=src.shards,  # documents keep the placement of their S
+                    settings_version=src.settings_version + 1,
+                    created_at=src.created_at,
+                    updated_at=stamp,
+                )
+                records.append(IndexPut(meta=meta))
+                records.append(IndexFieldsSeen(uid=uid, fields=list(state.index_fields.get(src.uid, ()))))
+                records.append(
+                    IndexSettingsPut(
                         uid=uid,
-                        primary_key=src.primary_key,
-                        shards=src.shards,  # documents keep the placement of their S
-                        settings_version=src.settings_version + 1,
-                        created_at=src.created_at,
-                        updated_at=stamp,
+                        settings=settings or core_settings.default_client_view(),
+                        version=meta.settings_version,
                     )
-                    records.append(IndexPut(meta=meta))
-                    records.append(IndexFieldsSeen(uid=uid, fields=list(state.index_fields.get(src.uid, ()))))
-                    records.append(
-                        IndexSettingsPut(
-                            uid=uid,
-                            settings=settings or core_settings.default_client_view(),
-                            version=meta.settings_version,
-                        )
-                    )
-            await cluster.journal.append(*records)
-        except MeiliError as exc:
-            await handle.finish("failed", error=exc)
-            return
+                )
+        await cluster.journal.append(*records)
         await handle.finish("succeeded")
 
     return await cluster.tasks.enqueue_driven(index_uid=None, type="indexSwap", details=details, driver=driver)

@@ -107,33 +107,29 @@ async def update_settings(cluster: Cluster, uid: str, s: core.Settings) -> TaskR
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
-        try:
-            await ensure_index(cluster, uid, task_uid=handle.uid)
-            nodes = cluster.topology.all_nodes()
-            node_patch = core.node_patch(patch)
-            if any(v is None for v in node_patch.values()):
-                # Resetting a setting the nodes do not have (an older engine) is a no-op
-                # for them, and some refuse the unknown field: leave it out.
-                known = (await read_node_settings(cluster, uid, nodes[:1]))[nodes[0]]
-                node_patch = {k: v for k, v in node_patch.items() if v is not None or k in known}
-            await _apply(cluster, uid, nodes, node_patch, handle)
-            agreed = await _converge(cluster, uid, nodes, handle)
-            meta = cluster.state.indexes.get(uid)
-            if meta is None:
-                raise index_not_found(uid)
-            previous = index_settings(cluster, uid)
-            max_values = core.client_max_values(previous["faceting"]["maxValuesPerFacet"], patch)
-            await cluster.journal.append(
-                IndexSettingsPut(
-                    uid=uid,
-                    settings=core.client_view(agreed, max_values),
-                    version=meta.settings_version + 1,
-                    updated_at=now(cluster),
-                )
+        await ensure_index(cluster, uid, task_uid=handle.uid)
+        nodes = cluster.topology.all_nodes()
+        node_patch = core.node_patch(patch)
+        if any(v is None for v in node_patch.values()):
+            # Resetting a setting the nodes do not have (an older engine) is a no-op
+            # for them, and some refuse the unknown field: leave it out.
+            known = (await read_node_settings(cluster, uid, nodes[:1]))[nodes[0]]
+            node_patch = {k: v for k, v in node_patch.items() if v is not None or k in known}
+        await _apply(cluster, uid, nodes, node_patch, handle)
+        agreed = await _converge(cluster, uid, nodes, handle)
+        meta = cluster.state.indexes.get(uid)
+        if meta is None:
+            raise index_not_found(uid)
+        previous = index_settings(cluster, uid)
+        max_values = core.client_max_values(previous["faceting"]["maxValuesPerFacet"], patch)
+        await cluster.journal.append(
+            IndexSettingsPut(
+                uid=uid,
+                settings=core.client_view(agreed, max_values),
+                version=meta.settings_version + 1,
+                updated_at=now(cluster),
             )
-        except MeiliError as exc:
-            await handle.finish("failed", error=exc)
-            return
+        )
         await handle.finish("succeeded")
 
     return await cluster.tasks.enqueue_driven(index_uid=uid, type="settingsUpdate", details=patch, driver=driver)

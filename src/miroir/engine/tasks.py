@@ -8,7 +8,9 @@ Two kinds of Miroir tasks:
   two-phase settings, task cancelation/deletion) run by a `driver(handle)` coroutine in
   this service's nursery. The driver owns the task's status until it calls
   `handle.finish(...)` or hands the task over to the reconciler (`handle.hand_over()`,
-  when what is left is exactly folding the node tasks it recorded). Driven tasks of the
+  when what is left is exactly folding the node tasks it recorded). A driver that raises
+  a `MeiliError` fails its task with that error; any other exception is a bug and fails
+  the task as `internal`. Driven tasks of the
   same index run one at a time, in enqueue order, as Meilisearch processes an index's
   tasks. Cancelations and deletions of tasks have their own queue.
 
@@ -285,6 +287,9 @@ class TaskService:
             await driver(handle)
             if not handle.finished:
                 raise RuntimeError("driver returned without finishing its task")
+        except MeiliError as exc:  # the operation failed the way Meilisearch reports it
+            if not handle.finished:
+                await handle.finish("failed", error=exc)
         except Exception as exc:  # a bug in one driver must not stop the others
             log.error("task.driver_failed", uid=uid, exc_info=exc)
             if not handle.finished:
