@@ -117,9 +117,16 @@ class IndexEngine:
         self._poscost: dict[tuple[str, int], list] = {}  # (word, query position) -> [(cost, iids)]
         self._sort_keys: dict[tuple[str, bool], dict] = {}  # (field, asc) -> iid -> sort key
         self._fsets: FilterSets | None = None  # filter evaluation on id sets, per version
-        # Per query term (word, typos, prefix): its documents, its position-cost buckets.
+        # Per query term (word, typos, prefix, field view): its documents, its position-
+        # and weight-cost buckets; per (word, searched fields): the word's postings there.
         self._term_cache: dict[tuple, Any] = {}
         self._term_cache_ids = 0
+        # word -> bit set of the fids it occurred in (bits are not cleared when a document
+        # goes: a superset, which only costs a needless narrowing; exact after reindex).
+        self._fmask: dict[str, int] = {}
+        # Tests: rank restricted searches the per-document way (the definition the fast
+        # rule keys are checked against, tests/test_devnode_restricted_equivalence.py).
+        self.reference_ranking = False
         self._apply_settings(settings or self.settings, reindex=False)
 
     # ------------------------------------------------------------------ settings
@@ -220,6 +227,7 @@ class IndexEngine:
         self._ext.clear()
         self._post.clear()
         self._wcount.clear()
+        self._fmask.clear()
         self._changed()
         return n
 
@@ -261,18 +269,23 @@ class IndexEngine:
 
     def _index(self, iid: int, doc: dict) -> None:
         post = self._post
+        fmask = self._fmask
         counts: dict[int, int] = {}
         for fid, pos, word in self._doc_words(doc):
             counts[fid] = counts.get(fid, 0) + 1
             per_doc = post.get(word)
             if per_doc is None:
                 post[word] = {iid: [fid << POS_BITS | pos]}
+                fmask[word] = fmask.get(word, 0) | 1 << fid
             else:
                 occ = per_doc.get(iid)
                 if occ is None:
                     per_doc[iid] = [fid << POS_BITS | pos]
                 else:
                     occ.append(fid << POS_BITS | pos)
+                m = fmask[word]
+                if not m >> fid & 1:
+                    fmask[word] = m | 1 << fid
         self._wcount[iid] = counts
 
     def _unindex(self, iid: int, doc: dict) -> None:
@@ -285,6 +298,7 @@ class IndexEngine:
     def _reindex(self) -> None:
         self._post.clear()
         self._wcount.clear()
+        self._fmask.clear()
         for iid, doc in self._docs.items():
             self._index(iid, doc)
         self._changed()
@@ -537,20 +551,26 @@ class IndexEngine:
         plan.terms = qterms
         restricted = not all_fields or bool(self._typo_disabled_attrs)
         typo_off = {fid for fid, name in enumerate(self._fields) if matches_attribute(name, self._typo_disabled_attrs)}
-        # Per term: internal id -> TermHit, built from the postings of its derivations.
-        hits_per_term: list[dict[int, TermHit]] = []
-        if restricted:
-            for t, dv in zip(qterms, derivs):
-                hits_per_term.append(self._term_hits(dv, weights, typo_off, True, None))
+        plan.weights = weights
+        plan.typo_off = typo_off
+        plan.view = _FieldView(weights, typo_off) if restricted else None
+        plan.reference = restricted and self.reference_ranking
+        plan.derivs = derivs
+        if plan.reference:
+            # The definition: every matching document's TermHits, built up front.
+            hits_per_term = [self._term_hits(dv, weights, typo_off, True, None) for dv in derivs]
             sets = [set(h) for h in hits_per_term]
         else:
-            # Every field counts: a term's documents are the union of its postings' keys,
-            # and the (costlier) per-document matches are built for candidates only.
-            post = self._post
+            # A term's documents are the union of its derivations' postings (in the
+            # searched fields), and the (costlier) per-document matches are built for
+            # the documents the bucket sort compares only (_BucketSort.ensure_hits).
+            plan.tpost = [[(w, typos, exact, *self._view_postings(w, typos, plan.view)) for w, typos, exact in dv]
+                          for dv in derivs]
+            plan.tsig = [None if all(vk is None for *_, vk in tp) else plan.view.key for tp in plan.tpost]
             sets = [
-                self._cached(("docs", t.word, t.max_typos, t.prefix),
-                             lambda dv=dv: set().union(*(post[w].keys() for w, _, _ in dv if w in post)))
-                for t, dv in zip(qterms, derivs)
+                self._cached(("docs", t.word, t.max_typos, t.prefix, sig),
+                             lambda tp=tp: set().union(*(per.keys() for _, _, _, per, _ in tp if per)))
+                for t, tp, sig in zip(qterms, plan.tpost, plan.tsig)
             ]
         subsets = _kept_subsets(len(qterms), strategy, [len(s) for s in sets])
         bucket: dict[int, int] = {}
@@ -567,15 +587,7 @@ class IndexEngine:
         if filter_expr is not None:
             cands = self._filter_sets().select(filter_expr, cands)
         plan.candidates = cands
-        plan.derivs = derivs
-        plan.restricted = restricted
-        if not restricted:
-            # Per-document matches are built lazily, for the documents the bucket sort
-            # actually has to compare (see _BucketSort.ensure_hits).
-            plan.hits = [{} for _ in derivs]
-            plan.weights = weights
-        else:
-            plan.hits = hits_per_term
+        plan.hits = hits_per_term if plan.reference else [{} for _ in derivs]
         return plan
 
     def _max_typos(self, word: str) -> int:
@@ -619,12 +631,12 @@ class IndexEngine:
         return out
 
     def _cached(self, key: tuple, build: Callable[[], Any]):
-        """self._term_cache[key], built on a miss; values are sets of ids or lists of
-        (cost, set of ids), never mutated by their users."""
+        """self._term_cache[key], built on a miss; values are sets of ids, postings
+        (id -> occurrences) or lists of (cost, set of ids), never mutated by their users."""
         got = self._term_cache.get(key)
         if got is None:
             got = build()
-            size = len(got) if isinstance(got, set) else sum(len(ids) for _, ids in got)
+            size = len(got) if isinstance(got, (set, dict)) else sum(len(ids) for _, ids in got)
             if self._term_cache_ids + size > TERM_CACHE_IDS:
                 self._term_cache.clear()
                 self._term_cache_ids = 0
@@ -632,14 +644,42 @@ class IndexEngine:
             self._term_cache_ids += size
         return got
 
-    def _position_costs(self, word: str, qi: int) -> list[tuple[int, list[int]]]:
-        """(cost, iids) for the documents holding `word`, by the smallest
+    def _view_postings(self, word: str, typos: int, view: _FieldView | None) -> tuple[dict | None, Any]:
+        """The postings of `word` (a derivation with `typos` typos) in the fields `view`
+        searches, and None when they are the word's whole postings (it occurs in no
+        other field) or else the key naming that field set in the caches."""
+        per = self._post.get(word)
+        if view is None or not per:
+            return per, None
+        if typos:
+            allowed, outside = view.allowed_typo, view.outside_typo
+        else:
+            allowed, outside = view.allowed, view.outside
+        if not self._fmask[word] & outside:
+            return per, None
+
+        def build() -> dict:
+            out = {}
+            for iid, occs in per.items():
+                if all((o >> POS_BITS) in allowed for o in occs):
+                    out[iid] = occs
+                else:
+                    kept = [o for o in occs if (o >> POS_BITS) in allowed]
+                    if kept:
+                        out[iid] = kept
+            return out
+
+        return self._cached(("view", word, allowed), build), allowed
+
+    def _position_costs(self, word: str, qi: int, per: dict | None = None, vkey=None) -> list[tuple[int, list[int]]]:
+        """(cost, iids) for the documents holding `word` (postings `per`, the word's
+        whole postings when `vkey` is None), by the smallest
         cost_from_distance(|position - qi|) of its occurrences; built on first use."""
-        key = (word, qi)
+        key = (word, qi, vkey)
         out = self._poscost.get(key)
         if out is None:
             by_cost: dict[int, list[int]] = {}
-            for iid, occs in self._post[word].items():
+            for iid, occs in (self._post[word] if per is None else per).items():
                 if len(occs) == 1:
                     d = abs((occs[0] & POS_MASK) - qi)
                     c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
@@ -655,6 +695,24 @@ class IndexEngine:
                 self._poscost.clear()
             self._poscost[key] = out
         return out
+
+    def _weight_costs(self, word: str, per: dict, vkey, weights: dict[int, int], wsig) -> list[tuple[int, list[int]]]:
+        """(weight, iids) for the documents holding `word` (postings `per`, narrowed to
+        the view `vkey` if not None), by the smallest attribute weight of the fields the
+        word occurs in; cached per (word, view, weights)."""
+
+        def build() -> list[tuple[int, list[int]]]:
+            by_weight: dict[int, list[int]] = {}
+            for iid, occs in per.items():
+                c = min(weights[o >> POS_BITS] for o in occs)
+                g = by_weight.get(c)
+                if g is None:
+                    by_weight[c] = [iid]
+                else:
+                    g.append(iid)
+            return list(by_weight.items())
+
+        return self._cached(("wpost", word, vkey, wsig), build)
 
     def _term_hits(self, derivs, weights: dict[int, int], typo_off: set, restricted: bool, keep: set | None) -> dict[int, TermHit]:
         acc: dict[int, list] = {}  # iid -> [typos, occ set, exact occ set]
@@ -833,12 +891,37 @@ class _Plan:
         self.docs: dict[int, dict] = {}
         self.wcount: dict[int, dict[int, int]] = {}
         self.ctx: Context | None = None
-        # Every field searchable, none typo-disabled: hits are built on demand and the
-        # attribute weights are all 0 (see IndexEngine._weights).
-        self.restricted = True
-        self.weights: dict[int, int] = {}
+        self.weights: dict[int, int] = {}  # searched fid -> attribute weight
+        self.typo_off: set[int] = set()  # fids where typo derivations do not count
+        # The searched fields when not every occurrence counts (attributesToSearchOn, an
+        # explicit searchableAttributes list, typo-disabled attributes), else None.
+        self.view: _FieldView | None = None
+        # Per term, per derivation: (word, typos, exact, postings in the view, view key
+        # or None when those are the word's whole postings); per term, the view's key
+        # when one of its derivations is narrowed (cache keys), else None.
+        self.tpost: list[list[tuple]] = []
+        self.tsig: list[Any] = []
+        # The reference road (IndexEngine.reference_ranking, restricted searches only):
+        # every TermHit built up front, every rule compared through emitted details.
+        self.reference = False
         self.engine: "IndexEngine | None" = None
         self.built: set[int] = set()  # documents whose TermHits (every term) are built
+
+
+class _FieldView:
+    """The fields a restricted search matches in: `allowed` for the query words and their
+    prefixes, `allowed_typo` (without typo-disabled attributes) for typo derivations."""
+
+    __slots__ = ("allowed", "allowed_typo", "key", "outside", "outside_typo")
+
+    def __init__(self, weights: dict[int, int], typo_off: set[int]):
+        self.allowed = frozenset(weights)
+        self.allowed_typo = self.allowed - typo_off
+        self.key = (self.allowed, self.allowed_typo)
+        # Bit sets of the fids not searched (IndexEngine._fmask: a word with no bit
+        # here keeps its whole postings). Python ints: ~ gives infinitely many bits.
+        self.outside = ~sum(1 << f for f in self.allowed)
+        self.outside_typo = ~sum(1 << f for f in self.allowed_typo)
 
 
 # cost_from_distance for every distance up to where it stops growing.
@@ -868,15 +951,20 @@ class _BucketSort:
     - skipped when its key cannot differ inside the group (one bucket for `words`; no
       typo allowed; no adjacent query words for `proximity`);
     - `words` per bucket, `typo` from per-term "fewest typos" maps;
-    - with every field searchable (`plan.restricted` false): `proximity` on the raw
-      packed postings, `attribute` from per-word position-cost buckets (one bucket and
-      one word: the groups come straight out of set operations), `exactness` from the
-      exact words' postings (documents holding none form one group);
+    - `proximity` on the packed postings, `attribute` from per-word weight- and
+      position-cost buckets (one bucket and one word: the groups come straight out of
+      set operations), `exactness` from the exact words' postings (documents holding
+      none form one group). A restricted search (`plan.view`: attributesToSearchOn, an
+      explicit searchableAttributes list, typo-disabled attributes) uses each word's
+      postings in the searched fields: the word's own postings when it occurs in no
+      other field (IndexEngine._fmask), else a narrowed copy cached per field set;
     - sort rules from keys cached per index version, many groups ordered with a heap.
 
     The per-document matches (TermHit) are built only for the details that are emitted
     (or scored against rankingScoreThreshold), and the fast keys equal those derived
-    from the details (tests/test_devnode_speed_equivalence.py)."""
+    from the details (tests/test_devnode_speed_equivalence.py,
+    tests/test_devnode_restricted_equivalence.py against `plan.reference`, the road
+    that builds every TermHit up front and compares emitted details)."""
 
     def __init__(self, plan: _Plan, rules: list[tuple[str, Any]]):
         self.plan = plan
@@ -927,7 +1015,7 @@ class _BucketSort:
     def ensure_hits(self, iids) -> None:
         """Build the TermHits of `iids` (all terms) that are not built yet."""
         plan = self.plan
-        if plan.restricted or not plan.hits:
+        if plan.reference or not plan.hits:
             return
         built = plan.built
         missing = [i for i in iids if i not in built]
@@ -936,8 +1024,9 @@ class _BucketSort:
         keep = set(missing)
         built.update(keep)
         eng = plan.engine
+        narrowed = plan.view is not None
         for h, dv in zip(plan.hits, plan.derivs):
-            h.update(eng._term_hits(dv, plan.weights, set(), False, keep))
+            h.update(eng._term_hits(dv, plan.weights, plan.typo_off, narrowed, keep))
 
     # -------------------------------------------------------------- ordering
 
@@ -997,22 +1086,22 @@ class _BucketSort:
         if name == "typo":
             if all(t.max_typos == 0 for t in plan.terms):
                 return None  # typo count 0 of max 0 everywhere: score 1
-            if plan.restricted:
+            if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._typo_key_fn(r)
         if name == "proximity":
             bs = {bucket[i] for i in iids}
             if not any(self._has_pair(b) for b in bs):
                 return None  # no adjacent query words: score 1
-            if plan.restricted:
+            if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._proximity_key_fn(r, iids)
         if name == "attribute":
-            if plan.restricted:
+            if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._attribute_key_fn(r, iids)
         if name == "exactness":
-            if plan.restricted:
+            if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._exactness_key_fn(r, iids)
         return lambda iid: self.key(iid, r)
@@ -1033,14 +1122,12 @@ class _BucketSort:
 
     def _typo_key_fn(self, r: int) -> Callable[[int], Any]:
         plan = self.plan
-        post = plan.engine._post
         typo_of = self._typo_of
-        for ti, (t, dv) in enumerate(zip(plan.terms, plan.derivs)):
+        for ti, (t, tp) in enumerate(zip(plan.terms, plan.tpost)):
             if t.max_typos and ti not in typo_of:
                 # iid -> fewest typos among the derivations the document holds.
                 m: dict[int, int] = {}
-                for w, typos, _ in sorted(dv, key=lambda d: -d[1]):
-                    per = post.get(w)
+                for _, typos, _, per, _ in sorted(tp, key=lambda d: -d[1]):
                     if per:
                         m.update(dict.fromkeys(per, typos))
                 typo_of[ti] = m
@@ -1063,15 +1150,13 @@ class _BucketSort:
         return keyf
 
     def _proximity_key_fn(self, r: int, iids: list[int]) -> Callable[[int], Any]:
-        """Every field searchable: a term's occurrences are its derivations' postings."""
+        """A term's occurrences are its derivations' postings (in the searched fields)."""
         plan = self.plan
-        post = plan.engine._post
         group = set(iids)
         occ_of: list[dict[int, list[int]]] = []
-        for dv in plan.derivs:
+        for tp in plan.tpost:
             acc: dict[int, list[int]] = {}
-            for w, _, _ in dv:
-                per = post.get(w)
+            for _, _, _, per, _ in tp:
                 if not per:
                     continue
                 for iid in per.keys() & group:
@@ -1111,50 +1196,69 @@ class _BucketSort:
         return b if all(bucket[i] == b for i in iids) else None
 
     def _attribute_key_fn(self, r: int, iids: list[int]):
-        """Every field searchable: weights are all 0, only the position part varies.
-        A term's cost in a document is the smallest over its derivations: the documents
-        of each cost are united over the derivations, then assigned cheapest first."""
+        """The rule's two costs summed over the kept terms: a term's weight cost (the
+        smallest attribute weight among the fields it matches in; always 0 when every
+        field weighs the same) and its position cost (the smallest
+        cost_from_distance(|position - query position|)). Each is the smallest over the
+        term's derivations: the documents of each cost are united over the derivations,
+        then assigned cheapest first. One bucket and one term: the groups come straight
+        out of set operations."""
         plan = self.plan
         eng = plan.engine
-        post = eng._post
         memo = self._memo
         kept = plan.kept
         max_weight = plan.ctx.max_weight
-        assert max_weight == 0
+        weights = plan.weights
+        wsig = tuple(sorted(weights.items())) if max_weight else None
 
-        def key_of(b: int, cost: int):
-            mk = (r, b, cost)
+        def key_of(b: int, wcost: int, cost: int):
+            mk = (r, b, wcost, cost)
             k = memo.get(mk)
             if k is None:
-                ranks = ranking.attribute_ranks_from_costs(len(kept[b]), 0, cost, max_weight)
+                ranks = ranking.attribute_ranks_from_costs(len(kept[b]), wcost, cost, max_weight)
                 k = memo[mk] = -ranking.with_score(ranking.attribute_detail(*ranks))["score"]
             return k
 
         group = set(iids)
 
-        def by_cost(ti: int) -> list[tuple[int, set[int]]]:
+        def pos_cost_of(occs: list[int], qi: int) -> int:
+            return _pos_cost(occs, qi)
+
+        def weight_cost_of(occs: list[int], qi: int) -> int:
+            return min(weights[o >> POS_BITS] for o in occs)
+
+        def by_cost(ti: int, by_weight: bool = False) -> list[tuple[int, set[int]]]:
             """(cost, ids) cheapest first; ids may hold documents outside the group."""
             t = plan.terms[ti]
             qi = t.index
-            key = ("cost", t.word, t.max_typos, t.prefix, qi)
+            sig = plan.tsig[ti]
+            if by_weight:
+                key = ("wcost", t.word, t.max_typos, t.prefix, sig, wsig)
+                cost_of = weight_cost_of
+            else:
+                key = ("cost", t.word, t.max_typos, t.prefix, qi, sig)
+                cost_of = pos_cost_of
             got = eng._term_cache.get(key)
             if got is not None:
                 return got
             parts: dict[int, list] = {}
             whole = True  # every derivation costed for all its documents: cacheable
-            for w, _, _ in plan.derivs[ti]:
-                per = post.get(w)
+            for w, _, _, per, vkey in plan.tpost[ti]:
                 if not per:
                     continue
-                if (w, qi) in eng._poscost or len(per) <= 4 * len(group):
-                    for c, ids in eng._position_costs(w, qi):
+                if by_weight:
+                    for c, ids in eng._weight_costs(w, per, vkey, weights, wsig):
+                        parts.setdefault(c, []).append(ids)
+                    continue
+                if (w, qi, vkey) in eng._poscost or len(per) <= 4 * len(group):
+                    for c, ids in eng._position_costs(w, qi, per, vkey):
                         parts.setdefault(c, []).append(ids)
                     continue
                 # A big posting list and a small group: cost the group's documents only.
                 whole = False
                 mine: dict[int, list[int]] = {}
                 for iid in per.keys() & group:
-                    mine.setdefault(_pos_cost(per[iid], qi), []).append(iid)
+                    mine.setdefault(cost_of(per[iid], qi), []).append(iid)
                 for c, ids in mine.items():
                     parts.setdefault(c, []).append(ids)
             out = sorted((c, set().union(*lists)) for c, lists in parts.items())
@@ -1162,43 +1266,58 @@ class _BucketSort:
                 eng._cached(key, lambda: out)
             return out
 
-        b = self._one_bucket(iids)
-        if b is not None and len(kept[b]) == 1:
-            rest = set(group)
-            groups = []
-            for c, ids in by_cost(kept[b][0]):
-                g = rest & ids
+        def split(ids: set[int], cost_groups) -> list[tuple[int, set[int]]]:
+            """Partition `ids` by the cheapest cost group holding each."""
+            rest = set(ids)
+            out = []
+            for c, cids in cost_groups:
+                g = rest & cids
                 if g:
                     rest -= g
-                    groups.append((key_of(b, c), sorted(g)))
+                    out.append((c, g))
             assert not rest
-            return groups
-        costs: list[dict[int, int]] = []
+            return out
+
+        b = self._one_bucket(iids)
+        if b is not None and len(kept[b]) == 1:
+            ti = kept[b][0]
+            wgroups = split(group, by_cost(ti, True)) if max_weight else [(0, group)]
+            pos = by_cost(ti)
+            return [(key_of(b, wc, c), sorted(g)) for wc, wg in wgroups for c, g in split(wg, pos)]
         needed = set(kept[b]) if b is not None else {ti for kt in kept for ti in kt}
-        for ti in range(len(plan.terms)):
-            m: dict[int, int] = {}
-            if ti in needed:
-                for c, ids in reversed(by_cost(ti)):  # cheapest last: it wins
-                    m.update(dict.fromkeys(ids, c))
-            costs.append(m)
+
+        def cost_maps(by_weight: bool) -> list[dict[int, int]]:
+            maps: list[dict[int, int]] = []
+            for ti in range(len(plan.terms)):
+                m: dict[int, int] = {}
+                if ti in needed:
+                    for c, ids in reversed(by_cost(ti, by_weight)):  # cheapest last: it wins
+                        m.update(dict.fromkeys(ids, c))
+                maps.append(m)
+            return maps
+
+        costs = cost_maps(False)
+        wcosts = cost_maps(True) if max_weight else None
         bucket = plan.bucket
 
         def keyf(iid: int):
             b = bucket[iid]
             cost = 0
+            wcost = 0
             for ti in kept[b]:
                 cost += costs[ti][iid]
-            return key_of(b, cost)
+                if wcosts is not None:
+                    wcost += wcosts[ti][iid]
+            return key_of(b, wcost, cost)
 
         return keyf
 
     def _exactness_key_fn(self, r: int, iids: list[int]):
-        """Only the occurrences of the query words themselves matter (every field is
-        searchable, so they are the words' postings); in one bucket, the documents
-        holding none of them form one group."""
+        """Only the occurrences of the query words themselves matter (their postings in
+        the searched fields); in one bucket, the documents holding none of them form one
+        group."""
         plan = self.plan
-        post = plan.engine._post
-        exact_post = [post.get(t.word) or {} for t in plan.terms]
+        exact_post = [next((per for _, _, exact, per, _ in tp if exact), None) or {} for tp in plan.tpost]
         bucket = plan.bucket
         kept = plan.kept
         wcount = plan.wcount
