@@ -82,6 +82,22 @@ def test_every_succeeded_task_of_a_burst_survives(node):
     assert fresh > max(uids)  # a uid handed out before the crash is never reused
 
 
+def test_every_accepted_task_survives_kill_9_and_is_processed(node):
+    # Like Meilisearch's queue: a 202 means the task is on disk, finished or not.
+    url = node.url
+    with httpx.Client(base_url=url, timeout=10.0) as c:
+        uids = [
+            c.post("/indexes/acc/documents", json=[{"id": i, "n": i} for i in range(i * 50, i * 50 + 50)]).json()["taskUid"]
+            for i in range(20)
+        ]
+    node.kill()  # right after the last 202: most tasks are still enqueued
+    node.restart()
+    for u in uids:
+        assert wait_task(url, u, timeout=30)["status"] == "succeeded"
+    total = httpx.get(url + "/indexes/acc/documents", params={"limit": 0}).json()["total"]
+    assert total == 1000
+
+
 def test_torn_tail_of_task_log_is_dropped(node, tmp_path):
     write(node.url, "POST", "/indexes", json={"uid": "torn"})
     node.kill()

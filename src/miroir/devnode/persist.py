@@ -5,8 +5,11 @@ Layout of the data directory:
                      rename, fsync dir) after every batch that changed it. It embeds the
                      finished records of the tasks that produced it, so the index and
                      the proof that its tasks succeeded can never disagree.
-  tasks.log          append-only `[u32 length][u32 crc32][msgpack]` records of finished
-                     tasks (a later record for a uid wins) and of deleted task uids.
+  tasks.log          append-only `[u32 length][u32 crc32][msgpack]` records of tasks
+                     (a later record for a uid wins) and of deleted task uids. An
+                     enqueued task is appended, with its operation, and fsynced before
+                     the 202 answer (as Meilisearch persists its queue): a task a client
+                     saw accepted survives kill -9 and is processed after the restart.
   uids               high-water mark of reserved task uids, so that a task enqueued and
                      lost in a crash never sees its uid reused for another task.
 Write order per batch: index snapshots first, then the tasks log, then the in-memory
@@ -56,7 +59,7 @@ def _frame(record: dict) -> bytes:
 
 
 class Loaded(msgspec.Struct):
-    tasks: dict[int, dict]  # finished task views by uid
+    tasks: dict[int, dict]  # task views by uid (enqueued ones carry their "op" bytes)
     indexes: list[dict]  # snapshots: {"uid","createdAt","updatedAt","engine","tasks"}
     next_uid: int
 
@@ -84,7 +87,7 @@ class Store:
             snap = _dec.decode(path.read_bytes())
             for record in snap.get("tasks", ()):
                 if record["uid"] not in self._deleted:
-                    tasks[record["uid"]] = record
+                    tasks[record["uid"]] = record  # finished: replaces an enqueued record
             if snap.get("deleted"):
                 continue  # tombstone: its task is folded into the log below
             indexes.append(snap)
@@ -135,6 +138,10 @@ class Store:
         if upto > self.reserved:
             self.reserved = upto + UID_BLOCK
             atomic_write(self.uids_path, str(self.reserved).encode())
+
+    def append_enqueued(self, record: dict, op: bytes) -> None:
+        """Durably record an accepted task and its operation (before answering 202)."""
+        self.append_tasks([{**record, "op": op}])
 
     def write_index(self, uid: str, snapshot: bytes) -> None:
         atomic_write(self.index_dir / f"{uid}.idx", snapshot)

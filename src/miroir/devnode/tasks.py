@@ -116,6 +116,10 @@ Op = (
 )
 
 
+_op_encoder = msgspec.msgpack.Encoder()
+_op_decoder = msgspec.msgpack.Decoder(Op)
+
+
 class IndexEntry(msgspec.Struct):
     engine: Any  # IndexEngine
     created_at: str
@@ -159,6 +163,7 @@ class TaskQueue:
         # Held while a batch mutates engines in a worker thread, and by request handlers that
         # read engines; everything else (health, task polls, enqueues) runs without it.
         self.engine_lock = trio.Lock()
+        self._enqueue_lock = trio.Lock()
         self.processing_index: set[str] = set()
         self.last_update: str | None = None
         if store is not None:
@@ -166,7 +171,16 @@ class TaskQueue:
 
     def _restore(self, loaded: persist.Loaded) -> None:
         for uid in sorted(loaded.tasks):
-            rec = msgspec.convert(loaded.tasks[uid], TaskRecord)
+            raw = dict(loaded.tasks[uid])
+            op = raw.pop("op", None)
+            rec = msgspec.convert(raw, TaskRecord)
+            if rec.status in ("enqueued", "processing"):
+                if op is None:  # an old log without the operation: cannot be redone
+                    continue
+                # Accepted before the crash, not finished: processed again, in uid order.
+                rec.status, rec.started_at, rec.batch_uid = "enqueued", None, None
+                self._ops[uid] = _op_decoder.decode(op)
+                self._queue.append(uid)
             self.tasks[uid] = rec
             if rec.batch_uid is not None:
                 self._next_batch = max(self._next_batch, rec.batch_uid + 1)
@@ -179,6 +193,21 @@ class TaskQueue:
     # -- enqueueing (called by request handlers) --------------------------------------
 
     async def enqueue(self, type_: str, index_uid: str | None, op: Op, details: dict | None) -> TaskRecord:
+        if self.store is None:
+            return self._enqueue(type_, index_uid, op, details)
+        # One at a time: uids reach the log and the queue in order, and the answer waits
+        # until the task (with its operation) is on disk.
+        async with self._enqueue_lock:
+            rec = self._enqueue(type_, index_uid, op, details, queued=False)
+            view, blob = rec.view(), _op_encoder.encode(op)
+            await trio.to_thread.run_sync(self.store.append_enqueued, view, blob)
+            self._queue.append(rec.uid)
+            self._wake.set()
+            return rec
+
+    def _enqueue(
+        self, type_: str, index_uid: str | None, op: Op, details: dict | None, *, queued: bool = True
+    ) -> TaskRecord:
         uid = self._next_uid
         self._next_uid += 1
         if self.store is not None and uid + 1 > self.store.reserved:
@@ -192,8 +221,9 @@ class TaskQueue:
         )
         self.tasks[uid] = rec
         self._ops[uid] = op
-        self._queue.append(uid)
-        self._wake.set()
+        if queued:
+            self._queue.append(uid)
+            self._wake.set()
         return rec
 
     def matching(self, query: taskquery.TaskQuery) -> list[int]:
