@@ -147,13 +147,18 @@ def test_rf2_node_sigkill_during_searches_and_writes(tmp_path):
         n2 = topology_nodes(c.url)["n2"]
         assert not stream.write_errors, stream.write_errors[:5]
         for uid, (task, _) in list(stream.acked.items()):
-            assert wait_task(c.url, task, timeout=30)["status"] == "succeeded", uid
+            view = wait_task(c.url, task, timeout=30)
+            assert view["status"] == "succeeded", f"{uid}: {json.dumps(view)}"
         expected = stream.expected(base, present_ids(c, "books"))
         counts = check_copies(c, "books", expected, S)
         # While down: never readable, health down, repair state held or backlog.
         assert all(not readable for h, _, readable in seen_states if h == "down"), seen_states
         assert {r for h, r, _ in seen_states if h == "down"} <= {"held", "backlog"}, seen_states
         assert n2["repair"]["replayedOps"] >= backlog_while_down
+        # Writes went on while n2 was down: the backlog was visible, and is empty once replayed.
+        assert backlog_while_down > 0
+        assert n2["repair"]["state"] == "ok" and n2["repair"]["backlogOps"] == 0, n2["repair"]
+        assert n2["health"]["state"] == "up" and n2["readable"] and n2["state"] == "active", n2
         held = assignment(c, S)
         print(
             f"\nsearches={stream.searches} search_failures={len(stream.search_failures)} "
@@ -256,6 +261,9 @@ def test_sigstopped_node_does_not_hold_writes(tmp_path):
         for _, (task, _) in stream.acked.items():
             assert wait_task(c.url, task, timeout=30)["status"] == "succeeded"
         counts = check_copies(c, "books", stream.expected(base, set()), S)
+        n1_view = topology_nodes(c.url)["n1"]
+        assert n1_view["repair"]["backlogOps"] == 0 and n1_view["repair"]["replayedOps"] >= backlog, n1_view
+        assert n1_view["health"]["state"] == "up" and n1_view["readable"], n1_view
         bound = c.config.scatter.node_timeout_ms / 1000 + 8.0
         print(
             f"\nsearches={stream.searches} search_failures={len(stream.search_failures)} "
@@ -363,9 +371,46 @@ def test_miroir_sigkill_mid_write_stream(tmp_path):
                 expected.update(w.expected({}, present))
             counts = check_copies(c, "books", expected, S)
             in_flight = sum(len(w.refused) for w in writers)  # outcome unknown: in flight at the kill
+            # Every acknowledged task is listed by GET /tasks, and new uids continue above
+            # every uid handed out before the kill (the counter is journaled before a 202).
+            acked_uids = sorted(task for w in writers for task, _ in w.acked.values())
+            listed: set[int] = set()
+            with httpx.Client(base_url=url, timeout=30) as http:
+                for k in range(0, len(acked_uids), 200):
+                    chunk = acked_uids[k : k + 200]
+                    r = http.get("/tasks", params={"uids": ",".join(map(str, chunk)), "limit": 1000})
+                    assert r.status_code == 200, r.text
+                    listed |= {t["uid"] for t in r.json()["results"] if t["status"] == "succeeded"}
+                assert listed == set(acked_uids), sorted(set(acked_uids) - listed)[:10]
+                r = http.post("/indexes/books/documents", json=[{"id": 1, "title": "after the kill"}])
+                assert r.status_code == 202, r.text
+                first_after = r.json()["taskUid"]
+            assert first_after > acked_uids[-1], (first_after, acked_uids[-1])
+            assert wait_task(url, first_after, timeout=30)["status"] == "succeeded"
+
+            # kill -9 right after one acknowledged write: listed, succeeds, uids go on.
+            with httpx.Client(base_url=url, timeout=30) as http:
+                r = http.post("/indexes/books/documents", json=[{"id": 2, "title": "acked then killed"}])
+            assert r.status_code == 202, r.text
+            last_acked = r.json()["taskUid"]
+            procs[-1].kill()
+            procs.append(MiroirProcess(cfg))
+            url = procs[-1].wait_ready()
+            with httpx.Client(base_url=url, timeout=30) as http:
+                r = http.get("/tasks", params={"indexUids": "books", "limit": 5})
+                assert r.status_code == 200 and r.json()["results"][0]["uid"] == last_acked, r.text
+                assert wait_task(url, last_acked, timeout=30)["status"] == "succeeded"
+                r = http.post("/indexes/books/documents", json=[{"id": 3, "title": "after the second kill"}])
+                assert r.status_code == 202, r.text
+                next_uid = r.json()["taskUid"]
+                assert next_uid > last_acked, (next_uid, last_acked)
+                assert wait_task(url, next_uid, timeout=30)["status"] == "succeeded"
+                assert http.get("/indexes/books/documents/2").json()["title"] == "acked then killed"
             print(
                 f"\nwrites_acked={acked_before} tasks_succeeded_after_restart={succeeded} "
-                f"unacked_in_flight={in_flight} documents_verified={sum(counts.values())} per_node={counts}"
+                f"unacked_in_flight={in_flight} documents_verified={sum(counts.values())} per_node={counts} "
+                f"max_acked_uid={acked_uids[-1]} first_uid_after_restart={first_after} "
+                f"acked_then_killed_uid={last_acked} next_uid={next_uid}"
             )
             assert acked_before > 0
         finally:
