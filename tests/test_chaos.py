@@ -196,6 +196,12 @@ def test_rf1_dead_node_refuses_only_its_shards(tmp_path):
                     accepted += 1
         # Nothing was taken by anyone for the refused writes: nothing to hand off.
         assert topology_nodes(c.url)["n1"]["repair"]["backlogOps"] == 0
+        # Not ready while shards have no reachable owner; the answer names them.
+        ready = httpx.get(c.url + "/_miroir/ready", timeout=10)
+        assert ready.status_code == 503 and ready.json()["code"] == "miroir_not_ready", ready.text
+        assert ", ".join(map(str, sorted(held))) in ready.json()["message"]
+        c.node("n1").restart()
+        wait_until(lambda: httpx.get(c.url + "/_miroir/ready", timeout=10).status_code == 200, what="ready again")
         print(f"\nwrites_refused_503={refused} writes_acked={accepted} dead_node_shards={sorted(held)}")
         assert refused and accepted
 
