@@ -87,6 +87,7 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
     from hypercorn.utils import wrap_app
 
     from miroir.api import app as app_mod
+    from miroir.api.fast import wrap as fast_path
     from miroir.api.context import Miroir
     from miroir.daemon import _hypercorn_config, bind_socket
     from miroir.engine.cluster import Cluster
@@ -119,7 +120,8 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
             sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
             await root.start(
                 lambda task_status: worker_serve(
-                    wrap_app(app, hc.wsgi_max_body_size, "asgi"),
+                    # As the daemon serves it: the search fast path in front of Quart.
+                    wrap_app(fast_path(app, ctx), hc.wsgi_max_body_size, "asgi"),
                     hc,
                     sockets=sockets,
                     shutdown_trigger=stop.wait,

@@ -30,6 +30,7 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from miroir.api.app import create_app
+from miroir.api.fast import wrap as fast_path
 from miroir.api.context import Miroir
 from miroir.config import Config, parse_bind
 from miroir.engine.cluster import Cluster
@@ -133,7 +134,8 @@ async def _serve_http(
 
     Takes responsibility for closing `sock` (hypercorn's listeners close it).
     """
-    app = create_app(ctx)
+    # The search route is answered by an ASGI fast path in front of Quart (issue 8).
+    app = fast_path(create_app(ctx), ctx)
     hc = _hypercorn_config(ctx.config)
     sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     try:

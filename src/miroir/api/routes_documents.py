@@ -27,15 +27,21 @@ def _answer(result: writes.WriteResult) -> Response:
     return accepted(result.task, {DEGRADED_HEADER: result.degraded} if result.degraded else None)
 
 
-async def _write(uid: str, *, partial: bool) -> Response:
-    body = await body_bytes()
+async def _batch(uid: str) -> tuple[list[dict], bool]:
+    """The decoded documents of a write and whether they are flat (see
+    `writes.decode_batch_flat`); the raw body is not kept past the decode."""
+    body = await body_bytes(cache=False)
     checked_uid(uid)
     for name in request.args:
         if name not in _WRITE_PARAMS:
             raise unknown_param(name, _WRITE_PARAMS)
-    docs = writes.decode_batch(body, request.headers.get("Content-Type"), request.args.get("csvDelimiter"))
+    return writes.decode_batch_flat(body, request.headers.get("Content-Type"), request.args.get("csvDelimiter"))
+
+
+async def _write(uid: str, *, partial: bool) -> Response:
+    docs, flat = await _batch(uid)
     result = await writes.add_documents(
-        current_cluster(), uid, docs, primary_key=request.args.get("primaryKey"), partial=partial
+        current_cluster(), uid, docs, primary_key=request.args.get("primaryKey"), partial=partial, flat=flat
     )
     return _answer(result)
 

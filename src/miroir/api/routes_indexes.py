@@ -17,11 +17,14 @@ bp = Blueprint("indexes", __name__)
 JSON_ONLY = "`application/json`"
 
 
-async def body_bytes() -> bytes:
+async def body_bytes(*, cache: bool = True) -> bytes:
     """Read the whole request body. Handlers that take a body call this FIRST: answering
     an error without consuming the body stalls the next request of the keep-alive
-    connection (hypercorn h11), so validation must come after the read."""
-    data = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    connection (hypercorn h11), so validation must come after the read.
+
+    `cache=False` drops Quart's own buffer once the bytes are returned (big document
+    batches: the body is not held twice); a later read then gets an empty body."""
+    data = await request.get_data(cache=cache, as_text=False, parse_form_data=False)
     assert isinstance(data, bytes)
     return data
 

@@ -36,21 +36,44 @@ class Routed(msgspec.Struct):
     shards: list[int]  # the shards the batch touches, sorted
 
 
+def document_shards(docs: Sequence[dict], primary_key: str, shards: int) -> list[int]:
+    """Validate every document and return its shard, in order; the documents are not
+    modified. Raises the first problem (missing/invalid id, reserved field).
+
+    Field names are checked once per batch, not once per document: a document whose
+    names were all seen before (the common case) costs one set comparison.
+    """
+    checked: set[str] = set()
+    out: list[int] = []
+    append = out.append
+    for doc in docs:
+        if not doc.keys() <= checked:
+            for field in doc:
+                if field.startswith(RESERVED_PREFIX):
+                    raise reserved_field(field, doc)
+            checked.update(doc)
+        append(shard_for_key(document_id(doc, primary_key), shards))
+    return out
+
+
+def inject_shards(docs: Sequence[dict], doc_shards: Sequence[int]) -> list[tuple[int, dict]]:
+    """Add `_miroir_shard` to each (validated) document IN PLACE; (shard, document) pairs.
+
+    The write path owns the decoded batch, so it injects rather than copies (a 50 MB batch
+    would otherwise live twice); call it only once nothing needs the documents as sent.
+    """
+    for doc, shard in zip(docs, doc_shards):
+        doc[SHARD_FIELD] = shard
+    return list(zip(doc_shards, docs))
+
+
 def shard_documents(docs: Sequence[dict], primary_key: str, shards: int) -> list[tuple[int, dict]]:
     """Validate every document and return (shard, document with `_miroir_shard`) in order.
 
     Raises the first problem (missing/invalid id, reserved field) for the whole batch.
-    The input documents are not modified.
+    The input documents are not modified (see `inject_shards` for the in-place variant).
     """
-    out: list[tuple[int, dict]] = []
-    for doc in docs:
-        for field in doc:
-            if field.startswith(RESERVED_PREFIX):
-                raise reserved_field(field, doc)
-        key = document_id(doc, primary_key)
-        shard = shard_for_key(key, shards)
-        out.append((shard, {**doc, SHARD_FIELD: shard}))
-    return out
+    return [(s, {**doc, SHARD_FIELD: s}) for doc, s in zip(docs, document_shards(docs, primary_key, shards))]
 
 
 def shard_ids(ids: Iterable[Any], shards: int) -> list[tuple[int, Any]]:

@@ -48,6 +48,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import count, islice, repeat
+from operator import itemgetter, neg
 from typing import Any
 
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
@@ -58,6 +59,7 @@ from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from 
 DETAILS = "_rankingScoreDetails"
 SCORE = "_rankingScore"
 _EMPTY: dict = {}
+_LAST = itemgetter(-1)  # the hit of a merge entry
 
 HitKey = Callable[[dict], tuple]
 
@@ -65,24 +67,27 @@ HitKey = Callable[[dict], tuple]
 # ---------------------------------------------------------------- hit keys
 
 
-def _asc(v: Any) -> tuple:
-    # Fast paths for the common scalar cases; same result as sort_key(v, True).
-    t = type(v)
-    if t is int or t is float:
-        return (0, v)
-    if t is str:
-        return (1, v.lower())
-    return sort_key(v, True)
+def _rev(s: str) -> tuple:
+    """A key ordering strings in reverse, compared in C (no Python-level ``__lt__``).
+
+    Negated code points reverse the order of the first differing character; the final
+    ``1`` (above every negated code point) puts a longer string before its own prefix.
+    """
+    return (*map(neg, map(ord, s)), 1)
 
 
-def _desc(v: Any) -> tuple:
-    # Same result as sort_key(v, False); its string wrapper must be the shared one.
-    t = type(v)
-    if t is int or t is float:
-        return (0, -v)
-    if t is str:
-        return (1, _Reversed(v.lower()))
-    return sort_key(v, False)
+def _pair(v: Any, ascending: bool) -> tuple:
+    """``sortvalue.sort_key`` as exactly two components, reversed strings as ``_rev``.
+
+    Keys are flat tuples, two components per criterion (kind, value), so they compare in
+    C; a missing value is ``(2, 0)``, which ties with another missing value as before.
+    """
+    k = sort_key(v, ascending)
+    if len(k) == 1:
+        return (k[0], 0)
+    if isinstance(k[1], _Reversed):
+        return (1, _rev(k[1].s))
+    return k
 
 
 def _fallback(h: dict, d: dict, attr: str, details_key: str) -> Any:
@@ -95,71 +100,108 @@ def _fallback(h: dict, d: dict, attr: str, details_key: str) -> Any:
     return v
 
 
-def _component_sources(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast: bool) -> list[str]:
-    """Source of each key component; ``fast`` assumes every field and detail is present."""
+def _value_code(j: int, read: str, ascending: bool) -> list[str]:
+    """Statements setting ``aJ, bJ`` (kind, value) for one sort criterion, inline for the
+    common scalar cases (same result as ``_pair``)."""
+    num = "v" if ascending else "-v"
+    text = "v.lower()" if ascending else "_rev(v.lower())"
+    return [
+        f"v = {read}",
+        "t = type(v)",
+        f"if t is int or t is float: a{j} = 0; b{j} = {num}",
+        f"elif t is str: a{j} = 1; b{j} = {text}",
+        f"else: a{j}, b{j} = _pair(v, {ascending!r})",
+    ]
+
+
+def _key_body(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast: bool) -> tuple[list[str], list[str]]:
+    """(statements, key components); ``fast`` assumes every field and detail is present."""
+    stmts: list[str] = []
     parts: list[str] = []
 
-    def field(attr: str, details_key: str, ascending: bool) -> str:
-        conv = "_asc" if ascending else "_desc"
+    def field(attr: str, details_key: str, ascending: bool) -> None:
+        j = len(parts)
         if fast and "." not in attr:
-            return f"{conv}(h[{attr!r}])"
-        return f"{conv}(h[{attr!r}] if {attr!r} in h else _fallback(h, d, {attr!r}, {details_key!r}))"
+            read = f"h[{attr!r}]"
+        else:
+            read = f"h[{attr!r}] if {attr!r} in h else _fallback(h, d, {attr!r}, {details_key!r})"
+        stmts.extend(_value_code(j, read, ascending))
+        parts.extend([f"a{j}", f"b{j}"])
 
     for rule in ranking_rules:
         if rule == "sort":
             for criterion in sort or ():
                 attr, asc = parse_sort_criterion(criterion)
                 if attr.startswith("_geoPoint("):
-                    parts.append(f"{'_asc' if asc else '_desc'}(h.get('_geoDistance', _MISSING))")
+                    j = len(parts)
+                    stmts.extend(_value_code(j, "h.get('_geoDistance', _MISSING)", asc))
+                    parts.extend([f"a{j}", f"b{j}"])
                 else:
-                    parts.append(field(attr, criterion, asc))
+                    field(attr, criterion, asc)
             continue
         cr = custom_rule(rule)
         if cr is None:
             parts.append(f"-d[{rule!r}]['score']" if fast else f"-(d.get({rule!r}) or _EMPTY).get('score', 0.0)")
         else:
-            parts.append(field(cr[0], rule, cr[1]))
-    return parts
+            field(cr[0], rule, cr[1])
+    return stmts, parts
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled_key(ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_only: bool) -> HitKey:
-    # The key runs once per merged hit, so it is generated as flat code: a closure per
-    # rule costs about three times as much. The fast variant uses plain subscripts and
-    # falls back to the careful one when a field or detail is absent. Names from the
-    # request only enter the source as repr() literals.
-    env = {"_asc": _asc, "_desc": _desc, "_fallback": _fallback, "_EMPTY": _EMPTY, "_MISSING": MISSING}
+def _compiled(ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_only: bool) -> tuple[HitKey, Callable]:
+    """(key, entry): ``key(h)`` is the hit's comparison key; ``entry(h, i, r)`` is the same
+    tuple extended with the tie-break (node position ``i``, rank ``r``) and the hit, the
+    one object per hit the k-way merge needs."""
+    # The key runs once per merged hit, so it is generated as flat code returning a flat
+    # tuple of numbers and strings (compared in C): a closure per rule costs about three
+    # times as much, nested tuples and a Python-level reversed-string class more again.
+    # The fast variant uses plain subscripts and falls back to the careful one when a
+    # field or detail is absent. Names from the request only enter the source as repr()
+    # literals.
+    env = {"_pair": _pair, "_rev": _rev, "_fallback": _fallback, "_EMPTY": _EMPTY, "_MISSING": MISSING}
     if by_score_only:
-        src = f"def key(h):\n    return (-(h.get({SCORE!r}) or 0.0),)\n"
-    else:
-        fast = _component_sources(ranking_rules, sort, fast=True) + [f"-h[{SCORE!r}]"]
-        safe = _component_sources(ranking_rules, sort, fast=False) + [f"-(h.get({SCORE!r}) or 0.0)"]
         src = (
-            "def key(h):\n"
-            "    try:\n"
-            f"        d = h[{DETAILS!r}]\n"
-            "        return (" + ", ".join(fast) + ",)\n"
-            "    except (KeyError, TypeError):\n"
-            f"        d = h.get({DETAILS!r}) or _EMPTY\n"
-            "        return (" + ", ".join(safe) + ",)\n"
+            f"def key(h):\n    return (-(h.get({SCORE!r}) or 0.0),)\n"
+            f"def entry(h, i, r):\n    return (-(h.get({SCORE!r}) or 0.0), i, r, h)\n"
         )
+    else:
+        fast_stmts, fast = _key_body(ranking_rules, sort, fast=True)
+        safe_stmts, safe = _key_body(ranking_rules, sort, fast=False)
+        fast.append(f"-h[{SCORE!r}]")
+        safe.append(f"-(h.get({SCORE!r}) or 0.0)")
+
+        def function(name: str, args: str, tail: str) -> list[str]:
+            lines = [f"def {name}({args}):", "    try:", f"        d = h[{DETAILS!r}]"]
+            lines += ["        " + x for x in fast_stmts]
+            lines += ["        return (" + ", ".join(fast) + tail + ")"]
+            lines += ["    except (KeyError, TypeError):", f"        d = h.get({DETAILS!r}) or _EMPTY"]
+            lines += ["        " + x for x in safe_stmts]
+            lines += ["        return (" + ", ".join(safe) + tail + ")"]
+            return lines
+
+        src = "\n".join(function("key", "h", ",") + function("entry", "h, i, r", ", i, r, h")) + "\n"
     exec(compile(src, "<miroir hit key>", "exec"), env)
-    return env["key"]
+    return env["key"], env["entry"]
 
 
 def hit_key_function(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, by_score_only: bool = False) -> HitKey:
     """hit -> comparison key (smaller first), per the module docstring's steps 1–2."""
-    return _compiled_key(tuple(ranking_rules), tuple(sort or ()), by_score_only)
+    return _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[0]
 
 
-def merged_hits(node_hits: Sequence[list[dict]], key: HitKey) -> Iterable[dict]:
+def merged_hits(
+    node_hits: Sequence[list[dict]], ranking_rules: Sequence[str], sort: Sequence[str] | None, *, by_score_only: bool = False
+) -> Iterable[dict]:
     """The hits of all nodes in merged order, lazily: keys are computed once, on demand.
 
-    Entries are (key, node position, rank on node, hit); the first three are unique
-    together, so the comparison never reaches the hit dicts.
+    Entries are (key..., node position, rank on node, hit); the tie-break makes every
+    entry unique before the hit, so the comparison never reaches the hit dicts.
     """
-    streams = [zip(map(key, hits), repeat(i), count(), hits) for i, hits in enumerate(node_hits)]
-    return (entry[3] for entry in heapq.merge(*streams))
+    entry = _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[1]
+    streams = [map(entry, hits, repeat(i), count()) for i, hits in enumerate(node_hits)]
+    if len(streams) == 1:
+        return map(_LAST, streams[0])
+    return map(_LAST, heapq.merge(*streams))
 
 
 # ---------------------------------------------------------------- distinct
@@ -278,17 +320,30 @@ def merge_search(
     if max_total_hits is not None:
         offset = min(offset, max_total_hits)
         limit = min(limit, max_total_hits - offset)
-    key = hit_key_function(ranking_rules, req.sort, by_score_only=req.hybrid is not None or req.vector is not None)
     distinct = req.distinct or distinct_attribute
-    ordered = merged_hits([r.get("hits") or [] for r in node_responses], key)
+    ordered = merged_hits(
+        [r.get("hits") or [] for r in node_responses],
+        ranking_rules,
+        req.sort,
+        by_score_only=req.hybrid is not None or req.vector is not None,
+    )
     page = _take(ordered, offset + limit, distinct)[offset:]
-    for h in page:
-        clean_hit(
-            h,
-            keep_score=req.show_ranking_score,
-            keep_details=req.show_ranking_score_details,
-            added_fields=added_fields,
-        )
+    keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
+    if added_fields:
+        for h in page:
+            clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields)
+    else:  # the common case, inline: what clean_hit does without added fields
+        for h in page:
+            for k in MIROIR_FIELDS:
+                h.pop(k, None)
+            if not keep_score:
+                h.pop(SCORE, None)
+            if not keep_details:
+                h.pop(DETAILS, None)
+            formatted = h.get("_formatted")
+            if formatted is not None and type(formatted) is dict:
+                for k in MIROIR_FIELDS:
+                    formatted.pop(k, None)
 
     out: dict[str, Any] = {"hits": page, "query": req.q or "", "processingTimeMs": processing_time_ms}
     if req.page_mode:

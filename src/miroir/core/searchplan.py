@@ -184,7 +184,15 @@ def _translate(err: msgspec.ValidationError, raw: dict) -> MeiliError:
 
 
 def decode_search_request(body: bytes) -> SearchRequest:
-    """POST /search body -> SearchRequest, or the MeiliError Meilisearch would answer."""
+    """POST /search body -> SearchRequest, or the MeiliError Meilisearch would answer.
+
+    A valid body is decoded straight into the Struct (one pass); any failure takes the
+    careful path below, which reports it as Meilisearch does.
+    """
+    try:
+        return _search_request_decoder.decode(body)
+    except msgspec.DecodeError:  # ValidationError included
+        pass
     if not body.strip():
         raise MeiliError("missing_payload", "A json payload is missing.")
     try:
@@ -194,6 +202,9 @@ def decode_search_request(body: bytes) -> SearchRequest:
     if not isinstance(raw, dict):
         raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(raw)}: `{_compact(raw)}`")
     return search_request_from_dict(raw)
+
+
+_search_request_decoder = msgspec.json.Decoder(SearchRequest)
 
 
 def search_request_from_dict(raw: dict) -> SearchRequest:
@@ -387,11 +398,25 @@ def plan_subquery(
     if added:
         body["attributesToRetrieve"] = list(req.attributes_to_retrieve or ()) + sorted(added)
     if shards_for_node is not None:
-        combined = and_filters(req.filter, shard_filter(sorted(shards_for_node)))
-        if combined is None:
-            body.pop("filter", None)
-        else:
-            body["filter"] = combined
+        return subquery_for_shards(body, req.filter, shards_for_node)
+    return body
+
+
+def subquery_for_shards(base: dict, client_filter: Any, shards_for_node: list[int] | None) -> dict:
+    """A node's body from the body planned once for every node (``shards_for_node=None``).
+
+    Same result as ``plan_subquery(..., shards_for_node=shards_for_node)``; the search
+    path plans once per request and only adds each node's shard filter (a shallow copy:
+    the base's nested values are shared and must not be modified).
+    """
+    if shards_for_node is None:
+        return base
+    body = dict(base)
+    combined = and_filters(client_filter, shard_filter(sorted(shards_for_node)))
+    if combined is None:
+        body.pop("filter", None)
+    else:
+        body["filter"] = combined
     return body
 
 

@@ -37,6 +37,7 @@ from miroir.core.searchplan import (
     plan_document_windows,
     plan_subquery,
     retrieval_additions,
+    subquery_for_shards,
     search_request_from_dict,
 )
 from miroir.engine import fields
@@ -68,18 +69,62 @@ def index_meta(cluster: Any, uid: str) -> IndexMeta:
 
 
 async def _settings(cluster: Any, uid: str) -> dict:
-    from miroir.engine.settings import index_settings  # engineer H7b's module
-
-    out = index_settings(cluster, uid)
+    out = _index_settings(cluster, uid)
     if inspect.isawaitable(out):
         out = await out
     return out or {}
+
+
+def _index_settings(cluster: Any, uid: str) -> Any:
+    from miroir.engine.settings import index_settings  # engineer H7b's module
+
+    return index_settings(cluster, uid)
 
 
 def _faceting(settings: Mapping) -> tuple[int, dict]:
     faceting = settings.get("faceting") or {}
     max_values = faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET)
     return int(max_values), dict(faceting.get("sortFacetValuesBy") or {"*": "alpha"})
+
+
+class _SearchSettings:
+    """What a search reads from an index's settings, derived once per settings object.
+
+    The journal's settings dict of an index is replaced (never modified) when settings
+    change, so the derived values are cached by the dict's identity (the dict itself is
+    kept, so its id cannot be reused while cached).
+    """
+
+    __slots__ = ("settings", "ranking_rules", "distinct_attribute", "max_values", "sort_values_by",
+                 "max_total_hits", "filterable")
+
+    def __init__(self, settings: Mapping):
+        self.settings = settings
+        self.ranking_rules = list(settings.get("rankingRules") or ())
+        self.distinct_attribute = settings.get("distinctAttribute")
+        self.max_values, self.sort_values_by = _faceting(settings)
+        self.max_total_hits = (settings.get("pagination") or {}).get("maxTotalHits")
+        self.filterable: dict[str, bool] = {}
+
+    def is_filterable(self, attr: str) -> bool:
+        known = self.filterable.get(attr)
+        if known is None:
+            known = self.filterable[attr] = _is_filterable(self.settings, attr)
+        return known
+
+
+_SEARCH_SETTINGS_CACHE_MAX = 256
+_search_settings: dict[int, _SearchSettings] = {}
+
+
+def _search_settings_of(settings: Mapping) -> _SearchSettings:
+    cached = _search_settings.get(id(settings))
+    if cached is not None and cached.settings is settings:
+        return cached
+    if len(_search_settings) >= _SEARCH_SETTINGS_CACHE_MAX:
+        _search_settings.clear()
+    cached = _search_settings[id(settings)] = _SearchSettings(settings)
+    return cached
 
 
 def pinned_shards(filter_value: Any, meta: IndexMeta) -> list[int] | None:
@@ -101,6 +146,19 @@ def pinned_shards(filter_value: Any, meta: IndexMeta) -> list[int] | None:
 
 def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
+
+
+def _results(g: Gathered) -> list[Any]:
+    """The answers of a scatter, handed over: `g` no longer references them.
+
+    The scatter's nested tasks keep `g` in a reference cycle that only the cyclic
+    garbage collector frees; the (large) node answers must not wait for it, so they are
+    released by reference counting as soon as the caller drops them (issue 8: otherwise
+    every search's decoded answers were promoted to older GC generations).
+    """
+    out = g.results
+    g.parts.clear()
+    return out
 
 
 def _degraded(cluster: Any, g: Gathered, uid: str) -> Headers:
@@ -125,45 +183,51 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     """One search over every shard of `uid`, answered like one node holding them all."""
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
-    settings = await _settings(cluster, uid)
-    ranking_rules = list(settings.get("rankingRules") or ())
-    distinct_attribute = settings.get("distinctAttribute")
-    max_values, sort_values_by = _faceting(settings)
-    max_total_hits = (settings.get("pagination") or {}).get("maxTotalHits")
+    settings = _index_settings(cluster, uid)
+    if inspect.isawaitable(settings):
+        settings = await settings
+    ss = _search_settings_of(settings or {})
+    ranking_rules = ss.ranking_rules
+    distinct_attribute = ss.distinct_attribute
+    max_total_hits = ss.max_total_hits
     details = needs_ranking_details(req)
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
-    count_distinct = bool(distinct) and req.ranking_score_threshold is None and _is_filterable(settings, distinct)
+    count_distinct = bool(distinct) and req.ranking_score_threshold is None and ss.is_filterable(distinct)
     sub_req = req
     search_on = fields.search_on(cluster, uid, req.attributes_to_search_on)  # never `_miroir_*`
     if search_on is not None:
         sub_req = msgspec.structs.replace(req, attributes_to_search_on=search_on)
     if count_distinct and distinct not in (req.facets or ()):
         sub_req = msgspec.structs.replace(sub_req, facets=[*(req.facets or ()), distinct])
+    # Planned once; each node only adds its shard filter (subquery_for_shards).
+    base = plan_subquery(
+        sub_req,
+        shards_for_node=None,
+        distinct_attribute=distinct_attribute,
+        facet_values_limit=ss.max_values,
+        needs_details=details,
+        ranking_rules=ranking_rules,
+    )
+    client_filter = sub_req.filter
+    path = f"/indexes/{uid}/search"
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
-        body = plan_subquery(
-            sub_req,
-            shards_for_node=shards,
-            distinct_attribute=distinct_attribute,
-            facet_values_limit=max_values,
-            needs_details=details,
-            ranking_rules=ranking_rules,
-        )
-        return await client.call("POST", f"/indexes/{uid}/search", json=body, timeout_s=timeout_s)
+        body = subquery_for_shards(base, client_filter, shards)
+        return await client.call("POST", path, json=body, timeout_s=timeout_s)
 
     gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
     headers = _degraded(cluster, gathered, uid)
-    responses = gathered.results
+    responses = _results(gathered)
     distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
     answer = merge_search(
         req,
         ranking_rules=ranking_rules,
         node_responses=responses,
         distinct_attribute=distinct_attribute,
-        max_values_per_facet=max_values,
-        sort_facet_values_by=sort_values_by,
+        max_values_per_facet=ss.max_values,
+        sort_facet_values_by=ss.sort_values_by,
         processing_time_ms=_elapsed_ms(started),
         added_fields=retrieval_additions(req, distinct_attribute=distinct_attribute, ranking_rules=ranking_rules),
         max_total_hits=max_total_hits,
@@ -420,7 +484,7 @@ async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers
     headers = _degraded(cluster, gathered, uid)
     name = body.get("facetName")
     answer = merge_facet_search(
-        gathered.results,
+        _results(gathered),
         facet_query=body.get("facetQuery"),
         order=facet_order(sort_values_by, name if isinstance(name, str) else ""),
         max_values=max_values,
@@ -526,7 +590,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
     if offset + limit <= DOCUMENTS_ONE_ROUND_MAX:
         g = await scatter(cluster, meta, sender(None, offset + limit), shards=shards, per_shard=True)
         headers_list.append(_degraded(cluster, g, uid))
-        by_shard = {p["_shard"]: p for p in g.results}
+        by_shard = {p["_shard"]: p for p in _results(g)}
         pages = [
             {"results": by_shard[s].get("results") or [], "offset": 0, "total": by_shard[s].get("total", 0)}
             for s in sorted(by_shard)
@@ -535,7 +599,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         # Round 1: each shard's total; round 2: only the windows the page overlaps.
         g = await scatter(cluster, meta, sender(None, 0), shards=shards, per_shard=True)
         headers_list.append(_degraded(cluster, g, uid))
-        totals = {p["_shard"]: p.get("total", 0) for p in g.results}
+        totals = {p["_shard"]: p.get("total", 0) for p in _results(g)}
         ordered = sorted(totals)
         wanted = plan_document_windows([totals[s] for s in ordered], offset=offset, limit=limit)
         windows = {ordered[i]: (off, lim) for i, off, lim in wanted}
@@ -543,7 +607,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         if windows:
             g2 = await scatter(cluster, meta, sender(windows, 0), shards=list(windows), per_shard=True)
             headers_list.append(_degraded(cluster, g2, uid))
-            fetched = {p["_shard"]: p for p in g2.results}
+            fetched = {p["_shard"]: p for p in _results(g2)}
         pages = []
         for s in ordered:
             p = fetched.get(s) or {"results": [], "offset": 0}

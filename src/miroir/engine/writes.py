@@ -211,6 +211,16 @@ def _failed_details(details: dict) -> dict:
 
 
 def decode_batch(body: bytes, content_type: str | None, csv_delimiter: str | None) -> list[dict]:
+    return decode_batch_flat(body, content_type, csv_delimiter)[0]
+
+
+def decode_batch_flat(body: bytes, content_type: str | None, csv_delimiter: str | None) -> tuple[list[dict], bool]:
+    """(documents, flat): `flat` is True when no document holds an object at any depth.
+
+    CSV cells are scalars. JSON and NDJSON are first decoded with a type that admits
+    only scalars and lists of scalars as values; a batch that does not fit (or is not
+    valid: the error comes from the generic decode) is decoded again, generically.
+    """
     fmt = payload_format(content_type)
     if csv_delimiter is not None and fmt != "csv":
         raise MeiliError(
@@ -218,7 +228,45 @@ def decode_batch(body: bytes, content_type: str | None, csv_delimiter: str | Non
             f"The Content-Type `{content_type}` does not support the use of a csv delimiter. The csv delimiter can only "
             "be used with the Content-Type `text/csv`.",
         )
-    return decode_documents(body, fmt, csv_delimiter=csv_delimiter if csv_delimiter is not None else ",")
+    if fmt == "csv":
+        return decode_documents(body, fmt, csv_delimiter=csv_delimiter if csv_delimiter is not None else ","), True
+    try:
+        # One decode that also proves the batch flat (checked in C by msgspec); the same
+        # dicts, lists and scalars as an untyped decode.
+        if fmt == "json":
+            value = _flat_json.decode(body)
+            docs = [value] if isinstance(value, dict) else value
+        else:
+            docs = _flat_ndjson.decode_lines(body)
+        if docs:
+            return docs, True
+    except msgspec.DecodeError:  # ValidationError included: not flat, or not valid at all
+        pass
+    return decode_documents(body, fmt), False
+
+
+_Scalar = str | int | float | bool | None
+_FlatDoc = dict[str, _Scalar | list[_Scalar]]
+_flat_json = msgspec.json.Decoder(list[_FlatDoc] | _FlatDoc)
+_flat_ndjson = msgspec.json.Decoder(_FlatDoc)
+
+
+def _field_sources(docs: list[dict], flat: bool) -> list[dict]:
+    """What `prepare_batch_fields` needs to see to record the batch's attributes.
+
+    A flat batch (no object at any depth) has only top-level attribute names, so the
+    documents that bring a new name, reduced to their names, give the same attributes in
+    the same first-appearance order as the whole batch, without walking every value.
+    """
+    if not flat:
+        return docs
+    seen: set[str] = set()
+    out: list[dict] = []
+    for doc in docs:
+        if not doc.keys() <= seen:
+            seen.update(doc)
+            out.append(dict.fromkeys(doc))
+    return out
 
 
 async def add_documents(
@@ -228,14 +276,20 @@ async def add_documents(
     *,
     primary_key: str | None,
     partial: bool,
+    flat: bool = False,
 ) -> WriteResult:
-    """Add or replace (`partial=False`, POST) or update (`partial=True`, PUT) documents."""
+    """Add or replace (`partial=False`, POST) or update (`partial=True`, PUT) documents.
+
+    `docs` is consumed: once validated and routed, each document gets `_miroir_shard`
+    in place (no copy of the batch is made). `flat` (see `decode_batch_flat`) promises
+    that no document holds an object at any depth.
+    """
     meta = _index_or_fail(cluster, uid)
     # Everything that can reject the batch runs before any node is touched, the index
     # creation included.
     pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
     shards = meta.shards if meta is not None else cluster.config.cluster.shards
-    pairs = batches.shard_documents(docs, pk, shards) if pk is not None else []
+    doc_shards = batches.document_shards(docs, pk, shards) if pk is not None else []
     if meta is None:
         meta = await ensure_index(cluster, uid)
     details = {"receivedDocuments": len(docs), "indexedDocuments": None}
@@ -248,13 +302,15 @@ async def add_documents(
             # Another batch set the key meanwhile: decide again against it.
             pk = resolve_primary_key(meta.primary_key, primary_key, docs, uid)
         if pk is not None and meta.shards != shards:
-            pairs = batches.shard_documents(docs, pk, meta.shards)
-        if not pairs:
+            doc_shards = batches.document_shards(docs, pk, meta.shards)
+        if not doc_shards:
             task = await cluster.tasks.enqueue(index_uid=uid, type=kind, node_tasks={}, details=details)
             return WriteResult(task=task)
         from miroir.engine.fields import prepare_batch_fields  # attributes seen (engine/fields.py)
-        await prepare_batch_fields(cluster, uid, docs)
-        routed = batches.route(pairs, _targets(cluster, meta, sorted({s for s, _ in pairs})))
+        await prepare_batch_fields(cluster, uid, _field_sources(docs, flat))  # before the injection
+        pairs = batches.inject_shards(docs, doc_shards)
+        routed = batches.route(pairs, _targets(cluster, meta, sorted(set(doc_shards))))
+        del pairs
         method = "PUT" if partial else "POST"
 
         def request(node: str, items: list[dict]) -> NodeRequest:

@@ -1,18 +1,19 @@
-"""A pooled keep-alive HTTP/1.1 client for one host, over trio streams with h11.
+"""A pooled keep-alive HTTP/1.1 client for one host, over trio streams.
 
 Why: under concurrency an `httpx.AsyncClient` call to a local node costs ~2.4 ms of CPU,
-while one keep-alive connection driven with h11 does several thousand calls/s
+while one keep-alive connection does several thousand calls/s
 (issue 8; `python benchmarks/run.py --only P` measures both on this machine). A scatter
 makes one node call per shard and the node client is on every request's hot path.
 
 Layers, one job each (after httpcore):
-- `_Connection`: one TCP stream and its `h11.Connection`; sends one request, reads one
-  response, knows whether it can be reused;
+- `_Connection`: one TCP stream; writes one request, parses one response (a small
+  hand-written HTTP/1.1 client parser: h11's state machine was the pool's largest CPU
+  cost), knows whether it can be reused;
 - `H11Pool`: at most `max_connections` connections to `host:port`; idle ones are kept
   (LIFO, so a burst leaves the hottest ones warm) and reused; the deadline; the retry.
 
 `await pool.request(method, target, headers, body, timeout_s)` returns
-`(status, headers, body)`; headers are h11's `(lowercase name, value)` byte pairs and the
+`(status, headers, body)`; headers are `(lowercase name, value)` byte pairs (as h11's) and the
 body is fully read (Content-Length and chunked responses alike). Requests always carry a
 `Content-Length` (no chunked request bodies) and a `Host` header unless given.
 
@@ -59,7 +60,6 @@ import math
 import select
 from collections.abc import Sequence
 
-import h11
 import trio
 
 # Most TCP receive windows on loopback hand out up to 64 KiB per read; larger buffers only
@@ -70,6 +70,13 @@ RECV_BYTES = 64 * 1024
 KEEPALIVE_EXPIRY_S = 4.0
 # Enough parallel connections for a scatter burst plus writes and polling to one node.
 DEFAULT_MAX_CONNECTIONS = 32
+
+# A response head (status line and headers) larger than this is a protocol error.
+MAX_HEAD_BYTES = 64 * 1024
+# Request bodies up to this size leave in the same write as the head (copying them is
+# cheaper than a second send); larger ones are sent as they are, without a copy.
+_INLINE_BODY_MAX = 64 * 1024
+_BAD_TARGET_BYTES = frozenset(b" \r\n\t\x00")
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -116,13 +123,25 @@ def _socket_is_readable(sock: trio.socket.SocketType) -> bool:
 
 
 class _Connection:
-    """One keep-alive HTTP/1.1 connection. Handles requests strictly one at a time."""
+    """One keep-alive HTTP/1.1 connection. Handles requests strictly one at a time.
 
-    __slots__ = ("stream", "h11", "idle_since", "requests")
+    The client side of HTTP/1.1 that a node API needs, parsed by hand: h11's generic
+    state machine cost more CPU per call than everything else the pool does (issue 8).
+    Requests are written as one buffer (head + small body; a large body is a second
+    write, never copied). Responses: status line and headers, then a body framed by
+    `Content-Length`, by `Transfer-Encoding: chunked`, or (without either) by the end of
+    the connection; no body for HEAD, 1xx, 204 and 304. A response that is not clearly
+    reusable (`Connection: close`, HTTP/1.0, close-delimited, bytes past its end) closes
+    the connection after it. Anything malformed is `PoolConnectionError`.
+    """
+
+    __slots__ = ("stream", "buf", "got", "reusable", "idle_since", "requests")
 
     def __init__(self, stream: trio.SocketStream):
         self.stream = stream
-        self.h11 = h11.Connection(our_role=h11.CLIENT)
+        self.buf = b""  # bytes received but not parsed yet
+        self.got = False  # some byte of the current response arrived
+        self.reusable = False
         self.idle_since = trio.current_time()
         self.requests = 0  # completed request/response cycles
 
@@ -142,64 +161,171 @@ class _Connection:
         `PoolConnectionError` for every other transport or protocol failure.
         """
         reused = self.requests > 0
-        got_bytes = False
-        conn = self.h11
+        self.reusable = False
+        self.got = False
+        head = _request_head(method, target, headers)
         try:
-            out = conn.send(h11.Request(method=method, target=target, headers=headers))
-            if body:
-                out += conn.send(h11.Data(data=body))
-            out += conn.send(h11.EndOfMessage())
-            # One write: the request line, headers and body leave in as few segments as
-            # the kernel allows (TCP_NODELAY is on for trio's SocketStream).
-            await self.stream.send_all(out)
-
-            status = 0
-            resp_headers: Headers = []
-            chunks: list[bytes] = []
+            if len(body) <= _INLINE_BODY_MAX:
+                # One write: the request line, headers and body leave in as few segments
+                # as the kernel allows (TCP_NODELAY is on for trio's SocketStream).
+                await self.stream.send_all(head + body if body else head)
+            else:
+                await self.stream.send_all(head)
+                await self.stream.send_all(body)
+            self.buf = b""
             while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await self.stream.receive_some(RECV_BYTES)
-                    if data:
-                        got_bytes = True
-                    elif not got_bytes and reused:
-                        raise _Stale()
-                    conn.receive_data(data)
-                    continue
-                t = type(event)
-                if t is h11.Data:
-                    chunks.append(event.data)  # type: ignore[union-attr]
-                elif t is h11.Response:
-                    status = event.status_code  # type: ignore[union-attr]
-                    resp_headers = list(event.headers)  # type: ignore[union-attr]
-                elif t is h11.EndOfMessage:
-                    break
-                elif t is h11.InformationalResponse:
+                status, resp_headers, version = await self._read_head(reused)
+                if 100 <= status < 200:
+                    if status == 101:
+                        raise PoolConnectionError("unexpected 101 Switching Protocols")
                     continue  # 100 Continue and friends: the real answer follows
-                elif t is h11.ConnectionClosed:
-                    raise PoolConnectionError("connection closed before the response was complete")
-                else:  # pragma: no cover - h11 emits no other client-side events
-                    raise PoolConnectionError(f"unexpected HTTP event {event!r}")
+                break
+            data, delimited = await self._read_body(method, status, resp_headers)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) and e.__cause__ else e
-            if reused and not got_bytes and _is_dead_connection(cause):
+            if reused and not self.got and _is_dead_connection(cause):
                 raise _Stale() from e
             raise PoolConnectionError(f"{type(cause).__name__}: {cause}") from e
-        except h11.ProtocolError as e:
-            raise PoolConnectionError(f"HTTP protocol error: {e}") from e
-
         self.requests += 1
-        body_bytes = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return status, resp_headers, body_bytes
+        self.reusable = delimited and version == b"HTTP/1.1" and not self.buf and not _says_close(resp_headers)
+        return status, resp_headers, data
+
+    async def _receive(self) -> bytes:
+        data = await self.stream.receive_some(RECV_BYTES)
+        if data:
+            self.got = True
+        return data
+
+    async def _read_head(self, reused: bool) -> tuple[int, Headers, bytes]:
+        buf = self.buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(buf) > MAX_HEAD_BYTES:
+                raise PoolConnectionError("HTTP protocol error: response head too large")
+            data = await self._receive()
+            if not data:
+                if not self.got and reused:
+                    raise _Stale()
+                raise PoolConnectionError("connection closed before the response was complete")
+            buf = buf + data if buf else data
+        self.buf = buf[end + 4 :]
+        lines = buf[:end].split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+            raise PoolConnectionError(f"HTTP protocol error: bad status line {lines[0][:80]!r}")
+        headers: Headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip():
+                raise PoolConnectionError(f"HTTP protocol error: bad header line {line[:80]!r}")
+            headers.append((name.lower(), value.strip(b" \t")))
+        return int(parts[1]), headers, parts[0]
+
+    async def _read_exactly(self, n: int) -> bytes:
+        """The next `n` bytes (from the buffer, then the socket)."""
+        buf = self.buf
+        if len(buf) >= n:
+            self.buf = buf[n:]
+            return buf[:n] if len(buf) > n else buf
+        chunks = [buf] if buf else []
+        have = len(buf)
+        while have < n:
+            data = await self._receive()
+            if not data:
+                raise PoolConnectionError("connection closed before the response was complete")
+            chunks.append(data)
+            have += len(data)
+        joined = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.buf = joined[n:]
+        return joined[:n] if have > n else joined
+
+    async def _read_line(self) -> bytes:
+        buf = self.buf
+        while True:
+            end = buf.find(b"\r\n")
+            if end >= 0:
+                self.buf = buf[end + 2 :]
+                return buf[:end]
+            if len(buf) > MAX_HEAD_BYTES:
+                raise PoolConnectionError("HTTP protocol error: chunk line too long")
+            data = await self._receive()
+            if not data:
+                raise PoolConnectionError("connection closed before the response was complete")
+            buf = buf + data
+
+    async def _read_body(self, method: bytes, status: int, headers: Headers) -> tuple[bytes, bool]:
+        """(body, whether its end was framed); the connection's leftovers stay in `buf`."""
+        if method == b"HEAD" or status in (204, 304):
+            return b"", True
+        length: bytes | None = None
+        chunked = False
+        for name, value in headers:
+            if name == b"content-length":
+                if length is not None and value != length:
+                    raise PoolConnectionError("HTTP protocol error: conflicting Content-Length headers")
+                length = value
+            elif name == b"transfer-encoding":
+                if value.lower() != b"chunked":
+                    raise PoolConnectionError(f"HTTP protocol error: unsupported Transfer-Encoding {value[:40]!r}")
+                chunked = True
+        if chunked:
+            chunks: list[bytes] = []
+            while True:
+                line = await self._read_line()
+                size_text = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise PoolConnectionError(f"HTTP protocol error: bad chunk size {line[:40]!r}") from None
+                if size == 0:
+                    while await self._read_line():  # trailers, up to the empty line
+                        pass
+                    break
+                chunks.append(await self._read_exactly(size))
+                if await self._read_exactly(2) != b"\r\n":
+                    raise PoolConnectionError("HTTP protocol error: chunk not followed by CRLF")
+            return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), True
+        if length is not None:
+            if not length.isdigit():
+                raise PoolConnectionError(f"HTTP protocol error: bad Content-Length {length[:40]!r}")
+            return await self._read_exactly(int(length)), True
+        # Neither: the body ends when the server closes the connection.
+        chunks = [self.buf] if self.buf else []
+        self.buf = b""
+        while True:
+            data = await self._receive()
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks), False
 
     def finish_cycle(self) -> bool:
         """After a complete response: True if the connection can serve another request."""
-        conn = self.h11
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
+        if self.reusable:
             self.idle_since = trio.current_time()
             return True
-        return False  # `Connection: close`, HTTP/1.0 peer, or a half-read message
+        return False  # `Connection: close`, HTTP/1.0 peer, or a close-delimited body
+
+
+def _says_close(headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"connection" and b"close" in value.lower():
+            return True
+    return False
+
+
+def _request_head(method: bytes, target: bytes, headers: Headers) -> bytes:
+    if not target or any(c in target for c in _BAD_TARGET_BYTES):
+        raise PoolConnectionError(f"invalid request target {target[:80]!r}")
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
+            raise PoolConnectionError(f"invalid request header {name[:40]!r}")
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 def _is_dead_connection(e: BaseException) -> bool:
@@ -281,7 +407,13 @@ class H11Pool:
     async def _request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
         if self._closed:
             raise PoolClosed(f"pool for {self.host}:{self.port} is closed")
-        async with self._slots:
+        # A free slot is taken without a scheduling round trip (the socket I/O below
+        # checkpoints anyway); only a full pool waits.
+        try:
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            await self._slots.acquire()
+        try:
             conn = await self._checkout()
             try:
                 result = await self._round_trip(conn, method, target, headers, body)
@@ -292,6 +424,8 @@ class H11Pool:
                 conn = await self._connect()
                 result = await self._round_trip(conn, method, target, headers, body)
             return result
+        finally:
+            self._slots.release()
 
     async def _round_trip(self, conn: _Connection, method: bytes, target: bytes, headers: Headers, body: bytes):
         ok = False
