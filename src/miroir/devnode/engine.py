@@ -18,8 +18,9 @@ from bisect import bisect_left
 from typing import Any, Callable, Iterator
 
 from miroir.core.documents import document_id, resolve_primary_key
-from miroir.core.searchplan import SEARCH_FIELDS, json_kind
 from miroir.core.errors import MeiliError
+from miroir.core.searchplan import SEARCH_FIELDS, json_kind
+from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod
 from miroir.devnode import highlight, ranking
 from miroir.devnode.postings import FilterSets
@@ -41,31 +42,15 @@ FACET_SEARCH_PARAMS = (
 
 
 def default_settings() -> dict:
-    return {
-        "displayedAttributes": ["*"],
-        "searchableAttributes": ["*"],
-        "filterableAttributes": [],
-        "sortableAttributes": [],
-        "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
-        "stopWords": [],
-        "nonSeparatorTokens": [],
-        "separatorTokens": [],
-        "dictionary": [],
-        "synonyms": {},
-        "distinctAttribute": None,
-        "proximityPrecision": "byWord",
-        "typoTolerance": {
-            "enabled": True,
-            "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9},
-            "disableOnWords": [],
-            "disableOnAttributes": [],
-        },
-        "faceting": {"maxValuesPerFacet": 100, "sortFacetValuesBy": {"*": "alpha"}},
-        "pagination": {"maxTotalHits": 1000},
-        "searchCutoffMs": None,
-        "facetSearch": True,
-        "prefixSearch": "indexingTime",
-    }
+    """Meilisearch's default settings object (one definition: core/settings.py), without
+    the vector-search and localization settings the devnode does not implement."""
+    out = copy.deepcopy(_MEILI_DEFAULTS)
+    for key in _NOT_IMPLEMENTED_SETTINGS:
+        out.pop(key, None)
+    return out
+
+
+_NOT_IMPLEMENTED_SETTINGS = ("embedders", "localizedAttributes")
 
 
 def attribute_names(entries: list) -> list[str]:
