@@ -27,9 +27,26 @@ POLL_INTERVAL_S = 0.02
 
 def free_port() -> int:
     """A loopback port that was free a moment ago (the devnode binds it next)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports that were free a moment ago.
+
+    The sockets are held open together: closing each before asking for the next lets
+    the kernel hand out the same port twice, and two devnodes would then share one URL.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(n):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+        return ports
+
+
+# What a devnode prints (stderr) once its port is bound.
+LISTENING = "miroir devnode listening on"
 
 
 class Devnode:
@@ -55,6 +72,7 @@ class Devnode:
         if self.data_dir:
             cmd += ["--data-dir", self.data_dir]
         cmd += self.extra_args
+        self._log_start = os.fstat(self._log.fileno()).st_size
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL)
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
@@ -63,7 +81,12 @@ class Devnode:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"devnode on port {self.port} exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                # Ready once THIS process says it listens: a /health answer alone could
+                # come from another server that holds the port.
+                if (
+                    LISTENING in self._output_since_start()
+                    and httpx.get(self.url + "/health", timeout=1.0).status_code == 200
+                ):
                     return
             except httpx.TransportError:
                 pass
@@ -81,9 +104,18 @@ class Devnode:
         self.start()
         self.wait_ready()
 
+    def _output_since_start(self) -> str:
+        return self._read_log(self._log_start)
+
     def output(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        return self._read_log(0)
+
+    def _read_log(self, start: int) -> str:
+        # pread: the child shares this file's offset, so seeking it would make the
+        # child's next write land in the middle of its own log.
+        fd = self._log.fileno()
+        size = os.fstat(fd).st_size
+        return os.pread(fd, max(0, size - start), start).decode(errors="replace")
 
     def close(self) -> None:
         self.kill()
@@ -100,7 +132,7 @@ def start_devnodes(
     """Start `n` devnodes in parallel and wait until all answer /health."""
     dirs = list(data_dirs) if data_dirs is not None else [None] * n
     assert len(dirs) == n
-    nodes = [Devnode(free_port(), master_key, d, extra_args) for d in dirs]
+    nodes = [Devnode(port, master_key, d, extra_args) for port, d in zip(free_ports(n), dirs)]
     try:
         for node in nodes:
             node.start()
