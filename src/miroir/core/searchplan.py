@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, json_kind
 from miroir.core.filter import and_filters, shard_filter
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -125,23 +125,6 @@ def _error_code(field: str) -> str:
     if field in _CODE_OVERRIDES:
         return _CODE_OVERRIDES[field]
     return "invalid_search_" + re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), field)
-
-
-def json_kind(value: Any) -> str:
-    """deserr's name for the JSON kind of ``value`` (as Meilisearch's error texts say it)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a positive integer" if value >= 0 else "a negative integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _compact(value: Any) -> str:
