@@ -18,6 +18,7 @@ import msgspec
 
 from miroir import __version__
 from miroir.config import Config, ConfigError, load_config, resolve_config_path
+from miroir.core.errors import find_exception
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -173,16 +174,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 # --- serve -------------------------------------------------------------------------------
 
 
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first `kind` inside a (possibly nested) exception group."""
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for sub in exc.exceptions:
-            found = _find(sub, kind)
-            if found is not None:
-                return found
-    return None
+_find = find_exception
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

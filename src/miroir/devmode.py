@@ -22,6 +22,7 @@ import msgspec
 import trio
 
 from miroir.config import ConfigError, config_from_dict
+from miroir.core.errors import find_exception
 from miroir.logsetup import get_logger, setup_logging
 
 log = get_logger("miroir.dev")
@@ -201,13 +202,4 @@ def run_dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """`kind` inside `exc` or the exception groups trio wraps it in."""
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for sub in exc.exceptions:
-            found = _find(sub, kind)
-            if found is not None:
-                return found
-    return None
+_find = find_exception

@@ -105,3 +105,15 @@ def valid_index_uid(uid: object) -> bool:
     if not isinstance(uid, str) or not uid or len(uid.encode()) > 512:
         return False
     return all(c.isascii() and (c.isalnum() or c in "-_") for c in uid)
+
+
+def find_exception(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first `kind` in `exc` or in the (nested) exception groups trio wraps it in."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = find_exception(sub, kind)
+            if found is not None:
+                return found
+    return None
