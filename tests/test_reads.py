@@ -304,6 +304,14 @@ def test_documents_fetch_matches_single_node(pair):
         ("POST", "/indexes/pa/documents/fetch", {"filter": "nosuch = 1"}),
         ("GET", "/indexes/nope/documents", None),
         ("POST", "/indexes/nope/documents/fetch", {}),
+        # Swap bodies: one validation (core/swaps.py) for Miroir and the devnode.
+        ("POST", "/swap-indexes", {"indexes": ["pa", "pb"]}),
+        ("POST", "/swap-indexes", [1]),
+        ("POST", "/swap-indexes", [{"indexes": ["pa"]}]),
+        ("POST", "/swap-indexes", [{"indexes": ["pa", "pa"]}]),
+        ("POST", "/swap-indexes", [{"indexes": ["pa", "pb"], "x": 1}]),
+        ("POST", "/swap-indexes", [{"swap": ["pa", "pb"]}]),
+        ("POST", "/swap-indexes", [{"indexes": ["pa", "b d"]}]),
     ],
 )
 def test_documents_errors_equal_single_node(pair, method, path, payload):

@@ -21,8 +21,19 @@ import structlog
 
 from miroir.core import taskquery
 from miroir.core.documents import decode_documents, payload_format, valid_document_id
-from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
-from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order, merge_facet_distribution, merge_facet_stats
+from miroir.core.errors import (
+    MeiliError,
+    index_not_found,
+    invalid_index_uid,
+    valid_index_uid,
+)
+from miroir.core.facets import (
+    DEFAULT_MAX_VALUES_PER_FACET,
+    facet_order,
+    merge_facet_distribution,
+    merge_facet_stats,
+)
+from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import default_settings
@@ -413,35 +424,7 @@ class DevnodeApp:
         return 200, self._index_stats(uid, self._index(uid))
 
     async def swap_indexes(self, req: Request):
-        body = req.json()
-        if not isinstance(body, list):
-            raise MeiliError("bad_request", f"Invalid value type: expected an array, but found {_kind(body)}: `{req.body.decode()}`")
-        swaps: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for i, item in enumerate(body):
-            if not isinstance(item, dict):
-                raise _type_error("bad_request", f"[{i}]", item, "an object")
-            for key in item:
-                if key not in ("indexes", "rename"):
-                    raise _unknown_field(key, ("indexes", "rename"))
-            if "indexes" not in item:
-                raise MeiliError("missing_swap_indexes", f"Missing field `indexes` inside `[{i}]`")
-            pair = item["indexes"]
-            if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
-                raise MeiliError(
-                    "invalid_swap_indexes",
-                    f"Invalid value at `[{i}].indexes`: two indexes must be given for each swap. The list "
-                    f"`{msgspec.json.encode(pair).decode()}` contains {len(pair) if isinstance(pair, list) else 1} indexes.",
-                )
-            for name in pair:
-                self._check_uid(name)
-                if name in seen:
-                    raise MeiliError(
-                        "invalid_swap_duplicate_index_found",
-                        f"Indexes must be declared only once during a swap. `{name}` was specified several times.",
-                    )
-                seen.add(name)
-            swaps.append((pair[0], pair[1]))
+        swaps = validate_swaps(req.json())
         details = {"swaps": [{"indexes": list(p)} for p in swaps]}
         return await self._task("indexSwap", None, t.SwapIndexes(swaps), details)
 

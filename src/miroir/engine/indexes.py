@@ -26,10 +26,23 @@ import structlog
 import trio
 
 from miroir.core import settings as core_settings
-from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core import swaps as core_swaps
+from miroir.core.errors import (
+    MeiliError,
+    index_not_found,
+    invalid_index_uid,
+    valid_index_uid,
+)
 from miroir.core.taskfold import TERMINAL, fold
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import IndexFieldsSeen, IndexMeta, IndexPut, IndexRemoved, IndexSettingsPut, TaskRecord
+from miroir.store.state import (
+    IndexFieldsSeen,
+    IndexMeta,
+    IndexPut,
+    IndexRemoved,
+    IndexSettingsPut,
+    TaskRecord,
+)
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster
@@ -397,39 +410,7 @@ async def delete_index(cluster: Cluster, uid: str) -> TaskRecord:
 # --- swap -----------------------------------------------------------------------------------
 
 
-def validate_swaps(body: Any) -> list[tuple[str, str]]:
-    """`POST /swap-indexes` body -> pairs, with Meilisearch's synchronous errors."""
-    if not isinstance(body, list):
-        raise MeiliError("bad_request", "Invalid value type: expected an array, but found an object.")
-    pairs: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(body):
-        if not isinstance(entry, dict):
-            raise MeiliError("bad_request", f"Invalid value type at `[{i}]`: expected an object.")
-        unknown = [k for k in entry if k not in ("indexes", "rename")]
-        if unknown:
-            raise MeiliError("bad_request", f"Unknown field `{unknown[0]}` inside `[{i}]`: expected one of `indexes`")
-        if "indexes" not in entry:
-            raise MeiliError("missing_swap_indexes", f"Missing field `indexes` inside `[{i}]`")
-        idx = entry["indexes"]
-        if not isinstance(idx, list) or len(idx) != 2 or not all(isinstance(u, str) for u in idx):
-            raise MeiliError(
-                "invalid_swap_indexes",
-                f"Invalid value at `[{i}].indexes`: Two indexes must be given for each swap. The list `{idx}` contains "
-                f"{len(idx) if isinstance(idx, list) else 0} indexes.",
-            )
-        for u in idx:
-            if not valid_index_uid(u):
-                raise invalid_index_uid(u)
-        dup = [u for u in idx if u in seen]
-        if dup or idx[0] == idx[1]:
-            raise MeiliError(
-                "invalid_swap_duplicate_index_found",
-                f"Indexes must be declared only once during a swap. `{dup[0] if dup else idx[0]}` was specified several times.",
-            )
-        seen.update(idx)
-        pairs.append((idx[0], idx[1]))
-    return pairs
+validate_swaps = core_swaps.validate_swaps  # shared with the devnode
 
 
 async def swap_indexes(cluster: Cluster, pairs: list[tuple[str, str]]) -> TaskRecord:
