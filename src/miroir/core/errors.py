@@ -89,6 +89,12 @@ def json_kind(value: object) -> str:
     return "an object"
 
 
+def type_error(code: str, where: str, value: object, expected: str) -> MeiliError:
+    """Meilisearch's "Invalid value type at `where`" error for a JSON value of the wrong kind."""
+    shown = msgspec.json.encode(value).decode()
+    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{shown}`")
+
+
 def index_not_found(uid: str) -> MeiliError:
     return MeiliError("index_not_found", f"Index `{uid}` not found.")
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 from itertools import count, islice, repeat
+from typing import Any
 
 import msgspec
 
+from miroir.core.errors import type_error
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
 
 DEFAULT_WEIGHT = 1.0
@@ -104,3 +106,15 @@ def merge_federated(
         else:
             out["facetsByIndex"] = {uid: msgspec.to_builtins(index_facets[uid]) for uid in sorted(index_facets)}
     return out
+
+
+def federation_window(federation: Any) -> tuple[int, int]:
+    """The `federation` object's (offset, limit), or Meilisearch's errors (Miroir and devnode)."""
+    if not isinstance(federation, dict):
+        raise type_error("invalid_multi_search_federated", ".federation", federation, "an object")
+    offset = federation.get("offset", 0)
+    limit = federation.get("limit", 20)
+    for name, value in (("offset", offset), ("limit", limit)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
+    return offset, limit

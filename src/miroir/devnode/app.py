@@ -25,6 +25,8 @@ from miroir.core.errors import (
     MeiliError,
     index_not_found,
     invalid_index_uid,
+    json_kind,
+    type_error,
     valid_index_uid,
 )
 from miroir.core.facets import (
@@ -33,6 +35,7 @@ from miroir.core.facets import (
     merge_facet_distribution,
     merge_facet_stats,
 )
+from miroir.core.federation import federation_window
 from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
@@ -98,13 +101,8 @@ class Request:
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 
-def _kind(value: Any) -> str:
-    return settings_mod._kind(value)
-
-
-def _type_error(code: str, path: str, value: Any, expected: str) -> MeiliError:
-    text = msgspec.json.encode(value).decode()
-    return MeiliError(code, f"Invalid value type at `{path}`: expected {expected}, but found {_kind(value)}: `{text}`")
+_kind = json_kind
+_type_error = type_error
 
 
 def _unknown_param(name: str, allowed: tuple[str, ...]) -> MeiliError:
@@ -774,13 +772,7 @@ def _merged_facet_order(indexes: dict, facets_by_index: dict) -> dict[str, str]:
 def _federated(indexes: dict, queries: list, federation: Any) -> dict:
     """Merge hits across queries by `_rankingScore * weight` (design §6: weighted score)."""
     started = time.perf_counter()
-    if not isinstance(federation, dict):
-        raise _type_error("invalid_multi_search_federated", ".federation", federation, "an object")
-    offset = federation.get("offset", 0)
-    limit = federation.get("limit", 20)
-    for name, value in (("offset", offset), ("limit", limit)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
+    offset, limit = federation_window(federation)
     facets_by_index = federation.get("facetsByIndex") or {}
     merge_facets = _merge_facets_options(federation.get("mergeFacets"))
     ranked: list[tuple[float, int, int, dict]] = []

@@ -22,13 +22,31 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-import xxhash
 import trio
+import xxhash
 
 from miroir.core import federation as fed
-from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
-from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order, merge_facet_search
-from miroir.core.filter import FilterError, and_filters, parse_filter, pinned_keys, shard_filter
+from miroir.core.errors import (
+    MeiliError,
+    index_not_found,
+    invalid_index_uid,
+    json_kind,
+    type_error,
+    valid_index_uid,
+)
+from miroir.core.facets import (
+    DEFAULT_MAX_VALUES_PER_FACET,
+    facet_order,
+    merge_facet_search,
+)
+from miroir.core.federation import federation_window
+from miroir.core.filter import (
+    FilterError,
+    and_filters,
+    parse_filter,
+    pinned_keys,
+    shard_filter,
+)
 from miroir.core.merge import merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
@@ -37,8 +55,8 @@ from miroir.core.searchplan import (
     plan_document_windows,
     plan_subquery,
     retrieval_additions,
-    subquery_for_shards,
     search_request_from_dict,
+    subquery_for_shards,
 )
 from miroir.engine import fields
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
@@ -300,23 +318,8 @@ def _inside(i: int, e: MeiliError) -> MeiliError:
     return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a positive integer" if value >= 0 else "a negative integer"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _type_error(code: str, where: str, value: Any, expected: str) -> MeiliError:
-    shown = msgspec.json.encode(value).decode()
-    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {_kind(value)}: `{shown}`")
+_kind = json_kind
+_type_error = type_error
 
 
 _FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
@@ -403,13 +406,7 @@ async def multi_search(cluster: Any, body: Any) -> tuple[dict, Headers]:
 
 
 async def _federated(cluster: Any, queries: list, federation: Any, started: float) -> tuple[dict, Headers]:
-    if not isinstance(federation, dict):
-        raise _type_error("invalid_multi_search_federated", ".federation", federation, "an object")
-    offset = federation.get("offset", 0)
-    limit = federation.get("limit", 20)
-    for name, value in (("offset", offset), ("limit", limit)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
+    offset, limit = federation_window(federation)
     facets_by_index = federation.get("facetsByIndex") or {}
     if not isinstance(facets_by_index, dict):
         raise _type_error("invalid_multi_search_facets_by_index", ".federation.facetsByIndex", facets_by_index, "an object")
