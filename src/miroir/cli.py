@@ -185,6 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import trio
 
+    from miroir import gcpolicy
     from miroir.daemon import StartupError, run_miroir
     from miroir.logsetup import get_logger, setup_logging
 
@@ -203,13 +204,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     log.info("signal received", signal=signal.Signals(signum).name)
                     stop.set()  # a second signal changes nothing: the grace period bounds the wait
 
+            async def daemon(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await run_miroir(config, shutdown_trigger=stop.wait, task_status=task_status)
+                finally:
+                    nursery.cancel_scope.cancel()  # `watch` ends with the daemon
+
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch)
-                try:
-                    await run_miroir(config, shutdown_trigger=stop.wait)
-                finally:
-                    nursery.cancel_scope.cancel()
+                await nursery.start(daemon)
+                gcpolicy.settle()  # the start-up heap is never walked again (gcpolicy)
 
+    gcpolicy.tune()
     try:
         trio.run(main)
     except BaseException as exc:  # noqa: BLE001 - sorted below, nothing escapes as a traceback

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import trio
 
+from miroir import gcpolicy
 from miroir.config import ConfigError, config_from_dict
 from miroir.core.errors import find_exception
 from miroir.logsetup import get_logger, setup_logging
@@ -179,6 +180,7 @@ def run_dev(args: argparse.Namespace) -> int:
                     nursery.cancel_scope.cancel()
 
                 dev = await nursery.start(cluster)
+                gcpolicy.settle()
                 print(f"Miroir: {dev.url}", flush=True)
                 for node_id, url in dev.nodes.items():
                     print(f"  node {node_id} ({dev.groups[node_id]}): {url}", flush=True)
@@ -186,6 +188,7 @@ def run_dev(args: argparse.Namespace) -> int:
 
     from miroir.daemon import StartupError
 
+    gcpolicy.tune()
     try:
         trio.run(main)
     except BaseException as exc:

@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Literal, TextIO
 
+import msgspec
 import structlog
 
 LogFormat = Literal["json", "console"]
@@ -22,6 +23,15 @@ def _stdlib_logger_name(logger: object, method: str, event_dict: dict) -> dict:
     if record is not None:
         event_dict["logger_name"] = record.name
     return event_dict
+
+
+# msgspec writes a log line's JSON in a third of json.dumps's time (one line per request,
+# issue 8). Values it cannot encode are written as their repr, as structlog's default does.
+_line_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _json_line(event_dict: dict, **_: object) -> str:
+    return _line_encoder.encode(event_dict).decode()
 
 
 def setup_logging(format: LogFormat = "json", level: str = "info", stream: TextIO | None = None) -> None:
@@ -37,7 +47,7 @@ def setup_logging(format: LogFormat = "json", level: str = "info", stream: TextI
         renderer: structlog.typing.Processor = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         exc: list = []  # the console renderer prints tracebacks itself
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
         exc = [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(), *exc, renderer],
