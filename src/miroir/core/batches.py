@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.documents import document_id
+from miroir.core.documents import ID_PATTERN, document_id
 from miroir.core.errors import MeiliError
-from miroir.core.routing import shard_for_key
+from miroir.core.routing import shard_for_key, shard_for_text
 from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
 
 # shard -> group -> owners of that shard in that group (every copy a write must reach)
@@ -38,22 +38,48 @@ class Routed(msgspec.Struct):
 
 def document_shards(docs: Sequence[dict], primary_key: str, shards: int) -> list[int]:
     """Validate every document and return its shard, in order; the documents are not
-    modified. Raises the first problem (missing/invalid id, reserved field).
+    modified. Raises the first problem (missing/invalid id, reserved field)."""
+    return plan_documents(docs, primary_key, shards, flat=False)[0]
+
+
+def plan_documents(
+    docs: Sequence[dict], primary_key: str, shards: int, *, flat: bool
+) -> tuple[list[int], Sequence[dict]]:
+    """(shard of each document, the documents that show the batch's attributes), in one
+    pass; raises the first problem (reserved field, then missing/invalid id).
 
     Field names are checked once per batch, not once per document: a document whose
-    names were all seen before (the common case) costs one set comparison.
+    names were all seen before (the common case) costs one set comparison. A `flat`
+    batch (no object at any depth) has only top-level attribute names, so the documents
+    that bring a new name, reduced to their names, list the same attributes in the same
+    first-appearance order as the whole batch (what `prepare_batch_fields` records);
+    otherwise the documents themselves are returned. Ids of the common kinds (a
+    non-negative int, a valid string) are checked and hashed here; any other value goes
+    through `document_id`, which accepts it or raises Meilisearch's error.
     """
     checked: set[str] = set()
+    sources: list[dict] = []
     out: list[int] = []
     append = out.append
+    valid_text = ID_PATTERN.fullmatch
+    top_level = "." not in primary_key
     for doc in docs:
         if not doc.keys() <= checked:
             for field in doc:
                 if field.startswith(RESERVED_PREFIX):
                     raise reserved_field(field, doc)
             checked.update(doc)
-        append(shard_for_key(document_id(doc, primary_key), shards))
-    return out
+            if flat:
+                sources.append(dict.fromkeys(doc))
+        value = doc.get(primary_key) if top_level else None
+        cls = value.__class__
+        if cls is int and value >= 0:
+            append(shard_for_text(str(value), shards))
+        elif cls is str and valid_text(value) is not None:
+            append(shard_for_text(value, shards))
+        else:
+            append(shard_for_key(document_id(doc, primary_key), shards))
+    return out, (sources if flat else docs)
 
 
 def inject_shards(docs: Sequence[dict], doc_shards: Sequence[int]) -> list[tuple[int, dict]]:
@@ -87,6 +113,28 @@ def shard_ids(ids: Iterable[Any], shards: int) -> list[tuple[int, Any]]:
             text = str(value)
         out.append((shard_for_key(text, shards), value))
     return out
+
+
+def inject_and_route(docs: Sequence[dict], doc_shards: Sequence[int], targets: Targets) -> Routed:
+    """`route(inject_shards(docs, doc_shards), targets)` in one pass: `_miroir_shard`
+    added to each (validated) document IN PLACE, the same per-node lists in the same
+    order (nodes in order of first use, documents in batch order)."""
+    items: dict[str, list[Any]] = {}
+    per_shard: dict[int, list[list[Any]]] = {}  # shard -> the node lists it goes to
+    for doc, shard in zip(docs, doc_shards):
+        doc[SHARD_FIELD] = shard
+        lists = per_shard.get(shard)
+        if lists is None:
+            lists = per_shard[shard] = []
+            for owners in targets[shard].values():
+                for node in owners:
+                    lst = items.get(node)
+                    if lst is None:
+                        lst = items[node] = []
+                    lists.append(lst)
+        for lst in lists:
+            lst.append(doc)
+    return Routed(items=items, shards=sorted(per_shard))
 
 
 def route(pairs: Sequence[tuple[int, Any]], targets: Targets) -> Routed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import msgspec
@@ -158,10 +159,13 @@ def valid_document_id(value: Any) -> bool:
     if isinstance(value, int):
         return value >= 0
     if isinstance(value, str):
-        if not value or len(value.encode("utf-8")) > MAX_ID_BYTES:
-            return False
-        return all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+        return ID_PATTERN.fullmatch(value) is not None
     return False
+
+
+# A valid string id: 1 to 511 ASCII letters, digits, `-` or `_` (ASCII only, so
+# characters are bytes here).
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_ID_BYTES)
 
 
 def _json_text(value: Any) -> str:

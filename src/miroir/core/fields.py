@@ -25,33 +25,86 @@ from typing import Any
 RESERVED_PREFIX = "_miroir_"
 
 
-def _walk(prefix: str, value: Any, out: dict[str, None]) -> None:
+# Value types that hold no attribute path. A value of any other type (dict, list, or a
+# subclass or a type this module does not know) goes through the generic walk, which
+# decides with isinstance as before.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _walk(prefix: str, value: Any, out: dict[str, None], known: dict[str, set[str]]) -> None:
+    """Record the paths under `prefix` (the attribute `value` sits at) into `out`.
+
+    `known[p]` holds the keys already recorded under path `p`, so a nested object whose
+    keys were all seen at that path and whose values are all scalars is skipped in one
+    set comparison (arrays of similar objects, the same sub-object in every document).
+    """
     if isinstance(value, dict):
+        seen = known.get(prefix)
+        if seen is None:
+            seen = known[prefix] = set()
+        elif value.keys() <= seen and _SCALARS.issuperset(map(type, value.values())):
+            return
         for k, v in value.items():
             path = f"{prefix}.{k}"
-            out[path] = None
-            _walk(path, v, out)
+            if k not in seen:
+                seen.add(k)
+                out[path] = None
+            if type(v) not in _SCALARS:
+                _walk(path, v, out, known)
     elif isinstance(value, list):
+        if _SCALARS.issuperset(map(type, value)):
+            return  # a list of scalars holds no path
+        scalars = _SCALARS
         for v in value:
-            if isinstance(v, (dict, list)):
-                _walk(prefix, v, out)
+            if type(v) is dict:
+                seen = known.get(prefix)
+                if seen is not None and v.keys() <= seen and scalars.issuperset(map(type, v.values())):
+                    continue  # an array of similar objects: nothing new in this one
+                _walk(prefix, v, out, known)
+            elif isinstance(v, (dict, list)):
+                _walk(prefix, v, out, known)
 
 
 def batch_fields(docs: Iterable[dict]) -> dict[str, None]:
     """Every attribute path of `docs` (top-level and nested), in first-appearance order,
-    without `_miroir_*` (an ordered set: dict keys)."""
+    without `_miroir_*` (an ordered set: dict keys).
+
+    First-appearance order is the order of a depth-first walk of the documents in turn:
+    an attribute's nested paths come right after it, before the document's next
+    attribute. Documents whose values are all scalars or arrays of scalars (the common
+    case) cost a few C-level set operations each; only objects, and arrays holding
+    objects or arrays, are walked.
+    """
     out: dict[str, None] = {}
-    top: set[str] = set()
+    top: set[str] = set()  # top-level names already handled (reserved ones included)
+    known: dict[str, set[str]] = {}
+    scalars = _SCALARS
     for doc in docs:
-        keys = doc.keys()
-        if keys <= top and not any(isinstance(doc[k], (dict, list)) for k in keys):
-            continue  # the common case: a flat document with known keys
-        for k, v in doc.items():
-            if k.startswith(RESERVED_PREFIX):
+        types = set(map(type, doc.values()))
+        if not types <= scalars:
+            if types - scalars == {list} and all(
+                scalars.issuperset(map(type, v)) for v in doc.values() if type(v) is list
+            ):
+                pass  # only arrays of scalars: no nested path, only the names below
+            else:
+                for k, v in doc.items():
+                    if k not in top:
+                        top.add(k)
+                        if k.startswith(RESERVED_PREFIX):
+                            continue
+                        out[k] = None
+                    elif k.startswith(RESERVED_PREFIX):
+                        continue
+                    if type(v) not in scalars:
+                        _walk(k, v, out, known)
                 continue
-            top.add(k)
-            out[k] = None
-            _walk(k, v, out)
+        if doc.keys() <= top:
+            continue
+        for k in doc:
+            if k not in top:
+                top.add(k)
+                if not k.startswith(RESERVED_PREFIX):
+                    out[k] = None
     return out
 
 

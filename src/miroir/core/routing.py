@@ -35,7 +35,13 @@ def canonical_key(value: object) -> str:
 
 
 def shard_for_key(value: object, shards: int) -> int:
-    return _xxh64(canonical_key(value).encode("utf-8"), seed=0) % shards
+    return shard_for_text(canonical_key(value), shards)
+
+
+def shard_for_text(key: str, shards: int) -> int:
+    """Shard of a key already in canonical form (`canonical_key`): the write path's hot
+    loop calls this directly for ids it has validated itself."""
+    return _xxh64(key.encode("utf-8"), seed=0) % shards
 
 
 def score(shard: int, node_id: str) -> int:

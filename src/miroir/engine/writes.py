@@ -251,24 +251,6 @@ _flat_json = msgspec.json.Decoder(list[_FlatDoc] | _FlatDoc)
 _flat_ndjson = msgspec.json.Decoder(_FlatDoc)
 
 
-def _field_sources(docs: list[dict], flat: bool) -> list[dict]:
-    """What `prepare_batch_fields` needs to see to record the batch's attributes.
-
-    A flat batch (no object at any depth) has only top-level attribute names, so the
-    documents that bring a new name, reduced to their names, give the same attributes in
-    the same first-appearance order as the whole batch, without walking every value.
-    """
-    if not flat:
-        return docs
-    seen: set[str] = set()
-    out: list[dict] = []
-    for doc in docs:
-        if not doc.keys() <= seen:
-            seen.update(doc)
-            out.append(dict.fromkeys(doc))
-    return out
-
-
 async def add_documents(
     cluster: Cluster,
     uid: str,
@@ -289,7 +271,7 @@ async def add_documents(
     # creation included.
     pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
     shards = meta.shards if meta is not None else cluster.config.cluster.shards
-    doc_shards = batches.document_shards(docs, pk, shards) if pk is not None else []
+    doc_shards, sources = batches.plan_documents(docs, pk, shards, flat=flat) if pk is not None else ([], docs)
     if meta is None:
         meta = await ensure_index(cluster, uid)
     details = {"receivedDocuments": len(docs), "indexedDocuments": None}
@@ -298,19 +280,21 @@ async def add_documents(
         meta = cluster.state.indexes.get(uid)
         if meta is None:  # deleted meanwhile
             raise index_not_found(uid)
+        replan = False
         if pk is not None and meta.primary_key not in (None, pk):
-            # Another batch set the key meanwhile: decide again against it.
+            # Another batch set the key meanwhile: decide again against it (and validate
+            # and route by it).
             pk = resolve_primary_key(meta.primary_key, primary_key, docs, uid)
-        if pk is not None and meta.shards != shards:
-            doc_shards = batches.document_shards(docs, pk, meta.shards)
+            replan = True
+        if pk is not None and (replan or meta.shards != shards):
+            doc_shards, sources = batches.plan_documents(docs, pk, meta.shards, flat=flat)
         if not doc_shards:
             task = await cluster.tasks.enqueue(index_uid=uid, type=kind, node_tasks={}, details=details)
             return WriteResult(task=task)
         from miroir.engine.fields import prepare_batch_fields  # attributes seen (engine/fields.py)
-        await prepare_batch_fields(cluster, uid, _field_sources(docs, flat))  # before the injection
-        pairs = batches.inject_shards(docs, doc_shards)
-        routed = batches.route(pairs, _targets(cluster, meta, sorted(set(doc_shards))))
-        del pairs
+        await prepare_batch_fields(cluster, uid, sources)  # before the injection
+        del sources
+        routed = batches.inject_and_route(docs, doc_shards, _targets(cluster, meta, sorted(set(doc_shards))))
         method = "PUT" if partial else "POST"
 
         def request(node: str, items: list[dict]) -> NodeRequest:
