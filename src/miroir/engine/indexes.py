@@ -264,9 +264,8 @@ def _pending_creation(cluster: Cluster, uid: str, before: int | None) -> bool:
     return any(
         t.index_uid == uid
         and t.type in ("indexCreation", "settingsUpdate")
-        and t.status not in TERMINAL
         and (before is None or t.uid < before)
-        for t in cluster.state.tasks.values()
+        for t in cluster.tasks.open_tasks()
     )
 
 

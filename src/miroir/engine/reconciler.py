@@ -51,9 +51,7 @@ class Reconciler:
                 delay = ACTIVE_DELAY_S
 
     def pending(self) -> list[TaskRecord]:
-        return [
-            t for t in self.tasks.state.tasks.values() if t.status not in TERMINAL and not self.tasks.is_driven(t)
-        ]
+        return [t for t in self.tasks.open_tasks() if not self.tasks.is_driven(t)]
 
     async def round(self, pending: list[TaskRecord]) -> int:
         """One poll-and-fold pass over `pending`; returns how many tasks changed."""

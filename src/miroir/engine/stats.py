@@ -112,7 +112,7 @@ async def index_stats(cluster: Cluster, uid: str) -> dict[str, Any]:
 
 
 def _miroir_indexing(cluster: Cluster, uid: str) -> bool:
-    return any(t.index_uid == uid and t.status == "processing" for t in cluster.state.tasks.values())
+    return any(t.index_uid == uid and t.status == "processing" for t in cluster.tasks.open_tasks())
 
 
 async def global_stats(cluster: Cluster) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from miroir.store.state import (
     TaskNodeTasksAdded,
     TaskRecord,
     TaskUpdated,
+    index_open_tasks,
 )
 
 log = structlog.get_logger("miroir.tasks")
@@ -142,6 +143,7 @@ class TaskService:
         self.topology = topology
         self.clock = clock
         self._next_uid = journal.state.next_task_uid
+        index_open_tasks(journal.state)  # whatever the snapshot it was loaded from
         self._nursery: trio.Nursery | None = None
         self._queues: dict[str, deque[tuple[int, Driver]]] = {}
         self._reconciler_wakeup = trio.Event()
@@ -171,9 +173,7 @@ class TaskService:
                 self._nursery = None
 
     async def _fail_orphans(self) -> None:
-        orphans = [
-            t for t in self.state.tasks.values() if t.status not in TERMINAL and (t.details or {}).get(DRIVEN_KEY)
-        ]
+        orphans = [t for t in self.open_tasks() if (t.details or {}).get(DRIVEN_KEY)]
         now = self.now_rfc3339()
         for t in orphans:
             log.warning("task.orphaned", uid=t.uid, type=t.type, index_uid=t.index_uid)
@@ -202,6 +202,11 @@ class TaskService:
         woken = self._reconciler_wakeup.is_set()
         self._reconciler_wakeup = trio.Event()
         return woken
+
+    def open_tasks(self) -> list[TaskRecord]:
+        """The tasks not finished yet, by uid."""
+        tasks = self.state.tasks
+        return [tasks[uid] for uid in sorted(self.state.open_tasks) if uid in tasks]
 
     def is_driven(self, task: TaskRecord) -> bool:
         return bool((task.details or {}).get(DRIVEN_KEY))

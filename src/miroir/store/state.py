@@ -22,6 +22,8 @@ from typing import Any, Literal, TypeVar, Union
 
 import msgspec
 
+from miroir.core.taskfold import TERMINAL
+
 TaskStatus = Literal["enqueued", "processing", "succeeded", "failed", "canceled"]
 NodeState = Literal["joining", "active", "draining", "removed"]
 
@@ -122,10 +124,20 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # index uid -> every document attribute path seen, first appearance first, without
     # `_miroir_*` (core/fields.py: what nodes search in under `["*"]`). Defaulted.
     index_fields: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # Uids of the tasks not finished yet, kept by the task records' handlers: the
+    # reconciler polls these every few milliseconds, and scanning every task ever kept
+    # grew its cost with the task history. Derived from `tasks`; `index_open_tasks`
+    # rebuilds it after a load (a snapshot older than this field has none).
+    open_tasks: set[int] = msgspec.field(default_factory=set)
 
 
 def new_state() -> MiroirState:
     return MiroirState()
+
+
+def index_open_tasks(state: MiroirState) -> None:
+    """Rebuild `state.open_tasks` from `state.tasks`."""
+    state.open_tasks = {uid for uid, t in state.tasks.items() if t.status not in TERMINAL}
 
 
 # --- records ---------------------------------------------------------------------------
@@ -196,6 +208,10 @@ def apply_record(state: MiroirState, rec: JournalRecord) -> None:
 @applies(TaskEnqueued)
 def _task_enqueued(state: MiroirState, rec: TaskEnqueued) -> None:
     state.tasks[rec.task.uid] = rec.task
+    if rec.task.status in TERMINAL:
+        state.open_tasks.discard(rec.task.uid)
+    else:
+        state.open_tasks.add(rec.task.uid)
     # max(): the counter never goes back, even if records carry uids out of order.
     state.next_task_uid = max(state.next_task_uid, rec.task.uid + 1)
 
@@ -206,6 +222,10 @@ def _task_updated(state: MiroirState, rec: TaskUpdated) -> None:
     if task is None:  # deleted meanwhile: nothing to update
         return
     task.status = rec.status
+    if rec.status in TERMINAL:
+        state.open_tasks.discard(rec.uid)
+    else:
+        state.open_tasks.add(rec.uid)
     if rec.started_at is not None:
         task.started_at = rec.started_at
     if rec.finished_at is not None:
@@ -222,6 +242,7 @@ def _task_updated(state: MiroirState, rec: TaskUpdated) -> None:
 def _task_deleted(state: MiroirState, rec: TaskDeleted) -> None:
     for uid in rec.uids:
         state.tasks.pop(uid, None)
+        state.open_tasks.discard(uid)
 
 
 @applies(IndexPut)
