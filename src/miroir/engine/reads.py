@@ -167,13 +167,9 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _results(g: Gathered) -> list[Any]:
-    """The answers of a scatter, handed over: `g` no longer references them.
-
-    The scatter's nested tasks keep `g` in a reference cycle that only the cyclic
-    garbage collector frees; the (large) node answers must not wait for it, so they are
-    released by reference counting as soon as the caller drops them (issue 8: otherwise
-    every search's decoded answers were promoted to older GC generations).
-    """
+    """The answers of a scatter, handed over: `g` no longer references them, so the
+    (large) node answers are freed as soon as the caller drops them, whatever else
+    still holds `g` (issue 8)."""
     out = g.results
     g.parts.clear()
     return out

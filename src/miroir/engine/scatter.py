@@ -4,6 +4,21 @@ A read of index `uid` becomes a plan (which node answers for which shards), then
 sub-request per planned *part* (a node and the shards it answers for), all in one trio
 nursery, each under its own cancel scope with the deadline `scatter.node_timeout_ms`.
 
+Structure (issue 8: a search's scatter is on the hot path). One call is one `_Scatter`
+object; its tasks run its methods and keep their state on it and on small per-part
+objects (`_Race`, `_Sub`). Nothing refers back to the `_Scatter`, and the common path
+(every part answers) raises no exception, so a call leaves no reference cycle: all of
+its garbage goes with reference counting, none waits for the cyclic GC.
+- One task per part (`first`); a retry or a hedge sub-request is one more task.
+- Hedge timers cost no task: the calling task, inside the nursery, waits for "no part
+  is waiting for its hedge time any more" (a `trio.Event`) under one `move_on_at` set to
+  the earliest pending hedge time; when that passes it sends the hedges now due and
+  waits again.
+- A race's loser is cancelled through its sub-request's deadline scope (`_Sub.scope`),
+  so racing costs no scope of its own.
+- A sub-request's outcome is a value (`_FAILED` for no usable answer), not an exception;
+  only a client error is raised (and it cancels the nursery).
+
 Planning
 - Group: round-robin over the groups (sorted by name), starting at a per-process turn
   counter; the first group whose owners cover every needed shard is used. When none
@@ -42,12 +57,13 @@ Hedging (reads only: scatter is only used by reads). A first-attempt part that h
 answered within the *hedge delay* is sent again, same shards, to other owners of them
 (`plan_retry`'s choice: same group first, then the others; only healthy nodes, never one
 that failed in this scatter); each alternative gets the shard filter for the shards *it*
-answers for, so it never counts a document twice. Primary and hedge race in their own
-nursery; the first complete answer wins and cancels the rest. The hedge delay is
-`scatter.hedge_after_ms` when set, else the node's recent p95 latency from the health
-table, clamped to [HEDGE_FLOOR_S, HEDGE_CAP_FRACTION * node_timeout]; a node with no
-latency history is not hedged (the deadline retry covers it). No hedge is sent when some
-shard of the part has no other healthy owner, or when the delay reaches the deadline.
+answers for, so it never counts a document twice. The first complete answer (the
+primary's, or every hedge sub-request's) wins and cancels the rest; later answers of the
+part are ignored. The hedge delay is `scatter.hedge_after_ms` when set, else the node's
+recent p95 latency from the health table, clamped to [HEDGE_FLOOR_S, HEDGE_CAP_FRACTION *
+node_timeout]; a node with no latency history is not hedged (the deadline retry covers
+it). No hedge is sent when some shard of the part has no other healthy owner, or when the
+delay reaches the deadline.
 - A cancelled loser reports nothing to the health table: a slow node that lost a race is
   not failed; the deadline rule (a part that runs into `node_timeout_ms`) is unchanged.
 - Failures inside a race: the primary failing before the hedge was sent is the ordinary
@@ -222,37 +238,283 @@ def hedge_delay(
     return delay if delay < timeout_s else None
 
 
-class _Failed(Exception):
-    """A part got no usable answer (unavailable, deadline, or a node 5xx)."""
+# What `_one` returns for a sub-request without a usable answer (unavailable, deadline,
+# node 5xx, or cancelled because it lost its race): a value, not an exception, so that
+# no traceback (and its frames) outlives the call.
+_FAILED: Any = object()
+# A hedge sub-request still running.
+_PENDING: Any = object()
 
 
-async def _one(cluster: Any, node_id: str, shards_arg: list[int] | None, send: Send, timeout_s: float) -> Any:
-    """One sub-request under its own deadline; the outcome is reported to the health table."""
-    client = cluster.fleet.get(node_id)
-    if client is None:
-        raise _Failed(node_id)
-    health = getattr(cluster, "health", None)
-    started = trio.current_time()
-    with trio.move_on_after(timeout_s):
+class _Sub:
+    """One sub-request: a node and the shards it answers for.
+
+    `scope` is the sub-request's deadline scope (see `_Scatter._one`); a race cancels
+    its loser through it, so racing costs no scope of its own. `lost` tells that
+    cancellation apart from the deadline: a loser reports nothing to health.
+    """
+
+    __slots__ = ("lost", "node_id", "scope", "shards")
+
+    def __init__(self, node_id: str, shards: list[int]):
+        self.node_id = node_id
+        self.shards = shards
+        self.scope: trio.CancelScope | None = None
+        self.lost = False
+
+    def cancel(self) -> None:
+        self.lost = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class _Race:
+    """A first-attempt part and, once sent, its hedge (see the module doc)."""
+
+    __slots__ = ("answers", "hedge", "hedge_at", "over", "primary", "primary_failed")
+
+    def __init__(self, primary: _Sub, hedge_at: float | None):
+        self.primary = primary
+        # When the hedge is due; None once it was sent, judged impossible, or the
+        # primary finished first (or never, for a node with no hedge delay).
+        self.hedge_at = hedge_at
+        self.hedge: list[_Sub] | None = None
+        self.answers: list[Any] = []  # per hedge sub-request: _PENDING, _FAILED or the answer
+        self.primary_failed = False
+        self.over = False  # decided: later answers of this part are ignored
+
+
+class _Scatter:
+    """The state of one `scatter` call.
+
+    Tasks run bound methods and share state through `self`. Nothing the call leaves
+    behind refers back to the `_Scatter`: no closures; the nursery and a client error are
+    dropped before `scatter` returns or raises. So a call leaves no reference cycle and
+    its garbage is freed by reference counting (test_scatter checks it).
+    """
+
+    def __init__(self, cluster: Any, send: Send, S: int, per_shard: bool, healthy: frozenset[str] | None):
+        self.cluster = cluster
+        self.send = send
+        self.S = S
+        self.per_shard = per_shard
+        self.healthy = healthy
+        self.topology = cluster.topology
+        scatter_config = cluster.config.scatter
+        self.timeout_s = scatter_config.node_timeout_ms / 1000
+        self.hedge_after_ms = scatter_config.hedge_after_ms
+        self.health = getattr(cluster, "health", None)
+        self.fanout = _fanout.get()
+        self.gathered = Gathered()
+        self.failed_nodes: set[str] = set()
+        self.client_error: MeiliError | None = None
+        self.nursery: trio.Nursery | None = None
+        self.races: list[_Race] = []
+        self.unhedged = 0  # races whose hedge time has not come while the primary runs
+        self.idle: trio.Event | None = None  # set when `unhedged` drops to 0
+
+    # --- planning helpers ---------------------------------------------------------------
+
+    def units(self, plan: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
+        out = [(n, sorted(ss)) for n, ss in plan.items()]
+        if self.per_shard:
+            out = [(n, [s]) for n, ss in out for s in ss]
+        return sorted(out, key=_first_shard)
+
+    def alternatives(self, sub: _Sub) -> list[tuple[str, list[int]]] | None:
+        """Other healthy owners answering for all of `sub`'s shards (decided when the
+        hedge is due, so nodes that failed in this scatter meanwhile are left out), or None."""
+        healthy = self.healthy
+        unhealthy = set() if healthy is None else set(self.topology.all_nodes()) - healthy
+        alt, lost = plan_retry(
+            self.topology, self.S, sub.shards, home_group=self.topology.group_of(sub.node_id),
+            exclude=self.failed_nodes | unhealthy | {sub.node_id}, healthy=healthy,
+        )
+        if lost or not alt:
+            return None  # a shard with no other healthy owner: nothing to race with
+        return self.units(alt)
+
+    def asked(self) -> None:
+        self.gathered.nodes_asked += 1
+        if self.fanout is not None:
+            self.fanout[0] += 1
+
+    def launch(self, task: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self.asked()
+        assert self.nursery is not None
+        self.nursery.start_soon(task, *args)
+
+    # --- the call -----------------------------------------------------------------------
+
+    async def run(self, plan: dict[str, list[int]]) -> None:
+        now = trio.current_time()
+        for node_id, ss in self.units(plan):
+            p95 = self.health.latency_p95(node_id) if self.health is not None else None
+            delay = hedge_delay(self.hedge_after_ms, p95, self.timeout_s)
+            self.races.append(_Race(_Sub(node_id, ss), None if delay is None else now + delay))
+        self.unhedged = sum(r.hedge_at is not None for r in self.races)
+        if self.unhedged:
+            self.idle = trio.Event()
         try:
-            result = await send(client, shards_arg, timeout_s)
-        except NodeUnavailable as e:
-            if health is not None:
-                health.report_failure(node_id, e.reason, timed_out=e.reason.startswith("timeout"))
-            raise _Failed(node_id) from None
-        except NodeError as e:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                for race in self.races:
+                    self.launch(self.first, race)
+                # One wait in this task stands for every part's hedge timer.
+                while self.unhedged:
+                    assert self.idle is not None
+                    with trio.move_on_at(min(r.hedge_at for r in self.races if r.hedge_at is not None)):
+                        await self.idle.wait()
+                    now = trio.current_time()
+                    for race in self.races:
+                        if race.hedge_at is not None and race.hedge_at <= now:
+                            self.send_hedge(race)
+        finally:
+            self.nursery = None
+
+    def client_mistake(self, e: MeiliError) -> None:
+        if self.client_error is None:
+            self.client_error = e
+        assert self.nursery is not None
+        self.nursery.cancel_scope.cancel()
+
+    def not_waiting(self, race: _Race) -> None:
+        """`race` no longer needs its hedge timer."""
+        if race.hedge_at is not None:
+            race.hedge_at = None
+            self.unhedged -= 1
+            if not self.unhedged and self.idle is not None:
+                self.idle.set()
+
+    async def first(self, race: _Race) -> None:
+        """A part's first attempt (the primary of its race, if a hedge gets sent)."""
+        sub = race.primary
+        try:
+            result = await self._one(sub)
+        except MeiliError as e:
+            self.client_mistake(e)
+            return
+        self.not_waiting(race)
+        if race.over:
+            return  # the hedge won (this was cancelled, or answered too late)
+        if result is not _FAILED:
+            race.over = True
+            for h in race.hedge or ():
+                h.cancel()
+            self.gathered.parts.append(Part(sub.node_id, sub.shards, result))
+            return
+        self.failed_nodes.add(sub.node_id)
+        if race.hedge is None:
+            race.over = True
+            self.retry(sub)
+        else:
+            # The hedge in flight is the one retry: wait for it.
+            race.primary_failed = True
+            self.settle(race)
+
+    def send_hedge(self, race: _Race) -> None:
+        self.not_waiting(race)
+        alts = self.alternatives(race.primary)
+        if alts is None:
+            return  # the primary is on its own
+        race.hedge = [_Sub(n, ss) for n, ss in alts]
+        race.answers = [_PENDING] * len(alts)
+        self.gathered.hedges += 1
+        for i in range(len(alts)):
+            self.launch(self.hedge_part, race, i)
+
+    async def hedge_part(self, race: _Race, i: int) -> None:
+        sub = race.hedge[i]  # type: ignore[index]
+        try:
+            result = await self._one(sub)
+        except MeiliError as e:
+            self.client_mistake(e)
+            return
+        if result is _FAILED and not sub.lost:
+            self.failed_nodes.add(sub.node_id)
+        if race.over:
+            return
+        race.answers[i] = result
+        self.settle(race)
+
+    def settle(self, race: _Race) -> None:
+        """Decide `race` once its hedge answered in full (the hedge wins), or once the
+        primary failed and every hedge sub-request is done (keep what the hedge got)."""
+        answers = race.answers
+        # Identity tests: an answer's own `==` is never called.
+        if any(a is _PENDING for a in answers):
+            return
+        complete = not any(a is _FAILED for a in answers)
+        if not complete and not race.primary_failed:
+            return  # the primary may still answer for everything
+        race.over = True
+        if complete:
+            self.gathered.hedges_won += 1
+            race.primary.cancel()
+        assert race.hedge is not None
+        for sub, answer in zip(race.hedge, answers):
+            if answer is _FAILED:
+                self.gathered.unavailable.extend(sub.shards)
+            else:
+                self.gathered.parts.append(Part(sub.node_id, sub.shards, answer))
+
+    def retry(self, sub: _Sub) -> None:
+        alt, lost = plan_retry(
+            self.topology, self.S, sub.shards, home_group=self.topology.group_of(sub.node_id),
+            exclude=self.failed_nodes, healthy=self.healthy,
+        )
+        self.gathered.unavailable.extend(lost)
+        for n2, ss2 in self.units(alt):
+            self.launch(self.second, _Sub(n2, ss2))
+
+    async def second(self, sub: _Sub) -> None:
+        """A retry: no hedge, no further retry."""
+        try:
+            result = await self._one(sub)
+        except MeiliError as e:
+            self.client_mistake(e)
+            return
+        if result is _FAILED:
+            self.failed_nodes.add(sub.node_id)
+            self.gathered.unavailable.extend(sub.shards)
+        else:
+            self.gathered.parts.append(Part(sub.node_id, sub.shards, result))
+
+    async def _one(self, sub: _Sub) -> Any:
+        """One sub-request under its deadline; the answer, or _FAILED. The outcome is
+        reported to the health table, unless the sub-request lost its race."""
+        node_id = sub.node_id
+        client = self.cluster.fleet.get(node_id)
+        if client is None or sub.lost:
+            return _FAILED
+        health = self.health
+        started = trio.current_time()
+        # This scope is also how a race cancels its loser. NodeClient.call has a deadline
+        # of its own (net/), but only this one can tell a lost race from a timeout.
+        with trio.move_on_after(self.timeout_s) as sub.scope:
+            try:
+                result = await self.send(client, None if len(sub.shards) == self.S else sub.shards, self.timeout_s)
+            except NodeUnavailable as e:
+                if health is not None:
+                    health.report_failure(node_id, e.reason, timed_out=e.reason.startswith("timeout"))
+                return _FAILED
+            except NodeError as e:
+                if health is not None:
+                    health.report_success(node_id, trio.current_time() - started)
+                if e.status >= 500:
+                    return _FAILED
+                # The client's mistake: surface the node's error as Miroir's own.
+                raise MeiliError(e.code, _hide_shard_field(e.message), status=e.status, type=e.type) from None
             if health is not None:
                 health.report_success(node_id, trio.current_time() - started)
-            if e.status >= 500:
-                raise _Failed(node_id) from None
-            # The client's mistake: surface the node's error as Miroir's own.
-            raise MeiliError(e.code, _hide_shard_field(e.message), status=e.status, type=e.type) from None
-        if health is not None:
-            health.report_success(node_id, trio.current_time() - started)
-        return result
-    if health is not None:
-        health.report_failure(node_id, "timeout (scatter deadline)", timed_out=True)
-    raise _Failed(node_id)
+            return result
+        if not sub.lost and health is not None:
+            health.report_failure(node_id, "timeout (scatter deadline)", timed_out=True)
+        return _FAILED
+
+
+def _first_shard(unit: tuple[str, list[int]]) -> int:
+    return unit[1][0]
 
 
 async def scatter(
@@ -272,161 +534,23 @@ async def scatter(
     """
     S = meta.shards
     needed = sorted(set(range(S) if shards is None else shards))
-    topology = cluster.topology
     healthy = _healthy(cluster)
-    timeout_s = cluster.config.scatter.node_timeout_ms / 1000
     # The same query (whatever page of it) gets the same covering set while the healthy
     # nodes stay the same, so its ties come in the same order on every page; different
     # queries still spread over groups and replicas.
     turn = next(_turns) if affinity is None else affinity
-
-    plan, missing = plan_cover(topology, S, needed, turn=turn, healthy=healthy)
-    gathered = Gathered(unavailable=list(missing))
-    failed_nodes: set[str] = set()
-    client_error: list[MeiliError] = []
-
-    def units(p: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
-        out = [(n, sorted(ss)) for n, ss in p.items()]
-        if per_shard:
-            out = [(n, [s]) for n, ss in out for s in ss]
-        return sorted(out, key=lambda u: u[1][0])
-
-    def shard_arg(ss: list[int]) -> list[int] | None:
-        return None if len(ss) == S else ss
-
-    fanout = _fanout.get()
-    health = getattr(cluster, "health", None)
-    hedge_after_ms = cluster.config.scatter.hedge_after_ms
-
-    def asked() -> None:
-        gathered.nodes_asked += 1
-        if fanout is not None:
-            fanout[0] += 1
-
-    def hedge_after(node_id: str) -> float | None:
-        p95 = health.latency_p95(node_id) if health is not None else None
-        return hedge_delay(hedge_after_ms, p95, timeout_s)
-
-    def alternatives(node_id: str, ss: list[int]) -> list[tuple[str, list[int]]] | None:
-        """Other healthy owners answering for all of `ss` (decided when the hedge fires,
-        so nodes that failed in this scatter meanwhile are left out), or None."""
-        unhealthy = set() if healthy is None else set(topology.all_nodes()) - healthy
-        alt, lost = plan_retry(
-            topology, S, ss, home_group=topology.group_of(node_id),
-            exclude=failed_nodes | unhealthy | {node_id}, healthy=healthy,
-        )
-        if lost or not alt:
-            return None  # a shard with no other healthy owner: nothing to race with
-        return units(alt)
-
-    def client_mistake(e: MeiliError, nursery: trio.Nursery) -> None:
-        client_error.append(e)
-        nursery.cancel_scope.cancel()
-
-    async def race(node_id: str, ss: list[int], delay: float, nursery: trio.Nursery) -> None:
-        """The primary part against a hedge sent after `delay`; see the module doc."""
-        alts: list[tuple[str, list[int]]] = []
-        primary_failed = False
-        hedge_sent = False
-        answered: dict[int, Any] = {}  # hedge unit index -> answer
-        lost: set[int] = set()  # hedge units that failed
-        won: list[Part] | None = None
-
-        async with trio.open_nursery() as arena:
-
-            def settle() -> None:
-                # All of the hedge answered: it wins. Primary failed and every hedge
-                # unit is done: take what the hedge got, the rest is unavailable.
-                nonlocal won
-                if len(answered) == len(alts) or (primary_failed and len(answered) + len(lost) == len(alts)):
-                    won = [Part(n, s, answered[i]) for i, (n, s) in enumerate(alts) if i in answered]
-                    gathered.hedges_won += len(answered) == len(alts)
-                    gathered.unavailable.extend(s for i in lost for s in alts[i][1])
-                    arena.cancel_scope.cancel()
-
-            async def primary() -> None:
-                nonlocal primary_failed, won
-                try:
-                    result = await _one(cluster, node_id, shard_arg(ss), send, timeout_s)
-                except MeiliError as e:
-                    client_mistake(e, nursery)
-                    return
-                except _Failed:
-                    failed_nodes.add(node_id)
-                    primary_failed = True
-                    if not hedge_sent:
-                        arena.cancel_scope.cancel()  # the ordinary retry, below
-                    else:
-                        settle()
-                    return
-                won = [Part(node_id, ss, result)]
-                arena.cancel_scope.cancel()
-
-            async def hedge_unit(i: int, n2: str, ss2: list[int]) -> None:
-                asked()
-                try:
-                    answered[i] = await _one(cluster, n2, shard_arg(ss2), send, timeout_s)
-                except MeiliError as e:
-                    client_mistake(e, nursery)
-                    return
-                except _Failed:
-                    failed_nodes.add(n2)
-                    lost.add(i)
-                settle()
-
-            async def hedge() -> None:
-                nonlocal hedge_sent, alts
-                await trio.sleep(delay)
-                found = alternatives(node_id, ss)
-                if found is None:
-                    return  # the primary is on its own
-                alts = found
-                hedge_sent = True
-                gathered.hedges += 1
-                for i, (n2, ss2) in enumerate(alts):
-                    arena.start_soon(hedge_unit, i, n2, ss2)
-
-            arena.start_soon(primary)
-            arena.start_soon(hedge)
-
-        if won is not None:
-            gathered.parts.extend(won)
-        elif primary_failed and not client_error:
-            await retry(node_id, ss, nursery)
-
-    async def retry(node_id: str, ss: list[int], nursery: trio.Nursery) -> None:
-        alt, lost = plan_retry(
-            topology, S, ss, home_group=topology.group_of(node_id), exclude=failed_nodes, healthy=healthy
-        )
-        gathered.unavailable.extend(lost)
-        for n2, ss2 in units(alt):
-            nursery.start_soon(run, n2, ss2, False, nursery)
-
-    async def run(node_id: str, ss: list[int], first: bool, nursery: trio.Nursery) -> None:
-        asked()
-        delay = hedge_after(node_id) if first else None
-        if delay is not None:
-            await race(node_id, ss, delay, nursery)
-            return
-        try:
-            result = await _one(cluster, node_id, shard_arg(ss), send, timeout_s)
-        except MeiliError as e:
-            client_mistake(e, nursery)
-            return
-        except _Failed:
-            failed_nodes.add(node_id)
-            if not first:
-                gathered.unavailable.extend(ss)
-                return
-            await retry(node_id, ss, nursery)
-            return
-        gathered.parts.append(Part(node_id, ss, result))
-
-    async with trio.open_nursery() as nursery:
-        for node_id, ss in units(plan):
-            nursery.start_soon(run, node_id, ss, True, nursery)
-    if client_error:
-        raise client_error[0]
-    gathered.parts.sort(key=lambda p: p.shards[0])
+    plan, missing = plan_cover(cluster.topology, S, needed, turn=turn, healthy=healthy)
+    s = _Scatter(cluster, send, S, per_shard, healthy)
+    s.gathered.unavailable.extend(missing)
+    await s.run(plan)
+    error, s.client_error = s.client_error, None  # raised without `s` holding it: no cycle
+    if error is not None:
+        raise error
+    gathered = s.gathered
+    gathered.parts.sort(key=_part_order)
     gathered.unavailable.sort()
     return gathered
+
+
+def _part_order(p: Part) -> int:
+    return p.shards[0]
