@@ -24,7 +24,16 @@ from collections.abc import Iterable, Mapping
 DEFAULT_MAX_VALUES_PER_FACET = 100
 
 
+# First characters with which ``float()`` cannot parse a string (after its leading
+# whitespace): every printable ASCII character but digits, signs, ".", and the "i"/"n"
+# of inf/nan. Most facet values start with one, and skip the failing float() call (an
+# exception is the dearest part of the key).
+_NOT_A_NUMBER_START = frozenset(chr(c) for c in range(33, 127)) - frozenset("0123456789+-.iInN")
+
+
 def _alpha_key(value: str) -> tuple:
+    if value[:1] in _NOT_A_NUMBER_START:
+        return (1, value.lower(), value)
     try:
         number = float(value)
     except ValueError:
@@ -65,13 +74,15 @@ def facet_order(sort_facet_values_by: Mapping[str, str] | None, facet: str) -> s
 
 def order_values(counts: Mapping[str, int], order: str, max_values: int | None) -> dict[str, int]:
     """Counts in Meilisearch's order for ``order``, cut to ``max_values``."""
+    # Every key ends with the value itself, so keys are unique and sorting the
+    # decorated tuples gives the order a key function would.
     if order == "count":
-        items = sorted(counts.items(), key=lambda kv: (-kv[1], _alpha_key(kv[0])))
+        decorated = sorted([(-c, _alpha_key(v), v, c) for v, c in counts.items()])
     else:
-        items = sorted(counts.items(), key=lambda kv: _alpha_key(kv[0]))
+        decorated = sorted([(_alpha_key(v), v, c) for v, c in counts.items()])
     if max_values is not None:
-        items = items[:max_values]
-    return dict(items)
+        decorated = decorated[:max_values]
+    return {t[-2]: t[-1] for t in decorated}
 
 
 def merge_facet_distribution(
@@ -85,15 +96,28 @@ def merge_facet_distribution(
     Facets are listed in the order they first appear (nodes list them sorted by name,
     as Meilisearch does, and every node answers the same ``facets``).
     """
-    summed: dict[str, _Counts] = {}
+    # _Counts.add inlined: normalized value -> count, and -> the casing met first.
+    summed: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
     for dist in distributions:
-        for facet, values in (dist or {}).items():
-            acc = summed.setdefault(facet, _Counts())
+        if not dist:
+            continue
+        for facet, values in dist.items():
+            acc = summed.get(facet)
+            if acc is None:
+                acc = summed[facet] = ({}, {})
+            counts, display = acc
             for value, count in values.items():
-                acc.add(value, count)
+                norm = value.lower()
+                if norm in counts:
+                    counts[norm] += count
+                else:
+                    counts[norm] = count
+                    display[norm] = value
     return {
-        facet: order_values(acc.shown(), facet_order(sort_facet_values_by, facet), max_values_per_facet)
-        for facet, acc in summed.items()
+        facet: order_values(
+            {display[k]: c for k, c in counts.items()}, facet_order(sort_facet_values_by, facet), max_values_per_facet
+        )
+        for facet, (counts, display) in summed.items()
     }
 
 

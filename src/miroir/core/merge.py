@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
+from heapq import heapify, heappop, heapreplace
 from collections.abc import Callable, Iterable, Sequence
 from itertools import count, islice, repeat
 from operator import itemgetter, neg
@@ -59,6 +60,7 @@ from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from 
 DETAILS = "_rankingScoreDetails"
 SCORE = "_rankingScore"
 _EMPTY: dict = {}
+_NO_HITS: list = []
 _LAST = itemgetter(-1)  # the hit of a merge entry
 
 HitKey = Callable[[dict], tuple]
@@ -141,7 +143,14 @@ def _key_body(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast:
             continue
         cr = custom_rule(rule)
         if cr is None:
-            parts.append(f"-d[{rule!r}]['score']" if fast else f"-(d.get({rule!r}) or _EMPTY).get('score', 0.0)")
+            if fast:
+                # A full score (the common case for the first rules) becomes one shared
+                # constant: no float allocated, and equal components compare by identity.
+                j = len(parts)
+                stmts.append(f"s{j} = d[{rule!r}]['score']")
+                parts.append(f"(-1.0 if s{j} == 1.0 else -s{j})")
+            else:
+                parts.append(f"-(d.get({rule!r}) or _EMPTY).get('score', 0.0)")
         else:
             field(cr[0], rule, cr[1])
     return stmts, parts
@@ -202,6 +211,40 @@ def merged_hits(
     if len(streams) == 1:
         return map(_LAST, streams[0])
     return map(_LAST, heapq.merge(*streams))
+
+
+def _first_hits(node_hits: Sequence[list[dict]], entry: Callable, n: int) -> list[dict]:
+    """The first ``n`` hits of the merged order (what ``merged_hits`` yields first).
+
+    The same k-way merge — at every step the smallest head entry of the nodes' lists
+    goes out — on a heap of the entries themselves: ``heapq.merge`` wraps each head in
+    a list, so every heap comparison walked the key tuples twice (list equality, then
+    tuple order). A key is only computed for a hit that becomes a head, and not for
+    the one after the last hit taken. Once a single list is left its heads need no
+    comparing: the rest of the page is a slice of it.
+    """
+    out: list[dict] = []
+    if n <= 0:
+        return out
+    streams = [map(entry, hits, repeat(i), count()) for i, hits in enumerate(node_hits)]
+    heap = [next(s) for s, hits in zip(streams, node_hits) if hits]
+    heapify(heap)
+    append = out.append
+    while len(heap) > 1:
+        e = heap[0]
+        append(e[-1])
+        if len(out) >= n:
+            return out
+        e = next(streams[e[-3]], None)
+        if e is None:
+            heappop(heap)
+        else:
+            heapreplace(heap, e)
+    if heap:
+        e = heap[0]
+        r = e[-2]
+        out.extend(node_hits[e[-3]][r : r + n - len(out)])
+    return out
 
 
 # ---------------------------------------------------------------- distinct
@@ -272,6 +315,19 @@ def _strip_miroir(obj: dict) -> None:
         obj.pop(k, None)
 
 
+@functools.lru_cache(maxsize=8)
+def _cleaner(keep_score: bool, keep_details: bool) -> Callable[[list[dict]], None]:
+    """``clean_hit`` without added fields, over a page, as flat generated code."""
+    drop = [*MIROIR_FIELDS, *(() if keep_score else (SCORE,)), *(() if keep_details else (DETAILS,))]
+    lines = ["def clean(page):", "    for h in page:"]
+    lines += [f"        h.pop({k!r}, None)" for k in drop]
+    lines += ["        f = h.get('_formatted')", "        if f is not None and type(f) is dict:"]
+    lines += [f"            f.pop({k!r}, None)" for k in MIROIR_FIELDS] or ["            pass"]
+    env: dict = {}
+    exec(compile("\n".join(lines) + "\n", "<miroir hit cleaner>", "exec"), env)
+    return env["clean"]
+
+
 def clean_hit(hit: dict, *, keep_score: bool, keep_details: bool, added_fields: Iterable[str]) -> dict:
     """Remove what only Miroir needed; the rest (`_formatted`, `_geoDistance`, ...) stays."""
     _strip_miroir(hit)
@@ -321,56 +377,60 @@ def merge_search(
         offset = min(offset, max_total_hits)
         limit = min(limit, max_total_hits - offset)
     distinct = req.distinct or distinct_attribute
-    ordered = merged_hits(
-        [r.get("hits") or [] for r in node_responses],
-        ranking_rules,
-        req.sort,
-        by_score_only=req.hybrid is not None or req.vector is not None,
-    )
-    page = _take(ordered, offset + limit, distinct)[offset:]
-    keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
-    if added_fields:
-        for h in page:
-            clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields)
-    else:  # the common case, inline: what clean_hit does without added fields
-        for h in page:
-            for k in MIROIR_FIELDS:
-                h.pop(k, None)
-            if not keep_score:
-                h.pop(SCORE, None)
-            if not keep_details:
-                h.pop(DETAILS, None)
-            formatted = h.get("_formatted")
-            if formatted is not None and type(formatted) is dict:
-                for k in MIROIR_FIELDS:
-                    formatted.pop(k, None)
+    node_hits = [r.get("hits") or _NO_HITS for r in node_responses]
+    by_score_only = req.hybrid is not None or req.vector is not None
+    if distinct:
+        ordered = merged_hits(node_hits, ranking_rules, req.sort, by_score_only=by_score_only)
+        page = _take(ordered, offset + limit, distinct)[offset:]
+    else:
+        entry = _compiled(tuple(ranking_rules), tuple(req.sort or ()), by_score_only)[1]
+        page = _first_hits(node_hits, entry, offset + limit)[offset:]
+    if page:
+        if added_fields:
+            keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
+            for h in page:
+                clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields)
+        else:  # the common case: what clean_hit does without added fields, generated
+            _cleaner(req.show_ranking_score, req.show_ranking_score_details)(page)
 
     out: dict[str, Any] = {"hits": page, "query": req.q or "", "processingTimeMs": processing_time_ms}
     if req.page_mode:
         page_no, hpp = req.page_window()
-        total = sum(r.get("totalHits", 0) for r in node_responses)
-        if max_total_hits is not None:
-            total = min(total, max_total_hits)
+        total = 0
+        for r in node_responses:
+            total += r.get("totalHits", 0)
+        if max_total_hits is not None and max_total_hits < total:
+            total = max_total_hits
         out["hitsPerPage"] = hpp
         out["page"] = page_no
         out["totalPages"] = math.ceil(total / hpp) if hpp else 0
         out["totalHits"] = total
     else:
-        total = sum(r.get("estimatedTotalHits", 0) for r in node_responses)
-        if max_total_hits is not None:
-            total = min(total, max_total_hits)
+        total = 0
+        for r in node_responses:
+            total += r.get("estimatedTotalHits", 0)
+        if max_total_hits is not None and max_total_hits < total:
+            total = max_total_hits
         out["limit"] = req.limit
         out["offset"] = req.offset
         out["estimatedTotalHits"] = total
-    if any("facetDistribution" in r for r in node_responses):
+    facets = stats = semantic = False
+    for r in node_responses:
+        if "facetDistribution" in r:
+            facets = True
+        if "facetStats" in r:
+            stats = True
+        if "semanticHitCount" in r:
+            semantic = True
+    if facets:
         out["facetDistribution"] = merge_facet_distribution(
-            (r.get("facetDistribution") for r in node_responses),
+            [r.get("facetDistribution") for r in node_responses],
             sort_facet_values_by=sort_facet_values_by,
             max_values_per_facet=max_values_per_facet,
         )
-    if any("facetStats" in r for r in node_responses):
-        out["facetStats"] = merge_facet_stats(r.get("facetStats") for r in node_responses)
-    if any("semanticHitCount" in r for r in node_responses):
+    if stats:
+        out["facetStats"] = merge_facet_stats([r.get("facetStats") for r in node_responses])
+    if semantic:
         out["semanticHitCount"] = sum(r.get("semanticHitCount") or 0 for r in node_responses)
     return out
 

@@ -1,0 +1,1 @@
+"""Frozen pre-optimization copies of the merge modules (test reference only)."""
