@@ -21,22 +21,39 @@ the client sees:
       total (a group that lagged or lost a node must not hide deletions); capped by
       providedIds for deletions by id. 0 when the task did not succeed.
   Counters are null while the task is not finished, as in Meilisearch.
+
+Lost node tasks (a node that lost its disk, or left the cluster, no longer knows its
+task: the reconciler gives it a `lost_view`) are judged by the write's quorum rule
+(core/batches.py `assess`, the rule the write was acknowledged by), when the task knows
+which shards each node task covered (`node_shards`, journaled by the write path). Once
+every other node task is terminal, if the node tasks that succeeded still make the
+write's quorum (every shard with a group at quorum), the lost ones are left out of the
+fold: the data is durable on a quorum, and a lost copy is refilled from it. Otherwise
+(or without `node_shards`: old journals, index and settings tasks) a lost node task
+counts as failed. A node task that ran and failed is always a failure, quorum or not.
+For deletions, a group's count is divided by the copies of the write's shards its
+surviving node tasks hold (exact when that is the same for every shard, a lower bound
+otherwise), not by RF.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from miroir.core import batches
+from miroir.core.errors import MeiliError
 from miroir.core.taskquery import format_duration
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
 # details keys reserved for Miroir's bookkeeping; never shown to clients.
 PRIVATE_PREFIX = "_miroir"
+# Marks the view of a node task its node no longer knows (see `lost_view`).
+LOST_KEY = f"{PRIVATE_PREFIX}_lost"
 
 
 class Fold(msgspec.Struct, kw_only=True):
@@ -64,6 +81,54 @@ def _latest(values: list[str | None]) -> str | None:
     return max(present, key=lambda v: parse_ts(v) or 0.0) if present else None
 
 
+def lost_view(node_uid: int, message: str) -> dict[str, Any]:
+    """The view of a node task its node lost (disk lost, node gone): failed, unless the
+    write's quorum holds without it (see the module doc)."""
+    return {
+        "uid": node_uid,
+        "status": "failed",
+        "error": MeiliError("miroir_node_unavailable", message).to_dict(),
+        LOST_KEY: True,
+    }
+
+
+def _group(group_of: Mapping[str, str], node: str) -> str:
+    return group_of.get(node, "?")  # no group known (no topology given): one group, as ever
+
+
+def write_targets(node_shards: Mapping[str, Sequence[int]], group_of: Mapping[str, str]) -> dict[int, dict[str, list[str]]]:
+    """shard -> group -> nodes whose node task covers it: the write's targets (as
+    `batches.assess` takes them) restricted to the nodes that took the write."""
+    targets: dict[int, dict[str, list[str]]] = {}
+    for node in sorted(node_shards):
+        group = _group(group_of, node)
+        for shard in node_shards[node]:
+            targets.setdefault(shard, {}).setdefault(group, []).append(node)
+    return targets
+
+
+def quorum_without_lost(
+    views: Mapping[str, Mapping[str, Any]],
+    node_shards: Mapping[str, Sequence[int]] | None,
+    group_of: Mapping[str, str],
+    rf: int,
+) -> list[str]:
+    """The lost node tasks the fold may leave out: all of them when every other node task
+    is terminal and the succeeded ones make the write's quorum; else none."""
+    lost = sorted(n for n, view in views.items() if view.get(LOST_KEY))
+    if not lost or node_shards is None:
+        return []
+    rest = [view.get("status", "enqueued") for n, view in views.items() if n not in lost]
+    if any(status not in TERMINAL for status in rest):
+        return []
+    succeeded = {n for n, view in views.items() if n not in lost and view.get("status") == "succeeded"}
+    targets = write_targets({n: node_shards.get(n, ()) for n in views}, group_of)
+    shards = {s for n in views for s in node_shards.get(n, ())}
+    if not shards or not batches.assess(shards, targets, succeeded, rf).ok:
+        return []
+    return lost
+
+
 def fold_status(statuses: list[str]) -> str:
     """The Miroir status of a task whose node tasks have these statuses."""
     if not statuses:
@@ -80,14 +145,22 @@ def fold_status(statuses: list[str]) -> str:
 
 
 def _deleted_count(
-    views: Mapping[str, Mapping[str, Any]], group_of: Mapping[str, str], rf: int
+    views: Mapping[str, Mapping[str, Any]],
+    group_of: Mapping[str, str],
+    rf: int,
+    node_shards: Mapping[str, Sequence[int]] | None = None,
 ) -> int:
     per_group: dict[str, int] = {}
     for node_id, view in views.items():
         n = (view.get("details") or {}).get("deletedDocuments") or 0
-        g = group_of.get(node_id, "?")
+        g = _group(group_of, node_id)
         per_group[g] = per_group.get(g, 0) + int(n)
-    return max((total // max(rf, 1) for total in per_group.values()), default=0)
+    copies: dict[str, int] = {}  # group -> most node tasks of `views` covering one shard
+    if node_shards is not None:
+        for shard_groups in write_targets({n: node_shards.get(n, ()) for n in views}, group_of).values():
+            for g, nodes in shard_groups.items():
+                copies[g] = max(copies.get(g, 0), len(nodes))
+    return max((total // max(copies.get(g, rf), 1) for g, total in per_group.items()), default=0)
 
 
 def fold_details(
@@ -97,6 +170,7 @@ def fold_details(
     views: Mapping[str, Mapping[str, Any]],
     group_of: Mapping[str, str],
     rf: int,
+    node_shards: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any] | None:
     if base is None:
         return None
@@ -112,7 +186,7 @@ def fold_details(
         elif not ok:
             details["deletedDocuments"] = 0
         else:
-            n = _deleted_count(views, group_of, rf)
+            n = _deleted_count(views, group_of, rf, node_shards)
             provided = details.get("providedIds")
             if isinstance(provided, int) and provided > 0:
                 n = min(n, provided)
@@ -127,8 +201,16 @@ def fold(
     *,
     group_of: Mapping[str, str] | None = None,
     rf: int = 1,
+    node_shards: Mapping[str, Sequence[int]] | None = None,
 ) -> Fold:
-    """Fold node task views (node id -> Meilisearch task JSON) into the Miroir task."""
+    """Fold node task views (node id -> Meilisearch task JSON) into the Miroir task.
+
+    `node_shards` (writes): node id -> the shards of the write its node task covers;
+    with it, lost node tasks are judged by the write's quorum (module doc)."""
+    group_of = group_of or {}
+    left_out = quorum_without_lost(views, node_shards, group_of, rf)
+    if left_out:
+        views = {n: view for n, view in views.items() if n not in left_out}
     order = sorted(views)
     statuses = [views[n].get("status", "enqueued") for n in order]
     status = fold_status(statuses)
@@ -145,7 +227,7 @@ def fold(
             "type": "internal",
             "link": "https://docs.meilisearch.com/errors#internal",
         }
-    details = fold_details(task_type, base_details, status, views, group_of or {}, rf)
+    details = fold_details(task_type, base_details, status, views, group_of, rf, node_shards)
     return Fold(status=status, started_at=started, finished_at=finished, error=error, details=details)
 
 

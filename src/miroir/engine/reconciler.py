@@ -7,8 +7,14 @@ the task is never polled again. Driven tasks are left to their drivers.
 
 Failures: a node that cannot be asked keeps its last known view (the task stays
 unfinished until it answers); a node that answers but does not know a node task for
-`LOST_AFTER_POLLS` rounds in a row has lost it (data loss, task deleted on the node), and
-that node task counts as failed.
+`LOST_AFTER_POLLS` rounds in a row has lost it (data loss, task deleted on the node), as
+has a node no longer in the cluster. A lost node task stays lost (a node that lost its
+disk numbers its tasks from 0 again: a later task with the same uid is another task),
+and for a write the node's answer must be a task of the write's type and index (else it
+is that other task: not ours). The fold (`core/taskfold.py`) then judges a lost node
+task by the write's quorum: a write whose surviving node tasks still make its quorum
+succeeds (the lost copy is refilled); otherwise, or for a task that is not a write, the
+lost node task counts as failed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,7 @@ from __future__ import annotations
 import structlog
 import trio
 
-from miroir.core.errors import MeiliError
-from miroir.core.taskfold import TERMINAL, Fold, fold, parse_ts
+from miroir.core.taskfold import TERMINAL, Fold, fold, lost_view, parse_ts
 from miroir.engine.tasks import TaskService
 from miroir.store.state import TaskRecord, TaskUpdated
 
@@ -38,6 +43,9 @@ class Reconciler:
         # (node id, node task uid) -> last view seen; forgotten when the task finishes.
         self._views: dict[tuple[str, int], dict] = {}
         self._misses: dict[tuple[str, int], int] = {}
+        # (task uid, node id, node task uid) -> its lost view: lost for good (a node that
+        # lost its disk reuses the uid for other tasks, later writes included).
+        self._lost: dict[tuple[int, str, int], dict] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Poll until cancelled. Never raises for node trouble; journal errors propagate."""
@@ -74,10 +82,13 @@ class Reconciler:
         for cache in (self._views, self._misses):
             for key in [k for k in cache if k not in live]:
                 del cache[key]  # finished, canceled or deleted meanwhile
+        open_uids = {t.uid for t in pending}
+        for key in [k for k in self._lost if k[0] not in open_uids]:
+            del self._lost[key]
         folds = []
         for t in pending:
-            views = {n: self._view(n, u, answers.get(n)) for n, u in t.node_tasks.items()}
-            f = fold(t.type, t.details, views, group_of=group_of, rf=topo.rf)
+            views = {n: self._view(t, n, u, answers.get(n)) for n, u in t.node_tasks.items()}
+            f = fold(t.type, t.details, views, group_of=group_of, rf=topo.rf, node_shards=t.node_shards)
             if f.status in TERMINAL and f.finished_at is None:  # nothing ran on any node
                 f.finished_at = f.started_at = self.tasks.now_rfc3339()
             _not_before(f, t.enqueued_at)
@@ -105,26 +116,37 @@ class Reconciler:
             await self.tasks.journal.append(*records)
         return len(records)
 
-    def _view(self, node_id: str, node_uid: int, answer: dict[int, dict] | None) -> dict:
+    def _view(self, task: TaskRecord, node_id: str, node_uid: int, answer: dict[int, dict] | None) -> dict:
         key = (node_id, node_uid)
         if node_id not in self.tasks.fleet:
-            return _failed(node_uid, f"Node `{node_id}` is no longer part of the cluster.")
+            return lost_view(node_uid, f"Node `{node_id}` is no longer part of the cluster.")
+        lost = self._lost.get((task.uid, node_id, node_uid))
+        if lost is not None:
+            return lost
         if answer is None:  # node unreachable: keep what we knew
             return self._views.get(key, {"uid": node_uid, "status": "enqueued"})
         view = answer.get(node_uid)
+        if view is not None and not _same_task(task, view):
+            view = None  # the uid was reused by a node that lost its tasks
         if view is None:
             misses = self._misses[key] = self._misses.get(key, 0) + 1
             if misses >= LOST_AFTER_POLLS:
-                log.warning("reconciler.node_task_lost", node=node_id, node_task=node_uid)
-                return _failed(node_uid, f"Node `{node_id}` lost task {node_uid}.")
+                log.warning("reconciler.node_task_lost", node=node_id, node_task=node_uid, task=task.uid)
+                lost = lost_view(node_uid, f"Node `{node_id}` lost task {node_uid}.")
+                self._lost[(task.uid, node_id, node_uid)] = lost
+                return lost
             return self._views.get(key, {"uid": node_uid, "status": "enqueued"})
         self._misses.pop(key, None)
         self._views[key] = view
         return view
 
 
-def _failed(node_uid: int, message: str) -> dict:
-    return {"uid": node_uid, "status": "failed", "error": MeiliError("miroir_node_unavailable", message).to_dict()}
+def _same_task(task: TaskRecord, view: dict) -> bool:
+    """Whether a node's view can be the node task of `task`: for a write (the node task
+    has the write's type and index), a task of another type or index is not."""
+    if task.node_shards is None:
+        return True  # index, settings, handed-over tasks: node task types vary
+    return view.get("type", task.type) == task.type and view.get("indexUid", task.index_uid) == task.index_uid
 
 
 def _not_before(f: Fold, enqueued_at: str | None) -> None:

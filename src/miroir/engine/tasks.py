@@ -228,11 +228,13 @@ class TaskService:
         node_tasks: Mapping[str, int],
         details: dict | None,
         enqueued_at: str | None = None,
+        node_shards: Mapping[str, list[int]] | None = None,
     ) -> TaskRecord:
         """Journal a plain task (durable when this returns) for the reconciler to fold.
 
         `enqueued_at` (RFC 3339): when the request arrived, if the caller took it before
-        sending to the nodes; default now.
+        sending to the nodes; default now. `node_shards` (writes): node id -> the shards
+        of the write its node task covers (a lost node task is then judged by quorum).
         """
         record = TaskRecord(
             uid=self._allocate(),
@@ -242,6 +244,7 @@ class TaskService:
             node_tasks=dict(node_tasks),
             details=details,
             enqueued_at=enqueued_at or self.now_rfc3339(),
+            node_shards=dict(node_shards) if node_shards is not None else None,
         )
         await self.journal.append(TaskEnqueued(task=record))
         self.wake()

@@ -7,8 +7,9 @@ the index's batches in one order), one request per target node, all in parallel,
 under a deadline. Quorum per shard per group (floor(RF/2)+1 owner acks); the write
 succeeds when every shard of the batch has a group at quorum, else 503
 `miroir_no_quorum` and nothing is journaled. Groups short of quorum are named in
-`X-Miroir-Degraded`. The Miroir task is journaled with every node task uid before the
-202; the reconciler folds the node tasks into its status.
+`X-Miroir-Degraded`. The Miroir task is journaled with every node task uid, and the
+shards of the write each covers, before the 202; the reconciler folds the node tasks
+into its status (a node task its node lost is judged by this same quorum rule).
 
 Delete by filter and delete all are broadcast to every node, with the same quorum rule
 over all shards. Getting one document is a routed read to one owner (readable first).
@@ -58,6 +59,15 @@ NODE_READ_TIMEOUT_S = 5.0
 
 # Rotates routed reads over the replicas of a shard.
 _read_rotation = itertools.count()
+
+
+class Sent(msgspec.Struct):
+    """The nodes that took a write: node -> node task uid, node -> the write's shards it
+    holds (what the task fold judges a lost node task by), X-Miroir-Degraded value."""
+
+    node_tasks: dict[str, int]
+    node_shards: dict[str, list[int]]
+    degraded: str | None
 
 
 class WriteResult(msgspec.Struct):
@@ -125,14 +135,14 @@ async def _send(
     spec: Spec,
     *,
     all_shards: bool = False,
-) -> tuple[dict[str, int], str | None]:
+) -> Sent:
     """Deliver `spec(node, items)` to every node of the plan; check quorum.
 
     Caller holds the index lock. A node that is down, held by the handoff service, or
     behind a backlog gets its request hinted instead (core/backlog.py); a node whose call
     gets no answer too. Hints are journaled (before the answer) when any node took the
-    write, so that every copy converges on it. Returns (node -> node task uid, degraded
-    header). Raises no_quorum (or the nodes' common refusal) when some shard has no
+    write, so that every copy converges on it. Returns the nodes that took it (`Sent`).
+    Raises no_quorum (or the nodes' common refusal) when some shard has no
     group at quorum.
     """
     shards = list(range(meta.shards)) if all_shards else routed.shards
@@ -179,7 +189,13 @@ async def _send(
             log.warning("write.no_quorum", index=meta.uid, lost=verdict.lost, acked=sorted(acked))
         raise batches.no_quorum(verdict.lost)
     degraded = batches.degraded_header(verdict.degraded) if verdict.degraded else None
-    return acked, degraded
+    node_shards: dict[str, list[int]] = {n: [] for n in acked}
+    for shard in sorted(shards):
+        for owners in targets[shard].values():
+            for n in owners:
+                if n in node_shards:
+                    node_shards[n].append(shard)
+    return Sent(node_tasks=acked, node_shards=node_shards, degraded=degraded)
 
 
 def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
@@ -302,11 +318,13 @@ async def add_documents(
                 index=uid, method=method, path=f"/indexes/{uid}/documents", params={"primaryKey": pk}, body=items
             )
 
-        node_tasks, degraded = await _send(cluster, meta, routed, request)
+        sent = await _send(cluster, meta, routed, request)
         if meta.primary_key is None:
             await cluster.journal.append(IndexPut(meta=msgspec.structs.replace(meta, primary_key=pk, updated_at=now(cluster))))
-        task = await cluster.tasks.enqueue(index_uid=uid, type=kind, node_tasks=node_tasks, details=details)
-    return WriteResult(task=task, degraded=degraded)
+        task = await cluster.tasks.enqueue(
+            index_uid=uid, type=kind, node_tasks=sent.node_tasks, details=details, node_shards=sent.node_shards
+        )
+    return WriteResult(task=task, degraded=sent.degraded)
 
 
 # --- deletions ------------------------------------------------------------------------------
@@ -343,9 +361,12 @@ async def delete_ids(cluster: Cluster, uid: str, ids: list[Any], *, single: bool
                 )
             return NodeRequest(index=uid, method="POST", path=f"/indexes/{uid}/documents/delete-batch", body=items)
 
-        node_tasks, degraded = await _send(cluster, meta, routed, request)
-        task = await cluster.tasks.enqueue(index_uid=uid, type="documentDeletion", node_tasks=node_tasks, details=details)
-    return WriteResult(task=task, degraded=degraded)
+        sent = await _send(cluster, meta, routed, request)
+        task = await cluster.tasks.enqueue(
+            index_uid=uid, type="documentDeletion", node_tasks=sent.node_tasks, details=details,
+            node_shards=sent.node_shards,
+        )
+    return WriteResult(task=task, degraded=sent.degraded)
 
 
 async def _broadcast_write(cluster: Cluster, uid: str, details: dict, request: Spec) -> WriteResult:
@@ -355,9 +376,12 @@ async def _broadcast_write(cluster: Cluster, uid: str, details: dict, request: S
     async with index_lock(cluster, uid):
         meta = cluster.state.indexes.get(uid) or meta
         routed = batches.Routed(items={n: [] for n in cluster.topology.all_nodes()}, shards=list(range(meta.shards)))
-        node_tasks, degraded = await _send(cluster, meta, routed, request, all_shards=True)
-        task = await cluster.tasks.enqueue(index_uid=uid, type="documentDeletion", node_tasks=node_tasks, details=details)
-    return WriteResult(task=task, degraded=degraded)
+        sent = await _send(cluster, meta, routed, request, all_shards=True)
+        task = await cluster.tasks.enqueue(
+            index_uid=uid, type="documentDeletion", node_tasks=sent.node_tasks, details=details,
+            node_shards=sent.node_shards,
+        )
+    return WriteResult(task=task, degraded=sent.degraded)
 
 
 async def delete_by_filter(cluster: Cluster, uid: str, body: Mapping[str, Any]) -> WriteResult:

@@ -44,6 +44,10 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     started_at: str | None = None
     finished_at: str | None = None
     canceled_by: int | None = None
+    # Writes: node id -> the shards of the write its node task covers (journaled at
+    # enqueue), so the fold judges a lost node task by the write's quorum. None for
+    # other tasks and in journals older than this field. Defaulted.
+    node_shards: dict[str, list[int]] | None = None
 
 
 class IndexMeta(msgspec.Struct, kw_only=True):
