@@ -10,7 +10,7 @@ Figures (see benchmarks/README.md for what each one means):
   L  B's setup at concurrency 1: Miroir p50 minus the slowest node's p50 (added ms)
   C  Miroir ingest of the Debian corpus, 1,000-document batches     (docs/s, MB/s)
   D  core.merge.merge_search, 3 x 1,000 hits with sort and details  (us per merge)
-  E  Miroir over 3 devnodes vs 1 devnode, 20,000 docs, 200 queries  (p50/p99 ratio)
+  E  Miroir over 3 devnodes vs 1 devnode, 20,000 docs, 200 oracle queries (p50/p99 ratio)
   M  Miroir RSS: idle, under B, peak during C with a 50 MB batch    (MiB)
   P  H11Pool vs httpx.AsyncClient against one canned node           (calls/s, CPU/call)
 
@@ -694,20 +694,39 @@ def start_devnode(stack: ExitStack, tmp: Path, name: str) -> Proc:
     raise NA(f"devnode not ready: {p.tail()}")
 
 
-def _load_docs(port: int, docs: list[dict]) -> None:
+def _load_docs(port: int, docs: list[dict], settings: dict | None = None, batch: int = 5000) -> None:
     with Http(port, timeout_s=300) as h:
         task = h.call("POST", "/indexes", body=json.dumps({"uid": "x", "primaryKey": "id"}).encode())
         h.wait_task(task["taskUid"])
+        if settings is not None:
+            task = h.call("PATCH", "/indexes/x/settings", body=json.dumps(settings).encode())
+            h.wait_task(task["taskUid"], timeout_s=600)
         uids = []
-        for i in range(0, len(docs), 5000):
-            t = h.call("POST", "/indexes/x/documents", body=msgspec.json.encode(docs[i:i + 5000]))
+        for i in range(0, len(docs), batch):
+            t = h.call("POST", "/indexes/x/documents", body=msgspec.json.encode(docs[i:i + batch]))
             uids.append(t["taskUid"])
         for u in uids:
             h.wait_task(u, timeout_s=600)
 
 
+def _wait_readable(port: int, n_docs: int, timeout_s: float = 60.0) -> None:
+    """Until every shard answers (nodes busy indexing may have missed health probes and
+    be held back from reads for a moment after the load)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        r = httpx.get(f"http://127.0.0.1:{port}/indexes/x/documents", params={"limit": 0}, timeout=30, trust_env=False)
+        if r.status_code == 200 and "X-Miroir-Degraded" not in r.headers and r.json().get("total") == n_docs:
+            return
+        last = f"{r.status_code} {r.headers.get('X-Miroir-Degraded', '')} {r.text[:200]}"
+        time.sleep(0.25)
+    raise NA(f"Miroir not fully readable after {timeout_s:g} s: {last}")
+
+
 def _query_latencies(port: int, queries: list[bytes], repeat: int) -> list[float]:
-    """Sequential queries (concurrency 1): latency without queueing."""
+    """Sequential queries (concurrency 1): latency without queueing, in query order."""
     import httpx
 
     out = []
@@ -720,7 +739,9 @@ def _query_latencies(port: int, queries: list[bytes], repeat: int) -> list[float
                 r = c.post("/indexes/x/search", content=q, headers={"Content-Type": "application/json"})
                 out.append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200:
-                    raise NA(f"search -> {r.status_code} {r.text[:300]}")
+                    raise NA(f"search {q[:200]!r} -> {r.status_code} {r.text[:300]}")
+                if "X-Miroir-Degraded" in r.headers:
+                    raise NA(f"degraded answer ({r.headers['X-Miroir-Degraded']}): the figure would be wrong")
     return out
 
 
@@ -729,25 +750,72 @@ def _pct(values: list[float], p: float) -> float:
     return v[min(len(v) - 1, int(len(v) * p))]
 
 
+E_SEED = 20_240_611  # tests/test_oracle.py's seed: the same kind of queries the oracle checks
+
+
+def _oracle_queries_module():
+    """tests/oracle_queries.py, imported by path (tests/ is not a package)."""
+    import importlib.util
+
+    path = ROOT / "tests" / "oracle_queries.py"
+    if not path.exists():
+        raise NA(f"{path} not found")
+    spec = importlib.util.spec_from_file_location("_miroir_bench_oracle_queries", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _query_kinds(q: dict) -> list[str]:
+    """The features of one oracle query (a query has several), for per-kind medians."""
+    kinds = ["all", "text" if (q.get("q") or "").strip() else "placeholder"]
+    kinds += [k for k in ("filter", "facets", "sort", "distinct") if k in q]
+    if "page" in q:
+        kinds.append("page")
+        deep = q["page"] * q["hitsPerPage"] >= 100
+    else:
+        deep = q.get("offset", 0) + q.get("limit", 20) >= 100
+    if deep:
+        kinds.append("deep")
+    if "attributesToHighlight" in q or "attributesToCrop" in q:
+        kinds.append("highlight/crop")
+    return kinds
+
+
 def fig_e(args, tmp: Path) -> dict:
+    oq = _oracle_queries_module()
     docs = load_corpus(args.e_docs)
-    words: list[str] = []
-    for d in docs[:: max(1, len(docs) // (args.e_queries * 2))]:
-        for w in re.findall(r"[a-z]{4,}", (d.get("summary") or "").lower())[:1]:
-            words.append(w)
-    queries = [msgspec.json.encode({"q": w, "limit": 20}) for w in words[: args.e_queries]]
+    # The generator needs some documents with tags: --quick's 2,000 have none, so its
+    # queries come from the first 5,000 (their words and values still hit the 2,000).
+    bodies = oq.generate(docs if len(docs) >= 5000 else load_corpus(5000), args.e_queries, seed=E_SEED)
+    queries = [msgspec.json.encode(b) for b in bodies]
     with ExitStack() as stack:
         single = start_devnode(stack, tmp, "devnode-single")
         fleet = [start_devnode(stack, tmp, f"devnode-{i}") for i in range(3)]
         miroir = start_miroir(stack, tmp, [n.port for n in fleet], log_level=args.miroir_log_level)
-        _load_docs(single.port, docs)
-        _load_docs(miroir.port, docs)
-        res: dict[str, Any] = {"documents": len(docs), "queries": len(queries)}
+        _load_docs(single.port, docs, oq.BASE_SETTINGS)
+        # SDK-sized batches: one huge request keeps a devnode busy long enough to miss
+        # Miroir's health probes (as in tests/test_oracle.py).
+        _load_docs(miroir.port, docs, oq.BASE_SETTINGS, batch=1000)
+        _wait_readable(miroir.port, len(docs))
+        res: dict[str, Any] = {"documents": len(docs), "queries": len(queries), "query_seed": E_SEED,
+                               "query_kind": "tests/oracle_queries.py, BASE_SETTINGS"}
         p50s, p99s = [], []
         one_runs, mir_runs = [], []
+        one_per_q: list[list[float]] = []
+        mir_per_q: list[list[float]] = []
+        cpu = {"single": 0.0, "miroir": 0.0, "nodes": 0.0}
         for _ in range(args.runs):
+            c0 = cpu_s(single.pid)
             one = _query_latencies(single.port, queries, 1)
+            cpu["single"] += cpu_s(single.pid) - c0
+            c0, n0 = cpu_s(miroir.pid), sum(cpu_s(n.pid) for n in fleet)
             mir = _query_latencies(miroir.port, queries, 1)
+            cpu["miroir"] += cpu_s(miroir.pid) - c0
+            cpu["nodes"] += sum(cpu_s(n.pid) for n in fleet) - n0
+            one_per_q.append(one)
+            mir_per_q.append(mir)
             one_runs.append((_pct(one, 0.5), _pct(one, 0.99)))
             mir_runs.append((_pct(mir, 0.5), _pct(mir, 0.99)))
             p50s.append(_pct(mir, 0.5) / _pct(one, 0.5))
@@ -758,6 +826,28 @@ def fig_e(args, tmp: Path) -> dict:
         res["miroir_p99_ms"] = summarize([b for _, b in mir_runs])
         res["p50_ratio"] = summarize(p50s)
         res["p99_ratio"] = summarize(p99s)
+        # CPU per query (includes the ~10 warm-up queries of each run; /proc tick resolution).
+        n_sent = args.runs * (len(queries) + min(10, len(queries)))
+        res["cpu_ms_per_query"] = {
+            "single_devnode": cpu["single"] / n_sent * 1000,
+            "miroir": cpu["miroir"] / n_sent * 1000,
+            "three_devnodes": cpu["nodes"] / n_sent * 1000,
+        }
+        # Each query's median over the runs, and the median of those per kind of query.
+        one_q = [statistics.median(r[i] for r in one_per_q) for i in range(len(queries))]
+        mir_q = [statistics.median(r[i] for r in mir_per_q) for i in range(len(queries))]
+        kinds: dict[str, list[int]] = {}
+        for i, b in enumerate(bodies):
+            for k in _query_kinds(b):
+                kinds.setdefault(k, []).append(i)
+        res["per_kind"] = {
+            k: {"queries": len(idx),
+                "single_p50_ms": statistics.median(one_q[i] for i in idx),
+                "miroir_p50_ms": statistics.median(mir_q[i] for i in idx),
+                "p50_ratio": statistics.median(mir_q[i] for i in idx) / statistics.median(one_q[i] for i in idx)}
+            for k, idx in kinds.items()
+        }
+        res["per_query_ms"] = {"single": [round(x, 3) for x in one_q], "miroir": [round(x, 3) for x in mir_q]}
         return res
 
 
@@ -882,6 +972,10 @@ def table(results: dict) -> str:
             rows.append(("E Miroir/3 devnodes vs 1 devnode", f"p50 x{_fmt(v['p50_ratio'], '', 2)}",
                          f"p99 x{_fmt(v['p99_ratio'], '', 2)}  (1 node p50 {v['single_p50_ms']['median']:.1f} ms,"
                          f" Miroir p50 {v['miroir_p50_ms']['median']:.1f} ms)"))
+            cpu = v.get("cpu_ms_per_query")
+            if cpu:
+                rows.append(("  E CPU per query", f"1 node {cpu['single_devnode']:.1f} ms",
+                             f"Miroir {cpu['miroir']:.1f} ms + 3 nodes {cpu['three_devnodes']:.1f} ms"))
     mem = results.get("memory") or {}
     if mem:
         parts = [f"{k} {v}" for k, v in mem.items()]

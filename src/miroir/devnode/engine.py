@@ -102,6 +102,9 @@ class IndexEngine:
         self._poscost: dict[tuple[str, int], list] = {}  # (word, query position) -> [(cost, iids)]
         self._sort_keys: dict[tuple[str, bool], dict] = {}  # (field, asc) -> iid -> sort key
         self._fsets: FilterSets | None = None  # filter evaluation on id sets, per version
+        # Filter value -> its parse tree (frozen structs, shared): Miroir ANDs the same
+        # `_miroir_shard IN [...]` to every search it sends a node. Checked every time.
+        self._parsed_filters: dict[Any, Any] = {}
         # Per query term (word, typos, prefix, field view): its documents, its position-
         # and weight-cost buckets; per (word, searched fields): the word's postings there.
         self._term_cache: dict[tuple, Any] = {}
@@ -318,6 +321,13 @@ class IndexEngine:
 
     def _project(self, doc: dict, fields: list[str] | None) -> dict:
         displayed = self._displayed()
+        if displayed == ["*"] and (fields is None or "*" in fields):
+            return dict(doc)  # every field shown, none narrowed: what the loop below gives
+        if displayed == ["*"] and not any("." in f or "*" in f for f in fields):
+            # Plain top-level names: a key is kept whole iff it is one of them (a dotted
+            # key may still fall under one as a parent: the general test decides).
+            wanted = set(fields)
+            return {k: v for k, v in doc.items() if k in wanted or ("." in k and matches_attribute(k, fields))}
         out = {}
         for k, v in doc.items():
             if not matches_attribute(k, displayed) and not _has_child(displayed, k):
@@ -372,7 +382,14 @@ class IndexEngine:
         if f is None:
             raise MeiliError(code, "Filters are not available in this build.")
         try:
-            expr = f.parse_filter(value)
+            key = _filter_key(value)
+            expr = self._parsed_filters.get(key, _MISSING) if key is not None else _MISSING
+            if expr is _MISSING:
+                expr = f.parse_filter(value)
+                if key is not None:
+                    if len(self._parsed_filters) >= PARSED_FILTERS:
+                        self._parsed_filters.clear()
+                    self._parsed_filters[key] = expr
             if expr is None:
                 return None
             f.check_filterable(expr, self._filterable())
@@ -815,6 +832,27 @@ class IndexEngine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_MISSING = object()
+PARSED_FILTERS = 1024  # parse trees kept by IndexEngine._parse_filter before it starts over
+
+
+def _filter_key(value) -> Any:
+    """A hashable key for a filter in string or array form (None: not cached)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        out = []
+        for e in value:
+            if isinstance(e, str):
+                out.append(e)
+            elif isinstance(e, list) and all(isinstance(r, str) for r in e):
+                out.append(tuple(e))
+            else:
+                return None
+        return tuple(out)
+    return None
 
 
 def _has_child(patterns: list[str], key: str) -> bool:

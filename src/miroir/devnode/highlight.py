@@ -10,16 +10,32 @@ from __future__ import annotations
 from miroir.devnode.text import Tokenizer
 
 
+# Past this many query words and prefixes, Matcher.could_match is not worth its cost.
+_SUBSTRING_TEST_MAX = 64
+
+
 class Matcher:
     def __init__(self, tokenizer: Tokenizer, words: set[str], prefixes: set[str]):
         self.tokenizer = tokenizer
         self.words = words
         self.prefixes = prefixes
 
-    def matches(self, text: str) -> list[tuple[int, int, int]]:
-        """(word index, start char, end char) of every highlighted span of `text`."""
+    def could_match(self, text: str) -> bool:
+        """False when `text` certainly has no highlighted span (a cheap test that lets
+        callers skip tokenizing): an ASCII text's normalized words are substrings of
+        its lowercase form, so a matched word or prefix must occur in it."""
+        if not text.isascii() or len(self.words) + len(self.prefixes) > _SUBSTRING_TEST_MAX:
+            return True
+        low = text.lower()
+        return any(w in low for w in self.words) or any(p in low for p in self.prefixes)
+
+    def matches(self, text: str, spans: list | None = None) -> list[tuple[int, int, int]]:
+        """(word index, start char, end char) of every highlighted span of `text`
+        (`spans`: the tokenizer's spans of `text`, when the caller has them)."""
         out = []
-        for i, (_, start, end, word) in enumerate(self.tokenizer.spans(text)):
+        if spans is None:
+            spans = self.tokenizer.spans(text)
+        for i, (_, start, end, word) in enumerate(spans):
             if word in self.words:
                 out.append((i, start, end))
                 continue
@@ -64,8 +80,19 @@ def format_document(doc: dict, matcher: Matcher, *, highlight_attrs, crop_attrs,
 
 
 def render(text: str, matcher: Matcher, highlight: bool, crop: int | None, marker: str, pre: str, post: str) -> str:
+    if not matcher.could_match(text):
+        # No match: nothing to mark, and a crop window starts at the first word. What
+        # the general road below gives, from the first crop + 1 words only.
+        if crop is None:
+            return text
+        bounds = matcher.tokenizer.first_bounds(text, crop + 1)
+        if len(bounds) <= crop:
+            return text
+        if crop == 0:
+            return ""
+        return text[bounds[0][0] : bounds[crop - 1][1]] + marker
     spans = matcher.tokenizer.spans(text)
-    found = matcher.matches(text)
+    found = matcher.matches(text, spans)
     lo_char, hi_char = 0, len(text)
     prefix = suffix = ""
     if crop is not None and len(spans) > crop:

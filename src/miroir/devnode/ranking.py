@@ -39,10 +39,12 @@ def merge(outer: Rank, inner: Rank) -> Rank:
 
 
 def global_score(ranks) -> float:
-    acc = Rank(1, 1)
+    # merge() folded over `ranks` from Rank(1, 1), on plain ints (no Rank per step).
+    rank = max_rank = 1
     for r in ranks:
-        acc = merge(acc, r)
-    return acc.local_score()
+        rank = (rank - 1 if rank > 0 else 0) * r.max_rank + r.rank
+        max_rank *= r.max_rank
+    return rank / max_rank
 
 
 def cost_from_distance(distance: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import islice
 
 # Meilisearch counts a hard separator as a jump of 8 positions (the proximity cap).
 HARD_GAP = 8
@@ -71,6 +72,11 @@ class Tokenizer:
             out.append((pos, start, end, normalize(m.group())))
             last_end = end
         return out
+
+    def first_bounds(self, text: str, n: int) -> list[tuple[int, int]]:
+        """(start char, end char) of the first `n` words of `text`: spans()[:n] without
+        positions and normalized words."""
+        return [m.span() for m in islice(self._word.finditer(text), n)]
 
     def words(self, text: str) -> list[tuple[int, str]]:
         """(position, normalized word) pairs; the indexing hot path."""
