@@ -165,6 +165,23 @@ def test_distinct_across_nodes_first_occurrence_wins():
     assert ids(resp) == [3, 4]
 
 
+def test_hits_stripped_wherever_the_merge_takes_them():
+    """The merge strips each hit as it takes it: from the heap, from the tail of the last
+    list left, with and without distinct, on short pages and long ones (hits read with
+    their own key objects)."""
+    for n in (3, 40):
+        a = [hit(i, 1 - i / 1000, details(), shard=1, sku=i % 7, _formatted={"_miroir_shard": 1})
+             for i in range(0, 2 * n, 2)]
+        b = [hit(i, 1 - i / 1000, details(), shard=2, sku=i % 5) for i in range(1, n, 2)]  # runs out first
+        for distinct in (None, "sku"):
+            req = SearchRequest(q="x", offset=1, limit=2 * n, show_ranking_score=True)
+            resp = merge(req, copy.deepcopy([node(a), node(b)]), distinct=distinct)
+            assert len(resp["hits"]) >= 3
+            for h in resp["hits"]:
+                assert "_miroir_shard" not in h and "_rankingScoreDetails" not in h and "_rankingScore" in h
+                assert h.get("_formatted", {}) == {}
+
+
 def test_deep_offset():
     a = [hit(i, 1 - i / 100) for i in range(0, 30, 2)]
     b = [hit(i, 1 - i / 100) for i in range(1, 30, 2)]

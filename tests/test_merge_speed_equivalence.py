@@ -192,6 +192,22 @@ def test_merge_search_matches_reference(chunk):
         assert _enc.encode(got) == _enc.encode(expected), seed
 
 
+@pytest.mark.parametrize("chunk", range(3))
+def test_distinct_merge_matches_reference(chunk):
+    """``distinct`` runs on the generated merge loop (a ``keep`` filter), over long lists
+    (hits read with their own key objects) and short ones, through the tail of the last
+    list left, with one node and several."""
+    for seed in range(5000 + chunk * 100, 5000 + chunk * 100 + 100):
+        req, node_responses, kwargs = _case(seed)
+        rng = random.Random(seed)
+        req = msgspec.structs.replace(req, distinct=rng.choice(["name", "tags", "price", "nested.v"]))
+        if rng.random() < 0.5:
+            node_responses = node_responses[:1]
+        expected = ref_merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
+        got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
+        assert _enc.encode(got) == _enc.encode(expected), seed
+
+
 def test_hit_keys_order_like_reference():
     for seed in range(200):
         req, node_responses, kwargs = _case(seed)

@@ -38,18 +38,18 @@ Caveat: a node's internal order changes when documents are re-added, exactly as 
 would on one Meilisearch node.
 
 This module mutates the hits it is given (they are the decoded node answers, owned by
-the caller and not reused) rather than copying them. Pure: no I/O.
+the caller and not reused) rather than copying them: the search merge strips each hit
+as it takes it, before the offset too. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
 import math
 from heapq import heapify, heappop, heapreplace
 from collections.abc import Callable, Iterable, Sequence
-from itertools import count, islice, repeat
-from operator import itemgetter, neg
+from itertools import islice
+from operator import neg
 from typing import Any
 
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
@@ -61,7 +61,6 @@ DETAILS = "_rankingScoreDetails"
 SCORE = "_rankingScore"
 _EMPTY: dict = {}
 _NO_HITS: list = []
-_LAST = itemgetter(-1)  # the hit of a merge entry
 
 HitKey = Callable[[dict], tuple]
 
@@ -116,15 +115,30 @@ def _value_code(j: int, read: str, ascending: bool) -> list[str]:
     ]
 
 
-def _key_body(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast: bool) -> tuple[list[str], list[str]]:
-    """(statements, key components); ``fast`` assumes every field and detail is present."""
+def _namer(names: list[str]) -> Callable[[str], str]:
+    """name -> the local (``k0``, ``k1``, ...) the generated code reads it from;
+    ``names`` collects them in order."""
+
+    def k(name: str) -> str:
+        if name not in names:
+            names.append(name)
+        return f"k{names.index(name)}"
+
+    return k
+
+
+def _key_body(
+    ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast: bool, k: Callable[[str], str]
+) -> tuple[list[str], list[str]]:
+    """(statements, key components); ``fast`` assumes every field and detail is present,
+    and reads them with the dict keys held in the locals ``k`` names."""
     stmts: list[str] = []
     parts: list[str] = []
 
     def field(attr: str, details_key: str, ascending: bool) -> None:
         j = len(parts)
         if fast and "." not in attr:
-            read = f"h[{attr!r}]"
+            read = f"h[{k(attr)}]"
         else:
             read = f"h[{attr!r}] if {attr!r} in h else _fallback(h, d, {attr!r}, {details_key!r})"
         stmts.extend(_value_code(j, read, ascending))
@@ -147,7 +161,7 @@ def _key_body(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast:
                 # A full score (the common case for the first rules) becomes one shared
                 # constant: no float allocated, and equal components compare by identity.
                 j = len(parts)
-                stmts.append(f"s{j} = d[{rule!r}]['score']")
+                stmts.append(f"s{j} = d[{k(rule)}][{k('score')}]")
                 parts.append(f"(-1.0 if s{j} == 1.0 else -s{j})")
             else:
                 parts.append(f"-(d.get({rule!r}) or _EMPTY).get('score', 0.0)")
@@ -156,95 +170,188 @@ def _key_body(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, fast:
     return stmts, parts
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_only: bool) -> tuple[HitKey, Callable]:
-    """(key, entry): ``key(h)`` is the hit's comparison key; ``entry(h, i, r)`` is the same
-    tuple extended with the tie-break (node position ``i``, rank ``r``) and the hit, the
-    one object per hit the k-way merge needs."""
-    # The key runs once per merged hit, so it is generated as flat code returning a flat
-    # tuple of numbers and strings (compared in C): a closure per rule costs about three
-    # times as much, nested tuples and a Python-level reversed-string class more again.
-    # The fast variant uses plain subscripts and falls back to the careful one when a
-    # field or detail is absent. Names from the request only enter the source as repr()
-    # literals.
-    env = {"_pair": _pair, "_rev": _rev, "_fallback": _fallback, "_EMPTY": _EMPTY, "_MISSING": MISSING}
+def _key_variants(
+    ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_only: bool, k: Callable[[str], str]
+) -> tuple[tuple, tuple]:
+    """(fast, careful) key code for a hit ``h``, each (statements, tuple components)."""
     if by_score_only:
-        src = (
-            f"def key(h):\n    return (-(h.get({SCORE!r}) or 0.0),)\n"
-            f"def entry(h, i, r):\n    return (-(h.get({SCORE!r}) or 0.0), i, r, h)\n"
-        )
-    else:
-        fast_stmts, fast = _key_body(ranking_rules, sort, fast=True)
-        safe_stmts, safe = _key_body(ranking_rules, sort, fast=False)
-        fast.append(f"-h[{SCORE!r}]")
-        safe.append(f"-(h.get({SCORE!r}) or 0.0)")
+        part = f"-(h.get({SCORE!r}) or 0.0)"
+        return ([], [part]), ([], [part])
+    fast_stmts, fast = _key_body(ranking_rules, sort, fast=True, k=k)
+    safe_stmts, safe = _key_body(ranking_rules, sort, fast=False, k=k)
+    return (fast_stmts, [*fast, f"-h[{k(SCORE)}]"]), (safe_stmts, [*safe, f"-(h.get({SCORE!r}) or 0.0)"])
 
-        def function(name: str, args: str, tail: str) -> list[str]:
-            lines = [f"def {name}({args}):", "    try:", f"        d = h[{DETAILS!r}]"]
-            lines += ["        " + x for x in fast_stmts]
-            lines += ["        return (" + ", ".join(fast) + tail + ")"]
-            lines += ["    except (KeyError, TypeError):", f"        d = h.get({DETAILS!r}) or _EMPTY"]
-            lines += ["        " + x for x in safe_stmts]
-            lines += ["        return (" + ", ".join(safe) + tail + ")"]
-            return lines
 
-        src = "\n".join(function("key", "h", ",") + function("entry", "h, i, r", ", i, r, h")) + "\n"
-    exec(compile(src, "<miroir hit key>", "exec"), env)
-    return env["key"], env["entry"]
+def _entry_code(variants: tuple[tuple, tuple], tail: str, k: Callable[[str], str]) -> list[str]:
+    """Statements setting ``e`` to the key of hit ``h`` followed by ``tail``: the fast
+    variant, or the careful one when a field or detail is absent (or not a dict)."""
+    (fast_stmts, fast), (safe_stmts, safe) = variants
+    if not fast_stmts and fast == safe:
+        return [f"e = ({', '.join(fast)}{tail})"]
+    return [
+        "try:",
+        f"    d = h[{k(DETAILS)}]",
+        *("    " + x for x in fast_stmts),
+        f"    e = ({', '.join(fast)}{tail})",
+        "except (KeyError, TypeError):",
+        f"    d = h.get({DETAILS!r}) or _EMPTY",
+        *("    " + x for x in safe_stmts),
+        f"    e = ({', '.join(safe)}{tail})",
+    ]
+
+
+# The k-way merge with the key code pasted in twice (``{HEAD}`` for the first hit of
+# each node, ``{NEXT}`` for the hit after the one just taken). An entry is (key...,
+# node position i, rank r, hit); the tie-break makes entries unique before the hit, so
+# comparisons never reach the hit dicts. At every step the smallest head goes out, as
+# in ``heapq.merge``, but on a heap of the entries themselves (``heapq.merge`` wraps
+# each head in a list, and every comparison then walked the key tuples twice), and a
+# key is only computed for a hit that becomes a head. ``keep`` (``None``: every hit)
+# filters hits as they go out, for ``distinct``. Once a single list is left its hits
+# need no keys: the rest of the page is read from it in order. ``{CLEAN16}``,
+# ``{CLEAN20}`` and ``{TAIL_CLEAN}`` strip each hit as it is taken (``_clean_code``):
+# its details are freed while still in the CPU cache from its key. A pass over the page
+# afterwards freed them cold: on figure D (3 × 1,000 hits) that cost ~160 µs more.
+_MERGE_SOURCE = """\
+def first_hits(node_hits, n, keep, keys):
+    {UNPACK}
+    out = []
+    if n <= 0:
+        return out
+    append = out.append
+    heap = []
+    for i, hits in enumerate(node_hits):
+        if hits:
+            r = 0
+            h = hits[0]
+{HEAD}
+            heap.append(e)
+    heapify(heap)
+    live = len(heap)
+    left = n
+    while live > 1:
+        while True:  # until the list of the hit just taken runs out
+            e = heap[0]
+            h = e[{H}]
+            if keep is None or keep(h):
+                append(h)
+{CLEAN16}
+                left -= 1
+                if not left:
+                    return out
+            i = e[{I}]
+            r = e[{R}] + 1
+            try:
+                h = node_hits[i][r]
+            except IndexError:
+                break
+{NEXT}
+            heapreplace(heap, e)
+        heappop(heap)
+        live -= 1
+    if live:
+        e = heap[0]
+        r = e[{R}]
+        rest = node_hits[e[{I}]]
+        if keep is None:
+            tail = rest[r : r + left]
+            out += tail
+{TAIL_CLEAN}
+        else:
+            for h in islice(rest, r, None):
+                if keep(h):
+                    append(h)
+{CLEAN20}
+                    left -= 1
+                    if not left:
+                        break
+    return out
+"""
+
+
+def _clean_code(drop: tuple[str, ...], k: Callable[[str], str]) -> list[str]:
+    """Statements doing to hit ``h`` what ``clean_hit`` does without added fields, with
+    ``drop`` the top-level fields it removes."""
+    lines = [f"h.pop({k(f)}, None)" for f in drop]
+    lines += ["if '_formatted' in h:", "    f = h['_formatted']", "    if type(f) is dict:"]
+    lines += [f"        f.pop({k(f)}, None)" for f in MIROIR_FIELDS] or ["        pass"]
+    return lines
+
+
+def _indent(lines: list[str], n: int) -> str:
+    return "\n".join(" " * n + x for x in lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(
+    ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_only: bool, drop: tuple[str, ...] | None = None
+) -> tuple[HitKey, Callable, tuple[str, ...]]:
+    """(key, first_hits, names): ``key(h)`` is the hit's comparison key; ``first_hits(
+    node_hits, n, keep, keys)`` is the first ``n`` hits of the merged order that ``keep``
+    accepts, ``keys`` being ``names`` or equal strings (``_key_objects``). With ``drop``,
+    every hit taken is cleaned (``_clean_code``), the ones before the page's offset too."""
+    # The key is computed for every merged hit, so it is generated as flat code building
+    # a flat tuple of numbers and strings (compared in C): a closure per rule costs about
+    # three times as much, nested tuples and a Python-level reversed-string class more
+    # again. The merge loop gets the key code inline: a call per hit cost about as much
+    # as the key itself. The fast variant uses plain subscripts and falls back to the
+    # careful one when a field or detail is absent. Names from the request only enter
+    # the source as repr() literals.
+    names: list[str] = []
+    k = _namer(names)
+    variants = _key_variants(ranking_rules, sort, by_score_only, k)
+    n_parts = len(variants[0][1])
+    key_code = _entry_code(variants, ",", k)
+    entry = _indent(_entry_code(variants, ", i, r, h", k), 12)
+    clean = _clean_code(drop, k) if drop is not None else []
+    unpack = f"{', '.join(f'k{j}' for j in range(len(names)))}, = keys" if names else "pass"
+    key_src = "\n".join(["def key(h, keys=_NAMES):", "    " + unpack, *("    " + x for x in key_code), "    return e"])
+    merge_src = _MERGE_SOURCE.format(
+        HEAD=entry, NEXT=entry, CLEAN16=_indent(clean, 16), CLEAN20=_indent(clean, 20),
+        TAIL_CLEAN=_indent(["for h in tail:", *("    " + x for x in clean)], 12) if clean else "",
+        I=n_parts, R=n_parts + 1, H=n_parts + 2, UNPACK=unpack,
+    )
+    env = {"_pair": _pair, "_rev": _rev, "_fallback": _fallback, "_EMPTY": _EMPTY, "_MISSING": MISSING,
+           "heapify": heapify, "heappop": heappop, "heapreplace": heapreplace, "islice": islice, "_NAMES": tuple(names)}
+    exec(compile(key_src + "\n" + merge_src, "<miroir hit key>", "exec"), env)
+    return env["key"], env["first_hits"], tuple(names)
+
+
+# From this many hits on, a merge reads the hits with their own key objects
+# (``_key_objects``): finding them costs about what ~15 lookups with literals lose.
+_OWN_KEYS_FROM = 32
+
+
+def _key_objects(node_hits: Sequence[list[dict]]) -> dict[str, str]:
+    """The dict keys of a sample hit (top level, details, one rule's details), each
+    mapped to itself.
+
+    msgspec decodes every occurrence of a short dict key to one cached string object,
+    but not to the interned string a literal in the code is: a lookup with the literal
+    finds the entry by hash, then compares the characters; with the hits' own key
+    object it stops at the identity check. Any equal string gives the same answers:
+    this is only about speed.
+    """
+    h = next((hits[0] for hits in node_hits if hits), None)
+    if type(h) is not dict:
+        return {}
+    found = dict(zip(h, h))
+    d = h.get(DETAILS)
+    if type(d) is dict:
+        found.update(zip(d, d))
+        rule = next(iter(d.values()), None)
+        if type(rule) is dict:
+            found.update(zip(rule, rule))
+    return found
+
+
+def _own(names: tuple[str, ...], found: dict[str, str]) -> tuple[str, ...]:
+    return tuple([found.get(n, n) for n in names]) if found else names
 
 
 def hit_key_function(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, by_score_only: bool = False) -> HitKey:
     """hit -> comparison key (smaller first), per the module docstring's steps 1–2."""
     return _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[0]
-
-
-def merged_hits(
-    node_hits: Sequence[list[dict]], ranking_rules: Sequence[str], sort: Sequence[str] | None, *, by_score_only: bool = False
-) -> Iterable[dict]:
-    """The hits of all nodes in merged order, lazily: keys are computed once, on demand.
-
-    Entries are (key..., node position, rank on node, hit); the tie-break makes every
-    entry unique before the hit, so the comparison never reaches the hit dicts.
-    """
-    entry = _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[1]
-    streams = [map(entry, hits, repeat(i), count()) for i, hits in enumerate(node_hits)]
-    if len(streams) == 1:
-        return map(_LAST, streams[0])
-    return map(_LAST, heapq.merge(*streams))
-
-
-def _first_hits(node_hits: Sequence[list[dict]], entry: Callable, n: int) -> list[dict]:
-    """The first ``n`` hits of the merged order (what ``merged_hits`` yields first).
-
-    The same k-way merge — at every step the smallest head entry of the nodes' lists
-    goes out — on a heap of the entries themselves: ``heapq.merge`` wraps each head in
-    a list, so every heap comparison walked the key tuples twice (list equality, then
-    tuple order). A key is only computed for a hit that becomes a head, and not for
-    the one after the last hit taken. Once a single list is left its heads need no
-    comparing: the rest of the page is a slice of it.
-    """
-    out: list[dict] = []
-    if n <= 0:
-        return out
-    streams = [map(entry, hits, repeat(i), count()) for i, hits in enumerate(node_hits)]
-    heap = [next(s) for s, hits in zip(streams, node_hits) if hits]
-    heapify(heap)
-    append = out.append
-    while len(heap) > 1:
-        e = heap[0]
-        append(e[-1])
-        if len(out) >= n:
-            return out
-        e = next(streams[e[-3]], None)
-        if e is None:
-            heappop(heap)
-        else:
-            heapreplace(heap, e)
-    if heap:
-        e = heap[0]
-        r = e[-2]
-        out.extend(node_hits[e[-3]][r : r + n - len(out)])
-    return out
 
 
 # ---------------------------------------------------------------- distinct
@@ -266,21 +373,19 @@ def _distinct_values(v: Any) -> list:
     return []
 
 
-def _take(hits: Iterable[dict], n: int, distinct: str | None) -> list[dict]:
-    if not distinct:
-        return list(islice(hits, n))
+def _distinct_filter(attr: str) -> Callable[[dict], bool]:
+    """hit -> whether it is the first, in merged order, of every distinct value it has."""
     seen: set = set()
-    out: list[dict] = []
-    for h in hits:
-        if len(out) >= n:
-            break
-        values = _distinct_values(field_value(h, distinct))
+
+    def keep(h: dict) -> bool:
+        values = _distinct_values(field_value(h, attr))
         if values:
             if any(v in seen for v in values):
-                continue
+                return False
             seen.update(values)
-        out.append(h)
-    return out
+        return True
+
+    return keep
 
 
 # ---------------------------------------------------------------- stripping
@@ -315,17 +420,9 @@ def _strip_miroir(obj: dict) -> None:
         obj.pop(k, None)
 
 
-@functools.lru_cache(maxsize=8)
-def _cleaner(keep_score: bool, keep_details: bool) -> Callable[[list[dict]], None]:
-    """``clean_hit`` without added fields, over a page, as flat generated code."""
-    drop = [*MIROIR_FIELDS, *(() if keep_score else (SCORE,)), *(() if keep_details else (DETAILS,))]
-    lines = ["def clean(page):", "    for h in page:"]
-    lines += [f"        h.pop({k!r}, None)" for k in drop]
-    lines += ["        f = h.get('_formatted')", "        if f is not None and type(f) is dict:"]
-    lines += [f"            f.pop({k!r}, None)" for k in MIROIR_FIELDS] or ["            pass"]
-    env: dict = {}
-    exec(compile("\n".join(lines) + "\n", "<miroir hit cleaner>", "exec"), env)
-    return env["clean"]
+def _dropped(keep_score: bool, keep_details: bool) -> tuple[str, ...]:
+    """The top-level fields ``clean_hit`` removes from every hit."""
+    return (*MIROIR_FIELDS, *(() if keep_score else (SCORE,)), *(() if keep_details else (DETAILS,)))
 
 
 def clean_hit(hit: dict, *, keep_score: bool, keep_details: bool, added_fields: Iterable[str]) -> dict:
@@ -379,19 +476,16 @@ def merge_search(
     distinct = req.distinct or distinct_attribute
     node_hits = [r.get("hits") or _NO_HITS for r in node_responses]
     by_score_only = req.hybrid is not None or req.vector is not None
-    if distinct:
-        ordered = merged_hits(node_hits, ranking_rules, req.sort, by_score_only=by_score_only)
-        page = _take(ordered, offset + limit, distinct)[offset:]
-    else:
-        entry = _compiled(tuple(ranking_rules), tuple(req.sort or ()), by_score_only)[1]
-        page = _first_hits(node_hits, entry, offset + limit)[offset:]
-    if page:
-        if added_fields:
-            keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
-            for h in page:
-                clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields)
-        else:  # the common case: what clean_hit does without added fields, generated
-            _cleaner(req.show_ranking_score, req.show_ranking_score_details)(page)
+    keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
+    # Without added fields (the common case) the merge loop cleans the hits it takes.
+    drop = None if added_fields else _dropped(keep_score, keep_details)
+    _, first_hits, names = _compiled(tuple(ranking_rules), tuple(req.sort or ()), by_score_only, drop)
+    keep = _distinct_filter(distinct) if distinct else None
+    found = _key_objects(node_hits) if offset + limit >= _OWN_KEYS_FROM else {}
+    page = first_hits(node_hits, offset + limit, keep, _own(names, found))[offset:]
+    if added_fields:
+        for h in page:
+            clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields)
 
     out: dict[str, Any] = {"hits": page, "query": req.q or "", "processingTimeMs": processing_time_ms}
     if req.page_mode:
