@@ -1022,6 +1022,9 @@ def target_rows(results: dict) -> list[tuple[str, str, str, float]]:
     if ok("D"):
         us = r["D"]["us_per_merge"]["median"]
         out.append(("merge 3x1,000 hits", f"{us:,.0f} us", "<= 2,000 us", 2000 / us))
+    if ok("E"):
+        ratio = r["E"]["p50_ratio"]["median"]
+        out.append(("p50 via Miroir on 3 devnodes / 1 devnode", f"x{ratio:.2f}", "<= x0.70", 0.7 / ratio))
     mem = results.get("memory") or {}
     if "idle_mib" in mem:
         out.append(("RSS idle", f"{mem['idle_mib']} MiB", "<= 80 MB (76.3 MiB)", 76.3 / mem["idle_mib"]))
