@@ -9,8 +9,9 @@ trio + h11 server (no framework) so that it costs as little CPU as possible.
 prints `READY <port>` on stdout once it listens on 127.0.0.1.
 
 Routes (whatever Miroir needs to create an index and serve searches and writes):
-- `POST /indexes/{uid}/search`: 20 hits with `_rankingScore` and
-  `_rankingScoreDetails`, `facetDistribution`, `estimatedTotalHits` (fixed per node);
+- `POST /indexes/{uid}/search`: 20 hits with `_rankingScore` (and
+  `_rankingScoreDetails` when `showRankingScoreDetails` is true, as Meilisearch),
+  `facetDistribution`, `estimatedTotalHits` (fixed per node);
 - `POST /indexes/{uid}/facet-search`, `POST /indexes/{uid}/documents/fetch`,
   `GET /indexes/{uid}/documents[/{id}]`: small fixed answers;
 - any other POST/PUT/PATCH/DELETE (document writes, index creation/deletion, settings,
@@ -43,6 +44,7 @@ MAX_TASKS = 200_000
 HITS = 20
 
 _enc = msgspec.json.Encoder()
+_DETAILS_ON = re.compile(rb'"showRankingScoreDetails"\s*:\s*true')
 NOW = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 DEFAULT_SETTINGS = {
@@ -130,7 +132,11 @@ def search_body(seed: int, uid: str = "x") -> dict:
 class CannedNode:
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.search = _enc.encode(search_body(seed))
+        full = search_body(seed)
+        self.search_with_details = _enc.encode(full)
+        for hit in full["hits"]:
+            del hit["_rankingScoreDetails"]
+        self.search = _enc.encode(full)
         self.tasks: dict[int, bytes] = {}
         self.next_uid = 0
         self.indexes: dict[str, dict] = {}
@@ -227,7 +233,8 @@ class CannedNode:
         url = urlsplit(target)
         parts = [p for p in url.path.split("/") if p]
         if method == "POST" and len(parts) == 3 and parts[0] == "indexes" and parts[2] == "search":
-            return 200, self.search
+            # Details only when asked for, as Meilisearch (a raw-bytes test: no decode).
+            return 200, self.search_with_details if _DETAILS_ON.search(body) else self.search
         if method == "POST" and parts[-1:] == ["multi-search"]:
             return 200, b'{"results":[]}'
         if method == "POST" and len(parts) == 3 and parts[2] == "facet-search":

@@ -125,11 +125,25 @@ def test_rule_order_decides_between_words_and_sort():
     assert ids(merge(req, [node(a), node(b)], rules=rules)) == [1, 2]
 
 
-def test_detail_scores_compared_rule_by_rule_not_by_global_score():
-    # same words; hit 1 has fewer typos (typo comes first) but a lower global score
-    a = [hit(1, 0.80, details(typo=1.0, proximity=0.2))]
-    b = [hit(2, 0.85, details(typo=0.5, proximity=1.0))]
-    assert ids(merge(SearchRequest(q="x"), [node(a), node(b)])) == [1, 2]
+def test_detail_scores_compared_rule_by_rule_when_a_custom_rule_breaks_ties():
+    # A custom rule's values do not enter the score, so the details decide, rule by rule:
+    # hit 1 has fewer typos (typo comes first), whatever the global scores say.
+    rules = [*DEFAULT_RULES, "n:desc"]
+    a = [hit(1, 0.80, details(typo=1.0, proximity=0.2), n=1)]
+    b = [hit(2, 0.85, details(typo=0.5, proximity=1.0), n=9)]
+    assert ids(merge(SearchRequest(q="x"), [node(a), node(b)], rules=rules)) == [1, 2]
+    # ... and equal details leave the order to the custom rule.
+    c = [hit(3, 0.80, details(), n=1)]
+    d = [hit(4, 0.80, details(), n=9)]
+    assert ids(merge(SearchRequest(q="x"), [node(c), node(d)], rules=rules)) == [4, 3]
+
+
+def test_text_search_with_scoring_rules_only_is_merged_by_score():
+    # No custom rule, no sort criteria: a node's order is its score order (the score is
+    # milli's fold of the rules' ranks), so no details are needed, and none are asked for.
+    a = [hit(1, 0.9), hit(3, 0.5), hit(4, 0.2)]
+    b = [hit(2, 0.7), hit(5, 0.5)]
+    assert ids(merge(SearchRequest(q="x"), [node(a), node(b)])) == [1, 2, 3, 5, 4]
 
 
 def test_custom_ranking_rule_placeholder_without_details():

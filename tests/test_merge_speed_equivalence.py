@@ -19,7 +19,7 @@ import pytest
 
 from merge_reference import ref_facets, ref_merge
 from miroir.core import facets, merge
-from miroir.core.searchplan import SearchRequest
+from miroir.core.searchplan import SearchRequest, ordered_by_score
 
 BUILTIN = ["words", "typo", "proximity", "attribute", "exactness"]
 CUSTOM = ["rank:desc", "rank:asc", "price:asc", "name:desc", "nested.v:asc", "nested.v:desc"]
@@ -104,6 +104,20 @@ def _hit(rng: random.Random, uid: int, rules: list[str], sort: list[str], added:
     return h
 
 
+def _score_of(h: dict, rules: list[str]) -> float:
+    """An order-preserving score of the hit's rule scores (what the reference merge
+    compares rule by rule): rule scores are 0, 0.5, 0.75 or 1, so with weights 8^-i an
+    earlier rule always outweighs every later one, and the sums are exact in binary."""
+    d = h.get("_rankingScoreDetails") or {}
+    total = 0.0
+    weight = 1.0
+    for rule in rules:
+        if rule in BUILTIN:
+            weight /= 8
+            total += (d.get(rule) or {}).get("score", 0.0) * weight
+    return total
+
+
 def _facets(rng: random.Random, n_facets: int) -> dict:
     out = {}
     for f in ["genre", "color", "size", "year"][:n_facets]:
@@ -144,7 +158,7 @@ def _case(seed: int):
         body["distinct"] = rng.choice(["name", "tags", "price", "nested.v"])
     req = msgspec.convert(body, SearchRequest)
     by_score_only = req.hybrid is not None
-    key = ref_merge.hit_key_function(rules, sort, by_score_only=by_score_only)
+    key = ref_merge.hit_key_function(rules, sort, by_score_only=by_score_only)  # the nodes' own order
     node_responses = []
     uid = 0
     big = rng.random() < 0.3  # long lists and pages: the merge's prefix rounds
@@ -171,6 +185,14 @@ def _case(seed: int):
         if by_score_only and rng.random() < 0.7:
             resp["semanticHitCount"] = rng.randint(0, 10)
         node_responses.append(resp)
+    if ordered_by_score(req, rules) and req.hybrid is None:
+        # Real nodes' scores follow their rules' ranks (searchplan.ordered_by_score), and
+        # the merge relies on it: give such hits the score their details imply.
+        for resp in node_responses:
+            for h in resp["hits"]:
+                h["_rankingScore"] = _score_of(h, rules)
+            if rng.random() < 0.9:
+                resp["hits"].sort(key=key)
     kwargs = dict(
         ranking_rules=rules,
         distinct_attribute=rng.choice([None, None, None, "name", "tags"]),

@@ -11,6 +11,7 @@ from miroir.core.searchplan import (
     SearchRequest,
     decode_search_request,
     needs_ranking_details,
+    ordered_by_score,
     parse_search_query_string,
     plan_document_windows,
     plan_subquery,
@@ -182,11 +183,24 @@ def test_details_requested_when_needed_or_asked():
     assert plan(SearchRequest(show_ranking_score_details=True))["showRankingScoreDetails"] is True
 
 
+DEFAULT_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+
+
 def test_needs_ranking_details():
-    assert needs_ranking_details(SearchRequest(q="hello"))
-    assert not needs_ranking_details(SearchRequest(q=""))
-    assert not needs_ranking_details(SearchRequest())
-    assert not needs_ranking_details(SearchRequest(q="x", hybrid={"embedder": "e"}))
+    # Rules that score only: the score orders the hits, no details needed.
+    assert not needs_ranking_details(SearchRequest(q="hello"), DEFAULT_RULES)
+    assert ordered_by_score(SearchRequest(q="hello"), DEFAULT_RULES)
+    # A sort criterion or a custom rule breaks ties between scoring rules: details.
+    assert needs_ranking_details(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES)
+    assert needs_ranking_details(SearchRequest(q="hello"), [*DEFAULT_RULES, "n:desc"])
+    assert not ordered_by_score(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES)
+    # Placeholder searches are ordered by sort and custom rules, read from the hits.
+    assert not needs_ranking_details(SearchRequest(q=""), DEFAULT_RULES)
+    assert not needs_ranking_details(SearchRequest(), [*DEFAULT_RULES, "n:desc"])
+    assert not ordered_by_score(SearchRequest(), DEFAULT_RULES)
+    # Hybrid and vector: merged by score, as Meilisearch does.
+    assert not needs_ranking_details(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
+    assert ordered_by_score(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
 
 
 def test_narrowed_attributes_get_merge_fields():

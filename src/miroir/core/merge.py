@@ -17,8 +17,10 @@ is fixed by a key computed once, when the k-way merge first looks at it:
 2. ``_rankingScore`` descending;
 3. tie-break: the node's position in ``node_responses`` (the covering set's order,
    which the engine keeps deterministic), then the hit's rank on its node.
-Hybrid and vector searches skip step 1: Meilisearch itself merges keyword and semantic
-results by ``_rankingScore``.
+Searches that ``searchplan.ordered_by_score`` (query terms with only rules that score,
+no custom rule, no sort criteria; hybrid and vector searches) skip step 1: the score
+alone is the nodes' order (Meilisearch itself merges keyword and semantic results by
+``_rankingScore``), and their sub-queries do not ask for the details.
 
 ``distinct`` across nodes: each node already returns the best hit per distinct value
 among its documents; in the merged order the first hit of a value is the global best,
@@ -53,7 +55,7 @@ from operator import neg
 from typing import Any
 
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
-from miroir.core.searchplan import SearchRequest, custom_rule, parse_sort_criterion
+from miroir.core.searchplan import SearchRequest, custom_rule, ordered_by_score, parse_sort_criterion
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
 
@@ -475,7 +477,7 @@ def merge_search(
         limit = min(limit, max_total_hits - offset)
     distinct = req.distinct or distinct_attribute
     node_hits = [r.get("hits") or _NO_HITS for r in node_responses]
-    by_score_only = req.hybrid is not None or req.vector is not None
+    by_score_only = ordered_by_score(req, ranking_rules)
     keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
     # Without added fields (the common case) the merge loop cleans the hits it takes.
     drop = None if added_fields else _dropped(keep_score, keep_details)

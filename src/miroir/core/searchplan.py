@@ -9,8 +9,9 @@ holding every document would return:
   mode gives an *exact* ``totalHits``: the node gets ``page=1,
   hitsPerPage=page*hitsPerPage`` and its exact ``totalHits``; Miroir sums them and
   recomputes ``totalPages`` itself.
-- Ranking. ``showRankingScore`` is always on; ``showRankingScoreDetails`` when the merge
-  needs rule-by-rule details (see ``needs_ranking_details``).
+- Ranking. ``showRankingScore`` is always on; ``showRankingScoreDetails`` only when the
+  merge needs rule-by-rule details (see ``needs_ranking_details``: a custom rule or a
+  sort criterion; otherwise the score alone orders the hits, ``ordered_by_score``).
 - Fields. The merge compares sort values, custom ranking-rule values and distinct values
   read from the hits, so when the client narrowed ``attributesToRetrieve`` those fields
   are added (``retrieval_additions``) and the merge strips them again.
@@ -335,15 +336,33 @@ def retrieval_additions(
     return {f for f in needed if f not in have}
 
 
-def needs_ranking_details(req: SearchRequest) -> bool:
-    """Whether the merge must see `_rankingScoreDetails`.
+def ordered_by_score(req: SearchRequest, ranking_rules: Sequence[str] = ()) -> bool:
+    """Whether `_rankingScore` alone gives a node's order, so the merge needs nothing else.
 
-    With query terms, a node's order is rule by rule (words, typo, ..., sort, ...);
-    `_rankingScore` alone cannot say where the sort rule breaks a tie. A placeholder
-    search (no terms) is ordered by sort and custom rules only, which the merge reads
-    from the hits; hybrid/vector results are merged by `_rankingScore` (merge.py).
+    Hybrid and vector results are merged by score, as Meilisearch itself does. With query
+    terms and only rules that score (words, typo, proximity, attribute, exactness...; no
+    custom `attr:asc|desc` rule, no `sort` criteria at search time), the node's bucket
+    order is the lexicographic order of the rules' ranks, and `_rankingScore` is milli's
+    `Rank::global_score` of those ranks: each rule's (rank, max rank) folded as
+    `(r - 1) * max + rank`, with max ranks fixed by the query, so equal ranks give equal
+    scores and a better rank for an earlier rule a higher score, whatever the later
+    rules say (exact in f64 while the product of the max ranks stays below 2^52). A
+    placeholder search is ordered by sort and custom rules, read from the hits.
     """
-    return bool(req.q and req.q.strip()) and req.hybrid is None and req.vector is None
+    if req.hybrid is not None or req.vector is not None:
+        return True
+    if not (req.q and req.q.strip()):
+        return False
+    if req.sort:  # (without the `sort` rule a node refuses the search anyway)
+        return False
+    return not any(custom_rule(rule) for rule in ranking_rules)
+
+
+def needs_ranking_details(req: SearchRequest, ranking_rules: Sequence[str] = ()) -> bool:
+    """Whether the merge must see `_rankingScoreDetails`: with query terms, unless the
+    score alone orders the hits (`ordered_by_score`); a custom rule or a sort criterion
+    breaks ties between the rules that score, which only the details place."""
+    return bool(req.q and req.q.strip()) and not ordered_by_score(req, ranking_rules)
 
 
 def plan_subquery(

@@ -204,7 +204,7 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
-    details = needs_ranking_details(req)
+    details = needs_ranking_details(req, ranking_rules)
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
