@@ -6,6 +6,8 @@ No timing is asserted; deadlines only bound the tests.
 
 from __future__ import annotations
 
+import math
+
 import socket
 from urllib.parse import parse_qs, urlsplit
 
@@ -266,6 +268,21 @@ async def test_timeout_raises_clear_error_and_pool_recovers():
             raise PoolTimeout("x")
         except TimeoutError:
             pass
+
+    await _with_server(body)
+
+
+async def test_no_deadline_of_its_own_leaves_it_to_the_caller():
+    # timeout_s=inf (what the scatter passes): the caller's scope is the deadline; the
+    # cancelled call's connection is closed and the slot released, as with a timeout.
+    async def body(server: ScriptedServer):
+        async with H11Pool("127.0.0.1", server.port, max_connections=1) as pool:
+            assert (await pool.request("POST", "/echo", [], b"one", timeout_s=math.inf))[2] == b"one"
+            with trio.move_on_after(0.2) as scope:
+                await pool.request("GET", "/slow", [], b"", timeout_s=math.inf)
+            assert scope.cancelled_caught
+            assert pool.connection_count == 0
+            assert (await pool.request("POST", "/echo", [], b"after", timeout_s=math.inf))[2] == b"after"
 
     await _with_server(body)
 

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ from miroir.store.state import IndexMeta
 DEGRADED_HEADER = "X-Miroir-Degraded"
 
 # `send(client, shards_or_None, timeout_s)`: one sub-request; returns the decoded answer.
+# `timeout_s` is the node call's own deadline: `math.inf`, since `_Scatter._one` holds it.
 Send = Callable[[NodeClient, "list[int] | None", float], Awaitable[Any]]
 
 # Floor of the p95-derived hedge delay: below it the duplicate load is not worth the
@@ -489,11 +491,12 @@ class _Scatter:
             return _FAILED
         health = self.health
         started = trio.current_time()
-        # This scope is also how a race cancels its loser. NodeClient.call has a deadline
-        # of its own (net/), but only this one can tell a lost race from a timeout.
+        # This scope is the sub-request's deadline and how a race cancels its loser (only
+        # it can tell a lost race from a timeout), so the node call gets no deadline of
+        # its own (`math.inf`: the pool then opens no second scope).
         with trio.move_on_after(self.timeout_s) as sub.scope:
             try:
-                result = await self.send(client, None if len(sub.shards) == self.S else sub.shards, self.timeout_s)
+                result = await self.send(client, None if len(sub.shards) == self.S else sub.shards, math.inf)
             except NodeUnavailable as e:
                 if health is not None:
                     health.report_failure(node_id, e.reason, timed_out=e.reason.startswith("timeout"))

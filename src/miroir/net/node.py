@@ -16,6 +16,7 @@ httpx cost ~2.4 ms of CPU per call under concurrency, the pool a fraction of tha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -182,7 +183,8 @@ class _HttpsPool:
             raise PoolClosed(f"pool for {self._client.base_url} is closed")
         httpx = self._httpx
         try:
-            resp = await self._client.request(method, target, headers=headers, content=body or None, timeout=timeout_s)
+            timeout = None if timeout_s == math.inf else timeout_s  # httpx spells "none" None
+            resp = await self._client.request(method, target, headers=headers, content=body or None, timeout=timeout)
         except httpx.TimeoutException as e:
             raise PoolTimeout(f"{method} {self._client.base_url}{target}: {type(e).__name__}") from None
         except httpx.TransportError as e:
