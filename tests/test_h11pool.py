@@ -7,7 +7,6 @@ No timing is asserted; deadlines only bound the tests.
 from __future__ import annotations
 
 import math
-
 import socket
 from urllib.parse import parse_qs, urlsplit
 
