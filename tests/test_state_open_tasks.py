@@ -77,3 +77,13 @@ def test_rebuilt_after_loading_a_snapshot_without_it():
     # ... and a snapshot that has it round-trips it.
     again = msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=MiroirState)
     assert again.open_tasks == {0, 2}
+
+
+def test_node_shards_dropped_once_finished():
+    s = new_state()
+    task = TaskRecord(uid=0, index_uid="x", type="documentAdditionOrUpdate", node_shards={"n1": [0, 3], "n2": [1]})
+    apply_record(s, TaskEnqueued(task=task))
+    apply_record(s, TaskUpdated(uid=0, status="processing"))
+    assert s.tasks[0].node_shards == {"n1": [0, 3], "n2": [1]}  # the fold still needs it
+    apply_record(s, TaskUpdated(uid=0, status="succeeded"))
+    assert s.tasks[0].node_shards is None

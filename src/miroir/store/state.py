@@ -46,7 +46,7 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     canceled_by: int | None = None
     # Writes: node id -> the shards of the write its node task covers (journaled at
     # enqueue), so the fold judges a lost node task by the write's quorum. None for
-    # other tasks and in journals older than this field. Defaulted.
+    # other tasks, in journals older than this field, and once the task is finished.
     node_shards: dict[str, list[int]] | None = None
 
 
@@ -228,6 +228,9 @@ def _task_updated(state: MiroirState, rec: TaskUpdated) -> None:
     task.status = rec.status
     if rec.status in TERMINAL:
         state.open_tasks.discard(rec.uid)
+        # Only the fold of an unfinished write reads it; a million kept tasks would
+        # otherwise carry node x shard lists forever (memory and snapshots).
+        task.node_shards = None
     else:
         state.open_tasks.add(rec.uid)
     if rec.started_at is not None:
