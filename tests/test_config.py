@@ -35,6 +35,13 @@ def test_defaults_are_valid():
     assert isinstance(c, Config)
     assert c.cluster.shards == 16 and c.cluster.replication_factor == 1
     assert c.server.max_body_bytes == 100 * 1024 * 1024
+    # Meilisearch's own bound on its task queue.
+    assert (c.tasks.max_kept, c.tasks.delete_batch) == (1_000_000, 100_000)
+
+
+def test_example_file_shows_the_defaults():
+    c = load_config(str(REPO / "miroir.toml"), env={})
+    assert c.tasks == config_from_dict({}).tasks
 
 
 def test_load_full_file(tmp_path):
@@ -86,6 +93,11 @@ url = "https://b.example:7700/"
         ({"auth": {"master_key": ""}}, "auth.master_key", "empty"),
         ({"health": {"interval_ms": 0}}, "health.interval_ms", ">= 1"),
         ({"rebalancer": {"docs_per_second": -1}}, "rebalancer.docs_per_second", ">= 0"),
+        ({"tasks": {"max_kept": 0}}, "tasks.max_kept", ">= 2"),
+        ({"tasks": {"max_kept": "1M"}}, "tasks.max_kept", "expected integer"),
+        ({"tasks": {"delete_batch": 1}}, "tasks.delete_batch", ">= 2"),
+        ({"tasks": {"max_kept": 30, "delete_batch": 31}}, "tasks.delete_batch", "larger than tasks.max_kept"),
+        ({"tasks": {"keep": 5}}, "tasks.keep", "unknown key"),
     ],
 )
 def test_broken_configs_name_the_key(d, path, words):
@@ -162,3 +174,10 @@ def test_cli_serve_with_bad_config_exits_2_and_writes_nothing(tmp_path):
     assert r.returncode == 2
     assert "cluster.shards" in r.stderr and "Traceback" not in r.stderr
     assert not data.exists()
+
+
+def test_cli_bad_tasks_section_exits_2(tmp_path):
+    path = write(tmp_path, "[tasks]\nmax_kept = 1\n")
+    r = run_cli("check-config", "--config", path, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("miroir: error: tasks.max_kept: must be >= 2"), r.stderr

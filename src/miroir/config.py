@@ -69,6 +69,12 @@ class RebalancerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     page_size: int = 1_000
 
 
+class TasksConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Meilisearch's own limits (v1.2+): at 1M kept tasks, delete the oldest 100k finished.
+    max_kept: int = 1_000_000
+    delete_batch: int = 100_000
+
+
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -83,6 +89,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     scatter: ScatterConfig = msgspec.field(default_factory=ScatterConfig)
     rebalancer: RebalancerConfig = msgspec.field(default_factory=RebalancerConfig)
+    tasks: TasksConfig = msgspec.field(default_factory=TasksConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 
@@ -254,6 +261,13 @@ def validate(config: Config) -> Config:
     _positive(errors, "rebalancer.max_concurrent_migrations", config.rebalancer.max_concurrent_migrations)
     _positive(errors, "rebalancer.docs_per_second", config.rebalancer.docs_per_second, 0)
     _positive(errors, "rebalancer.page_size", config.rebalancer.page_size)
+    # An automatic deletion of fewer than 2 tasks could only delete the previous one.
+    _positive(errors, "tasks.max_kept", config.tasks.max_kept, 2)
+    _positive(errors, "tasks.delete_batch", config.tasks.delete_batch, 2)
+    if config.tasks.delete_batch > config.tasks.max_kept >= 2:
+        errors.append(
+            f"tasks.delete_batch: {config.tasks.delete_batch} is larger than tasks.max_kept ({config.tasks.max_kept})"
+        )
     if errors:
         raise ConfigError(errors[0] if len(errors) == 1 else errors[0] + f" (and {len(errors) - 1} more)")
     return config

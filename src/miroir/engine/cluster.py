@@ -41,7 +41,10 @@ class Cluster:
         self.fleet = fleet
         self.topology = Topology.from_state(journal.state, config.cluster.replication_factor)
         self.health = HealthTable.from_config(config.health)
-        self.tasks = TaskService(journal, fleet, lambda: self.topology)
+        self.tasks = TaskService(
+            journal, fleet, lambda: self.topology,
+            max_kept=config.tasks.max_kept, delete_batch=config.tasks.delete_batch,
+        )
         self.reconciler = Reconciler(self.tasks)
         self.handoff = Handoff(self)
         self._closed = False

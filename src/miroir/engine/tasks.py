@@ -21,6 +21,7 @@ failed with a message saying so (a handed-over task is folded as usual).
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -60,6 +61,9 @@ NODE_CALL_TIMEOUT_S = 5.0
 CANCEL_WAIT_S = 30.0
 # Node ids per `GET /tasks?uids=` request (keeps URLs short).
 UIDS_PER_REQUEST = 200
+# Meilisearch's bound on its task queue (config `[tasks]`).
+MAX_KEPT_TASKS = 1_000_000
+DELETE_BATCH = 100_000
 
 Driver = Callable[["DrivenTask"], Awaitable[None]]
 
@@ -137,6 +141,8 @@ class TaskService:
         topology: Callable[[], Topology],
         *,
         clock: Callable[[], float] = time.time,
+        max_kept: int = MAX_KEPT_TASKS,
+        delete_batch: int = DELETE_BATCH,
     ):
         self.journal = journal
         self.fleet = fleet
@@ -151,6 +157,11 @@ class TaskService:
         # driver (reconciler, cancelation), so one never overwrites a newer decision.
         self.status_lock = trio.Lock()
         self._driving: set[int] = set()  # driven tasks whose driver has started
+        self.max_kept = max_kept
+        self.delete_batch = delete_batch
+        # The automatic taskDeletion not finished yet (-1 while it is being enqueued). Not
+        # journaled: after a restart it is an orphan, failed by `_fail_orphans`.
+        self._auto_deletion: int | None = None
 
     @property
     def state(self) -> MiroirState:
@@ -248,6 +259,7 @@ class TaskService:
         )
         await self.journal.append(TaskEnqueued(task=record))
         self.wake()
+        await self._bound_history()
         return self.state.tasks.get(record.uid, record)
 
     async def enqueue_driven(
@@ -273,6 +285,7 @@ class TaskService:
             self._nursery.start_soon(self._drain, key)
         else:
             q.append((record.uid, driver))
+        await self._bound_history()
         return self.state.tasks.get(record.uid, record)
 
     async def _drain(self, key: str) -> None:
@@ -473,8 +486,51 @@ class TaskService:
         """`DELETE /tasks`: a taskDeletion task removing the matched finished tasks."""
         if not query.has_filters:
             raise missing_filters("delete")
-        matched = [t.uid for t in self._matched(query)]
-        details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": _original(query)}
+        return await self._enqueue_deletion([t.uid for t in self._matched(query)], _original(query))
+
+    async def _bound_history(self) -> None:
+        """At `max_kept` tasks, enqueue a taskDeletion of the oldest finished ones.
+
+        As Meilisearch (index-scheduler `cleanup_task_queue`, v1.2+): the oldest
+        `delete_batch` tasks that are succeeded, failed or canceled, none when fewer than
+        2 can go (it could only delete the previous automatic deletion), and the filter
+        reported as `?beforeEnqueuedAt=<newest of them + 1 tick>&statuses=...`.
+        """
+        tasks = self.state.tasks
+        if len(tasks) < self.max_kept or self._nursery is None:
+            return
+        pending = self._auto_deletion
+        if pending is not None:
+            rec = tasks.get(pending)
+            if pending < 0 or (rec is not None and rec.status not in TERMINAL):
+                return
+        # Insertion order is uid order but for concurrent enqueues: stopping early keeps
+        # this cheap at a million tasks, for at most a few uids out of order.
+        doomed: list[TaskRecord] = []
+        for t in tasks.values():
+            if t.status in TERMINAL:
+                doomed.append(t)
+                if len(doomed) == self.delete_batch:
+                    break
+        if len(doomed) < 2:
+            log.warning("tasks.history_full", kept=len(tasks), finished=len(doomed))
+            return
+        doomed.sort(key=lambda t: t.uid)
+        newest = max((t.enqueued_at for t in doomed if t.enqueued_at), default=None)
+        before = _after(newest) if newest else self.now_rfc3339()
+        log.info("tasks.history_pruned", kept=len(tasks), deleting=len(doomed))
+        self._auto_deletion = -1
+        try:
+            task = await self._enqueue_deletion(
+                [t.uid for t in doomed], f"?beforeEnqueuedAt={before}&statuses=succeeded,failed,canceled"
+            )
+            self._auto_deletion = task.uid
+        except BaseException:
+            self._auto_deletion = None
+            raise
+
+    async def _enqueue_deletion(self, matched: list[int], original_filter: str) -> TaskRecord:
+        details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": original_filter}
 
         async def driver(handle: DrivenTask) -> None:
             await handle.set_processing()
@@ -512,6 +568,12 @@ class TaskService:
         async with trio.open_nursery() as nursery:
             for node_id, node_uids in per_node.items():
                 nursery.start_soon(forward, node_id, node_uids)
+
+
+def _after(enqueued_at: str) -> str:
+    """The RFC 3339 instant one tick after `enqueued_at` (Meilisearch adds 1 ns; we keep µs)."""
+    moment = _dt.datetime.fromisoformat(enqueued_at) + _dt.timedelta(microseconds=1)
+    return moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _original(query: TaskQuery) -> str:
