@@ -286,6 +286,23 @@ async def test_no_deadline_of_its_own_leaves_it_to_the_caller():
     await _with_server(body)
 
 
+async def test_a_caller_already_cancelled_sends_nothing():
+    # The writes go straight to the descriptor (no checkpoint): a request made from a
+    # cancelled scope must still not leave, and the idle connection stays usable.
+    async def body(server: ScriptedServer):
+        async with H11Pool("127.0.0.1", server.port, max_connections=1) as pool:
+            assert (await pool.request("POST", "/echo", [], b"warm", timeout_s=math.inf))[2] == b"warm"
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await pool.request("POST", "/echo", [], b"while-cancelled", timeout_s=math.inf)
+            assert scope.cancelled_caught
+            assert (await pool.request("POST", "/echo", [], b"after", timeout_s=math.inf))[2] == b"after"
+            assert pool.opened == 1
+        assert len(server.requests) == 2
+
+    await _with_server(body)
+
+
 async def test_large_bodies_and_chunked_responses():
     async def body(server: ScriptedServer):
         big = bytes(range(256)) * (20 * 1024)  # 5 MiB

@@ -48,10 +48,12 @@ def node(hits, total=None, **extra):
             "estimatedTotalHits": len(hits) if total is None else total, **extra}
 
 
-def merge(req, nodes, *, rules=DEFAULT_RULES, distinct=None, max_values=100, sort_by=None, added=(), max_total_hits=None):
+def merge(req, nodes, *, rules=DEFAULT_RULES, distinct=None, max_values=100, sort_by=None, added=(), max_total_hits=None,
+          by_score=None):
     return merge_search(
         req, ranking_rules=rules, node_responses=nodes, distinct_attribute=distinct, max_values_per_facet=max_values,
         sort_facet_values_by=sort_by or {}, processing_time_ms=7, added_fields=set(added), max_total_hits=max_total_hits,
+        by_score=by_score,
     )
 
 
@@ -143,7 +145,13 @@ def test_text_search_with_scoring_rules_only_is_merged_by_score():
     # milli's fold of the rules' ranks), so no details are needed, and none are asked for.
     a = [hit(1, 0.9), hit(3, 0.5), hit(4, 0.2)]
     b = [hit(2, 0.7), hit(5, 0.5)]
-    assert ids(merge(SearchRequest(q="x"), [node(a), node(b)])) == [1, 2, 3, 5, 4]
+    assert ids(merge(SearchRequest(q="x"), [node(a), node(b)], by_score=True)) == [1, 2, 3, 5, 4]
+    # By score, details (when sent anyway) are not compared.
+    def nodes():  # fresh hits each time: the merge strips the hits it takes
+        return [node([hit(6, 0.6, details(typo=0.1))]), node([hit(7, 0.5, details(typo=1.0))])]
+
+    assert ids(merge(SearchRequest(q="x"), nodes(), by_score=True)) == [6, 7]
+    assert ids(merge(SearchRequest(q="x"), nodes(), by_score=False)) == [7, 6]
 
 
 def test_custom_ranking_rule_placeholder_without_details():

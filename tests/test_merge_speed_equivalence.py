@@ -104,6 +104,9 @@ def _hit(rng: random.Random, uid: int, rules: list[str], sort: list[str], added:
     return h
 
 
+SEARCHABLE = 5  # the index's searchable attributes, for ordered_by_score's bound
+
+
 def _score_of(h: dict, rules: list[str]) -> float:
     """An order-preserving score of the hit's rule scores (what the reference merge
     compares rule by rule): rule scores are 0, 0.5, 0.75 or 1, so with weights 8^-i an
@@ -185,7 +188,8 @@ def _case(seed: int):
         if by_score_only and rng.random() < 0.7:
             resp["semanticHitCount"] = rng.randint(0, 10)
         node_responses.append(resp)
-    if ordered_by_score(req, rules) and req.hybrid is None:
+    by_score = ordered_by_score(req, rules, SEARCHABLE)
+    if by_score and req.hybrid is None:
         # Real nodes' scores follow their rules' ranks (searchplan.ordered_by_score), and
         # the merge relies on it: give such hits the score their details imply.
         for resp in node_responses:
@@ -202,15 +206,15 @@ def _case(seed: int):
         added_fields=set(added),
         max_total_hits=rng.choice([None, None, 1000, 5, 0]),
     )
-    return req, node_responses, kwargs
+    return req, node_responses, kwargs, by_score
 
 
 @pytest.mark.parametrize("chunk", range(10))
 def test_merge_search_matches_reference(chunk):
     for seed in range(chunk * 100, chunk * 100 + 100):
-        req, node_responses, kwargs = _case(seed)
+        req, node_responses, kwargs, by_score = _case(seed)
         expected = ref_merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
-        got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
+        got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), by_score=by_score, **kwargs)
         assert _enc.encode(got) == _enc.encode(expected), seed
 
 
@@ -220,19 +224,19 @@ def test_distinct_merge_matches_reference(chunk):
     (hits read with their own key objects) and short ones, through the tail of the last
     list left, with one node and several."""
     for seed in range(5000 + chunk * 100, 5000 + chunk * 100 + 100):
-        req, node_responses, kwargs = _case(seed)
+        req, node_responses, kwargs, by_score = _case(seed)
         rng = random.Random(seed)
         req = msgspec.structs.replace(req, distinct=rng.choice(["name", "tags", "price", "nested.v"]))
         if rng.random() < 0.5:
             node_responses = node_responses[:1]
         expected = ref_merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
-        got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
+        got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), by_score=by_score, **kwargs)
         assert _enc.encode(got) == _enc.encode(expected), seed
 
 
 def test_hit_keys_order_like_reference():
     for seed in range(200):
-        req, node_responses, kwargs = _case(seed)
+        req, node_responses, kwargs, _ = _case(seed)
         by_score_only = req.hybrid is not None
         ref_key = ref_merge.hit_key_function(kwargs["ranking_rules"], req.sort, by_score_only=by_score_only)
         key = merge.hit_key_function(kwargs["ranking_rules"], req.sort, by_score_only=by_score_only)

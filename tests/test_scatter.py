@@ -365,3 +365,34 @@ async def test_a_scatter_leaves_no_reference_cycle(autojump_clock, script):
     finally:
         gc.enable()
     assert found == 0
+
+
+@pytest.mark.parametrize("outcome", ["ok", "down", 400])
+async def test_a_loser_answering_in_the_winners_scheduler_step_is_ignored(autojump_clock, outcome):
+    # The primary's answer (or reset, or 4xx) arrives in the same scheduler step as the
+    # hedge that wins: the loser was already woken, so cancelling it stops nothing. It
+    # must still report nothing to health, and its 4xx is not the client's answer.
+    c = FakeCluster(hedge_after_ms=100)
+    primary_answers = trio.Event()
+
+    async def send(client: Any, shards: list[int] | None, timeout_s: float) -> dict:
+        node = client.node_id
+        c.calls.append((node, shards))
+        if node == "a":  # the primary of shards 0 and 1: slow
+            await primary_answers.wait()
+            if outcome == "down":
+                raise NodeUnavailable(node, "PoolConnectionError: reset")
+            if outcome == 400:
+                raise NodeError(node, "index_not_found", "gone", 400, "invalid_request")
+            return {"node": node}
+        if node == "c":  # the hedge for shard 1
+            await trio.sleep(0.05)
+        if node == "d":  # the hedge for shard 0, last to answer: the hedge wins
+            await trio.sleep(0.1)
+            primary_answers.set()
+        return {"node": node}
+
+    g = await scatter(c, meta(4), send, affinity=0)
+    assert answered(g) == [("d", [0]), ("c", [1]), ("b", [2, 3])]
+    assert g.hedges_won == 1 and not g.unavailable
+    assert c.health.reported("a") == []

@@ -12,6 +12,8 @@ from miroir.core.searchplan import (
     decode_search_request,
     needs_ranking_details,
     ordered_by_score,
+    query_words,
+    score_order_fits,
     parse_search_query_string,
     plan_document_windows,
     plan_subquery,
@@ -188,19 +190,36 @@ DEFAULT_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
 
 def test_needs_ranking_details():
     # Rules that score only: the score orders the hits, no details needed.
-    assert not needs_ranking_details(SearchRequest(q="hello"), DEFAULT_RULES)
-    assert ordered_by_score(SearchRequest(q="hello"), DEFAULT_RULES)
+    assert not needs_ranking_details(SearchRequest(q="hello"), DEFAULT_RULES, 15)
+    assert ordered_by_score(SearchRequest(q="hello"), DEFAULT_RULES, 15)
+    assert ordered_by_score(SearchRequest(q="hello"), [], 15)  # the defaults
     # A sort criterion or a custom rule breaks ties between scoring rules: details.
-    assert needs_ranking_details(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES)
-    assert needs_ranking_details(SearchRequest(q="hello"), [*DEFAULT_RULES, "n:desc"])
-    assert not ordered_by_score(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES)
+    assert needs_ranking_details(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES, 15)
+    assert needs_ranking_details(SearchRequest(q="hello"), [*DEFAULT_RULES, "n:desc"], 15)
+    assert not ordered_by_score(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES, 15)
+    # Unknown searchable attributes, or a rule this bound does not know: details.
+    assert needs_ranking_details(SearchRequest(q="hello"), DEFAULT_RULES)
+    assert needs_ranking_details(SearchRequest(q="hello"), [*DEFAULT_RULES, "futureRule"], 15)
     # Placeholder searches are ordered by sort and custom rules, read from the hits.
-    assert not needs_ranking_details(SearchRequest(q=""), DEFAULT_RULES)
-    assert not needs_ranking_details(SearchRequest(), [*DEFAULT_RULES, "n:desc"])
-    assert not ordered_by_score(SearchRequest(), DEFAULT_RULES)
+    assert not needs_ranking_details(SearchRequest(q=""), DEFAULT_RULES, 15)
+    assert not needs_ranking_details(SearchRequest(), [*DEFAULT_RULES, "n:desc"], 15)
+    assert not ordered_by_score(SearchRequest(), DEFAULT_RULES, 15)
     # Hybrid and vector: merged by score, as Meilisearch does.
     assert not needs_ranking_details(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
     assert ordered_by_score(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
+
+
+def test_score_order_only_while_millis_u32_fold_cannot_overflow():
+    # milli folds the rules' ranks in u32 (Rank::merge): long queries over many
+    # attributes could overflow it, and then only the details keep the bucket order.
+    ten_words = "a b c d e f g h i j k l"
+    assert query_words(ten_words) == 10 and query_words("foo-bar baz") == 3
+    assert query_words("日本語の検索") == 10  # segmented without spaces: assume the most
+    assert ordered_by_score(SearchRequest(q=ten_words), DEFAULT_RULES, 20)
+    assert not ordered_by_score(SearchRequest(q=ten_words), DEFAULT_RULES, 500)
+    assert ordered_by_score(SearchRequest(q="two words"), DEFAULT_RULES, 500)
+    assert score_order_fits(["words", "typo"], 10, 10**6)
+    assert not score_order_fits(["attribute", "wordPosition", "attributeRank"], 10, 10**6)
 
 
 def test_narrowed_attributes_get_merge_fields():

@@ -463,13 +463,16 @@ def merge_search(
     processing_time_ms: int,
     added_fields: set[str],
     max_total_hits: int | None = None,
+    by_score: bool | None = None,
 ) -> dict:
     """The client's answer, from the answers of the covering set (in covering-set order).
 
     ``distinct_attribute`` is the index's setting (``req.distinct`` overrides it);
     ``added_fields`` comes from ``searchplan.retrieval_additions``;
     ``max_total_hits`` is the index's ``pagination.maxTotalHits``: like Meilisearch,
-    no hit past it is returned and totals are capped at it.
+    no hit past it is returned and totals are capped at it;
+    ``by_score`` is the planner's ``searchplan.ordered_by_score`` (whether the nodes were
+    asked for ranking details).
     """
     offset, limit = req.window()
     if max_total_hits is not None:
@@ -477,7 +480,9 @@ def merge_search(
         limit = min(limit, max_total_hits - offset)
     distinct = req.distinct or distinct_attribute
     node_hits = [r.get("hits") or _NO_HITS for r in node_responses]
-    by_score_only = ordered_by_score(req, ranking_rules)
+    # The planner's decision (it asked the nodes for details or not); by default only
+    # hybrid and vector searches, which never need the details.
+    by_score_only = ordered_by_score(req, ranking_rules) if by_score is None else by_score
     keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
     # Without added fields (the common case) the merge loop cleans the hits it takes.
     drop = None if added_fields else _dropped(keep_score, keep_details)

@@ -37,6 +37,7 @@ import msgspec
 
 from miroir.core.errors import MeiliError, json_kind
 from miroir.core.filter import and_filters, shard_filter
+from miroir.core.settings import DEFAULT_RANKING_RULES
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -336,33 +337,78 @@ def retrieval_additions(
     return {f for f in needed if f not in have}
 
 
-def ordered_by_score(req: SearchRequest, ranking_rules: Sequence[str] = ()) -> bool:
+def ordered_by_score(req: SearchRequest, ranking_rules: Sequence[str] = (), searchable: int | None = None) -> bool:
     """Whether `_rankingScore` alone gives a node's order, so the merge needs nothing else.
 
     Hybrid and vector results are merged by score, as Meilisearch itself does. With query
     terms and only rules that score (words, typo, proximity, attribute, exactness...; no
-    custom `attr:asc|desc` rule, no `sort` criteria at search time), the node's bucket
+    custom `attr:asc|desc` rule, no `sort` criteria at search time), a node's bucket
     order is the lexicographic order of the rules' ranks, and `_rankingScore` is milli's
-    `Rank::global_score` of those ranks: each rule's (rank, max rank) folded as
-    `(r - 1) * max + rank`, with max ranks fixed by the query, so equal ranks give equal
-    scores and a better rank for an earlier rule a higher score, whatever the later
-    rules say (exact in f64 while the product of the max ranks stays below 2^52). A
+    `Rank::global_score` of those ranks: `Rank::merge` folds each rule's (rank, max rank)
+    as `(outer - 1) * max + rank` over `outer_max * max`, so a document's score stays
+    inside its bucket's interval at every rule: a better rank for an earlier rule gives a
+    higher score whatever the later rules say, and equal ranks equal scores. milli does
+    that fold in u32, so it holds only while the product of the rules' max ranks fits:
+    `searchable` (how many attributes the index can search, None: unknown) bounds it
+    with the query's word count (`score_order_fits`); otherwise the details are used. A
     placeholder search is ordered by sort and custom rules, read from the hits.
     """
     if req.hybrid is not None or req.vector is not None:
         return True
-    if not (req.q and req.q.strip()):
+    if not (req.q and req.q.strip()) or searchable is None:
         return False
     if req.sort:  # (without the `sort` rule a node refuses the search anyway)
         return False
-    return not any(custom_rule(rule) for rule in ranking_rules)
+    return score_order_fits(ranking_rules or DEFAULT_RANKING_RULES, query_words(req.q), searchable)
 
 
-def needs_ranking_details(req: SearchRequest, ranking_rules: Sequence[str] = ()) -> bool:
+# milli's query limit: words past the 10th are ignored.
+MAX_QUERY_WORDS = 10
+# Half of u32: a safety margin over the bounds below, which are estimates of milli's.
+_SCORE_PRODUCT_LIMIT = 2**31
+
+
+def query_words(q: str) -> int:
+    """An upper bound of the words milli makes of `q` (capped at its 10)."""
+    if not q.isascii():
+        return MAX_QUERY_WORDS  # scripts segmented without spaces: assume the most
+    return min(MAX_QUERY_WORDS, len(re.findall(r"[A-Za-z0-9]+", q)))
+
+
+def _max_rank(rule: str, words: int, searchable: int) -> int | None:
+    """A bound of a scoring rule's max rank for `words` query words (None: unknown rule)."""
+    n = max(words, 1)
+    attribute_rank = searchable + 1
+    word_position = 11 * n + 1  # position costs up to 10 per word
+    return {
+        "words": n + 1,
+        "typo": 2 * n + 2,  # up to 2 typos per word
+        "proximity": 8 * n,  # up to 7 per pair of words
+        "attributeRank": attribute_rank,
+        "wordPosition": word_position,
+        "attribute": attribute_rank * word_position,  # both, before Meilisearch 1.12 split it
+        "exactness": 3 * (n + 1),  # the exact-attribute and exact-words details
+        "sort": 1,  # no criteria (checked by the caller): no rank
+    }.get(rule)
+
+
+def score_order_fits(ranking_rules: Sequence[str], words: int, searchable: int) -> bool:
+    """Whether milli's u32 fold of these rules' ranks cannot overflow (see
+    `ordered_by_score`); False for a custom rule or a rule this bound does not know."""
+    product = 1
+    for rule in ranking_rules:
+        bound = _max_rank(rule, words, searchable)
+        if bound is None:
+            return False
+        product *= bound
+    return product < _SCORE_PRODUCT_LIMIT
+
+
+def needs_ranking_details(req: SearchRequest, ranking_rules: Sequence[str] = (), searchable: int | None = None) -> bool:
     """Whether the merge must see `_rankingScoreDetails`: with query terms, unless the
     score alone orders the hits (`ordered_by_score`); a custom rule or a sort criterion
     breaks ties between the rules that score, which only the details place."""
-    return bool(req.q and req.q.strip()) and not ordered_by_score(req, ranking_rules)
+    return bool(req.q and req.q.strip()) and not ordered_by_score(req, ranking_rules, searchable)
 
 
 def plan_subquery(

@@ -51,7 +51,7 @@ from miroir.core.merge import merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
-    needs_ranking_details,
+    ordered_by_score,
     plan_document_windows,
     plan_subquery,
     retrieval_additions,
@@ -204,7 +204,8 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
-    details = needs_ranking_details(req, ranking_rules)
+    by_score = ordered_by_score(req, ranking_rules, _searchable_count(cluster, uid, settings or {}))
+    details = bool(req.q and req.q.strip()) and not by_score
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
@@ -245,6 +246,7 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
         processing_time_ms=_elapsed_ms(started),
         added_fields=retrieval_additions(req, distinct_attribute=distinct_attribute, ranking_rules=ranking_rules),
         max_total_hits=max_total_hits,
+        by_score=by_score,
     )
     if distinct_total is not None:
         if req.page_mode:
@@ -254,6 +256,13 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
         else:
             answer["estimatedTotalHits"] = distinct_total
     return answer, headers
+
+
+def _searchable_count(cluster: Any, uid: str, settings: Mapping) -> int:
+    """At least as many attributes as the nodes can search in `uid` (every path seen, or
+    the explicit `searchableAttributes`): bounds milli's attribute rank."""
+    explicit = settings.get("searchableAttributes") or ()
+    return max(len(cluster.state.index_fields.get(uid, ())), len(explicit))
 
 
 def _is_filterable(settings: Mapping, attr: str) -> bool:

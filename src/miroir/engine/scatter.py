@@ -497,17 +497,23 @@ class _Scatter:
         with trio.move_on_after(self.timeout_s) as sub.scope:
             try:
                 result = await self.send(client, None if len(sub.shards) == self.S else sub.shards, math.inf)
-            except NodeUnavailable as e:
+            except (NodeUnavailable, NodeError) as e:
+                if sub.lost:
+                    # The race was decided in the same scheduler step as this answer came
+                    # back: a loser reports nothing, and its 4xx is not the client's answer.
+                    return _FAILED
+                if isinstance(e, NodeError):
+                    if health is not None:
+                        health.report_success(node_id, trio.current_time() - started)
+                    if e.status >= 500:
+                        return _FAILED
+                    # The client's mistake: surface the node's error as Miroir's own.
+                    raise MeiliError(e.code, _hide_shard_field(e.message), status=e.status, type=e.type) from None
                 if health is not None:
                     health.report_failure(node_id, e.reason, timed_out=e.reason.startswith("timeout"))
                 return _FAILED
-            except NodeError as e:
-                if health is not None:
-                    health.report_success(node_id, trio.current_time() - started)
-                if e.status >= 500:
-                    return _FAILED
-                # The client's mistake: surface the node's error as Miroir's own.
-                raise MeiliError(e.code, _hide_shard_field(e.message), status=e.status, type=e.type) from None
+            if sub.lost:
+                return _FAILED  # answered too late: the race was decided (see above)
             if health is not None:
                 health.report_success(node_id, trio.current_time() - started)
             return result

@@ -445,6 +445,9 @@ class H11Pool:
     async def _request(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
         if self._closed:
             raise PoolClosed(f"pool for {self.host}:{self.port} is closed")
+        # The raw writes below are not checkpoints: a caller already cancelled must not
+        # send anything (trio's send_all checked this before).
+        await trio.lowlevel.checkpoint_if_cancelled()
         # A free slot is taken without a scheduling round trip (the socket I/O below
         # checkpoints anyway); only a full pool waits.
         try:
