@@ -28,6 +28,7 @@ Pure module: no I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -395,6 +396,11 @@ def _max_rank(rule: str, words: int, searchable: int) -> int | None:
 def score_order_fits(ranking_rules: Sequence[str], words: int, searchable: int) -> bool:
     """Whether milli's u32 fold of these rules' ranks cannot overflow (see
     `ordered_by_score`); False for a custom rule or a rule this bound does not know."""
+    return _fits(tuple(ranking_rules), words, searchable)
+
+
+@functools.lru_cache(maxsize=1024)  # asked on every search; few distinct inputs
+def _fits(ranking_rules: tuple[str, ...], words: int, searchable: int) -> bool:
     product = 1
     for rule in ranking_rules:
         bound = _max_rank(rule, words, searchable)
