@@ -28,6 +28,7 @@ top-level objects are not counted: always 0; Miroir does not depend on it).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
 import re
 import sys
@@ -36,6 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import msgspec
 import trio
+
+from miroir.core.settings import DEFAULTS
 
 RECV_BYTES = 256 * 1024
 # Finished tasks kept for `GET /tasks`; the oldest are forgotten past this (bounded memory
@@ -47,33 +50,9 @@ _enc = msgspec.json.Encoder()
 _DETAILS_ON = re.compile(rb'"showRankingScoreDetails"\s*:\s*true')
 NOW = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
-DEFAULT_SETTINGS = {
-    "displayedAttributes": ["*"],
-    "searchableAttributes": ["*"],
-    "filterableAttributes": ["_miroir_shard"],
-    "sortableAttributes": [],
-    "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
-    "stopWords": [],
-    "nonSeparatorTokens": [],
-    "separatorTokens": [],
-    "dictionary": [],
-    "synonyms": {},
-    "distinctAttribute": None,
-    "proximityPrecision": "byWord",
-    "typoTolerance": {
-        "enabled": True,
-        "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9},
-        "disableOnWords": [],
-        "disableOnAttributes": [],
-    },
-    "faceting": {"maxValuesPerFacet": 100, "sortFacetValuesBy": {"*": "alpha"}},
-    "pagination": {"maxTotalHits": 1000},
-    "embedders": {},
-    "searchCutoffMs": None,
-    "localizedAttributes": None,
-    "facetSearch": True,
-    "prefixSearch": "indexingTime",
-}
+# Meilisearch's defaults as Miroir knows them, on a node Miroir configured (shard field
+# filterable).
+DEFAULT_SETTINGS = {**copy.deepcopy(DEFAULTS), "filterableAttributes": ["_miroir_shard"]}
 
 SECTIONS = ["admin", "devel", "doc", "libs", "net", "python", "utils", "web"]
 
