@@ -1,7 +1,7 @@
 """The optimized merge answers exactly like the original one (issue 8).
 
-``tests/merge_reference/`` holds frozen copies of ``core/merge.py``, ``core/facets.py``
-and ``core/sortvalue.py`` as they were before the speed work. Seeded random inputs —
+``tests/merge_reference/`` holds frozen copies of ``core/merge.py`` and ``core/facets.py``
+as they were before the speed work (``core/sortvalue.py``, unchanged, is shared). Seeded random inputs —
 ranking rules (built-in, ``sort``, custom ``attr:asc|desc``), sort criteria on numbers,
 strings, arrays, nulls, missing and nested fields and ``_geoPoint``, ties, missing
 details and scores, distinct, offset/limit, page/hitsPerPage, ``maxTotalHits``, facets

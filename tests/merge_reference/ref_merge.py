@@ -55,8 +55,9 @@ from typing import Any
 
 from merge_reference.ref_facets import merge_facet_distribution, merge_facet_stats
 from miroir.core.searchplan import SearchRequest, custom_rule, parse_sort_criterion
-from merge_reference.ref_sortvalue import MISSING, field_value, sort_key
-from merge_reference.ref_sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
+# core/sortvalue.py was not changed by the speed work: the reference uses it as it is.
+from miroir.core.sortvalue import MISSING, field_value, sort_key
+from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
 
 DETAILS = "_rankingScoreDetails"
 SCORE = "_rankingScore"
