@@ -188,24 +188,28 @@ def test_details_requested_when_needed_or_asked():
 DEFAULT_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
 
 
+def details(req: SearchRequest, rules: list[str], searchable: int | None = None) -> bool:
+    return needs_ranking_details(req, ordered_by_score(req, rules, searchable))
+
+
 def test_needs_ranking_details():
     # Rules that score only: the score orders the hits, no details needed.
-    assert not needs_ranking_details(SearchRequest(q="hello"), DEFAULT_RULES, 15)
+    assert not details(SearchRequest(q="hello"), DEFAULT_RULES, 15)
     assert ordered_by_score(SearchRequest(q="hello"), DEFAULT_RULES, 15)
     assert ordered_by_score(SearchRequest(q="hello"), [], 15)  # the defaults
     # A sort criterion or a custom rule breaks ties between scoring rules: details.
-    assert needs_ranking_details(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES, 15)
-    assert needs_ranking_details(SearchRequest(q="hello"), [*DEFAULT_RULES, "n:desc"], 15)
+    assert details(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES, 15)
+    assert details(SearchRequest(q="hello"), [*DEFAULT_RULES, "n:desc"], 15)
     assert not ordered_by_score(SearchRequest(q="hello", sort=["n:asc"]), DEFAULT_RULES, 15)
     # Unknown searchable attributes, or a rule this bound does not know: details.
-    assert needs_ranking_details(SearchRequest(q="hello"), DEFAULT_RULES)
-    assert needs_ranking_details(SearchRequest(q="hello"), [*DEFAULT_RULES, "futureRule"], 15)
+    assert details(SearchRequest(q="hello"), DEFAULT_RULES)
+    assert details(SearchRequest(q="hello"), [*DEFAULT_RULES, "futureRule"], 15)
     # Placeholder searches are ordered by sort and custom rules, read from the hits.
-    assert not needs_ranking_details(SearchRequest(q=""), DEFAULT_RULES, 15)
-    assert not needs_ranking_details(SearchRequest(), [*DEFAULT_RULES, "n:desc"], 15)
+    assert not details(SearchRequest(q=""), DEFAULT_RULES, 15)
+    assert not details(SearchRequest(), [*DEFAULT_RULES, "n:desc"], 15)
     assert not ordered_by_score(SearchRequest(), DEFAULT_RULES, 15)
     # Hybrid and vector: merged by score, as Meilisearch does.
-    assert not needs_ranking_details(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
+    assert not details(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
     assert ordered_by_score(SearchRequest(q="x", hybrid={"embedder": "e"}), [*DEFAULT_RULES, "n:desc"])
 
 

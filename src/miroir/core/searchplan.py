@@ -356,7 +356,7 @@ def ordered_by_score(req: SearchRequest, ranking_rules: Sequence[str] = (), sear
     """
     if req.hybrid is not None or req.vector is not None:
         return True
-    if not (req.q and req.q.strip()) or searchable is None:
+    if not has_query_terms(req) or searchable is None:
         return False
     if req.sort:  # (without the `sort` rule a node refuses the search anyway)
         return False
@@ -410,11 +410,15 @@ def _fits(ranking_rules: tuple[str, ...], words: int, searchable: int) -> bool:
     return product < _SCORE_PRODUCT_LIMIT
 
 
-def needs_ranking_details(req: SearchRequest, ranking_rules: Sequence[str] = (), searchable: int | None = None) -> bool:
-    """Whether the merge must see `_rankingScoreDetails`: with query terms, unless the
-    score alone orders the hits (`ordered_by_score`); a custom rule or a sort criterion
-    breaks ties between the rules that score, which only the details place."""
-    return bool(req.q and req.q.strip()) and not ordered_by_score(req, ranking_rules, searchable)
+def has_query_terms(req: SearchRequest) -> bool:
+    return bool(req.q and req.q.strip())
+
+
+def needs_ranking_details(req: SearchRequest, by_score: bool) -> bool:
+    """Whether the merge must see `_rankingScoreDetails`, given `ordered_by_score`: with
+    query terms, unless the score alone orders the hits; a custom rule or a sort
+    criterion breaks ties between the rules that score, which only the details place."""
+    return has_query_terms(req) and not by_score
 
 
 def plan_subquery(

@@ -51,6 +51,7 @@ from miroir.core.merge import merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
+    needs_ranking_details,
     ordered_by_score,
     plan_document_windows,
     plan_subquery,
@@ -166,15 +167,6 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _results(g: Gathered) -> list[Any]:
-    """The answers of a scatter, handed over: `g` no longer references them, so the
-    (large) node answers are freed as soon as the caller drops them, whatever else
-    still holds `g` (issue 8)."""
-    out = g.results
-    g.parts.clear()
-    return out
-
-
 def _degraded(cluster: Any, g: Gathered, uid: str) -> Headers:
     return g.check(cluster.config.scatter.unavailable_shard_policy, uid)
 
@@ -205,7 +197,7 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
     by_score = ordered_by_score(req, ranking_rules, _searchable_count(cluster, uid, settings or {}))
-    details = bool(req.q and req.q.strip()) and not by_score
+    details = needs_ranking_details(req, by_score)
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
@@ -234,7 +226,7 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
 
     gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
     headers = _degraded(cluster, gathered, uid)
-    responses = _results(gathered)
+    responses = gathered.results
     distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
     answer = merge_search(
         req,
@@ -486,7 +478,7 @@ async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers
     headers = _degraded(cluster, gathered, uid)
     name = body.get("facetName")
     answer = merge_facet_search(
-        _results(gathered),
+        gathered.results,
         facet_query=body.get("facetQuery"),
         order=facet_order(sort_values_by, name if isinstance(name, str) else ""),
         max_values=max_values,
@@ -592,7 +584,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
     if offset + limit <= DOCUMENTS_ONE_ROUND_MAX:
         g = await scatter(cluster, meta, sender(None, offset + limit), shards=shards, per_shard=True)
         headers_list.append(_degraded(cluster, g, uid))
-        by_shard = {p["_shard"]: p for p in _results(g)}
+        by_shard = {p["_shard"]: p for p in g.results}
         pages = [
             {"results": by_shard[s].get("results") or [], "offset": 0, "total": by_shard[s].get("total", 0)}
             for s in sorted(by_shard)
@@ -601,7 +593,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         # Round 1: each shard's total; round 2: only the windows the page overlaps.
         g = await scatter(cluster, meta, sender(None, 0), shards=shards, per_shard=True)
         headers_list.append(_degraded(cluster, g, uid))
-        totals = {p["_shard"]: p.get("total", 0) for p in _results(g)}
+        totals = {p["_shard"]: p.get("total", 0) for p in g.results}
         ordered = sorted(totals)
         wanted = plan_document_windows([totals[s] for s in ordered], offset=offset, limit=limit)
         windows = {ordered[i]: (off, lim) for i, off, lim in wanted}
@@ -609,7 +601,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         if windows:
             g2 = await scatter(cluster, meta, sender(windows, 0), shards=list(windows), per_shard=True)
             headers_list.append(_degraded(cluster, g2, uid))
-            fetched = {p["_shard"]: p for p in _results(g2)}
+            fetched = {p["_shard"]: p for p in g2.results}
         pages = []
         for s in ordered:
             p = fetched.get(s) or {"results": [], "offset": 0}
