@@ -157,6 +157,14 @@ def test_multi_search_equals_single_node(pair):
         {"queries": [{"q": "x"}]},
         {"queries": [{"indexUid": "pa", "q": "x"}], "federation": {}, "other": 1},
         {"queries": [{"indexUid": "pa", "q": "x", "limit": 3}], "federation": {}},
+        # The per-query checks shared by Miroir and the devnode (core/federation.query_entry),
+        # including which error wins when a query has several.
+        {"queries": ["pa"]},
+        {"queries": [{"indexUid": "not a uid!", "q": "x"}]},
+        {"queries": [{"indexUid": "pa", "federationOptions": {"weight": -1}}], "federation": {}},
+        {"queries": [{"indexUid": "pa", "federationOptions": {"weight": True}, "page": 2}], "federation": {}},
+        {"queries": [{"indexUid": "nope", "federationOptions": {"weight": 2}}]},
+        {"queries": [{"indexUid": "nope", "hitsPerPage": 2}], "federation": {}},
     ],
 )
 def test_multi_search_errors_equal_single_node(pair, body):

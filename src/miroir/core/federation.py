@@ -30,7 +30,13 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import type_error
+from miroir.core.errors import (
+    MeiliError,
+    invalid_index_uid,
+    json_kind,
+    type_error,
+    valid_index_uid,
+)
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
 
 DEFAULT_WEIGHT = 1.0
@@ -118,3 +124,47 @@ def federation_window(federation: Any) -> tuple[int, int]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
     return offset, limit
+
+
+# Per-query options a federated search does not allow (the federation pages).
+FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
+
+
+def inside(i: int, e: MeiliError) -> MeiliError:
+    """`e` as the error of `queries[i]` of a multi-search."""
+    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
+
+
+def query_entry(i: int, q: Any, *, federated: bool) -> tuple[str, dict[str, Any], float]:
+    """(index uid, search parameters, weight) of `queries[i]`, checked as Meilisearch does
+    before searching (Miroir and devnode): an object with a valid `indexUid`;
+    `federationOptions` only in a federated search, with a positive weight; no
+    pagination in a federated query. Whether the index exists is the caller's check."""
+    if not isinstance(q, dict):
+        raise inside(i, MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(q)}"))
+    uid = q.get("indexUid")
+    if uid is None:
+        raise inside(i, MeiliError("missing_index_uid", "Missing field `indexUid`"))
+    if not isinstance(uid, str) or not valid_index_uid(uid):
+        raise inside(i, invalid_index_uid(str(uid)))
+    weight = DEFAULT_WEIGHT
+    if "federationOptions" in q:
+        if not federated:
+            raise MeiliError(
+                "invalid_multi_search_federation_options",
+                f"Inside `.queries[{i}]`: Using `federationOptions` is not allowed in a non-federated search.\n"
+                f" - Hint: remove `federationOptions` from query #{i} or add `federation` to the request.",
+            )
+        weight = (q.get("federationOptions") or {}).get("weight", DEFAULT_WEIGHT)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise inside(i, type_error("invalid_multi_search_weight", ".federationOptions.weight", weight, "a positive number"))
+    params = {k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")}
+    if federated:
+        for key in FEDERATED_PAGINATION:
+            if key in params:
+                raise MeiliError(
+                    "invalid_multi_search_query_pagination",
+                    f"Inside `.queries[{i}]`: Using pagination options is not allowed in federated queries.\n"
+                    f" - Hint: remove `{key}` from query #{i} or remove `federation` from the request",
+                )
+    return uid, params, float(weight)

@@ -35,7 +35,7 @@ from miroir.core.facets import (
     merge_facet_distribution,
     merge_facet_stats,
 )
-from miroir.core.federation import federation_window
+from miroir.core.federation import federation_window, inside, query_entry
 from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
@@ -678,22 +678,13 @@ def _human(n: int) -> str:
 # -- multi-search ------------------------------------------------------------------------
 
 
-def _inside(i: int, e: MeiliError) -> MeiliError:
-    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
-
-
-def _query_engine(indexes: dict, i: int, q: Any) -> tuple[str, Any]:
-    if not isinstance(q, dict):
-        raise _inside(i, MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(q)}"))
-    uid = q.get("indexUid")
-    if uid is None:
-        raise _inside(i, MeiliError("missing_index_uid", "Missing field `indexUid`"))
-    if not isinstance(uid, str) or not valid_index_uid(uid):
-        raise _inside(i, invalid_index_uid(str(uid)))
+def _query_engine(indexes: dict, i: int, q: Any, *, federated: bool) -> tuple[str, Any, dict, float]:
+    """(uid, engine, search parameters, weight) of `queries[i]` (shared checks, then the index)."""
+    uid, params, weight = query_entry(i, q, federated=federated)
     entry = indexes.get(uid)
     if entry is None:
-        raise _inside(i, index_not_found(uid))
-    return uid, entry.engine
+        raise inside(i, index_not_found(uid))
+    return uid, entry.engine, params, weight
 
 
 def run_multi_search(indexes: dict, body: Any) -> dict:
@@ -712,18 +703,11 @@ def run_multi_search(indexes: dict, body: Any) -> dict:
     if federation is None:
         results = []
         for i, q in enumerate(queries):
-            uid, engine = _query_engine(indexes, i, q)
-            if "federationOptions" in q:
-                raise MeiliError(
-                    "invalid_multi_search_federation_options",
-                    f"Inside `.queries[{i}]`: Using `federationOptions` is not allowed in a non-federated search.\n"
-                    f" - Hint: remove `federationOptions` from query #{i} or add `federation` to the request.",
-                )
-            params = {k: v for k, v in q.items() if k != "indexUid"}
+            uid, engine, params, _ = _query_engine(indexes, i, q, federated=False)
             try:
                 results.append({"indexUid": uid, **engine.search(params)})
             except MeiliError as e:
-                raise _inside(i, e) from None
+                raise inside(i, e) from None
         return {"results": results}
     return _federated(indexes, queries, federation)
 
@@ -779,25 +763,14 @@ def _federated(indexes: dict, queries: list, federation: Any) -> dict:
     total = 0
     distributions: dict[str, dict] = {}
     for i, q in enumerate(queries):
-        uid, engine = _query_engine(indexes, i, q)
-        for key in ("offset", "limit", "page", "hitsPerPage"):
-            if key in q:
-                raise MeiliError(
-                    "invalid_multi_search_query_pagination",
-                    f"Inside `.queries[{i}]`: Using pagination options is not allowed in federated queries.\n"
-                    f" - Hint: remove `{key}` from query #{i} or remove `federation` from the request",
-                )
-        weight = (q.get("federationOptions") or {}).get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise _inside(i, _type_error("invalid_multi_search_weight", ".federationOptions.weight", weight, "a positive number"))
-        params = {k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")}
+        uid, engine, params, weight = _query_engine(indexes, i, q, federated=True)
         params.update(offset=0, limit=offset + limit, showRankingScore=True)
         if uid in facets_by_index and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
         try:
             res = engine.search(params)
         except MeiliError as e:
-            raise _inside(i, e) from None
+            raise inside(i, e) from None
         total += res.get("estimatedTotalHits", res.get("totalHits", 0)) or 0
         if uid in facets_by_index and uid not in distributions:
             distributions[uid] = {"distribution": res.get("facetDistribution", {}), "stats": res.get("facetStats", {})}

@@ -311,54 +311,19 @@ def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_to
 # ---------------------------------------------------------------- multi-search
 
 
-def _inside(i: int, e: MeiliError) -> MeiliError:
-    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
-
-
 _kind = json_kind
 _type_error = type_error
 
 
-_FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
-
-
 def _decode_query(cluster: Any, i: int, q: Any, *, federated: bool) -> tuple[str, SearchRequest, float]:
     """One entry of `queries` -> (index uid, request, weight), errors prefixed by position."""
-    if not isinstance(q, dict):
-        raise _inside(i, MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(q)}"))
-    uid = q.get("indexUid")
-    if uid is None:
-        raise _inside(i, MeiliError("missing_index_uid", "Missing field `indexUid`"))
-    if not isinstance(uid, str) or not valid_index_uid(uid):
-        raise _inside(i, invalid_index_uid(str(uid)))
-    params = {k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")}
-    weight = fed.DEFAULT_WEIGHT
-    if "federationOptions" in q:
-        if not federated:
-            raise MeiliError(
-                "invalid_multi_search_federation_options",
-                f"Inside `.queries[{i}]`: Using `federationOptions` is not allowed in a non-federated search.\n"
-                f" - Hint: remove `federationOptions` from query #{i} or add `federation` to the request.",
-            )
-        weight = (q.get("federationOptions") or {}).get("weight", fed.DEFAULT_WEIGHT)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise _inside(
-                i, _type_error("invalid_multi_search_weight", ".federationOptions.weight", weight, "a positive number")
-            )
-    if federated:
-        for key in _FEDERATED_PAGINATION:
-            if key in params:
-                raise MeiliError(
-                    "invalid_multi_search_query_pagination",
-                    f"Inside `.queries[{i}]`: Using pagination options is not allowed in federated queries.\n"
-                    f" - Hint: remove `{key}` from query #{i} or remove `federation` from the request",
-                )
+    uid, params, weight = fed.query_entry(i, q, federated=federated)
     try:
         req = search_request_from_dict(params)
         index_meta(cluster, uid)
     except MeiliError as e:
-        raise _inside(i, e) from None
-    return uid, req, float(weight)
+        raise fed.inside(i, e) from None
+    return uid, req, weight
 
 
 async def _run_all(cluster: Any, jobs: list[tuple[str, SearchRequest]]) -> list[tuple[dict, Headers]]:
@@ -376,7 +341,7 @@ async def _run_all(cluster: Any, jobs: list[tuple[str, SearchRequest]]) -> list[
             nursery.start_soon(one, i, uid, req)
     for i, r in enumerate(results):
         if isinstance(r, MeiliError):
-            raise r if r.code.startswith("miroir_") else _inside(i, r)
+            raise r if r.code.startswith("miroir_") else fed.inside(i, r)
     return results
 
 
