@@ -22,6 +22,7 @@ import httpx
 import pytest
 import trio
 
+from miroir import gcpolicy
 from miroir.api.app import create_app
 from miroir.api.auth import authorize
 from miroir.api.context import Miroir
@@ -129,6 +130,15 @@ def assert_meili_error(r: httpx.Response, status: int, code: str) -> None:
     assert list(body) == ["message", "code", "type", "link"]
     assert body["code"] == code
     assert body["link"] == f"https://docs.meilisearch.com/errors#{code}"
+
+
+def test_garbage_collector_is_tuned_and_start_up_heap_frozen(served):
+    # gcpolicy: without it the collector cost ~290 us per search (issue 8).
+    d, _, _ = served
+    rec = d.wait_event("gc settled")
+    assert rec is not None, d.stderr()
+    assert rec["gen0_threshold"] == gcpolicy.GEN0_THRESHOLD
+    assert rec["frozen"] > 10_000  # modules, routes, config: everything alive at start-up
 
 
 def test_system_routes(served):

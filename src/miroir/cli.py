@@ -213,7 +213,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(watch)
                 await nursery.start(daemon)
-                gcpolicy.settle()  # the start-up heap is never walked again (gcpolicy)
+                # The start-up heap is never walked again (gcpolicy).
+                log.info("gc settled", **gcpolicy.settle())
 
     gcpolicy.tune()
     try:

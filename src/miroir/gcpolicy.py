@@ -33,6 +33,8 @@ def tune() -> None:
     gc.set_threshold(GEN0_THRESHOLD, GEN1_THRESHOLD, GEN2_THRESHOLD)
 
 
-def settle() -> None:
+def settle() -> dict[str, int]:
+    """Collect, freeze, and say what was done (for the start-up log line)."""
     gc.collect()
     gc.freeze()
+    return {"frozen": gc.get_freeze_count(), "gen0_threshold": gc.get_threshold()[0]}
