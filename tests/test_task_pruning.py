@@ -15,8 +15,8 @@ import trio
 
 from miroir.config import config_from_dict
 from miroir.core.errors import MeiliError
-from miroir.core.taskfold import TERMINAL
-from miroir.core.taskquery import parse_task_query
+from miroir.core.taskfold import TERMINAL, parse_ts
+from miroir.core.taskquery import parse_task_query, rfc3339
 from miroir.engine.tasks import TASKS_QUEUE, DrivenTask, TaskService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
@@ -82,6 +82,7 @@ async def test_oldest_finished_tasks_deleted_then_bounded_and_after_restart(tmp_
                 unfinished.add(uids[-1])
         assert deletions(svc) == []
         uids.append(await add(svc))  # the 30th kept task
+        enqueued = {u: svc.state.tasks[u].enqueued_at for u in uids}
         await settle(svc)
         [auto] = deletions(svc)
         assert auto["uid"] == MAX_KEPT and auto["indexUid"] is None and auto["status"] == "succeeded"
@@ -95,6 +96,8 @@ async def test_oldest_finished_tasks_deleted_then_bounded_and_after_restart(tmp_
         # The filter describes what was deleted: every doomed task is before it, the next one is not.
         before = details["originalFilter"].removeprefix("?beforeEnqueuedAt=").removesuffix(FILTER_TAIL)
         assert svc.state.tasks[uids[-1]].enqueued_at >= before
+        # ... exactly one tick after the newest deleted one, as Meilisearch's (1 ns there).
+        assert before == rfc3339(max(parse_ts(enqueued[u]) for u in doomed) + 1e-6)
 
         # More writes: the history stays bounded, uids keep increasing.
         last = auto["uid"]

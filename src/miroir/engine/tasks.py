@@ -21,7 +21,6 @@ failed with a message saying so (a handed-over task is folded as usual).
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -31,7 +30,7 @@ import structlog
 import trio
 
 from miroir.core.errors import MeiliError
-from miroir.core.taskfold import PRIVATE_PREFIX, TERMINAL, fold, public_details, task_view
+from miroir.core.taskfold import PRIVATE_PREFIX, TERMINAL, fold, parse_ts, public_details, task_view
 from miroir.core.taskquery import TaskQuery, apply_task_query, matches, missing_filters, rfc3339
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
@@ -516,8 +515,9 @@ class TaskService:
             log.warning("tasks.history_full", kept=len(tasks), finished=len(doomed))
             return
         doomed.sort(key=lambda t: t.uid)
-        newest = max((t.enqueued_at for t in doomed if t.enqueued_at), default=None)
-        before = _after(newest) if newest else self.now_rfc3339()
+        enqueued = [ts for t in doomed if (ts := parse_ts(t.enqueued_at)) is not None]
+        # One tick after the newest (Meilisearch adds 1 ns; our timestamps stop at 1 us).
+        before = rfc3339(max(enqueued) + 1e-6) if enqueued else self.now_rfc3339()
         log.info("tasks.history_pruned", kept=len(tasks), deleting=len(doomed))
         self._auto_deletion = -1
         try:
@@ -568,12 +568,6 @@ class TaskService:
         async with trio.open_nursery() as nursery:
             for node_id, node_uids in per_node.items():
                 nursery.start_soon(forward, node_id, node_uids)
-
-
-def _after(enqueued_at: str) -> str:
-    """The RFC 3339 instant one tick after `enqueued_at` (Meilisearch adds 1 ns; we keep µs)."""
-    moment = _dt.datetime.fromisoformat(enqueued_at) + _dt.timedelta(microseconds=1)
-    return moment.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _original(query: TaskQuery) -> str:
