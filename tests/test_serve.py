@@ -323,21 +323,30 @@ async def test_not_ready_until_journal_replayed_and_internal_errors(tmp_path):
 
 
 def test_authorize_rules():
+    from miroir.engine.keys import KeyRing
+    from miroir.store.state import new_state
+
+    def check(auth, path, headers, action="indexes.get"):
+        return authorize(auth, KeyRing(auth.master_key), new_state(), path, headers, action)
+
     open_api = AuthConfig()
-    authorize(open_api, "/indexes", {})
-    authorize(open_api, "/_miroir/nodes", {})
+    check(open_api, "/indexes", {})
+    check(open_api, "/_miroir/nodes", {}, None)
     master_only = AuthConfig(master_key="m")
-    authorize(master_only, "/_miroir/nodes", {"Authorization": "Bearer m"})
-    authorize(master_only, "/health", {})
-    authorize(master_only, "/_miroir/ready", {})
+    check(master_only, "/_miroir/nodes", {"Authorization": "Bearer m"}, None)
+    check(master_only, "/health", {}, None)
+    check(master_only, "/_miroir/ready", {}, None)
     with pytest.raises(MeiliError) as e:
-        authorize(master_only, "/_miroir/nodes", {"X-Admin-Key": "m"})
+        check(master_only, "/_miroir/nodes", {"X-Admin-Key": "m"}, None)
     assert e.value.code == "missing_authorization_header"
     admin_only = AuthConfig(admin_key="a")
-    authorize(admin_only, "/indexes", {})
+    check(admin_only, "/indexes", {})
     with pytest.raises(MeiliError) as e:
-        authorize(admin_only, "/_miroir/nodes", {"Authorization": "Bearer x"})
+        check(admin_only, "/_miroir/nodes", {"Authorization": "Bearer x"}, None)
     assert e.value.code == "invalid_api_key" and e.value.status == 403
+    with pytest.raises(MeiliError) as e:  # no master key: the keys routes say so
+        check(open_api, "/keys", {}, "keys.get")
+    assert e.value.code == "missing_master_key" and e.value.status == 401
 
 
 async def test_read_json_errors_and_request_log(tmp_path):

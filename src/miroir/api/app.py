@@ -29,6 +29,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_documents",
     "miroir.api.routes_stats",
     "miroir.api.routes_search",
+    "miroir.api.routes_keys",
 ]
 
 log = get_logger("miroir.http")
@@ -80,7 +81,7 @@ def create_app(ctx: Miroir) -> QuartTrio:
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.started = time.perf_counter()
 
-    auth.install(app, ctx.config.auth)
+    auth.install(app, ctx.config.auth, ctx)  # keys, tenant tokens, CORS
 
     @app.before_request
     async def _body_limit() -> None:
@@ -100,7 +101,7 @@ def create_app(ctx: Miroir) -> QuartTrio:
         fields = dict(
             request_id=rid,
             method=request.method,
-            path=request.path,
+            path=auth.redact_path(request.path),
             route=rule,
             status=resp.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else None,
@@ -138,7 +139,7 @@ def create_app(ctx: Miroir) -> QuartTrio:
     async def _unexpected(exc: Exception) -> Response:
         # The client gets a request id to quote, never our traceback.
         rid = getattr(g, "request_id", None)
-        log.error("unhandled exception", request_id=rid, path=request.path, exc_info=exc)
+        log.error("unhandled exception", request_id=rid, path=auth.redact_path(request.path), exc_info=exc)
         return error_response(MeiliError("internal", f"Internal error (request id {rid})."))
 
     for name in ROUTE_MODULES:

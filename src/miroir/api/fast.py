@@ -5,7 +5,9 @@ the search route itself and hands every other request (and every other scope typ
 Quart unchanged. Per search it skips Quart's request/response objects, its hooks and its
 routing; what the client sees is the same as through Quart:
 
-- auth first, with the same pure `auth.authorize` (so unknown keys get the same errors);
+- auth first, with the same pure `auth.authorize` (so unknown keys get the same errors),
+  the `search` action on `uid`; a tenant token's rule is ANDed into the filter; CORS
+  headers as `auth.cors_headers` (a preflight is an OPTIONS: Quart answers it);
 - the body limit: an announced `Content-Length` over `server.max_body_bytes`, or a body
   that grows past it while read, is 413 `payload_too_large` with `Connection: close`;
 - Meilisearch-shaped errors (`MeiliError` -> its status and body; anything else is a
@@ -34,8 +36,10 @@ from miroir.api import auth
 from miroir.api.app import payload_too_large
 from miroir.api.context import Miroir
 from miroir.core.errors import MeiliError
+from miroir.core.keys import fuse_filters
 from miroir.core.searchplan import decode_search_request, parse_search_query_string
 from miroir.engine import reads
+from miroir.engine.keys import KeyRing
 from miroir.engine.scatter import count_fanout
 from miroir.logsetup import get_logger
 
@@ -89,6 +93,7 @@ class FastSearch:
         self.ctx = ctx
         self.limit = ctx.config.server.max_body_bytes
         self.auth = ctx.config.auth
+        self.ring = KeyRing(self.auth.master_key)  # API keys (issue 14)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -134,7 +139,7 @@ class FastSearch:
         close = False
         try:
             try:
-                auth.authorize(self.auth, path, headers)
+                access = auth.authorize(self.auth, self.ring, auth.key_state(self.ctx), path, headers, "search", uid)
                 length = headers.get("content-length")
                 if length is not None and length.isdigit() and int(length) > self.limit:
                     raise _TooLarge()
@@ -157,6 +162,7 @@ class FastSearch:
                 for k, v in parse_qsl(qs, keep_blank_values=True, encoding="utf-8", errors="replace"):
                     args.setdefault(k, v)
                 req = parse_search_query_string(args)
+            req.filter = fuse_filters(req.filter, access.rule_filter(uid))  # tenant token
             cluster = self.ctx.engine
             if cluster is None:
                 raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
@@ -178,6 +184,7 @@ class FastSearch:
             out.extend((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in extra.items())
         if close:
             out.append((b"connection", b"close"))
+        out.extend((k.encode(), v.encode()) for k, v in auth.cors_headers(headers))  # CORS (issue 14)
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload, "more_body": False})
         log.info(

@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
+from miroir.api import auth
 from miroir.api.http import decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
@@ -104,7 +105,7 @@ async def list_indexes() -> Response:
             limit = query_uint("invalid_index_limit", name, value)
         else:
             raise unknown_param(name, ("offset", "limit"))
-    return json_response(indexes.list_indexes(current_cluster(), offset, limit))
+    return json_response(auth.visible_page(lambda o, n: indexes.list_indexes(current_cluster(), o, n), offset, limit))
 
 
 @bp.post("/indexes")
@@ -139,4 +140,5 @@ async def delete_index(uid: str) -> Response:
 @bp.post("/swap-indexes")
 async def swap_indexes() -> Response:
     pairs = indexes.validate_swaps(await json_body())
+    auth.check_indexes([uid for pair in pairs for uid in pair])  # both indexes of every swap
     return accepted(await indexes.swap_indexes(current_cluster(), pairs))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, g, request
 
+from miroir.api import auth
 from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.core.errors import MeiliError
@@ -50,6 +51,7 @@ def _answer(result: tuple[dict, dict[str, str]]) -> Response:
 @bp.get("/indexes/<uid>/search")
 async def search_get(uid: str) -> Response:
     req = parse_search_query_string(request.args.to_dict(flat=True))
+    req.filter = auth.search_filter(uid, req.filter)  # a tenant token's rule
     return _answer(await reads.search(_cluster(), uid, req))
 
 
@@ -58,12 +60,13 @@ async def search_post(uid: str) -> Response:
     # The body is read before anything can fail: an unread body left on a keep-alive
     # connection stalls the client's next request. Body errors come first, as in Meilisearch.
     req = decode_search_request(await _body())
+    req.filter = auth.search_filter(uid, req.filter)  # a tenant token's rule
     return _answer(await reads.search(_cluster(), uid, req))
 
 
 @bp.post("/multi-search")
 async def multi_search() -> Response:
-    body = decode_json(await _body())
+    body = auth.multi_search_body(decode_json(await _body()))  # every query's index and rule
     return _answer(await reads.multi_search(_cluster(), body))
 
 
@@ -71,7 +74,7 @@ async def multi_search() -> Response:
 async def facet_search(uid: str) -> Response:
     body = await _body()
     reads.index_meta(_cluster(), uid)
-    return _answer(await reads.facet_search(_cluster(), uid, decode_json(body)))
+    return _answer(await reads.facet_search(_cluster(), uid, auth.facet_search_body(uid, decode_json(body))))
 
 
 @bp.get("/indexes/<uid>/documents")

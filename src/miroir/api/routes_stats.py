@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
+from miroir.api import auth
 from miroir.api.http import json_response
 from miroir.api.routes_indexes import checked_uid
 from miroir.api.routes_tasks import current_cluster
@@ -14,7 +15,7 @@ bp = Blueprint("stats", __name__)
 
 @bp.get("/stats")
 async def global_stats() -> Response:
-    return json_response(await stats.global_stats(current_cluster()))
+    return json_response(auth.visible_stats(await stats.global_stats(current_cluster())))
 
 
 @bp.get("/indexes/<uid>/stats")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
+from miroir.api import auth
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
 from miroir.core.errors import MeiliError
@@ -23,9 +24,10 @@ def current_cluster() -> Cluster:
 
 
 def _query(*, paging: bool) -> TaskQuery:
-    return parse_task_query(
+    query = parse_task_query(
         request.args.items(multi=True), paging=paging, query_string=request.query_string.decode("utf-8", "replace")
     )
+    return auth.visible_tasks(query, current_cluster())  # a key limited to some indexes sees their tasks
 
 
 def invalid_task_uid(text: str) -> MeiliError:
@@ -41,7 +43,7 @@ async def list_tasks() -> Response:
 async def get_task(uid: str) -> Response:
     if not uid.isascii() or not uid.isdigit() or int(uid) >= 2**32:
         raise invalid_task_uid(uid)
-    return json_response(current_cluster().tasks.get(int(uid)))
+    return json_response(auth.visible_task(current_cluster().tasks.get(int(uid))))
 
 
 @bp.post("/tasks/cancel")

@@ -22,6 +22,8 @@ _CODES: dict[str, tuple[int, str]] = {
     "batch_not_found": (404, "invalid_request"),
     "missing_authorization_header": (401, "auth"),
     "invalid_api_key": (403, "auth"),
+    "missing_master_key": (401, "auth"),
+    "api_key_already_exists": (409, "invalid_request"),
     "payload_too_large": (413, "invalid_request"),
     "invalid_content_type": (415, "invalid_request"),
     "missing_content_type": (415, "invalid_request"),

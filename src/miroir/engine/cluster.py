@@ -23,6 +23,7 @@ from miroir.engine.health import HealthTable, run_cluster_health
 from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
+from miroir.engine import keys
 from miroir.store.journal import Journal
 from miroir.store.state import MiroirState, NodeMeta, NodePut
 
@@ -60,6 +61,7 @@ class Cluster:
     @classmethod
     async def create(cls, config: Config, journal: Journal[MiroirState]) -> Cluster:
         await _bootstrap_nodes(config, journal)
+        await keys.bootstrap(journal)  # 1.50's default API keys at the first start
         fleet = Fleet(api_key=config.auth.node_master_key, timeout_s=NODE_TIMEOUT_S)
         cluster = cls(config, journal, fleet)
         await cluster.refresh_topology()

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import msgspec
 
+from miroir.core.keys import ApiKey
 from miroir.core.taskfold import TERMINAL
 
 TaskStatus = Literal["enqueued", "processing", "succeeded", "failed", "canceled"]
@@ -133,6 +134,8 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # grew its cost with the task history. Derived from `tasks`; `index_open_tasks`
     # rebuilds it after a load (a snapshot older than this field has none).
     open_tasks: set[int] = msgspec.field(default_factory=set)
+    # API keys by uid (core/keys.py; their values are derived, never journaled). Defaulted.
+    keys: dict[str, ApiKey] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -556,6 +559,26 @@ def _index_fields_seen(state: MiroirState, rec: IndexFieldsSeen) -> None:
     seen = state.index_fields.setdefault(rec.uid, [])
     known = set(seen)
     seen.extend(f for f in dict.fromkeys(rec.fields) if f not in known)
+
+
+class KeyPut(JournalRecord, tag="key_put"):
+    """An API key created, or its name/description patched (the whole key)."""
+
+    key: ApiKey
+
+
+@applies(KeyPut)
+def _key_put(state: MiroirState, rec: KeyPut) -> None:
+    state.keys[rec.key.uid] = rec.key
+
+
+class KeyDeleted(JournalRecord, tag="key_deleted"):
+    uid: str
+
+
+@applies(KeyDeleted)
+def _key_deleted(state: MiroirState, rec: KeyDeleted) -> None:
+    state.keys.pop(rec.uid, None)
 
 
 # Built from the registry so that adding a record type is one class and one handler.
