@@ -116,6 +116,7 @@ async def create_index() -> Response:
     uid = body["uid"]
     if not isinstance(uid, str):
         raise MeiliError("invalid_index_uid", f"Invalid value type at `.uid`: expected a string, but found {_kind(uid)}.")
+    auth.check_indexes([uid])  # a key limited to some indexes creates only those
     return accepted(await indexes.create_index(current_cluster(), uid, _primary_key(body)))
 
 
