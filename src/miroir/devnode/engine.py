@@ -798,9 +798,9 @@ class IndexEngine:
 
     def facet_search(self, params: dict) -> dict:
         started = time.perf_counter()
-        for k in params:
-            if k not in FACET_SEARCH_PARAMS:
-                raise _unknown_field(k, FACET_SEARCH_PARAMS)
+        # Meilisearch 1.50 ignores unknown fields here (`allow_unknown_fields`: clients
+        # such as instant-meilisearch send their search parameters along).
+        params = {k: v for k, v in params.items() if k in FACET_SEARCH_PARAMS}
         name = params.get("facetName")
         if not isinstance(name, str):
             raise MeiliError("missing_facet_search_facet_name", "Missing field `facetName`")
