@@ -263,3 +263,36 @@ def test_tenant_token_errors(matrix_env):
         assert ask(token)[0] == 200, alg
     unknown = str(uuid.uuid4())
     assert ask(jwt.encode({"searchRules": ["*"], "apiKeyUid": unknown}, "x" * 32, "HS256"))[0] == 403
+
+
+def test_cors_preflight_on_every_route_without_a_key(matrix_env):
+    h, creds, extra = matrix_env
+    for method, path, _, _, _ in ROUTES:
+        p = _fill(path, "master", extra)
+        r = h.options(p, headers={
+            "Origin": "http://app.example",
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type, x-meilisearch-client",
+        })
+        assert r.status_code == 200, (method, p, r.status_code, r.text)
+        assert r.headers["access-control-allow-origin"] == "*"
+        assert method in r.headers["access-control-allow-methods"]
+        assert r.headers["access-control-allow-headers"] == "authorization, content-type, x-meilisearch-client"
+        assert r.headers["access-control-max-age"] == "86400"
+
+
+def test_cors_headers_on_answers_of_both_paths(matrix_env):
+    h, creds, _ = matrix_env
+    origin = {"Origin": "http://app.example"}
+    search = {"Authorization": f"Bearer {creds['search']}", **origin}
+    # The search fast path (GET and POST /indexes/{uid}/search) and the Quart app, errors too.
+    for r in (
+        h.post("/indexes/products/search", headers=search, json={"q": "a"}),
+        h.get("/indexes/products/search?q=a", headers=search),
+        h.post("/multi-search", headers=search, json={"queries": [{"indexUid": "products"}]}),
+        h.post("/indexes/products/search", headers=origin, json={}),
+        h.get("/indexes", headers=origin),
+        h.get("/health", headers=origin),
+    ):
+        assert r.headers.get("access-control-allow-origin") == "*", (r.request.url, r.status_code)
+    assert "access-control-allow-origin" not in h.get("/health").headers  # no Origin: not a CORS request

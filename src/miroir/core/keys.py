@@ -260,7 +260,7 @@ def _parse_uid(text: str) -> str:
     # The `uuid` crate's wording for the first problem it meets.
     for i, c in enumerate(text):
         if not _UUID_CHARS.fullmatch(c):
-            raise MeiliError("invalid_api_key_uid", f"Invalid value at `.uid`: invalid character: found `{c}` at {i + 1}")
+            raise MeiliError("invalid_api_key_uid", f"Invalid value at `.uid`: invalid character: found `{c}` at {i}")
     raise MeiliError("invalid_api_key_uid", f"Invalid value at `.uid`: invalid length: found {len(text)}")
 
 
