@@ -140,7 +140,7 @@ def matrix_env():
             _wait(h, m, h.patch("/indexes/products/settings", headers=m, json={"filterableAttributes": ["section"]}).json()["taskUid"])
             keys = {k["name"]: k for k in h.get("/keys", headers=m).json()["results"]}
             search, admin = keys["Default Search API Key"], keys["Default Admin API Key"]
-            soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             expired = h.post("/keys", headers=m, json={"actions": ["*"], "indexes": ["*"], "expiresAt": soon}).json()
             other = h.post("/keys", headers=m, json={"actions": ["*"], "indexes": ["sales"], "expiresAt": None}).json()
             token = jwt.encode({"apiKeyUid": search["uid"], "searchRules": ["products"], "exp": None}, search["key"], "HS256")
@@ -217,7 +217,7 @@ def test_every_route_every_credential(matrix_env):
 
 
 def test_listed_routes_show_only_the_keys_indexes(matrix_env):
-    h, creds, extra = matrix_env
+    h, creds, _ = matrix_env
     other = {"Authorization": f"Bearer {creds['other_index']}"}
     assert [i["uid"] for i in h.get("/indexes", headers=other).json()["results"]] == ["sales"]
     assert set(h.get("/stats", headers=other).json()["indexes"]) == {"sales"}
@@ -266,7 +266,7 @@ def test_tenant_token_errors(matrix_env):
 
 
 def test_cors_preflight_on_every_route_without_a_key(matrix_env):
-    h, creds, extra = matrix_env
+    h, _, extra = matrix_env
     for method, path, _, _, _ in ROUTES:
         p = _fill(path, "master", extra)
         r = h.options(p, headers={
@@ -296,3 +296,25 @@ def test_cors_headers_on_answers_of_both_paths(matrix_env):
     ):
         assert r.headers.get("access-control-allow-origin") == "*", (r.request.url, r.status_code)
     assert "access-control-allow-origin" not in h.get("/health").headers  # no Origin: not a CORS request
+
+
+def test_tenant_token_filter_in_every_sub_query(matrix_env):
+    h, creds, _ = matrix_env
+    search_uid = jwt.decode(creds["tenant"], options={"verify_signature": False})["apiKeyUid"]
+
+    def token(rule: str) -> dict:
+        t = jwt.encode({"apiKeyUid": search_uid, "searchRules": {"products": {"filter": rule}, "sales": None}, "exp": None}, creds["search"], "HS256")
+        return {"Authorization": f"Bearer {t}"}
+
+    for rule, expect in (("section = web", 1), ("section = nope", 0)):
+        hdr = token(rule)
+        assert len(h.post("/indexes/products/search", headers=hdr, json={"q": "a"}).json()["hits"]) == expect
+        assert len(h.get("/indexes/products/search", headers=hdr).json()["hits"]) == expect  # the fast path's GET
+        # The client's own filter is kept and ANDed with the rule.
+        assert h.post("/indexes/products/search", headers=hdr, json={"filter": "section = other"}).json()["hits"] == []
+        multi = h.post("/multi-search", headers=hdr, json={"queries": [{"indexUid": "products"}, {"indexUid": "products", "q": "b"}]}).json()
+        assert [len(r["hits"]) for r in multi["results"]] == [expect, expect]
+        fed = h.post("/multi-search", headers=hdr, json={"federation": {}, "queries": [{"indexUid": "products"}, {"indexUid": "sales"}]}).json()
+        assert sorted(hit["_federation"]["indexUid"] for hit in fed["hits"]) == ["products"] * expect + ["sales"], fed
+        facets = h.post("/indexes/products/facet-search", headers=hdr, json={"facetName": "section"}).json()["facetHits"]
+        assert [f["value"] for f in facets] == (["web"] if expect else [])

@@ -106,7 +106,7 @@ def _browse(chromium: str, url: str, profile: Path) -> dict:
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
         capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S,
     )
-    m = re.search(r'<pre id="report">(.*?)</pre>', proc.stdout, re.S)
+    m = re.search(r'<pre id="report">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert m and m.group(1).strip(), f"no report in the page (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return json.loads(html.unescape(m.group(1)))
 

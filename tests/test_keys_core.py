@@ -10,7 +10,7 @@ import pytest
 from miroir.core import keys
 from miroir.core.errors import MeiliError
 
-NOW = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 NIL = "00000000-0000-0000-0000-000000000000"
 
 
@@ -79,7 +79,7 @@ def test_create_and_dates():
     assert (k.uid, k.expires_at, k.created_at) == (NIL, "2031-02-03T00:00:00Z", "2030-01-01T00:00:00Z")
     view = keys.key_view(k, "MASTER_KEY")
     assert list(view) == ["name", "description", "key", "uid", "actions", "indexes", "expiresAt", "createdAt", "updatedAt"]
-    assert keys.is_expired(k, dt.datetime(2031, 2, 3, tzinfo=dt.timezone.utc)) and not keys.is_expired(k, NOW)
+    assert keys.is_expired(k, dt.datetime(2031, 2, 3, tzinfo=dt.UTC)) and not keys.is_expired(k, NOW)
 
 
 def test_patch_body():

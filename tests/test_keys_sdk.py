@@ -39,7 +39,7 @@ class _Miroir:
         return list(self.daemon.lines)
 
 
-def _config(tmp_path, nodes) -> "object":
+def _config(tmp_path, nodes) -> object:
     lines = ['[server]', 'bind = "127.0.0.1:0"', '[store]', f'data_dir = "{tmp_path / "miroir"}"',
              '[cluster]', 'shards = 4', '[log]', 'format = "json"', 'level = "debug"']
     for i, n in enumerate(nodes):
@@ -84,7 +84,7 @@ def _run(config, secrets: set[str]) -> list[str]:
         admin.wait_for_task(books.add_documents(docs).task_uid, timeout_in_ms=30_000)
 
         kept = master.create_key({"name": "kept", "description": "d", "actions": ["search", "documents.get"], "indexes": ["books"], "expiresAt": None})
-        patched = master.create_key({"actions": ["search"], "indexes": ["bo*"], "expiresAt": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat()})
+        patched = master.create_key({"actions": ["search"], "indexes": ["bo*"], "expiresAt": (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()})
         gone = master.create_key({"uid": "01b4bc42-eb33-4041-b481-254d00cce834", "actions": ["*"], "indexes": ["*"], "expiresAt": None})
         secrets.update((kept.key, patched.key, gone.key))
         assert gone.uid == "01b4bc42-eb33-4041-b481-254d00cce834"
@@ -104,7 +104,7 @@ def _run(config, secrets: set[str]) -> list[str]:
 
         token = master.generate_tenant_token(
             search_key.uid, {"books": {"filter": "genre = fantasy"}}, api_key=search_key.key,
-            expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
         )
         secrets.add(token)
         tenant = meilisearch.Client(url, token)

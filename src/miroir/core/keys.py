@@ -146,7 +146,7 @@ def key_digest(token: str) -> bytes:
 
 def rfc3339(ts: _dt.datetime) -> str:
     """`time`'s RFC 3339 as Meilisearch prints it: UTC `Z`, fraction only when non-zero."""
-    ts = ts.astimezone(_dt.timezone.utc)
+    ts = ts.astimezone(_dt.UTC)
     text = ts.strftime("%Y-%m-%dT%H:%M:%S")
     if ts.microsecond:
         text += f".{ts.microsecond:06d}".rstrip("0")
@@ -280,7 +280,7 @@ def _parse_expiry(text: str, now: _dt.datetime) -> str:
     else:
         for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
             try:
-                when = _dt.datetime.strptime(text, fmt).replace(tzinfo=_dt.timezone.utc)
+                when = _dt.datetime.strptime(text, fmt).replace(tzinfo=_dt.UTC)
                 break
             except ValueError:
                 continue
@@ -366,9 +366,6 @@ def decode_create(body: Any, now: _dt.datetime) -> ApiKey:
         created_at=ts,
         updated_at=ts,
     )
-
-
-_UNSET: Any = object()
 
 
 def decode_patch(body: Any) -> dict[str, str | None]:
@@ -503,13 +500,9 @@ def token_key_uid(token: str) -> str | None:
     if uid is None:
         raise _cannot_decode(f"JSON error: missing field `apiKeyUid` at line 1 column {column}")
     try:
-        return str(_uuid.UUID(uid)) if isinstance(uid, str) else _raise(ValueError())
+        return str(_uuid.UUID(uid if isinstance(uid, str) else ""))
     except ValueError:
         raise _cannot_decode(f"JSON error: invalid apiKeyUid at line 1 column {column}") from None
-
-
-def _raise(exc: Exception) -> Any:
-    raise exc
 
 
 def _valid_rules(rules: Any) -> bool:

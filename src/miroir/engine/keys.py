@@ -22,7 +22,7 @@ from miroir.store.state import KeyDeleted, KeyPut, MiroirState
 
 
 def now_utc() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 class KeyRing:
