@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import hmac
 import json
@@ -88,6 +89,11 @@ KEYS_ACTIONS = frozenset({"keys.create", "keys.get", "keys.update", "keys.delete
 
 def expand(actions: Iterable[str]) -> frozenset[str]:
     """The plain actions a key's action list grants."""
+    return _expand(tuple(actions))
+
+
+@functools.lru_cache(maxsize=1024)  # asked on every request made with an API key
+def _expand(actions: tuple[str, ...]) -> frozenset[str]:
     out: set[str] = set()
     for a in actions:
         if a == "*":
