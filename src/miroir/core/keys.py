@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as _dt
 import functools
 import hashlib
@@ -459,6 +460,8 @@ def _rust_list(items: list[str]) -> str:
 
 def fuse_filters(left: Any, right: Any) -> Any:
     """The request's filter ANDed with a search rule's (Meilisearch's `fuse_filters`)."""
+    # The rule's filter is copied: rules are shared by every request with the token.
+    right = copy.deepcopy(right) if isinstance(right, list) else right
     if left is None:
         return right
     if right is None:
@@ -478,6 +481,7 @@ def _b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+@functools.lru_cache(maxsize=4096)  # a browser sends the same token with every search
 def token_key_uid(token: str) -> str | None:
     """The `apiKeyUid` of a token that looks like a JWT (unverified), None when it is not
     a JWT at all (then it is tried as an API key, as Meilisearch does). A JWT whose
@@ -529,6 +533,16 @@ _ALGORITHMS = ["HS256", "HS384", "HS512"]
 def verify_tenant_token(token: str, key: str, now: int) -> tuple[list[str] | dict[str, Any], int | None]:
     """Check a tenant token's signature with its parent key's value; its search rules
     and expiry. Signature errors are Meilisearch's texts (jsonwebtoken's kinds)."""
+    rules, exp = _verified(token, key)
+    if exp is not None and now > exp:
+        raise MeiliError(
+            "invalid_api_key", f"Tenant token expired. Was valid up to `{exp}` and we're now `{now}`."
+        )
+    return rules, exp
+
+
+@functools.lru_cache(maxsize=4096)  # verified once (~0.2 ms); the expiry is checked each time
+def _verified(token: str, key: str) -> tuple[list[str] | dict[str, Any], int | None]:
     import jwt  # PyJWT: HS256/384/512 verification (see pyproject.toml)
 
     try:
@@ -545,13 +559,5 @@ def verify_tenant_token(token: str, key: str, now: int) -> tuple[list[str] | dic
         raise _cannot_decode("InvalidSignature") from None
     except jwt.PyJWTError:
         raise _cannot_decode("InvalidToken") from None
-    exp = claims.get("exp")
-    if exp is not None and now > exp:
-        raise MeiliError(
-            "invalid_api_key", f"Tenant token expired. Was valid up to `{exp}` and we're now `{now}`."
-        )
-    return claims["searchRules"], exp
+    return claims["searchRules"], claims.get("exp")
 
-
-def jsonable(rules: list[str] | Mapping[str, Any]) -> Any:
-    return list(rules) if isinstance(rules, list) else dict(rules)
