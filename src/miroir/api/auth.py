@@ -205,8 +205,10 @@ def authorize(
         raise missing_authorization()
     if _same(token, master):
         return ALL
-    if action is None or state is None:
+    if action is None:
         raise invalid_api_key()
+    if state is None:  # the keys are in the journal, not replayed yet
+        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
     rules = None
     key = None
     if action in _TOKEN_ACTIONS:
