@@ -44,7 +44,7 @@ PAGE = Path(__file__).parent / "data" / "instantsearch_page.html"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--virtual-time-budget=60000",
+    "--disable-dev-shm-usage", "--virtual-time-budget=60000", "--enable-logging=stderr", "--v=0",
 )
 BROWSER_TIMEOUT_S = 60
 TENANT_SECTION = "net"
@@ -108,7 +108,16 @@ def _browse(chromium: str, url: str, profile: Path) -> dict:
     )
     m = re.search(r'<pre id="report">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert m and m.group(1).strip(), f"no report in the page (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    return json.loads(html.unescape(m.group(1)))
+    report = json.loads(html.unescape(m.group(1)))
+    # What the browser itself printed to its console (CORS refusals, uncaught errors,
+    # failed loads are reported there, not to the page's console.error).
+    report["console"] = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return report
+
+
+def _console_errors(report: dict) -> list[str]:
+    bad = ("CORS", "Uncaught", "Failed to load", "ERR_", "error")
+    return [line for line in report["console"] if any(b in line for b in bad)]
 
 
 def _wait(h: httpx.Client, uid: int) -> None:
@@ -153,7 +162,7 @@ def test_instantsearch_with_the_default_search_key(browser_env):
     chromium, miroir, origin, search_key, tmp = browser_env
     report = _browse(chromium, _page(origin, miroir, search_key["key"], "lib", "lo"), tmp / "profile-key")
     steps = report["steps"]
-    assert report.get("done") and report["errors"] == [], report
+    assert report.get("done") and report["errors"] == [] and _console_errors(report) == [], report
     assert len(steps["initial"]["ids"]) == 5 and len(steps["initial"]["facets"]) > 10
     query = steps["query"]
     assert len(query["ids"]) == 5 and query["nbHits"] > 100 and query["marks"] >= 5, query  # highlighted
@@ -176,7 +185,7 @@ def test_instantsearch_with_a_tenant_token_sees_one_section(browser_env):
     )
     report = _browse(chromium, _page(origin, miroir, token, "lib", TENANT_SECTION[:1]), tmp / "profile-token")
     steps = report["steps"]
-    assert report.get("done") and report["errors"] == [], report
+    assert report.get("done") and report["errors"] == [] and _console_errors(report) == [], report
     for name in ("initial", "query", "refined", "page2"):
         if name in steps:
             assert set(steps[name]["sections"]) == {TENANT_SECTION}, (name, steps[name])
