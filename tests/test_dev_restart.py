@@ -15,6 +15,7 @@ import socket
 import time
 
 import httpx
+from devnodes import free_port
 from test_devmode import Dev
 
 UID = "films"
@@ -74,6 +75,11 @@ def served(url: str) -> dict[int, dict]:
     return docs
 
 
+def events(dev: Dev, name: str) -> list[dict]:
+    """The JSON log lines (stderr) of `dev` with event `name`."""
+    return [e for e in (json.loads(line) for line in dev.err if line.startswith("{")) if e.get("event") == name]
+
+
 def start(data_dir: str) -> tuple[Dev, dict[str, str]]:
     dev = Dev(*ARGS, "--data-dir", data_dir)
     try:
@@ -126,6 +132,7 @@ def test_restart_after_ctrl_c_and_kill_9_keeps_ports_documents_and_tasks(tmp_pat
     dev, second = start(data)
     try:
         assert nodes_of(second) == nodes_of(first), "the nodes must come back on their recorded ports"
+        assert len(events(dev, "dev.node_ports_kept")) == 1 and not events(dev, "dev.node_url_changed")
         url = second["miroir"]
         wait_succeeded(url, acked)
         assert served(url) == expected
@@ -176,18 +183,30 @@ def test_restart_when_a_recorded_port_is_taken_updates_the_journal(tmp_path):
             assert served(url) == {d["id"]: d for d in docs}
             topo = httpx.get(f"{url}/_miroir/topology", timeout=5).json()
             assert {n["id"]: n["url"] for n in topo["nodes"]} == moved
-            events = [json.loads(line) for line in dev.err if line.startswith("{")]
-            said = [e for e in events if e.get("event") == "dev.node_url_changed"]
+            said = events(dev, "dev.node_url_changed")
             assert [(e["node"], e["old_url"], e["new_url"]) for e in said] == [("n2", nodes_of(first)["n2"], moved["n2"])]
+            assert [(e["node"], e["port"]) for e in events(dev, "dev.node_port_taken")] == [("n2", taken)]
         finally:
             assert dev.stop() == 0, "\n".join(dev.err[-30:])
     finally:
         squatter.close()
 
-    # The new port is recorded: the next start keeps it.
+    # A crash after a new port was recorded but before the journal named it (n3 here):
+    # the next start keeps the recorded ports and still brings the journal up to date.
+    ports_file = tmp_path / "nodes" / "ports.json"
+    recorded = json.loads(ports_file.read_text())
+    assert recorded == {"ports": {n: int(u.rsplit(":", 1)[1]) for n, u in moved.items()}, "journal_synced": True}
+    recorded["ports"]["n3"] = free_port()
+    recorded["journal_synced"] = False
+    ports_file.write_text(json.dumps(recorded))
     dev, third = start(data)
     try:
-        assert nodes_of(third) == moved
+        assert nodes_of(third) == {**moved, "n3": f"http://127.0.0.1:{recorded['ports']['n3']}"}
         assert served(third["miroir"]) == {d["id"]: d for d in docs}
+        # A second `miroir dev` on the same data dir stops before touching the nodes.
+        other = Dev(*ARGS, "--data-dir", data)
+        assert other.proc.wait(timeout=30) == 1
+        assert any("in use by another miroir process" in line for line in other.err), other.err
     finally:
         assert dev.stop() == 0, "\n".join(dev.err[-30:])
+    assert json.loads(ports_file.read_text())["journal_synced"] is True

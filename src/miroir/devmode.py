@@ -266,6 +266,8 @@ async def _run_cluster(
             log_format=log_format,
         )
         ports = {node_id: int(url.rsplit(":", 1)[1]) for node_id, url in node_urls.items()}
+        if recorded.ports and ports == recorded.ports:
+            log.info("dev.node_ports_kept", ports=ports, recorded_in=str(nodes_dir / PORTS_FILE))
         if ports != recorded.ports or not recorded.journal_synced:
             write_ports(nodes_dir, RecordedPorts(ports=ports, journal_synced=False))
             if await sync_journal_urls(config, node_urls):
