@@ -58,3 +58,21 @@ def test_stats_answer_200_with_a_node_killed(tmp_path, rf):
 
             search = httpx.post(f"{c.url}/indexes/{UID}/search", json={"limit": 0}, timeout=10)
             assert search.headers.get(DEGRADED) == header  # stats degrade exactly as searches do
+
+
+def test_stats_under_the_error_policy_answer_503_like_searches(tmp_path):
+    policy = {"scatter": {"unavailable_shard_policy": "error"}}
+    with durable_cluster(3, rf=1, shards=SHARDS, tmp=tmp_path, durable=False, extra=policy) as c:
+        for uid in (UID, "series"):
+            create_index(c.url, uid)
+            r = httpx.post(f"{c.url}/indexes/{uid}/documents", json=DOCS[:100], timeout=10)
+            assert r.status_code == 202, r.text
+            assert wait_task(c.url, r.json()["taskUid"], timeout=30)["status"] == "succeeded"
+        c.node("n2").kill()
+        search = httpx.post(f"{c.url}/indexes/{UID}/search", json={"limit": 0}, timeout=10)
+        assert search.status_code == 503 and search.json()["code"] == "miroir_shard_unavailable", search.text
+        for path in (f"/indexes/{UID}/stats", "/stats"):
+            r = httpx.get(c.url + path, timeout=10)
+            assert r.status_code == 503, (path, r.text)
+            assert r.json()["code"] == "miroir_shard_unavailable", (path, r.text)
+            assert r.json()["message"].startswith("Shards "), r.text

@@ -128,13 +128,16 @@ async def global_stats(cluster: Cluster) -> tuple[dict[str, Any], Headers]:
     uids = sorted(cluster.state.indexes)
     indexes: dict[str, Any] = {}
     degraded: list[Headers] = []
+    failed: dict[str, MeiliError] = {}
 
     async def one(uid: str) -> None:
+        # Collected, not raised in the nursery: the client gets one index's error, the
+        # same whichever index failed first, not an exception group.
         try:
             indexes[uid], headers = await index_stats(cluster, uid)
         except MeiliError as exc:
             if exc.code != "index_not_found":  # deleted meanwhile: not listed
-                raise
+                failed[uid] = exc
             return
         degraded.append(headers)
 
@@ -153,6 +156,8 @@ async def global_stats(cluster: Cluster) -> tuple[dict[str, Any], Headers]:
         for uid in uids:
             nursery.start_soon(one, uid)
         nursery.start_soon(collect)
+    if failed:
+        raise failed[min(failed)]  # e.g. 503 under the `error` unavailable-shard policy
     last_updates = [s.get("lastUpdate") for s in sizes.values() if s.get("lastUpdate")]
     answer = {
         "databaseSize": sum(int(s.get("databaseSize") or 0) for s in sizes.values()),
