@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from chaos_helpers import assignment, create_index, durable_cluster, node_docs, topology_nodes, wait_until
+from chaos_helpers import (
+    assignment,
+    create_index,
+    durable_cluster,
+    node_docs,
+    topology_nodes,
+    wait_until,
+)
 from devnodes import wait_task
 
 UID = "films"
