@@ -15,9 +15,11 @@ bp = Blueprint("stats", __name__)
 
 @bp.get("/stats")
 async def global_stats() -> Response:
-    return json_response(auth.visible_stats(await stats.global_stats(current_cluster())))
+    answer, headers = await stats.global_stats(current_cluster())
+    return json_response(auth.visible_stats(answer), headers=headers)
 
 
 @bp.get("/indexes/<uid>/stats")
 async def index_stats(uid: str) -> Response:
-    return json_response(await stats.index_stats(current_cluster(), checked_uid(uid)))
+    answer, headers = await stats.index_stats(current_cluster(), checked_uid(uid))
+    return json_response(answer, headers=headers)

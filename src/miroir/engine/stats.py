@@ -12,58 +12,78 @@ migration) a document lives on several nodes. So:
   with RF = 1 and for fields every document has; an estimate (rounded, never above the
   count) for sparse fields with RF > 1.
 - `_miroir_*` fields are never shown.
-If a group cannot answer (a node down), the next group is tried.
+The covering set is planned, retried and degraded by `engine.scatter`, as for a search:
+nodes known down are left out, a part that fails is retried on other owners, and shards
+no reachable node holds are left out of the counts and named in `X-Miroir-Degraded`
+(or 503 `miroir_shard_unavailable` under `scatter.unavailable_shard_policy = "error"`).
+A node error never becomes a 500.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from miroir.core.errors import MeiliError, index_not_found
-from miroir.core.routing import covering_set
 from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
-from miroir.engine.indexes import broadcast, error_of
-from miroir.net.node import NodeUnavailable
+from miroir.engine.indexes import broadcast
+from miroir.engine.scatter import Part, merge_degraded, scatter
+from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster
 
-# Deadline of each node call of a stats request.
+# Deadline of each node call of `GET /stats` (database sizes); index stats use the
+# scatter's `scatter.node_timeout_ms`.
 NODE_STATS_TIMEOUT_S = 5.0
 
-_rotation = itertools.count()
+Headers = dict[str, str]
 
 
-async def _node_part(cluster: Cluster, uid: str, node: str, shards: list[int]) -> dict[str, Any]:
-    client = cluster.fleet[node]
+async def _node_part(client: NodeClient, uid: str, shards: list[int], timeout_s: float) -> dict[str, Any]:
+    """The count of `shards` on one node and its own stats, asked in parallel.
+
+    Raises the first call's `NodeUnavailable` / `NodeError` as itself (not in a group),
+    so the scatter retries the part elsewhere or surfaces a client error.
+    """
     out: dict[str, Any] = {}
+    failed: list[NodeUnavailable | NodeError] = []
 
     async def count() -> None:
-        body = await client.call(
-            "POST",
-            f"/indexes/{uid}/documents/fetch",
-            json={"filter": f"{SHARD_FIELD} IN [{', '.join(str(s) for s in shards)}]", "limit": 0},
-            timeout_s=NODE_STATS_TIMEOUT_S,
-        )
-        out["count"] = int(body["total"])
+        try:
+            body = await client.call(
+                "POST",
+                f"/indexes/{uid}/documents/fetch",
+                json={"filter": f"{SHARD_FIELD} IN [{', '.join(str(s) for s in shards)}]", "limit": 0},
+                timeout_s=timeout_s,
+            )
+            out["count"] = int(body["total"])
+        except (NodeUnavailable, NodeError) as exc:
+            failed.append(exc)
 
     async def stats() -> None:
-        out["stats"] = await client.call("GET", f"/indexes/{uid}/stats", timeout_s=NODE_STATS_TIMEOUT_S)
+        try:
+            out["stats"] = await client.call("GET", f"/indexes/{uid}/stats", timeout_s=timeout_s)
+        except (NodeUnavailable, NodeError) as exc:
+            failed.append(exc)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(count)
         nursery.start_soon(stats)
+    if failed:
+        raise failed[0]
     return out
 
 
-def _combine(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    total = sum(p["count"] for p in parts.values())
+def _combine(parts: list[Part]) -> dict[str, Any]:
+    """One answer from the parts; a node answering two parts (a retry gave it more
+    shards) is weighted once per part, by the documents of that part."""
+    total = sum(p.result["count"] for p in parts)
     dist: dict[str, float] = {}
     indexing = False
-    for p in parts.values():
+    for part in parts:
+        p = part.result
         st = p["stats"]
         indexing = indexing or bool(st.get("isIndexing"))
         held = int(st.get("numberOfDocuments") or 0)
@@ -77,73 +97,72 @@ def _combine(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"numberOfDocuments": total, "isIndexing": indexing, "fieldDistribution": {f: n for f, n in fields.items() if n > 0}}
 
 
-async def index_stats(cluster: Cluster, uid: str) -> dict[str, Any]:
-    """`GET /indexes/{uid}/stats`."""
+async def index_stats(cluster: Cluster, uid: str) -> tuple[dict[str, Any], Headers]:
+    """`GET /indexes/{uid}/stats`: (answer, headers); see the module doc."""
     meta = cluster.state.indexes.get(uid)
     if meta is None:
         raise index_not_found(uid)
-    topo = cluster.topology
-    shard_map = topo.shard_map(meta.shards)
-    groups = list(shard_map)
-    if not groups:
+    if not cluster.topology.groups:
         raise MeiliError("miroir_shard_unavailable", "The cluster has no active node.")
-    rot = next(_rotation)
-    last: MeiliError | None = None
-    for i in range(len(groups)):
-        group = groups[(rot + i) % len(groups)]
-        plan = covering_set(shard_map[group], rotation=rot)
-        if plan is None:
-            continue
+    every = list(range(meta.shards))
 
-        async def call(node: str, plan: dict[str, list[int]] = plan) -> dict[str, Any]:
-            return await _node_part(cluster, uid, node, plan[node])
+    async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict[str, Any]:
+        # Always filtered: a node may hold a copy of a shard it does not own (migration).
+        return await _node_part(client, uid, every if shards is None else shards, timeout_s)
 
-        parts, errors = await broadcast(cluster, list(plan), call, timeout_s=NODE_STATS_TIMEOUT_S)
-        if not errors:
-            result = _combine(parts)
-            if not result["isIndexing"]:
-                result["isIndexing"] = _miroir_indexing(cluster, uid)
-            return result
-        node = sorted(errors)[0]
-        if not isinstance(errors[node], NodeUnavailable) and getattr(errors[node], "status", 500) < 500:
-            raise error_of(errors[node])
-        last = error_of(errors[node])
-    raise last or MeiliError("miroir_shard_unavailable", "No replica group covers every shard.")
+    gathered = await scatter(cluster, meta, send)
+    headers = gathered.check(cluster.config.scatter.unavailable_shard_policy, uid)
+    result = _combine(gathered.parts)
+    if not result["isIndexing"]:
+        result["isIndexing"] = _miroir_indexing(cluster, uid)
+    return result, headers
 
 
 def _miroir_indexing(cluster: Cluster, uid: str) -> bool:
     return any(t.index_uid == uid and t.status == "processing" for t in cluster.tasks.open_tasks())
 
 
-async def global_stats(cluster: Cluster) -> dict[str, Any]:
-    """`GET /stats`: every index's stats, database sizes summed over the nodes."""
+async def global_stats(cluster: Cluster) -> tuple[dict[str, Any], Headers]:
+    """`GET /stats`: every index's stats, database sizes summed over the nodes that
+    answer; (answer, headers), the degraded shards of every index in one header."""
     uids = sorted(cluster.state.indexes)
     indexes: dict[str, Any] = {}
+    degraded: list[Headers] = []
+    failed: dict[str, MeiliError] = {}
 
     async def one(uid: str) -> None:
+        # Collected, not raised in the nursery: the client gets one index's error, the
+        # same whichever index failed first, not an exception group.
         try:
-            indexes[uid] = await index_stats(cluster, uid)
+            indexes[uid], headers = await index_stats(cluster, uid)
         except MeiliError as exc:
             if exc.code != "index_not_found":  # deleted meanwhile: not listed
-                raise
+                failed[uid] = exc
+            return
+        degraded.append(headers)
 
     async def node_stats(node: str) -> dict[str, Any]:
         return await cluster.fleet[node].call("GET", "/stats", timeout_s=NODE_STATS_TIMEOUT_S)
 
+    sizes: dict[str, Any] = {}
+
+    async def collect() -> None:
+        # Nodes known down are not waited for; a size missing is not an error either.
+        up = sorted(cluster.health.available(cluster.topology.all_nodes()))
+        results, _ = await broadcast(cluster, up, node_stats, timeout_s=NODE_STATS_TIMEOUT_S)
+        sizes.update(results)
+
     async with trio.open_nursery() as nursery:
         for uid in uids:
             nursery.start_soon(one, uid)
-        sizes: dict[str, Any] = {}
-
-        async def collect() -> None:
-            results, _ = await broadcast(cluster, cluster.topology.all_nodes(), node_stats, timeout_s=NODE_STATS_TIMEOUT_S)
-            sizes.update(results)
-
         nursery.start_soon(collect)
+    if failed:
+        raise failed[min(failed)]  # e.g. 503 under the `error` unavailable-shard policy
     last_updates = [s.get("lastUpdate") for s in sizes.values() if s.get("lastUpdate")]
-    return {
+    answer = {
         "databaseSize": sum(int(s.get("databaseSize") or 0) for s in sizes.values()),
         "usedDatabaseSize": sum(int(s.get("usedDatabaseSize") or 0) for s in sizes.values()),
         "lastUpdate": max(last_updates) if last_updates else None,
         "indexes": {uid: indexes[uid] for uid in uids if uid in indexes},
     }
+    return answer, merge_degraded(degraded)
