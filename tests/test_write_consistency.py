@@ -208,6 +208,7 @@ def test_rf1_refused_write_is_applied_nowhere_and_taken_write_is_handed_off(tmp_
         refused_docs = [{"id": i, "title": "refused"} for i in ids_on(held, 2000, 3) + ids_on(held, 2000, 5, inside=False)]
         t0 = time.monotonic()
         refused(http.post("/indexes/books/documents", json=refused_docs))
+        assert set(node_docs_of(c, "n2")) | set(node_docs_of(c, "n3")) == before["n2"] | before["n3"]
         refused(http.put("/indexes/books/documents", json=[{"id": i, "title": "refused"} for i in range(40)]))
         refused(http.post("/indexes/books/documents/delete-batch", json=list(range(40))))
         refused(http.delete("/indexes/books/documents"))
