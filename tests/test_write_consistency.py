@@ -15,6 +15,8 @@ Real devnode processes on loopback; every wait bounded; each test prints its fig
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import httpx
@@ -91,6 +93,10 @@ def test_refusal_messages():
     assert "`all`" in err.message and "3, 5" in err.message and "Nothing was written" in err.message
     err = batches.no_owner_took(list(range(30)))
     assert err.status == 503 and err.message.count(",") == 19 and "..." in err.message
+    assert "Nothing was written" in err.message
+    # A node that got the request and hung may still apply it: the answer says so.
+    err = batches.no_owner_took([4], undelivered=False)
+    assert "Nothing was written" not in err.message and "may still apply it" in err.message
 
 
 # --- with real nodes ------------------------------------------------------------------------
@@ -200,7 +206,9 @@ def test_rf1_refused_write_is_applied_nowhere_and_taken_write_is_handed_off(tmp_
         c.node("n1").kill()
         # Sent to n1 only, which is dead: no owner took it, refused, nothing journaled.
         lone = [{"id": i, "title": "lone"} for i in ids_on(held, 1000, 3)]
-        refused(http.post("/indexes/books/documents", json=lone))
+        r = http.post("/indexes/books/documents", json=lone)
+        refused(r)
+        assert "no owner of shard(s)" in r.json()["message"] and "Nothing was written" in r.json()["message"]
         assert topology_nodes(c.url)["n1"]["health"]["state"] == "down"
         # Now known down: a batch that needs n1 is refused as a whole before any node
         # sees it, its other shards included; deletes likewise delete nothing.
@@ -251,6 +259,26 @@ def test_rf1_refused_write_is_applied_nowhere_and_taken_write_is_handed_off(tmp_
             f"\nRF=1, n1 killed: 6 writes refused ({refuse_s * 1000:.0f} ms for 5 of them), applied nowhere, "
             f"none replayed; in-flight write acked + handed off (8 docs, 4 on n1's shards); per_node={counts}"
         )
+
+
+def test_hung_owner_refusal_says_the_write_may_still_apply(tmp_path):
+    """The one uncertain outcome: the only owner got the request and hung (SIGSTOP). It
+    may apply it once continued, so the 503 does not claim that nothing was written."""
+    with durable_cluster(2, rf=1, shards=S, tmp=tmp_path, durable=False) as c:
+        http = httpx.Client(base_url=c.url, timeout=30)
+        create_index(c.url, "books")
+        held = assignment(c, S)["n1"]
+        n1 = c.node("n1")
+        os.kill(n1.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = http.post("/indexes/books/documents", json=[{"id": i} for i in ids_on(held, 0, 3)])
+            hung_s = time.monotonic() - t0
+        finally:
+            os.kill(n1.proc.pid, signal.SIGCONT)
+        refused(r)
+        assert "may still apply it" in r.json()["message"] and "Nothing was written" not in r.json()["message"]
+        print(f"\nhung owner: refused after {hung_s:.2f}s (marked down by its probes)")
 
 
 def test_all_refuses_with_an_owner_down_and_applies_nothing(tmp_path):

@@ -129,6 +129,11 @@ async def _cancel_when_down(cluster: Cluster, node: str, scope: trio.CancelScope
     scope.cancel()
 
 
+def _never_sent(exc: NodeUnavailable) -> bool:
+    """The request cannot have reached the node: the connection was never opened."""
+    return "cannot connect to" in exc.reason or exc.reason == "not in the fleet"
+
+
 def _refuse_unless_writable(
     cluster: Cluster, uid: str, targets: batches.Targets, ways: Mapping[str, str] | None = None
 ) -> None:
@@ -172,7 +177,10 @@ async def _send(
 
     A node that took its part but whose answer was lost (deadline) counts as missed:
     its part is hinted and replayed, which is harmless (upserts and deletes replayed in
-    order). Returns the nodes that took the write (`Sent`).
+    order). The one case left uncertain: no node acknowledged anything but some node
+    got the request and stopped answering (hung, SIGSTOP); it may apply it once it
+    resumes. The 503 then says so, and a retry (idempotent) makes the outcome certain.
+    Returns the nodes that took the write (`Sent`).
     """
     shards = list(range(meta.shards)) if all_shards else routed.shards
     targets = _targets(cluster, meta, shards)
@@ -214,7 +222,10 @@ async def _send(
             first = errors[sorted(errors)[0]]
             assert isinstance(first, NodeError)
             raise MeiliError(first.code, first.message, status=first.status, type=first.type)
-        raise batches.no_owner_took(shards)
+        # A node that answered (an error) did not take it; one that never got a
+        # connection did not see it.
+        undelivered = all(isinstance(e, NodeError) or _never_sent(e) for e in errors.values())
+        raise batches.no_owner_took(shards, undelivered=undelivered)
     if missed:
         await handoff.add_hints(missed)
     unmet_now = batches.unmet(shards, targets, acked, rf, rule)
