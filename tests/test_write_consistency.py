@@ -7,8 +7,10 @@ is refused, never both (issue 20 point 4, issue 15 item 1).
   converges from its backlog (every document on exactly its owners).
 - A refused write (every owner of a shard down with RF = 1; `all` with an owner down)
   is applied nowhere: not searchable, on no node, not replayed once the node is back;
-  a refused delete deletes nothing. A write one owner took before its other owner was
+  a refused delete deletes nothing. A write some node took before a dead owner was
   known down is acknowledged and handed off instead of refused.
+- The one uncertain outcome (the only owner got the request and hung) is not
+  answered "nothing was written".
 
 Real devnode processes on loopback; every wait bounded; each test prints its figures.
 """
