@@ -181,3 +181,20 @@ def test_cli_bad_tasks_section_exits_2(tmp_path):
     r = run_cli("check-config", "--config", path, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.startswith("miroir: error: tasks.max_kept: must be >= 2"), r.stderr
+
+
+def test_write_consistency_levels_default_and_check_config(tmp_path):
+    assert config_from_dict({}).cluster.write_consistency == "one"
+    for level in ("one", "majority", "all"):
+        assert config_from_dict({"cluster": {"write_consistency": level}}).cluster.write_consistency == level
+    assert error_of({"cluster": {"write_consistency": "quorum"}}) == (
+        "cluster.write_consistency: 'quorum' is not one of 'one', 'majority', 'all'"
+    )
+    assert error_of({"log": {"format": "xml"}}) == "log.format: 'xml' is not one of 'json', 'console'"
+    path = write(tmp_path, '[cluster]\nreplication_factor = 2\nwrite_consistency = "majority"\n'
+                 + "".join(f'[[nodes]]\nid = "n{i}"\nurl = "http://127.0.0.1:{7701 + i}"\n' for i in range(3)))
+    r = run_cli("check-config", "--config", path, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "write consistency majority: " in r.stdout
+    r = run_cli("check-config", "--config", path, "--json", cwd=tmp_path)
+    assert '"write_consistency":"majority"' in r.stdout

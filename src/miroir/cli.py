@@ -112,6 +112,7 @@ class Topology(msgspec.Struct):
     config: str | None
     shards: int
     replication_factor: int
+    write_consistency: str
     data_dir: str
     bind: str
     groups: list[GroupTopology]
@@ -136,10 +137,19 @@ def topology(config: Config, source: str | None) -> Topology:
         config=source,
         shards=config.cluster.shards,
         replication_factor=config.cluster.replication_factor,
+        write_consistency=config.cluster.write_consistency,
         data_dir=config.store.data_dir,
         bind=config.server.bind,
         groups=out,
     )
+
+
+# What each `cluster.write_consistency` asks of a shard's owners (design §4.5).
+_CONSISTENCY = {
+    "one": "writes accepted while one owner of each shard can take them (the others catch up from a backlog)",
+    "majority": "writes accepted while floor(RF/2)+1 owners of each shard in one group can take them",
+    "all": "writes accepted only while every owner of each shard can take them",
+}
 
 
 def _format_topology(t: Topology) -> str:
@@ -147,6 +157,7 @@ def _format_topology(t: Topology) -> str:
         f"config {t.config or '(defaults)'}: OK",
         f"listen {t.bind}, data dir {t.data_dir}",
         f"{t.shards} shards per index, replication factor {t.replication_factor}, {len(t.groups)} group(s)",
+        f"write consistency {t.write_consistency}: {_CONSISTENCY[t.write_consistency]}",
     ]
     if not t.groups:
         lines.append("no nodes configured (add [[nodes]] entries, or add nodes at run time)")

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,9 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shards: int = 16
     replication_factor: int = 1
+    # Owners of a shard that must take a write (design §4.5, core/batches.py): `one`
+    # (the others get a journaled hint), `majority` (floor(RF/2)+1 in some group), `all`.
+    write_consistency: Literal["one", "majority", "all"] = "one"
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -173,7 +177,20 @@ def _translate(err: msgspec.ValidationError) -> ConfigError:
         want = {"object": "table", "array": "array", "str": "string", "int": "integer"}
         w, g = (want.get(x, x) for x in m.groups())
         return ConfigError(f"{path or '<root>'}: expected {w}, got {g}")
+    m = re.fullmatch(r"Invalid enum value (.+)", msg)
+    if m and (choices := _choices(path)):
+        return ConfigError(f"{path}: {m.group(1)} is not one of {', '.join(repr(c) for c in choices)}")
     return ConfigError(f"{path or '<root>'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}")
+
+
+def _choices(path: str) -> tuple[Any, ...]:
+    """The values a `section.key` of Literal type admits (for the error message)."""
+    section, _, key = path.partition(".")
+    struct = typing.get_type_hints(Config).get(section)
+    if struct is None or not key or "." in key or not isinstance(struct, type):
+        return ()
+    hint = typing.get_type_hints(struct).get(key)
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
 
 
 def _positive(errors: list[str], path: str, value: int, minimum: int = 1) -> None:

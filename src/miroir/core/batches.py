@@ -1,5 +1,6 @@
 """A write batch, planned: which documents (or ids) go to which node, and whether the
-acknowledgements make a quorum (design §4). Pure module: no I/O.
+owners that can take it (before sending) or took it (after) meet the write consistency
+rule (design §4.5). Pure module: no I/O.
 
 The engine validates and plans the whole batch here *before* touching any node, so one
 bad document rejects the batch and no node ever sees part of it.
@@ -7,8 +8,8 @@ bad document rejects the batch and no node ever sees part of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Container, Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 import msgspec
 
@@ -152,26 +153,69 @@ def quorum_size(rf: int) -> int:
     return rf // 2 + 1
 
 
-class Quorum(msgspec.Struct):
-    ok: bool  # every shard has at least one group at quorum
-    degraded: dict[str, list[int]]  # group -> shards short of quorum in that group
-    lost: list[int]  # shards with no group at quorum
+# `cluster.write_consistency` (design §4.5): which owners of a shard must take a write.
+#   one       at least one owner (the others get a journaled hint): RF = 2 keeps
+#             accepting every write with one node down per group
+#   majority  floor(RF/2)+1 owners in at least one group
+#   all       every owner in every group
+WriteConsistency = Literal["one", "majority", "all"]
+CONSISTENCY_LEVELS: tuple[WriteConsistency, ...] = ("one", "majority", "all")
 
 
-def assess(shards: Iterable[int], targets: Targets, acked: set[str] | frozenset[str], rf: int) -> Quorum:
+def shard_meets(rule: WriteConsistency, owners: Mapping[str, Sequence[str]], took: Container[str], rf: int) -> bool:
+    """Whether the owners in `took` satisfy `rule` for one shard (`owners`: group ->
+    owners of the shard in that group)."""
+    everyone = [n for group in owners.values() for n in group]
+    if not everyone:
+        return False
+    if rule == "one":
+        return any(n in took for n in everyone)
+    if rule == "all":
+        return all(n in took for n in everyone)
     need = quorum_size(rf)
-    degraded: dict[str, list[int]] = {}
-    lost: list[int] = []
+    return any(group and sum(1 for n in group if n in took) >= need for group in owners.values())
+
+
+def unmet(
+    shards: Iterable[int], targets: Targets, took: Container[str], rf: int, rule: WriteConsistency = "majority"
+) -> list[int]:
+    """The shards (sorted) whose owners in `took` do not satisfy `rule`.
+
+    The write path asks it twice: before sending, with the owners it can send to (a
+    shard listed then refuses the whole request, and nothing is sent), and after, with
+    the owners that took the write (a request no owner took is refused)."""
+    return [s for s in sorted(shards) if not shard_meets(rule, targets[s], took, rf)]
+
+
+def missed_owners(shards: Iterable[int], targets: Targets, took: Container[str]) -> dict[str, list[int]]:
+    """group -> shards (sorted) of which some owner in that group did not take the
+    write: what `X-Miroir-Degraded` names."""
+    out: dict[str, list[int]] = {}
     for shard in sorted(shards):
-        any_group = False
         for group, owners in targets[shard].items():
-            if owners and sum(1 for n in owners if n in acked) >= need:
-                any_group = True
-            else:
-                degraded.setdefault(group, []).append(shard)
-        if not any_group:
-            lost.append(shard)
-    return Quorum(ok=not lost, degraded=dict(sorted(degraded.items())), lost=lost)
+            if any(n not in took for n in owners):
+                out.setdefault(group, []).append(shard)
+    return dict(sorted(out.items()))
+
+
+class Quorum(msgspec.Struct):
+    ok: bool  # every shard meets the rule
+    degraded: dict[str, list[int]]  # group -> shards of which an owner in that group missed the write
+    lost: list[int]  # shards that do not meet the rule
+
+
+def assess(
+    shards: Iterable[int],
+    targets: Targets,
+    acked: set[str] | frozenset[str],
+    rf: int,
+    rule: WriteConsistency = "majority",
+) -> Quorum:
+    """Judge acknowledgements against `rule` (the task fold judges lost node tasks by
+    `majority`, its default)."""
+    shards = sorted(shards)
+    lost = unmet(shards, targets, acked, rf, rule)
+    return Quorum(ok=not lost, degraded=missed_owners(shards, targets, acked), lost=lost)
 
 
 def degraded_header(degraded: Mapping[str, Sequence[int]]) -> str:
@@ -181,10 +225,29 @@ def degraded_header(degraded: Mapping[str, Sequence[int]]) -> str:
     return f"groups={groups}; shards={per_group}"
 
 
-def no_quorum(lost: Sequence[int]) -> MeiliError:
-    shown = ", ".join(str(s) for s in lost[:20]) + (" ..." if len(lost) > 20 else "")
+def _shown(shards: Sequence[int]) -> str:
+    return ", ".join(str(s) for s in shards[:20]) + (" ..." if len(shards) > 20 else "")
+
+
+def no_quorum(lost: Sequence[int], rule: WriteConsistency = "one") -> MeiliError:
+    """Refused before anything was sent: too few owners of these shards can take it."""
     return MeiliError(
         "miroir_no_quorum",
-        f"The write was not acknowledged by a quorum of owners for shard(s) {shown} in any replica group; "
-        "it may be retried.",
+        f"The write was refused: write consistency `{rule}` cannot be met for shard(s) {_shown(lost)} "
+        "(too few of their owners are up and caught up). Nothing was written; it may be retried.",
+    )
+
+
+def no_owner_took(shards: Sequence[int], *, undelivered: bool = True) -> MeiliError:
+    """Refused after sending: no node took any part of the request. `undelivered`: no
+    node can have received it (every connection failed); otherwise a node that stopped
+    answering mid-request may still apply it, and the message says so (a retry, an
+    idempotent upsert or delete, makes the outcome certain)."""
+    tail = (
+        "Nothing was written; it may be retried."
+        if undelivered
+        else "A node that stopped answering mid-request may still apply it: retry it to make the outcome certain."
+    )
+    return MeiliError(
+        "miroir_no_quorum", f"The write was refused: no owner of shard(s) {_shown(shards)} accepted it. {tail}"
     )

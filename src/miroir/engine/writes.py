@@ -4,25 +4,26 @@ Add/replace (POST) and partial update (PUT), delete one, delete by ids: the batc
 decoded, its primary key decided by Miroir, and EVERY document validated before any node
 is touched (core/batches.py). Then, under the index's lock (so that every node receives
 the index's batches in one order), one request per target node, all in parallel, each
-under a deadline. Quorum per shard per group (floor(RF/2)+1 owner acks); the write
-succeeds when every shard of the batch has a group at quorum, else 503
-`miroir_no_quorum` and nothing is journaled. Groups short of quorum are named in
-`X-Miroir-Degraded`. The Miroir task is journaled with every node task uid, and the
-shards of the write each covers, before the 202; the reconciler folds the node tasks
-into its status (a node task its node lost is judged by this same quorum rule).
+under a deadline. A write takes effect or is refused, never both (`_send`): the write
+consistency rule (`cluster.write_consistency`: `one`, `majority`, `all`; design §4.5) is
+checked against the owners that can take the write BEFORE anything is sent (503
+`miroir_no_quorum`, nothing sent, nothing journaled, when some shard cannot meet it);
+once any owner took it, it is acknowledged, with hints journaled for the owners that
+missed it and `X-Miroir-Degraded` naming them. The Miroir task is journaled with every
+node task uid, and the shards of the write each covers, before the 202; the reconciler
+folds the node tasks into its status.
 
-Delete by filter and delete all are broadcast to every node, with the same quorum rule
-over all shards. Getting one document is a routed read to one owner (readable first).
+Delete by filter and delete all are broadcast to every node, with the same rule over
+all shards. Getting one document is a routed read to one owner (readable first).
 
 Node failures (design §4.5, hinted handoff): each node's part is a `NodeRequest` (the
 exact request, `_miroir_shard` injected). `Handoff.delivery` says whether to send it, or
 to hint it (node down, held after coming back, or behind a backlog: no wait on a dead
 node, and the node sees its operations in order), or to skip it (the node is refilled
 for that index). A send that gets no answer becomes a hint too; every real call is
-reported to the health table (passive health). Hints are journaled before the answer
-whenever some node took the write, so that every copy converges, even when the batch
-itself misses quorum (503: the client may retry; upserts and deletes are idempotent).
-Hinted and skipped nodes are not acks: they are named in `X-Miroir-Degraded`.
+reported to the health table (passive health). Hints are journaled before the 202, so
+that every copy converges; a refused write journals none. Hinted and skipped nodes are
+not acks: they are named in `X-Miroir-Degraded`.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Sent(msgspec.Struct):
 
 class WriteResult(msgspec.Struct):
     task: TaskRecord
-    degraded: str | None = None  # X-Miroir-Degraded value, when a group missed quorum
+    degraded: str | None = None  # X-Miroir-Degraded value, when some owner missed the write
 
 
 def _targets(cluster: Cluster, meta: IndexMeta, shards: Sequence[int]) -> dict[int, dict[str, list[str]]]:
@@ -128,6 +129,29 @@ async def _cancel_when_down(cluster: Cluster, node: str, scope: trio.CancelScope
     scope.cancel()
 
 
+def _never_sent(exc: NodeUnavailable) -> bool:
+    """The request cannot have reached the node: the connection was never opened."""
+    return "cannot connect to" in exc.reason or exc.reason == "not in the fleet"
+
+
+def _refuse_unless_writable(
+    cluster: Cluster, uid: str, targets: batches.Targets, ways: Mapping[str, str] | None = None
+) -> None:
+    """Raise 503 `miroir_no_quorum` when the owners that can take a write now (per the
+    health table and the handoff service: `delivery` says "send") cannot meet the write
+    consistency rule for some shard of `targets`. Asked before anything of the request
+    is sent or journaled. `ways`: node -> delivery, when the caller has it."""
+    if ways is None:
+        nodes = {n for groups in targets.values() for owners in groups.values() for n in owners}
+        ways = {n: cluster.handoff.delivery(n, uid) for n in nodes}
+    sendable = {n for n, way in ways.items() if way == "send"}
+    rule = cluster.config.cluster.write_consistency
+    short = batches.unmet(list(targets), targets, sendable, cluster.topology.rf, rule)
+    if short:
+        log.warning("write.refused", index=uid, rule=rule, shards=short, unavailable=sorted(set(ways) - sendable))
+        raise batches.no_quorum(short, rule)
+
+
 async def _send(
     cluster: Cluster,
     meta: IndexMeta,
@@ -136,26 +160,42 @@ async def _send(
     *,
     all_shards: bool = False,
 ) -> Sent:
-    """Deliver `spec(node, items)` to every node of the plan; check quorum.
+    """Deliver `spec(node, items)` to every node of the plan, under the write
+    consistency rule (`cluster.write_consistency`, core/batches.py). Caller holds the
+    index lock. A write takes effect or is refused, never both:
 
-    Caller holds the index lock. A node that is down, held by the handoff service, or
-    behind a backlog gets its request hinted instead (core/backlog.py); a node whose call
-    gets no answer too. Hints are journaled (before the answer) when any node took the
-    write, so that every copy converges on it. Returns the nodes that took it (`Sent`).
-    Raises no_quorum (or the nodes' common refusal) when some shard has no
-    group at quorum.
+    1. Before anything is sent: a node that is down, held by the handoff service, or
+       behind a backlog cannot take its part now (its part would be hinted), one being
+       refilled skips it. When some shard's sendable owners cannot meet the rule, the
+       whole request is refused (503 `miroir_no_quorum`): nothing sent, nothing journaled.
+    2. Sent in parallel. Once any node took its part, the request takes effect: every
+       node that did not answer (or answered 5xx) gets its part journaled as a hint
+       before the 202, even a shard none of whose owners took it (the other shards'
+       parts are applied already), and the missed owners are named in
+       `X-Miroir-Degraded`. Only when no node took anything is the request refused,
+       with nothing journaled (or with the nodes' common 4xx refusal).
+
+    A node that took its part but whose answer was lost (deadline) counts as missed:
+    its part is hinted and replayed, which is harmless (upserts and deletes replayed in
+    order). The one case left uncertain: no node acknowledged anything but some node
+    got the request and stopped answering (hung, SIGSTOP); it may apply it once it
+    resumes. The 503 then says so, and a retry (idempotent) makes the outcome certain.
+    Returns the nodes that took the write (`Sent`).
     """
     shards = list(range(meta.shards)) if all_shards else routed.shards
     targets = _targets(cluster, meta, shards)
+    rule = cluster.config.cluster.write_consistency
+    rf = cluster.topology.rf
     handoff = cluster.handoff
+    ways = {node: handoff.delivery(node, meta.uid) for node in routed.items}
+    _refuse_unless_writable(cluster, meta.uid, targets, ways)
     requests: dict[str, NodeRequest] = {}
     missed: dict[str, NodeRequest] = {}
     for node, items in routed.items.items():
-        way = handoff.delivery(node, meta.uid)
-        if way == "skip":
-            continue
+        if ways[node] == "skip":
+            continue  # the refill's reconciliation brings it
         req = spec(node, items)
-        (requests if way == "send" else missed)[node] = req
+        (requests if ways[node] == "send" else missed)[node] = req
 
     acked: dict[str, int] = {}
     errors: dict[str, Exception] = {}
@@ -175,20 +215,25 @@ async def _send(
 
     for node, exc in sorted(errors.items()):
         log.warning("write.node_failed", index=meta.uid, node=node, error=str(exc))
-    if missed and acked:
-        await handoff.add_hints(missed)
-    verdict = batches.assess(shards, targets, set(acked), cluster.topology.rf)
-    if not verdict.ok:
+    if not acked:
         refusals = [e for e in errors.values() if isinstance(e, NodeError) and 400 <= e.status < 500]
         if refusals and len(refusals) == len(errors):
-            # Every node that failed refused the request itself: that is the answer.
+            # Every node refused the request itself: that is the answer.
             first = errors[sorted(errors)[0]]
             assert isinstance(first, NodeError)
             raise MeiliError(first.code, first.message, status=first.status, type=first.type)
-        if acked:
-            log.warning("write.no_quorum", index=meta.uid, lost=verdict.lost, acked=sorted(acked))
-        raise batches.no_quorum(verdict.lost)
-    degraded = batches.degraded_header(verdict.degraded) if verdict.degraded else None
+        # A node that answered (an error) did not take it; one that never got a
+        # connection did not see it.
+        undelivered = all(isinstance(e, NodeError) or _never_sent(e) for e in errors.values())
+        raise batches.no_owner_took(shards, undelivered=undelivered)
+    if missed:
+        await handoff.add_hints(missed)
+    unmet_now = batches.unmet(shards, targets, acked, rf, rule)
+    if unmet_now:
+        # Taken by some owner, so it takes effect (hinted above): acknowledged, degraded.
+        log.warning("write.consistency_missed", index=meta.uid, rule=rule, shards=unmet_now, acked=sorted(acked))
+    missed_by_group = batches.missed_owners(shards, targets, acked)
+    degraded = batches.degraded_header(missed_by_group) if missed_by_group else None
     node_shards: dict[str, list[int]] = {n: [] for n in acked}
     for shard in sorted(shards):
         for owners in targets[shard].values():
@@ -288,6 +333,11 @@ async def add_documents(
     pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
     shards = meta.shards if meta is not None else cluster.config.cluster.shards
     doc_shards, sources = batches.plan_documents(docs, pk, shards, flat=flat) if pk is not None else ([], docs)
+    if meta is None and doc_shards:
+        # A write that would be refused creates no index either.
+        _refuse_unless_writable(
+            cluster, uid, {s: cluster.topology.write_targets(shards, s) for s in sorted(set(doc_shards))}
+        )
     if meta is None:
         meta = await ensure_index(cluster, uid)
     details = {"receivedDocuments": len(docs), "indexedDocuments": None}
@@ -307,6 +357,8 @@ async def add_documents(
         if not doc_shards:
             task = await cluster.tasks.enqueue(index_uid=uid, type=kind, node_tasks={}, details=details)
             return WriteResult(task=task)
+        # Refused before anything is journaled (the attributes seen included).
+        _refuse_unless_writable(cluster, uid, _targets(cluster, meta, sorted(set(doc_shards))))
         from miroir.engine.fields import prepare_batch_fields  # attributes seen (engine/fields.py)
         await prepare_batch_fields(cluster, uid, sources)  # before the injection
         del sources
