@@ -20,11 +20,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 import trio
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-
 from devnodes import wait_task
-from miroir.core.index_uid import valid_index_uid
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from miroir_proc import start_cluster
+
+from miroir.core.index_uid import valid_index_uid
 
 HYP = hsettings(
     max_examples=25, deadline=None, derandomize=True, database=None,

@@ -13,7 +13,7 @@ import re
 MAX_INDEX_UID_BYTES = 400
 
 # ASCII only, so characters are bytes here.
-_UID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_INDEX_UID_BYTES)
+_UID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_INDEX_UID_BYTES}}}")
 
 
 def valid_index_uid(uid: object) -> bool:
