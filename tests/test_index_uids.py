@@ -71,6 +71,8 @@ def test_devnode_survives_long_uid_and_big_numbers_across_kill_9(tmp_path):
         assert "`1.8446744073709552e19`" in bad["error"]["message"]
         r = httpx.post(url + "/indexes", json={"uid": LONG_UID + "x"})
         assert r.status_code == 400 and r.json()["message"] == UID_MESSAGE.format(LONG_UID + "x")
+        r = httpx.patch(f"{url}/indexes/{LONG_UID}", json={"uid": "a.b"})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_index_uid"
         before = httpx.get(f"{url}/indexes/{LONG_UID}/documents", params={"limit": 10}).json()
         assert before["total"] == 3 and before["results"][0]["v"] == 2.0**64
 
@@ -116,6 +118,7 @@ def test_miroir_refuses_bad_uids_before_any_node_and_serves_long_ones():
             ("POST", "/indexes", {"uid": "a.b"}),
             ("POST", "/indexes", {"uid": "é"}),
             ("PATCH", f"/indexes/{too_long}", {"primaryKey": "id"}),
+            ("PATCH", "/indexes/books", {"uid": too_long}),  # a rename's target
             ("DELETE", f"/indexes/{too_long}", None),
             ("POST", f"/indexes/{too_long}/documents", [{"id": 1}]),
             ("PUT", f"/indexes/{too_long}/documents", [{"id": 1}]),

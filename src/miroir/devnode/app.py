@@ -408,6 +408,8 @@ class DevnodeApp:
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        if isinstance(body.get("uid"), str):
+            self._check_uid(body["uid"])  # a rename's target, checked as 1.50 does (renames are not supported)
         for key in body:
             if key != "primaryKey":
                 raise _unknown_field(key, ("primaryKey",))
