@@ -35,7 +35,7 @@ CASES = [
     # (name, index, params, content type, body, status, code)
     ("missing id", "books", {}, "application/json", [*GOOD, {"title": "no id"}], 400, "missing_document_id"),
     ("invalid id", "books", {}, "application/json", [*GOOD, {"id": "a.b"}], 400, "invalid_document_id"),
-    ("negative id", "books", {}, "application/json", [{"id": -1}], 400, "invalid_document_id"),
+    ("id past u64", "books", {}, "application/json", [{"id": 2**64}], 400, "invalid_document_id"),
     ("float id", "books", {}, "application/json", [{"id": 1.5}], 400, "invalid_document_id"),
     ("reserved shard field", "books", {}, "application/json", [*GOOD, {"id": 9, "_miroir_shard": 3}], 400, "miroir_reserved_field"),
     ("reserved field", "books", {}, "application/json", [{"id": 9, "_miroir_x": 1}], 400, "miroir_reserved_field"),

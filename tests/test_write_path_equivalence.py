@@ -62,7 +62,7 @@ def ref_valid_document_id(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
-        return value >= 0
+        return -(2**63) <= value < 2**64  # i64 or u64 (Meilisearch's id visitor)
     if isinstance(value, str):
         if not value or len(value.encode("utf-8")) > MAX_ID_BYTES:
             return False

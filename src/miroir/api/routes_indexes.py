@@ -129,6 +129,8 @@ async def get_index(uid: str) -> Response:
 async def update_index(uid: str) -> Response:
     raw = await json_body()
     checked_uid(uid)
+    if isinstance(raw, dict) and isinstance(raw.get("uid"), str):
+        checked_uid(raw["uid"])  # a rename's target is checked as 1.50 does (renames are not supported)
     body = _object(raw, ("primaryKey",))
     return accepted(await indexes.update_index(current_cluster(), uid, _primary_key(body)))
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from miroir.core.documents import ID_PATTERN, document_id
+from miroir.core.documents import ID_PATTERN, MAX_INT, MIN_INT, document_id, narrow_numbers
 from miroir.core.errors import MeiliError
 from miroir.core.routing import shard_for_key, shard_for_text
 from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
@@ -55,7 +55,7 @@ def plan_documents(
     that bring a new name, reduced to their names, list the same attributes in the same
     first-appearance order as the whole batch (what `prepare_batch_fields` records);
     otherwise the documents themselves are returned. Ids of the common kinds (a
-    non-negative int, a valid string) are checked and hashed here; any other value goes
+    64-bit int, a valid string) are checked and hashed here; any other value goes
     through `document_id`, which accepts it or raises Meilisearch's error.
     """
     checked: set[str] = set()
@@ -74,7 +74,7 @@ def plan_documents(
                 sources.append(dict.fromkeys(doc))
         value = doc.get(primary_key) if top_level else None
         cls = value.__class__
-        if cls is int and value >= 0:
+        if cls is int and MIN_INT <= value <= MAX_INT:
             append(shard_for_text(str(value), shards))
         elif cls is str and valid_text(value) is not None:
             append(shard_for_text(value, shards))
@@ -108,6 +108,13 @@ def shard_ids(ids: Iterable[Any], shards: int) -> list[tuple[int, Any]]:
     (shard of their text) so the nodes answer exactly as Meilisearch would."""
     out: list[tuple[int, Any]] = []
     for value in ids:
+        if not isinstance(value, str):
+            # An integer past i64/u64 is an f64 to serde_json, whose text Meilisearch then
+            # matches; msgpack (the journal's hints) could not hold the Python int anyway.
+            try:
+                value = narrow_numbers(value)
+            except OverflowError:
+                value = str(value)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             text = msgspec.json.encode(value).decode()
         else:

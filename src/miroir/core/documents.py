@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from typing import Any
 
@@ -20,6 +21,17 @@ _ACCEPTED_TEXT = ", ".join(f"`{t}`" for t in ACCEPTED_CONTENT_TYPES)
 MAX_ID_BYTES = 511
 
 _json_decoder = msgspec.json.Decoder()
+
+# Meilisearch reads document numbers as serde_json does: an integer that fits neither
+# i64 nor u64 becomes an f64, and a number out of f64's range is refused. Python ints
+# are unbounded and msgpack (the devnode's snapshots, Miroir's journal) stops at these
+# bounds, so wider integers are turned into floats at the door.
+MIN_INT = -(2**63)
+MAX_INT = 2**64 - 1
+# Only a run of 19+ digits can hold such an integer: the body is scanned for one (all
+# digits mapped to `0`, one substring search) before any document is walked.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
 
 
 def payload_format(content_type: str | None) -> str:
@@ -55,25 +67,67 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
     if fmt == "json":
         try:
             value = _json_decoder.decode(body)
-        except msgspec.DecodeError as e:
-            raise _malformed("json", f"Couldn't serialize document value: {e}") from None
+        except (msgspec.DecodeError, RecursionError) as e:
+            raise _malformed("json", f"Couldn't serialize document value: {_decode_problem(e)}") from None
         if isinstance(value, dict):
-            return [value]
-        if isinstance(value, list) and all(isinstance(d, dict) for d in value):
-            return value
-        raise _malformed("json", "Couldn't serialize document value: data are neither an object nor a list of objects")
+            value = [value]
+        elif not (isinstance(value, list) and all(isinstance(d, dict) for d in value)):
+            raise _malformed("json", "Couldn't serialize document value: data are neither an object nor a list of objects")
+        return narrowed_documents(value, body, "json")
     if fmt == "ndjson":
         try:
             docs = _json_decoder.decode_lines(body)
-        except msgspec.DecodeError as e:
-            raise _malformed("ndjson", f"Couldn't serialize document value: {e}") from None
+        except (msgspec.DecodeError, RecursionError) as e:
+            raise _malformed("ndjson", f"Couldn't serialize document value: {_decode_problem(e)}") from None
         for d in docs:
             if not isinstance(d, dict):
                 raise _malformed("ndjson", "Couldn't serialize document value: data are not objects")
-        return docs
+        return narrowed_documents(docs, body, "ndjson")
     if fmt == "csv":
         return _decode_csv(body, csv_delimiter)
     raise AssertionError(f"unknown payload format {fmt!r}")
+
+
+def _decode_problem(e: Exception) -> str:
+    if isinstance(e, RecursionError):
+        return "recursion limit exceeded"
+    return str(e)
+
+
+def narrowed_documents(docs: list[dict], body: bytes, fmt: str) -> list[dict]:
+    """`docs` with every integer outside i64/u64 turned into a float (see MIN_INT)."""
+    if body.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) < 0:
+        return docs
+    try:
+        for doc in docs:
+            for key, value in doc.items():
+                doc[key] = narrow_numbers(value)
+    except (OverflowError, RecursionError):  # an integer beyond f64 too (serde_json refuses it)
+        raise _malformed(fmt, "Couldn't serialize document value: Number out of range") from None
+    return docs
+
+
+def narrowed_json(value: Any, body: bytes) -> Any:
+    """Any JSON `value` decoded from `body`, integers narrowed as in documents (see
+    MIN_INT); OverflowError for an integer beyond f64."""
+    if body.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) < 0:
+        return value
+    return narrow_numbers(value)
+
+
+def narrow_numbers(value: Any) -> Any:
+    """`value` with every integer outside i64/u64 turned into a float (in place for
+    containers); OverflowError for an integer beyond f64."""
+    cls = value.__class__
+    if cls is int:
+        return value if MIN_INT <= value <= MAX_INT else float(value)
+    if cls is dict:
+        for key, item in value.items():
+            value[key] = narrow_numbers(item)
+    elif cls is list:
+        for i, item in enumerate(value):
+            value[i] = narrow_numbers(item)
+    return value
 
 
 def _decode_csv(body: bytes, delimiter: str) -> list[dict]:
@@ -118,14 +172,27 @@ def _csv_value(cell: str, kind: str, name: str, lineno: int) -> Any:
     if cell.strip() == "":
         return None
     if kind == "number":
-        try:
-            f = float(cell)
-        except ValueError:
-            raise _malformed("csv", f"Error parsing number {cell!r} at line {lineno}: invalid float literal") from None
-        return int(f) if f.is_integer() and "." not in cell and "e" not in cell.lower() else f
+        return _csv_number(cell.strip(), lineno)
     if cell.strip().lower() in ("true", "false"):
         return cell.strip().lower() == "true"
     raise _malformed("csv", f"Error parsing boolean {cell!r} at line {lineno}: provided string was not `true` or `false`")
+
+
+_CSV_INT = re.compile(r"[+-]?[0-9]+")
+_CSV_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?i:inf|infinity|nan)")
+
+
+def _csv_number(text: str, lineno: int) -> Any:
+    """Meilisearch's CSV number: an i64 if it parses as one, else an f64 (a value out of
+    f64's range, or NaN, becomes null as serde_json makes it)."""
+    if _CSV_INT.fullmatch(text):
+        value = int(text)
+        if -(2**63) <= value < 2**63:
+            return value
+    if not _CSV_FLOAT.fullmatch(text):
+        raise _malformed("csv", f"Error parsing number {text!r} at line {lineno}: invalid float literal")
+    f = float(text)
+    return f if math.isfinite(f) else None
 
 
 def infer_primary_key(docs: list[dict]) -> str:
@@ -157,7 +224,7 @@ def valid_document_id(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
-        return value >= 0
+        return MIN_INT <= value <= MAX_INT  # i64 or u64, as Meilisearch's id visitor takes them
     if isinstance(value, str):
         return ID_PATTERN.fullmatch(value) is not None
     return False

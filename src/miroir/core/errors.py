@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from miroir.core.index_uid import invalid_index_uid_message, valid_index_uid  # noqa: F401 (re-exported)
+
 ERROR_LINK = "https://docs.meilisearch.com/errors#"
 
 # code -> (http status, type). Codes not listed here are `invalid_request` / 400, which
@@ -102,17 +104,7 @@ def index_not_found(uid: str) -> MeiliError:
 
 
 def invalid_index_uid(uid: str) -> MeiliError:
-    return MeiliError(
-        "invalid_index_uid",
-        f"`{uid}` is not a valid index uid. Index uid can be an integer or a string containing only "
-        "alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes.",
-    )
-
-
-def valid_index_uid(uid: object) -> bool:
-    if not isinstance(uid, str) or not uid or len(uid.encode()) > 512:
-        return False
-    return all(c.isascii() and (c.isalnum() or c in "-_") for c in uid)
+    return MeiliError("invalid_index_uid", invalid_index_uid_message(uid))
 
 
 def find_exception(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

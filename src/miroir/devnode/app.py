@@ -20,7 +20,7 @@ import msgspec
 import structlog
 
 from miroir.core import taskquery
-from miroir.core.documents import decode_documents, payload_format, valid_document_id
+from miroir.core.documents import decode_documents, narrowed_json, payload_format, valid_document_id
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -93,9 +93,11 @@ class Request:
         if not self.body.strip():
             raise MeiliError("missing_payload", "A json payload is missing.")
         try:
-            return _json_dec.decode(self.body)
-        except msgspec.DecodeError as e:
-            raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{e}`.") from None
+            return narrowed_json(_json_dec.decode(self.body), self.body)
+        except (msgspec.DecodeError, RecursionError, OverflowError) as e:
+            problem = "recursion limit exceeded" if isinstance(e, RecursionError) else e
+            problem = "Number out of range" if isinstance(e, OverflowError) else problem
+            raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{problem}`.") from None
 
 
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
@@ -406,6 +408,8 @@ class DevnodeApp:
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        if isinstance(body.get("uid"), str):
+            self._check_uid(body["uid"])  # a rename's target, checked as 1.50 does (renames are not supported)
         for key in body:
             if key != "primaryKey":
                 raise _unknown_field(key, ("primaryKey",))

@@ -1,8 +1,9 @@
 """Durability for the devnode's `--data-dir`: a succeeded task survives kill -9.
 
 Layout of the data directory:
-  indexes/<uid>.idx  one msgpack snapshot per index, replaced atomically (tmp, fsync,
-                     rename, fsync dir) after every batch that changed it. It embeds the
+  indexes/<name>.idx one msgpack snapshot per index (`index_file_name`), replaced
+                     atomically (tmp, fsync, rename, fsync dir) after every batch that
+                     changed it. The uid itself is inside the snapshot. It embeds the
                      finished records of the tasks that produced it, so the index and
                      the proof that its tasks succeeded can never disagree.
   tasks.log          append-only `[u32 length][u32 crc32][msgpack]` records of tasks
@@ -20,7 +21,9 @@ Blocking file I/O; callers run the write methods in a worker thread.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -33,6 +36,19 @@ UID_BLOCK = 1000
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
+
+
+# A uid that is a plain, short name is its own file name (readable data dirs); anything
+# else (up to 400 bytes allowed by Meilisearch, longer than a file name may be; or odd
+# characters from a client that skipped validation) is stored under a digest. `=` cannot
+# appear in an index uid, so the two kinds of names never collide.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def index_file_name(uid: str) -> str:
+    if _PLAIN_NAME.fullmatch(uid):
+        return f"{uid}.idx"
+    return "=" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest() + ".idx"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -144,7 +160,15 @@ class Store:
         self.append_tasks([{**record, "op": op}])
 
     def write_index(self, uid: str, snapshot: bytes) -> None:
-        atomic_write(self.index_dir / f"{uid}.idx", snapshot)
+        atomic_write(self.index_dir / index_file_name(uid), snapshot)
+
+    def read_index(self, uid: str) -> dict | None:
+        """The last durable snapshot of `uid` (None: never written, or deleted)."""
+        path = self.index_dir / index_file_name(uid)
+        if not path.exists():
+            return None
+        snap = _dec.decode(path.read_bytes())
+        return None if snap.get("deleted") else snap
 
     def append_tasks(self, records: list[dict], deleted: list[int] = ()) -> None:
         assert self._log is not None, "load() first"

@@ -197,9 +197,15 @@ class TaskQueue:
             return self._enqueue(type_, index_uid, op, details)
         # One at a time: uids reach the log and the queue in order, and the answer waits
         # until the task (with its operation) is on disk.
+        try:
+            blob = _op_encoder.encode(op)
+        except (OverflowError, RecursionError, msgspec.EncodeError) as e:
+            # Refused before it has a uid: a task that cannot be stored would otherwise be
+            # held in memory only, or fail the node when its batch is written.
+            raise MeiliError("bad_request", f"The request cannot be stored by this node: {e}.") from None
         async with self._enqueue_lock:
             rec = self._enqueue(type_, index_uid, op, details, queued=False)
-            view, blob = rec.view(), _op_encoder.encode(op)
+            view = rec.view()
             await trio.to_thread.run_sync(self.store.append_enqueued, view, blob)
             self._queue.append(rec.uid)
             self._wake.set()
@@ -327,13 +333,39 @@ class TaskQueue:
         for idx, recs in touched.items():
             recs.extend(views[r.uid] for r in finished if idx in self._concerned_uids(r))
         if self.store is not None:
-            await self._persist(touched, list(views.values()) + [r.view() for r in side_records], deleted)
+            try:
+                await self._persist(touched, list(views.values()) + [r.view() for r in side_records], deleted)
+            except (OverflowError, RecursionError, msgspec.EncodeError, OSError) as e:
+                # The batch cannot be made durable: it fails, as a Meilisearch task would,
+                # and its failure is what gets recorded. Crashing instead would crash again
+                # on every restart, replaying the same task.
+                finished = await self._fail_unpersisted(finished, touched, e)
+                side_records, deleted = [], []
         for rec in finished + side_records:
             self.tasks[rec.uid] = rec
         for uid in deleted:
             self.tasks.pop(uid, None)
         self.processing_index.clear()
         self.last_update = finished[-1].finished_at
+
+    async def _fail_unpersisted(self, finished: list[TaskRecord], touched: dict, error: BaseException) -> list[TaskRecord]:
+        log.error("batch could not be persisted; its tasks fail", error=repr(error), tasks=[r.uid for r in finished])
+        store = self.store
+        for idx in touched:  # back to what the disk holds
+            snap = await trio.to_thread.run_sync(store.read_index, idx)
+            if snap is None:
+                self.indexes.pop(idx, None)
+            else:
+                engine = IndexEngine.restore(snap["engine"])
+                self.indexes[idx] = IndexEntry(engine, snap["createdAt"], snap["updatedAt"])
+        failed = []
+        for rec in finished:
+            out = msgspec.structs.replace(rec, status="failed")
+            out.error = MeiliError("internal", f"Internal error: the task could not be stored: {error}").to_dict()
+            out.details = _finalize_details(rec.type, self.tasks[rec.uid].details)
+            failed.append(out)
+        await trio.to_thread.run_sync(store.append_tasks, [r.view() for r in failed])
+        return failed
 
     def _concerned(self, rec: TaskRecord, op: Op) -> list[str]:
         if isinstance(op, SwapIndexes):

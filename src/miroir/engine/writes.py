@@ -38,7 +38,7 @@ import structlog
 import trio
 
 from miroir.core import batches
-from miroir.core.documents import decode_documents, payload_format, resolve_primary_key
+from miroir.core.documents import decode_documents, narrowed_documents, payload_format, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
@@ -300,7 +300,7 @@ def decode_batch_flat(body: bytes, content_type: str | None, csv_delimiter: str 
         else:
             docs = _flat_ndjson.decode_lines(body)
         if docs:
-            return docs, True
+            return narrowed_documents(docs, body, fmt), True
     except msgspec.DecodeError:  # ValidationError included: not flat, or not valid at all
         pass
     return decode_documents(body, fmt), False
