@@ -11,7 +11,12 @@ shards were unavailable under the `partial` policy (the `error` policy raises 50
 
 Document listing order (documented, stable): shards in ascending order, and inside a
 shard the answering node's own order (its internal document ids, i.e. insertion order),
-as `core.merge.merge_documents` describes. `total` is exact.
+as `core.merge.merge_documents` describes. `total` is exact. The copies of a shard need
+not share that order (a copy made by a rebalance takes the documents written during the
+copy before the ones not copied yet), so every page of a listing reads each shard from
+the same copy: the covering set comes from a fixed turn per index (`listing_affinity`)
+and the same shard list in every round, and no part is hedged on another copy. The copy
+changes only when the healthy nodes do (a retry after a failure is another copy too).
 """
 
 from __future__ import annotations
@@ -536,6 +541,8 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         async def send(client: NodeClient, ss: list[int] | None, timeout_s: float) -> dict:
             assert ss is not None and len(ss) == 1 or meta.shards == 1
             s = ss[0] if ss is not None else 0
+            if windows is not None and s not in windows:
+                return {"results": [], "offset": 0, "total": 0, "_shard": s}
             off, lim = windows[s] if windows is not None else (0, default_limit)
             body = dict(base, offset=off, limit=lim)
             body["filter"] = and_filters(query.filter, f"_miroir_shard = {s}")
@@ -545,9 +552,14 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
 
         return send
 
+    affinity = listing_affinity(uid)
+
+    async def gather(send: Any) -> Any:
+        return await scatter(cluster, meta, send, shards=shards, per_shard=True, affinity=affinity, hedge=False)
+
     headers_list: list[Headers] = []
     if offset + limit <= DOCUMENTS_ONE_ROUND_MAX:
-        g = await scatter(cluster, meta, sender(None, offset + limit), shards=shards, per_shard=True)
+        g = await gather(sender(None, offset + limit))
         headers_list.append(_degraded(cluster, g, uid))
         by_shard = {p["_shard"]: p for p in g.results}
         pages = [
@@ -556,7 +568,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         ]
     else:
         # Round 1: each shard's total; round 2: only the windows the page overlaps.
-        g = await scatter(cluster, meta, sender(None, 0), shards=shards, per_shard=True)
+        g = await gather(sender(None, 0))
         headers_list.append(_degraded(cluster, g, uid))
         totals = {p["_shard"]: p.get("total", 0) for p in g.results}
         ordered = sorted(totals)
@@ -564,7 +576,9 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         windows = {ordered[i]: (off, lim) for i, off, lim in wanted}
         fetched: dict[int, dict] = {}
         if windows:
-            g2 = await scatter(cluster, meta, sender(windows, 0), shards=list(windows), per_shard=True)
+            # Planned over the same shards as round 1 (so each comes from the same copy);
+            # shards outside the page are answered without asking their node.
+            g2 = await gather(sender(windows, 0))
             headers_list.append(_degraded(cluster, g2, uid))
             fetched = {p["_shard"]: p for p in g2.results}
         pages = []
@@ -573,6 +587,12 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
             # Round 1's total, so that positions agree with the windows just fetched.
             pages.append({"results": p.get("results") or [], "offset": p.get("offset", 0), "total": totals[s]})
     return merge_documents(pages, offset=offset, limit=limit), merge_degraded(headers_list)
+
+
+def listing_affinity(uid: str) -> int:
+    """The fixed scatter turn of `uid`'s listings: the same copy of each shard on every
+    page while the healthy nodes stay the same; indexes still spread over replicas."""
+    return xxhash.xxh64_intdigest(uid.encode()) & 0xFFFF_FFFF
 
 
 def _valid_key(value: Any) -> bool:
