@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from chaos_helpers import FAST_HEALTH, wait_until
+from chaos_helpers import FAST_HEALTH
 from devnodes import start_devnodes, wait_task
 from miroir_proc import start_cluster
 

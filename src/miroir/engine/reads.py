@@ -31,6 +31,7 @@ import trio
 import xxhash
 
 from miroir.core import federation as fed
+from miroir.core import reserved
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -56,6 +57,7 @@ from miroir.core.merge import merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
+    hidden_field_error,
     needs_ranking_details,
     ordered_by_score,
     plan_document_windows,
@@ -198,6 +200,9 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     if inspect.isawaitable(settings):
         settings = await settings
     ss = _search_settings_of(settings or {})
+    refused = hidden_field_error(req, ss.settings)
+    if refused is not None:
+        raise refused
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
@@ -245,6 +250,8 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
         max_total_hits=max_total_hits,
         by_score=by_score,
     )
+    if req.facets:
+        reserved.strip_facets(answer)  # `["*"]` or a pattern: the nodes count `_miroir_shard`
     if distinct_total is not None:
         if req.page_mode:
             hpp = answer["hitsPerPage"]
@@ -434,6 +441,10 @@ async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers
     settings = await _settings(cluster, uid)
     max_values, sort_values_by = _faceting(settings)
     client_filter = body.get("filter")
+    filterable = settings.get("filterableAttributes") or ()
+    refused = reserved.facet_name_error(body.get("facetName"), filterable) or reserved.filter_error(client_filter, filterable)
+    if refused is not None:
+        raise refused
     search_on = fields.search_on(cluster, uid, body.get("attributesToSearchOn"))  # never `_miroir_*`
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
@@ -529,6 +540,11 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
 async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
+    refused = reserved.filter_error(
+        query.filter, (await _settings(cluster, uid)).get("filterableAttributes") or (), "invalid_document_filter"
+    )
+    if refused is not None:
+        raise refused
     offset, limit = query.offset, query.limit
     shards: list[int] | None = None
     if query.ids is not None:
