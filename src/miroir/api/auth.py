@@ -175,6 +175,16 @@ def _admin(auth: AuthConfig, headers: Mapping[str, str]) -> None:
         raise invalid_api_key()
 
 
+def is_admin(auth: AuthConfig, headers: Mapping[str, str]) -> bool:
+    """Whether the request holds the rights of `/_miroir/*` (for open routes that tell
+    the admin more than anyone else, as `/_miroir/ready` does)."""
+    try:
+        _admin(auth, headers)
+    except MeiliError:
+        return False
+    return True
+
+
 def authorize(
     auth: AuthConfig,
     ring: KeyRing,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from miroir import __version__
+from miroir.api.auth import is_admin
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
 from miroir.core.errors import MeiliError
@@ -38,9 +39,16 @@ async def ready() -> Response:
     cluster = ctx.engine
     if cluster is not None and not cluster_is_ready(cluster, cluster.health):
         uncovered = cluster_uncovered(cluster, cluster.health)
-        detail = "; ".join(f"`{uid}` shards {', '.join(map(str, shards))}" for uid, shards in sorted(uncovered.items()))
-        raise MeiliError(
-            "miroir_not_ready",
-            "Some shards have no reachable owner in any group: " + (detail or "no node is reachable") + ".",
-        )
+        if not uncovered:
+            raise MeiliError("miroir_not_ready", "Some shards have no reachable owner in any group: no node is reachable.")
+        listed = [(uid, "shards " + ", ".join(map(str, shards))) for uid, shards in sorted(uncovered.items())]
+        # The route is open (probes carry no key): index uids only for a request holding
+        # the admin key (with no key configured, `GET /_miroir/topology` names them).
+        keys = ctx.config.auth
+        if (keys.admin_key is not None or keys.master_key is not None) and is_admin(keys, request.headers):
+            detail = "; ".join(f"`{uid}` {shards}" for uid, shards in listed)
+        else:
+            n = len(listed)
+            detail = f"{n} index{'es' if n > 1 else ''} ({'; '.join(s for _, s in listed)}), named to the admin key"
+        raise MeiliError("miroir_not_ready", "Some shards have no reachable owner in any group: " + detail + ".")
     return json_response({"status": "ready"})

@@ -820,6 +820,23 @@ def filter_attributes(expr: Expr | None) -> set[str]:
     return {("_geo" if type(e) is Geo else e.attr) for e in _walk(expr)}
 
 
+def attribute_uses(expr: Expr | None) -> list[tuple[str, str | None]]:
+    """(attribute, its position as Meilisearch's errors show it) for every condition of
+    expr, in the order Meilisearch checks them for filterability (geo filters last)."""
+    leaves = list(_walk(expr))
+    ordered = [e for e in leaves if type(e) is not Geo] + [e for e in leaves if type(e) is Geo]
+    out: list[tuple[str, str | None]] = []
+    for leaf in ordered:
+        span = _SPANS.get(id(leaf))
+        out.append(("_geo" if type(leaf) is Geo else leaf.attr, _position(*span) if span is not None else None))
+    return out
+
+
+def pattern_matches(pattern: str, attr: str) -> bool:
+    """Whether a filterable-attributes pattern allows filtering on `attr`."""
+    return _pattern_matches(pattern, attr)
+
+
 def _pattern_matches(pattern: str, attr: str) -> bool:
     if pattern == "*" or pattern == attr or attr.startswith(pattern + "."):
         return True

@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from miroir.core import reserved
 from miroir.core.errors import MeiliError, json_kind
 from miroir.core.filter import and_filters, shard_filter
 from miroir.core.settings import DEFAULT_RANKING_RULES
@@ -479,6 +480,20 @@ def subquery_for_shards(base: dict, client_filter: Any, shards_for_node: list[in
 
 
 # ---------------------------------------------------------------- document listing
+
+
+def hidden_field_error(req: SearchRequest, settings: Mapping[str, Any]) -> MeiliError | None:
+    """The error for a client search naming Miroir's hidden `_miroir_*` fields in its
+    filter, sort, distinct or facets (as Meilisearch words an attribute that is not
+    filterable or sortable), or None. Checked on the client's request only: the
+    sub-queries Miroir builds from it add `_miroir_shard` afterwards."""
+    filterable = settings.get("filterableAttributes") or ()
+    return (
+        reserved.filter_error(req.filter, filterable)
+        or reserved.sort_error(req.sort, settings.get("sortableAttributes") or ())
+        or reserved.distinct_error(req.distinct, filterable)
+        or reserved.facets_error(req.facets, filterable)
+    )
 
 
 def plan_document_windows(totals: Sequence[int], *, offset: int, limit: int) -> list[tuple[int, int, int]]:

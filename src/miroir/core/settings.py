@@ -287,8 +287,58 @@ def _enum_choices(path: str) -> str:
     return ", ".join(f"`{c}`" for c in choices)
 
 
+def _attribute_names(s: Settings) -> list[tuple[str, str]]:
+    """(JSON path, attribute name or pattern) for every attribute the settings name."""
+    out: list[tuple[str, str]] = []
+
+    def listed(field: str, values: Any) -> None:
+        if isinstance(values, list):
+            out.extend((f".{field}[{i}]", v) for i, v in enumerate(values) if isinstance(v, str))
+
+    listed("displayedAttributes", s.displayed_attributes)
+    listed("searchableAttributes", s.searchable_attributes)
+    listed("sortableAttributes", s.sortable_attributes)
+    if isinstance(s.filterable_attributes, list):
+        for i, rule in enumerate(s.filterable_attributes):
+            if isinstance(rule, str):
+                out.append((f".filterableAttributes[{i}]", rule))
+            elif isinstance(rule.get("attributePatterns"), list):
+                out.extend(
+                    (f".filterableAttributes[{i}].attributePatterns[{j}]", p)
+                    for j, p in enumerate(rule["attributePatterns"])
+                    if isinstance(p, str)
+                )
+    if isinstance(s.ranking_rules, list):
+        out.extend((f".rankingRules[{i}]", r.rpartition(":")[0]) for i, r in enumerate(s.ranking_rules) if ":" in r)
+    if isinstance(s.distinct_attribute, str):
+        out.append((".distinctAttribute", s.distinct_attribute))
+    if isinstance(s.typo_tolerance, TypoTolerance):
+        listed("typoTolerance.disableOnAttributes", s.typo_tolerance.disable_on_attributes)
+    if isinstance(s.faceting, Faceting) and isinstance(s.faceting.sort_facet_values_by, dict):
+        out.extend((".faceting.sortFacetValuesBy", k) for k in s.faceting.sort_facet_values_by)
+    if isinstance(s.localized_attributes, list):
+        for i, rule in enumerate(s.localized_attributes):
+            listed(f"localizedAttributes[{i}].attributePatterns", rule.attribute_patterns)
+    return out
+
+
+def _check_reserved(s: Settings, sub_route: bool) -> None:
+    """No setting may name Miroir's hidden `_miroir_*` fields (issue 20 point 8):
+    `_miroir_shard` as distinct attribute collapses every search to one hit per shard,
+    as a ranking rule or searchable attribute it changes every ranking."""
+    for path, name in _attribute_names(s):
+        if name.startswith(RESERVED_PREFIX):
+            at = re.sub(r"^\.[A-Za-z]+", "", path) if sub_route else path
+            where = f" at `{at}`" if at else ""
+            raise MeiliError(
+                "miroir_reserved_field",
+                f"Invalid value{where}: attribute `{name}` is reserved by Miroir (attributes starting with "
+                f"`{RESERVED_PREFIX}` cannot be used in settings).",
+            )
+
+
 def _check_semantics(s: Settings, sub_route: bool) -> None:
-    """What types cannot say: ranking rule names."""
+    """What types cannot say: ranking rule names, attributes reserved by Miroir."""
     if isinstance(s.ranking_rules, list):
         for i, rule in enumerate(s.ranking_rules):
             name, _, order = rule.rpartition(":")
@@ -300,6 +350,7 @@ def _check_semantics(s: Settings, sub_route: bool) -> None:
                 f"Invalid value at `{at}`: `{rule}` ranking rule is invalid. Valid ranking rules are words, typo, "
                 "sort, proximity, attribute, exactness and custom ranking rules.",
             )
+    _check_reserved(s, sub_route)
 
 
 def decode_settings(raw: Any) -> Settings:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
+from miroir.core import reserved
 from miroir.core import settings as core_settings
 from miroir.core import swaps as core_swaps
 from miroir.core.errors import (
@@ -298,6 +299,9 @@ async def create_index(cluster: Cluster, uid: Any, primary_key: str | None) -> T
     """`POST /indexes`: the uid is checked now; `index_already_exists` fails the task."""
     if not valid_index_uid(uid):
         raise invalid_index_uid(str(uid))
+    refused = reserved.primary_key_error(primary_key)
+    if refused is not None:
+        raise refused
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
@@ -331,6 +335,9 @@ async def _has_documents(cluster: Cluster, uid: str) -> bool:
 
 async def update_index(cluster: Cluster, uid: str, primary_key: str | None) -> TaskRecord:
     """`PATCH /indexes/{uid}`: change the primary key (only while the index is empty)."""
+    refused = reserved.primary_key_error(primary_key)
+    if refused is not None:
+        raise refused
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()

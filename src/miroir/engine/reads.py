@@ -11,7 +11,12 @@ shards were unavailable under the `partial` policy (the `error` policy raises 50
 
 Document listing order (documented, stable): shards in ascending order, and inside a
 shard the answering node's own order (its internal document ids, i.e. insertion order),
-as `core.merge.merge_documents` describes. `total` is exact.
+as `core.merge.merge_documents` describes. `total` is exact. The copies of a shard need
+not share that order (a copy made by a rebalance takes the documents written during the
+copy before the ones not copied yet), so every page of a listing reads each shard from
+the same copy: the covering set comes from a fixed turn per index (`listing_affinity`)
+and the same shard list in every round, and no part is hedged on another copy. The copy
+changes only when the healthy nodes do (a retry after a failure is another copy too).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import trio
 import xxhash
 
 from miroir.core import federation as fed
+from miroir.core import reserved
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -51,6 +57,7 @@ from miroir.core.merge import merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
+    hidden_field_error,
     needs_ranking_details,
     ordered_by_score,
     plan_document_windows,
@@ -193,6 +200,9 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     if inspect.isawaitable(settings):
         settings = await settings
     ss = _search_settings_of(settings or {})
+    refused = hidden_field_error(req, ss.settings)
+    if refused is not None:
+        raise refused
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
@@ -240,6 +250,8 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
         max_total_hits=max_total_hits,
         by_score=by_score,
     )
+    if req.facets:
+        reserved.strip_facets(answer)  # `["*"]` or a pattern: the nodes count `_miroir_shard`
     if distinct_total is not None:
         if req.page_mode:
             hpp = answer["hitsPerPage"]
@@ -429,6 +441,10 @@ async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers
     settings = await _settings(cluster, uid)
     max_values, sort_values_by = _faceting(settings)
     client_filter = body.get("filter")
+    filterable = settings.get("filterableAttributes") or ()
+    refused = reserved.facet_name_error(body.get("facetName"), filterable) or reserved.filter_error(client_filter, filterable)
+    if refused is not None:
+        raise refused
     search_on = fields.search_on(cluster, uid, body.get("attributesToSearchOn"))  # never `_miroir_*`
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
@@ -524,6 +540,11 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
 async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
+    refused = reserved.filter_error(
+        query.filter, (await _settings(cluster, uid)).get("filterableAttributes") or (), "invalid_document_filter"
+    )
+    if refused is not None:
+        raise refused
     offset, limit = query.offset, query.limit
     shards: list[int] | None = None
     if query.ids is not None:
@@ -536,6 +557,8 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         async def send(client: NodeClient, ss: list[int] | None, timeout_s: float) -> dict:
             assert ss is not None and len(ss) == 1 or meta.shards == 1
             s = ss[0] if ss is not None else 0
+            if windows is not None and s not in windows:
+                return {"results": [], "offset": 0, "total": 0, "_shard": s}
             off, lim = windows[s] if windows is not None else (0, default_limit)
             body = dict(base, offset=off, limit=lim)
             body["filter"] = and_filters(query.filter, f"_miroir_shard = {s}")
@@ -545,9 +568,14 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
 
         return send
 
+    affinity = listing_affinity(uid)
+
+    async def gather(send: Any) -> Any:
+        return await scatter(cluster, meta, send, shards=shards, per_shard=True, affinity=affinity, hedge=False)
+
     headers_list: list[Headers] = []
     if offset + limit <= DOCUMENTS_ONE_ROUND_MAX:
-        g = await scatter(cluster, meta, sender(None, offset + limit), shards=shards, per_shard=True)
+        g = await gather(sender(None, offset + limit))
         headers_list.append(_degraded(cluster, g, uid))
         by_shard = {p["_shard"]: p for p in g.results}
         pages = [
@@ -556,7 +584,7 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         ]
     else:
         # Round 1: each shard's total; round 2: only the windows the page overlaps.
-        g = await scatter(cluster, meta, sender(None, 0), shards=shards, per_shard=True)
+        g = await gather(sender(None, 0))
         headers_list.append(_degraded(cluster, g, uid))
         totals = {p["_shard"]: p.get("total", 0) for p in g.results}
         ordered = sorted(totals)
@@ -564,7 +592,9 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
         windows = {ordered[i]: (off, lim) for i, off, lim in wanted}
         fetched: dict[int, dict] = {}
         if windows:
-            g2 = await scatter(cluster, meta, sender(windows, 0), shards=list(windows), per_shard=True)
+            # Planned over the same shards as round 1 (so each comes from the same copy);
+            # shards outside the page are answered without asking their node.
+            g2 = await gather(sender(windows, 0))
             headers_list.append(_degraded(cluster, g2, uid))
             fetched = {p["_shard"]: p for p in g2.results}
         pages = []
@@ -573,6 +603,12 @@ async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple
             # Round 1's total, so that positions agree with the windows just fetched.
             pages.append({"results": p.get("results") or [], "offset": p.get("offset", 0), "total": totals[s]})
     return merge_documents(pages, offset=offset, limit=limit), merge_degraded(headers_list)
+
+
+def listing_affinity(uid: str) -> int:
+    """The fixed scatter turn of `uid`'s listings: the same copy of each shard on every
+    page while the healthy nodes stay the same; indexes still spread over replicas."""
+    return xxhash.xxh64_intdigest(uid.encode()) & 0xFFFF_FFFF
 
 
 def _valid_key(value: Any) -> bool:

@@ -314,6 +314,7 @@ class _Scatter:
         self.races: list[_Race] = []
         self.unhedged = 0  # races whose hedge time has not come while the primary runs
         self.idle: trio.Event | None = None  # set when `unhedged` drops to 0
+        self.hedging = True
 
     # --- planning helpers ---------------------------------------------------------------
 
@@ -352,7 +353,7 @@ class _Scatter:
         now = trio.current_time()
         for node_id, ss in self.units(plan):
             p95 = self.health.latency_p95(node_id) if self.health is not None else None
-            delay = hedge_delay(self.hedge_after_ms, p95, self.timeout_s)
+            delay = hedge_delay(self.hedge_after_ms, p95, self.timeout_s) if self.hedging else None
             self.races.append(_Race(_Sub(node_id, ss), None if delay is None else now + delay))
         self.unhedged = sum(r.hedge_at is not None for r in self.races)
         if self.unhedged:
@@ -534,11 +535,13 @@ async def scatter(
     shards: Iterable[int] | None = None,
     per_shard: bool = False,
     affinity: int | None = None,
+    hedge: bool = True,
 ) -> Gathered:
     """Run `send` on a covering set of `meta`'s shards (all, or `shards`); see module doc.
 
     `per_shard=True` sends one sub-request per shard instead of one per node (document
-    listing pages each shard on its own). Raises the node's `MeiliError` for a client
+    listing pages each shard on its own). `hedge=False` never races a part on another
+    copy (a listing pass must read each shard from one copy). Raises the node's `MeiliError` for a client
     error; never raises for unavailable shards (see `Gathered.check`).
     """
     S = meta.shards
@@ -550,6 +553,7 @@ async def scatter(
     turn = next(_turns) if affinity is None else affinity
     plan, missing = plan_cover(cluster.topology, S, needed, turn=turn, healthy=healthy)
     s = _Scatter(cluster, send, S, per_shard, healthy)
+    s.hedging = hedge
     s.gathered.unavailable.extend(missing)
     await s.run(plan)
     error, s.client_error = s.client_error, None  # raised without `s` holding it: no cycle

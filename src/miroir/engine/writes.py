@@ -37,7 +37,7 @@ import msgspec
 import structlog
 import trio
 
-from miroir.core import batches
+from miroir.core import batches, reserved
 from miroir.core.documents import decode_documents, narrowed_documents, payload_format, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
 from miroir.core.routing import shard_for_key
@@ -451,6 +451,9 @@ async def delete_by_filter(cluster: Cluster, uid: str, body: Mapping[str, Any]) 
             f"{msgspec.json.encode(filt).decode()}`.",
         )
     details = _deletion_details(0, filt, with_filter=True)
+    refused = reserved.delete_filter_error(uid, filt, cluster.state)  # `_miroir_shard = 1` is a whole shard
+    if refused is not None:
+        return await _failed_task(cluster, uid, "documentDeletion", details, refused)
 
     def request(node: str, _items: list) -> NodeRequest:
         return NodeRequest(index=uid, method="POST", path=f"/indexes/{uid}/documents/delete", body={"filter": filt})

@@ -1,0 +1,171 @@
+"""Miroir's hidden document fields (`_miroir_*`) are not the client's (issue 20 point 8).
+
+Every document on the nodes carries `_miroir_shard`, filterable on every node so that
+Miroir's own sub-queries can name shards. A client must not see or use it: a filter, sort,
+facet, facet search or distinct naming a `_miroir_*` attribute gets the error Meilisearch
+gives for an attribute that is not filterable (or sortable), worded with the client's own
+filterable attributes; facet answers never list it; settings cannot name it. Miroir's own
+sub-queries are built after these checks and are never checked.
+
+Each check returns the error, or None when the request names no hidden field (other
+mistakes are left to the nodes, which word them). Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from miroir.core.errors import MeiliError
+from miroir.core.filter import (
+    FilterError,
+    attribute_uses,
+    parse_filter,
+    pattern_matches,
+)
+from miroir.core.settings import RESERVED_PREFIX
+
+
+def is_reserved(name: Any) -> bool:
+    return isinstance(name, str) and name.startswith(RESERVED_PREFIX)
+
+
+def _may_name_reserved(value: Any) -> bool:
+    """Cheap test before parsing: a filter naming `_miroir_*` spells it out or escapes it."""
+    if isinstance(value, str):
+        return RESERVED_PREFIX in value or "\\" in value
+    if isinstance(value, list):
+        return any(_may_name_reserved(v) for v in value)
+    return False
+
+
+def _patterns(filterable: Iterable[Any], *, feature: str | None = None) -> list[str]:
+    """The client's filterable patterns (granular rules: those enabling `feature`), sorted."""
+    out: set[str] = set()
+    for rule in filterable or ():
+        if isinstance(rule, str):
+            out.add(rule)
+        elif isinstance(rule, Mapping):
+            if feature is not None and not (rule.get("features") or {}).get(feature, False):
+                continue
+            out.update(p for p in rule.get("attributePatterns") or () if isinstance(p, str))
+    return sorted(p for p in out if not is_reserved(p))
+
+
+def primary_key_error(primary_key: Any) -> MeiliError | None:
+    """An index keyed by `_miroir_*`: no document could ever carry its id."""
+    if not is_reserved(primary_key):
+        return None
+    return MeiliError(
+        "miroir_reserved_field",
+        f"Invalid value at `.primaryKey`: attribute `{primary_key}` is reserved by Miroir (attributes starting with "
+        f"`{RESERVED_PREFIX}` cannot be used as primary key).",
+    )
+
+
+def filter_error(value: Any, filterable: Iterable[Any], code: str = "invalid_search_filter") -> MeiliError | None:
+    """A filter whose first attribute Meilisearch would refuse is a `_miroir_*` one."""
+    if not _may_name_reserved(value):
+        return None
+    try:
+        expr = parse_filter(value)
+    except FilterError:
+        return None  # the nodes answer with the syntax error
+    patterns = _patterns(filterable)
+    for attr, position in attribute_uses(expr):
+        if is_reserved(attr):
+            if patterns:
+                tail = "Available filterable attribute patterns are: " + ", ".join(f"`{p}`" for p in patterns) + "."
+            else:
+                tail = "This index does not have configured filterable attributes."
+            message = f"Attribute `{attr}` is not filterable. {tail}"
+            return FilterError(message + ("\n" + position if position else ""), code)
+        if not any(pattern_matches(p, attr) for p in patterns):
+            return None  # refused by the nodes first, with their own words
+    return None
+
+
+def delete_filter_error(uid: str, value: Any, state: Any) -> MeiliError | None:
+    """Delete-by-filter naming a `_miroir_*` attribute: the error its task fails with, as
+    Meilisearch's task for an attribute that is not filterable (None for a missing index:
+    that error comes first)."""
+    if uid not in state.indexes:
+        return None
+    settings = state.index_settings.get(uid) or {}
+    refused = filter_error(value, settings.get("filterableAttributes") or (), "invalid_document_filter")
+    if refused is None:
+        return None
+    return MeiliError(refused.code, f"Index `{uid}`: {refused.message}")
+
+
+def facets_error(facets: Any, filterable: Iterable[Any]) -> MeiliError | None:
+    """`facets` naming a `_miroir_*` attribute (patterns are filtered from the answer)."""
+    if not isinstance(facets, list):
+        return None
+    for name in facets:
+        if is_reserved(name) and "*" not in name:
+            patterns = _patterns(filterable)
+            tail = (
+                f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
+                if patterns
+                else "This index does not have configured filterable attributes."
+            )
+            return MeiliError("invalid_search_facets", f"Invalid facet distribution: Pattern `{name}` is not filterable. {tail}")
+    return None
+
+
+def distinct_error(distinct: Any, filterable: Iterable[Any]) -> MeiliError | None:
+    if not is_reserved(distinct):
+        return None
+    patterns = _patterns(filterable)
+    tail = (
+        f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
+        if patterns
+        else "This index does not have configured filterable attributes."
+    )
+    return MeiliError(
+        "invalid_search_distinct",
+        f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. {tail}",
+    )
+
+
+def sort_error(sort: Any, sortable: Iterable[Any]) -> MeiliError | None:
+    if not isinstance(sort, list):
+        return None
+    for criterion in sort:
+        if not isinstance(criterion, str):
+            return None
+        name, sep, direction = criterion.rpartition(":")
+        if sep and direction in ("asc", "desc") and is_reserved(name):
+            valid = sorted(a for a in sortable or () if isinstance(a, str) and not is_reserved(a))
+            tail = (
+                f"Available sortable attributes are: `{', '.join(valid)}`."
+                if valid
+                else "This index does not have configured sortable attributes."
+            )
+            return MeiliError("invalid_search_sort", f"Attribute `{name}` is not sortable. {tail}")
+    return None
+
+
+def facet_name_error(name: Any, filterable: Iterable[Any]) -> MeiliError | None:
+    """Facet search on a `_miroir_*` attribute: not facet-searchable."""
+    if not is_reserved(name):
+        return None
+    patterns = _patterns(filterable, feature="facetSearch")
+    hint = "To make it facet-searchable add it to the `filterableAttributes` index settings."
+    tail = (
+        f"Available facet-searchable attributes patterns are: `{', '.join(patterns)}`. {hint}"
+        if patterns
+        else f"This index does not have configured facet-searchable attributes. {hint}"
+    )
+    return MeiliError("invalid_facet_search_facet_name", f"Attribute `{name}` is not facet-searchable. {tail}")
+
+
+def strip_facets(answer: dict) -> None:
+    """Drop `_miroir_*` from a search answer's `facetDistribution` and `facetStats`
+    (a `["*"]` or pattern facet request makes the nodes count them)."""
+    for key in ("facetDistribution", "facetStats"):
+        facets = answer.get(key)
+        if isinstance(facets, dict):
+            for name in [n for n in facets if is_reserved(n)]:
+                del facets[name]
