@@ -45,8 +45,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=7700, help="port for miroir dev (default 7700)")
     parser.add_argument("--dirs", nargs="+", default=list(DEFAULT_DIRS), help="test folders to run")
     parser.add_argument("--junit", type=Path, help="write a JUnit XML report here")
-    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     checkout = args.checkout.resolve()
     if not (checkout / "tests").is_dir():
         print(f"client_suite: {checkout} has no tests/ folder", file=sys.stderr)
@@ -60,10 +61,10 @@ def main() -> int:
         )
         try:
             _wait_healthy(url)
-            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "120", *args.dirs]
+            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "120", "-o", "addopts=", *args.dirs]
             if args.junit:
                 cmd += ["--junitxml", str(args.junit.resolve())]
-            cmd += args.pytest_args
+            cmd += extra
             env = {**os.environ, "MEILISEARCH_URL": url}
             return subprocess.call(cmd, cwd=checkout, env=env)
         finally:
