@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon")
     serve.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
     serve.add_argument("--log-format", choices=["json", "console"], help="overrides [log] format")
+    serve.add_argument(
+        "--recover",
+        action="store_true",
+        help="start although the journal is damaged or empty while the nodes hold data: keep what "
+        "replays (damaged files are moved to <data_dir>/damaged.<time>/), then read the nodes and "
+        "journal their indexes and a task counter past every uid a client may hold (tasks are lost)",
+    )
 
     check = sub.add_parser("check-config", help="validate the config and print the topology")
     check.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
@@ -206,7 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             async def daemon(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
                 try:
-                    await run_miroir(config, shutdown_trigger=stop.wait, task_status=task_status)
+                    await run_miroir(config, shutdown_trigger=stop.wait, recover=args.recover, task_status=task_status)
                 finally:
                     nursery.cancel_scope.cancel()  # `watch` ends with the daemon
 

@@ -228,6 +228,11 @@ class Journal(Generic[S]):
     # --- loading -----------------------------------------------------------------------
 
     @property
+    def records(self) -> int:
+        """Records in the journal since it began (0: a new journal)."""
+        return self._total_records
+
+    @property
     def state(self) -> S:
         assert self._state is not None, "Journal.load() first"
         return self._state
@@ -347,7 +352,9 @@ class Journal(Generic[S]):
         path = self.directory / SNAPSHOT_NAME
         if not path.exists():
             later = [n for n in self._segments() if n > 0]
-            if later or (mark is not None and (mark.segment > 0 or mark.records > 0) and not self._segments()):
+            # (A marker in segment 0 means no snapshot was ever written: the segment check
+            # names what is missing then.)
+            if later or (mark is not None and mark.segment > 0 and not self._segments()):
                 # Only a compaction creates segment n > 0, and only after its snapshot is durable.
                 where = (
                     f"{mark.records} records were acknowledged through {segment_name(mark.segment)} "
