@@ -1,4 +1,4 @@
-"""`miroir` command line: serve, check-config, devnode, dev; and against a running Miroir
+"""`miroir` command line: serve [--recover], check-config, devnode, dev; and against a running Miroir
 (`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove,
 rebalance [--watch] [--pause|--resume].
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"miroir {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    serve = sub.add_parser("serve", help="run the daemon")
+    serve = sub.add_parser("serve", help="run the daemon (--recover: start from a damaged or lost journal)")
     serve.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
     serve.add_argument("--log-format", choices=["json", "console"], help="overrides [log] format")
     serve.add_argument(

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -153,9 +153,9 @@ async def check_new_cluster(config: Config, state: MiroirState, data_dir: str) -
     if silent:
         h = silent[0]
         raise RecoveryRefused(
-            f"the journal in `{data_dir}` is empty and node {h.node} ({h.url}) did not answer within "
-            f"{PROBE_WAIT_S:g}s ({h.error}): cannot tell whether it holds this cluster's data; start the node, "
-            f"or {hint}"
+            f"the journal in `{data_dir}` is empty and node {h.node} ({h.url}) did not say what it holds "
+            f"(tried for {PROBE_WAIT_S:g}s: {h.error}): it may hold this cluster's data; start the node or fix its "
+            f"key, or {hint}"
         )
 
 
@@ -220,6 +220,3 @@ async def recover(config: Config, journal: Journal[MiroirState], now: str) -> di
     log.warning("recovery.done", **summary)
     return summary
 
-
-def silent_nodes(holdings: Iterable[core.NodeHoldings]) -> list[str]:
-    return [h.node for h in holdings if h.error is not None]

@@ -153,6 +153,14 @@ def _frame_at(data: bytes | memoryview, off: int) -> int | None:
     return length
 
 
+def _cut_short(data: bytes | memoryview, off: int) -> bool:
+    """Does the file end inside the frame at ``off`` (a truncation, not a bad checksum)?"""
+    if len(data) - off < _HEADER.size:
+        return True
+    length, _ = _HEADER.unpack_from(data, off)
+    return 0 < length <= MAX_RECORD_BYTES and off + _HEADER.size + length > len(data)
+
+
 def _any_frame_after(data: bytes | memoryview, off: int) -> bool:
     """Does a valid frame start anywhere after ``off``? Tells torn tail from corruption."""
     return any(_frame_at(data, p) is not None for p in range(off + 1, len(data) - _HEADER.size + 1))
@@ -393,6 +401,8 @@ class Journal(Generic[S]):
                 if last and acked != -1 and off >= acked and not _any_frame_after(data, off):
                     return off, off
                 why = "" if acked == -1 or off >= acked else f", before the last acknowledged record ends at byte offset {acked}"
+                if _cut_short(data, off):
+                    raise JournalDamaged(f"{path}: cut short at byte offset {len(data)}, inside the record at byte offset {off}{why}")
                 raise JournalCorrupt(f"{path}: corrupt record at byte offset {off}{why}")
             start = off + _HEADER.size
             try:
@@ -427,7 +437,7 @@ class Journal(Generic[S]):
         if state is None:
             state = self._initial()
         segments = self._segments()
-        for n in [n for n in segments if n >= first] or ([] if not segments else segments):
+        for n in [n for n in segments if n >= first]:  # older ones are in the snapshot already
             path = self.directory / segment_name(n)
             data = memoryview(path.read_bytes())
             off = 0
@@ -439,7 +449,7 @@ class Journal(Generic[S]):
                         rec = self._record_decoder.decode(data[off + _HEADER.size : off + _HEADER.size + length])
                     except msgspec.DecodeError:
                         rec = None
-                if rec is None:
+                if length is None or rec is None:
                     damage.append(f"{path}: replay stopped at byte offset {off} of {len(data)}")
                     break
                 self._apply(state, rec)
@@ -453,9 +463,8 @@ class Journal(Generic[S]):
         self._since_snapshot = 0
         # The salvaged state becomes the new beginning: snapshot, empty segment, marker.
         snap = self._snapshot_type(format=SNAPSHOT_FORMAT, segment=self._segment, records=self._total_records, state=state)
-        data = frame(self._encoder.encode(snap))
         with open(self.directory / SNAPSHOT_TMP_NAME, "wb") as f:
-            f.write(data)
+            f.write(frame(self._encoder.encode(snap)))
             os.fsync(f.fileno())
         os.replace(self.directory / SNAPSHOT_TMP_NAME, self.directory / SNAPSHOT_NAME)
         _fsync_dir(self.directory)
@@ -513,6 +522,7 @@ class Journal(Generic[S]):
 
     def _write_mark(self, m: CommitMark) -> None:
         """One slot (the older one), then fdatasync: the size never changes."""
+        assert self._mark_fd is not None
         os.pwrite(self._mark_fd, m.encode(), (m.seq % 2) * _SLOT)
         os.fdatasync(self._mark_fd)
 
