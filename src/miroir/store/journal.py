@@ -229,6 +229,10 @@ class Journal(Generic[S]):
         self._high_water = high_water
         self._mark_seq = 0
         self._mark_fd: int | None = None  # journal.commit, owned by run()
+        # Written group commits waiting for the marker task: (marker, their appends).
+        self._unacked: list[tuple[CommitMark, list[_Pending]]] = []
+        self._mark_wakeup = trio.Event()
+        self._writer_done = False
         self.mark: CommitMark | None = None  # as found by load(), then as last written
         self.salvage: Salvage | None = None  # set by load(salvage=True) when it salvaged
         self.stats = JournalStats()
@@ -541,23 +545,23 @@ class Journal(Generic[S]):
         try:
             await trio.to_thread.run_sync(self._open_segment)
             await trio.to_thread.run_sync(self._open_mark)
-            task_status.started()
-            while True:
-                while not self._pending and not self._closing:
-                    self._wakeup = trio.Event()
-                    await self._wakeup.wait()
-                if not self._pending:  # closing, everything flushed
-                    return
-                batch, self._pending = self._pending, []
-                await self._commit(batch)
-                if self._since_snapshot >= self._snapshot_every:
-                    await self._do_snapshot()
+            async with trio.open_nursery() as nursery:
+                # The marker is written by its own task: while it syncs the marker of one
+                # group commit, the next group commit already writes its segment.
+                nursery.start_soon(self._mark_loop)
+                task_status.started()
+                try:
+                    await self._write_loop()
+                finally:
+                    self._writer_done = True
+                    self._mark_wakeup.set()
         except BaseException as exc:
             self._fail(exc)
             raise
         finally:
             if self._dead is None:
                 self._dead = JournalError("journal closed")
+            self._fail_unacked()
             if self._file is not None:
                 self._file.close()
                 self._file = None
@@ -565,6 +569,46 @@ class Journal(Generic[S]):
                 os.close(self._mark_fd)
                 self._mark_fd = None
             self._stopped.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            while not self._pending and not self._closing:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+            if not self._pending:  # closing, everything written (the marker task finishes)
+                return
+            batch, self._pending = self._pending, []
+            await self._commit(batch)
+            if self._since_snapshot >= self._snapshot_every:
+                await self._do_snapshot()
+
+    async def _mark_loop(self) -> None:
+        """Move the commit marker past what is written, then acknowledge it, in order.
+
+        Several group commits waiting are covered by one marker write (the newest)."""
+        while True:
+            while not self._unacked:
+                if self._writer_done:
+                    return
+                self._mark_wakeup = trio.Event()
+                await self._mark_wakeup.wait()
+            items = list(self._unacked)
+            await trio.to_thread.run_sync(self._write_mark, items[-1][0])
+            del self._unacked[: len(items)]
+            for _, run in items:
+                for p in run:
+                    self.stats.appends += 1
+                    self.stats.records += len(p.records)
+                    p.done.set()
+
+    def _fail_unacked(self) -> None:
+        """Appends written but whose marker may not be: their callers get the error."""
+        for _, run in self._unacked:
+            for p in run:
+                if not p.done.is_set():
+                    p.error = self._dead
+                    p.done.set()
+        self._unacked = []
 
     def _fail(self, exc: BaseException) -> None:
         self._dead = JournalError(f"journal writer died: {exc!r}")
@@ -592,18 +636,16 @@ class Journal(Generic[S]):
                 await trio.to_thread.run_sync(self._write, data)
                 self._offset += len(data)
                 self.stats.batches += 1
-                # Durable now: fold into the state in write order; the marker moves past
-                # them (so a later truncation of the segment is detected), then acknowledge.
+                # Durable now: fold into the state in write order. The marker task moves
+                # the marker past them (so a later truncation of the segment is detected),
+                # then acknowledges them.
                 for p in run:
                     for rec in p.records:
                         self._apply(self.state, rec)
                     self._total_records += len(p.records)
                     self._since_snapshot += len(p.records)
-                await trio.to_thread.run_sync(self._write_mark, self._mark_now())
-                for p in run:
-                    self.stats.appends += 1
-                    self.stats.records += len(p.records)
-                    p.done.set()
+                self._unacked.append((self._mark_now(), run))
+                self._mark_wakeup.set()
                 i = j
         except BaseException:
             self._pending = [p for p in batch[i:] if not p.done.is_set()] + self._pending  # _fail wakes them
@@ -629,6 +671,9 @@ class Journal(Generic[S]):
         )
         data = frame(self._encoder.encode(snap))
         await trio.to_thread.run_sync(self._write_snapshot, data)
+        # The marker follows (a marker behind a snapshot is consistent: see load).
+        self._unacked.append((self._mark_now(), []))
+        self._mark_wakeup.set()
         self._since_snapshot = 0
         self.stats.snapshots += 1
         log.info("journal.snapshot", directory=str(self.directory), segment=self._segment, bytes=len(data))
@@ -648,7 +693,6 @@ class Journal(Generic[S]):
         self._segment = old + 1
         self._offset = 0
         self._open_segment()
-        self._write_mark(self._mark_now())
         for n in self._segments():
             if n <= old:
                 (self.directory / segment_name(n)).unlink()
