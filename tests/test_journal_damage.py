@@ -39,6 +39,7 @@ from miroir.store.state import (
     IndexPut,
     MiroirState,
     Record,
+    TaskCounterRaised,
     TaskEnqueued,
     TaskRecord,
     apply_record,
@@ -219,6 +220,9 @@ def test_salvage_keeps_what_replays_and_moves_the_files_aside(tmp_path: Path) ->
     assert journal.salvage.mark.high_water == 40, "the marker's counter survives the lost tail"
     kept = state.next_task_uid
     assert 0 < kept < 40 and set(state.tasks) == set(range(kept)) and "books" in state.indexes
+    assert files(tmp_path) == damaged, "nothing changes on disk before finish_salvage"
+    journal.finish_salvage([TaskCounterRaised(floor=140)])
+    assert state.next_task_uid == 140
     [aside] = [p for p in tmp_path.iterdir() if p.name.startswith(DAMAGED_PREFIX)]
     assert files(aside) == damaged, "the damaged files are kept for the operator, untouched"
     # The salvaged state is a new, whole journal: it reloads strictly and takes appends.

@@ -221,10 +221,11 @@ async def run_miroir(
                 await root.start(_serve_http, ctx, sock, stop_http.wait, http_done)
                 log.info("listening", bind=config.server.bind, port=port, data_dir=str(data_dir))
                 ctx.state = await _open_journal(config, journal, recover=recover)
+                recovered = await recovery.recover(config, journal, rfc3339(time.time())) if recover else []
                 await root.start(journal.run)
                 writer_started = True
-                if recover:
-                    await recovery.recover(config, journal, rfc3339(time.time()))
+                if recovered:
+                    await journal.append(*recovered)
                 ctx.journal = journal
                 async with trio.open_nursery() as services:
                     ctx.nursery = services

@@ -203,11 +203,17 @@ def recovery_records(
     return records, summary
 
 
-async def recover(config: Config, journal: Journal[MiroirState], now: str) -> dict[str, Any]:
-    """Journal what the nodes hold that the (salvaged) journal lacks; returns the summary."""
+async def recover(config: Config, journal: Journal[MiroirState], now: str) -> list[JournalRecord]:
+    """Read the nodes and bring the loaded (maybe salvaged) journal up to what they hold.
+
+    Before the journal's writer starts. A salvaged journal gets the records in its new
+    snapshot (`Journal.finish_salvage`: one commit point, nothing changed on disk before);
+    otherwise they are returned, for the caller to append once the writer runs.
+    """
     nodes = nodes_to_probe(config, journal.state)
     holdings = await probe_nodes(nodes, config.auth.node_master_key, deep=True)
-    mark = journal.salvage.mark if journal.salvage is not None else journal.mark
+    salvage = journal.salvage
+    mark = salvage.mark if salvage is not None else journal.mark
     records, summary = recovery_records(
         journal.state,
         holdings,
@@ -215,8 +221,9 @@ async def recover(config: Config, journal: Journal[MiroirState], now: str) -> di
         marker_high_water=mark.high_water if mark is not None else 0,
         now=now,
     )
-    if records:
-        await journal.append(*records)
+    if salvage is not None:
+        await trio.to_thread.run_sync(journal.finish_salvage, records)
+        summary.update(damage=salvage.damage, records_kept=salvage.records, moved_to=salvage.moved_to)
+        records = []
     log.warning("recovery.done", **summary)
-    return summary
-
+    return records

@@ -28,8 +28,9 @@ clients already hold (issue 20). ``load(salvage=True)`` is the operator's way ou
 
 Durability: one writer task (``run``) batches all pending appends, writes them with one
 ``write`` and one ``fsync`` (group commit) in a worker thread, then applies them to the
-state in order and wakes the callers. State only ever holds durable records, so it always
-equals a replay of the journal.
+state in order; a marker task moves the commit marker past them (one ``fdatasync``,
+overlapping the next group commit's write) and then wakes the callers, in order. State only
+ever holds durable records, so it always equals a replay of the journal.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Salvage(msgspec.Struct):
     records: int  # records replayed
     mark: CommitMark | None  # the marker as found (its high water survives a lost tail)
     moved_to: str | None  # where the old journal files were moved
+    finished: bool = False  # finish_salvage() ran: the salvaged state is on disk
 
 
 class JournalStats(msgspec.Struct):
@@ -254,8 +256,8 @@ class Journal(Generic[S]):
 
         Raises ``JournalCorrupt`` (``JournalDamaged`` when acknowledged records are
         missing) naming the file and byte offset, and leaves every file as it was. With
-        ``salvage`` it never raises for damage: it replays what it can, moves the old
-        files aside and starts from a snapshot of that state (see ``self.salvage``).
+        ``salvage`` it never raises for damage: it replays what it can and sets
+        ``self.salvage``; then ``finish_salvage`` must run before ``run``.
         """
         assert self._state is None, "load() twice"
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -459,24 +461,41 @@ class Journal(Generic[S]):
                 self._apply(state, rec)
                 self._total_records += 1
                 off += _HEADER.size + length
-        last = max(segments + [first, mark.segment if mark is not None else 0])
-        moved = self._move_aside()
         self._state = state
-        self._segment = last + 1
+        self._segment = max(segments + [first, mark.segment if mark is not None else 0]) + 1
         self._offset = 0
         self._since_snapshot = 0
-        # The salvaged state becomes the new beginning: snapshot, empty segment, marker.
+        self.salvage = Salvage(damage=damage, records=self._total_records, mark=mark, moved_to=None)
+        return state
+
+    def finish_salvage(self, records: list[Any]) -> None:
+        """Make the salvaged state, plus ``records``, the journal's new beginning.
+
+        Until this runs nothing on disk has changed: a recovery that fails before (a node
+        probe) leaves the damaged journal as it was, and the next start refuses it again.
+        The new snapshot is the one commit point: it holds the records that make the
+        recovery safe (the raised task counter), so no start can see the one without
+        the other. Blocking; after ``load(salvage=True)`` salvaged, before ``run``.
+        """
+        assert self.salvage is not None and not self.salvage.finished and not self._running
+        state = self.state
+        for rec in records:
+            self._apply(state, self._record_decoder.decode(self._encoder.encode(rec)))
+        self._total_records += len(records)
         snap = self._snapshot_type(format=SNAPSHOT_FORMAT, segment=self._segment, records=self._total_records, state=state)
-        with open(self.directory / SNAPSHOT_TMP_NAME, "wb") as f:
+        tmp = self.directory / SNAPSHOT_TMP_NAME
+        with open(tmp, "wb") as f:
             f.write(frame(self._encoder.encode(snap)))
             os.fsync(f.fileno())
-        os.replace(self.directory / SNAPSHOT_TMP_NAME, self.directory / SNAPSHOT_NAME)
+        moved = self._move_aside()
+        os.replace(tmp, self.directory / SNAPSHOT_NAME)
         _fsync_dir(self.directory)
         self._create_mark()
-        self.salvage = Salvage(damage=damage, records=self._total_records, mark=mark, moved_to=moved)
-        for line in damage:
+        self.salvage.moved_to = moved
+        self.salvage.records = self._total_records
+        self.salvage.finished = True
+        for line in self.salvage.damage:
             log.warning("journal.salvaged", damage=line, records=self._total_records, moved_to=moved)
-        return state
 
     def _move_aside(self) -> str | None:
         """Move every journal file into ``damaged.<UTC time>/`` (kept for the operator)."""
@@ -541,6 +560,7 @@ class Journal(Generic[S]):
         """
         assert self._state is not None, "Journal.load() before run()"
         assert not self._running, "run() twice"
+        assert self.salvage is None or self.salvage.finished, "finish_salvage() before run()"
         self._running = True
         try:
             await trio.to_thread.run_sync(self._open_segment)
