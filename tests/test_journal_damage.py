@@ -240,6 +240,19 @@ def test_salvage_keeps_what_replays_and_moves_the_files_aside(tmp_path: Path) ->
     assert 100 in make(tmp_path).load().tasks
 
 
+def test_salvage_skips_damage_in_the_middle(tmp_path: Path) -> None:
+    trio.run(write, tmp_path, range(30))
+    seg = tmp_path / segment_name(0)
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one record's checksum fails; the records after it are whole
+    seg.write_bytes(bytes(data))
+    refused(tmp_path, str(seg), "corrupt record at byte offset")
+    journal = make(tmp_path)
+    state = journal.load(salvage=True)
+    assert journal.salvage is not None and "skipped" in journal.salvage.damage[-1]
+    assert len(state.tasks) == 29 and state.next_task_uid == 30, "only the damaged record is lost"
+
+
 def test_task_uid_floor_and_shard_inference() -> None:
     from miroir.core.routing import shard_for_text
 

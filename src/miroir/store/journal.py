@@ -235,7 +235,7 @@ class Journal(Generic[S]):
         self._unacked: list[tuple[CommitMark, list[_Pending]]] = []
         self._mark_wakeup = trio.Event()
         self._writer_done = False
-        self.mark: CommitMark | None = None  # as found by load(), then as last written
+        self.mark: CommitMark | None = None  # as load() found (or created) it
         self.salvage: Salvage | None = None  # set by load(salvage=True) when it salvaged
         self.stats = JournalStats()
 
@@ -448,16 +448,17 @@ class Journal(Generic[S]):
             data = memoryview(path.read_bytes())
             off = 0
             while off < len(data):
-                length = _frame_at(data, off)
-                rec = None
-                if length is not None:
-                    try:
-                        rec = self._record_decoder.decode(data[off + _HEADER.size : off + _HEADER.size + length])
-                    except msgspec.DecodeError:
-                        rec = None
-                if length is None or rec is None:
-                    damage.append(f"{path}: replay stopped at byte offset {off} of {len(data)}")
-                    break
+                rec, length = self._decode_at(data, off)
+                if rec is None:
+                    # Skip the damage: the next record that checks and decodes goes on.
+                    # Handlers are total, so a record whose predecessor is lost is safe.
+                    nxt = next((q for q in range(off + 1, len(data)) if self._decode_at(data, q)[0] is not None), None)
+                    end = len(data) if nxt is None else nxt
+                    damage.append(f"{path}: bytes {off} to {end} of {len(data)} skipped (byte offset {off})")
+                    if nxt is None:
+                        break
+                    off = nxt
+                    continue
                 self._apply(state, rec)
                 self._total_records += 1
                 off += _HEADER.size + length
@@ -467,6 +468,16 @@ class Journal(Generic[S]):
         self._since_snapshot = 0
         self.salvage = Salvage(damage=damage, records=self._total_records, mark=mark, moved_to=None)
         return state
+
+    def _decode_at(self, data: memoryview, off: int) -> tuple[Any, int]:
+        """(record, payload length) of a valid, decodable frame at ``off``, else (None, 0)."""
+        length = _frame_at(data, off)
+        if length is None:
+            return None, 0
+        try:
+            return self._record_decoder.decode(data[off + _HEADER.size : off + _HEADER.size + length]), length
+        except msgspec.DecodeError:
+            return None, 0
 
     def finish_salvage(self, records: list[Any]) -> None:
         """Make the salvaged state, plus ``records``, the journal's new beginning.
