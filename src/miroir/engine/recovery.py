@@ -61,9 +61,9 @@ def nodes_to_probe(config: Config, state: MiroirState) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-async def _probe(client: NodeClient, *, deep: bool) -> core.NodeHoldings:
+async def _probe(client: NodeClient, tasks: Any, *, deep: bool) -> core.NodeHoldings:
+    """What one node holds, from its answer to `GET /tasks?limit=1` on."""
     h = core.NodeHoldings(node=client.node_id, url=client.url)
-    tasks = await client.call("GET", "/tasks", params={"limit": 1}, timeout_s=CALL_TIMEOUT_S)
     results = (tasks or {}).get("results") or []
     if results:
         h.next_task_uid = int(results[0]["uid"]) + 1
@@ -111,21 +111,32 @@ async def probe_nodes(
 
     async def one(node: str, url: str) -> None:
         client = NodeClient(node, url, api_key=api_key, timeout_s=CALL_TIMEOUT_S)
-        last = "no answer"
+        error: str | None = "no answer"
+        tasks: Any = None
         try:
+            # Wait for the node to answer at all (it may be starting too) ...
             with trio.move_on_after(wait_s):
                 while True:
                     try:
-                        out[node] = await _probe(client, deep=deep)
-                        return
+                        tasks = await client.call("GET", "/tasks", params={"limit": 1}, timeout_s=CALL_TIMEOUT_S)
+                        error = None
+                        break
                     except NodeUnavailable as e:
-                        last = e.reason
-                    except (NodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-                        # Answered, but not as a Meilisearch node would: no retry helps.
-                        last = str(e)
+                        error = e.reason
+                    except NodeError as e:  # answered, refused (a wrong key?): no retry helps
+                        error = str(e)
                         break
                     await trio.sleep(PROBE_RETRY_S)
-            out[node] = core.NodeHoldings(node=node, url=url, error=last)
+            # ... then read it, each call under its own deadline.
+            if error is None:
+                try:
+                    out[node] = await _probe(client, tasks, deep=deep)
+                    return
+                except NodeUnavailable as e:
+                    error = e.reason
+                except (NodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+                    error = f"not a Meilisearch answer: {e!r}" if not isinstance(e, NodeError) else str(e)
+            out[node] = core.NodeHoldings(node=node, url=url, error=error)
         finally:
             with trio.CancelScope(shield=True):
                 await client.aclose()
