@@ -20,7 +20,7 @@ import pytest
 import structlog
 import trio
 
-from miroir.store.journal import SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Journal, JournalCorrupt, JournalError, segment_name
+from miroir.store.journal import COMMIT_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Journal, JournalCorrupt, JournalError, segment_name
 from miroir.store.state import (
     IndexMeta,
     IndexPut,
@@ -121,7 +121,7 @@ async def test_replay_after_clean_stop(tmp_path: Path) -> None:
     assert t0.details == {"indexedDocuments": 3} and t0.node_tasks == {"n0": 0, "n1": 1}
     assert list(live.indexes) == ["movies"] and list(live.nodes) == ["n1"]
     assert load(tmp_path) == live
-    assert sorted(p.name for p in tmp_path.iterdir()) == [segment_name(0)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [segment_name(0), COMMIT_NAME]
 
 
 async def test_state_does_not_alias_appended_objects(tmp_path: Path) -> None:
@@ -165,12 +165,20 @@ async def test_writer_cancelled_fails_waiting_appends(tmp_path: Path) -> None:
 
 @pytest.fixture
 def five_records(tmp_path: Path) -> tuple[Path, bytes, list[tuple[int, int]], MiroirState]:
-    """A segment of five records, its bytes, record spans, and the state of the first four."""
+    """A segment of five records, its bytes, record spans, and the state of the first four.
+
+    Beside the segment: the commit marker of the journal once its first four records were
+    acknowledged (``four/journal.commit``), i.e. what a crash while the fifth was being
+    written leaves; damage past that position is a torn tail."""
     src = tmp_path / "src"
     trio.run(write, src, [[enqueued(i)] for i in range(5)])
     path = src / segment_name(0)
     four = trio.run(write, tmp_path / "four", [[enqueued(i)] for i in range(4)])
     return path, path.read_bytes(), frames(path), four
+
+
+def mark_of_four(tmp_path: Path) -> bytes:
+    return (tmp_path / "four" / COMMIT_NAME).read_bytes()
 
 
 def test_torn_last_record_every_offset(tmp_path: Path, five_records) -> None:
@@ -181,6 +189,7 @@ def test_torn_last_record_every_offset(tmp_path: Path, five_records) -> None:
         d = tmp_path / f"cut{cut}"
         d.mkdir()
         (d / segment_name(0)).write_bytes(data[:cut])
+        (d / COMMIT_NAME).write_bytes(mark_of_four(tmp_path))
         assert load(d) == four, f"cut at {cut}"
         assert (d / segment_name(0)).stat().st_size == start, "truncated to the last good record"
         shutil.rmtree(d)
@@ -195,6 +204,7 @@ def test_flipped_byte_in_last_record_is_dropped(tmp_path: Path, five_records) ->
         damaged = bytearray(data)
         damaged[pos] ^= 0xFF
         (d / segment_name(0)).write_bytes(bytes(damaged))
+        (d / COMMIT_NAME).write_bytes(mark_of_four(tmp_path))
         with structlog.testing.capture_logs() as logs:
             assert load(d) == four, f"flip at {pos}"
         assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["journal.torn_tail_dropped"]
@@ -206,6 +216,7 @@ async def test_garbage_after_last_record_is_dropped(tmp_path: Path, five_records
     (tmp_path / "z").mkdir()
     path = tmp_path / "z" / segment_name(0)
     path.write_bytes(data + bytes(4096))  # a crash can leave a zero-filled extension
+    (tmp_path / "z" / COMMIT_NAME).write_bytes((five_records[0].parent / COMMIT_NAME).read_bytes())
     assert sorted(load(tmp_path / "z").tasks) == [0, 1, 2, 3, 4]
     assert path.stat().st_size == len(data)
     # The truncated journal takes appends again.
@@ -317,7 +328,7 @@ async def test_snapshot_and_compaction_keep_state_identical(tmp_path: Path, seed
             await journal.aclose()
 
     assert journal.state == full == load(tmp_path / "full") == load(compacted)
-    names = sorted(p.name for p in compacted.iterdir())
+    names = sorted(p.name for p in compacted.iterdir() if p.name != COMMIT_NAME)
     assert len(names) == 2 and names[1] == SNAPSHOT_NAME and names[0].startswith("journal."), names
     assert names[0] != segment_name(0), "compaction happened and dropped the old segments"
 
@@ -344,7 +355,7 @@ async def test_interrupted_compaction_leftovers_are_cleaned(tmp_path: Path) -> N
     (tmp_path / segment_name(0)).write_bytes(old_segment)
     (tmp_path / SNAPSHOT_TMP_NAME).write_bytes(b"half a snapshot")
     assert load(tmp_path) == expected
-    assert sorted(p.name for p in tmp_path.iterdir()) == [segment_name(1), SNAPSHOT_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [segment_name(1), COMMIT_NAME, SNAPSHOT_NAME]
 
 
 def test_missing_snapshot_with_later_segments_refuses(tmp_path: Path) -> None:

@@ -39,13 +39,13 @@ START_TIMEOUT = 30.0
 class Daemon:
     """A `miroir serve` subprocess whose stderr is collected by a thread."""
 
-    def __init__(self, config_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None):
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "miroir", "serve", "--config", str(config_path)],
+            [sys.executable, "-m", "miroir", "serve", "--config", str(config_path), *(args or [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

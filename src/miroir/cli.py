@@ -1,4 +1,4 @@
-"""`miroir` command line: serve, check-config, devnode, dev; and against a running Miroir
+"""`miroir` command line: serve [--recover], check-config, devnode, dev; and against a running Miroir
 (`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove,
 rebalance [--watch] [--pause|--resume].
 
@@ -43,9 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"miroir {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    serve = sub.add_parser("serve", help="run the daemon")
+    serve = sub.add_parser("serve", help="run the daemon (--recover: start from a damaged or lost journal)")
     serve.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
     serve.add_argument("--log-format", choices=["json", "console"], help="overrides [log] format")
+    serve.add_argument(
+        "--recover",
+        action="store_true",
+        help="start although the journal is damaged or empty while the nodes hold data: keep what "
+        "replays (damaged files are moved to <data_dir>/damaged.<time>/), then read the nodes and "
+        "journal their indexes and a task counter past every uid a client may hold (tasks are lost)",
+    )
 
     check = sub.add_parser("check-config", help="validate the config and print the topology")
     check.add_argument("--config", metavar="PATH", help="config file (default: $MIROIR_CONFIG, ./miroir.toml)")
@@ -217,7 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             async def daemon(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
                 try:
-                    await run_miroir(config, shutdown_trigger=stop.wait, task_status=task_status)
+                    await run_miroir(config, shutdown_trigger=stop.wait, recover=args.recover, task_status=task_status)
                 finally:
                     nursery.cancel_scope.cancel()  # `watch` ends with the daemon
 

@@ -5,7 +5,10 @@ Start-up order, each step a precondition of the next:
   1. lock `<data_dir>/LOCK` (a second daemon on the same journal would corrupt it);
   2. bind the listening socket (a busy port fails here, before the journal is touched);
   3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile;
-  4. replay the journal (in a thread, it can take a while), start its writer;
+  4. replay the journal (in a thread, it can take a while): a journal that ends before its
+     last acknowledged record is refused (store/journal.py), and so is an empty one beside
+     nodes that hold data (engine/recovery.py); start its writer; with `recover`, salvage
+     the journal and journal what the nodes hold first;
   5. start `ctx.services`, send READY=1, report the bound port.
 Shutdown (the trigger returns, or SIGTERM via the CLI): STOPPING=1, stop accepting, let
 in-flight requests finish within `server.shutdown_grace_ms`, cancel the services, flush
@@ -19,6 +22,7 @@ import fcntl
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,6 +40,8 @@ from miroir.config import Config, parse_bind
 from miroir.engine.cluster import Cluster
 from miroir.logsetup import get_logger
 from miroir.sdnotify import SdNotifier
+from miroir.core.taskquery import rfc3339
+from miroir.engine import recovery
 from miroir.store.journal import Journal, JournalCorrupt
 from miroir.store.state import MiroirState, Record, apply_record, new_state
 
@@ -150,11 +156,32 @@ async def _serve_http(
         done.set()
 
 
+RECOVER_HINT = "to start anyway from what the nodes hold: `miroir serve --recover`"
+
+
+async def _open_journal(config: Config, journal: Journal[MiroirState], *, recover: bool) -> MiroirState:
+    """Replay the journal and check it against the nodes (start-up step 4, before the writer)."""
+    data_dir = Path(config.store.data_dir)
+    try:
+        state = await trio.to_thread.run_sync(lambda: journal.load(salvage=recover))
+    except JournalCorrupt as e:
+        raise StartupError(f"journal is corrupt: {e} ({RECOVER_HINT})") from None
+    except OSError as e:
+        raise StartupError(f"cannot read the journal in `{data_dir}`: {e}") from None
+    if journal.records == 0 and not recover:
+        try:
+            await recovery.check_new_cluster(config, state, str(data_dir))
+        except recovery.RecoveryRefused as e:
+            raise StartupError(str(e)) from None
+    return state
+
+
 async def run_miroir(
     config: Config,
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     notifier: SdNotifier | None = None,
+    recover: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the daemon until `shutdown_trigger` returns (or forever), then shut down cleanly.
@@ -162,6 +189,8 @@ async def run_miroir(
     Calls `task_status.started(port)` with the bound port once the journal is replayed and
     requests are served. Raises `StartupError` if it cannot start; nothing is written to
     the journal in that case. Cancelling it from outside also closes the journal.
+    `recover`: the operator's consent to start from a damaged or empty journal after
+    reading what the nodes hold (engine/recovery.py).
     """
     notifier = notifier if notifier is not None else SdNotifier.from_env()
     data_dir = Path(config.store.data_dir)
@@ -181,6 +210,7 @@ async def run_miroir(
             apply=apply_record,
             initial=new_state,
             snapshot_every=config.store.snapshot_every_records,
+            high_water=lambda state: state.next_task_uid,
         )
         stop_http = trio.Event()
         http_done = trio.Event()
@@ -190,14 +220,12 @@ async def run_miroir(
             try:
                 await root.start(_serve_http, ctx, sock, stop_http.wait, http_done)
                 log.info("listening", bind=config.server.bind, port=port, data_dir=str(data_dir))
-                try:
-                    ctx.state = await trio.to_thread.run_sync(journal.load)
-                except JournalCorrupt as e:
-                    raise StartupError(f"journal is corrupt: {e}") from None
-                except OSError as e:
-                    raise StartupError(f"cannot read the journal in `{data_dir}`: {e}") from None
+                ctx.state = await _open_journal(config, journal, recover=recover)
+                recovered = await recovery.recover(config, journal, rfc3339(time.time())) if recover else []
                 await root.start(journal.run)
                 writer_started = True
+                if recovered:
+                    await journal.append(*recovered)
                 ctx.journal = journal
                 async with trio.open_nursery() as services:
                     ctx.nursery = services

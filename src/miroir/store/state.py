@@ -581,6 +581,18 @@ def _key_deleted(state: MiroirState, rec: KeyDeleted) -> None:
     state.keys.pop(rec.uid, None)
 
 
+class TaskCounterRaised(JournalRecord, tag="task_counter_raised"):
+    """Recovery (`miroir serve --recover`): task uids continue from `floor` at least, past
+    every uid a client may hold from before the journal was damaged (engine/recovery.py)."""
+
+    floor: int
+
+
+@applies(TaskCounterRaised)
+def _task_counter_raised(state: MiroirState, rec: TaskCounterRaised) -> None:
+    state.next_task_uid = max(state.next_task_uid, rec.floor)
+
+
 # Built from the registry so that adding a record type is one class and one handler.
 # Keep this line after every handler.
 Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]
