@@ -25,12 +25,11 @@ from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from miroir.api.app import create_app
 from miroir.api.fast import wrap as fast_path
+from miroir.api import server
 from miroir.api.context import Miroir
 from miroir.config import Config, parse_bind
 from miroir.engine.cluster import Cluster
@@ -118,6 +117,9 @@ def _hypercorn_config(config: Config) -> HypercornConfig:
     hc.accesslog = None  # our after_request hook logs each request
     hc.errorlog = logging.getLogger("hypercorn.error")  # rendered by logsetup
     hc.backlog = LISTEN_BACKLOG
+    # An idle client connection (before its first request or after its last) is closed
+    # after this long; without it idle connections pile up until descriptors run out.
+    hc.keep_alive_timeout = config.server.keep_alive_ms / 1000
     return hc
 
 
@@ -137,12 +139,12 @@ async def _serve_http(
     # The search route is answered by an ASGI fast path in front of Quart (issue 8).
     app = fast_path(create_app(ctx), ctx)
     hc = _hypercorn_config(ctx.config)
-    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     try:
-        await worker_serve(
+        await server.serve(
             wrap_app(app, hc.wsgi_max_body_size, "asgi"),
             hc,
-            sockets=sockets,
+            sock,
+            max_connections=ctx.config.server.max_connections,
             shutdown_trigger=shutdown_trigger,
             task_status=task_status,
         )

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib
 import time
 import uuid
+from typing import Any
 
+import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException
 
 from miroir.api import auth
@@ -68,8 +71,31 @@ def _http_error(exc: HTTPException, limit: int) -> MeiliError:
     return MeiliError("bad_request", exc.description or exc.name, status=code)
 
 
+class _HTTPConnection(TrioASGIHTTPConnection):
+    """Quart-Trio's request runner, with the last body message sent shielded (issue 20).
+
+    Sending the last body message makes hypercorn end the request: it tells Quart's
+    receive loop `http.disconnect`, and that loop cancels the request's nursery while
+    the send is still inside hypercorn, recycling the connection. Cancelled there,
+    hypercorn neither closes a `Connection: close` socket nor re-arms its keep-alive
+    timer: every connection stayed open forever. The shield lets the send finish (it
+    only writes to the socket, itself shielded by hypercorn, and re-arms or closes).
+    """
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        async def send_last_shielded(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        await super().__call__(receive, send_last_shielded)
+
+
 def create_app(ctx: Miroir) -> QuartTrio:
     app = QuartTrio("miroir")
+    app.asgi_http_class = _HTTPConnection  # type: ignore[assignment]
     limit = ctx.config.server.max_body_bytes
     app.config["MIROIR"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = limit

@@ -1,0 +1,113 @@
+"""Serving the ASGI app on a bound socket: hypercorn's HTTP/1.1 connection handling, with a
+cap on open client connections (issue 20).
+
+`serve(app, config, sock, ...)` is hypercorn's trio `worker_serve` for one plain-TCP socket
+(same lifespan, same `TCPServer` per connection, same graceful shutdown), plus one thing
+hypercorn has no setting for: at most `max_connections` client connections are open at
+once. At the cap we stop calling accept(2); further clients wait in the kernel's listen
+backlog (they cost us no descriptor) and are accepted as connections close. Without it,
+anyone can open connections until the process is out of descriptors, and then the journal
+and the node connections fail too.
+
+The keep-alive timeout is hypercorn's `keep_alive_timeout` (see daemon.py); it closes a
+connection idle that long, whether it never sent a request or sent its last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
+
+from miroir.logsetup import get_logger
+
+log = get_logger("miroir.http")
+
+
+class CappedListener(trio.abc.Listener[trio.SocketStream]):
+    """A listener that accepts only while fewer than `limit` accepted streams are open.
+
+    Each accepted stream holds one token until `release()` (called when its connection
+    handler ends, after hypercorn closed the socket).
+    """
+
+    def __init__(self, inner: trio.SocketListener, limit: int):
+        self.inner = inner
+        self.slots = trio.Semaphore(limit)
+        self.limit = limit
+        self._warned = False
+
+    @property
+    def open_connections(self) -> int:
+        return self.limit - self.slots.value
+
+    async def accept(self) -> trio.SocketStream:
+        if self.slots.value == 0 and not self._warned:
+            # Once per saturation episode: the log must not become the next flood.
+            self._warned = True
+            log.warning("connection cap reached; new clients wait in the listen backlog", max_connections=self.limit)
+        await self.slots.acquire()
+        try:
+            return await self.inner.accept()
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def release(self) -> None:
+        self.slots.release()
+        if self.slots.value > self.limit // 10:
+            self._warned = False
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def serve(
+    app: AppWrapper,
+    config: HypercornConfig,
+    sock: Any,
+    *,
+    max_connections: int,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` on the listening socket `sock` (closed on return) until
+    `shutdown_trigger` returns; then stop accepting, close idle connections and give
+    in-flight requests `config.graceful_timeout` seconds to finish."""
+    config.set_statsd_logger_class(StatsdLogger)
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(app, config, lifespan_state)
+    context = WorkerContext(None)
+    listener = CappedListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), max_connections)
+
+    async def connection(stream: trio.SocketStream) -> None:
+        try:
+            await TCPServer(app, config, context, ConnectionState(lifespan_state.copy()), stream)
+        finally:
+            listener.release()  # TCPServer has closed the socket by now
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            task_status.started()
+            try:
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(
+                        lambda: trio.serve_listeners(connection, [listener], handler_nursery=server_nursery)
+                    )
+                    await shutdown_trigger()
+                    accepting.cancel_scope.cancel()  # closes the listening socket
+            finally:
+                # Idle connections close now, busy ones after their response.
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
