@@ -31,6 +31,23 @@ from miroir.logsetup import get_logger
 log = get_logger("miroir.http")
 
 
+class _TCPServer(TCPServer):
+    """hypercorn's connection handler, that lets go of a connection the client closed.
+
+    hypercorn keeps its keep-alive timer running after the client's EOF, and the handler
+    (and the socket) lives until the timer fires: a closed connection held its descriptor
+    and its slot under the cap for up to `keep_alive_timeout`. Nothing more can arrive
+    once the read side has ended, so the timer is stopped there; requests still being
+    answered finish as before.
+    """
+
+    async def _read_data(self) -> None:
+        try:
+            await super()._read_data()
+        finally:
+            await self.idle_task.stop()
+
+
 class CappedListener(trio.abc.Listener[trio.SocketStream]):
     """A listener that accepts only while fewer than `limit` accepted streams are open.
 
@@ -52,7 +69,7 @@ class CappedListener(trio.abc.Listener[trio.SocketStream]):
         if self.slots.value == 0 and not self._warned:
             # Once per saturation episode: the log must not become the next flood.
             self._warned = True
-            log.warning("connection cap reached; new clients wait in the listen backlog", max_connections=self.limit)
+            log.warning("connection cap reached", max_connections=self.limit, detail="new clients wait in the listen backlog")
         await self.slots.acquire()
         try:
             return await self.inner.accept()
@@ -89,7 +106,7 @@ async def serve(
 
     async def connection(stream: trio.SocketStream) -> None:
         try:
-            await TCPServer(app, config, context, ConnectionState(lifespan_state.copy()), stream)
+            await _TCPServer(app, config, context, ConnectionState(lifespan_state.copy()), stream)
         finally:
             listener.release()  # TCPServer has closed the socket by now
 
