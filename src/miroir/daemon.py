@@ -145,6 +145,7 @@ async def _serve_http(
             hc,
             sock,
             max_connections=ctx.config.server.max_connections,
+            max_body=ctx.config.server.max_body_bytes,
             shutdown_trigger=shutdown_trigger,
             task_status=task_status,
         )

@@ -21,6 +21,7 @@ from miroir.api import auth
 from miroir.api.context import Miroir
 from miroir.api.http import error_response
 from miroir.core.errors import MeiliError
+from miroir.core.jsonlimits import recursion_error
 from miroir.logsetup import get_logger
 
 ROUTE_MODULES: list[str] = [
@@ -160,6 +161,12 @@ def create_app(ctx: Miroir) -> QuartTrio:
                 except Exception:  # noqa: BLE001 - a broken body only means: close
                     resp.headers["Connection"] = "close"
         return resp
+
+    @app.errorhandler(RecursionError)
+    async def _too_deep(exc: RecursionError) -> Response:
+        # Only a client's deeply nested JSON recurses this far (bodies that decode_json
+        # scans are refused before); e.g. a document batch: a user mistake, not a 500.
+        return error_response(recursion_error())
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:

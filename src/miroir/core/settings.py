@@ -221,7 +221,7 @@ def _translate(err: msgspec.ValidationError, raw: Any, sub_route: bool) -> Meili
     shown = path
     if sub_route and field:
         shown = path[len(field) + 1 :]  # a sub-route body *is* the field
-    m = re.fullmatch(r"Object contains unknown field `(.+)`", msg)
+    m = re.fullmatch(r"Object contains unknown field `(.*)`", msg)  # `{"": 1}` too
     if m:
         if field is None:
             listed = ", ".join(f"`{n}`" for n in ROUTES)
