@@ -14,6 +14,7 @@ from typing import Any
 import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
+from quart.asgi import ASGIHTTPConnection
 from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException
 
@@ -73,25 +74,31 @@ def _http_error(exc: HTTPException, limit: int) -> MeiliError:
 
 
 class _HTTPConnection(TrioASGIHTTPConnection):
-    """Quart-Trio's request runner, with the last body message sent shielded (issue 20).
+    """Quart-Trio's request runner, that lets hypercorn finish the last send (issue 20).
 
     Sending the last body message makes hypercorn end the request: it tells Quart's
-    receive loop `http.disconnect`, and that loop cancels the request's nursery while
-    the send is still inside hypercorn, recycling the connection. Cancelled there,
-    hypercorn neither closes a `Connection: close` socket nor re-arms its keep-alive
-    timer: every connection stayed open forever. The shield lets the send finish (it
-    only writes to the socket, itself shielded by hypercorn, and re-arms or closes).
+    receive loop `http.disconnect`, and that loop cancelled the request's nursery while
+    the send was still inside hypercorn, recycling the connection. Cancelled there,
+    hypercorn neither closed a `Connection: close` socket nor re-armed its keep-alive
+    timer: every connection stayed open forever. Once the last message is on its way the
+    receive loop no longer cancels (the request task ends the nursery itself when the
+    send returns); a client leaving before that still cancels the request.
     """
 
     async def __call__(self, receive: Any, send: Any) -> None:
-        async def send_last_shielded(message: Any) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                with trio.CancelScope(shield=True):
-                    await send(message)
-            else:
-                await send(message)
+        self._answered = False
 
-        await super().__call__(receive, send_last_shielded)
+        async def send_marking_the_end(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._answered = True
+            await send(message)
+
+        await super().__call__(receive, send_marking_the_end)
+
+    async def handle_messages(self, nursery: trio.Nursery, request: Any, receive: Any) -> None:  # type: ignore[override]
+        await ASGIHTTPConnection.handle_messages(self, request, receive)
+        if not self._answered:
+            nursery.cancel_scope.cancel()
 
 
 def create_app(ctx: Miroir) -> QuartTrio:
