@@ -4,9 +4,11 @@ background services (design §1).
 Start-up order, each step a precondition of the next:
   1. lock `<data_dir>/LOCK` (a second daemon on the same journal would corrupt it);
   2. bind the listening socket (a busy port fails here, before the journal is touched);
-  3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile;
+  3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile, `/health`
+     503 `{"status": "unavailable"}`;
   4. replay the journal (in a thread, it can take a while), start its writer;
-  5. start `ctx.services`, send READY=1, report the bound port.
+  5. start `ctx.services`; then at once, with no checkpoint between: `ctx.ready` (every
+     route served, `/health` 200) and READY=1; report the bound port.
 Shutdown (the trigger returns, or SIGTERM via the CLI): STOPPING=1, stop accepting, let
 in-flight requests finish within `server.shutdown_grace_ms`, cancel the services, flush
 and fsync the journal, release the lock.
@@ -18,6 +20,7 @@ import errno
 import fcntl
 import logging
 import os
+import resource
 import socket
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
@@ -111,6 +114,33 @@ def bind_socket(bind: str) -> socket.socket:
     return sock
 
 
+# Descriptors kept for everything but client connections: the journal, node connection
+# pools, the listening socket, logs.
+FD_RESERVE = 1024
+
+
+def raise_open_file_limit(max_connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard one so that `max_connections` client
+    connections fit beside the reserve (a shell's soft limit is often 1,024); warn when
+    even the hard limit is too low, since descriptors would run out before the cap."""
+    needed = max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open-file limit below server.max_connections plus reserve",
+            limit=soft,
+            max_connections=max_connections,
+            reserve=FD_RESERVE,
+        )
+
+
 def _hypercorn_config(config: Config) -> HypercornConfig:
     hc = HypercornConfig()
     hc.graceful_timeout = config.server.shutdown_grace_ms / 1000
@@ -171,6 +201,7 @@ async def run_miroir(
     with ExitStack() as stack:
         lock_fd = acquire_lock(data_dir)
         stack.callback(os.close, lock_fd)
+        raise_open_file_limit(config.server.max_connections)
         sock = bind_socket(config.server.bind)
         stack.callback(sock.close)  # hypercorn closes it too; a second close is harmless
         port = sock.getsockname()[1]
@@ -210,6 +241,8 @@ async def run_miroir(
                     for service in ctx.services:
                         services.start_soon(service)
                     services.start_soon(notifier.watchdog)
+                    # No checkpoint between these two: no request can see `ready` (/health
+                    # 200) before READY=1 is sent, nor get miroir_not_ready after (issue 15).
                     ctx.ready = True
                     notifier.ready()
                     log.info("ready", port=port, nodes=len(config.nodes))
