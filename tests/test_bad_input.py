@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from devnodes import start_devnodes, wait_task
 from test_serve import Daemon, assert_meili_error, write_config
 

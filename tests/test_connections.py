@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from devnodes import start_devnodes, wait_task
 from test_serve import Daemon, write_config
 

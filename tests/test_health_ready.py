@@ -13,7 +13,6 @@ import time
 import uuid
 
 import httpx
-
 from devnodes import free_port, start_devnodes
 from test_serve import Daemon, write_config
 

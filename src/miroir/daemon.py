@@ -30,10 +30,10 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
-from miroir.api.app import create_app
-from miroir.api.fast import wrap as fast_path
 from miroir.api import server
+from miroir.api.app import create_app
 from miroir.api.context import Miroir
+from miroir.api.fast import wrap as fast_path
 from miroir.config import Config, parse_bind
 from miroir.engine.cluster import Cluster
 from miroir.logsetup import get_logger

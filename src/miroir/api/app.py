@@ -13,8 +13,8 @@ from typing import Any
 
 import trio
 from quart import Response, g, request
-from quart_trio import QuartTrio
 from quart.asgi import ASGIHTTPConnection
+from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException
 

@@ -16,6 +16,7 @@ connection idle that long, whether it never sent a request or sent its last one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -103,7 +104,7 @@ class _TCPServer(TCPServer):
             protocol.connection = _ServerConnection(
                 self.max_body, max_incomplete_event_size=self.config.h11_max_incomplete_size
             )
-            protocol._send_error_response = _meili_error_response(protocol, self.max_body)  # type: ignore[method-assign]
+            protocol._send_error_response = _meili_error_response(protocol, self.max_body)  # type: ignore[method-assign,assignment]
         try:
             await super()._read_data()
         finally:
@@ -189,7 +190,7 @@ async def serve(
 
     async def connection(stream: trio.SocketStream) -> None:
         try:
-            tcp = _TCPServer(app, config, context, ConnectionState(lifespan_state.copy()), stream)
+            tcp = _TCPServer(app, config, context, ConnectionState(lifespan_state.copy()), stream)  # type: ignore[arg-type]
             tcp.max_body = max_body
             await tcp
         finally:
@@ -203,7 +204,7 @@ async def serve(
             try:
                 async with trio.open_nursery() as accepting:
                     accepting.start_soon(
-                        lambda: trio.serve_listeners(connection, [listener], handler_nursery=server_nursery)
+                        partial(trio.serve_listeners, connection, [listener], handler_nursery=server_nursery)
                     )
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()  # closes the listening socket

@@ -37,8 +37,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from miroir.core.errors import MeiliError, json_kind
-from miroir.core.jsonlimits import as_serde_numbers, nesting_error
 from miroir.core.filter import and_filters, shard_filter
+from miroir.core.jsonlimits import as_serde_numbers, nesting_error
 from miroir.core.settings import DEFAULT_RANKING_RULES
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
