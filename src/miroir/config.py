@@ -26,6 +26,10 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bind: str = "127.0.0.1:7700"
     max_body_bytes: int = 100 * 1024 * 1024  # Meilisearch's default payload limit
     shutdown_grace_ms: int = 10_000
+    # Idle client connections are closed after this (actix's default keep-alive).
+    keep_alive_ms: int = 5_000
+    # Open client connections at most; more wait in the listen backlog.
+    max_connections: int = 10_000
 
 
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -224,6 +228,8 @@ def validate(config: Config) -> Config:
         errors.append(f"server.bind: `{config.server.bind}`: {e}")
     _positive(errors, "server.max_body_bytes", config.server.max_body_bytes)
     _positive(errors, "server.shutdown_grace_ms", config.server.shutdown_grace_ms, 0)
+    _positive(errors, "server.keep_alive_ms", config.server.keep_alive_ms)
+    _positive(errors, "server.max_connections", config.server.max_connections)
     for name in ("master_key", "node_master_key", "admin_key"):
         key = getattr(config.auth, name)
         if key is not None and not key:

@@ -4,12 +4,14 @@ background services (design §1).
 Start-up order, each step a precondition of the next:
   1. lock `<data_dir>/LOCK` (a second daemon on the same journal would corrupt it);
   2. bind the listening socket (a busy port fails here, before the journal is touched);
-  3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile;
+  3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile, `/health`
+     503 `{"status": "unavailable"}`;
   4. replay the journal (in a thread, it can take a while): a journal that ends before its
      last acknowledged record is refused (store/journal.py), and so is an empty one beside
      nodes that hold data (engine/recovery.py); start its writer; with `recover`, salvage
      the journal and journal what the nodes hold first;
-  5. start `ctx.services`, send READY=1, report the bound port.
+  5. start `ctx.services`; then at once, with no checkpoint between: `ctx.ready` (every
+     route served, `/health` 200) and READY=1; report the bound port.
 Shutdown (the trigger returns, or SIGTERM via the CLI): STOPPING=1, stop accepting, let
 in-flight requests finish within `server.shutdown_grace_ms`, cancel the services, flush
 and fsync the journal, release the lock.
@@ -21,6 +23,7 @@ import errno
 import fcntl
 import logging
 import os
+import resource
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -29,13 +32,12 @@ from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
+from miroir.api import server
 from miroir.api.app import create_app
-from miroir.api.fast import wrap as fast_path
 from miroir.api.context import Miroir
+from miroir.api.fast import wrap as fast_path
 from miroir.config import Config, parse_bind
 from miroir.engine.cluster import Cluster
 from miroir.logsetup import get_logger
@@ -118,12 +120,42 @@ def bind_socket(bind: str) -> socket.socket:
     return sock
 
 
+# Descriptors kept for everything but client connections: the journal, node connection
+# pools, the listening socket, logs.
+FD_RESERVE = 1024
+
+
+def raise_open_file_limit(max_connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard one so that `max_connections` client
+    connections fit beside the reserve (a shell's soft limit is often 1,024); warn when
+    even the hard limit is too low, since descriptors would run out before the cap."""
+    needed = max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open-file limit below server.max_connections plus reserve",
+            limit=soft,
+            max_connections=max_connections,
+            reserve=FD_RESERVE,
+        )
+
+
 def _hypercorn_config(config: Config) -> HypercornConfig:
     hc = HypercornConfig()
     hc.graceful_timeout = config.server.shutdown_grace_ms / 1000
     hc.accesslog = None  # our after_request hook logs each request
     hc.errorlog = logging.getLogger("hypercorn.error")  # rendered by logsetup
     hc.backlog = LISTEN_BACKLOG
+    # An idle client connection (before its first request or after its last) is closed
+    # after this long; without it idle connections pile up until descriptors run out.
+    hc.keep_alive_timeout = config.server.keep_alive_ms / 1000
     return hc
 
 
@@ -143,12 +175,13 @@ async def _serve_http(
     # The search route is answered by an ASGI fast path in front of Quart (issue 8).
     app = fast_path(create_app(ctx), ctx)
     hc = _hypercorn_config(ctx.config)
-    sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
     try:
-        await worker_serve(
+        await server.serve(
             wrap_app(app, hc.wsgi_max_body_size, "asgi"),
             hc,
-            sockets=sockets,
+            sock,
+            max_connections=ctx.config.server.max_connections,
+            max_body=ctx.config.server.max_body_bytes,
             shutdown_trigger=shutdown_trigger,
             task_status=task_status,
         )
@@ -197,6 +230,7 @@ async def run_miroir(
     with ExitStack() as stack:
         lock_fd = acquire_lock(data_dir)
         stack.callback(os.close, lock_fd)
+        raise_open_file_limit(config.server.max_connections)
         sock = bind_socket(config.server.bind)
         stack.callback(sock.close)  # hypercorn closes it too; a second close is harmless
         port = sock.getsockname()[1]
@@ -235,6 +269,8 @@ async def run_miroir(
                     for service in ctx.services:
                         services.start_soon(service)
                     services.start_soon(notifier.watchdog)
+                    # No checkpoint between these two: no request can see `ready` (/health
+                    # 200) before READY=1 is sent, nor get miroir_not_ready after (issue 15).
                     ctx.ready = True
                     notifier.ready()
                     log.info("ready", port=port, nodes=len(config.nodes))

@@ -9,15 +9,20 @@ from __future__ import annotations
 import importlib
 import time
 import uuid
+from typing import Any
 
+import trio
 from quart import Response, g, request
+from quart.asgi import ASGIHTTPConnection
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException
 
 from miroir.api import auth
 from miroir.api.context import Miroir
 from miroir.api.http import error_response
 from miroir.core.errors import MeiliError
+from miroir.core.jsonlimits import recursion_error
 from miroir.logsetup import get_logger
 
 ROUTE_MODULES: list[str] = [
@@ -68,8 +73,37 @@ def _http_error(exc: HTTPException, limit: int) -> MeiliError:
     return MeiliError("bad_request", exc.description or exc.name, status=code)
 
 
+class _HTTPConnection(TrioASGIHTTPConnection):
+    """Quart-Trio's request runner, that lets hypercorn finish the last send (issue 20).
+
+    Sending the last body message makes hypercorn end the request: it tells Quart's
+    receive loop `http.disconnect`, and that loop cancelled the request's nursery while
+    the send was still inside hypercorn, recycling the connection. Cancelled there,
+    hypercorn neither closed a `Connection: close` socket nor re-armed its keep-alive
+    timer: every connection stayed open forever. Once the last message is on its way the
+    receive loop no longer cancels (the request task ends the nursery itself when the
+    send returns); a client leaving before that still cancels the request.
+    """
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        self._answered = False
+
+        async def send_marking_the_end(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._answered = True
+            await send(message)
+
+        await super().__call__(receive, send_marking_the_end)
+
+    async def handle_messages(self, nursery: trio.Nursery, request: Any, receive: Any) -> None:  # type: ignore[override]
+        await ASGIHTTPConnection.handle_messages(self, request, receive)
+        if not self._answered:
+            nursery.cancel_scope.cancel()
+
+
 def create_app(ctx: Miroir) -> QuartTrio:
     app = QuartTrio("miroir")
+    app.asgi_http_class = _HTTPConnection  # type: ignore[assignment]
     limit = ctx.config.server.max_body_bytes
     app.config["MIROIR"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = limit
@@ -134,6 +168,12 @@ def create_app(ctx: Miroir) -> QuartTrio:
                 except Exception:  # noqa: BLE001 - a broken body only means: close
                     resp.headers["Connection"] = "close"
         return resp
+
+    @app.errorhandler(RecursionError)
+    async def _too_deep(exc: RecursionError) -> Response:
+        # Only a client's deeply nested JSON recurses this far (bodies that decode_json
+        # scans are refused before); e.g. a document batch: a user mistake, not a 500.
+        return error_response(recursion_error())
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:

@@ -36,6 +36,7 @@ from miroir.api import auth
 from miroir.api.app import payload_too_large
 from miroir.api.context import Miroir
 from miroir.core.errors import MeiliError
+from miroir.core.jsonlimits import recursion_error
 from miroir.core.keys import fuse_filters
 from miroir.core.searchplan import decode_search_request, parse_search_query_string
 from miroir.engine import reads
@@ -174,6 +175,9 @@ class FastSearch:
             err = payload_too_large(self.limit)
             status, payload, close = err.status, _encode(err.body()), True
         except MeiliError as err:
+            status, payload = err.status, _encode(err.body())
+        except RecursionError:  # deeply nested JSON (see app.py's handler)
+            err = recursion_error()
             status, payload = err.status, _encode(err.body())
         except Exception as exc:
             log.error("unhandled exception", request_id=request_id, path=path, exc_info=exc)

@@ -14,6 +14,7 @@ import msgspec
 from quart import Request, Response
 
 from miroir.core.errors import MeiliError
+from miroir.core.jsonlimits import as_serde_numbers, nesting_error, recursion_error
 
 T = TypeVar("T")
 
@@ -52,18 +53,26 @@ def decode_json(data: bytes, type: type[T] = Any, *, code: str | None = None) ->
 
     Syntax errors are `malformed_payload`. Shape errors (wrong field type, unknown field)
     are `code` when the caller gives one (e.g. `bad_request`, `invalid_search_q`), since
-    Meilisearch reports those per parameter; otherwise `malformed_payload` too.
+    Meilisearch reports those per parameter; otherwise `malformed_payload` too. serde_json's
+    limits apply (see core/jsonlimits): nesting 128 deep is `malformed_payload`, integers
+    beyond 64 bits become floats.
     """
     if not data.strip():
         raise missing_payload()
+    err = nesting_error(data)
+    if err is not None:
+        raise err
     try:
-        return msgspec.json.decode(data, type=type)
+        value = msgspec.json.decode(data, type=type)
     except msgspec.ValidationError as e:
         if code is not None:
             raise MeiliError(code, str(e)) from None
         raise malformed_payload(str(e)) from None
     except msgspec.DecodeError as e:
         raise malformed_payload(str(e)) from None
+    except RecursionError:  # nesting_error lets none through; kept as a guard
+        raise recursion_error() from None
+    return as_serde_numbers(value, data) if type is Any else value
 
 
 async def read_json(request: Request, type: type[T] = Any, *, code: str | None = None) -> T:  # type: ignore[assignment]

@@ -21,6 +21,12 @@ COMMIT_DATE = "2025-01-01T00:00:00Z"
 
 @bp.get("/health")
 async def health() -> Response:
+    # 200 only once every route is served (journal replayed, engine running), the moment
+    # systemd gets READY=1: a load balancer or an orchestrator that sends writes on the
+    # first 200 must not get 503 `miroir_not_ready` (issue 15). Meilisearch answers nothing
+    # until it can serve; 503 tells the same to a probe while /_miroir/ready says why.
+    if not current_miroir().ready:
+        return json_response({"status": "unavailable"}, status=503)
     return json_response({"status": "available"})
 
 

@@ -39,6 +39,7 @@ import msgspec
 from miroir.core import reserved
 from miroir.core.errors import MeiliError, json_kind
 from miroir.core.filter import and_filters, shard_filter
+from miroir.core.jsonlimits import as_serde_numbers, nesting_error
 from miroir.core.settings import DEFAULT_RANKING_RULES
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -178,12 +179,15 @@ def decode_search_request(body: bytes) -> SearchRequest:
     """
     try:
         return _search_request_decoder.decode(body)
-    except msgspec.DecodeError:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included
         pass
     if not body.strip():
         raise MeiliError("missing_payload", "A json payload is missing.")
+    err = nesting_error(body)  # serde_json's limit, before a decode that would recurse
+    if err is not None:
+        raise err
     try:
-        raw = msgspec.json.decode(body)
+        raw = as_serde_numbers(msgspec.json.decode(body), body)
     except msgspec.DecodeError as e:
         raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{e}`.") from None
     if not isinstance(raw, dict):

@@ -100,6 +100,28 @@ class Settings(_Patch):
     prefix_search: Literal["indexingTime", "disabled"] | None | UnsetType = UNSET
 
 
+class _FilterFeatures(msgspec.Struct, forbid_unknown_fields=True):
+    equality: bool = True
+    comparison: bool = False
+
+
+class _FilterableFeatures(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    facet_search: bool = False
+    filter: _FilterFeatures | None = None
+
+
+class _FilterablePatterns(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    attribute_patterns: list[str]
+    features: _FilterableFeatures | None = None
+
+
+class _FilterableCheck(msgspec.Struct, rename="camel"):
+    """Validation only: the object form of a filterable attribute (kept a dict in
+    Settings, so it is forwarded as the client wrote it)."""
+
+    filterable_attributes: list[str | _FilterablePatterns]
+
+
 # camelCase field -> (sub-route, update verb of the sub-route). Order = GET /settings order.
 ROUTES: dict[str, tuple[str, str]] = {
     "displayedAttributes": ("displayed-attributes", "PUT"),
@@ -221,7 +243,7 @@ def _translate(err: msgspec.ValidationError, raw: Any, sub_route: bool) -> Meili
     shown = path
     if sub_route and field:
         shown = path[len(field) + 1 :]  # a sub-route body *is* the field
-    m = re.fullmatch(r"Object contains unknown field `(.+)`", msg)
+    m = re.fullmatch(r"Object contains unknown field `(.*)`", msg)  # `{"": 1}` too
     if m:
         if field is None:
             listed = ", ".join(f"`{n}`" for n in ROUTES)
@@ -249,10 +271,12 @@ def _translate(err: msgspec.ValidationError, raw: Any, sub_route: bool) -> Meili
 
 def _struct_at(path: str) -> type | None:
     """The Struct type a JSON path points into (for listing its fields)."""
-    cur: Any = Settings
+    cur: Any = _FilterableCheck if path.startswith(".filterableAttributes") else Settings
     for m in _PATH_PART.finditer(path):
         key = m.group(1)
-        if key is None or not (isinstance(cur, type) and issubclass(cur, msgspec.Struct)):
+        if key is None:  # `[0]`: an item of the list _struct_in already stepped into
+            continue
+        if not (isinstance(cur, type) and issubclass(cur, msgspec.Struct)):
             return None
         f = next((f for f in msgspec.structs.fields(cur) if f.encode_name == key), None)
         if f is None:
@@ -337,6 +361,15 @@ def _check_reserved(s: Settings, sub_route: bool) -> None:
             )
 
 
+def _check_filterable(s: Settings, raw: dict, sub_route: bool) -> None:
+    value = s.filterable_attributes
+    if isinstance(value, list) and any(isinstance(a, dict) for a in value):
+        try:
+            msgspec.convert({"filterableAttributes": value}, _FilterableCheck)
+        except msgspec.ValidationError as e:
+            raise _translate(e, raw, sub_route) from None
+
+
 def _check_semantics(s: Settings, sub_route: bool) -> None:
     """What types cannot say: ranking rule names, attributes reserved by Miroir."""
     if isinstance(s.ranking_rules, list):
@@ -361,6 +394,7 @@ def decode_settings(raw: Any) -> Settings:
         s = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as e:
         raise _translate(e, raw, sub_route=False) from None
+    _check_filterable(s, raw, sub_route=False)
     _check_semantics(s, sub_route=False)
     return s
 
@@ -373,6 +407,7 @@ def decode_sub_route(route: str, raw: Any) -> Settings:
         s = msgspec.convert(wrapped, Settings)
     except msgspec.ValidationError as e:
         raise _translate(e, wrapped, sub_route=True) from None
+    _check_filterable(s, wrapped, sub_route=True)
     _check_semantics(s, sub_route=True)
     return s
 
