@@ -92,7 +92,7 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
     from miroir.daemon import _hypercorn_config, bind_socket
     from miroir.engine.cluster import Cluster
     from miroir.store.journal import Journal
-    from miroir.store.state import MiroirState, Record, apply_record, new_state
+    from miroir.core.model import MiroirState, Record, apply_record, new_state
 
     journal = Journal(
         config.store.data_dir, record_type=Record, state_type=MiroirState, apply=apply_record, initial=new_state

@@ -26,7 +26,7 @@ from miroir.engine.health import (
 )
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
-from miroir.store.state import IndexMeta, MiroirState, NodeMeta
+from miroir.core.model import IndexMeta, MiroirState, NodeMeta
 
 T = Thresholds(unhealthy_threshold=3, recovery_threshold=2)
 

@@ -22,7 +22,7 @@ from miroir.engine.cluster import Cluster
 from miroir.engine.tasks import DRIVEN_KEY, DrivenTask
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
-from miroir.store.state import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
+from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
 from tests.devnodes import free_port, start_devnodes
 
 KEY = "node-key-123"

@@ -37,7 +37,7 @@ from miroir.engine.cluster import Cluster
 from miroir.logsetup import get_logger
 from miroir.sdnotify import SdNotifier
 from miroir.store.journal import Journal, JournalCorrupt
-from miroir.store.state import MiroirState, Record, apply_record, new_state
+from miroir.core.model import MiroirState, Record, apply_record, new_state
 
 log = get_logger("miroir.daemon")
 

@@ -17,7 +17,7 @@ from miroir.config import Config
 
 if TYPE_CHECKING:
     from miroir.store.journal import Journal
-    from miroir.store.state import MiroirState
+    from miroir.core.model import MiroirState
 
 Service = Callable[[], Awaitable[object]]
 

@@ -25,7 +25,7 @@ from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
 from miroir.engine import keys
 from miroir.store.journal import Journal
-from miroir.store.state import MiroirState, NodeMeta, NodePut
+from miroir.core.model import MiroirState, NodeMeta, NodePut
 
 log = structlog.get_logger("miroir.cluster")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from miroir.core import fields as core
 from miroir.engine.settings import index_settings
-from miroir.store.state import IndexFieldsSeen
+from miroir.core.model import IndexFieldsSeen
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster

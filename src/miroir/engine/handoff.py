@@ -37,7 +37,7 @@ from miroir.engine import refill
 from miroir.engine.mover import MoveFailed
 from miroir.net.node import NodeError, NodeUnavailable
 from miroir.store.journal import JournalError
-from miroir.store.state import HintsAdded, HintsReplayed, NodeRequest, RefillStarted
+from miroir.core.model import HintsAdded, HintsReplayed, NodeRequest, RefillStarted
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster

@@ -35,7 +35,7 @@ from miroir.core.errors import (
 )
 from miroir.core.taskfold import TERMINAL, fold
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import (
+from miroir.core.model import (
     IndexFieldsSeen,
     IndexMeta,
     IndexPut,

@@ -35,7 +35,7 @@ import trio
 from miroir.core.settings import RESERVED_PREFIX
 from miroir.engine.indexes import index_lock
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import (
+from miroir.core.model import (
     MigrationProgress,
     MigrationSwitched,
     MigrationUnit,

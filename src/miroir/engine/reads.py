@@ -62,7 +62,7 @@ from miroir.core.searchplan import (
 from miroir.engine import fields
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
 from miroir.net.node import NodeClient
-from miroir.store.state import IndexMeta
+from miroir.core.model import IndexMeta
 
 Headers = dict[str, str]
 

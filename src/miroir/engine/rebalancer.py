@@ -34,7 +34,7 @@ from miroir.core.routing import NodeRef, groups_of
 from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
 from miroir.engine.topology import Topology, committed_members
 from miroir.net.node import NodeError
-from miroir.store.state import (
+from miroir.core.model import (
     MigrationDone,
     MigrationPlan,
     MigrationPlanned,

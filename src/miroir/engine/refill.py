@@ -43,7 +43,7 @@ from miroir.engine.mover import (
     wait_task,
 )
 from miroir.net.node import NodeError
-from miroir.store.state import RefillDone, RefillIndexDone
+from miroir.core.model import RefillDone, RefillIndexDone
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster

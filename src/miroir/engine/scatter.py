@@ -88,7 +88,7 @@ import trio
 from miroir.core.errors import MeiliError
 from miroir.core.routing import covering_set
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta
+from miroir.core.model import IndexMeta
 
 DEGRADED_HEADER = "X-Miroir-Degraded"
 

@@ -31,7 +31,7 @@ from miroir.engine.indexes import (
     read_node_settings,
     wait_all,
 )
-from miroir.store.state import IndexSettingsPut, TaskRecord
+from miroir.core.model import IndexSettingsPut, TaskRecord
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster

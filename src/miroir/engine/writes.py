@@ -44,7 +44,7 @@ from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
 from miroir.engine.indexes import ensure_index, index_lock, now
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta, IndexPut, NodeRequest, TaskRecord
+from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
 
 if TYPE_CHECKING:
     from miroir.engine.cluster import Cluster
