@@ -6,7 +6,8 @@ Start-up order, each step a precondition of the next:
   2. bind the listening socket (a busy port fails here, before the journal is touched);
   3. serve HTTP — `/_miroir/ready` answers 503 `miroir_not_ready` meanwhile;
   4. replay the journal (in a thread, it can take a while), start its writer;
-  5. start `ctx.services`, send READY=1, report the bound port.
+  5. create the cluster and start its services (engine/services.py), send READY=1,
+     report the bound port.
 Shutdown (the trigger returns, or SIGTERM via the CLI): STOPPING=1, stop accepting, let
 in-flight requests finish within `server.shutdown_grace_ms`, cancel the services, flush
 and fsync the journal, release the lock.
@@ -33,7 +34,7 @@ from miroir.api.app import create_app
 from miroir.api.fast import wrap as fast_path
 from miroir.api.context import Miroir
 from miroir.config import Config, parse_bind
-from miroir.engine.cluster import Cluster
+from miroir.engine.services import create_cluster, run_services
 from miroir.logsetup import get_logger
 from miroir.sdnotify import SdNotifier
 from miroir.store.journal import Journal, JournalCorrupt
@@ -53,14 +54,6 @@ class StartupError(Exception):
     """The daemon cannot start (lock held, port busy, data dir unusable, journal corrupt).
 
     The message is one line for an operator; the CLI prints it and exits 1.
-    """
-
-
-def install_services(ctx: Miroir) -> None:
-    """The background services of a full daemon; one line per service.
-
-    e.g. `ctx.add_service(run_reconciler, ctx)`. Each runs in the root nursery from the
-    moment the journal is replayed until shutdown.
     """
 
 
@@ -191,7 +184,7 @@ async def run_miroir(
                 await root.start(_serve_http, ctx, sock, stop_http.wait, http_done)
                 log.info("listening", bind=config.server.bind, port=port, data_dir=str(data_dir))
                 try:
-                    ctx.state = await trio.to_thread.run_sync(journal.load)
+                    await trio.to_thread.run_sync(journal.load)
                 except JournalCorrupt as e:
                     raise StartupError(f"journal is corrupt: {e}") from None
                 except OSError as e:
@@ -200,12 +193,8 @@ async def run_miroir(
                 writer_started = True
                 ctx.journal = journal
                 async with trio.open_nursery() as services:
-                    ctx.nursery = services
-                    ctx.engine = await Cluster.create(config, journal)
-                    await services.start(ctx.engine.run)
-                    install_services(ctx)
-                    for service in ctx.services:
-                        services.start_soon(service)
+                    ctx.engine = await create_cluster(config, journal)
+                    await services.start(run_services, ctx.engine)
                     services.start_soon(notifier.watchdog)
                     ctx.ready = True
                     notifier.ready()

@@ -8,7 +8,7 @@ from miroir import __version__
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
 from miroir.core.errors import MeiliError
-from miroir.engine.health import cluster_is_ready, cluster_uncovered
+from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
 
 bp = Blueprint("system", __name__)
 
