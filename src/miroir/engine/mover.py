@@ -26,7 +26,7 @@ that does not answer fails the unit's attempt with `MoveFailed`; the rebalancer 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -166,9 +166,9 @@ class Mover:
         self,
         cluster: Cluster,
         *,
-        refresh: Callable[[], Any],
-        throttle: Callable[[int], Any],
-        gate: Callable[[], Any],
+        refresh: Callable[[], Awaitable[None]],
+        throttle: Callable[[int], Awaitable[None]],
+        gate: Callable[[], Awaitable[None]],
         on_total: Callable[[str, str, str, int], None],
         healthy: Callable[[], frozenset[str] | None],
     ):
