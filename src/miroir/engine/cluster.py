@@ -93,8 +93,6 @@ class Cluster:
         unreadable = self.handoff.unreadable()
         return frozenset(n for n in self.health.available(self.topology.all_nodes()) if n not in unreadable)
 
-    readable_nodes = healthy_nodes
-
 
 # --- readiness (/_miroir/ready) ----------------------------------------------------------------
 

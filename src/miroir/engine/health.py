@@ -1,4 +1,4 @@
-"""Node health as a service: the health table, one prober per node, readiness.
+"""Node health: the health table and the probers (one per node).
 
 - `HealthTable` holds a `NodeHealth` (miroir.core.health: the rules live there) per node,
   answers "may I send to this node?" for scatter and writes, takes passive evidence from
