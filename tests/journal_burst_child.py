@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from miroir.store.journal import Journal
-from miroir.store.state import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
+from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
 
 PRODUCERS = 8
 

@@ -90,9 +90,9 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
     from miroir.api.fast import wrap as fast_path
     from miroir.api.context import Miroir
     from miroir.daemon import _hypercorn_config, bind_socket
-    from miroir.engine.cluster import Cluster
+    from miroir.engine.services import create_cluster, run_services
     from miroir.store.journal import Journal
-    from miroir.store.state import MiroirState, Record, apply_record, new_state
+    from miroir.core.model import MiroirState, Record, apply_record, new_state
 
     journal = Journal(
         config.store.data_dir, record_type=Record, state_type=MiroirState, apply=apply_record, initial=new_state
@@ -105,11 +105,10 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
     try:
         async with trio.open_nursery() as root:
             await root.start(journal.run)
-            cluster = await Cluster.create(config, journal)
-            await root.start(cluster.run)
+            cluster = await create_cluster(config, journal)
+            await root.start(run_services, cluster)
             ctx = Miroir(config)
-            ctx.journal, ctx.state, ctx.engine, ctx.ready = journal, journal.state, cluster, True
-            ctx.nursery = root
+            ctx.journal, ctx.engine, ctx.ready = journal, cluster, True
             ctx.bound_port = sock.getsockname()[1]
             app = app_mod.create_app(ctx)
             for name in ROUTE_MODULES:

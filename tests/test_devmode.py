@@ -13,19 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from miroir.api.app import ROUTE_MODULES
 from miroir.devmode import node_layout
 from tests.devnodes import free_port
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 KEY = "dev-master-key"
-
-# The lead wires the admin routes and the cluster into the daemon; until then the
-# topology part of the test cannot run in a subprocess.
-WIRED = "miroir.api.routes_admin" in ROUTE_MODULES
 
 
 class Dev:
@@ -97,7 +91,6 @@ def test_dev_serves_and_stops_cleanly():
     assert not data.exists()  # temporary data dir removed on exit
 
 
-@pytest.mark.skipif(not WIRED, reason="admin routes not wired into the daemon yet")
 def test_dev_topology_with_kept_data_dir():
     with tempfile.TemporaryDirectory() as tmp:
         dev = Dev("--nodes", "4", "--groups", "2", "--rf", "1", "--shards", "8", "--data-dir", tmp)

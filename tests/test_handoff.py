@@ -174,7 +174,7 @@ def test_node_emptied_while_miroir_was_down_is_refilled_at_start(tmp_path):
 
 def test_delivery_rules():
     from miroir.core.backlog import delivery
-    from miroir.store.state import Hint, NodeRepair, NodeRequest
+    from miroir.core.model import Hint, NodeRepair, NodeRequest
 
     req = NodeRequest(index="a", method="DELETE", path="/indexes/a/documents")
     assert delivery(None, "a", available=True, held=False, copying=False) == "send"
@@ -193,7 +193,7 @@ def test_delivery_rules():
 
 def test_lost_shards_counts_the_backlog():
     from miroir.core.backlog import lost_shards, pending_additions
-    from miroir.store.state import Hint, NodeRequest
+    from miroir.core.model import Hint, NodeRequest
 
     assert lost_shards({0: 10, 1: 0, 2: 4}, {0: 10, 1: 5, 2: 10}) == [1, 2]
     assert lost_shards({}, {0: 0}) == []  # an empty shard is never lost
@@ -211,7 +211,7 @@ def test_lost_shards_counts_the_backlog():
 def test_repair_records_fold():
     import msgspec
 
-    from miroir.store.state import (
+    from miroir.core.model import (
         HintsAdded,
         HintsReplayed,
         MiroirState,

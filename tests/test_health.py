@@ -16,17 +16,12 @@ from devnodes import start_devnodes
 from miroir.config import Config, HealthConfig
 from miroir.core.health import NodeHealth, Thresholds, cluster_ready, percentile, uncovered_shards
 from miroir.core.routing import assignment
-from miroir.engine.health import (
-    HealthTable,
-    cluster_is_ready,
-    cluster_uncovered,
-    run_cluster_health,
-    run_health,
-    run_prober,
-)
+from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
+from miroir.engine.health import HealthTable, run_health, run_prober
+from miroir.engine.services import run_cluster_health
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
-from miroir.store.state import IndexMeta, MiroirState, NodeMeta
+from miroir.core.model import IndexMeta, MiroirState, NodeMeta
 
 T = Thresholds(unhealthy_threshold=3, recovery_threshold=2)
 

@@ -21,7 +21,7 @@ import structlog
 import trio
 
 from miroir.store.journal import COMMIT_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Journal, JournalCorrupt, JournalError, segment_name
-from miroir.store.state import (
+from miroir.core.model import (
     IndexMeta,
     IndexPut,
     IndexRemoved,

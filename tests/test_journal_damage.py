@@ -34,7 +34,7 @@ from miroir.store.journal import (
     frame,
     segment_name,
 )
-from miroir.store.state import (
+from miroir.core.model import (
     IndexMeta,
     IndexPut,
     MiroirState,

@@ -88,7 +88,7 @@ class _Tasks:
 
 
 def _write(uid: int, node_shards=None):
-    from miroir.store.state import TaskRecord
+    from miroir.core.model import TaskRecord
 
     return TaskRecord(uid=uid, index_uid="books", type="documentAdditionOrUpdate", node_tasks={"n2": 5},
                       node_shards=node_shards)

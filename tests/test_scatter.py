@@ -31,7 +31,7 @@ from miroir.engine.scatter import (
 )
 from miroir.engine.topology import Topology
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta, NodeMeta
+from miroir.core.model import IndexMeta, NodeMeta
 
 TWO_GROUPS = {"g1": ["a", "b"], "g2": ["c", "d"]}
 FAST = 0.01  # a node's default answer time (s)

@@ -324,7 +324,7 @@ async def test_not_ready_until_journal_replayed_and_internal_errors(tmp_path):
 
 def test_authorize_rules():
     from miroir.engine.keys import KeyRing
-    from miroir.store.state import new_state
+    from miroir.core.model import new_state
 
     def check(auth, path, headers, action="indexes.get"):
         return authorize(auth, KeyRing(auth.master_key), new_state(), path, headers, action)

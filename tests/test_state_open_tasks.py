@@ -13,7 +13,7 @@ import random
 import msgspec
 
 from miroir.core.taskfold import TERMINAL
-from miroir.store.state import (
+from miroir.core.model import (
     MiroirState,
     TaskDeleted,
     TaskEnqueued,

@@ -20,7 +20,7 @@ from miroir.core.taskquery import parse_task_query, rfc3339
 from miroir.engine.tasks import TASKS_QUEUE, DrivenTask, TaskService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
-from miroir.store.state import MiroirState, Record, TaskUpdated, apply_record, new_state
+from miroir.core.model import MiroirState, Record, TaskUpdated, apply_record, new_state
 from tests.miroir_proc import start_cluster
 
 MAX_KEPT = 30

@@ -19,10 +19,11 @@ from miroir.config import config_from_dict
 from miroir.core.errors import MeiliError
 from miroir.core.taskquery import parse_task_query
 from miroir.engine.cluster import Cluster
+from miroir.engine.services import create_cluster, run_services
 from miroir.engine.tasks import DRIVEN_KEY, DrivenTask
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
-from miroir.store.state import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
+from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
 from tests.devnodes import free_port, start_devnodes
 
 KEY = "node-key-123"
@@ -56,9 +57,9 @@ async def running_cluster(path: Path, config) -> AsyncIterator[Cluster]:
     journal = open_journal(path)
     async with trio.open_nursery() as root:
         await root.start(journal.run)
-        cluster = await Cluster.create(config, journal)
+        cluster = await create_cluster(config, journal)
         async with trio.open_nursery() as services:
-            await services.start(cluster.run)
+            await services.start(run_services, cluster)
             try:
                 yield cluster
             finally:

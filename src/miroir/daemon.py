@@ -10,7 +10,7 @@ Start-up order, each step a precondition of the next:
      last acknowledged record is refused (store/journal.py), and so is an empty one beside
      nodes that hold data (engine/recovery.py); start its writer; with `recover`, salvage
      the journal and journal what the nodes hold first;
-  5. start `ctx.services`; then at once, with no checkpoint between: `ctx.ready` (every
+  5. create the cluster and start its services (engine/services.py); then at once, with no checkpoint between: `ctx.ready` (every
      route served, `/health` 200) and READY=1; report the bound port.
 Shutdown (the trigger returns, or SIGTERM via the CLI): STOPPING=1, stop accepting, let
 in-flight requests finish within `server.shutdown_grace_ms`, cancel the services, flush
@@ -39,13 +39,13 @@ from miroir.api.app import create_app
 from miroir.api.context import Miroir
 from miroir.api.fast import wrap as fast_path
 from miroir.config import Config, parse_bind
-from miroir.engine.cluster import Cluster
+from miroir.engine.services import create_cluster, run_services
 from miroir.logsetup import get_logger
 from miroir.sdnotify import SdNotifier
 from miroir.core.taskquery import rfc3339
 from miroir.engine import recovery
 from miroir.store.journal import Journal, JournalCorrupt
-from miroir.store.state import MiroirState, Record, apply_record, new_state
+from miroir.core.model import MiroirState, Record, apply_record, new_state
 
 log = get_logger("miroir.daemon")
 
@@ -61,14 +61,6 @@ class StartupError(Exception):
     """The daemon cannot start (lock held, port busy, data dir unusable, journal corrupt).
 
     The message is one line for an operator; the CLI prints it and exits 1.
-    """
-
-
-def install_services(ctx: Miroir) -> None:
-    """The background services of a full daemon; one line per service.
-
-    e.g. `ctx.add_service(run_reconciler, ctx)`. Each runs in the root nursery from the
-    moment the journal is replayed until shutdown.
     """
 
 
@@ -262,12 +254,8 @@ async def run_miroir(
                     await journal.append(*recovered)
                 ctx.journal = journal
                 async with trio.open_nursery() as services:
-                    ctx.nursery = services
-                    ctx.engine = await Cluster.create(config, journal)
-                    await services.start(ctx.engine.run)
-                    install_services(ctx)
-                    for service in ctx.services:
-                        services.start_soon(service)
+                    ctx.engine = await create_cluster(config, journal)
+                    await services.start(run_services, ctx.engine)
                     services.start_soon(notifier.watchdog)
                     # No checkpoint between these two: no request can see `ready` (/health
                     # 200) before READY=1 is sent, nor get miroir_not_ready after (issue 15).

@@ -127,7 +127,7 @@ async def sync_journal_urls(config: Config, node_urls: dict[str, str]) -> bool:
     """
     from miroir.daemon import acquire_lock
     from miroir.store.journal import Journal, JournalError
-    from miroir.store.state import MiroirState, NodePut, Record, apply_record, new_state
+    from miroir.core.model import MiroirState, NodePut, Record, apply_record, new_state
 
     data_dir = Path(config.store.data_dir)
     lock_fd = acquire_lock(data_dir)

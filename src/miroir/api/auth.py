@@ -29,9 +29,14 @@ from typing import Any
 
 from quart import Quart, Response, g, request
 
+from miroir.api.context import Miroir
 from miroir.config import AuthConfig
 from miroir.core import keys as core
 from miroir.core.errors import MeiliError
+from miroir.core.model import MiroirState
+from miroir.core.taskfold import task_view
+from miroir.core.taskquery import TaskQuery
+from miroir.engine.cluster import Cluster
 from miroir.engine.keys import KeyRing, now_utc
 
 OPEN_PATHS = frozenset({"/health", "/_miroir/ready"})
@@ -188,7 +193,7 @@ def is_admin(auth: AuthConfig, headers: Mapping[str, str]) -> bool:
 def authorize(
     auth: AuthConfig,
     ring: KeyRing,
-    state: Any,
+    state: MiroirState | None,
     path: str,
     headers: Mapping[str, str],
     action: str | None,
@@ -293,14 +298,12 @@ def task_visible(a: core.Access, task: Mapping[str, Any]) -> bool:
     return uid is not None and task.get("type") != "indexSwap" and a.allows(uid)
 
 
-def visible_tasks(query: Any, cluster: Any) -> Any:
+def visible_tasks(query: TaskQuery, cluster: Cluster) -> TaskQuery:
     """A task query narrowed to the tasks the current request may see (list, cancel,
     delete all go through it)."""
     a = access()
     if a.all_indexes:
         return query
-    from miroir.core.taskfold import task_view
-
     seen = frozenset(uid for uid, t in cluster.state.tasks.items() if task_visible(a, task_view(t)))
     query.uids = seen if query.uids is None else query.uids & seen
     return query
@@ -387,14 +390,14 @@ def redact_path(path: str) -> str:
     return path
 
 
-def key_state(ctx: Any) -> Any:
+def key_state(ctx: Miroir) -> MiroirState | None:
     """The journal state holding the keys, once the journal writer runs (before that
     only the master key is accepted)."""
     journal = ctx.journal
     return journal.state if journal is not None else None
 
 
-def install(app: Quart, auth: AuthConfig, ctx: Any) -> None:
+def install(app: Quart, auth: AuthConfig, ctx: Miroir) -> None:
     """Check every request before its handler; answer CORS preflights first."""
     ring = KeyRing(auth.master_key)
     app.config["MIROIR_KEYRING"] = ring

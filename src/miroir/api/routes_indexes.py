@@ -10,6 +10,7 @@ from miroir.api import auth
 from miroir.api.http import decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
+from miroir.core.model import TaskRecord
 from miroir.core.taskfold import summarized
 from miroir.engine import indexes
 
@@ -91,7 +92,7 @@ def checked_uid(uid: str) -> str:
     return uid
 
 
-def accepted(task: Any, headers: dict[str, str] | None = None) -> Response:
+def accepted(task: TaskRecord, headers: dict[str, str] | None = None) -> Response:
     return json_response(summarized(task), status=202, headers=headers)
 
 

@@ -9,7 +9,7 @@ from miroir.api.auth import is_admin
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
 from miroir.core.errors import MeiliError
-from miroir.engine.health import cluster_is_ready, cluster_uncovered
+from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
 
 bp = Blueprint("system", __name__)
 

@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 
 from miroir.core.settings import SHARD_FIELD
-from miroir.store.state import Hint, NodeRepair, NodeRequest
+from miroir.core.model import Hint, NodeRepair, NodeRequest
 
 Delivery = Literal["send", "hint", "skip"]
 

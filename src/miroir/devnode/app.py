@@ -13,7 +13,7 @@ import re
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -54,11 +54,15 @@ _NO_BODY = object()
 
 
 
-# Handlers that read index engines (see TaskQueue.engine_lock).
-_ENGINE_READERS = frozenset({
-    "global_stats", "index_stats", "list_indexes", "get_index", "list_documents", "fetch_documents", "get_document",
-    "search_get", "search_post", "facet_search", "multi_search", "get_settings", "get_setting",
-})
+_H = TypeVar("_H", bound=Callable[..., Any])
+
+
+def reads_engines(handler: _H) -> _H:
+    """Declares a handler that reads index engines: it runs holding
+    `TaskQueue.engine_lock` (the worker mutates engines in a thread under that lock)."""
+    handler.reads_engines = True  # type: ignore[attr-defined]
+    return handler
+
 
 class Request:
     __slots__ = ("method", "path", "query", "query_string", "headers", "body")
@@ -222,7 +226,7 @@ class DevnodeApp:
                 self._authorize(headers)
             body = await self._read_body(headers, receive)
             req = Request(method, path, scope.get("query_string", b"").decode("latin-1"), headers, body)
-            if handler.__name__ in _ENGINE_READERS:
+            if getattr(handler, "reads_engines", False):
                 # The worker mutates engines in a thread while it holds this lock; readers
                 # wait for the batch. /health and /tasks never wait, so a busy node still
                 # answers probes and task polls (as Meilisearch does while indexing).
@@ -364,12 +368,14 @@ class DevnodeApp:
         stats["isIndexing"] = self.q.is_indexing(uid)
         return stats
 
+    @reads_engines
     async def global_stats(self, req: Request):
         indexes = {uid: self._index_stats(uid, e) for uid, e in sorted(self.q.indexes.items())}
         return 200, {"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": self.q.last_update, "indexes": indexes}
 
     # -- indexes --------------------------------------------------------------------------
 
+    @reads_engines
     async def list_indexes(self, req: Request):
         offset, limit = 0, 20
         for name, value in req.query:
@@ -400,6 +406,7 @@ class DevnodeApp:
             raise _type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
         return await self._task("indexCreation", uid, t.CreateIndex(pk), {"primaryKey": pk})
 
+    @reads_engines
     async def get_index(self, req: Request, uid: str):
         return 200, self._index(uid).view(uid)
 
@@ -422,6 +429,7 @@ class DevnodeApp:
         self._check_uid(uid)
         return await self._task("indexDeletion", uid, t.DeleteIndex(), {"deletedDocuments": None})
 
+    @reads_engines
     async def index_stats(self, req: Request, uid: str):
         return 200, self._index_stats(uid, self._index(uid))
 
@@ -458,6 +466,7 @@ class DevnodeApp:
 
     _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
 
+    @reads_engines
     async def list_documents(self, req: Request, uid: str):
         entry = self._index(uid)
         args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
@@ -477,6 +486,7 @@ class DevnodeApp:
                 raise _unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
 
+    @reads_engines
     async def fetch_documents(self, req: Request, uid: str):
         entry = self._index(uid)
         body = req.json()
@@ -507,6 +517,7 @@ class DevnodeApp:
                 raise _unknown_field(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
 
+    @reads_engines
     async def get_document(self, req: Request, uid: str, doc_id: str):
         entry = self._index(uid)
         fields = None
@@ -562,10 +573,12 @@ class DevnodeApp:
 
     # -- search -----------------------------------------------------------------------------
 
+    @reads_engines
     async def search_get(self, req: Request, uid: str):
         entry = self._index(uid)
         return 200, entry.engine.search(search_params_from_query(req.query))
 
+    @reads_engines
     async def search_post(self, req: Request, uid: str):
         entry = self._index(uid)
         body = req.json()
@@ -573,6 +586,7 @@ class DevnodeApp:
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
         return 200, entry.engine.search(body)
 
+    @reads_engines
     async def facet_search(self, req: Request, uid: str):
         entry = self._index(uid)
         body = req.json()
@@ -580,6 +594,7 @@ class DevnodeApp:
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
         return 200, entry.engine.facet_search(body)
 
+    @reads_engines
     async def multi_search(self, req: Request):
         return 200, run_multi_search(self.q.indexes, req.json())
 
@@ -595,6 +610,7 @@ class DevnodeApp:
             raise _NotFound()
         return field
 
+    @reads_engines
     async def get_settings(self, req: Request, uid: str):
         return 200, settings_mod.ordered(self._index(uid).engine.settings)
 
@@ -608,6 +624,7 @@ class DevnodeApp:
         patch = {k: None for k in self._known_settings()}
         return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
 
+    @reads_engines
     async def get_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
         return 200, self._index(uid).engine.settings.get(field.name)

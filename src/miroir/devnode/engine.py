@@ -18,6 +18,7 @@ from bisect import bisect_left
 from typing import Any, Callable, Iterator
 
 from miroir.core.documents import document_id, resolve_primary_key
+from miroir.core import filter as filter_mod
 from miroir.core.errors import MeiliError
 from miroir.core.searchplan import SEARCH_FIELDS, json_kind
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
@@ -74,14 +75,6 @@ def matches_attribute(path: str, patterns: list[str]) -> bool:
         if p.startswith("*") and path.endswith(p[1:]):
             return True
     return False
-
-
-def _filter_module():
-    try:
-        from miroir.core import filter as f
-    except ImportError:  # pragma: no cover - only while core/filter.py is being written
-        return None
-    return f
 
 
 class IndexEngine:
@@ -372,30 +365,27 @@ class IndexEngine:
 
     def _compile_filter(self, value, code: str) -> Callable[[dict], bool] | None:
         expr = self._parse_filter(value, code)
-        return None if expr is None else _filter_module().compile_filter(expr)
+        return None if expr is None else filter_mod.compile_filter(expr)
 
     def _parse_filter(self, value, code: str):
         """The parsed, checked filter (compiled once, which validates geo arguments)."""
         if value is None:
             return None
-        f = _filter_module()
-        if f is None:
-            raise MeiliError(code, "Filters are not available in this build.")
         try:
             key = _filter_key(value)
             expr = self._parsed_filters.get(key, _MISSING) if key is not None else _MISSING
             if expr is _MISSING:
-                expr = f.parse_filter(value)
+                expr = filter_mod.parse_filter(value)
                 if key is not None:
                     if len(self._parsed_filters) >= PARSED_FILTERS:
                         self._parsed_filters.clear()
                     self._parsed_filters[key] = expr
             if expr is None:
                 return None
-            f.check_filterable(expr, self._filterable())
-            f.compile_filter(expr)
+            filter_mod.check_filterable(expr, self._filterable())
+            filter_mod.compile_filter(expr)
             return expr
-        except f.FilterError as e:
+        except filter_mod.FilterError as e:
             raise MeiliError(code, e.message) from None
 
     def _filter_sets(self) -> FilterSets:

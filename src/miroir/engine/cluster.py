@@ -1,38 +1,40 @@
-"""The cluster: config, journal-backed state, topology, node clients and task service.
+"""The cluster: the data every part of the engine shares, and the queries over it.
 
-`Cluster.create(config, journal)` needs a loaded journal whose writer runs. At the first
-start (no node in the journal) it journals the config's `[[nodes]]` as active; after that
-the journal wins over the config, since topology changes made at run time are journaled
-(design §1), and a difference is logged as a warning.
-
-`run()` hosts the background services (task service, reconciler, health probers, the
-rebalancer, the hinted-handoff/refill service) in its own nursery and closes the node
-clients when it stops. A cluster that was created but never run is closed with `aclose()`.
+Config, journal-backed state, the fleet of node clients, the topology, the health table,
+the task service, the hinted-handoff state, the per-index write locks, the round-robin
+turns of reads, and a handle on the running rebalancer. Nothing here starts a task or
+imports a service: engine/services.py creates the cluster and runs the background
+services (task service, reconciler, health probers, rebalancer, handoff loop) over it,
+so services may import this module and never the other way round.
 """
 
 from __future__ import annotations
 
-import structlog
+import itertools
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 import trio
 
 from miroir.config import Config
-from miroir.engine.reconciler import Reconciler
+from miroir.core.health import cluster_ready, uncovered_shards
+from miroir.core.model import MiroirState
+from miroir.engine.handoffstate import HandoffState
+from miroir.engine.health import HealthTable
 from miroir.engine.tasks import TaskService
-from miroir.engine.handoff import Handoff
-from miroir.engine.health import HealthTable, run_cluster_health
-from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
-from miroir.engine import keys
 from miroir.store.journal import Journal
-from miroir.store.state import MiroirState, NodeMeta, NodePut
 
-log = structlog.get_logger("miroir.cluster")
 
-# Default deadline of a node call that does not pass its own (writes, admin calls).
-NODE_TIMEOUT_S = 30.0
-# Bound on closing the node clients at shutdown.
-CLOSE_TIMEOUT_S = 5.0
+class RebalancerHandle(Protocol):
+    """What the admin routes ask of the running rebalancer (engine/rebalancer.py)."""
+
+    def wake(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def ensure_plan(self) -> bool: ...
 
 
 class Cluster:
@@ -46,9 +48,16 @@ class Cluster:
             journal, fleet, lambda: self.topology,
             max_kept=config.tasks.max_kept, delete_batch=config.tasks.delete_batch,
         )
-        self.reconciler = Reconciler(self.tasks)
-        self.handoff = Handoff(self)
-        self._closed = False
+        self.handoff = HandoffState(journal, self.health, config.health)
+        # Set by engine/services.py while the rebalancer runs; admin routes answer
+        # `miroir_not_ready` without it.
+        self.rebalancer: RebalancerHandle | None = None
+        # Serializes what must not interleave on one index (engine/indexes.py index_lock).
+        self.index_locks: dict[str, trio.Lock] = {}
+        # Round-robin turns: which group/replica a scatter starts at (engine/scatter.py),
+        # which owner a document read asks first (engine/writes.py).
+        self.scatter_turns = itertools.count()
+        self.read_rotation = itertools.count()
 
     @property
     def state(self) -> MiroirState:
@@ -57,15 +66,6 @@ class Cluster:
     @property
     def rf(self) -> int:
         return self.config.cluster.replication_factor
-
-    @classmethod
-    async def create(cls, config: Config, journal: Journal[MiroirState]) -> Cluster:
-        await _bootstrap_nodes(config, journal)
-        await keys.bootstrap(journal)  # 1.50's default API keys at the first start
-        fleet = Fleet(api_key=config.auth.node_master_key, timeout_s=NODE_TIMEOUT_S)
-        cluster = cls(config, journal, fleet)
-        await cluster.refresh_topology()
-        return cluster
 
     async def refresh_topology(self) -> None:
         """Rebuild the node clients and the topology from the journal (nodes + migrations).
@@ -93,41 +93,22 @@ class Cluster:
         unreadable = self.handoff.unreadable()
         return frozenset(n for n in self.health.available(self.topology.all_nodes()) if n not in unreadable)
 
-    readable_nodes = healthy_nodes
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the background services until cancelled; then close the node clients."""
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.tasks.run)
-                await nursery.start(self.reconciler.run)
-                await nursery.start(run_cluster_health, self, self.health)
-                await nursery.start(run_rebalancer, self)
-                await nursery.start(self.handoff.run)
-                task_status.started()
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
-                await self.aclose()
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self.fleet.aclose()
+# --- readiness (/_miroir/ready) ----------------------------------------------------------------
 
 
-async def _bootstrap_nodes(config: Config, journal: Journal[MiroirState]) -> None:
-    state = journal.state
-    configured = {n.id: (n.url, n.group) for n in config.nodes}
-    if not state.nodes:
-        records = [NodePut(node=NodeMeta(id=n.id, url=n.url, group=n.group, state="active")) for n in config.nodes]
-        await journal.append(*records)
-        log.info("cluster.bootstrapped", nodes=sorted(configured))
-        return
-    journaled = {i: (n.url, n.group) for i, n in state.nodes.items() if n.state != "removed"}
-    if journaled != configured:
-        log.warning(
-            "cluster.config_differs_from_journal",
-            note="the journal wins: nodes added/removed at run time are journaled",
-            journal_nodes={i: f"{u} ({g})" for i, (u, g) in sorted(journaled.items())},
-            config_nodes={i: f"{u} ({g})" for i, (u, g) in sorted(configured.items())},
-        )
+def index_shard_maps(cluster: Cluster) -> dict[str, Mapping[str, Any]]:
+    """Index uid -> the topology's shard map of that index (for readiness)."""
+    topo = cluster.topology
+    return {uid: topo.shard_map(meta.shards) for uid, meta in cluster.state.indexes.items()}
+
+
+def cluster_is_ready(cluster: Cluster, table: HealthTable) -> bool:
+    """The /_miroir/ready rule (miroir.core.health.cluster_ready) for a live cluster."""
+    nodes = cluster.topology.all_nodes()
+    return cluster_ready(index_shard_maps(cluster), table.available(nodes), nodes)
+
+
+def cluster_uncovered(cluster: Cluster, table: HealthTable) -> dict[str, list[int]]:
+    """Index uid -> shards no available node can serve (for the 503 message)."""
+    return uncovered_shards(index_shard_maps(cluster), table.available(cluster.topology.all_nodes()))

@@ -13,14 +13,11 @@ is a query-time restriction and not a node `searchableAttributes` list).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from miroir.core import fields as core
 from miroir.engine.settings import index_settings
-from miroir.store.state import IndexFieldsSeen
-
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
+from miroir.core.model import IndexFieldsSeen
+from miroir.engine.cluster import Cluster
 
 
 async def prepare_batch_fields(cluster: Cluster, uid: str, docs: Sequence[dict]) -> None:

@@ -7,7 +7,7 @@ node's backlog (`HintsAdded`) before the client's 202. Over `health.max_backlog_
 the backlog is dropped and the node is marked for a refill (`RefillStarted`,
 engine/refill.py) instead.
 
-This service (`Handoff.run`, started by `Cluster.run`) repairs nodes:
+This service (`Handoff.run`, started by engine/services.py) repairs nodes:
 
 - a node that went `down` is *held* from then on (in memory): writes for it are hinted
   and reads avoid it, until it is up again and verified;
@@ -26,8 +26,7 @@ raises out of `run` except journal failures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import NoReturn
 
 import structlog
 import trio
@@ -37,10 +36,9 @@ from miroir.engine import refill
 from miroir.engine.mover import MoveFailed
 from miroir.net.node import NodeError, NodeUnavailable
 from miroir.store.journal import JournalError
-from miroir.store.state import HintsAdded, HintsReplayed, NodeRequest, RefillStarted
-
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
+from miroir.core.model import HintsReplayed, RefillStarted
+from miroir.engine.cluster import Cluster
+from miroir.engine.writes import deliver
 
 log = structlog.get_logger("miroir.handoff")
 
@@ -54,98 +52,26 @@ APPLY_POLL_S = 0.02
 
 
 class Handoff:
+    """The repair loop; its state (`cluster.handoff`, engine/handoffstate.py) is what
+    writes and reads ask."""
+
     def __init__(self, cluster: Cluster):
         self.cluster = cluster
-        self._held: set[str] = set()  # went down; not verified since
-        self._downs: dict[str, int] = {}  # down transitions per node (generation)
+        self.state = cluster.handoff
         self._busy: set[str] = set()
-        self._checked: set[str] = set()  # copy verified (not lost) since the last down
-        self.copying: set[tuple[str, str]] = set()  # (node, index) refills taking dual writes
-        self.last_error: dict[str, str] = {}
-        self._kick = trio.Event()
-
-    # --- what the write and read paths ask ------------------------------------------------
-
-    def delivery(self, node: str, index: str) -> backlog.Delivery:
-        return backlog.delivery(
-            self.cluster.state.repairs.get(node),
-            index,
-            available=self.cluster.health.is_available(node),
-            held=node in self._held,
-            copying=(node, index) in self.copying,
-        )
-
-    def unreadable(self) -> set[str]:
-        """Nodes that must not answer reads: held, with a backlog, or being refilled."""
-        out = set(self._held)
-        out.update(n for n, rep in self.cluster.state.repairs.items() if backlog.needs_repair(rep))
-        return out
-
-    def view(self, node: str) -> dict[str, Any]:
-        """Repair state of one node for /_miroir/topology."""
-        rep = self.cluster.state.repairs.get(node)
-        state = "ok"
-        if rep is not None and rep.refill:
-            state = "refilling"
-        elif rep is not None and rep.hints:
-            state = "backlog"
-        elif node in self._held:
-            state = "held"
-        return {
-            "state": state,
-            "backlogOps": len(rep.hints) if rep else 0,
-            "backlogBytes": rep.bytes if rep else 0,
-            "refillReason": rep.refill_reason if rep else None,
-            "refilledIndexes": list(rep.refilled) if rep else [],
-            "replayedOps": rep.replayed if rep else 0,
-            "refills": rep.refills if rep else 0,
-            "lastError": self.last_error.get(node),
-        }
-
-    async def add_hints(self, missed: Mapping[str, NodeRequest]) -> None:
-        """Journal the parts `missed` by these nodes (caller holds the index lock)."""
-        limit = self.cluster.config.health.max_backlog_bytes
-        records: list[Any] = []
-        for node, req in sorted(missed.items()):
-            rep = self.cluster.state.repairs.get(node)
-            if rep is not None and rep.refill and req.index not in rep.refilled:
-                continue  # the refill's reconciliation brings it
-            size = backlog.request_size(req)
-            if (rep.bytes if rep is not None else 0) + size > limit:
-                reason = f"backlog over health.max_backlog_bytes ({limit})"
-                log.warning("handoff.backlog_overflow", node=node, limit=limit)
-                records.append(RefillStarted(node=node, reason=reason))
-            else:
-                records.append(HintsAdded(node=node, requests=[req], sizes=[size]))
-        await self.cluster.journal.append(*records)
-        self._wake()
-
-    # --- the service ------------------------------------------------------------------------
-
-    def _on_health(self, node: str, state: str) -> None:
-        if state == "down":
-            self._held.add(node)
-            self._checked.discard(node)
-            self._downs[node] = self._downs.get(node, 0) + 1
-            # In place: a running refill holds this set (its copy restarts anyway).
-            self.copying.difference_update({(n, i) for n, i in self.copying if n == node})
-        self._wake()
-
-    def _wake(self) -> None:
-        self._kick.set()
 
     def _todo(self) -> list[str]:
         repairs = self.cluster.state.repairs
         return [
             n
             for n in self.cluster.topology.all_nodes()
-            if n in self._held or backlog.needs_repair(repairs.get(n))
+            if n in self.state.held or backlog.needs_repair(repairs.get(n))
         ]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
         """Repair nodes as they come back, until cancelled (see the module doc)."""
         health = self.cluster.health
-        health.listeners.append(self._on_health)
+        health.listeners.append(self.state.on_health)
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
@@ -156,10 +82,10 @@ class Handoff:
                             self._busy.add(node)
                             nursery.start_soon(self._repair, node)
                     with trio.move_on_after(RETRY_S):
-                        await self._kick.wait()
-                    self._kick = trio.Event()
+                        await self.state.kick.wait()
+                    self.state.kick = trio.Event()
         finally:
-            health.listeners.remove(self._on_health)
+            health.listeners.remove(self.state.on_health)
 
     async def _verify_at_start(self) -> None:
         """A node may have lost its disk while Miroir was down: check every node once.
@@ -178,7 +104,7 @@ class Handoff:
             if reason is not None and not backlog.needs_repair(self.cluster.state.repairs.get(node)):
                 log.warning("handoff.copy_lost", node=node, reason=reason, at="start")
                 await self.cluster.journal.append(RefillStarted(node=node, reason=reason))
-                self._wake()
+                self.state.wake()
 
         async with trio.open_nursery() as nursery:
             for node in self.cluster.topology.all_nodes():
@@ -188,51 +114,49 @@ class Handoff:
                     nursery.start_soon(one, node)
 
     async def _repair(self, node: str) -> None:
-        generation = self._downs.get(node, 0)
+        generation = self.state.downs.get(node, 0)
         try:
             rep = self.cluster.state.repairs.get(node)
-            unchecked = node in self._held or (rep is not None and rep.hints and node not in self._checked)
+            unchecked = node in self.state.held or (rep is not None and rep.hints and node not in self.state.checked)
             if not (rep is not None and rep.refill) and unchecked:
                 reason = await refill.check_lost(self.cluster, node)
                 if reason is not None:
                     log.warning("handoff.copy_lost", node=node, reason=reason)
                     await self.cluster.journal.append(RefillStarted(node=node, reason=reason))
-                if self._downs.get(node, 0) == generation:
-                    self._checked.add(node)
+                if self.state.downs.get(node, 0) == generation:
+                    self.state.checked.add(node)
             while True:
                 rep = self.cluster.state.repairs.get(node)
                 if rep is not None and rep.refill:
-                    await refill.refill_node(self.cluster, node, self.copying)
+                    await refill.refill_node(self.cluster, node, self.state.copying)
                 await self._replay(node)
                 rep = self.cluster.state.repairs.get(node)
                 # No checkpoint between this check and the release: a write either
                 # landed in the backlog (and we loop) or will be sent directly.
                 if not backlog.needs_repair(rep):
-                    if self._downs.get(node, 0) == generation:
-                        self._held.discard(node)
-                        self.last_error.pop(node, None)
+                    if self.state.downs.get(node, 0) == generation:
+                        self.state.held.discard(node)
+                        self.state.last_error.pop(node, None)
                         log.info("handoff.node_released", node=node)
                     return
         except (MoveFailed, NodeUnavailable, NodeError) as e:
-            self.last_error[node] = str(e)
+            self.state.last_error[node] = str(e)
             log.warning("handoff.repair_failed", node=node, error=str(e))
             await trio.sleep(RETRY_S)
         except JournalError:
             raise
         except Exception as e:  # noqa: BLE001 - a bug here must not stop serving; retried
-            self.last_error[node] = repr(e)
+            self.state.last_error[node] = repr(e)
             log.exception("handoff.repair_crashed", node=node)
             await trio.sleep(RETRY_S)
         finally:
             self._busy.discard(node)
-            self._wake()
+            self.state.wake()
 
     async def _replay(self, node: str) -> None:
         """Send the backlog in order, a batch at a time; a batch is journaled as replayed
         once the node has applied it, so the backlog empties (and the node becomes
         readable, and writes go to it directly) only when everything is applied."""
-        from miroir.engine.writes import deliver
-
         while True:
             rep = self.cluster.state.repairs.get(node)
             if rep is None or rep.refill or not rep.hints:

@@ -1,4 +1,4 @@
-"""Node health as a service: the health table, one prober per node, readiness.
+"""Node health: the health table and the probers (one per node).
 
 - `HealthTable` holds a `NodeHealth` (miroir.core.health: the rules live there) per node,
   answers "may I send to this node?" for scatter and writes, takes passive evidence from
@@ -6,7 +6,8 @@
 - `run_prober` probes one node forever: `probe()` every interval under a deadline.
 - `run_health` owns one prober per node in its own nursery and follows the node list:
   it polls a `nodes()` callable every interval and starts/stops probers to match.
-- `run_cluster_health` wires the above to a `Cluster` (topology + fleet of NodeClients).
+- engine/services.py wires the above to a `Cluster` (`run_cluster_health`), and
+  engine/cluster.py answers readiness from the table (`cluster_is_ready`).
 
 The probe is an injected callable (`probe(node_id) -> awaitable`, raises on failure), so
 this module does not care how a node is reached and tests can use any HTTP server.
@@ -14,14 +15,14 @@ this module does not care how a node is reached and tests can use any HTTP serve
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn
 
 import structlog
 import trio
 
 from miroir.config import HealthConfig
-from miroir.core.health import NodeHealth, NodeHealthView, Thresholds, cluster_ready, uncovered_shards
+from miroir.core.health import NodeHealth, NodeHealthView, Thresholds
 
 log = structlog.get_logger("miroir.health")
 
@@ -274,51 +275,3 @@ async def run_health(
         while True:
             await trio.sleep(interval_s)
             sync(probers, None)
-
-
-# --- cluster wiring --------------------------------------------------------------------
-
-
-def cluster_probe(cluster: Any, timeout_s: float) -> Probe:
-    """`GET /health` through the cluster's pooled NodeClient of that node."""
-
-    async def probe(node_id: str) -> None:
-        client = cluster.fleet.get(node_id)
-        if client is None:
-            raise LookupError(f"no client for node `{node_id}`")
-        await client.call("GET", "/health", timeout_s=timeout_s)
-
-    return probe
-
-
-async def run_cluster_health(
-    cluster: Any, table: HealthTable, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> NoReturn:
-    """`run_health` over every known node of `cluster.topology`, timings from config."""
-    cfg: HealthConfig = cluster.config.health
-    timeout_s = cfg.timeout_ms / 1000
-    await run_health(
-        table,
-        lambda: cluster.topology.all_nodes(),
-        cluster_probe(cluster, timeout_s),
-        interval_s=cfg.interval_ms / 1000,
-        timeout_s=timeout_s,
-        task_status=task_status,
-    )
-
-
-def index_shard_maps(cluster: Any) -> dict[str, Mapping[str, Any]]:
-    """Index uid -> the topology's shard map of that index (for readiness)."""
-    topo = cluster.topology
-    return {uid: topo.shard_map(meta.shards) for uid, meta in cluster.state.indexes.items()}
-
-
-def cluster_is_ready(cluster: Any, table: HealthTable) -> bool:
-    """The /_miroir/ready rule (miroir.core.health.cluster_ready) for a live cluster."""
-    nodes = cluster.topology.all_nodes()
-    return cluster_ready(index_shard_maps(cluster), table.available(nodes), nodes)
-
-
-def cluster_uncovered(cluster: Any, table: HealthTable) -> dict[str, list[int]]:
-    """Index uid -> shards no available node can serve (for the 503 message)."""
-    return uncovered_shards(index_shard_maps(cluster), table.available(cluster.topology.all_nodes()))

@@ -18,9 +18,8 @@ Also the fan-out helpers every broadcast uses (`broadcast`, `wait_all`).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import trio
@@ -35,8 +34,10 @@ from miroir.core.errors import (
     valid_index_uid,
 )
 from miroir.core.taskfold import TERMINAL, fold
+from miroir.engine.cluster import Cluster
+from miroir.engine.tasks import DrivenTask
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import (
+from miroir.core.model import (
     IndexFieldsSeen,
     IndexMeta,
     IndexPut,
@@ -44,10 +45,6 @@ from miroir.store.state import (
     IndexSettingsPut,
     TaskRecord,
 )
-
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
-    from miroir.engine.tasks import DrivenTask
 
 log = structlog.get_logger("miroir.indexes")
 
@@ -157,13 +154,10 @@ async def wait_all(
 
 # --- per-index locks --------------------------------------------------------------------
 
-_locks: weakref.WeakKeyDictionary[Any, dict[str, trio.Lock]] = weakref.WeakKeyDictionary()
-
-
 def index_lock(cluster: Cluster, uid: str) -> trio.Lock:
     """Serializes what must not interleave on one index: implicit creation, and the
     enqueue of writes (so every node receives an index's batches in the same order)."""
-    locks = _locks.setdefault(cluster, {})
+    locks = cluster.index_locks
     lock = locks.get(uid)
     if lock is None:
         lock = locks[uid] = trio.Lock()

@@ -18,7 +18,7 @@ from typing import Any
 from miroir.core import keys as core
 from miroir.core.errors import MeiliError
 from miroir.store.journal import Journal
-from miroir.store.state import KeyDeleted, KeyPut, MiroirState
+from miroir.core.model import KeyDeleted, KeyPut, MiroirState
 
 
 def now_utc() -> _dt.datetime:

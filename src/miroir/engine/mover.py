@@ -26,24 +26,22 @@ that does not answer fails the unit's attempt with `MoveFailed`; the rebalancer 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 import trio
 
 from miroir.core.settings import RESERVED_PREFIX
+from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import (
+from miroir.core.model import (
     MigrationProgress,
     MigrationSwitched,
     MigrationUnit,
     MigrationUnitDone,
 )
-
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
 
 log = structlog.get_logger("miroir.mover")
 
@@ -65,7 +63,15 @@ DROP_GRACE_S = 1.0
 
 
 class MoveFailed(Exception):
-    """A unit could not progress now (a node unreachable or refusing); retried later."""
+    """A unit could not progress now (a node unreachable or refusing); retried later.
+
+    `code` is the node's error code when a node refused or failed the task (e.g.
+    `index_already_exists`), None when it did not answer.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 def shard_filter(shard: int) -> str:
@@ -95,7 +101,9 @@ async def wait_task(cluster: Cluster, node: str, task_uid: int) -> dict:
             if status == "succeeded":
                 return view
             if status in ("failed", "canceled"):
-                raise MoveFailed(f"node `{node}` task {task_uid} {status}: {view.get('error')}")
+                error = view.get("error")
+                code = error.get("code") if isinstance(error, dict) else None
+                raise MoveFailed(f"node `{node}` task {task_uid} {status}: {error}", code=code)
             await trio.sleep(delay)
             delay = min(delay * 2, TASK_POLL_MAX_S)
     raise MoveFailed(f"node `{node}` task {task_uid} not finished within {NODE_TASK_TIMEOUT_S:g}s")
@@ -105,7 +113,7 @@ async def enqueue_and_wait(cluster: Cluster, node: str, method: str, path: str, 
     try:
         body = await call(cluster, node, method, path, **kwargs)
     except NodeError as e:
-        raise MoveFailed(f"node `{node}` refused {method} {path}: {e.message}") from None
+        raise MoveFailed(f"node `{node}` refused {method} {path}: {e.message}", code=e.code) from None
     await wait_task(cluster, node, int(body["taskUid"]))
 
 
@@ -158,9 +166,9 @@ class Mover:
         self,
         cluster: Cluster,
         *,
-        refresh: Callable[[], Any],
-        throttle: Callable[[int], Any],
-        gate: Callable[[], Any],
+        refresh: Callable[[], Awaitable[None]],
+        throttle: Callable[[int], Awaitable[None]],
+        gate: Callable[[], Awaitable[None]],
         on_total: Callable[[str, str, str, int], None],
         healthy: Callable[[], frozenset[str] | None],
     ):
@@ -224,7 +232,7 @@ class Mover:
                 self.cluster, node, "POST", f"/indexes/{uid}/documents/delete", json={"filter": shard_filter(shard)}
             )
         except MoveFailed as e:
-            if "index_not_found" in str(e) or "not found" in str(e):
+            if e.code == "index_not_found":
                 return
             raise
 

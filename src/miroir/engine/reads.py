@@ -21,7 +21,6 @@ changes only when the healthy nodes do (a retry after a failure is another copy 
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -67,9 +66,11 @@ from miroir.core.searchplan import (
     subquery_for_shards,
 )
 from miroir.engine import fields
+from miroir.engine.cluster import Cluster
+from miroir.engine.settings import index_settings
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
 from miroir.net.node import NodeClient
-from miroir.store.state import IndexMeta
+from miroir.core.model import IndexMeta
 
 Headers = dict[str, str]
 
@@ -84,7 +85,7 @@ DOCUMENT_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "id
 # ---------------------------------------------------------------- shared helpers
 
 
-def index_meta(cluster: Any, uid: str) -> IndexMeta:
+def index_meta(cluster: Cluster, uid: str) -> IndexMeta:
     """The index's metadata, or Meilisearch's error for a bad or unknown uid."""
     if not valid_index_uid(uid):
         raise invalid_index_uid(uid)
@@ -92,19 +93,6 @@ def index_meta(cluster: Any, uid: str) -> IndexMeta:
     if meta is None:
         raise index_not_found(uid)
     return meta
-
-
-async def _settings(cluster: Any, uid: str) -> dict:
-    out = _index_settings(cluster, uid)
-    if inspect.isawaitable(out):
-        out = await out
-    return out or {}
-
-
-def _index_settings(cluster: Any, uid: str) -> Any:
-    from miroir.engine.settings import index_settings  # engineer H7b's module
-
-    return index_settings(cluster, uid)
 
 
 def _faceting(settings: Mapping) -> tuple[int, dict]:
@@ -174,7 +162,7 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _degraded(cluster: Any, g: Gathered, uid: str) -> Headers:
+def _degraded(cluster: Cluster, g: Gathered, uid: str) -> Headers:
     return g.check(cluster.config.scatter.unavailable_shard_policy, uid)
 
 
@@ -192,13 +180,11 @@ def query_affinity(req: SearchRequest) -> int:
     return xxhash.xxh64_intdigest(msgspec.json.encode(window_free)) & 0xFFFF_FFFF
 
 
-async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Headers]:
+async def search(cluster: Cluster, uid: str, req: SearchRequest) -> tuple[dict, Headers]:
     """One search over every shard of `uid`, answered like one node holding them all."""
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
-    settings = _index_settings(cluster, uid)
-    if inspect.isawaitable(settings):
-        settings = await settings
+    settings = index_settings(cluster, uid)
     ss = _search_settings_of(settings or {})
     refused = hidden_field_error(req, ss.settings)
     if refused is not None:
@@ -262,7 +248,7 @@ async def search(cluster: Any, uid: str, req: SearchRequest) -> tuple[dict, Head
     return answer, headers
 
 
-def _searchable_count(cluster: Any, uid: str, settings: Mapping) -> int:
+def _searchable_count(cluster: Cluster, uid: str, settings: Mapping) -> int:
     """At least as many attributes as the nodes can search in `uid` (every path seen, or
     the explicit `searchableAttributes`): bounds milli's attribute rank."""
     explicit = settings.get("searchableAttributes") or ()
@@ -327,7 +313,7 @@ _kind = json_kind
 _type_error = type_error
 
 
-def _decode_query(cluster: Any, i: int, q: Any, *, federated: bool) -> tuple[str, SearchRequest, float]:
+def _decode_query(cluster: Cluster, i: int, q: Any, *, federated: bool) -> tuple[str, SearchRequest, float]:
     """One entry of `queries` -> (index uid, request, weight), errors prefixed by position."""
     uid, params, weight = fed.query_entry(i, q, federated=federated)
     try:
@@ -338,7 +324,7 @@ def _decode_query(cluster: Any, i: int, q: Any, *, federated: bool) -> tuple[str
     return uid, req, weight
 
 
-async def _run_all(cluster: Any, jobs: list[tuple[str, SearchRequest]]) -> list[tuple[dict, Headers]]:
+async def _run_all(cluster: Cluster, jobs: list[tuple[str, SearchRequest]]) -> list[tuple[dict, Headers]]:
     """Run searches in parallel; the error of the first failing query (by position) wins."""
     results: list[Any] = [None] * len(jobs)
 
@@ -357,7 +343,7 @@ async def _run_all(cluster: Any, jobs: list[tuple[str, SearchRequest]]) -> list[
     return results
 
 
-async def multi_search(cluster: Any, body: Any) -> tuple[dict, Headers]:
+async def multi_search(cluster: Cluster, body: Any) -> tuple[dict, Headers]:
     """`POST /multi-search`: one result per query, or one federated list."""
     started = time.perf_counter()
     if not isinstance(body, dict):
@@ -379,7 +365,7 @@ async def multi_search(cluster: Any, body: Any) -> tuple[dict, Headers]:
     return await _federated(cluster, queries, federation, started)
 
 
-async def _federated(cluster: Any, queries: list, federation: Any, started: float) -> tuple[dict, Headers]:
+async def _federated(cluster: Cluster, queries: list, federation: Any, started: float) -> tuple[dict, Headers]:
     offset, limit = federation_window(federation)
     facets_by_index = federation.get("facetsByIndex") or {}
     if not isinstance(facets_by_index, dict):
@@ -432,13 +418,13 @@ async def _federated(cluster: Any, queries: list, federation: Any, started: floa
 # ---------------------------------------------------------------- facet search
 
 
-async def facet_search(cluster: Any, uid: str, body: Any) -> tuple[dict, Headers]:
+async def facet_search(cluster: Cluster, uid: str, body: Any) -> tuple[dict, Headers]:
     """`POST /indexes/{uid}/facet-search`: counts summed per value over the covering set."""
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
     if not isinstance(body, dict):
         raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
-    settings = await _settings(cluster, uid)
+    settings = index_settings(cluster, uid)
     max_values, sort_values_by = _faceting(settings)
     client_filter = body.get("filter")
     filterable = settings.get("filterableAttributes") or ()
@@ -537,7 +523,7 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
     return msgspec.convert({k: v for k, v in body.items() if v is not None}, DocumentsQuery)
 
 
-async def list_documents(cluster: Any, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
+async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
     refused = reserved.filter_error(

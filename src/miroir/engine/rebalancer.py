@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import trio
@@ -31,10 +31,11 @@ import trio
 from miroir.core.errors import MeiliError
 from miroir.core.moves import plan_change
 from miroir.core.routing import NodeRef, groups_of
+from miroir.engine.cluster import Cluster, RebalancerHandle
 from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
-from miroir.engine.topology import Topology, committed_members
-from miroir.net.node import NodeError
-from miroir.store.state import (
+from miroir.engine.topology import committed_members
+from miroir.net.node import NodeClient, NodeError, NodeUnavailable
+from miroir.core.model import (
     MigrationDone,
     MigrationPlan,
     MigrationPlanned,
@@ -47,9 +48,6 @@ from miroir.store.state import (
     unit_key,
 )
 
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
-
 log = structlog.get_logger("miroir.rebalancer")
 
 # A unit that failed (node down, refused) is tried again after this long.
@@ -59,8 +57,6 @@ RATE_WINDOW_S = 10.0
 # Deadline of the reachability check of a node being added.
 ADD_CHECK_TIMEOUT_S = 5.0
 DEFAULT_GROUP = "g0"
-
-ATTR = "rebalancer"  # the cluster attribute holding the running Rebalancer
 
 
 def conflict(code: str, message: str) -> MeiliError:
@@ -89,19 +85,6 @@ def node_change(cluster: Cluster, node: NodeMeta) -> list[Any]:
     return records
 
 
-def refresh_topology(cluster: Cluster) -> None:
-    """Rebuild the cluster's topology from the journal (nodes + rebalance state)."""
-    cluster.topology = Topology.from_state(cluster.state, cluster.rf)
-
-
-async def sync_fleet(cluster: Cluster) -> None:
-    await cluster.refresh_topology()
-
-
-async def refresh(cluster: Cluster) -> None:
-    await cluster.refresh_topology()
-
-
 class Rebalancer:
     """Plans and runs migrations for one cluster (see module doc)."""
 
@@ -115,11 +98,11 @@ class Rebalancer:
         self.errors: dict[str, str] = {}  # unit -> last error
         self.mover = Mover(
             cluster,
-            refresh=lambda: refresh(cluster),
+            refresh=cluster.refresh_topology,
             throttle=self.throttle,
             gate=self.gate,
             on_total=self._on_total,
-            healthy=self._healthy,
+            healthy=cluster.healthy_nodes,
         )
 
     # --- plumbing for the mover ------------------------------------------------------
@@ -148,13 +131,6 @@ class Rebalancer:
 
     def _on_total(self, key: str, uid: str, target: str, total: int) -> None:
         self._totals[(key, uid, target)] = total
-
-    def _healthy(self) -> frozenset[str] | None:
-        probe = getattr(self.cluster, "healthy_nodes", None)
-        if probe is None:
-            return None
-        nodes = probe() if callable(probe) else probe
-        return frozenset(nodes) if nodes is not None else None
 
     # --- planning ----------------------------------------------------------------------
 
@@ -199,7 +175,7 @@ class Rebalancer:
             )
             await self._prepare(plan)
             await cluster.journal.append(MigrationPlanned(plan=plan))
-            await refresh(cluster)
+            await cluster.refresh_topology()
             self._totals.clear()
             self._samples.clear()
             log.info(
@@ -215,7 +191,7 @@ class Rebalancer:
         targets = sorted({t for u in plan.units.values() for t in u.targets} | self._joining())
         if not targets:
             return
-        await sync_fleet(cluster)
+        await cluster.refresh_topology()
         for uid, meta in sorted(cluster.state.indexes.items()):
             donors = [n for g in plan.old_groups.values() for n in g if n not in targets and n in cluster.fleet]
             settings: dict | None = None
@@ -243,7 +219,7 @@ class Rebalancer:
             try:
                 await enqueue_and_wait(cluster, node, "POST", "/indexes", json={"uid": uid, "primaryKey": pk})
             except MoveFailed as e2:
-                if "index_already_exists" not in str(e2):
+                if e2.code != "index_already_exists":
                     raise
         if settings is not None:
             await enqueue_and_wait(cluster, node, "PATCH", f"/indexes/{uid}/settings", json=settings)
@@ -257,7 +233,7 @@ class Rebalancer:
         records = self._node_records(rb.members)
         if records:
             await cluster.journal.append(*records)
-            await refresh(cluster)
+            await cluster.refresh_topology()
 
     def _node_records(self, members: dict[str, list[str]]) -> list[Any]:
         """Joining owners become active; removed nodes that own nothing are forgotten."""
@@ -273,7 +249,7 @@ class Rebalancer:
     # --- the service -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await refresh(self.cluster)
+        await self.cluster.refresh_topology()
         task_status.started()
         while True:
             try:
@@ -319,7 +295,7 @@ class Rebalancer:
         await cluster.journal.append(
             MigrationDone(plan_id=plan.id, summary=summary), *self._node_records(plan.new_groups)
         )
-        await refresh(cluster)
+        await cluster.refresh_topology()
         log.info("rebalance.done", **summary)
 
     def _summary(self, plan: MigrationPlan) -> dict[str, Any]:
@@ -422,21 +398,20 @@ class Rebalancer:
 
 async def run_rebalancer(cluster: Cluster, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The rebalancer service of `cluster` (one per cluster; a second start is a no-op)."""
-    existing = getattr(cluster, ATTR, None)
-    if existing is not None:
+    if cluster.rebalancer is not None:
         task_status.started()
         return
     rb = Rebalancer(cluster)
-    setattr(cluster, ATTR, rb)
+    cluster.rebalancer = rb
     try:
         await rb.run(task_status=task_status)
     finally:
-        if getattr(cluster, ATTR, None) is rb:
-            setattr(cluster, ATTR, None)
+        if cluster.rebalancer is rb:
+            cluster.rebalancer = None
 
 
-def rebalancer_of(cluster: Cluster) -> Rebalancer:
-    rb = getattr(cluster, ATTR, None)
+def rebalancer_of(cluster: Cluster) -> RebalancerHandle:
+    rb = cluster.rebalancer
     if rb is None:
         raise MeiliError("miroir_not_ready", "The rebalancer is not running yet.")
     return rb
@@ -470,7 +445,7 @@ async def add_node(cluster: Cluster, node_id: str, url: str, group: str | None) 
         raise conflict("miroir_node_already_exists", f"A node with url `{url}` already exists.")
     await _check_reachable(cluster, node_id, url)
     await cluster.journal.append(*node_change(cluster, NodeMeta(id=node_id, url=url, group=group, state="joining")))
-    await refresh(cluster)
+    await cluster.refresh_topology()
     log.info("node.added", node=node_id, url=url, group=group)
     await rb.ensure_plan()
     rb.wake()
@@ -478,8 +453,6 @@ async def add_node(cluster: Cluster, node_id: str, url: str, group: str | None) 
 
 
 async def _check_reachable(cluster: Cluster, node_id: str, url: str) -> None:
-    from miroir.net.node import NodeClient, NodeUnavailable
-
     client = NodeClient(node_id, url, api_key=cluster.fleet.api_key, timeout_s=ADD_CHECK_TIMEOUT_S)
     try:
         await client.call("GET", "/indexes", params={"limit": 1})
@@ -503,7 +476,7 @@ async def drain_node(cluster: Cluster, node_id: str) -> dict[str, Any]:
                 "miroir_cannot_drain", f"Node `{node_id}` is the last node: its shards would have nowhere to go."
             )
         await cluster.journal.append(*node_change(cluster, NodeMeta(id=n.id, url=n.url, group=n.group, state="draining")))
-        refresh_topology(cluster)
+        await cluster.refresh_topology()
         log.info("node.draining", node=node_id)
     await rb.ensure_plan()
     rb.wake()
@@ -525,7 +498,7 @@ async def remove_node(cluster: Cluster, node_id: str, force: bool) -> dict[str, 
         raise node_not_found(node_id)
     if not _holds_shards(cluster, node_id):
         await cluster.journal.append(NodeRemoved(id=node_id))
-        await refresh(cluster)
+        await cluster.refresh_topology()
         log.info("node.removed", node=node_id)
         return {"node": {**node_view(cluster, n), "state": "removed"}, "rebalance": rb.status()}
     if not force:
@@ -540,7 +513,7 @@ async def remove_node(cluster: Cluster, node_id: str, force: bool) -> dict[str, 
         raise conflict("miroir_cannot_drain", f"Node `{node_id}` is the last node: nothing could take its shards.")
     # Removed but still an owner until the plan that re-creates its shards is done.
     await cluster.journal.append(*node_change(cluster, NodeMeta(id=n.id, url=n.url, group=n.group, state="removed")))
-    await refresh(cluster)
+    await cluster.refresh_topology()
     log.warning("node.force_removed", node=node_id)
     await rb.ensure_plan()
     rb.wake()

@@ -24,7 +24,7 @@ import trio
 
 from miroir.core.taskfold import TERMINAL, Fold, fold, lost_view, parse_ts
 from miroir.engine.tasks import TaskService
-from miroir.store.state import TaskRecord, TaskUpdated
+from miroir.core.model import TaskRecord, TaskUpdated
 
 log = structlog.get_logger("miroir.reconciler")
 

@@ -27,7 +27,7 @@ from miroir.core.fields import RESERVED_PREFIX
 from miroir.core.routing import canonical_key
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
-from miroir.store.state import (
+from miroir.core.model import (
     IndexFieldsSeen,
     IndexMeta,
     IndexPut,

@@ -23,12 +23,14 @@ Failures raise `MoveFailed`; the handoff service retries.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import trio
 
 from miroir.core import backlog
+from miroir.core.settings import creation_patch
+from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
 from miroir.engine.mover import (
     MoveFailed,
@@ -43,10 +45,7 @@ from miroir.engine.mover import (
     wait_task,
 )
 from miroir.net.node import NodeError
-from miroir.store.state import RefillDone, RefillIndexDone
-
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
+from miroir.core.model import RefillDone, RefillIndexDone
 
 log = structlog.get_logger("miroir.refill")
 
@@ -120,13 +119,11 @@ async def _ensure_index_and_settings(cluster: Cluster, node: str, uid: str, pk: 
         body = await call(cluster, node, "POST", "/indexes", json={"uid": uid, "primaryKey": pk})
         await wait_task(cluster, node, int(body["taskUid"]))
     except MoveFailed as e:
-        if "index_already_exists" not in str(e) and "already exists" not in str(e):
+        if e.code != "index_already_exists":
             raise
     except NodeError as e:
         raise MoveFailed(f"node `{node}` refused to create `{uid}`: {e.message}") from None
     if peer is None:
-        from miroir.core.settings import creation_patch
-
         settings: dict[str, Any] = creation_patch()
     else:
         settings = await call(cluster, peer, "GET", f"/indexes/{uid}/settings")

@@ -76,7 +76,6 @@ delay reaches the deadline.
 from __future__ import annotations
 
 import contextvars
-import itertools
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -87,8 +86,10 @@ import trio
 
 from miroir.core.errors import MeiliError
 from miroir.core.routing import covering_set
+from miroir.engine.cluster import Cluster
+from miroir.engine.topology import Topology
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta
+from miroir.core.model import IndexMeta
 
 DEGRADED_HEADER = "X-Miroir-Degraded"
 
@@ -102,9 +103,6 @@ HEDGE_FLOOR_S = 0.05
 # Cap of the p95-derived delay, as a fraction of node_timeout_ms: a node slow enough to
 # have a huge p95 should still be raced well before its deadline.
 HEDGE_CAP_FRACTION = 0.5
-
-# Shared by all reads of this process: which group and which replica go next.
-_turns = itertools.count()
 
 # Sub-requests sent for the current HTTP request (the request log's `fanout`). A route
 # calls `count_fanout()` first; the holder is a list so that child tasks (multi-search
@@ -165,17 +163,8 @@ def merge_degraded(headers: Iterable[dict[str, str]]) -> dict[str, str]:
     return {DEGRADED_HEADER: "shards=" + ",".join(str(s) for s in sorted(shards))} if shards else {}
 
 
-def _healthy(cluster: Any) -> frozenset[str] | None:
-    """Nodes the health prober believes up; None (everyone) when there is no prober."""
-    probe = getattr(cluster, "healthy_nodes", None)
-    if probe is None:
-        return None
-    nodes = probe() if callable(probe) else probe
-    return frozenset(nodes) if nodes is not None else None
-
-
 def plan_cover(
-    topology: Any, shards: int, needed: Sequence[int], *, turn: int, healthy: frozenset[str] | None
+    topology: Topology, shards: int, needed: Sequence[int], *, turn: int, healthy: frozenset[str] | None
 ) -> tuple[dict[str, list[int]], list[int]]:
     """(node -> shards it answers for, shards no group can serve). Pure given topology."""
     groups = sorted(topology.groups)
@@ -201,7 +190,7 @@ def plan_cover(
 
 
 def plan_retry(
-    topology: Any, shards: int, lost: Sequence[int], *, home_group: str | None, exclude: set[str],
+    topology: Topology, shards: int, lost: Sequence[int], *, home_group: str | None, exclude: set[str],
     healthy: frozenset[str] | None,
 ) -> tuple[dict[str, list[int]], list[int]]:
     """Other owners for `lost` shards (home group first, healthy first), never `exclude`."""
@@ -295,7 +284,7 @@ class _Scatter:
     its garbage is freed by reference counting (test_scatter checks it).
     """
 
-    def __init__(self, cluster: Any, send: Send, S: int, per_shard: bool, healthy: frozenset[str] | None):
+    def __init__(self, cluster: Cluster, send: Send, S: int, per_shard: bool, healthy: frozenset[str] | None):
         self.cluster = cluster
         self.send = send
         self.S = S
@@ -305,7 +294,7 @@ class _Scatter:
         scatter_config = cluster.config.scatter
         self.timeout_s = scatter_config.node_timeout_ms / 1000
         self.hedge_after_ms = scatter_config.hedge_after_ms
-        self.health = getattr(cluster, "health", None)
+        self.health = cluster.health
         self.fanout = _fanout.get()
         self.gathered = Gathered()
         self.failed_nodes: set[str] = set()
@@ -528,7 +517,7 @@ def _first_shard(unit: tuple[str, list[int]]) -> int:
 
 
 async def scatter(
-    cluster: Any,
+    cluster: Cluster,
     meta: IndexMeta,
     send: Send,
     *,
@@ -546,11 +535,11 @@ async def scatter(
     """
     S = meta.shards
     needed = sorted(set(range(S) if shards is None else shards))
-    healthy = _healthy(cluster)
+    healthy: frozenset[str] | None = cluster.healthy_nodes()
     # The same query (whatever page of it) gets the same covering set while the healthy
     # nodes stay the same, so its ties come in the same order on every page; different
     # queries still spread over groups and replicas.
-    turn = next(_turns) if affinity is None else affinity
+    turn = next(cluster.scatter_turns) if affinity is None else affinity
     plan, missing = plan_cover(cluster.topology, S, needed, turn=turn, healthy=healthy)
     s = _Scatter(cluster, send, S, per_shard, healthy)
     s.hedging = hedge

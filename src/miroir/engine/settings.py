@@ -17,7 +17,7 @@ version bumped: the merge reads rankingRules, distinctAttribute and faceting fro
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -31,11 +31,10 @@ from miroir.engine.indexes import (
     read_node_settings,
     wait_all,
 )
-from miroir.store.state import IndexSettingsPut, TaskRecord
+from miroir.core.model import IndexSettingsPut, TaskRecord
 
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
-    from miroir.engine.tasks import DrivenTask
+from miroir.engine.cluster import Cluster
+from miroir.engine.tasks import DrivenTask
 
 log = structlog.get_logger("miroir.settings")
 

@@ -21,7 +21,7 @@ A node error never becomes a 500.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -31,8 +31,7 @@ from miroir.engine.indexes import broadcast
 from miroir.engine.scatter import Part, merge_degraded, scatter
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
+from miroir.engine.cluster import Cluster
 
 # Deadline of each node call of `GET /stats` (database sizes); index stats use the
 # scatter's `scatter.node_timeout_ms`.

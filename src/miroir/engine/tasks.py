@@ -36,7 +36,7 @@ from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
 from miroir.net.node import NodeError, NodeUnavailable
 from miroir.store.journal import Journal
-from miroir.store.state import (
+from miroir.core.model import (
     MiroirState,
     TaskDeleted,
     TaskEnqueued,

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from miroir.core import routing
 from miroir.core.routing import NodeRef
-from miroir.store.state import MiroirState, NodeMeta, RebalanceState, unit_key
+from miroir.core.model import MiroirState, NodeMeta, RebalanceState, unit_key
 
 # Node states that own shards when no rebalance has committed a membership yet. A
 # `joining` node receives dual writes during a migration, `draining` still owns until

@@ -28,9 +28,8 @@ not acks: they are named in `X-Miroir-Degraded`.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -42,13 +41,13 @@ from miroir.core.documents import decode_documents, narrowed_documents, payload_
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
+from miroir.engine.fields import prepare_batch_fields  # attributes seen
 from miroir.engine.indexes import ensure_index, index_lock, now
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.state import IndexMeta, IndexPut, NodeRequest, TaskRecord
+from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
 
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
-    from miroir.engine.tasks import DrivenTask
+from miroir.engine.cluster import Cluster
+from miroir.engine.tasks import DrivenTask
 
 log = structlog.get_logger("miroir.writes")
 
@@ -57,10 +56,6 @@ log = structlog.get_logger("miroir.writes")
 NODE_WRITE_TIMEOUT_S = 30.0
 # Deadline of a routed read (one document) per owner tried.
 NODE_READ_TIMEOUT_S = 5.0
-
-# Rotates routed reads over the replicas of a shard.
-_read_rotation = itertools.count()
-
 
 class Sent(msgspec.Struct):
     """The nodes that took a write: node -> node task uid, node -> the write's shards it
@@ -359,7 +354,6 @@ async def add_documents(
             return WriteResult(task=task)
         # Refused before anything is journaled (the attributes seen included).
         _refuse_unless_writable(cluster, uid, _targets(cluster, meta, sorted(set(doc_shards))))
-        from miroir.engine.fields import prepare_batch_fields  # attributes seen (engine/fields.py)
         await prepare_batch_fields(cluster, uid, sources)  # before the injection
         del sources
         routed = batches.inject_and_route(docs, doc_shards, _targets(cluster, meta, sorted(set(doc_shards))))
@@ -489,7 +483,7 @@ async def get_document(cluster: Cluster, uid: str, doc_id: str, fields: str | No
         raise index_not_found(uid)
     shard = shard_for_key(doc_id, meta.shards)
     targets = cluster.topology.write_targets(meta.shards, shard)
-    rot = next(_read_rotation)
+    rot = next(cluster.read_rotation)  # rotates routed reads over the replicas of a shard
     groups = list(targets)
     candidates: list[str] = []
     for i in range(len(groups)):
