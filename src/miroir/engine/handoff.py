@@ -72,8 +72,8 @@ class Handoff:
         self._busy: set[str] = set()
         self._checked: set[str] = set()  # copy verified (not lost) since the last down
         # Backlog replayed and handed over: writes go to the node directly, reads wait
-        # until it has applied what was replayed.
-        self._direct: set[str] = set()
+        # until it has applied what was replayed (node -> last replayed node task).
+        self._direct: dict[str, int | None] = {}
         self.copying: set[tuple[str, str]] = set()  # (node, index) refills taking dual writes
         self.last_error: dict[str, str] = {}
         self._kick = trio.Event()
@@ -91,7 +91,7 @@ class Handoff:
 
     def unreadable(self) -> set[str]:
         """Nodes that must not answer reads: held, with a backlog, or being refilled."""
-        out = self._held | self._direct
+        out = self._held | set(self._direct)
         out.update(n for n, rep in self.cluster.state.repairs.items() if backlog.needs_repair(rep))
         return out
 
@@ -141,7 +141,7 @@ class Handoff:
     def _on_health(self, node: str, state: str) -> None:
         if state == "down":
             self._held.add(node)
-            self._direct.discard(node)
+            self._direct.pop(node, None)
             self._checked.discard(node)
             self._downs[node] = self._downs.get(node, 0) + 1
             # In place: a running refill holds this set (its copy restarts anyway).
@@ -156,7 +156,7 @@ class Handoff:
         return [
             n
             for n in self.cluster.topology.all_nodes()
-            if n in self._held or backlog.needs_repair(repairs.get(n))
+            if n in self._held or n in self._direct or backlog.needs_repair(repairs.get(n))
         ]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
@@ -221,6 +221,8 @@ class Handoff:
                 if rep is not None and rep.refill:
                     await refill.refill_node(self.cluster, node, self.copying)
                 last_task = await self._replay(node, generation)
+                if last_task is None:
+                    last_task = self._direct.get(node)  # handed over by an earlier attempt
                 if last_task is not None:
                     t0 = trio.current_time()
                     await self._applied(node, last_task)
@@ -231,7 +233,7 @@ class Handoff:
                 if not backlog.needs_repair(rep):
                     if self._downs.get(node, 0) == generation:
                         self._held.discard(node)
-                        self._direct.discard(node)
+                        self._direct.pop(node, None)
                         self.last_error.pop(node, None)
                         log.info("handoff.node_released", node=node)
                     return
@@ -260,7 +262,7 @@ class Handoff:
             if rep is None or rep.refill or not rep.hints:
                 return last_task
             if len(rep.hints) <= TAIL_HINTS:
-                done, task = await self._hand_over(node, generation)
+                done, task = await self._hand_over(node, generation, last_task)
                 last_task = task if task is not None else last_task
                 if done:
                     return last_task
@@ -272,13 +274,14 @@ class Handoff:
                 return last_task
             await self.cluster.journal.append(HintsReplayed(node=node, through=through))
 
-    async def _hand_over(self, node: str, generation: int) -> tuple[bool, int | None]:
+    async def _hand_over(self, node: str, generation: int, sent: int | None) -> tuple[bool, int | None]:
         """Send the whole (short) backlog while no write of its indexes can be decided,
         journal it replayed and let the next writes go to the node directly.
 
         Returns (handed over, last node task sent). Not handed over when a write of
         another index joined the backlog meanwhile (the caller tries again, with that
-        index's lock too), or the node went down.
+        index's lock too), or the node went down. `sent`: the last node task the replay
+        sent before the tail.
         """
         rep = self.cluster.state.repairs.get(node)
         if rep is None or not rep.hints:
@@ -302,7 +305,7 @@ class Handoff:
             # Still under the locks: the next write of these indexes sees an empty
             # backlog and a node no longer held, and goes after what was just sent.
             self._held.discard(node)
-            self._direct.add(node)
+            self._direct[node] = task if task is not None else sent
         log.info("handoff.handed_over", node=node, tail=len(hints), indexes=uids)
         return True, task
 
