@@ -37,7 +37,7 @@ WRITERS = 4
 
 
 class Writers:
-    """Threads adding single documents as fast as Miroir answers; each 202 is timed."""
+    """Threads adding batches of `BATCH` documents as fast as Miroir answers; each 202 is timed."""
 
     def __init__(self, url: str):
         self.url = url
@@ -103,12 +103,12 @@ def test_returning_node_catches_up_under_full_speed_writes(tmp_path, nodes, grou
                 url=url, config=load_config(str(config)), devnodes=devs, node_ids=ids,
                 groups={g: [n for n in ids if group_of[n] == g] for g in sorted(set(group_of.values()))},
             )
-            _run(c)
+            _catch_up(c)
         finally:
             miroir.kill()
 
 
-def _run(c: MiroirCluster) -> None:
+def _catch_up(c: MiroirCluster) -> None:
     create_index(c.url, INDEX)
     victim = "n2"
     with Writers(c.url) as w:
@@ -135,11 +135,11 @@ def _run(c: MiroirCluster) -> None:
         time.sleep(1.0)  # the writers go on, with the node serving again
         t_end = time.monotonic()
     assert w.acked, "no write was acknowledged"
-    assert not [e for e in w.other if not e.startswith("Read")], w.other[:5]
-    # The writers really were at full speed around the release, not stopped.
+    assert not w.other, w.other[:5]
+    # The node caught up while the writers were writing, not once they stopped.
     during = w.rate(t_back, t_released)
     after = w.rate(t_released, t_end)
-    assert after > 5, f"writes after the release: {after:.1f}/s"
+    assert after * (t_end - t_released) >= 5, f"writes acknowledged after the release: {after:.1f}/s"
     present: set[str] = set()
     for d in c.devnodes:
         present |= set(node_docs(d.url, INDEX))
@@ -148,7 +148,8 @@ def _run(c: MiroirCluster) -> None:
     counts = check_copies(c, INDEX, expected, S)
     view = topology_nodes(c.url)[victim]["repair"]
     print(
-        f"\n{len(c.node_ids)} nodes, {len(c.groups)} group(s), RF={c.config.cluster.replication_factor}: backlog_peak={peak} states={states} "
+        f"\n{len(c.node_ids)} nodes, {len(c.groups)} group(s), RF={c.config.cluster.replication_factor}: "
+        f"backlog_peak={peak} states={states} "
         f"released_after={t_released - t_back:.2f}s acked={len(w.acked)} refused_503={len(w.refused)} "
         f"ack_rate_catching_up={during:.0f}/s ack_rate_after={after:.0f}/s replayed={view['replayedOps']} "
         f"documents_verified={sum(counts.values())}"

@@ -130,7 +130,9 @@ def _load(url: str, uid: str, docs: list[dict]) -> None:
 def _settle(urls: list[str]) -> None:
     for url in urls:
         wait_until(
-            lambda: not httpx.get(f"{url}/tasks", params={"statuses": "enqueued,processing"}, timeout=5).json()["results"],
+            lambda url=url: not httpx.get(
+                f"{url}/tasks", params={"statuses": "enqueued,processing"}, timeout=5
+            ).json()["results"],
             timeout=WAIT_S, what=f"{url} idle",
         )
 
@@ -202,7 +204,7 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
         kills: list[int] = []
         for frac in KILL_AT:
             at = wait_until(
-                lambda: (s := _status(current["url"]))["status"] == "running"
+                lambda frac=frac: (s := _status(current["url"]))["status"] == "running"
                 and s["progress"]["documentsCopied"] >= frac * to_copy
                 and s,
                 timeout=WAIT_S, what=f"copy at {frac:.0%}",
@@ -242,7 +244,8 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
         assert not copy_lost, copy_lost
         # The writer really ran through the copy (the figures are printed above).
         assert sum(writer.counts[k] for k in ("add", "update", "delete")) >= 20, writer.counts
-        nodes = {n["id"]: n["state"] for n in httpx.get(f"{current['url']}/_miroir/topology", timeout=10).json()["nodes"]}
+        topology = httpx.get(f"{current['url']}/_miroir/topology", timeout=10).json()
+        nodes = {n["id"]: n["state"] for n in topology["nodes"]}
         assert nodes == dict.fromkeys(members, "active"), nodes
     finally:
         if writer is not None:

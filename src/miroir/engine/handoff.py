@@ -25,8 +25,8 @@ This service (`Handoff.run`, started by `Cluster.run`) repairs nodes:
   The node answers reads again once it has applied the last replayed request.
 
 Reads use `Cluster.healthy_nodes()`, which excludes `unreadable()` nodes: held, with a
-backlog, handed over but not caught up yet, or being refilled. Errors are logged and retried every `RETRY_S`; nothing here
-raises out of `run` except journal failures.
+backlog, handed over but not caught up yet, or being refilled. Errors are logged and
+retried every `RETRY_S`; nothing here raises out of `run` except journal failures.
 """
 
 from __future__ import annotations
