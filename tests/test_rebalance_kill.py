@@ -11,6 +11,9 @@ must be absent (else *resurrected*). A write whose outcome the client cannot kno
 answer: Miroir died under it; 503) makes its id unknown from then on: it is not checked
 and not written again.
 
+The other side of the rule: a move target that really loses its data mid-move (RF = 2)
+is found lost, refilled with what it owns, completed by the mover, and loses nothing.
+
 Loopback only, every wait bounded, every process stopped. Prints the figures of each run.
 """
 
@@ -42,7 +45,7 @@ KILL_AT = (0.25, 0.6)
 WRITE_INTERVAL_S = 0.02
 
 
-def _config(path: Path, data_dir: Path, urls: list[str], rf: int) -> None:
+def _config(path: Path, data_dir: Path, urls: list[str], rf: int, concurrent: int = 8) -> None:
     lines = [
         "[server]", 'bind = "127.0.0.1:0"',
         "[cluster]", f"shards = {SHARDS}", f"replication_factor = {rf}",
@@ -50,7 +53,7 @@ def _config(path: Path, data_dir: Path, urls: list[str], rf: int) -> None:
         "[log]", 'level = "info"',
         "[health]", "interval_ms = 150", "timeout_ms = 1000", "unhealthy_threshold = 3", "recovery_threshold = 1",
         "[rebalancer]", f"docs_per_second = {DOCS_PER_SECOND}", f"page_size = {PAGE_SIZE}",
-        "max_concurrent_migrations = 8",  # every unit at once: the drop delays overlap
+        f"max_concurrent_migrations = {concurrent}",  # 8: every unit at once, the drop delays overlap
     ]
     for i, url in enumerate(urls):
         lines += ["[[nodes]]", f'id = "n{i + 1}"', f'url = "{url}"', 'group = "g0"']
@@ -284,3 +287,69 @@ def test_move_target_holds_only_finished_copies():
     assert not copy_in_progress(None, 16, 2, "a", "n4")
     assert settled_shards([0, 2, 5, 9, 11], plan, 16, "a", "n4") == [5, 9, 11]
     assert settled_shards([0, 2, 5, 9, 11], plan, 16, "b", "n4") == [2, 5, 11]  # b of 9: not copied yet
+
+
+def test_target_losing_its_data_mid_rebalance_is_refilled_without_loss(tmp_path, fleet):
+    """The other side of the start-up rule: a move target that really loses its data in
+    the middle of the move (its process killed, restarted empty) is refilled -- only the
+    shards it owns or has finished receiving; the mover completes the others and switches
+    none while the refill runs -- and no acknowledged write is lost. RF = 2: with RF = 1
+    a switched shard's only copy would be the one lost."""
+    rf, uid = 2, "items_target_lost"
+    urls = [d.url for d in fleet]
+    config = tmp_path / "miroir.toml"
+    _config(config, tmp_path / "journal", urls[:3], rf, concurrent=2)  # units two by two
+    miroir = MiroirProcess(config)
+    url = miroir.wait_ready()
+    writer: Writer | None = None
+    try:
+        base = {str(i): {"id": i, "v": 0, "title": f"item {i} v0"} for i in range(N_BASE)}
+        _load(url, uid, list(base.values()))
+        writer = Writer(lambda: url, uid, 99, base)
+        writer.start()
+        r = httpx.post(f"{url}/_miroir/nodes", json={"id": "n4", "url": urls[3], "group": "g0"}, timeout=30)
+        assert r.status_code == 202, r.text
+
+        def mid_move() -> bool:
+            s = _status(url)
+            p = s["progress"] or {}
+            # Some units switched (n4 owns their shards), others still being copied.
+            return s["status"] == "running" and p["switched"] + p["done"] >= 1 and p["pending"] + p["copying"] >= 2
+
+        wait_until(mid_move, timeout=WAIT_S, what="a unit switched, others copying")
+        n4 = fleet[3]
+        n4.kill()
+        wait_until(
+            lambda: httpx.get(f"{url}/_miroir/topology", timeout=10).json()["nodes"][3]["health"]["state"] == "down",
+            timeout=WAIT_S, what="n4 down",
+        )
+        n4.start()  # no data dir: it comes back empty
+        n4.wait_ready()
+        wait_until(
+            lambda: (s := _status(url))["status"] == "idle" and not s["pendingChange"],
+            timeout=WAIT_S, what="rebalance done",
+        )
+        wait_until(
+            lambda: httpx.get(f"{url}/_miroir/topology", timeout=10).json()["nodes"][3]["repair"]["state"] == "ok",
+            timeout=WAIT_S, what="n4 repaired",
+        )
+        time.sleep(0.3)
+        writer.stop.set()
+        writer.join(30)
+        _settle(urls)
+        figures = _verify(uid, writer.model, writer.unknown, {f"n{k + 1}": u for k, u in enumerate(urls)}, rf)
+        lost_events = miroir.events("handoff.copy_lost")
+        print(
+            f"\ntarget lost mid-move: writes={writer.counts} checked={figures['checked']} lost={figures['lost']} "
+            f"stale={figures['stale']} resurrected={figures['resurrected']} misplaced={figures['misplaced']} "
+            f"copy_lost={[e.get('reason') for e in lost_events]} refills={len(miroir.events('refill.done'))}"
+        )
+        for e in figures["examples"]:  # type: ignore[union-attr]
+            print("  ", e)
+        assert figures["lost"] == figures["stale"] == figures["resurrected"] == figures["misplaced"] == 0, figures
+        assert lost_events and miroir.events("refill.done"), "n4 was not found lost and refilled"
+    finally:
+        if writer is not None:
+            writer.stop.set()
+            writer.join(30)
+        miroir.kill()
