@@ -299,8 +299,8 @@ class Mover:
         async with index_lock(self.cluster, uid):
             healthy = self._healthy()
             if healthy is not None and source not in healthy:
-                # Behind (a backlog, a refill) or down: the target would copy its gaps,
-                # and the writes it still has to replay would never reach the target.
+                # Behind (a backlog, a refill) or down: writes the target took directly
+                # but the source has yet to replay would be undone on the target.
                 raise MoveFailed(f"source `{source}` is not readable: not reconciling from it")
             await settle(self.cluster, source, uid)
             await settle(self.cluster, target, uid)
