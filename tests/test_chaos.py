@@ -9,21 +9,17 @@ copy of a shard must agree.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from chaos_helpers import (
+    MiroirProcess,
     assignment,
     check_copies,
     create_index,
@@ -281,43 +277,6 @@ def test_sigstopped_node_does_not_hold_writes(tmp_path):
 
 
 # --- Miroir itself killed ---------------------------------------------------------------------
-
-
-class MiroirProcess:
-    """`miroir serve` as a subprocess; its JSON log lines are collected by a thread."""
-
-    def __init__(self, config: Path):
-        self._q: queue.Queue[str | None] = queue.Queue()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "miroir", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._q.put(line)
-        self._q.put(None)
-
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self._q.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, "miroir exited before ready"
-            with contextlib.suppress(ValueError):
-                rec = json.loads(line)
-                if isinstance(rec, dict) and rec.get("event") == "ready":
-                    return f"http://127.0.0.1:{rec['port']}"
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
 
 
 def test_miroir_sigkill_mid_write_stream(tmp_path):

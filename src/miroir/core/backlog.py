@@ -7,7 +7,11 @@ being refilled for that index: the refill's final reconciliation brings every wr
 
 Order is the invariant: once a node has a backlog, every later part for it goes to the
 backlog too, until the backlog is drained, so the node sees its operations in the order
-Miroir accepted them.
+Miroir accepted them. Under a sustained write rate the backlog is never empty by itself:
+the handoff service (engine/handoff.py) sends its short tail while holding the write
+locks of the tail's indexes, journals it replayed and clears `held` before releasing
+them, so the next write sees an empty backlog, is sent, and lands on the node after the
+tail (the node answers reads only once it has applied the tail).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ def delivery(repair: NodeRepair | None, index: str, *, available: bool, held: bo
     """Where a write's part for a node goes.
 
     `available`: the health table lets traffic through; `held`: the node came back and
-    is not verified yet (writes wait in its backlog); `copying`: a refill of `index`
+    is not verified yet, or its backlog is not handed over yet (writes wait in its
+    backlog); `copying`: a refill of `index`
     on the node has created the index and its settings, so the node takes dual writes
     (the refill's reconciliation fixes any write that raced a copied page).
     """

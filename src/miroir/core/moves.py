@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from miroir.core.routing import owners
+from miroir.core.model import MigrationPlan
 
 Groups = Mapping[str, Sequence[str]]  # group -> its active node ids
 
@@ -141,3 +142,30 @@ def apply_plan(
                 sets[d.group][d.shard].discard(d.node)
         out[uid] = {g: [frozenset(x) for x in v] for g, v in sorted(sets.items()) if any(v)}
     return out
+
+
+def copy_in_progress(plan: MigrationPlan | None, shards: int, shard: int, index: str, node: str) -> bool:
+    """Whether `node` is the target of a move of `shard` (indexes with S = `shards`) whose
+    copy of `index` is not complete yet.
+
+    Such a copy is partial by design (the mover's pages so far plus dual writes): it is
+    not lost, and completing it is the mover's job (its reconciliation brings every write
+    the node missed meanwhile). A node-loss check or a refill that counted it would take
+    a joining node for a node that lost its disk and race the mover.
+    """
+    if plan is None:
+        return False
+    for unit in plan.units.values():
+        if unit.shards != shards or unit.shard != shard or node not in unit.targets:
+            continue
+        if unit.status in ("pending", "copying") and unit.cursors.get(index, {}).get(node, 0) != -1:
+            return True
+    return False
+
+
+def settled_shards(
+    held: Sequence[int], plan: MigrationPlan | None, shards: int, index: str, node: str
+) -> list[int]:
+    """Of the shards `node` holds (owner or move target), those it must hold completely
+    now: every one but those whose copy to it is in progress (`copy_in_progress`)."""
+    return [s for s in held if not copy_in_progress(plan, shards, s, index, node)]

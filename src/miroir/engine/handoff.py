@@ -13,19 +13,26 @@ This service (`Handoff.run`, started by engine/services.py) repairs nodes:
   and reads avoid it, until it is up again and verified;
 - when a node that needs repair is available: if it was held or has hints, check that
   its copy is not lost (`refill.check_lost`); a lost copy is refilled; then the backlog
-  is replayed in order (`HintsReplayed` journaled per batch, so a Miroir restart resumes
-  there; a replayed batch sent twice is harmless: the requests are upserts and deletes
-  replayed as a whole suffix, in order); the service waits for the node to have applied
-  each replayed batch before journaling it, so the node is released (reads come back)
-  only once everything it missed is applied.
+  is replayed in order (`HintsReplayed` journaled per batch once the node has accepted
+  it, so a Miroir restart resumes there; a replayed batch sent twice is harmless: the
+  requests are upserts and deletes replayed as a whole suffix, in order);
+- catching up under a sustained write rate (issue 20): new writes keep joining the
+  backlog while it is replayed, so it would never be empty. Once what is left is short
+  (`TAIL_HINTS`), the replay takes the write locks of the indexes it touches, sends it,
+  journals it replayed and *hands the node over* before releasing the locks: the next
+  write of those indexes goes straight to the node, enqueued after the replayed ones
+  (the order invariant holds; a restart replays nothing older than a direct write).
+  The node answers reads again once it has applied the last replayed request.
 
 Reads use `Cluster.healthy_nodes()`, which excludes `unreadable()` nodes: held, with a
-backlog, or being refilled. Errors are logged and retried every `RETRY_S`; nothing here
-raises out of `run` except journal failures.
+backlog, handed over but not caught up yet, or being refilled. Errors are logged and
+retried every `RETRY_S`; nothing here raises out of `run` except journal failures.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from typing import NoReturn
 
 import structlog
@@ -33,10 +40,11 @@ import trio
 
 from miroir.core import backlog
 from miroir.engine import refill
+from miroir.engine.indexes import index_lock
 from miroir.engine.mover import MoveFailed
 from miroir.net.node import NodeError, NodeUnavailable
 from miroir.store.journal import JournalError
-from miroir.core.model import HintsReplayed, RefillStarted
+from miroir.core.model import Hint, HintsReplayed, RefillStarted
 from miroir.engine.cluster import Cluster
 from miroir.engine.writes import deliver
 
@@ -46,6 +54,10 @@ log = structlog.get_logger("miroir.handoff")
 RETRY_S = 0.5
 # Hints sent between two journaled progress records (one fsync per batch).
 REPLAY_BATCH = 32
+# A backlog this short is sent under the write locks of its indexes and the node handed
+# over (writes go to it directly): the writes of those indexes wait for at most this
+# many node calls.
+TAIL_HINTS = 32
 # How long the replay waits for the node to apply its last replayed task.
 APPLY_TIMEOUT_S = 120.0
 APPLY_POLL_S = 0.02
@@ -65,7 +77,7 @@ class Handoff:
         return [
             n
             for n in self.cluster.topology.all_nodes()
-            if n in self.state.held or backlog.needs_repair(repairs.get(n))
+            if n in self.state.held or n in self.state.direct or backlog.needs_repair(repairs.get(n))
         ]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
@@ -129,13 +141,20 @@ class Handoff:
                 rep = self.cluster.state.repairs.get(node)
                 if rep is not None and rep.refill:
                     await refill.refill_node(self.cluster, node, self.state.copying)
-                await self._replay(node)
+                last_task = await self._replay(node, generation)
+                if last_task is None:
+                    last_task = self.state.direct.get(node)  # handed over by an earlier attempt
+                if last_task is not None:
+                    t0 = trio.current_time()
+                    await self._applied(node, last_task)
+                    log.info("handoff.caught_up", node=node, wait_s=round(trio.current_time() - t0, 3))
                 rep = self.cluster.state.repairs.get(node)
                 # No checkpoint between this check and the release: a write either
                 # landed in the backlog (and we loop) or will be sent directly.
                 if not backlog.needs_repair(rep):
                     if self.state.downs.get(node, 0) == generation:
                         self.state.held.discard(node)
+                        self.state.direct.pop(node, None)
                         self.state.last_error.pop(node, None)
                         log.info("handoff.node_released", node=node)
                     return
@@ -153,40 +172,90 @@ class Handoff:
             self._busy.discard(node)
             self.state.wake()
 
-    async def _replay(self, node: str) -> None:
-        """Send the backlog in order, a batch at a time; a batch is journaled as replayed
-        once the node has applied it, so the backlog empties (and the node becomes
-        readable, and writes go to it directly) only when everything is applied."""
+    async def _replay(self, node: str, generation: int) -> int | None:
+        """Send the backlog in order, a batch at a time, each journaled as replayed once
+        the node has accepted it; the short tail is handed over (`_hand_over`). Returns
+        the node task of the last request sent (None: nothing sent), which the node must
+        have applied before it answers reads."""
+        last_task: int | None = None
         while True:
             rep = self.cluster.state.repairs.get(node)
             if rep is None or rep.refill or not rep.hints:
-                return
-            through: int | None = None
-            last_task: int | None = None
-            for hint in list(rep.hints[:REPLAY_BATCH]):
-                req = hint.request
-                through = hint.seq
-                if req.index not in self.cluster.state.indexes:
-                    continue  # deleted since: replaying would create it again on the node
-                try:
-                    body = await deliver(self.cluster, node, req)
-                    last_task = int(body["taskUid"])
-                except NodeError as e:
-                    if e.status >= 500:
-                        raise
-                    if e.code == "index_not_found":
-                        reason = f"index `{req.index}` is missing on the node"
-                        await self.cluster.journal.append(RefillStarted(node=node, reason=reason))
-                        return
-                    # The node refuses it as Meilisearch would; a replay cannot change that.
-                    log.warning("handoff.hint_refused", node=node, seq=hint.seq, error=e.message)
-            if last_task is not None:
-                await self._applied(node, last_task)
-            assert through is not None
+                return last_task
+            if len(rep.hints) <= TAIL_HINTS:
+                done, task = await self._hand_over(node, generation, last_task)
+                last_task = task if task is not None else last_task
+                if done:
+                    return last_task
+                continue
+            hints = list(rep.hints[:REPLAY_BATCH])
+            through, task, refused = await self._send_hints(node, hints)
+            last_task = task if task is not None else last_task
+            if refused:
+                return last_task
             await self.cluster.journal.append(HintsReplayed(node=node, through=through))
 
+    async def _hand_over(self, node: str, generation: int, sent: int | None) -> tuple[bool, int | None]:
+        """Send the whole (short) backlog while no write of its indexes can be decided,
+        journal it replayed and let the next writes go to the node directly.
+
+        Returns (handed over, last node task sent). Not handed over when a write of
+        another index joined the backlog meanwhile (the caller tries again, with that
+        index's lock too), or the node went down. `sent`: the last node task the replay
+        sent before the tail.
+        """
+        rep = self.cluster.state.repairs.get(node)
+        if rep is None or not rep.hints:
+            return True, None
+        uids = sorted({h.request.index for h in rep.hints})
+        async with contextlib.AsyncExitStack() as locks:
+            for uid in uids:  # sorted, and nobody else holds two: no deadlock
+                await locks.enter_async_context(index_lock(self.cluster, uid))
+            rep = self.cluster.state.repairs.get(node)
+            if rep is None or rep.refill or not rep.hints:
+                return True, None
+            if not {h.request.index for h in rep.hints} <= set(uids):
+                return False, None
+            if self.state.downs.get(node, 0) != generation or not self.cluster.health.is_available(node):
+                raise NodeUnavailable(node, "went down while its backlog was replayed")
+            hints = list(rep.hints)
+            through, task, refused = await self._send_hints(node, hints)
+            if refused:
+                return True, task
+            await self.cluster.journal.append(HintsReplayed(node=node, through=through))
+            # Still under the locks: the next write of these indexes sees an empty
+            # backlog and a node no longer held, and goes after what was just sent.
+            self.state.held.discard(node)
+            self.state.direct[node] = task if task is not None else sent
+        log.info("handoff.handed_over", node=node, tail=len(hints), indexes=uids)
+        return True, task
+
+    async def _send_hints(self, node: str, hints: Sequence[Hint]) -> tuple[int, int | None, bool]:
+        """Deliver hints in order: (seq reached, last node task, refill started)."""
+        through = hints[0].seq
+        last_task: int | None = None
+        for hint in hints:
+            req = hint.request
+            through = hint.seq
+            if req.index not in self.cluster.state.indexes:
+                continue  # deleted since: replaying would create it again on the node
+            try:
+                body = await deliver(self.cluster, node, req)
+                last_task = int(body["taskUid"])
+            except NodeError as e:
+                if e.status >= 500:
+                    raise
+                if e.code == "index_not_found":
+                    reason = f"index `{req.index}` is missing on the node"
+                    await self.cluster.journal.append(RefillStarted(node=node, reason=reason))
+                    return through, last_task, True
+                # The node refuses it as Meilisearch would; a replay cannot change that.
+                log.warning("handoff.hint_refused", node=node, seq=hint.seq, error=e.message)
+        return through, last_task, False
+
     async def _applied(self, node: str, task_uid: int) -> None:
-        """Wait until the node finished `task_uid` (its queue is ordered: all before too)."""
+        """Wait until the node finished `task_uid` (its queue is ordered: all before too).
+        Writes may go on reaching the node meanwhile (handed over)."""
         client = self.cluster.fleet.get(node)
         if client is None:
             return

@@ -9,6 +9,7 @@ Held in memory (lost on restart, on purpose: a restart re-checks every node):
 - `downs`: down transitions per node, a generation that tells a repair it raced a flap;
 - `checked`: nodes whose copy was verified not lost since their last down;
 - `copying`: (node, index) refills that take dual writes;
+- `direct`: nodes handed over after their backlog (writes direct, reads not yet);
 - `last_error`: the last repair failure per node, for /_miroir/topology.
 The backlogs themselves are journaled (`MiroirState.repairs`, core/model.py).
 """
@@ -39,6 +40,9 @@ class HandoffState:
         self.downs: dict[str, int] = {}
         self.checked: set[str] = set()
         self.copying: set[tuple[str, str]] = set()
+        # Backlog replayed and handed over: writes go to the node directly, reads wait
+        # until it has applied what was replayed (node -> last replayed node task).
+        self.direct: dict[str, int | None] = {}
         self.last_error: dict[str, str] = {}
         self.kick = trio.Event()  # set on anything the repair loop should look at
 
@@ -54,8 +58,9 @@ class HandoffState:
         )
 
     def unreadable(self) -> set[str]:
-        """Nodes that must not answer reads: held, with a backlog, or being refilled."""
-        out = set(self.held)
+        """Nodes that must not answer reads: held, with a backlog, handed over but not
+        caught up yet, or being refilled."""
+        out = self.held | set(self.direct)
         out.update(n for n, rep in self.journal.state.repairs.items() if backlog.needs_repair(rep))
         return out
 
@@ -69,6 +74,8 @@ class HandoffState:
             state = "backlog"
         elif node in self.held:
             state = "held"
+        elif node in self.direct:
+            state = "catching_up"
         return {
             "state": state,
             "backlogOps": len(rep.hints) if rep else 0,
@@ -103,6 +110,7 @@ class HandoffState:
     def on_health(self, node: str, state: str) -> None:
         if state == "down":
             self.held.add(node)
+            self.direct.pop(node, None)
             self.checked.discard(node)
             self.downs[node] = self.downs.get(node, 0) + 1
             # In place: a running refill holds this set (its copy restarts anyway).

@@ -208,6 +208,11 @@ class Mover:
                     if target not in self.cluster.fleet or self._removed(target):
                         continue  # force-removed meanwhile: the next plan takes it out
                     await self._copy(plan_id, key, unit, uid, pk, target)
+            refilling = [t for t in unit.targets if self._refilling(t)]
+            if refilling:
+                # A refill of a target (its disk lost mid-move) reconciles with the shard's
+                # readable owners: they must stay the old ones, up to date, until it ends.
+                raise MoveFailed(f"unit {key}: target(s) {refilling} being refilled; switch postponed")
             await self.cluster.journal.append(MigrationSwitched(plan_id=plan_id, unit=key))
             await self._refresh()
             log.info("mover.switched", unit=key, targets=unit.targets, copied=unit.copied)
@@ -221,6 +226,10 @@ class Mover:
                     await self._drop(node, uid, unit.shard)
             await self.cluster.journal.append(MigrationUnitDone(plan_id=plan_id, unit=key))
             log.info("mover.dropped", unit=key, nodes=drops)
+
+    def _refilling(self, node: str) -> bool:
+        rep = self.cluster.state.repairs.get(node)
+        return rep is not None and rep.refill
 
     def _removed(self, node: str) -> bool:
         meta = self.cluster.state.nodes.get(node)
@@ -274,9 +283,11 @@ class Mover:
                     if len(docs) < page_size:
                         break
                 await self._gate()
-                fixed = await self._reconcile(uid, pk, unit.shard, source, target)
-                await self.cluster.journal.append(
-                    MigrationProgress(plan_id=plan_id, unit=key, index=uid, target=target, cursor=-1, copied=fixed)
+                await self._reconcile(
+                    uid, pk, unit.shard, source, target,
+                    done=lambda fixed: MigrationProgress(
+                        plan_id=plan_id, unit=key, index=uid, target=target, cursor=-1, copied=fixed
+                    ),
                 )
                 return
             except MoveFailed as e:
@@ -284,9 +295,21 @@ class Mover:
                 log.warning("mover.source_failed", unit=key, index=uid, source=source, target=target, error=str(e))
         raise MoveFailed(f"unit {key}, index `{uid}` -> `{target}`: no source could be copied: {'; '.join(errors) or 'none'}")
 
-    async def _reconcile(self, uid: str, pk: str, shard: int, source: str, target: str) -> int:
-        """Make the target's copy of the shard equal to the source's; returns docs copied."""
+    async def _reconcile(
+        self, uid: str, pk: str, shard: int, source: str, target: str, done: Callable[[int], Any]
+    ) -> int:
+        """Make the target's copy of the shard equal to the source's; returns docs copied.
+
+        `done(fixed)` is the record that says so, journaled before the lock is released:
+        from that record on, the target's copy counts as complete (a node-loss check or a
+        refill of the target includes the shard), so no write may slip between the two.
+        """
         async with index_lock(self.cluster, uid):
+            healthy = self._healthy()
+            if healthy is not None and source not in healthy:
+                # Behind (a backlog, a refill) or down: writes the target took directly
+                # but the source has yet to replay would be undone on the target.
+                raise MoveFailed(f"source `{source}` is not readable: not reconciling from it")
             await settle(self.cluster, source, uid)
             await settle(self.cluster, target, uid)
             src = await fetch_shard(self.cluster, source, uid, shard, pk)
@@ -306,6 +329,7 @@ class Mover:
                     params={"primaryKey": pk},
                     json=missing[i : i + RECONCILE_PAGE],
                 )
+            await self.cluster.journal.append(done(len(missing)))
         if stale or missing:
             log.info("mover.reconciled", index=uid, shard=shard, target=target, deleted=len(stale), copied=len(missing))
         return len(missing)

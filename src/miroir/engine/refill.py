@@ -29,6 +29,7 @@ import structlog
 import trio
 
 from miroir.core import backlog
+from miroir.core.moves import settled_shards
 from miroir.core.settings import creation_patch
 from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
@@ -61,6 +62,15 @@ def _peers(cluster: Cluster, node: str, shards: int, shard: int) -> list[str]:
     return out
 
 
+def expected_shards(cluster: Cluster, node: str, uid: str, shards: int) -> list[int]:
+    """The shards of `uid` the node must hold completely now: those it owns or takes
+    writes for, but not those a migration is still copying to it (core/moves.py
+    `copy_in_progress`): a joining node lacks those legitimately, and the mover, not a
+    refill, completes them."""
+    held = cluster.topology.holders(shards).get(node, [])
+    return settled_shards(held, cluster.state.rebalance.plan, shards, uid, node)
+
+
 async def shard_count(cluster: Cluster, node: str, uid: str, shard: int) -> int:
     try:
         body = await call(
@@ -74,13 +84,15 @@ async def shard_count(cluster: Cluster, node: str, uid: str, shard: int) -> int:
 async def check_lost(cluster: Cluster, node: str) -> str | None:
     """Why the node's copy is lost (missing index, shards far below a peer), or None."""
     for uid, meta in sorted(cluster.state.indexes.items()):
+        if not cluster.topology.holders(meta.shards).get(node):
+            continue  # holds nothing of it (a node joining before its plan): nothing to lose
         try:
             await call(cluster, node, "GET", f"/indexes/{uid}")
         except NodeError as e:
             if e.code == "index_not_found":
                 return f"index `{uid}` is missing on the node"
             raise MoveFailed(f"node `{node}`: {e.message}") from None
-        held = cluster.topology.holders(meta.shards).get(node, [])
+        held = expected_shards(cluster, node, uid, meta.shards)
         mine: dict[int, int] = {}
         peers: dict[int, int] = {}
         refused: list[str] = []
@@ -131,13 +143,18 @@ async def _ensure_index_and_settings(cluster: Cluster, node: str, uid: str, pk: 
 
 
 async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple[str, str]]) -> int:
-    """Steps 1-3 of the module doc for one index; returns documents copied."""
+    """Steps 1-3 of the module doc for one index; returns documents copied.
+
+    Shards and sources are decided from the topology of the moment: once for the page
+    copy, and again under the index lock for the reconciliation, so that a migration
+    that completed or switched meanwhile is seen (a former owner is never a source: it
+    stops taking writes at the switch, its copy goes stale).
+    """
     meta = cluster.state.indexes.get(uid)
     if meta is None:
         return 0
-    held = cluster.topology.holders(meta.shards).get(node, [])
-    sources = {s: _peers(cluster, node, meta.shards, s) for s in held}
-    any_peer = next((c[0] for c in sources.values() if c), None)
+    held = expected_shards(cluster, node, uid, meta.shards)
+    any_peer = next((p for s in held for p in _peers(cluster, node, meta.shards, s)), None)
     if any_peer is None:
         any_peer = next((n for n in cluster.healthy_nodes() if n != node), None)
     await _ensure_index_and_settings(cluster, node, uid, meta.primary_key, any_peer)
@@ -147,10 +164,11 @@ async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple
     if pk is not None:
         page_size = cluster.config.rebalancer.page_size
         for s in held:
-            if not sources[s]:
+            sources = _peers(cluster, node, meta.shards, s)
+            if not sources:
                 log.warning("refill.no_source", node=node, index=uid, shard=s)
                 continue
-            source, cursor = sources[s][0], 0
+            source, cursor = sources[0], 0
             while True:
                 docs, _ = await fetch_page(cluster, source, uid, s, cursor, page_size)
                 if docs:
@@ -163,9 +181,10 @@ async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple
                     break
     async with index_lock(cluster, uid):
         if pk is not None:
-            for s in held:
-                if sources[s]:
-                    copied += await _reconcile(cluster, uid, pk, s, sources[s][0], node)
+            for s in expected_shards(cluster, node, uid, meta.shards):
+                sources = _peers(cluster, node, meta.shards, s)
+                if sources:
+                    copied += await _reconcile(cluster, uid, pk, s, sources[0], node)
         await cluster.journal.append(RefillIndexDone(node=node, index=uid))
     copying.discard((node, uid))
     log.info("refill.index_done", node=node, index=uid, shards=len(held), copied=copied)
