@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     devnode.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     devnode.add_argument("--master-key", metavar="KEY")
     devnode.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
+    devnode.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump (v5 or v6) before listening")
+    devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
 
     dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
     dev.add_argument("--nodes", type=int, default=3)
@@ -255,7 +257,10 @@ def cmd_devnode(args: argparse.Namespace) -> int:
         if not _missing("miroir.devnode.server", e):
             raise
         return _die("devnode is not part of this build")
-    return run_devnode(host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir)
+    return run_devnode(
+        host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
+        import_dump=args.import_dump, dump_dir=args.dump_dir,
+    )
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
