@@ -34,6 +34,8 @@ class DumpWriter:
         self._tar = tarfile.open(self._tmp, "w:gz", compresslevel=6)
         self._dirs: set[str] = set()
         self._now = time.time()
+        # Meilisearch lists `indexes/` when it imports: it must exist, even empty.
+        self._mkdirs("indexes/")
 
     def _mkdirs(self, name: str) -> None:
         parts = name.split("/")[:-1]
@@ -114,10 +116,13 @@ class DumpReader:
     def __init__(self, path: str):
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:*")
+            self._tar = tarfile.open(path, "r:gz")
             members = self._tar.getmembers()
+        except FileNotFoundError:
+            raise
         except (OSError, tarfile.TarError, EOFError) as e:
-            raise DumpRefused(f"{path}: not a dump archive (a gzipped tar): {e}") from None
+            detail = (str(e).splitlines() or [type(e).__name__])[0]
+            raise DumpRefused(f"{path}: not a dump archive (a gzipped tar): {detail}") from None
         self._members: dict[str, tarfile.TarInfo] = {}
         for m in members:
             name = m.name.removeprefix("./")

@@ -227,6 +227,33 @@ def check_version(meta: Mapping[str, Any]) -> str:
     return version
 
 
+def settings_to_apply(settings: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The dump's settings an import must send: those that differ from the defaults. A
+    dump lists every setting its writer knew, defaults included (`embedders: {}`); sending
+    a default is a no-op on Meilisearch but refused by a node that lacks the feature."""
+    return {k: v for k, v in settings.items() if k not in defaults or defaults[k] != v}
+
+
+# Settings Meilisearch stores as sets: their order in a read-back means nothing.
+_SET_LIKE = frozenset({"filterableAttributes", "sortableAttributes", "stopWords", "nonSeparatorTokens",
+                       "separatorTokens", "dictionary", "disableOnWords", "disableOnAttributes"})
+
+
+def covers(current: Any, wanted: Any, name: str | None = None) -> bool:
+    """True when `current` (read back) holds everything `wanted` (from a dump) says:
+    objects may have more keys (settings a newer engine added); set-like lists any order."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(k in current and covers(current[k], v, k) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        if not isinstance(current, list) or len(wanted) != len(current):
+            return False
+        if name in _SET_LIKE:
+            key = lambda v: msgspec.json.encode(v, order="sorted")  # noqa: E731
+            return sorted(map(key, current)) == sorted(map(key, wanted))
+        return all(covers(c, w) for c, w in zip(current, wanted))
+    return current == wanted
+
+
 def v5_index(meta: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """A v5 `meta.json` -> (primary key, settings)."""
     settings = dict(meta.get("settings") or {})

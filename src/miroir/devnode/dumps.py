@@ -8,6 +8,7 @@ tasks/queue.jsonl are written empty, and an imported dump's keys and tasks are s
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -32,7 +33,7 @@ def write_dump(indexes: dict[str, Any], directory: str, dump_uid: str) -> str:
     w = DumpWriter(directory, dump_uid)
     try:
         w.add_json(fmt.METADATA, fmt.DumpMetadata("V6", COMPAT_DB_VERSION, rfc3339(time.time())))
-        w.add_bytes(fmt.INSTANCE_UID, b"")
+        w.add_bytes(fmt.INSTANCE_UID, str(uuid.uuid4()).encode())
         w.add_jsonl(fmt.KEYS, [])
         w.add_jsonl(fmt.TASKS, [])
         w.add_jsonl(fmt.BATCHES, [])
@@ -51,12 +52,20 @@ def write_dump(indexes: dict[str, Any], directory: str, dump_uid: str) -> str:
     return w.close()
 
 
-def _known_settings(settings: dict) -> dict:
-    known = {k: v for k, v in settings.items() if k in settings_mod.BY_NAME}
-    dropped = sorted(set(settings) - set(known))
-    if dropped:
-        log.warning("dump settings the devnode does not implement are skipped", fields=dropped)
-    return known
+def _settings_patch(uid: str, settings: dict) -> dict:
+    """The dump's settings that differ from the defaults; refused when the devnode does not
+    implement one of them (as its own settings routes refuse it)."""
+    from miroir.core.settings import DEFAULTS
+    from miroir.devnode.engine import default_settings
+
+    defaults = {**DEFAULTS, **default_settings()}
+    patch = fmt.settings_to_apply(settings, defaults)
+    known = tuple(f.name for f in settings_mod.FIELDS if f.name in default_settings())
+    unknown = sorted(k for k in patch if k not in known)
+    if unknown:
+        raise MeiliError("bad_request", f"index `{uid}`: the devnode does not implement the setting(s) "
+                                        f"{', '.join(unknown)} the dump sets")
+    return settings_mod.validate_settings(patch, known)
 
 
 async def import_dump(queue: Any, path: str) -> None:
@@ -72,7 +81,7 @@ async def import_dump(queue: Any, path: str) -> None:
         for index in dump.indexes:
             await queue.enqueue("indexCreation", index.uid, t.CreateIndex(index.primary_key),
                                 {"primaryKey": index.primary_key})
-            patch = settings_mod.validate_settings(_known_settings(index.settings))
+            patch = _settings_patch(index.uid, index.settings)
             last = await queue.enqueue("settingsUpdate", index.uid, t.UpdateSettings(patch), patch)
             batch: list[dict] = []
 
