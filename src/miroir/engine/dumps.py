@@ -4,8 +4,10 @@ A `dumpCreation` task, driven on its own queue (it reads, it never waits for an 
 writes, as a Meilisearch dump sees what is processed when it runs). For each index, every
 shard is read from one readable owner, page by page (`documents/fetch` with the shard
 filter), so each document is written once: a covering set of copies, never two copies of
-a shard. A shard whose owner fails mid-read is read again from the start from the next
-owner (its pages are kept until the shard is complete, so nothing is written twice). The
+a shard. A shard is read under the index's write lock after the owner's queue for the index
+drained (a consistent shard; writes to the index wait for one shard's read). A shard
+whose owner fails mid-read is read again from the start from the next owner (its pages
+are kept until the shard is complete, so nothing is written twice). The
 documents lose the `_miroir_shard` tag and the settings their hidden filterable entry;
 keys, and the finished tasks the format can carry, go with them.
 
@@ -29,7 +31,8 @@ from miroir.core.errors import MeiliError
 from miroir.core.taskfold import task_view
 from miroir.core.taskquery import rfc3339
 from miroir.dumpfile import DumpWriter
-from miroir.engine.mover import MoveFailed, call, shard_filter
+from miroir.engine.indexes import index_lock
+from miroir.engine.mover import MoveFailed, call, settle, shard_filter
 from miroir.engine.settings import index_settings
 from miroir.net.node import NodeError
 
@@ -90,10 +93,16 @@ def _owners(cluster: Cluster, shards: int, shard: int) -> list[str]:
 
 
 async def read_shard(cluster: Cluster, uid: str, shards: int, shard: int) -> list[dict]:
+    """One shard, from one owner, as of one moment: under the index's write lock no write
+    is enqueued, and the owner's queue for the index is drained first, so offset paging
+    neither skips (a delete between pages) nor repeats. Writes to the index wait for the
+    read of one shard, not of the whole index."""
     errors = []
     for node in _owners(cluster, shards, shard):
         try:
-            return await _read_shard(cluster, node, uid, shard)
+            async with index_lock(cluster, uid):
+                await settle(cluster, node, uid)
+                return await _read_shard(cluster, node, uid, shard)
         except MoveFailed as e:
             log.warning("dump.shard_retry", index=uid, shard=shard, node=node, error=str(e))
             errors.append(str(e))
