@@ -286,14 +286,16 @@ def test_miroir_dump_round_trip_to_a_devnode(tmp_path):
             node.close()
 
 
-def test_dump_layout_is_gzip_tar_with_directories(tmp_path):
-    """What Meilisearch's reader needs before anything else: a gzipped tar with an
-    `indexes/` directory (it lists it) even when there is no index."""
+def test_dump_command_and_layout_of_an_empty_cluster(tmp_path):
+    """`miroir dump` waits for the task; the file is what Meilisearch's reader needs before
+    anything else: a gzipped tar with an `indexes/` directory (it lists it), even empty."""
     with start_cluster(nodes=1, shards=2, master_key=MASTER_KEY,
                        extra={"dumps": {"dir": str(tmp_path)}}) as c:
-        r = httpx.post(c.url + "/dumps", headers=H)
-        t = wait_task(c.url, r.json()["taskUid"], MASTER_KEY, timeout=30)
-        assert t["status"] == "succeeded" and t["details"]["dumpUid"]
+        proc = subprocess.run([sys.executable, "-m", "miroir", "dump", "--url", c.url, "--admin-key", MASTER_KEY,
+                               "--json"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        t = json.loads(proc.stdout)  # `miroir dump` waited for the task
+        assert (t["type"], t["status"]) == ("dumpCreation", "succeeded") and t["details"]["dumpUid"]
         path = tmp_path / f"{t['details']['dumpUid']}.dump"
         with gzip.open(path) as f:
             f.read(10)
@@ -302,3 +304,85 @@ def test_dump_layout_is_gzip_tar_with_directories(tmp_path):
         assert "indexes" in dirs
         # An unauthenticated client cannot ask for one.
         assert httpx.post(c.url + "/dumps").status_code == 401
+
+
+# --- an import interrupted by kill -9 of Miroir, resumed -------------------------------------------
+
+
+def write_v6_dump(path: Path, uid: str, pk: str, settings: dict, docs: list[dict], keys: list[dict]) -> None:
+    """A v6 dump as Meilisearch lays it out, written here without Miroir's code."""
+    files = {
+        "metadata.json": {"dumpVersion": "V6", "dbVersion": "1.13.0", "dumpDate": "2025-02-04T10:22:31.331764736Z"},
+        "keys.jsonl": keys,
+        "tasks/queue.jsonl": [],
+        f"indexes/{uid}/metadata.json": {"uid": uid, "primaryKey": pk, "createdAt": "2025-02-04T10:14:43.56Z",
+                                          "updatedAt": "2025-02-04T10:15:21.39Z"},
+        f"indexes/{uid}/settings.json": settings,
+        f"indexes/{uid}/documents.jsonl": docs,
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            data = (b"".join(json.dumps(d).encode() + b"\n" for d in content) if name.endswith(".jsonl")
+                    else json.dumps(content).encode())
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: {CORPUS}")
+def test_import_killed_with_miroir_resumes_without_duplicates(tmp_path):
+    from devnodes import start_devnodes
+    from test_chaos import MiroirProcess
+
+    docs = read_docs(6_000, stride=3)
+    key = {"description": None, "name": "ops", "uid": "0f8b5f41-2b1a-4a51-9d3e-2c6a3c1f1e01", "actions": ["search"],
+           "indexes": ["pkgs"], "expires_at": None, "created_at": "2025-02-04T10:14:11Z", "updated_at": "2025-02-04T10:14:11Z"}
+    dump = tmp_path / "pkgs.dump"
+    write_v6_dump(dump, "pkgs", "id", {"filterableAttributes": ["section"], "rankingRules": ["words", "typo"]},
+                  docs, [key])
+    with start_devnodes(3) as devs:
+        nodes = "".join(f'[[nodes]]\nid = "n{i + 1}"\nurl = "{d.url}"\ngroup = "g0"\n' for i, d in enumerate(devs))
+        cfg = tmp_path / "miroir.toml"
+        cfg.write_text(
+            '[server]\nbind = "127.0.0.1:0"\n'
+            f'[auth]\nmaster_key = "{MASTER_KEY}"\n'
+            f'[store]\ndata_dir = "{tmp_path / "journal"}"\n'
+            '[cluster]\nshards = 8\n[log]\nlevel = "info"\n' + nodes
+        )
+        miroir = MiroirProcess(cfg)
+        try:
+            url = miroir.wait_ready()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "miroir", "import-dump", str(dump), "--url", url, "--admin-key", MASTER_KEY,
+                 "--batch-size", "250"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            try:
+                for line in proc.stderr:
+                    if "index pkgs: importing" in line:
+                        break  # some batches are in, more are in flight
+                miroir.kill()
+                rest = proc.stderr.read()
+                assert proc.wait(timeout=60) == 1, rest
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            assert "rerun with --resume" in rest and "Traceback" not in rest, rest
+
+            miroir = MiroirProcess(cfg)
+            url = miroir.wait_ready()
+            with httpx.Client(base_url=url, headers=H, timeout=60) as client:
+                partial = client.get("/indexes/pkgs/stats").json()["numberOfDocuments"]
+                assert 0 < partial < len(docs), partial
+                done = import_dump(url, dump, "--resume", "--batch-size", "1000", "--json")
+                assert done.returncode == 0, done.stderr
+                assert json.loads(done.stdout)["indexes"] == [{"uid": "pkgs", "status": "imported", "documents": len(docs)}]
+                got = all_documents(client, "pkgs")
+                assert len(got) == len({d["id"] for d in got}) == len(docs)  # nothing twice, nothing missing
+                check_read_back(client, "pkgs", "id", {"filterableAttributes": ["section"],
+                                                       "rankingRules": ["words", "typo"]}, docs)
+                check_keys(client, [key])
+                # A second --resume finds everything complete.
+                again = import_dump(url, dump, "--resume", "--json")
+                assert json.loads(again.stdout)["indexes"][0]["status"] == "skipped"
+                print(f"\nkilled after {partial}/{len(docs)} documents; resumed to {len(got)}")
+        finally:
+            miroir.kill()

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--resume", action="store_true",
                       help="continue an interrupted import: skip indexes whose document count and settings match")
     over.add_argument("--force", action="store_true", help="delete the dump's indexes that already exist, then import")
+    imp.add_argument("--batch-size", type=int, default=5000, metavar="N",
+                     help="documents per request (default 5000; smaller for a low payload limit)")
     dump = admin(sub.add_parser("dump", help="write a dump of the whole cluster (POST /dumps) and wait for it"))
     dump.add_argument("--no-wait", action="store_true", help="print the task and return at once")
     reb = admin(sub.add_parser("rebalance", help="show, watch, pause or resume the rebalance"))
@@ -408,7 +410,8 @@ def cmd_import_dump(args: argparse.Namespace) -> int:
 
     try:
         with DumpReader(args.file) as reader, AdminClient(args.url, args.admin_key) as client:
-            result = DumpImporter(client, reader, force=args.force, resume=args.resume, progress=progress).run()
+            result = DumpImporter(client, reader, force=args.force, resume=args.resume, progress=progress,
+                                  batch_docs=max(1, args.batch_size)).run()
     except DumpRefused as e:
         return _die(str(e), EXIT_USAGE)
     except FileNotFoundError as e:
