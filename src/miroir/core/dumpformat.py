@@ -149,10 +149,18 @@ def _kind(view: Mapping[str, Any]) -> tuple[Any, Any] | None:
         return kind, {"DocumentAdditionOrUpdate": {"received_documents": received,
                                                    "indexed_documents": d.get("indexedDocuments")}}
     if t == "documentDeletion":
-        if d.get("originalFilter") is not None:
-            return ({"documentDeletionByFilter": {"filter": d["originalFilter"]}},
-                    {"DocumentDeletionByFilter": {"original_filter": msgspec.json.encode(d["originalFilter"]).decode()
-                                                  if not isinstance(d["originalFilter"], str) else d["originalFilter"],
+        original = d.get("originalFilter")
+        if original is not None:
+            # The view shows the filter as JSON text; the task kind holds the JSON value.
+            value: Any = original
+            if isinstance(original, str):
+                try:
+                    value = msgspec.json.decode(original)
+                except msgspec.DecodeError:
+                    pass  # the raw filter, not its JSON text
+            text = msgspec.json.encode(value).decode()
+            return ({"documentDeletionByFilter": {"filter": value}},
+                    {"DocumentDeletionByFilter": {"original_filter": text,
                                                   "deleted_documents": d.get("deletedDocuments")}})
         provided = int(d.get("providedIds") or 0)
         return ({"documentDeletion": {"documents_ids": []}},
