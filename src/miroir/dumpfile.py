@@ -209,7 +209,7 @@ class DumpReader:
     def count_documents(self, index: DumpIndex) -> int:
         return sum(1 for _ in self.documents(index))
 
-    def keys(self) -> list[dict]:
+    def api_keys(self) -> list[dict]:
         return self._jsonl(fmt.KEYS if self.version == "V6" else fmt.V5_KEYS)
 
     def instance_uid(self) -> str | None:

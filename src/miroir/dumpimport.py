@@ -147,7 +147,7 @@ class DumpImporter:
     def _import_keys(self) -> dict:
         created = kept = 0
         refused: list[str] = []
-        for line in self.dump.keys():
+        for line in self.dump.api_keys():
             try:
                 self.client.request("POST", "/keys", json=fmt.key_create_body(line))
                 created += 1

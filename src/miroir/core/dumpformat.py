@@ -73,7 +73,7 @@ class IndexMetadata(msgspec.Struct, rename="camel"):
 
 def dump_uid(ts: float) -> str:
     """Meilisearch's dump uid: the UTC time to the millisecond, `20230706-071027219`."""
-    moment = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
     return moment.strftime("%Y%m%d-%H%M%S") + f"{moment.microsecond // 1000:03d}"
 
 
@@ -256,7 +256,7 @@ def covers(current: Any, wanted: Any, name: str | None = None) -> bool:
         if not isinstance(current, list) or len(wanted) != len(current):
             return False
         if name in _SET_LIKE:
-            key = lambda v: msgspec.json.encode(v, order="sorted")  # noqa: E731
+            key = lambda v: msgspec.json.encode(v, order="sorted")
             return sorted(map(key, current)) == sorted(map(key, wanted))
         return all(covers(c, w) for c, w in zip(current, wanted))
     return current == wanted

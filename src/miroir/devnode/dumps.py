@@ -68,6 +68,14 @@ def _settings_patch(uid: str, settings: dict) -> dict:
     return settings_mod.validate_settings(patch, known)
 
 
+async def _add(queue: Any, index: Any, docs: list[dict]) -> Any:
+    from miroir.devnode import tasks as t
+
+    details = {"receivedDocuments": len(docs), "indexedDocuments": None}
+    return await queue.enqueue("documentAdditionOrUpdate", index.uid, t.AddDocuments(docs, index.primary_key, False),
+                               details)
+
+
 async def import_dump(queue: Any, path: str) -> None:
     """Enqueue the dump's indexes, settings and documents; return once all are applied.
 
@@ -84,20 +92,14 @@ async def import_dump(queue: Any, path: str) -> None:
             patch = _settings_patch(index.uid, index.settings)
             last = await queue.enqueue("settingsUpdate", index.uid, t.UpdateSettings(patch), patch)
             batch: list[dict] = []
-
-            async def flush() -> Any:
-                details = {"receivedDocuments": len(batch), "indexedDocuments": None}
-                return await queue.enqueue("documentAdditionOrUpdate", index.uid,
-                                           t.AddDocuments(list(batch), index.primary_key, False), details)
-
             for line in dump.documents(index):
                 batch.append(msgspec.json.decode(line))
                 if len(batch) >= IMPORT_BATCH:
-                    last = await flush()
+                    last = await _add(queue, index, batch)
                     total += len(batch)
-                    batch.clear()
+                    batch = []
             if batch:
-                last = await flush()
+                last = await _add(queue, index, batch)
                 total += len(batch)
     if last is not None:
         while queue.tasks[last.uid].status in ("enqueued", "processing"):
