@@ -40,7 +40,7 @@ def test_key_lines_round_trip_to_a_create_body_with_the_uid():
                  indexes=["*"], expires_at=None, created_at="2023-07-06T07:05:24.14557Z",
                  updated_at="2023-07-06T07:05:24.14557Z")
     line = fmt.key_line(key)
-    assert list(line) == ["description", "name", "uid", "actions", "indexes", "expires_at", "created_at", "updated_at"]
+    assert list(line) == ["name", "uid", "actions", "indexes", "expires_at", "created_at", "updated_at"]
     assert fmt.key_create_body(line) == {"uid": key.uid, "actions": ["search"], "indexes": ["*"],
                                          "expiresAt": None, "name": "n"}
 

@@ -385,3 +385,19 @@ def test_import_killed_with_miroir_resumes_without_duplicates(tmp_path):
                 print(f"\nkilled after {partial}/{len(docs)} documents; resumed to {len(got)}")
         finally:
             miroir.kill()
+
+
+def test_dump_with_an_unreachable_shard_fails_and_leaves_no_file(tmp_path):
+    """RF 1 and a node killed: some shard has no owner to read, so the dump task fails
+    (saying which shard) rather than writing a dump that silently lacks documents."""
+    with start_cluster(nodes=3, shards=4, master_key=MASTER_KEY,
+                       extra={"dumps": {"dir": str(tmp_path)}}) as c, \
+            httpx.Client(base_url=c.url, headers=H, timeout=30) as client:
+        r = client.post("/indexes/books/documents", json=[{"id": i, "t": f"book {i}"} for i in range(200)])
+        assert wait_task(c.url, r.json()["taskUid"], MASTER_KEY, timeout=30)["status"] == "succeeded"
+        c.devnodes[1].kill()
+        t = wait_task(c.url, client.post("/dumps").json()["taskUid"], MASTER_KEY, timeout=60)
+        assert t["status"] == "failed", t
+        assert t["error"]["code"] == "miroir_shard_unavailable" and "of index `books`" in t["error"]["message"], t
+        assert t["details"] == {"dumpUid": None}
+        assert list(tmp_path.iterdir()) == []

@@ -102,17 +102,22 @@ def dump_document(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def key_line(key: ApiKey) -> dict[str, Any]:
-    """One line of keys.jsonl (meilisearch-types `Key`, snake_case as serialized)."""
-    return {
-        "description": key.description,
-        "name": key.name,
-        "uid": key.uid,
-        "actions": list(key.actions),
-        "indexes": list(key.indexes),
-        "expires_at": key.expires_at,
-        "created_at": key.created_at,
-        "updated_at": key.updated_at,
-    }
+    """One line of keys.jsonl (meilisearch-types `Key` as serialized: snake_case, no
+    `description`/`name` when unset)."""
+    line: dict[str, Any] = {}
+    if key.description is not None:
+        line["description"] = key.description
+    if key.name is not None:
+        line["name"] = key.name
+    line.update(
+        uid=key.uid,
+        actions=list(key.actions),
+        indexes=list(key.indexes),
+        expires_at=key.expires_at,
+        created_at=key.created_at,
+        updated_at=key.updated_at,
+    )
+    return line
 
 
 def key_create_body(line: Mapping[str, Any]) -> dict[str, Any]:

@@ -107,7 +107,7 @@ async def read_shard(cluster: Cluster, uid: str, shards: int, shard: int) -> lis
             log.warning("dump.shard_retry", index=uid, shard=shard, node=node, error=str(e))
             errors.append(str(e))
     reason = "; ".join(errors) or "no readable owner"
-    raise MeiliError("internal", f"Cannot dump shard {shard} of index `{uid}`: {reason}.")
+    raise MeiliError("miroir_shard_unavailable", f"Cannot dump shard {shard} of index `{uid}`: {reason}.")
 
 
 async def write_dump(cluster: Cluster, directory: str, uid: str) -> str:
