@@ -401,3 +401,17 @@ def test_dump_with_an_unreachable_shard_fails_and_leaves_no_file(tmp_path):
         assert t["error"]["code"] == "miroir_shard_unavailable" and "of index `books`" in t["error"]["message"], t
         assert t["details"] == {"dumpUid": None}
         assert list(tmp_path.iterdir()) == []
+
+
+def test_dump_of_four_copies_holds_each_document_once(tmp_path):
+    """2 groups x RF 2: every document is on 4 nodes, and once in the dump."""
+    with start_cluster(nodes=4, groups=2, rf=2, shards=4, master_key=MASTER_KEY,
+                       extra={"dumps": {"dir": str(tmp_path)}}) as c, \
+            httpx.Client(base_url=c.url, headers=H, timeout=30) as client:
+        docs = [{"id": i, "t": f"book {i}", "n": i % 7} for i in range(300)]
+        r = client.post("/indexes/books/documents", json=docs)
+        assert wait_task(c.url, r.json()["taskUid"], MASTER_KEY, timeout=30)["status"] == "succeeded"
+        t = wait_task(c.url, client.post("/dumps").json()["taskUid"], MASTER_KEY, timeout=60)
+        assert t["status"] == "succeeded", t
+        _, _, dumped = dump_contents(tmp_path / f"{t['details']['dumpUid']}.dump")["indexes"]["books"]
+        assert sorted(dumped, key=lambda d: d["id"]) == docs

@@ -119,7 +119,8 @@ async def write_dump(cluster: Cluster, directory: str, uid: str) -> str:
         w.add_bytes(fmt.INSTANCE_UID, str(uuid.uuid4()).encode())
         w.add_jsonl(fmt.KEYS, [fmt.key_line(k) for k in state.keys.values()])
         lines = (fmt.task_line(task_view(t)) for _, t in sorted(state.tasks.items()))
-        w.add_jsonl(fmt.TASKS, [line for line in lines if line is not None])
+        # Up to a million tasks: compressed off the event loop.
+        await trio.to_thread.run_sync(w.add_jsonl, fmt.TASKS, [line for line in lines if line is not None])
         w.add_jsonl(fmt.BATCHES, [])
         w.add_json(fmt.FEATURES, {})
         total = 0
