@@ -333,7 +333,7 @@ def test_import_killed_with_miroir_resumes_without_duplicates(tmp_path):
     from devnodes import start_devnodes
     from test_chaos import MiroirProcess
 
-    docs = read_docs(6_000, stride=3)
+    docs = read_docs(3_000, stride=3)
     key = {"description": None, "name": "ops", "uid": "0f8b5f41-2b1a-4a51-9d3e-2c6a3c1f1e01", "actions": ["search"],
            "indexes": ["pkgs"], "expires_at": None, "created_at": "2025-02-04T10:14:11Z", "updated_at": "2025-02-04T10:14:11Z"}
     dump = tmp_path / "pkgs.dump"
