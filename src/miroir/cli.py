@@ -1,6 +1,6 @@
 """`miroir` command line: serve [--recover], check-config, devnode, dev; and against a running Miroir
 (`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove,
-rebalance [--watch] [--pause|--resume].
+rebalance [--watch] [--pause|--resume], dump, import-dump FILE [--resume|--force].
 
 User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status:
 2 for usage and configuration errors, 1 when the daemon cannot start. Never a traceback.
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     devnode.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     devnode.add_argument("--master-key", metavar="KEY")
     devnode.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
+    devnode.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump (v5 or v6) before listening")
+    devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
 
     dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
     dev.add_argument("--nodes", type=int, default=3)
@@ -92,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     remove = admin(nsub.add_parser("remove", help="forget a drained node (--force: a dead one)"))
     remove.add_argument("id")
     remove.add_argument("--force", action="store_true", help="the node is dead: re-create its shards elsewhere")
+    imp = admin(sub.add_parser("import-dump", help="load a Meilisearch dump (v6 or v5) into a running Miroir"))
+    imp.add_argument("file", metavar="FILE", help="a .dump file written by Meilisearch's or Miroir's POST /dumps")
+    over = imp.add_mutually_exclusive_group()
+    over.add_argument("--resume", action="store_true",
+                      help="continue an interrupted import: skip indexes whose document count and settings match")
+    over.add_argument("--force", action="store_true", help="delete the dump's indexes that already exist, then import")
+    imp.add_argument("--batch-size", type=int, default=5000, metavar="N",
+                     help="documents per request (default 5000; smaller for a low payload limit)")
+    dump = admin(sub.add_parser("dump", help="write a dump of the whole cluster (POST /dumps) and wait for it"))
+    dump.add_argument("--no-wait", action="store_true", help="print the task and return at once")
     reb = admin(sub.add_parser("rebalance", help="show, watch, pause or resume the rebalance"))
     reb.add_argument("--watch", action="store_true", help="follow the moves until done (progress on stderr)")
     mode = reb.add_mutually_exclusive_group()
@@ -262,7 +274,10 @@ def cmd_devnode(args: argparse.Namespace) -> int:
         if not _missing("miroir.devnode.server", e):
             raise
         return _die("devnode is not part of this build")
-    return run_devnode(host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir)
+    return run_devnode(
+        host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
+        import_dump=args.import_dump, dump_dir=args.dump_dir,
+    )
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -380,6 +395,74 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return _die(str(e))
 
 
+def cmd_import_dump(args: argparse.Namespace) -> int:
+    from miroir.cliclient import AdminClient, AdminError
+    from miroir.core.dumpformat import DumpRefused
+    from miroir.dumpfile import DumpReader
+    from miroir.dumpimport import DumpImporter, ImportFailed
+
+    def progress(event: dict) -> None:
+        if args.json:
+            return
+        kind = event["event"]
+        if kind == "start":
+            line = f"importing {event['dump']} (format {event['version']}, written by {event['writtenBy']}): {event['indexes']} index(es)"
+        elif kind == "index":
+            line = f"index {event['uid']}: {event['status']}, {event['documents']}/{event['of']} documents"
+        elif kind == "keys":
+            line = f"keys: {event['created']} created, {event['existing']} already there, {event['refused']} refused"
+        else:
+            line = f"done in {event['seconds']:.1f}s"
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        with DumpReader(args.file) as reader, AdminClient(args.url, args.admin_key) as client:
+            result = DumpImporter(client, reader, force=args.force, resume=args.resume, progress=progress,
+                                  batch_docs=max(1, args.batch_size)).run()
+    except DumpRefused as e:
+        return _die(str(e), EXIT_USAGE)
+    except FileNotFoundError as e:
+        return _die(f"{args.file}: {e.strerror}", EXIT_USAGE)
+    except (ImportFailed, AdminError) as e:
+        return _die(f"import stopped: {e} (rerun with --resume to continue)")
+    if args.json:
+        _print_json(result)
+    else:
+        for r in result["keys"]["refused"]:
+            print(f"warning: key {r} not imported", file=sys.stderr)
+        if result["notReplayed"]:
+            print(f"warning: tasks still enqueued in the dump were not replayed: {result['notReplayed']}", file=sys.stderr)
+        print(f"imported {sum(i['documents'] for i in result['indexes'])} documents into "
+              f"{len(result['indexes'])} index(es), {result['keys']['created']} key(s)")
+    return EXIT_OK
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    import time
+
+    from miroir.cliclient import AdminClient, AdminError
+
+    try:
+        with AdminClient(args.url, args.admin_key) as client:
+            task = client.request("POST", "/dumps")
+            uid = task["taskUid"]
+            if not args.no_wait:
+                while task.get("status") not in ("succeeded", "failed", "canceled"):
+                    time.sleep(WATCH_INTERVAL_S)
+                    task = client.request("GET", f"/tasks/{uid}")
+    except AdminError as e:
+        return _die(str(e))
+    if args.json:
+        _print_json(task)
+    elif task.get("status") == "failed":
+        return _die(f"dump failed: {(task.get('error') or {}).get('message')}")
+    elif args.no_wait:
+        print(f"dump task {task['taskUid']} enqueued")
+    else:
+        print(f"dump {task['details']['dumpUid']} written (task {task['uid']})")
+    return EXIT_OK
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "check-config": cmd_check_config,
@@ -388,6 +471,8 @@ COMMANDS = {
     "status": cmd_admin,
     "nodes": cmd_admin,
     "rebalance": cmd_admin,
+    "import-dump": cmd_import_dump,
+    "dump": cmd_dump,
 }
 
 

@@ -19,7 +19,11 @@ REQUEST_TIMEOUT_S = 60.0
 
 
 class AdminError(Exception):
-    """One line for the operator."""
+    """One line for the operator; `code` is the server's error code when it answered one."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class AdminClient:
@@ -46,7 +50,7 @@ class AdminClient:
             body = None
         if r.status_code >= 400:
             if isinstance(body, dict) and "message" in body:
-                raise AdminError(f"{body['message']} ({body.get('code', r.status_code)})")
+                raise AdminError(f"{body['message']} ({body.get('code', r.status_code)})", body.get("code"))
             raise AdminError(f"Miroir at {self.url} answered {r.status_code} {r.reason_phrase}")
         return body
 

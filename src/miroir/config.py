@@ -83,6 +83,10 @@ class TasksConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     delete_batch: int = 100_000
 
 
+class DumpsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    dir: str | None = None  # where POST /dumps writes; default `<store.data_dir>/dumps`
+
+
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -98,6 +102,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     scatter: ScatterConfig = msgspec.field(default_factory=ScatterConfig)
     rebalancer: RebalancerConfig = msgspec.field(default_factory=RebalancerConfig)
     tasks: TasksConfig = msgspec.field(default_factory=TasksConfig)
+    dumps: DumpsConfig = msgspec.field(default_factory=DumpsConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 

@@ -35,6 +35,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_stats",
     "miroir.api.routes_search",
     "miroir.api.routes_keys",
+    "miroir.api.routes_dumps",
 ]
 
 log = get_logger("miroir.http")

@@ -175,8 +175,12 @@ def search_params_from_query(query: list[tuple[str, str]]) -> dict:
 class DevnodeApp:
     """ASGI application. Holds no state of its own beyond the TaskQueue it is given."""
 
-    def __init__(self, queue: t.TaskQueue, *, master_key: str | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD):
+    def __init__(
+        self, queue: t.TaskQueue, *, master_key: str | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
+        dump_dir: str = "dumps",
+    ):
         self.q = queue
+        self.dump_dir = dump_dir
         self.master_key = master_key
         self.max_payload = max_payload
         self.started = time.time()
@@ -327,6 +331,7 @@ class DevnodeApp:
             ("/tasks", "DELETE", self.delete_tasks),
             ("/tasks/cancel", "POST", self.cancel_tasks),
             ("/tasks/{task_uid}", "GET", self.get_task),
+            ("/dumps", "POST", self.create_dump),
         ]
         by_path: dict[str, dict[str, Handler]] = {}
         for path, method, handler in table:
@@ -645,6 +650,12 @@ class DevnodeApp:
         return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
 
     # -- tasks ------------------------------------------------------------------------------
+
+    async def create_dump(self, req: Request):
+        from miroir.core.dumpformat import dump_uid
+
+        uid = dump_uid(time.time())
+        return await self._task("dumpCreation", None, t.CreateDump(self.dump_dir, uid), {"dumpUid": uid})
 
     async def list_tasks(self, req: Request):
         query = taskquery.parse_task_query(req.query)

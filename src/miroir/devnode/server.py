@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 from functools import partial
@@ -16,7 +17,9 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from miroir.devnode import persist
+from miroir.core.dumpformat import DumpRefused
+from miroir.core.errors import MeiliError
+from miroir.devnode import dumps, persist
 from miroir.devnode.app import DEFAULT_MAX_PAYLOAD, DevnodeApp
 from miroir.devnode.tasks import TaskQueue
 
@@ -44,6 +47,8 @@ async def serve_devnode(
     master_key: str | None = None,
     data_dir: str | None = None,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
+    import_dump: str | None = None,
+    dump_dir: str | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve one devnode until cancelled.
@@ -56,9 +61,13 @@ async def serve_devnode(
     store = persist.Store(data_dir) if data_dir else None
     try:
         queue = TaskQueue(store)
-        app = DevnodeApp(queue, master_key=master_key, max_payload=max_payload)
+        app = DevnodeApp(queue, master_key=master_key, max_payload=max_payload, dump_dir=_dump_dir(dump_dir, data_dir))
         async with trio.open_nursery() as nursery:
             await nursery.start(queue.run)
+            if import_dump is not None:  # before listening, as Meilisearch's --import-dump
+                if queue.indexes:
+                    raise DumpRefused(f"cannot import {import_dump}: the data dir already holds indexes")
+                await dumps.import_dump(queue, import_dump)
             binds = await nursery.start(partial(serve, app, _config(host, port), mode="asgi"))
             task_status.started(int(binds[0].rsplit(":", 1)[1]))
     finally:
@@ -66,9 +75,16 @@ async def serve_devnode(
             store.close()
 
 
+def _dump_dir(dump_dir: str | None, data_dir: str | None) -> str:
+    # Meilisearch's `--dump-dir` defaults to `dumps/` in its working directory.
+    if dump_dir is not None:
+        return dump_dir
+    return os.path.join(data_dir, "dumps") if data_dir else "dumps"
+
+
 def run_devnode(
     *, host: str = "127.0.0.1", port: int = 7700, master_key: str | None = None, data_dir: str | None = None,
-    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    max_payload: int = DEFAULT_MAX_PAYLOAD, import_dump: str | None = None, dump_dir: str | None = None,
 ) -> int:
     """CLI entry: serve until SIGINT/SIGTERM (exit 0); a port in use is exit 1."""
     # Indexing runs in a worker thread; a short GIL switch interval lets the event loop
@@ -79,7 +95,8 @@ def run_devnode(
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 bound = await nursery.start(
-                    partial(serve_devnode, host=host, port=port, master_key=master_key, data_dir=data_dir, max_payload=max_payload)
+                    partial(serve_devnode, host=host, port=port, master_key=master_key, data_dir=data_dir,
+                            max_payload=max_payload, import_dump=import_dump, dump_dir=dump_dir)
                 )
                 print(
                     f"miroir devnode listening on http://{host}:{bound} (a development stand-in, not Meilisearch)",
@@ -92,6 +109,9 @@ def run_devnode(
 
     try:
         trio.run(main)
+    except (DumpRefused, MeiliError) as e:
+        print(f"miroir devnode: cannot import the dump: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             print(f"miroir devnode: cannot listen on {host}:{port}: address already in use", file=sys.stderr)
@@ -99,6 +119,10 @@ def run_devnode(
             print(f"miroir devnode: {e}", file=sys.stderr)
         return 1
     except BaseExceptionGroup as group:  # bind errors surface wrapped by the nursery
+        refused = [e for e in _leaves(group) if isinstance(e, (DumpRefused, MeiliError))]
+        if refused:
+            print(f"miroir devnode: cannot import the dump: {refused[0]}", file=sys.stderr)
+            return 1
         os_errors = [e for e in _leaves(group) if isinstance(e, OSError)]
         if not os_errors:
             raise
@@ -127,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         "--http-payload-size-limit", type=int, default=DEFAULT_MAX_PAYLOAD, metavar="BYTES",
         help="largest accepted request body (Meilisearch's option of the same name)",
     )
+    parser.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump before listening")
+    parser.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
     args = parser.parse_args(argv)
     return run_devnode(
         host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
-        max_payload=args.http_payload_size_limit,
+        max_payload=args.http_payload_size_limit, import_dump=args.import_dump, dump_dir=args.dump_dir,
     )
 
 

@@ -110,9 +110,14 @@ class DeleteTasks(msgspec.Struct, tag=True):
     matched: list[int]
 
 
+class CreateDump(msgspec.Struct, tag=True):
+    directory: str
+    dump_uid: str
+
+
 Op = (
     AddDocuments | DeleteIds | DeleteFilter | ClearDocuments | CreateIndex | UpdateIndex | DeleteIndex
-    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks
+    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks | CreateDump
 )
 
 
@@ -451,6 +456,10 @@ class TaskQueue:
             self._swap(op, side_records)
         elif isinstance(op, CancelTasks):
             details["canceledTasks"] = self._cancel(rec, op, side_records)
+        elif isinstance(op, CreateDump):
+            from miroir.devnode.dumps import write_dump
+
+            write_dump(self.indexes, op.directory, op.dump_uid)
         elif isinstance(op, DeleteTasks):
             gone = [u for u in op.matched if u in self.tasks and self.tasks[u].status in FINISHED]
             deleted.extend(gone)
