@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -35,11 +34,9 @@ from miroir.engine.indexes import index_lock
 from miroir.engine.mover import MoveFailed, call, settle, shard_filter
 from miroir.engine.settings import index_settings
 from miroir.net.node import NodeError
-
-if TYPE_CHECKING:
-    from miroir.engine.cluster import Cluster
-    from miroir.engine.tasks import DrivenTask
-    from miroir.store.state import TaskRecord
+from miroir.core.model import TaskRecord
+from miroir.engine.cluster import Cluster
+from miroir.engine.tasks import DrivenTask
 
 log = structlog.get_logger("miroir.dumps")
 
