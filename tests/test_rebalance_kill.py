@@ -172,10 +172,10 @@ def _verify(
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fleet():
-    """Four devnodes shared by every run (each run has its own index and its own Miroir
-    journal, so n4 joins afresh each time): saves starting nodes ten times."""
+    """Four fresh devnodes per run: each run has its own Miroir journal, and Miroir
+    refuses to start on an empty journal beside nodes that hold data (issue 20 point 3)."""
     with start_devnodes(4) as devs:
         yield devs
 
