@@ -572,7 +572,7 @@ class DevnodeApp:
         return 200, self._search(req, uid, body)
 
     def _search(self, req: Request, uid: str, params: dict) -> dict:
-        if params.get("useNetwork") is not None:  # checked before the index, as 1.50 does
+        if isinstance(params.get("useNetwork"), bool):  # checked before the index, as 1.50 does
             raise network_disabled("passing `useNetwork` in a search query")
         entry = self._index(uid)
         answer = entry.engine.search(params)
@@ -583,9 +583,9 @@ class DevnodeApp:
 
     async def facet_search(self, req: Request, uid: str):
         body = req.json()
+        params = facet_search_params(body)
         if isinstance(body, dict) and body.get("useNetwork") is not None:
             raise network_disabled("passing `useNetwork` in a search query")
-        params = facet_search_params(body)
         return 200, self._index(uid).engine.facet_search(params)
 
     async def multi_search(self, req: Request):

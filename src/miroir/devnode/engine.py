@@ -21,7 +21,7 @@ from miroir.core.documents import document_id, resolve_primary_key
 from miroir.core.errors import MeiliError
 from miroir.core.federation import personalization_disabled
 from miroir.core.searchplan import FACET_SEARCH_PARAMS as _FACET_FIELDS
-from miroir.core.searchplan import SEARCH_FIELDS, json_kind, rust_duration
+from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, json_kind, rust_duration
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod
 from miroir.devnode import highlight, ranking
@@ -1505,7 +1505,15 @@ class _SearchParams:
                 "passing `media` in a search query requires enabling the `multimodal` experimental feature. "
                 "See https://github.com/orgs/meilisearch/discussions/846",
             )
-        self.personalize = g("personalize") is not None
+        personalize = g("personalize")
+        if personalize is not None:
+            if not isinstance(personalize, dict):
+                raise _type_error("personalize", "invalid_search_personalize", "an object", personalize)
+            check_personalize(personalize)
+        self.personalize = personalize is not None
+        use_network = g("useNetwork")
+        if use_network is not None and not isinstance(use_network, bool):
+            raise _type_error("useNetwork", "invalid_search_use_network", "a boolean", use_network)
         self.show_performance_details = _bool(params, "showPerformanceDetails", "invalid_search_show_performance_details")
 
 
