@@ -306,7 +306,7 @@ def test_multi_search(client):
     assert [h["_federation"]["indexUid"] for h in fed["hits"]] == ["ms_a", "ms_b"]
     assert fed["limit"] == 2 and fed["offset"] == 0 and fed["estimatedTotalHits"] == 2
     assert "_rankingScore" not in fed["hits"][0]
-    body = err(client.post("/multi-search", json={"queries": [{"indexUid": "ms_a"}, {"indexUid": "ms_nope"}]}), 404, "index_not_found")
+    body = err(client.post("/multi-search", json={"queries": [{"indexUid": "ms_a"}, {"indexUid": "ms_nope"}]}), 400, "index_not_found")  # 1.50: 400 in multi-search
     assert body["message"].startswith("Inside `.queries[1]`")
 
 

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: 
 #
 # The only ways Miroir's answer may differ from the oracle's:
 #
-# 1. `processingTimeMs` (timing).
+# 1. `processingTimeMs` (timing) and `requestUid` (a fresh UUID v7 per answer).
 # 2. Order inside a tie group: consecutive hits whose `_rankingScoreDetails` are equal.
 #    One node orders them by internal document ids, which no orchestrator can
 #    reproduce, so a tie group is compared as a set of hit identities. A tie group cut by
@@ -62,7 +62,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: 
 
 
 def _without_timing(answer: dict) -> dict:
-    return {k: v for k, v in answer.items() if k != "processingTimeMs"}
+    return {k: v for k, v in answer.items() if k not in ("processingTimeMs", "requestUid")}
 
 
 def _tie_key(hit: dict) -> str:

@@ -91,7 +91,7 @@ def test_type_errors_match_meilisearch(body, code, message):
 def test_unknown_field_is_bad_request():
     e = error_of(decode, {"marin": "hello"})
     assert e.code == "bad_request" and e.status == 400
-    assert e.message.startswith("Unknown field `marin`: expected one of `q`, `vector`, `hybrid`, `offset`, `limit`")
+    assert e.message.startswith("Unknown field `marin`: expected one of `q`, `offset`, `limit`, `page`, `hitsPerPage`")
     assert "`locales`" in e.message
 
 

@@ -38,7 +38,7 @@ from miroir.api.context import Miroir
 from miroir.core.errors import MeiliError
 from miroir.core.jsonlimits import recursion_error
 from miroir.core.keys import fuse_filters
-from miroir.core.searchplan import decode_search_request, parse_search_query_string
+from miroir.core.searchplan import decode_search_request, json_content_type_error, metadata_wanted, parse_search_query_string
 from miroir.engine import reads
 from miroir.engine.keys import KeyRing
 from miroir.engine.scatter import count_fanout
@@ -155,6 +155,9 @@ class FastSearch:
                         close = True
                 raise
             if method == "POST":
+                refused = json_content_type_error(headers.get("content-type"))  # 1.50's 415
+                if refused is not None:
+                    raise refused
                 req = decode_search_request(body)
                 del body
             else:
@@ -167,7 +170,9 @@ class FastSearch:
             cluster = self.ctx.engine
             if cluster is None:
                 raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
-            answer, extra = await reads.search(cluster, uid, req)
+            answer, extra = await reads.search(
+                cluster, uid, req, include_metadata=metadata_wanted(headers.get("meili-include-metadata"))
+            )
             status, payload = 200, _encode(answer)
         except _Disconnected:
             return  # the client left: nothing to answer

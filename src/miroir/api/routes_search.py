@@ -12,7 +12,12 @@ from miroir.api import auth
 from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.core.errors import MeiliError
-from miroir.core.searchplan import decode_search_request, parse_search_query_string
+from miroir.core.searchplan import (
+    decode_search_request,
+    json_content_type_error,
+    metadata_wanted,
+    parse_search_query_string,
+)
 from miroir.engine import reads
 from miroir.engine.scatter import count_fanout
 
@@ -43,6 +48,19 @@ async def _body() -> bytes:
     return await request.get_data(cache=True, as_text=False, parse_form_data=False)
 
 
+async def _json_body() -> bytes:
+    """The body of a JSON-only route, read first (see search_post), then its 415."""
+    body = await _body()
+    refused = json_content_type_error(request.headers.get("Content-Type"))
+    if refused is not None:
+        raise refused
+    return body
+
+
+def _metadata() -> bool:
+    return metadata_wanted(request.headers.get("Meili-Include-Metadata"))
+
+
 def _answer(result: tuple[dict, dict[str, str]]) -> Response:
     answer, headers = result
     return json_response(answer, headers=headers)
@@ -52,27 +70,27 @@ def _answer(result: tuple[dict, dict[str, str]]) -> Response:
 async def search_get(uid: str) -> Response:
     req = parse_search_query_string(request.args.to_dict(flat=True))
     req.filter = auth.search_filter(uid, req.filter)  # a tenant token's rule
-    return _answer(await reads.search(_cluster(), uid, req))
+    return _answer(await reads.search(_cluster(), uid, req, include_metadata=_metadata()))
 
 
 @bp.post("/indexes/<uid>/search")
 async def search_post(uid: str) -> Response:
     # The body is read before anything can fail: an unread body left on a keep-alive
     # connection stalls the client's next request. Body errors come first, as in Meilisearch.
-    req = decode_search_request(await _body())
+    req = decode_search_request(await _json_body())
     req.filter = auth.search_filter(uid, req.filter)  # a tenant token's rule
-    return _answer(await reads.search(_cluster(), uid, req))
+    return _answer(await reads.search(_cluster(), uid, req, include_metadata=_metadata()))
 
 
 @bp.post("/multi-search")
 async def multi_search() -> Response:
-    body = auth.multi_search_body(decode_json(await _body()))  # every query's index and rule
-    return _answer(await reads.multi_search(_cluster(), body))
+    body = auth.multi_search_body(decode_json(await _json_body()))  # every query's index and rule
+    return _answer(await reads.multi_search(_cluster(), body, include_metadata=_metadata()))
 
 
 @bp.post("/indexes/<uid>/facet-search")
 async def facet_search(uid: str) -> Response:
-    body = await _body()
+    body = await _json_body()
     reads.index_meta(_cluster(), uid)
     return _answer(await reads.facet_search(_cluster(), uid, auth.facet_search_body(uid, decode_json(body))))
 

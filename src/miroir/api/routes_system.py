@@ -15,7 +15,7 @@ bp = Blueprint("system", __name__)
 
 # The Meilisearch API version Miroir speaks. SDKs read `pkgVersion` to pick features,
 # so it names the API we are compatible with, not Miroir's own version (in commitSha).
-MEILISEARCH_API_VERSION = "1.12.0"
+MEILISEARCH_API_VERSION = "1.50.0"
 COMMIT_DATE = "2025-01-01T00:00:00Z"
 
 

@@ -24,8 +24,10 @@ Pure module: no I/O.
 from __future__ import annotations
 
 import heapq
+import json
+import re
 from collections.abc import Mapping, Sequence
-from itertools import count, islice, repeat
+from itertools import count, repeat
 from typing import Any
 
 import msgspec
@@ -33,11 +35,12 @@ import msgspec
 from miroir.core.errors import (
     MeiliError,
     invalid_index_uid,
-    json_kind,
     type_error,
     valid_index_uid,
 )
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
+from miroir.core.merge import _distinct_filter
+from miroir.core.searchplan import SEARCH_FIELDS, check_personalize
 
 DEFAULT_WEIGHT = 1.0
 
@@ -50,6 +53,8 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     weight: float = DEFAULT_WEIGHT
     estimated_total_hits: int = 0
     show_ranking_score: bool = False  # what the client asked, not what was forced
+    show_ranking_score_details: bool = True  # False: details were only forced for `semanticHitCount`
+    semantic: bool = False  # a hybrid or vector query (its hits carry their details)
 
 
 class IndexFacets(msgspec.Struct, kw_only=True):
@@ -62,18 +67,30 @@ class IndexFacets(msgspec.Struct, kw_only=True):
 def merge_federated(
     queries: Sequence[FederatedQuery],
     *,
-    offset: int,
-    limit: int,
+    offset: int = 0,
+    limit: int = 20,
     processing_time_ms: int,
     index_facets: Mapping[str, IndexFacets] | None = None,
     merge_facets: Mapping | None = None,
     sort_facet_values_by: Mapping[str, str] | None = None,
+    federation: "Federation | None" = None,
+    request_uid: str | None = None,
+    metadata: list[dict] | None = None,
 ) -> dict:
     """The federated answer. ``queries`` are in request order (their queriesPosition).
 
+    ``federation`` (else ``offset``/``limit``) gives the window (offset/limit or page
+    mode) and ``distinct``: a hit whose distinct values were already taken by a better
+    hit of any query is dropped, and the total counts it out, as 1.50 does;
     ``index_facets`` holds the facets of the indexes named in ``facetsByIndex``;
     ``merge_facets`` is the request's ``federation.mergeFacets`` object (or None).
+    ``semanticHitCount`` (hybrid or vector queries) counts the page's hits that vector
+    similarity ranked.
     """
+    if federation is None:
+        federation = Federation(offset=offset, limit=limit)
+    skip, take = federation.window()
+    keep = _distinct_filter(federation.distinct) if federation.distinct else None
 
     def stream(pos: int, q: FederatedQuery):
         w = q.weight
@@ -82,10 +99,26 @@ def merge_federated(
 
     merged = heapq.merge(*[stream(pos, q) for pos, q in enumerate(queries)])
     hits = []
-    for neg_weighted, pos, _rank, hit in islice(merged, offset, offset + limit):
+    semantic_hits = 0
+    accepted = rejected = 0
+    for neg_weighted, pos, _rank, hit in merged:
+        if keep is not None and not keep(hit):
+            rejected += 1
+            continue
+        accepted += 1
+        if accepted <= skip:
+            continue
+        if accepted > skip + take:
+            if keep is None:
+                break
+            continue  # with distinct, every hit is looked at: the total counts the rejected out
         q = queries[pos]
+        if q.semantic and "vectorSort" in (hit.get("_rankingScoreDetails") or {}):
+            semantic_hits += 1
         if not q.show_ranking_score:
             hit.pop("_rankingScore", None)
+        if not q.show_ranking_score_details:
+            hit.pop("_rankingScoreDetails", None)
         hit["_federation"] = {
             "indexUid": q.index_uid,
             "queriesPosition": pos,
@@ -93,13 +126,8 @@ def merge_federated(
         }
         hits.append(hit)
 
-    out: dict = {
-        "hits": hits,
-        "processingTimeMs": processing_time_ms,
-        "limit": limit,
-        "offset": offset,
-        "estimatedTotalHits": sum(q.estimated_total_hits for q in queries),
-    }
+    total = max(0, sum(q.estimated_total_hits for q in queries) - rejected)
+    out: dict = {"hits": hits, "processingTimeMs": processing_time_ms, **federation.hits_info(total)}
     if index_facets:
         ordered = [index_facets[uid] for uid in sorted(index_facets)]
         if merge_facets is not None:
@@ -111,19 +139,152 @@ def merge_federated(
             out["facetStats"] = merge_facet_stats(f.stats for f in ordered)
         else:
             out["facetsByIndex"] = {uid: msgspec.to_builtins(index_facets[uid]) for uid in sorted(index_facets)}
+    if request_uid is not None:
+        out["requestUid"] = request_uid
+    if metadata is not None:
+        out["metadata"] = metadata
+    if any(q.semantic for q in queries):
+        out["semanticHitCount"] = semantic_hits
+    return out
+
+
+class Federation(msgspec.Struct, kw_only=True):
+    """The `federation` object of a multi-search, checked (1.50's `Federation`)."""
+
+    limit: int = 20
+    offset: int = 0
+    page: int | None = None
+    hits_per_page: int | None = None
+    facets_by_index: dict[str, list[str] | None] = msgspec.field(default_factory=dict)
+    merge_facets: dict | None = None
+    distinct: str | None = None
+    show_performance_details: bool = False
+    personalize: dict | None = None
+
+    @property
+    def page_mode(self) -> bool:
+        return self.page is not None or self.hits_per_page is not None
+
+    def window(self) -> tuple[int, int]:
+        """(skip, take) of the merged list, as 1.50 reads offset/limit or page/hitsPerPage."""
+        if not self.page_mode:
+            return self.offset, self.limit
+        hpp = 20 if self.hits_per_page is None else self.hits_per_page
+        page = 1 if self.page is None else self.page
+        if page == 0:
+            return 0, 0
+        return (page - 1) * hpp, hpp
+
+    def hits_info(self, total: int) -> dict:
+        """The pagination keys of the federated answer for `total` hits."""
+        if not self.page_mode:
+            return {"limit": self.limit, "offset": self.offset, "estimatedTotalHits": total}
+        hpp = 20 if self.hits_per_page is None else self.hits_per_page
+        page = 1 if self.page is None else self.page
+        return {"hitsPerPage": hpp, "page": page, "totalPages": -(-total // hpp) if hpp else 0, "totalHits": total}
+
+
+_FEDERATION_FIELDS = ("limit", "offset", "page", "hitsPerPage", "facetsByIndex", "mergeFacets", "distinct",
+                      "showPerformanceDetails", "personalize")
+
+
+def _uint_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def parse_federation(value: Any) -> Federation:
+    """The request's `federation` object, or 1.50's error for it (Miroir and devnode)."""
+    if not isinstance(value, dict):
+        raise type_error("bad_request", ".federation", value, "an object")
+    for key in value:
+        if key not in _FEDERATION_FIELDS:
+            listed = ", ".join(f"`{f}`" for f in _FEDERATION_FIELDS)
+            raise MeiliError("bad_request", f"Unknown field `{key}` inside `.federation`: expected one of {listed}")
+    out = Federation()
+    for name, code, attr, required in (
+        ("limit", "invalid_search_limit", "limit", True),
+        ("offset", "invalid_search_offset", "offset", True),
+        ("page", "invalid_search_page", "page", False),
+        ("hitsPerPage", "invalid_search_hits_per_page", "hits_per_page", False),
+    ):
+        if name in value:
+            v = value[name]
+            if not _uint_or_none(v) or (required and v is None):
+                raise type_error(code, f".federation.{name}", v, "a positive integer")
+            setattr(out, attr, v)
+    fbi = value.get("facetsByIndex")
+    if fbi is not None:
+        if not isinstance(fbi, dict):
+            raise type_error("invalid_multi_search_facets_by_index", ".federation.facetsByIndex", fbi, "an object")
+        for uid, facets in fbi.items():
+            if not valid_index_uid(uid):
+                raise MeiliError(
+                    "invalid_multi_search_facets_by_index",
+                    f"Invalid value at `.federation.facetsByIndex`: {invalid_index_uid(uid).message}",
+                )
+            if facets is not None and (not isinstance(facets, list) or not all(isinstance(f, str) for f in facets)):
+                raise type_error(
+                    "invalid_multi_search_facets_by_index", f".federation.facetsByIndex.{uid}", facets, "an array"
+                )
+        out.facets_by_index = fbi
+    mf = value.get("mergeFacets")
+    if mf is not None:
+        if not isinstance(mf, dict):
+            raise type_error("invalid_multi_search_merge_facets", ".federation.mergeFacets", mf, "an object")
+        for key in mf:
+            if key != "maxValuesPerFacet":
+                raise MeiliError(
+                    "bad_request",
+                    f"Unknown field `{key}` inside `.federation.mergeFacets`: expected one of `maxValuesPerFacet`",
+                )
+        if not _uint_or_none(mf.get("maxValuesPerFacet")):
+            raise type_error(
+                "invalid_multi_search_max_values_per_facet",
+                ".federation.mergeFacets.maxValuesPerFacet",
+                mf.get("maxValuesPerFacet"),
+                "a positive integer",
+            )
+        out.merge_facets = mf
+    distinct = value.get("distinct")
+    if distinct is not None and not isinstance(distinct, str):
+        raise type_error("invalid_search_distinct", ".federation.distinct", distinct, "a string")
+    out.distinct = distinct
+    spd = value.get("showPerformanceDetails", False)
+    if not isinstance(spd, bool):
+        raise type_error("invalid_search_show_performance_details", ".federation.showPerformanceDetails", spd, "a boolean")
+    out.show_performance_details = spd
+    personalize = value.get("personalize")
+    if personalize is not None:
+        if not isinstance(personalize, dict):
+            raise type_error("invalid_search_personalize", ".federation.personalize", personalize, "an object")
+        try:
+            check_personalize(personalize)
+        except MeiliError as e:
+            raise MeiliError(e.code, e.message.replace("`.personalize", "`.federation.personalize")) from None
+        out.personalize = personalize
     return out
 
 
 def federation_window(federation: Any) -> tuple[int, int]:
     """The `federation` object's (offset, limit), or Meilisearch's errors (Miroir and devnode)."""
-    if not isinstance(federation, dict):
-        raise type_error("invalid_multi_search_federated", ".federation", federation, "an object")
-    offset = federation.get("offset", 0)
-    limit = federation.get("limit", 20)
-    for name, value in (("offset", offset), ("limit", limit)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise type_error(f"invalid_multi_search_{name}", f".federation.{name}", value, "a positive integer")
-    return offset, limit
+    return parse_federation(federation).window()
+
+
+def personalization_disabled() -> MeiliError:
+    """1.50's answer to `personalize` on an instance without a personalization key
+    (Miroir reranks nothing, and its nodes have no key either)."""
+    return MeiliError(
+        "feature_not_enabled",
+        "reranking search results requires enabling the `personalization` experimental feature. "
+        "See https://github.com/orgs/meilisearch/discussions/866",
+    )
+
+
+def network_disabled(action: str) -> MeiliError:
+    return MeiliError(
+        "feature_not_enabled",
+        f"{action} requires enabling the `network` experimental feature. See https://github.com/orgs/meilisearch/discussions/805",
+    )
 
 
 # Per-query options a federated search does not allow (the federation pages).
@@ -131,40 +292,154 @@ FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
 
 
 def inside(i: int, e: MeiliError) -> MeiliError:
-    """`e` as the error of `queries[i]` of a multi-search."""
-    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=e.status, type=e.type)
+    """`e` as the error of `queries[i]` of a multi-search. An unknown index is 400 there
+    (1.50 answers 404 only on the single-index routes)."""
+    status = 400 if e.code == "index_not_found" else e.status
+    return MeiliError(e.code, f"Inside `.queries[{i}]`: {e.message}", status=status, type=e.type)
+
+
+_QUERY_FIELDS = ("indexUid", *SEARCH_FIELDS, "federationOptions")
+_AT_PATH = re.compile(r"^(Invalid value type at|Invalid value at|Unknown value `[^`]*` at|Missing field `[^`]*` inside) `\.")
+
+
+def at_query(i: int, e: MeiliError) -> MeiliError:
+    """A decoding error of `queries[i]`'s search parameters, with the path 1.50's decoder
+    gives it (`.queries[i].field`), or prefixed `Inside` for a check after decoding."""
+    where = f"`.queries[{i}]"
+    m = _AT_PATH.match(e.message)
+    if m:
+        return MeiliError(e.code, e.message[: m.end() - 2] + where + e.message[m.end() - 2 + 1 :], status=e.status)
+    unknown = re.match(r"^Unknown field `(.*)`: expected one of ", e.message)
+    if unknown:
+        listed = ", ".join(f"`{f}`" for f in _QUERY_FIELDS)
+        return MeiliError(e.code, f"Unknown field `{unknown.group(1)}` inside {where}`: expected one of {listed}")
+    return inside(i, e)
+
+
+class QueryEntry(msgspec.Struct, kw_only=True):
+    """One entry of `queries`: its index, search parameters and federation options."""
+
+    index_uid: str
+    params: dict[str, Any]
+    weight: float = DEFAULT_WEIGHT
+    has_options: bool = False
+    remote: str | None = None
+    query_position: int | None = None
 
 
 def query_entry(i: int, q: Any, *, federated: bool) -> tuple[str, dict[str, Any], float]:
-    """(index uid, search parameters, weight) of `queries[i]`, checked as Meilisearch does
-    before searching (Miroir and devnode): an object with a valid `indexUid`;
-    `federationOptions` only in a federated search, with a positive weight; no
-    pagination in a federated query. Whether the index exists is the caller's check."""
+    """(index uid, search parameters, weight) of `queries[i]` (see `decode_entry`)."""
+    e = decode_entry(i, q)
+    check_entry(i, e, federated=federated, federation=None)
+    return e.index_uid, e.params, e.weight
+
+
+def decode_entry(i: int, q: Any) -> QueryEntry:
+    """`queries[i]` decoded as 1.50's deserializer does: an object with a valid
+    `indexUid`, `federationOptions` of the right shape. Errors carry the path."""
+    where = f".queries[{i}]"
     if not isinstance(q, dict):
-        raise inside(i, MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(q)}"))
-    uid = q.get("indexUid")
-    if uid is None:
-        raise inside(i, MeiliError("missing_index_uid", "Missing field `indexUid`"))
-    if not isinstance(uid, str) or not valid_index_uid(uid):
-        raise inside(i, invalid_index_uid(str(uid)))
-    weight = DEFAULT_WEIGHT
-    if "federationOptions" in q:
-        if not federated:
+        raise type_error("bad_request", where, q, "an object")
+    if "indexUid" not in q:
+        raise MeiliError("missing_index_uid", f"Missing field `indexUid` inside `{where}`")
+    uid = q["indexUid"]
+    if not isinstance(uid, str):
+        raise type_error("invalid_index_uid", f"{where}.indexUid", uid, "a string")
+    if not valid_index_uid(uid):
+        raise MeiliError("invalid_index_uid", f"Invalid value at `{where}.indexUid`: {invalid_index_uid(uid).message}")
+    entry = QueryEntry(index_uid=uid, params={k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")})
+    options = q.get("federationOptions")
+    if options is None:
+        return entry
+    if not isinstance(options, dict):
+        raise type_error("invalid_multi_search_federation_options", f"{where}.federationOptions", options, "an object")
+    for key in options:
+        if key not in ("weight", "remote", "queryPosition"):
             raise MeiliError(
-                "invalid_multi_search_federation_options",
-                f"Inside `.queries[{i}]`: Using `federationOptions` is not allowed in a non-federated search.\n"
-                f" - Hint: remove `federationOptions` from query #{i} or add `federation` to the request.",
+                "bad_request",
+                f"Unknown field `{key}` inside `{where}.federationOptions`: expected one of `weight`, `remote`, `queryPosition`",
             )
-        weight = (q.get("federationOptions") or {}).get("weight", DEFAULT_WEIGHT)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise inside(i, type_error("invalid_multi_search_weight", ".federationOptions.weight", weight, "a positive number"))
-    params = {k: v for k, v in q.items() if k not in ("indexUid", "federationOptions")}
-    if federated:
-        for key in FEDERATED_PAGINATION:
-            if key in params:
-                raise MeiliError(
-                    "invalid_multi_search_query_pagination",
-                    f"Inside `.queries[{i}]`: Using pagination options is not allowed in federated queries.\n"
-                    f" - Hint: remove `{key}` from query #{i} or remove `federation` from the request",
-                )
-    return uid, params, float(weight)
+    entry.has_options = True
+    weight = options.get("weight", DEFAULT_WEIGHT)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise type_error("invalid_multi_search_weight", f"{where}.federationOptions.weight", weight, "a number")
+    if weight < 0:
+        raise MeiliError(
+            "invalid_multi_search_weight",
+            f"Invalid value at `{where}.federationOptions.weight`: the value of `weight` is invalid, "
+            "expected a positive float (>= 0.0).",
+        )
+    entry.weight = float(weight)
+    remote = options.get("remote")
+    if remote is not None and not isinstance(remote, str):
+        raise type_error("invalid_multi_search_remote", f"{where}.federationOptions.remote", remote, "a string")
+    entry.remote = remote
+    position = options.get("queryPosition")
+    if not _uint_or_none(position):
+        raise type_error(
+            "invalid_multi_search_query_position", f"{where}.federationOptions.queryPosition", position, "a positive integer"
+        )
+    entry.query_position = position
+    return entry
+
+
+def check_entry(i: int, e: QueryEntry, *, federated: bool, federation: Federation | None) -> None:
+    """1.50's checks of a decoded query before it runs (each ``Inside `.queries[i]` ``)."""
+    p = e.params
+    if not federated:
+        if e.has_options:
+            raise inside(i, MeiliError(
+                "invalid_multi_search_federation_options",
+                "Using `federationOptions` is not allowed in a non-federated search.\n"
+                " - Hint: remove `federationOptions` from the query or add `federation` to the request.",
+            ))
+        return
+    for key in FEDERATED_PAGINATION:
+        if p.get(key) is not None:
+            raise inside(i, MeiliError(
+                "invalid_multi_search_query_pagination",
+                "Using pagination options is not allowed in federated queries.\n"
+                f" - Hint: remove `{key}` from the query or remove `federation` from the request\n"
+                " - Hint: pass `federation.limit` and `federation.offset` for pagination in federated search",
+            ))
+    facets = p.get("facets")
+    if facets:
+        shown = "[" + ", ".join(json.dumps(f, ensure_ascii=False) for f in facets) + "]"
+        raise inside(i, MeiliError(
+            "invalid_multi_search_query_facets",
+            "Using facet options is not allowed in federated queries.\n"
+            " - Hint: remove `facets` from the query or remove `federation` from the request\n"
+            f" - Hint: pass `federation.facetsByIndex.{e.index_uid}: {shown}` for facets in federated search",
+        ))
+    if p.get("personalize") is not None:
+        raise inside(i, MeiliError(
+            "invalid_multi_search_query_personalization",
+            "Using `.personalize` is not allowed in federated queries.\n"
+            " - Hint: remove `personalize` from the query or remove `federation` from the request\n"
+            " - Hint: pass `federation.personalize` for personalization in federated search",
+        ))
+    if p.get("useNetwork") is True and e.remote is not None:
+        raise inside(i, MeiliError(
+            "invalid_multi_search_federation_options",
+            "Using `.useNetwork` is not allowed as the same time as `.federationOptions.remote`.\n"
+            "  - Hint: to perform an explicit query against a remote, remove `.useNetwork`.\n"
+            "  - Hint: to automatically perform queries against the entire network, remove `.federationOptions.remote`.",
+        ))
+    if p.get("showPerformanceDetails") is not None:
+        raise inside(i, MeiliError(
+            "invalid_multi_search_query_show_performance_details",
+            "Using `.showPerformanceDetails` is not allowed in federated queries.\n"
+            " - Hint: remove `showPerformanceDetails` from the query or remove `federation` from the request",
+        ))
+    if p.get("distinct") is not None and federation is not None and federation.distinct is not None:
+        raise inside(i, MeiliError(
+            "invalid_multi_search_distinct",
+            "Using `distinct` options is not allowed in federated queries when it also appears in `.federation.distinct`.\n"
+            " - Hint: remove `distinct` from the query or remove `federation` from the request\n"
+            "  - Note: `distinct` at the query level is discouraged in federated search.",
+        ))
+    # Miroir is the network; it has no remotes to name (1.50 without `network`).
+    if e.remote is not None:
+        raise inside(i, network_disabled("Performing a remote federated search"))
+    if e.query_position is not None:
+        raise inside(i, network_disabled("Using `federationOptions.queryPosition`"))

@@ -427,8 +427,14 @@ def _dropped(keep_score: bool, keep_details: bool) -> tuple[str, ...]:
     return (*MIROIR_FIELDS, *(() if keep_score else (SCORE,)), *(() if keep_details else (DETAILS,)))
 
 
-def clean_hit(hit: dict, *, keep_score: bool, keep_details: bool, added_fields: Iterable[str]) -> dict:
-    """Remove what only Miroir needed; the rest (`_formatted`, `_geoDistance`, ...) stays."""
+def clean_hit(
+    hit: dict, *, keep_score: bool, keep_details: bool, added_fields: Iterable[str], formatted_kept: Any = ()
+) -> dict:
+    """Remove what only Miroir needed; the rest (`_formatted`, `_geoDistance`, ...) stays.
+
+    `formatted_kept`: fields the client highlights or crops, which stay in `_formatted`
+    even when Miroir added them to the retrieved fields (1.50 formats them whether
+    retrieved or not); `ALL` keeps every one."""
     _strip_miroir(hit)
     if not keep_score:
         hit.pop(SCORE, None)
@@ -440,7 +446,7 @@ def clean_hit(hit: dict, *, keep_score: bool, keep_details: bool, added_fields: 
     matches = hit.get("_matchesPosition")
     for f in added_fields:
         _remove_path(hit, f)
-        if isinstance(formatted, dict):
+        if isinstance(formatted, dict) and formatted_kept is not ALL and f not in formatted_kept:
             _remove_path(formatted, f)
         if isinstance(matches, dict):
             prefix = f + "."
@@ -484,17 +490,26 @@ def merge_search(
     # hybrid and vector searches, which never need the details.
     by_score_only = ordered_by_score(req, ranking_rules) if by_score is None else by_score
     keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
-    # Without added fields (the common case) the merge loop cleans the hits it takes.
-    drop = None if added_fields else _dropped(keep_score, keep_details)
+    semantic = any("semanticHitCount" in r for r in node_responses)
+    # Without added fields (the common case) the merge loop cleans the hits it takes;
+    # a semantic search reads the page's details first (semantic hits are counted there).
+    drop = None if added_fields or semantic else _dropped(keep_score, keep_details)
     _, first_hits, names = _compiled(tuple(ranking_rules), tuple(req.sort or ()), by_score_only, drop)
     keep = _distinct_filter(distinct) if distinct else None
     found = _key_objects(node_hits) if offset + limit >= _OWN_KEYS_FROM else {}
     page = first_hits(node_hits, offset + limit, keep, _own(names, found))[offset:]
-    if added_fields:
+    semantic_hits = semantic_hit_count(page) if semantic else 0
+    if drop is None:
+        kept = formatted_fields(req)
         for h in page:
-            clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields)
+            clean_hit(h, keep_score=keep_score, keep_details=keep_details, added_fields=added_fields, formatted_kept=kept)
 
-    out: dict[str, Any] = {"hits": page, "query": req.q or "", "processingTimeMs": processing_time_ms}
+    out: dict[str, Any] = {"hits": page, "query": req.q or ""}
+    for r in node_responses:
+        if "queryVector" in r:  # the same embedding on every node
+            out["queryVector"] = r["queryVector"]
+            break
+    out["processingTimeMs"] = processing_time_ms
     if req.page_mode:
         page_no, hpp = req.page_window()
         total = 0
@@ -515,14 +530,12 @@ def merge_search(
         out["limit"] = req.limit
         out["offset"] = req.offset
         out["estimatedTotalHits"] = total
-    facets = stats = semantic = False
+    facets = stats = False
     for r in node_responses:
         if "facetDistribution" in r:
             facets = True
         if "facetStats" in r:
             stats = True
-        if "semanticHitCount" in r:
-            semantic = True
     if facets:
         out["facetDistribution"] = merge_facet_distribution(
             [r.get("facetDistribution") for r in node_responses],
@@ -532,8 +545,37 @@ def merge_search(
     if stats:
         out["facetStats"] = merge_facet_stats([r.get("facetStats") for r in node_responses])
     if semantic:
-        out["semanticHitCount"] = sum(r.get("semanticHitCount") or 0 for r in node_responses)
+        # Counted on the page returned, as 1.50 counts it: the nodes' counts cover their
+        # own windows (offset 0 to offset+limit), not this page.
+        out["semanticHitCount"] = semantic_hits
     return out
+
+
+ALL = object()  # every field (a `*` in attributesToHighlight or attributesToCrop)
+
+
+def formatted_fields(req: SearchRequest) -> Any:
+    """The fields 1.50 puts in `_formatted` whatever `attributesToRetrieve` says: the
+    highlighted and cropped ones (`attr:length` names `attr`); `ALL` for `*`."""
+    names: set[str] = set()
+    for entry in (*(req.attributes_to_highlight or ()), *(req.attributes_to_crop or ())):
+        name = entry.split(":", 1)[0] if ":" in entry else entry
+        if name == "*":
+            return ALL
+        names.add(name)
+    return names
+
+
+def semantic_hit_count(hits: Iterable[dict]) -> int:
+    """How many hits a semantic search ranked by vector similarity: milli names that
+    ranking step `vectorSort` in `_rankingScoreDetails` (the planner asks the nodes for
+    details on every hybrid or vector search)."""
+    n = 0
+    for h in hits:
+        d = h.get(DETAILS)
+        if isinstance(d, dict) and "vectorSort" in d:
+            n += 1
+    return n
 
 
 # ---------------------------------------------------------------- documents

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from miroir.core import reserved
-from miroir.core.errors import MeiliError, json_kind
+from miroir.core.errors import MeiliError, json_kind, type_error
 from miroir.core.filter import and_filters, shard_filter
 from miroir.core.jsonlimits import as_serde_numbers, nesting_error
 from miroir.core.settings import DEFAULT_RANKING_RULES
@@ -51,35 +54,42 @@ SHARD_FIELD = "_miroir_shard"
 
 
 class SearchRequest(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, rename="camel"):
-    """A Meilisearch search body. Field order is Meilisearch's (it shows in errors)."""
+    """A Meilisearch 1.50 search body. Field order is Meilisearch's (it shows in errors)."""
 
     q: str | None = None
-    vector: list[float] | None = None
-    # Passed through to nodes untouched; they validate embedder and semanticRatio.
-    hybrid: dict[str, Any] | None = None
     offset: NonNegInt = 0
     limit: NonNegInt = DEFAULT_LIMIT
     page: NonNegInt | None = None
     hits_per_page: NonNegInt | None = None
     attributes_to_retrieve: list[str] | None = None
-    retrieve_vectors: bool = False
     attributes_to_crop: list[str] | None = None
     crop_length: NonNegInt = 10
+    crop_marker: str = "…"
     attributes_to_highlight: list[str] | None = None
+    highlight_pre_tag: str = "<em>"
+    highlight_post_tag: str = "</em>"
     show_matches_position: bool = False
-    show_ranking_score: bool = False
-    show_ranking_score_details: bool = False
     filter: str | list | None = None
     sort: list[str] | None = None
     distinct: str | None = None
     facets: list[str] | None = None
-    highlight_pre_tag: str = "<em>"
-    highlight_post_tag: str = "</em>"
-    crop_marker: str = "…"
     matching_strategy: Literal["last", "all", "frequency"] = "last"
     attributes_to_search_on: list[str] | None = None
     ranking_score_threshold: Threshold | None = None
     locales: list[str] | None = None
+    # Passed through to nodes untouched; they validate embedder and semanticRatio.
+    hybrid: dict[str, Any] | None = None
+    vector: list[float] | None = None
+    retrieve_vectors: bool = False
+    # Passed through: a node without the `multimodal` feature refuses it, as 1.50 does.
+    media: Any = None
+    # Passed through: reranking needs a personalization key the nodes refuse without.
+    personalize: dict[str, Any] | None = None
+    # Accepted and never forwarded: Miroir is the network (a node would fan out again).
+    use_network: bool | None = None
+    show_ranking_score: bool = False
+    show_ranking_score_details: bool = False
+    show_performance_details: bool = False
 
     @property
     def page_mode(self) -> bool:
@@ -111,13 +121,18 @@ _EXPECTED_ONE_OF = ", ".join(f"`{f}`" for f in _FIELDS)
 _KIND_OF_FIELD: dict[str, str] = {
     **{f: "a positive integer" for f in ("offset", "limit", "page", "hitsPerPage", "cropLength")},
     **{f: "a string" for f in ("q", "distinct", "highlightPreTag", "highlightPostTag", "cropMarker", "matchingStrategy")},
-    **{f: "a boolean" for f in ("retrieveVectors", "showMatchesPosition", "showRankingScore", "showRankingScoreDetails")},
+    **{
+        f: "a boolean"
+        for f in ("retrieveVectors", "showMatchesPosition", "showRankingScore", "showRankingScoreDetails",
+                  "useNetwork", "showPerformanceDetails")
+    },
     **{
         f: "an array"
         for f in ("vector", "attributesToRetrieve", "attributesToCrop", "attributesToHighlight", "sort", "facets",
                   "attributesToSearchOn", "locales")
     },
     "hybrid": "an object",
+    "personalize": "an object",
     "filter": "a string or an array",  # has its own message, see _translate
     "rankingScoreThreshold": "a number",
 }
@@ -178,9 +193,13 @@ def decode_search_request(body: bytes) -> SearchRequest:
     careful path below, which reports it as Meilisearch does.
     """
     try:
-        return _search_request_decoder.decode(body)
+        req = _search_request_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):  # ValidationError included
         pass
+    else:
+        if req.personalize is not None:
+            check_personalize(req.personalize)
+        return req
     if not body.strip():
         raise MeiliError("missing_payload", "A json payload is missing.")
     err = nesting_error(body)  # serde_json's limit, before a decode that would recurse
@@ -201,24 +220,46 @@ _search_request_decoder = msgspec.json.Decoder(SearchRequest)
 def search_request_from_dict(raw: dict) -> SearchRequest:
     """Already-decoded JSON object -> SearchRequest (multi-search queries come this way)."""
     try:
-        return msgspec.convert(raw, SearchRequest)
+        req = msgspec.convert(raw, SearchRequest)
     except msgspec.ValidationError as e:
         raise _translate(e, raw) from None
+    if req.personalize is not None:
+        check_personalize(req.personalize)
+    return req
+
+
+def check_personalize(value: dict) -> None:
+    """1.50's checks of `personalize` (`{userContext: string}`): every mistake inside it
+    carries `invalid_search_personalize` (the struct overrides its fields' codes)."""
+    code = "invalid_search_personalize"
+    for key in value:
+        if key != "userContext":
+            raise MeiliError(code, f"Unknown field `{key}` inside `.personalize`: expected one of `userContext`")
+    if "userContext" not in value:
+        raise MeiliError(code, "Missing field `userContext` inside `.personalize`")
+    if not isinstance(value["userContext"], str):
+        raise type_error(code, ".personalize.userContext", value["userContext"], "a string")
 
 
 # ---------------------------------------------------------------- GET /search
 
 _GET_LISTS = {"attributesToRetrieve", "attributesToCrop", "attributesToHighlight", "facets", "attributesToSearchOn", "locales"}
 _GET_INTS = {"offset", "limit", "page", "hitsPerPage", "cropLength"}
-_GET_BOOLS = {"retrieveVectors", "showMatchesPosition", "showRankingScore", "showRankingScoreDetails"}
+_GET_BOOLS = {"retrieveVectors", "showMatchesPosition", "useNetwork", "showRankingScore", "showRankingScoreDetails",
+              "showPerformanceDetails"}
 _GET_STRINGS = {"q", "distinct", "highlightPreTag", "highlightPostTag", "cropMarker"}
+# 1.50's `SearchQueryGet`, in its declaration order (the "expected one of" list).
 _GET_PARAMS = [
-    "q", "vector", "offset", "limit", "page", "hitsPerPage", "attributesToRetrieve", "retrieveVectors",
-    "attributesToCrop", "cropLength", "attributesToHighlight", "filter", "sort", "distinct", "showMatchesPosition",
-    "showRankingScore", "showRankingScoreDetails", "facets", "highlightPreTag", "highlightPostTag", "cropMarker",
-    "matchingStrategy", "attributesToSearchOn", "hybridEmbedder", "hybridSemanticRatio", "rankingScoreThreshold",
-    "locales",
+    "q", "offset", "limit", "page", "hitsPerPage", "attributesToRetrieve", "attributesToCrop", "cropLength",
+    "cropMarker", "attributesToHighlight", "highlightPreTag", "highlightPostTag", "showMatchesPosition", "filter",
+    "sort", "distinct", "facets", "matchingStrategy", "attributesToSearchOn", "rankingScoreThreshold", "locales",
+    "hybridEmbedder", "hybridSemanticRatio", "vector", "retrieveVectors", "personalizeUserContext", "useNetwork",
+    "showRankingScore", "showRankingScoreDetails", "showPerformanceDetails",
 ]
+_RATIO_TEXT = {
+    "rankingScoreThreshold": "the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`.",
+    "hybridSemanticRatio": "the value of `semanticRatio` is invalid, expected a float between `0.0` and `1.0`.",
+}
 
 
 def _split_sort(text: str) -> list[str]:
@@ -239,7 +280,7 @@ def _split_sort(text: str) -> list[str]:
 
 
 def parse_search_query_string(params: Mapping[str, str]) -> SearchRequest:
-    """GET /search query parameters -> SearchRequest, with Meilisearch's errors."""
+    """GET /search query parameters -> SearchRequest, with Meilisearch 1.50's errors."""
     raw: dict[str, Any] = {}
     hybrid: dict[str, Any] = {}
     for name, text in params.items():
@@ -263,36 +304,104 @@ def parse_search_query_string(params: Mapping[str, str]) -> SearchRequest:
         elif name == "sort":
             raw[name] = _split_sort(text)
         elif name == "filter":
-            # Meilisearch reads a JSON array given as a GET filter as an array filter.
+            # 1.50 reads the parameter as JSON when it parses (an array filter), else as text.
             try:
-                parsed = json.loads(text)
+                raw[name] = json.loads(text)
             except ValueError:
-                parsed = None
-            raw[name] = parsed if isinstance(parsed, list) else text
+                raw[name] = text
         elif name == "matchingStrategy":
             if text not in ("last", "all", "frequency"):
                 raise MeiliError(
                     code, f"Unknown value `{text}` for parameter `matchingStrategy`: expected one of `last`, `all`, `frequency`"
                 )
             raw[name] = text
-        elif name in ("vector", "rankingScoreThreshold", "hybridSemanticRatio"):
+        elif name in _RATIO_TEXT:
+            code = "invalid_search_semantic_ratio" if name == "hybridSemanticRatio" else code
             try:
-                nums = [float(s) for s in text.split(",")] if name == "vector" else float(text)
+                value = float(text)
             except ValueError:
-                code = "invalid_search_semantic_ratio" if name == "hybridSemanticRatio" else code
-                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{text}` as a number") from None
+                value = -1.0
+            if not 0.0 <= value <= 1.0:
+                raise MeiliError(code, f"Invalid value in parameter `{name}`: {_RATIO_TEXT[name]}")
             if name == "hybridSemanticRatio":
-                hybrid["semanticRatio"] = nums
+                hybrid["semanticRatio"] = value
             else:
-                raw[name] = nums
+                raw[name] = value
+        elif name == "vector":
+            try:
+                raw[name] = [float(s) for s in text.split(",")]
+            except ValueError:
+                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{text}` as a number") from None
         elif name == "hybridEmbedder":
             hybrid["embedder"] = text
+        elif name == "personalizeUserContext":
+            raw["personalize"] = {"userContext": text}
         else:
             expected = ", ".join(f"`{p}`" for p in _GET_PARAMS)
             raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
     if hybrid:
+        if "embedder" not in hybrid:
+            raise MeiliError(
+                "invalid_search_hybrid_query", "`hybridEmbedder` is mandatory when `hybridSemanticRatio` is present"
+            )
         raw["hybrid"] = hybrid
+    if "vector" in raw and not hybrid:
+        raise MeiliError("missing_search_hybrid", "`hybridEmbedder` is mandatory when `vector` is present")
     return search_request_from_dict(raw)
+
+
+def request_uid() -> str:
+    """A UUID v7 (time-ordered), as 1.50 gives every search answer (`requestUid`) and
+    every query of it (`metadata.queryUid`). The one impure helper here: a clock and
+    random bits, no I/O."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
+    return str(uuid.UUID(int=value))
+
+
+def metadata_wanted(header: str | None) -> bool:
+    """Whether the `Meili-Include-Metadata` header asks for `metadata` (1.50: `true` or
+    `1`, any case)."""
+    return header is not None and header.strip().lower() in ("true", "1")
+
+
+def finish_answer(answer: dict, request_uid: str, metadata: dict | None = None, performance: dict | None = None) -> dict:
+    """Add `requestUid`, `metadata` and `performanceDetails` in 1.50's key order
+    (`semanticHitCount` stays last)."""
+    semantic = answer.pop("semanticHitCount", None)
+    answer["requestUid"] = request_uid
+    if metadata is not None:
+        answer["metadata"] = metadata
+    if performance is not None:
+        answer["performanceDetails"] = performance
+    if semantic is not None:
+        answer["semanticHitCount"] = semantic
+    return answer
+
+
+def rust_duration(seconds: float) -> str:
+    """A duration as 1.50 writes it in `performanceDetails` (Rust's `{:.2?}`)."""
+    ns = seconds * 1e9
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f}s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f}ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f}µs"
+    return f"{ns:.2f}ns"
+
+
+def search_metadata(query: str | None, index_uid: str, primary_key: str | None, *, query_uid: str | None = None) -> dict:
+    """A 1.50 `metadata` object: `query` for a non-placeholder search, `primaryKey` when set."""
+    out: dict[str, Any] = {}
+    if query:
+        out["query"] = query
+    out["queryUid"] = query_uid or request_uid()
+    out["indexUid"] = index_uid
+    if primary_key is not None:
+        out["primaryKey"] = primary_key
+    return out
 
 
 # ---------------------------------------------------------------- sub-queries
@@ -443,6 +552,7 @@ def plan_subquery(
     """
     del facet_values_limit  # no per-request knob exists; see docstring
     body: dict[str, Any] = msgspec.to_builtins(req)
+    body.pop("useNetwork", None)  # Miroir is the network: a node must not fan out again
     if req.page_mode:
         page, hpp = req.page_window()
         body.pop("offset", None)
@@ -455,7 +565,9 @@ def plan_subquery(
         body["offset"] = 0
         body["limit"] = req.offset + req.limit
     body["showRankingScore"] = True
-    if needs_details or req.show_ranking_score_details:
+    # A semantic search's details say which hits vector similarity ranked (`vectorSort`):
+    # `semanticHitCount` is counted on the client's page from them (core/merge.py).
+    if needs_details or req.show_ranking_score_details or req.hybrid is not None or req.vector is not None:
         body["showRankingScoreDetails"] = True
     added = retrieval_additions(req, distinct_attribute=distinct_attribute, ranking_rules=ranking_rules)
     if added:
@@ -517,3 +629,90 @@ def plan_document_windows(totals: Sequence[int], *, offset: int, limit: int) -> 
             out.append((shard, lo - start, hi - lo))
         start += total
     return out
+
+
+# ---------------------------------------------------------------- facet search
+
+# 1.50's `FacetSearchQuery`: (JSON kind expected, error code) per known field. Any other
+# key is ignored (`allow_unknown_fields`: InstantSearch and the SDKs send their search
+# parameters along); `useNetwork` is checked, then never forwarded (Miroir is the network).
+_FACET_SEARCH_FIELDS: dict[str, tuple[str, str]] = {
+    "facetQuery": ("a string", "invalid_facet_search_query"),
+    "facetName": ("a string", "invalid_facet_search_facet_name"),
+    "q": ("a string", "invalid_search_q"),
+    "vector": ("an array", "invalid_search_vector"),
+    "media": ("", "invalid_search_media"),
+    "hybrid": ("an object", "invalid_search_hybrid_query"),
+    "filter": ("", "invalid_search_filter"),
+    "matchingStrategy": ("a string", "invalid_search_matching_strategy"),
+    "attributesToSearchOn": ("an array", "invalid_search_attributes_to_search_on"),
+    "rankingScoreThreshold": ("a number", "invalid_search_ranking_score_threshold"),
+    "locales": ("an array", "invalid_search_locales"),
+    "exhaustiveFacetCount": ("a boolean", "invalid_facet_search_exhaustive_facet_count"),
+    "useNetwork": ("a boolean", "invalid_search_use_network"),
+}
+FACET_SEARCH_PARAMS = tuple(_FACET_SEARCH_FIELDS)
+
+_KIND_CHECK = {
+    "a string": lambda v: isinstance(v, str),
+    "an array": lambda v: isinstance(v, list),
+    "an object": lambda v: isinstance(v, dict),
+    "a boolean": lambda v: isinstance(v, bool),
+    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "": lambda v: True,
+}
+
+
+def facet_search_params(body: Any) -> dict[str, Any]:
+    """A facet-search body checked as 1.50 checks it, keeping only the fields it reads
+    (the rest is ignored, as 1.50 does) and without `useNetwork`."""
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{_compact(body)}`")
+    out: dict[str, Any] = {}
+    for name, value in body.items():
+        spec = _FACET_SEARCH_FIELDS.get(name)
+        if spec is None:
+            continue
+        expected, code = spec
+        if value is None and name != "facetName":
+            out[name] = None
+            continue
+        if name == "filter" and not isinstance(value, (str, list)):
+            raise MeiliError(code, f"Invalid syntax for the filter parameter: `expected String, Array, found: {_compact(value)}`.")
+        if not _KIND_CHECK[expected](value):
+            raise type_error(code, f".{name}", value, expected)
+        if name in ("vector", "attributesToSearchOn", "locales"):
+            inner = "a number" if name == "vector" else "a string"
+            for i, v in enumerate(value):
+                if not _KIND_CHECK[inner](v):
+                    raise type_error(code, f".{name}[{i}]", v, inner)
+        if name == "matchingStrategy" and value not in ("last", "all", "frequency"):
+            raise MeiliError(code, f"Unknown value `{value}` at `.matchingStrategy`: expected one of `last`, `all`, `frequency`")
+        if name == "rankingScoreThreshold" and not 0.0 <= value <= 1.0:
+            raise MeiliError(
+                code,
+                "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, "
+                "expected a float between `0.0` and `1.0`.",
+            )
+        out[name] = value
+    if "facetName" not in out:
+        raise MeiliError("missing_facet_search_facet_name", "Missing field `facetName`")
+    out.pop("useNetwork", None)
+    return out
+
+
+# ---------------------------------------------------------------- content type
+
+_JSON_ONLY = "Accepted values for the Content-Type header are: `application/json`"
+
+
+def json_content_type_error(ctype: str | None) -> MeiliError | None:
+    """1.50's 415 for a JSON-only route (search, multi-search, facet search): a missing
+    header, or a media type other than `application/json` (parameters such as
+    `charset` allowed; a `+json` suffix too, as actix accepts it)."""
+    if not ctype:
+        return MeiliError("missing_content_type", f"A Content-Type header is missing. {_JSON_ONLY}")
+    essence = ctype.split(";", 1)[0].strip().lower()
+    if essence == "application/json" or (essence.startswith("application/") and essence.endswith("+json")):
+        return None
+    return MeiliError("invalid_content_type", f"The Content-Type `{ctype}` is invalid. {_JSON_ONLY}")

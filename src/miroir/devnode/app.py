@@ -32,10 +32,30 @@ from miroir.core.errors import (
 from miroir.core.facets import (
     DEFAULT_MAX_VALUES_PER_FACET,
     facet_order,
-    merge_facet_distribution,
-    merge_facet_stats,
 )
-from miroir.core.federation import federation_window, inside, query_entry
+from miroir.core.federation import (
+    FederatedQuery,
+    Federation,
+    IndexFacets,
+    at_query,
+    check_entry,
+    decode_entry,
+    inside,
+    merge_federated,
+    network_disabled,
+    parse_federation,
+    personalization_disabled,
+)
+from miroir.core.searchplan import (
+    facet_search_params,
+    finish_answer,
+    metadata_wanted,
+    parse_search_query_string,
+    request_uid,
+    rust_duration,
+    search_metadata,
+    search_request_from_dict,
+)
 from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
@@ -46,7 +66,7 @@ log = structlog.get_logger("miroir.devnode.app")
 # Meilisearch's default `--http-payload-size-limit` (100 MB).
 DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
 # The Meilisearch version whose API the devnode follows; SDKs gate features on it.
-COMPAT_VERSION = "1.15.2"
+COMPAT_VERSION = "1.50.0"
 
 _json = msgspec.json.Encoder()
 _json_dec = msgspec.json.Decoder()
@@ -87,7 +107,7 @@ class Request:
         if not ctype:
             raise MeiliError(
                 "missing_content_type",
-                "A Content-Type header is required. Accepted values for the Content-Type header are: `application/json`",
+                "A Content-Type header is missing. Accepted values for the Content-Type header are: `application/json`",
             )
         if ctype.split(";", 1)[0].strip().lower() != "application/json":
             raise MeiliError(
@@ -143,33 +163,13 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name)
 
 
-# GET /search query parameters -> how to convert them to the POST body shape.
-_SEARCH_LISTS = ("attributesToRetrieve", "attributesToCrop", "attributesToHighlight", "sort", "facets", "attributesToSearchOn", "locales")
-_SEARCH_INTS = ("offset", "limit", "page", "hitsPerPage", "cropLength", "semanticRatio")
-_SEARCH_BOOLS = ("showMatchesPosition", "showRankingScore", "showRankingScoreDetails", "retrieveVectors", "showPerformanceDetails")
-_SEARCH_STRS = ("q", "filter", "distinct", "highlightPreTag", "highlightPostTag", "cropMarker", "matchingStrategy", "vector", "hybrid")
-
-
 def search_params_from_query(query: list[tuple[str, str]]) -> dict:
-    params: dict[str, Any] = {}
-    for name, value in query:
-        code = f"invalid_search_{_snake(name)}"
-        if name in _SEARCH_LISTS:
-            params[name] = _csv(value)
-        elif name in _SEARCH_INTS:
-            params[name] = _query_uint(code, name, value)
-        elif name in _SEARCH_BOOLS:
-            params[name] = _query_bool(code, name, value)
-        elif name == "rankingScoreThreshold":
-            try:
-                params[name] = float(value)
-            except ValueError:
-                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a float") from None
-        elif name in _SEARCH_STRS:
-            params[name] = value
-        else:
-            raise _unknown_param(name, ("q", *_SEARCH_INTS, *_SEARCH_LISTS, *_SEARCH_BOOLS, *_SEARCH_STRS[1:], "rankingScoreThreshold"))
-    return params
+    """GET /search parameters as the POST body they stand for (Miroir's parser: one
+    list of 1.50's parameters and errors for both)."""
+    args: dict[str, str] = {}
+    for k, v in query:
+        args.setdefault(k, v)
+    return msgspec.to_builtins(parse_search_query_string(args))
 
 
 class DevnodeApp:
@@ -580,28 +580,37 @@ class DevnodeApp:
 
     @reads_engines
     async def search_get(self, req: Request, uid: str):
-        entry = self._index(uid)
-        return 200, entry.engine.search(search_params_from_query(req.query))
+        return 200, self._search(req, uid, search_params_from_query(req.query))
 
     @reads_engines
     async def search_post(self, req: Request, uid: str):
-        entry = self._index(uid)
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
-        return 200, entry.engine.search(body)
+        return 200, self._search(req, uid, body)
+
+    def _search(self, req: Request, uid: str, params: dict) -> dict:
+        if isinstance(params.get("useNetwork"), bool):  # checked before the index, as 1.50 does
+            raise network_disabled("passing `useNetwork` in a search query")
+        entry = self._index(uid)
+        answer = entry.engine.search(params)
+        metadata = None
+        if metadata_wanted(req.headers.get("meili-include-metadata")):
+            metadata = search_metadata(params.get("q"), uid, entry.engine.primary_key)
+        return finish_answer(answer, request_uid(), metadata, answer.pop("performanceDetails", None))
 
     @reads_engines
     async def facet_search(self, req: Request, uid: str):
-        entry = self._index(uid)
         body = req.json()
-        if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
-        return 200, entry.engine.facet_search(body)
+        params = facet_search_params(body)
+        if isinstance(body, dict) and body.get("useNetwork") is not None:
+            raise network_disabled("passing `useNetwork` in a search query")
+        return 200, self._index(uid).engine.facet_search(params)
 
     @reads_engines
     async def multi_search(self, req: Request):
-        return 200, run_multi_search(self.q.indexes, req.json())
+        include = metadata_wanted(req.headers.get("meili-include-metadata"))
+        return 200, run_multi_search(self.q.indexes, req.json(), include_metadata=include)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -710,19 +719,34 @@ def _human(n: int) -> str:
 # -- multi-search ------------------------------------------------------------------------
 
 
-def _query_engine(indexes: dict, i: int, q: Any, *, federated: bool) -> tuple[str, Any, dict, float]:
-    """(uid, engine, search parameters, weight) of `queries[i]` (shared checks, then the index)."""
-    uid, params, weight = query_entry(i, q, federated=federated)
-    entry = indexes.get(uid)
-    if entry is None:
-        raise inside(i, index_not_found(uid))
-    return uid, entry.engine, params, weight
+def _decoded_queries(indexes: dict, queries: list, *, federated: bool, federation: Federation | None = None):
+    """Every entry decoded (errors with their path), then each checked (``Inside``),
+    as Miroir does (engine/reads.py)."""
+    entries = []
+    for i, q in enumerate(queries):
+        entry = decode_entry(i, q)
+        try:
+            search_request_from_dict(entry.params)
+        except MeiliError as e:
+            raise at_query(i, e) from None
+        entries.append(entry)
+    for i, entry in enumerate(entries):
+        check_entry(i, entry, federated=federated, federation=federation)
+        if entry.params.get("useNetwork") is not None:
+            raise inside(i, network_disabled("passing `useNetwork` in a search query"))
+        if entry.index_uid not in indexes:
+            raise inside(i, index_not_found(entry.index_uid))
+    return entries
 
 
-def run_multi_search(indexes: dict, body: Any) -> dict:
+def _metadata(indexes: dict, uid: str, q: Any) -> dict:
+    return search_metadata(q if isinstance(q, str) else None, uid, indexes[uid].engine.primary_key)
+
+
+def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False) -> dict:
     """`POST /multi-search`: plain (one result per query) or federated (one merged list)."""
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{_json.encode(body).decode()}`")
     for key in body:
         if key not in ("queries", "federation"):
             raise _unknown_field(key, ("queries", "federation"))
@@ -732,38 +756,19 @@ def run_multi_search(indexes: dict, body: Any) -> dict:
     if not isinstance(queries, list):
         raise _type_error("bad_request", ".queries", queries, "an array")
     federation = body.get("federation")
+    uid_of_request = request_uid()
     if federation is None:
         results = []
-        for i, q in enumerate(queries):
-            uid, engine, params, _ = _query_engine(indexes, i, q, federated=False)
+        for i, entry in enumerate(_decoded_queries(indexes, queries, federated=False)):
             try:
-                results.append({"indexUid": uid, **engine.search(params)})
+                answer = indexes[entry.index_uid].engine.search(entry.params)
             except MeiliError as e:
                 raise inside(i, e) from None
+            metadata = _metadata(indexes, entry.index_uid, entry.params.get("q")) if include_metadata else None
+            finish_answer(answer, uid_of_request, metadata, answer.pop("performanceDetails", None))
+            results.append({"indexUid": entry.index_uid, **answer})
         return {"results": results}
-    return _federated(indexes, queries, federation)
-
-
-def _merge_facets_options(value: Any) -> int | None:
-    """`federation.mergeFacets` -> its `maxValuesPerFacet` (default 100), None when absent."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _type_error("invalid_multi_search_merge_facets", ".federation.mergeFacets", value, "an object")
-    for key in value:
-        if key != "maxValuesPerFacet":
-            raise MeiliError(
-                "bad_request", f"Unknown field `{key}` inside `.federation.mergeFacets`: expected one of `maxValuesPerFacet`"
-            )
-    limit = value.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise _type_error(
-            "invalid_multi_search_max_values_per_facet",
-            ".federation.mergeFacets.maxValuesPerFacet",
-            limit,
-            "a positive integer",
-        )
-    return limit
+    return _federated(indexes, queries, federation, include_metadata, uid_of_request)
 
 
 def _merged_facet_order(indexes: dict, facets_by_index: dict) -> dict[str, str]:
@@ -785,51 +790,77 @@ def _merged_facet_order(indexes: dict, facets_by_index: dict) -> dict[str, str]:
     return chosen
 
 
-def _federated(indexes: dict, queries: list, federation: Any) -> dict:
-    """Merge hits across queries by `_rankingScore * weight` (design §6: weighted score)."""
+def _federated(indexes: dict, queries: list, federation_body: Any, include_metadata: bool, uid_of_request: str) -> dict:
+    """Merge hits across queries by `_rankingScore * weight` (core/federation.py, as Miroir)."""
     started = time.perf_counter()
-    offset, limit = federation_window(federation)
-    facets_by_index = federation.get("facetsByIndex") or {}
-    merge_facets = _merge_facets_options(federation.get("mergeFacets"))
-    ranked: list[tuple[float, int, int, dict]] = []
-    total = 0
-    distributions: dict[str, dict] = {}
-    for i, q in enumerate(queries):
-        uid, engine, params, weight = _query_engine(indexes, i, q, federated=True)
-        params.update(offset=0, limit=offset + limit, showRankingScore=True)
-        if uid in facets_by_index and facets_by_index[uid]:
+    federation = parse_federation(federation_body)
+    entries = _decoded_queries(indexes, queries, federated=True, federation=federation)
+    facets_by_index = federation.facets_by_index
+    for uid in facets_by_index:
+        if uid not in indexes:
+            raise MeiliError(
+                "index_not_found",
+                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
+                f" - Note: index `{uid}` is not used in queries",
+                status=400,
+            )
+    skip, take = federation.window()
+    per_query: list[FederatedQuery] = []
+    facets: dict[str, IndexFacets] = {}
+    for i, entry in enumerate(entries):
+        params = dict(entry.params)
+        if federation.page_mode:
+            params.update(page=1, hitsPerPage=skip + take)
+        else:
+            params.update(offset=0, limit=skip + take)
+        params["showRankingScore"] = True
+        if federation.distinct is not None:
+            params["distinct"] = federation.distinct
+        uid = entry.index_uid
+        if uid in facets_by_index and uid not in facets and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
         try:
-            res = engine.search(params)
+            res = indexes[uid].engine.search(params)
         except MeiliError as e:
             raise inside(i, e) from None
-        total += res.get("estimatedTotalHits", res.get("totalHits", 0)) or 0
-        if uid in facets_by_index and uid not in distributions:
-            distributions[uid] = {"distribution": res.get("facetDistribution", {}), "stats": res.get("facetStats", {})}
-        for pos, hit in enumerate(res.get("hits", [])):
-            weighted = float(hit.get("_rankingScore", 0.0)) * weight
-            if not q.get("showRankingScore"):
-                hit.pop("_rankingScore", None)
-            hit["_federation"] = {"indexUid": uid, "queriesPosition": i, "weightedRankingScore": weighted}
-            ranked.append((-weighted, i, pos, hit))
-    ranked.sort(key=lambda r: r[:3])
-    out: dict[str, Any] = {
-        "hits": [r[3] for r in ranked[offset : offset + limit]],
-        "processingTimeMs": int((time.perf_counter() - started) * 1000),
-        "limit": limit,
-        "offset": offset,
-        "estimatedTotalHits": total,
-    }
-    if facets_by_index:
-        if merge_facets is not None:
-            order = _merged_facet_order(indexes, facets_by_index)
-            ordered = [distributions[uid] for uid in sorted(distributions)]
-            out["facetDistribution"] = merge_facet_distribution(
-                (f["distribution"] for f in ordered),
-                sort_facet_values_by=order,
-                max_values_per_facet=merge_facets,
-            )
-            out["facetStats"] = merge_facet_stats(f["stats"] for f in ordered)
-        else:
-            out["facetsByIndex"] = distributions
+        if uid in facets_by_index and uid not in facets:
+            facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
+        per_query.append(FederatedQuery(
+            index_uid=uid,
+            hits=res.get("hits", []),
+            weight=entry.weight,
+            estimated_total_hits=res.get("totalHits", res.get("estimatedTotalHits", 0)) or 0,
+            show_ranking_score=bool(entry.params.get("showRankingScore")),
+            show_ranking_score_details=bool(entry.params.get("showRankingScoreDetails")),
+            semantic=entry.params.get("hybrid") is not None or entry.params.get("vector") is not None,
+        ))
+    for uid, wanted in facets_by_index.items():
+        if uid not in facets:  # an index no query uses: 1.50 still computes its facets
+            res = indexes[uid].engine.search({"limit": 0, "facets": wanted} if wanted else {"limit": 0})
+            facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
+    if federation.personalize is not None:
+        raise personalization_disabled()
+    metadata = [_metadata(indexes, e.index_uid, e.params.get("q")) for e in entries] if include_metadata else None
+    merging = time.perf_counter()
+    merge_facets = federation.merge_facets
+    if merge_facets is not None and merge_facets.get("maxValuesPerFacet") is None:
+        merge_facets = {"maxValuesPerFacet": DEFAULT_MAX_VALUES_PER_FACET}
+    out = merge_federated(
+        per_query,
+        processing_time_ms=0,
+        index_facets=facets or None,
+        merge_facets=merge_facets,
+        sort_facet_values_by=_merged_facet_order(indexes, facets_by_index) if merge_facets is not None else None,
+        federation=federation,
+        request_uid=uid_of_request,
+        metadata=metadata,
+    )
+    out["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
+    if federation.show_performance_details:
+        done = time.perf_counter()
+        out["performanceDetails"] = {
+            "federated search": rust_duration(done - started),
+            "federated search > search": rust_duration(merging - started),
+            "federated search > merge results": rust_duration(done - merging),
+        }
     return out

@@ -20,7 +20,9 @@ from typing import Any, Callable, Iterator
 from miroir.core.documents import document_id, resolve_primary_key
 from miroir.core import filter as filter_mod
 from miroir.core.errors import MeiliError
-from miroir.core.searchplan import SEARCH_FIELDS, json_kind
+from miroir.core.federation import personalization_disabled
+from miroir.core.searchplan import FACET_SEARCH_PARAMS as _FACET_FIELDS
+from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, json_kind, rust_duration
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod
 from miroir.devnode import highlight, ranking
@@ -36,10 +38,7 @@ HEAP_GROUPS = 256  # past this many groups of one rule, order them lazily with a
 TERM_CACHE_IDS = 2_000_000  # ids held by the per-term cache (tens of MB) before it starts over
 
 SEARCH_PARAMS = SEARCH_FIELDS  # one list for Miroir and the devnode
-FACET_SEARCH_PARAMS = (
-    "facetQuery", "facetName", "q", "vector", "hybrid", "filter", "matchingStrategy",
-    "attributesToSearchOn", "rankingScoreThreshold", "locales", "exhaustiveFacetCount",
-)
+FACET_SEARCH_PARAMS = _FACET_FIELDS  # one list for Miroir and the devnode (1.50's)
 
 
 def default_settings() -> dict:
@@ -453,7 +452,12 @@ class IndexEngine:
             dist, stats = self._facets(p.facets, plan.candidates)
             out["facetDistribution"] = dist
             out["facetStats"] = stats
-        out["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
+        if p.personalize:  # 1.50 reranks after the search, and refuses without a key
+            raise personalization_disabled()
+        elapsed = time.perf_counter() - started
+        out["processingTimeMs"] = int(elapsed * 1000)
+        if p.show_performance_details:  # the app moves it after `requestUid`
+            out["performanceDetails"] = {"search": rust_duration(elapsed), "search > format": rust_duration(0.0)}
         return out
 
     def _distinct_new(self, iid: int, attr: str, seen: set) -> bool:
@@ -493,7 +497,7 @@ class IndexEngine:
             shown = self._project(doc, None)
             if p.formatting:
                 hit["_formatted"] = highlight.format_document(
-                    {k: v for k, v in shown.items() if k in hit or p.attributes_to_retrieve is None},
+                    {k: v for k, v in shown.items() if k in hit or p.attributes_to_retrieve is None or p.formats(k)},
                     matcher,
                     highlight_attrs=p.attributes_to_highlight,
                     crop_attrs=p.attributes_to_crop,
@@ -794,6 +798,8 @@ class IndexEngine:
         name = params.get("facetName")
         if not isinstance(name, str):
             raise MeiliError("missing_facet_search_facet_name", "Missing field `facetName`")
+        if not self.settings.get("facetSearch", True):  # 1.50 checks this first
+            raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
         filterable = self._filterable()
         if not matches_attribute(name, filterable):
             if filterable:
@@ -1427,6 +1433,10 @@ class _SearchParams:
         self.show_ranking_score = _bool(params, "showRankingScore", "invalid_search_show_ranking_score")
         self.show_ranking_score_details = _bool(params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details")
         self.formatting = bool(self.attributes_to_highlight or self.attributes_to_crop)
+        # 1.50 formats the highlighted and cropped attributes even when not retrieved.
+        self._formatted_names = {
+            a.split(":", 1)[0] for a in (*(self.attributes_to_highlight or ()), *(self.attributes_to_crop or ()))
+        }
         strategy = g("matchingStrategy", "last")
         if strategy not in ("last", "all", "frequency"):
             raise MeiliError(
@@ -1468,6 +1478,40 @@ class _SearchParams:
                 raise MeiliError("invalid_search_distinct", msg)
         self.distinct = distinct
         self.facets = _parse_facets(g("facets"), eng)
+        # 1.50's search kind: `media` and `vector` need `hybrid`, and never go together;
+        # `media` then needs the `multimodal` feature, which the devnode does not have.
+        has_media, has_vector = g("media") is not None, g("vector") is not None
+        if has_media and has_vector:
+            raise MeiliError(
+                "invalid_search_media_and_vector", "Invalid request: both `media` and `vector` parameters are present."
+            )
+        if (has_media or has_vector) and g("hybrid") is None:
+            raise MeiliError(
+                "missing_search_hybrid", "Invalid request: missing `hybrid` parameter when `vector` or `media` are present."
+            )
+        if has_media:
+            raise MeiliError(
+                "feature_not_enabled",
+                "passing `media` in a search query requires enabling the `multimodal` experimental feature. "
+                "See https://github.com/orgs/meilisearch/discussions/846",
+            )
+        personalize = g("personalize")
+        if personalize is not None:
+            if not isinstance(personalize, dict):
+                raise _type_error("personalize", "invalid_search_personalize", "an object", personalize)
+            check_personalize(personalize)
+        self.personalize = personalize is not None
+        use_network = g("useNetwork")
+        if use_network is not None and not isinstance(use_network, bool):
+            raise _type_error("useNetwork", "invalid_search_use_network", "a boolean", use_network)
+        self.show_performance_details = _bool(params, "showPerformanceDetails", "invalid_search_show_performance_details")
+
+
+def _formats(self: _SearchParams, name: str) -> bool:
+    return "*" in self._formatted_names or name in self._formatted_names
+
+
+_SearchParams.formats = _formats  # type: ignore[attr-defined]
 
 
 def _json_text(value) -> str:

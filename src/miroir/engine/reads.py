@@ -44,7 +44,6 @@ from miroir.core.facets import (
     facet_order,
     merge_facet_search,
 )
-from miroir.core.federation import federation_window
 from miroir.core.filter import (
     FilterError,
     and_filters,
@@ -56,12 +55,17 @@ from miroir.core.merge import merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
+    facet_search_params,
+    finish_answer,
     hidden_field_error,
+    rust_duration,
     needs_ranking_details,
     ordered_by_score,
     plan_document_windows,
     plan_subquery,
+    request_uid as new_request_uid,
     retrieval_additions,
+    search_metadata,
     search_request_from_dict,
     subquery_for_shards,
 )
@@ -180,8 +184,14 @@ def query_affinity(req: SearchRequest) -> int:
     return xxhash.xxh64_intdigest(msgspec.json.encode(window_free)) & 0xFFFF_FFFF
 
 
-async def search(cluster: Cluster, uid: str, req: SearchRequest) -> tuple[dict, Headers]:
-    """One search over every shard of `uid`, answered like one node holding them all."""
+async def search(
+    cluster: Cluster, uid: str, req: SearchRequest, *, include_metadata: bool = False, request_uid: str | None = None
+) -> tuple[dict, Headers]:
+    """One search over every shard of `uid`, answered like one node holding them all.
+
+    `include_metadata`: the client sent `Meili-Include-Metadata` (1.50's `metadata`);
+    `request_uid`: the multi-search's own, shared by its results (else a fresh one).
+    """
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
@@ -220,9 +230,12 @@ async def search(cluster: Cluster, uid: str, req: SearchRequest) -> tuple[dict, 
         body = subquery_for_shards(base, client_filter, shards)
         return await client.call("POST", path, json=body, timeout_s=timeout_s)
 
+    planned = time.perf_counter()
     gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
+    gathered_at = time.perf_counter()
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
+    node_details = [(p.node_id, p.result.pop("performanceDetails", None)) for p in gathered.parts] if req.show_performance_details else ()
     distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
     answer = merge_search(
         req,
@@ -245,7 +258,31 @@ async def search(cluster: Cluster, uid: str, req: SearchRequest) -> tuple[dict, 
             answer["totalPages"] = -(-distinct_total // hpp) if hpp else 0
         else:
             answer["estimatedTotalHits"] = distinct_total
+    finish_answer(
+        answer,
+        request_uid or new_request_uid(),
+        search_metadata(req.q, uid, meta.primary_key) if include_metadata else None,
+        performance_details(started, planned, gathered_at, time.perf_counter(), node_details)
+        if req.show_performance_details
+        else None,
+    )
     return answer, headers
+
+
+def performance_details(started: float, planned: float, gathered: float, merged: float, node_details) -> dict[str, str]:
+    """1.50's `performanceDetails` for a scattered search: Miroir's own steps (`plan`,
+    `scatter`, `merge`; 1.50's keys are lower-case steps joined by ` > `), then each
+    node's details, its keys prefixed by ``node `<id>` > ``."""
+    out = {
+        "search": rust_duration(merged - started),
+        "search > plan": rust_duration(planned - started),
+        "search > scatter": rust_duration(gathered - planned),
+        "search > merge": rust_duration(merged - gathered),
+    }
+    for node_id, details in node_details:
+        for key, value in (details or {}).items():
+            out[f"search > scatter > node `{node_id}` > {key}"] = value
+    return out
 
 
 def _searchable_count(cluster: Cluster, uid: str, settings: Mapping) -> int:
@@ -313,24 +350,35 @@ _kind = json_kind
 _type_error = type_error
 
 
-def _decode_query(cluster: Cluster, i: int, q: Any, *, federated: bool) -> tuple[str, SearchRequest, float]:
-    """One entry of `queries` -> (index uid, request, weight), errors prefixed by position."""
-    uid, params, weight = fed.query_entry(i, q, federated=federated)
-    try:
-        req = search_request_from_dict(params)
-        index_meta(cluster, uid)
-    except MeiliError as e:
-        raise fed.inside(i, e) from None
-    return uid, req, weight
+def _decode_queries(cluster: Cluster, queries: list, *, federated: bool, federation: fed.Federation | None = None):
+    """Every entry of `queries` decoded (errors carry their path, as 1.50's decoder
+    reports them), then checked query by query (errors ``Inside `.queries[i]` ``)."""
+    entries: list[tuple[fed.QueryEntry, SearchRequest]] = []
+    for i, q in enumerate(queries):
+        entry = fed.decode_entry(i, q)
+        try:
+            req = search_request_from_dict(entry.params)
+        except MeiliError as e:
+            raise fed.at_query(i, e) from None
+        entries.append((entry, req))
+    for i, (entry, _) in enumerate(entries):
+        fed.check_entry(i, entry, federated=federated, federation=federation)
+        try:
+            index_meta(cluster, entry.index_uid)
+        except MeiliError as e:
+            raise fed.inside(i, e) from None
+    return entries
 
 
-async def _run_all(cluster: Cluster, jobs: list[tuple[str, SearchRequest]]) -> list[tuple[dict, Headers]]:
+async def _run_all(
+    cluster: Cluster, jobs: list[tuple[str, SearchRequest]], *, include_metadata: bool = False, request_uid: str | None = None
+) -> list[tuple[dict, Headers]]:
     """Run searches in parallel; the error of the first failing query (by position) wins."""
     results: list[Any] = [None] * len(jobs)
 
     async def one(i: int, uid: str, req: SearchRequest) -> None:
         try:
-            results[i] = await search(cluster, uid, req)
+            results[i] = await search(cluster, uid, req, include_metadata=include_metadata, request_uid=request_uid)
         except MeiliError as e:
             results[i] = e
 
@@ -343,11 +391,12 @@ async def _run_all(cluster: Cluster, jobs: list[tuple[str, SearchRequest]]) -> l
     return results
 
 
-async def multi_search(cluster: Cluster, body: Any) -> tuple[dict, Headers]:
+async def multi_search(cluster: Cluster, body: Any, *, include_metadata: bool = False) -> tuple[dict, Headers]:
     """`POST /multi-search`: one result per query, or one federated list."""
     started = time.perf_counter()
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+        shown = msgspec.json.encode(body).decode()
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{shown}`")
     for key in body:
         if key not in ("queries", "federation"):
             raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")
@@ -357,44 +406,70 @@ async def multi_search(cluster: Cluster, body: Any) -> tuple[dict, Headers]:
     if not isinstance(queries, list):
         raise _type_error("bad_request", ".queries", queries, "an array")
     federation = body.get("federation")
+    request_uid = new_request_uid()
     if federation is None:
-        decoded = [_decode_query(cluster, i, q, federated=False) for i, q in enumerate(queries)]
-        answers = await _run_all(cluster, [(uid, req) for uid, req, _ in decoded])
-        results = [{"indexUid": uid, **answer} for (uid, _, _), (answer, _) in zip(decoded, answers)]
+        decoded = _decode_queries(cluster, queries, federated=False)
+        answers = await _run_all(
+            cluster, [(e.index_uid, req) for e, req in decoded], include_metadata=include_metadata, request_uid=request_uid
+        )
+        results = [{"indexUid": e.index_uid, **answer} for (e, _), (answer, _) in zip(decoded, answers)]
         return {"results": results}, merge_degraded(h for _, h in answers)
-    return await _federated(cluster, queries, federation, started)
+    return await _federated(cluster, queries, federation, started, include_metadata, request_uid)
 
 
-async def _federated(cluster: Cluster, queries: list, federation: Any, started: float) -> tuple[dict, Headers]:
-    offset, limit = federation_window(federation)
-    facets_by_index = federation.get("facetsByIndex") or {}
-    if not isinstance(facets_by_index, dict):
-        raise _type_error("invalid_multi_search_facets_by_index", ".federation.facetsByIndex", facets_by_index, "an object")
-    merge_facets = federation.get("mergeFacets")
-    if merge_facets is not None and not isinstance(merge_facets, dict):
-        raise _type_error("invalid_multi_search_merge_facets", ".federation.mergeFacets", merge_facets, "an object")
-
-    decoded = [_decode_query(cluster, i, q, federated=True) for i, q in enumerate(queries)]
+async def _federated(
+    cluster: Cluster, queries: list, federation_body: Any, started: float, include_metadata: bool, request_uid: str
+) -> tuple[dict, Headers]:
+    federation = fed.parse_federation(federation_body)
+    decoded = _decode_queries(cluster, queries, federated=True, federation=federation)
+    for uid in federation.facets_by_index:
+        if uid not in cluster.state.indexes:
+            raise MeiliError(
+                "index_not_found",
+                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
+                f" - Note: index `{uid}` is not used in queries",
+                status=400,
+            )
+    skip, take = federation.window()
+    facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
     facet_source: dict[str, int] = {}  # index uid -> the query whose facets it reports
-    for i, (uid, req, _) in enumerate(decoded):
-        changes: dict[str, Any] = {"offset": 0, "limit": offset + limit, "show_ranking_score": True}
+    for i, (entry, req) in enumerate(decoded):
+        uid = entry.index_uid
+        changes: dict[str, Any] = {"show_ranking_score": True, "show_performance_details": False}
+        if federation.page_mode:
+            # Page mode gives every query's exact total (1.50 counts exhaustively there).
+            changes.update(page=1, hits_per_page=skip + take)
+        else:
+            changes.update(offset=0, limit=skip + take)
+        if federation.distinct is not None:
+            changes["distinct"] = federation.distinct
+        if req.hybrid is not None or req.vector is not None:
+            changes["show_ranking_score_details"] = True  # `vectorSort` marks semantic hits
         if uid in facets_by_index and uid not in facet_source:
             facet_source[uid] = i
             if facets_by_index[uid]:
                 changes["facets"] = list(facets_by_index[uid])
         jobs.append((uid, msgspec.structs.replace(req, **changes)))
+    for uid, facets in facets_by_index.items():
+        if uid not in facet_source:  # an index no query uses: 1.50 still computes its facets
+            facet_source[uid] = len(jobs)
+            jobs.append((uid, SearchRequest(limit=0, facets=list(facets) if facets else None)))
     answers = await _run_all(cluster, jobs)
+    if federation.personalize is not None:
+        raise fed.personalization_disabled()  # after the searches, as 1.50 reranks their merge
 
     per_query = [
         fed.FederatedQuery(
-            index_uid=uid,
+            index_uid=entry.index_uid,
             hits=answer["hits"],
-            weight=weight,
-            estimated_total_hits=answer.get("estimatedTotalHits", 0),
+            weight=entry.weight,
+            estimated_total_hits=answer.get("totalHits", answer.get("estimatedTotalHits", 0)),
             show_ranking_score=req.show_ranking_score,
+            show_ranking_score_details=req.show_ranking_score_details,
+            semantic=req.hybrid is not None or req.vector is not None,
         )
-        for (uid, req, weight), (answer, _) in zip(decoded, answers)
+        for (entry, req), (answer, _) in zip(decoded, answers)
     ]
     index_facets = {
         uid: fed.IndexFacets(
@@ -403,15 +478,30 @@ async def _federated(cluster: Cluster, queries: list, federation: Any, started: 
         )
         for uid, i in facet_source.items()
     }
+    metadata = None
+    if include_metadata:
+        metadata = [
+            search_metadata(req.q, entry.index_uid, cluster.state.indexes[entry.index_uid].primary_key)
+            for entry, req in decoded
+        ]
+    merging = time.perf_counter()
     out = fed.merge_federated(
         per_query,
-        offset=offset,
-        limit=limit,
         processing_time_ms=_elapsed_ms(started),
         index_facets=index_facets or None,
-        merge_facets=merge_facets,
+        merge_facets=federation.merge_facets,
         sort_facet_values_by=None,
+        federation=federation,
+        request_uid=request_uid,
+        metadata=metadata,
     )
+    if federation.show_performance_details:
+        done = time.perf_counter()
+        out["performanceDetails"] = {
+            "federated search": rust_duration(done - started),
+            "federated search > search": rust_duration(merging - started),
+            "federated search > merge results": rust_duration(done - merging),
+        }
     return out, merge_degraded(h for _, h in answers)
 
 
@@ -422,8 +512,7 @@ async def facet_search(cluster: Cluster, uid: str, body: Any) -> tuple[dict, Hea
     """`POST /indexes/{uid}/facet-search`: counts summed per value over the covering set."""
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
-    if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+    body = facet_search_params(body)  # 1.50's checks; ignored fields and `useNetwork` dropped
     settings = index_settings(cluster, uid)
     max_values, sort_values_by = _faceting(settings)
     client_filter = body.get("filter")
