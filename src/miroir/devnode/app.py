@@ -347,9 +347,28 @@ class DevnodeApp:
             raise invalid_index_uid(uid)
         return uid
 
-    async def _task(self, type_: str, index_uid: str | None, op: t.Op, details: dict | None) -> tuple[int, dict]:
-        rec = await self.q.enqueue(type_, index_uid, op, details)
+    async def _task(
+        self, type_: str, index_uid: str | None, op: t.Op, details: dict | None, custom_metadata: str | None = None
+    ) -> tuple[int, dict]:
+        rec = await self.q.enqueue(type_, index_uid, op, details, custom_metadata)
         return 202, rec.summary()
+
+    @staticmethod
+    def _custom_metadata(req: Request, allowed: tuple[str, ...] = ("customMetadata",)) -> str | None:
+        """1.50's `customMetadata` query parameter, after refusing unknown ones."""
+        for name, _ in req.query:
+            if name not in allowed:
+                raise _unknown_param(name, allowed)
+        return req.param("customMetadata")
+
+    @staticmethod
+    def _skip_creation(req: Request) -> bool:
+        value = req.param("skipCreation")
+        if value is None or value.lower() == "false":
+            return False
+        if value.lower() == "true":
+            return True
+        raise MeiliError("invalid_skip_creation", f"skipCreation must be either `true` or `false`. Found: `{value}`")
 
     # -- system ---------------------------------------------------------------------------
 
@@ -442,9 +461,8 @@ class DevnodeApp:
         self._check_uid(uid)
         pk = req.param("primaryKey")
         delimiter = req.param("csvDelimiter")
-        for name, _ in req.query:
-            if name not in ("primaryKey", "csvDelimiter", "customMetadata"):
-                raise _unknown_param(name, ("primaryKey", "csvDelimiter", "customMetadata"))
+        meta = self._custom_metadata(req, ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation"))
+        skip = self._skip_creation(req)
         fmt = payload_format(req.headers.get("content-type"))
         if delimiter is not None and fmt != "csv":
             raise MeiliError(
@@ -454,7 +472,7 @@ class DevnodeApp:
             )
         docs = decode_documents(req.body, fmt, csv_delimiter=delimiter if delimiter is not None else ",")
         details = {"receivedDocuments": len(docs), "indexedDocuments": None}
-        return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial), details)
+        return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial, skip), details, meta)
 
     _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
 
@@ -526,10 +544,14 @@ class DevnodeApp:
 
     async def delete_document(self, req: Request, uid: str, doc_id: str):
         self._check_uid(uid)
-        return await self._task("documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None})
+        meta = self._custom_metadata(req)
+        return await self._task(
+            "documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None}, meta
+        )
 
     async def delete_batch(self, req: Request, uid: str):
         self._check_uid(uid)
+        meta = self._custom_metadata(req)
         body = req.json()
         if not isinstance(body, list):
             raise MeiliError("bad_request", f"Invalid value type: expected an array, but found {_kind(body)}: `{req.body.decode()}`")
@@ -538,10 +560,13 @@ class DevnodeApp:
             if isinstance(v, bool) or not isinstance(v, (str, int)):
                 raise _type_error("bad_request", f"[{i}]", v, "a string or an integer")
             ids.append(str(v))
-        return await self._task("documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None})
+        return await self._task(
+            "documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None}, meta
+        )
 
     async def delete_by_filter(self, req: Request, uid: str):
         self._check_uid(uid)
+        meta = self._custom_metadata(req)
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
@@ -554,11 +579,12 @@ class DevnodeApp:
         if not isinstance(flt, (str, list)):
             raise _type_error("invalid_document_filter", ".filter", flt, "a string or an array")
         details = {"providedIds": 0, "deletedDocuments": None, "originalFilter": msgspec.json.encode(flt).decode()}
-        return await self._task("documentDeletion", uid, t.DeleteFilter(flt), details)
+        return await self._task("documentDeletion", uid, t.DeleteFilter(flt), details, meta)
 
     async def delete_all_documents(self, req: Request, uid: str):
         self._check_uid(uid)
-        return await self._task("documentDeletion", uid, t.ClearDocuments(), {"deletedDocuments": None})
+        meta = self._custom_metadata(req)
+        return await self._task("documentDeletion", uid, t.ClearDocuments(), {"deletedDocuments": None}, meta)
 
     # -- search -----------------------------------------------------------------------------
 

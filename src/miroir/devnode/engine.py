@@ -170,12 +170,17 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ documents
 
-    def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool) -> int:
+    def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool, skip_creation: bool = False) -> int:
+        """Returns how many documents were written (`skip_creation`: ids not held are skipped)."""
         pk = resolve_primary_key(self.primary_key, primary_key, docs, self.uid)
         ids = [document_id(d, pk) for d in docs]  # validates every document first
         self.primary_key = pk
+        written = 0
         for ext, doc in zip(ids, docs):
             iid = self._ext.get(ext)
+            if iid is None and skip_creation:
+                continue
+            written += 1
             if iid is not None:
                 old = self._docs[iid]
                 new = {**old, **doc} if partial else doc
@@ -188,7 +193,7 @@ class IndexEngine:
             self._docs[iid] = new
             self._index(iid, new)
         self._changed()
-        return len(docs)
+        return written
 
     def delete_documents(self, ids: list) -> int:
         deleted = 0

@@ -32,8 +32,9 @@ MAX_BATCH_TASKS = 64
 FINISHED = ("succeeded", "failed", "canceled")
 
 
-class TaskRecord(msgspec.Struct, rename="camel"):
-    """Meilisearch's task view, field for field and in its order."""
+class TaskRecord(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Meilisearch's task view, field for field and in its order (`customMetadata` only
+    when the request carried one)."""
 
     uid: int
     batch_uid: int | None
@@ -47,6 +48,7 @@ class TaskRecord(msgspec.Struct, rename="camel"):
     enqueued_at: str
     started_at: str | None
     finished_at: str | None
+    custom_metadata: str | None = None
 
     def view(self) -> dict:
         return msgspec.to_builtins(self)
@@ -58,6 +60,7 @@ class TaskRecord(msgspec.Struct, rename="camel"):
             "status": self.status,
             "type": self.type,
             "enqueuedAt": self.enqueued_at,
+            **({"customMetadata": self.custom_metadata} if self.custom_metadata is not None else {}),
         }
 
 
@@ -68,6 +71,7 @@ class AddDocuments(msgspec.Struct, tag=True):
     documents: list[dict]
     primary_key: str | None
     partial: bool
+    skip_creation: bool = False
 
 
 class DeleteIds(msgspec.Struct, tag=True):
@@ -192,9 +196,11 @@ class TaskQueue:
 
     # -- enqueueing (called by request handlers) --------------------------------------
 
-    async def enqueue(self, type_: str, index_uid: str | None, op: Op, details: dict | None) -> TaskRecord:
+    async def enqueue(
+        self, type_: str, index_uid: str | None, op: Op, details: dict | None, custom_metadata: str | None = None
+    ) -> TaskRecord:
         if self.store is None:
-            return self._enqueue(type_, index_uid, op, details)
+            return self._enqueue(type_, index_uid, op, details, custom_metadata=custom_metadata)
         # One at a time: uids reach the log and the queue in order, and the answer waits
         # until the task (with its operation) is on disk.
         try:
@@ -204,7 +210,7 @@ class TaskQueue:
             # held in memory only, or fail the node when its batch is written.
             raise MeiliError("bad_request", f"The request cannot be stored by this node: {e}.") from None
         async with self._enqueue_lock:
-            rec = self._enqueue(type_, index_uid, op, details, queued=False)
+            rec = self._enqueue(type_, index_uid, op, details, queued=False, custom_metadata=custom_metadata)
             view = rec.view()
             await trio.to_thread.run_sync(self.store.append_enqueued, view, blob)
             self._queue.append(rec.uid)
@@ -212,7 +218,14 @@ class TaskQueue:
             return rec
 
     def _enqueue(
-        self, type_: str, index_uid: str | None, op: Op, details: dict | None, *, queued: bool = True
+        self,
+        type_: str,
+        index_uid: str | None,
+        op: Op,
+        details: dict | None,
+        *,
+        queued: bool = True,
+        custom_metadata: str | None = None,
     ) -> TaskRecord:
         uid = self._next_uid
         self._next_uid += 1
@@ -223,7 +236,7 @@ class TaskQueue:
         rec = TaskRecord(
             uid=uid, batch_uid=None, index_uid=index_uid, status="enqueued", type=type_, canceled_by=None,
             details=details, error=None, duration=None, enqueued_at=rfc3339(time.time()), started_at=None,
-            finished_at=None,
+            finished_at=None, custom_metadata=custom_metadata,
         )
         self.tasks[uid] = rec
         self._ops[uid] = op
@@ -416,12 +429,14 @@ class TaskQueue:
             created = uid not in self.indexes
             entry = self.indexes[uid] if not created else self._create(uid, None)
             try:
-                entry.engine.add_documents(op.documents, op.primary_key, partial=op.partial)
+                written = entry.engine.add_documents(
+                    op.documents, op.primary_key, partial=op.partial, skip_creation=op.skip_creation
+                )
             except BaseException:
                 if created:  # Meilisearch rolls the whole batch back, index creation included
                     del self.indexes[uid]
                 raise
-            details["indexedDocuments"] = len(op.documents)
+            details["indexedDocuments"] = written
         elif isinstance(op, DeleteIds):
             details["deletedDocuments"] = self._entry(uid).engine.delete_documents(op.ids)
         elif isinstance(op, DeleteFilter):

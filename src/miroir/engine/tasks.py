@@ -239,6 +239,7 @@ class TaskService:
         details: dict | None,
         enqueued_at: str | None = None,
         node_shards: Mapping[str, list[int]] | None = None,
+        custom_metadata: str | None = None,
     ) -> TaskRecord:
         """Journal a plain task (durable when this returns) for the reconciler to fold.
 
@@ -255,6 +256,7 @@ class TaskService:
             details=details,
             enqueued_at=enqueued_at or self.now_rfc3339(),
             node_shards=dict(node_shards) if node_shards is not None else None,
+            custom_metadata=custom_metadata,
         )
         await self.journal.append(TaskEnqueued(task=record))
         self.wake()
@@ -262,7 +264,14 @@ class TaskService:
         return self.state.tasks.get(record.uid, record)
 
     async def enqueue_driven(
-        self, *, index_uid: str | None, type: str, details: dict | None, driver: Driver, queue: str | None = None
+        self,
+        *,
+        index_uid: str | None,
+        type: str,
+        details: dict | None,
+        driver: Driver,
+        queue: str | None = None,
+        custom_metadata: str | None = None,
     ) -> TaskRecord:
         """Journal a task and queue `driver(handle)`; returns once the task is durable."""
         if self._nursery is None:
@@ -274,6 +283,7 @@ class TaskService:
             status="enqueued",
             details={**(details or {}), DRIVEN_KEY: True},
             enqueued_at=self.now_rfc3339(),
+            custom_metadata=custom_metadata,
         )
         await self.journal.append(TaskEnqueued(task=record))
         key = queue if queue is not None else (index_uid or "")

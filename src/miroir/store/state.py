@@ -49,6 +49,8 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     # enqueue), so the fold judges a lost node task by the write's quorum. None for
     # other tasks, in journals older than this field, and once the task is finished.
     node_shards: dict[str, list[int]] | None = None
+    # 1.50's `customMetadata` query parameter of the request that made the task.
+    custom_metadata: str | None = None
 
 
 class IndexMeta(msgspec.Struct, kw_only=True):
