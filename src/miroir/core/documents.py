@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from miroir.core.errors import MeiliError
+from miroir.core.sortvalue import field_value, sort_key
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 _ACCEPTED_TEXT = ", ".join(f"`{t}`" for t in ACCEPTED_CONTENT_TYPES)
@@ -285,3 +286,36 @@ def resolve_primary_key(index_pk: str | None, requested_pk: str | None, docs: li
     if requested_pk is not None:
         return requested_pk
     return infer_primary_key(docs)
+
+
+# --- sorted document listings (1.50's `sort` on GET /documents and POST /documents/fetch) ---
+
+
+def parse_document_sort(values: list[str], sortable: list[str]) -> list[tuple[str, bool]]:
+    """`["rating:desc", ...]` -> [(attribute, ascending)], refused with 1.50's
+    `invalid_document_sort` texts. `sortable`: the index's sortable attribute names
+    (patterns as in the settings)."""
+    out: list[tuple[str, bool]] = []
+    for raw in values:
+        name, sep, direction = raw.strip().rpartition(":")
+        if not sep or direction not in ("asc", "desc") or not name:
+            raise MeiliError(
+                "invalid_document_sort",
+                f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
+            )
+        if not any(p == "*" or p == name or name.startswith(p + ".") for p in sortable):
+            if sortable:
+                listed = ", ".join(sorted(sortable))
+                msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{listed}`."
+            else:
+                msg = f"Attribute `{name}` is not sortable. This index does not have configured sortable attributes."
+            raise MeiliError("invalid_document_sort", msg)
+        out.append((name, direction == "asc"))
+    return out
+
+
+def document_sort_key(doc: dict, criteria: list[tuple[str, bool]]) -> tuple:
+    """The key that orders documents by `criteria` as Meilisearch does (numbers before
+    strings, missing last whatever the direction): one definition for the devnode's
+    listing and Miroir's merge of the shards' sorted pages."""
+    return tuple(sort_key(field_value(doc, name), asc) for name, asc in criteria)

@@ -20,7 +20,13 @@ import msgspec
 import structlog
 
 from miroir.core import taskquery
-from miroir.core.documents import decode_documents, narrowed_json, payload_format, valid_document_id
+from miroir.core.documents import (
+    decode_documents,
+    narrowed_json,
+    parse_document_sort,
+    payload_format,
+    valid_document_id,
+)
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -39,7 +45,7 @@ from miroir.core.federation import federation_window, inside, query_entry
 from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
-from miroir.devnode.engine import default_settings
+from miroir.devnode.engine import attribute_names, default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
 
@@ -474,7 +480,12 @@ class DevnodeApp:
         details = {"receivedDocuments": len(docs), "indexedDocuments": None}
         return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial, skip), details, meta)
 
-    _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
+    _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "ids", "filter", "sort", "useNetwork")
+
+    @staticmethod
+    def _document_sort(entry: t.IndexEntry, values: list[str]) -> list[tuple[str, bool]]:
+        sortable = attribute_names(entry.engine.settings.get("sortableAttributes") or [])
+        return parse_document_sort(values, sortable)
 
     async def list_documents(self, req: Request, uid: str):
         entry = self._index(uid)
@@ -491,6 +502,10 @@ class DevnodeApp:
                 args["ids"] = _csv(value)
             elif name == "retrieveVectors":
                 _query_bool("invalid_document_retrieve_vectors", name, value)
+            elif name == "sort":
+                args["sort"] = self._document_sort(entry, [p for p in value.split(",") if p.strip()])
+            elif name == "useNetwork":
+                _query_bool("invalid_document_use_network", name, value)
             else:
                 raise _unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
@@ -519,7 +534,11 @@ class DevnodeApp:
                 if value is not None and not isinstance(value, list):
                     raise _type_error(code, ".ids", value, "an array")
                 args["ids"] = None if value is None else [str(v) for v in value]
-            elif name == "retrieveVectors":
+            elif name == "sort":
+                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
+                    raise _type_error(code, ".sort", value, "an array")
+                args["sort"] = None if value is None else self._document_sort(entry, value)
+            elif name in ("retrieveVectors", "useNetwork"):
                 pass
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)

@@ -17,7 +17,7 @@ import time
 from bisect import bisect_left
 from typing import Any, Callable, Iterator
 
-from miroir.core.documents import document_id, resolve_primary_key
+from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import MeiliError
 from miroir.core.searchplan import SEARCH_FIELDS, json_kind
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
@@ -303,7 +303,7 @@ class IndexEngine:
             raise MeiliError("document_not_found", f"Document `{ext}` not found.")
         return self._project(self._docs[iid], fields)
 
-    def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None) -> dict:
+    def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None, sort=None) -> dict:
         pred = self._compile_filter(filter, "invalid_document_filter")
         if ids is not None:
             wanted = {i if isinstance(i, str) else str(i) for i in ids}
@@ -313,6 +313,8 @@ class IndexEngine:
             iids = list(self._docs)
         if pred is not None:
             iids = [i for i in iids if pred(self._docs[i])]
+        if sort:  # [(attribute, ascending)]; ties keep internal-id order (stable sort)
+            iids.sort(key=lambda i: document_sort_key(self._docs[i], sort))
         page = iids[offset : offset + limit]
         return {
             "results": [self._project(self._docs[i], fields) for i in page],
