@@ -188,7 +188,8 @@ def test_gzip_request_body(client):
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
     ok(write(client, "POST", "/indexes/docs_gz/documents", content=body, headers=headers))
     assert client.get("/indexes/docs_gz/documents/1").json() == {"id": 1, "z": "zipped"}
-    err(client.post("/indexes/docs_gz/documents", content=b"not gzip", headers=headers), 400, "malformed_payload")
+    # 1.50: a broken stream is `bad_request` "The provided payload is incomplete and cannot be parsed".
+    err(client.post("/indexes/docs_gz/documents", content=b"not gzip", headers=headers), 400, "bad_request")
 
 
 def test_replace_and_partial_update(client):

@@ -7,8 +7,10 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from miroir.api import auth
+from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
+from miroir.core.documents import decode_content_encoding
 from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
 from miroir.core.taskfold import summarized
 from miroir.engine import indexes
@@ -27,7 +29,9 @@ async def body_bytes(*, cache: bool = True) -> bytes:
     batches: the body is not held twice); a later read then gets an empty body."""
     data = await request.get_data(cache=cache, as_text=False, parse_form_data=False)
     assert isinstance(data, bytes)
-    return data
+    # 1.50 decodes `Content-Encoding: gzip | deflate | br` bodies (held to the payload limit).
+    limit = current_miroir().config.server.max_body_bytes
+    return decode_content_encoding(data, request.headers.get("Content-Encoding"), limit)
 
 
 async def json_body() -> Any:

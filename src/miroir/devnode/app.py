@@ -8,10 +8,8 @@ Errors are `MeiliError`s, rendered with Meilisearch's status, code, type and lin
 
 from __future__ import annotations
 
-import gzip
 import re
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,6 +19,7 @@ import structlog
 
 from miroir.core import taskquery
 from miroir.core.documents import (
+    decode_content_encoding,
     decode_documents,
     narrowed_json,
     parse_document_sort,
@@ -276,22 +275,9 @@ class DevnodeApp:
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding in ("", "identity") or not body:
-            return body
-        # Meilisearch accepts compressed request bodies (the SDKs' `compress=True`).
-        try:
-            if encoding == "gzip":
-                return gzip.decompress(body)
-            if encoding == "deflate":
-                return zlib.decompress(body)
-        except (OSError, EOFError, zlib.error) as e:
-            raise MeiliError("malformed_payload", f"The payload provided is malformed. `{e}`.") from None
-        raise MeiliError(
-            "invalid_content_type",
-            f"The Content-Encoding `{encoding}` is not supported. Accepted values are `gzip`, `deflate` and `identity`.",
-        )
+        # Meilisearch decodes compressed request bodies (gzip, deflate, br; the SDKs'
+        # `compress=True`), held to the payload limit.
+        return decode_content_encoding(b"".join(chunks), headers.get("content-encoding"), self.max_payload)
 
     def _build_routes(self) -> None:  # noqa: C901 - one table
         table: list[tuple[str, str, Handler]] = [
