@@ -149,3 +149,13 @@ async def swap_indexes() -> Response:
     pairs = indexes.validate_swaps(await json_body())
     auth.check_indexes([uid for pair in pairs for uid in pair])  # both indexes of every swap
     return accepted(await indexes.swap_indexes(current_cluster(), pairs))
+
+
+@bp.post("/indexes/<uid>/fields")
+async def list_fields(uid: str) -> Response:
+    from miroir.engine.fields import list_fields as fields_of
+
+    body = await json_body()
+    checked_uid(uid)
+    answer, headers = await fields_of(current_cluster(), uid, body)
+    return json_response(answer, headers=headers)

@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl
 import msgspec
 import structlog
 
-from miroir.core import taskquery
+from miroir.core import fieldlist, taskquery
+from miroir.core.fields import batch_fields
 from miroir.core.documents import (
     decode_content_encoding,
     decode_documents,
@@ -61,7 +62,7 @@ _NO_BODY = object()
 
 # Handlers that read index engines (see TaskQueue.engine_lock).
 _ENGINE_READERS = frozenset({
-    "global_stats", "index_stats", "list_indexes", "get_index", "list_documents", "fetch_documents", "get_document",
+    "global_stats", "index_stats", "list_fields", "list_indexes", "get_index", "list_documents", "fetch_documents", "get_document",
     "search_get", "search_post", "facet_search", "multi_search", "get_settings", "get_setting",
 })
 
@@ -290,6 +291,7 @@ class DevnodeApp:
             ("/indexes/{uid}", "PATCH", self.update_index),
             ("/indexes/{uid}", "DELETE", self.delete_index),
             ("/indexes/{uid}/stats", "GET", self.index_stats),
+            ("/indexes/{uid}/fields", "POST", self.list_fields),
             ("/swap-indexes", "POST", self.swap_indexes),
             ("/indexes/{uid}/documents", "POST", self.add_documents),
             ("/indexes/{uid}/documents", "PUT", self.update_documents),
@@ -432,6 +434,12 @@ class DevnodeApp:
     async def delete_index(self, req: Request, uid: str):
         self._check_uid(uid)
         return await self._task("indexDeletion", uid, t.DeleteIndex(), {"deletedDocuments": None})
+
+    async def list_fields(self, req: Request, uid: str):
+        query = fieldlist.parse_fields_query(req.json())  # the body is refused before the index is looked up
+        entry = self._index(uid)
+        names = list(batch_fields(entry.engine.documents()))
+        return 200, fieldlist.list_fields(names, entry.engine.settings, query)
 
     async def index_stats(self, req: Request, uid: str):
         return 200, self._index_stats(uid, self._index(uid))

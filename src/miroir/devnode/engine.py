@@ -347,6 +347,10 @@ class IndexEngine:
             out[k] = v
         return out
 
+    def documents(self):
+        """Every stored document as held (no projection), in internal-id order."""
+        return self._docs.values()
+
     def stats(self) -> dict:
         dist: dict[str, int] = {}
         for doc in self._docs.values():
