@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
+import trio
 
-from miroir.core import fieldlist, taskquery
+from miroir.core import fieldlist, statsview, taskquery
 from miroir.core.fields import batch_fields
 from miroir.core.documents import (
     decode_content_encoding,
@@ -42,7 +43,7 @@ from miroir.core.facets import (
     merge_facet_stats,
 )
 from miroir.core.federation import federation_window, inside, query_entry
-from miroir.core.swaps import validate_swaps
+from miroir.core.swaps import swap_renames, validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import attribute_names, default_settings
@@ -292,6 +293,7 @@ class DevnodeApp:
             ("/indexes/{uid}", "DELETE", self.delete_index),
             ("/indexes/{uid}/stats", "GET", self.index_stats),
             ("/indexes/{uid}/fields", "POST", self.list_fields),
+            ("/indexes/{uid}/compact", "POST", self.compact_index),
             ("/swap-indexes", "POST", self.swap_indexes),
             ("/indexes/{uid}/documents", "POST", self.add_documents),
             ("/indexes/{uid}/documents", "PUT", self.update_documents),
@@ -373,13 +375,27 @@ class DevnodeApp:
         return 200, {"commitSha": "miroir-devnode", "commitDate": "unknown", "pkgVersion": COMPAT_VERSION}
 
     def _index_stats(self, uid: str, entry: t.IndexEntry) -> dict:
+        """Raw numbers (bytes); `statsview` lays them out. The documents' size is their
+        JSON encoding; the devnode has no embedders (0 embeddings)."""
         stats = dict(entry.engine.stats())
         stats["isIndexing"] = self.q.is_indexing(uid)
+        raw = sum(len(_json.encode(d)) for d in entry.engine.documents())
+        n = int(stats.get("numberOfDocuments") or 0)
+        stats.update(
+            rawDocumentDbSize=raw, avgDocumentSize=raw // n if n else 0, numberOfEmbeddings=0,
+            numberOfEmbeddedDocuments=0, internalDatabaseSizes={"documents": raw},
+        )
         return stats
 
     async def global_stats(self, req: Request):
+        params = statsview.parse_stats_params(req.query)
         indexes = {uid: self._index_stats(uid, e) for uid, e in sorted(self.q.indexes.items())}
-        return 200, {"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": self.q.last_update, "indexes": indexes}
+        if self.q.store is not None:
+            size = await trio.to_thread.run_sync(self.q.store.disk_size)
+        else:  # in memory: what the documents take
+            size = sum(int(s["rawDocumentDbSize"]) for s in indexes.values())
+        raw = {"databaseSize": size, "usedDatabaseSize": size, "lastUpdate": self.q.last_update, "indexes": indexes}
+        return 200, statsview.global_stats_view(raw, params)
 
     # -- indexes --------------------------------------------------------------------------
 
@@ -421,19 +437,32 @@ class DevnodeApp:
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
-        if isinstance(body.get("uid"), str):
-            self._check_uid(body["uid"])  # a rename's target, checked as 1.50 does (renames are not supported)
         for key in body:
-            if key != "primaryKey":
-                raise _unknown_field(key, ("primaryKey",))
+            if key in ("createdAt", "updatedAt"):
+                raise MeiliError(f"immutable_index_{_snake(key)}", f"Immutable field `{key}`: expected one of `primaryKey`, `uid`")
+            if key not in ("primaryKey", "uid"):
+                raise _unknown_field(key, ("primaryKey", "uid"))
         pk = body.get("primaryKey")
         if pk is not None and not isinstance(pk, str):
             raise _type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
-        return await self._task("indexUpdate", uid, t.UpdateIndex(pk), {"primaryKey": pk})
+        new_uid = body.get("uid")
+        if new_uid is not None:
+            if not isinstance(new_uid, str):
+                raise _type_error("invalid_index_uid", ".uid", new_uid, "a string")
+            self._check_uid(new_uid)
+        details: dict[str, Any] = {"primaryKey": pk}
+        if new_uid is not None:
+            details.update(oldIndexUid=uid, newIndexUid=new_uid)
+        return await self._task("indexUpdate", uid, t.UpdateIndex(pk, new_uid), details)
 
     async def delete_index(self, req: Request, uid: str):
         self._check_uid(uid)
         return await self._task("indexDeletion", uid, t.DeleteIndex(), {"deletedDocuments": None})
+
+    async def compact_index(self, req: Request, uid: str):
+        self._check_uid(uid)  # an unknown index fails in the task, as in 1.50
+        details = {"preCompactionSize": None, "postCompactionSize": None}
+        return await self._task("indexCompaction", uid, t.CompactIndex(), details)
 
     async def list_fields(self, req: Request, uid: str):
         query = fieldlist.parse_fields_query(req.json())  # the body is refused before the index is looked up
@@ -442,12 +471,16 @@ class DevnodeApp:
         return 200, fieldlist.list_fields(names, entry.engine.settings, query)
 
     async def index_stats(self, req: Request, uid: str):
-        return 200, self._index_stats(uid, self._index(uid))
+        entry = self._index(uid)
+        params = statsview.parse_stats_params(req.query)
+        return 200, statsview.index_stats_view(self._index_stats(uid, entry), params)
 
     async def swap_indexes(self, req: Request):
-        swaps = validate_swaps(req.json())
-        details = {"swaps": [{"indexes": list(p)} for p in swaps]}
-        return await self._task("indexSwap", None, t.SwapIndexes(swaps), details)
+        body = req.json()
+        swaps = validate_swaps(body)
+        renames = swap_renames(body)
+        details = {"swaps": [{"indexes": list(p), "rename": r} for p, r in zip(swaps, renames)]}
+        return await self._task("indexSwap", None, t.SwapIndexes(swaps, renames if any(renames) else None), details)
 
     # -- documents --------------------------------------------------------------------------
 

@@ -92,6 +92,17 @@ class Store:
         self._deleted: set[int] = set()
         self._log = None
 
+    def disk_size(self) -> int:
+        """Bytes the data directory's files take (the node's `databaseSize`)."""
+        total = 0
+        for path in self.root.rglob("*"):
+            try:
+                if path.is_file():
+                    total += path.stat().st_size
+            except OSError:  # removed while walking (a compaction or a snapshot write)
+                continue
+        return total
+
     # -- loading -------------------------------------------------------------------
 
     def load(self) -> Loaded:

@@ -18,7 +18,7 @@ import msgspec
 import structlog
 import trio
 
-from miroir.core import taskquery
+from miroir.core import statsview, taskquery
 from miroir.core.errors import MeiliError, index_not_found
 from miroir.core.taskquery import format_duration, rfc3339
 from miroir.devnode import persist, settings as settings_mod
@@ -92,6 +92,7 @@ class CreateIndex(msgspec.Struct, tag=True):
 
 class UpdateIndex(msgspec.Struct, tag=True):
     primary_key: str | None
+    new_uid: str | None = None  # 1.50's rename (`PATCH /indexes/{uid}` with `uid`)
 
 
 class DeleteIndex(msgspec.Struct, tag=True):
@@ -104,6 +105,12 @@ class UpdateSettings(msgspec.Struct, tag=True):
 
 class SwapIndexes(msgspec.Struct, tag=True):
     swaps: list[tuple[str, str]]
+    renames: list[bool] | None = None  # per pair: `rename: true` moves [0] to the name [1]
+
+
+class CompactIndex(msgspec.Struct, tag=True):
+    """1.50's `POST /indexes/{uid}/compact`: nothing to reclaim in memory; the details
+    give the documents' size before and after."""
 
 
 class CancelTasks(msgspec.Struct, tag=True):
@@ -116,11 +123,12 @@ class DeleteTasks(msgspec.Struct, tag=True):
 
 Op = (
     AddDocuments | DeleteIds | DeleteFilter | ClearDocuments | CreateIndex | UpdateIndex | DeleteIndex
-    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks
+    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks | CompactIndex
 )
 
 
 _op_encoder = msgspec.msgpack.Encoder()
+_size_encoder = msgspec.json.Encoder()
 _op_decoder = msgspec.msgpack.Decoder(Op)
 
 
@@ -383,11 +391,16 @@ class TaskQueue:
     def _concerned(self, rec: TaskRecord, op: Op) -> list[str]:
         if isinstance(op, SwapIndexes):
             return [name for pair in op.swaps for name in pair]
+        if isinstance(op, UpdateIndex) and op.new_uid is not None and rec.index_uid is not None:
+            return [rec.index_uid, op.new_uid]  # a rename: the old name's file goes, the new one is written
         return [rec.index_uid] if rec.index_uid is not None else []
 
     def _concerned_uids(self, rec: TaskRecord) -> list[str]:
         if rec.type == "indexSwap":
             return [n for s in (rec.details or {}).get("swaps", ()) for n in s["indexes"]]
+        renamed = (rec.details or {}).get("newIndexUid") if rec.type == "indexUpdate" else None
+        if renamed is not None and rec.index_uid is not None:
+            return [rec.index_uid, renamed]
         return [rec.index_uid] if rec.index_uid is not None else []
 
     async def _persist(self, touched: dict[str, list[dict]], records: list[dict], deleted: list[int]) -> None:
@@ -449,11 +462,16 @@ class TaskQueue:
             self._create(uid, op.primary_key)
         elif isinstance(op, UpdateIndex):
             entry = self._entry(uid)
+            if op.new_uid is not None and op.new_uid != uid and op.new_uid in self.indexes:
+                raise MeiliError("index_already_exists", f"Index `{op.new_uid}` already exists.")
             current = entry.engine.primary_key
             if op.primary_key is not None and op.primary_key != current:
                 if current is not None and entry.engine.stats().get("numberOfDocuments", 0) > 0:
                     raise MeiliError("index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{current}`.")
                 entry.engine.primary_key = op.primary_key
+            if op.new_uid is not None and op.new_uid != uid:
+                self._rename(uid, op.new_uid)
+                uid = op.new_uid
         elif isinstance(op, DeleteIndex):
             entry = self._entry(uid)
             details["deletedDocuments"] = entry.engine.stats().get("numberOfDocuments", 0)
@@ -464,6 +482,11 @@ class TaskQueue:
             entry.engine.set_settings(full)
         elif isinstance(op, SwapIndexes):
             self._swap(op, side_records)
+        elif isinstance(op, CompactIndex):
+            entry = self._entry(uid)
+            size = sum(len(_size_encoder.encode(d)) for d in entry.engine.documents())
+            human = statsview.size(size, "human")
+            details.update(preCompactionSize=human, postCompactionSize=human)
         elif isinstance(op, CancelTasks):
             details["canceledTasks"] = self._cancel(rec, op, side_records)
         elif isinstance(op, DeleteTasks):
@@ -476,13 +499,41 @@ class TaskQueue:
             self.indexes[uid].updated_at = rfc3339(time.time())
         return details
 
+    def _rename(self, old: str, new: str) -> None:
+        entry = self.indexes.pop(old)
+        self.indexes[new] = entry
+        if hasattr(entry.engine, "uid"):
+            entry.engine.uid = new
+
     def _swap(self, op: SwapIndexes, side_records: list[TaskRecord]) -> None:
-        missing = [n for pair in op.swaps for n in pair if n not in self.indexes]
+        renames = op.renames or [False] * len(op.swaps)
+        missing = [
+            n for (a, b), rename in zip(op.swaps, renames) for n in ((a,) if rename else (a, b)) if n not in self.indexes
+        ]
         if missing:
             names = ", ".join(f"`{n}`" for n in dict.fromkeys(missing))
             raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+        taken = [b for (_, b), rename in zip(op.swaps, renames) if rename and b in self.indexes]
+        if len(taken) == 1:
+            a = next(a for (a, b), r in zip(op.swaps, renames) if r and b == taken[0])
+            raise MeiliError(
+                "index_already_exists",
+                f"Cannot rename `{a}` to `{taken[0]}` as the index already exists. Hint: You can remove "
+                f"`{taken[0]}` first and then do your remove.",
+            )
+        if taken:
+            names = ", ".join(f"`{a}`" for (a, b), r in zip(op.swaps, renames) if r and b in taken)
+            raise MeiliError(
+                "index_already_exists",
+                "The following indexes are being renamed but cannot because their new name conflicts with an "
+                f"already existing index: {names}. Renaming doesn't overwrite the other index name.",
+            )
         rename: dict[str, str] = {}
-        for a, b in op.swaps:
+        for (a, b), moved in zip(op.swaps, renames):
+            if moved:
+                self._rename(a, b)
+                rename[a] = b
+                continue
             self.indexes[a], self.indexes[b] = self.indexes[b], self.indexes[a]
             rename[a], rename[b] = b, a
             for name in (a, b):
