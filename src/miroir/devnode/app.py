@@ -18,7 +18,7 @@ import msgspec
 import structlog
 import trio
 
-from miroir.core import fieldlist, statsview, taskquery
+from miroir.core import batchview, features, fieldlist, statsview, taskquery
 from miroir.core.fields import batch_fields
 from miroir.core.documents import (
     decode_content_encoding,
@@ -315,6 +315,10 @@ class DevnodeApp:
             ("/indexes/{uid}/settings/{route}", "PUT", self.put_setting),
             ("/indexes/{uid}/settings/{route}", "PATCH", self.put_setting),
             ("/indexes/{uid}/settings/{route}", "DELETE", self.reset_setting),
+            ("/batches", "GET", self.list_batches),
+            ("/batches/{batch_uid}", "GET", self.get_batch),
+            ("/experimental-features", "GET", self.get_features),
+            ("/experimental-features", "PATCH", self.patch_features),
             ("/tasks", "GET", self.list_tasks),
             ("/tasks", "DELETE", self.delete_tasks),
             ("/tasks/cancel", "POST", self.cancel_tasks),
@@ -383,7 +387,9 @@ class DevnodeApp:
         n = int(stats.get("numberOfDocuments") or 0)
         stats.update(
             rawDocumentDbSize=raw, avgDocumentSize=raw // n if n else 0, numberOfEmbeddings=0,
-            numberOfEmbeddedDocuments=0, internalDatabaseSizes={"documents": raw},
+            numberOfEmbeddedDocuments=0,
+            # "main": the index's settings and metadata, there even when it is empty.
+            internalDatabaseSizes={"documents": raw, "main": len(_json.encode(entry.engine.settings))},
         )
         return stats
 
@@ -700,6 +706,22 @@ class DevnodeApp:
         return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
 
     # -- tasks ------------------------------------------------------------------------------
+
+    async def list_batches(self, req: Request):
+        query = taskquery.parse_task_query(req.query)
+        return 200, batchview.list_batches(query, (r.view() for r in self.q.tasks.values()))
+
+    async def get_batch(self, req: Request, batch_uid: str):
+        if not batch_uid.isascii() or not batch_uid.isdigit():
+            raise batchview.invalid_batch_uid(batch_uid)
+        return 200, batchview.get_batch(int(batch_uid), (r.view() for r in self.q.tasks.values()))
+
+    async def get_features(self, req: Request):
+        return 200, features.features_view(self.q.features)
+
+    async def patch_features(self, req: Request):
+        self.q.features.update(features.validate_patch(req.json()))
+        return 200, features.features_view(self.q.features)
 
     async def list_tasks(self, req: Request):
         query = taskquery.parse_task_query(req.query)

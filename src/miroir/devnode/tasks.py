@@ -178,6 +178,9 @@ class TaskQueue:
         self._enqueue_lock = trio.Lock()
         self.processing_index: set[str] = set()
         self.last_update: str | None = None
+        # `/experimental-features` flags (1.50); in memory: a restarted devnode starts with
+        # every flag off, as Miroir's nodes are told again by the operator's next PATCH.
+        self.features: dict[str, bool] = {}
         if store is not None:
             self._restore(store.load())
 

@@ -96,6 +96,10 @@ def _combine(parts: list[Part]) -> dict[str, Any]:
         indexing = indexing or bool(st.get("isIndexing"))
         held = int(st.get("numberOfDocuments") or 0)
         if held <= 0:
+            # No document to weigh by: the node's own databases (settings, maps) count once.
+            for db, value in (st.get("internalDatabaseSizes") or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    internal[db] = internal.get(db, 0.0) + value
             continue
         weight = min(1.0, p["count"] / held)
         for field, n in (st.get("fieldDistribution") or {}).items():

@@ -63,6 +63,8 @@ UIDS_PER_REQUEST = 200
 # Meilisearch's bound on its task queue (config `[tasks]`).
 MAX_KEPT_TASKS = 1_000_000
 DELETE_BATCH = 100_000
+# How long a taskDeletion waits for the earlier tasks it matches to finish.
+DELETION_SETTLE_S = 10.0
 
 Driver = Callable[["DrivenTask"], Awaitable[None]]
 
@@ -544,6 +546,10 @@ class TaskService:
 
         async def driver(handle: DrivenTask) -> None:
             await handle.set_processing()
+            # Meilisearch runs one queue: the tasks enqueued before a deletion that it
+            # matches are being processed and finish first. Miroir's already run on the
+            # nodes: they are given a bounded while to finish.
+            await self._settle(handle.uid, matched)
             # Only tasks finished when the deletion runs are deleted, as in Meilisearch.
             doomed = [
                 t for uid in matched if (t := self.state.tasks.get(uid)) is not None and t.status in TERMINAL
@@ -556,6 +562,15 @@ class TaskService:
         return await self.enqueue_driven(
             index_uid=None, type="taskDeletion", details=details, driver=driver, queue=TASKS_QUEUE
         )
+
+    async def _settle(self, before: int, uids: list[int]) -> None:
+        deadline = trio.current_time() + DELETION_SETTLE_S
+        while trio.current_time() < deadline:
+            tasks = self.state.tasks
+            if not any(u < before and (t := tasks.get(u)) is not None and t.status not in TERMINAL for u in uids):
+                return
+            self.wake()
+            await trio.sleep(WAIT_POLL_MAX_S)
 
     async def _forward_deletion(self, tasks: list[TaskRecord]) -> None:
         """Best effort: nodes keep their task lists short too; a miss only costs space."""

@@ -138,6 +138,8 @@ class MiroirState(msgspec.Struct, kw_only=True):
     open_tasks: set[int] = msgspec.field(default_factory=set)
     # API keys by uid (core/keys.py; their values are derived, never journaled). Defaulted.
     keys: dict[str, ApiKey] = msgspec.field(default_factory=dict)
+    # 1.50's `/experimental-features` flags turned on or off (core/features.py). Defaulted.
+    experimental_features: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -583,6 +585,18 @@ def _key_deleted(state: MiroirState, rec: KeyDeleted) -> None:
     state.keys.pop(rec.uid, None)
 
 
+class ExperimentalFeaturesSet(JournalRecord, tag="experimental_features_set"):
+    """Flags a `PATCH /experimental-features` set, once every node took them."""
+
+    features: dict[str, bool]
+
+
+@applies(ExperimentalFeaturesSet)
+def _experimental_features_set(state: MiroirState, rec: ExperimentalFeaturesSet) -> None:
+    state.experimental_features.update(rec.features)
+
+
 # Built from the registry so that adding a record type is one class and one handler.
 # Keep this line after every handler.
 Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]
+
