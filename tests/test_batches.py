@@ -115,3 +115,32 @@ def test_features_reach_every_node_and_survive_a_restart(tmp_path):
             assert httpx.get(f"{node.url}/experimental-features", timeout=5).json()["containsFilter"] is True
         c.restart_miroir()
         assert httpx.get(f"{c.url}/experimental-features", timeout=10).json()["containsFilter"] is True
+
+
+def test_contains_filter_once_enabled(pair):
+    """`CONTAINS` / `STARTS WITH` (1.50, `containsFilter`): refused with 1.50's text until
+    enabled (tests/search/errors.rs snapshot), then the same hits from Miroir as from one node."""
+    docs = [{"id": i, "doggo": n} for i, n in enumerate(["Kefir", "kefirette", "Echo", "a kefir b", "Fluff", "flute"])]
+    answers = []
+    for c in pair:
+        done(c, c.post("/indexes", json={"uid": "dogs", "primaryKey": "id"}))
+        done(c, c.patch("/indexes/dogs/settings", json={"filterableAttributes": ["doggo"]}))
+        done(c, c.post("/indexes/dogs/documents", json=docs))
+        off = c.post("/indexes/dogs/search", json={"filter": "doggo != echo AND doggo CONTAINS kefir"})
+        assert off.status_code == 400, off.text
+        assert off.json()["code"] == "feature_not_enabled"
+        assert off.json()["message"] == (
+            "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
+            "See https://github.com/orgs/meilisearch/discussions/763\n25:33 doggo != echo AND doggo CONTAINS kefir"
+        )
+        assert c.patch("/experimental-features", json={"containsFilter": True}).status_code == 200
+        got = []
+        for flt in ("doggo CONTAINS kefir", "doggo STARTS WITH flu", "doggo NOT CONTAINS kefir", ["doggo CONTAINS e", "doggo STARTS WITH k"]):
+            r = c.post("/indexes/dogs/search", json={"filter": flt, "limit": 20})
+            assert r.status_code == 200, r.text
+            got.append(sorted(h["id"] for h in r.json()["hits"]))
+        listed = c.post("/indexes/dogs/documents/fetch", json={"filter": "doggo STARTS WITH kef"}).json()
+        got.append(sorted(d["id"] for d in listed["results"]))
+        answers.append(got)
+        assert c.patch("/experimental-features", json={"containsFilter": False}).status_code == 200
+    assert answers[0] == answers[1] == [[0, 1, 3], [4, 5], [2, 4, 5], [0, 1], [0, 1]], answers

@@ -721,6 +721,8 @@ class DevnodeApp:
 
     async def patch_features(self, req: Request):
         self.q.features.update(features.validate_patch(req.json()))
+        if self.q.store is not None:
+            await trio.to_thread.run_sync(self.q.store.write_features, dict(self.q.features))
         return 200, features.features_view(self.q.features)
 
     async def list_tasks(self, req: Request):

@@ -102,6 +102,7 @@ class IndexEngine:
         self._poscost: dict[tuple[str, int], list] = {}  # (word, query position) -> [(cost, iids)]
         self._sort_keys: dict[tuple[str, bool], dict] = {}  # (field, asc) -> iid -> sort key
         self._fsets: FilterSets | None = None  # filter evaluation on id sets, per version
+        self.features: dict = {}  # the node's /experimental-features flags (set by its task queue)
         # Filter value -> its parse tree (frozen structs, shared): Miroir ANDs the same
         # `_miroir_shard IN [...]` to every search it sends a node. Checked every time.
         self._parsed_filters: dict[Any, Any] = {}
@@ -403,6 +404,13 @@ class IndexEngine:
                     self._parsed_filters[key] = expr
             if expr is None:
                 return None
+            gated = f.contains_keyword(expr)
+            if gated is not None and not self.features.get("containsFilter"):
+                raise MeiliError(
+                    "feature_not_enabled",
+                    "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
+                    f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
+                )
             f.check_filterable(expr, self._filterable())
             f.compile_filter(expr)
             return expr

@@ -178,11 +178,11 @@ class TaskQueue:
         self._enqueue_lock = trio.Lock()
         self.processing_index: set[str] = set()
         self.last_update: str | None = None
-        # `/experimental-features` flags (1.50); in memory: a restarted devnode starts with
-        # every flag off, as Miroir's nodes are told again by the operator's next PATCH.
+        # `/experimental-features` flags (1.50), kept in the data dir when there is one.
         self.features: dict[str, bool] = {}
         if store is not None:
             self._restore(store.load())
+            self.features.update(store.read_features())
 
     def _restore(self, loaded: persist.Loaded) -> None:
         for uid in sorted(loaded.tasks):
@@ -201,6 +201,7 @@ class TaskQueue:
                 self._next_batch = max(self._next_batch, rec.batch_uid + 1)
         for snap in loaded.indexes:
             engine = IndexEngine.restore(snap["engine"])
+            engine.features = self.features
             self.indexes[snap["uid"]] = IndexEntry(engine, snap["createdAt"], snap["updatedAt"])
         self._next_uid = loaded.next_uid
         log.info("devnode state restored", tasks=len(self.tasks), indexes=len(self.indexes))
@@ -381,6 +382,7 @@ class TaskQueue:
                 self.indexes.pop(idx, None)
             else:
                 engine = IndexEngine.restore(snap["engine"])
+                engine.features = self.features
                 self.indexes[idx] = IndexEntry(engine, snap["createdAt"], snap["updatedAt"])
         failed = []
         for rec in finished:
@@ -435,6 +437,7 @@ class TaskQueue:
     def _create(self, uid: str, primary_key: str | None) -> IndexEntry:
         now = rfc3339(time.time())
         entry = IndexEntry(IndexEngine(uid, primary_key=primary_key), now, now)
+        entry.engine.features = self.features  # shared: a PATCH reaches every index at once
         self.indexes[uid] = entry
         return entry
 
