@@ -730,10 +730,8 @@ class DevnodeApp:
         return 200, self.q.list_tasks(query)
 
     async def get_task(self, req: Request, task_uid: str):
-        if not task_uid.isdigit():
-            raise MeiliError(
-                "invalid_task_uids", f"Invalid value in parameter `taskUid`: could not parse `{task_uid}` as a positive integer"
-            )
+        if not task_uid.isascii() or not task_uid.isdigit():
+            raise MeiliError("invalid_task_uids", f"Task uid `{task_uid}` is invalid. It should only contain numeric characters.")
         rec = self.q.tasks.get(int(task_uid))
         if rec is None:
             raise MeiliError("task_not_found", f"Task `{task_uid}` not found.")
