@@ -144,7 +144,12 @@ def test_content_encodings(pair):
             done(c, c.post("/indexes/movies/documents", content=data, headers=headers))
             assert c.get("/indexes/movies/documents/900").json() == {"id": 900, "title": "zipped"}
             done(c, c.delete("/indexes/movies/documents/900"))
-        # JSON routes decode it too.
+        # JSON routes decode it too (a listing included).
+        fetched = c.post(
+            "/indexes/movies/documents/fetch", content=gzip.compress(b'{"ids": [3], "fields": ["id"]}'),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        assert fetched.status_code == 200 and fetched.json()["results"] == [{"id": 3}], fetched.text
         r = c.post(
             "/indexes/movies/documents/delete-batch", content=gzip.compress(b"[900]"),
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},

@@ -21,7 +21,7 @@ bp = Blueprint("documents", __name__)
 DEGRADED_HEADER = "X-Miroir-Degraded"
 _WRITE_PARAMS = ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation")
 _DELETE_PARAMS = ("customMetadata",)
-_GET_PARAMS = ("fields", "retrieveVectors")
+_GET_PARAMS = ("fields", "retrieveVectors", "useNetwork")  # useNetwork: accepted, never forwarded
 
 
 def _custom_metadata(allowed: tuple[str, ...] = _DELETE_PARAMS) -> str | None:

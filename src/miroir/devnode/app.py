@@ -584,8 +584,8 @@ class DevnodeApp:
             if name == "fields":
                 fields = _csv(value)
                 fields = None if "*" in fields else fields
-            elif name != "retrieveVectors":
-                raise _unknown_param(name, ("fields", "retrieveVectors"))
+            elif name not in ("retrieveVectors", "useNetwork"):
+                raise _unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):
             raise MeiliError(
                 "invalid_document_id",
