@@ -13,9 +13,8 @@ import contextlib
 from collections.abc import Iterator
 
 import httpx
-import pytest
-
 import miroir_proc
+import pytest
 from chaos_helpers import durable_cluster
 from devnodes import start_devnodes, wait_task
 
@@ -93,7 +92,6 @@ def test_batches_views_filters_and_errors(pair):
 
 
 def test_experimental_features(pair):
-    one, many = pair
     for c in pair:
         assert c.get("/experimental-features").json() == FEATURES_OFF
         r = c.patch("/experimental-features", json={"containsFilter": True, "metrics": None})

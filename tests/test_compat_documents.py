@@ -10,18 +10,25 @@ single-node answer) and Miroir over 3 devnodes with 4 shards.
 from __future__ import annotations
 
 import contextlib
-import json
 import gzip
+import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import brotli
 import httpx
-import pytest
-
 import miroir_proc
-from chaos_helpers import create_index, durable_cluster, node_docs, node_repaired, settle_nodes, topology_nodes, wait_until
+import pytest
+from chaos_helpers import (
+    create_index,
+    durable_cluster,
+    node_docs,
+    node_repaired,
+    settle_nodes,
+    topology_nodes,
+    wait_until,
+)
 from devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:

@@ -12,9 +12,8 @@ import contextlib
 from collections.abc import Iterator
 
 import httpx
-import pytest
-
 import miroir_proc
+import pytest
 from chaos_helpers import durable_cluster
 from devnodes import start_devnodes, wait_task
 

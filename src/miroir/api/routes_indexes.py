@@ -11,8 +11,8 @@ from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.core.documents import decode_content_encoding
-from miroir.core.swaps import swap_renames
 from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
+from miroir.core.swaps import swap_renames
 from miroir.core.taskfold import summarized
 from miroir.engine import indexes
 

@@ -28,7 +28,7 @@ def _snake(name: str) -> str:
 
 
 class FieldsQuery:
-    __slots__ = ("offset", "limit", "filter")
+    __slots__ = ("filter", "limit", "offset")
 
     def __init__(self, offset: int, limit: int, filter: dict[str, Any] | None):
         self.offset, self.limit, self.filter = offset, limit, filter
@@ -106,10 +106,9 @@ def _pattern(pattern: str, field: str) -> bool:
 def _filterable(rules: Iterable[Any], field: str) -> tuple[bool, bool, bool]:
     """(facetSearch, equality, comparison) of the first rule covering `field`."""
     for rule in rules or ():
-        if isinstance(rule, str):
-            if _legacy(rule, field):
-                return True, True, True
-        elif isinstance(rule, dict):
+        if isinstance(rule, str) and _legacy(rule, field):
+            return True, True, True
+        elif isinstance(rule, dict):  # noqa: SIM102 - one rule kind per branch
             if any(_pattern(p, field) for p in rule.get("attributePatterns") or () if isinstance(p, str)):
                 features = rule.get("features") or {}
                 filt = features.get("filter") or {}

@@ -39,7 +39,10 @@ async def list_sorted(
     cluster: Any, uid: str, meta: IndexMeta, query: Any, settings: Mapping[str, Any]
 ) -> tuple[dict, dict[str, str]]:
     """A sorted global page `{results, offset, limit, total}` and its degradation headers."""
-    from miroir.engine.reads import _degraded, listing_affinity  # the listing's shared helpers
+    from miroir.engine.reads import (  # the listing's shared helpers
+        _degraded,
+        listing_affinity,
+    )
 
     criteria = parse_document_sort(query.sort or [], _sortable(settings))  # refused before any node is asked
     offset, limit = query.offset, query.limit
