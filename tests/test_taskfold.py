@@ -105,7 +105,7 @@ def test_task_view_and_summarized_shapes():
     ]
     assert view["details"] == {"receivedDocuments": 2, "indexedDocuments": 2}  # private keys hidden
     assert view["duration"] == "PT0.500000S"
-    assert view["batchUid"] is None and view["error"] is None and view["canceledBy"] is None
+    assert view["batchUid"] == rec.uid and view["error"] is None and view["canceledBy"] is None  # one batch per task
     assert summarized(rec) == {
         "taskUid": 4, "indexUid": "movies", "status": "succeeded", "type": "documentAdditionOrUpdate", "enqueuedAt": T0,
     }

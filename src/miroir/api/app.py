@@ -28,6 +28,8 @@ from miroir.logsetup import get_logger
 ROUTE_MODULES: list[str] = [
     "miroir.api.routes_system",
     "miroir.api.routes_tasks",
+    "miroir.api.routes_batches",  # issue 13: /batches
+    "miroir.api.routes_experimental",  # issue 13: /experimental-features
     "miroir.api.routes_admin",
     "miroir.api.routes_indexes",
     "miroir.api.routes_settings",

@@ -7,10 +7,13 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from miroir.api import auth
+from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
+from miroir.core.documents import decode_content_encoding
 from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
 from miroir.core.model import TaskRecord
+from miroir.core.swaps import swap_renames
 from miroir.core.taskfold import summarized
 from miroir.engine import indexes
 
@@ -28,7 +31,9 @@ async def body_bytes(*, cache: bool = True) -> bytes:
     batches: the body is not held twice); a later read then gets an empty body."""
     data = await request.get_data(cache=cache, as_text=False, parse_form_data=False)
     assert isinstance(data, bytes)
-    return data
+    # 1.50 decodes `Content-Encoding: gzip | deflate | br` bodies (held to the payload limit).
+    limit = current_miroir().config.server.max_body_bytes
+    return decode_content_encoding(data, request.headers.get("Content-Encoding"), limit)
 
 
 async def json_body() -> Any:
@@ -130,10 +135,22 @@ async def get_index(uid: str) -> Response:
 async def update_index(uid: str) -> Response:
     raw = await json_body()
     checked_uid(uid)
-    if isinstance(raw, dict) and isinstance(raw.get("uid"), str):
-        checked_uid(raw["uid"])  # a rename's target is checked as 1.50 does (renames are not supported)
-    body = _object(raw, ("primaryKey",))
-    return accepted(await indexes.update_index(current_cluster(), uid, _primary_key(body)))
+    if isinstance(raw, dict):
+        for key in ("createdAt", "updatedAt"):
+            if key in raw:
+                raise MeiliError(
+                    "immutable_index_created_at" if key == "createdAt" else "immutable_index_updated_at",
+                    f"Immutable field `{key}`: expected one of `primaryKey`, `uid`",
+                )
+    body = _object(raw, ("primaryKey", "uid"))
+    primary_key = _primary_key(body)
+    new_uid = body.get("uid")
+    if new_uid is not None:
+        if not isinstance(new_uid, str):
+            raise MeiliError("invalid_index_uid", f"Invalid value type at `.uid`: expected a string, but found {_kind(new_uid)}.")
+        checked_uid(new_uid)  # 1.50 renames: the new name is checked now
+        auth.check_indexes([new_uid])  # a key limited to some indexes renames only into them
+    return accepted(await indexes.update_index(current_cluster(), uid, primary_key, new_uid))
 
 
 @bp.delete("/indexes/<uid>")
@@ -143,6 +160,24 @@ async def delete_index(uid: str) -> Response:
 
 @bp.post("/swap-indexes")
 async def swap_indexes() -> Response:
-    pairs = indexes.validate_swaps(await json_body())
+    body = await json_body()
+    pairs = indexes.validate_swaps(body)
+    renames = swap_renames(body)
     auth.check_indexes([uid for pair in pairs for uid in pair])  # both indexes of every swap
-    return accepted(await indexes.swap_indexes(current_cluster(), pairs))
+    return accepted(await indexes.swap_indexes(current_cluster(), pairs, renames))
+
+
+@bp.post("/indexes/<uid>/fields")
+async def list_fields(uid: str) -> Response:
+    from miroir.engine.fields import list_fields as fields_of
+
+    body = await json_body()
+    checked_uid(uid)
+    answer, headers = await fields_of(current_cluster(), uid, body)
+    return json_response(answer, headers=headers)
+
+
+@bp.post("/indexes/<uid>/compact")
+async def compact_index(uid: str) -> Response:
+    await body_bytes()  # no body; read so the connection stays usable
+    return accepted(await indexes.compact_index(current_cluster(), checked_uid(uid)))

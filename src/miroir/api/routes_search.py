@@ -45,7 +45,9 @@ def _cluster():
 
 
 async def _body() -> bytes:
-    return await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    from miroir.api.routes_indexes import body_bytes  # decodes Content-Encoding (1.50)
+
+    return await body_bytes()
 
 
 async def _json_body() -> bytes:

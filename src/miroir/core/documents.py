@@ -10,11 +10,13 @@ import csv
 import io
 import math
 import re
+import zlib
 from typing import Any
 
 import msgspec
 
 from miroir.core.errors import MeiliError
+from miroir.core.sortvalue import field_value, sort_key
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 _ACCEPTED_TEXT = ", ".join(f"`{t}`" for t in ACCEPTED_CONTENT_TYPES)
@@ -285,3 +287,110 @@ def resolve_primary_key(index_pk: str | None, requested_pk: str | None, docs: li
     if requested_pk is not None:
         return requested_pk
     return infer_primary_key(docs)
+
+
+# --- sorted document listings (1.50's `sort` on GET /documents and POST /documents/fetch) ---
+
+
+def parse_document_sort(values: list[str], sortable: list[str]) -> list[tuple[str, bool]]:
+    """`["rating:desc", ...]` -> [(attribute, ascending)], refused with 1.50's
+    `invalid_document_sort` texts. `sortable`: the index's sortable attribute names
+    (patterns as in the settings)."""
+    out: list[tuple[str, bool]] = []
+    for raw in values:
+        name, sep, direction = raw.strip().rpartition(":")
+        if not sep or direction not in ("asc", "desc") or not name:
+            raise MeiliError(
+                "invalid_document_sort",
+                f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
+            )
+        if not any(p == "*" or p == name or name.startswith(p + ".") for p in sortable):
+            if sortable:
+                listed = ", ".join(sorted(sortable))
+                msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{listed}`."
+            else:
+                msg = f"Attribute `{name}` is not sortable. This index does not have configured sortable attributes."
+            raise MeiliError("invalid_document_sort", msg)
+        out.append((name, direction == "asc"))
+    return out
+
+
+def document_sort_key(doc: dict, criteria: list[tuple[str, bool]]) -> tuple:
+    """The key that orders documents by `criteria` as Meilisearch does (numbers before
+    strings, missing last whatever the direction): one definition for the devnode's
+    listing and Miroir's merge of the shards' sorted pages."""
+    return tuple(sort_key(field_value(doc, name), asc) for name, asc in criteria)
+
+
+# --- request bodies with Content-Encoding (1.50 decodes gzip, deflate and br) ---------
+
+
+def _incomplete() -> MeiliError:
+    return MeiliError("bad_request", "The provided payload is incomplete and cannot be parsed")
+
+
+def _too_large(limit: int) -> MeiliError:
+    return MeiliError(
+        "payload_too_large",
+        f"The provided payload reached the size limit. The maximum accepted payload size is {_human_size(limit)}.",
+    )
+
+
+def _human_size(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} B"
+
+
+def decode_content_encoding(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The request body as sent before `Content-Encoding` (`gzip`, `deflate` = zlib,
+    `br`), as 1.50 decodes it; any other encoding is left as is (1.50 parses the raw
+    bytes). The decoded size is held to `limit` as it is produced, so a small
+    compressed body cannot expand past the payload limit (413). A broken stream is
+    1.50's `bad_request` "incomplete" error."""
+    name = (encoding or "").strip().lower()
+    if not body or name not in ("gzip", "x-gzip", "deflate", "br"):
+        return body
+    if name == "br":
+        return _brotli(body, limit)
+    wbits = 16 + zlib.MAX_WBITS if name != "deflate" else zlib.MAX_WBITS
+    out = bytearray()
+    data = body
+    try:
+        while data:
+            d = zlib.decompressobj(wbits)
+            while True:
+                chunk = d.decompress(data, 1 << 20)
+                out += chunk
+                if len(out) > limit:
+                    raise _too_large(limit)
+                data = d.unconsumed_tail
+                if not data or d.eof:
+                    break
+            if not d.eof:
+                raise _incomplete()
+            data = d.unused_data if name != "deflate" else b""  # gzip: concatenated members
+    except zlib.error:
+        raise _incomplete() from None
+    return bytes(out)
+
+
+def _brotli(body: bytes, limit: int) -> bytes:
+    try:
+        import brotli  # the `brotli` package (Google's bindings), a dependency since 1.50 support
+    except ImportError:  # pragma: no cover - installed with Miroir
+        raise MeiliError("unsupported_media_type", "Brotli-encoded request bodies need the `brotli` package.") from None
+    d = brotli.Decompressor()
+    out = bytearray()
+    try:
+        out += d.process(body, output_buffer_limit=1 << 20)
+        while len(out) <= limit and not d.is_finished() and not d.can_accept_more_data():
+            out += d.process(b"", output_buffer_limit=1 << 20)
+    except brotli.error:
+        raise _incomplete() from None
+    if len(out) > limit:
+        raise _too_large(limit)
+    if not d.is_finished():
+        raise _incomplete()
+    return bytes(out)

@@ -146,8 +146,22 @@ class Geo(msgspec.Struct, frozen=True, tag=True, weakref=True):
     args: tuple[str, ...]
 
 
-Expr = Union[And, Or, Not, Compare, Range, In, Exists, IsNull, IsEmpty, Geo]
-_LEAVES = (Compare, Range, In, Exists, IsNull, IsEmpty)
+class Contains(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    """``attr CONTAINS value`` / ``attr STARTS WITH value`` (op ``"CONTAINS"`` or
+    ``"STARTS WITH"``), behind 1.50's `containsFilter` experimental feature."""
+
+    attr: str
+    op: str
+    value: str
+    negated: bool = False
+
+
+Expr = Union[And, Or, Not, Compare, Range, In, Exists, IsNull, IsEmpty, Geo, Contains]
+_LEAVES = (Compare, Range, In, Exists, IsNull, IsEmpty, Contains)
+
+# Where each CONTAINS / STARTS WITH keyword sits in its source (the feature gate's error
+# points at it), keyed by id(node) as _SPANS.
+_KEYWORD_SPANS: dict[int, tuple[str, int, int]] = {}
 
 # Where each parsed leaf's attribute (or a Geo's first argument) sits in its source, so
 # that check_filterable and geo errors can print Meilisearch's position line. Keyed by
@@ -344,6 +358,7 @@ class _Parser:
         self.s = source
         self.n = len(source)
         self.spans: list[tuple[Any, int, int]] = []
+        self.keywords: list[tuple[Any, int, int]] = []  # CONTAINS / STARTS WITH keyword spans
 
     # -- small helpers
     def ws0(self, pos: int) -> int:
@@ -518,6 +533,24 @@ class _Parser:
                 values, p = self.in_body(q)
                 node = In(attr, values, True)
         if node is None:
+            for words, op, negated in (
+                (("CONTAINS",), "CONTAINS", False),
+                (("NOT", "CONTAINS"), "CONTAINS", True),
+                (("STARTS", "WITH"), "STARTS WITH", False),
+                (("NOT", "STARTS", "WITH"), "STARTS WITH", True),
+            ):
+                q = self.tags(p, *words)
+                if q is not None and (q >= n or s[q].isspace() or s[q] in "'\""):
+                    try:
+                        val, _, _, q2 = self.value(q)
+                    except _PErr as e:
+                        e.fail = True
+                        raise
+                    node = Contains(attr, op, val, negated)
+                    self.keywords.append((node, p, q))
+                    p = q2
+                    break
+        if node is None:
             for op in ("<=", ">=", "!=", "<", ">", "="):
                 if s.startswith(op, p):
                     try:
@@ -668,6 +701,10 @@ def _parse_string(source: str) -> Expr | None:
         raise FilterError(_describe(e.kind, e.arg, ctx) + "\n" + _position(source, e.start, e.end)) from None
     for leaf, start, end in parser.spans:
         _remember_span(leaf, source, start, end)
+    for leaf, start, end in parser.keywords:
+        key = id(leaf)
+        _KEYWORD_SPANS[key] = (source, start, end)
+        weakref.finalize(leaf, _KEYWORD_SPANS.pop, key, None)
     return node
 
 
@@ -752,6 +789,8 @@ def to_filter_string(expr: Expr | None) -> str:
         return f"{_quote(expr.attr)} {'IS NOT NULL' if expr.negated else 'IS NULL'}"
     if t is IsEmpty:
         return f"{_quote(expr.attr)} {'IS NOT EMPTY' if expr.negated else 'IS EMPTY'}"
+    if t is Contains:
+        return f"{_quote(expr.attr)} {'NOT ' if expr.negated else ''}{expr.op} {_quote(expr.value)}"
     if t is Geo:
         a = expr.args
         if expr.kind == "_geoRadius":
@@ -1218,9 +1257,24 @@ def _compile(expr: Expr) -> Callable[[dict], bool]:
     if t is IsEmpty:
         f = _any_value(expr.attr, _is_empty_value)
         return (lambda doc: not f(doc)) if expr.negated else f
+    if t is Contains:
+        needle = _normalize(expr.value)
+        on_str = (lambda v: needle in v) if expr.op == "CONTAINS" else (lambda v: v.startswith(needle))
+        f = _any_value(expr.attr, _scalar_test(on_str, None))
+        return (lambda doc: not f(doc)) if expr.negated else f
     if t is Geo:
         return _compile_geo(expr)
     raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def contains_keyword(expr: Expr | None) -> tuple[str, str] | None:
+    """(keyword, position line) of the first CONTAINS / STARTS WITH condition of expr,
+    for the `containsFilter` feature gate; None when expr has none."""
+    for leaf in _walk(expr):
+        if type(leaf) is Contains:
+            span = _KEYWORD_SPANS.get(id(leaf))
+            return leaf.op, (_position(*span) if span is not None else "")
+    return None
 
 
 def _always(doc: dict) -> bool:

@@ -49,6 +49,8 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     # enqueue), so the fold judges a lost node task by the write's quorum. None for
     # other tasks, in journals older than this field, and once the task is finished.
     node_shards: dict[str, list[int]] | None = None
+    # 1.50's `customMetadata` query parameter of the request that made the task.
+    custom_metadata: str | None = None
 
 
 class IndexMeta(msgspec.Struct, kw_only=True):
@@ -136,6 +138,8 @@ class MiroirState(msgspec.Struct, kw_only=True):
     open_tasks: set[int] = msgspec.field(default_factory=set)
     # API keys by uid (core/keys.py; their values are derived, never journaled). Defaulted.
     keys: dict[str, ApiKey] = msgspec.field(default_factory=dict)
+    # 1.50's `/experimental-features` flags turned on or off (core/features.py). Defaulted.
+    experimental_features: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -593,6 +597,18 @@ def _task_counter_raised(state: MiroirState, rec: TaskCounterRaised) -> None:
     state.next_task_uid = max(state.next_task_uid, rec.floor)
 
 
+class ExperimentalFeaturesSet(JournalRecord, tag="experimental_features_set"):
+    """Flags a `PATCH /experimental-features` set, once every node took them."""
+
+    features: dict[str, bool]
+
+
+@applies(ExperimentalFeaturesSet)
+def _experimental_features_set(state: MiroirState, rec: ExperimentalFeaturesSet) -> None:
+    state.experimental_features.update(rec.features)
+
+
 # Built from the registry so that adding a record type is one class and one handler.
 # Keep this line after every handler.
 Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]
+

@@ -57,3 +57,18 @@ def validate_swaps(body: Any) -> list[tuple[str, str]]:
 
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
+
+
+def swap_renames(body: list[dict]) -> list[bool]:
+    """Each swap's `rename` (1.50; default false), for a body `validate_swaps` accepted:
+    `true` moves `indexes[0]` to the name `indexes[1]`, which must not exist."""
+    out: list[bool] = []
+    for i, item in enumerate(body):
+        value = item.get("rename", False)
+        if not isinstance(value, bool):
+            raise MeiliError(
+                "invalid_swap_rename",
+                f"Invalid value type at `[{i}].rename`: expected a boolean, but found {json_kind(value)}: `{_json(value)}`",
+            )
+        out.append(value)
+    return out

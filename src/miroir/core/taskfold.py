@@ -246,9 +246,9 @@ def public_details(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def task_view(record: Any) -> dict[str, Any]:
     """Meilisearch's task object for a `TaskRecord` (GET /tasks/{uid})."""
-    return {
+    view = {
         "uid": record.uid,
-        "batchUid": None,
+        "batchUid": batch_uid(record),
         "indexUid": record.index_uid,
         "status": record.status,
         "type": record.type,
@@ -260,14 +260,26 @@ def task_view(record: Any) -> dict[str, Any]:
         "startedAt": record.started_at,
         "finishedAt": record.finished_at,
     }
+    if getattr(record, "custom_metadata", None) is not None:
+        view["customMetadata"] = record.custom_metadata
+    return view
+
+
+def batch_uid(record: Any) -> int | None:
+    """Miroir answers one batch per task, numbered as the task: it exists from the
+    moment the task leaves `enqueued` (1.50 shows `batchUid: null` until batched)."""
+    return None if record.status == "enqueued" else record.uid
 
 
 def summarized(record: Any) -> dict[str, Any]:
     """The summarized task a write answers with (202)."""
-    return {
+    out = {
         "taskUid": record.uid,
         "indexUid": record.index_uid,
         "status": record.status,
         "type": record.type,
         "enqueuedAt": record.enqueued_at,
     }
+    if getattr(record, "custom_metadata", None) is not None:
+        out["customMetadata"] = record.custom_metadata
+    return out

@@ -35,6 +35,10 @@ TASK_TYPES = (
     "snapshotCreation",
     "export",
     "upgradeDatabase",
+    "indexCompaction",
+    "networkTopologyChange",
+    "dsrUpdate",
+    "dsrClear",
 )
 
 # Query parameter -> (task view field, error code suffix); order is Meilisearch's.
@@ -47,6 +51,9 @@ _DATE_PARAMS = {
     "beforeFinishedAt": ("finishedAt", "before"),
 }
 _FILTER_PARAMS = ("batchUids", "uids", "canceledBy", "types", "statuses", "indexUids", *_DATE_PARAMS)
+# `DELETE /tasks` and `POST /tasks/cancel` list them in another order (1.50's
+# TaskDeletionOrCancelationQuery).
+_DELETION_PARAMS = ("uids", "batchUids", "canceledBy", "types", "statuses", "indexUids", *_DATE_PARAMS)
 _PAGING_PARAMS = ("limit", "from", "reverse")
 
 
@@ -135,7 +142,7 @@ def parse_date(param: str, value: str, bound: str) -> float:
 def parse_task_query(params: Iterable[tuple[str, str]] | Mapping[str, str], *, paging: bool = True, query_string: str = "") -> TaskQuery:
     """Parse `/tasks` query parameters. `paging=False` for cancel/delete (no limit/from)."""
     items = list(params.items()) if isinstance(params, Mapping) else list(params)
-    allowed = (_PAGING_PARAMS if paging else ()) + _FILTER_PARAMS
+    allowed = (_PAGING_PARAMS + _FILTER_PARAMS) if paging else _DELETION_PARAMS
     fields: dict = {"original": query_string}
     dates = []
     for name, value in items:
@@ -171,8 +178,9 @@ def parse_task_query(params: Iterable[tuple[str, str]] | Mapping[str, str], *, p
             if parts is not None:
                 for p in parts:
                     if not valid_index_uid(p):
-                        raise _invalid(
-                            name,
+                        raise MeiliError(
+                            "invalid_index_uid",
+                            f"Invalid value in parameter `{name}`: "
                             f"`{p}` is not a valid index uid. Index uid can be an integer or a string containing only "
                             "alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes.",
                         )
@@ -187,7 +195,8 @@ def parse_task_query(params: Iterable[tuple[str, str]] | Mapping[str, str], *, p
 
 def missing_filters(action: str) -> MeiliError:
     """Cancel/delete without any filter ("cancel" or "delete")."""
-    listed = ", ".join(f"`{p}`" for p in ("uids", "batchUids", "indexUids", "statuses", "types", "canceledBy", *_DATE_PARAMS))
+    dates = ("beforeEnqueuedAt", "afterEnqueuedAt", "beforeStartedAt", "afterStartedAt", "beforeFinishedAt", "afterFinishedAt")
+    listed = ", ".join(f"`{p}`" for p in ("uids", "indexUids", "statuses", "types", "canceledBy", *dates))
     return MeiliError(
         "missing_task_filters",
         f"Query parameters to filter the tasks to {action} are missing. Available query parameters are: {listed}.",

@@ -8,19 +8,26 @@ Errors are `MeiliError`s, rendered with Meilisearch's status, code, type and lin
 
 from __future__ import annotations
 
-import gzip
 import re
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
+import trio
 
-from miroir.core import taskquery
-from miroir.core.documents import decode_documents, narrowed_json, payload_format, valid_document_id
+from miroir.core import batchview, features, fieldlist, statsview, taskquery
+from miroir.core.fields import batch_fields
+from miroir.core.documents import (
+    decode_content_encoding,
+    decode_documents,
+    narrowed_json,
+    parse_document_sort,
+    payload_format,
+    valid_document_id,
+)
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -56,10 +63,10 @@ from miroir.core.searchplan import (
     search_metadata,
     search_request_from_dict,
 )
-from miroir.core.swaps import validate_swaps
+from miroir.core.swaps import swap_renames, validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
-from miroir.devnode.engine import default_settings
+from miroir.devnode.engine import attribute_names, default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
 
@@ -278,22 +285,9 @@ class DevnodeApp:
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding in ("", "identity") or not body:
-            return body
-        # Meilisearch accepts compressed request bodies (the SDKs' `compress=True`).
-        try:
-            if encoding == "gzip":
-                return gzip.decompress(body)
-            if encoding == "deflate":
-                return zlib.decompress(body)
-        except (OSError, EOFError, zlib.error) as e:
-            raise MeiliError("malformed_payload", f"The payload provided is malformed. `{e}`.") from None
-        raise MeiliError(
-            "invalid_content_type",
-            f"The Content-Encoding `{encoding}` is not supported. Accepted values are `gzip`, `deflate` and `identity`.",
-        )
+        # Meilisearch decodes compressed request bodies (gzip, deflate, br; the SDKs'
+        # `compress=True`), held to the payload limit.
+        return decode_content_encoding(b"".join(chunks), headers.get("content-encoding"), self.max_payload)
 
     def _build_routes(self) -> None:  # noqa: C901 - one table
         table: list[tuple[str, str, Handler]] = [
@@ -306,6 +300,8 @@ class DevnodeApp:
             ("/indexes/{uid}", "PATCH", self.update_index),
             ("/indexes/{uid}", "DELETE", self.delete_index),
             ("/indexes/{uid}/stats", "GET", self.index_stats),
+            ("/indexes/{uid}/fields", "POST", self.list_fields),
+            ("/indexes/{uid}/compact", "POST", self.compact_index),
             ("/swap-indexes", "POST", self.swap_indexes),
             ("/indexes/{uid}/documents", "POST", self.add_documents),
             ("/indexes/{uid}/documents", "PUT", self.update_documents),
@@ -327,6 +323,10 @@ class DevnodeApp:
             ("/indexes/{uid}/settings/{route}", "PUT", self.put_setting),
             ("/indexes/{uid}/settings/{route}", "PATCH", self.put_setting),
             ("/indexes/{uid}/settings/{route}", "DELETE", self.reset_setting),
+            ("/batches", "GET", self.list_batches),
+            ("/batches/{batch_uid}", "GET", self.get_batch),
+            ("/experimental-features", "GET", self.get_features),
+            ("/experimental-features", "PATCH", self.patch_features),
             ("/tasks", "GET", self.list_tasks),
             ("/tasks", "DELETE", self.delete_tasks),
             ("/tasks/cancel", "POST", self.cancel_tasks),
@@ -356,9 +356,28 @@ class DevnodeApp:
             raise invalid_index_uid(uid)
         return uid
 
-    async def _task(self, type_: str, index_uid: str | None, op: t.Op, details: dict | None) -> tuple[int, dict]:
-        rec = await self.q.enqueue(type_, index_uid, op, details)
+    async def _task(
+        self, type_: str, index_uid: str | None, op: t.Op, details: dict | None, custom_metadata: str | None = None
+    ) -> tuple[int, dict]:
+        rec = await self.q.enqueue(type_, index_uid, op, details, custom_metadata)
         return 202, rec.summary()
+
+    @staticmethod
+    def _custom_metadata(req: Request, allowed: tuple[str, ...] = ("customMetadata",)) -> str | None:
+        """1.50's `customMetadata` query parameter, after refusing unknown ones."""
+        for name, _ in req.query:
+            if name not in allowed:
+                raise _unknown_param(name, allowed)
+        return req.param("customMetadata")
+
+    @staticmethod
+    def _skip_creation(req: Request) -> bool:
+        value = req.param("skipCreation")
+        if value is None or value.lower() == "false":
+            return False
+        if value.lower() == "true":
+            return True
+        raise MeiliError("invalid_skip_creation", f"skipCreation must be either `true` or `false`. Found: `{value}`")
 
     # -- system ---------------------------------------------------------------------------
 
@@ -369,14 +388,30 @@ class DevnodeApp:
         return 200, {"commitSha": "miroir-devnode", "commitDate": "unknown", "pkgVersion": COMPAT_VERSION}
 
     def _index_stats(self, uid: str, entry: t.IndexEntry) -> dict:
+        """Raw numbers (bytes); `statsview` lays them out. The documents' size is their
+        JSON encoding; the devnode has no embedders (0 embeddings)."""
         stats = dict(entry.engine.stats())
         stats["isIndexing"] = self.q.is_indexing(uid)
+        raw = sum(len(_json.encode(d)) for d in entry.engine.documents())
+        n = int(stats.get("numberOfDocuments") or 0)
+        stats.update(
+            rawDocumentDbSize=raw, avgDocumentSize=raw // n if n else 0, numberOfEmbeddings=0,
+            numberOfEmbeddedDocuments=0,
+            # "main": the index's settings and metadata, there even when it is empty.
+            internalDatabaseSizes={"documents": raw, "main": len(_json.encode(entry.engine.settings))},
+        )
         return stats
 
     @reads_engines
     async def global_stats(self, req: Request):
+        params = statsview.parse_stats_params(req.query)
         indexes = {uid: self._index_stats(uid, e) for uid, e in sorted(self.q.indexes.items())}
-        return 200, {"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": self.q.last_update, "indexes": indexes}
+        if self.q.store is not None:
+            size = await trio.to_thread.run_sync(self.q.store.disk_size)
+        else:  # in memory: what the documents take
+            size = sum(int(s["rawDocumentDbSize"]) for s in indexes.values())
+        raw = {"databaseSize": size, "usedDatabaseSize": size, "lastUpdate": self.q.last_update, "indexes": indexes}
+        return 200, statsview.global_stats_view(raw, params)
 
     # -- indexes --------------------------------------------------------------------------
 
@@ -420,28 +455,52 @@ class DevnodeApp:
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
-        if isinstance(body.get("uid"), str):
-            self._check_uid(body["uid"])  # a rename's target, checked as 1.50 does (renames are not supported)
         for key in body:
-            if key != "primaryKey":
-                raise _unknown_field(key, ("primaryKey",))
+            if key in ("createdAt", "updatedAt"):
+                raise MeiliError(f"immutable_index_{_snake(key)}", f"Immutable field `{key}`: expected one of `primaryKey`, `uid`")
+            if key not in ("primaryKey", "uid"):
+                raise _unknown_field(key, ("primaryKey", "uid"))
         pk = body.get("primaryKey")
         if pk is not None and not isinstance(pk, str):
             raise _type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
-        return await self._task("indexUpdate", uid, t.UpdateIndex(pk), {"primaryKey": pk})
+        new_uid = body.get("uid")
+        if new_uid is not None:
+            if not isinstance(new_uid, str):
+                raise _type_error("invalid_index_uid", ".uid", new_uid, "a string")
+            self._check_uid(new_uid)
+        details: dict[str, Any] = {"primaryKey": pk}
+        if new_uid is not None:
+            details.update(oldIndexUid=uid, newIndexUid=new_uid)
+        return await self._task("indexUpdate", uid, t.UpdateIndex(pk, new_uid), details)
 
     async def delete_index(self, req: Request, uid: str):
         self._check_uid(uid)
         return await self._task("indexDeletion", uid, t.DeleteIndex(), {"deletedDocuments": None})
 
+    async def compact_index(self, req: Request, uid: str):
+        self._check_uid(uid)  # an unknown index fails in the task, as in 1.50
+        details = {"preCompactionSize": None, "postCompactionSize": None}
+        return await self._task("indexCompaction", uid, t.CompactIndex(), details)
+
+    @reads_engines
+    async def list_fields(self, req: Request, uid: str):
+        query = fieldlist.parse_fields_query(req.json())  # the body is refused before the index is looked up
+        entry = self._index(uid)
+        names = list(batch_fields(entry.engine.documents()))
+        return 200, fieldlist.list_fields(names, entry.engine.settings, query)
+
     @reads_engines
     async def index_stats(self, req: Request, uid: str):
-        return 200, self._index_stats(uid, self._index(uid))
+        entry = self._index(uid)
+        params = statsview.parse_stats_params(req.query)
+        return 200, statsview.index_stats_view(self._index_stats(uid, entry), params)
 
     async def swap_indexes(self, req: Request):
-        swaps = validate_swaps(req.json())
-        details = {"swaps": [{"indexes": list(p)} for p in swaps]}
-        return await self._task("indexSwap", None, t.SwapIndexes(swaps), details)
+        body = req.json()
+        swaps = validate_swaps(body)
+        renames = swap_renames(body)
+        details = {"swaps": [{"indexes": list(p), "rename": r} for p, r in zip(swaps, renames)]}
+        return await self._task("indexSwap", None, t.SwapIndexes(swaps, renames if any(renames) else None), details)
 
     # -- documents --------------------------------------------------------------------------
 
@@ -455,9 +514,8 @@ class DevnodeApp:
         self._check_uid(uid)
         pk = req.param("primaryKey")
         delimiter = req.param("csvDelimiter")
-        for name, _ in req.query:
-            if name not in ("primaryKey", "csvDelimiter", "customMetadata"):
-                raise _unknown_param(name, ("primaryKey", "csvDelimiter", "customMetadata"))
+        meta = self._custom_metadata(req, ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation"))
+        skip = self._skip_creation(req)
         fmt = payload_format(req.headers.get("content-type"))
         if delimiter is not None and fmt != "csv":
             raise MeiliError(
@@ -467,9 +525,14 @@ class DevnodeApp:
             )
         docs = decode_documents(req.body, fmt, csv_delimiter=delimiter if delimiter is not None else ",")
         details = {"receivedDocuments": len(docs), "indexedDocuments": None}
-        return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial), details)
+        return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial, skip), details, meta)
 
-    _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
+    _DOC_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "ids", "filter", "sort", "useNetwork")
+
+    @staticmethod
+    def _document_sort(entry: t.IndexEntry, values: list[str]) -> list[tuple[str, bool]]:
+        sortable = attribute_names(entry.engine.settings.get("sortableAttributes") or [])
+        return parse_document_sort(values, sortable)
 
     @reads_engines
     async def list_documents(self, req: Request, uid: str):
@@ -487,6 +550,10 @@ class DevnodeApp:
                 args["ids"] = _csv(value)
             elif name == "retrieveVectors":
                 _query_bool("invalid_document_retrieve_vectors", name, value)
+            elif name == "sort":
+                args["sort"] = self._document_sort(entry, [p for p in value.split(",") if p.strip()])
+            elif name == "useNetwork":
+                _query_bool("invalid_document_use_network", name, value)
             else:
                 raise _unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
@@ -516,7 +583,11 @@ class DevnodeApp:
                 if value is not None and not isinstance(value, list):
                     raise _type_error(code, ".ids", value, "an array")
                 args["ids"] = None if value is None else [str(v) for v in value]
-            elif name == "retrieveVectors":
+            elif name == "sort":
+                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
+                    raise _type_error(code, ".sort", value, "an array")
+                args["sort"] = None if value is None else self._document_sort(entry, value)
+            elif name in ("retrieveVectors", "useNetwork"):
                 pass
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)
@@ -530,8 +601,8 @@ class DevnodeApp:
             if name == "fields":
                 fields = _csv(value)
                 fields = None if "*" in fields else fields
-            elif name != "retrieveVectors":
-                raise _unknown_param(name, ("fields", "retrieveVectors"))
+            elif name not in ("retrieveVectors", "useNetwork"):
+                raise _unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):
             raise MeiliError(
                 "invalid_document_id",
@@ -542,10 +613,14 @@ class DevnodeApp:
 
     async def delete_document(self, req: Request, uid: str, doc_id: str):
         self._check_uid(uid)
-        return await self._task("documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None})
+        meta = self._custom_metadata(req)
+        return await self._task(
+            "documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None}, meta
+        )
 
     async def delete_batch(self, req: Request, uid: str):
         self._check_uid(uid)
+        meta = self._custom_metadata(req)
         body = req.json()
         if not isinstance(body, list):
             raise MeiliError("bad_request", f"Invalid value type: expected an array, but found {_kind(body)}: `{req.body.decode()}`")
@@ -554,10 +629,13 @@ class DevnodeApp:
             if isinstance(v, bool) or not isinstance(v, (str, int)):
                 raise _type_error("bad_request", f"[{i}]", v, "a string or an integer")
             ids.append(str(v))
-        return await self._task("documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None})
+        return await self._task(
+            "documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None}, meta
+        )
 
     async def delete_by_filter(self, req: Request, uid: str):
         self._check_uid(uid)
+        meta = self._custom_metadata(req)
         body = req.json()
         if not isinstance(body, dict):
             raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
@@ -570,11 +648,12 @@ class DevnodeApp:
         if not isinstance(flt, (str, list)):
             raise _type_error("invalid_document_filter", ".filter", flt, "a string or an array")
         details = {"providedIds": 0, "deletedDocuments": None, "originalFilter": msgspec.json.encode(flt).decode()}
-        return await self._task("documentDeletion", uid, t.DeleteFilter(flt), details)
+        return await self._task("documentDeletion", uid, t.DeleteFilter(flt), details, meta)
 
     async def delete_all_documents(self, req: Request, uid: str):
         self._check_uid(uid)
-        return await self._task("documentDeletion", uid, t.ClearDocuments(), {"deletedDocuments": None})
+        meta = self._custom_metadata(req)
+        return await self._task("documentDeletion", uid, t.ClearDocuments(), {"deletedDocuments": None}, meta)
 
     # -- search -----------------------------------------------------------------------------
 
@@ -666,15 +745,31 @@ class DevnodeApp:
         uid = dump_uid(time.time())
         return await self._task("dumpCreation", None, t.CreateDump(self.dump_dir, uid), {"dumpUid": uid})
 
+    async def list_batches(self, req: Request):
+        query = taskquery.parse_task_query(req.query)
+        return 200, batchview.list_batches(query, (r.view() for r in self.q.tasks.values()))
+
+    async def get_batch(self, req: Request, batch_uid: str):
+        if not batch_uid.isascii() or not batch_uid.isdigit():
+            raise batchview.invalid_batch_uid(batch_uid)
+        return 200, batchview.get_batch(int(batch_uid), (r.view() for r in self.q.tasks.values()))
+
+    async def get_features(self, req: Request):
+        return 200, features.features_view(self.q.features)
+
+    async def patch_features(self, req: Request):
+        self.q.features.update(features.validate_patch(req.json()))
+        if self.q.store is not None:
+            await trio.to_thread.run_sync(self.q.store.write_features, dict(self.q.features))
+        return 200, features.features_view(self.q.features)
+
     async def list_tasks(self, req: Request):
         query = taskquery.parse_task_query(req.query)
         return 200, self.q.list_tasks(query)
 
     async def get_task(self, req: Request, task_uid: str):
-        if not task_uid.isdigit():
-            raise MeiliError(
-                "invalid_task_uids", f"Invalid value in parameter `taskUid`: could not parse `{task_uid}` as a positive integer"
-            )
+        if not task_uid.isascii() or not task_uid.isdigit():
+            raise MeiliError("invalid_task_uids", f"Task uid `{task_uid}` is invalid. It should only contain numeric characters.")
         rec = self.q.tasks.get(int(task_uid))
         if rec is None:
             raise MeiliError("task_not_found", f"Task `{task_uid}` not found.")

@@ -17,7 +17,7 @@ import time
 from bisect import bisect_left
 from typing import Any, Callable, Iterator
 
-from miroir.core.documents import document_id, resolve_primary_key
+from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core import filter as filter_mod
 from miroir.core.errors import MeiliError
 from miroir.core.federation import personalization_disabled
@@ -94,6 +94,7 @@ class IndexEngine:
         self._poscost: dict[tuple[str, int], list] = {}  # (word, query position) -> [(cost, iids)]
         self._sort_keys: dict[tuple[str, bool], dict] = {}  # (field, asc) -> iid -> sort key
         self._fsets: FilterSets | None = None  # filter evaluation on id sets, per version
+        self.features: dict = {}  # the node's /experimental-features flags (set by its task queue)
         # Filter value -> its parse tree (frozen structs, shared): Miroir ANDs the same
         # `_miroir_shard IN [...]` to every search it sends a node. Checked every time.
         self._parsed_filters: dict[Any, Any] = {}
@@ -162,12 +163,17 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ documents
 
-    def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool) -> int:
+    def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool, skip_creation: bool = False) -> int:
+        """Returns how many documents were written (`skip_creation`: ids not held are skipped)."""
         pk = resolve_primary_key(self.primary_key, primary_key, docs, self.uid)
         ids = [document_id(d, pk) for d in docs]  # validates every document first
         self.primary_key = pk
+        written = 0
         for ext, doc in zip(ids, docs):
             iid = self._ext.get(ext)
+            if iid is None and skip_creation:
+                continue
+            written += 1
             if iid is not None:
                 old = self._docs[iid]
                 new = {**old, **doc} if partial else doc
@@ -180,7 +186,7 @@ class IndexEngine:
             self._docs[iid] = new
             self._index(iid, new)
         self._changed()
-        return len(docs)
+        return written
 
     def delete_documents(self, ids: list) -> int:
         deleted = 0
@@ -290,7 +296,7 @@ class IndexEngine:
             raise MeiliError("document_not_found", f"Document `{ext}` not found.")
         return self._project(self._docs[iid], fields)
 
-    def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None) -> dict:
+    def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None, sort=None) -> dict:
         pred = self._compile_filter(filter, "invalid_document_filter")
         if ids is not None:
             wanted = {i if isinstance(i, str) else str(i) for i in ids}
@@ -300,6 +306,8 @@ class IndexEngine:
             iids = list(self._docs)
         if pred is not None:
             iids = [i for i in iids if pred(self._docs[i])]
+        if sort:  # [(attribute, ascending)]; ties keep internal-id order (stable sort)
+            iids.sort(key=lambda i: document_sort_key(self._docs[i], sort))
         page = iids[offset : offset + limit]
         return {
             "results": [self._project(self._docs[i], fields) for i in page],
@@ -331,6 +339,10 @@ class IndexEngine:
             v = _narrow(v, k, displayed) if displayed != ["*"] else v
             out[k] = v
         return out
+
+    def documents(self):
+        """Every stored document as held (no projection), in internal-id order."""
+        return self._docs.values()
 
     def stats(self) -> dict:
         dist: dict[str, int] = {}
@@ -381,6 +393,13 @@ class IndexEngine:
                     self._parsed_filters[key] = expr
             if expr is None:
                 return None
+            gated = filter_mod.contains_keyword(expr)
+            if gated is not None and not self.features.get("containsFilter"):
+                raise MeiliError(
+                    "feature_not_enabled",
+                    "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
+                    f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
+                )
             filter_mod.check_filterable(expr, self._filterable())
             filter_mod.compile_filter(expr)
             return expr

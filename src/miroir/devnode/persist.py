@@ -92,6 +92,29 @@ class Store:
         self._deleted: set[int] = set()
         self._log = None
 
+    def read_features(self) -> dict[str, bool]:
+        """The `/experimental-features` flags set on this node (empty when never set)."""
+        try:
+            value = msgspec.json.decode((self.root / "features.json").read_bytes())
+        except (FileNotFoundError, msgspec.DecodeError):
+            return {}
+        return {k: v for k, v in value.items() if isinstance(v, bool)} if isinstance(value, dict) else {}
+
+    def write_features(self, features: dict[str, bool]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / "features.json", msgspec.json.encode(features))
+
+    def disk_size(self) -> int:
+        """Bytes the data directory's files take (the node's `databaseSize`)."""
+        total = 0
+        for path in self.root.rglob("*"):
+            try:
+                if path.is_file():
+                    total += path.stat().st_size
+            except OSError:  # removed while walking (a compaction or a snapshot write)
+                continue
+        return total
+
     # -- loading -------------------------------------------------------------------
 
     def load(self) -> Loaded:

@@ -18,7 +18,7 @@ import msgspec
 import structlog
 import trio
 
-from miroir.core import taskquery
+from miroir.core import statsview, taskquery
 from miroir.core.errors import MeiliError, index_not_found
 from miroir.core.taskquery import format_duration, rfc3339
 from miroir.devnode import persist, settings as settings_mod
@@ -32,8 +32,9 @@ MAX_BATCH_TASKS = 64
 FINISHED = ("succeeded", "failed", "canceled")
 
 
-class TaskRecord(msgspec.Struct, rename="camel"):
-    """Meilisearch's task view, field for field and in its order."""
+class TaskRecord(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Meilisearch's task view, field for field and in its order (`customMetadata` only
+    when the request carried one)."""
 
     uid: int
     batch_uid: int | None
@@ -47,6 +48,7 @@ class TaskRecord(msgspec.Struct, rename="camel"):
     enqueued_at: str
     started_at: str | None
     finished_at: str | None
+    custom_metadata: str | None = None
 
     def view(self) -> dict:
         return msgspec.to_builtins(self)
@@ -58,6 +60,7 @@ class TaskRecord(msgspec.Struct, rename="camel"):
             "status": self.status,
             "type": self.type,
             "enqueuedAt": self.enqueued_at,
+            **({"customMetadata": self.custom_metadata} if self.custom_metadata is not None else {}),
         }
 
 
@@ -68,6 +71,7 @@ class AddDocuments(msgspec.Struct, tag=True):
     documents: list[dict]
     primary_key: str | None
     partial: bool
+    skip_creation: bool = False
 
 
 class DeleteIds(msgspec.Struct, tag=True):
@@ -88,6 +92,7 @@ class CreateIndex(msgspec.Struct, tag=True):
 
 class UpdateIndex(msgspec.Struct, tag=True):
     primary_key: str | None
+    new_uid: str | None = None  # 1.50's rename (`PATCH /indexes/{uid}` with `uid`)
 
 
 class DeleteIndex(msgspec.Struct, tag=True):
@@ -100,6 +105,12 @@ class UpdateSettings(msgspec.Struct, tag=True):
 
 class SwapIndexes(msgspec.Struct, tag=True):
     swaps: list[tuple[str, str]]
+    renames: list[bool] | None = None  # per pair: `rename: true` moves [0] to the name [1]
+
+
+class CompactIndex(msgspec.Struct, tag=True):
+    """1.50's `POST /indexes/{uid}/compact`: nothing to reclaim in memory; the details
+    give the documents' size before and after."""
 
 
 class CancelTasks(msgspec.Struct, tag=True):
@@ -117,11 +128,12 @@ class CreateDump(msgspec.Struct, tag=True):
 
 Op = (
     AddDocuments | DeleteIds | DeleteFilter | ClearDocuments | CreateIndex | UpdateIndex | DeleteIndex
-    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks | CreateDump
+    | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks | CreateDump | CompactIndex
 )
 
 
 _op_encoder = msgspec.msgpack.Encoder()
+_size_encoder = msgspec.json.Encoder()
 _op_decoder = msgspec.msgpack.Decoder(Op)
 
 
@@ -171,8 +183,11 @@ class TaskQueue:
         self._enqueue_lock = trio.Lock()
         self.processing_index: set[str] = set()
         self.last_update: str | None = None
+        # `/experimental-features` flags (1.50), kept in the data dir when there is one.
+        self.features: dict[str, bool] = {}
         if store is not None:
             self._restore(store.load())
+            self.features.update(store.read_features())
 
     def _restore(self, loaded: persist.Loaded) -> None:
         for uid in sorted(loaded.tasks):
@@ -191,15 +206,18 @@ class TaskQueue:
                 self._next_batch = max(self._next_batch, rec.batch_uid + 1)
         for snap in loaded.indexes:
             engine = IndexEngine.restore(snap["engine"])
+            engine.features = self.features
             self.indexes[snap["uid"]] = IndexEntry(engine, snap["createdAt"], snap["updatedAt"])
         self._next_uid = loaded.next_uid
         log.info("devnode state restored", tasks=len(self.tasks), indexes=len(self.indexes))
 
     # -- enqueueing (called by request handlers) --------------------------------------
 
-    async def enqueue(self, type_: str, index_uid: str | None, op: Op, details: dict | None) -> TaskRecord:
+    async def enqueue(
+        self, type_: str, index_uid: str | None, op: Op, details: dict | None, custom_metadata: str | None = None
+    ) -> TaskRecord:
         if self.store is None:
-            return self._enqueue(type_, index_uid, op, details)
+            return self._enqueue(type_, index_uid, op, details, custom_metadata=custom_metadata)
         # One at a time: uids reach the log and the queue in order, and the answer waits
         # until the task (with its operation) is on disk.
         try:
@@ -209,7 +227,7 @@ class TaskQueue:
             # held in memory only, or fail the node when its batch is written.
             raise MeiliError("bad_request", f"The request cannot be stored by this node: {e}.") from None
         async with self._enqueue_lock:
-            rec = self._enqueue(type_, index_uid, op, details, queued=False)
+            rec = self._enqueue(type_, index_uid, op, details, queued=False, custom_metadata=custom_metadata)
             view = rec.view()
             await trio.to_thread.run_sync(self.store.append_enqueued, view, blob)
             self._queue.append(rec.uid)
@@ -217,7 +235,14 @@ class TaskQueue:
             return rec
 
     def _enqueue(
-        self, type_: str, index_uid: str | None, op: Op, details: dict | None, *, queued: bool = True
+        self,
+        type_: str,
+        index_uid: str | None,
+        op: Op,
+        details: dict | None,
+        *,
+        queued: bool = True,
+        custom_metadata: str | None = None,
     ) -> TaskRecord:
         uid = self._next_uid
         self._next_uid += 1
@@ -228,7 +253,7 @@ class TaskQueue:
         rec = TaskRecord(
             uid=uid, batch_uid=None, index_uid=index_uid, status="enqueued", type=type_, canceled_by=None,
             details=details, error=None, duration=None, enqueued_at=rfc3339(time.time()), started_at=None,
-            finished_at=None,
+            finished_at=None, custom_metadata=custom_metadata,
         )
         self.tasks[uid] = rec
         self._ops[uid] = op
@@ -362,6 +387,7 @@ class TaskQueue:
                 self.indexes.pop(idx, None)
             else:
                 engine = IndexEngine.restore(snap["engine"])
+                engine.features = self.features
                 self.indexes[idx] = IndexEntry(engine, snap["createdAt"], snap["updatedAt"])
         failed = []
         for rec in finished:
@@ -375,11 +401,16 @@ class TaskQueue:
     def _concerned(self, rec: TaskRecord, op: Op) -> list[str]:
         if isinstance(op, SwapIndexes):
             return [name for pair in op.swaps for name in pair]
+        if isinstance(op, UpdateIndex) and op.new_uid is not None and rec.index_uid is not None:
+            return [rec.index_uid, op.new_uid]  # a rename: the old name's file goes, the new one is written
         return [rec.index_uid] if rec.index_uid is not None else []
 
     def _concerned_uids(self, rec: TaskRecord) -> list[str]:
         if rec.type == "indexSwap":
             return [n for s in (rec.details or {}).get("swaps", ()) for n in s["indexes"]]
+        renamed = (rec.details or {}).get("newIndexUid") if rec.type == "indexUpdate" else None
+        if renamed is not None and rec.index_uid is not None:
+            return [rec.index_uid, renamed]
         return [rec.index_uid] if rec.index_uid is not None else []
 
     async def _persist(self, touched: dict[str, list[dict]], records: list[dict], deleted: list[int]) -> None:
@@ -411,6 +442,7 @@ class TaskQueue:
     def _create(self, uid: str, primary_key: str | None) -> IndexEntry:
         now = rfc3339(time.time())
         entry = IndexEntry(IndexEngine(uid, primary_key=primary_key), now, now)
+        entry.engine.features = self.features  # shared: a PATCH reaches every index at once
         self.indexes[uid] = entry
         return entry
 
@@ -421,12 +453,14 @@ class TaskQueue:
             created = uid not in self.indexes
             entry = self.indexes[uid] if not created else self._create(uid, None)
             try:
-                entry.engine.add_documents(op.documents, op.primary_key, partial=op.partial)
+                written = entry.engine.add_documents(
+                    op.documents, op.primary_key, partial=op.partial, skip_creation=op.skip_creation
+                )
             except BaseException:
                 if created:  # Meilisearch rolls the whole batch back, index creation included
                     del self.indexes[uid]
                 raise
-            details["indexedDocuments"] = len(op.documents)
+            details["indexedDocuments"] = written
         elif isinstance(op, DeleteIds):
             details["deletedDocuments"] = self._entry(uid).engine.delete_documents(op.ids)
         elif isinstance(op, DeleteFilter):
@@ -439,11 +473,16 @@ class TaskQueue:
             self._create(uid, op.primary_key)
         elif isinstance(op, UpdateIndex):
             entry = self._entry(uid)
+            if op.new_uid is not None and op.new_uid != uid and op.new_uid in self.indexes:
+                raise MeiliError("index_already_exists", f"Index `{op.new_uid}` already exists.")
             current = entry.engine.primary_key
             if op.primary_key is not None and op.primary_key != current:
                 if current is not None and entry.engine.stats().get("numberOfDocuments", 0) > 0:
                     raise MeiliError("index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{current}`.")
                 entry.engine.primary_key = op.primary_key
+            if op.new_uid is not None and op.new_uid != uid:
+                self._rename(uid, op.new_uid)
+                uid = op.new_uid
         elif isinstance(op, DeleteIndex):
             entry = self._entry(uid)
             details["deletedDocuments"] = entry.engine.stats().get("numberOfDocuments", 0)
@@ -454,6 +493,11 @@ class TaskQueue:
             entry.engine.set_settings(full)
         elif isinstance(op, SwapIndexes):
             self._swap(op, side_records)
+        elif isinstance(op, CompactIndex):
+            entry = self._entry(uid)
+            size = sum(len(_size_encoder.encode(d)) for d in entry.engine.documents())
+            human = statsview.size(size, "human")
+            details.update(preCompactionSize=human, postCompactionSize=human)
         elif isinstance(op, CancelTasks):
             details["canceledTasks"] = self._cancel(rec, op, side_records)
         elif isinstance(op, CreateDump):
@@ -470,13 +514,41 @@ class TaskQueue:
             self.indexes[uid].updated_at = rfc3339(time.time())
         return details
 
+    def _rename(self, old: str, new: str) -> None:
+        entry = self.indexes.pop(old)
+        self.indexes[new] = entry
+        if hasattr(entry.engine, "uid"):
+            entry.engine.uid = new
+
     def _swap(self, op: SwapIndexes, side_records: list[TaskRecord]) -> None:
-        missing = [n for pair in op.swaps for n in pair if n not in self.indexes]
+        renames = op.renames or [False] * len(op.swaps)
+        missing = [
+            n for (a, b), rename in zip(op.swaps, renames) for n in ((a,) if rename else (a, b)) if n not in self.indexes
+        ]
         if missing:
             names = ", ".join(f"`{n}`" for n in dict.fromkeys(missing))
             raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+        taken = [b for (_, b), rename in zip(op.swaps, renames) if rename and b in self.indexes]
+        if len(taken) == 1:
+            a = next(a for (a, b), r in zip(op.swaps, renames) if r and b == taken[0])
+            raise MeiliError(
+                "index_already_exists",
+                f"Cannot rename `{a}` to `{taken[0]}` as the index already exists. Hint: You can remove "
+                f"`{taken[0]}` first and then do your remove.",
+            )
+        if taken:
+            names = ", ".join(f"`{a}`" for (a, b), r in zip(op.swaps, renames) if r and b in taken)
+            raise MeiliError(
+                "index_already_exists",
+                "The following indexes are being renamed but cannot because their new name conflicts with an "
+                f"already existing index: {names}. Renaming doesn't overwrite the other index name.",
+            )
         rename: dict[str, str] = {}
-        for a, b in op.swaps:
+        for (a, b), moved in zip(op.swaps, renames):
+            if moved:
+                self._rename(a, b)
+                rename[a] = b
+                continue
             self.indexes[a], self.indexes[b] = self.indexes[b], self.indexes[a]
             rename[a], rename[b] = b, a
             for name in (a, b):

@@ -18,9 +18,11 @@ Also the fan-out helpers every broadcast uses (`broadcast`, `wait_all`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import msgspec
 import structlog
 import trio
 
@@ -327,15 +329,28 @@ async def _has_documents(cluster: Cluster, uid: str) -> bool:
     return any(counts.values())
 
 
-async def update_index(cluster: Cluster, uid: str, primary_key: str | None) -> TaskRecord:
-    """`PATCH /indexes/{uid}`: change the primary key (only while the index is empty)."""
+async def update_index(
+    cluster: Cluster, uid: str, primary_key: str | None, new_uid: str | None = None
+) -> TaskRecord:
+    """`PATCH /indexes/{uid}`: change the primary key (only while the index is empty),
+    and/or rename the index to `new_uid` (1.50): one Miroir task, the rename broadcast to
+    every node and journaled once all took it."""
     refused = reserved.primary_key_error(primary_key)
     if refused is not None:
         raise refused
+    details: dict[str, Any] = {"primaryKey": primary_key}
+    if new_uid is not None and new_uid != uid:
+        details.update(oldIndexUid=uid, newIndexUid=new_uid)
+    else:
+        new_uid = None
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
         meta = get_index(cluster, uid)
+        if new_uid is not None:
+            await _rename(cluster, handle, uid, new_uid, primary_key)
+            await handle.finish("succeeded")
+            return
         if primary_key is not None and primary_key != meta.primary_key:
             if meta.primary_key is not None and await _has_documents(cluster, uid):
                 raise MeiliError(
@@ -362,9 +377,78 @@ async def update_index(cluster: Cluster, uid: str, primary_key: str | None) -> T
             await cluster.journal.append(IndexPut(meta=updated))
         await handle.finish("succeeded")
 
-    return await cluster.tasks.enqueue_driven(
-        index_uid=uid, type="indexUpdate", details={"primaryKey": primary_key}, driver=driver
+    return await cluster.tasks.enqueue_driven(index_uid=uid, type="indexUpdate", details=details, driver=driver)
+
+
+# --- rename (1.50) ----------------------------------------------------------------------------
+
+
+def _rename_blocked(cluster: Cluster, uids: Iterable[str]) -> MeiliError | None:
+    """A rename while a node still has to receive missed writes of the index (their
+    requests name it), or while a rebalance moves shards, would send those to a name
+    that no longer exists: refused until the cluster is repaired."""
+    names = set(uids)
+    for node, rep in sorted(cluster.state.repairs.items()):
+        if rep.refill or any(h.request.index in names for h in rep.hints):
+            return MeiliError(
+                "miroir_node_unavailable",
+                f"Node `{node}` is being repaired (missed writes to replay or a refill): an index cannot be renamed "
+                "until it is. Retry once `/_miroir/topology` shows it repaired.",
+            )
+    if cluster.state.rebalance.plan is not None:
+        return MeiliError(
+            "miroir_node_unavailable", "A rebalance is in progress: an index cannot be renamed until it finishes."
+        )
+    return None
+
+
+def moved_records(state: Any, src: str, dst: str, stamp: str) -> list[Any]:
+    """Journal records that give name `dst` the index now named `src` (metadata, settings
+    and the attributes seen); the caller removes or overwrites `src`."""
+    meta = state.indexes[src]
+    settings = state.index_settings.get(src)
+    moved = IndexMeta(
+        uid=dst,
+        primary_key=meta.primary_key,
+        shards=meta.shards,  # documents keep the placement of their S
+        settings_version=meta.settings_version + 1,
+        created_at=meta.created_at,
+        updated_at=stamp,
     )
+    return [
+        IndexPut(meta=moved),
+        IndexFieldsSeen(uid=dst, fields=list(state.index_fields.get(src, ()))),
+        IndexSettingsPut(
+            uid=dst, settings=settings or core_settings.default_client_view(), version=moved.settings_version
+        ),
+    ]
+
+
+async def _rename(cluster: Cluster, handle: DrivenTask, uid: str, new_uid: str, primary_key: str | None) -> None:
+    if new_uid in cluster.state.indexes:
+        raise index_already_exists(new_uid)
+    blocked = _rename_blocked(cluster, (uid,))
+    if blocked is not None:
+        raise blocked
+    first, second = sorted((uid, new_uid))
+    # Both names held: no write of `uid` is sent (or implicitly creates `new_uid`) between
+    # the nodes' rename and Miroir's.
+    async with index_lock(cluster, first), index_lock(cluster, second):
+        body: dict[str, Any] = {"uid": new_uid}
+        if primary_key is not None:
+            body["primaryKey"] = primary_key
+        node_tasks, errors = await enqueue_on(cluster, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json=body)
+        await handle.add_node_tasks(node_tasks)
+        if errors:
+            raise first_error(errors)
+        _, failed = await wait_all(cluster, node_tasks)
+        if failed:
+            raise first_error(failed)
+        records = moved_records(cluster.state, uid, new_uid, now(cluster))
+        if primary_key is not None:
+            meta = records[0].meta
+            records[0] = IndexPut(meta=msgspec.structs.replace(meta, primary_key=primary_key))
+        await cluster.journal.append(*records, IndexRemoved(uid=uid))
 
 
 # --- deletion -----------------------------------------------------------------------------
@@ -413,50 +497,97 @@ async def delete_index(cluster: Cluster, uid: str) -> TaskRecord:
 validate_swaps = core_swaps.validate_swaps  # shared with the devnode
 
 
-async def swap_indexes(cluster: Cluster, pairs: list[tuple[str, str]]) -> TaskRecord:
-    """`POST /swap-indexes`: swap on every node, then swap Miroir's metadata."""
-    details = {"swaps": [{"indexes": [a, b]} for a, b in pairs]}
+async def swap_indexes(
+    cluster: Cluster, pairs: list[tuple[str, str]], renames: list[bool] | None = None
+) -> TaskRecord:
+    """`POST /swap-indexes`: swap (or, with 1.50's `rename: true`, move `a` to the free
+    name `b`) on every node, then in Miroir's metadata: one task, one journal append."""
+    renames = list(renames) if renames is not None else [False] * len(pairs)
+    details = {"swaps": [{"indexes": [a, b], "rename": r} for (a, b), r in zip(pairs, renames)]}
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
-        missing = sorted({u for a, b in pairs for u in (a, b) if u not in cluster.state.indexes})
+        state = cluster.state
+        needed = [u for (a, b), r in zip(pairs, renames) for u in ((a,) if r else (a, b))]
+        missing = sorted({u for u in needed if u not in state.indexes})
         if missing:
             names = ", ".join(f"`{u}`" for u in missing)
             raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
-        node_tasks, errors = await enqueue_on(
-            cluster, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"]
-        )
+        taken = [(a, b) for (a, b), r in zip(pairs, renames) if r and b in state.indexes]
+        if len(taken) == 1:
+            a, b = taken[0]
+            raise MeiliError(
+                "index_already_exists",
+                f"Cannot rename `{a}` to `{b}` as the index already exists. Hint: You can remove `{b}` first and "
+                "then do your remove.",
+            )
+        if taken:
+            names = ", ".join(f"`{a}`" for a, _ in taken)
+            raise MeiliError(
+                "index_already_exists",
+                "The following indexes are being renamed but cannot because their new name conflicts with an already "
+                f"existing index: {names}. Renaming doesn't overwrite the other index name.",
+            )
+        if any(renames):
+            blocked = _rename_blocked(cluster, [a for (a, _), r in zip(pairs, renames) if r])
+            if blocked is not None:
+                raise blocked
+        async with contextlib.AsyncExitStack() as locks:
+            for name in sorted({u for pair in pairs for u in pair}):
+                await locks.enter_async_context(index_lock(cluster, name))
+            node_tasks, errors = await enqueue_on(
+                cluster, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"]
+            )
+            await handle.add_node_tasks(node_tasks)
+            if errors:
+                raise first_error(errors)
+            _, failed = await wait_all(cluster, node_tasks)
+            if failed:
+                raise first_error(failed)
+            stamp = now(cluster)
+            records: list[Any] = []
+            for (a, b), rename in zip(pairs, renames):
+                if rename:
+                    records += moved_records(state, a, b, stamp)
+                    records.append(IndexRemoved(uid=a))
+                else:
+                    records += moved_records(state, b, a, stamp) + moved_records(state, a, b, stamp)
+            await cluster.journal.append(*records)
+        await handle.finish("succeeded")
+
+    return await cluster.tasks.enqueue_driven(index_uid=None, type="indexSwap", details=details, driver=driver)
+
+
+# --- compaction (1.50) --------------------------------------------------------------------
+
+
+async def compact_index(cluster: Cluster, uid: str) -> TaskRecord:
+    """`POST /indexes/{uid}/compact`: compact on every node; the task's sizes are the
+    index's documents (one copy, as `GET /indexes/{uid}/stats` counts them) before and
+    after, in 1.50's human form. An unknown index fails in the task."""
+    details: dict[str, Any] = {"preCompactionSize": None, "postCompactionSize": None}
+
+    async def driver(handle: DrivenTask) -> None:
+        from miroir.core.statsview import size
+        from miroir.engine.stats import index_stats
+
+        await handle.set_processing()
+        get_index(cluster, uid)
+        before, _ = await index_stats(cluster, uid)
+        node_tasks, errors = await enqueue_on(cluster, cluster.topology.all_nodes(), "POST", f"/indexes/{uid}/compact")
         await handle.add_node_tasks(node_tasks)
         if errors:
             raise first_error(errors)
         _, failed = await wait_all(cluster, node_tasks)
         if failed:
             raise first_error(failed)
-        stamp = now(cluster)
-        records: list[Any] = []
-        state = cluster.state
-        for a, b in pairs:
-            ma, mb = state.indexes[a], state.indexes[b]
-            sa, sb = state.index_settings.get(a), state.index_settings.get(b)
-            for uid, src, settings in ((a, mb, sb), (b, ma, sa)):
-                meta = IndexMeta(
-                    uid=uid,
-                    primary_key=src.primary_key,
-                    shards=src.shards,  # documents keep the placement of their S
-                    settings_version=src.settings_version + 1,
-                    created_at=src.created_at,
-                    updated_at=stamp,
-                )
-                records.append(IndexPut(meta=meta))
-                records.append(IndexFieldsSeen(uid=uid, fields=list(state.index_fields.get(src.uid, ()))))
-                records.append(
-                    IndexSettingsPut(
-                        uid=uid,
-                        settings=settings or core_settings.default_client_view(),
-                        version=meta.settings_version,
-                    )
-                )
-        await cluster.journal.append(*records)
-        await handle.finish("succeeded")
+        after, _ = await index_stats(cluster, uid)
+        await handle.finish(
+            "succeeded",
+            details={
+                "preCompactionSize": size(before["rawDocumentDbSize"], "human"),
+                "postCompactionSize": size(after["rawDocumentDbSize"], "human"),
+            },
+        )
 
-    return await cluster.tasks.enqueue_driven(index_uid=None, type="indexSwap", details=details, driver=driver)
+    return await cluster.tasks.enqueue_driven(index_uid=uid, type="indexCompaction", details=details, driver=driver)

@@ -71,6 +71,7 @@ from miroir.core.searchplan import (
 )
 from miroir.engine import fields
 from miroir.engine.cluster import Cluster
+from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.settings import index_settings
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
 from miroir.net.node import NodeClient
@@ -83,7 +84,7 @@ Headers = dict[str, str]
 DOCUMENTS_ONE_ROUND_MAX = 200
 # Meilisearch's default page for GET /documents.
 DEFAULT_DOCUMENTS_LIMIT = 20
-DOCUMENT_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "filter", "ids")
+DOCUMENT_PARAMS = ("offset", "limit", "fields", "retrieveVectors", "ids", "filter", "sort", "useNetwork")
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -555,6 +556,7 @@ class DocumentsQuery(msgspec.Struct, omit_defaults=True, rename="camel"):
     filter: str | list | None = None
     ids: list[str | int] | None = None
     retrieve_vectors: bool | None = None
+    sort: list[str] | None = None  # 1.50; `useNetwork` is accepted and dropped (Miroir is the network)
 
 
 def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
@@ -582,6 +584,15 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
                     "expected either `true` or `false`",
                 )
             q.retrieve_vectors = value == "true"
+        elif name == "sort":
+            q.sort = [p.strip() for p in value.split(",") if p.strip()]
+        elif name == "useNetwork":
+            if value not in ("true", "false"):
+                raise MeiliError(
+                    "invalid_document_use_network",
+                    f"Invalid value in parameter `useNetwork`: could not parse `{value}` as a boolean, "
+                    "expected either `true` or `false`",
+                )
         else:
             listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
             raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
@@ -597,7 +608,7 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
         if name in ("offset", "limit"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise _type_error(code, f".{name}", value, "a positive integer")
-        elif name in ("fields", "ids"):
+        elif name in ("fields", "ids", "sort"):
             if value is not None and not isinstance(value, list):
                 raise _type_error(code, f".{name}", value, "an array")
         elif name == "filter":
@@ -606,10 +617,13 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
         elif name == "retrieveVectors":
             if not isinstance(value, bool):
                 raise _type_error(code, ".retrieveVectors", value, "a boolean")
+        elif name == "useNetwork":
+            if value is not None and not isinstance(value, bool):
+                raise _type_error(code, ".useNetwork", value, "a boolean")
         else:
             listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
             raise MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
-    return msgspec.convert({k: v for k, v in body.items() if v is not None}, DocumentsQuery)
+    return msgspec.convert({k: v for k, v in body.items() if v is not None and k != "useNetwork"}, DocumentsQuery)
 
 
 async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
@@ -620,6 +634,8 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
     )
     if refused is not None:
         raise refused
+    if query.sort:
+        return await list_sorted(cluster, uid, meta, query, index_settings(cluster, uid) or {})
     offset, limit = query.offset, query.limit
     shards: list[int] | None = None
     if query.ids is not None:

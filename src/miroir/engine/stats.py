@@ -33,6 +33,10 @@ from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 
 from miroir.engine.cluster import Cluster
 
+# Every node answers sizes as raw bytes with each database's size: Miroir sums them
+# and formats the answer as the client asked (core/statsview.py).
+_RAW_SIZES = {"showInternalDatabaseSizes": "true", "sizeFormat": "raw"}
+
 # Deadline of each node call of `GET /stats` (database sizes); index stats use the
 # scatter's `scatter.node_timeout_ms`.
 NODE_STATS_TIMEOUT_S = 5.0
@@ -63,7 +67,9 @@ async def _node_part(client: NodeClient, uid: str, shards: list[int], timeout_s:
 
     async def stats() -> None:
         try:
-            out["stats"] = await client.call("GET", f"/indexes/{uid}/stats", timeout_s=timeout_s)
+            out["stats"] = await client.call(
+                "GET", f"/indexes/{uid}/stats", params=_RAW_SIZES, timeout_s=timeout_s
+            )
         except (NodeUnavailable, NodeError) as exc:
             failed.append(exc)
 
@@ -80,6 +86,8 @@ def _combine(parts: list[Part]) -> dict[str, Any]:
     shards) is weighted once per part, by the documents of that part."""
     total = sum(p.result["count"] for p in parts)
     dist: dict[str, float] = {}
+    scaled: dict[str, float] = {}  # raw document bytes and embeddings, weighted like fields
+    internal: dict[str, float] = {}
     indexing = False
     for part in parts:
         p = part.result
@@ -87,13 +95,39 @@ def _combine(parts: list[Part]) -> dict[str, Any]:
         indexing = indexing or bool(st.get("isIndexing"))
         held = int(st.get("numberOfDocuments") or 0)
         if held <= 0:
+            # No document to weigh by: the node's own databases (settings, maps) count once.
+            for db, value in (st.get("internalDatabaseSizes") or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    internal[db] = internal.get(db, 0.0) + value
             continue
         weight = min(1.0, p["count"] / held)
         for field, n in (st.get("fieldDistribution") or {}).items():
             if not field.startswith(RESERVED_PREFIX):
                 dist[field] = dist.get(field, 0.0) + n * weight
+        for key in _SCALED:
+            value = st.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scaled[key] = scaled.get(key, 0.0) + value * weight
+        for db, value in (st.get("internalDatabaseSizes") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                internal[db] = internal.get(db, 0.0) + value * weight
     fields = {f: min(total, round(v)) for f, v in sorted(dist.items())}
-    return {"numberOfDocuments": total, "isIndexing": indexing, "fieldDistribution": {f: n for f, n in fields.items() if n > 0}}
+    raw_size = round(scaled.get("rawDocumentDbSize", 0.0))
+    return {
+        "numberOfDocuments": total,
+        "rawDocumentDbSize": raw_size,
+        "avgDocumentSize": raw_size // total if total else 0,
+        "isIndexing": indexing,
+        "internalDatabaseSizes": {db: round(v) for db, v in sorted(internal.items())},
+        "numberOfEmbeddings": round(scaled.get("numberOfEmbeddings", 0.0)),
+        "numberOfEmbeddedDocuments": min(total, round(scaled.get("numberOfEmbeddedDocuments", 0.0))),
+        "fieldDistribution": {f: n for f, n in fields.items() if n > 0},
+    }
+
+
+# Node stats summed with each covering node's weight (the share of its documents it
+# answers for): each document's bytes and embeddings count once, as the count does.
+_SCALED = ("rawDocumentDbSize", "numberOfEmbeddings", "numberOfEmbeddedDocuments")
 
 
 async def index_stats(cluster: Cluster, uid: str) -> tuple[dict[str, Any], Headers]:
@@ -109,7 +143,11 @@ async def index_stats(cluster: Cluster, uid: str) -> tuple[dict[str, Any], Heade
         # Always filtered: a node may hold a copy of a shard it does not own (migration).
         return await _node_part(client, uid, every if shards is None else shards, timeout_s)
 
-    gathered = await scatter(cluster, meta, send)
+    # A fixed covering set per index (while the healthy nodes stay the same): the
+    # weighted estimates (sparse fields, bytes with RF > 1) give the same answer each time.
+    from miroir.engine.reads import listing_affinity
+
+    gathered = await scatter(cluster, meta, send, affinity=listing_affinity(uid))
     headers = gathered.check(cluster.config.scatter.unavailable_shard_policy, uid)
     result = _combine(gathered.parts)
     if not result["isIndexing"]:
@@ -141,7 +179,7 @@ async def global_stats(cluster: Cluster) -> tuple[dict[str, Any], Headers]:
         degraded.append(headers)
 
     async def node_stats(node: str) -> dict[str, Any]:
-        return await cluster.fleet[node].call("GET", "/stats", timeout_s=NODE_STATS_TIMEOUT_S)
+        return await cluster.fleet[node].call("GET", "/stats", params=_RAW_SIZES, timeout_s=NODE_STATS_TIMEOUT_S)
 
     sizes: dict[str, Any] = {}
 
@@ -158,9 +196,14 @@ async def global_stats(cluster: Cluster) -> tuple[dict[str, Any], Headers]:
     if failed:
         raise failed[min(failed)]  # e.g. 503 under the `error` unavailable-shard policy
     last_updates = [s.get("lastUpdate") for s in sizes.values() if s.get("lastUpdate")]
+    # Every document is held by RF nodes in each group: the nodes' sizes summed, divided
+    # by that many copies, are the size of one copy of the data (the nodes' own task and
+    # key stores included, an approximation while a rebalance holds extra copies).
+    topo = cluster.topology
+    copies = max(1, sum(min(topo.rf, len(members)) for members in topo.groups.values()))
     answer = {
-        "databaseSize": sum(int(s.get("databaseSize") or 0) for s in sizes.values()),
-        "usedDatabaseSize": sum(int(s.get("usedDatabaseSize") or 0) for s in sizes.values()),
+        "databaseSize": sum(int(s.get("databaseSize") or 0) for s in sizes.values()) // copies,
+        "usedDatabaseSize": sum(int(s.get("usedDatabaseSize") or 0) for s in sizes.values()) // copies,
         "lastUpdate": max(last_updates) if last_updates else None,
         "indexes": {uid: indexes[uid] for uid in uids if uid in indexes},
     }

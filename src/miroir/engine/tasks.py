@@ -63,6 +63,8 @@ UIDS_PER_REQUEST = 200
 # Meilisearch's bound on its task queue (config `[tasks]`).
 MAX_KEPT_TASKS = 1_000_000
 DELETE_BATCH = 100_000
+# How long a taskDeletion waits for the earlier tasks it matches to finish.
+DELETION_SETTLE_S = 10.0
 
 Driver = Callable[["DrivenTask"], Awaitable[None]]
 
@@ -239,6 +241,7 @@ class TaskService:
         details: dict | None,
         enqueued_at: str | None = None,
         node_shards: Mapping[str, list[int]] | None = None,
+        custom_metadata: str | None = None,
     ) -> TaskRecord:
         """Journal a plain task (durable when this returns) for the reconciler to fold.
 
@@ -255,6 +258,7 @@ class TaskService:
             details=details,
             enqueued_at=enqueued_at or self.now_rfc3339(),
             node_shards=dict(node_shards) if node_shards is not None else None,
+            custom_metadata=custom_metadata,
         )
         await self.journal.append(TaskEnqueued(task=record))
         self.wake()
@@ -262,7 +266,14 @@ class TaskService:
         return self.state.tasks.get(record.uid, record)
 
     async def enqueue_driven(
-        self, *, index_uid: str | None, type: str, details: dict | None, driver: Driver, queue: str | None = None
+        self,
+        *,
+        index_uid: str | None,
+        type: str,
+        details: dict | None,
+        driver: Driver,
+        queue: str | None = None,
+        custom_metadata: str | None = None,
     ) -> TaskRecord:
         """Journal a task and queue `driver(handle)`; returns once the task is durable."""
         if self._nursery is None:
@@ -274,6 +285,7 @@ class TaskService:
             status="enqueued",
             details={**(details or {}), DRIVEN_KEY: True},
             enqueued_at=self.now_rfc3339(),
+            custom_metadata=custom_metadata,
         )
         await self.journal.append(TaskEnqueued(task=record))
         key = queue if queue is not None else (index_uid or "")
@@ -534,6 +546,10 @@ class TaskService:
 
         async def driver(handle: DrivenTask) -> None:
             await handle.set_processing()
+            # Meilisearch runs one queue: the tasks enqueued before a deletion that it
+            # matches are being processed and finish first. Miroir's already run on the
+            # nodes: they are given a bounded while to finish.
+            await self._settle(handle.uid, matched)
             # Only tasks finished when the deletion runs are deleted, as in Meilisearch.
             doomed = [
                 t for uid in matched if (t := self.state.tasks.get(uid)) is not None and t.status in TERMINAL
@@ -546,6 +562,15 @@ class TaskService:
         return await self.enqueue_driven(
             index_uid=None, type="taskDeletion", details=details, driver=driver, queue=TASKS_QUEUE
         )
+
+    async def _settle(self, before: int, uids: list[int]) -> None:
+        deadline = trio.current_time() + DELETION_SETTLE_S
+        while trio.current_time() < deadline:
+            tasks = self.state.tasks
+            if not any(u < before and (t := tasks.get(u)) is not None and t.status not in TERMINAL for u in uids):
+                return
+            self.wake()
+            await trio.sleep(WAIT_POLL_MAX_S)
 
     async def _forward_deletion(self, tasks: list[TaskRecord]) -> None:
         """Best effort: nodes keep their task lists short too; a miss only costs space."""

@@ -244,14 +244,18 @@ def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
     return cluster.state.indexes.get(uid)
 
 
-async def _failed_task(cluster: Cluster, uid: str, type: str, details: dict, error: MeiliError) -> WriteResult:
+async def _failed_task(
+    cluster: Cluster, uid: str, type: str, details: dict, error: MeiliError, custom_metadata: str | None = None
+) -> WriteResult:
     """A task that fails as Meilisearch's would (e.g. deleting from a missing index)."""
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
         await handle.finish("failed", error=error, details=_failed_details(details))
 
-    task = await cluster.tasks.enqueue_driven(index_uid=uid, type=type, details=details, driver=driver)
+    task = await cluster.tasks.enqueue_driven(
+        index_uid=uid, type=type, details=details, driver=driver, custom_metadata=custom_metadata
+    )
     return WriteResult(task=task)
 
 
@@ -315,12 +319,16 @@ async def add_documents(
     primary_key: str | None,
     partial: bool,
     flat: bool = False,
+    custom_metadata: str | None = None,
+    skip_creation: bool = False,
 ) -> WriteResult:
     """Add or replace (`partial=False`, POST) or update (`partial=True`, PUT) documents.
 
     `docs` is consumed: once validated and routed, each document gets `_miroir_shard`
     in place (no copy of the batch is made). `flat` (see `decode_batch_flat`) promises
-    that no document holds an object at any depth.
+    that no document holds an object at any depth. `skip_creation` (1.50's
+    `skipCreation`) is forwarded: each node skips the documents it does not hold, and
+    the hint of a node that missed the write carries it too (it is part of the request).
     """
     meta = _index_or_fail(cluster, uid)
     # Everything that can reject the batch runs before any node is touched, the index
@@ -350,7 +358,9 @@ async def add_documents(
         if pk is not None and (replan or meta.shards != shards):
             doc_shards, sources = batches.plan_documents(docs, pk, meta.shards, flat=flat)
         if not doc_shards:
-            task = await cluster.tasks.enqueue(index_uid=uid, type=kind, node_tasks={}, details=details)
+            task = await cluster.tasks.enqueue(
+                index_uid=uid, type=kind, node_tasks={}, details=details, custom_metadata=custom_metadata
+            )
             return WriteResult(task=task)
         # Refused before anything is journaled (the attributes seen included).
         _refuse_unless_writable(cluster, uid, _targets(cluster, meta, sorted(set(doc_shards))))
@@ -358,17 +368,19 @@ async def add_documents(
         del sources
         routed = batches.inject_and_route(docs, doc_shards, _targets(cluster, meta, sorted(set(doc_shards))))
         method = "PUT" if partial else "POST"
+        params = {"primaryKey": pk, **({"skipCreation": "true"} if skip_creation else {})}
 
         def request(node: str, items: list[dict]) -> NodeRequest:
             return NodeRequest(
-                index=uid, method=method, path=f"/indexes/{uid}/documents", params={"primaryKey": pk}, body=items
+                index=uid, method=method, path=f"/indexes/{uid}/documents", params=params, body=items
             )
 
         sent = await _send(cluster, meta, routed, request)
         if meta.primary_key is None:
             await cluster.journal.append(IndexPut(meta=msgspec.structs.replace(meta, primary_key=pk, updated_at=now(cluster))))
         task = await cluster.tasks.enqueue(
-            index_uid=uid, type=kind, node_tasks=sent.node_tasks, details=details, node_shards=sent.node_shards
+            index_uid=uid, type=kind, node_tasks=sent.node_tasks, details=details, node_shards=sent.node_shards,
+            custom_metadata=custom_metadata,
         )
     return WriteResult(task=task, degraded=sent.degraded)
 
@@ -386,17 +398,21 @@ def _deletion_details(provided: int | None, original_filter: Any = None, with_fi
     return details
 
 
-async def delete_ids(cluster: Cluster, uid: str, ids: list[Any], *, single: bool = False) -> WriteResult:
+async def delete_ids(
+    cluster: Cluster, uid: str, ids: list[Any], *, single: bool = False, custom_metadata: str | None = None
+) -> WriteResult:
     """Delete one document (`single`) or a batch of ids, each routed to its shard's owners."""
     details = _deletion_details(len(ids))
     meta = _index_or_fail(cluster, uid)
     if meta is None:
-        return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid))
+        return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
     async with index_lock(cluster, uid):
         meta = cluster.state.indexes.get(uid) or meta
         pairs = batches.shard_ids(ids, meta.shards)
         if not pairs:
-            task = await cluster.tasks.enqueue(index_uid=uid, type="documentDeletion", node_tasks={}, details=details)
+            task = await cluster.tasks.enqueue(
+                index_uid=uid, type="documentDeletion", node_tasks={}, details=details, custom_metadata=custom_metadata
+            )
             return WriteResult(task=task)
         routed = batches.route(pairs, _targets(cluster, meta, sorted({s for s, _ in pairs})))
 
@@ -410,27 +426,31 @@ async def delete_ids(cluster: Cluster, uid: str, ids: list[Any], *, single: bool
         sent = await _send(cluster, meta, routed, request)
         task = await cluster.tasks.enqueue(
             index_uid=uid, type="documentDeletion", node_tasks=sent.node_tasks, details=details,
-            node_shards=sent.node_shards,
+            node_shards=sent.node_shards, custom_metadata=custom_metadata,
         )
     return WriteResult(task=task, degraded=sent.degraded)
 
 
-async def _broadcast_write(cluster: Cluster, uid: str, details: dict, request: Spec) -> WriteResult:
+async def _broadcast_write(
+    cluster: Cluster, uid: str, details: dict, request: Spec, custom_metadata: str | None = None
+) -> WriteResult:
     meta = _index_or_fail(cluster, uid)
     if meta is None:
-        return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid))
+        return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
     async with index_lock(cluster, uid):
         meta = cluster.state.indexes.get(uid) or meta
         routed = batches.Routed(items={n: [] for n in cluster.topology.all_nodes()}, shards=list(range(meta.shards)))
         sent = await _send(cluster, meta, routed, request, all_shards=True)
         task = await cluster.tasks.enqueue(
             index_uid=uid, type="documentDeletion", node_tasks=sent.node_tasks, details=details,
-            node_shards=sent.node_shards,
+            node_shards=sent.node_shards, custom_metadata=custom_metadata,
         )
     return WriteResult(task=task, degraded=sent.degraded)
 
 
-async def delete_by_filter(cluster: Cluster, uid: str, body: Mapping[str, Any]) -> WriteResult:
+async def delete_by_filter(
+    cluster: Cluster, uid: str, body: Mapping[str, Any], custom_metadata: str | None = None
+) -> WriteResult:
     """`POST /indexes/{uid}/documents/delete` {filter}: broadcast to every node."""
     if "filter" not in body or body["filter"] is None:
         raise MeiliError("missing_document_filter", "Missing field `filter`")
@@ -447,22 +467,22 @@ async def delete_by_filter(cluster: Cluster, uid: str, body: Mapping[str, Any]) 
     details = _deletion_details(0, filt, with_filter=True)
     refused = reserved.delete_filter_error(uid, filt, cluster.state)  # `_miroir_shard = 1` is a whole shard
     if refused is not None:
-        return await _failed_task(cluster, uid, "documentDeletion", details, refused)
+        return await _failed_task(cluster, uid, "documentDeletion", details, refused, custom_metadata)
 
     def request(node: str, _items: list) -> NodeRequest:
         return NodeRequest(index=uid, method="POST", path=f"/indexes/{uid}/documents/delete", body={"filter": filt})
 
-    return await _broadcast_write(cluster, uid, details, request)
+    return await _broadcast_write(cluster, uid, details, request, custom_metadata)
 
 
-async def delete_all(cluster: Cluster, uid: str) -> WriteResult:
+async def delete_all(cluster: Cluster, uid: str, custom_metadata: str | None = None) -> WriteResult:
     """`DELETE /indexes/{uid}/documents`: broadcast to every node."""
     details = _deletion_details(None)
 
     def request(node: str, _items: list) -> NodeRequest:
         return NodeRequest(index=uid, method="DELETE", path=f"/indexes/{uid}/documents")
 
-    return await _broadcast_write(cluster, uid, details, request)
+    return await _broadcast_write(cluster, uid, details, request, custom_metadata)
 
 
 # --- routed read ------------------------------------------------------------------------------
