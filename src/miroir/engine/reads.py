@@ -527,7 +527,7 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
     refused = reserved.filter_error(
-        query.filter, (await _settings(cluster, uid)).get("filterableAttributes") or (), "invalid_document_filter"
+        query.filter, index_settings(cluster, uid).get("filterableAttributes") or (), "invalid_document_filter"
     )
     if refused is not None:
         raise refused
