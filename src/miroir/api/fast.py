@@ -126,10 +126,7 @@ class FastSearch:
             if status == 413:
                 close = True  # the rest of the body is not read
         out = [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]
-        out.extend(
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in pipeline.answer_headers(request_id, headers, close=close, extra=extra)
-        )
+        out += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pipeline.answer_headers(request_id, headers, close=close, extra=extra)]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload, "more_body": False})
         pipeline.log_request(request_id, method, path, ROUTE, status, started, fanout[0])

@@ -201,14 +201,18 @@ def log_request(
 ) -> None:
     """Step 7: the one `request` line (`route` is the matched rule; `fanout`, the node
     calls a scatter made, is given for the scatter-read routes)."""
-    fields: dict[str, Any] = dict(
-        request_id=request_id,
-        method=method,
-        path=auth.redact_path(path),
-        route=route,
-        status=status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else None,
-    )
-    if fanout is not None:
-        fields["fanout"] = fanout
-    log.info("request", **fields)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
+    path = auth.redact_path(path)
+    if fanout is None:
+        log.info("request", request_id=request_id, method=method, path=path, route=route, status=status, duration_ms=duration_ms)
+    else:
+        log.info(
+            "request",
+            request_id=request_id,
+            method=method,
+            path=path,
+            route=route,
+            status=status,
+            duration_ms=duration_ms,
+            fanout=fanout,
+        )
