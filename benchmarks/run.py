@@ -12,7 +12,7 @@ Figures (see benchmarks/README.md for what each one means):
   D  core.merge.merge_search, 3 x 1,000 hits with sort and details  (us per merge)
   E  Miroir over 3 devnodes vs 1 devnode, 20,000 docs, 200 oracle queries (p50/p99 ratio)
   M  Miroir RSS: idle, under B, peak during C with a 50 MB batch    (MiB)
-  P  H11Pool vs httpx.AsyncClient against one canned node           (calls/s, CPU/call)
+  P  Http1Pool vs httpx.AsyncClient against one canned node           (calls/s, CPU/call)
 
 Every server runs as its own process on 127.0.0.1 and every process started here is
 stopped before the script exits (bounded durations; `finally` kills what is left).
@@ -335,14 +335,14 @@ def _py_load_worker(port: int, path: str, body: bytes, duration_s: float, conns:
     import trio
 
     sys.path.insert(0, str(ROOT / "src"))
-    from miroir.net.h11pool import H11Pool
+    from miroir.net.http1 import Http1Pool
 
     lat: list[float] = []
     bad = 0
 
     async def main() -> None:
         nonlocal bad
-        async with H11Pool("127.0.0.1", port, max_connections=conns) as pool:
+        async with Http1Pool("127.0.0.1", port, max_connections=conns) as pool:
             deadline = trio.current_time() + duration_s
 
             async def loop() -> None:
@@ -537,12 +537,12 @@ def _ingest(port: int, batches: list[bytes], concurrency: int) -> float:
     import trio
 
     sys.path.insert(0, str(ROOT / "src"))
-    from miroir.net.h11pool import H11Pool
+    from miroir.net.http1 import Http1Pool
 
     errors: list[str] = []
 
     async def main() -> float:
-        async with H11Pool("127.0.0.1", port, max_connections=concurrency) as pool:
+        async with Http1Pool("127.0.0.1", port, max_connections=concurrency) as pool:
             it = iter(batches)
             t0 = time.perf_counter()
 
@@ -856,7 +856,7 @@ def _pool_worker(kind: str, port: int, duration_s: float, conc: int) -> dict:
     import trio
 
     sys.path.insert(0, str(ROOT / "src"))
-    from miroir.net.h11pool import H11Pool
+    from miroir.net.http1 import Http1Pool
 
     calls = 0
     hdrs = [(b"content-type", b"application/json")]
@@ -864,8 +864,8 @@ def _pool_worker(kind: str, port: int, duration_s: float, conc: int) -> dict:
     async def main() -> None:
         nonlocal calls
         deadline = trio.current_time() + duration_s
-        if kind == "h11pool":
-            async with H11Pool("127.0.0.1", port, max_connections=conc) as pool:
+        if kind == "http1":
+            async with Http1Pool("127.0.0.1", port, max_connections=conc) as pool:
                 async def loop() -> None:
                     nonlocal calls
                     while trio.current_time() < deadline:
@@ -902,14 +902,14 @@ def fig_p(args, tmp: Path) -> dict:
     out: dict[str, Any] = {"concurrency": CONCURRENCY}
     with ExitStack() as stack:
         (node,) = start_canned(stack, tmp, 1)
-        for kind in ("h11pool", "httpx"):
+        for kind in ("http1", "httpx"):
             _pool_worker(kind, node.port, args.warmup_s, CONCURRENCY)
             runs = [_pool_worker(kind, node.port, args.duration_s, CONCURRENCY) for _ in range(args.runs)]
             out[kind] = {
                 "calls_per_s": summarize([r["calls_per_s"] for r in runs]),
                 "cpu_us_per_call": summarize([r["cpu_us_per_call"] for r in runs]),
             }
-    out["speedup"] = out["h11pool"]["calls_per_s"]["median"] / out["httpx"]["calls_per_s"]["median"]
+    out["speedup"] = out["http1"]["calls_per_s"]["median"] / out["httpx"]["calls_per_s"]["median"]
     return out
 
 
@@ -983,13 +983,13 @@ def table(results: dict) -> str:
     if "P" in r:
         v = r["P"]
         if "error" in v:
-            rows.append(("P H11Pool vs httpx", na("P") or "", ""))
+            rows.append(("P Http1Pool vs httpx", na("P") or "", ""))
         else:
-            rows.append(("P H11Pool calls/s", _fmt(v["h11pool"]["calls_per_s"], "", 0),
-                         f"CPU {_fmt(v['h11pool']['cpu_us_per_call'], ' us/call', 0)}"))
+            rows.append(("P Http1Pool calls/s", _fmt(v["http1"]["calls_per_s"], "", 0),
+                         f"CPU {_fmt(v['http1']['cpu_us_per_call'], ' us/call', 0)}"))
             rows.append(("P httpx.AsyncClient calls/s", _fmt(v["httpx"]["calls_per_s"], "", 0),
                          f"CPU {_fmt(v['httpx']['cpu_us_per_call'], ' us/call', 0)}"))
-            rows.append(("  H11Pool/httpx throughput", f"{v['speedup']:.2f}", ""))
+            rows.append(("  Http1Pool/httpx throughput", f"{v['speedup']:.2f}", ""))
     w = max(len(a) for a, _, _ in rows) if rows else 10
     lines = [f"{'figure'.ljust(w)}  median [min..max]", "-" * (w + 40)]
     lines += [f"{a.ljust(w)}  {b}  {c}".rstrip() for a, b, c in rows]
@@ -1041,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="short runs for a smoke test")
     p.add_argument("--only", default="A,B,L,C,D,E,P",
                    help="comma-separated figures among A,B,L,C,D,E,P (M comes with B and C; H is an old "
-                        "name of B since the node client runs on H11Pool)")
+                        "name of B since the node client runs on Http1Pool)")
     p.add_argument("--runs", type=int, help="runs per figure (median of them)")
     p.add_argument("--duration", type=float, dest="duration_s", help="seconds per load run")
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
@@ -1050,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default=str(RESULTS))
     args = p.parse_args(argv)
     only = {x.strip().upper() for x in args.only.split(",") if x.strip()}
-    if "H" in only:  # figure H (B with the node client on H11Pool) is B itself now
+    if "H" in only:  # figure H (B with the node client on Http1Pool) is B itself now
         only = (only - {"H"}) | {"B"}
     args.runs = args.runs or (1 if args.quick else 5)
     args.duration_s = args.duration_s or (2.0 if args.quick else 10.0)

@@ -13,7 +13,8 @@
   `X-Admin-Key`; else the master key. API keys never reach them.
 - `/health` and `/_miroir/ready` are always open: load balancers and systemd probe them.
 - CORS as Meilisearch (actix-cors: any origin, method and header, max age 24 h); a
-  preflight is answered before any key is asked for.
+  preflight is answered before any key is asked for (api/pipeline.py runs these checks
+  for both front ends).
 
 Keys are compared in constant time (or looked up by digest), and no key, token or
 `Authorization` value goes into an error text or a log line.
@@ -27,7 +28,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from quart import Quart, Response, g, request
+from quart import g
+from werkzeug.datastructures import Headers
 
 from miroir.api.context import Miroir
 from miroir.config import AuthConfig
@@ -39,6 +41,8 @@ from miroir.core.taskquery import TaskQuery
 from miroir.engine.cluster import Cluster
 from miroir.engine.keys import KeyRing, now_utc
 
+# A request's headers as either front end holds them (names case-insensitive).
+RequestHeaders = Mapping[str, str] | Headers
 OPEN_PATHS = frozenset({"/health", "/_miroir/ready"})
 ADMIN_PREFIX = "/_miroir/"
 ALL = core.Access()
@@ -158,7 +162,7 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
-def _admin(auth: AuthConfig, headers: Mapping[str, str]) -> None:
+def _admin(auth: AuthConfig, headers: RequestHeaders) -> None:
     """`/_miroir/*`: the admin key when one is set, else the master key."""
     if auth.admin_key is not None:
         raw = headers.get("Authorization")
@@ -180,7 +184,7 @@ def _admin(auth: AuthConfig, headers: Mapping[str, str]) -> None:
         raise invalid_api_key()
 
 
-def is_admin(auth: AuthConfig, headers: Mapping[str, str]) -> bool:
+def is_admin(auth: AuthConfig, headers: RequestHeaders) -> bool:
     """Whether the request holds the rights of `/_miroir/*` (for open routes that tell
     the admin more than anyone else, as `/_miroir/ready` does)."""
     try:
@@ -195,7 +199,7 @@ def authorize(
     ring: KeyRing,
     state: MiroirState | None,
     path: str,
-    headers: Mapping[str, str],
+    headers: RequestHeaders,
     action: str | None,
     index: str | None = None,
 ) -> core.Access:
@@ -251,7 +255,7 @@ def authorize(
 
 
 def access() -> core.Access:
-    """The rights of the current Quart request (set by the hook `install` adds)."""
+    """The rights of the current Quart request (set by app.py's `_begin` hook, api/pipeline.py)."""
     return getattr(g, "access", ALL)
 
 
@@ -316,11 +320,6 @@ def visible_task(task: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
-def search_filter(index: str, current: Any) -> Any:
-    """The request's filter with the tenant token's rule for `index` ANDed in."""
-    return core.fuse_filters(current, access().rule_filter(index))
-
-
 def facet_search_body(index: str, body: Any) -> Any:
     """A facet search's body with the tenant token's rule ANDed into its filter."""
     rule = access().rule_filter(index)
@@ -358,11 +357,11 @@ CORS_MAX_AGE = "86400"  # Meilisearch's 24 h
 _ANY_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
-def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
+def is_preflight(method: str, headers: RequestHeaders) -> bool:
     return method == "OPTIONS" and headers.get("Access-Control-Request-Method") is not None
 
 
-def preflight_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+def preflight_headers(headers: RequestHeaders) -> list[tuple[str, str]]:
     """actix-cors's answer with any origin, method and header allowed (`send_wildcard`)."""
     out = [
         ("access-control-allow-origin", "*"),
@@ -376,7 +375,7 @@ def preflight_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     return out
 
 
-def cors_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+def cors_headers(headers: RequestHeaders) -> list[tuple[str, str]]:
     """Headers for an actual cross-origin request's answer (errors included)."""
     if headers.get("Origin") is None:
         return []
@@ -396,31 +395,3 @@ def key_state(ctx: Miroir) -> MiroirState | None:
     journal = ctx.journal
     return journal.state if journal is not None else None
 
-
-def install(app: Quart, auth: AuthConfig, ctx: Miroir) -> None:
-    """Check every request before its handler; answer CORS preflights first."""
-    ring = KeyRing(auth.master_key)
-    app.config["MIROIR_KEYRING"] = ring
-
-    @app.before_request
-    async def _check_auth() -> Response | None:
-        headers = request.headers
-        if is_preflight(request.method, headers):
-            return Response(b"", status=200, headers=preflight_headers(headers))
-        rule = request.url_rule
-        action = None
-        index = None
-        if rule is not None:
-            action = ROUTE_ACTIONS.get(route_key(request.method, rule.rule))
-            if rule.rule.startswith("/indexes/<") and request.view_args:
-                index = next(iter(request.view_args.values()))
-        g.access = authorize(auth, ring, key_state(ctx), request.path, headers, action, index)
-        return None
-
-    @app.after_request
-    async def _cors(resp: Response) -> Response:
-        if is_preflight(request.method, request.headers):
-            return resp
-        for k, v in cors_headers(request.headers):
-            resp.headers[k] = v
-        return resp

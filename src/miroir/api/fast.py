@@ -1,48 +1,41 @@
 """ASGI fast path for the hottest route: `POST|GET /indexes/{uid}/search` (issue 8).
 
-`FastSearch(app, ctx)` is a raw ASGI callable in front of the Quart-Trio app: it answers
+`FastSearch(app, pipe)` is a raw ASGI callable in front of the Quart-Trio app: it answers
 the search route itself and hands every other request (and every other scope type) to
 Quart unchanged. Per search it skips Quart's request/response objects, its hooks and its
-routing; what the client sees is the same as through Quart:
-
-- auth first, with the same pure `auth.authorize` (so unknown keys get the same errors),
-  the `search` action on `uid`; a tenant token's rule is ANDed into the filter; CORS
-  headers as `auth.cors_headers` (a preflight is an OPTIONS: Quart answers it);
-- the body limit: an announced `Content-Length` over `server.max_body_bytes`, or a body
-  that grows past it while read, is 413 `payload_too_large` with `Connection: close`;
-- Meilisearch-shaped errors (`MeiliError` -> its status and body; anything else is a
-  500 `internal` quoting the request id, logged with the traceback);
-- the `X-Request-Id` header (the client's, else a fresh one) and `X-Miroir-Degraded`
-  when the engine reports lost shards;
-- one `request` log line with the same fields as `app.py`'s (`route` is the Quart rule
-  `/indexes/<uid>/search`, plus `fanout`).
+routing, but runs the same request pipeline (api/pipeline.py: request id, auth with the
+`search` action on `uid`, body limit, error shaping, answer headers, the log line) and
+the same handler (`search`, which the Quart routes in routes_search.py call too):
+what the client sees is the same as through Quart. A preflight is an OPTIONS: Quart
+answers it.
 
 The body is always read completely before answering (the Quart app does the same for
 errors), so a keep-alive connection never holds an unread body. Other methods on the path
-(HEAD, PUT...) and the trailing-slash form go to Quart, which answers as before.
+(HEAD, PUT...) and the trailing-slash form go to Quart, which answers as Meilisearch does
+(its trailing-slash form is a search too: routes_search.py).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 
-from miroir.api import auth
-from miroir.api.app import payload_too_large
+from miroir.api import pipeline
 from miroir.api.context import Miroir
+from miroir.api.pipeline import BodyTooLarge, Disconnected, Headers, Pipeline
 from miroir.core.errors import MeiliError
-from miroir.core.jsonlimits import recursion_error
-from miroir.core.keys import fuse_filters
-from miroir.core.searchplan import decode_search_request, json_content_type_error, metadata_wanted, parse_search_query_string
+from miroir.core.keys import Access, fuse_filters
+from miroir.core.searchplan import (
+    SearchRequest,
+    decode_search_request,
+    json_content_type_error,
+    metadata_wanted,
+    parse_search_query_string,
+)
 from miroir.engine import reads
-from miroir.engine.keys import KeyRing
-from miroir.engine.scatter import count_fanout
-from miroir.logsetup import get_logger
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -53,19 +46,8 @@ ROUTE = "/indexes/<uid>/search"
 _PREFIX = "/indexes/"
 _SUFFIX = "/search"
 
-log = get_logger("miroir.http")
 _encode = msgspec.json.Encoder().encode
 _JSON_HEADER = (b"content-type", b"application/json")
-
-
-class _Headers(dict):
-    """Request headers by lower-case name (latin-1 text); `get` is case-insensitive.
-
-    Repeated headers keep the first value, as werkzeug's `headers.get` does.
-    """
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return dict.get(self, key.lower(), default)
 
 
 def _search_uid(path: str) -> str | None:
@@ -78,23 +60,33 @@ def _search_uid(path: str) -> str | None:
     return uid
 
 
-class _TooLarge(Exception):
-    pass
+def query_args(query_string: bytes) -> dict[str, str]:
+    """A GET search's parameters (a repeated one keeps its first value)."""
+    args: dict[str, str] = {}
+    for k, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace"):
+        args.setdefault(k, v)
+    return args
 
 
-class _Disconnected(Exception):
-    pass
+async def search(
+    ctx: Miroir, uid: str, access: Access, req: SearchRequest, *, include_metadata: bool = False
+) -> tuple[Any, dict[str, str] | None]:
+    """The search handler of both front ends: the answer and the engine's extra headers.
+    `include_metadata`: the client sent `Meili-Include-Metadata` (1.50's `metadata`)."""
+    req.filter = fuse_filters(req.filter, access.rule_filter(uid))  # a tenant token's rule
+    cluster = ctx.engine
+    if cluster is None:
+        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+    return await reads.search(cluster, uid, req, include_metadata=include_metadata)
 
 
 class FastSearch:
     """ASGI app: the search route answered directly, everything else by `app` (Quart)."""
 
-    def __init__(self, app: ASGIApp, ctx: Miroir):
+    def __init__(self, app: ASGIApp, pipe: Pipeline):
         self.app = app
-        self.ctx = ctx
-        self.limit = ctx.config.server.max_body_bytes
-        self.auth = ctx.config.auth
-        self.ring = KeyRing(self.auth.master_key)  # API keys (issue 14)
+        self.pipe = pipe
+        self.ctx = pipe.ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -106,52 +98,26 @@ class FastSearch:
                     return
         await self.app(scope, receive, send)
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        limit = self.limit
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise _TooLarge()
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if len(chunks) == 1:
-            return chunks[0]
-        return b"".join(chunks)
-
     async def _search(self, scope: Scope, receive: Receive, send: Send, method: str, uid: str) -> None:
-        started = time.perf_counter()
-        headers = _Headers()
-        for name, value in scope["headers"]:
-            key = name.decode("latin-1").lower()
-            if key not in headers:
-                headers[key] = value.decode("latin-1")
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        pipe = self.pipe
+        headers = Headers.from_asgi(scope["headers"])
+        request_id, started, fanout = pipeline.begin(headers)
         path = scope["path"]
-        holder = count_fanout()
         extra: dict[str, str] | None = None
         close = False
         try:
             try:
-                access = auth.authorize(self.auth, self.ring, auth.key_state(self.ctx), path, headers, "search", uid)
+                access = pipe.authorize("search", path, headers, uid)
                 length = headers.get("content-length")
-                if length is not None and length.isdigit() and int(length) > self.limit:
-                    raise _TooLarge()
-                body = await self._read_body(receive) if method == "POST" else b""
+                pipe.check_length(int(length) if length is not None and length.isdigit() else None)
+                body = await pipe.read_body(receive) if method == "POST" else b""
             except MeiliError:
-                # As app.py's `_finish_body`: an early error still reads a body within
-                # the limit (or closes), so the connection stays usable.
+                # As app.py's `_end`: an early error still reads a body within the limit
+                # (or closes), so the connection stays usable.
                 if method == "POST":
                     try:
-                        await self._read_body(receive)
-                    except (_TooLarge, _Disconnected):
+                        await pipe.read_body(receive)
+                    except (BodyTooLarge, Disconnected):
                         close = True
                 raise
             if method == "POST":
@@ -161,53 +127,28 @@ class FastSearch:
                 req = decode_search_request(body)
                 del body
             else:
-                qs = scope.get("query_string", b"").decode("latin-1")
-                args: dict[str, str] = {}
-                for k, v in parse_qsl(qs, keep_blank_values=True, encoding="utf-8", errors="replace"):
-                    args.setdefault(k, v)
-                req = parse_search_query_string(args)
-            req.filter = fuse_filters(req.filter, access.rule_filter(uid))  # tenant token
-            cluster = self.ctx.engine
-            if cluster is None:
-                raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
-            answer, extra = await reads.search(
-                cluster, uid, req, include_metadata=metadata_wanted(headers.get("meili-include-metadata"))
+                req = parse_search_query_string(query_args(scope.get("query_string", b"")))
+            answer, extra = await search(
+                self.ctx, uid, access, req, include_metadata=metadata_wanted(headers.get("meili-include-metadata"))
             )
             status, payload = 200, _encode(answer)
-        except _Disconnected:
+        except Disconnected:
             return  # the client left: nothing to answer
-        except _TooLarge:
-            err = payload_too_large(self.limit)
-            status, payload, close = err.status, _encode(err.body()), True
-        except MeiliError as err:
-            status, payload = err.status, _encode(err.body())
-        except RecursionError:  # deeply nested JSON (see app.py's handler)
-            err = recursion_error()
-            status, payload = err.status, _encode(err.body())
         except Exception as exc:
-            log.error("unhandled exception", request_id=request_id, path=path, exc_info=exc)
-            err = MeiliError("internal", f"Internal error (request id {request_id}).")
+            err = pipe.error_for(exc, request_id, method, path)
             status, payload = err.status, _encode(err.body())
-        out = [_JSON_HEADER, (b"content-length", str(len(payload)).encode()), (b"x-request-id", request_id.encode("latin-1"))]
-        if extra:
-            out.extend((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in extra.items())
-        if close:
-            out.append((b"connection", b"close"))
-        out.extend((k.encode(), v.encode()) for k, v in auth.cors_headers(headers))  # CORS (issue 14)
+            if status == 413:
+                close = True  # the rest of the body is not read
+        out = [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]
+        out += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pipeline.answer_headers(request_id, headers, close=close, extra=extra)]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload, "more_body": False})
-        log.info(
-            "request",
-            request_id=request_id,
-            method=method,
-            path=path,
-            route=ROUTE,
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            fanout=holder[0],
-        )
+        pipeline.log_request(request_id, method, path, ROUTE, status, started, fanout[0])
 
 
 def wrap(app: ASGIApp, ctx: Miroir) -> FastSearch:
-    """The ASGI app the daemon serves: `app` (create_app's Quart app) behind the fast path."""
-    return FastSearch(app, ctx)
+    """The ASGI app the daemon serves: `app` (create_app's Quart app) behind the fast path,
+    sharing its pipeline."""
+    pipe = app.config["MIROIR_PIPELINE"]  # type: ignore[attr-defined]
+    assert pipe.ctx is ctx
+    return FastSearch(app, pipe)

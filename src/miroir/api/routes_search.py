@@ -6,9 +6,9 @@ answer with the degradation header the engine returned (if any).
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, request
 
-from miroir.api import auth
+from miroir.api import auth, fast
 from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.core.errors import MeiliError
@@ -19,22 +19,8 @@ from miroir.core.searchplan import (
     parse_search_query_string,
 )
 from miroir.engine import reads
-from miroir.engine.scatter import count_fanout
 
 bp = Blueprint("search", __name__)
-
-
-@bp.before_request
-async def _count_fanout() -> None:
-    g.fanout_holder = count_fanout()
-
-
-@bp.after_request
-async def _report_fanout(resp: Response) -> Response:
-    holder = getattr(g, "fanout_holder", None)
-    if holder is not None:
-        g.fanout = holder[0]  # the app's request log reads it
-    return resp
 
 
 def _cluster():
@@ -68,11 +54,12 @@ def _answer(result: tuple[dict, dict[str, str]]) -> Response:
     return json_response(answer, headers=headers)
 
 
+# The search route is answered by api/fast.py in front of Quart; these rules serve its
+# trailing-slash form (a search in Meilisearch too) and HEAD, with the same handler.
 @bp.get("/indexes/<uid>/search")
 async def search_get(uid: str) -> Response:
-    req = parse_search_query_string(request.args.to_dict(flat=True))
-    req.filter = auth.search_filter(uid, req.filter)  # a tenant token's rule
-    return _answer(await reads.search(_cluster(), uid, req, include_metadata=_metadata()))
+    req = parse_search_query_string(fast.query_args(request.query_string))
+    return _answer(await fast.search(current_miroir(), uid, auth.access(), req, include_metadata=_metadata()))
 
 
 @bp.post("/indexes/<uid>/search")
@@ -80,8 +67,7 @@ async def search_post(uid: str) -> Response:
     # The body is read before anything can fail: an unread body left on a keep-alive
     # connection stalls the client's next request. Body errors come first, as in Meilisearch.
     req = decode_search_request(await _json_body())
-    req.filter = auth.search_filter(uid, req.filter)  # a tenant token's rule
-    return _answer(await reads.search(_cluster(), uid, req, include_metadata=_metadata()))
+    return _answer(await fast.search(current_miroir(), uid, auth.access(), req, include_metadata=_metadata()))
 
 
 @bp.post("/multi-search")

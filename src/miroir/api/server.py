@@ -32,7 +32,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 
-from miroir.api.app import payload_too_large
+from miroir.api.pipeline import payload_too_large
 from miroir.core.errors import MeiliError
 from miroir.logsetup import get_logger
 

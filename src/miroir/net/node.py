@@ -7,7 +7,7 @@ raw bytes, decodes the JSON answer, and turns failures into exactly two exceptio
   carries the node's code, message, status and type, plus `node_id`;
 - `NodeUnavailable`: no answer (connection refused/reset, timeout, protocol error).
 
-Transport: one `miroir.net.h11pool.H11Pool` per node (keep-alive HTTP/1.1 over trio).
+Transport: one `miroir.net.http1.Http1Pool` per node (keep-alive HTTP/1.1 over trio).
 httpx cost ~2.4 ms of CPU per call under concurrency, the pool a fraction of that
 (issue 8, `python benchmarks/run.py --only P`). httpx remains for `https://` nodes only
 (the pool has no TLS). The client is owned by whoever created it
@@ -24,9 +24,9 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from miroir.core.errors import MeiliError
-from miroir.net.h11pool import (
-    H11Pool,
-    H11PoolError,
+from miroir.net.http1 import (
+    Http1Pool,
+    PoolError,
     PoolClosed,
     PoolConnectionError,
     PoolTimeout,
@@ -95,11 +95,11 @@ class NodeClient:
         self.timeout_s = timeout_s
         parts = urlsplit(self.url)
         self._prefix = parts.path.rstrip("/")
-        self._pool: H11Pool | _HttpsPool
+        self._pool: Http1Pool | _HttpsPool
         if parts.scheme == "https":
             self._pool = _HttpsPool(f"https://{parts.netloc}")
         else:
-            self._pool = H11Pool(parts.hostname or "127.0.0.1", parts.port or 80, max_connections=MAX_CONNECTIONS_PER_NODE)
+            self._pool = Http1Pool(parts.hostname or "127.0.0.1", parts.port or 80, max_connections=MAX_CONNECTIONS_PER_NODE)
         self._auth: list[tuple[bytes, bytes]] = [(b"authorization", f"Bearer {api_key}".encode())] if api_key else []
 
     def __repr__(self) -> str:
@@ -143,7 +143,7 @@ class NodeClient:
             )
         except PoolTimeout:
             raise NodeUnavailable(self.node_id, "timeout (PoolTimeout)") from None
-        except H11PoolError as e:
+        except PoolError as e:
             raise NodeUnavailable(self.node_id, f"{type(e).__name__}: {e}") from None
         if status >= 400:
             raise _error_from(self.node_id, status, body)
@@ -159,7 +159,7 @@ class NodeClient:
 
 
 class _HttpsPool:
-    """`https://` nodes: httpx behind H11Pool's `request` contract (H11Pool has no TLS).
+    """`https://` nodes: httpx behind Http1Pool's `request` contract (Http1Pool has no TLS).
 
     Same errors as the pool (`PoolTimeout`, `PoolConnectionError`, `PoolClosed`), so
     `NodeClient.call` treats both alike. httpx is imported only when such a node exists.

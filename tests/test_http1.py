@@ -1,4 +1,4 @@
-"""H11Pool against real servers on 127.0.0.1: a scripted trio+h11 server (so the tests
+"""Http1Pool against real servers on 127.0.0.1: a scripted trio+h11 server (so the tests
 control exactly when connections close) and a tiny hypercorn app (interop).
 
 No timing is asserted; deadlines only bound the tests.
@@ -16,7 +16,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from miroir.net.h11pool import H11Pool, PoolClosed, PoolConnectionError, PoolTimeout
+from miroir.net.http1 import Http1Pool, PoolClosed, PoolConnectionError, PoolTimeout
 
 # Upper bound for each test body; far above what any of them needs.
 TEST_DEADLINE_S = 20
@@ -150,7 +150,7 @@ async def _with_server(fn):
 async def test_concurrent_requests_bounded_connections():
     async def body(server: ScriptedServer):
         results: dict[int, tuple[int, bytes]] = {}
-        async with H11Pool("127.0.0.1", server.port, max_connections=8) as pool:
+        async with Http1Pool("127.0.0.1", server.port, max_connections=8) as pool:
 
             async def one(i: int) -> None:
                 status, headers, data = await pool.request("POST", "/echo", [(b"content-type", b"text/plain")], b"req-%d" % i, timeout_s=10)
@@ -169,7 +169,7 @@ async def test_concurrent_requests_bounded_connections():
 
 async def test_keepalive_reuses_one_connection():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             for i in range(25):
                 status, headers, data = await pool.request("GET", f"/big?n={i}", [], b"", timeout_s=10)
                 assert (status, data) == (200, b"x" * i)
@@ -183,7 +183,7 @@ async def test_keepalive_reuses_one_connection():
 async def test_server_closing_idle_connections_is_transparent():
     async def body(server: ScriptedServer):
         server.close_after_response = True
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             for i in range(10):
                 status, _, data = await pool.request("POST", "/echo", [], b"%d" % i, timeout_s=10)
                 assert (status, data) == (200, b"%d" % i)
@@ -199,7 +199,7 @@ async def test_server_closing_idle_connections_is_transparent():
 async def test_concurrent_requests_while_server_closes_every_connection():
     async def body(server: ScriptedServer):
         server.close_after_response = True
-        async with H11Pool("127.0.0.1", server.port, max_connections=4) as pool:
+        async with Http1Pool("127.0.0.1", server.port, max_connections=4) as pool:
             got = []
 
             async def one(i: int) -> None:
@@ -217,7 +217,7 @@ async def test_concurrent_requests_while_server_closes_every_connection():
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_reused_connection_dying_before_answer_is_retried_once(method):
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             assert (await pool.request(method, "/echo", [], b"a", timeout_s=10))[2] == b"a"
             server.drop_reused = 1  # the next request on a kept-alive connection gets no answer
             status, _, data = await pool.request(method, "/echo", [], b"b", timeout_s=10)
@@ -231,7 +231,7 @@ async def test_reused_connection_dying_before_answer_is_retried_once(method):
 
 async def test_fresh_connection_failure_is_not_retried():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             with pytest.raises(PoolConnectionError):
                 await pool.request("POST", "/drop", [], b"{}", timeout_s=10)
             assert pool.retried == 0
@@ -242,7 +242,7 @@ async def test_fresh_connection_failure_is_not_retried():
 
 async def test_failure_after_response_bytes_is_not_retried():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             await pool.request("GET", "/echo", [], b"", timeout_s=10)  # make the next one reuse
             with pytest.raises(PoolConnectionError):
                 await pool.request("POST", "/partial", [], b"{}", timeout_s=10)
@@ -256,7 +256,7 @@ async def test_failure_after_response_bytes_is_not_retried():
 
 async def test_timeout_raises_clear_error_and_pool_recovers():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port, max_connections=1) as pool:
+        async with Http1Pool("127.0.0.1", server.port, max_connections=1) as pool:
             with pytest.raises(PoolTimeout, match=r"GET http://127\.0\.0\.1:\d+/slow: no complete answer within 0\.2 s"):
                 await pool.request("GET", "/slow", [], b"", timeout_s=0.2)
             assert pool.connection_count == 0  # the timed-out connection was closed
@@ -275,7 +275,7 @@ async def test_no_deadline_of_its_own_leaves_it_to_the_caller():
     # timeout_s=inf (what the scatter passes): the caller's scope is the deadline; the
     # cancelled call's connection is closed and the slot released, as with a timeout.
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port, max_connections=1) as pool:
+        async with Http1Pool("127.0.0.1", server.port, max_connections=1) as pool:
             assert (await pool.request("POST", "/echo", [], b"one", timeout_s=math.inf))[2] == b"one"
             with trio.move_on_after(0.2) as scope:
                 await pool.request("GET", "/slow", [], b"", timeout_s=math.inf)
@@ -290,7 +290,7 @@ async def test_a_caller_already_cancelled_sends_nothing():
     # The writes go straight to the descriptor (no checkpoint): a request made from a
     # cancelled scope must still not leave, and the idle connection stays usable.
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port, max_connections=1) as pool:
+        async with Http1Pool("127.0.0.1", server.port, max_connections=1) as pool:
             assert (await pool.request("POST", "/echo", [], b"warm", timeout_s=math.inf))[2] == b"warm"
             with trio.CancelScope() as scope:
                 scope.cancel()
@@ -306,7 +306,7 @@ async def test_a_caller_already_cancelled_sends_nothing():
 async def test_large_bodies_and_chunked_responses():
     async def body(server: ScriptedServer):
         big = bytes(range(256)) * (20 * 1024)  # 5 MiB
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             status, _, data = await pool.request("PUT", "/echo", [(b"content-type", b"application/octet-stream")], big, timeout_s=15)
             assert status == 200 and data == big
             status, headers, data = await pool.request("GET", "/chunked?n=3000000&k=47", [], b"", timeout_s=15)
@@ -323,7 +323,7 @@ async def test_large_bodies_and_chunked_responses():
 
 async def test_connection_close_header_is_honoured():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             for _ in range(3):
                 status, headers, data = await pool.request("GET", "/close", [], b"", timeout_s=10)
                 assert (status, data) == (200, b"ok")
@@ -336,7 +336,7 @@ async def test_connection_close_header_is_honoured():
 
 async def test_request_framing_headers():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port) as pool:
+        async with Http1Pool("127.0.0.1", server.port) as pool:
             _, _, data = await pool.request("GET", "/headers", [(b"X-Trace", b"1")], b"", timeout_s=10)
             assert data == repr(sorted([(b"host", b"127.0.0.1:%d" % server.port), (b"x-trace", b"1")])).encode()
             # A caller's Host is kept; a caller's Content-Length is replaced by the real one.
@@ -356,7 +356,7 @@ async def test_request_framing_headers():
 
 async def test_waiting_for_a_connection_counts_against_the_deadline():
     async def body(server: ScriptedServer):
-        async with H11Pool("127.0.0.1", server.port, max_connections=1) as pool:
+        async with Http1Pool("127.0.0.1", server.port, max_connections=1) as pool:
             async with trio.open_nursery() as n:
                 n.start_soon(pool.request, "GET", "/slow", [], b"", 60)
                 while not server.requests:  # the only connection is now busy on /slow
@@ -377,14 +377,14 @@ async def test_connect_refused():
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     with trio.fail_after(TEST_DEADLINE_S):
-        async with H11Pool("127.0.0.1", port) as pool:
+        async with Http1Pool("127.0.0.1", port) as pool:
             with pytest.raises(PoolConnectionError, match="cannot connect"):
                 await pool.request("GET", "/", [], b"", timeout_s=5)
 
 
 async def test_aclose_closes_idle_connections_and_refuses_requests():
     async def body(server: ScriptedServer):
-        pool = H11Pool("127.0.0.1", server.port, max_connections=4)
+        pool = Http1Pool("127.0.0.1", server.port, max_connections=4)
         async with trio.open_nursery() as n:
             for _ in range(4):
                 n.start_soon(pool.request, "GET", "/echo", [], b"", 10)
@@ -446,7 +446,7 @@ async def test_against_hypercorn():
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(hypercorn_serve, _asgi_app, config)
             port = int(binds[0].rsplit(":", 1)[1])
-            async with H11Pool("127.0.0.1", port, max_connections=4) as pool:
+            async with Http1Pool("127.0.0.1", port, max_connections=4) as pool:
                 results = []
 
                 async def one(i: int) -> None:

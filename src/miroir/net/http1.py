@@ -1,4 +1,5 @@
-"""A pooled keep-alive HTTP/1.1 client for one host, over trio streams.
+"""A pooled keep-alive HTTP/1.1 client for one host, over trio streams (Miroir's node client;
+net/h11pool.py before it parsed HTTP/1.1 itself instead of through h11).
 
 Why: under concurrency an `httpx.AsyncClient` call to a local node costs ~2.4 ms of CPU,
 while one keep-alive connection does several thousand calls/s
@@ -9,7 +10,7 @@ Layers, one job each (after httpcore):
 - `_Connection`: one TCP stream; writes one request, parses one response (a small
   hand-written HTTP/1.1 client parser: h11's state machine was the pool's largest CPU
   cost), knows whether it can be reused;
-- `H11Pool`: at most `max_connections` connections to `host:port`; idle ones are kept
+- `Http1Pool`: at most `max_connections` connections to `host:port`; idle ones are kept
   (LIFO, so a burst leaves the hottest ones warm) and reused; the deadline; the retry.
 
 `await pool.request(method, target, headers, body, timeout_s)` returns
@@ -17,7 +18,7 @@ Layers, one job each (after httpcore):
 body is fully read (Content-Length and chunked responses alike). Requests always carry a
 `Content-Length` (no chunked request bodies) and a `Host` header unless given.
 
-Errors (all subclasses of `H11PoolError`):
+Errors (all subclasses of `PoolError`):
 - `PoolTimeout` (also a `TimeoutError`): the whole call, including waiting for a free
   connection, connecting and reading the body, did not finish within `timeout_s`. The
   connection it was using is closed: its state is unknown.
@@ -86,19 +87,19 @@ _NO_BODY_METHODS = frozenset({b"GET", b"HEAD"})
 _DEAD_CONNECTION_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN})
 
 
-class H11PoolError(Exception):
+class PoolError(Exception):
     """Base of the pool's errors; the message names the host, method and target."""
 
 
-class PoolTimeout(H11PoolError, TimeoutError):
+class PoolTimeout(PoolError, TimeoutError):
     """The call did not complete within its deadline."""
 
 
-class PoolConnectionError(H11PoolError):
+class PoolConnectionError(PoolError):
     """No (complete) answer: connect failure, peer closed or reset, protocol error."""
 
 
-class PoolClosed(H11PoolError):
+class PoolClosed(PoolError):
     """The pool was closed."""
 
 
@@ -368,10 +369,10 @@ def _is_dead_connection(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in _DEAD_CONNECTION_ERRNOS
 
 
-class H11Pool:
+class Http1Pool:
     """Keep-alive HTTP/1.1 connections to one `host:port`, at most `max_connections`.
 
-    Usable as `async with H11Pool(...) as pool:`; otherwise the creator calls `aclose()`.
+    Usable as `async with Http1Pool(...) as pool:`; otherwise the creator calls `aclose()`.
     """
 
     def __init__(self, host: str, port: int, *, max_connections: int = DEFAULT_MAX_CONNECTIONS):
@@ -391,9 +392,9 @@ class H11Pool:
         self.retried = 0
 
     def __repr__(self) -> str:
-        return f"H11Pool({self.host!r}, {self.port}, idle={len(self._idle)}, busy={len(self._busy)})"
+        return f"Http1Pool({self.host!r}, {self.port}, idle={len(self._idle)}, busy={len(self._busy)})"
 
-    async def __aenter__(self) -> H11Pool:
+    async def __aenter__(self) -> Http1Pool:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -521,8 +522,8 @@ class H11Pool:
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
-    "H11Pool",
-    "H11PoolError",
+    "Http1Pool",
+    "PoolError",
     "KEEPALIVE_EXPIRY_S",
     "PoolClosed",
     "PoolConnectionError",
