@@ -595,12 +595,16 @@ class DevnodeApp:
             raise _NotFound()
         return field
 
+    def _features(self) -> frozenset[str] | None:
+        """Experimental features on (None: not tracked; settings are then not gated)."""
+        return getattr(self, "experimental_features", None)
+
     async def get_settings(self, req: Request, uid: str):
-        return 200, settings_mod.ordered(self._index(uid).engine.settings)
+        return 200, settings_mod.shown(self._index(uid).engine.settings, self._features())
 
     async def patch_settings(self, req: Request, uid: str):
         self._check_uid(uid)
-        patch = settings_mod.validate_settings(req.json(), self._known_settings())
+        patch = settings_mod.validate_settings(req.json(), self._known_settings(), self._features())
         return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
 
     async def reset_settings(self, req: Request, uid: str):
@@ -610,7 +614,7 @@ class DevnodeApp:
 
     async def get_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
-        return 200, self._index(uid).engine.settings.get(field.name)
+        return 200, settings_mod.shown_field(self._index(uid).engine.settings, field.name)
 
     async def put_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
@@ -618,7 +622,7 @@ class DevnodeApp:
             raise _MethodNotAllowed()
         self._check_uid(uid)
         body = None if req.body.strip() == b"null" else req.json()
-        patch = settings_mod.validate_route(route, body)
+        patch = settings_mod.validate_route(route, body, self._features())
         return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
 
     async def reset_setting(self, req: Request, uid: str, route: str):

@@ -42,15 +42,10 @@ FACET_SEARCH_PARAMS = (
 
 
 def default_settings() -> dict:
-    """Meilisearch's default settings object (one definition: core/settings.py), without
-    the vector-search and localization settings the devnode does not implement."""
-    out = copy.deepcopy(_MEILI_DEFAULTS)
-    for key in _NOT_IMPLEMENTED_SETTINGS:
-        out.pop(key, None)
-    return out
-
-
-_NOT_IMPLEMENTED_SETTINGS = ("embedders", "localizedAttributes")
+    """Meilisearch's default settings object (one definition: core/settings.py). The
+    vector-search, localization, chat and foreign-key settings are stored and shown,
+    not applied."""
+    return copy.deepcopy(_MEILI_DEFAULTS)
 
 
 def attribute_names(entries: list) -> list[str]:
@@ -757,6 +752,10 @@ class IndexEngine:
         for rule in self.settings["rankingRules"]:
             if rule in ranking.TEXT_RULES:
                 if plan.terms:
+                    if rule != "words" and not any(r[0] == "words" for r in out):
+                        # milli ranks by `words` first whenever another text rule is
+                        # listed, whether `words` is listed or comes later.
+                        out.append(("words", None))
                     out.append((rule, None))
             elif rule == "sort":
                 for name, asc in sort or []:
@@ -1025,8 +1024,8 @@ class _BucketSort:
                 d = ranking.typo_detail(terms, hits)
             elif name == "proximity":
                 d = {"_ranks": [ranking.proximity_rank(terms, hits, plan.ctx.by_attribute)]}
-            elif name == "attribute":
-                d = ranking.attribute_detail(*ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
+            elif name in ranking.ATTRIBUTE_RULES:
+                d = ranking.attribute_rule_detail(name, *ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
             else:
                 d = ranking.exactness_detail(hits, plan.wcount.get(iid, {}))
         return ranking.with_score(d)
@@ -1119,7 +1118,9 @@ class _BucketSort:
             if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._proximity_key_fn(r, iids)
-        if name == "attribute":
+        if name in ranking.ATTRIBUTE_RULES:
+            if name == "attributeRank" and not plan.ctx.max_weight:
+                return None  # every searchable attribute weighs the same: score 1
             if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._attribute_key_fn(r, iids)
@@ -1225,21 +1226,25 @@ class _BucketSort:
         cost_from_distance(|position - query position|)). Each is the smallest over the
         term's derivations: the documents of each cost are united over the derivations,
         then assigned cheapest first. One bucket and one term: the groups come straight
-        out of set operations."""
+        out of set operations. `attributeRank` needs the weight costs only,
+        `wordPosition` the position costs only."""
         plan = self.plan
+        rule = self.rules[r][0]
+        with_pos = rule != "attributeRank"
         eng = plan.engine
         memo = self._memo
         kept = plan.kept
         max_weight = plan.ctx.max_weight
         weights = plan.weights
         wsig = tuple(sorted(weights.items())) if max_weight else None
+        with_weight = bool(max_weight) and rule != "wordPosition"
 
         def key_of(b: int, wcost: int, cost: int):
             mk = (r, b, wcost, cost)
             k = memo.get(mk)
             if k is None:
                 ranks = ranking.attribute_ranks_from_costs(len(kept[b]), wcost, cost, max_weight)
-                k = memo[mk] = -ranking.with_score(ranking.attribute_detail(*ranks))["score"]
+                k = memo[mk] = -ranking.with_score(ranking.attribute_rule_detail(rule, *ranks))["score"]
             return k
 
         group = set(iids)
@@ -1304,8 +1309,8 @@ class _BucketSort:
         b = self._one_bucket(iids)
         if b is not None and len(kept[b]) == 1:
             ti = kept[b][0]
-            wgroups = split(group, by_cost(ti, True)) if max_weight else [(0, group)]
-            pos = by_cost(ti)
+            wgroups = split(group, by_cost(ti, True)) if with_weight else [(0, group)]
+            pos = by_cost(ti) if with_pos else [(0, group)]
             return [(key_of(b, wc, c), sorted(g)) for wc, wg in wgroups for c, g in split(wg, pos)]
         needed = set(kept[b]) if b is not None else {ti for kt in kept for ti in kt}
 
@@ -1319,8 +1324,8 @@ class _BucketSort:
                 maps.append(m)
             return maps
 
-        costs = cost_maps(False)
-        wcosts = cost_maps(True) if max_weight else None
+        costs = cost_maps(False) if with_pos else None
+        wcosts = cost_maps(True) if with_weight else None
         bucket = plan.bucket
 
         def keyf(iid: int):
@@ -1328,7 +1333,8 @@ class _BucketSort:
             cost = 0
             wcost = 0
             for ti in kept[b]:
-                cost += costs[ti][iid]
+                if costs is not None:
+                    cost += costs[ti][iid]
                 if wcosts is not None:
                     wcost += wcosts[ti][iid]
             return key_of(b, wcost, cost)

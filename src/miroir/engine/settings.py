@@ -125,7 +125,7 @@ async def update_settings(cluster: Cluster, uid: str, s: core.Settings) -> TaskR
         await cluster.journal.append(
             IndexSettingsPut(
                 uid=uid,
-                settings=core.client_view(agreed, max_values),
+                settings=core.client_view(agreed, max_values, previous, patch),
                 version=meta.settings_version + 1,
                 updated_at=now(cluster),
             )
