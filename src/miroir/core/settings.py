@@ -530,6 +530,13 @@ def to_patch(s: Settings) -> dict[str, Any]:
     return msgspec.to_builtins(s)
 
 
+def task_details(patch: dict[str, Any]) -> dict[str, Any]:
+    """A settings task's details: the patch with embedder secrets masked, as 1.50 shows."""
+    if isinstance(patch.get("embedders"), dict):
+        return {**patch, "embedders": embedders_mod.masked(patch["embedders"])}
+    return patch
+
+
 # --- client view <-> node view -----------------------------------------------------------
 
 
@@ -628,7 +635,8 @@ def default_client_view() -> dict[str, Any]:
 def visible(settings: dict[str, Any], features: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
     """The answer of `GET /settings` for a stored client view: 1.50's keys in 1.50's
     order (defaults for keys a view journaled before them lacks), the feature-gated
-    keys only while their feature is on, embedder secrets masked."""
+    keys only while their feature is on. Embedder secrets are already masked: the view
+    is read back from the nodes, which mask them as 1.50 does."""
     out: dict[str, Any] = {}
     for name, default in DEFAULTS.items():
         if name in GATED_KEYS and GATED_KEYS[name][0] not in features:
@@ -636,15 +644,12 @@ def visible(settings: dict[str, Any], features: frozenset[str] | set[str] = froz
         out[name] = settings.get(name, default)
     if isinstance(out.get("typoTolerance"), dict) and "disableOnNumbers" not in out["typoTolerance"]:
         out["typoTolerance"] = {**DEFAULTS["typoTolerance"], **out["typoTolerance"]}
-    out["embedders"] = embedders_mod.masked(out.get("embedders"))
     return out
 
 
 def visible_field(settings: dict[str, Any], field: str) -> Any:
     """The answer of `GET /settings/<route>` (always answered, gated keys included)."""
     value = settings.get(field, DEFAULTS[field])
-    if field == "embedders":
-        return embedders_mod.masked(value)
     if field == "typoTolerance" and isinstance(value, dict):
         return {**DEFAULTS["typoTolerance"], **value}
     return value

@@ -37,6 +37,7 @@ from miroir.core.facets import (
 )
 from miroir.core.federation import federation_window, inside, query_entry
 from miroir.core.swaps import validate_swaps
+from miroir.core.settings import task_details
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import default_settings
@@ -596,8 +597,8 @@ class DevnodeApp:
         return field
 
     def _features(self) -> frozenset[str] | None:
-        """Experimental features on (None: not tracked; settings are then not gated)."""
-        return getattr(self, "experimental_features", None)
+        """Experimental features on (`/experimental-features` sets `experimental_features`)."""
+        return getattr(self, "experimental_features", frozenset())
 
     async def get_settings(self, req: Request, uid: str):
         return 200, settings_mod.shown(self._index(uid).engine.settings, self._features())
@@ -605,12 +606,12 @@ class DevnodeApp:
     async def patch_settings(self, req: Request, uid: str):
         self._check_uid(uid)
         patch = settings_mod.validate_settings(req.json(), self._known_settings(), self._features())
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     async def reset_settings(self, req: Request, uid: str):
         self._check_uid(uid)
         patch = {k: None for k in self._known_settings()}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     async def get_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
@@ -623,13 +624,13 @@ class DevnodeApp:
         self._check_uid(uid)
         body = None if req.body.strip() == b"null" else req.json()
         patch = settings_mod.validate_route(route, body, self._features())
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     async def reset_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
         self._check_uid(uid)
         patch = {field.name: None}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     # -- tasks ------------------------------------------------------------------------------
 

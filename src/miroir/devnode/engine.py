@@ -48,6 +48,10 @@ def default_settings() -> dict:
     return copy.deepcopy(_MEILI_DEFAULTS)
 
 
+def _numeric_word(word: str) -> bool:
+    return all(c.isnumeric() or (c.isascii() and not c.isalnum() and c.isprintable() and c != " ") for c in word)
+
+
 def attribute_names(entries: list) -> list[str]:
     """filterableAttributes may hold names or (Meilisearch >= 1.14) pattern objects."""
     out: list[str] = []
@@ -139,7 +143,12 @@ class IndexEngine:
         self._two_typos = sizes.get("twoTypos", 9)
         self._typo_disabled_words = frozenset(normalize(w) for w in typo.get("disableOnWords") or [])
         self._typo_disabled_attrs = list(typo.get("disableOnAttributes") or [])
+        # milli indexes words made only of digits and punctuation as exact words then:
+        # no typo derivation reaches them (disabled_typos_terms.rs::is_exact).
+        self._typo_off_numbers = bool(typo.get("disableOnNumbers"))
         self._typo_cache.clear()
+        self._term_cache.clear()
+        self._term_cache_ids = 0
         if reindex:
             self._reindex()
 
@@ -415,7 +424,10 @@ class IndexEngine:
         end = min(want_offset + want, max_total)
 
         rules = self._rules(plan, p.sort)
-        order = _BucketSort(plan, rules)
+        # Applied only when set: Meilisearch's 1.5 s default would make answers depend on
+        # the machine's load, and the devnode answers tests.
+        cutoff = self.settings.get("searchCutoffMs")
+        order = _BucketSort(plan, rules, None if cutoff is None else started + cutoff / 1000)
         selected: list[int] = []
         seen_distinct: set = set()
         threshold = p.ranking_score_threshold
@@ -619,7 +631,7 @@ class IndexEngine:
                 i += 1
         if max_typos:
             for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
-                if cand not in found:
+                if cand not in found and not (d and self._typo_off_numbers and _numeric_word(cand)):
                     found[cand] = d
         out = [(w, t, w == word) for w, t in found.items()]
         if len(self._typo_cache) > 4096:
@@ -988,9 +1000,14 @@ class _BucketSort:
     tests/test_devnode_restricted_equivalence.py against `plan.reference`, the road
     that builds every TermHit up front and compares emitted details)."""
 
-    def __init__(self, plan: _Plan, rules: list[tuple[str, Any]]):
+    def __init__(self, plan: _Plan, rules: list[tuple[str, Any]], deadline: float | None = None):
         self.plan = plan
         self.rules = rules
+        # `searchCutoffMs`: once past the deadline (perf_counter), a group still to split
+        # is returned as it is (internal-id order), its documents ranked by the rules
+        # applied so far and a `skipped` entry (milli's bucket_sort, ScoreDetails::Skipped).
+        self.deadline = deadline
+        self.skipped: dict[int, int] = {}  # iid -> index of the first rule not applied
         self._details: dict[int, dict[int, dict]] = {}
         self._memo: dict[tuple, Any] = {}
         self._typo_of: dict[int, dict[int, int]] = {}
@@ -1055,6 +1072,10 @@ class _BucketSort:
     def iterate(self, iids: list[int], r: int = 0) -> Iterator[int]:
         if r >= len(self.rules) or len(iids) <= 1:
             yield from iids  # already in internal-id order
+            return
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.skipped.update(dict.fromkeys(iids, r))
+            yield from iids
             return
         keyf = self._key_fn(r, iids)
         if keyf is None:  # the rule cannot split this group
@@ -1400,15 +1421,21 @@ class _BucketSort:
 
     def details(self, iid: int) -> dict:
         out = {}
-        for r, (name, arg) in enumerate(self.rules):
+        applied = self.skipped.get(iid, len(self.rules))
+        for r, (name, arg) in enumerate(self.rules[:applied]):
             out[name] = ranking.finish_detail(r, self.detail(iid, r))
+        if applied < len(self.rules):
+            out["skipped"] = {"order": applied}
         return out
 
     def score(self, iid: int) -> float:
         ranks = []
-        for r, (_, arg) in enumerate(self.rules):
+        applied = self.skipped.get(iid, len(self.rules))
+        for r, (_, arg) in enumerate(self.rules[:applied]):
             if arg is None:
                 ranks.extend(self.detail(iid, r)["_ranks"])
+        if applied < len(self.rules):
+            ranks.append(ranking.Rank(0, 1))
         return ranking.global_score(ranks)
 
 

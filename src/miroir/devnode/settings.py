@@ -165,7 +165,20 @@ def _embedders(value: Any, path: str) -> dict:
     The devnode does not embed: vectors are another matter."""
     embedders_mod.check_types(value, path)
     embedders_mod.validate(value)
-    return {name: None if e is None else embedders_mod.stored_view(e) for name, e in value.items()}
+    return value
+
+
+def _merge_embedders(current: dict, patch: dict) -> dict:
+    """1.50 updates an embedder field by field (`null`: that field reset, a whole
+    embedder `null`: removed), then shows it with its source's defaults."""
+    out = dict(current)
+    for name, e in patch.items():
+        if e is None:
+            out.pop(name, None)
+            continue
+        merged = {**out.get(name, {}), **e}
+        out[name] = embedders_mod.stored_view(merged)
+    return out
 
 
 def _localized(value: Any, path: str) -> list:
@@ -376,6 +389,8 @@ def merge(current: dict, patch: dict, defaults: dict) -> dict:
         default = defaults.get(name)
         if value is None:
             out[name] = default
+        elif name == "embedders":
+            out[name] = _merge_embedders(out.get(name) or {}, value)
         elif BY_NAME[name].method == "PATCH" and isinstance(value, dict) and isinstance(default, dict):
             out[name] = _merge_object(out.get(name) or default, value, default)
         else:

@@ -132,4 +132,4 @@ async def update_settings(cluster: Cluster, uid: str, s: core.Settings) -> TaskR
         )
         await handle.finish("succeeded")
 
-    return await cluster.tasks.enqueue_driven(index_uid=uid, type="settingsUpdate", details=patch, driver=driver)
+    return await cluster.tasks.enqueue_driven(index_uid=uid, type="settingsUpdate", details=core.task_details(patch), driver=driver)
