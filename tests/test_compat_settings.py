@@ -116,12 +116,12 @@ def test_get_settings_fed_back_to_patch_is_accepted(both):
         "sortableAttributes": ["n"],
         "rankingRules": ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness", "n:desc"],
         "typoTolerance": {"disableOnNumbers": True, "minWordSizeForTypos": {"oneTypo": 4, "twoTypos": 8}},
-        "faceting": {"sortFacetValuesBy": {"*": "count", "title": "alpha"}},
+        "faceting": {"sortFacetValuesBy": {"title": "count"}},
         "pagination": {"maxTotalHits": 50},
         "searchCutoffMs": 800,
         "localizedAttributes": [{"attributePatterns": ["title"], "locales": ["eng"]}],
         "embedders": {
-            "manual": {"source": "userProvided", "dimensions": 3},
+            "manual": {"source": "userProvided", "dimensions": 3, "distribution": {"mean": 0.5, "sigma": 0.1}},
             "remote": {"source": "rest", "url": "https://localhost:7777", "dimensions": 4, "request": "{{text}}",
                        "response": "{{embedding}}"},
         },
@@ -140,14 +140,15 @@ def test_get_settings_fed_back_to_patch_is_accepted(both):
     assert answers[0] == answers[1]
     got = answers[0]
     assert got["typoTolerance"]["disableOnNumbers"] is True
-    assert got["faceting"]["sortFacetValuesBy"] == {"*": "count", "title": "alpha"}
+    assert got["faceting"]["sortFacetValuesBy"] == {"*": "alpha", "title": "count"}  # `*` always shown
     # The shape 1.50 shows (secrets_are_hidden_in_settings).
     assert got["embedders"]["remote"] == {
         "source": "rest", "apiKey": "My suXXXXXX...", "dimensions": 4, "documentTemplate": TEMPLATE,
         "documentTemplateMaxBytes": 400, "url": "https://localhost:7777", "request": "{{text}}",
         "response": "{{embedding}}", "headers": {},
     }
-    assert got["embedders"]["manual"] == {"source": "userProvided", "dimensions": 3}
+    assert got["embedders"]["manual"] == {"source": "userProvided", "dimensions": 3,
+                                          "distribution": {"mean": 0.5, "sigma": 0.1}}
     assert "foreignKeys" not in got and "chat" not in got  # their features are off
 
 

@@ -142,15 +142,19 @@ def _check_types(name: str, e: dict, where: str) -> None:
                 for h, v in value.items():
                     if not isinstance(v, str):
                         raise _type_error(f"{at}.{h}", "a string", v)
-            if key == "distribution":
-                for d in ("currentMean", "currentSigma"):
-                    if d not in value:
-                        raise _err(f"Missing field `{d}` inside `{at}`")
+            if key == "distribution":  # milli's DistributionShiftSerializable
                 for d, v in value.items():
-                    if d not in ("currentMean", "currentSigma"):
-                        raise _err(f"Unknown field `{d}` inside `{at}`: expected one of `currentMean`, `currentSigma`")
+                    if d not in ("mean", "sigma"):
+                        raise _err(f"Unknown field `{d}` inside `{at}`: expected one of `mean`, `sigma`")
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
                         raise _type_error(f"{at}.{d}", "a number", v)
+                for d in ("mean", "sigma"):
+                    if d not in value:
+                        raise _err(f"Missing field `{d}` inside `{at}`")
+                if not 0 <= value["mean"] <= 1:
+                    raise _err(f"Invalid value at `{at}`: the distribution mean must be in the range [0, 1], got {value['mean']}")
+                if not 0 < value["sigma"] <= 1:
+                    raise _err(f"Invalid value at `{at}`: the distribution sigma must be in the range ]0, 1], got {value['sigma']}")
         elif key in ("searchEmbedder", "indexingEmbedder"):
             if not isinstance(value, dict):
                 raise _type_error(at, "an object", value)

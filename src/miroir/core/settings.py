@@ -624,6 +624,8 @@ def client_view(
     faceting = out.get("faceting")
     faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
     faceting["maxValuesPerFacet"] = max_values_per_facet
+    if isinstance(faceting.get("sortFacetValuesBy"), dict):  # 1.50: `*` always there, keys sorted
+        faceting["sortFacetValuesBy"] = dict(sorted({"*": "alpha", **faceting["sortFacetValuesBy"]}.items()))
     out["faceting"] = faceting
     return out
 
