@@ -16,13 +16,12 @@ tests/vector/settings.rs):
 from __future__ import annotations
 
 import httpx
+import miroir_proc
 import pytest
-
 from devnodes import start_devnodes, wait_task
-from miroir.devnode.engine import IndexEngine
 from miroir_proc import start_cluster
 
-import miroir_proc
+from miroir.devnode.engine import IndexEngine
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
@@ -78,9 +77,13 @@ DOCS = [
 @pytest.fixture(scope="module")
 def both():
     """(Miroir client, devnode client, Miroir cluster)."""
-    with start_devnodes(1) as (oracle,), start_cluster(nodes=2, shards=4) as cluster:
-        with httpx.Client(base_url=cluster.url, timeout=20) as m, httpx.Client(base_url=oracle.url, timeout=20) as d:
-            yield m, d, cluster
+    with (
+        start_devnodes(1) as (oracle,),
+        start_cluster(nodes=2, shards=4) as cluster,
+        httpx.Client(base_url=cluster.url, timeout=20) as m,
+        httpx.Client(base_url=oracle.url, timeout=20) as d,
+    ):
+        yield m, d, cluster
 
 
 def _done(client: httpx.Client, r: httpx.Response) -> dict:
@@ -158,31 +161,31 @@ REFUSED = [
     ("PATCH", "", {"rankingRules": ["typo", "attribute", "wordPosition", "exactness"]}, "invalid_settings_ranking_rules", MIXED),
     ("PUT", "/ranking-rules", ["attribute", "attributeRank"], "invalid_settings_ranking_rules", MIXED),
     ("PATCH", "", {"rankingRules": ["manyTheFish"]}, "invalid_settings_ranking_rules",
-     "Invalid value at `.rankingRules[0]`: `manyTheFish` ranking rule is invalid. Valid ranking rules are words, typo, "
-     "sort, proximity, attribute, exactness and custom ranking rules."),
+     ("Invalid value at `.rankingRules[0]`: `manyTheFish` ranking rule is invalid. Valid ranking rules are words, typo, "
+     "sort, proximity, attribute, exactness and custom ranking rules.")),
     ("PATCH", "", {"rankingRules": ["_geoPoint(1,2):asc"]}, "invalid_settings_ranking_rules",
-     "Invalid value at `.rankingRules[0]`: `_geoPoint` is a reserved keyword and thus can't be used as a ranking rule. "
-     "`_geoPoint` can only be used for sorting at search time"),
+     ("Invalid value at `.rankingRules[0]`: `_geoPoint` is a reserved keyword and thus can't be used as a ranking rule. "
+     "`_geoPoint` can only be used for sorting at search time")),
     ("PATCH", "/pagination", {"maxTotalHits": 0}, "invalid_settings_pagination",
-     "Invalid value at `.maxTotalHits`: a non-zero integer value lower than `18446744073709551615` was expected, "
-     "but found a zero"),
+     ("Invalid value at `.maxTotalHits`: a non-zero integer value lower than `18446744073709551615` was expected, "
+     "but found a zero")),
     ("PATCH", "/typo-tolerance", {"typoTolerance": {"minWordSizeForTypos": "doggo"}}, "invalid_settings_typo_tolerance",
-     "Unknown field `typoTolerance`: expected one of `enabled`, `minWordSizeForTypos`, `disableOnWords`, "
-     "`disableOnAttributes`, `disableOnNumbers`"),
+     ("Unknown field `typoTolerance`: expected one of `enabled`, `minWordSizeForTypos`, `disableOnWords`, "
+     "`disableOnAttributes`, `disableOnNumbers`")),
     ("PATCH", "", {"typoTolerance": {"minWordSizeForTypos": {"oneTypo": 9, "twoTypos": 5}}}, "invalid_settings_typo_tolerance",
-     "Invalid value at `.typoTolerance.minWordSizeForTypos`: `minWordSizeForTypos` setting is invalid. `oneTypo` and "
+     ("Invalid value at `.typoTolerance.minWordSizeForTypos`: `minWordSizeForTypos` setting is invalid. `oneTypo` and "
      "`twoTypos` fields should be between `0` and `255`, and `twoTypos` should be greater or equals to `oneTypo` but "
-     "found `oneTypo: 9` and twoTypos: 5`."),
+     "found `oneTypo: 9` and twoTypos: 5`.")),
     ("PATCH", "", {"doggo": 1}, "bad_request",
-     "Unknown field `doggo`: expected one of `displayedAttributes`, `searchableAttributes`, `filterableAttributes`, "
+     ("Unknown field `doggo`: expected one of `displayedAttributes`, `searchableAttributes`, `filterableAttributes`, "
      "`sortableAttributes`, `foreignKeys`, `rankingRules`, `stopWords`, `nonSeparatorTokens`, `separatorTokens`, "
      "`dictionary`, `synonyms`, `distinctAttribute`, `proximityPrecision`, `typoTolerance`, `faceting`, `pagination`, "
-     "`embedders`, `searchCutoffMs`, `localizedAttributes`, `facetSearch`, `prefixSearch`, `chat`"),
+     "`embedders`, `searchCutoffMs`, `localizedAttributes`, `facetSearch`, `prefixSearch`, `chat`")),
     ("PATCH", "", {"embedders": {"manual": {"source": "userProvided", "dimensions": 128, "documentTemplate": "{{doc.x}}"}}},
      "invalid_settings_embedders",
-     "`.embedders.manual`: Field `documentTemplate` unavailable for source `userProvided`.\n  - note: `documentTemplate` "
+     ("`.embedders.manual`: Field `documentTemplate` unavailable for source `userProvided`.\n  - note: `documentTemplate` "
      "is available for sources: `openAi`, `huggingFace`, `ollama`, `rest`\n  - note: available fields for source "
-     "`userProvided`: `source`, `dimensions`, `distribution`, `binaryQuantized`"),
+     "`userProvided`: `source`, `dimensions`, `distribution`, `binaryQuantized`")),
     ("PATCH", "", {"embedders": {"r": {"source": "rest", "request": "{{text}}", "response": "{{embedding}}"}}},
      "invalid_settings_embedders", "`.embedders.r`: Missing field `url` (note: this field is mandatory for source `rest`)"),
 ]
@@ -267,3 +270,18 @@ def test_search_cutoff_skips_the_rules_left():
     eng.set_settings({**eng.settings, "searchCutoffMs": None})
     hits = eng.search({"q": "rust book", "showRankingScoreDetails": True})["hits"]
     assert all("skipped" not in h["_rankingScoreDetails"] for h in hits)
+
+
+def test_client_view_keeps_150_keys_only():
+    """A node of a newer engine may show keys 1.50 does not know: `GET /settings` must
+    stay acceptable to `PATCH /settings`, so Miroir leaves them out; a journaled view
+    from before `disableOnNumbers` reads back with it."""
+    from miroir.core import settings as core
+
+    node = {**core.DEFAULTS, "vectorStore": "experimental", "executeAfterUpdate": True}
+    view = core.client_view(node, 100)
+    assert "vectorStore" not in view and "executeAfterUpdate" not in view
+    core.decode_settings(core.visible(view))  # accepted as it is
+    old = {k: v for k, v in core.DEFAULTS.items() if k not in ("foreignKeys", "chat")}
+    old["typoTolerance"] = {k: v for k, v in old["typoTolerance"].items() if k != "disableOnNumbers"}
+    assert core.visible(old) == DEFAULT_150
