@@ -235,7 +235,8 @@ def test_split_rules_merge_like_one_node(both, rules):
     for c in (m, d):
         _index(c, uid, DOCS)
         _done(c, c.patch(f"/indexes/{uid}/settings", json=settings))
-    for body in ({"q": "rust book"}, {"q": "cargo rust"}, {"q": "book", "sort": ["n:asc"]}, {"q": "the rust"}):
+    for body in ({"q": "rust book"}, {"q": "cargo rust"}, {"q": "book", "sort": ["n:asc"]}, {"q": "the rust"},
+                 {"q": "rust book", "matchingStrategy": "all"}):
         if "sort" in body and rules is not None and "sort" not in rules:
             continue
         got, want = _search(m, uid, **body), _search(d, uid, **body)

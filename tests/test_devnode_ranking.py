@@ -215,3 +215,15 @@ def test_engine_order_equals_order_of_emitted_details(docs, rules, q, strategy, 
     hits = eng.search(params)["hits"]
     expected = sorted(hits, key=lambda h: (details_key(h["_rankingScoreDetails"]), h["id"]))
     assert [h["id"] for h in hits] == [h["id"] for h in expected]
+
+
+def test_all_words_strategy_has_no_words_rule():
+    """milli does not add `words` with `matchingStrategy: all` (every hit holds every
+    word), so its details have no `words` entry and it counts in no score."""
+    eng = _engine([{"id": 1, "t": "big fat cat"}, {"id": 2, "t": "cat fat big"}])
+    hits = _search(eng, q="big cat", matchingStrategy="all")["hits"]
+    d = hits[0]["_rankingScoreDetails"]
+    assert "words" not in d and d["typo"]["order"] == 0
+    last = _search(eng, q="big cat", matchingStrategy="last")["hits"][0]
+    assert "words" in last["_rankingScoreDetails"]
+    assert [h["id"] for h in hits] == [h["id"] for h in _search(eng, q="big cat", matchingStrategy="last")["hits"]]

@@ -494,7 +494,8 @@ def merge_search(
     keep_score, keep_details = req.show_ranking_score, req.show_ranking_score_details
     # Without added fields (the common case) the merge loop cleans the hits it takes.
     drop = None if added_fields else _dropped(keep_score, keep_details)
-    _, first_hits, names = _compiled(effective_ranking_rules(ranking_rules), tuple(req.sort or ()), by_score_only, drop)
+    rules = effective_ranking_rules(ranking_rules, req.matching_strategy)
+    _, first_hits, names = _compiled(rules, tuple(req.sort or ()), by_score_only, drop)
     keep = _distinct_filter(distinct) if distinct else None
     found = _key_objects(node_hits) if offset + limit >= _OWN_KEYS_FROM else {}
     page = first_hits(node_hits, offset + limit, keep, _own(names, found))[offset:]

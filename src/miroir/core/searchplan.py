@@ -361,7 +361,8 @@ def ordered_by_score(req: SearchRequest, ranking_rules: Sequence[str] = (), sear
         return False
     if req.sort:  # (without the `sort` rule a node refuses the search anyway)
         return False
-    return score_order_fits(effective_ranking_rules(ranking_rules or DEFAULT_RANKING_RULES), query_words(req.q), searchable)
+    rules = effective_ranking_rules(ranking_rules or DEFAULT_RANKING_RULES, req.matching_strategy)
+    return score_order_fits(rules, query_words(req.q), searchable)
 
 
 # milli's rules that rank by the query's words (criterion.rs; `attribute` is Fid then
@@ -370,21 +371,24 @@ TEXT_RULES = ("words", "typo", "proximity", "attribute", "attributeRank", "wordP
 
 
 @functools.lru_cache(maxsize=256)
-def _effective(ranking_rules: tuple[str, ...]) -> tuple[str, ...]:
+def _effective(ranking_rules: tuple[str, ...], all_words: bool) -> tuple[str, ...]:
     out: list[str] = []
     for rule in ranking_rules:
-        if rule in TEXT_RULES and "words" not in out:
+        if all_words and rule == "words":
+            continue
+        if rule in TEXT_RULES and "words" not in out and not all_words:
             out.append("words")
         if rule not in out:  # milli skips a rule listed twice
             out.append(rule)
     return tuple(out)
 
 
-def effective_ranking_rules(ranking_rules: Sequence[str]) -> tuple[str, ...]:
+def effective_ranking_rules(ranking_rules: Sequence[str], matching_strategy: str = "last") -> tuple[str, ...]:
     """The rules a node ranks by, in order: milli ranks by `words` before any other
-    text rule, even when `words` is listed later or not at all, and skips repeats
+    text rule, even when `words` is listed later or not at all, has no `words` rule
+    with `matchingStrategy: all`, and skips repeats
     (search/new/mod.rs::get_ranking_rules_for_query_graph_search)."""
-    return _effective(tuple(ranking_rules))
+    return _effective(tuple(ranking_rules), matching_strategy == "all")
 
 
 # milli's query limit: words past the 10th are ignored.

@@ -423,7 +423,7 @@ class IndexEngine:
             want_offset, want = p.offset, p.limit
         end = min(want_offset + want, max_total)
 
-        rules = self._rules(plan, p.sort)
+        rules = self._rules(plan, p.sort, p.matching_strategy)
         # Applied only when set: Meilisearch's 1.5 s default would make answers depend on
         # the machine's load, and the devnode answers tests.
         cutoff = self.settings.get("searchCutoffMs")
@@ -758,13 +758,16 @@ class IndexEngine:
 
     # ---------------------------------------------------------- rules
 
-    def _rules(self, plan: "_Plan", sort: list[tuple[str, bool]] | None) -> list[tuple[str, Any]]:
-        """The ranking rules that apply to this search, in settings order."""
+    def _rules(self, plan: "_Plan", sort: list[tuple[str, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
+        """The ranking rules that apply to this search, in settings order. With
+        `matchingStrategy: all` milli has no `words` rule: every document holds every word."""
         out: list[tuple[str, Any]] = []
         for rule in self.settings["rankingRules"]:
             if rule in ranking.TEXT_RULES:
                 if plan.terms:
-                    if rule != "words" and not any(r[0] == "words" for r in out):
+                    if rule == "words" and strategy == "all":
+                        continue
+                    if rule != "words" and strategy != "all" and not any(r[0] == "words" for r in out):
                         # milli ranks by `words` first whenever another text rule is
                         # listed, whether `words` is listed or comes later.
                         out.append(("words", None))
