@@ -363,7 +363,10 @@ def test_settings_whole_object(client):
     assert client.get("/indexes/set_all/settings").json()["filterableAttributes"] == []
     ok(write(client, "PATCH", "/indexes/set_all/settings", json={"sortableAttributes": ["b"]}))
     ok(write(client, "DELETE", "/indexes/set_all/settings"))
-    assert client.get("/indexes/set_all/settings").json() == default_settings()
+    hidden = ("chat", "foreignKeys")  # while their experimental features are off
+    assert client.get("/indexes/set_all/settings").json() == {
+        k: v for k, v in default_settings().items() if k not in hidden
+    }
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ def test_bounded_distance_counts_transpositions_once():
 
 def test_default_settings_shape():
     s = default_settings()
-    assert s["rankingRules"] == ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+    assert s["rankingRules"] == ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness"]
     assert s["typoTolerance"]["minWordSizeForTypos"] == {"oneTypo": 5, "twoTypos": 9}
     assert default_settings() is not s
 
@@ -193,8 +193,12 @@ def test_offset_limit_and_pages():
 def test_sort_rules_and_errors():
     eng = engine(sortableAttributes=["year", "title"])
     assert ids(eng.search({"q": "", "sort": ["year:desc"]})) == [2, 3, 4, 5, 1]
-    # `sort` comes after `attribute` in the default rules: it only splits ties before it.
-    assert ids(eng.search({"q": "prince", "sort": ["year:asc"]})) == [3, 1, 4, 2]
+    # `sort` comes after `attribute` in the pre-1.36 rules: it only splits ties before it.
+    old = engine(sortableAttributes=["year", "title"],
+                 rankingRules=["words", "typo", "proximity", "attribute", "sort", "exactness"])
+    assert ids(old.search({"q": "prince", "sort": ["year:asc"]})) == [3, 1, 4, 2]
+    # 1.36's defaults put it between `attributeRank` and `wordPosition`: before the position.
+    assert ids(eng.search({"q": "prince", "sort": ["year:asc"]})) == [1, 3, 4, 2]
     assert ids(eng.search({"sort": ["title:asc"]})) == [5, 1, 4, 3, 2]
     e = err(eng.search, {"sort": ["rating:asc"]})
     assert e.code == "invalid_search_sort"

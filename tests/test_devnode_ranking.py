@@ -40,15 +40,18 @@ def _search(eng, **params):
     return eng.search(params)
 
 
+OLD_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+
+
 def test_details_shape_and_global_score():
-    eng = _engine([{"id": 1, "title": "hello world"}, {"id": 2, "title": "world hello there"}])
+    eng = _engine([{"id": 1, "title": "hello world"}, {"id": 2, "title": "world hello there"}], rankingRules=OLD_RULES)
     hits = _search(eng, q="hello world")["hits"]
     d = hits[0]["_rankingScoreDetails"]
     assert list(d) == ["words", "typo", "proximity", "attribute", "exactness"]
     assert d["words"] == {"order": 0, "matchingWords": 2, "maxMatchingWords": 2, "score": 1.0}
     assert d["typo"] == {"order": 1, "typoCount": 0, "maxTypoCount": 2, "score": 1.0}
     assert d["proximity"] == {"order": 2, "score": 1.0}
-    assert set(d["attribute"]) == {"order", "attributeRankingOrderScore", "queryWordDistanceScore", "score"}
+    assert list(d["attribute"]) == ["order", "attributeRankingOrderScore", "queryWordDistanceScore", "score"]
     assert d["exactness"] == {"order": 4, "matchType": "exactMatch", "score": 1.0}
     assert hits[0]["_rankingScore"] == 1.0
     second = hits[1]["_rankingScoreDetails"]
@@ -57,6 +60,34 @@ def test_details_shape_and_global_score():
     assert second["exactness"]["matchType"] == "noExactMatch"
     assert list(second["exactness"]) == ["order", "matchType", "matchingWords", "maxMatchingWords", "score"]
     assert hits[1]["_rankingScore"] < 1.0
+
+
+def test_default_rules_split_attribute_details():
+    """1.36+ defaults: `attributeRank` and `wordPosition` are entries of their own,
+    `{order, score}` each, with `sort` between them (score_details.rs, Separated)."""
+    eng = _engine([{"id": 1, "title": "x", "body": "rust lang"}, {"id": 2, "title": "rust lang", "body": "x"}],
+                  searchableAttributes=["title", "body"])
+    hits = _search(eng, q="lang")["hits"]
+    assert [h["id"] for h in hits] == [2, 1]
+    d = hits[1]["_rankingScoreDetails"]
+    assert list(d) == ["words", "typo", "proximity", "attributeRank", "wordPosition", "exactness"]
+    assert d["attributeRank"] == {"order": 3, "score": 0.5}  # 2nd of 2 attributes
+    # "lang" is the 2nd word of its attribute, the 1st of the query: cost 1 of 10.
+    assert d["wordPosition"] == {"order": 4, "score": pytest.approx(10 / 11)}
+    assert hits[1]["_rankingScore"] == pytest.approx(global_score([Rank(1, 2), Rank(10, 11), Rank(1, 3), Rank(2, 2)]))
+
+
+def test_split_rules_rank_apart_around_sort():
+    """`attributeRank, sort, wordPosition`: a sort criterion decides before the word
+    position does, which `attribute` (both at once) cannot express."""
+    docs = [{"id": 1, "t": "x x x x x rust", "n": 1}, {"id": 2, "t": "rust", "n": 2}]
+    split = _engine(docs, sortableAttributes=["n"])
+    assert [h["id"] for h in split.search({"q": "rust", "sort": ["n:asc"]})["hits"]] == [1, 2]
+    unified = _engine(docs, sortableAttributes=["n"], rankingRules=OLD_RULES)
+    assert [h["id"] for h in unified.search({"q": "rust", "sort": ["n:asc"]})["hits"]] == [2, 1]
+    only_position = _engine(docs, rankingRules=["wordPosition"])
+    d = _search(only_position, q="rust")["hits"][0]["_rankingScoreDetails"]
+    assert list(d) == ["words", "wordPosition"]  # milli ranks by words before any text rule
 
 
 def test_placeholder_search_scores_one_and_keeps_insertion_order():
@@ -90,6 +121,7 @@ def test_attribute_weights_follow_searchable_order():
     eng = _engine(
         [{"id": 1, "title": "x", "body": "rust"}, {"id": 2, "title": "rust", "body": "x"}],
         searchableAttributes=["title", "body"],
+        rankingRules=OLD_RULES,
     )
     hits = _search(eng, q="rust")["hits"]
     assert [h["id"] for h in hits] == [2, 1]
@@ -158,7 +190,11 @@ doc_st = st.fixed_dictionaries({
     "body": st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join),
     "n": st.one_of(st.none(), st.integers(0, 5)),
 })
-rules_st = st.permutations(["words", "typo", "proximity", "attribute", "sort", "exactness", "n:desc"])
+rules_st = st.one_of(
+    st.permutations(["words", "typo", "proximity", "attribute", "sort", "exactness", "n:desc"]),
+    st.permutations(["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness", "n:desc"]),
+    st.permutations(["typo", "wordPosition", "sort", "n:desc"]),
+)
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -179,3 +215,15 @@ def test_engine_order_equals_order_of_emitted_details(docs, rules, q, strategy, 
     hits = eng.search(params)["hits"]
     expected = sorted(hits, key=lambda h: (details_key(h["_rankingScoreDetails"]), h["id"]))
     assert [h["id"] for h in hits] == [h["id"] for h in expected]
+
+
+def test_all_words_strategy_has_no_words_rule():
+    """milli does not add `words` with `matchingStrategy: all` (every hit holds every
+    word), so its details have no `words` entry and it counts in no score."""
+    eng = _engine([{"id": 1, "t": "big fat cat"}, {"id": 2, "t": "cat fat big"}])
+    hits = _search(eng, q="big cat", matchingStrategy="all")["hits"]
+    d = hits[0]["_rankingScoreDetails"]
+    assert "words" not in d and d["typo"]["order"] == 0
+    last = _search(eng, q="big cat", matchingStrategy="last")["hits"][0]
+    assert "words" in last["_rankingScoreDetails"]
+    assert [h["id"] for h in hits] == [h["id"] for h in _search(eng, q="big cat", matchingStrategy="last")["hits"]]

@@ -248,4 +248,4 @@ def test_devnode_wildcard_weights_ignore_first_appearance():
     a = scores([{"id": 1, "name": "white", "body": "kefir"}])
     b = scores([{"id": 1, "body": "kefir", "name": "white"}])
     assert a == b
-    assert a[1]["attribute"] == a[9]["attribute"]
+    assert a[1]["attributeRank"] == a[9]["attributeRank"]  # 1.50 default rules: the Fid part alone

@@ -10,6 +10,7 @@ from miroir.core.errors import MeiliError
 from miroir.core.searchplan import (
     SearchRequest,
     decode_search_request,
+    effective_ranking_rules,
     needs_ranking_details,
     ordered_by_score,
     query_words,
@@ -186,6 +187,7 @@ def test_details_requested_when_needed_or_asked():
 
 
 DEFAULT_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+SPLIT_RULES = ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness"]
 
 
 def details(req: SearchRequest, rules: list[str], searchable: int | None = None) -> bool:
@@ -219,11 +221,31 @@ def test_score_order_only_while_millis_u32_fold_cannot_overflow():
     ten_words = "a b c d e f g h i j k l"
     assert query_words(ten_words) == 10 and query_words("foo-bar baz") == 3
     assert query_words("日本語の検索") == 10  # segmented without spaces: assume the most
-    assert ordered_by_score(SearchRequest(q=ten_words), DEFAULT_RULES, 20)
+    assert ordered_by_score(SearchRequest(q=ten_words), DEFAULT_RULES, 2)
+    assert not ordered_by_score(SearchRequest(q=ten_words), DEFAULT_RULES, 20)
     assert not ordered_by_score(SearchRequest(q=ten_words), DEFAULT_RULES, 500)
+    assert ordered_by_score(SearchRequest(q=ten_words), SPLIT_RULES, 2)
+    assert not ordered_by_score(SearchRequest(q=ten_words), SPLIT_RULES, 20)
     assert ordered_by_score(SearchRequest(q="two words"), DEFAULT_RULES, 500)
     assert score_order_fits(["words", "typo"], 10, 10**6)
     assert not score_order_fits(["attribute", "wordPosition", "attributeRank"], 10, 10**6)
+
+
+def test_split_attribute_rules_bound_like_attribute():
+    """milli's Fid rank grows with the words (each costs its attribute's weight) and the
+    split rules fold the same ranks as `attribute`: the same bound, the same answer."""
+    for words, searchable in ((1, 3), (3, 10), (10, 2), (10, 20), (6, 100)):
+        assert score_order_fits(DEFAULT_RULES, words, searchable) == score_order_fits(SPLIT_RULES, words, searchable)
+    # 4 words over 1,000 attributes: the Fid rank alone reaches ~4,000, not ~1,000.
+    assert not score_order_fits(["words", "typo", "proximity", "attributeRank", "wordPosition", "exactness"], 4, 1000)
+    # The planner's default rules are 1.50's.
+    assert ordered_by_score(SearchRequest(q="hello"), [], 15) == score_order_fits(SPLIT_RULES, 1, 15)
+
+
+def test_effective_rules_put_words_first_and_skip_repeats():
+    assert effective_ranking_rules(["typo", "words", "attributeRank"]) == ("words", "typo", "attributeRank")
+    assert effective_ranking_rules(["n:desc", "wordPosition", "wordPosition"]) == ("n:desc", "words", "wordPosition")
+    assert effective_ranking_rules(["sort", "n:asc"]) == ("sort", "n:asc")
 
 
 def test_narrowed_attributes_get_merge_fields():

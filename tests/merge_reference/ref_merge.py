@@ -54,7 +54,8 @@ from operator import itemgetter, neg
 from typing import Any
 
 from merge_reference.ref_facets import merge_facet_distribution, merge_facet_stats
-from miroir.core.searchplan import SearchRequest, custom_rule, parse_sort_criterion
+# effective_ranking_rules: milli ranks by `words` before any text rule, skips repeats (issue 13).
+from miroir.core.searchplan import SearchRequest, custom_rule, effective_ranking_rules, parse_sort_criterion
 # core/sortvalue.py was not changed by the speed work: the reference uses it as it is.
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
@@ -189,7 +190,7 @@ def _compiled(ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_on
 
 def hit_key_function(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, by_score_only: bool = False) -> HitKey:
     """hit -> comparison key (smaller first), per the module docstring's steps 1–2."""
-    return _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[0]
+    return _compiled(effective_ranking_rules(ranking_rules), tuple(sort or ()), by_score_only)[0]
 
 
 def merged_hits(
@@ -200,7 +201,7 @@ def merged_hits(
     Entries are (key..., node position, rank on node, hit); the tie-break makes every
     entry unique before the hit, so the comparison never reaches the hit dicts.
     """
-    entry = _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[1]
+    entry = _compiled(effective_ranking_rules(ranking_rules), tuple(sort or ()), by_score_only)[1]
     streams = [map(entry, hits, repeat(i), count()) for i, hits in enumerate(node_hits)]
     if len(streams) == 1:
         return map(_LAST, streams[0])

@@ -27,6 +27,12 @@ def _version(uid: str) -> dict[str, str]:
     return {VERSION_HEADER: str(meta.settings_version if meta is not None else 0)}
 
 
+def _features() -> frozenset[str]:
+    """The experimental features enabled on the cluster (`/experimental-features`,
+    journaled): they gate the `chat` and `foreignKeys` keys and some embedder fields."""
+    return frozenset(name for name, on in current_cluster().state.experimental_features.items() if on)
+
+
 def _field(route: str) -> str:
     field = core.FIELD_OF_ROUTE.get(route)
     if field is None:
@@ -37,14 +43,14 @@ def _field(route: str) -> str:
 @bp.get("/indexes/<uid>/settings")
 async def get_settings(uid: str) -> Response:
     settings = engine.index_settings(current_cluster(), checked_uid(uid))
-    return json_response(settings, headers=_version(uid))
+    return json_response(core.visible(settings, _features()), headers=_version(uid))
 
 
 @bp.patch("/indexes/<uid>/settings")
 async def update_settings(uid: str) -> Response:
     raw = await json_body()
     checked_uid(uid)
-    s = core.decode_settings(raw)
+    s = core.decode_settings(raw, _features())
     task = await engine.update_settings(current_cluster(), uid, s)
     return accepted(task, _version(uid))
 
@@ -60,7 +66,7 @@ async def reset_settings(uid: str) -> Response:
 async def get_setting(uid: str, route: str) -> Response:
     field = _field(route)
     settings = engine.index_settings(current_cluster(), checked_uid(uid))
-    return json_response(settings.get(field, core.DEFAULTS[field]), headers=_version(uid))
+    return json_response(core.visible_field(settings, field), headers=_version(uid))
 
 
 @bp.route("/indexes/<uid>/settings/<route>", methods=["PUT", "PATCH"])
@@ -73,7 +79,7 @@ async def update_setting(uid: str, route: str) -> Response:
         )
     raw = await json_body()
     checked_uid(uid)
-    s = core.decode_sub_route(route, raw)
+    s = core.decode_sub_route(route, raw, _features())
     task = await engine.update_settings(current_cluster(), uid, s)
     return accepted(task, _version(uid))
 

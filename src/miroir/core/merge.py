@@ -4,8 +4,10 @@ Search. Each node returns its hits already in Meilisearch's order. A hit's posit
 is fixed by a key computed once, when the k-way merge first looks at it:
 
 1. the index's ``rankingRules`` in order:
-   - a built-in rule (``words``, ``typo``, ``proximity``, ``attribute``, ``exactness``,
-     and any other rule without a direction): the rule's ``score`` in
+   - a built-in rule (``words``, ``typo``, ``proximity``, ``attribute`` or its 1.36
+     halves ``attributeRank`` and ``wordPosition``, ``exactness``, and any other rule
+     without a direction; ``words`` first, as milli ranks, see
+     ``searchplan.effective_ranking_rules``): the rule's ``score`` in
      ``_rankingScoreDetails``, descending (Meilisearch's buckets follow those scores;
      a rule absent from the details ties, which is what a placeholder search gets);
    - ``sort``: the client's ``sort`` criteria in order, then
@@ -55,7 +57,13 @@ from operator import neg
 from typing import Any
 
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
-from miroir.core.searchplan import SearchRequest, custom_rule, ordered_by_score, parse_sort_criterion
+from miroir.core.searchplan import (
+    SearchRequest,
+    custom_rule,
+    effective_ranking_rules,
+    ordered_by_score,
+    parse_sort_criterion,
+)
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
 
@@ -353,7 +361,7 @@ def _own(names: tuple[str, ...], found: dict[str, str]) -> tuple[str, ...]:
 
 def hit_key_function(ranking_rules: Sequence[str], sort: Sequence[str] | None, *, by_score_only: bool = False) -> HitKey:
     """hit -> comparison key (smaller first), per the module docstring's steps 1–2."""
-    return _compiled(tuple(ranking_rules), tuple(sort or ()), by_score_only)[0]
+    return _compiled(effective_ranking_rules(ranking_rules), tuple(sort or ()), by_score_only)[0]
 
 
 # ---------------------------------------------------------------- distinct
@@ -494,7 +502,8 @@ def merge_search(
     # Without added fields (the common case) the merge loop cleans the hits it takes;
     # a semantic search reads the page's details first (semantic hits are counted there).
     drop = None if added_fields or semantic else _dropped(keep_score, keep_details)
-    _, first_hits, names = _compiled(tuple(ranking_rules), tuple(req.sort or ()), by_score_only, drop)
+    rules = effective_ranking_rules(ranking_rules, req.matching_strategy)
+    _, first_hits, names = _compiled(rules, tuple(req.sort or ()), by_score_only, drop)
     keep = _distinct_filter(distinct) if distinct else None
     found = _key_objects(node_hits) if offset + limit >= _OWN_KEYS_FROM else {}
     page = first_hits(node_hits, offset + limit, keep, _own(names, found))[offset:]

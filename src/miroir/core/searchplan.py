@@ -474,7 +474,34 @@ def ordered_by_score(req: SearchRequest, ranking_rules: Sequence[str] = (), sear
         return False
     if req.sort:  # (without the `sort` rule a node refuses the search anyway)
         return False
-    return score_order_fits(ranking_rules or DEFAULT_RANKING_RULES, query_words(req.q), searchable)
+    rules = effective_ranking_rules(ranking_rules or DEFAULT_RANKING_RULES, req.matching_strategy)
+    return score_order_fits(rules, query_words(req.q), searchable)
+
+
+# milli's rules that rank by the query's words (criterion.rs; `attribute` is Fid then
+# Position, `attributeRank` Fid alone, `wordPosition` Position alone, since 1.36).
+TEXT_RULES = ("words", "typo", "proximity", "attribute", "attributeRank", "wordPosition", "exactness")
+
+
+@functools.lru_cache(maxsize=256)
+def _effective(ranking_rules: tuple[str, ...], all_words: bool) -> tuple[str, ...]:
+    out: list[str] = []
+    for rule in ranking_rules:
+        if all_words and rule == "words":
+            continue
+        if rule in TEXT_RULES and "words" not in out and not all_words:
+            out.append("words")
+        if rule not in out:  # milli skips a rule listed twice
+            out.append(rule)
+    return tuple(out)
+
+
+def effective_ranking_rules(ranking_rules: Sequence[str], matching_strategy: str = "last") -> tuple[str, ...]:
+    """The rules a node ranks by, in order: milli ranks by `words` before any other
+    text rule, even when `words` is listed later or not at all, has no `words` rule
+    with `matchingStrategy: all`, and skips repeats
+    (search/new/mod.rs::get_ranking_rules_for_query_graph_search)."""
+    return _effective(tuple(ranking_rules), matching_strategy == "all")
 
 
 # milli's query limit: words past the 10th are ignored.
@@ -493,7 +520,8 @@ def query_words(q: str) -> int:
 def _max_rank(rule: str, words: int, searchable: int) -> int | None:
     """A bound of a scoring rule's max rank for `words` query words (None: unknown rule)."""
     n = max(words, 1)
-    attribute_rank = searchable + 1
+    # milli's Fid graph: a word costs its attribute's weight (< searchable), summed.
+    attribute_rank = searchable * n + 1
     word_position = 11 * n + 1  # position costs up to 10 per word
     return {
         "words": n + 1,
@@ -501,7 +529,7 @@ def _max_rank(rule: str, words: int, searchable: int) -> int | None:
         "proximity": 8 * n,  # up to 7 per pair of words
         "attributeRank": attribute_rank,
         "wordPosition": word_position,
-        "attribute": attribute_rank * word_position,  # both, before Meilisearch 1.12 split it
+        "attribute": attribute_rank * word_position,  # both (unified, before 1.36's split)
         "exactness": 3 * (n + 1),  # the exact-attribute and exact-words details
         "sort": 1,  # no criteria (checked by the caller): no rank
     }.get(rule)

@@ -27,6 +27,7 @@ import msgspec
 import xxhash
 from msgspec import UNSET, Meta, UnsetType
 
+from miroir.core import embedders as embedders_mod
 from miroir.core.errors import MeiliError, json_kind
 
 SHARD_FIELD = "_miroir_shard"
@@ -74,14 +75,37 @@ class LocalizedAttributes(msgspec.Struct, forbid_unknown_fields=True, rename="ca
     locales: list[str]
 
 
+class ForeignKey(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    foreign_index_uid: str
+    field_name: str
+
+
+class ChatSearchParameters(_Patch):
+    hybrid: dict[str, Any] | None | UnsetType = UNSET
+    limit: UInt | None | UnsetType = UNSET
+    sort: list[str] | None | UnsetType = UNSET
+    distinct: str | None | UnsetType = UNSET
+    matching_strategy: Literal["last", "all", "frequency"] | None | UnsetType = UNSET
+    attributes_to_search_on: list[str] | None | UnsetType = UNSET
+    ranking_score_threshold: float | None | UnsetType = UNSET
+
+
+class Chat(_Patch):
+    description: str | None | UnsetType = UNSET
+    document_template: str | None | UnsetType = UNSET
+    document_template_max_bytes: UInt | None | UnsetType = UNSET
+    search_parameters: ChatSearchParameters | None | UnsetType = UNSET
+
+
 class Settings(_Patch):
-    """Meilisearch's settings object (API 1.12), every field optional."""
+    """Meilisearch's settings object (API 1.50), every field optional, in 1.50's order."""
 
     displayed_attributes: list[str] | None | UnsetType = UNSET
     searchable_attributes: list[str] | None | UnsetType = UNSET
     # Newer Meilisearch also accepts `{"attributePatterns": [...], "features": {...}}`.
     filterable_attributes: list[str | dict[str, Any]] | None | UnsetType = UNSET
     sortable_attributes: list[str] | None | UnsetType = UNSET
+    foreign_keys: list[ForeignKey] | None | UnsetType = UNSET
     ranking_rules: list[str] | None | UnsetType = UNSET
     stop_words: list[str] | None | UnsetType = UNSET
     non_separator_tokens: list[str] | None | UnsetType = UNSET
@@ -98,6 +122,7 @@ class Settings(_Patch):
     localized_attributes: list[LocalizedAttributes] | None | UnsetType = UNSET
     facet_search: bool | None | UnsetType = UNSET
     prefix_search: Literal["indexingTime", "disabled"] | None | UnsetType = UNSET
+    chat: Chat | None | UnsetType = UNSET
 
 
 class _FilterFeatures(msgspec.Struct, forbid_unknown_fields=True):
@@ -128,6 +153,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "searchableAttributes": ("searchable-attributes", "PUT"),
     "filterableAttributes": ("filterable-attributes", "PUT"),
     "sortableAttributes": ("sortable-attributes", "PUT"),
+    "foreignKeys": ("foreign-keys", "PUT"),
     "rankingRules": ("ranking-rules", "PUT"),
     "stopWords": ("stop-words", "PUT"),
     "nonSeparatorTokens": ("non-separator-tokens", "PUT"),
@@ -144,11 +170,27 @@ ROUTES: dict[str, tuple[str, str]] = {
     "localizedAttributes": ("localized-attributes", "PUT"),
     "facetSearch": ("facet-search", "PUT"),
     "prefixSearch": ("prefix-search", "PUT"),
+    "chat": ("chat", "PATCH"),
 }
 FIELD_OF_ROUTE: dict[str, str] = {route: name for name, (route, _) in ROUTES.items()}
 assert set(ROUTES) == {f.encode_name for f in msgspec.structs.fields(Settings)}
 
-DEFAULT_RANKING_RULES = ["words", "typo", "proximity", "attribute", "sort", "exactness"]
+# Meilisearch >= 1.36: `attribute` split into `attributeRank` and `wordPosition`, with
+# `sort` between them (milli/src/criterion.rs::default_criteria).
+DEFAULT_RANKING_RULES = ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness"]
+BUILTIN_RANKING_RULES = ("words", "typo", "proximity", "attribute", "attributeRank", "wordPosition", "sort", "exactness")
+# Settings keys GET /settings shows only while an experimental feature is on, and that
+# only that feature lets a client set: key -> (feature, feature's label, discussion).
+GATED_KEYS = {
+    "chat": ("chatCompletions", "chat completions", 835),
+    "foreignKeys": ("foreignKeys", "foreign_keys", 873),
+}
+DEFAULT_CHAT = {
+    "description": "",
+    "documentTemplate": embedders_mod.DEFAULT_DOCUMENT_TEMPLATE,
+    "documentTemplateMaxBytes": embedders_mod.DEFAULT_DOCUMENT_TEMPLATE_MAX_BYTES,
+    "searchParameters": {},
+}
 
 # Meilisearch's defaults: the client view of an index nobody configured.
 DEFAULTS: dict[str, Any] = {
@@ -156,6 +198,7 @@ DEFAULTS: dict[str, Any] = {
     "searchableAttributes": ["*"],
     "filterableAttributes": [],
     "sortableAttributes": [],
+    "foreignKeys": [],
     "rankingRules": DEFAULT_RANKING_RULES,
     "stopWords": [],
     "nonSeparatorTokens": [],
@@ -169,6 +212,7 @@ DEFAULTS: dict[str, Any] = {
         "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9},
         "disableOnWords": [],
         "disableOnAttributes": [],
+        "disableOnNumbers": False,
     },
     "faceting": {"maxValuesPerFacet": DEFAULT_MAX_VALUES_PER_FACET, "sortFacetValuesBy": {"*": "alpha"}},
     "pagination": {"maxTotalHits": 1000},
@@ -177,10 +221,11 @@ DEFAULTS: dict[str, Any] = {
     "localizedAttributes": None,
     "facetSearch": True,
     "prefixSearch": "indexingTime",
+    "chat": DEFAULT_CHAT,
 }
 assert list(DEFAULTS) == list(ROUTES)
 
-_RANKING_RULES = frozenset(DEFAULT_RANKING_RULES)
+_RANKING_RULES = frozenset(BUILTIN_RANKING_RULES)
 # Lists whose order means nothing (Meilisearch stores them as sets).
 _SET_LIKE = ("filterableAttributes", "sortableAttributes", "stopWords", "nonSeparatorTokens", "separatorTokens", "dictionary")
 
@@ -193,6 +238,8 @@ def _snake(name: str) -> str:
 
 
 def error_code(field: str) -> str:
+    if field == "chat":
+        return "invalid_settings_index_chat"  # 1.50's name for it
     return f"invalid_settings_{_snake(field)}"
 
 
@@ -252,6 +299,10 @@ def _translate(err: msgspec.ValidationError, raw: Any, sub_route: bool) -> Meili
         listed = _known_fields(path)
         return MeiliError(error_code(field), f"Unknown field `{m.group(1)}`{where}: expected one of {listed}")
     assert field is not None, text
+    m = re.fullmatch(r"Object missing required field `(.+)`", msg)
+    if m:
+        where = f" inside `{shown}`" if shown else ""
+        return MeiliError(error_code(field), f"Missing field `{m.group(1)}`{where}")
     value = _value_at(raw, path)
     m = re.fullmatch(r"Invalid enum value (.+)", msg)
     if m:
@@ -307,6 +358,7 @@ def _enum_choices(path: str) -> str:
         "proximityPrecision": ("byWord", "byAttribute"),
         "prefixSearch": ("indexingTime", "disabled"),
         "faceting": ("alpha", "count"),
+        "chat": ("last", "all", "frequency"),
     }.get(field, ())
     return ", ".join(f"`{c}`" for c in choices)
 
@@ -343,6 +395,15 @@ def _attribute_names(s: Settings) -> list[tuple[str, str]]:
     if isinstance(s.localized_attributes, list):
         for i, rule in enumerate(s.localized_attributes):
             listed(f"localizedAttributes[{i}].attributePatterns", rule.attribute_patterns)
+    if isinstance(s.foreign_keys, list):
+        out.extend((f".foreignKeys[{i}].fieldName", fk.field_name) for i, fk in enumerate(s.foreign_keys))
+    if isinstance(s.chat, Chat) and isinstance(s.chat.search_parameters, ChatSearchParameters):
+        sp = s.chat.search_parameters
+        listed("chat.searchParameters.attributesToSearchOn", sp.attributes_to_search_on)
+        if isinstance(sp.distinct, str):
+            out.append((".chat.searchParameters.distinct", sp.distinct))
+        if isinstance(sp.sort, list):
+            out.extend((f".chat.searchParameters.sort[{i}]", r.rpartition(":")[0] or r) for i, r in enumerate(sp.sort))
     return out
 
 
@@ -370,24 +431,98 @@ def _check_filterable(s: Settings, raw: dict, sub_route: bool) -> None:
             raise _translate(e, raw, sub_route) from None
 
 
-def _check_semantics(s: Settings, sub_route: bool) -> None:
-    """What types cannot say: ranking rule names, attributes reserved by Miroir."""
+_MIXED_RULES = (
+    "Mixed usage of the attribute, attributeRank, and wordPosition ranking rules. You must either use the "
+    "attribute ranking rule alone or the attributeRank and wordPosition ranking rules."
+)
+# milli's AscDesc parser: geo names are refused as ranking rules, each with its reason.
+_GEO_FOR_SORT = ("_geoPoint",)
+_GEO_FOR_FILTER = ("_geoRadius", "_geoBoundingBox")
+_GEO_RESERVED = ("_geo", "_geoDistance")
+
+
+def ranking_rule_error(rule: str) -> str | None:
+    """milli's `CriterionError` text for a ranking rule, None when the rule is valid."""
+    if rule in _RANKING_RULES:
+        return None
+    name, _, order = rule.rpartition(":")
+    if not name or order not in ("asc", "desc"):
+        return (
+            f"`{rule}` ranking rule is invalid. Valid ranking rules are words, typo, sort, proximity, attribute, "
+            "exactness and custom ranking rules."
+        )
+    base = name.partition("(")[0]
+    if base in _GEO_FOR_SORT:
+        return (
+            f"`{base}` is a reserved keyword and thus can't be used as a ranking rule. `{base}` can only be used "
+            "for sorting at search time"
+        )
+    if base in _GEO_FOR_FILTER:
+        return (
+            f"`{base}` is a reserved keyword and thus can't be used as a ranking rule. `{base}` can only be used "
+            "for filtering at search time"
+        )
+    if name in _GEO_RESERVED:
+        return f"`{name}` is a reserved keyword and thus can't be used as a ranking rule"
+    return None
+
+
+def attribute_rules_mixed(rules: list[str]) -> bool:
+    """1.50 refuses `attribute` together with `attributeRank` or `wordPosition`."""
+    return "attribute" in rules and ("attributeRank" in rules or "wordPosition" in rules)
+
+
+def _check_decoded(s: Settings, sub_route: bool) -> None:
+    """What deserr checks while decoding and types cannot say: ranking rule names,
+    non-zero maxTotalHits, the typo word sizes, embedder fields."""
+    def at(path: str) -> str:
+        shown = re.sub(r"^\.[A-Za-z]+", "", path) if sub_route else path
+        return f" at `{shown}`" if shown else ""
+
     if isinstance(s.ranking_rules, list):
         for i, rule in enumerate(s.ranking_rules):
-            name, _, order = rule.rpartition(":")
-            if rule in _RANKING_RULES or (name and order in ("asc", "desc")):
-                continue
-            at = f"[{i}]" if sub_route else f".rankingRules[{i}]"
+            text = ranking_rule_error(rule)
+            if text is not None:
+                raise MeiliError("invalid_settings_ranking_rules", f"Invalid value{at(f'.rankingRules[{i}]')}: {text}")
+    if isinstance(s.typo_tolerance, TypoTolerance) and isinstance(s.typo_tolerance.min_word_size_for_typos, MinWordSizeForTypos):
+        mw = s.typo_tolerance.min_word_size_for_typos
+        one, two = mw.one_typo, mw.two_typos
+        if isinstance(one, int) and isinstance(two, int) and one > two:
             raise MeiliError(
-                "invalid_settings_ranking_rules",
-                f"Invalid value at `{at}`: `{rule}` ranking rule is invalid. Valid ranking rules are words, typo, "
-                "sort, proximity, attribute, exactness and custom ranking rules.",
+                "invalid_settings_typo_tolerance",
+                f"Invalid value{at('.typoTolerance.minWordSizeForTypos')}: `minWordSizeForTypos` setting is invalid. "
+                "`oneTypo` and `twoTypos` fields should be between `0` and `255`, and `twoTypos` should be greater "
+                f"or equals to `oneTypo` but found `oneTypo: {one}` and twoTypos: {two}`.",
             )
+    if isinstance(s.pagination, Pagination) and s.pagination.max_total_hits == 0:
+        raise MeiliError(
+            "invalid_settings_pagination",
+            f"Invalid value{at('.pagination.maxTotalHits')}: a non-zero integer value lower than "
+            "`18446744073709551615` was expected, but found a zero",
+        )
+    if s.embedders is not UNSET:
+        embedders_mod.check_types(s.embedders, "" if sub_route else ".embedders")
     _check_reserved(s, sub_route)
 
 
-def decode_settings(raw: Any) -> Settings:
-    """Body of `PATCH /indexes/{uid}/settings` (already JSON-decoded) -> Settings."""
+def check_update(s: Settings, features: frozenset[str] | set[str] = frozenset()) -> None:
+    """1.50's `validate_settings` (route) then `Settings::validate`: feature gates,
+    the ranking-rule mix, the embedders' fields per source. Synchronous 400s."""
+    embedders_mod.check_gates(s.embedders, features)
+    for key, name in (("chat", "chat"), ("foreignKeys", "foreign_keys")):
+        value = getattr(s, name)
+        feature, label, discussion = GATED_KEYS[key]
+        if value is not UNSET and value is not None and feature not in features:
+            raise embedders_mod.feature_not_enabled(f"setting `{key}` in the index settings", label, discussion)
+    if isinstance(s.ranking_rules, list) and attribute_rules_mixed(s.ranking_rules):
+        raise MeiliError("invalid_settings_ranking_rules", _MIXED_RULES)
+    if isinstance(s.embedders, dict):
+        embedders_mod.validate(s.embedders)
+
+
+def decode_settings(raw: Any, features: frozenset[str] | set[str] = frozenset()) -> Settings:
+    """Body of `PATCH /indexes/{uid}/settings` (already JSON-decoded) -> Settings,
+    validated as 1.50 does with `features` (the experimental features enabled)."""
     if not isinstance(raw, dict):
         raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(raw)}: `{_text(raw)}`")
     try:
@@ -395,11 +530,12 @@ def decode_settings(raw: Any) -> Settings:
     except msgspec.ValidationError as e:
         raise _translate(e, raw, sub_route=False) from None
     _check_filterable(s, raw, sub_route=False)
-    _check_semantics(s, sub_route=False)
+    _check_decoded(s, sub_route=False)
+    check_update(s, features)
     return s
 
 
-def decode_sub_route(route: str, raw: Any) -> Settings:
+def decode_sub_route(route: str, raw: Any, features: frozenset[str] | set[str] = frozenset()) -> Settings:
     """Body of `PUT|PATCH /indexes/{uid}/settings/<route>` -> a one-field Settings."""
     field = FIELD_OF_ROUTE[route]
     wrapped = {field: raw}
@@ -408,7 +544,8 @@ def decode_sub_route(route: str, raw: Any) -> Settings:
     except msgspec.ValidationError as e:
         raise _translate(e, wrapped, sub_route=True) from None
     _check_filterable(s, wrapped, sub_route=True)
-    _check_semantics(s, sub_route=True)
+    _check_decoded(s, sub_route=True)
+    check_update(s, features)
     return s
 
 
@@ -426,6 +563,13 @@ def reset_field(route: str) -> Settings:
 def to_patch(s: Settings) -> dict[str, Any]:
     """Settings -> the JSON patch (camelCase, absent fields dropped, null = reset)."""
     return msgspec.to_builtins(s)
+
+
+def task_details(patch: dict[str, Any]) -> dict[str, Any]:
+    """A settings task's details: the patch with embedder secrets masked, as 1.50 shows."""
+    if isinstance(patch.get("embedders"), dict):
+        return {**patch, "embedders": embedders_mod.masked(patch["embedders"])}
+    return patch
 
 
 # --- client view <-> node view -----------------------------------------------------------
@@ -486,23 +630,66 @@ def _hide_shard_field(filterable: Any) -> Any:
     return out
 
 
-def client_view(node_settings: dict[str, Any], max_values_per_facet: int) -> dict[str, Any]:
-    """A node's full settings -> what the client sees (defaults for missing fields)."""
+def client_view(
+    node_settings: dict[str, Any],
+    max_values_per_facet: int,
+    previous: dict[str, Any] | None = None,
+    patch: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A node's full settings -> what the client sees (defaults for missing fields).
+
+    Only 1.50's keys are kept: a key a newer engine adds would make `GET /settings`
+    unacceptable to `PATCH /settings`. A node hides the feature-gated keys (`chat`,
+    `foreignKeys`) while its feature is off: for those, what the client last set
+    (`previous`, then `patch`) is kept."""
     out: dict[str, Any] = {}
     for name, default in DEFAULTS.items():
-        out[name] = copy.deepcopy(node_settings.get(name, default))
-    for name, value in node_settings.items():  # fields of a newer engine: pass through
-        out.setdefault(name, copy.deepcopy(value))
+        if name in node_settings:
+            value = node_settings[name]
+        elif name in GATED_KEYS and patch is not None and name in patch:
+            value = default if patch[name] is None else patch[name]
+        elif name in GATED_KEYS and previous is not None and name in previous:
+            value = previous[name]
+        else:
+            value = default
+        out[name] = copy.deepcopy(value)
+    if isinstance(out.get("typoTolerance"), dict):  # an engine older than disableOnNumbers
+        out["typoTolerance"] = {**DEFAULTS["typoTolerance"], **out["typoTolerance"]}
     out["filterableAttributes"] = _hide_shard_field(out["filterableAttributes"])
     faceting = out.get("faceting")
     faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
     faceting["maxValuesPerFacet"] = max_values_per_facet
+    if isinstance(faceting.get("sortFacetValuesBy"), dict):  # 1.50: `*` always there, keys sorted
+        faceting["sortFacetValuesBy"] = dict(sorted({"*": "alpha", **faceting["sortFacetValuesBy"]}.items()))
     out["faceting"] = faceting
     return out
 
 
 def default_client_view() -> dict[str, Any]:
     return copy.deepcopy(DEFAULTS)
+
+
+def visible(settings: dict[str, Any], features: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """The answer of `GET /settings` for a stored client view: 1.50's keys in 1.50's
+    order (defaults for keys a view journaled before them lacks), the feature-gated
+    keys only while their feature is on. Embedder secrets are already masked: the view
+    is read back from the nodes, which mask them as 1.50 does."""
+    out: dict[str, Any] = {}
+    for name, default in DEFAULTS.items():
+        if name in GATED_KEYS and GATED_KEYS[name][0] not in features:
+            continue
+        out[name] = settings.get(name, default)
+    if isinstance(out.get("typoTolerance"), dict) and "disableOnNumbers" not in out["typoTolerance"]:
+        out["typoTolerance"] = {**DEFAULTS["typoTolerance"], **out["typoTolerance"]}
+    return out
+
+
+def visible_field(settings: dict[str, Any], field: str) -> Any:
+    """The answer of `GET /settings/<route>` (always answered, gated keys included)."""
+    value = settings.get(field, DEFAULTS[field])
+    if field == "typoTolerance" and isinstance(value, dict):
+        return {**DEFAULTS["typoTolerance"], **value}
+    return value
 
 
 def _canonical(value: Any, name: str | None = None) -> Any:

@@ -64,6 +64,7 @@ from miroir.core.searchplan import (
     search_request_from_dict,
 )
 from miroir.core.swaps import swap_renames, validate_swaps
+from miroir.core.settings import task_details
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import attribute_names, default_settings
@@ -703,24 +704,28 @@ class DevnodeApp:
             raise _NotFound()
         return field
 
+    def _features(self) -> frozenset[str]:
+        """Experimental features on (set by `PATCH /experimental-features`)."""
+        return frozenset(name for name, on in self.q.features.items() if on)
+
     @reads_engines
     async def get_settings(self, req: Request, uid: str):
-        return 200, settings_mod.ordered(self._index(uid).engine.settings)
+        return 200, settings_mod.shown(self._index(uid).engine.settings, self._features())
 
     async def patch_settings(self, req: Request, uid: str):
         self._check_uid(uid)
-        patch = settings_mod.validate_settings(req.json(), self._known_settings())
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        patch = settings_mod.validate_settings(req.json(), self._known_settings(), self._features())
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     async def reset_settings(self, req: Request, uid: str):
         self._check_uid(uid)
         patch = {k: None for k in self._known_settings()}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     @reads_engines
     async def get_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
-        return 200, self._index(uid).engine.settings.get(field.name)
+        return 200, settings_mod.shown_field(self._index(uid).engine.settings, field.name)
 
     async def put_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
@@ -728,14 +733,14 @@ class DevnodeApp:
             raise _MethodNotAllowed()
         self._check_uid(uid)
         body = None if req.body.strip() == b"null" else req.json()
-        patch = settings_mod.validate_route(route, body)
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        patch = settings_mod.validate_route(route, body, self._features())
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     async def reset_setting(self, req: Request, uid: str, route: str):
         field = self._setting_field(route)
         self._check_uid(uid)
         patch = {field.name: None}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), patch)
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
 
     # -- tasks ------------------------------------------------------------------------------
 

@@ -42,15 +42,14 @@ FACET_SEARCH_PARAMS = _FACET_FIELDS  # one list for Miroir and the devnode (1.50
 
 
 def default_settings() -> dict:
-    """Meilisearch's default settings object (one definition: core/settings.py), without
-    the vector-search and localization settings the devnode does not implement."""
-    out = copy.deepcopy(_MEILI_DEFAULTS)
-    for key in _NOT_IMPLEMENTED_SETTINGS:
-        out.pop(key, None)
-    return out
+    """Meilisearch's default settings object (one definition: core/settings.py). The
+    vector-search, localization, chat and foreign-key settings are stored and shown,
+    not applied."""
+    return copy.deepcopy(_MEILI_DEFAULTS)
 
 
-_NOT_IMPLEMENTED_SETTINGS = ("embedders", "localizedAttributes")
+def _numeric_word(word: str) -> bool:
+    return all(c.isnumeric() or (c.isascii() and not c.isalnum() and c.isprintable() and c != " ") for c in word)
 
 
 def attribute_names(entries: list) -> list[str]:
@@ -137,7 +136,12 @@ class IndexEngine:
         self._two_typos = sizes.get("twoTypos", 9)
         self._typo_disabled_words = frozenset(normalize(w) for w in typo.get("disableOnWords") or [])
         self._typo_disabled_attrs = list(typo.get("disableOnAttributes") or [])
+        # milli indexes words made only of digits and punctuation as exact words then:
+        # no typo derivation reaches them (disabled_typos_terms.rs::is_exact).
+        self._typo_off_numbers = bool(typo.get("disableOnNumbers"))
         self._typo_cache.clear()
+        self._term_cache.clear()
+        self._term_cache_ids = 0
         if reindex:
             self._reindex()
 
@@ -427,8 +431,11 @@ class IndexEngine:
             want_offset, want = p.offset, p.limit
         end = min(want_offset + want, max_total)
 
-        rules = self._rules(plan, p.sort)
-        order = _BucketSort(plan, rules)
+        rules = self._rules(plan, p.sort, p.matching_strategy)
+        # Applied only when set: Meilisearch's 1.5 s default would make answers depend on
+        # the machine's load, and the devnode answers tests.
+        cutoff = self.settings.get("searchCutoffMs")
+        order = _BucketSort(plan, rules, None if cutoff is None else started + cutoff / 1000)
         selected: list[int] = []
         seen_distinct: set = set()
         threshold = p.ranking_score_threshold
@@ -637,7 +644,7 @@ class IndexEngine:
                 i += 1
         if max_typos:
             for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
-                if cand not in found:
+                if cand not in found and not (d and self._typo_off_numbers and _numeric_word(cand)):
                     found[cand] = d
         out = [(w, t, w == word) for w, t in found.items()]
         if len(self._typo_cache) > 4096:
@@ -764,12 +771,19 @@ class IndexEngine:
 
     # ---------------------------------------------------------- rules
 
-    def _rules(self, plan: "_Plan", sort: list[tuple[str, bool]] | None) -> list[tuple[str, Any]]:
-        """The ranking rules that apply to this search, in settings order."""
+    def _rules(self, plan: "_Plan", sort: list[tuple[str, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
+        """The ranking rules that apply to this search, in settings order. With
+        `matchingStrategy: all` milli has no `words` rule: every document holds every word."""
         out: list[tuple[str, Any]] = []
         for rule in self.settings["rankingRules"]:
             if rule in ranking.TEXT_RULES:
                 if plan.terms:
+                    if rule == "words" and strategy == "all":
+                        continue
+                    if rule != "words" and strategy != "all" and not any(r[0] == "words" for r in out):
+                        # milli ranks by `words` first whenever another text rule is
+                        # listed, whether `words` is listed or comes later.
+                        out.append(("words", None))
                     out.append((rule, None))
             elif rule == "sort":
                 for name, asc in sort or []:
@@ -1004,9 +1018,14 @@ class _BucketSort:
     tests/test_devnode_restricted_equivalence.py against `plan.reference`, the road
     that builds every TermHit up front and compares emitted details)."""
 
-    def __init__(self, plan: _Plan, rules: list[tuple[str, Any]]):
+    def __init__(self, plan: _Plan, rules: list[tuple[str, Any]], deadline: float | None = None):
         self.plan = plan
         self.rules = rules
+        # `searchCutoffMs`: once past the deadline (perf_counter), a group still to split
+        # is returned as it is (internal-id order), its documents ranked by the rules
+        # applied so far and a `skipped` entry (milli's bucket_sort, ScoreDetails::Skipped).
+        self.deadline = deadline
+        self.skipped: dict[int, int] = {}  # iid -> index of the first rule not applied
         self._details: dict[int, dict[int, dict]] = {}
         self._memo: dict[tuple, Any] = {}
         self._typo_of: dict[int, dict[int, int]] = {}
@@ -1040,8 +1059,8 @@ class _BucketSort:
                 d = ranking.typo_detail(terms, hits)
             elif name == "proximity":
                 d = {"_ranks": [ranking.proximity_rank(terms, hits, plan.ctx.by_attribute)]}
-            elif name == "attribute":
-                d = ranking.attribute_detail(*ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
+            elif name in ranking.ATTRIBUTE_RULES:
+                d = ranking.attribute_rule_detail(name, *ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
             else:
                 d = ranking.exactness_detail(hits, plan.wcount.get(iid, {}))
         return ranking.with_score(d)
@@ -1071,6 +1090,10 @@ class _BucketSort:
     def iterate(self, iids: list[int], r: int = 0) -> Iterator[int]:
         if r >= len(self.rules) or len(iids) <= 1:
             yield from iids  # already in internal-id order
+            return
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.skipped.update(dict.fromkeys(iids, r))
+            yield from iids
             return
         keyf = self._key_fn(r, iids)
         if keyf is None:  # the rule cannot split this group
@@ -1134,7 +1157,9 @@ class _BucketSort:
             if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._proximity_key_fn(r, iids)
-        if name == "attribute":
+        if name in ranking.ATTRIBUTE_RULES:
+            if name == "attributeRank" and not plan.ctx.max_weight:
+                return None  # every searchable attribute weighs the same: score 1
             if plan.reference:
                 return lambda iid: self.key(iid, r)
             return self._attribute_key_fn(r, iids)
@@ -1240,21 +1265,25 @@ class _BucketSort:
         cost_from_distance(|position - query position|)). Each is the smallest over the
         term's derivations: the documents of each cost are united over the derivations,
         then assigned cheapest first. One bucket and one term: the groups come straight
-        out of set operations."""
+        out of set operations. `attributeRank` needs the weight costs only,
+        `wordPosition` the position costs only."""
         plan = self.plan
+        rule = self.rules[r][0]
+        with_pos = rule != "attributeRank"
         eng = plan.engine
         memo = self._memo
         kept = plan.kept
         max_weight = plan.ctx.max_weight
         weights = plan.weights
         wsig = tuple(sorted(weights.items())) if max_weight else None
+        with_weight = bool(max_weight) and rule != "wordPosition"
 
         def key_of(b: int, wcost: int, cost: int):
             mk = (r, b, wcost, cost)
             k = memo.get(mk)
             if k is None:
                 ranks = ranking.attribute_ranks_from_costs(len(kept[b]), wcost, cost, max_weight)
-                k = memo[mk] = -ranking.with_score(ranking.attribute_detail(*ranks))["score"]
+                k = memo[mk] = -ranking.with_score(ranking.attribute_rule_detail(rule, *ranks))["score"]
             return k
 
         group = set(iids)
@@ -1319,8 +1348,8 @@ class _BucketSort:
         b = self._one_bucket(iids)
         if b is not None and len(kept[b]) == 1:
             ti = kept[b][0]
-            wgroups = split(group, by_cost(ti, True)) if max_weight else [(0, group)]
-            pos = by_cost(ti)
+            wgroups = split(group, by_cost(ti, True)) if with_weight else [(0, group)]
+            pos = by_cost(ti) if with_pos else [(0, group)]
             return [(key_of(b, wc, c), sorted(g)) for wc, wg in wgroups for c, g in split(wg, pos)]
         needed = set(kept[b]) if b is not None else {ti for kt in kept for ti in kt}
 
@@ -1334,8 +1363,8 @@ class _BucketSort:
                 maps.append(m)
             return maps
 
-        costs = cost_maps(False)
-        wcosts = cost_maps(True) if max_weight else None
+        costs = cost_maps(False) if with_pos else None
+        wcosts = cost_maps(True) if with_weight else None
         bucket = plan.bucket
 
         def keyf(iid: int):
@@ -1343,7 +1372,8 @@ class _BucketSort:
             cost = 0
             wcost = 0
             for ti in kept[b]:
-                cost += costs[ti][iid]
+                if costs is not None:
+                    cost += costs[ti][iid]
                 if wcosts is not None:
                     wcost += wcosts[ti][iid]
             return key_of(b, wcost, cost)
@@ -1409,15 +1439,21 @@ class _BucketSort:
 
     def details(self, iid: int) -> dict:
         out = {}
-        for r, (name, arg) in enumerate(self.rules):
+        applied = self.skipped.get(iid, len(self.rules))
+        for r, (name, arg) in enumerate(self.rules[:applied]):
             out[name] = ranking.finish_detail(r, self.detail(iid, r))
+        if applied < len(self.rules):
+            out["skipped"] = {"order": applied}
         return out
 
     def score(self, iid: int) -> float:
         ranks = []
-        for r, (_, arg) in enumerate(self.rules):
+        applied = self.skipped.get(iid, len(self.rules))
+        for r, (_, arg) in enumerate(self.rules[:applied]):
             if arg is None:
                 ranks.extend(self.detail(iid, r)["_ranks"])
+        if applied < len(self.rules):
+            ranks.append(ranking.Rank(0, 1))
         return ranking.global_score(ranks)
 
 

@@ -21,7 +21,11 @@ from miroir.core.sortvalue import MISSING, field_value, sort_key
 MAX_DISTANCE = 8  # milli's proximity cap: words 8+ apart (or in other attributes) are "far"
 MAX_POSITION_COST = 10  # milli's position rule: cost_from_distance() tops out at 10
 
-TEXT_RULES = ("words", "typo", "proximity", "attribute", "exactness")
+# `attribute` is milli's two rules Fid then Position, shown as one details entry;
+# since Meilisearch 1.36 they can be placed apart as `attributeRank` (Fid) and
+# `wordPosition` (Position), each its own entry (score_details.rs, AttributeState).
+TEXT_RULES = ("words", "typo", "proximity", "attribute", "attributeRank", "wordPosition", "exactness")
+ATTRIBUTE_RULES = ("attribute", "attributeRank", "wordPosition")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,13 @@ def attribute_detail(fid: Rank, pos: Rank) -> dict:
         "queryWordDistanceScore": pos.local_score(),
         "_ranks": [fid, pos],
     }
+
+
+def attribute_rule_detail(rule: str, fid: Rank, pos: Rank) -> dict:
+    """The details of one of the ATTRIBUTE_RULES from the two ranks they are made of."""
+    if rule == "attribute":
+        return attribute_detail(fid, pos)
+    return {"_ranks": [fid if rule == "attributeRank" else pos]}
 
 
 def exactness_detail(hits: list[TermHit], field_word_counts: dict) -> dict:

@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
+from miroir.core import embedders as embedders_mod
+from miroir.core import settings as core_settings
 from miroir.core.errors import MeiliError, json_kind
-
-_RULES = ("words", "typo", "proximity", "attribute", "sort", "exactness")
 
 Validator = Callable[[Any, str], Any]
 
@@ -77,15 +77,9 @@ def _filterable(value: Any, path: str) -> list:
 def _ranking_rules(value: Any, path: str) -> list[str]:
     rules = _str_list(value, path)
     for i, rule in enumerate(rules):
-        name, _, order = rule.rpartition(":")
-        if rule in _RULES or (name and order in ("asc", "desc")):
-            continue
-        raise _Invalid(
-            f"{path}[{i}]",
-            f"`{rule}` ranking rule is invalid. Valid ranking rules are words, typo, sort, proximity, attribute, "
-            "exactness and custom ranking rules.",
-            kind="value",
-        )
+        text = core_settings.ranking_rule_error(rule)
+        if text is not None:
+            raise _Invalid(f"{path}[{i}]", text, kind="value")
     return rules
 
 
@@ -135,7 +129,105 @@ def _sort_facets_by(value: Any, path: str) -> dict[str, str]:
     return {k: _enum("alpha", "count")(v, f"{path}.{k}") for k, v in value.items()}
 
 
-def _passthrough(value: Any, path: str) -> Any:
+def _min_word_size(value: Any, path: str) -> dict:
+    out = _object({"oneTypo": _u8, "twoTypos": _u8})(value, path)
+    one, two = out.get("oneTypo"), out.get("twoTypos")
+    if one is not None and two is not None and one > two:
+        raise _Invalid(
+            path,
+            "`minWordSizeForTypos` setting is invalid. `oneTypo` and `twoTypos` fields should be between `0` and "
+            "`255`, and `twoTypos` should be greater or equals to `oneTypo` but found "
+            f"`oneTypo: {one}` and twoTypos: {two}`.",
+            kind="value",
+        )
+    return out
+
+
+def _u8(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise _type_error(value, path, "a positive integer")
+    return value
+
+
+def _non_zero(value: Any, path: str) -> int:
+    n = _uint(value, path)
+    if n == 0:
+        raise _Invalid(
+            path,
+            "a non-zero integer value lower than `18446744073709551615` was expected, but found a zero",
+            kind="value",
+        )
+    return n
+
+
+def _embedders(value: Any, path: str) -> dict:
+    """Checked as 1.50 checks them (core/embedders.py); stored as a 1.50 node shows them.
+    The devnode does not embed: vectors are another matter."""
+    embedders_mod.check_types(value, path)
+    embedders_mod.validate(value)
+    return value
+
+
+def _merge_embedders(current: dict, patch: dict) -> dict:
+    """1.50 updates an embedder field by field (`null`: that field reset, a whole
+    embedder `null`: removed), then shows it with its source's defaults."""
+    out = dict(current)
+    for name, e in patch.items():
+        if e is None:
+            out.pop(name, None)
+            continue
+        merged = {**out.get(name, {}), **e}
+        out[name] = embedders_mod.stored_view(merged)
+    return out
+
+
+def _localized(value: Any, path: str) -> list:
+    if not isinstance(value, list):
+        raise _type_error(value, path, "an array")
+    out = []
+    for i, rule in enumerate(value):
+        at = f"{path}[{i}]"
+        if not isinstance(rule, dict):
+            raise _type_error(rule, at, "an object")
+        for key in ("attributePatterns", "locales"):
+            if key not in rule:
+                raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
+        for key in rule:
+            if key not in ("attributePatterns", "locales"):
+                raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of `attributePatterns`, `locales`", kind="raw")
+        out.append({"attributePatterns": _str_list(rule["attributePatterns"], f"{at}.attributePatterns"),
+                    "locales": _str_list(rule["locales"], f"{at}.locales")})
+    return out
+
+
+def _foreign_keys(value: Any, path: str) -> list:
+    if not isinstance(value, list):
+        raise _type_error(value, path, "an array")
+    out = []
+    for i, fk in enumerate(value):
+        at = f"{path}[{i}]"
+        if not isinstance(fk, dict):
+            raise _type_error(fk, at, "an object")
+        for key in fk:
+            if key not in ("foreignIndexUid", "fieldName"):
+                raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of `foreignIndexUid`, `fieldName`", kind="raw")
+        for key in ("foreignIndexUid", "fieldName"):
+            if key not in fk:
+                raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
+            _str(fk[key], f"{at}.{key}")
+        out.append({"foreignIndexUid": fk["foreignIndexUid"], "fieldName": fk["fieldName"]})
+    return out
+
+
+def _float(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(value, path, "a number")
+    return value
+
+
+def _any_object(value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise _type_error(value, path, "an object")
     return value
 
 
@@ -146,7 +238,7 @@ def _opt_uint(value: Any, path: str) -> int | None:
 _TYPO = _object(
     {
         "enabled": _bool,
-        "minWordSizeForTypos": _object({"oneTypo": _uint, "twoTypos": _uint}),
+        "minWordSizeForTypos": _min_word_size,
         "disableOnWords": _str_list,
         "disableOnAttributes": _str_list,
         "disableOnNumbers": _bool,
@@ -167,6 +259,7 @@ FIELDS: tuple[Field, ...] = (
     Field("searchableAttributes", "searchable-attributes", "PUT", _str_list),
     Field("filterableAttributes", "filterable-attributes", "PUT", _filterable),
     Field("sortableAttributes", "sortable-attributes", "PUT", _str_list),
+    Field("foreignKeys", "foreign-keys", "PUT", _foreign_keys),
     Field("rankingRules", "ranking-rules", "PUT", _ranking_rules),
     Field("stopWords", "stop-words", "PUT", _str_list),
     Field("nonSeparatorTokens", "non-separator-tokens", "PUT", _str_list),
@@ -177,12 +270,26 @@ FIELDS: tuple[Field, ...] = (
     Field("proximityPrecision", "proximity-precision", "PUT", _enum("byWord", "byAttribute")),
     Field("typoTolerance", "typo-tolerance", "PATCH", _TYPO),
     Field("faceting", "faceting", "PATCH", _object({"maxValuesPerFacet": _uint, "sortFacetValuesBy": _sort_facets_by})),
-    Field("pagination", "pagination", "PATCH", _object({"maxTotalHits": _uint})),
-    Field("embedders", "embedders", "PATCH", _passthrough),
+    Field("pagination", "pagination", "PATCH", _object({"maxTotalHits": _non_zero})),
+    Field("embedders", "embedders", "PATCH", _embedders),
     Field("searchCutoffMs", "search-cutoff-ms", "PUT", _opt_uint),
-    Field("localizedAttributes", "localized-attributes", "PUT", _passthrough),
+    Field("localizedAttributes", "localized-attributes", "PUT", _localized),
     Field("facetSearch", "facet-search", "PUT", _bool),
     Field("prefixSearch", "prefix-search", "PUT", _enum("indexingTime", "disabled")),
+    Field("chat", "chat", "PATCH", _object({
+        "description": _str,
+        "documentTemplate": _str,
+        "documentTemplateMaxBytes": _uint,
+        "searchParameters": _object({
+            "hybrid": _any_object,
+            "limit": _uint,
+            "sort": _str_list,
+            "distinct": _str,
+            "matchingStrategy": _enum("last", "all", "frequency"),
+            "attributesToSearchOn": _str_list,
+            "rankingScoreThreshold": _float,
+        }),
+    })),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 BY_ROUTE = {f.route: f for f in FIELDS}
@@ -193,7 +300,7 @@ def _snake(name: str) -> str:
 
 
 def _error(field: Field, err: _Invalid) -> MeiliError:
-    code = f"invalid_settings_{_snake(field.name)}"
+    code = core_settings.error_code(field.name)
     if err.kind == "raw":
         message = err.message
     else:
@@ -211,7 +318,28 @@ def _check(field: Field, value: Any, path: str) -> Any:
         raise _error(field, e) from None
 
 
-def validate_settings(body: Any, known: tuple[str, ...] | None = None) -> dict:
+def _check_patch(patch: dict, features: frozenset[str] | None) -> dict:
+    """1.50's checks of a whole update (route and `Settings::validate`): feature gates
+    (`features`: the experimental features on; None: the devnode does not know them,
+    no gate), then the ranking-rule mix."""
+    if features is not None:
+        embedders_mod.check_gates(patch.get("embedders"), features)
+        for key, (feature, label, discussion) in core_settings.GATED_KEYS.items():
+            if patch.get(key) is not None and feature not in features:
+                raise embedders_mod.feature_not_enabled(f"setting `{key}` in the index settings", label, discussion)
+    rules = patch.get("rankingRules")
+    if isinstance(rules, list) and core_settings.attribute_rules_mixed(rules):
+        raise MeiliError("invalid_settings_ranking_rules", core_settings._MIXED_RULES)
+    return patch
+
+
+def hidden_keys(features: frozenset[str] | None) -> tuple[str, ...]:
+    """Keys `GET /settings` leaves out while their feature is off."""
+    on = features or frozenset()
+    return tuple(k for k, (feature, _, _) in core_settings.GATED_KEYS.items() if feature not in on)
+
+
+def validate_settings(body: Any, known: tuple[str, ...] | None = None, features: frozenset[str] | None = None) -> dict:
     """Body of `PATCH /settings` -> normalized patch (`None` = reset)."""
     if not isinstance(body, dict):
         text = msgspec.json.encode(body).decode()
@@ -223,13 +351,13 @@ def validate_settings(body: Any, known: tuple[str, ...] | None = None) -> dict:
             listed = ", ".join(f"`{n}`" for n in names)
             raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of {listed}")
         patch[key] = _check(BY_NAME[key], value, f".{key}")
-    return patch
+    return _check_patch(patch, features)
 
 
-def validate_route(route: str, body: Any) -> dict:
+def validate_route(route: str, body: Any, features: frozenset[str] | None = None) -> dict:
     """Body of `PUT|PATCH /settings/<route>` -> a one-field patch."""
     field = BY_ROUTE[route]
-    return {field.name: _check(field, body, "")}
+    return _check_patch({field.name: _check(field, body, "")}, features)
 
 
 def reset_patch(route: str | None = None) -> dict:
@@ -261,6 +389,10 @@ def merge(current: dict, patch: dict, defaults: dict) -> dict:
         default = defaults.get(name)
         if value is None:
             out[name] = default
+        elif name == "embedders":
+            out[name] = _merge_embedders(out.get(name) or {}, value)
+        elif name == "faceting" and isinstance(value, dict) and isinstance(default, dict):
+            out[name] = with_default_facet_order(_merge_object(out.get(name) or default, value, default))
         elif BY_NAME[name].method == "PATCH" and isinstance(value, dict) and isinstance(default, dict):
             out[name] = _merge_object(out.get(name) or default, value, default)
         else:
@@ -268,8 +400,33 @@ def merge(current: dict, patch: dict, defaults: dict) -> dict:
     return out
 
 
+def with_default_facet_order(faceting: dict) -> dict:
+    """1.50 keeps `sortFacetValuesBy` as a map sorted by pattern where `*` is always
+    present (`alpha` unless set): a client's `{"genre": "count"}` reads back with it."""
+    order = faceting.get("sortFacetValuesBy")
+    if isinstance(order, dict):
+        order = {"*": "alpha", **order}
+        faceting = {**faceting, "sortFacetValuesBy": dict(sorted(order.items()))}
+    return faceting
+
+
 def ordered(settings: dict) -> dict:
     """Settings in Meilisearch's field order (unknown engine keys last, as they came)."""
     out = {f.name: settings[f.name] for f in FIELDS if f.name in settings}
     out.update((k, v) for k, v in settings.items() if k not in out)
     return out
+
+
+def shown(settings: dict, features: frozenset[str] | None) -> dict:
+    """`GET /settings`: 1.50's order, gated keys hidden while their feature is off,
+    embedder secrets masked."""
+    hidden = hidden_keys(features)
+    out = {k: v for k, v in ordered(settings).items() if k not in hidden}
+    if "embedders" in out:
+        out["embedders"] = embedders_mod.masked(out["embedders"])
+    return out
+
+
+def shown_field(settings: dict, name: str) -> Any:
+    value = settings.get(name)
+    return embedders_mod.masked(value) if name == "embedders" else value

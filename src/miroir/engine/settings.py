@@ -124,11 +124,11 @@ async def update_settings(cluster: Cluster, uid: str, s: core.Settings) -> TaskR
         await cluster.journal.append(
             IndexSettingsPut(
                 uid=uid,
-                settings=core.client_view(agreed, max_values),
+                settings=core.client_view(agreed, max_values, previous, patch),
                 version=meta.settings_version + 1,
                 updated_at=now(cluster),
             )
         )
         await handle.finish("succeeded")
 
-    return await cluster.tasks.enqueue_driven(index_uid=uid, type="settingsUpdate", details=patch, driver=driver)
+    return await cluster.tasks.enqueue_driven(index_uid=uid, type="settingsUpdate", details=core.task_details(patch), driver=driver)
