@@ -27,6 +27,7 @@ from typing import Any, Callable, Union
 import msgspec
 
 from miroir.core.errors import MeiliError
+from miroir.core.patterns import filterable_patterns, is_filterable
 
 __all__ = [
     "FilterError",
@@ -832,47 +833,20 @@ def attribute_uses(expr: Expr | None) -> list[tuple[str, str | None]]:
     return out
 
 
-def pattern_matches(pattern: str, attr: str) -> bool:
-    """Whether a filterable-attributes pattern allows filtering on `attr`."""
-    return _pattern_matches(pattern, attr)
-
-
-def _pattern_matches(pattern: str, attr: str) -> bool:
-    if pattern == "*" or pattern == attr or attr.startswith(pattern + "."):
-        return True
-    if "*" in pattern:
-        if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
-            return pattern[1:-1] in attr
-        if pattern.endswith("*"):
-            return attr.startswith(pattern[:-1])
-        if pattern.startswith("*"):
-            return attr.endswith(pattern[1:])
-    return False
-
-
-def _filterable_patterns(filterable: list) -> list[str]:
-    out: list[str] = []
-    for item in filterable:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):  # {"attributePatterns": [...], "features": ...}
-            out.extend(p for p in item.get("attributePatterns", ()) if isinstance(p, str))
-    return out
-
-
 def check_filterable(expr: Expr | None, filterable: list) -> None:
     """Raise Meilisearch's error for the first attribute expr uses that is not filterable.
 
-    ``a`` allows ``a`` and ``a.b``; ``*`` allows everything; ``prefix*``/``*suffix``
-    patterns are honoured. Geo filters need ``_geo`` (checked after the others, as
+    Rules as Meilisearch 1.50 reads them (core/patterns.py): a plain ``a`` allows ``a``
+    and ``a.b``; pattern rules honour ``*``, ``prefix*``, ``*suffix`` and ``*infix*``; the
+    first matching rule decides. Geo filters need ``_geo`` (checked after the others, as
     Meilisearch does).
     """
-    patterns = _filterable_patterns(filterable)
+    patterns = filterable_patterns(filterable)
     leaves = list(_walk(expr))
     ordered = [e for e in leaves if type(e) is not Geo] + [e for e in leaves if type(e) is Geo]
     for leaf in ordered:
         attr = "_geo" if type(leaf) is Geo else leaf.attr
-        if any(_pattern_matches(p, attr) for p in patterns):
+        if is_filterable(filterable, attr):
             continue
         if patterns:
             tail = f"Available filterable attributes are: `{' '.join(sorted(set(patterns)))}`."

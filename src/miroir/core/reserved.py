@@ -17,12 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from miroir.core.errors import MeiliError
-from miroir.core.filter import (
-    FilterError,
-    attribute_uses,
-    parse_filter,
-    pattern_matches,
-)
+from miroir.core.filter import FilterError, attribute_uses, parse_filter
+from miroir.core.patterns import is_filterable
 from miroir.core.settings import RESERVED_PREFIX
 
 
@@ -80,7 +76,7 @@ def filter_error(value: Any, filterable: Iterable[Any], code: str = "invalid_sea
                 tail = "This index does not have configured filterable attributes."
             message = f"Attribute `{attr}` is not filterable. {tail}"
             return FilterError(message + ("\n" + position if position else ""), code)
-        if not any(pattern_matches(p, attr) for p in patterns):
+        if not is_filterable(filterable, attr):
             return None  # refused by the nodes first, with their own words
     return None
 

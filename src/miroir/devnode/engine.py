@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from miroir.core.documents import document_id, resolve_primary_key
 from miroir.core import filter as filter_mod
+from miroir.core import patterns as attr_patterns
 from miroir.core.errors import MeiliError
 from miroir.core.searchplan import SEARCH_FIELDS, json_kind
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
@@ -66,15 +67,8 @@ def attribute_names(entries: list) -> list[str]:
 
 
 def matches_attribute(path: str, patterns: list[str]) -> bool:
-    """Is `path` covered by one of `patterns` ("*", exact, parent object, `prefix*`)?"""
-    for p in patterns:
-        if p == "*" or p == path or path.startswith(p + "."):
-            return True
-        if p.endswith("*") and path.startswith(p[:-1]):
-            return True
-        if p.startswith("*") and path.endswith(p[1:]):
-            return True
-    return False
+    """Is `path` covered by one of `patterns` (wildcards, exact, or nested in a named field)?"""
+    return attr_patterns.covers_any(patterns, path)
 
 
 class IndexEngine:
@@ -382,7 +376,7 @@ class IndexEngine:
                     self._parsed_filters[key] = expr
             if expr is None:
                 return None
-            filter_mod.check_filterable(expr, self._filterable())
+            filter_mod.check_filterable(expr, self.settings["filterableAttributes"])
             filter_mod.compile_filter(expr)
             return expr
         except filter_mod.FilterError as e:
@@ -795,7 +789,7 @@ class IndexEngine:
         if not isinstance(name, str):
             raise MeiliError("missing_facet_search_facet_name", "Missing field `facetName`")
         filterable = self._filterable()
-        if not matches_attribute(name, filterable):
+        if not attr_patterns.is_facet_searchable(self.settings["filterableAttributes"], name):
             if filterable:
                 avail = ", ".join(sorted(filterable))
                 msg = f"Attribute `{name}` is not facet-searchable. Available facet-searchable attributes are: `{avail}`. To make it facet-searchable add it to the `filterableAttributes` index settings."
@@ -1459,7 +1453,7 @@ class _SearchParams:
             if not isinstance(distinct, str):
                 raise _type_error("distinct", "invalid_search_distinct", "a string", distinct)
             filterable = eng._filterable()
-            if not matches_attribute(distinct, filterable):
+            if not attr_patterns.is_filterable(eng.settings["filterableAttributes"], distinct):
                 avail = ", ".join(sorted(filterable))
                 msg = (
                     f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. "
@@ -1533,7 +1527,7 @@ def _parse_sort(value, eng: IndexEngine) -> list[tuple[str, bool]] | None:
                 "invalid_search_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
-        if not matches_attribute(name, sortable):
+        if not attr_patterns.legacy_match_any(sortable, name):
             if sortable:
                 msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{', '.join(sorted(sortable))}`."
             else:
@@ -1559,7 +1553,7 @@ def _parse_facets(value, eng: IndexEngine) -> list[str] | None:
         if name == "*":
             out.extend(f for f in filterable if "*" not in f)
             continue
-        if not matches_attribute(name, filterable):
+        if not attr_patterns.facet_allowed(eng.settings["filterableAttributes"], name):
             if filterable:
                 msg = f"Invalid facet distribution, attribute `{name}` is not filterable. The available filterable attribute{'s are' if len(filterable) > 1 else ' is'} `{', '.join(sorted(filterable))}`."
             else:

@@ -30,7 +30,7 @@ import trio
 import xxhash
 
 from miroir.core import federation as fed
-from miroir.core import reserved
+from miroir.core import patterns, reserved
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -123,7 +123,7 @@ class _SearchSettings:
     def is_filterable(self, attr: str) -> bool:
         known = self.filterable.get(attr)
         if known is None:
-            known = self.filterable[attr] = _is_filterable(self.settings, attr)
+            known = self.filterable[attr] = patterns.is_filterable(self.settings.get("filterableAttributes"), attr)
         return known
 
 
@@ -253,18 +253,6 @@ def _searchable_count(cluster: Cluster, uid: str, settings: Mapping) -> int:
     the explicit `searchableAttributes`): bounds milli's attribute rank."""
     explicit = settings.get("searchableAttributes") or ()
     return max(len(cluster.state.index_fields.get(uid, ())), len(explicit))
-
-
-def _is_filterable(settings: Mapping, attr: str) -> bool:
-    for rule in settings.get("filterableAttributes") or ():
-        pattern = rule if isinstance(rule, str) else None
-        if isinstance(rule, dict):  # Meilisearch 1.14 granular form {"attributePatterns": [...]}
-            if any(p in ("*", attr) for p in rule.get("attributePatterns") or ()):
-                return True
-            continue
-        if pattern in ("*", attr):
-            return True
-    return False
 
 
 def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_total_hits: int | None) -> int | None:
@@ -527,7 +515,7 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
     refused = reserved.filter_error(
-        query.filter, (await _settings(cluster, uid)).get("filterableAttributes") or (), "invalid_document_filter"
+        query.filter, index_settings(cluster, uid).get("filterableAttributes") or (), "invalid_document_filter"
     )
     if refused is not None:
         raise refused
