@@ -157,7 +157,7 @@ def facet_name_error(name: Any, filterable: Iterable[Any]) -> MeiliError | None:
     return MeiliError("invalid_facet_search_facet_name", f"Attribute `{name}` is not facet-searchable. {tail}")
 
 
-def strip_facets(answer: dict) -> None:
+def strip_facets(answer: dict[str, Any]) -> None:
     """Drop `_miroir_*` from a search answer's `facetDistribution` and `facetStats`
     (a `["*"]` or pattern facet request makes the nodes count them)."""
     for key in ("facetDistribution", "facetStats"):

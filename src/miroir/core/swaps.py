@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError, invalid_index_uid, json_kind, valid_index_uid
+from miroir.core.errors import MeiliError, invalid_index_uid, json_kind
+from miroir.core.index_uid import valid_index_uid
 
 _FIELDS = ("indexes", "rename")
 

@@ -197,7 +197,8 @@ async def search(cluster: Cluster, uid: str, req: SearchRequest) -> tuple[dict, 
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
-    count_distinct = bool(distinct) and req.ranking_score_threshold is None and ss.is_filterable(distinct)
+    counted = distinct if distinct and req.ranking_score_threshold is None and ss.is_filterable(distinct) else None
+    count_distinct = counted is not None
     sub_req = req
     search_on = fields.search_on(cluster, uid, req.attributes_to_search_on)  # never `_miroir_*`
     if search_on is not None:
@@ -223,7 +224,7 @@ async def search(cluster: Cluster, uid: str, req: SearchRequest) -> tuple[dict, 
     gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
-    distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
+    distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
     answer = merge_search(
         req,
         ranking_rules=ranking_rules,
