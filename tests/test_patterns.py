@@ -81,6 +81,15 @@ def test_match_field_legacy(field, name, expected):
     assert pt.match_field_legacy(field, name) is expected
 
 
+def test_covers_is_a_match_or_a_nested_field():
+    names = ["", "a", "ab", "a.b", "a.b.c", "ba", "*", "a*", "*a", "x.a", "a.*", "foo", "xfooy"]
+    pats = names + ["**", "*.b", "a.*", "*b*", "*oo*", "f*", "*y"]
+    for p in pats:
+        for n in names:
+            expected = pt.match_pattern(p, n) is MATCH or pt.is_nested_in(n, p)
+            assert pt.covers(p, n) is expected, (p, n)
+
+
 def test_rules_plain_strings_are_legacy_fields_objects_are_patterns():
     assert pt.rule_match("doggos", "doggos.age") is MATCH
     assert pt.rule_match("*", "title") is NO_MATCH

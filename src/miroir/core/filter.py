@@ -740,32 +740,34 @@ def _quote(text: str) -> str:
 
 def to_filter_string(expr: Expr | None) -> str:
     """Meilisearch syntax for expr; ``parse_filter(to_filter_string(e)) == e``."""
+    # Bare class patterns: sub-patterns would cost an attribute lookup per case tried.
     match expr:
         case None:
             return ""
-        case Compare(attr, op, value):
-            return f"{_quote(attr)} {op} {_quote(value)}"
-        case Range(attr, low, high):
-            return f"{_quote(attr)} {_quote(low)} TO {_quote(high)}"
-        case In(attr, values, negated):
-            kw = "NOT IN" if negated else "IN"
-            return f"{_quote(attr)} {kw} [{', '.join(_quote(v) for v in values)}]"
-        case Exists(attr, negated):
-            return f"{_quote(attr)} {'NOT EXISTS' if negated else 'EXISTS'}"
-        case IsNull(attr, negated):
-            return f"{_quote(attr)} {'IS NOT NULL' if negated else 'IS NULL'}"
-        case IsEmpty(attr, negated):
-            return f"{_quote(attr)} {'IS NOT EMPTY' if negated else 'IS EMPTY'}"
-        case Geo("_geoRadius", a):
-            return f"_geoRadius({', '.join(a)})"
-        case Geo(_, a):
+        case Compare():
+            return f"{_quote(expr.attr)} {expr.op} {_quote(expr.value)}"
+        case Range():
+            return f"{_quote(expr.attr)} {_quote(expr.low)} TO {_quote(expr.high)}"
+        case In():
+            kw = "NOT IN" if expr.negated else "IN"
+            return f"{_quote(expr.attr)} {kw} [{', '.join(_quote(v) for v in expr.values)}]"
+        case Exists():
+            return f"{_quote(expr.attr)} {'NOT EXISTS' if expr.negated else 'EXISTS'}"
+        case IsNull():
+            return f"{_quote(expr.attr)} {'IS NOT NULL' if expr.negated else 'IS NULL'}"
+        case IsEmpty():
+            return f"{_quote(expr.attr)} {'IS NOT EMPTY' if expr.negated else 'IS EMPTY'}"
+        case Geo():
+            a = expr.args
+            if expr.kind == "_geoRadius":
+                return f"_geoRadius({', '.join(a)})"
             return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
-        case Not(item):
-            return f"NOT {_wrap(item)}"
-        case And(items):
-            return " AND ".join(_wrap(i) for i in items)
-        case Or(items):
-            return " OR ".join(_wrap(i) for i in items)
+        case Not():
+            return f"NOT {_wrap(expr.item)}"
+        case And():
+            return " AND ".join(_wrap(i) for i in expr.items)
+        case Or():
+            return " OR ".join(_wrap(i) for i in expr.items)
     raise TypeError(f"not a filter expression: {expr!r}")
 
 
@@ -812,13 +814,13 @@ def _walk(expr: Expr | None) -> Iterator[Leaf]:
         return
     stack: list[Expr] = [expr]
     while stack:
-        match stack.pop():
-            case And(items) | Or(items):
-                stack.extend(reversed(items))
-            case Not(item):
-                stack.append(item)
-            case leaf:
-                yield leaf
+        match e := stack.pop():
+            case And() | Or():
+                stack.extend(reversed(e.items))
+            case Not():
+                stack.append(e.item)
+            case _:
+                yield e
 
 
 def _leaf_attr(leaf: Leaf) -> str:
@@ -904,26 +906,28 @@ def pinned_keys(expr: Expr | None, primary_key: str) -> list[str] | None:
 
 def _pins(expr: Expr, pk: str) -> set[str] | None:
     match expr:
-        case Compare(attr, "=", value) if attr == pk:
-            return _pin_candidates(value)
-        case In(attr, values, False) if attr == pk:
+        case Compare():
+            return _pin_candidates(expr.value) if expr.attr == pk and expr.op == "=" else None
+        case In():
+            if expr.attr != pk or expr.negated:
+                return None
             out: set[str] = set()
-            for v in values:
+            for v in expr.values:
                 c = _pin_candidates(v)
                 if c is None:
                     return None
                 out |= c
             return out
-        case And(items):
+        case And():
             result: set[str] | None = None
-            for item in items:
+            for item in expr.items:
                 p = _pins(item, pk)
                 if p is not None:
                     result = p if result is None else (result & p)
             return result
-        case Or(items):
+        case Or():
             union: set[str] = set()
-            for item in items:
+            for item in expr.items:
                 p = _pins(item, pk)
                 if p is None:
                     return None
@@ -1152,8 +1156,8 @@ def _negate(f: Predicate) -> Predicate:
 
 def _compile(expr: Expr) -> Predicate:
     match expr:
-        case And(items):
-            fs = tuple(_compile(i) for i in items)
+        case And():
+            fs = tuple(_compile(i) for i in expr.items)
 
             def all_of(doc: Doc) -> bool:
                 for f in fs:
@@ -1162,8 +1166,8 @@ def _compile(expr: Expr) -> Predicate:
                 return True
 
             return all_of
-        case Or(items):
-            fs = tuple(_compile(i) for i in items)
+        case Or():
+            fs = tuple(_compile(i) for i in expr.items)
 
             def any_of(doc: Doc) -> bool:
                 for f in fs:
@@ -1172,36 +1176,38 @@ def _compile(expr: Expr) -> Predicate:
                 return False
 
             return any_of
-        case Not(item):
-            return _negate(_compile(item))
-        case Compare(attr, "=", v):
-            return _compile_equal(attr, v)
-        case Compare(attr, "!=", v):
-            return _negate(_compile_equal(attr, v))
-        case Compare(attr, ">", v):
-            return _compile_range(attr, v, False, None, True)
-        case Compare(attr, ">=", v):
-            return _compile_range(attr, v, True, None, True)
-        case Compare(attr, "<", v):
-            return _compile_range(attr, None, True, v, False)
-        case Compare(attr, "<=", v):
-            return _compile_range(attr, None, True, v, True)
-        case Compare(_, op, _):
-            raise AssertionError(op)
-        case Range(attr, low, high):
-            return _compile_range(attr, low, True, high, True)
-        case In(attr, values, negated):
-            f = _compile_in(attr, values)
-            return _negate(f) if negated else f
-        case Exists(attr, negated):
-            f = _any_value(attr, lambda v: True)
-            return _negate(f) if negated else f
-        case IsNull(attr, negated):
-            f = _any_value(attr, lambda v: v is None)
-            return _negate(f) if negated else f
-        case IsEmpty(attr, negated):
-            f = _any_value(attr, _is_empty_value)
-            return _negate(f) if negated else f
+        case Not():
+            return _negate(_compile(expr.item))
+        case Compare():
+            attr, v = expr.attr, expr.value
+            match expr.op:
+                case "=":
+                    return _compile_equal(attr, v)
+                case "!=":
+                    return _negate(_compile_equal(attr, v))
+                case ">":
+                    return _compile_range(attr, v, False, None, True)
+                case ">=":
+                    return _compile_range(attr, v, True, None, True)
+                case "<":
+                    return _compile_range(attr, None, True, v, False)
+                case "<=":
+                    return _compile_range(attr, None, True, v, True)
+            raise AssertionError(expr.op)
+        case Range():
+            return _compile_range(expr.attr, expr.low, True, expr.high, True)
+        case In():
+            f = _compile_in(expr.attr, expr.values)
+            return _negate(f) if expr.negated else f
+        case Exists():
+            f = _any_value(expr.attr, lambda v: True)
+            return _negate(f) if expr.negated else f
+        case IsNull():
+            f = _any_value(expr.attr, lambda v: v is None)
+            return _negate(f) if expr.negated else f
+        case IsEmpty():
+            f = _any_value(expr.attr, _is_empty_value)
+            return _negate(f) if expr.negated else f
         case Geo():
             return _compile_geo(expr)
     raise TypeError(f"not a filter expression: {expr!r}")

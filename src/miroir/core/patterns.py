@@ -68,12 +68,25 @@ def match_field_legacy(field: str, name: str) -> PatternMatch:
 
 def covers(pattern: str, name: str) -> bool:
     """`name` is matched by `pattern` or nested in a field it names: the devnode's rule
-    for displayed, retrieved, searchable and typo-disabled attributes (both readings)."""
-    return match_pattern(pattern, name) is MATCH or is_nested_in(name, pattern)
+    for displayed, retrieved, searchable and typo-disabled attributes (both readings).
+
+    `match_pattern(pattern, name) is MATCH or is_nested_in(name, pattern)`, inlined: the
+    devnode asks it for every attribute of every hit it returns."""
+    if pattern == name or pattern == "*":
+        return True
+    n = len(pattern)
+    if len(name) > n and name[n] == "." and name.startswith(pattern):
+        return True
+    if pattern.startswith("*"):
+        return pattern[1:-1] in name if pattern.endswith("*") else name.endswith(pattern[1:])
+    return pattern.endswith("*") and name.startswith(pattern[:-1])
 
 
 def covers_any(patterns: Iterable[str], name: str) -> bool:
-    return any(covers(p, name) for p in patterns)
+    for p in patterns:
+        if covers(p, name):
+            return True
+    return False
 
 
 def legacy_match_any(fields: Iterable[str], name: str) -> bool:
