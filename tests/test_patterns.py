@@ -176,3 +176,12 @@ def test_devnode_agrees(rules, attr, expected):
         assert e.code in ("invalid_search_filter", "invalid_search_distinct"), e
         answered = False
     assert answered is expected
+
+
+def test_devnode_facets_by_pattern():
+    from miroir.devnode.engine import IndexEngine
+
+    eng = IndexEngine("t", settings={"filterableAttributes": ["genre", {"attributePatterns": ["*_date"]}]})
+    eng.add_documents([{"id": 1, "genre": "drama", "genus": "x", "release_date": 5, "end_date": 6}], "id", partial=False)
+    res = eng.search({"q": "", "facets": ["gen*", "*_date"]})
+    assert set(res["facetDistribution"]) == {"genre", "release_date", "end_date"}  # not `genus`: not filterable

@@ -1548,16 +1548,24 @@ def _parse_facets(value, eng: IndexEngine) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _type_error("facets", "invalid_search_facets", "an array", value)
     filterable = eng._filterable()
+    rules = eng.settings["filterableAttributes"]
     out: list[str] = []
     for name in value:
         if name == "*":
             out.extend(f for f in filterable if "*" not in f)
             continue
-        if not attr_patterns.facet_allowed(eng.settings["filterableAttributes"], name):
+        if not attr_patterns.facet_allowed(rules, name):
             if filterable:
                 msg = f"Invalid facet distribution, attribute `{name}` is not filterable. The available filterable attribute{'s are' if len(filterable) > 1 else ' is'} `{', '.join(sorted(filterable))}`."
             else:
                 msg = "Invalid facet distribution, this index does not have configured filterable attributes."
             raise MeiliError("invalid_search_facets", msg)
+        if "*" in name:  # a pattern (`gen*`): the filterable attributes of the index it matches
+            out.extend(
+                f
+                for f in eng._fields
+                if attr_patterns.match_pattern(name, f) is attr_patterns.MATCH and attr_patterns.is_filterable(rules, f)
+            )
+            continue
         out.append(name)
     return list(dict.fromkeys(out))
