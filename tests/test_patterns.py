@@ -90,6 +90,11 @@ def test_covers_is_a_match_or_a_nested_field():
             assert pt.covers(p, n) is expected, (p, n)
 
 
+def test_highlight_and_crop_selectors():
+    assert pt.selects("*", "a.b") and pt.selects("a", "a.b") and pt.selects("a.b", "a.b")
+    assert not pt.selects("a*", "ab") and not pt.selects("a.b", "a")
+
+
 def test_rules_plain_strings_are_legacy_fields_objects_are_patterns():
     assert pt.rule_match("doggos", "doggos.age") is MATCH
     assert pt.rule_match("*", "title") is NO_MATCH

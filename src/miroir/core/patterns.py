@@ -89,6 +89,12 @@ def covers_any(patterns: Iterable[str], name: str) -> bool:
     return False
 
 
+def selects(selector: str, name: str) -> bool:
+    """An `attributesToHighlight`/`attributesToCrop` selector (Meilisearch's permissive
+    JSON pointer): `*`, the name itself, or an object holding it. No other wildcard."""
+    return selector == "*" or is_nested_in(name, selector)
+
+
 def legacy_match_any(fields: Iterable[str], name: str) -> bool:
     """`sortableAttributes` and the like: exact names and what is nested in them."""
     return any(is_nested_in(name, f) for f in fields)

@@ -13,12 +13,12 @@ mistakes are left to the nodes, which word them). Pure module: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from miroir.core.errors import MeiliError
 from miroir.core.filter import FilterError, attribute_uses, parse_filter
-from miroir.core.patterns import is_filterable
+from miroir.core.patterns import filterable_patterns, is_filterable
 from miroir.core.settings import RESERVED_PREFIX
 
 
@@ -37,15 +37,7 @@ def _may_name_reserved(value: Any) -> bool:
 
 def _patterns(filterable: Iterable[Any], *, feature: str | None = None) -> list[str]:
     """The client's filterable patterns (granular rules: those enabling `feature`), sorted."""
-    out: set[str] = set()
-    for rule in filterable or ():
-        if isinstance(rule, str):
-            out.add(rule)
-        elif isinstance(rule, Mapping):
-            if feature is not None and not (rule.get("features") or {}).get(feature, False):
-                continue
-            out.update(p for p in rule.get("attributePatterns") or () if isinstance(p, str))
-    return sorted(p for p in out if not is_reserved(p))
+    return sorted({p for p in filterable_patterns(filterable, feature=feature) if not is_reserved(p)})
 
 
 def primary_key_error(primary_key: Any) -> MeiliError | None:

@@ -57,13 +57,7 @@ _NOT_IMPLEMENTED_SETTINGS = ("embedders", "localizedAttributes")
 
 def attribute_names(entries: list) -> list[str]:
     """filterableAttributes may hold names or (Meilisearch >= 1.14) pattern objects."""
-    out: list[str] = []
-    for e in entries or []:
-        if isinstance(e, str):
-            out.append(e)
-        elif isinstance(e, dict):
-            out.extend(p for p in e.get("attributePatterns", []) if isinstance(p, str))
-    return out
+    return attr_patterns.filterable_patterns(entries)
 
 
 def matches_attribute(path: str, patterns: list[str]) -> bool:
