@@ -386,8 +386,11 @@ def test_filter_attributes():
 
 def test_check_filterable():
     check_filterable(P("a = 1 AND a.b.c = 2"), ["a"])
-    check_filterable(P("anything = 1"), ["*"])
-    check_filterable(P("doggos.age > 2"), ["doggos.*"])
+    check_filterable(P("anything = 1"), [{"attributePatterns": ["*"]}])
+    check_filterable(P("doggos.age > 2"), [{"attributePatterns": ["doggos.*"]}])
+    check_filterable(P("xfooy = 1"), [{"attributePatterns": ["*foo*"]}])
+    with pytest.raises(FilterError):  # Meilisearch 1.50: a plain string is no wildcard
+        check_filterable(P("anything = 1"), ["*"])
     check_filterable(None, [])
     with pytest.raises(FilterError) as e:
         check_filterable(P("many = Glass"), ["title"])

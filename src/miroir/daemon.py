@@ -165,11 +165,12 @@ async def _serve_http(
     Takes responsibility for closing `sock` (hypercorn's listeners close it).
     """
     # The search route is answered by an ASGI fast path in front of Quart (issue 8).
-    app = fast_path(create_app(ctx), ctx)
+    app = fast_path(create_app(ctx), ctx)  # type: ignore[arg-type]  # Quart's ASGI types are narrower
     hc = _hypercorn_config(ctx.config)
     try:
         await server.serve(
-            wrap_app(app, hc.wsgi_max_body_size, "asgi"),
+            # hypercorn's ASGIFramework type spells every event; FastSearch is a plain ASGI callable.
+            wrap_app(app, hc.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
             hc,
             sock,
             max_connections=ctx.config.server.max_connections,
@@ -246,7 +247,7 @@ async def run_miroir(
             try:
                 await root.start(_serve_http, ctx, sock, stop_http.wait, http_done)
                 log.info("listening", bind=config.server.bind, port=port, data_dir=str(data_dir))
-                ctx.state = await _open_journal(config, journal, recover=recover)
+                await _open_journal(config, journal, recover=recover)
                 recovered = await recovery.recover(config, journal, rfc3339(time.time())) if recover else []
                 await root.start(journal.run)
                 writer_started = True

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
 
 import msgspec
 import structlog
@@ -18,7 +19,7 @@ LogFormat = Literal["json", "console"]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def _stdlib_logger_name(logger: object, method: str, event_dict: dict) -> dict:
+def _stdlib_logger_name(logger: object, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record = event_dict.get("_record")
     if record is not None:
         event_dict["logger_name"] = record.name

@@ -6,6 +6,8 @@ answer with the degradation header the engine returned (if any).
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint, Response, request
 
 from miroir.api import auth, fast
@@ -49,7 +51,7 @@ def _metadata() -> bool:
     return metadata_wanted(request.headers.get("Meili-Include-Metadata"))
 
 
-def _answer(result: tuple[dict, dict[str, str]]) -> Response:
+def _answer(result: tuple[Any, dict[str, str] | None]) -> Response:
     answer, headers = result
     return json_response(answer, headers=headers)
 

@@ -20,9 +20,10 @@ from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
 
 # shard -> group -> owners of that shard in that group (every copy a write must reach)
 Targets = Mapping[int, Mapping[str, Sequence[str]]]
+Doc = dict[str, Any]  # a decoded JSON document
 
 
-def reserved_field(field: str, doc: dict) -> MeiliError:
+def reserved_field(field: str, doc: Doc) -> MeiliError:
     return MeiliError(
         "miroir_reserved_field",
         f"Document field `{field}` is reserved by Miroir (fields starting with `{RESERVED_PREFIX}` cannot be "
@@ -37,15 +38,15 @@ class Routed(msgspec.Struct):
     shards: list[int]  # the shards the batch touches, sorted
 
 
-def document_shards(docs: Sequence[dict], primary_key: str, shards: int) -> list[int]:
+def document_shards(docs: Sequence[Doc], primary_key: str, shards: int) -> list[int]:
     """Validate every document and return its shard, in order; the documents are not
     modified. Raises the first problem (missing/invalid id, reserved field)."""
     return plan_documents(docs, primary_key, shards, flat=False)[0]
 
 
 def plan_documents(
-    docs: Sequence[dict], primary_key: str, shards: int, *, flat: bool
-) -> tuple[list[int], Sequence[dict]]:
+    docs: Sequence[Doc], primary_key: str, shards: int, *, flat: bool
+) -> tuple[list[int], Sequence[Doc]]:
     """(shard of each document, the documents that show the batch's attributes), in one
     pass; raises the first problem (reserved field, then missing/invalid id).
 
@@ -59,7 +60,7 @@ def plan_documents(
     through `document_id`, which accepts it or raises Meilisearch's error.
     """
     checked: set[str] = set()
-    sources: list[dict] = []
+    sources: list[Doc] = []
     out: list[int] = []
     append = out.append
     valid_text = ID_PATTERN.fullmatch
@@ -72,7 +73,7 @@ def plan_documents(
             checked.update(doc)
             if flat:
                 sources.append(dict.fromkeys(doc))
-        value = doc.get(primary_key) if top_level else None
+        value: Any = doc.get(primary_key) if top_level else None
         cls = value.__class__
         if cls is int and MIN_INT <= value <= MAX_INT:
             append(shard_for_text(str(value), shards))
@@ -83,7 +84,7 @@ def plan_documents(
     return out, (sources if flat else docs)
 
 
-def inject_shards(docs: Sequence[dict], doc_shards: Sequence[int]) -> list[tuple[int, dict]]:
+def inject_shards(docs: Sequence[Doc], doc_shards: Sequence[int]) -> list[tuple[int, Doc]]:
     """Add `_miroir_shard` to each (validated) document IN PLACE; (shard, document) pairs.
 
     The write path owns the decoded batch, so it injects rather than copies (a 50 MB batch
@@ -94,7 +95,7 @@ def inject_shards(docs: Sequence[dict], doc_shards: Sequence[int]) -> list[tuple
     return list(zip(doc_shards, docs))
 
 
-def shard_documents(docs: Sequence[dict], primary_key: str, shards: int) -> list[tuple[int, dict]]:
+def shard_documents(docs: Sequence[Doc], primary_key: str, shards: int) -> list[tuple[int, Doc]]:
     """Validate every document and return (shard, document with `_miroir_shard`) in order.
 
     Raises the first problem (missing/invalid id, reserved field) for the whole batch.
@@ -123,7 +124,7 @@ def shard_ids(ids: Iterable[Any], shards: int) -> list[tuple[int, Any]]:
     return out
 
 
-def inject_and_route(docs: Sequence[dict], doc_shards: Sequence[int], targets: Targets) -> Routed:
+def inject_and_route(docs: Sequence[Doc], doc_shards: Sequence[int], targets: Targets) -> Routed:
     """`route(inject_shards(docs, doc_shards), targets)` in one pass: `_miroir_shard`
     added to each (validated) document IN PLACE, the same per-node lists in the same
     order (nodes in order of first use, documents in batch order)."""

@@ -29,8 +29,8 @@ def invalid_batch_uid(text: str) -> MeiliError:
     return MeiliError("invalid_batch_uids", f"Batch uid `{text}` is invalid. It should only contain numeric characters.")
 
 
-def _epoch(text: str | None) -> float | None:
-    return None if text is None else _dt.datetime.fromisoformat(text).timestamp()
+def _epoch(text: str | None) -> float:
+    return 0.0 if text is None else _dt.datetime.fromisoformat(text).timestamp()
 
 
 def _details(tasks: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -264,7 +264,7 @@ def covers(current: Any, wanted: Any, name: str | None = None) -> bool:
             key = lambda v: msgspec.json.encode(v, order="sorted")
             return sorted(map(key, current)) == sorted(map(key, wanted))
         return all(covers(c, w) for c, w in zip(current, wanted))
-    return current == wanted
+    return bool(current == wanted)
 
 
 def v5_index(meta: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
-from miroir.core.index_uid import invalid_index_uid_message, valid_index_uid  # noqa: F401 (re-exported)
+from miroir.core.index_uid import invalid_index_uid_message
+from miroir.core.index_uid import valid_index_uid as valid_index_uid  # re-exported
 
 ERROR_LINK = "https://docs.meilisearch.com/errors#"
 
@@ -69,7 +70,7 @@ class MeiliError(Exception):
     def body(self) -> ErrorBody:
         return ErrorBody(self.message, self.code, self.type, ERROR_LINK + self.code)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str]:
         return {"message": self.message, "code": self.code, "type": self.type, "link": ERROR_LINK + self.code}
 
     def __repr__(self) -> str:

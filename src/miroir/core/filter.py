@@ -22,11 +22,13 @@ import json
 import math
 import re
 import weakref
-from typing import Any, Callable, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Union
 
 import msgspec
 
 from miroir.core.errors import MeiliError
+from miroir.core.patterns import Rule, filterable_patterns, is_filterable
 
 __all__ = [
     "FilterError",
@@ -157,6 +159,8 @@ class Contains(msgspec.Struct, frozen=True, tag=True, weakref=True):
 
 
 Expr = Union[And, Or, Not, Compare, Range, In, Exists, IsNull, IsEmpty, Geo, Contains]
+Doc = dict[str, Any]
+Predicate = Callable[[Doc], bool]
 _LEAVES = (Compare, Range, In, Exists, IsNull, IsEmpty, Contains)
 
 # Where each CONTAINS / STARTS WITH keyword sits in its source (the feature gate's error
@@ -483,11 +487,11 @@ class _Parser:
         p = self.kw(pos, "NOT")
         if p is not None:
             node, p = self.cut(self.not_, p, depth + 1)
-            return (node.item if type(node) is Not else Not(node)), p
+            return (node.item if isinstance(node, Not) else Not(node)), p
         return self.primary(pos, depth + 1)
 
     @staticmethod
-    def cut(fn: Callable, pos: int, depth: int) -> tuple[Expr, int]:
+    def cut(fn: Callable[[int, int], tuple[Expr, int]], pos: int, depth: int) -> tuple[Expr, int]:
         try:
             return fn(pos, depth)
         except _PErr as e:
@@ -500,10 +504,10 @@ class _Parser:
         s, n = self.s, self.n
         p = self.ws0(pos)
         if p < n and s[p] == "(":
-            node, q = self.cut(self.expression, self.ws0(p + 1), depth + 1)
-            q = self.ws0(q)
-            if q < n and s[q] == ")":
-                return node, self.ws0(q + 1)
+            inner, close = self.cut(self.expression, self.ws0(p + 1), depth + 1)
+            close = self.ws0(close)
+            if close < n and s[close] == ")":
+                return inner, self.ws0(close + 1)
             raise self.err("MissingClosingDelimiter", pos, arg=")", fail=True)
         w_end = self.word_end(p)
         word = s[p:w_end]
@@ -719,7 +723,7 @@ def _bad_shape(expected: str, value: Any) -> FilterError:
     return FilterError(f"Invalid syntax for the filter parameter: `expected {expected}, found: {_json_text(value)}`.")
 
 
-def parse_filter(value: str | list | None) -> Expr | None:
+def parse_filter(value: str | list[Any] | None) -> Expr | None:
     """Parse a filter in string or array form; None when there is no filter.
 
     Array form: outer elements are ANDed; an inner array ORs its strings.
@@ -773,44 +777,45 @@ def _quote(text: str) -> str:
 
 def to_filter_string(expr: Expr | None) -> str:
     """Meilisearch syntax for expr; ``parse_filter(to_filter_string(e)) == e``."""
-    if expr is None:
-        return ""
-    t = type(expr)
-    if t is Compare:
-        return f"{_quote(expr.attr)} {expr.op} {_quote(expr.value)}"
-    if t is Range:
-        return f"{_quote(expr.attr)} {_quote(expr.low)} TO {_quote(expr.high)}"
-    if t is In:
-        kw = "NOT IN" if expr.negated else "IN"
-        return f"{_quote(expr.attr)} {kw} [{', '.join(_quote(v) for v in expr.values)}]"
-    if t is Exists:
-        return f"{_quote(expr.attr)} {'NOT EXISTS' if expr.negated else 'EXISTS'}"
-    if t is IsNull:
-        return f"{_quote(expr.attr)} {'IS NOT NULL' if expr.negated else 'IS NULL'}"
-    if t is IsEmpty:
-        return f"{_quote(expr.attr)} {'IS NOT EMPTY' if expr.negated else 'IS EMPTY'}"
-    if t is Contains:
-        return f"{_quote(expr.attr)} {'NOT ' if expr.negated else ''}{expr.op} {_quote(expr.value)}"
-    if t is Geo:
-        a = expr.args
-        if expr.kind == "_geoRadius":
-            return f"_geoRadius({', '.join(a)})"
-        return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
-    if t is Not:
-        return f"NOT {_wrap(expr.item)}"
-    if t is And:
-        return " AND ".join(_wrap(i) for i in expr.items)
-    if t is Or:
-        return " OR ".join(_wrap(i) for i in expr.items)
+    # Bare class patterns: sub-patterns would cost an attribute lookup per case tried.
+    match expr:
+        case None:
+            return ""
+        case Compare():
+            return f"{_quote(expr.attr)} {expr.op} {_quote(expr.value)}"
+        case Range():
+            return f"{_quote(expr.attr)} {_quote(expr.low)} TO {_quote(expr.high)}"
+        case In():
+            kw = "NOT IN" if expr.negated else "IN"
+            return f"{_quote(expr.attr)} {kw} [{', '.join(_quote(v) for v in expr.values)}]"
+        case Exists():
+            return f"{_quote(expr.attr)} {'NOT EXISTS' if expr.negated else 'EXISTS'}"
+        case IsNull():
+            return f"{_quote(expr.attr)} {'IS NOT NULL' if expr.negated else 'IS NULL'}"
+        case IsEmpty():
+            return f"{_quote(expr.attr)} {'IS NOT EMPTY' if expr.negated else 'IS EMPTY'}"
+        case Contains():
+            return f"{_quote(expr.attr)} {'NOT ' if expr.negated else ''}{expr.op} {_quote(expr.value)}"
+        case Geo():
+            a = expr.args
+            if expr.kind == "_geoRadius":
+                return f"_geoRadius({', '.join(a)})"
+            return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
+        case Not():
+            return f"NOT {_wrap(expr.item)}"
+        case And():
+            return " AND ".join(_wrap(i) for i in expr.items)
+        case Or():
+            return " OR ".join(_wrap(i) for i in expr.items)
     raise TypeError(f"not a filter expression: {expr!r}")
 
 
 def _wrap(expr: Expr) -> str:
     text = to_filter_string(expr)
-    return f"({text})" if type(expr) in (And, Or, Not) else text
+    return f"({text})" if isinstance(expr, And | Or | Not) else text
 
 
-def and_filters(*filters: str | list | None) -> str | list | None:
+def and_filters(*filters: str | list[Any] | None) -> str | list[Any] | None:
     """AND filters (string or array form) into one value Meilisearch accepts.
 
     The result is in array form when two or more filters are non-empty: each string
@@ -822,7 +827,7 @@ def and_filters(*filters: str | list | None) -> str | list | None:
         return None
     if len(present) == 1:
         return present[0]
-    out: list = []
+    out: list[Any] = []
     for f in present:
         if isinstance(f, list):
             out.extend(f)
@@ -839,79 +844,62 @@ def shard_filter(shards: list[int]) -> str:
 # --------------------------------------------------------------------------- analysis
 
 
-def _walk(expr: Expr | None):
+Leaf = Union[Compare, Range, In, Exists, IsNull, IsEmpty, Geo, Contains]
+
+
+def _walk(expr: Expr | None) -> Iterator[Leaf]:
+    """The conditions of expr, left to right."""
     if expr is None:
         return
-    stack = [expr]
+    stack: list[Expr] = [expr]
     while stack:
-        e = stack.pop()
-        t = type(e)
-        if t is And or t is Or:
-            stack.extend(reversed(e.items))
-        elif t is Not:
-            stack.append(e.item)
-        else:
-            yield e
+        match e := stack.pop():
+            case And() | Or():
+                stack.extend(reversed(e.items))
+            case Not():
+                stack.append(e.item)
+            case _:
+                yield e
+
+
+def _leaf_attr(leaf: Leaf) -> str:
+    """The attribute a condition reads; ``_geo`` for geo filters."""
+    return "_geo" if isinstance(leaf, Geo) else leaf.attr
 
 
 def filter_attributes(expr: Expr | None) -> set[str]:
     """Attribute names expr reads; ``_geo`` for geo filters."""
-    return {("_geo" if type(e) is Geo else e.attr) for e in _walk(expr)}
+    return {_leaf_attr(e) for e in _walk(expr)}
 
 
 def attribute_uses(expr: Expr | None) -> list[tuple[str, str | None]]:
     """(attribute, its position as Meilisearch's errors show it) for every condition of
     expr, in the order Meilisearch checks them for filterability (geo filters last)."""
-    leaves = list(_walk(expr))
-    ordered = [e for e in leaves if type(e) is not Geo] + [e for e in leaves if type(e) is Geo]
     out: list[tuple[str, str | None]] = []
-    for leaf in ordered:
+    for leaf in _geo_last(expr):
         span = _SPANS.get(id(leaf))
-        out.append(("_geo" if type(leaf) is Geo else leaf.attr, _position(*span) if span is not None else None))
+        out.append((_leaf_attr(leaf), _position(*span) if span is not None else None))
     return out
 
 
-def pattern_matches(pattern: str, attr: str) -> bool:
-    """Whether a filterable-attributes pattern allows filtering on `attr`."""
-    return _pattern_matches(pattern, attr)
+def _geo_last(expr: Expr | None) -> list[Leaf]:
+    """The conditions of expr in the order Meilisearch checks them: geo filters last."""
+    leaves = list(_walk(expr))
+    return [e for e in leaves if not isinstance(e, Geo)] + [e for e in leaves if isinstance(e, Geo)]
 
 
-def _pattern_matches(pattern: str, attr: str) -> bool:
-    if pattern == "*" or pattern == attr or attr.startswith(pattern + "."):
-        return True
-    if "*" in pattern:
-        if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
-            return pattern[1:-1] in attr
-        if pattern.endswith("*"):
-            return attr.startswith(pattern[:-1])
-        if pattern.startswith("*"):
-            return attr.endswith(pattern[1:])
-    return False
-
-
-def _filterable_patterns(filterable: list) -> list[str]:
-    out: list[str] = []
-    for item in filterable:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):  # {"attributePatterns": [...], "features": ...}
-            out.extend(p for p in item.get("attributePatterns", ()) if isinstance(p, str))
-    return out
-
-
-def check_filterable(expr: Expr | None, filterable: list) -> None:
+def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
     """Raise Meilisearch's error for the first attribute expr uses that is not filterable.
 
-    ``a`` allows ``a`` and ``a.b``; ``*`` allows everything; ``prefix*``/``*suffix``
-    patterns are honoured. Geo filters need ``_geo`` (checked after the others, as
+    Rules as Meilisearch 1.50 reads them (core/patterns.py): a plain ``a`` allows ``a``
+    and ``a.b``; pattern rules honour ``*``, ``prefix*``, ``*suffix`` and ``*infix*``; the
+    first matching rule decides. Geo filters need ``_geo`` (checked after the others, as
     Meilisearch does).
     """
-    patterns = _filterable_patterns(filterable)
-    leaves = list(_walk(expr))
-    ordered = [e for e in leaves if type(e) is not Geo] + [e for e in leaves if type(e) is Geo]
-    for leaf in ordered:
-        attr = "_geo" if type(leaf) is Geo else leaf.attr
-        if any(_pattern_matches(p, attr) for p in patterns):
+    patterns = filterable_patterns(filterable)
+    for leaf in _geo_last(expr):
+        attr = _leaf_attr(leaf)
+        if is_filterable(filterable, attr):
             continue
         if patterns:
             tail = f"Available filterable attributes are: `{' '.join(sorted(set(patterns)))}`."
@@ -956,36 +944,34 @@ def pinned_keys(expr: Expr | None, primary_key: str) -> list[str] | None:
 
 
 def _pins(expr: Expr, pk: str) -> set[str] | None:
-    t = type(expr)
-    if t is Compare:
-        if expr.attr == pk and expr.op == "=":
-            return _pin_candidates(expr.value)
-        return None
-    if t is In:
-        if expr.attr != pk or expr.negated:
-            return None
-        out: set[str] = set()
-        for v in expr.values:
-            c = _pin_candidates(v)
-            if c is None:
+    match expr:
+        case Compare():
+            return _pin_candidates(expr.value) if expr.attr == pk and expr.op == "=" else None
+        case In():
+            if expr.attr != pk or expr.negated:
                 return None
-            out |= c
-        return out
-    if t is And:
-        result: set[str] | None = None
-        for item in expr.items:
-            p = _pins(item, pk)
-            if p is not None:
-                result = p if result is None else (result & p)
-        return result
-    if t is Or:
-        union: set[str] = set()
-        for item in expr.items:
-            p = _pins(item, pk)
-            if p is None:
-                return None
-            union |= p
-        return union
+            out: set[str] = set()
+            for v in expr.values:
+                c = _pin_candidates(v)
+                if c is None:
+                    return None
+                out |= c
+            return out
+        case And():
+            result: set[str] | None = None
+            for item in expr.items:
+                p = _pins(item, pk)
+                if p is not None:
+                    result = p if result is None else (result & p)
+            return result
+        case Or():
+            union: set[str] = set()
+            for item in expr.items:
+                p = _pins(item, pk)
+                if p is None:
+                    return None
+                union |= p
+            return union
     return None
 
 
@@ -1008,7 +994,7 @@ def _normalize(text: str) -> str:
 _MISSING = object()
 
 
-def _resolve_into(obj: dict, path: str, out: list) -> None:
+def _resolve_into(obj: Doc, path: str, out: list[Any]) -> None:
     """Values at a dotted path, through nested objects, arrays of objects and keys that
     themselves contain dots (Meilisearch flattens documents before faceting)."""
     if path in obj:
@@ -1021,7 +1007,7 @@ def _resolve_into(obj: dict, path: str, out: list) -> None:
         i = path.find(".", i + 1)
 
 
-def _descend(value: Any, rest: str, out: list) -> None:
+def _descend(value: Any, rest: str, out: list[Any]) -> None:
     if type(value) is dict:
         _resolve_into(value, rest, out)
     elif type(value) is list:
@@ -1029,18 +1015,18 @@ def _descend(value: Any, rest: str, out: list) -> None:
             _descend(element, rest, out)
 
 
-def _any_value(attr: str, test: Callable[[Any], bool]) -> Callable[[dict], bool]:
+def _any_value(attr: str, test: Callable[[Any], bool]) -> Predicate:
     """Predicate over documents: some value of attr satisfies test."""
     if "." not in attr:
 
-        def pred(doc: dict) -> bool:
+        def pred(doc: Doc) -> bool:
             v = doc.get(attr, _MISSING)
             return v is not _MISSING and test(v)
 
         return pred
 
-    def pred_nested(doc: dict) -> bool:
-        found: list = []
+    def pred_nested(doc: Doc) -> bool:
+        found: list[Any] = []
         _resolve_into(doc, attr, found)
         for v in found:
             if test(v):
@@ -1075,19 +1061,19 @@ def _scalar_test(on_str: Callable[[str], bool], on_num: Callable[[float], bool] 
     return test
 
 
-def _compile_equal(attr: str, value: str) -> Callable[[dict], bool]:
+def _compile_equal(attr: str, value: str) -> Predicate:
     norm = _normalize(value)
     num = _parse_number(value)
     return _any_value(attr, _scalar_test(norm.__eq__, None if num is None else num.__eq__))
 
 
-def _compile_in(attr: str, values: tuple[str, ...]) -> Callable[[dict], bool]:
+def _compile_in(attr: str, values: tuple[str, ...]) -> Predicate:
     strings = frozenset(_normalize(v) for v in values)
     numbers = frozenset(n for n in (_parse_number(v) for v in values) if n is not None)
     return _any_value(attr, _scalar_test(strings.__contains__, numbers.__contains__ if numbers else None))
 
 
-def _bounds(lo, lo_incl: bool, hi, hi_incl: bool) -> Callable[[Any], bool] | None:
+def _bounds(lo: Any, lo_incl: bool, hi: Any, hi_incl: bool) -> Callable[[Any], bool] | None:
     """x within the bounds (None = unbounded); None when the range is empty."""
     if lo is not None and hi is not None:
         if lo > hi or (lo == hi and not (lo_incl and hi_incl)):
@@ -1105,7 +1091,7 @@ def _bounds(lo, lo_incl: bool, hi, hi_incl: bool) -> Callable[[Any], bool] | Non
     return lambda x: lo < x < hi
 
 
-def _compile_range(attr: str, lo: str | None, lo_incl: bool, hi: str | None, hi_incl: bool) -> Callable[[dict], bool]:
+def _compile_range(attr: str, lo: str | None, lo_incl: bool, hi: str | None, hi_incl: bool) -> Predicate:
     # milli: a numeric range when the bounds are numbers, and always a string range on
     # the raw (not normalized) bounds against the normalized facet strings.
     lo_n = None if lo is None else _parse_number(lo)
@@ -1119,14 +1105,15 @@ def _compile_range(attr: str, lo: str | None, lo_incl: bool, hi: str | None, hi_
 _R_EARTH = 6371008.8  # meters, mean Earth radius used by haversine
 
 
-def _geo_point(doc: dict) -> tuple[float, float] | None:
-    g = doc.get("_geo")
+def _geo_point(doc: Doc) -> tuple[float, float] | None:
+    g: Any = doc.get("_geo")
     if type(g) is not dict:
         return None
     try:
-        lat, lng = g.get("lat"), g.get("lng")
-        lat = float(lat) if not isinstance(lat, bool) else None
-        lng = float(lng) if not isinstance(lng, bool) else None
+        raw_lat: Any = g.get("lat")
+        raw_lng: Any = g.get("lng")
+        lat = float(raw_lat) if not isinstance(raw_lat, bool) else None
+        lng = float(raw_lng) if not isinstance(raw_lng, bool) else None
     except (TypeError, ValueError):
         return None
     if lat is None or lng is None:
@@ -1138,7 +1125,7 @@ def _fmt_f64(x: float) -> str:
     return str(int(x)) if x == int(x) and abs(x) < 1e16 else repr(x)
 
 
-def _compile_geo(expr: Geo) -> Callable[[dict], bool]:
+def _compile_geo(expr: Geo) -> Predicate:
     span = _SPANS.get(id(expr))
     pos = ("\n" + _position(*span)) if span else ""
     nums = []
@@ -1166,7 +1153,7 @@ def _compile_geo(expr: Geo) -> Callable[[dict], bool]:
         check_lng(lng0)
         p0, l0 = math.radians(lat0), math.radians(lng0)
 
-        def within(doc: dict) -> bool:
+        def within(doc: Doc) -> bool:
             pt = _geo_point(doc)
             if pt is None:
                 return False
@@ -1184,7 +1171,7 @@ def _compile_geo(expr: Geo) -> Callable[[dict], bool]:
     if top < bottom:
         raise FilterError(f"The top latitude `{_fmt_f64(top)}` is below the bottom latitude `{_fmt_f64(bottom)}`." + pos)
 
-    def inside(doc: dict) -> bool:
+    def inside(doc: Doc) -> bool:
         pt = _geo_point(doc)
         if pt is None:
             return False
@@ -1202,68 +1189,71 @@ def _is_empty_value(v: Any) -> bool:
     return (v == "" and type(v) is str) or ((type(v) is list or type(v) is dict) and not v)
 
 
-def _compile(expr: Expr) -> Callable[[dict], bool]:
-    t = type(expr)
-    if t is And:
-        fs = tuple(_compile(i) for i in expr.items)
+def _negate(f: Predicate) -> Predicate:
+    return lambda doc: not f(doc)
 
-        def all_of(doc: dict) -> bool:
-            for f in fs:
-                if not f(doc):
-                    return False
-            return True
 
-        return all_of
-    if t is Or:
-        fs = tuple(_compile(i) for i in expr.items)
+def _compile(expr: Expr) -> Predicate:
+    match expr:
+        case And():
+            fs = tuple(_compile(i) for i in expr.items)
 
-        def any_of(doc: dict) -> bool:
-            for f in fs:
-                if f(doc):
-                    return True
-            return False
+            def all_of(doc: Doc) -> bool:
+                for f in fs:
+                    if not f(doc):
+                        return False
+                return True
 
-        return any_of
-    if t is Not:
-        f = _compile(expr.item)
-        return lambda doc: not f(doc)
-    if t is Compare:
-        op, v = expr.op, expr.value
-        if op == "=":
-            return _compile_equal(expr.attr, v)
-        if op == "!=":
-            f = _compile_equal(expr.attr, v)
-            return lambda doc: not f(doc)
-        if op == ">":
-            return _compile_range(expr.attr, v, False, None, True)
-        if op == ">=":
-            return _compile_range(expr.attr, v, True, None, True)
-        if op == "<":
-            return _compile_range(expr.attr, None, True, v, False)
-        if op == "<=":
-            return _compile_range(expr.attr, None, True, v, True)
-        raise AssertionError(op)
-    if t is Range:
-        return _compile_range(expr.attr, expr.low, True, expr.high, True)
-    if t is In:
-        f = _compile_in(expr.attr, expr.values)
-        return (lambda doc: not f(doc)) if expr.negated else f
-    if t is Exists:
-        f = _any_value(expr.attr, lambda v: True)
-        return (lambda doc: not f(doc)) if expr.negated else f
-    if t is IsNull:
-        f = _any_value(expr.attr, lambda v: v is None)
-        return (lambda doc: not f(doc)) if expr.negated else f
-    if t is IsEmpty:
-        f = _any_value(expr.attr, _is_empty_value)
-        return (lambda doc: not f(doc)) if expr.negated else f
-    if t is Contains:
-        needle = _normalize(expr.value)
-        on_str = (lambda v: needle in v) if expr.op == "CONTAINS" else (lambda v: v.startswith(needle))
-        f = _any_value(expr.attr, _scalar_test(on_str, None))
-        return (lambda doc: not f(doc)) if expr.negated else f
-    if t is Geo:
-        return _compile_geo(expr)
+            return all_of
+        case Or():
+            fs = tuple(_compile(i) for i in expr.items)
+
+            def any_of(doc: Doc) -> bool:
+                for f in fs:
+                    if f(doc):
+                        return True
+                return False
+
+            return any_of
+        case Not():
+            return _negate(_compile(expr.item))
+        case Compare():
+            attr, v = expr.attr, expr.value
+            match expr.op:
+                case "=":
+                    return _compile_equal(attr, v)
+                case "!=":
+                    return _negate(_compile_equal(attr, v))
+                case ">":
+                    return _compile_range(attr, v, False, None, True)
+                case ">=":
+                    return _compile_range(attr, v, True, None, True)
+                case "<":
+                    return _compile_range(attr, None, True, v, False)
+                case "<=":
+                    return _compile_range(attr, None, True, v, True)
+            raise AssertionError(expr.op)
+        case Range():
+            return _compile_range(expr.attr, expr.low, True, expr.high, True)
+        case In():
+            f = _compile_in(expr.attr, expr.values)
+            return _negate(f) if expr.negated else f
+        case Exists():
+            f = _any_value(expr.attr, lambda v: True)
+            return _negate(f) if expr.negated else f
+        case IsNull():
+            f = _any_value(expr.attr, lambda v: v is None)
+            return _negate(f) if expr.negated else f
+        case IsEmpty():
+            f = _any_value(expr.attr, _is_empty_value)
+            return _negate(f) if expr.negated else f
+        case Contains():
+            needle = _normalize(expr.value)
+            on_str = (lambda v: needle in v) if expr.op == "CONTAINS" else (lambda v: v.startswith(needle))
+            f = _any_value(expr.attr, _scalar_test(on_str, None))
+            return _negate(f) if expr.negated else f
+        case Geo():
+            return _compile_geo(expr)
     raise TypeError(f"not a filter expression: {expr!r}")
 
 
@@ -1277,16 +1267,16 @@ def contains_keyword(expr: Expr | None) -> tuple[str, str] | None:
     return None
 
 
-def _always(doc: dict) -> bool:
+def _always(doc: Doc) -> bool:
     return True
 
 
 @functools.lru_cache(maxsize=512)
-def _compile_cached(expr: Expr) -> Callable[[dict], bool]:
+def _compile_cached(expr: Expr) -> Predicate:
     return _compile(expr)
 
 
-def compile_filter(expr: Expr | None) -> Callable[[dict], bool]:
+def compile_filter(expr: Expr | None) -> Predicate:
     """A fast predicate over documents with Meilisearch's semantics:
 
     - a field holding an array matches when one of its elements matches; dotted names
@@ -1307,5 +1297,5 @@ def compile_filter(expr: Expr | None) -> Callable[[dict], bool]:
     return _compile_cached(expr)
 
 
-def matches(expr: Expr | None, doc: dict) -> bool:
+def matches(expr: Expr | None, doc: Doc) -> bool:
     return compile_filter(expr)(doc)

@@ -28,7 +28,8 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError, json_kind, valid_index_uid
+from miroir.core.errors import MeiliError, json_kind
+from miroir.core.index_uid import valid_index_uid
 
 # Every 1.50 action, in the order of Meilisearch's `Action` enum.
 ACTIONS: tuple[str, ...] = (

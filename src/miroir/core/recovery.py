@@ -9,6 +9,7 @@ is a bound, not a copy (`task_uid_floor`), and the tasks themselves are gone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -29,7 +30,7 @@ class IndexHoldings(msgspec.Struct, kw_only=True):
     updated_at: str | None = None
     documents: int = 0
     fields: list[str] = msgspec.field(default_factory=list)  # without `_miroir_*`
-    settings: dict | None = None  # the node's full settings
+    settings: dict[str, Any] | None = None  # the node's full settings
     # (primary key value as hashed, `_miroir_shard`) of some of its documents.
     samples: list[tuple[str, int]] = msgspec.field(default_factory=list)
 

@@ -13,16 +13,12 @@ mistakes are left to the nodes, which word them). Pure module: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from miroir.core.errors import MeiliError
-from miroir.core.filter import (
-    FilterError,
-    attribute_uses,
-    parse_filter,
-    pattern_matches,
-)
+from miroir.core.filter import FilterError, attribute_uses, parse_filter
+from miroir.core.patterns import filterable_patterns, is_filterable
 from miroir.core.settings import RESERVED_PREFIX
 
 
@@ -41,15 +37,7 @@ def _may_name_reserved(value: Any) -> bool:
 
 def _patterns(filterable: Iterable[Any], *, feature: str | None = None) -> list[str]:
     """The client's filterable patterns (granular rules: those enabling `feature`), sorted."""
-    out: set[str] = set()
-    for rule in filterable or ():
-        if isinstance(rule, str):
-            out.add(rule)
-        elif isinstance(rule, Mapping):
-            if feature is not None and not (rule.get("features") or {}).get(feature, False):
-                continue
-            out.update(p for p in rule.get("attributePatterns") or () if isinstance(p, str))
-    return sorted(p for p in out if not is_reserved(p))
+    return sorted({p for p in filterable_patterns(filterable, feature=feature) if not is_reserved(p)})
 
 
 def primary_key_error(primary_key: Any) -> MeiliError | None:
@@ -80,7 +68,7 @@ def filter_error(value: Any, filterable: Iterable[Any], code: str = "invalid_sea
                 tail = "This index does not have configured filterable attributes."
             message = f"Attribute `{attr}` is not filterable. {tail}"
             return FilterError(message + ("\n" + position if position else ""), code)
-        if not any(pattern_matches(p, attr) for p in patterns):
+        if not is_filterable(filterable, attr):
             return None  # refused by the nodes first, with their own words
     return None
 
@@ -161,7 +149,7 @@ def facet_name_error(name: Any, filterable: Iterable[Any]) -> MeiliError | None:
     return MeiliError("invalid_facet_search_facet_name", f"Attribute `{name}` is not facet-searchable. {tail}")
 
 
-def strip_facets(answer: dict) -> None:
+def strip_facets(answer: dict[str, Any]) -> None:
     """Drop `_miroir_*` from a search answer's `facetDistribution` and `facetStats`
     (a `["*"]` or pattern facet request makes the nodes count them)."""
     for key in ("facetDistribution", "facetStats"):

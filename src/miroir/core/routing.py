@@ -6,7 +6,7 @@ so the golden vectors in tests/test_routing.py must never change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 import xxhash
@@ -70,7 +70,7 @@ def write_targets(shard: int, groups: dict[str, Sequence[str]], rf: int) -> dict
     return {g: owners(shard, ids, rf) for g, ids in groups.items()}
 
 
-def assignment(shards: int, groups: dict[str, Sequence[str]], rf: int) -> dict[str, list[list[str]]]:
+def assignment(shards: int, groups: Mapping[str, Sequence[str]], rf: int) -> dict[str, list[list[str]]]:
     """Group -> per-shard owners list, for every shard of an index."""
     return {g: [owners(s, ids, rf) for s in range(shards)] for g, ids in groups.items()}
 

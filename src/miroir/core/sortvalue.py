@@ -14,7 +14,7 @@ from typing import Any
 _MISSING = object()
 
 
-def field_value(doc: dict, path: str) -> Any:
+def field_value(doc: dict[str, Any], path: str) -> Any:
     """Value at a dotted path (``a.b.c``), looking through arrays of objects; _MISSING if absent."""
     if path in doc:
         return doc[path]
@@ -27,9 +27,9 @@ def field_value(doc: dict, path: str) -> Any:
     return cur
 
 
-def _scalars(value: Any) -> list:
+def _scalars(value: Any) -> list[Any]:
     if isinstance(value, list):
-        out: list = []
+        out: list[Any] = []
         for v in value:
             out.extend(_scalars(v))
         return out
@@ -40,7 +40,7 @@ def _scalars(value: Any) -> list:
     return []
 
 
-def sort_key(value: Any, ascending: bool) -> tuple:
+def sort_key(value: Any, ascending: bool) -> tuple[Any, ...]:
     """A key such that sorting keys ascending gives Meilisearch's order for this criterion."""
     if value is _MISSING:
         return (2,)

@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError, invalid_index_uid, json_kind, valid_index_uid
+from miroir.core.errors import MeiliError, invalid_index_uid, json_kind
+from miroir.core.index_uid import valid_index_uid
 
 _FIELDS = ("indexes", "rename")
 
@@ -59,7 +60,7 @@ def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def swap_renames(body: list[dict]) -> list[bool]:
+def swap_renames(body: list[dict[str, Any]]) -> list[bool]:
     """Each swap's `rename` (1.50; default false), for a body `validate_swaps` accepted:
     `true` moves `indexes[0]` to the name `indexes[1]`, which must not exist."""
     out: list[bool] = []

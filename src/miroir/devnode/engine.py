@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core import filter as filter_mod
+from miroir.core import patterns as attr_patterns
 from miroir.core.errors import MeiliError
 from miroir.core.federation import personalization_disabled
 from miroir.core.searchplan import FACET_SEARCH_PARAMS as _FACET_FIELDS
@@ -54,25 +55,12 @@ def _numeric_word(word: str) -> bool:
 
 def attribute_names(entries: list) -> list[str]:
     """filterableAttributes may hold names or (Meilisearch >= 1.14) pattern objects."""
-    out: list[str] = []
-    for e in entries or []:
-        if isinstance(e, str):
-            out.append(e)
-        elif isinstance(e, dict):
-            out.extend(p for p in e.get("attributePatterns", []) if isinstance(p, str))
-    return out
+    return attr_patterns.filterable_patterns(entries)
 
 
 def matches_attribute(path: str, patterns: list[str]) -> bool:
-    """Is `path` covered by one of `patterns` ("*", exact, parent object, `prefix*`)?"""
-    for p in patterns:
-        if p == "*" or p == path or path.startswith(p + "."):
-            return True
-        if p.endswith("*") and path.startswith(p[:-1]):
-            return True
-        if p.startswith("*") and path.endswith(p[1:]):
-            return True
-    return False
+    """Is `path` covered by one of `patterns` (wildcards, exact, or nested in a named field)?"""
+    return attr_patterns.covers_any(patterns, path)
 
 
 class IndexEngine:
@@ -404,7 +392,7 @@ class IndexEngine:
                     "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
                     f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
                 )
-            filter_mod.check_filterable(expr, self._filterable())
+            filter_mod.check_filterable(expr, self.settings["filterableAttributes"])
             filter_mod.compile_filter(expr)
             return expr
         except filter_mod.FilterError as e:
@@ -834,7 +822,7 @@ class IndexEngine:
         if not self.settings.get("facetSearch", True):  # 1.50 checks this first
             raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
         filterable = self._filterable()
-        if not matches_attribute(name, filterable):
+        if not attr_patterns.is_facet_searchable(self.settings["filterableAttributes"], name):
             if filterable:
                 avail = ", ".join(sorted(filterable))
                 msg = f"Attribute `{name}` is not facet-searchable. Available facet-searchable attributes are: `{avail}`. To make it facet-searchable add it to the `filterableAttributes` index settings."
@@ -1524,7 +1512,7 @@ class _SearchParams:
             if not isinstance(distinct, str):
                 raise _type_error("distinct", "invalid_search_distinct", "a string", distinct)
             filterable = eng._filterable()
-            if not matches_attribute(distinct, filterable):
+            if not attr_patterns.is_filterable(eng.settings["filterableAttributes"], distinct):
                 avail = ", ".join(sorted(filterable))
                 msg = (
                     f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. "
@@ -1632,7 +1620,7 @@ def _parse_sort(value, eng: IndexEngine) -> list[tuple[str, bool]] | None:
                 "invalid_search_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
-        if not matches_attribute(name, sortable):
+        if not attr_patterns.legacy_match_any(sortable, name):
             if sortable:
                 msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{', '.join(sorted(sortable))}`."
             else:
@@ -1653,16 +1641,24 @@ def _parse_facets(value, eng: IndexEngine) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _type_error("facets", "invalid_search_facets", "an array", value)
     filterable = eng._filterable()
+    rules = eng.settings["filterableAttributes"]
     out: list[str] = []
     for name in value:
         if name == "*":
             out.extend(f for f in filterable if "*" not in f)
             continue
-        if not matches_attribute(name, filterable):
+        if not attr_patterns.facet_allowed(rules, name):
             if filterable:
                 msg = f"Invalid facet distribution, attribute `{name}` is not filterable. The available filterable attribute{'s are' if len(filterable) > 1 else ' is'} `{', '.join(sorted(filterable))}`."
             else:
                 msg = "Invalid facet distribution, this index does not have configured filterable attributes."
             raise MeiliError("invalid_search_facets", msg)
+        if "*" in name:  # a pattern (`gen*`): the filterable attributes of the index it matches
+            out.extend(
+                f
+                for f in eng._fields
+                if attr_patterns.match_pattern(name, f) is attr_patterns.MATCH and attr_patterns.is_filterable(rules, f)
+            )
+            continue
         out.append(name)
     return list(dict.fromkeys(out))

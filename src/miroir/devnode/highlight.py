@@ -7,6 +7,7 @@ the prefix is highlighted, as Meilisearch does). Pure module.
 
 from __future__ import annotations
 
+from miroir.core.patterns import selects
 from miroir.devnode.text import Tokenizer
 
 
@@ -49,7 +50,7 @@ class Matcher:
 def _selected(path: str, attrs: list[str] | None) -> bool:
     if not attrs:
         return False
-    return any(a == "*" or a == path or path.startswith(a + ".") for a in attrs)
+    return any(selects(a, path) for a in attrs)
 
 
 def format_document(doc: dict, matcher: Matcher, *, highlight_attrs, crop_attrs, crop_length,
@@ -68,7 +69,7 @@ def format_document(doc: dict, matcher: Matcher, *, highlight_attrs, crop_attrs,
         if isinstance(value, list):
             return [fmt(v, path) for v in value]
         hl = _selected(path, highlight_attrs)
-        crop = next((n for a, n in crop_lengths.items() if a == "*" or a == path or path.startswith(a + ".")), None)
+        crop = next((n for a, n in crop_lengths.items() if selects(a, path)), None)
         if not hl and crop is None:
             return value
         if value is None:

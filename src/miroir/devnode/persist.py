@@ -26,7 +26,9 @@ import os
 import re
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -90,7 +92,7 @@ class Store:
         self.uids_path = self.root / "uids"
         self.reserved = 0
         self._deleted: set[int] = set()
-        self._log = None
+        self._log: BinaryIO | None = None
 
     def read_features(self) -> dict[str, bool]:
         """The `/experimental-features` flags set on this node (empty when never set)."""
@@ -193,7 +195,7 @@ class Store:
         snap = _dec.decode(path.read_bytes())
         return None if snap.get("deleted") else snap
 
-    def append_tasks(self, records: list[dict], deleted: list[int] = ()) -> None:
+    def append_tasks(self, records: list[dict], deleted: Sequence[int] = ()) -> None:
         assert self._log is not None, "load() first"
         body = b"".join(_frame(r) for r in records)
         if deleted:

@@ -30,8 +30,9 @@ PREDICATE_UNIVERSE = 512
 # few tens of MB); past it the cache starts over.
 MAX_CACHED_IDS = 2_000_000
 
-_normalize = getattr(f, "_normalize", None)
-_parse_number = getattr(f, "_parse_number", None)
+# The filter evaluator's own value rules, so that sets and predicates agree.
+_normalize = f._normalize
+_parse_number = f._parse_number
 
 
 class ValueIndex:
@@ -45,7 +46,6 @@ class ValueIndex:
 
     @classmethod
     def build(cls, attr: str, docs: dict[int, dict]) -> "ValueIndex":
-        assert _normalize is not None
         idx = cls()
         strings, numbers = idx.strings, idx.numbers
         missing = object()
@@ -158,7 +158,7 @@ class FilterSets:
         if got is not None:
             return got
         t = type(expr)
-        if (t is f.Compare and expr.op == "=" or t is f.In) and "." not in expr.attr and _normalize and _parse_number:
+        if (t is f.Compare and expr.op == "=" or t is f.In) and "." not in expr.attr:
             idx = self._value_index(expr.attr)
             if t is f.Compare:
                 got = idx.equal(expr.value)

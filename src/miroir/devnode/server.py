@@ -126,8 +126,8 @@ def run_devnode(
         os_errors = [e for e in _leaves(group) if isinstance(e, OSError)]
         if not os_errors:
             raise
-        e = os_errors[0]
-        reason = "address already in use" if e.errno == errno.EADDRINUSE else str(e)
+        first = os_errors[0]
+        reason = "address already in use" if first.errno == errno.EADDRINUSE else str(first)
         print(f"miroir devnode: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     return 0

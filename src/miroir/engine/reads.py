@@ -30,7 +30,7 @@ import trio
 import xxhash
 
 from miroir.core import federation as fed
-from miroir.core import reserved
+from miroir.core import patterns, reserved
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -128,7 +128,7 @@ class _SearchSettings:
     def is_filterable(self, attr: str) -> bool:
         known = self.filterable.get(attr)
         if known is None:
-            known = self.filterable[attr] = _is_filterable(self.settings, attr)
+            known = self.filterable[attr] = patterns.is_filterable(self.settings.get("filterableAttributes"), attr)
         return known
 
 
@@ -208,7 +208,8 @@ async def search(
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
     # themselves (a facet on the distinct attribute) let the merge count them once overall.
-    count_distinct = bool(distinct) and req.ranking_score_threshold is None and ss.is_filterable(distinct)
+    counted = distinct if distinct and req.ranking_score_threshold is None and ss.is_filterable(distinct) else None
+    count_distinct = counted is not None
     sub_req = req
     search_on = fields.search_on(cluster, uid, req.attributes_to_search_on)  # never `_miroir_*`
     if search_on is not None:
@@ -237,7 +238,7 @@ async def search(
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
     node_details = [(p.node_id, p.result.pop("performanceDetails", None)) for p in gathered.parts] if req.show_performance_details else ()
-    distinct_total = _distinct_total(responses, distinct, req, max_total_hits) if count_distinct else None
+    distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
     answer = merge_search(
         req,
         ranking_rules=ranking_rules,
@@ -291,18 +292,6 @@ def _searchable_count(cluster: Cluster, uid: str, settings: Mapping) -> int:
     the explicit `searchableAttributes`): bounds milli's attribute rank."""
     explicit = settings.get("searchableAttributes") or ()
     return max(len(cluster.state.index_fields.get(uid, ())), len(explicit))
-
-
-def _is_filterable(settings: Mapping, attr: str) -> bool:
-    for rule in settings.get("filterableAttributes") or ():
-        pattern = rule if isinstance(rule, str) else None
-        if isinstance(rule, dict):  # Meilisearch 1.14 granular form {"attributePatterns": [...]}
-            if any(p in ("*", attr) for p in rule.get("attributePatterns") or ()):
-                return True
-            continue
-        if pattern in ("*", attr):
-            return True
-    return False
 
 
 def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_total_hits: int | None) -> int | None:
@@ -450,7 +439,7 @@ async def _federated(
         if uid in facets_by_index and uid not in facet_source:
             facet_source[uid] = i
             if facets_by_index[uid]:
-                changes["facets"] = list(facets_by_index[uid])
+                changes["facets"] = list(facets_by_index[uid] or ())
         jobs.append((uid, msgspec.structs.replace(req, **changes)))
     for uid, facets in facets_by_index.items():
         if uid not in facet_source:  # an index no query uses: 1.50 still computes its facets

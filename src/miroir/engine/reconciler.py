@@ -83,8 +83,8 @@ class Reconciler:
             for key in [k for k in cache if k not in live]:
                 del cache[key]  # finished, canceled or deleted meanwhile
         open_uids = {t.uid for t in pending}
-        for key in [k for k in self._lost if k[0] not in open_uids]:
-            del self._lost[key]
+        for lost in [k for k in self._lost if k[0] not in open_uids]:
+            del self._lost[lost]
         folds = []
         for t in pending:
             views = {n: self._view(t, n, u, answers.get(n)) for n, u in t.node_tasks.items()}

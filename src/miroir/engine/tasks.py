@@ -21,6 +21,7 @@ failed with a message saying so (a handed-over task is folded as usual).
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -42,6 +43,7 @@ from miroir.core.model import (
     TaskEnqueued,
     TaskNodeTasksAdded,
     TaskRecord,
+    TaskStatus,
     TaskUpdated,
     index_open_tasks,
 )
@@ -102,7 +104,7 @@ class DrivenTask:
     async def wait_node_tasks(self, node_tasks: Mapping[str, int], timeout_s: float) -> dict[str, dict]:
         return await self.service.wait_node_tasks(node_tasks, timeout_s)
 
-    async def finish(self, status: str, error: dict | MeiliError | None = None, details: dict | None = None) -> None:
+    async def finish(self, status: TaskStatus, error: dict | MeiliError | None = None, details: dict | None = None) -> None:
         assert status in TERMINAL, status
         if isinstance(error, MeiliError):
             error = error.to_dict()
@@ -401,7 +403,7 @@ class TaskService:
     def list(self, query: TaskQuery) -> dict:
         return apply_task_query(query, (task_view(t) for t in self.state.tasks.values()))
 
-    def _matched(self, query: TaskQuery) -> list[TaskRecord]:
+    def _matched(self, query: TaskQuery) -> builtins.list[TaskRecord]:  # `list` is a method here
         return [t for t in self.state.tasks.values() if matches(query, task_view(t))]
 
     # --- cancel and delete -----------------------------------------------------------
@@ -423,7 +425,7 @@ class TaskService:
             index_uid=None, type="taskCancelation", details=details, driver=driver, queue=TASKS_QUEUE
         )
 
-    async def _cancel_tasks(self, canceler: int, uids: list[int]) -> int:
+    async def _cancel_tasks(self, canceler: int, uids: builtins.list[int]) -> int:
         now = self.now_rfc3339()
         canceled = 0
         targets: list[TaskRecord] = []
@@ -541,7 +543,7 @@ class TaskService:
             self._auto_deletion = None
             raise
 
-    async def _enqueue_deletion(self, matched: list[int], original_filter: str) -> TaskRecord:
+    async def _enqueue_deletion(self, matched: builtins.list[int], original_filter: str) -> TaskRecord:
         details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": original_filter}
 
         async def driver(handle: DrivenTask) -> None:
@@ -563,7 +565,7 @@ class TaskService:
             index_uid=None, type="taskDeletion", details=details, driver=driver, queue=TASKS_QUEUE
         )
 
-    async def _settle(self, before: int, uids: list[int]) -> None:
+    async def _settle(self, before: int, uids: builtins.list[int]) -> None:
         deadline = trio.current_time() + DELETION_SETTLE_S
         while trio.current_time() < deadline:
             tasks = self.state.tasks
@@ -572,7 +574,7 @@ class TaskService:
             self.wake()
             await trio.sleep(WAIT_POLL_MAX_S)
 
-    async def _forward_deletion(self, tasks: list[TaskRecord]) -> None:
+    async def _forward_deletion(self, tasks: builtins.list[TaskRecord]) -> None:
         """Best effort: nodes keep their task lists short too; a miss only costs space."""
         per_node: dict[str, list[int]] = {}
         for t in tasks:

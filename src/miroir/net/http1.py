@@ -469,7 +469,9 @@ class Http1Pool:
         finally:
             self._slots.release()
 
-    async def _round_trip(self, conn: _Connection, method: bytes, target: bytes, headers: Headers, body: bytes):
+    async def _round_trip(
+        self, conn: _Connection, method: bytes, target: bytes, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
         ok = False
         try:
             result = await conn.round_trip(method, target, headers, body)

@@ -145,6 +145,8 @@ def _frame_at(data: bytes | memoryview, off: int) -> int | None:
     """Length of the valid payload starting at ``off``, or None if no valid frame is there."""
     if len(data) - off < _HEADER.size:
         return None
+    length: int
+    crc: int
     length, crc = _HEADER.unpack_from(data, off)
     start = off + _HEADER.size
     # length 0 is never written; refusing it also keeps zero-filled garbage invalid.
@@ -159,7 +161,7 @@ def _cut_short(data: bytes | memoryview, off: int) -> bool:
     """Does the file end inside the frame at ``off`` (a truncation, not a bad checksum)?"""
     if len(data) - off < _HEADER.size:
         return True
-    length, _ = _HEADER.unpack_from(data, off)
+    length: int = _HEADER.unpack_from(data, off)[0]
     return 0 < length <= MAX_RECORD_BYTES and off + _HEADER.size + length > len(data)
 
 
