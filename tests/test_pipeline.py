@@ -141,6 +141,7 @@ def _comparable(r: httpx.Response) -> tuple[int, Any, dict[str, str]]:
         body = r.json()
         if isinstance(body, dict):
             body.pop("processingTimeMs", None)  # a measurement, different every time
+            body.pop("requestUid", None)  # a fresh UUID v7 per search
     headers = {k: v for k, v in r.headers.items() if k not in VOLATILE}
     if body != r.content:
         headers.pop("content-length")  # processingTimeMs's digits

@@ -15,7 +15,7 @@ from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
 from miroir.core.model import TaskRecord
 from miroir.core.swaps import swap_renames
 from miroir.core.taskfold import summarized
-from miroir.engine import indexes
+from miroir.engine import compaction, fieldlisting, indexes
 
 bp = Blueprint("indexes", __name__)
 
@@ -169,15 +169,13 @@ async def swap_indexes() -> Response:
 
 @bp.post("/indexes/<uid>/fields")
 async def list_fields(uid: str) -> Response:
-    from miroir.engine.fields import list_fields as fields_of
-
     body = await json_body()
     checked_uid(uid)
-    answer, headers = await fields_of(current_cluster(), uid, body)
+    answer, headers = await fieldlisting.list_fields(current_cluster(), uid, body)
     return json_response(answer, headers=headers)
 
 
 @bp.post("/indexes/<uid>/compact")
 async def compact_index(uid: str) -> Response:
     await body_bytes()  # no body; read so the connection stays usable
-    return accepted(await indexes.compact_index(current_cluster(), checked_uid(uid)))
+    return accepted(await compaction.compact_index(current_cluster(), checked_uid(uid)))

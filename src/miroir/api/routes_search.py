@@ -12,6 +12,7 @@ from quart import Blueprint, Response, request
 
 from miroir.api import auth, fast
 from miroir.api.context import current_miroir
+from miroir.api.routes_indexes import body_bytes
 from miroir.api.http import decode_json, json_response
 from miroir.core.errors import MeiliError
 from miroir.core.searchplan import (
@@ -33,9 +34,7 @@ def _cluster():
 
 
 async def _body() -> bytes:
-    from miroir.api.routes_indexes import body_bytes  # decodes Content-Encoding (1.50)
-
-    return await body_bytes()
+    return await body_bytes()  # decodes Content-Encoding (1.50)
 
 
 async def _json_body() -> bytes:

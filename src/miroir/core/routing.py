@@ -94,3 +94,9 @@ def covering_set(
         node = candidates[(rotation + s) % len(candidates)]
         plan.setdefault(node, []).append(s)
     return plan
+
+
+def listing_affinity(uid: str) -> int:
+    """The fixed scatter turn of `uid`'s listings: the same copy of each shard on every
+    page while the healthy nodes stay the same; indexes still spread over replicas."""
+    return xxhash.xxh64_intdigest(uid.encode()) & 0xFFFF_FFFF

@@ -22,6 +22,7 @@ import msgspec
 from miroir.core.documents import document_sort_key, parse_document_sort
 from miroir.core.filter import and_filters
 from miroir.core.merge import merge_documents
+from miroir.core.routing import listing_affinity
 from miroir.engine.scatter import merge_degraded, scatter
 from miroir.net.node import NodeClient
 from miroir.core.model import IndexMeta
@@ -40,11 +41,6 @@ async def list_sorted(
     cluster: Cluster, uid: str, meta: IndexMeta, query: Any, settings: Mapping[str, Any]
 ) -> tuple[dict, dict[str, str]]:
     """A sorted global page `{results, offset, limit, total}` and its degradation headers."""
-    from miroir.engine.reads import (  # the listing's shared helpers
-        _degraded,
-        listing_affinity,
-    )
-
     criteria = parse_document_sort(query.sort or [], _sortable(settings))  # refused before any node is asked
     offset, limit = query.offset, query.limit
     base = msgspec.to_builtins(query)
@@ -67,7 +63,7 @@ async def list_sorted(
     g = await scatter(
         cluster, meta, send, per_shard=True, affinity=listing_affinity(uid), hedge=False
     )
-    headers = merge_degraded([_degraded(cluster, g, uid)])
+    headers = merge_degraded([g.check(cluster.config.scatter.unavailable_shard_policy, uid)])
     pages = sorted(g.results, key=lambda p: p["_shard"])
     total = sum(p.get("total", 0) for p in pages)
     merged = heapq.merge(

@@ -35,29 +35,3 @@ def search_on(cluster: Cluster, uid: str, requested: Sequence[str] | None) -> li
         return None  # malformed: the nodes answer with Meilisearch's error
     client = index_settings(cluster, uid).get("searchableAttributes") or ["*"]
     return core.search_on(client, cluster.state.index_fields.get(uid, ()), requested)
-
-
-async def list_fields(cluster: Cluster, uid: str, body: object) -> tuple[dict, dict[str, str]]:
-    """`POST /indexes/{uid}/fields`: the union of the field names a covering set of nodes
-    holds (each asked for all of its fields), without `_miroir_*`, described with the
-    client's settings (core/fieldlist.py) and paginated by Miroir."""
-    from miroir.core import fieldlist
-    from miroir.engine.reads import _degraded, index_meta
-    from miroir.engine.scatter import merge_degraded, scatter
-
-    query = fieldlist.parse_fields_query(body)
-    meta = index_meta(cluster, uid)
-    settings = index_settings(cluster, uid)
-
-    async def send(client, _shards, timeout_s: float) -> dict:
-        return await client.call("POST", f"/indexes/{uid}/fields", json={"limit": NODE_FIELDS_LIMIT}, timeout_s=timeout_s)
-
-    gathered = await scatter(cluster, meta, send)
-    names: set[str] = set()
-    for answer in gathered.results:
-        names.update(f["name"] for f in answer.get("results") or () if not f["name"].startswith(core.RESERVED_PREFIX))
-    return fieldlist.list_fields(names, settings, query), merge_degraded([_degraded(cluster, gathered, uid)])
-
-
-# Fields asked of each node in one page (a node's whole field map).
-NODE_FIELDS_LIMIT = 1_000_000

@@ -556,38 +556,3 @@ async def swap_indexes(
         await handle.finish("succeeded")
 
     return await cluster.tasks.enqueue_driven(index_uid=None, type="indexSwap", details=details, driver=driver)
-
-
-# --- compaction (1.50) --------------------------------------------------------------------
-
-
-async def compact_index(cluster: Cluster, uid: str) -> TaskRecord:
-    """`POST /indexes/{uid}/compact`: compact on every node; the task's sizes are the
-    index's documents (one copy, as `GET /indexes/{uid}/stats` counts them) before and
-    after, in 1.50's human form. An unknown index fails in the task."""
-    details: dict[str, Any] = {"preCompactionSize": None, "postCompactionSize": None}
-
-    async def driver(handle: DrivenTask) -> None:
-        from miroir.core.statsview import size
-        from miroir.engine.stats import index_stats
-
-        await handle.set_processing()
-        get_index(cluster, uid)
-        before, _ = await index_stats(cluster, uid)
-        node_tasks, errors = await enqueue_on(cluster, cluster.topology.all_nodes(), "POST", f"/indexes/{uid}/compact")
-        await handle.add_node_tasks(node_tasks)
-        if errors:
-            raise first_error(errors)
-        _, failed = await wait_all(cluster, node_tasks)
-        if failed:
-            raise first_error(failed)
-        after, _ = await index_stats(cluster, uid)
-        await handle.finish(
-            "succeeded",
-            details={
-                "preCompactionSize": size(before["rawDocumentDbSize"], "human"),
-                "postCompactionSize": size(after["rawDocumentDbSize"], "human"),
-            },
-        )
-
-    return await cluster.tasks.enqueue_driven(index_uid=uid, type="indexCompaction", details=details, driver=driver)

@@ -71,6 +71,7 @@ from miroir.core.searchplan import (
 )
 from miroir.engine import fields
 from miroir.engine.cluster import Cluster
+from miroir.core.routing import listing_affinity
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.settings import index_settings
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
@@ -683,12 +684,6 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
             # Round 1's total, so that positions agree with the windows just fetched.
             pages.append({"results": p.get("results") or [], "offset": p.get("offset", 0), "total": totals[s]})
     return merge_documents(pages, offset=offset, limit=limit), merge_degraded(headers_list)
-
-
-def listing_affinity(uid: str) -> int:
-    """The fixed scatter turn of `uid`'s listings: the same copy of each shard on every
-    page while the healthy nodes stay the same; indexes still spread over replicas."""
-    return xxhash.xxh64_intdigest(uid.encode()) & 0xFFFF_FFFF
 
 
 def _valid_key(value: Any) -> bool:

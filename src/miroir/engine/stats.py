@@ -27,6 +27,7 @@ import trio
 
 from miroir.core.errors import MeiliError, index_not_found
 from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
+from miroir.core.routing import listing_affinity
 from miroir.engine.indexes import broadcast
 from miroir.engine.scatter import Part, merge_degraded, scatter
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
@@ -145,8 +146,6 @@ async def index_stats(cluster: Cluster, uid: str) -> tuple[dict[str, Any], Heade
 
     # A fixed covering set per index (while the healthy nodes stay the same): the
     # weighted estimates (sparse fields, bytes with RF > 1) give the same answer each time.
-    from miroir.engine.reads import listing_affinity
-
     gathered = await scatter(cluster, meta, send, affinity=listing_affinity(uid))
     headers = gathered.check(cluster.config.scatter.unavailable_shard_policy, uid)
     result = _combine(gathered.parts)
