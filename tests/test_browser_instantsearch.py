@@ -64,22 +64,28 @@ def _chromium() -> str:
     return shutil.which("chromium")  # type: ignore[return-value]
 
 
-def _npm_packages() -> Path:
-    cache = Path(os.environ.get("MIROIR_NPM_CACHE") or Path.home() / ".cache" / "miroir-tests" / "npm")
-    wanted = cache / "node_modules" / "@meilisearch" / "instant-meilisearch" / "dist" / "index.js"
+def _npm_packages(
+    packages: tuple[str, ...] = NPM_PACKAGES,
+    wanted: str = "@meilisearch/instant-meilisearch/dist/index.js",
+    subdir: str = "",
+    why: str = "the page needs instant-meilisearch and instantsearch.js from npm",
+) -> Path:
+    # Each package set gets its own folder: `npm install` prunes what it was not asked for.
+    cache = Path(os.environ.get("MIROIR_NPM_CACHE") or Path.home() / ".cache" / "miroir-tests" / "npm") / subdir
+    wanted_file = cache / "node_modules" / wanted
     marker = cache / "installed.txt"
-    if wanted.exists() and marker.exists() and marker.read_text() == " ".join(NPM_PACKAGES):
+    if wanted_file.exists() and marker.exists() and marker.read_text() == " ".join(packages):
         return cache
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: the page needs instant-meilisearch and instantsearch.js from npm")
+        pytest.skip(f"npm is not installed: {why}")
     cache.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(cache), *NPM_PACKAGES],
+        ["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(cache), *packages],
         capture_output=True, text=True, timeout=240,
     )
-    if proc.returncode != 0 or not wanted.exists():
+    if proc.returncode != 0 or not wanted_file.exists():
         pytest.skip(f"npm install failed (is the npm registry reachable?): {proc.stderr.strip()[-300:]}")
-    marker.write_text(" ".join(NPM_PACKAGES))
+    marker.write_text(" ".join(packages))
     return cache
 
 
