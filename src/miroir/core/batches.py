@@ -246,16 +246,11 @@ def no_quorum(lost: Sequence[int], rule: WriteConsistency = "one") -> MeiliError
     )
 
 
-def no_owner_took(shards: Sequence[int], *, undelivered: bool = True) -> MeiliError:
-    """Refused after sending: no node took any part of the request. `undelivered`: no
-    node can have received it (every connection failed); otherwise a node that stopped
-    answering mid-request may still apply it, and the message says so (a retry, an
-    idempotent upsert or delete, makes the outcome certain)."""
-    tail = (
-        "Nothing was written; it may be retried."
-        if undelivered
-        else "A node that stopped answering mid-request may still apply it: retry it to make the outcome certain."
-    )
+def no_owner_took(shards: Sequence[int]) -> MeiliError:
+    """Refused after sending: every node refused or could not be reached, so none can
+    apply it (a node that may have received it gets a hint instead: engine/writes.py)."""
     return MeiliError(
-        "miroir_no_quorum", f"The write was refused: no owner of shard(s) {_shown(shards)} accepted it. {tail}"
+        "miroir_no_quorum",
+        f"The write was refused: no owner of shard(s) {_shown(shards)} accepted it. Nothing was written; it may be "
+        "retried.",
     )

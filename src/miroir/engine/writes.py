@@ -172,9 +172,10 @@ async def _send(
 
     A node that took its part but whose answer was lost (deadline) counts as missed:
     its part is hinted and replayed, which is harmless (upserts and deletes replayed in
-    order). The one case left uncertain: no node acknowledged anything but some node
-    got the request and stopped answering (hung, SIGSTOP); it may apply it once it
-    resumes. The 503 then says so, and a retry (idempotent) makes the outcome certain.
+    order). When no node acknowledged anything but some node got the request and
+    stopped answering (hung, SIGSTOP), it may apply it once it resumes: the write is
+    then hinted to every owner, the hung one included, and acknowledged (degraded), so
+    that every copy converges to it; a refusal there would leave the copies differing.
     Returns the nodes that took the write (`Sent`).
     """
     shards = list(range(meta.shards)) if all_shards else routed.shards
@@ -218,9 +219,15 @@ async def _send(
             assert isinstance(first, NodeError)
             raise MeiliError(first.code, first.message, status=first.status, type=first.type)
         # A node that answered (an error) did not take it; one that never got a
-        # connection did not see it.
-        undelivered = all(isinstance(e, NodeError) or _never_sent(e) for e in errors.values())
-        raise batches.no_owner_took(shards, undelivered=undelivered)
+        # connection did not see it: nothing was written, the refusal is certain.
+        if all(isinstance(e, NodeError) or _never_sent(e) for e in errors.values()):
+            raise batches.no_owner_took(shards)
+        # Some node got the request and stopped answering (hung, deadline): it may apply
+        # it once it resumes, and no other owner would. A refusal would leave the copies
+        # differing for good, so the outcome is made certain instead: every owner that
+        # did not acknowledge (the hung one too: a replay is harmless) gets it as a hint,
+        # journaled before the 202, and the write takes effect as any degraded write.
+        log.warning("write.outcome_uncertain", index=meta.uid, hinted=sorted(missed))
     if missed:
         await handoff.add_hints(missed)
     unmet_now = batches.unmet(shards, targets, acked, rf, rule)
