@@ -36,6 +36,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_search",
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
+    "miroir.api.routes_metrics",
 ]
 
 log = get_logger("miroir.http")

@@ -42,6 +42,7 @@ from miroir.core.searchplan import decode_search_request, json_content_type_erro
 from miroir.engine import reads
 from miroir.engine.keys import KeyRing
 from miroir.engine.scatter import count_fanout
+from miroir.instruments import HOT
 from miroir.logsetup import get_logger
 
 Scope = MutableMapping[str, Any]
@@ -196,6 +197,7 @@ class FastSearch:
         out.extend((k.encode(), v.encode()) for k, v in auth.cors_headers(headers))  # CORS (issue 14)
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload, "more_body": False})
+        HOT.request(method, ROUTE, status, time.perf_counter() - started, holder[0])
         log.info(
             "request",
             request_id=request_id,
