@@ -37,6 +37,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
     "miroir.api.routes_metrics",
+    "miroir.api.routes_webhooks",
 ]
 
 log = get_logger("miroir.http")

@@ -136,6 +136,11 @@ class MiroirState(msgspec.Struct, kw_only=True):
     open_tasks: set[int] = msgspec.field(default_factory=set)
     # API keys by uid (core/keys.py; their values are derived, never journaled). Defaulted.
     keys: dict[str, ApiKey] = msgspec.field(default_factory=dict)
+    # Webhooks by uuid and their deliveries not acknowledged yet (engine/webhooks.py).
+    # Defaulted.
+    webhooks: dict[str, "Webhook"] = msgspec.field(default_factory=dict)
+    webhook_outbox: dict[int, "WebhookDelivery"] = msgspec.field(default_factory=dict)
+    webhook_next_seq: int = 1
 
 
 def new_state() -> MiroirState:
@@ -595,4 +600,70 @@ def _task_counter_raised(state: MiroirState, rec: TaskCounterRaised) -> None:
 
 # Built from the registry so that adding a record type is one class and one handler.
 # Keep this line after every handler.
+# --- webhooks (engine/webhooks.py) ------------------------------------------------------
+
+
+class Webhook(msgspec.Struct, kw_only=True):
+    """A webhook as 1.50 keeps it: where to POST finished tasks, with which headers."""
+
+    uuid: str
+    url: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class WebhookDelivery(msgspec.Struct, kw_only=True):
+    """Finished tasks one webhook has not acknowledged yet, sent in `seq` order."""
+
+    seq: int
+    webhook: str  # uuid
+    task_uids: list[int]
+
+
+class WebhookPut(JournalRecord, tag="webhook_put"):
+    webhook: Webhook
+
+
+class WebhookDeleted(JournalRecord, tag="webhook_deleted"):
+    uuid: str
+
+
+class WebhookDeliveriesQueued(JournalRecord, tag="webhook_deliveries_queued"):
+    """One delivery per webhook of the tasks that just finished (seq numbers assigned on apply)."""
+
+    webhooks: list[str]
+    task_uids: list[int]
+
+
+class WebhookDelivered(JournalRecord, tag="webhook_delivered"):
+    """Acknowledged by the receiver, or given up after the last retry."""
+
+    seq: int
+
+
+@applies(WebhookPut)
+def _webhook_put(state: MiroirState, rec: WebhookPut) -> None:
+    state.webhooks[rec.webhook.uuid] = rec.webhook
+
+
+@applies(WebhookDeleted)
+def _webhook_deleted(state: MiroirState, rec: WebhookDeleted) -> None:
+    state.webhooks.pop(rec.uuid, None)
+    for seq in [s for s, d in state.webhook_outbox.items() if d.webhook == rec.uuid]:
+        del state.webhook_outbox[seq]
+
+
+@applies(WebhookDeliveriesQueued)
+def _webhook_deliveries_queued(state: MiroirState, rec: WebhookDeliveriesQueued) -> None:
+    for uuid in rec.webhooks:
+        if uuid in state.webhooks:
+            seq = state.webhook_next_seq
+            state.webhook_next_seq += 1
+            state.webhook_outbox[seq] = WebhookDelivery(seq=seq, webhook=uuid, task_uids=list(rec.task_uids))
+
+
+@applies(WebhookDelivered)
+def _webhook_delivered(state: MiroirState, rec: WebhookDelivered) -> None:
+    state.webhook_outbox.pop(rec.seq, None)
+
+
 Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]

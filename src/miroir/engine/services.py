@@ -12,7 +12,8 @@ starts it in its service nursery) and closes the node clients when it stops:
 - the task service (`cluster.tasks`) and the reconciler folding node task states;
 - the health probers, one per node, feeding `cluster.health`;
 - the rebalancer, reachable as `cluster.rebalancer` while it runs;
-- the hinted-handoff repair loop over `cluster.handoff`.
+- the hinted-handoff repair loop over `cluster.handoff`;
+- the webhook deliveries of finished tasks (engine/webhooks.py).
 This is the only module that imports the services; they import `Cluster` (engine/cluster.py).
 """
 
@@ -31,6 +32,7 @@ from miroir.engine.handoff import Handoff
 from miroir.engine.health import HealthTable, Probe, run_health
 from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.reconciler import Reconciler
+from miroir.engine.webhooks import WebhookService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
 
@@ -60,6 +62,7 @@ async def run_services(cluster: Cluster, *, task_status: trio.TaskStatus[None] =
             await nursery.start(run_cluster_health, cluster, cluster.health)
             await nursery.start(run_rebalancer, cluster)
             await nursery.start(Handoff(cluster).run)
+            await nursery.start(WebhookService(cluster).run)
             task_status.started()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
