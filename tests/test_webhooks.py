@@ -201,3 +201,47 @@ def test_deliveries_retried_and_kept_across_kill_9(tmp_path):
             assert httpx.get(url + "/webhooks").json()["results"][0]["url"] == rcv.url
         finally:
             miroir.kill()
+
+
+def test_restart_resumes_the_look_for_finished_tasks():
+    """A task that finished after the last queued delivery and before a crash is found by
+    the look a restart resumes from the journaled cursor; nothing queued is found twice."""
+    from miroir.core.model import (
+        TaskEnqueued, TaskRecord, TaskUpdated, Webhook, WebhookDeliveriesQueued, WebhookPut, apply_record,
+        new_state,
+    )
+    from miroir.engine.webhooks import finished_since
+
+    state = new_state()
+
+    def apply(rec) -> None:
+        apply_record(state, rec)
+
+    apply(TaskEnqueued(task=TaskRecord(uid=0, index_uid="a", type="indexCreation", status="succeeded")))
+    apply(TaskEnqueued(task=TaskRecord(uid=1, index_uid="a", type="documentAdditionOrUpdate")))
+    apply(WebhookPut(webhook=Webhook(uuid="u", url="http://x/hook")))
+    # tasks before the first webhook are not its business; task 1 is still open
+    assert (state.webhook_cursor, state.webhook_watching) == (2, [1])
+    apply(TaskEnqueued(task=TaskRecord(uid=2, index_uid="a", type="documentAdditionOrUpdate")))
+    apply(TaskEnqueued(task=TaskRecord(uid=3, index_uid="a", type="documentAdditionOrUpdate")))
+    apply(TaskUpdated(uid=2, status="succeeded"))
+    finished, cursor, watching = finished_since(state, state.webhook_cursor, set(state.webhook_watching))
+    assert (finished, cursor, watching) == ([2], 4, {1, 3})
+    apply(WebhookDeliveriesQueued(webhooks=["u"], task_uids=finished, cursor=cursor, watching=sorted(watching)))
+    assert [d.task_uids for d in state.webhook_outbox.values()] == [[2]]
+    # tasks 1 and 4 finish, then a crash before the next tick journals them
+    apply(TaskUpdated(uid=1, status="failed"))
+    apply(TaskEnqueued(task=TaskRecord(uid=4, index_uid="a", type="documentDeletion", status="succeeded")))
+    # the restarted service resumes from the journaled cursor
+    replayed = msgspec_roundtrip(state)
+    finished, cursor, watching = finished_since(replayed, replayed.webhook_cursor, set(replayed.webhook_watching))
+    assert (finished, cursor, watching) == ([1, 4], 5, {3})
+
+
+def msgspec_roundtrip(state):
+    """The state as a snapshot would bring it back."""
+    import msgspec
+
+    from miroir.core.model import MiroirState
+
+    return msgspec.json.decode(msgspec.json.encode(state), type=MiroirState)

@@ -141,6 +141,11 @@ class MiroirState(msgspec.Struct, kw_only=True):
     webhooks: dict[str, "Webhook"] = msgspec.field(default_factory=dict)
     webhook_outbox: dict[int, "WebhookDelivery"] = msgspec.field(default_factory=dict)
     webhook_next_seq: int = 1
+    # Where the webhook service's look for finished tasks stood at the last delivery
+    # queued: uids from `webhook_cursor` on, and the open ones below it. A restart resumes
+    # from there, so a task that finished just before a crash is still delivered.
+    webhook_cursor: int | None = None
+    webhook_watching: list[int] = msgspec.field(default_factory=list)
 
 
 def new_state() -> MiroirState:
@@ -628,10 +633,13 @@ class WebhookDeleted(JournalRecord, tag="webhook_deleted"):
 
 
 class WebhookDeliveriesQueued(JournalRecord, tag="webhook_deliveries_queued"):
-    """One delivery per webhook of the tasks that just finished (seq numbers assigned on apply)."""
+    """One delivery per webhook of the tasks that just finished (seq numbers assigned on
+    apply), and where the look for finished tasks stands now."""
 
     webhooks: list[str]
     task_uids: list[int]
+    cursor: int | None = None
+    watching: list[int] = msgspec.field(default_factory=list)
 
 
 class WebhookDelivered(JournalRecord, tag="webhook_delivered"):
@@ -642,6 +650,9 @@ class WebhookDelivered(JournalRecord, tag="webhook_delivered"):
 
 @applies(WebhookPut)
 def _webhook_put(state: MiroirState, rec: WebhookPut) -> None:
+    if not state.webhooks:  # the first webhook: tasks finished before it are not its business
+        state.webhook_cursor = state.next_task_uid
+        state.webhook_watching = sorted(state.open_tasks)
     state.webhooks[rec.webhook.uuid] = rec.webhook
 
 
@@ -659,6 +670,9 @@ def _webhook_deliveries_queued(state: MiroirState, rec: WebhookDeliveriesQueued)
             seq = state.webhook_next_seq
             state.webhook_next_seq += 1
             state.webhook_outbox[seq] = WebhookDelivery(seq=seq, webhook=uuid, task_uids=list(rec.task_uids))
+    if rec.cursor is not None:
+        state.webhook_cursor = rec.cursor
+        state.webhook_watching = list(rec.watching)
 
 
 @applies(WebhookDelivered)

@@ -16,8 +16,9 @@ headers. A 2xx acknowledges it (`WebhookDelivered`); anything else is retried wi
 exponential backoff, in order per webhook, and dropped with a warning after
 `MAX_ATTEMPTS` (Meilisearch sends once and never retries). Delivery is at least once: a
 crash after the receiver answered and before the acknowledgement is journaled resends it.
-A task that finished in the last tick before a crash, before its delivery was journaled,
-is not sent (the window is `TICK_S`).
+The look for finished tasks resumes after a restart where the last queued delivery left
+it (`MiroirState.webhook_cursor`), so a task that finished just before a crash, before
+its delivery was journaled, is still delivered.
 """
 
 from __future__ import annotations
@@ -255,6 +256,16 @@ def payload(cluster: Cluster, task_uids: list[int]) -> bytes:
     return gzip.compress(b"".join(lines))
 
 
+def finished_since(state: Any, cursor: int, watching: set[int]) -> tuple[list[int], int, set[int]]:
+    """Tasks finished among those watched and those created from `cursor` on; the new
+    cursor and the tasks still open among them."""
+    tasks = state.tasks
+    candidates = watching | set(range(cursor, state.next_task_uid))
+    finished = sorted(u for u in candidates if u in tasks and tasks[u].status in TERMINAL)
+    still_open = {u for u in candidates if u in tasks and tasks[u].status not in TERMINAL}
+    return finished, state.next_task_uid, still_open
+
+
 class WebhookService:
     def __init__(self, cluster: Cluster, *, tick_s: float = TICK_S):
         self.cluster = cluster
@@ -273,21 +284,21 @@ class WebhookService:
     async def _watch(self) -> None:
         """Journal a delivery of the tasks that finished since the last tick."""
         state = self.cluster.state
-        seen = state.next_task_uid
-        watching = set(state.open_tasks)
+        if state.webhooks and state.webhook_cursor is not None:
+            seen, watching = state.webhook_cursor, set(state.webhook_watching)  # resume (module doc)
+        else:
+            seen, watching = state.next_task_uid, set(state.open_tasks)
         while True:
-            await trio.sleep(self.tick_s)
             state = self.cluster.state
-            tasks = state.tasks
-            candidates = watching | set(range(seen, state.next_task_uid))
-            seen = state.next_task_uid
-            finished = sorted(u for u in candidates if u in tasks and tasks[u].status in TERMINAL)
-            watching = {u for u in candidates if u in tasks and tasks[u].status not in TERMINAL}
+            finished, seen, watching = finished_since(state, seen, watching)
             if finished and state.webhooks:
                 await self.cluster.journal.append(
-                    WebhookDeliveriesQueued(webhooks=sorted(state.webhooks), task_uids=finished)
+                    WebhookDeliveriesQueued(
+                        webhooks=sorted(state.webhooks), task_uids=finished, cursor=seen, watching=sorted(watching)
+                    )
                 )
                 self.wakeup.set()
+            await trio.sleep(self.tick_s)
 
     async def _deliver(self, http: httpx.AsyncClient) -> None:
         while True:
