@@ -245,3 +245,25 @@ def msgspec_roundtrip(state):
     from miroir.core.model import MiroirState
 
     return msgspec.json.decode(msgspec.json.encode(state), type=MiroirState)
+
+
+def test_official_python_client_webhooks():
+    """The official client's calls (its test fixtures list and delete every webhook)."""
+    import meilisearch
+
+    with start_cluster(nodes=1, shards=2, master_key="mk") as c:
+        client = meilisearch.Client(c.url, "mk")
+        assert client.get_webhooks().results == []
+        hook = client.create_webhook({"url": "http://127.0.0.1:9/hook", "headers": {"X-Team": "search"}})
+        assert hook.uuid and hook.url == "http://127.0.0.1:9/hook" and hook.isEditable
+        hook = client.update_webhook(hook.uuid, {"url": "http://127.0.0.1:9/other"})
+        assert client.get_webhook(hook.uuid).url == "http://127.0.0.1:9/other"
+        for w in client.get_webhooks().results:  # the fixtures' clean-up
+            assert client.delete_webhook(w.uuid) == 204
+        assert client.get_webhooks().results == []
+        try:
+            client.get_webhook(hook.uuid)
+        except meilisearch.errors.MeilisearchApiError as e:
+            assert e.code == "webhook_not_found" and e.status_code == 404
+        else:
+            raise AssertionError("a deleted webhook was found")
