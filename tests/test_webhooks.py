@@ -267,3 +267,22 @@ def test_official_python_client_webhooks():
             assert e.code == "webhook_not_found" and e.status_code == 404
         else:
             raise AssertionError("a deleted webhook was found")
+
+
+def test_dump_carries_the_webhooks():
+    import tarfile
+
+    from miroir.engine.dumps import dump_dir
+
+    with start_cluster(nodes=1, shards=2) as c:
+        h = httpx.Client(base_url=c.url, timeout=30)
+        hook = h.post("/webhooks", json={"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer s3cr3t-value"}}).json()
+        task = wait_task(c.url, h.post("/dumps").json()["taskUid"], timeout=30)
+        assert task["status"] == "succeeded", task
+        path = f"{dump_dir(c.cluster)}/{task['details']['dumpUid']}.dump"
+        with tarfile.open(path) as tar:
+            name = next(n for n in tar.getnames() if n.lstrip("./") == "webhooks.json")
+            got = json.load(tar.extractfile(name))
+        # as 1.50's dump writes it: unredacted, for a Meilisearch that imports it
+        assert got == {"webhooks": {hook["uuid"]: {"url": "http://127.0.0.1:9/hook",
+                                                   "headers": {"Authorization": "Bearer s3cr3t-value"}}}}
