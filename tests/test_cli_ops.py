@@ -131,3 +131,13 @@ def test_status_down_node_and_set_url():
                 h = httpx.Client(base_url=url, timeout=30)
                 hits = h.post("/indexes/ops/documents/fetch", json={"limit": 1000}).json()
                 assert hits["total"] == 180, hits
+
+
+def test_status_without_index_and_every_node_down_exits_3():
+    from miroir_proc import start_cluster
+
+    with start_cluster(nodes=1, shards=4, extra={"auth": {"admin_key": ADMIN_KEY}, "health": FAST_HEALTH}) as c:
+        _status_until(c.url, 0, "every shard has a reachable owner")
+        c.devnodes[0].kill()
+        out = _status_until(c.url, EXIT_UNCOVERED, "UNAVAILABLE")
+        assert "(new indexes): shards 0, 1, 2, 3" in out

@@ -286,3 +286,19 @@ def test_dump_carries_the_webhooks():
         # as 1.50's dump writes it: unredacted, for a Meilisearch that imports it
         assert got == {"webhooks": {hook["uuid"]: {"url": "http://127.0.0.1:9/hook",
                                                    "headers": {"Authorization": "Bearer s3cr3t-value"}}}}
+
+
+def test_pending_deliveries_in_metrics():
+    from test_metrics import scrape
+
+    with receiver() as rcv, start_cluster(nodes=1, shards=2, master_key="metrics-master-key") as c:
+        h = httpx.Client(base_url=c.url, headers={"Authorization": "Bearer metrics-master-key"}, timeout=30)
+        rcv.status = 500
+        uuid = h.post("/webhooks", json={"url": rcv.url}).json()["uuid"]
+        assert scrape(c.url).get("miroir_webhooks") == 1
+        wait_task(c.url, h.post("/indexes/m/documents", json=[{"id": 1}]).json()["taskUid"], key="metrics-master-key")
+        wait_until(lambda: scrape(c.url).get("miroir_webhook_deliveries_pending", webhook=uuid) >= 1, timeout=20,
+                   what="a pending delivery")
+        rcv.status = 200
+        wait_until(lambda: scrape(c.url).get("miroir_webhook_deliveries_pending", webhook=uuid) == 0, timeout=20,
+                   what="the delivery acknowledged")

@@ -371,6 +371,8 @@ def uncovered(topo: dict) -> dict[str, list[int]]:
     """Index uid -> shards with no reachable owner in any group (health not `down`)."""
     reachable = {n["id"] for n in topo["nodes"] if (n.get("health") or {}).get("state") != "down"}
     out: dict[str, list[int]] = {}
+    if not topo["indexes"] and topo["nodes"] and not reachable:
+        return {"(new indexes)": list(range(topo["defaultShards"]))}  # nothing could create one
     for uid, idx in topo["indexes"].items():
         missing = [
             s for s in range(idx["shards"])

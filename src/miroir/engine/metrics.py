@@ -9,7 +9,8 @@ of miroir/instruments.py:
   hinted-handoff backlog, rebalance progress, open tasks by status, indexes;
 - from the nodes, asked when scraped (`node_documents`, one `GET /stats` per reachable
   node, short deadline): documents each node holds per index. Per shard counts are not
-  kept anywhere and would cost a scatter per shard, so they are not exported.
+  kept anywhere and would cost a scatter per shard, so they are not exported;
+- webhooks and their deliveries not acknowledged yet.
 
 Every metric is named `miroir_*`; `METRIC_NAMES` lists them (the Grafana dashboard in
 packaging/ is checked against it).
@@ -74,6 +75,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "miroir_indexes": ("gauge", "Indexes."),
     "miroir_index_shards": ("gauge", "Shards of each index."),
     "miroir_node_index_documents": ("gauge", "Documents a node holds of an index (all its shards, as the node counts)."),
+    "miroir_webhooks": ("gauge", "Webhooks configured."),
+    "miroir_webhook_deliveries_pending": ("gauge", "Webhook deliveries not acknowledged yet, by webhook."),
 }
 METRIC_NAMES = frozenset(METRICS)
 
@@ -190,6 +193,16 @@ def cluster_metrics(cluster: Cluster, documents: Mapping[str, Mapping[str, int]]
             if uid in state.indexes:
                 docs.add_metric([node_id, uid], count)
     yield docs
+
+    hooks = _gauge("miroir_webhooks", [])
+    hooks.add_metric([], len(state.webhooks))
+    pending = _gauge("miroir_webhook_deliveries_pending", ["webhook"])
+    per_hook = dict.fromkeys(state.webhooks, 0)
+    for d in state.webhook_outbox.values():
+        per_hook[d.webhook] = per_hook.get(d.webhook, 0) + 1
+    for uuid, count in sorted(per_hook.items()):
+        pending.add_metric([uuid], count)
+    yield from (hooks, pending)
 
 
 def _rebalance(cluster: Cluster) -> Iterator[Metric]:
