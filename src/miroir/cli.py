@@ -1,9 +1,9 @@
 """`miroir` command line: serve [--recover], check-config, devnode, dev; and against a running Miroir
-(`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove,
+(`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove|set-url,
 rebalance [--watch] [--pause|--resume], dump, import-dump FILE [--resume|--force].
 
-User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status:
-2 for usage and configuration errors, 1 when the daemon cannot start. Never a traceback.
+User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status (the
+codes are listed in `miroir --help`, EXIT_HELP). Never a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ from miroir.core.errors import find_exception
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# `miroir status`: Miroir answered, but some shard has no reachable owner (reads of it fail).
+EXIT_UNCOVERED = 3
+
+EXIT_HELP = """exit status:
+  0  success
+  1  failure: the daemon could not start, or Miroir could not be reached or refused the request
+  2  usage or configuration error
+  3  (status) a shard of some index has no reachable owner: reads of it fail
+
+errors are one line on stderr: `miroir: error: ...`"""
 
 
 def _die(message: str, code: int = EXIT_FAILURE) -> int:
@@ -39,7 +49,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="miroir", description="One Meilisearch API in front of a fleet of Meilisearch nodes.")
+    p = _Parser(
+        prog="miroir",
+        description="One Meilisearch API in front of a fleet of Meilisearch nodes.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"miroir {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -59,22 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
 
     devnode = sub.add_parser("devnode", help="run a Meilisearch-compatible development node (not for production)")
-    devnode.add_argument("--port", type=int, default=7700)
-    devnode.add_argument("--bind", default="127.0.0.1", help="address to listen on")
-    devnode.add_argument("--master-key", metavar="KEY")
+    devnode.add_argument("--port", type=int, default=7700, help="port to listen on (default 7700)")
+    devnode.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    devnode.add_argument("--master-key", metavar="KEY", help="require this master key (default: no key, open)")
     devnode.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
     devnode.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump (v5 or v6) before listening")
     devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
 
     dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
-    dev.add_argument("--nodes", type=int, default=3)
-    dev.add_argument("--groups", type=int, default=1)
-    dev.add_argument("--rf", type=int, default=1)
-    dev.add_argument("--shards", type=int, default=16)
-    dev.add_argument("--port", type=int, default=7700)
-    dev.add_argument("--master-key", metavar="KEY")
-    dev.add_argument("--data-dir", metavar="DIR")
-    dev.add_argument("--log-format", choices=["json", "console"], default="console")
+    dev.add_argument("--nodes", type=int, default=3, help="devnodes to start (default 3)")
+    dev.add_argument("--groups", type=int, default=1, help="replica groups the nodes are spread over (default 1)")
+    dev.add_argument("--rf", type=int, default=1, help="copies of each shard in each group (default 1)")
+    dev.add_argument("--shards", type=int, default=16, help="shards of each new index (default 16)")
+    dev.add_argument("--port", type=int, default=7700, help="port Miroir listens on (default 7700)")
+    dev.add_argument("--master-key", metavar="KEY", help="Miroir's master key (default: no key, open)")
+    dev.add_argument("--data-dir", metavar="DIR",
+                     help="keep the journal and the nodes' data in DIR across runs (default: a temporary dir)")
+    dev.add_argument("--log-format", choices=["json", "console"], default="console",
+                     help="log line format (default console)")
 
     def admin(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--url", help="Miroir to talk to (default: $MIROIR_URL, http://127.0.0.1:7700)")
@@ -82,18 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         return parser
 
-    admin(sub.add_parser("status", help="nodes, shards and rebalance of a running Miroir"))
-    nodes = sub.add_parser("nodes", help="add, drain or remove nodes of a running Miroir")
+    admin(sub.add_parser("status", help="nodes (health, lag, backlog), shards and rebalance of a running Miroir; exit 3 when a shard has no reachable owner"))
+    nodes = sub.add_parser("nodes", help="add, drain, remove or move nodes of a running Miroir")
     nsub = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", parser_class=_Parser, required=True)
     add = admin(nsub.add_parser("add", help="a node joins; its shards are copied to it"))
-    add.add_argument("id")
-    add.add_argument("node_url", metavar="URL")
+    add.add_argument("id", help="the new node's id (unique, kept for its life)")
+    add.add_argument("node_url", metavar="URL", help="where the node answers, e.g. http://10.0.0.4:7700")
     add.add_argument("--group", help="replica group (default g0)")
     drain = admin(nsub.add_parser("drain", help="move every shard off a node"))
-    drain.add_argument("id")
+    drain.add_argument("id", help="the node to drain")
     remove = admin(nsub.add_parser("remove", help="forget a drained node (--force: a dead one)"))
-    remove.add_argument("id")
+    remove.add_argument("id", help="the node to forget")
     remove.add_argument("--force", action="store_true", help="the node is dead: re-create its shards elsewhere")
+    seturl = admin(nsub.add_parser("set-url", help="a node moved: tell Miroir its new address (journaled)"))
+    seturl.add_argument("id", help="the node that moved")
+    seturl.add_argument("node_url", metavar="URL", help="its new address; it must answer there")
     imp = admin(sub.add_parser("import-dump", help="load a Meilisearch dump (v6 or v5) into a running Miroir"))
     imp.add_argument("file", metavar="FILE", help="a .dump file written by Meilisearch's or Miroir's POST /dumps")
     over = imp.add_mutually_exclusive_group()
@@ -107,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     reb = admin(sub.add_parser("rebalance", help="show, watch, pause or resume the rebalance"))
     reb.add_argument("--watch", action="store_true", help="follow the moves until done (progress on stderr)")
     mode = reb.add_mutually_exclusive_group()
-    mode.add_argument("--pause", action="store_true")
-    mode.add_argument("--resume", action="store_true")
+    mode.add_argument("--pause", action="store_true", help="hold the moves (journaled: a restart keeps them held)")
+    mode.add_argument("--resume", action="store_true", help="continue held moves")
     return p
 
 
@@ -314,17 +334,79 @@ def _rebalance_line(s: dict) -> str:
     )
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _health_cell(h: dict | None) -> str:
+    """`up 1.2ms`, `suspect (2 failures)`, `DOWN 12s`: the prober's view of one node."""
+    if not h:
+        return "unknown"
+    state = h["state"]
+    if state == "down":
+        age = h.get("state_age_s")
+        return "DOWN" + (f" {age:.0f}s" if age is not None else "")
+    if state == "suspect":
+        return f"suspect ({h['consecutive_failures']} failed)"
+    rtt = h.get("probe_rtt_ms")
+    return "up" + (f" {rtt:.1f}ms" if rtt is not None else "")
+
+
+def _repair_cell(r: dict | None) -> str:
+    """How far behind a node is: its hinted-handoff backlog, or the repair it is in."""
+    if not r or r["state"] == "ok":
+        return "in sync"
+    if r["state"] == "backlog":
+        return f"backlog {r['backlogOps']} ops / {_size(r['backlogBytes'])}"
+    if r["state"] == "refilling":
+        return f"refilling ({r.get('refillReason') or 'copy lost'})"
+    return r["state"].replace("_", " ")  # held, catching up
+
+
+def uncovered(topo: dict) -> dict[str, list[int]]:
+    """Index uid -> shards with no reachable owner in any group (health not `down`)."""
+    reachable = {n["id"] for n in topo["nodes"] if (n.get("health") or {}).get("state") != "down"}
+    out: dict[str, list[int]] = {}
+    if not topo["indexes"] and topo["nodes"] and not reachable:
+        return {"(new indexes)": list(range(topo["defaultShards"]))}  # nothing could create one
+    for uid, idx in topo["indexes"].items():
+        missing = [
+            s for s in range(idx["shards"])
+            if not any(n in reachable for owners in idx["owners"].values() for n in owners[s])
+        ]
+        if missing:
+            out[uid] = missing
+    return out
+
+
 def _format_status(topo: dict, nodes: list[dict], rb: dict) -> str:
     lines = [f"{len(topo['indexes'])} index(es), {topo['defaultShards']} shards by default, RF {topo['replicationFactor']}"]
+    live = {n["id"]: n for n in topo["nodes"]}
     by_group: dict[str, list[dict]] = {}
     for n in nodes:
         by_group.setdefault(n["group"], []).append(n)
     for g, ns in sorted(by_group.items()):
         lines.append(f"group {g}: {len(ns)} node(s)")
-        width = max(len(n["id"]) for n in ns)
+        rows = [("node", "state", "health", "lag", "shards", "url")]
         for n in ns:
-            lines.append(f"  {n['id']:<{width}}  {n['state']:<9} {len(n['shards']):>4} shards  {n['url']}")
+            t = live.get(n["id"], {})
+            rows.append((n["id"], n["state"], _health_cell(t.get("health")), _repair_cell(t.get("repair")),
+                         str(len(n["shards"])), n["url"]))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            lines.append("  " + "  ".join(c.ljust(w) if i != 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                         + "  " + r[5])
     lines.append(_rebalance_line(rb))
+    gaps = uncovered(topo)
+    if gaps:
+        lines.append("UNAVAILABLE: shards with no reachable owner (reads of them fail):")
+        lines += [f"  {uid}: shards {', '.join(map(str, ss))}" for uid, ss in sorted(gaps.items())]
+    else:
+        lines.append("every shard has a reachable owner")
     return "\n".join(lines)
 
 
@@ -359,11 +441,19 @@ def cmd_admin(args: argparse.Namespace) -> int:
                 topo, rb = client.topology(), client.rebalance()
                 nodes = rb.pop("nodes", [])
                 if args.json:
-                    _print_json({"topology": topo, "nodes": nodes, "rebalance": rb})
+                    _print_json({"topology": topo, "nodes": nodes, "rebalance": rb, "uncovered": uncovered(topo)})
                 else:
                     print(_format_status(topo, nodes, rb))
-                return EXIT_OK
+                return EXIT_UNCOVERED if uncovered(topo) else EXIT_OK
             if args.command == "nodes":
+                if args.nodes_command == "set-url":
+                    out = client.set_node_url(args.id, args.node_url)
+                    if args.json:
+                        _print_json(out)
+                    else:
+                        n = out["node"]
+                        print(f"node {n['id']} ({n['state']}, group {n['group']}): {out['previousUrl']} -> {n['url']}")
+                    return EXIT_OK
                 if args.nodes_command == "add":
                     out = client.add_node(args.id, args.node_url, args.group)
                 elif args.nodes_command == "drain":

@@ -1,4 +1,4 @@
-"""The admin client behind `miroir status|nodes|rebalance`: HTTP to a running Miroir.
+"""The admin client behind `miroir status|nodes|rebalance|dump|import-dump`: HTTP to a running Miroir.
 
 Synchronous (a CLI makes one request at a time). Every failure is an `AdminError` whose
 message is the one line the CLI prints: the server's Meilisearch-shaped refusal
@@ -31,7 +31,10 @@ class AdminClient:
         self.url = (url or env.get("MIROIR_URL") or DEFAULT_URL).rstrip("/")
         key = admin_key or env.get("MIROIR_ADMIN_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=REQUEST_TIMEOUT_S, trust_env=False)
+        try:
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=REQUEST_TIMEOUT_S, trust_env=False)
+        except (httpx.InvalidURL, ValueError) as e:
+            raise AdminError(f"bad Miroir url `{self.url}`: {e}") from None
 
     def __enter__(self) -> AdminClient:
         return self
@@ -44,6 +47,8 @@ class AdminClient:
             r = self._http.request(method, path, **kwargs)
         except httpx.TransportError as e:
             raise AdminError(f"cannot reach Miroir at {self.url}: {e or type(e).__name__}") from None
+        except httpx.InvalidURL as e:
+            raise AdminError(f"bad Miroir url `{self.url}`: {e}") from None
         try:
             body = r.json() if r.content else None
         except ValueError:
@@ -71,6 +76,9 @@ class AdminClient:
 
     def remove_node(self, node_id: str, force: bool) -> dict:
         return self.request("DELETE", f"/_miroir/nodes/{node_id}", params={"force": "true"} if force else None)
+
+    def set_node_url(self, node_id: str, url: str) -> dict:
+        return self.request("PATCH", f"/_miroir/nodes/{node_id}", json={"url": url})
 
     def pause(self) -> dict:
         return self.request("POST", "/_miroir/rebalance/pause")

@@ -34,6 +34,8 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_search",
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
+    "miroir.api.routes_metrics",
+    "miroir.api.routes_webhooks",
 ]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

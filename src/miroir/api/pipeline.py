@@ -30,6 +30,7 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 
 from miroir.api import auth
+from miroir.instruments import HOT
 from miroir.api.context import Miroir
 from miroir.core.errors import MeiliError
 from miroir.core.jsonlimits import recursion_error
@@ -201,7 +202,10 @@ def log_request(
 ) -> None:
     """Step 7: the one `request` line (`route` is the matched rule; `fanout`, the node
     calls a scatter made, is given for the scatter-read routes)."""
-    duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
+    elapsed = time.perf_counter() - started if started else None
+    duration_ms = round(elapsed * 1000, 3) if elapsed is not None else None
+    if elapsed is not None:
+        HOT.request(method, route or "(unmatched)", status, elapsed, fanout)  # /metrics (plain counters)
     path = auth.redact_path(path)
     if fanout is None:
         log.info("request", request_id=request_id, method=method, path=path, route=route, status=status, duration_ms=duration_ms)

@@ -7,6 +7,7 @@ joining and leaving, and the rebalance that follows (engine/rebalancer.py).
 | `POST /_miroir/nodes` `{id, url, group}` | a node joins; a rebalance is planned (202) |
 | `POST /_miroir/nodes/{id}/drain` | its shards move away (202) |
 | `DELETE /_miroir/nodes/{id}[?force=true]` | once drained; `force` for a dead node |
+| `PATCH /_miroir/nodes/{id}` `{url}` | the node moved: its new address (engine/nodeurl.py) |
 | `GET /_miroir/rebalance` | plan, per-unit progress, documents copied, rate, ETA; nodes with the shards they hold |
 | `POST /_miroir/rebalance/pause`, `/resume` | hold / continue the moves |
 """
@@ -19,6 +20,7 @@ from quart import Blueprint, Response, request
 
 from miroir.api.http import json_response, read_json
 from miroir.api.routes_tasks import current_cluster
+from miroir.engine import nodeurl
 from miroir.engine import rebalancer as rebalance
 
 log = structlog.get_logger("miroir.admin")
@@ -82,6 +84,16 @@ async def drain_node(node_id: str) -> Response:
 async def remove_node(node_id: str) -> Response:
     force = request.args.get("force", "false").lower() in ("true", "1", "yes")
     return json_response(await rebalance.remove_node(current_cluster(), node_id, force), status=202)
+
+
+class NodeUrlBody(msgspec.Struct, forbid_unknown_fields=True):
+    url: str
+
+
+@bp.patch("/_miroir/nodes/<node_id>")
+async def set_node_url(node_id: str) -> Response:
+    body = await read_json(request, NodeUrlBody, code="bad_request")
+    return json_response(await nodeurl.set_url(current_cluster(), node_id, body.url))
 
 
 @bp.get("/_miroir/rebalance")

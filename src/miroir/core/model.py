@@ -140,6 +140,16 @@ class MiroirState(msgspec.Struct, kw_only=True):
     keys: dict[str, ApiKey] = msgspec.field(default_factory=dict)
     # 1.50's `/experimental-features` flags turned on or off (core/features.py). Defaulted.
     experimental_features: dict[str, bool] = msgspec.field(default_factory=dict)
+    # Webhooks by uuid and their deliveries not acknowledged yet (engine/webhooks.py).
+    # Defaulted.
+    webhooks: dict[str, "Webhook"] = msgspec.field(default_factory=dict)
+    webhook_outbox: dict[int, "WebhookDelivery"] = msgspec.field(default_factory=dict)
+    webhook_next_seq: int = 1
+    # Where the webhook service's look for finished tasks stood at the last delivery
+    # queued: uids from `webhook_cursor` on, and the open ones below it. A restart resumes
+    # from there, so a task that finished just before a crash is still delivered.
+    webhook_cursor: int | None = None
+    webhook_watching: list[int] = msgspec.field(default_factory=list)
 
 
 def new_state() -> MiroirState:
@@ -610,5 +620,80 @@ def _experimental_features_set(state: MiroirState, rec: ExperimentalFeaturesSet)
 
 # Built from the registry so that adding a record type is one class and one handler.
 # Keep this line after every handler.
+# --- webhooks (engine/webhooks.py) ------------------------------------------------------
+
+
+class Webhook(msgspec.Struct, kw_only=True):
+    """A webhook as 1.50 keeps it: where to POST finished tasks, with which headers."""
+
+    uuid: str
+    url: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class WebhookDelivery(msgspec.Struct, kw_only=True):
+    """Finished tasks one webhook has not acknowledged yet, sent in `seq` order."""
+
+    seq: int
+    webhook: str  # uuid
+    task_uids: list[int]
+
+
+class WebhookPut(JournalRecord, tag="webhook_put"):
+    webhook: Webhook
+
+
+class WebhookDeleted(JournalRecord, tag="webhook_deleted"):
+    uuid: str
+
+
+class WebhookDeliveriesQueued(JournalRecord, tag="webhook_deliveries_queued"):
+    """One delivery per webhook of the tasks that just finished (seq numbers assigned on
+    apply), and where the look for finished tasks stands now."""
+
+    webhooks: list[str]
+    task_uids: list[int]
+    cursor: int | None = None
+    watching: list[int] = msgspec.field(default_factory=list)
+
+
+class WebhookDelivered(JournalRecord, tag="webhook_delivered"):
+    """Acknowledged by the receiver, or given up after the last retry."""
+
+    seq: int
+
+
+@applies(WebhookPut)
+def _webhook_put(state: MiroirState, rec: WebhookPut) -> None:
+    if not state.webhooks:  # the first webhook: tasks finished before it are not its business
+        state.webhook_cursor = state.next_task_uid
+        state.webhook_watching = sorted(state.open_tasks)
+    state.webhooks[rec.webhook.uuid] = rec.webhook
+
+
+@applies(WebhookDeleted)
+def _webhook_deleted(state: MiroirState, rec: WebhookDeleted) -> None:
+    state.webhooks.pop(rec.uuid, None)
+    for seq in [s for s, d in state.webhook_outbox.items() if d.webhook == rec.uuid]:
+        del state.webhook_outbox[seq]
+
+
+@applies(WebhookDeliveriesQueued)
+def _webhook_deliveries_queued(state: MiroirState, rec: WebhookDeliveriesQueued) -> None:
+    for uuid in rec.webhooks:
+        if uuid in state.webhooks:
+            seq = state.webhook_next_seq
+            state.webhook_next_seq += 1
+            state.webhook_outbox[seq] = WebhookDelivery(seq=seq, webhook=uuid, task_uids=list(rec.task_uids))
+    if rec.cursor is not None:
+        state.webhook_cursor = rec.cursor
+        state.webhook_watching = list(rec.watching)
+
+
+@applies(WebhookDelivered)
+def _webhook_delivered(state: MiroirState, rec: WebhookDelivered) -> None:
+    state.webhook_outbox.pop(rec.seq, None)
+
+
 Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]
 

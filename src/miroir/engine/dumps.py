@@ -120,6 +120,9 @@ async def write_dump(cluster: Cluster, directory: str, uid: str) -> str:
         await trio.to_thread.run_sync(w.add_jsonl, fmt.TASKS, [line for line in lines if line is not None])
         w.add_jsonl(fmt.BATCHES, [])
         w.add_json(fmt.FEATURES, {})
+        # 1.50's WebhooksDumpView: uuid -> {url, headers}, secrets unredacted (a dump is a backup).
+        w.add_json("webhooks.json", {"webhooks": {u: {"url": h.url, "headers": h.headers}
+                                                  for u, h in sorted(state.webhooks.items())}})
         total = 0
         for name in sorted(state.indexes):
             meta = state.indexes.get(name)

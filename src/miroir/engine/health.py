@@ -23,6 +23,7 @@ import trio
 
 from miroir.config import HealthConfig
 from miroir.core.health import NodeHealth, NodeHealthView, Thresholds
+from miroir.instruments import HOT
 
 log = structlog.get_logger("miroir.health")
 
@@ -119,6 +120,7 @@ class HealthTable:
 
     def report_success(self, node_id: str, latency_s: float) -> None:
         """A real request was answered (any status) in `latency_s`."""
+        HOT.node_answered(node_id, latency_s)
         self._after(node_id, self._entry(node_id).request_succeeded(self._clock(), latency_s), None)
 
     def probe_failed(self, node_id: str, reason: str) -> None:

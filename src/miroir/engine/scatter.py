@@ -88,6 +88,7 @@ from miroir.core.errors import MeiliError
 from miroir.core.routing import covering_set
 from miroir.engine.cluster import Cluster
 from miroir.engine.topology import Topology
+from miroir.instruments import HOT
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.core.model import IndexMeta
 
@@ -412,6 +413,7 @@ class _Scatter:
         race.hedge = [_Sub(n, ss) for n, ss in alts]
         race.answers = [_PENDING] * len(alts)
         self.gathered.hedges += 1
+        HOT.hedges += 1
         for i in range(len(alts)):
             self.launch(self.hedge_part, race, i)
 
@@ -456,6 +458,7 @@ class _Scatter:
             exclude=self.failed_nodes, healthy=self.healthy,
         )
         self.gathered.unavailable.extend(lost)
+        HOT.retries += 1
         for n2, ss2 in self.units(alt):
             self.launch(self.second, _Sub(n2, ss2))
 

@@ -3,14 +3,17 @@
 `create_cluster(config, journal)` needs a loaded journal whose writer runs. At the first
 start (no node in the journal) it journals the config's `[[nodes]]` as active; after that
 the journal wins over the config, since topology changes made at run time are journaled
-(design §1), and a difference is logged as a warning.
+(design §1), and a difference is logged as a warning. One exception: a node the journal
+knows whose config url differs has moved, and its new url is journaled (logged
+`node.url_changed`, engine/nodeurl.py).
 
 `run_services(cluster)` runs the background services in its own nursery (the daemon
 starts it in its service nursery) and closes the node clients when it stops:
 - the task service (`cluster.tasks`) and the reconciler folding node task states;
 - the health probers, one per node, feeding `cluster.health`;
 - the rebalancer, reachable as `cluster.rebalancer` while it runs;
-- the hinted-handoff repair loop over `cluster.handoff`.
+- the hinted-handoff repair loop over `cluster.handoff`;
+- the webhook deliveries of finished tasks (engine/webhooks.py).
 This is the only module that imports the services; they import `Cluster` (engine/cluster.py).
 """
 
@@ -23,12 +26,13 @@ import trio
 
 from miroir.config import Config, HealthConfig
 from miroir.core.model import MiroirState, NodeMeta, NodePut
-from miroir.engine import keys
+from miroir.engine import keys, nodeurl
 from miroir.engine.cluster import Cluster
 from miroir.engine.handoff import Handoff
 from miroir.engine.health import HealthTable, Probe, run_health
 from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.reconciler import Reconciler
+from miroir.engine.webhooks import WebhookService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
 
@@ -58,6 +62,7 @@ async def run_services(cluster: Cluster, *, task_status: trio.TaskStatus[None] =
             await nursery.start(run_cluster_health, cluster, cluster.health)
             await nursery.start(run_rebalancer, cluster)
             await nursery.start(Handoff(cluster).run)
+            await nursery.start(WebhookService(cluster).run)
             task_status.started()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
@@ -100,7 +105,21 @@ async def _bootstrap_nodes(config: Config, journal: Journal[MiroirState]) -> Non
         await journal.append(*records)
         log.info("cluster.bootstrapped", nodes=sorted(configured))
         return
-    journaled = {i: (n.url, n.group) for i, n in state.nodes.items() if n.state != "removed"}
+    # A node the journal knows but the config places at another address has moved: the
+    # config's url wins (the only other way to say so is `miroir nodes set-url`).
+    moves = [
+        nodeurl.moved(n, configured[i][0])
+        for i, n in sorted(state.nodes.items())
+        if n.state != "removed" and i in configured and n.url.rstrip("/") != configured[i][0].rstrip("/")
+        and nodeurl.url_taken(state, i, configured[i][0]) is None
+    ]
+    for rec in moves:
+        log.warning("node.url_changed", node=rec.node.id, old_url=state.nodes[rec.node.id].url,
+                    new_url=rec.node.url, source="config")
+    if moves:
+        await journal.append(*moves)
+    journaled = {i: (n.url.rstrip("/"), n.group) for i, n in state.nodes.items() if n.state != "removed"}
+    configured = {i: (u.rstrip("/"), g) for i, (u, g) in configured.items()}
     if journaled != configured:
         log.warning(
             "cluster.config_differs_from_journal",

@@ -49,6 +49,8 @@ import msgspec
 import structlog
 import trio
 
+from miroir.instruments import HOT
+
 log = structlog.get_logger("miroir.journal")
 
 SNAPSHOT_NAME = "state.snapshot"
@@ -666,7 +668,9 @@ class Journal(Generic[S]):
                     j += 1
                 run = batch[i:j]
                 data = b"".join(p.frames for p in run)  # type: ignore[misc]
+                t0 = time.perf_counter()
                 await trio.to_thread.run_sync(self._write, data)
+                HOT.journal_commit.observe(time.perf_counter() - t0)
                 self._offset += len(data)
                 self.stats.batches += 1
                 # Durable now: fold into the state in write order. The marker task moves
@@ -745,7 +749,9 @@ class Journal(Generic[S]):
         # Apply decoded copies: the state never aliases the caller's objects and holds
         # exactly what a replay would rebuild. Also rejects what could not be replayed.
         copies = [self._record_decoder.decode(p) for p in payloads]
+        t0 = time.perf_counter()
         await self._submit(_Pending(b"".join(frame(p) for p in payloads), copies))
+        HOT.journal_append.observe(time.perf_counter() - t0)
 
     async def snapshot(self) -> None:
         """Write a snapshot of everything appended before, start a new segment, drop the old."""
