@@ -101,6 +101,7 @@ def comparable(body: dict) -> dict:
     the order of hits inside a run of equal scores (kept: the score sequence and the ids)."""
     body = dict(body)
     body.pop("processingTimeMs", None)
+    body.pop("requestUid", None)  # fresh per search (1.50)
     for key in ("hits", "results"):
         rows = body.get(key)
         if isinstance(rows, list) and rows and "indexUid" in rows[0]:
