@@ -34,6 +34,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_search",
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
+    "miroir.api.routes_dsr",  # issue 13: /dynamic-search-rules
 ]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
