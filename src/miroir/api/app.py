@@ -35,6 +35,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
     "miroir.api.routes_dsr",  # issue 13: /dynamic-search-rules
+    "miroir.api.routes_render",  # issue 13: /render-template
 ]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

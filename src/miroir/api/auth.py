@@ -113,6 +113,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/dynamic-search-rules/<>"): "dynamicSearchRules.get",
     ("PATCH", "/dynamic-search-rules/<>"): "dynamicSearchRules.update",
     ("DELETE", "/dynamic-search-rules/<>"): "dynamicSearchRules.delete",
+    ("POST", "/render-template"): "settings.get",
     ("GET", "/keys"): "keys.get",
     ("POST", "/keys"): "keys.create",
     ("GET", "/keys/<>"): "keys.get",
