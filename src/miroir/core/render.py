@@ -99,8 +99,6 @@ def validate(body: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     template = _part(body["template"], ".template", TEMPLATE_FIELDS, TEMPLATE_KINDS, "invalid_render_template")
     raw_input = body.get("input")
     given = None if raw_input is None else _part(raw_input, ".input", INPUT_FIELDS, INPUT_KINDS, "invalid_render_input")
-    if given is not None and "inline" in raw_input and raw_input["inline"] is None:
-        given.pop("inline", None)
     return template, given
 
 
