@@ -205,6 +205,9 @@ def test_dynamic_search_rules(pair) -> None:
         )
         resp = many.patch("/dynamic-search-rules/q", json={"precedence": -1})
         assert resp.status_code == 400 and resp.json()["code"] == "invalid_dynamic_search_rule_priority"
+        resp = many.patch("/dynamic-search-rules/q", json={"conditions": {"time": {"start": "2025-11-28"}}})
+        assert resp.status_code == 400 and resp.json()["code"] == "invalid_dynamic_search_rule_conditions"
+        assert "`2025-11-28` is not a valid date. It should follow the RFC 3339 format" in resp.json()["message"]
         assert many.get("/tasks", params={"limit": 1}).json()["results"][0]["uid"] == before
         resp = many.get("/dynamic-search-rules/no-such-rule")
         assert resp.status_code == 404 and resp.json() == {

@@ -67,15 +67,49 @@ def _uint(value: Any, where: str, code: str, top: int) -> int:
 def _rfc3339(value: Any, where: str, code: str) -> str:
     if not isinstance(value, str):
         raise type_error(code, where, value, "a string")
-    ok = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", value))
+    ok = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", value))
     if ok:
         try:
             datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
         except ValueError:
             ok = False
     if not ok:
-        raise MeiliError(code, f"Invalid value at `{where}`: `{value}` is not a valid RFC3339 datetime")
+        # 1.50's ParseOffsetDateTimeError text (its trailing newline included).
+        raise MeiliError(
+            code,
+            f"Invalid value at `{where}`: `{value}` is not a valid date. It should follow the RFC 3339 format to "
+            "represents a date or datetime in the future or specified as a null value. e.g. 'YYYY-MM-DD' or "
+            "'YYYY-MM-DD HH:MM:SS'.\n",
+        )
     return value
+
+
+def _canonical(value: str) -> str:
+    """The datetime as 1.50 writes it back (the `time` crate's RFC 3339: `T` and `Z` in
+    capitals, a fraction without trailing zeros)."""
+    value = value[:10] + "T" + value[11:]
+    if value[-1] in "zZ":
+        value = value[:-1] + "Z"
+    m = re.match(r"^(.{19})\.(\d+)(.*)$", value)
+    if m:
+        frac = m.group(2).rstrip("0")
+        value = m.group(1) + (f".{frac}" if frac else "") + m.group(3)
+    return value
+
+
+def _display(value: str) -> str:
+    """The `time` crate's Display of a datetime (1.50's start/end error text):
+    `2025-11-28 0:00:00.0 +00:00:00`."""
+    moment = _instant(value)
+    frac = f"{moment.microsecond:06d}".rstrip("0") or "0"
+    offset = moment.utcoffset()
+    total = int(offset.total_seconds()) if offset is not None else 0
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    return (
+        f"{moment:%Y-%m-%d} {moment.hour}:{moment:%M:%S}.{frac} "
+        f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    )
 
 
 def _instant(value: str) -> datetime:
@@ -97,11 +131,12 @@ def _conditions(value: Any) -> dict[str, Any]:
             if key not in ("start", "end"):
                 raise _unknown(key, ".conditions.time", ("start", "end"), code)
             if v is not None:
-                t[key] = _rfc3339(v, f".conditions.time.{key}", code)
+                t[key] = _canonical(_rfc3339(v, f".conditions.time.{key}", code))
         if "start" in t and "end" in t and _instant(t["start"]) > _instant(t["end"]):
             raise MeiliError(
                 "bad_request",
-                f"Invalid value at `.conditions.time`: `end` (`{t['end']}`) should be later than `start` (`{t['start']}`)",
+                f"Invalid value at `.conditions.time`: `end` (`{_display(t['end'])}`) should be later than "
+                f"`start` (`{_display(t['start'])}`)",
             )
         out["time"] = {k: t[k] for k in ("start", "end") if k in t}
     query = body.get("query")
