@@ -36,6 +36,8 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_dumps",
     "miroir.api.routes_metrics",
     "miroir.api.routes_webhooks",
+    "miroir.api.routes_dsr",  # issue 13: /dynamic-search-rules
+    "miroir.api.routes_render",  # issue 13: /render-template
 ]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -150,6 +150,9 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # from there, so a task that finished just before a crash is still delivered.
     webhook_cursor: int | None = None
     webhook_watching: list[int] = msgspec.field(default_factory=list)
+    # 1.50's dynamic search rules by uid, each as its view (core/dsr.py), in creation
+    # order (ties of the listing's sort). Miroir owns them; nodes never see them. Defaulted.
+    dynamic_search_rules: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -616,6 +619,31 @@ class ExperimentalFeaturesSet(JournalRecord, tag="experimental_features_set"):
 @applies(ExperimentalFeaturesSet)
 def _experimental_features_set(state: MiroirState, rec: ExperimentalFeaturesSet) -> None:
     state.experimental_features.update(rec.features)
+
+
+class DynamicSearchRulePut(JournalRecord, tag="dynamic_search_rule_put"):
+    """A rule created or updated by its `dsrUpdate` task (the whole rule after the update)."""
+
+    rule: dict[str, Any]
+
+
+@applies(DynamicSearchRulePut)
+def _dynamic_search_rule_put(state: MiroirState, rec: DynamicSearchRulePut) -> None:
+    state.dynamic_search_rules[rec.rule["uid"]] = rec.rule
+
+
+class DynamicSearchRuleDeleted(JournalRecord, tag="dynamic_search_rule_deleted"):
+    """A rule deleted (`dsrUpdate` deletion), or every rule (`dsrClear`: `uid` None)."""
+
+    uid: str | None = None
+
+
+@applies(DynamicSearchRuleDeleted)
+def _dynamic_search_rule_deleted(state: MiroirState, rec: DynamicSearchRuleDeleted) -> None:
+    if rec.uid is None:
+        state.dynamic_search_rules.clear()
+    else:
+        state.dynamic_search_rules.pop(rec.uid, None)
 
 
 # Built from the registry so that adding a record type is one class and one handler.

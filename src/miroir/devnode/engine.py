@@ -26,7 +26,7 @@ from miroir.core.searchplan import FACET_SEARCH_PARAMS as _FACET_FIELDS
 from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, json_kind, rust_duration
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod
-from miroir.devnode import highlight, ranking
+from miroir.devnode import highlight, phrases, ranking
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
 from miroir.devnode.text import Tokenizer, flatten, normalize, query_terms, value_texts
@@ -537,7 +537,13 @@ class IndexEngine:
         plan = _Plan()
         plan.docs = self._docs
         plan.engine = self
-        terms = query_terms(q, self.tokenizer, self._stop_words) if q else []
+        ops = phrases.parse(q, self.tokenizer, self._stop_words) if q and phrases.has_operators(q) else None
+        if ops is not None and not ops.active:
+            ops = None
+        if ops is not None:
+            terms = ops.terms
+        else:
+            terms = query_terms(q, self.tokenizer, self._stop_words) if q else []
         weights, max_weight, all_fields = self._weights(restrict)
         plan.ctx = Context(max_weight=max_weight, by_attribute=self.settings["proximityPrecision"] == "byAttribute")
         plan.wcount = self._wcount
@@ -546,13 +552,20 @@ class IndexEngine:
                 plan.candidates = list(self._docs)
             else:
                 plan.candidates = self._filter_sets().select(filter_expr, None)
+            if ops is not None:  # only negative terms: a placeholder search without them
+                excluded = phrases.excluded_docs(self._post, ops)
+                plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
         prefix_ok = not q.endswith(" ") and self.settings.get("prefixSearch", "indexingTime") != "disabled"
+        if ops is not None:
+            prefix_ok = prefix_ok and ops.last_is_word
         qterms: list[QueryTerm] = []
         derivs: list[list[tuple[str, int, bool]]] = []
         for n, (qi, word) in enumerate(terms):
             is_prefix = prefix_ok and n == len(terms) - 1
             max_typos = self._max_typos(word)
+            if ops is not None and n in ops.mandatory:  # a phrase's word: exact
+                is_prefix, max_typos = False, 0
             qterms.append(QueryTerm(qi, word, max_typos, is_prefix))
             derivs.append(self._derivations(word, max_typos, is_prefix))
             plan.match_words.update(w for w, t, _ in derivs[-1] if not (is_prefix and w != word and t == 0))
@@ -582,7 +595,10 @@ class IndexEngine:
                              lambda tp=tp: set().union(*(per.keys() for _, _, _, per, _ in tp if per)))
                 for t, tp, sig in zip(qterms, plan.tpost, plan.tsig)
             ]
-        subsets = _kept_subsets(len(qterms), strategy, [len(s) for s in sets])
+        if ops is not None and ops.mandatory:
+            subsets = phrases.kept_subsets(len(qterms), ops.mandatory, strategy, [len(s) for s in sets])
+        else:
+            subsets = _kept_subsets(len(qterms), strategy, [len(s) for s in sets])
         bucket: dict[int, int] = {}
         cur: set[int] | None = None
         for j in range(len(subsets) - 1, -1, -1):
@@ -591,6 +607,12 @@ class IndexEngine:
                 cur = set(sets[ti]) if cur is None else cur & sets[ti]
             if cur is not None:
                 bucket.update(dict.fromkeys(cur, j))  # better buckets overwrite
+        if ops is not None:
+            allowed = set(bucket)
+            for words in ops.phrases:
+                allowed = phrases.phrase_docs(self._post, words, allowed)
+            allowed -= phrases.excluded_docs(self._post, ops)
+            bucket = {iid: b for iid, b in bucket.items() if iid in allowed}
         plan.kept = [sorted(s) for s in subsets]
         plan.bucket = bucket
         cands = sorted(bucket)
