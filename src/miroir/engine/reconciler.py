@@ -93,6 +93,7 @@ class Reconciler:
                 f.finished_at = f.started_at = self.tasks.now_rfc3339()
             _not_before(f, t.enqueued_at)
             folds.append((t.uid, f))
+        _in_index_order(folds, self.tasks.open_tasks())
         # Under the status lock: a cancelation that finished a task meanwhile is seen here,
         # and one fsync covers every change of the round.
         async with self.tasks.status_lock:
@@ -139,6 +140,33 @@ class Reconciler:
         self._misses.pop(key, None)
         self._views[key] = view
         return view
+
+
+def _in_index_order(folds: list[tuple[int, Fold]], open_tasks: list[TaskRecord]) -> None:
+    """A task is reported finished only once every earlier task of its index is (as in
+    Meilisearch, where a finished task implies its index's earlier tasks finished): a
+    node may finish its part of a later write before another node finishes its part of
+    an earlier one. Such a fold is held at `processing` until its turn."""
+    by_uid = dict(folds)
+    blocked: set[str] = set()
+    last_finish: dict[str, str] = {}
+    for t in open_tasks:  # by uid
+        if t.index_uid is None:
+            continue
+        f = by_uid.get(t.uid)
+        if f is None or f.status not in TERMINAL:
+            blocked.add(t.index_uid)  # driven, or still running on some node
+            continue
+        if t.index_uid in blocked:
+            f.status, f.finished_at, f.error = "processing", None, None
+            f.started_at = f.started_at or t.started_at
+            continue
+        # Tasks finish in order: never before the earlier one finished this round.
+        earlier = last_finish.get(t.index_uid)
+        if earlier is not None and f.finished_at is not None and (parse_ts(f.finished_at) or 0.0) < (parse_ts(earlier) or 0.0):
+            f.finished_at = earlier
+        if f.finished_at is not None:
+            last_finish[t.index_uid] = f.finished_at
 
 
 def _same_task(task: TaskRecord, view: dict) -> bool:

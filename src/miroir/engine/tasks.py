@@ -65,6 +65,12 @@ MAX_KEPT_TASKS = 1_000_000
 DELETE_BATCH = 100_000
 # How long a taskDeletion waits for the earlier tasks it matches to finish.
 DELETION_SETTLE_S = 10.0
+# How long a driven task of an index waits, before it is reported finished, for the
+# earlier tasks of its index to be reported finished (the reconciler folds them).
+EARLIER_SETTLE_S = 30.0
+# How long a write waits for the driven tasks queued before it on its index (settings,
+# deletion, ...) to run before it sends its own batches to the nodes.
+DRIVEN_FIRST_WAIT_S = 60.0
 
 Driver = Callable[["DrivenTask"], Awaitable[None]]
 
@@ -107,6 +113,12 @@ class DrivenTask:
         if isinstance(error, MeiliError):
             error = error.to_dict()
         rec = self.record
+        if rec is not None and rec.index_uid is not None:
+            # A finished task implies every earlier task of its index finished (as in
+            # Meilisearch): the nodes applied the earlier writes first, the reconciler
+            # may not have folded them yet.
+            await self.service.earlier_settled(rec.index_uid, self.uid, EARLIER_SETTLE_S)
+            rec = self.record
         now = self.service.now_rfc3339()
         base = details if details is not None else (rec.details if rec is not None else None)
         await self.service.journal.append(
@@ -222,6 +234,33 @@ class TaskService:
 
     def is_driven(self, task: TaskRecord) -> bool:
         return bool((task.details or {}).get(DRIVEN_KEY))
+
+    def earlier_open(self, index_uid: str, uid: int) -> bool:
+        """Whether a task of `index_uid` enqueued before task `uid` is not finished."""
+        tasks = self.state.tasks
+        return any(u < uid and (t := tasks.get(u)) is not None and t.index_uid == index_uid for u in self.state.open_tasks)
+
+    async def earlier_settled(self, index_uid: str, uid: int, timeout_s: float) -> None:
+        """Wait (bounded) until every task of `index_uid` before `uid` is finished."""
+        with trio.move_on_after(timeout_s):
+            while self.earlier_open(index_uid, uid):
+                self.wake()
+                await trio.sleep(WAIT_POLL_MIN_S)
+        if self.earlier_open(index_uid, uid):
+            log.warning("task.earlier_unfinished", uid=uid, index_uid=index_uid)
+
+    async def driven_first(self, index_uid: str) -> None:
+        """Wait (bounded) until the driven tasks queued on `index_uid` have run.
+
+        A write is sent to the nodes at once, a driven task (settings, index deletion,
+        ...) when its turn comes: without this, a batch sent after a settings update or
+        an index deletion was enqueued would reach the nodes before it, and Meilisearch
+        applies an index's tasks in the order they were enqueued."""
+        with trio.move_on_after(DRIVEN_FIRST_WAIT_S):
+            while self._queues.get(index_uid):
+                await trio.sleep(WAIT_POLL_MIN_S)
+        if self._queues.get(index_uid):
+            log.warning("write.driven_tasks_pending", index_uid=index_uid)
 
     # --- enqueue ---------------------------------------------------------------------
 

@@ -238,9 +238,12 @@ async def _send(
     return Sent(node_tasks=acked, node_shards=node_shards, degraded=degraded)
 
 
-def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
+async def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
+    """The index (None if missing), once the driven tasks enqueued before this write on
+    it (settings, deletion, ...) ran: the nodes then see the index's tasks in order."""
     if not valid_index_uid(uid):
         raise invalid_index_uid(uid)
+    await cluster.tasks.driven_first(uid)
     return cluster.state.indexes.get(uid)
 
 
@@ -330,7 +333,7 @@ async def add_documents(
     `skipCreation`) is forwarded: each node skips the documents it does not hold, and
     the hint of a node that missed the write carries it too (it is part of the request).
     """
-    meta = _index_or_fail(cluster, uid)
+    meta = await _index_or_fail(cluster, uid)
     # Everything that can reject the batch runs before any node is touched, the index
     # creation included.
     pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
@@ -403,7 +406,7 @@ async def delete_ids(
 ) -> WriteResult:
     """Delete one document (`single`) or a batch of ids, each routed to its shard's owners."""
     details = _deletion_details(len(ids))
-    meta = _index_or_fail(cluster, uid)
+    meta = await _index_or_fail(cluster, uid)
     if meta is None:
         return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
     async with index_lock(cluster, uid):
@@ -434,7 +437,7 @@ async def delete_ids(
 async def _broadcast_write(
     cluster: Cluster, uid: str, details: dict, request: Spec, custom_metadata: str | None = None
 ) -> WriteResult:
-    meta = _index_or_fail(cluster, uid)
+    meta = await _index_or_fail(cluster, uid)
     if meta is None:
         return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
     async with index_lock(cluster, uid):

@@ -1,0 +1,98 @@
+"""Miroir answers as one Meilisearch node answers (issue 16 item 1): the differences that
+are Miroir's own (task order, task outcomes, index auto-creation, fetch order, task
+details, distinct counting), each checked against one devnode.
+
+Real processes on loopback: one devnode (the single-node answer) and Miroir over 3
+devnodes with 16 shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+import miroir_proc
+import pytest
+from devnodes import start_devnodes, wait_task
+
+if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
+    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def task_of(client: httpx.Client, resp: httpx.Response) -> dict:
+    assert resp.status_code == 202, resp.text
+    return wait_task(str(client.base_url), resp.json()["taskUid"], timeout=30)
+
+
+def done(client: httpx.Client, resp: httpx.Response) -> dict:
+    task = task_of(client, resp)
+    assert task["status"] == "succeeded", task
+    return task
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """(one devnode, Miroir over 3 devnodes, 16 shards)."""
+    with contextlib.ExitStack() as stack:
+        (node,) = stack.enter_context(start_devnodes(1))
+        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=3, groups=1, rf=1, shards=16))
+        one = stack.enter_context(httpx.Client(base_url=node.url, timeout=30))
+        many = stack.enter_context(httpx.Client(base_url=cluster.url, timeout=30))
+        yield one, many
+
+
+def both(pair, fn):
+    """fn(client) on the devnode and on Miroir; the two answers."""
+    return [fn(c) for c in pair]
+
+
+def test_finished_task_implies_earlier_tasks_of_its_index_finished(pair):
+    """Documents, two settings updates (the first slow: the index is reindexed), then
+    one more document; waiting only for the last task: the settings' tasks are finished
+    and the settings are in effect (a sorted, filtered search works)."""
+    docs = [{"id": i, "title": f"title {i} word{i % 50}", "rank": i} for i in range(3000)]
+
+    def run(c: httpx.Client) -> tuple[str, list]:
+        done(c, c.post("/indexes/order/documents", json=docs))
+        c.patch("/indexes/order/settings", json={"searchableAttributes": ["title"], "filterableAttributes": ["rank"]})
+        first = c.patch("/indexes/order/settings", json={"sortableAttributes": ["rank"]})
+        last = c.post("/indexes/order/documents", json=[{"id": 5000, "title": "last", "rank": -1}]).json()["taskUid"]
+        while c.get(f"/tasks/{last}").json()["status"] not in ("succeeded", "failed", "canceled"):
+            time.sleep(0.002)  # seen as soon as it finishes
+        settings_task = c.get(f"/tasks/{first.json()['taskUid']}").json()
+        hits = c.post("/indexes/order/search", json={"sort": ["rank:asc"], "filter": "rank < 3", "limit": 5}).json()
+        return settings_task["status"], [h["id"] for h in hits.get("hits", [hits])]
+
+    one, many = both(pair, run)
+    assert one == ("succeeded", [5000, 0, 1, 2])
+    assert many == one
+
+
+def test_deleting_a_missing_document_succeeds_with_zero(pair):
+    def run(c: httpx.Client) -> list:
+        done(c, c.post("/indexes/gone/documents", json=[{"id": 1}]))
+        single = task_of(c, c.delete("/indexes/gone/documents/4242"))
+        batch = task_of(c, c.post("/indexes/gone/documents/delete-batch", json=[4242, 4343]))
+        return [(t["status"], t["details"], t["error"]) for t in (single, batch)]
+
+    one, many = both(pair, run)
+    assert one[0] == ("succeeded", {"providedIds": 1, "deletedDocuments": 0}, None)
+    assert many == one
+
+
+def test_adding_documents_right_after_deleting_the_index_creates_it(pair):
+    def run(c: httpx.Client) -> tuple:
+        done(c, c.post("/indexes/again/documents", json=[{"id": 1, "a": "x"}]))
+        c.delete("/indexes/again")  # not waited for
+        added = c.post("/indexes/again/documents", json=[{"id": 2, "a": "y"}])
+        task = task_of(c, added)
+        docs = c.get("/indexes/again/documents").json()["results"]
+        return added.status_code, task["status"], docs
+
+    one, many = both(pair, run)
+    assert one == (202, "succeeded", [{"id": 2, "a": "y"}]), one
+    assert many == one
