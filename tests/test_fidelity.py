@@ -96,3 +96,18 @@ def test_adding_documents_right_after_deleting_the_index_creates_it(pair):
     one, many = both(pair, run)
     assert one == (202, "succeeded", [{"id": 2, "a": "y"}]), one
     assert many == one
+
+
+def test_original_filter_as_meilisearch_writes_it(pair):
+    def run(c: httpx.Client) -> list:
+        done(c, c.post("/indexes/filtered/documents", json=[{"id": i, "g": i % 3} for i in range(9)]))
+        done(c, c.patch("/indexes/filtered/settings", json={"filterableAttributes": ["g"]}))
+        out = []
+        for filt in ("g = 1", ["g = 2", ["g = 0", "g = 5"]]):
+            task = done(c, c.post("/indexes/filtered/documents/delete", json={"filter": filt}))
+            out.append(task["details"])
+        return out
+
+    one, many = both(pair, run)
+    assert one[0] == {"providedIds": 0, "deletedDocuments": 3, "originalFilter": '"g = 1"'}
+    assert many == one

@@ -467,7 +467,9 @@ async def delete_by_filter(
             "Invalid syntax for the filter parameter: `expected String, Array, found: "
             f"{msgspec.json.encode(filt).decode()}`.",
         )
-    details = _deletion_details(0, filt, with_filter=True)
+    # Meilisearch reports the filter as the client sent it, JSON-encoded (a string
+    # filter in quotes, an array as compact JSON).
+    details = _deletion_details(0, msgspec.json.encode(filt).decode(), with_filter=True)
     refused = reserved.delete_filter_error(uid, filt, cluster.state)  # `_miroir_shard = 1` is a whole shard
     if refused is not None:
         return await _failed_task(cluster, uid, "documentDeletion", details, refused, custom_metadata)
