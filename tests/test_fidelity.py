@@ -73,14 +73,19 @@ def test_finished_task_implies_earlier_tasks_of_its_index_finished(pair):
 
 
 def test_deleting_a_missing_document_succeeds_with_zero(pair):
+    """Also right after the index's creation was enqueued (not waited for): the index
+    exists by the time the deletion runs."""
+
     def run(c: httpx.Client) -> list:
         done(c, c.post("/indexes/gone/documents", json=[{"id": 1}]))
         single = task_of(c, c.delete("/indexes/gone/documents/4242"))
         batch = task_of(c, c.post("/indexes/gone/documents/delete-batch", json=[4242, 4343]))
-        return [(t["status"], t["details"], t["error"]) for t in (single, batch)]
+        c.post("/indexes", json={"uid": "fresh", "primaryKey": "id"})
+        fresh = task_of(c, c.delete("/indexes/fresh/documents/7"))
+        return [(t["status"], t["details"], t["error"]) for t in (single, batch, fresh)]
 
     one, many = both(pair, run)
-    assert one[0] == ("succeeded", {"providedIds": 1, "deletedDocuments": 0}, None)
+    assert one[0] == one[2] == ("succeeded", {"providedIds": 1, "deletedDocuments": 0}, None)
     assert many == one
 
 
