@@ -86,14 +86,18 @@ class Reconciler:
         for key in [k for k in self._lost if k[0] not in open_uids]:
             del self._lost[key]
         folds = []
+        stalled: set[int] = set()
         for t in pending:
             views = {n: self._view(t, n, u, answers.get(n)) for n, u in t.node_tasks.items()}
+            if any(answers.get(n) is None and views[n].get("status") not in TERMINAL for n in t.node_tasks):
+                stalled.add(t.uid)
             f = fold(t.type, t.details, views, group_of=group_of, rf=topo.rf, node_shards=t.node_shards)
             if f.status in TERMINAL and f.finished_at is None:  # nothing ran on any node
                 f.finished_at = f.started_at = self.tasks.now_rfc3339()
             _not_before(f, t.enqueued_at)
             folds.append((t.uid, f))
-        _in_index_order(folds, self.tasks.open_tasks())
+        self.tasks.stalled = stalled
+        _in_index_order(folds, self.tasks.open_tasks(), stalled)
         # Under the status lock: a cancelation that finished a task meanwhile is seen here,
         # and one fsync covers every change of the round.
         async with self.tasks.status_lock:
@@ -142,11 +146,15 @@ class Reconciler:
         return view
 
 
-def _in_index_order(folds: list[tuple[int, Fold]], open_tasks: list[TaskRecord]) -> None:
+def _in_index_order(folds: list[tuple[int, Fold]], open_tasks: list[TaskRecord], stalled: set[int]) -> None:
     """A task is reported finished only once every earlier task of its index is (as in
     Meilisearch, where a finished task implies its index's earlier tasks finished): a
     node may finish its part of a later write before another node finishes its part of
-    an earlier one. Such a fold is held at `processing` until its turn."""
+    an earlier one. Such a fold is held at `processing` until its turn.
+
+    Except behind a `stalled` task (waiting on a node that cannot be asked): one node
+    down must not stop every later task of the index from being reported; the stalled
+    task finishes when its node answers or is judged lost."""
     by_uid = dict(folds)
     blocked: set[str] = set()
     last_finish: dict[str, str] = {}
@@ -155,7 +163,8 @@ def _in_index_order(folds: list[tuple[int, Fold]], open_tasks: list[TaskRecord])
             continue
         f = by_uid.get(t.uid)
         if f is None or f.status not in TERMINAL:
-            blocked.add(t.index_uid)  # driven, or still running on some node
+            if t.uid not in stalled:
+                blocked.add(t.index_uid)  # driven, or still running on some node
             continue
         if t.index_uid in blocked:
             f.status, f.finished_at, f.error = "processing", None, None

@@ -170,6 +170,9 @@ class TaskService:
         # driver (reconciler, cancelation), so one never overwrites a newer decision.
         self.status_lock = trio.Lock()
         self._driving: set[int] = set()  # driven tasks whose driver has started
+        # Plain tasks waiting on a node that cannot be asked (the reconciler's last round):
+        # later tasks of their index do not wait for them (see `earlier_open`).
+        self.stalled: set[int] = set()
         self.max_kept = max_kept
         self.delete_batch = delete_batch
         # The automatic taskDeletion not finished yet (-1 while it is being enqueued). Not
@@ -236,9 +239,13 @@ class TaskService:
         return bool((task.details or {}).get(DRIVEN_KEY))
 
     def earlier_open(self, index_uid: str, uid: int) -> bool:
-        """Whether a task of `index_uid` enqueued before task `uid` is not finished."""
-        tasks = self.state.tasks
-        return any(u < uid and (t := tasks.get(u)) is not None and t.index_uid == index_uid for u in self.state.open_tasks)
+        """Whether a task of `index_uid` enqueued before task `uid` is not finished (and
+        not stalled on a node that cannot be asked)."""
+        tasks, stalled = self.state.tasks, self.stalled
+        return any(
+            u < uid and u not in stalled and (t := tasks.get(u)) is not None and t.index_uid == index_uid
+            for u in self.state.open_tasks
+        )
 
     async def earlier_settled(self, index_uid: str, uid: int, timeout_s: float) -> None:
         """Wait (bounded) until every task of `index_uid` before `uid` is finished."""
