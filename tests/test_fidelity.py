@@ -142,3 +142,23 @@ def test_distinct_with_page_mode_counts_distinct_values(pair, filterable):
     # values per page only once every page is seen exactly once.
     assert [(t, p) for t, p, _ in many] == [(t, p) for t, p, _ in one]
     assert sorted(c for _, _, cs in many[1:4] for c in cs) == sorted(f"c{i}" for i in range(6))
+
+
+def test_a_node_down_does_not_hold_later_tasks():
+    """The one exception to task order (README): a task waiting on a node that cannot be
+    asked (killed after taking its part) does not hold the later tasks of its index,
+    which the other copies finish; it finishes itself once its node is back."""
+    docs = [{"id": i, "title": f"title {i} word{i % 50}"} for i in range(10000)]
+    with miroir_proc.start_cluster(nodes=3, groups=1, rf=3, shards=4) as cluster, httpx.Client(
+        base_url=cluster.url, timeout=30
+    ) as c:
+        done(c, c.post("/indexes", json={"uid": "down", "primaryKey": "id"}))
+        first = c.post("/indexes/down/documents", json=docs).json()["taskUid"]
+        cluster.devnodes[2].kill()  # took its part, had no time to index it
+        second = c.post("/indexes/down/documents", json=[{"id": 9000, "title": "later"}])
+        assert second.json()["status"] == "enqueued", second.text
+        assert task_of(c, second)["status"] == "succeeded"
+        if c.get(f"/tasks/{first}").json()["status"] == "succeeded":
+            pytest.skip("the node finished its part before it was killed: nothing stalled")
+        cluster.devnodes[2].restart()
+        assert wait_task(cluster.url, first, timeout=30)["status"] == "succeeded"
