@@ -398,6 +398,22 @@ def _distinct_filter(attr: str) -> Callable[[dict], bool]:
     return keep
 
 
+def distinct_count(node_hits: Iterable[Iterable[dict]], attr: str) -> int:
+    """How many hits one node holding every document would keep with ``distinct`` on
+    ``attr``, from every node's complete distinct hit list: each value once over all
+    nodes, every hit without the attribute."""
+    values: set = set()
+    without = 0
+    for hits in node_hits:
+        for h in hits:
+            vs = _distinct_values(field_value(h, attr))
+            if vs:
+                values.update(vs)
+            else:
+                without += 1
+    return len(values) + without
+
+
 # ---------------------------------------------------------------- stripping
 
 

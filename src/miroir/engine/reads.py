@@ -51,7 +51,7 @@ from miroir.core.filter import (
     pinned_keys,
     shard_filter,
 )
-from miroir.core.merge import merge_documents, merge_search
+from miroir.core.merge import distinct_count, merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
@@ -240,6 +240,8 @@ async def search(
     responses = gathered.results
     node_details = [(p.node_id, p.result.pop("performanceDetails", None)) for p in gathered.parts] if req.show_performance_details else ()
     distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
+    if distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
+        distinct_total = await _distinct_total_by_hits(cluster, meta, req, base, path, distinct, responses, max_total_hits)
     answer = merge_search(
         req,
         ranking_rules=ranking_rules,
@@ -293,6 +295,36 @@ def _searchable_count(cluster: Cluster, uid: str, settings: Mapping) -> int:
     the explicit `searchableAttributes`): bounds milli's attribute rank."""
     explicit = settings.get("searchableAttributes") or ()
     return max(len(cluster.state.index_fields.get(uid, ())), len(explicit))
+
+
+# Left out of the round that lists every node's distinct hits: only the set matters.
+_COUNT_ROUND_DROPPED = frozenset({
+    "facets", "attributesToHighlight", "attributesToCrop", "showMatchesPosition", "showRankingScore",
+    "showRankingScoreDetails", "retrieveVectors", "sort", "showPerformanceDetails",
+})
+
+
+async def _distinct_total_by_hits(
+    cluster: Cluster, meta: IndexMeta, req: SearchRequest, base: dict, path: str, attr: str,
+    responses: list[dict], max_total_hits: int | None,
+) -> int | None:
+    """Page mode's exact `totalHits` with a distinct attribute that is not filterable
+    (the index's `distinctAttribute` needs not be: no facet can list its values): a
+    second round asks every node for its whole distinct hit list (its `totalHits` hits,
+    within `maxTotalHits`), the attribute alone retrieved, and counts each value once.
+    None when at most one node has hits: its total is exact already."""
+    totals = [int(r.get("totalHits") or 0) for r in responses]
+    if sum(1 for t in totals if t) <= 1:
+        return None
+    body = {k: v for k, v in base.items() if k not in _COUNT_ROUND_DROPPED}
+    body.update(page=1, hitsPerPage=max(totals), attributesToRetrieve=[attr])
+
+    async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
+        return await client.call("POST", path, json=subquery_for_shards(body, req.filter, shards), timeout_s=timeout_s)
+
+    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
+    total = distinct_count((r.get("hits") or () for r in gathered.results), attr)
+    return min(total, max_total_hits) if max_total_hits is not None else total
 
 
 def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_total_hits: int | None) -> int | None:

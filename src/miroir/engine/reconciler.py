@@ -86,13 +86,18 @@ class Reconciler:
         for lost in [k for k in self._lost if k[0] not in open_uids]:
             del self._lost[lost]
         folds = []
+        stalled: set[int] = set()
         for t in pending:
             views = {n: self._view(t, n, u, answers.get(n)) for n, u in t.node_tasks.items()}
+            if any(answers.get(n) is None and views[n].get("status") not in TERMINAL for n in t.node_tasks):
+                stalled.add(t.uid)
             f = fold(t.type, t.details, views, group_of=group_of, rf=topo.rf, node_shards=t.node_shards)
             if f.status in TERMINAL and f.finished_at is None:  # nothing ran on any node
                 f.finished_at = f.started_at = self.tasks.now_rfc3339()
             _not_before(f, t.enqueued_at)
             folds.append((t.uid, f))
+        self.tasks.stalled = stalled
+        _in_index_order(folds, self.tasks.open_tasks(), stalled)
         # Under the status lock: a cancelation that finished a task meanwhile is seen here,
         # and one fsync covers every change of the round.
         async with self.tasks.status_lock:
@@ -139,6 +144,38 @@ class Reconciler:
         self._misses.pop(key, None)
         self._views[key] = view
         return view
+
+
+def _in_index_order(folds: list[tuple[int, Fold]], open_tasks: list[TaskRecord], stalled: set[int]) -> None:
+    """A task is reported finished only once every earlier task of its index is (as in
+    Meilisearch, where a finished task implies its index's earlier tasks finished): a
+    node may finish its part of a later write before another node finishes its part of
+    an earlier one. Such a fold is held at `processing` until its turn.
+
+    Except behind a `stalled` task (waiting on a node that cannot be asked): one node
+    down must not stop every later task of the index from being reported; the stalled
+    task finishes when its node answers or is judged lost."""
+    by_uid = dict(folds)
+    blocked: set[str] = set()
+    last_finish: dict[str, str] = {}
+    for t in open_tasks:  # by uid
+        if t.index_uid is None:
+            continue
+        f = by_uid.get(t.uid)
+        if f is None or f.status not in TERMINAL:
+            if t.uid not in stalled:
+                blocked.add(t.index_uid)  # driven, or still running on some node
+            continue
+        if t.index_uid in blocked:
+            f.status, f.finished_at, f.error = "processing", None, None
+            f.started_at = f.started_at or t.started_at
+            continue
+        # Tasks finish in order: never before the earlier one finished this round.
+        earlier = last_finish.get(t.index_uid)
+        if earlier is not None and f.finished_at is not None and (parse_ts(f.finished_at) or 0.0) < (parse_ts(earlier) or 0.0):
+            f.finished_at = earlier
+        if f.finished_at is not None:
+            last_finish[t.index_uid] = f.finished_at
 
 
 def _same_task(task: TaskRecord, view: dict) -> bool:

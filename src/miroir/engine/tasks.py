@@ -67,6 +67,12 @@ MAX_KEPT_TASKS = 1_000_000
 DELETE_BATCH = 100_000
 # How long a taskDeletion waits for the earlier tasks it matches to finish.
 DELETION_SETTLE_S = 10.0
+# How long a driven task of an index waits, before it is reported finished, for the
+# earlier tasks of its index to be reported finished (the reconciler folds them).
+EARLIER_SETTLE_S = 30.0
+# How long a write waits for the driven tasks queued before it on its index (settings,
+# deletion, ...) to run before it sends its own batches to the nodes.
+DRIVEN_FIRST_WAIT_S = 60.0
 
 Driver = Callable[["DrivenTask"], Awaitable[None]]
 
@@ -109,6 +115,12 @@ class DrivenTask:
         if isinstance(error, MeiliError):
             error = error.to_dict()
         rec = self.record
+        if rec is not None and rec.index_uid is not None:
+            # A finished task implies every earlier task of its index finished (as in
+            # Meilisearch): the nodes applied the earlier writes first, the reconciler
+            # may not have folded them yet.
+            await self.service.earlier_settled(rec.index_uid, self.uid, EARLIER_SETTLE_S)
+            rec = self.record
         now = self.service.now_rfc3339()
         base = details if details is not None else (rec.details if rec is not None else None)
         await self.service.journal.append(
@@ -160,6 +172,9 @@ class TaskService:
         # driver (reconciler, cancelation), so one never overwrites a newer decision.
         self.status_lock = trio.Lock()
         self._driving: set[int] = set()  # driven tasks whose driver has started
+        # Plain tasks waiting on a node that cannot be asked (the reconciler's last round):
+        # later tasks of their index do not wait for them (see `earlier_open`).
+        self.stalled: set[int] = set()
         self.max_kept = max_kept
         self.delete_batch = delete_batch
         # The automatic taskDeletion not finished yet (-1 while it is being enqueued). Not
@@ -224,6 +239,37 @@ class TaskService:
 
     def is_driven(self, task: TaskRecord) -> bool:
         return bool((task.details or {}).get(DRIVEN_KEY))
+
+    def earlier_open(self, index_uid: str, uid: int) -> bool:
+        """Whether a task of `index_uid` enqueued before task `uid` is not finished (and
+        not stalled on a node that cannot be asked)."""
+        tasks, stalled = self.state.tasks, self.stalled
+        return any(
+            u < uid and u not in stalled and (t := tasks.get(u)) is not None and t.index_uid == index_uid
+            for u in self.state.open_tasks
+        )
+
+    async def earlier_settled(self, index_uid: str, uid: int, timeout_s: float) -> None:
+        """Wait (bounded) until every task of `index_uid` before `uid` is finished."""
+        with trio.move_on_after(timeout_s):
+            while self.earlier_open(index_uid, uid):
+                self.wake()
+                await trio.sleep(WAIT_POLL_MIN_S)
+        if self.earlier_open(index_uid, uid):
+            log.warning("task.earlier_unfinished", uid=uid, index_uid=index_uid)
+
+    async def driven_first(self, index_uid: str) -> None:
+        """Wait (bounded) until the driven tasks queued on `index_uid` have run.
+
+        A write is sent to the nodes at once, a driven task (settings, index deletion,
+        ...) when its turn comes: without this, a batch sent after a settings update or
+        an index deletion was enqueued would reach the nodes before it, and Meilisearch
+        applies an index's tasks in the order they were enqueued."""
+        with trio.move_on_after(DRIVEN_FIRST_WAIT_S):
+            while self._queues.get(index_uid):
+                await trio.sleep(WAIT_POLL_MIN_S)
+        if self._queues.get(index_uid):
+            log.warning("write.driven_tasks_pending", index_uid=index_uid)
 
     # --- enqueue ---------------------------------------------------------------------
 

@@ -245,9 +245,12 @@ async def _send(
     return Sent(node_tasks=acked, node_shards=node_shards, degraded=degraded)
 
 
-def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
+async def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
+    """The index (None if missing), once the driven tasks enqueued before this write on
+    it (settings, deletion, ...) ran: the nodes then see the index's tasks in order."""
     if not valid_index_uid(uid):
         raise invalid_index_uid(uid)
+    await cluster.tasks.driven_first(uid)
     return cluster.state.indexes.get(uid)
 
 
@@ -337,7 +340,7 @@ async def add_documents(
     `skipCreation`) is forwarded: each node skips the documents it does not hold, and
     the hint of a node that missed the write carries it too (it is part of the request).
     """
-    meta = _index_or_fail(cluster, uid)
+    meta = await _index_or_fail(cluster, uid)
     # Everything that can reject the batch runs before any node is touched, the index
     # creation included.
     pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
@@ -410,7 +413,7 @@ async def delete_ids(
 ) -> WriteResult:
     """Delete one document (`single`) or a batch of ids, each routed to its shard's owners."""
     details = _deletion_details(len(ids))
-    meta = _index_or_fail(cluster, uid)
+    meta = await _index_or_fail(cluster, uid)
     if meta is None:
         return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
     async with index_lock(cluster, uid):
@@ -441,7 +444,7 @@ async def delete_ids(
 async def _broadcast_write(
     cluster: Cluster, uid: str, details: dict, request: Spec, custom_metadata: str | None = None
 ) -> WriteResult:
-    meta = _index_or_fail(cluster, uid)
+    meta = await _index_or_fail(cluster, uid)
     if meta is None:
         return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
     async with index_lock(cluster, uid):
@@ -471,7 +474,9 @@ async def delete_by_filter(
             "Invalid syntax for the filter parameter: `expected String, Array, found: "
             f"{msgspec.json.encode(filt).decode()}`.",
         )
-    details = _deletion_details(0, filt, with_filter=True)
+    # Meilisearch reports the filter as the client sent it, JSON-encoded (a string
+    # filter in quotes, an array as compact JSON).
+    details = _deletion_details(0, msgspec.json.encode(filt).decode(), with_filter=True)
     refused = reserved.delete_filter_error(uid, filt, cluster.state)  # `_miroir_shard = 1` is a whole shard
     if refused is not None:
         return await _failed_task(cluster, uid, "documentDeletion", details, refused, custom_metadata)
