@@ -19,6 +19,7 @@ import msgspec
 from miroir import __version__
 from miroir.config import Config, ConfigError, load_config, resolve_config_path
 from miroir.core.errors import find_exception
+from miroir.embedder import run_embedder
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     devnode.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
     devnode.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump (v5 or v6) before listening")
     devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
+
+    emb = sub.add_parser("embedder", help="run a local deterministic embedder (a `rest` embedder for tests and demos)")
+    emb.add_argument("--port", type=int, default=7800)
+    emb.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    emb.add_argument("--dimensions", type=int, default=256)
 
     dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
     dev.add_argument("--nodes", type=int, default=3)
@@ -280,6 +286,10 @@ def cmd_devnode(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_embedder(args: argparse.Namespace) -> int:
+    return run_embedder(args.port, args.bind, args.dimensions)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     try:
         from miroir.devmode import run_dev
@@ -468,6 +478,7 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "devnode": cmd_devnode,
     "dev": cmd_dev,
+    "embedder": cmd_embedder,
     "status": cmd_admin,
     "nodes": cmd_admin,
     "rebalance": cmd_admin,
