@@ -29,7 +29,7 @@ _WORD = re.compile(r"[0-9a-z]+")
 def embed(text: str, dimensions: int = DIMENSIONS) -> list[float]:
     vec = [0.0] * dimensions
     for word in _WORD.findall(text.lower()):
-        vec[xxhash.xxh64_intdigest(word) % dimensions] += 1.0
+        vec[xxhash.xxh64_intdigest(word.encode()) % dimensions] += 1.0
     norm = math.sqrt(sum(x * x for x in vec))
     return [x / norm for x in vec] if norm else vec
 
