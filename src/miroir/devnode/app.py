@@ -59,6 +59,7 @@ from miroir.core.searchplan import (
 from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
+from miroir.devnode import vectors
 from miroir.devnode.engine import default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
@@ -319,6 +320,8 @@ class DevnodeApp:
             ("/indexes/{uid}/search", "GET", self.search_get),
             ("/indexes/{uid}/search", "POST", self.search_post),
             ("/indexes/{uid}/facet-search", "POST", self.facet_search),
+            ("/indexes/{uid}/similar", "GET", self.similar_get),
+            ("/indexes/{uid}/similar", "POST", self.similar_post),
             ("/multi-search", "POST", self.multi_search),
             ("/indexes/{uid}/settings", "GET", self.get_settings),
             ("/indexes/{uid}/settings", "PATCH", self.patch_settings),
@@ -486,7 +489,7 @@ class DevnodeApp:
             elif name == "ids":
                 args["ids"] = _csv(value)
             elif name == "retrieveVectors":
-                _query_bool("invalid_document_retrieve_vectors", name, value)
+                args["retrieve_vectors"] = _query_bool("invalid_document_retrieve_vectors", name, value)
             else:
                 raise _unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
@@ -517,7 +520,9 @@ class DevnodeApp:
                     raise _type_error(code, ".ids", value, "an array")
                 args["ids"] = None if value is None else [str(v) for v in value]
             elif name == "retrieveVectors":
-                pass
+                if not isinstance(value, bool):
+                    raise _type_error(code, ".retrieveVectors", value, "a boolean")
+                args["retrieve_vectors"] = value
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
@@ -526,11 +531,14 @@ class DevnodeApp:
     async def get_document(self, req: Request, uid: str, doc_id: str):
         entry = self._index(uid)
         fields = None
+        retrieve = False
         for name, value in req.query:
             if name == "fields":
                 fields = _csv(value)
                 fields = None if "*" in fields else fields
-            elif name != "retrieveVectors":
+            elif name == "retrieveVectors":
+                retrieve = _query_bool("invalid_document_retrieve_vectors", name, value)
+            else:
                 raise _unknown_param(name, ("fields", "retrieveVectors"))
         if not valid_document_id(doc_id):
             raise MeiliError(
@@ -538,7 +546,7 @@ class DevnodeApp:
                 f"Document identifier `\"{doc_id}\"` is invalid. A document identifier can be of type integer or string, "
                 "only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes.",
             )
-        return 200, entry.engine.get_document(doc_id, fields)
+        return 200, entry.engine.get_document(doc_id, fields, retrieve)
 
     async def delete_document(self, req: Request, uid: str, doc_id: str):
         self._check_uid(uid)
@@ -598,6 +606,17 @@ class DevnodeApp:
         if metadata_wanted(req.headers.get("meili-include-metadata")):
             metadata = search_metadata(params.get("q"), uid, entry.engine.primary_key)
         return finish_answer(answer, request_uid(), metadata, answer.pop("performanceDetails", None))
+
+    @reads_engines
+    async def similar_get(self, req: Request, uid: str):
+        return 200, vectors.similar(self._index(uid).engine, vectors.similar_params_from_query(req.query))
+
+    @reads_engines
+    async def similar_post(self, req: Request, uid: str):
+        body = req.json()
+        if not isinstance(body, dict):
+            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+        return 200, vectors.similar(self._index(uid).engine, body)
 
     @reads_engines
     async def facet_search(self, req: Request, uid: str):
