@@ -60,6 +60,7 @@ from miroir.core.swaps import validate_swaps
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
 from miroir.devnode import vectors
+from miroir.core.similar import similar_body_from_query
 from miroir.devnode.engine import default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
@@ -609,14 +610,11 @@ class DevnodeApp:
 
     @reads_engines
     async def similar_get(self, req: Request, uid: str):
-        return 200, vectors.similar(self._index(uid).engine, vectors.similar_params_from_query(req.query))
+        return 200, vectors.similar(self._index(uid).engine, similar_body_from_query(req.query))
 
     @reads_engines
     async def similar_post(self, req: Request, uid: str):
-        body = req.json()
-        if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
-        return 200, vectors.similar(self._index(uid).engine, body)
+        return 200, vectors.similar(self._index(uid).engine, req.json())
 
     @reads_engines
     async def facet_search(self, req: Request, uid: str):

@@ -44,14 +44,14 @@ FACET_SEARCH_PARAMS = _FACET_FIELDS  # one list for Miroir and the devnode (1.50
 
 def default_settings() -> dict:
     """Meilisearch's default settings object (one definition: core/settings.py), without
-    the vector-search and localization settings the devnode does not implement."""
+    the localization settings the devnode does not implement."""
     out = copy.deepcopy(_MEILI_DEFAULTS)
     for key in _NOT_IMPLEMENTED_SETTINGS:
         out.pop(key, None)
     return out
 
 
-_NOT_IMPLEMENTED_SETTINGS = ("embedders", "localizedAttributes")
+_NOT_IMPLEMENTED_SETTINGS = ("localizedAttributes",)
 
 
 def attribute_names(entries: list) -> list[str]:

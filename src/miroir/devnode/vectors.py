@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from miroir.core.errors import MeiliError
+from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
 
 if TYPE_CHECKING:  # the engine imports this module; the reverse is for the types only
@@ -299,10 +300,9 @@ def search(eng: "IndexEngine", params: dict) -> dict | None:
         if vector is None:
             if not emb.can_embed(conf):
                 raise MeiliError(
-                    "invalid_search_embedder",
-                    f"Cannot find embedder with name `{name}`." if False else
+                    "vector_embedding_error",
                     "Error while generating embeddings: user error: attempt to embed the following text in a "
-                    "configuration where embeddings must be user provided",
+                    f"configuration where embeddings must be user provided:\n  - `{q}`",
                 )
             vector = emb.embed_query(conf, q)
         return _semantic_answer(eng, params, name, vector, q_for_highlight=None)
@@ -465,6 +465,7 @@ def merge(kw_list: list, vec_list: list, ratio: float) -> list:
 
 def similar(eng: "IndexEngine", params: dict) -> dict:
     """`/similar`: the documents nearest the reference one's embedding, itself excluded."""
+    params = validate_similar_body(params)
     name = params.get("embedder")
     confs = emb.embedders(eng.settings)
     if not isinstance(name, str) or name not in confs:
@@ -500,36 +501,3 @@ def similar_to(eng: "IndexEngine", params: dict, name: str, vector: list[float],
     return {"hits": hits, "id": params.get("id"), "processingTimeMs": 0, "limit": p.limit, "offset": p.offset,
             "estimatedTotalHits": len(scored)}
 
-
-_SIMILAR_PARAMS = ("id", "embedder", "offset", "limit", "attributesToRetrieve", "retrieveVectors", "filter",
-                   "showRankingScore", "showRankingScoreDetails", "showPerformanceDetails", "rankingScoreThreshold")
-
-
-def similar_params_from_query(query: list[tuple[str, str]]) -> dict:
-    """GET /similar's query string as the POST body it stands for."""
-    out: dict[str, Any] = {}
-    for name, value in query:
-        if name in out:
-            continue
-        code = "invalid_similar_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
-        if name in ("offset", "limit"):
-            if not value.isdigit():
-                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
-            out[name] = int(value)
-        elif name in ("retrieveVectors", "showRankingScore", "showRankingScoreDetails", "showPerformanceDetails"):
-            if value not in ("true", "false"):
-                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`")
-            out[name] = value == "true"
-        elif name == "attributesToRetrieve":
-            out[name] = [v.strip() for v in value.split(",")]
-        elif name == "rankingScoreThreshold":
-            try:
-                out[name] = float(value)
-            except ValueError:
-                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a float") from None
-        elif name in _SIMILAR_PARAMS:
-            out[name] = value
-        else:
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of "
-                             + ", ".join(f"`{p}`" for p in _SIMILAR_PARAMS))
-    return out
