@@ -28,6 +28,7 @@ from test_oracle import compare
 UID = "packages"
 N_DOCS = 300
 N_QUERIES = 120
+N_COUNTED = 100  # hybrid searches whose embedder calls are counted
 SEED = 18
 FILTERABLE = ["section", "priority", "architecture", "tags"]
 RATIOS = [0.1, 0.3, 0.5, 0.7, 0.9]
@@ -164,6 +165,22 @@ def test_vector_and_hybrid_answers_equal_one_node(embedder_url):
                     problems.append((route, body, diff[:3]))
             assert not problems, f"{len(problems)} of {len(queries)} differ; first: {problems[:3]}"
             assert min(kinds.values()) >= 15, kinds
+
+            # The query is embedded once per search by Miroir, not once per node.
+            calls = lambda: httpx.get(f"{embedder_url}/stats").json()["calls"]  # noqa: E731
+            rng = random.Random(SEED + 1)
+            words = sorted({w for d in docs for w in d["summary"].lower().split() if w.isalpha()})
+            texts = sorted({" ".join(rng.sample(words, 3)) for _ in range(150)})[:N_COUNTED]
+            before = calls()
+            for i, text in enumerate(texts):
+                ratio = 1.0 if i % 4 == 0 else RATIOS[i % len(RATIOS)]
+                r = m.post(f"/indexes/{UID}/search", json={"q": text, "hybrid": {"embedder": "rest", "semanticRatio": ratio}})
+                assert r.status_code == 200, r.text
+            assert calls() - before == len(texts) == N_COUNTED
+            before = calls()
+            for text in texts[:20]:  # the same queries again (a next page): embedded a moment ago
+                m.post(f"/indexes/{UID}/search", json={"q": text, "offset": 20, "hybrid": {"embedder": "rest"}})
+            assert calls() == before
 
             # Documents keep their `_vectors` through Miroir, and stats count embeddings.
             one = next(d for d in docs if "_vectors" in d)

@@ -15,11 +15,17 @@ from typing import Any
 
 import httpx
 
+from miroir.core.embedtemplate import (
+    DEFAULT_REQUEST,
+    DEFAULT_RESPONSE,
+    TemplateError,
+    extract,
+    has_repeat,
+    render,
+    request_headers,
+)
 from miroir.core.errors import MeiliError
 
-TEXT = "{{text}}"
-EMBEDDING = "{{embedding}}"
-REPEAT = "{{..}}"
 _DOC_FIELD = re.compile(r"\{\{\s*doc\.([A-Za-z0-9_.\-]+)[^}]*\}\}")
 _TIMEOUT = httpx.Timeout(30.0)
 
@@ -37,89 +43,29 @@ def can_embed(conf: dict) -> bool:
     return conf.get("source") == "rest"
 
 
-def _is_batch(template: Any) -> bool:
-    return isinstance(template, list) and len(template) == 2 and template[1] == REPEAT
-
-
-def _render(template: Any, texts: list[str]) -> Any:
-    if isinstance(template, str):
-        return texts[0] if template == TEXT else template
-    if _is_batch(template):
-        return [_render(template[0], [t]) for t in texts]
-    if isinstance(template, list):
-        return [_render(v, texts) for v in template]
-    if isinstance(template, dict):
-        return {k: _render(v, texts) for k, v in template.items()}
-    return template
-
-
-def _has_repeat(template: Any) -> bool:
-    if _is_batch(template):
-        return True
-    if isinstance(template, list):
-        return any(_has_repeat(v) for v in template)
-    if isinstance(template, dict):
-        return any(_has_repeat(v) for v in template.values())
-    return False
-
-
-def _extract(template: Any, value: Any) -> list:
-    """The embeddings found in `value` where `template` holds `{{embedding}}`."""
-    if template == EMBEDDING:
-        return [value]
-    if _is_batch(template):
-        if not isinstance(value, list):
-            raise EmbedError("response does not match the response template")
-        return [e for v in value for e in _extract(template[0], v)]
-    if isinstance(template, dict):
-        if not isinstance(value, dict):
-            raise EmbedError("response does not match the response template")
-        for k, sub in template.items():
-            if _mentions_embedding(sub):
-                if k not in value:
-                    raise EmbedError(f"response has no `{k}`")
-                return _extract(sub, value[k])
-    if isinstance(template, list):
-        if not isinstance(value, list):
-            raise EmbedError("response does not match the response template")
-        for i, sub in enumerate(template):
-            if _mentions_embedding(sub):
-                return _extract(sub, value[i])
-    raise EmbedError("the response template holds no `{{embedding}}`")
-
-
-def _mentions_embedding(template: Any) -> bool:
-    if template == EMBEDDING:
-        return True
-    if isinstance(template, list):
-        return any(_mentions_embedding(v) for v in template)
-    if isinstance(template, dict):
-        return any(_mentions_embedding(v) for v in template.values())
-    return False
-
-
 def embed_texts(conf: dict, texts: list[str]) -> list[list[float]]:
     """One rest call per batch (one per text when the request template has no `{{..}}`)."""
     if not can_embed(conf):
         raise EmbedError(f"a `{conf.get('source')}` embedder cannot embed on the devnode")
-    request = conf.get("request", {"input": TEXT})
-    response = conf.get("response", {"embedding": EMBEDDING})
-    headers = {"Content-Type": "application/json", **(conf.get("headers") or {})}
-    if conf.get("apiKey"):
-        headers["Authorization"] = f"Bearer {conf['apiKey']}"
-    groups = [texts] if _has_repeat(request) else [[t] for t in texts]
+    request = conf.get("request", DEFAULT_REQUEST)
+    response = conf.get("response", DEFAULT_RESPONSE)
+    headers = request_headers(conf)
+    groups = [texts] if has_repeat(request) else [[t] for t in texts]
     out: list[list[float]] = []
     with httpx.Client(timeout=_TIMEOUT) as client:
         for group in groups:
             if not group:
                 continue
             try:
-                r = client.post(conf["url"], content=json.dumps(_render(request, group)), headers=headers)
+                r = client.post(conf["url"], content=json.dumps(render(request, group)), headers=headers)
             except (httpx.HTTPError, KeyError) as e:
                 raise EmbedError(f"could not reach the embedder: {e}") from None
             if r.status_code >= 400:
                 raise EmbedError(f"the embedder answered {r.status_code}")
-            got = _extract(response, r.json())
+            try:
+                got = extract(response, r.json())
+            except (TemplateError, ValueError) as e:
+                raise EmbedError(str(e)) from None
             if len(got) != len(group):
                 raise EmbedError(f"expected {len(group)} embeddings, got {len(got)}")
             out.extend(got)

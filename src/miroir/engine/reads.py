@@ -73,6 +73,7 @@ from miroir.core.searchplan import (
 from miroir.engine import fields
 from miroir.engine.cluster import Cluster
 from miroir.engine.settings import index_settings
+from miroir.engine.queryvectors import with_query_vector
 from miroir.engine.writes import get_document
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
 from miroir.net.node import NodeClient
@@ -201,6 +202,7 @@ async def search(
     refused = hidden_field_error(req, ss.settings)
     if refused is not None:
         raise refused
+    req = await with_query_vector(req, settings)  # embedded once here, not once per node
     if hybrid.is_hybrid(req):
         return await _hybrid_search(cluster, uid, req, meta, ss, started, include_metadata, request_uid)
     ranking_rules = ss.ranking_rules
