@@ -115,6 +115,7 @@ class IndexEngine:
 
     def set_settings(self, settings: dict) -> None:
         old = self._tokenizer_settings()
+        vectors.check_sources(settings.get("embedders"))
         old_embedders = self.settings.get("embedders")
         self._apply_settings(settings, reindex=False)
         if self._tokenizer_settings() != old:
@@ -172,9 +173,13 @@ class IndexEngine:
         ids = [document_id(d, pk) for d in docs]  # validates every document first
         self.primary_key = pk
         to_embed: list[tuple[str, int]] = []
+        # With embedders, `_vectors` goes to the vector store, not the document's fields
+        # (without any, it stays a plain field, as the dumps of older versions hold it).
+        has_embedders = bool(self.settings.get("embedders"))
         for ext, doc in zip(ids, docs):
-            explicit = doc.get("_vectors") if "_vectors" in doc else None
-            if "_vectors" in doc:  # kept in the vector store, not as a field
+            explicit = None
+            if has_embedders and "_vectors" in doc:
+                explicit = doc["_vectors"]
                 doc = {k: v for k, v in doc.items() if k != "_vectors"}
             iid = self._ext.get(ext)
             if iid is not None:

@@ -117,17 +117,6 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
     )
 
 
-def take_vectors(eng: "IndexEngine", docs: list[dict]) -> list[dict]:
-    """Each document without `_vectors`, and its explicit vectors kept aside for `store_vectors`."""
-    out = []
-    for doc in docs:
-        if isinstance(doc, dict) and "_vectors" in doc:
-            doc = dict(doc)
-            doc["\0vectors"] = doc.pop("_vectors")
-        out.append(doc)
-    return out
-
-
 def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
     """Records a written document's explicit vectors; answers the (embedder, iid) pairs a
     rest embedder must (re)embed."""
@@ -158,6 +147,23 @@ def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool
     return to_embed
 
 
+RUNNABLE_SOURCES = ("userProvided", "rest")
+
+
+def check_sources(confs: Any) -> None:
+    """The devnode runs `userProvided` and `rest` embedders only: another source (a model
+    it cannot run, a remote service it will not call) is refused rather than stored with
+    documents silently left without embeddings."""
+    for name, conf in (confs or {}).items() if isinstance(confs, dict) else ():
+        source = conf.get("source") if isinstance(conf, dict) else None
+        if source not in RUNNABLE_SOURCES:
+            raise MeiliError(
+                "invalid_settings_embedders",
+                f"`.embedders.{name}.source`: the devnode runs `userProvided` and `rest` embedders only, "
+                f"not `{source}`.",
+            )
+
+
 def embed_documents(eng: "IndexEngine", wanted: list[tuple[str, int]]) -> None:
     confs = emb.embedders(eng.settings)
     searchable = eng.settings["searchableAttributes"]
@@ -184,13 +190,21 @@ def reembed_all(eng: "IndexEngine") -> None:
         if name not in confs:
             del eng.vectors.by_embedder[name]
     wanted = []
+    if confs:  # `_vectors` written before any embedder existed move to the store now
+        for iid, doc in list(eng._docs.items()):
+            if isinstance(doc.get("_vectors"), dict):
+                explicit = doc["_vectors"]
+                eng._unindex(iid, doc)
+                eng._docs[iid] = {k: v for k, v in doc.items() if k != "_vectors"}
+                eng._index(iid, eng._docs[iid])
+                wanted += store_vectors(eng, iid, explicit, replaced=False)
     for name, conf in confs.items():
         per = eng.vectors.by_embedder.setdefault(name, {})
         if emb.can_embed(conf):
             wanted += [(name, iid) for iid in eng._docs if iid not in per or per[iid].regenerate and not per[iid].embeddings]
     eng.vectors.changed()
     if wanted:
-        embed_documents(eng, wanted)
+        embed_documents(eng, list(dict.fromkeys(wanted)))
 
 
 def document_vectors(eng: "IndexEngine", iid: int) -> dict:
