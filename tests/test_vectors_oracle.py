@@ -124,6 +124,16 @@ def generate(docs: list[dict], n: int, seed: int) -> list[tuple[str, dict]]:
         if rng.random() < 0.2:
             body["attributesToRetrieve"] = ["id", "name", "section"]
         out.append(("similar" if kind == 5 else "search", body))
+    # Refusals must be the same too.
+    out += [
+        ("similar", {"id": "nope", "embedder": "manual"}),
+        ("similar", {"id": ids[0], "embedder": "nope"}),
+        ("similar", {"id": ids[0], "embedder": "manual", "limit": "x"}),
+        ("search", {"q": "python", "hybrid": {"embedder": "nope", "semanticRatio": 0.5}}),
+        ("search", {"q": "python", "hybrid": {"embedder": "manual", "semanticRatio": 1.0}}),
+        ("search", {"q": "python", "hybrid": {"embedder": "manual", "semanticRatio": 0.5}}),
+        ("search", {"q": "python", "vector": [1.0], "hybrid": {"embedder": "manual", "semanticRatio": 1.0}}),
+    ]
     return out
 
 
@@ -150,11 +160,13 @@ def test_vector_and_hybrid_answers_equal_one_node(embedder_url):
             _load(m, embedder_url, docs)
             problems = []
             kinds = {"semantic": 0, "hybrid": 0, "similar": 0}
+            refusals = 0
             for route, body in queries:
                 oracle_answer = ask(o, route, {**body, "showRankingScoreDetails": True})
                 got = ask(m, route, body)
-                assert oracle_answer[0] == 200 or route == "similar", (body, oracle_answer)
-                if route == "similar":
+                if oracle_answer[0] != 200:
+                    refusals += 1
+                elif route == "similar":
                     kinds["similar"] += 1
                 elif body["hybrid"]["semanticRatio"] == 1.0:
                     kinds["semantic"] += 1
@@ -164,7 +176,7 @@ def test_vector_and_hybrid_answers_equal_one_node(embedder_url):
                 if diff:
                     problems.append((route, body, diff[:3]))
             assert not problems, f"{len(problems)} of {len(queries)} differ; first: {problems[:3]}"
-            assert min(kinds.values()) >= 15, kinds
+            assert min(kinds.values()) >= 15 and refusals >= 6, (kinds, refusals)
 
             # The query is embedded once per search by Miroir, not once per node.
             calls = lambda: httpx.get(f"{embedder_url}/stats").json()["calls"]  # noqa: E731
