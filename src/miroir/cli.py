@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--master-key", metavar="KEY")
     dev.add_argument("--data-dir", metavar="DIR")
     dev.add_argument("--log-format", choices=["json", "console"], default="console")
+    dev.add_argument("--embedder", action="store_true", help="also run a local embedder for hybrid search (no network)")
 
     def admin(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--url", help="Miroir to talk to (default: $MIROIR_URL, http://127.0.0.1:7700)")
