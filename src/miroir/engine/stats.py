@@ -80,6 +80,7 @@ def _combine(parts: list[Part]) -> dict[str, Any]:
     shards) is weighted once per part, by the documents of that part."""
     total = sum(p.result["count"] for p in parts)
     dist: dict[str, float] = {}
+    embeddings: dict[str, float] = {}  # numberOfEmbeddings, numberOfEmbeddedDocuments (1.50)
     indexing = False
     for part in parts:
         p = part.result
@@ -89,11 +90,17 @@ def _combine(parts: list[Part]) -> dict[str, Any]:
         if held <= 0:
             continue
         weight = min(1.0, p["count"] / held)
+        for key in ("numberOfEmbeddings", "numberOfEmbeddedDocuments"):
+            if key in st:
+                embeddings[key] = embeddings.get(key, 0.0) + int(st[key] or 0) * weight
         for field, n in (st.get("fieldDistribution") or {}).items():
             if not field.startswith(RESERVED_PREFIX):
                 dist[field] = dist.get(field, 0.0) + n * weight
     fields = {f: min(total, round(v)) for f, v in sorted(dist.items())}
-    return {"numberOfDocuments": total, "isIndexing": indexing, "fieldDistribution": {f: n for f, n in fields.items() if n > 0}}
+    out: dict[str, Any] = {"numberOfDocuments": total, "isIndexing": indexing}
+    out.update({k: round(v) for k, v in embeddings.items()})
+    out["fieldDistribution"] = {f: n for f, n in fields.items() if n > 0}
+    return out
 
 
 async def index_stats(cluster: Cluster, uid: str) -> tuple[dict[str, Any], Headers]:
