@@ -79,7 +79,7 @@ class VectorStore:
             if s is None:
                 out[name] = {"embeddings": [], "regenerate": emb.can_embed(conf)}
             else:
-                out[name] = {"embeddings": [[float(np.float32(x)) for x in e] for e in s.embeddings],
+                out[name] = {"embeddings": [list(e) for e in s.embeddings],
                              "regenerate": s.regenerate}
         return out
 
@@ -98,17 +98,23 @@ class VectorStore:
 # ------------------------------------------------------------------ documents
 
 
+def f32(vector) -> list[float]:
+    """Embeddings are f32 in Meilisearch: stored, compared and shown at that precision (so
+    an embedding read back through `retrieveVectors` searches exactly like the stored one)."""
+    return np.asarray(vector, dtype=np.float32).astype(np.float64).tolist()
+
+
 def _embedding_list(value: Any, name: str) -> list[list[float]]:
     if value is None:
         return []
     if isinstance(value, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
-        return [list(map(float, value))] if value else []
+        return [f32(value)] if value else []
     if isinstance(value, list) and all(isinstance(v, list) for v in value):
         out = []
         for v in value:
             if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
                 break
-            out.append(list(map(float, v)))
+            out.append(f32(v))
         else:
             return out
     raise MeiliError(
@@ -179,7 +185,7 @@ def embed_documents(eng: "IndexEngine", wanted: list[tuple[str, int]]) -> None:
             raise MeiliError("vector_embedding_error", f"Error while generating embeddings: {e}") from None
         per = eng.vectors.by_embedder.setdefault(name, {})
         for iid, v in zip(iids, vectors):
-            per[iid] = Stored([v], True)
+            per[iid] = Stored([f32(v)], True)
     eng.vectors.changed()
 
 
@@ -224,7 +230,7 @@ def _similarities(eng: "IndexEngine", name: str, vector: list[float], candidates
     ids, m = eng.vectors.matrix(name)
     if not len(ids):
         return {}
-    q = np.asarray(vector, dtype=np.float64)
+    q = np.asarray(f32(vector), dtype=np.float64)
     if q.shape[0] != m.shape[1]:
         raise MeiliError(
             "invalid_vector_dimensions",
@@ -376,11 +382,15 @@ def _build_hits(eng: "IndexEngine", p, q: str | None, entries: list[tuple[int, f
     return hits
 
 
-def _answer(eng: "IndexEngine", params: dict, p, hits: list[dict], total: int, universe, semantic_hits: int) -> dict:
+def _answer(eng: "IndexEngine", params: dict, p, hits: list[dict], total: int, universe, semantic_hits: int,
+            vector: list[float] | None = None) -> dict:
     off, lim, page_mode, page, hpp = _window(eng, params)
     max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
     capped = min(total, max_total)
-    out: dict[str, Any] = {"hits": hits, "query": p.raw_q, "processingTimeMs": 0}
+    out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
+    if vector is not None and p.retrieve_vectors:  # milli: the vector the semantic search used
+        out["queryVector"] = [float(np.float32(x)) for x in vector]
+    out["processingTimeMs"] = 0
     if page_mode:
         out.update(hitsPerPage=hpp, page=page, totalPages=-(-capped // hpp) if hpp else 0, totalHits=capped)
     else:
@@ -401,7 +411,7 @@ def _semantic_answer(eng: "IndexEngine", params: dict, name: str, vector: list[f
     ranked, total, universe = _vector_ranked(eng, p, name, vector, end)
     page = ranked[off:end]
     hits = _build_hits(eng, p, q_for_highlight, [(i, s or 0.0, _details(s)) for i, s in page])
-    return _answer(eng, params, p, hits, total, universe, len(hits))
+    return _answer(eng, params, p, hits, total, universe, len(hits), vector)
 
 
 def _hybrid_answer(eng: "IndexEngine", params: dict, name: str, conf: dict, ratio: float, vector) -> dict:
@@ -453,7 +463,7 @@ def _hybrid_answer(eng: "IndexEngine", params: dict, name: str, conf: dict, rati
         page.append((iid, score, details))
         semantic += is_semantic
     hits = _build_hits(eng, p, params.get("q"), page)
-    return _answer(eng, params, p, hits, max(vec_total, kw_total), universe, semantic)
+    return _answer(eng, params, p, hits, max(vec_total, kw_total), universe, semantic, vector)
 
 
 def merge(kw_list: list, vec_list: list, ratio: float) -> list:

@@ -756,7 +756,10 @@ async def _hybrid_search(
             h.pop(hybrid.SCORE, None)
         if not req.show_ranking_score_details:
             h.pop(hybrid.DETAILS, None)
-    out: dict[str, Any] = {"hits": page, "query": req.q or "", "processingTimeMs": _elapsed_ms(started)}
+    out: dict[str, Any] = {"hits": page, "query": req.q or ""}
+    if "queryVector" in source:  # present when the semantic search took part (retrieveVectors)
+        out["queryVector"] = source["queryVector"]
+    out["processingTimeMs"] = _elapsed_ms(started)
     if ss.max_total_hits is not None:
         total = min(total, ss.max_total_hits)
     if req.page_mode:
