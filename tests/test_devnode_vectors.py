@@ -11,7 +11,7 @@ import threading
 import httpx
 import pytest
 
-from devnodes import wait_task
+from devnodes import start_devnodes, wait_task
 from miroir.embedder import make_server
 
 _uids = itertools.count()
@@ -163,3 +163,26 @@ def test_rest_embedder_embeds_documents_and_queries(devnode):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_embeddings_survive_a_restart_without_the_embedder(tmp_path):
+    """A devnode with a data dir keeps every embedding (rest ones too, as Meilisearch's
+    dumps keep them): restarted while the embedder is down, it embeds nothing again."""
+    server = make_server(0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    conf = {"source": "rest", "url": url, "documentTemplate": "{{doc.title}}"}
+    with start_devnodes(1, data_dirs=[str(tmp_path)]) as (node,):
+        client, uid = _index(node, {"embedders": {"rest": conf, "manual": {"source": "userProvided", "dimensions": 3}}}, MOVIES)
+        before = client.get(f"/indexes/{uid}/documents", params={"retrieveVectors": "true"}).json()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        node.kill()
+        node.restart()
+        after = client.get(f"/indexes/{uid}/documents", params={"retrieveVectors": "true"}).json()
+        assert after == before and len(after["results"]) == len(MOVIES)
+        r = client.post(f"/indexes/{uid}/similar", json={"id": "143", "embedder": "rest"})
+        assert r.status_code == 200 and len(r.json()["hits"]) == len(MOVIES) - 1
+        client.close()

@@ -123,9 +123,11 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
     )
 
 
-def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
+def store_vectors(
+    eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool, restoring: bool = False
+) -> list[tuple[str, int]]:
     """Records a written document's explicit vectors; answers the (embedder, iid) pairs a
-    rest embedder must (re)embed."""
+    rest embedder must (re)embed (none when restoring a snapshot that holds them)."""
     confs = emb.embedders(eng.settings)
     store = eng.vectors
     to_embed = []
@@ -140,7 +142,7 @@ def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool
             else:
                 embeddings, regenerate = _embedding_list(value, name), False
             per[iid] = Stored(embeddings, regenerate)
-            if regenerate and emb.can_embed(conf):
+            if regenerate and emb.can_embed(conf) and not (restoring and embeddings):
                 to_embed.append((name, iid))
             continue
         old = per.get(iid)
@@ -214,12 +216,13 @@ def reembed_all(eng: "IndexEngine") -> None:
 
 
 def document_vectors(eng: "IndexEngine", iid: int) -> dict:
-    """The `_vectors` a dump keeps: every explicit embedding, none a rest embedder can redo."""
+    """The `_vectors` a snapshot or dump keeps: every embedding with its `regenerate` flag
+    (as Meilisearch's dumps), so a restart embeds nothing again."""
     out = {}
     for name, per in eng.vectors.by_embedder.items():
         s = per.get(iid)
-        if s is not None and not s.regenerate:
-            out[name] = {"embeddings": s.embeddings, "regenerate": False}
+        if s is not None and s.embeddings:
+            out[name] = {"embeddings": s.embeddings, "regenerate": s.regenerate}
     return out
 
 
