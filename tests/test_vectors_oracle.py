@@ -24,6 +24,7 @@ from corpus import CORPUS, read_docs
 from devnodes import start_devnodes, wait_task
 from miroir.embedder import embed, make_server
 from test_oracle import compare
+from test_rebalance import wait_idle
 
 UID = "packages"
 N_DOCS = 300
@@ -224,3 +225,30 @@ def test_vector_and_hybrid_answers_equal_one_node(embedder_url, oracle, nodes, g
             mstats = m.get(f"/indexes/{UID}/stats").json()
             assert {k: mstats[k] for k in ("numberOfEmbeddings", "numberOfEmbeddedDocuments")} == \
                 {k: ostats[k] for k in ("numberOfEmbeddings", "numberOfEmbeddedDocuments")}
+
+
+def test_vectors_survive_a_rebalance(embedder_url):
+    """A shard copied to a joining node keeps its documents' embeddings as they were:
+    userProvided ones intact, rest ones copied (the embedder is not called again)."""
+    docs = documents()[:120]
+    calls = lambda: httpx.get(f"{embedder_url}/stats").json()["calls"]  # noqa: E731
+    with start_devnodes(1) as (spare,), miroir_proc.start_cluster(nodes=3) as mc, \
+            httpx.Client(base_url=mc.url, timeout=60) as m:
+        _load(m, embedder_url, docs)
+
+        def listing() -> list[dict]:
+            got = m.post(f"/indexes/{UID}/documents/fetch", json={"retrieveVectors": True, "limit": 1000}).json()
+            return sorted(got["results"], key=lambda d: d["id"])
+
+        similar = {"id": docs[1]["id"], "embedder": "manual", "showRankingScore": True, "showRankingScoreDetails": True}
+        before, similar_before, calls_before = listing(), ask(m, "similar", similar), calls()
+        assert len(before) == len(docs) and all("_vectors" in d for d in before)
+        r = m.post("/_miroir/nodes", json={"id": "n4", "url": spare.url, "group": "g0"})
+        assert r.status_code == 202, r.text
+        wait_idle(m)
+        on_new = httpx.post(f"{spare.url}/indexes/{UID}/documents/fetch", json={"retrieveVectors": True, "limit": 1000}).json()
+        assert on_new["total"] > 0  # the new node holds shards now
+        assert listing() == before
+        assert compare(similar, None, similar_before, ask(m, "similar", similar)) == []  # ties as sets
+        assert calls() == calls_before
+

@@ -168,7 +168,7 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ documents
 
-    def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool, restoring: bool = False) -> int:
+    def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool) -> int:
         pk = resolve_primary_key(self.primary_key, primary_key, docs, self.uid)
         ids = [document_id(d, pk) for d in docs]  # validates every document first
         self.primary_key = pk
@@ -193,7 +193,7 @@ class IndexEngine:
                 new = doc
             self._docs[iid] = new
             self._index(iid, new)
-            to_embed += vectors.store_vectors(self, iid, explicit, replaced=not partial, restoring=restoring)
+            to_embed += vectors.store_vectors(self, iid, explicit, replaced=not partial)
         if to_embed:
             vectors.embed_documents(self, to_embed)
         self._changed()
@@ -386,7 +386,7 @@ class IndexEngine:
         eng = cls(d["uid"], d.get("primaryKey"), d.get("settings"))
         docs = d.get("documents") or []
         if docs:
-            eng.add_documents(docs, eng.primary_key, partial=False, restoring=True)
+            eng.add_documents(docs, eng.primary_key, partial=False)
         return eng
 
     # ------------------------------------------------------------------ filters

@@ -123,11 +123,11 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
     )
 
 
-def store_vectors(
-    eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool, restoring: bool = False
-) -> list[tuple[str, int]]:
+def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
     """Records a written document's explicit vectors; answers the (embedder, iid) pairs a
-    rest embedder must (re)embed (none when restoring a snapshot that holds them)."""
+    rest embedder must (re)embed. Given embeddings are kept as they are, `regenerate` or
+    not (milli's insertion: only `regenerate: true` without embeddings embeds), which is
+    how a dump, a snapshot or a copy between nodes carries them without embedding again."""
     confs = emb.embedders(eng.settings)
     store = eng.vectors
     to_embed = []
@@ -142,7 +142,7 @@ def store_vectors(
             else:
                 embeddings, regenerate = _embedding_list(value, name), False
             per[iid] = Stored(embeddings, regenerate)
-            if regenerate and emb.can_embed(conf) and not (restoring and embeddings):
+            if regenerate and emb.can_embed(conf) and not embeddings:
                 to_embed.append((name, iid))
             continue
         old = per.get(iid)
