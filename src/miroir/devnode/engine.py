@@ -115,7 +115,6 @@ class IndexEngine:
 
     def set_settings(self, settings: dict) -> None:
         old = self._tokenizer_settings()
-        vectors.check_sources(settings.get("embedders"))
         old_embedders = self.settings.get("embedders")
         self._apply_settings(settings, reindex=False)
         if self._tokenizer_settings() != old:

@@ -155,23 +155,6 @@ def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool
     return to_embed
 
 
-RUNNABLE_SOURCES = ("userProvided", "rest")
-
-
-def check_sources(confs: Any) -> None:
-    """The devnode runs `userProvided` and `rest` embedders only: another source (a model
-    it cannot run, a remote service it will not call) is refused rather than stored with
-    documents silently left without embeddings."""
-    for name, conf in (confs or {}).items() if isinstance(confs, dict) else ():
-        source = conf.get("source") if isinstance(conf, dict) else None
-        if source not in RUNNABLE_SOURCES:
-            raise MeiliError(
-                "invalid_settings_embedders",
-                f"`.embedders.{name}.source`: the devnode runs `userProvided` and `rest` embedders only, "
-                f"not `{source}`.",
-            )
-
-
 def embed_documents(eng: "IndexEngine", wanted: list[tuple[str, int]]) -> None:
     confs = emb.embedders(eng.settings)
     searchable = eng.settings["searchableAttributes"]
