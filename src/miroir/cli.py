@@ -19,6 +19,7 @@ import msgspec
 from miroir import __version__
 from miroir.config import Config, ConfigError, load_config, resolve_config_path
 from miroir.core.errors import find_exception
+from miroir.embedder import run_embedder
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     devnode.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump (v5 or v6) before listening")
     devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
 
+    emb = sub.add_parser("embedder", help="run a local deterministic embedder (a `rest` embedder for tests and demos)")
+    emb.add_argument("--port", type=int, default=7800)
+    emb.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    emb.add_argument("--dimensions", type=int, default=256)
+
     dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
     dev.add_argument("--nodes", type=int, default=3, help="devnodes to start (default 3)")
     dev.add_argument("--groups", type=int, default=1, help="replica groups the nodes are spread over (default 1)")
@@ -92,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the journal and the nodes' data in DIR across runs (default: a temporary dir)")
     dev.add_argument("--log-format", choices=["json", "console"], default="console",
                      help="log line format (default console)")
+    dev.add_argument("--embedder", action="store_true", help="also run a local embedder for hybrid search (no network)")
 
     def admin(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--url", help="Miroir to talk to (default: $MIROIR_URL, http://127.0.0.1:7700)")
@@ -298,6 +305,10 @@ def cmd_devnode(args: argparse.Namespace) -> int:
         host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
         import_dump=args.import_dump, dump_dir=args.dump_dir,
     )
+
+
+def cmd_embedder(args: argparse.Namespace) -> int:
+    return run_embedder(args.port, args.bind, args.dimensions)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -558,6 +569,7 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "devnode": cmd_devnode,
     "dev": cmd_dev,
+    "embedder": cmd_embedder,
     "status": cmd_admin,
     "nodes": cmd_admin,
     "rebalance": cmd_admin,

@@ -18,12 +18,14 @@ another process gets a new one, and the journal's URL of that node is updated (a
 from __future__ import annotations
 
 import argparse
+import json
 import errno
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ import trio
 from miroir import gcpolicy
 from miroir.config import Config, ConfigError, config_from_dict
 from miroir.core.errors import find_exception
+from miroir.embedder import make_server as make_embedder_server
 from miroir.logsetup import get_logger, setup_logging
 
 log = get_logger("miroir.dev")
@@ -291,6 +294,19 @@ async def _run_cluster(
         )
 
 
+def _serve_embedder() -> None:
+    """`miroir dev --embedder`: the local embedder (miroir/embedder.py) beside the cluster,
+    and the settings that make it an index's `rest` embedder (hybrid search, no network).
+    A daemon thread: it holds no state and ends with the process."""
+    server = make_embedder_server(0)
+    threading.Thread(target=server.serve_forever, name="embedder", daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    settings = {"embedders": {"default": {
+        "source": "rest", "url": url, "request": {"input": "{{text}}"}, "response": {"embedding": "{{embedding}}"},
+    }}}
+    print(f"embedder: {url}; an index uses it with PATCH /indexes/{{uid}}/settings {json.dumps(settings)}", flush=True)
+
+
 def run_dev(args: argparse.Namespace) -> int:
     """`miroir dev`: returns the exit code."""
     setup_logging(getattr(args, "log_format", None) or "console")
@@ -331,6 +347,8 @@ def run_dev(args: argparse.Namespace) -> int:
                 for node_id, url in dev.nodes.items():
                     print(f"  node {node_id} ({dev.groups[node_id]}): {url}", flush=True)
                 print(f"data: {data_dir}{' (temporary)' if temporary else ''}", flush=True)
+                if getattr(args, "embedder", False):
+                    _serve_embedder()
 
     from miroir.daemon import StartupError
 

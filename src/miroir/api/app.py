@@ -32,6 +32,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_documents",
     "miroir.api.routes_stats",
     "miroir.api.routes_search",
+    "miroir.api.routes_similar",
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
     "miroir.api.routes_metrics",

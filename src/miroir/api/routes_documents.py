@@ -119,5 +119,7 @@ async def get_document(uid: str, doc_id: str) -> Response:
     for name in request.args:
         if name not in _GET_PARAMS:
             raise unknown_param(name, _GET_PARAMS)
-    doc = await writes.get_document(current_cluster(), uid, doc_id, request.args.get("fields"))
+    doc = await writes.get_document(
+        current_cluster(), uid, doc_id, request.args.get("fields"), request.args.get("retrieveVectors")
+    )
     return json_response(doc)

@@ -67,6 +67,8 @@ from miroir.core.swaps import swap_renames, validate_swaps
 from miroir.core.settings import task_details
 from miroir.devnode import settings as settings_mod
 from miroir.devnode import tasks as t
+from miroir.core.similar import similar_body_from_query
+from miroir.devnode import vectors
 from miroir.devnode.engine import attribute_names, default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
@@ -316,6 +318,8 @@ class DevnodeApp:
             ("/indexes/{uid}/search", "GET", self.search_get),
             ("/indexes/{uid}/search", "POST", self.search_post),
             ("/indexes/{uid}/facet-search", "POST", self.facet_search),
+            ("/indexes/{uid}/similar", "GET", self.similar_get),
+            ("/indexes/{uid}/similar", "POST", self.similar_post),
             ("/multi-search", "POST", self.multi_search),
             ("/indexes/{uid}/settings", "GET", self.get_settings),
             ("/indexes/{uid}/settings", "PATCH", self.patch_settings),
@@ -390,14 +394,13 @@ class DevnodeApp:
 
     def _index_stats(self, uid: str, entry: t.IndexEntry) -> dict:
         """Raw numbers (bytes); `statsview` lays them out. The documents' size is their
-        JSON encoding; the devnode has no embedders (0 embeddings)."""
+        JSON encoding; the embedding counts come from the engine's vector store."""
         stats = dict(entry.engine.stats())
         stats["isIndexing"] = self.q.is_indexing(uid)
         raw = sum(len(_json.encode(d)) for d in entry.engine.documents())
         n = int(stats.get("numberOfDocuments") or 0)
         stats.update(
-            rawDocumentDbSize=raw, avgDocumentSize=raw // n if n else 0, numberOfEmbeddings=0,
-            numberOfEmbeddedDocuments=0,
+            rawDocumentDbSize=raw, avgDocumentSize=raw // n if n else 0,
             # "main": the index's settings and metadata, there even when it is empty.
             internalDatabaseSizes={"documents": raw, "main": len(_json.encode(entry.engine.settings))},
         )
@@ -550,7 +553,7 @@ class DevnodeApp:
             elif name == "ids":
                 args["ids"] = _csv(value)
             elif name == "retrieveVectors":
-                _query_bool("invalid_document_retrieve_vectors", name, value)
+                args["retrieve_vectors"] = _query_bool("invalid_document_retrieve_vectors", name, value)
             elif name == "sort":
                 args["sort"] = self._document_sort(entry, [p for p in value.split(",") if p.strip()])
             elif name == "useNetwork":
@@ -588,7 +591,11 @@ class DevnodeApp:
                 if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
                     raise _type_error(code, ".sort", value, "an array")
                 args["sort"] = None if value is None else self._document_sort(entry, value)
-            elif name in ("retrieveVectors", "useNetwork"):
+            elif name == "retrieveVectors":
+                if not isinstance(value, bool):
+                    raise _type_error(code, ".retrieveVectors", value, "a boolean")
+                args["retrieve_vectors"] = value
+            elif name == "useNetwork":
                 pass
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)
@@ -598,11 +605,14 @@ class DevnodeApp:
     async def get_document(self, req: Request, uid: str, doc_id: str):
         entry = self._index(uid)
         fields = None
+        retrieve = False
         for name, value in req.query:
             if name == "fields":
                 fields = _csv(value)
                 fields = None if "*" in fields else fields
-            elif name not in ("retrieveVectors", "useNetwork"):
+            elif name == "retrieveVectors":
+                retrieve = _query_bool("invalid_document_retrieve_vectors", name, value)
+            elif name != "useNetwork":
                 raise _unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):
             raise MeiliError(
@@ -610,7 +620,7 @@ class DevnodeApp:
                 f"Document identifier `\"{doc_id}\"` is invalid. A document identifier can be of type integer or string, "
                 "only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes.",
             )
-        return 200, entry.engine.get_document(doc_id, fields)
+        return 200, entry.engine.get_document(doc_id, fields, retrieve)
 
     async def delete_document(self, req: Request, uid: str, doc_id: str):
         self._check_uid(uid)
@@ -678,6 +688,14 @@ class DevnodeApp:
         if metadata_wanted(req.headers.get("meili-include-metadata")):
             metadata = search_metadata(params.get("q"), uid, entry.engine.primary_key)
         return finish_answer(answer, request_uid(), metadata, answer.pop("performanceDetails", None))
+
+    @reads_engines
+    async def similar_get(self, req: Request, uid: str):
+        return 200, vectors.similar(self._index(uid).engine, similar_body_from_query(req.query))
+
+    @reads_engines
+    async def similar_post(self, req: Request, uid: str):
+        return 200, vectors.similar(self._index(uid).engine, req.json())
 
     @reads_engines
     async def facet_search(self, req: Request, uid: str):

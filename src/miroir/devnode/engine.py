@@ -26,7 +26,7 @@ from miroir.core.searchplan import FACET_SEARCH_PARAMS as _FACET_FIELDS
 from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, json_kind, rust_duration
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod
-from miroir.devnode import highlight, phrases, ranking
+from miroir.devnode import highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
 from miroir.devnode.text import Tokenizer, flatten, normalize, query_terms, value_texts
@@ -95,15 +95,19 @@ class IndexEngine:
         # Tests: rank restricted searches the per-document way (the definition the fast
         # rule keys are checked against, tests/test_devnode_restricted_equivalence.py).
         self.reference_ranking = False
+        self.vectors = vectors.VectorStore()  # embedder -> iid -> embeddings (devnode/vectors.py)
         self._apply_settings(settings or self.settings, reindex=False)
 
     # ------------------------------------------------------------------ settings
 
     def set_settings(self, settings: dict) -> None:
         old = self._tokenizer_settings()
+        old_embedders = self.settings.get("embedders")
         self._apply_settings(settings, reindex=False)
         if self._tokenizer_settings() != old:
             self._reindex()
+        if self.settings.get("embedders") != old_embedders:
+            vectors.reembed_all(self)
 
     def _tokenizer_settings(self) -> tuple:
         s = self.settings
@@ -161,7 +165,15 @@ class IndexEngine:
         ids = [document_id(d, pk) for d in docs]  # validates every document first
         self.primary_key = pk
         written = 0
+        to_embed: list[tuple[str, int]] = []
+        # With embedders, `_vectors` goes to the vector store, not the document's fields
+        # (without any, it stays a plain field, as the dumps of older versions hold it).
+        has_embedders = bool(self.settings.get("embedders"))
         for ext, doc in zip(ids, docs):
+            explicit = None
+            if has_embedders and "_vectors" in doc:
+                explicit = doc["_vectors"]
+                doc = {k: v for k, v in doc.items() if k != "_vectors"}
             iid = self._ext.get(ext)
             if iid is None and skip_creation:
                 continue
@@ -177,6 +189,9 @@ class IndexEngine:
                 new = doc
             self._docs[iid] = new
             self._index(iid, new)
+            to_embed += vectors.store_vectors(self, iid, explicit, replaced=not partial)
+        if to_embed:
+            vectors.embed_documents(self, to_embed)
         self._changed()
         return written
 
@@ -187,6 +202,7 @@ class IndexEngine:
             iid = self._ext.pop(ext, None)
             if iid is not None:
                 self._unindex(iid, self._docs.pop(iid))
+                self.vectors.forget(iid)
                 deleted += 1
         self._changed()
         return deleted
@@ -206,6 +222,7 @@ class IndexEngine:
         self._post.clear()
         self._wcount.clear()
         self._fmask.clear()
+        self.vectors.clear()
         self._changed()
         return n
 
@@ -281,14 +298,21 @@ class IndexEngine:
             self._index(iid, doc)
         self._changed()
 
-    def get_document(self, doc_id, fields: list[str] | None = None) -> dict:
+    def get_document(self, doc_id, fields: list[str] | None = None, retrieve_vectors: bool = False) -> dict:
         ext = doc_id if isinstance(doc_id, str) else str(doc_id)
         iid = self._ext.get(ext)
         if iid is None:
             raise MeiliError("document_not_found", f"Document `{ext}` not found.")
-        return self._project(self._docs[iid], fields)
+        return self._with_vectors(iid, self._project(self._docs[iid], fields), retrieve_vectors)
 
-    def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None, sort=None) -> dict:
+    def _with_vectors(self, iid: int, doc: dict, retrieve: bool) -> dict:
+        confs = self.settings.get("embedders")
+        if retrieve and confs:
+            doc["_vectors"] = self.vectors.retrieved(iid, confs)
+        return doc
+
+    def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None,
+                      sort=None, retrieve_vectors: bool = False) -> dict:
         pred = self._compile_filter(filter, "invalid_document_filter")
         if ids is not None:
             wanted = {i if isinstance(i, str) else str(i) for i in ids}
@@ -302,7 +326,7 @@ class IndexEngine:
             iids.sort(key=lambda i: document_sort_key(self._docs[i], sort))
         page = iids[offset : offset + limit]
         return {
-            "results": [self._project(self._docs[i], fields) for i in page],
+            "results": [self._with_vectors(i, self._project(self._docs[i], fields), retrieve_vectors) for i in page],
             "offset": offset,
             "limit": limit,
             "total": len(iids),
@@ -341,7 +365,9 @@ class IndexEngine:
         for doc in self._docs.values():
             for k in doc:
                 dist[k] = dist.get(k, 0) + 1
-        return {"numberOfDocuments": len(self._docs), "isIndexing": False, "fieldDistribution": dict(sorted(dist.items()))}
+        embeddings, embedded = self.vectors.stats()
+        return {"numberOfDocuments": len(self._docs), "isIndexing": False, "numberOfEmbeddings": embeddings,
+                "numberOfEmbeddedDocuments": embedded, "fieldDistribution": dict(sorted(dist.items()))}
 
     # ------------------------------------------------------------------ dump / restore
 
@@ -350,8 +376,12 @@ class IndexEngine:
             "uid": self.uid,
             "primaryKey": self.primary_key,
             "settings": self.settings,
-            "documents": [self._docs[i] for i in sorted(self._docs)],
+            "documents": [self._dumped(i) for i in sorted(self._docs)],
         }
+
+    def _dumped(self, iid: int) -> dict:
+        kept = vectors.document_vectors(self, iid)
+        return {**self._docs[iid], "_vectors": kept} if kept else self._docs[iid]
 
     @classmethod
     def restore(cls, d: dict) -> "IndexEngine":
@@ -405,8 +435,15 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ search
 
+    def search_params(self, params: dict) -> "_SearchParams":
+        return _SearchParams(params, self)
+
     def search(self, params: dict) -> dict:
         started = time.perf_counter()
+        semantic = vectors.search(self, params)  # None: a keyword search, as below
+        if semantic is not None:
+            semantic["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
+            return semantic
         p = _SearchParams(params, self)
         plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on)
         distinct = p.distinct if p.distinct is not None else self.settings["distinctAttribute"]
@@ -505,7 +542,7 @@ class IndexEngine:
 
     def _hit(self, iid: int, p: "_SearchParams", plan: "_Plan", order: "_BucketSort") -> dict:
         doc = self._docs[iid]
-        hit = self._project(doc, p.attributes_to_retrieve)
+        hit = self._with_vectors(iid, self._project(doc, p.attributes_to_retrieve), p.retrieve_vectors)
         if p.formatting or p.show_matches_position:
             matcher = highlight.Matcher(self.tokenizer, plan.match_words, plan.prefix_words)
             shown = self._project(doc, None)
@@ -1570,6 +1607,7 @@ class _SearchParams:
         if use_network is not None and not isinstance(use_network, bool):
             raise _type_error("useNetwork", "invalid_search_use_network", "a boolean", use_network)
         self.show_performance_details = _bool(params, "showPerformanceDetails", "invalid_search_show_performance_details")
+        self.retrieve_vectors = _bool(params, "retrieveVectors", "invalid_search_retrieve_vectors")
 
 
 def _formats(self: _SearchParams, name: str) -> bool:

@@ -71,7 +71,8 @@ async def _read_shard(cluster: Cluster, node: str, uid: str, shard: int) -> list
     while True:
         try:
             body = await call(cluster, node, "POST", f"/indexes/{uid}/documents/fetch",
-                              json={"filter": shard_filter(shard), "offset": len(docs), "limit": PAGE})
+                              json={"filter": shard_filter(shard), "offset": len(docs), "limit": PAGE,
+                                    "retrieveVectors": True})  # a dump keeps the embeddings
         except NodeError as e:
             raise MoveFailed(f"node `{node}` refused to list shard {shard} of `{uid}`: {e.message}") from None
         page = body.get("results") or []

@@ -139,7 +139,8 @@ async def fetch_page(cluster: Cluster, node: str, uid: str, shard: int, offset: 
             node,
             "POST",
             f"/indexes/{uid}/documents/fetch",
-            json={"filter": shard_filter(shard), "offset": offset, "limit": limit},
+            # retrieveVectors: embeddings travel with their documents (none computed again)
+            json={"filter": shard_filter(shard), "offset": offset, "limit": limit, "retrieveVectors": True},
         )
     except NodeError as e:
         raise MoveFailed(f"node `{node}` refused to list shard {shard} of `{uid}`: {e.message}") from None

@@ -51,7 +51,8 @@ from miroir.core.filter import (
     pinned_keys,
     shard_filter,
 )
-from miroir.core.merge import distinct_count, merge_documents, merge_search
+from miroir.core import hybrid
+from miroir.core.merge import _distinct_filter, distinct_count, merge_documents, merge_search
 from miroir.core.routing import shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
@@ -74,6 +75,8 @@ from miroir.engine.cluster import Cluster
 from miroir.core.routing import listing_affinity
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.settings import index_settings
+from miroir.engine.queryvectors import with_query_vector
+from miroir.engine.writes import get_document
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
 from miroir.net.node import NodeClient
 from miroir.core.model import IndexMeta
@@ -201,6 +204,9 @@ async def search(
     refused = hidden_field_error(req, ss.settings)
     if refused is not None:
         raise refused
+    req = await with_query_vector(req, settings)  # embedded once here, not once per node
+    if hybrid.is_hybrid(req):
+        return await _hybrid_search(cluster, uid, req, meta, ss, started, include_metadata, request_uid)
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
@@ -720,3 +726,140 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
 
 def _valid_key(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+# --- vector search ------------------------------------------------------------------------
+
+
+async def _hybrid_search(
+    cluster: Cluster, uid: str, req: SearchRequest, meta: IndexMeta, ss: "_SearchSettings", started: float,
+    include_metadata: bool, request_uid: str | None,
+) -> tuple[dict, Headers]:
+    """A hybrid search as one node would answer it (core/hybrid.py): its keyword and its
+    semantic halves each searched across the shards and merged exactly, then combined."""
+    offset, limit = req.window()
+    if ss.max_total_hits is not None:
+        offset = min(offset, ss.max_total_hits)
+        limit = min(limit, ss.max_total_hits - offset)
+    pk = meta.primary_key
+    distinct = req.distinct or ss.distinct_attribute
+    wanted = req.attributes_to_retrieve
+    added: list[str] = []
+    if wanted is not None and "*" not in wanted:
+        added = [f for f in dict.fromkeys([pk, distinct]) if f and f not in wanted]
+    side = dict(
+        offset=0, limit=offset + limit, page=None, hits_per_page=None, show_ranking_score=True,
+        show_ranking_score_details=True, show_performance_details=False,
+        attributes_to_retrieve=None if wanted is None else [*wanted, *added],
+    )
+    keyword_req = msgspec.structs.replace(req, hybrid=None, vector=None, **side)
+    semantic_req = msgspec.structs.replace(req, hybrid={**(req.hybrid or {}), "semanticRatio": 1.0}, **side)
+    answers: dict[str, Any] = {}
+
+    async def run(name: str, r: SearchRequest) -> None:
+        try:
+            answers[name] = await search(cluster, uid, r)
+        except MeiliError as e:
+            answers[name] = e
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "keyword", keyword_req)
+        nursery.start_soon(run, "semantic", semantic_req)
+    headers: Headers = {}
+    for name in ("keyword", "semantic"):
+        got = answers[name]
+        if isinstance(got, MeiliError):
+            # milli answers the keyword results when the query cannot be embedded
+            if name == "semantic" and got.code == "vector_embedding_error":
+                answers[name] = None
+                continue
+            raise got
+        headers.update(got[1])
+        answers[name] = got[0]
+    keep = _distinct_filter(distinct) if distinct else None
+    page, total, source, semantic_hits = hybrid.combine(
+        answers["keyword"], answers["semantic"], ratio=hybrid.semantic_ratio(req), offset=offset, limit=limit,
+        identity=(lambda h: str(h.get(pk))) if pk else (lambda h: id(h)), keep=keep,
+    )
+    for h in page:
+        for f in added:
+            h.pop(f, None)
+        if not req.show_ranking_score:
+            h.pop(hybrid.SCORE, None)
+        if not req.show_ranking_score_details:
+            h.pop(hybrid.DETAILS, None)
+    out: dict[str, Any] = {"hits": page, "query": req.q or ""}
+    if "queryVector" in source:  # present when the semantic search took part (retrieveVectors)
+        out["queryVector"] = source["queryVector"]
+    out["processingTimeMs"] = _elapsed_ms(started)
+    if ss.max_total_hits is not None:
+        total = min(total, ss.max_total_hits)
+    if req.page_mode:
+        _, hpp = req.page_window()
+        out.update(hitsPerPage=hpp, page=req.page_window()[0], totalPages=-(-total // hpp) if hpp else 0,
+                   totalHits=total)
+    else:
+        out.update(limit=req.limit, offset=req.offset, estimatedTotalHits=total)
+    for key in ("facetDistribution", "facetStats"):
+        if key in source:
+            out[key] = source[key]
+    out["semanticHitCount"] = semantic_hits
+    finish_answer(
+        out,
+        request_uid or new_request_uid(),
+        search_metadata(req.q, uid, meta.primary_key) if include_metadata else None,
+        None,
+    )
+    return out, headers
+
+
+async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers]:
+    """`/similar` across shards: the reference document's embedding read from an owner of
+    its shard, then a semantic search of every shard for one more hit than the page,
+    from which the reference document itself is dropped (it is its own nearest)."""
+    started = time.perf_counter()
+    meta = index_meta(cluster, uid)
+    settings = index_settings(cluster, uid) or {}
+    name = body["embedder"]
+    embedders = settings.get("embedders") or {}
+    if not isinstance(embedders, dict) or name not in embedders:
+        raise MeiliError("invalid_similar_embedder", f"Cannot find embedder with name `{name}`.")
+    doc_id = str(body["id"])
+    try:
+        doc = await get_document(cluster, uid, doc_id, None, "true")
+    except MeiliError as e:
+        if e.code == "document_not_found":
+            raise MeiliError("not_found_similar_id", f"Document `{doc_id}` not found.") from None
+        raise
+    embeddings = ((doc.get("_vectors") or {}).get(name) or {}).get("embeddings") or []
+    if not embeddings:
+        raise MeiliError("not_found_similar_id", f"Document `{doc_id}` not found.")
+    pk = meta.primary_key or ""
+    offset = body.get("offset", 0)
+    limit = body.get("limit", 20)
+    wanted = body.get("attributesToRetrieve")
+    add_pk = wanted is not None and "*" not in wanted and pk not in wanted
+    raw: dict[str, Any] = {
+        "vector": embeddings[0], "hybrid": {"embedder": name, "semanticRatio": 1.0},
+        "offset": 0, "limit": offset + limit + 1, "showRankingScore": True,
+    }
+    for key in ("filter", "retrieveVectors", "showRankingScoreDetails", "rankingScoreThreshold"):
+        if body.get(key) is not None:
+            raw[key] = body[key]
+    if wanted is not None:
+        raw["attributesToRetrieve"] = [*wanted, pk] if add_pk else wanted
+    answer, headers = await search(cluster, uid, search_request_from_dict(raw))
+    hits = answer.get("hits") or []
+    total = answer.get("estimatedTotalHits", 0)
+    kept = [h for h in hits if str(h.get(pk)) != doc_id]
+    if len(kept) < len(hits):
+        total -= 1
+    page = kept[offset:offset + limit]
+    for h in page:
+        if add_pk:
+            h.pop(pk, None)
+        if not body.get("showRankingScore"):
+            h.pop("_rankingScore", None)
+    out = {"hits": page, "id": body["id"], "processingTimeMs": _elapsed_ms(started), "limit": limit,
+           "offset": offset, "estimatedTotalHits": total}
+    return out, headers

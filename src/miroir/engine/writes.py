@@ -504,7 +504,9 @@ def strip_reserved(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if not k.startswith(RESERVED_PREFIX)}
 
 
-async def get_document(cluster: Cluster, uid: str, doc_id: str, fields: str | None) -> dict:
+async def get_document(
+    cluster: Cluster, uid: str, doc_id: str, fields: str | None, retrieve_vectors: str | None = None
+) -> dict:
     """`GET /indexes/{uid}/documents/{id}` from one owner of the id's shard.
 
     Owners are tried in turn (replicas of the shard's group first, then other groups)
@@ -524,7 +526,9 @@ async def get_document(cluster: Cluster, uid: str, doc_id: str, fields: str | No
     # Nodes being repaired (backlog, refill) answer only when no readable owner is left.
     readable = cluster.healthy_nodes()
     candidates.sort(key=lambda n: n not in readable)
-    params = {"fields": fields} if fields is not None else None
+    params = {"fields": fields} if fields is not None else {}
+    if retrieve_vectors is not None:  # the node validates it; `_vectors` come back as stored
+        params["retrieveVectors"] = retrieve_vectors
     last: NodeUnavailable | None = None
     for node in candidates:
         client = cluster.fleet.get(node)
@@ -532,7 +536,7 @@ async def get_document(cluster: Cluster, uid: str, doc_id: str, fields: str | No
             continue
         try:
             with trio.fail_after(NODE_READ_TIMEOUT_S):
-                doc = await client.call("GET", f"/indexes/{uid}/documents/{quote(doc_id, safe='')}", params=params)
+                doc = await client.call("GET", f"/indexes/{uid}/documents/{quote(doc_id, safe='')}", params=params or None)
         except NodeUnavailable as exc:
             last = exc
             continue

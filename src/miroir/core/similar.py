@@ -1,0 +1,138 @@
+"""`/indexes/{uid}/similar` requests (GET and POST) validated as 1.50 validates them.
+
+One parser for Miroir and the devnode: the answer is the POST body the request stands
+for, every field checked (codes `invalid_similar_*`, `bad_request` for a missing one).
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from miroir.core.errors import MeiliError
+
+SIMILAR_FIELDS = (
+    "id", "embedder", "offset", "limit", "attributesToRetrieve", "retrieveVectors", "filter",
+    "showRankingScore", "showRankingScoreDetails", "showPerformanceDetails", "rankingScoreThreshold",
+)
+_BOOLS = ("retrieveVectors", "showRankingScore", "showRankingScoreDetails", "showPerformanceDetails")
+_DOC_ID = re.compile(r"^[A-Za-z0-9_-]{1,511}$")
+
+
+def _code(name: str) -> str:
+    return "invalid_similar_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "a positive integer" if v >= 0 else "a negative integer"
+    return {float: "a number", str: "a string", list: "an array", dict: "an object"}.get(type(v), "a value")
+
+
+def _type_error(name: str, expected: str, v: Any) -> MeiliError:
+    shown = "null" if v is None else f"{_kind(v)}: `{json.dumps(v, separators=(',', ':'))}`"
+    return MeiliError(_code(name), f"Invalid value type at `.{name}`: expected {expected}, but found {shown}")
+
+
+def _bad_id(v: Any) -> MeiliError:
+    shown = json.dumps(v, separators=(",", ":"))
+    return MeiliError(
+        "invalid_similar_id",
+        f"Invalid value at `.id`: Document identifier `{shown}` is invalid. A document identifier can be of type "
+        "integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
+        "and can not be more than 511 bytes.",
+    )
+
+
+def validate_similar_body(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+    for k in body:
+        if k not in SIMILAR_FIELDS:
+            raise MeiliError(
+                "bad_request", f"Unknown field `{k}`: expected one of " + ", ".join(f"`{f}`" for f in SIMILAR_FIELDS)
+            )
+    if "id" not in body:
+        raise MeiliError("bad_request", "Missing field `id`")
+    doc_id = body["id"]
+    if isinstance(doc_id, bool) or not (isinstance(doc_id, int) and doc_id >= 0 or isinstance(doc_id, str) and _DOC_ID.match(doc_id)):
+        raise _bad_id(doc_id)
+    if "embedder" not in body:
+        raise MeiliError("bad_request", "Missing field `embedder`")
+    if not isinstance(body["embedder"], str):
+        raise _type_error("embedder", "a string", body["embedder"])
+    for name in ("offset", "limit"):
+        v = body.get(name)
+        if name in body and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise _type_error(name, "a positive integer", v)
+    for name in _BOOLS:
+        v = body.get(name)
+        if name in body and not isinstance(v, bool):
+            raise _type_error(name, "a boolean", v)
+    atr = body.get("attributesToRetrieve")
+    if atr is not None and (not isinstance(atr, list) or not all(isinstance(a, str) for a in atr)):
+        raise _type_error("attributesToRetrieve", "an array", atr)
+    thr = body.get("rankingScoreThreshold")
+    if thr is not None:
+        if isinstance(thr, bool) or not isinstance(thr, (int, float)):
+            raise _type_error("rankingScoreThreshold", "a number", thr)
+        if not 0.0 <= thr <= 1.0:
+            raise MeiliError(
+                "invalid_similar_ranking_score_threshold",
+                "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, "
+                "expected a float between `0.0` and `1.0`.",
+            )
+    flt = body.get("filter")
+    if flt is not None and not isinstance(flt, (str, list)):
+        raise MeiliError(
+            "invalid_similar_filter",
+            f"Invalid syntax for the filter parameter: `expected String, Array, found: {json.dumps(flt)}`.",
+        )
+    return dict(body)
+
+
+def similar_body_from_query(query: list[tuple[str, str]]) -> dict:
+    """GET /similar's query string as the POST body it stands for (then validated)."""
+    out: dict[str, Any] = {}
+    for name, value in query:
+        if name in out:
+            continue
+        if name in ("offset", "limit"):
+            if not value.isdigit():
+                raise MeiliError(
+                    _code(name), f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer"
+                )
+            out[name] = int(value)
+        elif name in _BOOLS:
+            if value not in ("true", "false"):
+                raise MeiliError(
+                    _code(name),
+                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`",
+                )
+            out[name] = value == "true"
+        elif name == "attributesToRetrieve":
+            out[name] = [v.strip() for v in value.split(",")]
+        elif name == "rankingScoreThreshold":
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise MeiliError(
+                    _code(name), f"Invalid value in parameter `{name}`: could not parse `{value}` as a float"
+                ) from None
+        elif name in SIMILAR_FIELDS:
+            out[name] = value
+        else:
+            raise MeiliError(
+                "bad_request", f"Unknown parameter `{name}`: expected one of " + ", ".join(f"`{f}`" for f in SIMILAR_FIELDS)
+            )
+    if "embedder" not in out:
+        raise MeiliError("bad_request", "Missing parameter `embedder`")
+    if "id" not in out:
+        raise MeiliError("bad_request", "Missing parameter `id`")
+    return validate_similar_body(out)
