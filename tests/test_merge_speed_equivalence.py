@@ -209,13 +209,21 @@ def _case(seed: int):
     return req, node_responses, kwargs, by_score
 
 
+def _comparable(answer: dict) -> dict:
+    """`semanticHitCount` left out: the frozen reference sums the nodes' counts, which
+    1.50 semantics replaced on purpose (counted on the returned page, issue 13; tested in
+    test_compat_search.py and test_vectors_oracle.py)."""
+    answer.pop("semanticHitCount", None)
+    return answer
+
+
 @pytest.mark.parametrize("chunk", range(10))
 def test_merge_search_matches_reference(chunk):
     for seed in range(chunk * 100, chunk * 100 + 100):
         req, node_responses, kwargs, by_score = _case(seed)
         expected = ref_merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
         got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), by_score=by_score, **kwargs)
-        assert _enc.encode(got) == _enc.encode(expected), seed
+        assert _enc.encode(_comparable(got)) == _enc.encode(_comparable(expected)), seed
 
 
 @pytest.mark.parametrize("chunk", range(3))
@@ -231,7 +239,7 @@ def test_distinct_merge_matches_reference(chunk):
             node_responses = node_responses[:1]
         expected = ref_merge.merge_search(req, node_responses=copy.deepcopy(node_responses), **kwargs)
         got = merge.merge_search(req, node_responses=copy.deepcopy(node_responses), by_score=by_score, **kwargs)
-        assert _enc.encode(got) == _enc.encode(expected), seed
+        assert _enc.encode(_comparable(got)) == _enc.encode(_comparable(expected)), seed
 
 
 def test_hit_keys_order_like_reference():
