@@ -20,7 +20,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.miroir_proc import start_cluster
+from tests.support.miroir_proc import start_cluster
 
 MASTER = "matrix-master-key-0123456789"
 ADMIN = "matrix-miroir-admin-key-0123"

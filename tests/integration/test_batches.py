@@ -13,10 +13,11 @@ import contextlib
 from collections.abc import Iterator
 
 import httpx
-import miroir_proc
 import pytest
-from chaos_helpers import durable_cluster
-from devnodes import start_devnodes, wait_task
+
+from tests.support import miroir_proc
+from tests.support.chaos_helpers import durable_cluster
+from tests.support.devnodes import start_devnodes, wait_task
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -2,7 +2,7 @@
 tenant token: InstantSearch + `@meilisearch/instant-meilisearch` in headless Chromium.
 
 `miroir dev --master-key` (real process) holds 2,000 Debian packages; a static server on
-another port serves `tests/data/instantsearch_page.html` and the npm packages (installed
+another port serves `tests/support/data/instantsearch_page.html` and the npm packages (installed
 by this test into a cache dir, `MIROIR_NPM_CACHE` or `~/.cache/miroir-tests/npm`).
 Chromium (Debian's `chromium`; installed with apt-get when missing and possible, else
 the test is skipped saying why) loads the page with `--dump-dom` under a virtual-time
@@ -34,13 +34,14 @@ import httpx
 import jwt
 import pytest
 
-from tests.corpus import CORPUS, read_docs
-from tests.test_devmode import Dev
+from tests.support.corpus import CORPUS, read_docs
+from tests.integration.test_devmode import Dev
+from tests.support.paths import DATA
 
 MASTER = "browser-master-key-0123456789abcdef"
 INDEX = "packages"
 NPM_PACKAGES = ("@meilisearch/instant-meilisearch@0.31.3", "instantsearch.js@4.118.1")
-PAGE = Path(__file__).parent / "data" / "instantsearch_page.html"
+PAGE = DATA / "instantsearch_page.html"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -20,10 +20,11 @@ import time
 import httpx
 import pytest
 
-from chaos_helpers import MiroirProcess, check_copies, create_index, node_docs, topology_nodes, wait_until
-from devnodes import start_devnodes
 from miroir.config import load_config
-from miroir_proc import MiroirCluster
+
+from tests.support.chaos_helpers import MiroirProcess, check_copies, create_index, node_docs, topology_nodes, wait_until
+from tests.support.devnodes import start_devnodes
+from tests.support.miroir_proc import MiroirCluster
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -18,7 +18,9 @@ import time
 import httpx
 import pytest
 
-from chaos_helpers import (
+from miroir.core import routing
+
+from tests.support.chaos_helpers import (
     MiroirProcess,
     assignment,
     check_copies,
@@ -29,8 +31,7 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import start_devnodes, wait_task
-from miroir.core import routing
+from tests.support.devnodes import start_devnodes, wait_task
 
 pytestmark = pytest.mark.timeout(140)
 
@@ -327,7 +328,7 @@ def test_miroir_sigkill_mid_write_stream(tmp_path):
             assert not missing, sorted(missing)[:10]
             # Copies agree with the assignment (RF=2 over 3 nodes).
             from miroir.config import load_config
-            from miroir_proc import MiroirCluster
+            from tests.support.miroir_proc import MiroirCluster
 
             config = load_config(str(cfg))
             c = MiroirCluster(url=url, config=config, devnodes=devs, node_ids=["n1", "n2", "n3"], groups={"g0": ["n1", "n2", "n3"]})

@@ -39,7 +39,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chaos_helpers import (
+
+from miroir.core.routing import shard_for_key, write_targets
+
+from tests.support.chaos_helpers import (
     MiroirProcess,
     create_index,
     durable_cluster,
@@ -49,9 +52,7 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import Devnode, start_devnodes, wait_task
-
-from miroir.core.routing import shard_for_key, write_targets
+from tests.support.devnodes import Devnode, start_devnodes, wait_task
 
 pytestmark = pytest.mark.timeout(150)
 

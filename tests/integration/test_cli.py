@@ -10,7 +10,8 @@ from pathlib import Path
 from miroir import __version__
 from miroir.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:

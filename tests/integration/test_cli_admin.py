@@ -9,8 +9,8 @@ import sys
 
 import httpx
 
-from devnodes import start_devnodes, wait_task
-from miroir_proc import start_cluster
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 ADMIN_KEY = "admin-secret"
 CLI_TIMEOUT_S = 120

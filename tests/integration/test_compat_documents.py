@@ -14,13 +14,13 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import brotli
 import httpx
-import miroir_proc
 import pytest
-from chaos_helpers import (
+
+from tests.support import miroir_proc
+from tests.support.chaos_helpers import (
     create_index,
     durable_cluster,
     node_docs,
@@ -29,7 +29,8 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import start_devnodes, wait_task
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.paths import DATA
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
@@ -224,9 +225,9 @@ RECIPE_SETTINGS = {
 
 
 def test_fields_devnode_matches_1_50_snapshot_and_miroir_matches_devnode(pair):
-    """1.50's `fields_after_uploading_recipe_and_settings` answer (tests/data), from the
+    """1.50's `fields_after_uploading_recipe_and_settings` answer (tests/support/data), from the
     devnode; Miroir's union over its nodes, paginated and filtered, equals the devnode's."""
-    snapshot = json.loads((Path(__file__).parent / "data" / "fields_recipe_1_50.json").read_text())
+    snapshot = json.loads((DATA / "fields_recipe_1_50.json").read_text())
     answers = []
     for c in pair:
         done(c, c.post("/indexes", json={"uid": "recipes", "primaryKey": "id"}))

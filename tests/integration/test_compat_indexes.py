@@ -12,10 +12,11 @@ import contextlib
 from collections.abc import Iterator
 
 import httpx
-import miroir_proc
 import pytest
-from chaos_helpers import durable_cluster
-from devnodes import start_devnodes, wait_task
+
+from tests.support import miroir_proc
+from tests.support.chaos_helpers import durable_cluster
+from tests.support.devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")

@@ -18,10 +18,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import miroir_proc
-from devnodes import start_devnodes, wait_task
 from miroir.core.merge import merge_search
 from miroir.core.searchplan import SearchRequest
+
+from tests.support import miroir_proc
+from tests.support.devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
@@ -71,7 +72,7 @@ def _is_uuid7(text: str) -> bool:
 
 def _comparable(answer: dict) -> dict:
     """An answer without what may differ: timing, uids, and hits (this corpus is full of
-    ties, which one node and Miroir cut differently; tests/test_reads.py compares hits)."""
+    ties, which one node and Miroir cut differently; tests/integration/test_reads.py compares hits)."""
     out = {k: v for k, v in answer.items() if k not in ("processingTimeMs", "requestUid", "performanceDetails", "hits")}
     if "metadata" in out:
         meta = out["metadata"]

@@ -16,12 +16,13 @@ tests/vector/settings.rs):
 from __future__ import annotations
 
 import httpx
-import miroir_proc
 import pytest
-from devnodes import start_devnodes, wait_task
-from miroir_proc import start_cluster
 
 from miroir.devnode.engine import IndexEngine
+
+from tests.support import miroir_proc
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")

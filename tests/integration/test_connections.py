@@ -21,8 +21,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from devnodes import start_devnodes, wait_task
-from test_serve import Daemon, write_config
+
+from tests.integration.test_serve import Daemon, write_config
+from tests.support.devnodes import start_devnodes, wait_task
 
 HELD = 2_000
 KEEP_ALIVE_MS = 4_000

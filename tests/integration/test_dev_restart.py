@@ -1,6 +1,6 @@
 """`miroir dev --data-dir D` restarted after Ctrl-C (SIGINT) and after `kill -9` (issue 15).
 
-Real `python -m miroir dev` processes (tests/test_devmode.py's `Dev`). The devnodes run
+Real `python -m miroir dev` processes (tests/integration/test_devmode.py's `Dev`). The devnodes run
 inside the dev process, so `kill -9` takes them down with Miroir. A restart must bring the
 nodes back on the ports recorded in the data dir (the journal names them by URL), or, when
 one of those ports is taken by something else, on a new port with the journal's node URL
@@ -15,8 +15,9 @@ import socket
 import time
 
 import httpx
-from devnodes import free_port
-from test_devmode import Dev
+
+from tests.integration.test_devmode import Dev
+from tests.support.devnodes import free_port
 
 UID = "films"
 TASK_TIMEOUT_S = 30.0

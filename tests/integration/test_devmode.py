@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 
 from miroir.devmode import node_layout
-from tests.devnodes import free_port
+
+from tests.support.devnodes import free_port
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0

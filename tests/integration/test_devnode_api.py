@@ -8,10 +8,11 @@ import httpx
 import pytest
 import trio
 
-from devnodes import start_devnodes, wait_task
 from miroir.core import taskquery
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import default_settings
+
+from tests.support.devnodes import start_devnodes, wait_task
 
 ERROR_KEYS = {"message", "code", "type", "link"}
 TASK_KEYS = [

@@ -12,8 +12,9 @@ import httpx
 import pytest
 import trio
 
-from devnodes import free_port, start_devnodes, wait_task
 from miroir.devnode.server import serve_devnode
+
+from tests.support.devnodes import free_port, start_devnodes, wait_task
 
 
 @pytest.fixture

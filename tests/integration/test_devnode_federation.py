@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from devnodes import wait_task
+from tests.support.devnodes import wait_task
 
 # Index a: colours with counts 3,2,1; index b: more of `red` and a new `blue`.
 DOCS_A = [{"id": i, "colour": c} for i, c in enumerate(["green", "green", "green", "red", "red", "Yellow"])]

@@ -11,7 +11,7 @@ from meilisearch_python_sdk import Client as PySdkClient
 from meilisearch_python_sdk.errors import MeilisearchApiError as PySdkApiError
 from meilisearch_python_sdk.models.settings import MeilisearchSettings
 
-from devnodes import start_devnodes
+from tests.support.devnodes import start_devnodes
 
 KEY = "sdk-master-key"
 BOOKS = [

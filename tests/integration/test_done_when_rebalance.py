@@ -20,10 +20,11 @@ import time
 import httpx
 import pytest
 
-from chaos_helpers import FAST_HEALTH, check_copies, durable_cluster, topology_nodes, wait_until
-from devnodes import start_devnodes, wait_task
 from miroir.core.routing import owners, shard_for_key
-from miroir_proc import start_cluster
+
+from tests.support.chaos_helpers import FAST_HEALTH, check_copies, durable_cluster, topology_nodes, wait_until
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -28,9 +28,10 @@ import httpx
 import meilisearch
 import pytest
 
-from corpus import CORPUS, read_docs
-from devnodes import free_port
 from miroir.core.routing import owners, shard_for_key
+
+from tests.support.corpus import CORPUS, read_docs
+from tests.support.devnodes import free_port
 
 pytestmark = [
     pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: {CORPUS}"),

@@ -22,13 +22,15 @@ import time
 from pathlib import Path
 
 import httpx
-import oracle_queries as oq
 import pytest
-from corpus import CORPUS, read_docs
-from devnodes import Devnode, free_port, wait_task
-from miroir_proc import start_cluster
 
-DUMPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "meilisearch-dumps"
+from tests.support import oracle_queries as oq
+from tests.support.corpus import CORPUS, read_docs
+from tests.support.devnodes import Devnode, free_port, wait_task
+from tests.support.miroir_proc import start_cluster
+from tests.support.paths import SHARED
+
+DUMPS = SHARED / "datasets" / "meilisearch-dumps"
 MASTER_KEY = "dump-tests-master-key-0123456789abcdef"
 H = {"Authorization": f"Bearer {MASTER_KEY}"}
 TASK_TIMEOUT_S = 120.0
@@ -212,7 +214,7 @@ SEED = 19_2
 
 @pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: {CORPUS}")
 def test_miroir_dump_round_trip_to_a_devnode(tmp_path):
-    from test_oracle import compare, oracle_body
+    from tests.oracle.test_oracle import compare, oracle_body
 
     # Every 5th package: the first 2,000 alone lack values some generated filters need.
     docs = read_docs(N_DOCS, stride=5)
@@ -330,8 +332,8 @@ def write_v6_dump(path: Path, uid: str, pk: str, settings: dict, docs: list[dict
 
 @pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: {CORPUS}")
 def test_import_killed_with_miroir_resumes_without_duplicates(tmp_path):
-    from devnodes import start_devnodes
-    from test_chaos import MiroirProcess
+    from tests.support.devnodes import start_devnodes
+    from tests.integration.test_chaos import MiroirProcess
 
     docs = read_docs(3_000, stride=3)
     key = {"description": None, "name": "ops", "uid": "0f8b5f41-2b1a-4a51-9d3e-2c6a3c1f1e01", "actions": ["search"],

@@ -17,9 +17,10 @@ import tempfile
 import httpx
 import pytest
 
-from devnodes import start_devnodes, wait_task
 from miroir.core import fields
-from miroir_proc import make_config, serve_miroir
+
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import make_config, serve_miroir
 
 SHARDS = 8
 TIMEOUT = 20

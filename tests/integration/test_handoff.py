@@ -12,7 +12,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from chaos_helpers import (
+from miroir.core import routing
+
+from tests.support.chaos_helpers import (
     assignment,
     check_copies,
     create_index,
@@ -21,8 +23,7 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import wait_task
-from miroir.core import routing
+from tests.support.devnodes import wait_task
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,8 +13,9 @@ import time
 import uuid
 
 import httpx
-from devnodes import free_port, start_devnodes
-from test_serve import Daemon, write_config
+
+from tests.integration.test_serve import Daemon, write_config
+from tests.support.devnodes import free_port, start_devnodes
 
 RESTARTS = 20
 POLL_TIMEOUT_S = 30.0

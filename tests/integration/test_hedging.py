@@ -18,13 +18,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import miroir_proc
-from devnodes import wait_task
+from tests.support import miroir_proc
+from tests.support.devnodes import wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-from corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs  # noqa: E402
 N_DOCS = 600
 SHARDS = 16
 UID = "pk"

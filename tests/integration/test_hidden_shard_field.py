@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from chaos_helpers import FAST_HEALTH, wait_until
-from devnodes import wait_task
-from miroir_proc import start_cluster
+
+from tests.support.chaos_helpers import FAST_HEALTH, wait_until
+from tests.support.devnodes import wait_task
+from tests.support.miroir_proc import start_cluster
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,13 +20,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 import trio
-from devnodes import wait_task
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from miroir_proc import start_cluster
 
 from miroir.core.index_uid import valid_index_uid
+
+from tests.support.devnodes import wait_task
+from tests.support.miroir_proc import start_cluster
 
 HYP = hsettings(
     max_examples=25, deadline=None, derandomize=True, database=None,

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devnodes import start_devnodes, wait_task
-from miroir_proc import start_cluster
 
 from miroir.core.documents import decode_documents
 from miroir.core.errors import MeiliError
 from miroir.core.index_uid import valid_index_uid
+
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 LONG_UID = "x" * 400  # the longest uid Meilisearch 1.50 accepts
 UID_MESSAGE = (

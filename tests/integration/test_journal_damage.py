@@ -20,8 +20,6 @@ import msgspec
 import pytest
 import structlog
 import trio
-from devnodes import start_devnodes, wait_task
-from test_serve import Daemon
 
 from miroir.core import recovery as core_recovery
 from miroir.store.journal import (
@@ -45,6 +43,9 @@ from miroir.core.model import (
     apply_record,
     new_state,
 )
+
+from tests.integration.test_serve import Daemon
+from tests.support.devnodes import start_devnodes, wait_task
 
 TIMEOUT = 20
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from chaos_helpers import FAST_HEALTH
-from devnodes import start_devnodes, wait_task
-from miroir_proc import start_cluster
+
+from tests.support.chaos_helpers import FAST_HEALTH
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 pytestmark = pytest.mark.timeout(120)
 

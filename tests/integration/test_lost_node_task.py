@@ -14,7 +14,8 @@ import time
 
 import httpx
 import pytest
-from chaos_helpers import (
+
+from tests.support.chaos_helpers import (
     check_copies,
     create_index,
     durable_cluster,
@@ -22,7 +23,7 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import wait_task
+from tests.support.devnodes import wait_task
 
 pytestmark = pytest.mark.timeout(90)
 

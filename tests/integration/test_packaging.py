@@ -11,7 +11,8 @@ import pytest
 
 from miroir.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 UNIT = REPO / "packaging" / "miroir.service"
 
 

@@ -20,8 +20,9 @@ from urllib.parse import unquote
 import httpx
 import jwt
 import pytest
-from devnodes import start_devnodes, wait_task
-from test_serve import Daemon, write_config
+
+from tests.integration.test_serve import Daemon, write_config
+from tests.support.devnodes import start_devnodes, wait_task
 
 MASTER = "master-key-pipeline-0123456789"
 M = {"Authorization": f"Bearer {MASTER}"}

@@ -5,7 +5,7 @@ One devnode (the oracle) and one Miroir over 3 devnodes (RF 1, 16 shards) hold t
 two indexes: `pa` (the first 2,500 Debian packages, default ranking) and `pb` (the next
 2,500, a custom ranking rule and count-ordered facets cut at 5 values).
 
-Allowed differences are those of tests/test_oracle.py (processingTimeMs; order inside
+Allowed differences are those of tests/oracle/test_oracle.py (processingTimeMs; order inside
 tie groups); document listings follow Miroir's documented order (shard ascending, then
 each node's order), so they are compared as sets and by paging invariants.
 """
@@ -19,14 +19,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import miroir_proc
-from devnodes import start_devnodes, wait_task
 from miroir.core.routing import shard_for_key
+
+from tests.support import miroir_proc
+from tests.support.devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-from corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs  # noqa: E402
 N_DOCS = 5_000
 SHARDS = 16
 TASK_TIMEOUT_S = 120.0

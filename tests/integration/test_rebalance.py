@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devnodes import free_port, start_devnodes, wait_task
-from miroir_proc import start_cluster
+from tests.support.devnodes import free_port, start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 # The issue asks for 30,000 documents; the default keeps the suite fast on 2 cores.
 N_DOCS = int(os.environ.get("MIROIR_REBALANCE_DOCS", "5000"))

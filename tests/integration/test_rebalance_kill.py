@@ -27,9 +27,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos_helpers import MiroirProcess, node_docs, wait_until
-from devnodes import start_devnodes, wait_task
 from miroir.core.routing import owners, shard_for_key
+
+from tests.support.chaos_helpers import MiroirProcess, node_docs, wait_until
+from tests.support.devnodes import start_devnodes, wait_task
 
 pytestmark = pytest.mark.timeout(120)
 

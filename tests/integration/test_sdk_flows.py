@@ -1,7 +1,7 @@
 """Today's official clients run a whole flow against `miroir dev` unchanged (issue 13).
 
 `meilisearch-python-sdk` 8.0.1's `AsyncClient` and the JS client `meilisearch` 0.62 (from
-npm, installed by this test into a cache dir like tests/test_browser_instantsearch.py does;
+npm, installed by this test into a cache dir like tests/integration/test_browser_instantsearch.py does;
 skipped saying why where Node.js or npm is missing) each drive one real `miroir dev`
 process through: an index fed documents in JSON, NDJSON and CSV; searches with the 1.50
 parameters (showPerformanceDetails, the `Meili-Include-Metadata` header where the client
@@ -26,8 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_browser_instantsearch import _npm_packages
-from tests.test_devmode import Dev
+from tests.integration.test_browser_instantsearch import _npm_packages
+from tests.integration.test_devmode import Dev
+from tests.support.paths import DATA
 
 KEY = "sdk-flows-master-key-0123456789"
 JS_CLIENT = "meilisearch@0.62.0"
@@ -209,7 +210,7 @@ def _sdk_settings(raw: dict):
 # ------------------------------------------------------------------ JS client (Node.js)
 
 
-JS_FLOW = Path(__file__).parent / "data" / "sdk_flow.mjs"
+JS_FLOW = DATA / "sdk_flow.mjs"
 
 
 def test_js_client_flow(miroir):

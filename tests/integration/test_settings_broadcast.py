@@ -9,9 +9,10 @@ import httpx
 import meilisearch
 import pytest
 
-from devnodes import wait_task
 from miroir.core.settings import DEFAULTS, GATED_KEYS, NODE_MAX_VALUES_PER_FACET, settings_hash
-from miroir_proc import start_cluster
+
+from tests.support.devnodes import wait_task
+from tests.support.miroir_proc import start_cluster
 
 VERSION = "X-Miroir-Settings-Version"
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from chaos_helpers import (
+
+from tests.support.chaos_helpers import (
     assignment,
     create_index,
     durable_cluster,
@@ -19,7 +20,7 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import wait_task
+from tests.support.devnodes import wait_task
 
 UID = "films"
 SHARDS = 8

@@ -21,7 +21,8 @@ from miroir.engine.tasks import TASKS_QUEUE, DrivenTask, TaskService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
 from miroir.core.model import MiroirState, Record, TaskUpdated, apply_record, new_state
-from tests.miroir_proc import start_cluster
+
+from tests.support.miroir_proc import start_cluster
 
 MAX_KEPT = 30
 BATCH = 10

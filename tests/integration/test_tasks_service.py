@@ -24,7 +24,8 @@ from miroir.engine.tasks import DRIVEN_KEY, DrivenTask
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
 from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
-from tests.devnodes import free_port, start_devnodes
+
+from tests.support.devnodes import free_port, start_devnodes
 
 KEY = "node-key-123"
 WAIT_S = 10.0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-import miroir_proc
-from devnodes import wait_task
+from tests.support import miroir_proc
+from tests.support.devnodes import wait_task
 
 N_DOCS = 240
 SHARDS = 8

@@ -24,7 +24,9 @@ import time
 import httpx
 import pytest
 
-from chaos_helpers import (
+from miroir.core import batches, routing
+
+from tests.support.chaos_helpers import (
     assignment,
     check_copies,
     create_index,
@@ -34,8 +36,7 @@ from chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from devnodes import wait_task
-from miroir.core import batches, routing
+from tests.support.devnodes import wait_task
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from devnodes import wait_task
-from miroir_proc import start_cluster
+from tests.support.devnodes import wait_task
+from tests.support.miroir_proc import start_cluster
 
 
 @pytest.fixture(scope="module")

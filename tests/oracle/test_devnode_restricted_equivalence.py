@@ -3,7 +3,7 @@ disabled attributes) take the same fast rule keys as all-field searches and answ
 
 Two guards:
 
-- tests/data/devnode_restricted.json: search and facet-search bodies over 3,000 corpus
+- tests/support/data/devnode_restricted.json: search and facet-search bodies over 3,000 corpus
   documents carrying a `_miroir_shard` field (as on a Miroir node), in four settings
   phases, with a fingerprint of each answer (hit ids, totals, hash of the whole response
   but `processingTimeMs`) computed with the engine as it was BEFORE restricted searches
@@ -14,7 +14,7 @@ Two guards:
   rule key of a restricted plan equals the key of the emitted detail.
 
 Regenerate (only when a result change is intended and reviewed):
-    python tests/test_devnode_restricted_equivalence.py --write
+    python -m tests.oracle.test_devnode_restricted_equivalence --write
 """
 
 from __future__ import annotations
@@ -22,18 +22,17 @@ from __future__ import annotations
 import json
 import random
 import sys
-from pathlib import Path
 
 import pytest
 
 from miroir.devnode.engine import IndexEngine, _BucketSort
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle_queries as oq
-from corpus import CORPUS, read_docs
-from test_devnode_speed_equivalence import fingerprint
+from tests.support import oracle_queries as oq
+from tests.support.corpus import CORPUS, read_docs
+from tests.oracle.test_devnode_speed_equivalence import fingerprint
+from tests.support.paths import DATA
 
-FROZEN = Path(__file__).resolve().parent / "data" / "devnode_restricted.json"
+FROZEN = DATA / "devnode_restricted.json"
 N_DOCS = 3_000
 STRIDE = 21
 SHARDS = 16
@@ -206,7 +205,7 @@ def _generate(docs: list[dict]) -> dict:  # pragma: no cover - run by hand with 
 
 if __name__ == "__main__":  # pragma: no cover
     if "--write" not in sys.argv:
-        sys.exit("usage: python tests/test_devnode_restricted_equivalence.py --write")
+        sys.exit("usage: python -m tests.oracle.test_devnode_restricted_equivalence --write")
     FROZEN.parent.mkdir(exist_ok=True)
     FROZEN.write_text(json.dumps(_generate(load_docs()), separators=(",", ":")) + "\n")
     print(f"wrote {FROZEN}")

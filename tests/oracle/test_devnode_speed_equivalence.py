@@ -1,6 +1,6 @@
 """The devnode engine's speed-ups changed no result: frozen answers of a fixed query set.
 
-tests/data/devnode_golden.json holds 128 search and facet-search bodies over 3,000 corpus
+tests/support/data/devnode_golden.json holds 128 search and facet-search bodies over 3,000 corpus
 documents (every 21st), in three settings phases (base; custom rule + distinct + count
 facets; restricted searchable attributes, typo settings, byAttribute proximity, stop
 words, reordered rules), and a fingerprint of each answer (hit ids in order, totals, and
@@ -13,7 +13,7 @@ emitted details, set-at-a-time filters vs the filter predicate, both facet count
 roads, and the typo walk vs `bounded_distance` over a whole vocabulary.
 
 Regenerate (only when a result change is intended and reviewed):
-    python tests/test_devnode_speed_equivalence.py --write
+    python -m tests.oracle.test_devnode_speed_equivalence --write
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import json
 import random
 import re
 import sys
-from pathlib import Path
 
 import msgspec
 import pytest
 
 from miroir.devnode.engine import IndexEngine
 
-from corpus import CORPUS, read_docs  # noqa: E402
-GOLDEN = Path(__file__).resolve().parent / "data" / "devnode_golden.json"
+from tests.support.corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.paths import DATA
+GOLDEN = DATA / "devnode_golden.json"
 N_DOCS = 3_000
 STRIDE = 21
 
@@ -85,8 +85,7 @@ def test_answers_equal_frozen_expectation():
 
 
 def _generate(docs: list[dict]) -> dict:  # pragma: no cover - run by hand with --write
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import oracle_queries as oq
+    from tests.support import oracle_queries as oq
 
     rng = random.Random(7)
     v = oq.Vocabulary(docs)
@@ -159,7 +158,7 @@ def _generate(docs: list[dict]) -> dict:  # pragma: no cover - run by hand with 
 
 if __name__ == "__main__":  # pragma: no cover
     if "--write" not in sys.argv:
-        sys.exit("usage: python tests/test_devnode_speed_equivalence.py --write")
+        sys.exit("usage: python -m tests.oracle.test_devnode_speed_equivalence --write")
     GOLDEN.parent.mkdir(exist_ok=True)
     GOLDEN.write_text(json.dumps(_generate(load_docs()), separators=(",", ":")) + "\n")
     print(f"wrote {GOLDEN}")
@@ -214,8 +213,7 @@ def test_fast_rule_keys_equal_the_emitted_details(small_engine, q, strategy):
 def test_filter_sets_equal_the_predicate(monkeypatch):
     """Set-at-a-time filtering selects exactly the documents the predicate accepts, for
     generated filters of every operator, on all documents and on candidate subsets."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import oracle_queries as oq
+    from tests.support import oracle_queries as oq
 
     from miroir.core import filter as f
     from miroir.devnode import postings

@@ -1,6 +1,6 @@
 """The optimized merge answers exactly like the original one (issue 8).
 
-``tests/merge_reference/`` holds frozen copies of ``core/merge.py`` and ``core/facets.py``
+``tests/support/merge_reference/`` holds frozen copies of ``core/merge.py`` and ``core/facets.py``
 as they were before the speed work (``core/sortvalue.py``, unchanged, is shared). Seeded random inputs —
 ranking rules (built-in, ``sort``, custom ``attr:asc|desc``), sort criteria on numbers,
 strings, arrays, nulls, missing and nested fields and ``_geoPoint``, ties, missing
@@ -17,9 +17,10 @@ import random
 import msgspec
 import pytest
 
-from merge_reference import ref_facets, ref_merge
 from miroir.core import facets, merge
 from miroir.core.searchplan import SearchRequest, ordered_by_score
+
+from tests.support.merge_reference import ref_facets, ref_merge
 
 BUILTIN = ["words", "typo", "proximity", "attribute", "exactness"]
 CUSTOM = ["rank:desc", "rank:asc", "price:asc", "name:desc", "nested.v:asc", "nested.v:desc"]

@@ -2,7 +2,7 @@
 
 The same 20,000 Debian packages are loaded into ONE devnode (the oracle) and into Miroir
 (3 devnodes, RF 1; then 2 groups with RF 2 on 4 devnodes). Generated queries
-(tests/oracle_queries.py, fixed seed) run against both; the answers must be equal up to
+(tests/support/oracle_queries.py, fixed seed) run against both; the answers must be equal up to
 the differences listed in `ALLOWED DIFFERENCES` below, and nowhere else.
 
 Two phases per configuration: the base settings, then a settings change (a custom
@@ -20,15 +20,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import miroir_proc
-import oracle_queries as oq
-from devnodes import start_devnodes, wait_task
+from tests.support import miroir_proc
+from tests.support import oracle_queries as oq
+from tests.support.devnodes import start_devnodes, wait_task
 
 # Wire the search routes when the app does not list them yet (no-op once it does).
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-from corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs  # noqa: E402
 N_DOCS = 20_000
 SEED = 20_240_611
 N_BASE = 300

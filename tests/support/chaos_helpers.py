@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 
-from devnodes import start_devnodes, wait_task
 from miroir.core import routing
-from miroir_proc import MiroirCluster, make_config, serve_miroir
+
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import MiroirCluster, make_config, serve_miroir
 
 # Fast failure detection for tests: a killed node is down within ~0.5 s.
 FAST_HEALTH = {

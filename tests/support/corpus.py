@@ -12,9 +12,11 @@ import json
 import os
 from pathlib import Path
 
+from tests.support.paths import SHARED
+
 CORPUS = Path(
     os.environ.get("MIROIR_CORPUS")
-    or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "debian-packages.ndjson.gz"
+    or SHARED / "datasets" / "debian-packages.ndjson.gz"
 )
 
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import trio
 
-from devnodes import Devnode, start_devnodes
 from miroir.config import Config, config_from_dict
+
+from tests.support.devnodes import Devnode, start_devnodes
 
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0

@@ -1,4 +1,4 @@
-"""Generated search queries for the oracle suite (tests/test_oracle.py).
+"""Generated search queries for the oracle suite (tests/oracle/test_oracle.py).
 
 `generate(docs, n, seed)` returns `n` search bodies drawn from the corpus itself (words of
 names and summaries, real facet values, real ids), mixing every feature the read path

@@ -12,7 +12,7 @@ from miroir.devnode import ranking
 from miroir.devnode.engine import IndexEngine
 from miroir.devnode.ranking import Rank, global_score
 
-from corpus import CORPUS as DEBIAN, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS as DEBIAN, read_docs  # noqa: E402
 
 
 def test_global_score_matches_milli_fold():

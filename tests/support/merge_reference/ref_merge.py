@@ -1,5 +1,5 @@
 # Frozen copy of src/miroir/core/merge.py before the issue-8 speed work: the reference
-# that tests/test_merge_speed_equivalence.py compares the optimized module against.
+# that tests/oracle/test_merge_speed_equivalence.py compares the optimized module against.
 """Merging the answers of a covering set into the answer of one big node (design §6).
 
 Search. Each node returns its hits already in Meilisearch's order. A hit's position
@@ -53,12 +53,13 @@ from itertools import count, islice, repeat
 from operator import itemgetter, neg
 from typing import Any
 
-from merge_reference.ref_facets import merge_facet_distribution, merge_facet_stats
 # effective_ranking_rules: milli ranks by `words` before any text rule, skips repeats (issue 13).
 from miroir.core.searchplan import SearchRequest, custom_rule, effective_ranking_rules, parse_sort_criterion
 # core/sortvalue.py was not changed by the speed work: the reference uses it as it is.
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
+
+from tests.support.merge_reference.ref_facets import merge_facet_distribution, merge_facet_stats
 
 DETAILS = "_rankingScoreDetails"
 SCORE = "_rankingScore"
