@@ -750,14 +750,15 @@ def _pct(values: list[float], p: float) -> float:
     return v[min(len(v) - 1, int(len(v) * p))]
 
 
-E_SEED = 20_240_611  # tests/test_oracle.py's seed: the same kind of queries the oracle checks
+E_SEED = 20_240_611  # tests/oracle/test_oracle.py's seed: the same kind of queries the oracle checks
 
 
 def _oracle_queries_module():
-    """tests/oracle_queries.py, imported by path (tests/ is not a package)."""
+    """tests/support/oracle_queries.py, imported by path (the benchmark does not put the
+    repository root on sys.path)."""
     import importlib.util
 
-    path = ROOT / "tests" / "oracle_queries.py"
+    path = ROOT / "tests" / "support" / "oracle_queries.py"
     if not path.exists():
         raise NA(f"{path} not found")
     spec = importlib.util.spec_from_file_location("_miroir_bench_oracle_queries", path)
@@ -796,11 +797,11 @@ def fig_e(args, tmp: Path) -> dict:
         miroir = start_miroir(stack, tmp, [n.port for n in fleet], log_level=args.miroir_log_level)
         _load_docs(single.port, docs, oq.BASE_SETTINGS)
         # SDK-sized batches: one huge request keeps a devnode busy long enough to miss
-        # Miroir's health probes (as in tests/test_oracle.py).
+        # Miroir's health probes (as in tests/oracle/test_oracle.py).
         _load_docs(miroir.port, docs, oq.BASE_SETTINGS, batch=1000)
         _wait_readable(miroir.port, len(docs))
         res: dict[str, Any] = {"documents": len(docs), "queries": len(queries), "query_seed": E_SEED,
-                               "query_kind": "tests/oracle_queries.py, BASE_SETTINGS"}
+                               "query_kind": "tests/support/oracle_queries.py, BASE_SETTINGS"}
         p50s, p99s = [], []
         one_runs, mir_runs = [], []
         one_per_q: list[list[float]] = []

@@ -1,10 +1,10 @@
-"""Shared fixtures. Keep small: helpers live in their own modules (tests/devnodes.py)."""
+"""Shared fixtures. Keep small: helpers live in their own modules (tests/support/devnodes.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from devnodes import Devnode, start_devnodes
+from tests.support.devnodes import Devnode, start_devnodes
 
 
 @pytest.fixture(scope="module")

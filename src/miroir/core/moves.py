@@ -19,7 +19,7 @@ A shard with no source and no fallback (a brand-new cluster) still gets a `Move`
 empty sources: there is nothing to copy, the mover just switches ownership.
 
 Applying a plan to the old assignment (owners + targets - drops) gives exactly the new
-assignment (`apply_plan`, and the property tests in tests/test_moves.py).
+assignment (`apply_plan`, and the property tests in tests/unit/test_moves.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Where documents live: shard of a key, owners of a shard (design §3, normative).
 
 Pure functions, no I/O. Changing any output here misplaces data that is already stored,
-so the golden vectors in tests/test_routing.py must never change.
+so the golden vectors in tests/unit/test_routing.py must never change.
 """
 
 from __future__ import annotations
