@@ -13,10 +13,10 @@ import time
 
 import httpx
 
-from devnodes import free_port, start_devnodes, wait_task
+from tests.support.devnodes import free_port, start_devnodes, wait_task
 from miroir.cli import EXIT_UNCOVERED, build_parser, main
-from miroir_proc import make_config, serve_miroir
-from test_cli_admin import ADMIN_KEY, cli, one_line_error
+from tests.support.miroir_proc import make_config, serve_miroir
+from tests.integration.test_cli_admin import ADMIN_KEY, cli, one_line_error
 
 WAIT_S = 30.0
 FAST_HEALTH = {"interval_ms": 200, "timeout_ms": 500, "unhealthy_threshold": 2, "recovery_threshold": 1}
@@ -147,7 +147,7 @@ def test_status_down_node_and_set_url():
 
 
 def test_status_without_index_and_every_node_down_exits_3():
-    from miroir_proc import start_cluster
+    from tests.support.miroir_proc import start_cluster
 
     with start_cluster(nodes=1, shards=4, extra={"auth": {"admin_key": ADMIN_KEY}, "health": FAST_HEALTH}) as c:
         _status_until(c.url, 0, "every shard has a reachable owner")

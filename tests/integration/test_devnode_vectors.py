@@ -11,7 +11,7 @@ import threading
 import httpx
 import pytest
 
-from devnodes import start_devnodes, wait_task
+from tests.support.devnodes import start_devnodes, wait_task
 from miroir.embedder import make_server
 
 _uids = itertools.count()

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 
 import httpx
-import miroir_proc
+from tests.support import miroir_proc
 import pytest
-from devnodes import start_devnodes, wait_task
+from tests.support.devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from chaos_helpers import MiroirProcess, wait_until
-from devnodes import start_devnodes, wait_task
-from miroir_proc import start_cluster
+from tests.support.chaos_helpers import MiroirProcess, wait_until
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import start_cluster
 
 NIL = "00000000-0000-0000-0000-000000000000"
 
@@ -289,7 +289,7 @@ def test_dump_carries_the_webhooks():
 
 
 def test_pending_deliveries_in_metrics():
-    from test_metrics import scrape
+    from tests.integration.test_metrics import scrape
 
     with receiver() as rcv, start_cluster(nodes=1, shards=2, master_key="metrics-master-key") as c:
         h = httpx.Client(base_url=c.url, headers={"Authorization": "Bearer metrics-master-key"}, timeout=30)

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import miroir_proc
-from devnodes import start_devnodes, wait_task
+from tests.support import miroir_proc
+from tests.support.devnodes import start_devnodes, wait_task
 
 # 1.50's `DOCUMENTS` (tests/common/mod.rs), without vectors.
 DOCUMENTS = [

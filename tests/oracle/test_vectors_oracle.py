@@ -19,12 +19,12 @@ import threading
 import httpx
 import pytest
 
-import miroir_proc
-from corpus import CORPUS, read_docs
-from devnodes import start_devnodes, wait_task
+from tests.support import miroir_proc
+from tests.support.corpus import CORPUS, read_docs
+from tests.support.devnodes import start_devnodes, wait_task
 from miroir.embedder import embed, make_server
-from test_oracle import compare
-from test_rebalance import wait_idle
+from tests.oracle.test_oracle import compare
+from tests.integration.test_rebalance import wait_idle
 
 UID = "packages"
 N_DOCS = 300

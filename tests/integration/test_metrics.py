@@ -18,13 +18,14 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from chaos_helpers import durable_cluster, wait_until
-from devnodes import start_devnodes, wait_task
+from tests.support.chaos_helpers import durable_cluster, wait_until
+from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.paths import REPO
 from miroir.engine.metrics import METRICS
 
 MASTER = "metrics-master-key"
 H = {"Authorization": f"Bearer {MASTER}"}
-DASHBOARD = Path(__file__).resolve().parent.parent / "packaging" / "grafana-miroir.json"
+DASHBOARD = REPO / "packaging" / "grafana-miroir.json"
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
 
 
