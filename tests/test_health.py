@@ -16,6 +16,7 @@ from devnodes import start_devnodes
 from miroir.config import Config, HealthConfig
 from miroir.core.health import NodeHealth, Thresholds, cluster_ready, percentile, uncovered_shards
 from miroir.core.routing import assignment
+from miroir.core.placement import Layout
 from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
 from miroir.engine.health import HealthTable, run_health, run_prober
 from miroir.engine.services import run_cluster_health
@@ -305,7 +306,7 @@ async def test_prober_against_killed_and_restarted_devnode():
         table = HealthTable.from_config(cluster.config.health)
         transitions: list[tuple[str, str]] = []
         table.listeners.append(lambda n, s: transitions.append((n, s)))
-        victim_shards = [s for s in range(8) if cluster.topology.owners(8, s, "g0") == ["n1"]]
+        victim_shards = [s for s in range(8) if cluster.topology.owners(Layout(8), s, "g0") == ["n1"]]
         assert victim_shards, "fixture: n1 must own some shard"
         try:
             async with trio.open_nursery() as nursery:

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("id")
     add.add_argument("node_url", metavar="URL")
     add.add_argument("--group", help="replica group (default g0)")
+    add.add_argument(
+        "--weight", type=float, help="relative capacity: the node's share of its group's shards (default 1)"
+    )
     drain = admin(nsub.add_parser("drain", help="move every shard off a node"))
     drain.add_argument("id")
     remove = admin(nsub.add_parser("remove", help="forget a drained node (--force: a dead one)"))
@@ -365,7 +368,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
                 return EXIT_OK
             if args.command == "nodes":
                 if args.nodes_command == "add":
-                    out = client.add_node(args.id, args.node_url, args.group)
+                    out = client.add_node(args.id, args.node_url, args.group, args.weight)
                 elif args.nodes_command == "drain":
                     out = client.drain_node(args.id)
                 else:

@@ -4,7 +4,7 @@ joining and leaving, and the rebalance that follows (engine/rebalancer.py).
 | route | what |
 |---|---|
 | `GET /_miroir/topology` | nodes, states, health, repair backlog; per index and group the owners of every shard |
-| `POST /_miroir/nodes` `{id, url, group}` | a node joins; a rebalance is planned (202) |
+| `POST /_miroir/nodes` `{id, url, group, weight}` | a node joins; a rebalance is planned (202) |
 | `POST /_miroir/nodes/{id}/drain` | its shards move away (202) |
 | `DELETE /_miroir/nodes/{id}[?force=true]` | once drained; `force` for a dead node |
 | `GET /_miroir/rebalance` | plan, per-unit progress, documents copied, rate, ETA; nodes with the shards they hold |
@@ -30,6 +30,7 @@ class NodeBody(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     url: str
     group: str | None = None
+    weight: float | None = None
 
 
 @bp.get("/_miroir/topology")
@@ -38,7 +39,10 @@ async def topology() -> Response:
     cluster = current_cluster()
     topo = cluster.topology
     indexes = {
-        uid: {"shards": meta.shards, "primaryKey": meta.primary_key, "owners": topo.shard_map(meta.shards)}
+        uid: {
+            "shards": meta.shards, "placement": meta.placement, "primaryKey": meta.primary_key,
+            "owners": topo.shard_map(meta.layout),
+        }
         for uid, meta in sorted(cluster.state.indexes.items())
     }
     health = cluster.health.snapshot()
@@ -69,7 +73,7 @@ async def topology() -> Response:
 @bp.post("/_miroir/nodes")
 async def add_node() -> Response:
     body = await read_json(request, NodeBody, code="bad_request")
-    out = await rebalance.add_node(current_cluster(), body.id, body.url, body.group)
+    out = await rebalance.add_node(current_cluster(), body.id, body.url, body.group, body.weight)
     return json_response(out, status=202)
 
 

@@ -33,6 +33,7 @@ from miroir.core.errors import (
     invalid_index_uid,
     valid_index_uid,
 )
+from miroir.core.placement import CURRENT_PLACEMENT
 from miroir.core.taskfold import TERMINAL, fold
 from miroir.engine.cluster import Cluster
 from miroir.engine.tasks import DrivenTask
@@ -234,7 +235,8 @@ async def create_on_nodes(
     readback = await read_node_settings(cluster, uid, nodes[:1])
     stamp = now(cluster)
     meta = IndexMeta(
-        uid=uid, primary_key=primary_key, shards=cluster.config.cluster.shards, created_at=stamp, updated_at=stamp
+        uid=uid, primary_key=primary_key, shards=cluster.config.cluster.shards, created_at=stamp, updated_at=stamp,
+        placement=CURRENT_PLACEMENT,
     )
     client = core_settings.client_view(readback[nodes[0]], core_settings.DEFAULT_MAX_VALUES_PER_FACET)
     await cluster.journal.append(
@@ -355,6 +357,7 @@ async def update_index(cluster: Cluster, uid: str, primary_key: str | None) -> T
                 uid=uid,
                 primary_key=primary_key,
                 shards=meta.shards,
+                placement=meta.placement,
                 settings_version=meta.settings_version,
                 created_at=meta.created_at,
                 updated_at=now(cluster),
@@ -443,6 +446,7 @@ async def swap_indexes(cluster: Cluster, pairs: list[tuple[str, str]]) -> TaskRe
                     uid=uid,
                     primary_key=src.primary_key,
                     shards=src.shards,  # documents keep the placement of their S
+                    placement=src.placement,
                     settings_version=src.settings_version + 1,
                     created_at=src.created_at,
                     updated_at=stamp,
