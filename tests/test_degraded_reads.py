@@ -17,7 +17,8 @@ import pytest
 
 import miroir_proc
 from devnodes import wait_task
-from miroir.core.routing import owners, shard_for_key
+from chaos_helpers import fresh_owners
+from miroir.core.routing import shard_for_key
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
@@ -56,7 +57,7 @@ def loaded_cluster(docs: list[dict], **shape) -> Iterator[tuple[miroir_proc.Miro
 
 def shards_of(c: miroir_proc.MiroirCluster, node_id: str, rf: int) -> list[int]:
     group = next(g for g, ids in c.groups.items() if node_id in ids)
-    return [s for s in range(SHARDS) if node_id in owners(s, c.groups[group], rf)]
+    return [s for s in range(SHARDS) if node_id in fresh_owners(s, c.groups[group], rf, SHARDS)]
 
 
 def ids_outside(docs: list[dict], lost: list[int]) -> list[int]:

@@ -31,7 +31,7 @@ import trio
 
 from miroir.core.errors import MeiliError
 from miroir.core.moves import Tables, plan_change, rendezvous_tables
-from miroir.core.placement import CURRENT_PLACEMENT, Layout, rebalance_table, table_key
+from miroir.core.placement import CURRENT_PLACEMENT, Layout, initial_table, rebalance_table, table_key
 from miroir.core.routing import NodeRef, groups_of
 from miroir.engine.cluster import Cluster, RebalancerHandle
 from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
@@ -90,7 +90,7 @@ def placement_tables(
 ) -> tuple[dict[str, list[list[str]]], dict[str, list[list[str]]]]:
     """Placement 2's tables before the change (the topology's) and after it: each group's
     table rebalanced to its new members and weights with the fewest moves (a group whose
-    members stay keeps its table)."""
+    members stay keeps its table; a new group gets the table of a fresh cluster)."""
     topo = cluster.topology
     weights = {i: n.weight for i, n in cluster.state.nodes.items()}
     before: dict[str, list[list[str]]] = {}
@@ -101,11 +101,13 @@ def placement_tables(
         for g in old:
             before[table_key(lay.shards, g)] = topo.table(lay, g, False)
         for g, ids in new.items():
-            current = before.get(table_key(lay.shards, g), [[] for _ in range(lay.shards)])
-            if old.get(g) == ids:
-                after[table_key(lay.shards, g)] = [list(o) for o in current]
+            key, w = table_key(lay.shards, g), {n: weights.get(n, 1.0) for n in ids}
+            if key not in before:  # a new group: placed as a fresh cluster would be
+                after[key] = initial_table(lay.shards, w, cluster.rf)
+            elif old.get(g) == ids:
+                after[key] = [list(o) for o in before[key]]
             else:
-                after[table_key(lay.shards, g)] = rebalance_table(current, {n: weights.get(n, 1.0) for n in ids}, cluster.rf)
+                after[key] = rebalance_table(before[key], w, cluster.rf)
     return before, after
 
 
