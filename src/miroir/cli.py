@@ -327,8 +327,29 @@ def _format_status(topo: dict, nodes: list[dict], rb: dict) -> str:
         width = max(len(n["id"]) for n in ns)
         for n in ns:
             lines.append(f"  {n['id']:<{width}}  {n['state']:<9} {len(n['shards']):>4} shards  {n['url']}")
+    lines += _capacity_lines(topo.get("capacity"))
     lines.append(_rebalance_line(rb))
     return "\n".join(lines)
+
+
+def _capacity_lines(cap: dict | None) -> list[str]:
+    """Per node: weight, shard copies, documents, share vs target (issue 17)."""
+    if not cap or not cap.get("nodes"):
+        return []
+    width = max(len(n["id"]) for n in cap["nodes"])
+    lines = [f"capacity (share of its group vs weighted target, bound ±{cap['bound']:.0%}):"]
+    for n in cap["nodes"]:
+        docs = "?" if n["documents"] is None else str(n["documents"])
+        flag = "  OVER BOUND" if n["overBound"] else ""
+        lines.append(
+            f"  {n['id']:<{width}}  weight {n['weight']:g}  {n['shards']:>4} shards  {docs:>9} documents  "
+            f"{n['share']:6.1%} of {n['group']} vs {n['target']:6.1%} ({n['ratio']:.2f}x){flag}"
+        )
+    usable = cap.get("usableCapacity")
+    if usable is not None:
+        lines.append(f"usable capacity: {usable:.0%} of the fleet (the busiest node fills first)")
+    lines += [f"warning: {w}" for w in cap.get("warnings", [])]
+    return lines
 
 
 def _bar(s: dict) -> str:

@@ -20,6 +20,7 @@ from quart import Blueprint, Response, request
 from miroir.api.http import json_response, read_json
 from miroir.api.routes_tasks import current_cluster
 from miroir.engine import rebalancer as rebalance
+from miroir.engine.capacity import capacity_report
 
 log = structlog.get_logger("miroir.admin")
 
@@ -58,6 +59,7 @@ async def topology() -> Response:
                     "url": n.url,
                     "group": n.group,
                     "state": n.state,
+                    "weight": n.weight,
                     "health": health.get(n.id),
                     # hinted handoff / refill (engine/handoff.py): backlog sizes, refill state
                     "repair": cluster.handoff.view(n.id),
@@ -66,6 +68,8 @@ async def topology() -> Response:
                 for n in topo.nodes.values()
             ],
             "indexes": indexes,
+            # Per node: weight, shards, documents, share vs target; usable capacity (issue 17).
+            "capacity": await capacity_report(cluster),
         }
     )
 

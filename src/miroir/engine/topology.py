@@ -124,6 +124,7 @@ class Topology:
 
     def shard_map(self, layout: Layout) -> dict[str, list[list[str]]]:
         """Group -> owners of each shard 0..S-1 in that group (cached per layout): reads."""
+        assert isinstance(layout, Layout), f"owner lookups take a Layout, not {layout!r}"
         m = self._assignments.get(layout)
         if m is None:
             m = {g: [self._owners(layout, s, g) for s in range(layout.shards)] for g in self.groups}
@@ -132,8 +133,9 @@ class Topology:
 
     def owners(self, layout: Layout, shard: int, group: str) -> list[str]:
         """The nodes of `group` that answer reads for `shard` (never a joining target)."""
+        per_group = self.shard_map(layout)
         assert 0 <= shard < layout.shards
-        return self.shard_map(layout).get(group, [[]] * layout.shards)[shard]
+        return per_group.get(group, [[]] * layout.shards)[shard]
 
     def read_targets(self, layout: Layout, shard: int) -> dict[str, list[str]]:
         """Group -> nodes that may answer a routed read of `shard` (owners only)."""
