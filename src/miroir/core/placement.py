@@ -99,7 +99,11 @@ def rebalance_table(table: Sequence[Sequence[str]], weights: Mapping[str, float]
         excess = load[n] - quota[n]
         if excess <= 0:
             continue
-        held = sorted((s for s, owners in enumerate(out) if n in owners), key=lambda s: (ws(s, n), s))
+        # Lowest score first, but not a shard another node gave up already: a shard short
+        # of two owners could need a node that is full (rf > 1).
+        held = sorted(
+            (s for s, owners in enumerate(out) if n in owners), key=lambda s: (len(out[s]) < r, ws(s, n), s)
+        )
         for s in held[:excess]:
             out[s].remove(n)
             load[n] -= 1
