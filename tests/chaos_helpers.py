@@ -112,13 +112,16 @@ def owners_after(shard: int, before: Sequence[str], after: Sequence[str], rf: in
     return table[shard]
 
 
-def assignment(c: MiroirCluster, shards: int) -> dict[str, set[int]]:
-    """Node id -> shards it must hold (every group, RF owners), from the placement rules."""
+def assignment(c: MiroirCluster, shards: int, before: Sequence[str] | None = None) -> dict[str, set[int]]:
+    """Node id -> shards it must hold (every group, RF owners), from the placement rules;
+    `before`: the membership of a group before the one change it went through."""
     rf = c.config.cluster.replication_factor
     held: dict[str, set[int]] = {n: set() for n in c.node_ids}
     for s in range(shards):
         for ids in c.groups.values():
-            for n in fresh_owners(s, ids, rf, shards):
+            changed = before is not None and set(before) & set(ids)
+            owners = owners_after(s, before, ids, rf, shards) if changed else fresh_owners(s, ids, rf, shards)
+            for n in owners:
                 held[n].add(s)
     return held
 
@@ -149,11 +152,14 @@ def settle_nodes(c: MiroirCluster, uid: str) -> None:
         wait_until(idle, what=f"{d.url} idle")
 
 
-def check_copies(c: MiroirCluster, uid: str, expected: dict[str, dict], shards: int) -> dict[str, int]:
+def check_copies(
+    c: MiroirCluster, uid: str, expected: dict[str, dict], shards: int, before: Sequence[str] | None = None
+) -> dict[str, int]:
     """Every node holds exactly the expected documents of the shards it owns (and no
-    other); returns node -> document count. `expected` is id -> document (client view)."""
+    other); returns node -> document count. `expected` is id -> document (client view).
+    `before`: see `assignment`."""
     settle_nodes(c, uid)
-    held = assignment(c, shards)
+    held = assignment(c, shards, before)
     counts: dict[str, int] = {}
     for node_id, d in zip(c.node_ids, c.devnodes):
         docs = node_docs(d.url, uid)

@@ -250,7 +250,7 @@ def test_source_dies_mid_move_with_rf2_copy_continues_from_other_owner(tmp_path)
         c.node_ids.append("n4")
         c.groups = {"g0": ["n1", "n2", "n3", "n4"]}
         try:
-            counts = check_copies(c, INDEX, docs, SHARDS)
+            counts = check_copies(c, INDEX, docs, SHARDS, before=["n1", "n2", "n3"])
         finally:
             c.devnodes.pop()  # the spare is closed by its own context manager
         print(

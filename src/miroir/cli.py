@@ -141,11 +141,15 @@ class Topology(msgspec.Struct):
 
 
 def topology(config: Config, source: str | None) -> Topology:
-    """Which shards each node owns for the default shard count (design §3 routing)."""
-    from miroir.core.routing import NodeRef, assignment, groups_of
+    """Which shards each node owns of a new index (default shard count, the placement new
+    indexes get, the nodes' weights) on a fresh cluster."""
+    from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table
+    from miroir.core.routing import NodeRef, groups_of
 
     groups = groups_of(NodeRef(n.id, n.group) for n in config.nodes)
-    table = assignment(config.cluster.shards, groups, config.cluster.replication_factor)
+    weights = {n.id: n.weight for n in config.nodes}
+    layout = Layout(config.cluster.shards, CURRENT_PLACEMENT)
+    table = {g: owner_table(layout, ids, config.cluster.replication_factor, weights) for g, ids in groups.items()}
     urls = {n.id: n.url for n in config.nodes}
     out: list[GroupTopology] = []
     for g, ids in groups.items():
