@@ -22,7 +22,7 @@ so changing the placement of new indexes never moves the data of existing ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from miroir.core.routing import owners as rendezvous_owners
@@ -119,7 +119,9 @@ def rebalance_table(table: Sequence[Sequence[str]], weights: Mapping[str, float]
     return [sorted(owners, key=lambda n: (-ws(s, n), n)) for s, owners in enumerate(out)]
 
 
-def _swap_in(out: Table, s: int, ids: Sequence[str], load: dict[str, int], quota: Mapping[str, int], ws) -> None:
+def _swap_in(
+    out: Table, s: int, ids: Sequence[str], load: dict[str, int], quota: Mapping[str, int], ws: Callable[[int, str], float]
+) -> None:
     """Give short shard `s` one more owner when every node with room already owns it:
     a node `n` without `s` hands one of its shards `t` to a node `m` with room (best
     scores first), then takes `s`. Two moves instead of one, but every quota holds. With
