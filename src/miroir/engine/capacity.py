@@ -1,7 +1,7 @@
 """Gathers the capacity report (core/capacity.py) of a running cluster: owner tables from
-the topology, documents and bytes from each owning node's `GET /stats` (one call per
-node, all at once, short deadline: a node that does not answer is reported without
-documents and its group falls back to shard shares)."""
+the topology, documents and bytes from each readable owning node's `GET /stats` (one
+call per node, all at once, short deadline: a node that does not answer is reported
+without documents and its group falls back to shard shares)."""
 
 from __future__ import annotations
 
@@ -39,10 +39,14 @@ async def capacity_report(cluster: Cluster) -> dict[str, Any]:
     if not layouts:  # no index yet: what a new index would get
         layouts = {"": Layout(cluster.config.cluster.shards, CURRENT_PLACEMENT)}
     stats: dict[str, tuple[int, int | None]] = {}
+    # Only nodes known to answer: a hung node would hold every topology read for the
+    # deadline (its group is then reported by shard shares).
+    readable = cluster.healthy_nodes()
     async with trio.open_nursery() as nursery:
         for ids in topo.groups.values():
             for n in ids:
-                nursery.start_soon(_stats, cluster, n, stats)
+                if n in readable:
+                    nursery.start_soon(_stats, cluster, n, stats)
     loads: list[core.NodeLoad] = []
     for group, ids in sorted(topo.groups.items()):
         tables = {uid: [topo.owners(lay, s, group) for s in range(lay.shards)] for uid, lay in layouts.items()}
