@@ -22,7 +22,7 @@ from miroir_proc import start_cluster
 
 INDEX = "packages"
 SHARDS = 16
-N_DOCS = 4000
+N_DOCS = 2000
 WAIT_S = 120.0
 ADMIN_KEY = "admin-secret"
 
