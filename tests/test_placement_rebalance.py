@@ -136,6 +136,7 @@ def test_join_and_weighted_join_on_devnodes():
         assert len(shards_of(five)["n5"]) == 5  # 16 x 2/6 = 5.33
         assert abs(counts["n5"] / N_DOCS - 1 / 3) <= 0.1 / 3, counts
         by_node = {n["id"]: n for n in topo["capacity"]["nodes"]}
+        assert "n5" in by_node, (topo["capacity"], topo["groups"], topo["nodes"])
         assert by_node["n5"]["weight"] == 2.0 and by_node["n5"]["target"] == round(2 / 6, 4)
         assert by_node["n5"]["documents"] == counts["n5"]
 

@@ -402,6 +402,9 @@ class Rebalancer:
         if plan is None:
             out.update(status="paused" if rb.paused else "idle", plan=None, progress=None)
             pending = desired_members(self.cluster) != committed_members(self.cluster.state.nodes, rb)
+            # The plan is journaled done but the topology not rebuilt yet (an await away):
+            # owners already switched, membership not; not settled for a reader.
+            pending = pending or self.cluster.topology.plan_id is not None
             out["pendingChange"] = pending
             return out
         units = []
