@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import NA, Proc, free_port, load_corpus, start_devnode, wait_http_ready  # noqa: E402
+from run import NA, Proc, free_port, load_corpus, start_devnode, wait_http_ready
 
 QUERIES = ["python", "library", "gnome", "data", "kernel", "font", "perl", "server", "tool", "game"]
 NODES = 4
@@ -64,7 +64,7 @@ def wait_task(h: httpx.Client, uid: int) -> None:
 def measure(shards: int, docs: list[dict], searches: int) -> dict:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
-        port, node_ports = start(stack, tmp, shards)
+        port, _ = start(stack, tmp, shards)
         h = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, trust_env=False))
         wait_task(h, h.post("/indexes", json={"uid": "x", "primaryKey": "id"}).json()["taskUid"])
         wait_task(h, h.patch("/indexes/x/settings", json={"filterableAttributes": ["section"]}).json()["taskUid"])

@@ -13,9 +13,22 @@ from collections import Counter
 import msgspec
 import pytest
 
-from miroir.core.model import IndexMeta, MigrationDone, MigrationPlan, MiroirState, NodeMeta, apply_record
+from miroir.core.model import (
+    IndexMeta,
+    MigrationDone,
+    MigrationPlan,
+    MiroirState,
+    NodeMeta,
+    apply_record,
+)
 from miroir.core.moves import apply_plan, plan_change
-from miroir.core.placement import Layout, initial_table, owner_table, rebalance_table, table_key
+from miroir.core.placement import (
+    Layout,
+    initial_table,
+    owner_table,
+    rebalance_table,
+    table_key,
+)
 from miroir.core.routing import owners as rendezvous_owners
 from miroir.engine.topology import Topology
 
