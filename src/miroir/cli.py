@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("id", help="the new node's id (unique, kept for its life)")
     add.add_argument("node_url", metavar="URL", help="where the node answers, e.g. http://10.0.0.4:7700")
     add.add_argument("--group", help="replica group (default g0)")
+    add.add_argument(
+        "--weight", type=float, help="relative capacity: the node's share of its group's shards (default 1)"
+    )
     drain = admin(nsub.add_parser("drain", help="move every shard off a node"))
     drain.add_argument("id", help="the node to drain")
     remove = admin(nsub.add_parser("remove", help="forget a drained node (--force: a dead one)"))
@@ -165,11 +168,15 @@ class Topology(msgspec.Struct):
 
 
 def topology(config: Config, source: str | None) -> Topology:
-    """Which shards each node owns for the default shard count (design §3 routing)."""
-    from miroir.core.routing import NodeRef, assignment, groups_of
+    """Which shards each node owns of a new index (default shard count, the placement new
+    indexes get, the nodes' weights) on a fresh cluster."""
+    from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table
+    from miroir.core.routing import NodeRef, groups_of
 
     groups = groups_of(NodeRef(n.id, n.group) for n in config.nodes)
-    table = assignment(config.cluster.shards, groups, config.cluster.replication_factor)
+    weights = {n.id: n.weight for n in config.nodes}
+    layout = Layout(config.cluster.shards, CURRENT_PLACEMENT)
+    table = {g: owner_table(layout, ids, config.cluster.replication_factor, weights) for g, ids in groups.items()}
     urls = {n.id: n.url for n in config.nodes}
     out: list[GroupTopology] = []
     for g, ids in groups.items():
@@ -411,6 +418,7 @@ def _format_status(topo: dict, nodes: list[dict], rb: dict) -> str:
         for r in rows:
             lines.append("  " + "  ".join(c.ljust(w) if i != 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
                          + "  " + r[5])
+    lines += _capacity_lines(topo.get("capacity"))
     lines.append(_rebalance_line(rb))
     gaps = uncovered(topo)
     if gaps:
@@ -419,6 +427,26 @@ def _format_status(topo: dict, nodes: list[dict], rb: dict) -> str:
     else:
         lines.append("every shard has a reachable owner")
     return "\n".join(lines)
+
+
+def _capacity_lines(cap: dict | None) -> list[str]:
+    """Per node: weight, shard copies, documents, share vs target (issue 17)."""
+    if not cap or not cap.get("nodes"):
+        return []
+    width = max(len(n["id"]) for n in cap["nodes"])
+    lines = [f"capacity (share of its group vs weighted target, bound ±{cap['bound']:.0%}):"]
+    for n in cap["nodes"]:
+        docs = "?" if n["documents"] is None else str(n["documents"])
+        flag = "  OVER BOUND" if n["overBound"] else ""
+        lines.append(
+            f"  {n['id']:<{width}}  weight {n['weight']:g}  {n['shards']:>4} shards  {docs:>9} documents  "
+            f"{n['share']:6.1%} of {n['group']} vs {n['target']:6.1%} ({n['ratio']:.2f}x){flag}"
+        )
+    usable = cap.get("usableCapacity")
+    if usable is not None:
+        lines.append(f"usable capacity: {usable:.0%} of the fleet (the busiest node fills first)")
+    lines += [f"warning: {w}" for w in cap.get("warnings", [])]
+    return lines
 
 
 def _bar(s: dict) -> str:
@@ -466,7 +494,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
                         print(f"node {n['id']} ({n['state']}, group {n['group']}): {out['previousUrl']} -> {n['url']}")
                     return EXIT_OK
                 if args.nodes_command == "add":
-                    out = client.add_node(args.id, args.node_url, args.group)
+                    out = client.add_node(args.id, args.node_url, args.group, args.weight)
                 elif args.nodes_command == "drain":
                     out = client.drain_node(args.id)
                 else:

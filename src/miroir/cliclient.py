@@ -65,10 +65,12 @@ class AdminClient:
     def rebalance(self) -> dict:
         return self.request("GET", "/_miroir/rebalance")
 
-    def add_node(self, node_id: str, url: str, group: str | None) -> dict:
+    def add_node(self, node_id: str, url: str, group: str | None, weight: float | None = None) -> dict:
         body: dict[str, Any] = {"id": node_id, "url": url}
         if group is not None:
             body["group"] = group
+        if weight is not None:
+            body["weight"] = weight
         return self.request("POST", "/_miroir/nodes", json=body)
 
     def drain_node(self, node_id: str) -> dict:

@@ -50,6 +50,7 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: str
     url: str
     group: str = "g0"
+    weight: float = 1.0  # relative capacity (placement 2 gives it this share of its group)
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -256,6 +257,8 @@ def validate(config: Config) -> Config:
             errors.append(f"{where}.id: duplicate node id `{node.id}` (also nodes[{seen_ids[node.id]}])")
         else:
             seen_ids[node.id] = i
+        if not 0 < node.weight <= 1_000_000:
+            errors.append(f"{where}.weight: {node.weight} must be above 0 and at most 1000000")
         problem = _check_url(node.url)
         if problem:
             errors.append(f"{where}.url: {problem}")

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from miroir.core.routing import owners, shard_for_key
+from miroir.core.routing import shard_for_key
+from tests.support.chaos_helpers import fresh_owners
 
 from tests.support import miroir_proc
 from tests.support.devnodes import wait_task
@@ -57,7 +58,7 @@ def loaded_cluster(docs: list[dict], **shape) -> Iterator[tuple[miroir_proc.Miro
 
 def shards_of(c: miroir_proc.MiroirCluster, node_id: str, rf: int) -> list[int]:
     group = next(g for g, ids in c.groups.items() if node_id in ids)
-    return [s for s in range(SHARDS) if node_id in owners(s, c.groups[group], rf)]
+    return [s for s in range(SHARDS) if node_id in fresh_owners(s, c.groups[group], rf, SHARDS)]
 
 
 def ids_outside(docs: list[dict], lost: list[int]) -> list[int]:

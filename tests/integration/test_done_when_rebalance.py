@@ -20,9 +20,9 @@ import time
 import httpx
 import pytest
 
-from miroir.core.routing import owners, shard_for_key
+from miroir.core.routing import shard_for_key
 
-from tests.support.chaos_helpers import FAST_HEALTH, check_copies, durable_cluster, topology_nodes, wait_until
+from tests.support.chaos_helpers import FAST_HEALTH, check_copies, durable_cluster, owners_after, topology_nodes, wait_until
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster
 
@@ -153,11 +153,12 @@ def test_new_group_serves_reads_only_once_complete():
             per_node[node_id] = len(held)
             for doc_id, shard in held.items():
                 assert shard == shard_for_key(doc_id, SHARDS)
-                assert owners(shard, ["n3", "n4"], 1) == [node_id], (node_id, doc_id, shard)
+                # n3 joined g1 first (a plan of its own), then n4 took its share of n3's.
+                assert owners_after(shard, ["n3"], ["n3", "n4"], 1, SHARDS) == [node_id], (node_id, doc_id, shard)
                 assert doc_id not in seen, doc_id
                 seen[doc_id] = node_id
         assert set(seen) == {str(i) for i in docs}
-        shards_g1 = {n: {s for s in range(SHARDS) if owners(s, ["n3", "n4"], 1) == [n]} for n in g1_urls}
+        shards_g1 = {n: {s for s in range(SHARDS) if owners_after(s, ["n3"], ["n3", "n4"], 1, SHARDS) == [n]} for n in g1_urls}
         assert all(shards_g1.values())
 
         # The old group dies: g1 alone answers, exactly.
@@ -250,7 +251,7 @@ def test_source_dies_mid_move_with_rf2_copy_continues_from_other_owner(tmp_path)
         c.node_ids.append("n4")
         c.groups = {"g0": ["n1", "n2", "n3", "n4"]}
         try:
-            counts = check_copies(c, INDEX, docs, SHARDS)
+            counts = check_copies(c, INDEX, docs, SHARDS, before=["n1", "n2", "n3"])
         finally:
             c.devnodes.pop()  # the spare is closed by its own context manager
         print(

@@ -28,7 +28,8 @@ import httpx
 import meilisearch
 import pytest
 
-from miroir.core.routing import owners, shard_for_key
+from miroir.core.routing import shard_for_key
+from tests.support.chaos_helpers import fresh_owners
 
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.devnodes import free_port
@@ -129,12 +130,12 @@ def check_placement(nodes: dict[str, str], groups: dict[str, list[str]], uid: st
         counts[node_id] = len(docs)
         for doc_id, shard in docs.items():
             assert shard == shard_for_key(doc_id, SHARDS), (node_id, doc_id, shard)
-            assert node_id in owners(shard, groups[group], rf), f"{node_id} holds {doc_id} of shard {shard} it does not own"
+            assert node_id in fresh_owners(shard, groups[group], rf, SHARDS), f"{node_id} holds {doc_id} of shard {shard} it does not own"
             held.setdefault(doc_id, set()).add(node_id)
     assert set(held) == ids, (len(held), len(ids), sorted(ids - set(held))[:10])
     for doc_id, where in held.items():
         shard = shard_for_key(doc_id, SHARDS)
-        want = {n for members in groups.values() for n in owners(shard, members, rf)}
+        want = {n for members in groups.values() for n in fresh_owners(shard, members, rf, SHARDS)}
         assert where == want, (doc_id, shard, where, want)
         assert len(where) == len(groups) * rf
     return counts

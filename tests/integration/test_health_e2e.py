@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import trio
 
 from miroir.config import Config, HealthConfig
+from miroir.core.model import IndexMeta, MiroirState, NodeMeta
+from miroir.core.placement import Layout
 from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
 from miroir.engine.health import HealthTable
 from miroir.engine.services import run_cluster_health
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
-from miroir.core.model import IndexMeta, MiroirState, NodeMeta
-
 from tests.support.devnodes import start_devnodes
 
 # Generous bounds on waits for real processes; never the subject of an assertion.
@@ -46,7 +46,7 @@ async def test_prober_against_killed_and_restarted_devnode():
         table = HealthTable.from_config(cluster.config.health)
         transitions: list[tuple[str, str]] = []
         table.listeners.append(lambda n, s: transitions.append((n, s)))
-        victim_shards = [s for s in range(8) if cluster.topology.owners(8, s, "g0") == ["n1"]]
+        victim_shards = [s for s in range(8) if cluster.topology.owners(Layout(8), s, "g0") == ["n1"]]
         assert victim_shards, "fixture: n1 must own some shard"
         try:
             async with trio.open_nursery() as nursery:

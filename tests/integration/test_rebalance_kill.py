@@ -27,7 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from miroir.core.routing import owners, shard_for_key
+from miroir.core.routing import shard_for_key
+from tests.support.chaos_helpers import owners_after
 
 from tests.support.chaos_helpers import MiroirProcess, node_docs, wait_until
 from tests.support.devnodes import start_devnodes, wait_task
@@ -152,7 +153,7 @@ def _verify(
     for i, doc in model.items():
         if i in unknown:
             continue
-        for node in owners(shard_for_key(i, SHARDS), members, rf):
+        for node in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS):
             got = held[node].get(i)
             out["checked"] += 1
             if doc is None:
@@ -167,7 +168,7 @@ def _verify(
                     examples.append(f"{bad} id={i} on {node}: want {doc} got {got}")
     # Old owners' copies were dropped: no node keeps documents of a shard it does not own.
     out["misplaced"] = sum(
-        1 for n, docs in held.items() for i in docs if n not in owners(shard_for_key(i, SHARDS), members, rf)
+        1 for n, docs in held.items() for i in docs if n not in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS)
     )
     out["examples"] = examples  # type: ignore[assignment]
     return out
@@ -199,7 +200,7 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
         _load(current["url"], uid, list(base.values()))
         phases["loaded"] = time.monotonic() - t0
         members = ["n1", "n2", "n3", "n4"]
-        to_copy = sum(1 for i in base if "n4" in owners(shard_for_key(i, SHARDS), members, rf))
+        to_copy = sum(1 for i in base if "n4" in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS))
         writer = Writer(lambda: current["url"], uid, seed, base)
         writer.start()
         time.sleep(0.3)

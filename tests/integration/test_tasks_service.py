@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from miroir.core.placement import Layout
 from miroir.api.app import create_app
 from miroir.api.context import Miroir
 from miroir.config import config_from_dict
@@ -125,9 +126,9 @@ async def test_bootstrap_then_journal_wins(devnodes, tmp_path):
             "n2": (devnodes[1].url, "g0", "active"),
         }
         assert cluster.topology.groups == {"g0": ["n1", "n2"]}
-        targets = cluster.topology.write_targets(4, 1)
+        targets = cluster.topology.write_targets(Layout(4, 2), 1)
         assert list(targets) == ["g0"] and len(targets["g0"]) == 1
-        assert cluster.topology.owners(4, 1, "g0") == targets["g0"]
+        assert cluster.topology.owners(Layout(4, 2), 1, "g0") == targets["g0"]
     # A later start with a different node list keeps the journaled topology.
     other = config_from_dict({"nodes": [{"id": "x9", "url": "http://127.0.0.1:1", "group": "g0"}]})
     async with running_cluster(tmp_path, other) as cluster:

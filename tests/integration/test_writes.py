@@ -12,7 +12,8 @@ import meilisearch
 import pytest
 from meilisearch.errors import MeilisearchApiError
 
-from miroir.core.routing import owners, shard_for_key
+from miroir.core.routing import shard_for_key
+from tests.support.chaos_helpers import fresh_owners
 
 from tests.support.corpus import read_docs  # noqa: E402
 from tests.support.miroir_proc import start_cluster
@@ -53,7 +54,7 @@ def assert_placement(c, index: str, pk: str, expected_ids: set[str], shards: int
     assert set(held) == expected_ids
     for doc_id, nodes in held.items():
         shard = shard_for_key(doc_id, shards)
-        want = {n for ids in c.groups.values() for n in owners(shard, ids, rf)}
+        want = {n for ids in c.groups.values() for n in fresh_owners(shard, ids, rf, shards)}
         assert nodes == want, (doc_id, shard)
         assert len(nodes) == len(c.groups) * rf
 

@@ -11,6 +11,7 @@ Everything is loopback; every wait is bounded; devnodes are SIGCONTed and SIGKIL
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from miroir.core import routing
 
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import MiroirCluster, make_config, serve_miroir
+from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table, rebalance_table
 
 # Fast failure detection for tests: a killed node is down within ~0.5 s.
 FAST_HEALTH = {
@@ -93,12 +95,33 @@ def durable_cluster(
                         os.kill(d.proc.pid, signal.SIGCONT)
 
 
-def assignment(c: MiroirCluster, shards: int) -> dict[str, set[int]]:
-    """Node id -> shards it must hold (every group, RF owners), from the routing rules."""
+@functools.lru_cache(maxsize=64)
+def _fresh(shards: int, ids: tuple[str, ...], rf: int) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(o) for o in owner_table(Layout(shards, CURRENT_PLACEMENT), ids, rf))
+
+
+def fresh_owners(shard: int, ids: Sequence[str], rf: int, shards: int) -> list[str]:
+    """Owners in one group (`ids`, equal weights) of `shard` of an index created on that
+    membership (the placement new indexes get), computed by the pure placement."""
+    return list(_fresh(shards, tuple(sorted(ids)), rf)[shard])
+
+
+def owners_after(shard: int, before: Sequence[str], after: Sequence[str], rf: int, shards: int) -> list[str]:
+    """Owners of `shard` once one group's membership went from `before` to `after`
+    (equal weights): the table is rebalanced with the fewest moves, not recomputed."""
+    table = rebalance_table(_fresh(shards, tuple(sorted(before)), rf), dict.fromkeys(after, 1.0), rf)
+    return table[shard]
+
+
+def assignment(c: MiroirCluster, shards: int, before: Sequence[str] | None = None) -> dict[str, set[int]]:
+    """Node id -> shards it must hold (every group, RF owners), from the placement rules;
+    `before`: the membership of a group before the one change it went through."""
     rf = c.config.cluster.replication_factor
     held: dict[str, set[int]] = {n: set() for n in c.node_ids}
     for s in range(shards):
-        for owners in routing.write_targets(s, c.groups, rf).values():
+        for ids in c.groups.values():
+            changed = before is not None and set(before) & set(ids)
+            owners = owners_after(s, before, ids, rf, shards) if changed else fresh_owners(s, ids, rf, shards)
             for n in owners:
                 held[n].add(s)
     return held
@@ -130,11 +153,14 @@ def settle_nodes(c: MiroirCluster, uid: str) -> None:
         wait_until(idle, what=f"{d.url} idle")
 
 
-def check_copies(c: MiroirCluster, uid: str, expected: dict[str, dict], shards: int) -> dict[str, int]:
+def check_copies(
+    c: MiroirCluster, uid: str, expected: dict[str, dict], shards: int, before: Sequence[str] | None = None
+) -> dict[str, int]:
     """Every node holds exactly the expected documents of the shards it owns (and no
-    other); returns node -> document count. `expected` is id -> document (client view)."""
+    other); returns node -> document count. `expected` is id -> document (client view).
+    `before`: see `assignment`."""
     settle_nodes(c, uid)
-    held = assignment(c, shards)
+    held = assignment(c, shards, before)
     counts: dict[str, int] = {}
     for node_id, d in zip(c.node_ids, c.devnodes):
         docs = node_docs(d.url, uid)

@@ -4,7 +4,7 @@ joining and leaving, and the rebalance that follows (engine/rebalancer.py).
 | route | what |
 |---|---|
 | `GET /_miroir/topology` | nodes, states, health, repair backlog; per index and group the owners of every shard |
-| `POST /_miroir/nodes` `{id, url, group}` | a node joins; a rebalance is planned (202) |
+| `POST /_miroir/nodes` `{id, url, group, weight}` | a node joins; a rebalance is planned (202) |
 | `POST /_miroir/nodes/{id}/drain` | its shards move away (202) |
 | `DELETE /_miroir/nodes/{id}[?force=true]` | once drained; `force` for a dead node |
 | `PATCH /_miroir/nodes/{id}` `{url}` | the node moved: its new address (engine/nodeurl.py) |
@@ -22,6 +22,7 @@ from miroir.api.http import json_response, read_json
 from miroir.api.routes_tasks import current_cluster
 from miroir.engine import nodeurl
 from miroir.engine import rebalancer as rebalance
+from miroir.engine.capacity import capacity_report
 
 log = structlog.get_logger("miroir.admin")
 
@@ -32,6 +33,7 @@ class NodeBody(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     url: str
     group: str | None = None
+    weight: float | None = None
 
 
 @bp.get("/_miroir/topology")
@@ -40,7 +42,10 @@ async def topology() -> Response:
     cluster = current_cluster()
     topo = cluster.topology
     indexes = {
-        uid: {"shards": meta.shards, "primaryKey": meta.primary_key, "owners": topo.shard_map(meta.shards)}
+        uid: {
+            "shards": meta.shards, "placement": meta.placement, "primaryKey": meta.primary_key,
+            "owners": topo.shard_map(meta.layout),
+        }
         for uid, meta in sorted(cluster.state.indexes.items())
     }
     health = cluster.health.snapshot()
@@ -56,6 +61,7 @@ async def topology() -> Response:
                     "url": n.url,
                     "group": n.group,
                     "state": n.state,
+                    "weight": n.weight,
                     "health": health.get(n.id),
                     # hinted handoff / refill (engine/handoff.py): backlog sizes, refill state
                     "repair": cluster.handoff.view(n.id),
@@ -64,6 +70,8 @@ async def topology() -> Response:
                 for n in topo.nodes.values()
             ],
             "indexes": indexes,
+            # Per node: weight, shards, documents, share vs target; usable capacity (issue 17).
+            "capacity": await capacity_report(cluster),
         }
     )
 
@@ -71,7 +79,7 @@ async def topology() -> Response:
 @bp.post("/_miroir/nodes")
 async def add_node() -> Response:
     body = await read_json(request, NodeBody, code="bad_request")
-    out = await rebalance.add_node(current_cluster(), body.id, body.url, body.group)
+    out = await rebalance.add_node(current_cluster(), body.id, body.url, body.group, body.weight)
     return json_response(out, status=202)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar, Union
 import msgspec
 
 from miroir.core.keys import ApiKey
+from miroir.core.placement import Layout
 from miroir.core.taskfold import TERMINAL
 
 TaskStatus = Literal["enqueued", "processing", "succeeded", "failed", "canceled"]
@@ -60,6 +61,14 @@ class IndexMeta(msgspec.Struct, kw_only=True):
     settings_version: int = 0
     created_at: str
     updated_at: str
+    # Placement version (core/placement.py): 1 in journals older than placement 2, so
+    # indexes created before it keep where their documents are.
+    placement: int = 1
+
+    @property
+    def layout(self) -> Layout:
+        """What owner lookups of this index are keyed by (engine/topology.py)."""
+        return Layout(self.shards, self.placement)
 
 
 class NodeMeta(msgspec.Struct, kw_only=True):
@@ -67,6 +76,9 @@ class NodeMeta(msgspec.Struct, kw_only=True):
     url: str
     group: str
     state: NodeState = "joining"
+    # Relative capacity: placement 2 gives the node this share of its group's shard
+    # copies (weight / sum of the group's weights). Fixed when the node is added.
+    weight: float = 1.0
 
 
 MigrationStatus = Literal["pending", "copying", "switched", "done"]
@@ -91,14 +103,20 @@ class MigrationUnit(msgspec.Struct, kw_only=True):
     status: MigrationStatus = "pending"
     cursors: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     copied: int = 0  # documents written to targets by the copy (dual writes not counted)
+    # The unit moves the indexes with this placement (and S = `shards`) only.
+    placement: int = 1
 
 
 class MigrationPlan(msgspec.Struct, kw_only=True):
     id: int
     old_groups: dict[str, list[str]]  # owning membership before the plan
     new_groups: dict[str, list[str]]  # ... and once it is done
-    units: dict[str, MigrationUnit]  # unit_key(S, shard, group) -> unit
+    units: dict[str, MigrationUnit]  # unit_key(S, shard, group, placement) -> unit
     created_at: str | None = None
+    # Placement-2 owner tables (core/placement.py), table_key(S, group) -> per shard its
+    # owners: before the plan, and once it is done (committed by MigrationDone).
+    old_tables: dict[str, list[list[str]]] = msgspec.field(default_factory=dict)
+    new_tables: dict[str, list[list[str]]] = msgspec.field(default_factory=dict)
 
 
 class RebalanceState(msgspec.Struct, kw_only=True):
@@ -109,10 +127,15 @@ class RebalanceState(msgspec.Struct, kw_only=True):
     paused: bool = False
     next_plan_id: int = 1
     last: dict[str, Any] | None = None  # summary of the last finished plan
+    # Committed placement-2 tables, table_key(S, group) -> per shard its owners; a
+    # group and S without one use placement 2's initial table of the membership.
+    tables: dict[str, list[list[str]]] = msgspec.field(default_factory=dict)
 
 
-def unit_key(shards: int, shard: int, group: str) -> str:
-    return f"{shards}:{shard}:{group}"
+def unit_key(shards: int, shard: int, group: str, placement: int = 1) -> str:
+    # Placement-1 keys keep their old form: plans journaled before placement 2 resume.
+    base = f"{shards}:{shard}:{group}"
+    return base if placement == 1 else f"{base}:p{placement}"
 
 
 class MiroirState(msgspec.Struct, kw_only=True):
@@ -410,6 +433,8 @@ def _migration_done(state: MiroirState, rec: MigrationDone) -> None:
     if plan is None or plan.id != rec.plan_id:
         return
     state.rebalance.members = {g: list(ids) for g, ids in plan.new_groups.items() if ids}
+    if plan.new_tables:
+        state.rebalance.tables = {k: [list(o) for o in t] for k, t in plan.new_tables.items()}
     state.rebalance.plan = None
     state.rebalance.last = rec.summary
 

@@ -18,20 +18,27 @@ owners: each of its shards is copied from other groups' owners (`plan_new_group`
 A shard with no source and no fallback (a brand-new cluster) still gets a `Move` with
 empty sources: there is nothing to copy, the mover just switches ownership.
 
+Owners come from routing (placement 1) unless `tables` gives each index's owner tables
+before and after the change (the rebalancer passes placement 2's, core/placement.py):
+the plan is the difference of the two, whatever placement made them.
+
 Applying a plan to the old assignment (owners + targets - drops) gives exactly the new
 assignment (`apply_plan`, and the property tests in tests/unit/test_moves.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
+from miroir.core.placement import Layout
 from miroir.core.routing import owners
 from miroir.core.model import MigrationPlan
 
 Groups = Mapping[str, Sequence[str]]  # group -> its active node ids
+# (index, group, after the change?) -> per shard, the owners in that group
+Tables = Callable[[str, str, bool], Sequence[Sequence[str]]]
 
 
 class Move(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,15 +65,23 @@ class MovePlan(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.moves or self.drops)
 
 
-def _owners(shard: int, groups: Groups, group: str, rf: int) -> list[str]:
-    return owners(shard, groups.get(group, ()), rf)
+def rendezvous_tables(indexes: Mapping[str, int], old_groups: Groups, new_groups: Groups, rf: int) -> Tables:
+    """Placement 1's tables (routing over each membership)."""
+    cache: dict[tuple[str, str, bool], list[list[str]]] = {}
+
+    def table(uid: str, group: str, new: bool) -> list[list[str]]:
+        t = cache.get((uid, group, new))
+        if t is None:
+            ids = (new_groups if new else old_groups).get(group, ())
+            t = cache[(uid, group, new)] = [owners(s, ids, rf) for s in range(indexes[uid])]
+        return t
+
+    return table
 
 
-def _fallbacks(shard: int, groups: Groups, except_group: str, rf: int) -> tuple[str, ...]:
-    return tuple(n for g in sorted(groups) if g != except_group for n in owners(shard, groups[g], rf))
-
-
-def plan_change(indexes: Mapping[str, int], old_groups: Groups, new_groups: Groups, rf: int) -> MovePlan:
+def plan_change(
+    indexes: Mapping[str, int], old_groups: Groups, new_groups: Groups, rf: int, tables: Tables | None = None
+) -> MovePlan:
     """Every move and drop that takes `old_groups` to `new_groups` (see module doc).
 
     A group present only in `new_groups` is planned as a new group (sources from the
@@ -74,6 +89,7 @@ def plan_change(indexes: Mapping[str, int], old_groups: Groups, new_groups: Grou
     Deterministic order: by index, group, shard, then target/node.
     """
     assert rf >= 1
+    table = tables or rendezvous_tables(indexes, old_groups, new_groups, rf)
     moves: list[Move] = []
     drops: list[Drop] = []
     for uid in sorted(indexes):
@@ -82,15 +98,18 @@ def plan_change(indexes: Mapping[str, int], old_groups: Groups, new_groups: Grou
         for group in sorted(set(old_groups) | set(new_groups)):
             if list(old_groups.get(group, ())) == list(new_groups.get(group, ())):
                 continue  # an untouched group: nothing can move in it
+            old_t, new_t = table(uid, group, False), table(uid, group, True)
             for shard in range(n_shards):
-                before = _owners(shard, old_groups, group, rf)
-                after = _owners(shard, new_groups, group, rf)
+                before = list(old_t[shard]) if group in old_groups else []
+                after = list(new_t[shard]) if group in new_groups else []
                 gained = [n for n in after if n not in before]
                 if gained:
                     kept = [n for n in before if n in after]
                     leaving = [n for n in before if n not in after]
                     sources = tuple(kept + leaving)
-                    fallbacks = _fallbacks(shard, old_groups, group, rf)
+                    fallbacks = tuple(
+                        n for g in sorted(old_groups) if g != group for n in table(uid, g, False)[shard]
+                    )
                     if not sources:
                         # A group without old owners: copy from the other groups.
                         sources, fallbacks = fallbacks, ()
@@ -123,17 +142,18 @@ def plan_new_group(
 
 
 def apply_plan(
-    indexes: Mapping[str, int], old_groups: Groups, rf: int, plan: MovePlan
+    indexes: Mapping[str, int], old_groups: Groups, rf: int, plan: MovePlan, tables: Tables | None = None
 ) -> dict[str, dict[str, list[frozenset[str]]]]:
     """Owner *sets* once `plan` is done: index -> group -> per shard, old + targets - drops.
 
     The old owners come from routing over `old_groups`. Groups left without any owner
     are omitted, so the result compares equal to the new assignment as sets.
     """
+    table = tables or rendezvous_tables(indexes, old_groups, old_groups, rf)
     out: dict[str, dict[str, list[frozenset[str]]]] = {}
     for uid in sorted(indexes):
         n_shards = indexes[uid]
-        sets = {g: [set(_owners(s, old_groups, g, rf)) for s in range(n_shards)] for g in old_groups}
+        sets = {g: [set(table(uid, g, False)[s]) for s in range(n_shards)] for g in old_groups}
         for m in plan.moves:
             if m.index == uid:
                 sets.setdefault(m.group, [set() for _ in range(n_shards)])[m.shard].add(m.target)
@@ -144,9 +164,9 @@ def apply_plan(
     return out
 
 
-def copy_in_progress(plan: MigrationPlan | None, shards: int, shard: int, index: str, node: str) -> bool:
-    """Whether `node` is the target of a move of `shard` (indexes with S = `shards`) whose
-    copy of `index` is not complete yet.
+def copy_in_progress(plan: MigrationPlan | None, shards: int | Layout, shard: int, index: str, node: str) -> bool:
+    """Whether `node` is the target of a move of `shard` (indexes of layout `shards`; an
+    int is S under placement 1) whose copy of `index` is not complete yet.
 
     Such a copy is partial by design (the mover's pages so far plus dual writes): it is
     not lost, and completing it is the mover's job (its reconciliation brings every write
@@ -155,8 +175,9 @@ def copy_in_progress(plan: MigrationPlan | None, shards: int, shard: int, index:
     """
     if plan is None:
         return False
+    layout = shards if isinstance(shards, Layout) else Layout(shards)
     for unit in plan.units.values():
-        if unit.shards != shards or unit.shard != shard or node not in unit.targets:
+        if (unit.shards, unit.placement) != layout or unit.shard != shard or node not in unit.targets:
             continue
         if unit.status in ("pending", "copying") and unit.cursors.get(index, {}).get(node, 0) != -1:
             return True
@@ -164,7 +185,7 @@ def copy_in_progress(plan: MigrationPlan | None, shards: int, shard: int, index:
 
 
 def settled_shards(
-    held: Sequence[int], plan: MigrationPlan | None, shards: int, index: str, node: str
+    held: Sequence[int], plan: MigrationPlan | None, shards: int | Layout, index: str, node: str
 ) -> list[int]:
     """Of the shards `node` holds (owner or move target), those it must hold completely
     now: every one but those whose copy to it is in progress (`copy_in_progress`)."""

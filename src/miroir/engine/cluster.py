@@ -100,7 +100,7 @@ class Cluster:
 def index_shard_maps(cluster: Cluster) -> dict[str, Mapping[str, Any]]:
     """Index uid -> the topology's shard map of that index (for readiness)."""
     topo = cluster.topology
-    return {uid: topo.shard_map(meta.shards) for uid, meta in cluster.state.indexes.items()}
+    return {uid: topo.shard_map(meta.layout) for uid, meta in cluster.state.indexes.items()}
 
 
 def cluster_is_ready(cluster: Cluster, table: HealthTable) -> bool:

@@ -26,6 +26,7 @@ import structlog
 import trio
 
 from miroir.core import dumpformat as fmt
+from miroir.core.placement import Layout
 from miroir.core.errors import MeiliError
 from miroir.core.taskfold import task_view
 from miroir.core.taskquery import rfc3339
@@ -81,7 +82,7 @@ async def _read_shard(cluster: Cluster, node: str, uid: str, shard: int) -> list
             return docs
 
 
-def _owners(cluster: Cluster, shards: int, shard: int) -> list[str]:
+def _owners(cluster: Cluster, shards: Layout, shard: int) -> list[str]:
     """Readable owners of a shard, every group's, in a stable order."""
     readable = cluster.healthy_nodes()
     out: list[str] = []
@@ -90,7 +91,7 @@ def _owners(cluster: Cluster, shards: int, shard: int) -> list[str]:
     return out
 
 
-async def read_shard(cluster: Cluster, uid: str, shards: int, shard: int) -> list[dict]:
+async def read_shard(cluster: Cluster, uid: str, shards: Layout, shard: int) -> list[dict]:
     """One shard, from one owner, as of one moment: under the index's write lock no write
     is enqueued, and the owner's queue for the index is drained first, so offset paging
     neither skips (a delete between pages) nor repeats. Writes to the index wait for the
@@ -134,7 +135,7 @@ async def write_dump(cluster: Cluster, directory: str, uid: str) -> str:
             w.add_json(fmt.index_settings_path(name), fmt.dump_settings(index_settings(cluster, name)))
             member = w.jsonl(fmt.index_documents_path(name))
             for shard in range(meta.shards):
-                docs = await read_shard(cluster, name, meta.shards, shard)
+                docs = await read_shard(cluster, name, meta.layout, shard)
                 await trio.to_thread.run_sync(member.write, docs)
                 before, total = total, total + len(docs)
                 if total // PROGRESS_EVERY != before // PROGRESS_EVERY:

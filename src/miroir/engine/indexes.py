@@ -35,6 +35,7 @@ from miroir.core.errors import (
     invalid_index_uid,
     valid_index_uid,
 )
+from miroir.core.placement import CURRENT_PLACEMENT
 from miroir.core.taskfold import TERMINAL, fold
 from miroir.engine.cluster import Cluster
 from miroir.engine.tasks import DrivenTask
@@ -236,7 +237,8 @@ async def create_on_nodes(
     readback = await read_node_settings(cluster, uid, nodes[:1])
     stamp = now(cluster)
     meta = IndexMeta(
-        uid=uid, primary_key=primary_key, shards=cluster.config.cluster.shards, created_at=stamp, updated_at=stamp
+        uid=uid, primary_key=primary_key, shards=cluster.config.cluster.shards, created_at=stamp, updated_at=stamp,
+        placement=CURRENT_PLACEMENT,
     )
     client = core_settings.client_view(readback[nodes[0]], core_settings.DEFAULT_MAX_VALUES_PER_FACET)
     await cluster.journal.append(
@@ -370,6 +372,7 @@ async def update_index(
                 uid=uid,
                 primary_key=primary_key,
                 shards=meta.shards,
+                placement=meta.placement,
                 settings_version=meta.settings_version,
                 created_at=meta.created_at,
                 updated_at=now(cluster),
@@ -411,6 +414,7 @@ def moved_records(state: Any, src: str, dst: str, stamp: str) -> list[Any]:
         uid=dst,
         primary_key=meta.primary_key,
         shards=meta.shards,  # documents keep the placement of their S
+        placement=meta.placement,
         settings_version=meta.settings_version + 1,
         created_at=meta.created_at,
         updated_at=stamp,

@@ -1,6 +1,6 @@
 """Moving one migration unit: copy, reconcile, switch, drop (design §7).
 
-A unit is one shard number of every index with S shards, in one group, gaining
+A unit is one shard number of every index with S shards (and one placement), in one group, gaining
 `targets`. Dual writes to the targets are on from the moment the plan is journaled (the
 topology puts them in `write_targets`), so the copy only has to bring what existed
 before; per index and target:
@@ -180,12 +180,13 @@ class Mover:
         self._on_total = on_total
         self._healthy = healthy
 
-    def _indexes(self, shards: int) -> list[tuple[str, str]]:
-        """(uid, primary key) of every index with S = shards that has documents' key."""
+    def _indexes(self, unit: MigrationUnit) -> list[tuple[str, str]]:
+        """(uid, primary key) of every index the unit moves (its S and placement) that
+        has documents' key."""
         return [
             (uid, meta.primary_key)
             for uid, meta in sorted(self.cluster.state.indexes.items())
-            if meta.shards == shards and meta.primary_key is not None
+            if (meta.shards, meta.placement) == (unit.shards, unit.placement) and meta.primary_key is not None
         ]
 
     def _sources(self, unit: MigrationUnit) -> list[str]:
@@ -202,7 +203,7 @@ class Mover:
 
     async def run_unit(self, plan_id: int, key: str, unit: MigrationUnit) -> None:
         if unit.status in ("pending", "copying"):
-            for uid, pk in self._indexes(unit.shards):
+            for uid, pk in self._indexes(unit):
                 for target in unit.targets:
                     if unit.cursors.get(uid, {}).get(target, 0) == -1:
                         continue
@@ -218,7 +219,7 @@ class Mover:
             await self._refresh()
             log.info("mover.switched", unit=key, targets=unit.targets, copied=unit.copied)
         if unit.status == "switched":
-            indexes = self._indexes(unit.shards)
+            indexes = self._indexes(unit)
             drops = [n for n in unit.drops if n in self.cluster.fleet and not self._removed(n)]
             if indexes and drops:
                 await trio.sleep(DROP_GRACE_S)

@@ -25,11 +25,13 @@ import collections
 import time
 from typing import Any
 
+import msgspec
 import structlog
 import trio
 
 from miroir.core.errors import MeiliError
-from miroir.core.moves import plan_change
+from miroir.core.moves import Tables, plan_change, rendezvous_tables
+from miroir.core.placement import CURRENT_PLACEMENT, Layout, initial_table, rebalance_table, table_key
 from miroir.core.routing import NodeRef, groups_of
 from miroir.engine.cluster import Cluster, RebalancerHandle
 from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
@@ -71,6 +73,59 @@ def desired_members(cluster: Cluster) -> dict[str, list[str]]:
     """The owning membership asked for: joining and active nodes, by group."""
     nodes = cluster.state.nodes.values()
     return groups_of(NodeRef(n.id, n.group) for n in nodes if n.state in ("joining", "active"))
+
+
+def planned_layouts(cluster: Cluster) -> list[Layout]:
+    """Every layout a plan must move: those of the indexes, and the one new indexes get."""
+    default = Layout(cluster.config.cluster.shards, CURRENT_PLACEMENT)
+    return sorted({m.layout for m in cluster.state.indexes.values()} | {default})
+
+
+def layout_name(layout: Layout) -> str:
+    return str(layout.shards) if layout.placement == 1 else f"{layout.shards}p{layout.placement}"
+
+
+def placement_tables(
+    cluster: Cluster, layouts: list[Layout], old: dict[str, list[str]], new: dict[str, list[str]]
+) -> tuple[dict[str, list[list[str]]], dict[str, list[list[str]]]]:
+    """Placement 2's tables before the change (the topology's) and after it: each group's
+    table rebalanced to its new members and weights with the fewest moves (a group whose
+    members stay keeps its table; a new group gets the table of a fresh cluster)."""
+    topo = cluster.topology
+    weights = {i: n.weight for i, n in cluster.state.nodes.items()}
+    before: dict[str, list[list[str]]] = {}
+    after: dict[str, list[list[str]]] = {}
+    for lay in layouts:
+        if lay.placement != 2:
+            continue
+        for g in old:
+            before[table_key(lay.shards, g)] = topo.table(lay, g, False)
+        for g, ids in new.items():
+            key, w = table_key(lay.shards, g), {n: weights.get(n, 1.0) for n in ids}
+            if key not in before:  # a new group: placed as a fresh cluster would be
+                after[key] = initial_table(lay.shards, w, cluster.rf)
+            elif old.get(g) == ids:
+                after[key] = [list(o) for o in before[key]]
+            else:
+                after[key] = rebalance_table(before[key], w, cluster.rf)
+    return before, after
+
+
+def _tables_of(
+    names: dict[str, Layout], old: dict[str, list[str]], new: dict[str, list[str]], rf: int,
+    old_tables: dict[str, list[list[str]]], new_tables: dict[str, list[list[str]]],
+) -> Tables:
+    """The planner's owner tables: routing's for placement 1, the given ones for 2."""
+    v1 = rendezvous_tables({n: lay.shards for n, lay in names.items()}, old, new, rf)
+
+    def table(name: str, group: str, after: bool) -> list[list[str]]:
+        lay = names[name]
+        if lay.placement == 1:
+            return [list(o) for o in v1(name, group, after)]
+        t = (new_tables if after else old_tables).get(table_key(lay.shards, group))
+        return t if t is not None else [[] for _ in range(lay.shards)]
+
+    return table
 
 
 def node_change(cluster: Cluster, node: NodeMeta) -> list[Any]:
@@ -146,32 +201,44 @@ class Rebalancer:
             if old == new:
                 await self._fixups()
                 return False
-            shard_counts = sorted({m.shards for m in cluster.state.indexes.values()} | {cluster.config.cluster.shards})
-            change = plan_change({str(s): s for s in shard_counts}, old, new, cluster.rf)
+            layouts = planned_layouts(cluster)
+            old_tables, new_tables = placement_tables(cluster, layouts, old, new)
+            names = {layout_name(lay): lay for lay in layouts}
+            change = plan_change(
+                {name: lay.shards for name, lay in names.items()}, old, new, cluster.rf,
+                tables=_tables_of(names, old, new, cluster.rf, old_tables, new_tables),
+            )
             units: dict[str, MigrationUnit] = {}
             for m in change.moves:
-                s = int(m.index)
-                key = unit_key(s, m.shard, m.group)
+                lay = names[m.index]
+                key = unit_key(lay.shards, m.shard, m.group, lay.placement)
                 u = units.get(key)
                 if u is None:
                     u = units[key] = MigrationUnit(
-                        shards=s, shard=m.shard, group=m.group, targets=[], sources=list(m.sources),
-                        fallbacks=list(m.fallbacks),
+                        shards=lay.shards, shard=m.shard, group=m.group, targets=[], sources=list(m.sources),
+                        fallbacks=list(m.fallbacks), placement=lay.placement,
                     )
                 u.targets.append(m.target)
             for d in change.drops:
-                s = int(d.index)
-                key = unit_key(s, d.shard, d.group)
+                lay = names[d.index]
+                key = unit_key(lay.shards, d.shard, d.group, lay.placement)
                 u = units.get(key)
                 if u is None:  # a pure drop (a node leaves, RF copies stay): nothing to copy
-                    u = units[key] = MigrationUnit(shards=s, shard=d.shard, group=d.group, targets=[], sources=[])
+                    u = units[key] = MigrationUnit(
+                        shards=lay.shards, shard=d.shard, group=d.group, targets=[], sources=[],
+                        placement=lay.placement,
+                    )
                 u.drops.append(d.node)
             plan = MigrationPlan(
                 id=rb.next_plan_id,
                 old_groups=old,
                 new_groups=new,
-                units=dict(sorted(units.items(), key=lambda kv: (kv[1].shards, kv[1].group, kv[1].shard))),
+                units=dict(
+                    sorted(units.items(), key=lambda kv: (kv[1].placement, kv[1].shards, kv[1].group, kv[1].shard))
+                ),
                 created_at=cluster.tasks.now_rfc3339(),
+                old_tables=old_tables,
+                new_tables=new_tables,
             )
             await self._prepare(plan)
             await cluster.journal.append(MigrationPlanned(plan=plan))
@@ -241,7 +308,7 @@ class Rebalancer:
         records: list[Any] = []
         for n in self.cluster.state.nodes.values():
             if n.state == "joining" and n.id in owning:
-                records.append(NodePut(node=NodeMeta(id=n.id, url=n.url, group=n.group, state="active")))
+                records.append(NodePut(node=msgspec.structs.replace(n, state="active")))
             elif n.state == "removed" and n.id not in owning:
                 records.append(NodeRemoved(id=n.id))
         return records
@@ -309,7 +376,10 @@ class Rebalancer:
             "oldGroups": plan.old_groups,
             "newGroups": plan.new_groups,
             "movedUnits": [
-                {"shards": u.shards, "shard": u.shard, "group": u.group, "targets": u.targets, "copied": u.copied}
+                {
+                    "shards": u.shards, "placement": u.placement, "shard": u.shard, "group": u.group,
+                    "targets": u.targets, "copied": u.copied,
+                }
                 for u in plan.units.values()
                 if u.targets
             ],
@@ -332,6 +402,9 @@ class Rebalancer:
         if plan is None:
             out.update(status="paused" if rb.paused else "idle", plan=None, progress=None)
             pending = desired_members(self.cluster) != committed_members(self.cluster.state.nodes, rb)
+            # The plan is journaled done but the topology not rebuilt yet (an await away):
+            # owners already switched, membership not; not settled for a reader.
+            pending = pending or self.cluster.topology.plan_id is not None
             out["pendingChange"] = pending
             return out
         units = []
@@ -356,6 +429,7 @@ class Rebalancer:
                 {
                     "unit": key,
                     "shards": u.shards,
+                    "placement": u.placement,
                     "shard": u.shard,
                     "group": u.group,
                     "targets": u.targets,
@@ -421,18 +495,27 @@ def rebalancer_of(cluster: Cluster) -> RebalancerHandle:
 
 
 def node_view(cluster: Cluster, n: NodeMeta) -> dict[str, Any]:
-    topo = cluster.topology
-    held: dict[int, list[int]] = {}
-    for S in sorted({m.shards for m in cluster.state.indexes.values()} | {cluster.config.cluster.shards}):
-        held[S] = topo.holders(S).get(n.id, [])
-    default = cluster.config.cluster.shards
-    return {"id": n.id, "url": n.url, "group": n.group, "state": n.state, "shards": held.get(default, [])}
+    """A node and the shards it holds of the layout new indexes get."""
+    default = Layout(cluster.config.cluster.shards, CURRENT_PLACEMENT)
+    held = cluster.topology.holders(default).get(n.id, [])
+    return {"id": n.id, "url": n.url, "group": n.group, "state": n.state, "weight": n.weight, "shards": held}
 
 
-async def add_node(cluster: Cluster, node_id: str, url: str, group: str | None) -> dict[str, Any]:
+MAX_WEIGHT = 1_000_000.0
+
+
+async def add_node(
+    cluster: Cluster, node_id: str, url: str, group: str | None, weight: float | None = None
+) -> dict[str, Any]:
     rb = rebalancer_of(cluster)
     if not node_id or not isinstance(node_id, str):
         raise MeiliError("miroir_invalid_node", "A node needs a non-empty string `id`.")
+    if weight is None:
+        weight = 1.0
+    if not (isinstance(weight, (int, float)) and 0 < weight <= MAX_WEIGHT):
+        raise MeiliError(
+            "miroir_invalid_node", f"A node's `weight` must be a number above 0 and at most {MAX_WEIGHT:g}, not {weight}."
+        )
     if not url.startswith(("http://", "https://")):
         raise MeiliError("miroir_invalid_node", f"Node url `{url}` must start with http:// or https://.")
     group = group or DEFAULT_GROUP
@@ -444,9 +527,10 @@ async def add_node(cluster: Cluster, node_id: str, url: str, group: str | None) 
     if any(n.url.rstrip("/") == url.rstrip("/") for n in cluster.state.nodes.values() if n.state != "removed"):
         raise conflict("miroir_node_already_exists", f"A node with url `{url}` already exists.")
     await _check_reachable(cluster, node_id, url)
-    await cluster.journal.append(*node_change(cluster, NodeMeta(id=node_id, url=url, group=group, state="joining")))
+    node = NodeMeta(id=node_id, url=url, group=group, state="joining", weight=float(weight))
+    await cluster.journal.append(*node_change(cluster, node))
     await cluster.refresh_topology()
-    log.info("node.added", node=node_id, url=url, group=group)
+    log.info("node.added", node=node_id, url=url, group=group, weight=weight)
     await rb.ensure_plan()
     rb.wake()
     return {"node": node_view(cluster, cluster.state.nodes[node_id]), "rebalance": rb.status()}
@@ -475,7 +559,7 @@ async def drain_node(cluster: Cluster, node_id: str) -> dict[str, Any]:
             raise conflict(
                 "miroir_cannot_drain", f"Node `{node_id}` is the last node: its shards would have nowhere to go."
             )
-        await cluster.journal.append(*node_change(cluster, NodeMeta(id=n.id, url=n.url, group=n.group, state="draining")))
+        await cluster.journal.append(*node_change(cluster, msgspec.structs.replace(n, state="draining")))
         await cluster.refresh_topology()
         log.info("node.draining", node=node_id)
     await rb.ensure_plan()
@@ -512,7 +596,7 @@ async def remove_node(cluster: Cluster, node_id: str, force: bool) -> dict[str, 
     if not others:
         raise conflict("miroir_cannot_drain", f"Node `{node_id}` is the last node: nothing could take its shards.")
     # Removed but still an owner until the plan that re-creates its shards is done.
-    await cluster.journal.append(*node_change(cluster, NodeMeta(id=n.id, url=n.url, group=n.group, state="removed")))
+    await cluster.journal.append(*node_change(cluster, msgspec.structs.replace(n, state="removed")))
     await cluster.refresh_topology()
     log.warning("node.force_removed", node=node_id)
     await rb.ensure_plan()

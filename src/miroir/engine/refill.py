@@ -30,6 +30,7 @@ import trio
 
 from miroir.core import backlog
 from miroir.core.moves import settled_shards
+from miroir.core.placement import Layout
 from miroir.core.settings import creation_patch
 from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
@@ -51,7 +52,7 @@ from miroir.core.model import RefillDone, RefillIndexDone
 log = structlog.get_logger("miroir.refill")
 
 
-def _peers(cluster: Cluster, node: str, shards: int, shard: int) -> list[str]:
+def _peers(cluster: Cluster, node: str, shards: Layout, shard: int) -> list[str]:
     """Readable holders of `shard` other than `node`: same group first."""
     group = cluster.topology.group_of(node)
     readable = cluster.healthy_nodes()
@@ -62,7 +63,7 @@ def _peers(cluster: Cluster, node: str, shards: int, shard: int) -> list[str]:
     return out
 
 
-def expected_shards(cluster: Cluster, node: str, uid: str, shards: int) -> list[int]:
+def expected_shards(cluster: Cluster, node: str, uid: str, shards: Layout) -> list[int]:
     """The shards of `uid` the node must hold completely now: those it owns or takes
     writes for, but not those a migration is still copying to it (core/moves.py
     `copy_in_progress`): a joining node lacks those legitimately, and the mover, not a
@@ -84,7 +85,7 @@ async def shard_count(cluster: Cluster, node: str, uid: str, shard: int) -> int:
 async def check_lost(cluster: Cluster, node: str) -> str | None:
     """Why the node's copy is lost (missing index, shards far below a peer), or None."""
     for uid, meta in sorted(cluster.state.indexes.items()):
-        if not cluster.topology.holders(meta.shards).get(node):
+        if not cluster.topology.holders(meta.layout).get(node):
             continue  # holds nothing of it (a node joining before its plan): nothing to lose
         try:
             await call(cluster, node, "GET", f"/indexes/{uid}")
@@ -92,13 +93,13 @@ async def check_lost(cluster: Cluster, node: str) -> str | None:
             if e.code == "index_not_found":
                 return f"index `{uid}` is missing on the node"
             raise MoveFailed(f"node `{node}`: {e.message}") from None
-        held = expected_shards(cluster, node, uid, meta.shards)
+        held = expected_shards(cluster, node, uid, meta.layout)
         mine: dict[int, int] = {}
         peers: dict[int, int] = {}
         refused: list[str] = []
 
         async def count(s: int) -> None:
-            cands = _peers(cluster, node, meta.shards, s)
+            cands = _peers(cluster, node, meta.layout, s)
             if not cands:
                 return
             # Never raises (a nursery would wrap it): failures are collected.
@@ -153,8 +154,8 @@ async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple
     meta = cluster.state.indexes.get(uid)
     if meta is None:
         return 0
-    held = expected_shards(cluster, node, uid, meta.shards)
-    any_peer = next((p for s in held for p in _peers(cluster, node, meta.shards, s)), None)
+    held = expected_shards(cluster, node, uid, meta.layout)
+    any_peer = next((p for s in held for p in _peers(cluster, node, meta.layout, s)), None)
     if any_peer is None:
         any_peer = next((n for n in cluster.healthy_nodes() if n != node), None)
     await _ensure_index_and_settings(cluster, node, uid, meta.primary_key, any_peer)
@@ -164,7 +165,7 @@ async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple
     if pk is not None:
         page_size = cluster.config.rebalancer.page_size
         for s in held:
-            sources = _peers(cluster, node, meta.shards, s)
+            sources = _peers(cluster, node, meta.layout, s)
             if not sources:
                 log.warning("refill.no_source", node=node, index=uid, shard=s)
                 continue
@@ -181,8 +182,8 @@ async def refill_index(cluster: Cluster, node: str, uid: str, copying: set[tuple
                     break
     async with index_lock(cluster, uid):
         if pk is not None:
-            for s in expected_shards(cluster, node, uid, meta.shards):
-                sources = _peers(cluster, node, meta.shards, s)
+            for s in expected_shards(cluster, node, uid, meta.layout):
+                sources = _peers(cluster, node, meta.layout, s)
                 if sources:
                     copied += await _reconcile(cluster, uid, pk, s, sources[0], node)
         await cluster.journal.append(RefillIndexDone(node=node, index=uid))

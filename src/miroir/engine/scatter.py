@@ -86,6 +86,7 @@ import trio
 
 from miroir.core.errors import MeiliError
 from miroir.core.routing import covering_set
+from miroir.core.placement import Layout
 from miroir.engine.cluster import Cluster
 from miroir.engine.topology import Topology
 from miroir.instruments import HOT
@@ -165,7 +166,7 @@ def merge_degraded(headers: Iterable[dict[str, str]]) -> dict[str, str]:
 
 
 def plan_cover(
-    topology: Topology, shards: int, needed: Sequence[int], *, turn: int, healthy: frozenset[str] | None
+    topology: Topology, shards: Layout, needed: Sequence[int], *, turn: int, healthy: frozenset[str] | None
 ) -> tuple[dict[str, list[int]], list[int]]:
     """(node -> shards it answers for, shards no group can serve). Pure given topology."""
     groups = sorted(topology.groups)
@@ -191,7 +192,7 @@ def plan_cover(
 
 
 def plan_retry(
-    topology: Topology, shards: int, lost: Sequence[int], *, home_group: str | None, exclude: set[str],
+    topology: Topology, shards: Layout, lost: Sequence[int], *, home_group: str | None, exclude: set[str],
     healthy: frozenset[str] | None,
 ) -> tuple[dict[str, list[int]], list[int]]:
     """Other owners for `lost` shards (home group first, healthy first), never `exclude`."""
@@ -285,10 +286,11 @@ class _Scatter:
     its garbage is freed by reference counting (test_scatter checks it).
     """
 
-    def __init__(self, cluster: Cluster, send: Send, S: int, per_shard: bool, healthy: frozenset[str] | None):
+    def __init__(self, cluster: Cluster, send: Send, layout: Layout, per_shard: bool, healthy: frozenset[str] | None):
         self.cluster = cluster
         self.send = send
-        self.S = S
+        self.layout = layout
+        self.S = layout.shards
         self.per_shard = per_shard
         self.healthy = healthy
         self.topology = cluster.topology
@@ -320,7 +322,7 @@ class _Scatter:
         healthy = self.healthy
         unhealthy = set() if healthy is None else set(self.topology.all_nodes()) - healthy
         alt, lost = plan_retry(
-            self.topology, self.S, sub.shards, home_group=self.topology.group_of(sub.node_id),
+            self.topology, self.layout, sub.shards, home_group=self.topology.group_of(sub.node_id),
             exclude=self.failed_nodes | unhealthy | {sub.node_id}, healthy=healthy,
         )
         if lost or not alt:
@@ -454,7 +456,7 @@ class _Scatter:
 
     def retry(self, sub: _Sub) -> None:
         alt, lost = plan_retry(
-            self.topology, self.S, sub.shards, home_group=self.topology.group_of(sub.node_id),
+            self.topology, self.layout, sub.shards, home_group=self.topology.group_of(sub.node_id),
             exclude=self.failed_nodes, healthy=self.healthy,
         )
         self.gathered.unavailable.extend(lost)
@@ -543,8 +545,8 @@ async def scatter(
     # nodes stay the same, so its ties come in the same order on every page; different
     # queries still spread over groups and replicas.
     turn = next(cluster.scatter_turns) if affinity is None else affinity
-    plan, missing = plan_cover(cluster.topology, S, needed, turn=turn, healthy=healthy)
-    s = _Scatter(cluster, send, S, per_shard, healthy)
+    plan, missing = plan_cover(cluster.topology, meta.layout, needed, turn=turn, healthy=healthy)
+    s = _Scatter(cluster, send, meta.layout, per_shard, healthy)
     s.hedging = hedge
     s.gathered.unavailable.extend(missing)
     await s.run(plan)

@@ -101,7 +101,10 @@ async def _bootstrap_nodes(config: Config, journal: Journal[MiroirState]) -> Non
     state = journal.state
     configured = {n.id: (n.url, n.group) for n in config.nodes}
     if not state.nodes:
-        records = [NodePut(node=NodeMeta(id=n.id, url=n.url, group=n.group, state="active")) for n in config.nodes]
+        records = [
+            NodePut(node=NodeMeta(id=n.id, url=n.url, group=n.group, state="active", weight=n.weight))
+            for n in config.nodes
+        ]
         await journal.append(*records)
         log.info("cluster.bootstrapped", nodes=sorted(configured))
         return

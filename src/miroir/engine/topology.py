@@ -3,7 +3,9 @@
 Built from `MiroirState.nodes` (the journal's view of the fleet), RF and the rebalance
 state (`MiroirState.rebalance`); immutable. A topology change builds a new `Topology`
 (cheap), so readers never see a half-updated one. Owner lists are computed on demand and
-cached per S (indexes have their own S).
+cached per layout: an index's S and placement version (core/placement.py), which every
+method takes -- `IndexMeta.layout`. Placement 2 reads the journaled owner tables
+(`RebalanceState.tables`, and the plan's old and new tables while one runs).
 
 Membership: the committed `rebalance.members` when there is one, else the active and
 draining nodes (before the first rebalance). While a migration plan runs (design §7),
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from miroir.core import routing
+from miroir.core.placement import Layout, owner_table, table_key
 from miroir.core.routing import NodeRef
 from miroir.core.model import MiroirState, NodeMeta, RebalanceState, unit_key
 
@@ -43,6 +46,14 @@ def committed_members(nodes: Mapping[str, NodeMeta], rebalance: RebalanceState |
     return derived_members(nodes)
 
 
+def _fits(table: Sequence[Sequence[str]], members: Sequence[str], rf: int) -> bool:
+    """Whether a journaled table is one of `members`: every shard owned by min(rf, n)
+    distinct members."""
+    ids = set(members)
+    r = min(rf, len(ids))
+    return all(len(o) == r and len(set(o)) == r and ids.issuperset(o) for o in table)
+
+
 def _clean(groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return {g: sorted(ids) for g, ids in sorted(groups.items()) if ids}
 
@@ -54,12 +65,17 @@ class Topology:
         self.nodes: dict[str, NodeMeta] = dict(sorted(nodes.items()))
         plan = rebalance.plan if rebalance is not None else None
         self.plan_id: int | None = plan.id if plan is not None else None
+        committed_tables = rebalance.tables if rebalance is not None else {}
         if plan is None:
             self._old = committed_members(self.nodes, rebalance)
             self._new = self._old
+            self._old_tables = self._new_tables = committed_tables
         else:
             self._old = _clean(plan.old_groups)
             self._new = _clean(plan.new_groups)
+            self._old_tables, self._new_tables = plan.old_tables, plan.new_tables
+        self.weights: dict[str, float] = {i: n.weight for i, n in self.nodes.items()}
+        self._tables: dict[tuple[Layout, str, bool], list[list[str]]] = {}
         # Groups that answer reads: those with old members (a new group waits for the end).
         self.groups: dict[str, list[str]] = dict(self._old)
         # Every group a write must reach (a new group receives dual writes from the start).
@@ -73,7 +89,7 @@ class Topology:
                     self._switched.add(key)
                 else:
                     self._dual[key] = list(unit.targets)
-        self._assignments: dict[int, dict[str, list[list[str]]]] = {}
+        self._assignments: dict[Layout, dict[str, list[list[str]]]] = {}
 
     @classmethod
     def from_state(cls, state: MiroirState, rf: int) -> Topology:
@@ -87,45 +103,61 @@ class Topology:
         n = self.nodes.get(node_id)
         return n.group if n is not None else None
 
-    def _owners(self, shards: int, shard: int, group: str) -> list[str]:
-        if unit_key(shards, shard, group) in self._switched:
-            return routing.owners(shard, self._new.get(group, ()), self.rf)
-        return routing.owners(shard, self._old.get(group, ()), self.rf)
+    def table(self, layout: Layout, group: str, new: bool) -> list[list[str]]:
+        """Per shard, the owners of `group` under the old (or new) membership of a plan
+        (the committed one when no plan runs); cached."""
+        assert isinstance(layout, Layout), f"owner lookups take a Layout, not {layout!r}"
+        key = (layout, group, new)
+        t = self._tables.get(key)
+        if t is None:
+            members = (self._new if new else self._old).get(group, [])
+            kept = (self._new_tables if new else self._old_tables).get(table_key(layout.shards, group))
+            if kept is not None and not _fits(kept, members, self.rf):
+                kept = None  # a table of another membership (a plan journaled before it)
+            t = owner_table(layout, members, self.rf, self.weights, kept)
+            self._tables[key] = t
+        return t
 
-    def shard_map(self, shards: int) -> dict[str, list[list[str]]]:
-        """Group -> owners of each shard 0..S-1 in that group (cached per S): reads."""
-        m = self._assignments.get(shards)
+    def _owners(self, layout: Layout, shard: int, group: str) -> list[str]:
+        switched = unit_key(layout.shards, shard, group, layout.placement) in self._switched
+        return self.table(layout, group, switched)[shard]
+
+    def shard_map(self, layout: Layout) -> dict[str, list[list[str]]]:
+        """Group -> owners of each shard 0..S-1 in that group (cached per layout): reads."""
+        assert isinstance(layout, Layout), f"owner lookups take a Layout, not {layout!r}"
+        m = self._assignments.get(layout)
         if m is None:
-            m = {g: [self._owners(shards, s, g) for s in range(shards)] for g in self.groups}
-            self._assignments[shards] = m
+            m = {g: [self._owners(layout, s, g) for s in range(layout.shards)] for g in self.groups}
+            self._assignments[layout] = m
         return m
 
-    def owners(self, shards: int, shard: int, group: str) -> list[str]:
+    def owners(self, layout: Layout, shard: int, group: str) -> list[str]:
         """The nodes of `group` that answer reads for `shard` (never a joining target)."""
-        assert 0 <= shard < shards
-        return self.shard_map(shards).get(group, [[]] * shards)[shard]
+        per_group = self.shard_map(layout)
+        assert 0 <= shard < layout.shards
+        return per_group.get(group, [[]] * layout.shards)[shard]
 
-    def read_targets(self, shards: int, shard: int) -> dict[str, list[str]]:
+    def read_targets(self, layout: Layout, shard: int) -> dict[str, list[str]]:
         """Group -> nodes that may answer a routed read of `shard` (owners only)."""
-        return {g: per_shard[shard] for g, per_shard in self.shard_map(shards).items() if per_shard[shard]}
+        return {g: per_shard[shard] for g, per_shard in self.shard_map(layout).items() if per_shard[shard]}
 
-    def write_targets(self, shards: int, shard: int) -> dict[str, list[str]]:
+    def write_targets(self, layout: Layout, shard: int) -> dict[str, list[str]]:
         """Group -> every copy a write of `shard` must reach in that group: its owners,
         plus the targets of a migration of the shard that is not switched yet."""
         out: dict[str, list[str]] = {}
         for g in self._write_groups:
-            key = unit_key(shards, shard, g)
-            nodes = self._owners(shards, shard, g)
+            key = unit_key(layout.shards, shard, g, layout.placement)
+            nodes = self._owners(layout, shard, g)
             extra = [t for t in self._dual.get(key, ()) if t not in nodes]
             if nodes or extra:
                 out[g] = nodes + extra
         return out
 
-    def holders(self, shards: int) -> dict[str, list[int]]:
+    def holders(self, layout: Layout) -> dict[str, list[int]]:
         """Node -> the shards it should hold now (owners and dual-write targets)."""
         held: dict[str, set[int]] = {}
-        for s in range(shards):
-            for nodes in self.write_targets(shards, s).values():
+        for s in range(layout.shards):
+            for nodes in self.write_targets(layout, s).values():
                 for n in nodes:
                     held.setdefault(n, set()).add(s)
         return {n: sorted(ss) for n, ss in sorted(held.items())}

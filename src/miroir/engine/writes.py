@@ -39,6 +39,7 @@ import trio
 from miroir.core import batches, reserved
 from miroir.core.documents import decode_documents, narrowed_documents, payload_format, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core.placement import CURRENT_PLACEMENT, Layout
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
 from miroir.engine.fields import prepare_batch_fields  # attributes seen
@@ -73,7 +74,7 @@ class WriteResult(msgspec.Struct):
 
 def _targets(cluster: Cluster, meta: IndexMeta, shards: Sequence[int]) -> dict[int, dict[str, list[str]]]:
     topo = cluster.topology
-    return {s: topo.write_targets(meta.shards, s) for s in shards}
+    return {s: topo.write_targets(meta.layout, s) for s in shards}
 
 
 Spec = Callable[[str, list[Any]], NodeRequest]
@@ -349,7 +350,7 @@ async def add_documents(
     if meta is None and doc_shards:
         # A write that would be refused creates no index either.
         _refuse_unless_writable(
-            cluster, uid, {s: cluster.topology.write_targets(shards, s) for s in sorted(set(doc_shards))}
+            cluster, uid, {s: cluster.topology.write_targets(Layout(shards, CURRENT_PLACEMENT), s) for s in sorted(set(doc_shards))}
         )
     if meta is None:
         meta = await ensure_index(cluster, uid)
@@ -516,7 +517,7 @@ async def get_document(
     if meta is None:
         raise index_not_found(uid)
     shard = shard_for_key(doc_id, meta.shards)
-    targets = cluster.topology.write_targets(meta.shards, shard)
+    targets = cluster.topology.write_targets(meta.layout, shard)
     rot = next(cluster.read_rotation)  # rotates routed reads over the replicas of a shard
     groups = list(targets)
     candidates: list[str] = []
