@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from miroir.core.routing import owners, shard_for_key
-
 from tests.support.chaos_helpers import FAST_HEALTH, check_copies, durable_cluster, topology_nodes, wait_until
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster

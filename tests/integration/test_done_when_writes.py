@@ -29,7 +29,6 @@ import meilisearch
 import pytest
 
 from miroir.core.routing import owners, shard_for_key
-
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.devnodes import free_port
 

@@ -9,13 +9,12 @@ from types import SimpleNamespace
 import trio
 
 from miroir.config import Config, HealthConfig
+from miroir.core.model import IndexMeta, MiroirState, NodeMeta
 from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
 from miroir.engine.health import HealthTable
 from miroir.engine.services import run_cluster_health
 from miroir.engine.topology import Topology
 from miroir.net.fleet import Fleet
-from miroir.core.model import IndexMeta, MiroirState, NodeMeta
-
 from tests.support.devnodes import start_devnodes
 
 # Generous bounds on waits for real processes; never the subject of an assertion.

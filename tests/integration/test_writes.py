@@ -13,9 +13,9 @@ import pytest
 from meilisearch.errors import MeilisearchApiError
 
 from miroir.core.routing import owners, shard_for_key
-
-from tests.support.corpus import read_docs  # noqa: E402
+from tests.support.corpus import read_docs
 from tests.support.miroir_proc import start_cluster
+
 WAIT_MS = 20_000
 
 
