@@ -16,7 +16,9 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from canned_node import search_body  # noqa: E402
+import contextlib
+
+from canned_node import search_body
 
 BODY = msgspec.json.encode(search_body(0))
 START = {
@@ -61,10 +63,8 @@ def main() -> None:
                 binds = await n.start(serve, app, config)
                 print(f"READY {binds[0].rsplit(':', 1)[1]}", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         trio.run(run)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

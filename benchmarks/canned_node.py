@@ -28,6 +28,7 @@ top-level objects are not counted: always 0; Miroir does not depend on it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as _dt
 import re
@@ -48,7 +49,7 @@ HITS = 20
 
 _enc = msgspec.json.Encoder()
 _DETAILS_ON = re.compile(rb'"showRankingScoreDetails"\s*:\s*true')
-NOW = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc).isoformat().replace("+00:00", "Z")
+NOW = _dt.datetime(2026, 1, 1, tzinfo=_dt.UTC).isoformat().replace("+00:00", "Z")
 
 # Meilisearch's defaults as Miroir knows them, on a node Miroir configured (shard field
 # filterable).
@@ -332,10 +333,8 @@ def main(argv: list[str] | None = None) -> None:
                 port = await n.start(serve, args.port, args.seed)
                 print(f"READY {port}", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         trio.run(run)
-    except KeyboardInterrupt:
-        pass
     sys.exit(0)
 
 

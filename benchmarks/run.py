@@ -88,7 +88,7 @@ class Proc:
     def __init__(self, name: str, argv: list[str], log_dir: Path, *, ready_line: bool = True):
         self.name = name
         self.log = log_dir / f"{name}.log"
-        self._log_f = open(self.log, "wb")
+        self._log_f = open(self.log, "wb")  # noqa: SIM115 - closed by stop()
         self.p = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE if ready_line else self._log_f,

@@ -54,11 +54,12 @@ def main() -> int:
         return 2
     url = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory(prefix="miroir-client-suite-") as data_dir:
-        miroir = subprocess.Popen(
-            [sys.executable, "-m", "miroir", "dev", "--master-key", "masterKey", "--port", str(args.port),
-             "--data-dir", data_dir, "--log-format", "json"],
-            stdout=subprocess.DEVNULL, stderr=open(Path(data_dir) / "miroir.log", "wb"),
-        )
+        with open(Path(data_dir) / "miroir.log", "wb") as miroir_log:  # the child keeps its own copy
+            miroir = subprocess.Popen(
+                [sys.executable, "-m", "miroir", "dev", "--master-key", "masterKey", "--port", str(args.port),
+                 "--data-dir", data_dir, "--log-format", "json"],
+                stdout=subprocess.DEVNULL, stderr=miroir_log,
+            )
         try:
             _wait_healthy(url)
             cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "120", "-o", "addopts=", *args.dirs]

@@ -283,7 +283,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gcpolicy.tune()
     try:
         trio.run(main)
-    except BaseException as exc:  # noqa: BLE001 - sorted below, nothing escapes as a traceback
+    except BaseException as exc:
         startup = _find(exc, StartupError)
         if startup is not None:
             return _die(str(startup), EXIT_FAILURE)

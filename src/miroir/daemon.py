@@ -39,13 +39,13 @@ from miroir.api.app import create_app
 from miroir.api.context import Miroir
 from miroir.api.fast import wrap as fast_path
 from miroir.config import Config, parse_bind
+from miroir.core.model import MiroirState, Record, apply_record, new_state
+from miroir.core.taskquery import rfc3339
+from miroir.engine import recovery
 from miroir.engine.services import create_cluster, run_services
 from miroir.logsetup import get_logger
 from miroir.sdnotify import SdNotifier
-from miroir.core.taskquery import rfc3339
-from miroir.engine import recovery
 from miroir.store.journal import Journal, JournalCorrupt
-from miroir.core.model import MiroirState, Record, apply_record, new_state
 
 log = get_logger("miroir.daemon")
 
@@ -264,7 +264,10 @@ async def run_miroir(
                     notifier.ready()
                     log.info("ready", port=port, nodes=len(config.nodes))
                     task_status.started(port)
-                    await (shutdown_trigger() if shutdown_trigger is not None else trio.sleep_forever())
+                    if shutdown_trigger is not None:
+                        await shutdown_trigger()
+                    else:
+                        await trio.sleep_forever()
                     log.info("shutting down", grace_ms=config.server.shutdown_grace_ms)
                     notifier.stopping()
                     ctx.ready = False

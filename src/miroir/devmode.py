@@ -18,8 +18,8 @@ another process gets a new one, and the journal's URL of that node is updated (a
 from __future__ import annotations
 
 import argparse
-import json
 import errno
+import json
 import os
 import shutil
 import signal
@@ -128,9 +128,9 @@ async def sync_journal_urls(config: Config, node_urls: dict[str, str]) -> bool:
     journal that cannot be read is left to Miroir, which refuses it with its message:
     returns False then, True once the journal names `node_urls`.
     """
+    from miroir.core.model import MiroirState, NodePut, Record, apply_record, new_state
     from miroir.daemon import acquire_lock
     from miroir.store.journal import Journal, JournalError
-    from miroir.core.model import MiroirState, NodePut, Record, apply_record, new_state
 
     data_dir = Path(config.store.data_dir)
     lock_fd = acquire_lock(data_dir)

@@ -31,7 +31,8 @@ class DumpWriter:
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, f"{dump_uid}.dump")
         self._tmp = self.path + ".tmp"
-        self._tar = tarfile.open(self._tmp, "w:gz", compresslevel=6)
+        self._tar = tarfile.open(self._tmp, "w:gz", compresslevel=6)  # noqa: SIM115 - close() or abort()
+        self._spools: set[JsonlMember] = set()  # members being written: abort() closes them
         self._dirs: set[str] = set()
         self._now = time.time()
         # Meilisearch lists `indexes/` when it imports: it must exist, even empty.
@@ -74,6 +75,8 @@ class DumpWriter:
         return self.path
 
     def abort(self) -> None:
+        for member in list(self._spools):
+            member.discard()
         try:
             self._tar.close()
         finally:
@@ -84,7 +87,8 @@ class DumpWriter:
 class JsonlMember:
     def __init__(self, writer: DumpWriter, name: str):
         self.writer, self.name = writer, name
-        self._spool = tempfile.TemporaryFile(dir=os.path.dirname(writer.path))
+        self._spool = tempfile.TemporaryFile(dir=os.path.dirname(writer.path))  # noqa: SIM115 - close() or discard()
+        writer._spools.add(self)
         self.count = 0
 
     def write(self, objs: Iterable[Any]) -> None:
@@ -98,7 +102,11 @@ class JsonlMember:
             self._spool.seek(0)
             self.writer._add(self.name, size, self._spool)
         finally:
-            self._spool.close()
+            self.discard()
+
+    def discard(self) -> None:
+        self._spool.close()
+        self.writer._spools.discard(self)
 
 
 class DumpIndex(msgspec.Struct):
@@ -110,19 +118,34 @@ class DumpIndex(msgspec.Struct):
     documents_member: str
 
 
+def _not_a_dump(path: str, e: BaseException) -> DumpRefused:
+    detail = (str(e).splitlines() or [type(e).__name__])[0]
+    return DumpRefused(f"{path}: not a dump archive (a gzipped tar): {detail}")
+
+
 class DumpReader:
     """A dump archive opened for reading. Raises DumpRefused for anything not importable."""
 
     def __init__(self, path: str):
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:gz")
-            members = self._tar.getmembers()
+            self._tar = tarfile.open(path, "r:gz")  # noqa: SIM115 - close(); closed here if refused
         except FileNotFoundError:
             raise
         except (OSError, tarfile.TarError, EOFError) as e:
-            detail = (str(e).splitlines() or [type(e).__name__])[0]
-            raise DumpRefused(f"{path}: not a dump archive (a gzipped tar): {detail}") from None
+            raise _not_a_dump(path, e) from None
+        try:
+            self._read_index()
+        except BaseException:
+            self._tar.close()
+            raise
+
+    def _read_index(self) -> None:
+        path = self.path
+        try:
+            members = self._tar.getmembers()
+        except (OSError, tarfile.TarError, EOFError) as e:
+            raise _not_a_dump(path, e) from None
         self._members: dict[str, tarfile.TarInfo] = {}
         for m in members:
             name = m.name.removeprefix("./")

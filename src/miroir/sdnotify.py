@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import NoReturn
 
 import trio
 
@@ -72,7 +71,7 @@ class SdNotifier:
             return None
         return self.watchdog_usec / 2 / 1_000_000
 
-    async def watchdog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn | None:
+    async def watchdog(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ping the watchdog forever; returns at once when no watchdog is configured.
 
         It runs in the root nursery next to the HTTP server, so a wedged event loop stops

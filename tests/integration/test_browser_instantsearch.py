@@ -34,8 +34,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.corpus import CORPUS, read_docs
 from tests.integration.test_devmode import Dev
+from tests.support.corpus import CORPUS, read_docs
 from tests.support.paths import DATA
 
 MASTER = "browser-master-key-0123456789abcdef"

@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from miroir.config import load_config
-
 from tests.support.chaos_helpers import MiroirProcess, check_copies, create_index, node_docs, topology_nodes, wait_until
 from tests.support.devnodes import start_devnodes
 from tests.support.miroir_proc import MiroirCluster

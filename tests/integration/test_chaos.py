@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from miroir.core import routing
-
 from tests.support.chaos_helpers import (
     MiroirProcess,
     assignment,

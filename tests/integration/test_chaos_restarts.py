@@ -41,7 +41,6 @@ import httpx
 import pytest
 
 from miroir.core.routing import shard_for_key, write_targets
-
 from tests.support.chaos_helpers import (
     MiroirProcess,
     create_index,

@@ -9,9 +9,7 @@ from pathlib import Path
 
 from miroir import __version__
 from miroir.cli import main
-
 from tests.support.paths import REPO
-
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:

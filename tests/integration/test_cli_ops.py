@@ -13,10 +13,10 @@ import time
 
 import httpx
 
-from tests.support.devnodes import free_port, start_devnodes, wait_task
 from miroir.cli import EXIT_UNCOVERED, build_parser, main
-from tests.support.miroir_proc import make_config, serve_miroir
 from tests.integration.test_cli_admin import ADMIN_KEY, cli, one_line_error
+from tests.support.devnodes import free_port, start_devnodes, wait_task
+from tests.support.miroir_proc import make_config, serve_miroir
 
 WAIT_S = 30.0
 FAST_HEALTH = {"interval_ms": 200, "timeout_ms": 500, "unhealthy_threshold": 2, "recovery_threshold": 1}

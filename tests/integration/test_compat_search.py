@@ -20,7 +20,6 @@ import pytest
 
 from miroir.core.merge import merge_search
 from miroir.core.searchplan import SearchRequest
-
 from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 

@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from miroir.devnode.engine import IndexEngine
-
 from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster

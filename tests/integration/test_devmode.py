@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 
 from miroir.devmode import node_layout
-
 from tests.support.devnodes import free_port
 
 START_TIMEOUT_S = 30.0

@@ -11,7 +11,6 @@ import trio
 from miroir.core import taskquery
 from miroir.devnode import tasks as t
 from miroir.devnode.engine import default_settings
-
 from tests.support.devnodes import start_devnodes, wait_task
 
 ERROR_KEYS = {"message", "code", "type", "link"}
@@ -500,19 +499,21 @@ async def test_autobatching_shares_batch_uid():
 
 
 def test_master_key_and_payload_limit():
-    with start_devnodes(1, master_key="s3cret", extra_args=["--http-payload-size-limit", "2000"]) as (node,):
-        with httpx.Client(base_url=node.url, timeout=10.0) as c:
-            assert c.get("/health").status_code == 200
-            err(c.get("/indexes"), 401, "missing_authorization_header")
-            err(c.get("/indexes", headers={"Authorization": "Bearer nope"}), 403, "invalid_api_key")
-            err(c.get("/tasks", headers={"Authorization": "s3cret"}), 403, "invalid_api_key")
-            auth = {"Authorization": "Bearer s3cret"}
-            assert c.get("/indexes", headers=auth).status_code == 200
-            r = c.post("/indexes/big/documents", headers=auth, json=[{"id": i, "text": "x" * 50} for i in range(100)])
-            err(r, 413, "payload_too_large")
-            small = c.post("/indexes/big/documents", headers=auth, json=[{"id": 1}])
-            assert small.status_code == 202
-            assert wait_task(node.url, small.json()["taskUid"], key="s3cret")["status"] == "succeeded"
+    with (
+        start_devnodes(1, master_key="s3cret", extra_args=["--http-payload-size-limit", "2000"]) as (node,),
+        httpx.Client(base_url=node.url, timeout=10.0) as c,
+    ):
+        assert c.get("/health").status_code == 200
+        err(c.get("/indexes"), 401, "missing_authorization_header")
+        err(c.get("/indexes", headers={"Authorization": "Bearer nope"}), 403, "invalid_api_key")
+        err(c.get("/tasks", headers={"Authorization": "s3cret"}), 403, "invalid_api_key")
+        auth = {"Authorization": "Bearer s3cret"}
+        assert c.get("/indexes", headers=auth).status_code == 200
+        r = c.post("/indexes/big/documents", headers=auth, json=[{"id": i, "text": "x" * 50} for i in range(100)])
+        err(r, 413, "payload_too_large")
+        small = c.post("/indexes/big/documents", headers=auth, json=[{"id": 1}])
+        assert small.status_code == 202
+        assert wait_task(node.url, small.json()["taskUid"], key="s3cret")["status"] == "succeeded"
 
 
 # -- pure helpers ---------------------------------------------------------------------------------

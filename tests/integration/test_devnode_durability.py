@@ -13,7 +13,6 @@ import pytest
 import trio
 
 from miroir.devnode.server import serve_devnode
-
 from tests.support.devnodes import free_port, start_devnodes, wait_task
 
 

@@ -11,8 +11,8 @@ import threading
 import httpx
 import pytest
 
-from tests.support.devnodes import start_devnodes, wait_task
 from miroir.embedder import make_server
+from tests.support.devnodes import start_devnodes, wait_task
 
 _uids = itertools.count()
 

@@ -21,8 +21,14 @@ import httpx
 import pytest
 
 from miroir.core.routing import shard_for_key
-
-from tests.support.chaos_helpers import FAST_HEALTH, check_copies, durable_cluster, owners_after, topology_nodes, wait_until
+from tests.support.chaos_helpers import (
+    FAST_HEALTH,
+    check_copies,
+    durable_cluster,
+    owners_after,
+    topology_nodes,
+    wait_until,
+)
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster
 

@@ -30,7 +30,6 @@ import pytest
 
 from miroir.core.routing import shard_for_key
 from tests.support.chaos_helpers import fresh_owners
-
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.devnodes import free_port
 

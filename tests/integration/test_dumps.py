@@ -325,8 +325,8 @@ def write_v6_dump(path: Path, uid: str, pk: str, settings: dict, docs: list[dict
 
 @pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: {CORPUS}")
 def test_import_killed_with_miroir_resumes_without_duplicates(tmp_path):
-    from tests.support.devnodes import start_devnodes
     from tests.integration.test_chaos import MiroirProcess
+    from tests.support.devnodes import start_devnodes
 
     docs = read_docs(3_000, stride=3)
     key = {"description": None, "name": "ops", "uid": "0f8b5f41-2b1a-4a51-9d3e-2c6a3c1f1e01", "actions": ["search"],

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 
 import httpx
-from tests.support import miroir_proc
 import pytest
+
+from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from miroir.core import fields
-
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import make_config, serve_miroir
 
@@ -189,7 +188,7 @@ def test_facet_search_ignores_shard_numbers(setup):
 
 
 def test_settings_keep_the_wildcard(setup):
-    oracle, client, cluster, devs, _ = setup
+    _oracle, client, cluster, devs, _ = setup
     assert client.get("/indexes/trails/settings").json()["searchableAttributes"] == ["*"]
     for d in devs:
         s = httpx.get(f"{d.url}/indexes/trails/settings", timeout=TIMEOUT).json()
@@ -200,10 +199,10 @@ def test_settings_keep_the_wildcard(setup):
 
 
 def test_later_batch_appends_new_attributes(setup):
-    oracle, client, cluster, *_ = setup
+    _oracle, client, cluster, *_ = setup
     before = list(cluster.state.index_fields["trails"])
     _ok(client, client.post("/indexes/trails/documents", json=[{"id": 999, "late": "zephyr", "kind": "c"}]))
-    assert cluster.state.index_fields["trails"] == before + ["late"]
+    assert cluster.state.index_fields["trails"] == [*before, "late"]
     hits = client.post("/indexes/trails/search", json={"q": "zephyr"}).json()["hits"]
     assert [h["id"] for h in hits] == [999]
     _ok(client, client.delete("/indexes/trails/documents/999"))
@@ -224,14 +223,13 @@ def test_restart_replays_the_journal():
 
 
 def test_swap_carries_the_fields():
-    with start_devnodes(2) as devs, tempfile.TemporaryDirectory() as tmp:
-        with miroir(devs, tmp) as (client, cluster):
-            _ok(client, client.post("/indexes/a/documents", json=[{"id": 1, "alpha": "one"}]))
-            _ok(client, client.post("/indexes/b/documents", json=[{"id": 1, "beta": "two"}]))
-            _ok(client, client.post("/swap-indexes", json=[{"indexes": ["a", "b"]}]))
-            assert "beta" in cluster.state.index_fields["a"] and "alpha" in cluster.state.index_fields["b"]
-            hits = client.post("/indexes/a/search", json={"q": "two"}).json()["hits"]
-            assert [h["id"] for h in hits] == [1]
+    with start_devnodes(2) as devs, tempfile.TemporaryDirectory() as tmp, miroir(devs, tmp) as (client, cluster):
+        _ok(client, client.post("/indexes/a/documents", json=[{"id": 1, "alpha": "one"}]))
+        _ok(client, client.post("/indexes/b/documents", json=[{"id": 1, "beta": "two"}]))
+        _ok(client, client.post("/swap-indexes", json=[{"indexes": ["a", "b"]}]))
+        assert "beta" in cluster.state.index_fields["a"] and "alpha" in cluster.state.index_fields["b"]
+        hits = client.post("/indexes/a/search", json={"q": "two"}).json()["hits"]
+        assert [h["id"] for h in hits] == [1]
 
 
 def test_devnode_wildcard_weights_ignore_first_appearance():

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from miroir.core import routing
-
 from tests.support.chaos_helpers import (
     assignment,
     check_copies,
@@ -217,10 +216,10 @@ def test_repair_records_fold():
         HintsReplayed,
         MiroirState,
         NodeRequest,
+        Record,
         RefillDone,
         RefillIndexDone,
         RefillStarted,
-        Record,
         apply_record,
         new_state,
     )

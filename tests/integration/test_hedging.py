@@ -24,7 +24,8 @@ from tests.support.devnodes import wait_task
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-from tests.support.corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs
+
 N_DOCS = 600
 SHARDS = 16
 UID = "pk"

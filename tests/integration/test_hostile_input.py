@@ -20,12 +20,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 import trio
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from miroir.core.index_uid import valid_index_uid
-
 from tests.support.devnodes import wait_task
 from tests.support.miroir_proc import start_cluster
 

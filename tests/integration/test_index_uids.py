@@ -17,7 +17,6 @@ import pytest
 from miroir.core.documents import decode_documents
 from miroir.core.errors import MeiliError
 from miroir.core.index_uid import valid_index_uid
-
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster
 

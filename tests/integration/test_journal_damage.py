@@ -22,16 +22,6 @@ import structlog
 import trio
 
 from miroir.core import recovery as core_recovery
-from miroir.store.journal import (
-    COMMIT_NAME,
-    DAMAGED_PREFIX,
-    SNAPSHOT_NAME,
-    Journal,
-    JournalCorrupt,
-    JournalDamaged,
-    frame,
-    segment_name,
-)
 from miroir.core.model import (
     IndexMeta,
     IndexPut,
@@ -43,7 +33,16 @@ from miroir.core.model import (
     apply_record,
     new_state,
 )
-
+from miroir.store.journal import (
+    COMMIT_NAME,
+    DAMAGED_PREFIX,
+    SNAPSHOT_NAME,
+    Journal,
+    JournalCorrupt,
+    JournalDamaged,
+    frame,
+    segment_name,
+)
 from tests.integration.test_serve import Daemon
 from tests.support.devnodes import start_devnodes, wait_task
 
@@ -358,7 +357,7 @@ def test_serve_refuses_damage_and_recovers_from_the_nodes(tmp_path: Path) -> Non
         try:
             assert any(str(DAMAGED_PREFIX) in p.name for p in data.iterdir())
             first = check_recovered(url, held, 20, 10_000)
-            held += [first] + add_batches(url, 100, 5)
+            held += [first, *add_batches(url, 100, 5)]
         finally:
             d.kill()
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from miroir.store.journal import Journal
 from miroir.core.model import MiroirState, Record, apply_record, new_state
-
+from miroir.store.journal import Journal
 from tests.support.paths import SUPPORT
 
 CHILD = SUPPORT / "journal_burst_child.py"

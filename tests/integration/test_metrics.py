@@ -13,15 +13,14 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from miroir.engine.metrics import METRICS
 from tests.support.chaos_helpers import durable_cluster, wait_until
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.paths import REPO
-from miroir.engine.metrics import METRICS
 
 MASTER = "metrics-master-key"
 H = {"Authorization": f"Bearer {MASTER}"}

@@ -13,7 +13,6 @@ from miroir.core.model import MiroirState, Record, apply_record, new_state
 from miroir.engine import mover
 from miroir.engine.services import create_cluster
 from miroir.store.journal import Journal
-
 from tests.support.devnodes import start_devnodes
 
 KEY = "node-key-codes"

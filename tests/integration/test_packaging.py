@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from miroir.config import load_config
-
 from tests.support.paths import REPO
 
 UNIT = REPO / "packaging" / "miroir.service"

@@ -20,14 +20,14 @@ import httpx
 import pytest
 
 from miroir.core.routing import shard_for_key
-
 from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-from tests.support.corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs
+
 N_DOCS = 5_000
 SHARDS = 16
 TASK_TIMEOUT_S = 120.0

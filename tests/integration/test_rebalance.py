@@ -290,7 +290,7 @@ def test_kill9_mid_move_resumes():
         config = tmp_path / "miroir.toml"
         # Slow moves (a throttle), so that the kill lands in the middle of one.
         _toml_config(config, port, tmp_path / "data", [("n1", devs[0].url), ("n2", devs[1].url)], dps=400, page=50)
-        log = open(tmp_path / "miroir.log", "wb")
+        log = open(tmp_path / "miroir.log", "wb")  # noqa: SIM115 - closed in the finally below
         proc = _start_miroir(config, log)
         try:
             _wait_ready(url, proc)

@@ -28,9 +28,7 @@ import httpx
 import pytest
 
 from miroir.core.routing import shard_for_key
-from tests.support.chaos_helpers import owners_after
-
-from tests.support.chaos_helpers import MiroirProcess, node_docs, wait_until
+from tests.support.chaos_helpers import MiroirProcess, node_docs, owners_after, wait_until
 from tests.support.devnodes import start_devnodes, wait_task
 
 pytestmark = pytest.mark.timeout(120)
@@ -263,8 +261,8 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
 def test_move_target_holds_only_finished_copies():
     """The pure rule behind the start-up check: a target lacks the shards whose copy to
     it is not complete (any index), and holds the rest; other nodes hold everything."""
-    from miroir.core.moves import copy_in_progress, settled_shards
     from miroir.core.model import MigrationPlan, MigrationUnit
+    from miroir.core.moves import copy_in_progress, settled_shards
 
     def unit(shard: int, status: str = "copying", cursors: dict | None = None) -> MigrationUnit:
         return MigrationUnit(

@@ -323,8 +323,8 @@ async def test_not_ready_until_journal_replayed_and_internal_errors(tmp_path):
 
 
 def test_authorize_rules():
-    from miroir.engine.keys import KeyRing
     from miroir.core.model import new_state
+    from miroir.engine.keys import KeyRing
 
     def check(auth, path, headers, action="indexes.get"):
         return authorize(auth, KeyRing(auth.master_key), new_state(), path, headers, action)
@@ -379,7 +379,7 @@ async def test_corrupt_journal_refuses_to_start(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "state.snapshot").write_bytes(b"\x05\x00\x00\x00garbagegarbage")
-    with pytest.raises(StartupError, match="journal is corrupt.*state.snapshot"):
+    with pytest.raises(StartupError, match=r"journal is corrupt.*state\.snapshot"):
         await run_miroir(config, notifier=SdNotifier(None))
 
 

@@ -10,7 +10,6 @@ import meilisearch
 import pytest
 
 from miroir.core.settings import DEFAULTS, GATED_KEYS, NODE_MAX_VALUES_PER_FACET, settings_hash
-
 from tests.support.devnodes import wait_task
 from tests.support.miroir_proc import start_cluster
 

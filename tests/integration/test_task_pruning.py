@@ -15,13 +15,12 @@ import trio
 
 from miroir.config import config_from_dict
 from miroir.core.errors import MeiliError
+from miroir.core.model import MiroirState, Record, TaskUpdated, apply_record, new_state
 from miroir.core.taskfold import TERMINAL, parse_ts
 from miroir.core.taskquery import parse_task_query, rfc3339
 from miroir.engine.tasks import TASKS_QUEUE, DrivenTask, TaskService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
-from miroir.core.model import MiroirState, Record, TaskUpdated, apply_record, new_state
-
 from tests.support.miroir_proc import start_cluster
 
 MAX_KEPT = 30

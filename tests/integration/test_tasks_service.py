@@ -13,19 +13,18 @@ from pathlib import Path
 import pytest
 import trio
 
-from miroir.core.placement import Layout
 from miroir.api.app import create_app
 from miroir.api.context import Miroir
 from miroir.config import config_from_dict
 from miroir.core.errors import MeiliError
+from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
+from miroir.core.placement import Layout
 from miroir.core.taskquery import parse_task_query
 from miroir.engine.cluster import Cluster
 from miroir.engine.services import create_cluster, run_services
 from miroir.engine.tasks import DRIVEN_KEY, DrivenTask
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
-from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
-
 from tests.support.devnodes import free_port, start_devnodes
 
 KEY = "node-key-123"

@@ -12,7 +12,6 @@ import pytest
 from tests.support.paths import REPO as ROOT
 
 
-
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed (pip install -e '.[test]')")
 def test_mypy_passes():
     # The cache lives with the checkout, so a second run checks only what changed.

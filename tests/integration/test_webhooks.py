@@ -31,7 +31,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status = receiver.status
                 receiver.requests.append((status, {k.lower(): v for k, v in self.headers.items()}))
@@ -207,7 +207,13 @@ def test_restart_resumes_the_look_for_finished_tasks():
     """A task that finished after the last queued delivery and before a crash is found by
     the look a restart resumes from the journaled cursor; nothing queued is found twice."""
     from miroir.core.model import (
-        TaskEnqueued, TaskRecord, TaskUpdated, Webhook, WebhookDeliveriesQueued, WebhookPut, apply_record,
+        TaskEnqueued,
+        TaskRecord,
+        TaskUpdated,
+        Webhook,
+        WebhookDeliveriesQueued,
+        WebhookPut,
+        apply_record,
         new_state,
     )
     from miroir.engine.webhooks import finished_since

@@ -25,7 +25,6 @@ import httpx
 import pytest
 
 from miroir.core import batches, routing
-
 from tests.support.chaos_helpers import (
     assignment,
     check_copies,

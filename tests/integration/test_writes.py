@@ -14,9 +14,9 @@ from meilisearch.errors import MeilisearchApiError
 
 from miroir.core.routing import shard_for_key
 from tests.support.chaos_helpers import fresh_owners
-
-from tests.support.corpus import read_docs  # noqa: E402
+from tests.support.corpus import read_docs
 from tests.support.miroir_proc import start_cluster
+
 WAIT_MS = 20_000
 
 

@@ -26,10 +26,9 @@ import sys
 import pytest
 
 from miroir.devnode.engine import IndexEngine, _BucketSort
-
+from tests.oracle.test_devnode_speed_equivalence import fingerprint
 from tests.support import oracle_queries as oq
 from tests.support.corpus import CORPUS, read_docs
-from tests.oracle.test_devnode_speed_equivalence import fingerprint
 from tests.support.paths import DATA
 
 FROZEN = DATA / "devnode_restricted.json"
@@ -149,10 +148,10 @@ def _phases(docs: list[dict]) -> list[tuple[str, dict, list]]:
         ("facet", {"facetName": "tags", "q": "lib", "attributesToSearchOn": ["name"], "facetQuery": "d"}),
         ("facet", {"facetName": "priority", "q": "12", "attributesToSearchOn": ["*"]}),
     ]
-    filterable = oq.FILTERABLE + ["_miroir_shard"]
+    filterable = [*oq.FILTERABLE, "_miroir_shard"]
     base = {"filterableAttributes": filterable, "sortableAttributes": oq.SORTABLE}
     star = searches(60, 21, restricts) + [("search", q) for q in hand] + facet
-    custom = searches(30, 22, restricts + [None], distinct_setting="source")
+    custom = searches(30, 22, [*restricts, None], distinct_setting="source")
     explicit_choices = [None, None, ["name", "summary"], ["summary", "name"], ["description", "tags"], ["*"], ["maintainer"]]
     explicit = searches(35, 23, explicit_choices)
     explicit += [
@@ -160,7 +159,7 @@ def _phases(docs: list[dict]) -> list[tuple[str, dict, list]]:
         ("search", {"q": "libary devel", "showRankingScoreDetails": True, "limit": 50}),
         ("search", {"q": "gnome desktop", "attributesToSearchOn": ["description"], "showRankingScoreDetails": True}),
     ]
-    typo_attrs = searches(35, 24, restricts + [None, None])
+    typo_attrs = searches(35, 24, [*restricts, None, None])
     typo_attrs += [
         ("search", {"q": "pyhton", "showRankingScoreDetails": True, "limit": 50}),
         ("search", {"q": "libary devel", "attributesToSearchOn": all_but_shard, "showRankingScoreDetails": True, "limit": 50}),

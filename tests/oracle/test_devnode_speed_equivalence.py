@@ -28,9 +28,9 @@ import msgspec
 import pytest
 
 from miroir.devnode.engine import IndexEngine
-
-from tests.support.corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs
 from tests.support.paths import DATA
+
 GOLDEN = DATA / "devnode_golden.json"
 N_DOCS = 3_000
 STRIDE = 21
@@ -213,10 +213,9 @@ def test_fast_rule_keys_equal_the_emitted_details(small_engine, q, strategy):
 def test_filter_sets_equal_the_predicate(monkeypatch):
     """Set-at-a-time filtering selects exactly the documents the predicate accepts, for
     generated filters of every operator, on all documents and on candidate subsets."""
-    from tests.support import oracle_queries as oq
-
     from miroir.core import filter as f
     from miroir.devnode import postings
+    from tests.support import oracle_queries as oq
 
     monkeypatch.setattr(postings, "PREDICATE_UNIVERSE", 0)  # always the set road
     docs = load_docs(1500)
@@ -282,7 +281,7 @@ def test_typo_walk_equals_bounded_distance_scan():
         words.update(re.findall(r"[a-z0-9]+", f"{d['name']} {d['summary']}".lower()))
     words.update(["ab", "abc", "abcd", "ba", "bac", "acb", "x", "xx", "éa", "a\U0010ffff", "a\U0010ffffb"])
     vocab = sorted(words)
-    probes = rng.sample(vocab, 60) + ["librray", "pyhton", "compresion", "gnoem", "dveel", "ab", "bca", "xa"]
+    probes = [*rng.sample(vocab, 60), "librray", "pyhton", "compresion", "gnoem", "dveel", "ab", "bca", "xa"]
     probes = [p if rng.random() < 0.5 else p[:1] + p[2:3] + p[1:2] + p[3:] for p in probes]
     # Typos on the first letter: only words within one more edit may match.
     heads = rng.sample([w for w in vocab if len(w) >= 4], 40)

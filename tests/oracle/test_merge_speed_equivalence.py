@@ -19,7 +19,6 @@ import pytest
 
 from miroir.core import facets, merge
 from miroir.core.searchplan import SearchRequest, ordered_by_score
-
 from tests.support.merge_reference import ref_facets, ref_merge
 
 BUILTIN = ["words", "typo", "proximity", "attribute", "exactness"]

@@ -20,15 +20,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import miroir_proc
-from tests.support import oracle_queries as oq
+from tests.support import miroir_proc, oracle_queries as oq
 from tests.support.devnodes import start_devnodes, wait_task
 
 # Wire the search routes when the app does not list them yet (no-op once it does).
 if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
     miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
-from tests.support.corpus import CORPUS, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS, read_docs
+
 N_DOCS = 20_000
 SEED = 20_240_611
 N_BASE = 300
@@ -104,7 +104,7 @@ def compare(query: dict, distinct: str | None, oracle: tuple[int, dict], got: tu
     # did not ask for before comparing hit contents.
     o_hits, m_hits = o.get("hits", []), m.get("hits", [])
     if len(o_hits) != len(m_hits):
-        return problems + [f"hit count {len(o_hits)} != {len(m_hits)}"]
+        return [*problems, f"hit count {len(o_hits)} != {len(m_hits)}"]
     strip = [k for k, asked in (("_rankingScore", query.get("showRankingScore")),
                                 ("_rankingScoreDetails", query.get("showRankingScoreDetails"))) if not asked]
     clean = [{k: v for k, v in h.items() if k not in strip} for h in o_hits]
@@ -205,11 +205,10 @@ def queries(corpus) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def oracle(corpus, queries) -> dict[str, list[tuple[int, dict]]]:
     """The single devnode's answers to every query of both phases."""
-    with start_devnodes(1) as (node,):
-        with setup_index(node.url, corpus) as client:
-            base = [ask(client, oracle_body(q)) for q in queries["base"]]
-            _task(client, client.patch(f"/indexes/{UID}/settings", json=oq.CUSTOM_SETTINGS))
-            custom = [ask(client, oracle_body(q)) for q in queries["custom"]]
+    with start_devnodes(1) as (node,), setup_index(node.url, corpus) as client:
+        base = [ask(client, oracle_body(q)) for q in queries["base"]]
+        _task(client, client.patch(f"/indexes/{UID}/settings", json=oq.CUSTOM_SETTINGS))
+        custom = [ask(client, oracle_body(q)) for q in queries["custom"]]
     return {"base": base, "custom": custom}
 
 
@@ -224,15 +223,14 @@ def run_phase(client: httpx.Client, qs: list[dict], answers: list, distinct_sett
 
 
 def check_cluster(corpus, queries, oracle, **shape) -> None:
-    with miroir_proc.start_cluster(**shape) as c:
-        with setup_index(c.url, corpus) as client:
-            wait_readable(client, len(corpus))
-            failures = run_phase(client, queries["base"], oracle["base"], None)
-            _task(client, client.patch(f"/indexes/{UID}/settings", json=oq.CUSTOM_SETTINGS))
-            wait_readable(client, len(corpus))
-            failures += run_phase(
-                client, queries["custom"], oracle["custom"], oq.CUSTOM_SETTINGS["distinctAttribute"]
-            )
+    with miroir_proc.start_cluster(**shape) as c, setup_index(c.url, corpus) as client:
+        wait_readable(client, len(corpus))
+        failures = run_phase(client, queries["base"], oracle["base"], None)
+        _task(client, client.patch(f"/indexes/{UID}/settings", json=oq.CUSTOM_SETTINGS))
+        wait_readable(client, len(corpus))
+        failures += run_phase(
+            client, queries["custom"], oracle["custom"], oq.CUSTOM_SETTINGS["distinctAttribute"]
+        )
     total = len(queries["base"]) + len(queries["custom"])
     assert not failures, f"{len(failures)} of {total} queries differ:\n" + "\n".join(failures[:10])
 

@@ -19,12 +19,12 @@ import threading
 import httpx
 import pytest
 
+from miroir.embedder import embed, make_server
+from tests.integration.test_rebalance import wait_idle
+from tests.oracle.test_oracle import compare
 from tests.support import miroir_proc
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.devnodes import start_devnodes, wait_task
-from miroir.embedder import embed, make_server
-from tests.oracle.test_oracle import compare
-from tests.integration.test_rebalance import wait_idle
 
 UID = "packages"
 N_DOCS = 300
@@ -168,63 +168,65 @@ def oracle(embedder_url):
 @pytest.mark.parametrize("nodes,groups,rf", [(3, 1, 1), (4, 2, 2)], ids=["3-nodes", "2-groups-rf2"])
 def test_vector_and_hybrid_answers_equal_one_node(embedder_url, oracle, nodes, groups, rf):
     o, docs, queries, answers = oracle
-    with miroir_proc.start_cluster(nodes=nodes, groups=groups, rf=rf) as mc:
-        with httpx.Client(base_url=mc.url, timeout=60) as m:
-            _load(m, embedder_url, docs)
-            problems = []
-            kinds = {"semantic": 0, "hybrid": 0, "similar": 0}
-            refusals = 0
-            for (route, body), oracle_answer in zip(queries, answers):
-                got = ask(m, route, body)
-                if oracle_answer[0] != 200:
-                    refusals += 1
-                elif route == "similar":
-                    kinds["similar"] += 1
-                elif body["hybrid"]["semanticRatio"] == 1.0:
-                    kinds["semantic"] += 1
-                else:
-                    kinds["hybrid"] += 1
-                diff = compare(body, None, oracle_answer, got)
-                if diff:
-                    problems.append((route, body, diff[:3]))
-            assert not problems, f"{len(problems)} of {len(queries)} differ; first: {problems[:3]}"
-            assert min(kinds.values()) >= 10 and refusals >= 6, (kinds, refusals)
-            if groups > 1:
-                return  # embedder calls and document routes: checked once, on the first layout
+    with (
+        miroir_proc.start_cluster(nodes=nodes, groups=groups, rf=rf) as mc,
+        httpx.Client(base_url=mc.url, timeout=60) as m,
+    ):
+        _load(m, embedder_url, docs)
+        problems = []
+        kinds = {"semantic": 0, "hybrid": 0, "similar": 0}
+        refusals = 0
+        for (route, body), oracle_answer in zip(queries, answers):
+            got = ask(m, route, body)
+            if oracle_answer[0] != 200:
+                refusals += 1
+            elif route == "similar":
+                kinds["similar"] += 1
+            elif body["hybrid"]["semanticRatio"] == 1.0:
+                kinds["semantic"] += 1
+            else:
+                kinds["hybrid"] += 1
+            diff = compare(body, None, oracle_answer, got)
+            if diff:
+                problems.append((route, body, diff[:3]))
+        assert not problems, f"{len(problems)} of {len(queries)} differ; first: {problems[:3]}"
+        assert min(kinds.values()) >= 10 and refusals >= 6, (kinds, refusals)
+        if groups > 1:
+            return  # embedder calls and document routes: checked once, on the first layout
 
-            # The query is embedded once per search by Miroir, not once per node.
-            calls = lambda: httpx.get(f"{embedder_url}/stats").json()["calls"]  # noqa: E731
-            rng = random.Random(SEED + 1)
-            words = sorted({w for d in docs for w in d["summary"].lower().split() if w.isalpha()})
-            texts = sorted({" ".join(rng.sample(words, 3)) for _ in range(150)})[:N_COUNTED]
-            before = calls()
-            for i, text in enumerate(texts):
-                ratio = 1.0 if i % 4 == 0 else RATIOS[i % len(RATIOS)]
-                r = m.post(f"/indexes/{UID}/search", json={"q": text, "hybrid": {"embedder": "rest", "semanticRatio": ratio}})
-                assert r.status_code == 200, r.text
-            assert calls() - before == len(texts) == N_COUNTED
-            before = calls()
-            for text in texts[:20]:  # the same queries again (a next page): embedded a moment ago
-                m.post(f"/indexes/{UID}/search", json={"q": text, "offset": 20, "hybrid": {"embedder": "rest"}})
-            assert calls() == before
+        # The query is embedded once per search by Miroir, not once per node.
+        calls = lambda: httpx.get(f"{embedder_url}/stats").json()["calls"]  # noqa: E731
+        rng = random.Random(SEED + 1)
+        words = sorted({w for d in docs for w in d["summary"].lower().split() if w.isalpha()})
+        texts = sorted({" ".join(rng.sample(words, 3)) for _ in range(150)})[:N_COUNTED]
+        before = calls()
+        for i, text in enumerate(texts):
+            ratio = 1.0 if i % 4 == 0 else RATIOS[i % len(RATIOS)]
+            r = m.post(f"/indexes/{UID}/search", json={"q": text, "hybrid": {"embedder": "rest", "semanticRatio": ratio}})
+            assert r.status_code == 200, r.text
+        assert calls() - before == len(texts) == N_COUNTED
+        before = calls()
+        for text in texts[:20]:  # the same queries again (a next page): embedded a moment ago
+            m.post(f"/indexes/{UID}/search", json={"q": text, "offset": 20, "hybrid": {"embedder": "rest"}})
+        assert calls() == before
 
-            # Documents keep their `_vectors` through Miroir, and stats count embeddings.
-            one = next(d for d in docs if "_vectors" in d)
-            od = o.get(f"/indexes/{UID}/documents/{one['id']}", params={"retrieveVectors": "true"}).json()
-            md = m.get(f"/indexes/{UID}/documents/{one['id']}", params={"retrieveVectors": "true"}).json()
-            assert od == md and set(md["_vectors"]) == {"rest", "manual"}
-            assert md["_vectors"]["manual"]["regenerate"] is False
-            assert md["_vectors"]["rest"]["regenerate"] is True
-            ol = o.post(f"/indexes/{UID}/documents/fetch", json={"retrieveVectors": True, "limit": 1000}).json()
-            ml = m.post(f"/indexes/{UID}/documents/fetch", json={"retrieveVectors": True, "limit": 1000}).json()
-            key = lambda d: d["id"]  # noqa: E731
-            assert sorted(ol["results"], key=key) == sorted(ml["results"], key=key)
-            ostats = o.get(f"/indexes/{UID}/stats").json()
-            assert ostats["numberOfEmbeddedDocuments"] == N_DOCS
-            assert ostats["numberOfEmbeddings"] == N_DOCS + sum("_vectors" in d for d in docs)
-            mstats = m.get(f"/indexes/{UID}/stats").json()
-            assert {k: mstats[k] for k in ("numberOfEmbeddings", "numberOfEmbeddedDocuments")} == \
-                {k: ostats[k] for k in ("numberOfEmbeddings", "numberOfEmbeddedDocuments")}
+        # Documents keep their `_vectors` through Miroir, and stats count embeddings.
+        one = next(d for d in docs if "_vectors" in d)
+        od = o.get(f"/indexes/{UID}/documents/{one['id']}", params={"retrieveVectors": "true"}).json()
+        md = m.get(f"/indexes/{UID}/documents/{one['id']}", params={"retrieveVectors": "true"}).json()
+        assert od == md and set(md["_vectors"]) == {"rest", "manual"}
+        assert md["_vectors"]["manual"]["regenerate"] is False
+        assert md["_vectors"]["rest"]["regenerate"] is True
+        ol = o.post(f"/indexes/{UID}/documents/fetch", json={"retrieveVectors": True, "limit": 1000}).json()
+        ml = m.post(f"/indexes/{UID}/documents/fetch", json={"retrieveVectors": True, "limit": 1000}).json()
+        key = lambda d: d["id"]  # noqa: E731
+        assert sorted(ol["results"], key=key) == sorted(ml["results"], key=key)
+        ostats = o.get(f"/indexes/{UID}/stats").json()
+        assert ostats["numberOfEmbeddedDocuments"] == N_DOCS
+        assert ostats["numberOfEmbeddings"] == N_DOCS + sum("_vectors" in d for d in docs)
+        mstats = m.get(f"/indexes/{UID}/stats").json()
+        assert {k: mstats[k] for k in ("numberOfEmbeddings", "numberOfEmbeddedDocuments")} == \
+            {k: ostats[k] for k in ("numberOfEmbeddings", "numberOfEmbeddedDocuments")}
 
 
 def test_vectors_survive_a_rebalance(embedder_url):

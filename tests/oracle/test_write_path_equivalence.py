@@ -15,15 +15,12 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from miroir.core import batches
-from miroir.core import fields
+from miroir.core import batches, fields
 from miroir.core.documents import MAX_ID_BYTES, document_id, valid_document_id
 from miroir.core.errors import MeiliError
 from miroir.core.routing import shard_for_key
-
 from tests.support.corpus import read_docs
 
 # ------------------------------------------------------------------ references (verbatim)

@@ -27,10 +27,9 @@ from typing import Any
 import httpx
 
 from miroir.core import routing
-
+from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table, rebalance_table
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import MiroirCluster, make_config, serve_miroir
-from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table, rebalance_table
 
 # Fast failure detection for tests: a killed node is down within ~0.5 s.
 FAST_HEALTH = {
@@ -146,8 +145,8 @@ def node_docs(url: str, uid: str) -> dict[str, dict]:
 def settle_nodes(c: MiroirCluster, uid: str) -> None:
     """Wait until no node has an unfinished task for `uid`."""
     for d in c.devnodes:
-        def idle() -> bool:
-            r = httpx.get(f"{d.url}/tasks", params={"indexUids": uid, "statuses": "enqueued,processing"}, timeout=5)
+        def idle(url: str = d.url) -> bool:
+            r = httpx.get(f"{url}/tasks", params={"indexUids": uid, "statuses": "enqueued,processing"}, timeout=5)
             return r.status_code == 200 and not r.json()["results"]
 
         wait_until(idle, what=f"{d.url} idle")

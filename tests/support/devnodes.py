@@ -59,7 +59,7 @@ class Devnode:
         self.extra_args = list(extra_args)
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the node's log for its life: close()
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.master_key}"} if self.master_key else {}

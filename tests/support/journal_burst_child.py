@@ -15,8 +15,8 @@ from pathlib import Path
 
 import trio
 
-from miroir.store.journal import Journal
 from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
+from miroir.store.journal import Journal
 
 PRODUCERS = 8
 

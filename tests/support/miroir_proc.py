@@ -24,7 +24,6 @@ from typing import Any
 import trio
 
 from miroir.config import Config, config_from_dict
-
 from tests.support.devnodes import Devnode, start_devnodes
 
 STARTUP_TIMEOUT_S = 20.0
@@ -88,12 +87,12 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
     from hypercorn.utils import wrap_app
 
     from miroir.api import app as app_mod
-    from miroir.api.fast import wrap as fast_path
     from miroir.api.context import Miroir
+    from miroir.api.fast import wrap as fast_path
+    from miroir.core.model import MiroirState, Record, apply_record, new_state
     from miroir.daemon import _hypercorn_config, bind_socket
     from miroir.engine.services import create_cluster, run_services
     from miroir.store.journal import Journal
-    from miroir.core.model import MiroirState, Record, apply_record, new_state
 
     journal = Journal(
         config.store.data_dir, record_type=Record, state_type=MiroirState, apply=apply_record, initial=new_state

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from miroir.config import Config, ConfigError, config_from_dict, load_config, parse_bind
-
 from tests.support.paths import REPO
-
 
 NODES = [
     {"id": "n1", "url": "http://127.0.0.1:7701"},

@@ -3,7 +3,6 @@ the document and the settings, and the emitted details order hits exactly like t
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
@@ -11,8 +10,7 @@ from miroir.core.sortvalue import sort_key
 from miroir.devnode import ranking
 from miroir.devnode.engine import IndexEngine
 from miroir.devnode.ranking import Rank, global_score
-
-from tests.support.corpus import CORPUS as DEBIAN, read_docs  # noqa: E402
+from tests.support.corpus import CORPUS as DEBIAN, read_docs
 
 
 def test_global_score_matches_milli_fold():
@@ -201,7 +199,7 @@ rules_st = st.one_of(
 @given(
     docs=st.lists(doc_st, min_size=1, max_size=14),
     rules=rules_st,
-    q=st.lists(st.sampled_from(WORDS + ["alp", "gam", "epsilom"]), min_size=0, max_size=3).map(" ".join),
+    q=st.lists(st.sampled_from([*WORDS, "alp", "gam", "epsilom"]), min_size=0, max_size=3).map(" ".join),
     strategy=st.sampled_from(["last", "all", "frequency"]),
     sort=st.sampled_from([None, ["n:asc"], ["n:desc"]]),
     searchable=st.sampled_from([["*"], ["title", "body"], ["body", "title"]]),

@@ -90,5 +90,5 @@ def test_unfinished_and_uncarried_tasks_are_left_out():
 def test_versions():
     assert fmt.check_version({"dumpVersion": "V6"}) == "V6"
     assert fmt.check_version({"dumpVersion": "V5"}) == "V5"
-    with pytest.raises(fmt.DumpRefused, match="dump format V3 .*Meilisearch 0.24.0.* not supported"):
+    with pytest.raises(fmt.DumpRefused, match=r"dump format V3 .*Meilisearch 0\.24\.0.* not supported"):
         fmt.check_version({"dumpVersion": "V3", "dbVersion": "0.24.0"})

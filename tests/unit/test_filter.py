@@ -7,8 +7,7 @@ CONTAINS / STARTS WITH operators, which we do not implement; see OPERATION_LIST)
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from miroir.core.errors import MeiliError
 from miroir.core.filter import (

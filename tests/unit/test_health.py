@@ -8,6 +8,7 @@ The end-to-end test against real devnodes is tests/integration/test_health_e2e.p
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 
 from miroir.config import HealthConfig
 from miroir.core.health import NodeHealth, Thresholds, cluster_ready, percentile, uncovered_shards
@@ -188,9 +189,9 @@ async def test_wait_for_wakes_on_state_change():
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             table.probe_failed("a", "x")  # suspect: a change, but the predicate is false
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             assert woke == []
             table.report_failure("a", "refused")
     assert woke == [table.version]

@@ -153,7 +153,7 @@ async def test_concurrent_requests_bounded_connections():
         async with Http1Pool("127.0.0.1", server.port, max_connections=8) as pool:
 
             async def one(i: int) -> None:
-                status, headers, data = await pool.request("POST", "/echo", [(b"content-type", b"text/plain")], b"req-%d" % i, timeout_s=10)
+                status, _headers, data = await pool.request("POST", "/echo", [(b"content-type", b"text/plain")], b"req-%d" % i, timeout_s=10)
                 results[i] = (status, data)
 
             async with trio.open_nursery() as n:
@@ -325,7 +325,7 @@ async def test_connection_close_header_is_honoured():
     async def body(server: ScriptedServer):
         async with Http1Pool("127.0.0.1", server.port) as pool:
             for _ in range(3):
-                status, headers, data = await pool.request("GET", "/close", [], b"", timeout_s=10)
+                status, _headers, data = await pool.request("GET", "/close", [], b"", timeout_s=10)
                 assert (status, data) == (200, b"ok")
                 assert pool.connection_count == 0  # not kept: the server said close
             assert pool.opened == 3 and pool.retried == 0
@@ -457,7 +457,7 @@ async def test_against_hypercorn():
                         n.start_soon(one, i)
                 assert sorted(r[2] for r in results) == sorted(b'{"len":%d}' % i for i in range(100))
                 assert len(_asgi_app.clients) <= 4
-                status, headers, data = await pool.request("GET", "/stream", [], b"", timeout_s=10)
+                status, _headers, data = await pool.request("GET", "/stream", [], b"", timeout_s=10)
                 assert (status, data) == (200, b"part0;part1;part2;part3;part4;")
                 # Let hypercorn expire the idle connections, then use the pool again.
                 await trio.sleep(0.5)

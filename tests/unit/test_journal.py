@@ -15,7 +15,6 @@ import pytest
 import structlog
 import trio
 
-from miroir.store.journal import COMMIT_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Journal, JournalCorrupt, JournalError, segment_name
 from miroir.core.model import (
     IndexMeta,
     IndexPut,
@@ -32,6 +31,15 @@ from miroir.core.model import (
     TaskUpdated,
     apply_record,
     new_state,
+)
+from miroir.store.journal import (
+    COMMIT_NAME,
+    SNAPSHOT_NAME,
+    SNAPSHOT_TMP_NAME,
+    Journal,
+    JournalCorrupt,
+    JournalError,
+    segment_name,
 )
 
 TIMEOUT = 20  # seconds; every wait in this file is bounded by it

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import math
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from miroir.core.facets import (
     distribution_is_exact,
@@ -459,7 +459,7 @@ def test_property_shards_merge_back_into_one_node_order(scenario):
     merged = merge(req, nodes, rules=rules)["hits"]
     assert sorted(h["id"] for h in merged) == list(range(len(hits)))
     by_id = {h["id"]: h for h in hits}
-    for a, b in zip(merged, merged[1:]):
+    for a, b in itertools.pairwise(merged):
         assert cmp(by_id[a["id"]], by_id[b["id"]]) <= 0
     # and the precomputed key agrees with the reference on every pair
     key = hit_key_function(rules, sort)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 import statistics
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from miroir.core.moves import Drop, Move, MovePlan, apply_plan, plan_change, plan_drops, plan_moves, plan_new_group
 from miroir.core.routing import owners
@@ -111,7 +110,7 @@ def test_adding_the_n_plus_1th_node_moves_about_s_over_n_plus_1():
             base = node_ids(rng, n)
             other = node_ids(rng, 3, "o")
             extra = node_ids(rng, 1, "x")[0]
-            moves = plan_moves({"i": S}, {"g0": base, "g1": other}, {"g0": base + [extra], "g1": other}, 1)
+            moves = plan_moves({"i": S}, {"g0": base, "g1": other}, {"g0": [*base, extra], "g1": other}, 1)
             assert all(m.target == extra and m.group == "g0" for m in moves)
             counts.append(len(moves))
             assert len(moves) <= 2.5 * expected, (n, seed, len(moves))

@@ -83,7 +83,7 @@ def test_match_field_legacy(field, name, expected):
 
 def test_covers_is_a_match_or_a_nested_field():
     names = ["", "a", "ab", "a.b", "a.b.c", "ba", "*", "a*", "*a", "x.a", "a.*", "foo", "xfooy"]
-    pats = names + ["**", "*.b", "a.*", "*b*", "*oo*", "f*", "*y"]
+    pats = [*names, "**", "*.b", "a.*", "*b*", "*oo*", "f*", "*y"]
     for p in pats:
         for n in names:
             expected = pt.match_pattern(p, n) is MATCH or pt.is_nested_in(n, p)

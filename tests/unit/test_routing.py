@@ -10,8 +10,7 @@ import random
 import statistics
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from miroir.core.routing import (
     NodeRef,
@@ -155,7 +154,7 @@ def test_adding_a_node_moves_only_shards_it_gains(group: list[str], other: list[
         return
     other = [f"x-{n}" for n in other]  # disjoint ids for the second group
     before = write_targets_for(group, other, rf)
-    after = write_targets_for(group + [new], other, rf)
+    after = write_targets_for([*group, new], other, rf)
     for s in range(PROP_SHARDS):
         old, cur = before["g0"][s], after["g0"][s]
         if new in cur:
@@ -235,7 +234,7 @@ def test_adding_a_node_moves_about_one_share() -> None:
     for _ in range(300):
         group = random_group(rng)
         newcomer = f"new-{rng.getrandbits(40):010x}"
-        moved += sum(owners(s, group, 1) != owners(s, group + [newcomer], 1) for s in range(shards))
+        moved += sum(owners(s, group, 1) != owners(s, [*group, newcomer], 1) for s in range(shards))
         expected += shards / (len(group) + 1)
     assert moved / expected == pytest.approx(1.0, abs=0.1)
 

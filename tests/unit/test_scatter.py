@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from miroir.core.errors import MeiliError
+from miroir.core.model import IndexMeta, NodeMeta
 from miroir.engine import scatter as scatter_mod
 from miroir.engine.scatter import (
     DEGRADED_HEADER,
@@ -31,7 +32,6 @@ from miroir.engine.scatter import (
 )
 from miroir.engine.topology import Topology
 from miroir.net.node import NodeError, NodeUnavailable
-from miroir.core.model import IndexMeta, NodeMeta
 
 TWO_GROUPS = {"g1": ["a", "b"], "g2": ["c", "d"]}
 FAST = 0.01  # a node's default answer time (s)

@@ -13,12 +13,12 @@ from miroir.core.searchplan import (
     effective_ranking_rules,
     needs_ranking_details,
     ordered_by_score,
-    query_words,
-    score_order_fits,
     parse_search_query_string,
     plan_document_windows,
     plan_subquery,
+    query_words,
     retrieval_additions,
+    score_order_fits,
 )
 
 

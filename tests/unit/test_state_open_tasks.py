@@ -12,7 +12,6 @@ import random
 
 import msgspec
 
-from miroir.core.taskfold import TERMINAL
 from miroir.core.model import (
     MiroirState,
     TaskDeleted,
@@ -23,6 +22,7 @@ from miroir.core.model import (
     index_open_tasks,
     new_state,
 )
+from miroir.core.taskfold import TERMINAL
 
 STATUSES = ["enqueued", "processing", "succeeded", "failed", "canceled"]
 

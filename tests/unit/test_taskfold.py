@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from miroir.core.taskfold import fold, fold_status, lost_view, summarized, task_view
 from miroir.core.model import TaskRecord
+from miroir.core.taskfold import fold, fold_status, lost_view, summarized, task_view
 
 T0 = "2024-05-01T10:00:00.000000Z"
 T1 = "2024-05-01T10:00:01.500000Z"

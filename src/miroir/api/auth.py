@@ -252,11 +252,10 @@ def authorize(
         access.check_index(index)
     if action not in core.expand(key.actions) or core.is_expired(key, now_utc()):
         raise invalid_api_key()
-    if index is None and access.indexes is not None:
-        # A global action needs a key on every index; one the handler narrows, a key on
-        # some index (`indexes: []` grants nothing, as in Meilisearch).
-        if action not in core.HANDLER_CHECKED or not access.indexes:
-            raise invalid_api_key()
+    # A global action needs a key on every index; one the handler narrows, a key on
+    # some index (`indexes: []` grants nothing, as in Meilisearch).
+    if index is None and access.indexes is not None and (action not in core.HANDLER_CHECKED or not access.indexes):
+        raise invalid_api_key()
     return access
 
 

@@ -30,13 +30,13 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 
 from miroir.api import auth
-from miroir.instruments import HOT
 from miroir.api.context import Miroir
 from miroir.core.errors import MeiliError
 from miroir.core.jsonlimits import recursion_error
 from miroir.core.keys import Access
 from miroir.engine.keys import KeyRing
 from miroir.engine.scatter import count_fanout
+from miroir.instruments import HOT
 from miroir.logsetup import get_logger
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -20,8 +20,7 @@ from quart import Blueprint, Response, request
 
 from miroir.api.http import json_response, read_json
 from miroir.api.routes_tasks import current_cluster
-from miroir.engine import nodeurl
-from miroir.engine import rebalancer as rebalance
+from miroir.engine import nodeurl, rebalancer as rebalance
 from miroir.engine.capacity import capacity_report
 
 log = structlog.get_logger("miroir.admin")

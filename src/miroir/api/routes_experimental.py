@@ -14,8 +14,8 @@ from miroir.api.http import json_response
 from miroir.api.routes_indexes import json_body
 from miroir.api.routes_tasks import current_cluster
 from miroir.core import features
-from miroir.engine.indexes import broadcast, first_error
 from miroir.core.model import ExperimentalFeaturesSet
+from miroir.engine.indexes import broadcast, first_error
 
 bp = Blueprint("experimental", __name__)
 

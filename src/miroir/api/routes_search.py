@@ -12,8 +12,8 @@ from quart import Blueprint, Response, request
 
 from miroir.api import auth, fast
 from miroir.api.context import current_miroir
-from miroir.api.routes_indexes import body_bytes
 from miroir.api.http import decode_json, json_response
+from miroir.api.routes_indexes import body_bytes
 from miroir.core.errors import MeiliError
 from miroir.core.searchplan import (
     decode_search_request,

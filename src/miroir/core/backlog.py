@@ -21,8 +21,8 @@ from typing import Literal
 
 import msgspec
 
-from miroir.core.settings import SHARD_FIELD
 from miroir.core.model import Hint, NodeRepair, NodeRequest
+from miroir.core.settings import SHARD_FIELD
 
 Delivery = Literal["send", "hint", "skip"]
 

@@ -234,7 +234,7 @@ def valid_document_id(value: Any) -> bool:
 
 # A valid string id: 1 to 511 ASCII letters, digits, `-` or `_` (ASCII only, so
 # characters are bytes here).
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_ID_BYTES)
+ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_BYTES}}}")
 
 
 def _json_text(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -25,7 +25,7 @@ LIST_FILTER_FIELDS = ("query", "active")
 DEFAULT_LIMIT = 20
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

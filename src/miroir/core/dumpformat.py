@@ -21,6 +21,7 @@ Pure: shapes and names only; the archive itself is read and written by `miroir.d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
@@ -159,10 +160,9 @@ def _kind(view: Mapping[str, Any]) -> tuple[Any, Any] | None:
             # The view shows the filter as JSON text; the task kind holds the JSON value.
             value: Any = original
             if isinstance(original, str):
-                try:
+                # Not JSON text: the raw filter itself.
+                with contextlib.suppress(msgspec.DecodeError):
                     value = msgspec.json.decode(original)
-                except msgspec.DecodeError:
-                    pass  # the raw filter, not its JSON text
             text = msgspec.json.encode(value).decode()
             return ({"documentDeletionByFilter": {"filter": value}},
                     {"DocumentDeletionByFilter": {"original_filter": text,
@@ -261,7 +261,10 @@ def covers(current: Any, wanted: Any, name: str | None = None) -> bool:
         if not isinstance(current, list) or len(wanted) != len(current):
             return False
         if name in _SET_LIKE:
-            key = lambda v: msgspec.json.encode(v, order="sorted")
+
+            def key(v: Any) -> bytes:
+                return msgspec.json.encode(v, order="sorted")
+
             return sorted(map(key, current)) == sorted(map(key, wanted))
         return all(covers(c, w) for c, w in zip(current, wanted))
     return bool(current == wanted)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import msgspec
 
-from miroir.core.index_uid import invalid_index_uid_message
-from miroir.core.index_uid import valid_index_uid as valid_index_uid  # re-exported
+from miroir.core.index_uid import (
+    invalid_index_uid_message,
+    valid_index_uid as valid_index_uid,  # re-exported
+)
 
 ERROR_LINK = "https://docs.meilisearch.com/errors#"
 

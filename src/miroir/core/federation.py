@@ -73,7 +73,7 @@ def merge_federated(
     index_facets: Mapping[str, IndexFacets] | None = None,
     merge_facets: Mapping | None = None,
     sort_facet_values_by: Mapping[str, str] | None = None,
-    federation: "Federation | None" = None,
+    federation: Federation | None = None,
     request_uid: str | None = None,
     metadata: list[dict] | None = None,
 ) -> dict:

@@ -23,7 +23,7 @@ import math
 import re
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -31,27 +31,27 @@ from miroir.core.errors import MeiliError
 from miroir.core.patterns import Rule, filterable_patterns, is_filterable
 
 __all__ = [
-    "FilterError",
-    "Expr",
     "And",
-    "Or",
-    "Not",
     "Compare",
-    "Range",
-    "In",
     "Exists",
-    "IsNull",
-    "IsEmpty",
+    "Expr",
+    "FilterError",
     "Geo",
-    "parse_filter",
-    "matches",
+    "In",
+    "IsEmpty",
+    "IsNull",
+    "Not",
+    "Or",
+    "Range",
+    "and_filters",
+    "check_filterable",
     "compile_filter",
     "filter_attributes",
-    "check_filterable",
+    "matches",
+    "parse_filter",
     "pinned_keys",
-    "to_filter_string",
-    "and_filters",
     "shard_filter",
+    "to_filter_string",
 ]
 
 # Meilisearch's parser gives up past this nesting depth (filter-parser MAX_FILTER_DEPTH).
@@ -87,7 +87,7 @@ class FilterError(MeiliError):
     def __init__(self, message: str, code: str = "invalid_search_filter"):
         super().__init__(code, message)
 
-    def with_code(self, code: str) -> "FilterError":
+    def with_code(self, code: str) -> FilterError:
         return FilterError(self.message, code)
 
 
@@ -95,15 +95,15 @@ class FilterError(MeiliError):
 
 
 class And(msgspec.Struct, frozen=True, tag=True, weakref=True):
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
 
 
 class Or(msgspec.Struct, frozen=True, tag=True, weakref=True):
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
 
 
 class Not(msgspec.Struct, frozen=True, tag=True, weakref=True):
-    item: "Expr"
+    item: Expr
 
 
 class Compare(msgspec.Struct, frozen=True, tag=True, weakref=True):
@@ -158,7 +158,7 @@ class Contains(msgspec.Struct, frozen=True, tag=True, weakref=True):
     negated: bool = False
 
 
-Expr = Union[And, Or, Not, Compare, Range, In, Exists, IsNull, IsEmpty, Geo, Contains]
+Expr = And | Or | Not | Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains
 Doc = dict[str, Any]
 Predicate = Callable[[Doc], bool]
 _LEAVES = (Compare, Range, In, Exists, IsNull, IsEmpty, Contains)
@@ -200,7 +200,7 @@ def _escape_debug(s: str) -> str:
         elif ch == "\0":
             out.append("\\0")
         elif ch != " " and not ch.isprintable():
-            out.append("\\u{%x}" % ord(ch))
+            out.append(f"\\u{{{ord(ch):x}}}")
         else:
             out.append(ch)
     return "".join(out)
@@ -844,7 +844,7 @@ def shard_filter(shards: list[int]) -> str:
 # --------------------------------------------------------------------------- analysis
 
 
-Leaf = Union[Compare, Range, In, Exists, IsNull, IsEmpty, Geo, Contains]
+Leaf = Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains
 
 
 def _walk(expr: Expr | None) -> Iterator[Leaf]:
@@ -1052,9 +1052,8 @@ def _scalar_test(on_str: Callable[[str], bool], on_num: Callable[[float], bool] 
             for x in v:
                 if type(x) is not list and test(x):
                     return True
-                if type(x) is list:  # flatten nested arrays
-                    if test(x):
-                        return True
+                if type(x) is list and test(x):  # flatten nested arrays
+                    return True
             return False
         return False
 
@@ -1075,9 +1074,8 @@ def _compile_in(attr: str, values: tuple[str, ...]) -> Predicate:
 
 def _bounds(lo: Any, lo_incl: bool, hi: Any, hi_incl: bool) -> Callable[[Any], bool] | None:
     """x within the bounds (None = unbounded); None when the range is empty."""
-    if lo is not None and hi is not None:
-        if lo > hi or (lo == hi and not (lo_incl and hi_incl)):
-            return None
+    if lo is not None and hi is not None and (lo > hi or (lo == hi and not (lo_incl and hi_incl))):
+        return None
     if lo is None:
         return (lambda x: x <= hi) if hi_incl else (lambda x: x < hi)
     if hi is None:

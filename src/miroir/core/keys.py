@@ -23,7 +23,7 @@ import hmac
 import json
 import re
 import uuid as _uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec

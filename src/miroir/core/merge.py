@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import functools
 import math
-from heapq import heapify, heappop, heapreplace
 from collections.abc import Callable, Iterable, Sequence
+from heapq import heapify, heappop, heapreplace
 from itertools import islice
 from operator import neg
 from typing import Any
@@ -64,8 +64,12 @@ from miroir.core.searchplan import (
     ordered_by_score,
     parse_sort_criterion,
 )
-from miroir.core.sortvalue import MISSING, field_value, sort_key
-from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
+from miroir.core.sortvalue import (
+    MISSING,
+    _Reversed,  # the shared wrapper, so keys from both paths compare
+    field_value,
+    sort_key,
+)
 
 DETAILS = "_rankingScoreDetails"
 SCORE = "_rankingScore"

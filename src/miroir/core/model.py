@@ -150,7 +150,7 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # migration plan in progress. Defaulted, so older journals and snapshots decode.
     rebalance: RebalanceState = msgspec.field(default_factory=lambda: RebalanceState())
     # Per node: missed writes to replay and refills (engine/handoff.py). Defaulted.
-    repairs: dict[str, "NodeRepair"] = msgspec.field(default_factory=dict)
+    repairs: dict[str, NodeRepair] = msgspec.field(default_factory=dict)
     # index uid -> every document attribute path seen, first appearance first, without
     # `_miroir_*` (core/fields.py: what nodes search in under `["*"]`). Defaulted.
     index_fields: dict[str, list[str]] = msgspec.field(default_factory=dict)
@@ -165,8 +165,8 @@ class MiroirState(msgspec.Struct, kw_only=True):
     experimental_features: dict[str, bool] = msgspec.field(default_factory=dict)
     # Webhooks by uuid and their deliveries not acknowledged yet (engine/webhooks.py).
     # Defaulted.
-    webhooks: dict[str, "Webhook"] = msgspec.field(default_factory=dict)
-    webhook_outbox: dict[int, "WebhookDelivery"] = msgspec.field(default_factory=dict)
+    webhooks: dict[str, Webhook] = msgspec.field(default_factory=dict)
+    webhook_outbox: dict[int, WebhookDelivery] = msgspec.field(default_factory=dict)
     webhook_next_seq: int = 1
     # Where the webhook service's look for finished tasks stood at the last delivery
     # queued: uids from `webhook_cursor` on, and the open ones below it. A restart resumes
@@ -748,5 +748,5 @@ def _webhook_delivered(state: MiroirState, rec: WebhookDelivered) -> None:
     state.webhook_outbox.pop(rec.seq, None)
 
 
-Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]
+Record = Union[tuple(_HANDLERS)]  # type: ignore[valid-type]  # noqa: UP007 - built at import time, no `|` form
 

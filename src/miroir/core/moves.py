@@ -32,9 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
+from miroir.core.model import MigrationPlan
 from miroir.core.placement import Layout
 from miroir.core.routing import owners
-from miroir.core.model import MigrationPlan
 
 Groups = Mapping[str, Sequence[str]]  # group -> its active node ids
 # (index, group, after the change?) -> per shard, the owners in that group

@@ -25,8 +25,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from miroir.core.routing import owners as rendezvous_owners
-from miroir.core.routing import score
+from miroir.core.routing import owners as rendezvous_owners, score
 
 # New indexes are created with this placement; existing ones keep theirs.
 CURRENT_PLACEMENT = 2

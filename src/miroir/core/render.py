@@ -261,7 +261,7 @@ def _lookup(context: Mapping[str, Any], expr: str) -> Any:
             key: Any = int(inner) if inner.isdigit() else inner[1:-1]
         else:
             key = step
-        if isinstance(value, dict) and isinstance(key, str) and key in value:
+        if isinstance(value, dict) and isinstance(key, str) and key in value:  # noqa: SIM114 - each arm narrows `key`
             value = value[key]
         elif isinstance(value, list) and isinstance(key, int) and key < len(value):
             value = value[key]

@@ -61,7 +61,7 @@ def validate_similar_body(body: Any) -> dict:
     if "id" not in body:
         raise MeiliError("bad_request", "Missing field `id`")
     doc_id = body["id"]
-    if isinstance(doc_id, bool) or not (isinstance(doc_id, int) and doc_id >= 0 or isinstance(doc_id, str) and _DOC_ID.match(doc_id)):
+    if isinstance(doc_id, bool) or not ((isinstance(doc_id, int) and doc_id >= 0) or (isinstance(doc_id, str) and _DOC_ID.match(doc_id))):
         raise _bad_id(doc_id)
     if "embedder" not in body:
         raise MeiliError("bad_request", "Missing field `embedder`")

@@ -64,10 +64,10 @@ class _Reversed:
     def __init__(self, s: str):
         self.s = s
 
-    def __lt__(self, other: "_Reversed") -> bool:
+    def __lt__(self, other: _Reversed) -> bool:
         return self.s > other.s
 
-    def __gt__(self, other: "_Reversed") -> bool:
+    def __gt__(self, other: _Reversed) -> bool:
         return self.s < other.s
 
     def __eq__(self, other: object) -> bool:

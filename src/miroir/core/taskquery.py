@@ -123,7 +123,7 @@ def parse_date(param: str, value: str, bound: str) -> float:
     try:
         if len(text) == 10:
             day = _dt.date.fromisoformat(text)
-            start = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
+            start = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC)
             if bound == "after":
                 return (start + _dt.timedelta(days=1)).timestamp() - 1e-6  # timestamps have µs resolution
             return start.timestamp()
@@ -267,7 +267,7 @@ def apply_task_query(query: TaskQuery, tasks: Iterable[Mapping]) -> dict:
 
 def rfc3339(ts: float) -> str:
     """Epoch seconds -> `2024-08-08T17:05:55.791772Z`, always with the fraction as the SDKs expect."""
-    moment = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -19,7 +19,6 @@ import structlog
 import trio
 
 from miroir.core import batchview, features, fieldlist, statsview, taskquery
-from miroir.core.fields import batch_fields
 from miroir.core.documents import (
     decode_content_encoding,
     decode_documents,
@@ -53,6 +52,7 @@ from miroir.core.federation import (
     parse_federation,
     personalization_disabled,
 )
+from miroir.core.fields import batch_fields
 from miroir.core.searchplan import (
     facet_search_params,
     finish_answer,
@@ -63,12 +63,10 @@ from miroir.core.searchplan import (
     search_metadata,
     search_request_from_dict,
 )
-from miroir.core.swaps import swap_renames, validate_swaps
 from miroir.core.settings import task_details
-from miroir.devnode import settings as settings_mod
-from miroir.devnode import tasks as t
 from miroir.core.similar import similar_body_from_query
-from miroir.devnode import vectors
+from miroir.core.swaps import swap_renames, validate_swaps
+from miroir.devnode import settings as settings_mod, tasks as t, vectors
 from miroir.devnode.engine import attribute_names, default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
@@ -225,7 +223,7 @@ class DevnodeApp:
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
         method = scope["method"]
-        for pattern, methods in self._routes:
+        for pattern, methods in self._routes:  # noqa: B007 - `methods` is read after the break
             m = pattern.fullmatch(path)
             if m is not None:
                 break
@@ -292,7 +290,7 @@ class DevnodeApp:
         # `compress=True`), held to the payload limit.
         return decode_content_encoding(b"".join(chunks), headers.get("content-encoding"), self.max_payload)
 
-    def _build_routes(self) -> None:  # noqa: C901 - one table
+    def _build_routes(self) -> None:  # one table
         table: list[tuple[str, str, Handler]] = [
             ("/health", "GET", self.health),
             ("/version", "GET", self.version),

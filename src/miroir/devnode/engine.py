@@ -15,18 +15,22 @@ import copy
 import heapq
 import time
 from bisect import bisect_left
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+from miroir.core import filter as filter_mod, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
-from miroir.core import filter as filter_mod
-from miroir.core import patterns as attr_patterns
 from miroir.core.errors import MeiliError
 from miroir.core.federation import personalization_disabled
-from miroir.core.searchplan import FACET_SEARCH_PARAMS as _FACET_FIELDS
-from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, json_kind, rust_duration
+from miroir.core.searchplan import (
+    FACET_SEARCH_PARAMS as _FACET_FIELDS,
+    SEARCH_FIELDS,
+    check_personalize,
+    json_kind,
+    rust_duration,
+)
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
-from miroir.devnode import facets as facets_mod
-from miroir.devnode import highlight, phrases, ranking, vectors
+from miroir.devnode import facets as facets_mod, highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
 from miroir.devnode.text import Tokenizer, flatten, normalize, query_terms, value_texts
@@ -384,7 +388,7 @@ class IndexEngine:
         return {**self._docs[iid], "_vectors": kept} if kept else self._docs[iid]
 
     @classmethod
-    def restore(cls, d: dict) -> "IndexEngine":
+    def restore(cls, d: dict) -> IndexEngine:
         eng = cls(d["uid"], d.get("primaryKey"), d.get("settings"))
         docs = d.get("documents") or []
         if docs:
@@ -435,7 +439,7 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ search
 
-    def search_params(self, params: dict) -> "_SearchParams":
+    def search_params(self, params: dict) -> _SearchParams:
         return _SearchParams(params, self)
 
     def search(self, params: dict) -> dict:
@@ -540,7 +544,7 @@ class IndexEngine:
                 n += 1
         return n
 
-    def _hit(self, iid: int, p: "_SearchParams", plan: "_Plan", order: "_BucketSort") -> dict:
+    def _hit(self, iid: int, p: _SearchParams, plan: _Plan, order: _BucketSort) -> dict:
         doc = self._docs[iid]
         hit = self._with_vectors(iid, self._project(doc, p.attributes_to_retrieve), p.retrieve_vectors)
         if p.formatting or p.show_matches_position:
@@ -570,7 +574,7 @@ class IndexEngine:
 
     # ---------------------------------------------------------- planning
 
-    def _plan(self, q: str, strategy: str, filter_expr, restrict: list[str] | None) -> "_Plan":
+    def _plan(self, q: str, strategy: str, filter_expr, restrict: list[str] | None) -> _Plan:
         plan = _Plan()
         plan.docs = self._docs
         plan.engine = self
@@ -818,7 +822,7 @@ class IndexEngine:
 
     # ---------------------------------------------------------- rules
 
-    def _rules(self, plan: "_Plan", sort: list[tuple[str, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
+    def _rules(self, plan: _Plan, sort: list[tuple[str, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
         """The ranking rules that apply to this search, in settings order. With
         `matchingStrategy: all` milli has no `words` rule: every document holds every word."""
         out: list[tuple[str, Any]] = []
@@ -864,7 +868,7 @@ class IndexEngine:
                 stats[name] = {"min": lo, "max": hi}
         return dist, stats
 
-    def _facet_index(self, name: str) -> "facets_mod.FacetIndex":
+    def _facet_index(self, name: str) -> facets_mod.FacetIndex:
         idx = self._facet_cache.get(name)
         if idx is None:
             idx = self._facet_cache[name] = facets_mod.FacetIndex.build(name, self._docs)
@@ -1003,7 +1007,7 @@ class _Plan:
         # The reference road (IndexEngine.reference_ranking, restricted searches only):
         # every TermHit built up front, every rule compared through emitted details.
         self.reference = False
-        self.engine: "IndexEngine | None" = None
+        self.engine: IndexEngine | None = None
         self.built: set[int] = set()  # documents whose TermHits (every term) are built
 
 
@@ -1487,7 +1491,7 @@ class _BucketSort:
     def details(self, iid: int) -> dict:
         out = {}
         applied = self.skipped.get(iid, len(self.rules))
-        for r, (name, arg) in enumerate(self.rules[:applied]):
+        for r, (name, _arg) in enumerate(self.rules[:applied]):
             out[name] = ranking.finish_detail(r, self.detail(iid, r))
         if applied < len(self.rules):
             out["skipped"] = {"order": applied}

@@ -58,7 +58,7 @@ class FacetIndex:
     by_key: dict = field(default_factory=dict)  # key -> set of iids
 
     @classmethod
-    def build(cls, name: str, docs: dict) -> "FacetIndex":
+    def build(cls, name: str, docs: dict) -> FacetIndex:
         idx = cls()
         for iid in sorted(docs):
             value = field_value(docs[iid], name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from miroir.core.patterns import selects
 from miroir.devnode.text import Tokenizer
 
-
 # Past this many query words and prefixes, Matcher.could_match is not worth its cost.
 _SUBSTRING_TEST_MAX = 64
 
@@ -135,7 +134,7 @@ def matches_position(doc: dict, matcher: Matcher, searchable: list[str]) -> dict
             return
         if isinstance(value, list):
             for i, v in enumerate(value):
-                walk(v, path, indices + [i])
+                walk(v, path, [*indices, i])
             return
         if value is None or isinstance(value, bool):
             return

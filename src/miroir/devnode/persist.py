@@ -170,7 +170,8 @@ class Store:
         if self._deleted:
             body += _frame({"deleted": sorted(self._deleted)})
         atomic_write(self.log_path, body)
-        self._log = open(self.log_path, "ab")
+        self.close()  # a second load() must not leak the first handle
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - held until close()
 
     # -- writing (blocking: call from a worker thread) -------------------------------
 

@@ -19,7 +19,7 @@ definition. Pure module.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from miroir.core import filter as f
 
@@ -45,7 +45,7 @@ class ValueIndex:
         self.numbers: dict[float, set[int]] = {}
 
     @classmethod
-    def build(cls, attr: str, docs: dict[int, dict]) -> "ValueIndex":
+    def build(cls, attr: str, docs: dict[int, dict]) -> ValueIndex:
         idx = cls()
         strings, numbers = idx.strings, idx.numbers
         missing = object()
@@ -158,7 +158,7 @@ class FilterSets:
         if got is not None:
             return got
         t = type(expr)
-        if (t is f.Compare and expr.op == "=" or t is f.In) and "." not in expr.attr:
+        if ((t is f.Compare and expr.op == "=") or t is f.In) and "." not in expr.attr:
             idx = self._value_index(expr.attr)
             if t is f.Compare:
                 got = idx.equal(expr.value)

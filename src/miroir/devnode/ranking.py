@@ -287,7 +287,7 @@ def decisive_value(value, ascending: bool):
         if strs:
             return (min if ascending else max)(strs, key=str.lower)
         return None
-    if isinstance(value, bool) or isinstance(value, dict):
+    if isinstance(value, (bool, dict)):
         return None
     return value
 

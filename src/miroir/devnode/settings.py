@@ -14,8 +14,7 @@ from typing import Any
 
 import msgspec
 
-from miroir.core import embedders as embedders_mod
-from miroir.core import settings as core_settings
+from miroir.core import embedders as embedders_mod, settings as core_settings
 from miroir.core.errors import MeiliError, json_kind
 
 Validator = Callable[[Any, str], Any]

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import structlog
 import trio
+import trio.lowlevel
 
 from miroir.core import statsview, taskquery
 from miroir.core.errors import MeiliError, index_not_found
@@ -287,7 +288,7 @@ class TaskQueue:
                 self._wake = trio.Event()
                 continue
             await self._process(batch)
-            await trio.sleep(0)  # let requests run between batches
+            await trio.lowlevel.checkpoint()  # let requests run between batches
 
     def _take_batch(self) -> list[int]:
         if not self._queue:

@@ -123,7 +123,7 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
     )
 
 
-def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
+def store_vectors(eng: IndexEngine, iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
     """Records a written document's explicit vectors; answers the (embedder, iid) pairs a
     rest embedder must (re)embed. Given embeddings are kept as they are, `regenerate` or
     not (milli's insertion: only `regenerate: true` without embeddings embeds), which is
@@ -155,7 +155,7 @@ def store_vectors(eng: "IndexEngine", iid: int, explicit: Any, *, replaced: bool
     return to_embed
 
 
-def embed_documents(eng: "IndexEngine", wanted: list[tuple[str, int]]) -> None:
+def embed_documents(eng: IndexEngine, wanted: list[tuple[str, int]]) -> None:
     confs = emb.embedders(eng.settings)
     searchable = eng.settings["searchableAttributes"]
     by_name: dict[str, list[int]] = {}
@@ -174,7 +174,7 @@ def embed_documents(eng: "IndexEngine", wanted: list[tuple[str, int]]) -> None:
     eng.vectors.changed()
 
 
-def reembed_all(eng: "IndexEngine") -> None:
+def reembed_all(eng: IndexEngine) -> None:
     """After the embedders changed: rest embedders embed every document they have not."""
     confs = emb.embedders(eng.settings)
     for name in list(eng.vectors.by_embedder):
@@ -192,13 +192,13 @@ def reembed_all(eng: "IndexEngine") -> None:
     for name, conf in confs.items():
         per = eng.vectors.by_embedder.setdefault(name, {})
         if emb.can_embed(conf):
-            wanted += [(name, iid) for iid in eng._docs if iid not in per or per[iid].regenerate and not per[iid].embeddings]
+            wanted += [(name, iid) for iid in eng._docs if iid not in per or (per[iid].regenerate and not per[iid].embeddings)]
     eng.vectors.changed()
     if wanted:
         embed_documents(eng, list(dict.fromkeys(wanted)))
 
 
-def document_vectors(eng: "IndexEngine", iid: int) -> dict:
+def document_vectors(eng: IndexEngine, iid: int) -> dict:
     """The `_vectors` a snapshot or dump keeps: every embedding with its `regenerate` flag
     (as Meilisearch's dumps), so a restart embeds nothing again."""
     out = {}
@@ -212,7 +212,7 @@ def document_vectors(eng: "IndexEngine", iid: int) -> dict:
 # ------------------------------------------------------------------ search
 
 
-def _similarities(eng: "IndexEngine", name: str, vector: list[float], candidates) -> dict[int, float]:
+def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) -> dict[int, float]:
     ids, m = eng.vectors.matrix(name)
     if not len(ids):
         return {}
@@ -233,7 +233,7 @@ def _similarities(eng: "IndexEngine", name: str, vector: list[float], candidates
     return best
 
 
-def _hybrid_params(eng: "IndexEngine", params: dict) -> tuple[str, float] | None:
+def _hybrid_params(eng: IndexEngine, params: dict) -> tuple[str, float] | None:
     hybrid = params.get("hybrid")
     if hybrid is None:
         return None
@@ -286,7 +286,7 @@ def _vector_param(params: dict) -> list[float] | None:
     return [float(x) for x in v]
 
 
-def search(eng: "IndexEngine", params: dict) -> dict | None:
+def search(eng: IndexEngine, params: dict) -> dict | None:
     """A semantic or hybrid search's answer, or None when 1.50 searches by keyword only."""
     hp = _hybrid_params(eng, params)
     vector = _vector_param(params)
@@ -319,7 +319,7 @@ def _keyword_params(params: dict) -> dict:
     return {k: v for k, v in params.items() if k not in ("hybrid", "vector")}
 
 
-def _window(eng: "IndexEngine", params: dict) -> tuple[int, int, bool, int, int]:
+def _window(eng: IndexEngine, params: dict) -> tuple[int, int, bool, int, int]:
     """(offset, limit, page mode, page, hitsPerPage) as the engine reads them."""
     p = eng.search_params(_keyword_params(params))
     if p.page_mode:
@@ -330,7 +330,7 @@ def _window(eng: "IndexEngine", params: dict) -> tuple[int, int, bool, int, int]
     return off, lim, p.page_mode, p.page, p.hits_per_page
 
 
-def _vector_ranked(eng: "IndexEngine", p, name: str, vector: list[float], want: int):
+def _vector_ranked(eng: IndexEngine, p, name: str, vector: list[float], want: int):
     """The semantic list: [(iid, similarity or None)] best first, at most `want`, and the
     number of candidates (the universe after threshold and distinct)."""
     universe = eng._plan("", "last", p.filter_expr, None).candidates
@@ -353,7 +353,7 @@ def _details(similarity: float | None) -> dict:
     return {"vectorSort": {"order": 0, "similarity": similarity}}
 
 
-def _build_hits(eng: "IndexEngine", p, q: str | None, entries: list[tuple[int, float, dict]]) -> list[dict]:
+def _build_hits(eng: IndexEngine, p, q: str | None, entries: list[tuple[int, float, dict]]) -> list[dict]:
     plan = eng._plan(q or "", p.matching_strategy, None, p.attributes_to_search_on)
     quiet = copy.copy(p)
     quiet.show_ranking_score = quiet.show_ranking_score_details = False
@@ -368,9 +368,9 @@ def _build_hits(eng: "IndexEngine", p, q: str | None, entries: list[tuple[int, f
     return hits
 
 
-def _answer(eng: "IndexEngine", params: dict, p, hits: list[dict], total: int, universe, semantic_hits: int,
+def _answer(eng: IndexEngine, params: dict, p, hits: list[dict], total: int, universe, semantic_hits: int,
             vector: list[float] | None = None) -> dict:
-    off, lim, page_mode, page, hpp = _window(eng, params)
+    _off, _lim, page_mode, page, hpp = _window(eng, params)
     max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
     capped = min(total, max_total)
     out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
@@ -389,7 +389,7 @@ def _answer(eng: "IndexEngine", params: dict, p, hits: list[dict], total: int, u
     return out
 
 
-def _semantic_answer(eng: "IndexEngine", params: dict, name: str, vector: list[float], q_for_highlight) -> dict:
+def _semantic_answer(eng: IndexEngine, params: dict, name: str, vector: list[float], q_for_highlight) -> dict:
     p = eng.search_params(_keyword_params(params))
     off, lim, *_ = _window(eng, params)
     max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
@@ -400,7 +400,7 @@ def _semantic_answer(eng: "IndexEngine", params: dict, name: str, vector: list[f
     return _answer(eng, params, p, hits, total, universe, len(hits), vector)
 
 
-def _hybrid_answer(eng: "IndexEngine", params: dict, name: str, conf: dict, ratio: float, vector) -> dict:
+def _hybrid_answer(eng: IndexEngine, params: dict, name: str, conf: dict, ratio: float, vector) -> dict:
     kw_params = _keyword_params(params)
     p = eng.search_params(kw_params)
     off, lim, *_ = _window(eng, params)
@@ -415,12 +415,11 @@ def _hybrid_answer(eng: "IndexEngine", params: dict, name: str, conf: dict, rati
     kw_list = [(eng._ext[str(h[pk])], h["_rankingScore"], h["_rankingScoreDetails"]) for h in kw["hits"]]
     kw_total = kw["estimatedTotalHits"]
     good_enough = len(kw_list) >= n and all(s * (1.0 - ratio) >= GOOD_ENOUGH_SCORE for _, s, _ in kw_list)
-    if not good_enough and vector is None:
-        if emb.can_embed(conf):
-            try:
-                vector = emb.embed_texts(conf, [params["q"]])[0]
-            except emb.EmbedError:
-                vector = None  # milli answers the keyword results when embedding fails
+    if not good_enough and vector is None and emb.can_embed(conf):
+        try:
+            vector = emb.embed_texts(conf, [params["q"]])[0]
+        except emb.EmbedError:
+            vector = None  # milli answers the keyword results when embedding fails
     if good_enough or vector is None:
         page = kw_list[off:n]
         hits = _build_hits(eng, p, params.get("q"), page)
@@ -459,21 +458,25 @@ def merge(kw_list: list, vec_list: list, ratio: float) -> list:
     i = j = 0
     while i < len(vec_list) or j < len(kw_list):
         if j >= len(kw_list):
-            out.append((vec_list[i], True)); i += 1
+            out.append((vec_list[i], True))
+            i += 1
             continue
         if i >= len(vec_list):
-            out.append((kw_list[j], False)); j += 1
+            out.append((kw_list[j], False))
+            j += 1
             continue
         left = vec_list[i][1] * ratio
         right = kw_list[j][1] * (1.0 - ratio)
         if abs(left - right) <= np.finfo(np.float64).eps or left > right:
-            out.append((vec_list[i], True)); i += 1
+            out.append((vec_list[i], True))
+            i += 1
         else:
-            out.append((kw_list[j], False)); j += 1
+            out.append((kw_list[j], False))
+            j += 1
     return out
 
 
-def similar(eng: "IndexEngine", params: dict) -> dict:
+def similar(eng: IndexEngine, params: dict) -> dict:
     """`/similar`: the documents nearest the reference one's embedding, itself excluded."""
     params = validate_similar_body(params)
     name = params.get("embedder")
@@ -491,7 +494,7 @@ def similar(eng: "IndexEngine", params: dict) -> dict:
     return similar_to(eng, params, name, stored.embeddings[0], exclude=ext)
 
 
-def similar_to(eng: "IndexEngine", params: dict, name: str, vector: list[float], exclude: str | None) -> dict:
+def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], exclude: str | None) -> dict:
     search_params = {k: v for k, v in params.items() if k in (
         "offset", "limit", "filter", "attributesToRetrieve", "showRankingScore", "showRankingScoreDetails",
         "rankingScoreThreshold", "retrieveVectors")}

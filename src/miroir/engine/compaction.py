@@ -12,6 +12,7 @@ from miroir.engine.indexes import enqueue_on, first_error, get_index, wait_all
 from miroir.engine.stats import index_stats
 from miroir.engine.tasks import DrivenTask
 
+
 async def compact_index(cluster: Cluster, uid: str) -> TaskRecord:
     """`POST /indexes/{uid}/compact`: compact on every node; the task's sizes are the
     index's documents (one copy, as `GET /indexes/{uid}/stats` counts them) before and

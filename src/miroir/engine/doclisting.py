@@ -22,11 +22,11 @@ import msgspec
 from miroir.core.documents import document_sort_key, parse_document_sort
 from miroir.core.filter import and_filters
 from miroir.core.merge import merge_documents
+from miroir.core.model import IndexMeta
 from miroir.core.routing import listing_affinity
+from miroir.engine.cluster import Cluster
 from miroir.engine.scatter import merge_degraded, scatter
 from miroir.net.node import NodeClient
-from miroir.core.model import IndexMeta
-from miroir.engine.cluster import Cluster
 
 
 def _sortable(settings: Mapping[str, Any]) -> list[str]:

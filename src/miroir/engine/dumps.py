@@ -26,18 +26,18 @@ import structlog
 import trio
 
 from miroir.core import dumpformat as fmt
-from miroir.core.placement import Layout
 from miroir.core.errors import MeiliError
+from miroir.core.model import TaskRecord
+from miroir.core.placement import Layout
 from miroir.core.taskfold import task_view
 from miroir.core.taskquery import rfc3339
 from miroir.dumpfile import DumpWriter
+from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
 from miroir.engine.mover import MoveFailed, call, settle, shard_filter
 from miroir.engine.settings import index_settings
-from miroir.net.node import NodeError
-from miroir.core.model import TaskRecord
-from miroir.engine.cluster import Cluster
 from miroir.engine.tasks import DrivenTask
+from miroir.net.node import NodeError
 
 log = structlog.get_logger("miroir.dumps")
 

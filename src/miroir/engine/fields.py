@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from miroir.core import fields as core
-from miroir.engine.settings import index_settings
 from miroir.core.model import IndexFieldsSeen
 from miroir.engine.cluster import Cluster
+from miroir.engine.settings import index_settings
 
 
 async def prepare_batch_fields(cluster: Cluster, uid: str, docs: Sequence[dict]) -> None:

@@ -39,14 +39,14 @@ import structlog
 import trio
 
 from miroir.core import backlog
+from miroir.core.model import Hint, HintsReplayed, RefillStarted
 from miroir.engine import refill
+from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
 from miroir.engine.mover import MoveFailed
+from miroir.engine.writes import deliver
 from miroir.net.node import NodeError, NodeUnavailable
 from miroir.store.journal import JournalError
-from miroir.core.model import Hint, HintsReplayed, RefillStarted
-from miroir.engine.cluster import Cluster
-from miroir.engine.writes import deliver
 
 log = structlog.get_logger("miroir.handoff")
 
@@ -110,7 +110,7 @@ class Handoff:
                 reason = await refill.check_lost(self.cluster, node)
             except JournalError:
                 raise
-            except Exception as e:  # noqa: BLE001 - a failed check must not stop Miroir
+            except Exception as e:  # a failed check must not stop Miroir
                 log.info("handoff.start_check_skipped", node=node, error=repr(e))
                 return
             if reason is not None and not backlog.needs_repair(self.cluster.state.repairs.get(node)):
@@ -164,7 +164,7 @@ class Handoff:
             await trio.sleep(RETRY_S)
         except JournalError:
             raise
-        except Exception as e:  # noqa: BLE001 - a bug here must not stop serving; retried
+        except Exception as e:  # a bug here must not stop serving; retried
             self.state.last_error[node] = repr(e)
             log.exception("handoff.repair_crashed", node=node)
             await trio.sleep(RETRY_S)

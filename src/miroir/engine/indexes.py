@@ -26,20 +26,13 @@ import msgspec
 import structlog
 import trio
 
-from miroir.core import reserved
-from miroir.core import settings as core_settings
-from miroir.core import swaps as core_swaps
+from miroir.core import reserved, settings as core_settings, swaps as core_swaps
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
     invalid_index_uid,
     valid_index_uid,
 )
-from miroir.core.placement import CURRENT_PLACEMENT
-from miroir.core.taskfold import TERMINAL, fold
-from miroir.engine.cluster import Cluster
-from miroir.engine.tasks import DrivenTask
-from miroir.net.node import NodeError, NodeUnavailable
 from miroir.core.model import (
     IndexFieldsSeen,
     IndexMeta,
@@ -48,6 +41,11 @@ from miroir.core.model import (
     IndexSettingsPut,
     TaskRecord,
 )
+from miroir.core.placement import CURRENT_PLACEMENT
+from miroir.core.taskfold import TERMINAL, fold
+from miroir.engine.cluster import Cluster
+from miroir.engine.tasks import DrivenTask
+from miroir.net.node import NodeError, NodeUnavailable
 
 log = structlog.get_logger("miroir.indexes")
 
@@ -283,7 +281,8 @@ async def ensure_index(
     if not valid_index_uid(uid):
         raise invalid_index_uid(uid)
     with trio.move_on_after(PENDING_CREATION_WAIT_S):
-        while uid not in cluster.state.indexes and _pending_creation(cluster, uid, task_uid):
+        # Bounded poll of the task list: it keeps no event per index.
+        while uid not in cluster.state.indexes and _pending_creation(cluster, uid, task_uid):  # noqa: ASYNC110
             await trio.sleep(PENDING_POLL_S)
     async with index_lock(cluster, uid):
         meta = cluster.state.indexes.get(uid)

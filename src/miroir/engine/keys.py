@@ -17,8 +17,8 @@ from typing import Any
 
 from miroir.core import keys as core
 from miroir.core.errors import MeiliError
-from miroir.store.journal import Journal
 from miroir.core.model import KeyDeleted, KeyPut, MiroirState
+from miroir.store.journal import Journal
 
 
 def now_utc() -> _dt.datetime:

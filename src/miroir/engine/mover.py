@@ -32,16 +32,16 @@ from typing import Any
 import structlog
 import trio
 
-from miroir.core.settings import RESERVED_PREFIX
-from miroir.engine.cluster import Cluster
-from miroir.engine.indexes import index_lock
-from miroir.net.node import NodeError, NodeUnavailable
 from miroir.core.model import (
     MigrationProgress,
     MigrationSwitched,
     MigrationUnit,
     MigrationUnitDone,
 )
+from miroir.core.settings import RESERVED_PREFIX
+from miroir.engine.cluster import Cluster
+from miroir.engine.indexes import index_lock
+from miroir.net.node import NodeError, NodeUnavailable
 
 log = structlog.get_logger("miroir.mover")
 

@@ -29,8 +29,7 @@ import msgspec
 import trio
 import xxhash
 
-from miroir.core import federation as fed
-from miroir.core import patterns, reserved
+from miroir.core import federation as fed, hybrid, patterns, reserved
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -51,35 +50,33 @@ from miroir.core.filter import (
     pinned_keys,
     shard_filter,
 )
-from miroir.core import hybrid
 from miroir.core.merge import _distinct_filter, distinct_count, merge_documents, merge_search
-from miroir.core.routing import shard_for_key
+from miroir.core.model import IndexMeta
+from miroir.core.routing import listing_affinity, shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
     facet_search_params,
     finish_answer,
     hidden_field_error,
-    rust_duration,
     needs_ranking_details,
     ordered_by_score,
     plan_document_windows,
     plan_subquery,
     request_uid as new_request_uid,
     retrieval_additions,
+    rust_duration,
     search_metadata,
     search_request_from_dict,
     subquery_for_shards,
 )
 from miroir.engine import fields
 from miroir.engine.cluster import Cluster
-from miroir.core.routing import listing_affinity
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
-from miroir.engine.settings import index_settings
 from miroir.engine.queryvectors import with_query_vector
-from miroir.engine.writes import get_document
 from miroir.engine.scatter import Gathered, merge_degraded, scatter
+from miroir.engine.settings import index_settings
+from miroir.engine.writes import get_document
 from miroir.net.node import NodeClient
-from miroir.core.model import IndexMeta
 
 Headers = dict[str, str]
 
@@ -674,7 +671,7 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
 
     def sender(windows: dict[int, tuple[int, int]] | None, default_limit: int):
         async def send(client: NodeClient, ss: list[int] | None, timeout_s: float) -> dict:
-            assert ss is not None and len(ss) == 1 or meta.shards == 1
+            assert (ss is not None and len(ss) == 1) or meta.shards == 1
             s = ss[0] if ss is not None else 0
             if windows is not None and s not in windows:
                 return {"results": [], "offset": 0, "total": 0, "_shard": s}
@@ -732,7 +729,7 @@ def _valid_key(value: Any) -> bool:
 
 
 async def _hybrid_search(
-    cluster: Cluster, uid: str, req: SearchRequest, meta: IndexMeta, ss: "_SearchSettings", started: float,
+    cluster: Cluster, uid: str, req: SearchRequest, meta: IndexMeta, ss: _SearchSettings, started: float,
     include_metadata: bool, request_uid: str | None,
 ) -> tuple[dict, Headers]:
     """A hybrid search as one node would answer it (core/hybrid.py): its keyword and its

@@ -30,18 +30,11 @@ import structlog
 import trio
 
 from miroir.core.errors import MeiliError
-from miroir.core.moves import Tables, plan_change, rendezvous_tables
-from miroir.core.placement import CURRENT_PLACEMENT, Layout, initial_table, rebalance_table, table_key
-from miroir.core.routing import NodeRef, groups_of
-from miroir.engine.cluster import Cluster, RebalancerHandle
-from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
-from miroir.engine.topology import committed_members
-from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.core.model import (
+    MembershipCommitted,
     MigrationDone,
     MigrationPlan,
     MigrationPlanned,
-    MembershipCommitted,
     MigrationUnit,
     NodeMeta,
     NodePut,
@@ -49,6 +42,13 @@ from miroir.core.model import (
     RebalancePaused,
     unit_key,
 )
+from miroir.core.moves import Tables, plan_change, rendezvous_tables
+from miroir.core.placement import CURRENT_PLACEMENT, Layout, initial_table, rebalance_table, table_key
+from miroir.core.routing import NodeRef, groups_of
+from miroir.engine.cluster import Cluster, RebalancerHandle
+from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
+from miroir.engine.topology import committed_members
+from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 
 log = structlog.get_logger("miroir.rebalancer")
 
@@ -165,8 +165,8 @@ class Rebalancer:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _wait_wake(self, timeout: float | None = None) -> None:
-        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+    async def _wait_wake(self, wait_s: float | None = None) -> None:
+        with trio.move_on_after(wait_s if wait_s is not None else float("inf")):
             await self._wake.wait()
         self._wake = trio.Event()
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import structlog
 import trio
 
+from miroir.core.model import TaskRecord, TaskUpdated
 from miroir.core.taskfold import TERMINAL, Fold, fold, lost_view, parse_ts
 from miroir.engine.tasks import TaskService
-from miroir.core.model import TaskRecord, TaskUpdated
 
 log = structlog.get_logger("miroir.reconciler")
 

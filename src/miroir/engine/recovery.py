@@ -21,12 +21,8 @@ import structlog
 import trio
 
 from miroir.config import Config
-from miroir.core import recovery as core
-from miroir.core import settings as core_settings
+from miroir.core import recovery as core, settings as core_settings
 from miroir.core.fields import RESERVED_PREFIX
-from miroir.core.routing import canonical_key
-from miroir.net.node import NodeClient, NodeError, NodeUnavailable
-from miroir.store.journal import Journal
 from miroir.core.model import (
     IndexFieldsSeen,
     IndexMeta,
@@ -36,6 +32,9 @@ from miroir.core.model import (
     MiroirState,
     TaskCounterRaised,
 )
+from miroir.core.routing import canonical_key
+from miroir.net.node import NodeClient, NodeError, NodeUnavailable
+from miroir.store.journal import Journal
 
 log = structlog.get_logger("miroir.recovery")
 

@@ -29,14 +29,15 @@ import structlog
 import trio
 
 from miroir.core import backlog
+from miroir.core.model import RefillDone, RefillIndexDone
 from miroir.core.moves import settled_shards
 from miroir.core.placement import Layout
 from miroir.core.settings import creation_patch
 from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
 from miroir.engine.mover import (
-    MoveFailed,
     RECONCILE_PAGE,
+    MoveFailed,
     _ids,
     call,
     enqueue_and_wait,
@@ -47,7 +48,6 @@ from miroir.engine.mover import (
     wait_task,
 )
 from miroir.net.node import NodeError
-from miroir.core.model import RefillDone, RefillIndexDone
 
 log = structlog.get_logger("miroir.refill")
 
@@ -82,6 +82,26 @@ async def shard_count(cluster: Cluster, node: str, uid: str, shard: int) -> int:
     return int(body.get("total") or 0)
 
 
+async def _count_copies(
+    cluster: Cluster, node: str, uid: str, shards: Layout, s: int,
+    mine: dict[int, int], peers: dict[int, int], refused: list[str],
+) -> None:
+    """Shard `s` of `uid` counted on the node (into `mine`) and on a peer (into `peers`).
+    Never raises (a nursery would wrap it): failures are collected in `refused`."""
+    cands = _peers(cluster, node, shards, s)
+    if not cands:
+        return
+    try:
+        mine[s] = await shard_count(cluster, node, uid, s)
+    except MoveFailed as e:
+        refused.append(str(e))  # e.g. `_miroir_shard` not filterable: settings lost
+        return
+    try:
+        peers[s] = await shard_count(cluster, cands[0], uid, s)
+    except MoveFailed as e:
+        log.info("refill.peer_count_failed", node=cands[0], index=uid, shard=s, error=str(e))
+
+
 async def check_lost(cluster: Cluster, node: str) -> str | None:
     """Why the node's copy is lost (missing index, shards far below a peer), or None."""
     for uid, meta in sorted(cluster.state.indexes.items()):
@@ -97,25 +117,9 @@ async def check_lost(cluster: Cluster, node: str) -> str | None:
         mine: dict[int, int] = {}
         peers: dict[int, int] = {}
         refused: list[str] = []
-
-        async def count(s: int) -> None:
-            cands = _peers(cluster, node, meta.layout, s)
-            if not cands:
-                return
-            # Never raises (a nursery would wrap it): failures are collected.
-            try:
-                mine[s] = await shard_count(cluster, node, uid, s)
-            except MoveFailed as e:
-                refused.append(str(e))  # e.g. `_miroir_shard` not filterable: settings lost
-                return
-            try:
-                peers[s] = await shard_count(cluster, cands[0], uid, s)
-            except MoveFailed as e:
-                log.info("refill.peer_count_failed", node=cands[0], index=uid, shard=s, error=str(e))
-
         async with trio.open_nursery() as nursery:
             for s in held:
-                nursery.start_soon(count, s)
+                nursery.start_soon(_count_copies, cluster, node, uid, meta.layout, s, mine, peers, refused)
         if refused:
             return refused[0]
         rep = cluster.state.repairs.get(node)

@@ -85,13 +85,13 @@ from typing import Any
 import trio
 
 from miroir.core.errors import MeiliError
-from miroir.core.routing import covering_set
+from miroir.core.model import IndexMeta
 from miroir.core.placement import Layout
+from miroir.core.routing import covering_set
 from miroir.engine.cluster import Cluster
 from miroir.engine.topology import Topology
 from miroir.instruments import HOT
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
-from miroir.core.model import IndexMeta
 
 DEGRADED_HEADER = "X-Miroir-Degraded"
 

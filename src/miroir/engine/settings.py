@@ -23,17 +23,16 @@ import structlog
 
 from miroir.core import settings as core
 from miroir.core.errors import MeiliError, index_not_found
+from miroir.core.model import IndexSettingsPut, TaskRecord
+from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import (
-    ensure_index,
     enqueue_on,
+    ensure_index,
     first_error,
     now,
     read_node_settings,
     wait_all,
 )
-from miroir.core.model import IndexSettingsPut, TaskRecord
-
-from miroir.engine.cluster import Cluster
 from miroir.engine.tasks import DrivenTask
 
 log = structlog.get_logger("miroir.settings")

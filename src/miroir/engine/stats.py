@@ -26,13 +26,12 @@ from typing import Any
 import trio
 
 from miroir.core.errors import MeiliError, index_not_found
-from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
 from miroir.core.routing import listing_affinity
+from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
+from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import broadcast
 from miroir.engine.scatter import Part, merge_degraded, scatter
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
-
-from miroir.engine.cluster import Cluster
 
 # Every node answers sizes as raw bytes with each database's size: Miroir sums them
 # and formats the answer as the client asked (core/statsview.py).

@@ -31,12 +31,6 @@ import structlog
 import trio
 
 from miroir.core.errors import MeiliError
-from miroir.core.taskfold import PRIVATE_PREFIX, TERMINAL, fold, parse_ts, public_details, task_view
-from miroir.core.taskquery import TaskQuery, apply_task_query, matches, missing_filters, rfc3339
-from miroir.engine.topology import Topology
-from miroir.net.fleet import Fleet
-from miroir.net.node import NodeError, NodeUnavailable
-from miroir.store.journal import Journal
 from miroir.core.model import (
     MiroirState,
     TaskDeleted,
@@ -47,6 +41,12 @@ from miroir.core.model import (
     TaskUpdated,
     index_open_tasks,
 )
+from miroir.core.taskfold import PRIVATE_PREFIX, TERMINAL, fold, parse_ts, public_details, task_view
+from miroir.core.taskquery import TaskQuery, apply_task_query, matches, missing_filters, rfc3339
+from miroir.engine.topology import Topology
+from miroir.net.fleet import Fleet
+from miroir.net.node import NodeError, NodeUnavailable
+from miroir.store.journal import Journal
 
 log = structlog.get_logger("miroir.tasks")
 
@@ -266,7 +266,8 @@ class TaskService:
         an index deletion was enqueued would reach the nodes before it, and Meilisearch
         applies an index's tasks in the order they were enqueued."""
         with trio.move_on_after(DRIVEN_FIRST_WAIT_S):
-            while self._queues.get(index_uid):
+            # Bounded poll, as in earlier_settled above: the queues keep no per-index event.
+            while self._queues.get(index_uid):  # noqa: ASYNC110
                 await trio.sleep(WAIT_POLL_MIN_S)
         if self._queues.get(index_uid):
             log.warning("write.driven_tasks_pending", index_uid=index_uid)

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from miroir.core import routing
+from miroir.core.model import MiroirState, NodeMeta, RebalanceState, unit_key
 from miroir.core.placement import Layout, owner_table, table_key
 from miroir.core.routing import NodeRef
-from miroir.core.model import MiroirState, NodeMeta, RebalanceState, unit_key
 
 # Node states that own shards when no rebalance has committed a membership yet. A
 # `joining` node receives dual writes during a migration, `draining` still owns until

@@ -35,7 +35,7 @@ import structlog
 import trio
 
 from miroir.core.errors import MeiliError, json_kind, type_error
-from miroir.core.model import Webhook, WebhookDeleted, WebhookDeliveriesQueued, WebhookDelivered, WebhookPut
+from miroir.core.model import Webhook, WebhookDeleted, WebhookDelivered, WebhookDeliveriesQueued, WebhookPut
 from miroir.core.taskfold import TERMINAL, task_view
 from miroir.engine.cluster import Cluster
 
@@ -275,11 +275,13 @@ class WebhookService:
         self.next_at: dict[str, float] = {}  # webhook -> earliest time of its next attempt
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, trust_env=False) as http:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch)
-                nursery.start_soon(self._deliver, http)
-                task_status.started()
+        async with (
+            httpx.AsyncClient(timeout=SEND_TIMEOUT_S, trust_env=False) as http,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(self._watch)
+            nursery.start_soon(self._deliver, http)
+            task_status.started()
 
     async def _watch(self) -> None:
         """Journal a delivery of the tasks that finished since the last tick."""

@@ -39,16 +39,15 @@ import trio
 from miroir.core import batches, reserved
 from miroir.core.documents import decode_documents, narrowed_documents, payload_format, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
 from miroir.core.placement import CURRENT_PLACEMENT, Layout
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
+from miroir.engine.cluster import Cluster
 from miroir.engine.fields import prepare_batch_fields  # attributes seen
 from miroir.engine.indexes import ensure_index, index_lock, now
-from miroir.net.node import NodeError, NodeUnavailable
-from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
-
-from miroir.engine.cluster import Cluster
 from miroir.engine.tasks import DrivenTask
+from miroir.net.node import NodeError, NodeUnavailable
 
 log = structlog.get_logger("miroir.writes")
 

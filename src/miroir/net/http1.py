@@ -524,10 +524,10 @@ class Http1Pool:
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
-    "Http1Pool",
-    "PoolError",
     "KEEPALIVE_EXPIRY_S",
+    "Http1Pool",
     "PoolClosed",
     "PoolConnectionError",
+    "PoolError",
     "PoolTimeout",
 ]

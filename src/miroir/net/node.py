@@ -26,9 +26,9 @@ import msgspec
 from miroir.core.errors import MeiliError
 from miroir.net.http1 import (
     Http1Pool,
-    PoolError,
     PoolClosed,
     PoolConnectionError,
+    PoolError,
     PoolTimeout,
 )
 

@@ -467,7 +467,7 @@ class Journal(Generic[S]):
                 self._total_records += 1
                 off += _HEADER.size + length
         self._state = state
-        self._segment = max(segments + [first, mark.segment if mark is not None else 0]) + 1
+        self._segment = max([*segments, first, mark.segment if mark is not None else 0]) + 1
         self._offset = 0
         self._since_snapshot = 0
         self.salvage = Salvage(damage=damage, records=self._total_records, mark=mark, moved_to=None)
@@ -691,7 +691,7 @@ class Journal(Generic[S]):
     def _open_segment(self) -> None:
         path = self.directory / segment_name(self._segment)
         existed = path.exists()
-        self._file = open(path, "ab", buffering=0)
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by run()'s finally or the next snapshot
         if not existed:
             _fsync_dir(self.directory)  # the new name must survive a crash too
 

@@ -55,10 +55,14 @@ from typing import Any
 
 # effective_ranking_rules: milli ranks by `words` before any text rule, skips repeats (issue 13).
 from miroir.core.searchplan import SearchRequest, custom_rule, effective_ranking_rules, parse_sort_criterion
-# core/sortvalue.py was not changed by the speed work: the reference uses it as it is.
-from miroir.core.sortvalue import MISSING, field_value, sort_key
-from miroir.core.sortvalue import _Reversed  # the shared wrapper, so keys from both paths compare
 
+# core/sortvalue.py was not changed by the speed work: the reference uses it as it is.
+from miroir.core.sortvalue import (
+    MISSING,
+    _Reversed,  # the shared wrapper, so keys from both paths compare
+    field_value,
+    sort_key,
+)
 from tests.support.merge_reference.ref_facets import merge_facet_distribution, merge_facet_stats
 
 DETAILS = "_rankingScoreDetails"
