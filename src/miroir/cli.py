@@ -83,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
 
     emb = sub.add_parser("embedder", help="run a local deterministic embedder (a `rest` embedder for tests and demos)")
-    emb.add_argument("--port", type=int, default=7800)
+    emb.add_argument("--port", type=int, default=7800, help="port to listen on (default 7800)")
     emb.add_argument("--bind", default="127.0.0.1", help="address to listen on")
-    emb.add_argument("--dimensions", type=int, default=256)
+    emb.add_argument("--dimensions", type=int, default=256, help="length of each embedding (default 256)")
 
     dev = sub.add_parser("dev", help="run devnodes and a Miroir in front of them, for development")
     dev.add_argument("--nodes", type=int, default=3, help="devnodes to start (default 3)")

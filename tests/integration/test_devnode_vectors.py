@@ -177,7 +177,8 @@ def test_embeddings_survive_a_restart_without_the_embedder(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    conf = {"source": "rest", "url": url, "documentTemplate": "{{doc.title}}"}
+    conf = {"source": "rest", "url": url, "documentTemplate": "{{doc.title}}",
+            "request": {"input": "{{text}}"}, "response": {"embedding": "{{embedding}}"}}
     with start_devnodes(1, data_dirs=[str(tmp_path)]) as (node,):
         client, uid = _index(node, {"embedders": {"rest": conf, "manual": {"source": "userProvided", "dimensions": 3}}}, MOVIES)
         before = client.get(f"/indexes/{uid}/documents", params={"retrieveVectors": "true"}).json()
