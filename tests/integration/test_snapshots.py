@@ -160,5 +160,23 @@ def test_snapshot_with_a_node_down_fails_and_releases_the_barrier(tmp_path: Path
             assert not (tmp_path / "miroir" / "snapshots" / f"{uid}.snapshot" / "manifest.json").exists()
             # The barrier is gone with the failed task: writes are accepted again at once.
             started = time.monotonic()
-            assert c.post(f"/indexes/{INDEX}/documents", json=[{"id": 1}]).status_code == 202
-            assert time.monotonic() - started < 5
+            r = c.post(f"/indexes/{INDEX}/documents", json=[{"id": 1}])
+            assert r.status_code == 202 and time.monotonic() - started < 5
+            # The node back, the write lands and the next snapshot is taken.
+            devs[2].restart()
+            assert wait_task(url, r.json()["taskUid"], MASTER_KEY, timeout=60)["status"] == "succeeded"
+            uid = c.post("/snapshots").json()["taskUid"]
+            assert wait_task(url, uid, MASTER_KEY, timeout=60)["status"] == "succeeded"
+            assert (tmp_path / "miroir" / "snapshots" / f"{uid}.snapshot" / "manifest.json").exists()
+
+
+def test_restore_refuses_what_is_not_a_manifest_in_one_line(tmp_path: Path, capsys) -> None:
+    from miroir.cli import main
+
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"hello": 1}')
+    for path, reason in ((tmp_path / "missing.json", "no such manifest"), (bad, "not a snapshot manifest")):
+        assert main(["restore", str(path), "--data-dir", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("miroir: error: ") and reason in err and err.count("\n") == 1, err
+    assert not (tmp_path / "d").exists()
