@@ -734,7 +734,7 @@ class Journal(Generic[S]):
             if n <= old:
                 (self.directory / segment_name(n)).unlink()
 
-    async def write_copy(self, directory: Path, state: S | None = None) -> None:
+    async def write_copy(self, directory: str | Path, state: S | None = None) -> None:
         """A journal directory holding ``state`` (default: the state now) as its snapshot and
         a commit marker at its end: what ``load`` of that directory rebuilds (a cluster
         snapshot's copy of Miroir's journal). Encoded here, on the event loop, so the state
