@@ -4,7 +4,8 @@ A `snapshotCreation` task, driven on its own queue. The barrier: every index's w
 is taken (sorted, as swaps take them), so no write is enqueued on any node meanwhile;
 every node's queue then drains what was enqueued before; each node takes its own
 snapshot (its `POST /snapshots` task, which sees exactly those writes); and Miroir's
-journal state, which knows exactly those tasks, is copied beside them. Only then are the
+journal state, which knows exactly those tasks, is copied beside them (without the
+snapshot's own task, as a Meilisearch snapshot leaves it out). Only then are the
 locks released: writes wait for the barrier, not for anything after it.
 
 Written to `<snapshots.dir>/<task uid>.snapshot/` (default `<data dir>/snapshots`):
@@ -108,14 +109,12 @@ async def _node_snapshot(cluster: Cluster, node: str, out: dict[str, int]) -> No
     out[node] = uid
 
 
-def _succeeded_copy(state: Any, task_uid: int, now: str) -> Any:
-    """The state with this snapshot's own task finished: the restored cluster sees the
-    snapshot as taken, not as a task interrupted by a restart."""
-    rec = state.tasks.get(task_uid)
-    if rec is None:
+def _without_own_task(state: Any, task_uid: int) -> Any:
+    """The state without this snapshot's own task, as a Meilisearch snapshot leaves its
+    snapshotCreation task out (the next task uid stays past it)."""
+    if task_uid not in state.tasks:
         return state
-    done = msgspec.structs.replace(rec, status="succeeded", finished_at=now)
-    return msgspec.structs.replace(state, tasks={**state.tasks, task_uid: done})
+    return msgspec.structs.replace(state, tasks={u: t for u, t in state.tasks.items() if u != task_uid})
 
 
 async def take_snapshot(cluster: Cluster, task_uid: int) -> str:
@@ -138,7 +137,7 @@ async def take_snapshot(cluster: Cluster, task_uid: int) -> str:
             raise MeiliError("miroir_node_unavailable", f"Cannot take a cluster snapshot: {reasons}") from None
         state = cluster.state
         created = rfc3339(time.time())
-        await cluster.journal.write_copy(os.path.join(directory, JOURNAL_DIR), _succeeded_copy(state, task_uid, created))
+        await cluster.journal.write_copy(os.path.join(directory, JOURNAL_DIR), _without_own_task(state, task_uid))
         shape = {name: meta.shards for name, meta in sorted(state.indexes.items())}
         next_uid = state.next_task_uid
         barrier_s = time.monotonic() - paused
