@@ -1,6 +1,7 @@
 """`miroir` command line: serve [--recover], check-config, devnode, dev; and against a running Miroir
 (`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove|set-url,
-rebalance [--watch] [--pause|--resume], dump, import-dump FILE [--resume|--force].
+rebalance [--watch] [--pause|--resume], dump, snapshot, import-dump FILE [--resume|--force];
+offline: restore MANIFEST --data-dir DIR [--force].
 
 User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status (the
 codes are listed in `miroir --help`, EXIT_HELP). Never a traceback.
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     devnode.add_argument("--data-dir", metavar="DIR", help="persist to DIR (default: in memory)")
     devnode.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump (v5 or v6) before listening")
     devnode.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
+    devnode.add_argument("--snapshot-dir", metavar="DIR",
+                         help="where POST /snapshots writes data.ms.snapshot/ (default: DATA_DIR/snapshots or ./snapshots)")
 
     emb = sub.add_parser("embedder", help="run a local deterministic embedder (a `rest` embedder for tests and demos)")
     emb.add_argument("--port", type=int, default=7800, help="port to listen on (default 7800)")
@@ -134,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="documents per request (default 5000; smaller for a low payload limit)")
     dump = admin(sub.add_parser("dump", help="write a dump of the whole cluster (POST /dumps) and wait for it"))
     dump.add_argument("--no-wait", action="store_true", help="print the task and return at once")
+    snap = admin(sub.add_parser("snapshot", help="take a consistent snapshot of the cluster (POST /snapshots) and wait for it"))
+    snap.add_argument("--no-wait", action="store_true", help="print the task and return at once")
+    rest = sub.add_parser("restore", help="put a cluster snapshot's journal in place (Miroir stopped); prints how to restore each node")
+    rest.add_argument("manifest", metavar="MANIFEST", help="a snapshot's manifest.json (<snapshots.dir>/<task uid>.snapshot/)")
+    rest.add_argument("--data-dir", required=True, metavar="DIR", help="Miroir's data dir to restore into (store.data_dir)")
+    rest.add_argument("--force", action="store_true", help="restore over an existing journal (moved aside to DIR/replaced.<time>/)")
+    rest.add_argument("--json", action="store_true", help="machine-readable output")
     reb = admin(sub.add_parser("rebalance", help="show, watch, pause or resume the rebalance"))
     reb.add_argument("--watch", action="store_true", help="follow the moves until done (progress on stderr)")
     mode = reb.add_mutually_exclusive_group()
@@ -310,7 +320,7 @@ def cmd_devnode(args: argparse.Namespace) -> int:
         return _die("devnode is not part of this build")
     return run_devnode(
         host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
-        import_dump=args.import_dump, dump_dir=args.dump_dir,
+        import_dump=args.import_dump, dump_dir=args.dump_dir, snapshot_dir=args.snapshot_dir,
     )
 
 
@@ -592,6 +602,51 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    import time
+
+    from miroir.cliclient import AdminClient, AdminError
+
+    try:
+        with AdminClient(args.url, args.admin_key) as client:
+            task = client.request("POST", "/snapshots")
+            uid = task["taskUid"]
+            if not args.no_wait:
+                while task.get("status") not in ("succeeded", "failed", "canceled"):
+                    time.sleep(WATCH_INTERVAL_S)
+                    task = client.request("GET", f"/tasks/{uid}")
+    except AdminError as e:
+        return _die(str(e))
+    if args.json:
+        _print_json(task)
+    elif task.get("status") == "failed":
+        return _die(f"snapshot failed: {(task.get('error') or {}).get('message')}")
+    elif args.no_wait:
+        print(f"snapshot task {uid} enqueued")
+    else:
+        print(f"snapshot written (task {uid}): <snapshots.dir>/{uid}.snapshot/manifest.json on Miroir's host")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from miroir.snapshotrestore import RestoreRefused, instructions, restore
+
+    try:
+        nodes = restore(args.manifest, args.data_dir, force=args.force)
+    except RestoreRefused as e:
+        return _die(str(e), EXIT_USAGE)
+    except OSError as e:
+        return _die(f"cannot restore into {args.data_dir}: {e}")
+    if args.json:
+        _print_json({"dataDir": args.data_dir, "nodes": [msgspec.to_builtins(n) for n in nodes]})
+        return EXIT_OK
+    print(f"Miroir's journal restored into {args.data_dir}. Restore every node below under the same id "
+          f"(list its new URL in miroir.toml's [[nodes]] if it changed), then start Miroir.")
+    for line in instructions(nodes):
+        print(line)
+    return EXIT_OK
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "check-config": cmd_check_config,
@@ -603,6 +658,8 @@ COMMANDS = {
     "rebalance": cmd_admin,
     "import-dump": cmd_import_dump,
     "dump": cmd_dump,
+    "snapshot": cmd_snapshot,
+    "restore": cmd_restore,
 }
 
 

@@ -88,6 +88,10 @@ class DumpsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dir: str | None = None  # where POST /dumps writes; default `<store.data_dir>/dumps`
 
 
+class SnapshotsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    dir: str | None = None  # where POST /snapshots writes; default `<store.data_dir>/snapshots`
+
+
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -104,6 +108,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rebalancer: RebalancerConfig = msgspec.field(default_factory=RebalancerConfig)
     tasks: TasksConfig = msgspec.field(default_factory=TasksConfig)
     dumps: DumpsConfig = msgspec.field(default_factory=DumpsConfig)
+    snapshots: SnapshotsConfig = msgspec.field(default_factory=SnapshotsConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 

@@ -401,3 +401,27 @@ async def test_concurrent_appends_all_durable_and_in_order(tmp_path: Path) -> No
     reloaded = load(tmp_path)
     assert reloaded == live
     assert list(reloaded.tasks) == list(live.tasks), "replay order is the acknowledgement order"
+
+
+async def test_write_copy_is_a_journal_that_loads_the_state_and_keeps_its_records(tmp_path: Path) -> None:
+    """A cluster snapshot's copy of the journal (engine/snapshots.py): loading it rebuilds
+    the state as of the copy, not what was appended after; it then takes appends."""
+    live = tmp_path / "live"
+    live.mkdir()
+    journal = make(live, snapshot_every=3)
+    journal.load()
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(journal.run)
+            for uid in range(5):  # a compaction in between: the copy starts from a snapshot
+                await journal.append(enqueued(uid))
+            await journal.write_copy(tmp_path / "copy")
+            expected = msgspec.msgpack.encode(journal.state)
+            await journal.append(enqueued(5))
+            await journal.aclose()
+    copied = make(tmp_path / "copy")
+    state = copied.load()
+    assert msgspec.msgpack.encode(state) == expected and 5 not in state.tasks
+    assert copied.records == 5
+    await write(tmp_path / "copy", [[enqueued(6)]])
+    assert sorted(load(tmp_path / "copy").tasks) == [0, 1, 2, 3, 4, 6]

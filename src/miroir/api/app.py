@@ -35,6 +35,7 @@ ROUTE_MODULES: list[str] = [
     "miroir.api.routes_similar",
     "miroir.api.routes_keys",
     "miroir.api.routes_dumps",
+    "miroir.api.routes_snapshots",
     "miroir.api.routes_metrics",
     "miroir.api.routes_webhooks",
     "miroir.api.routes_dsr",  # issue 13: /dynamic-search-rules

@@ -185,10 +185,11 @@ class DevnodeApp:
 
     def __init__(
         self, queue: t.TaskQueue, *, master_key: str | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD,
-        dump_dir: str = "dumps",
+        dump_dir: str = "dumps", snapshot_dir: str = "snapshots",
     ):
         self.q = queue
         self.dump_dir = dump_dir
+        self.snapshot_dir = snapshot_dir
         self.master_key = master_key
         self.max_payload = max_payload
         self.started = time.time()
@@ -335,6 +336,7 @@ class DevnodeApp:
             ("/tasks/cancel", "POST", self.cancel_tasks),
             ("/tasks/{task_uid}", "GET", self.get_task),
             ("/dumps", "POST", self.create_dump),
+            ("/snapshots", "POST", self.create_snapshot),
         ]
         by_path: dict[str, dict[str, Handler]] = {}
         for path, method, handler in table:
@@ -765,6 +767,9 @@ class DevnodeApp:
 
         uid = dump_uid(time.time())
         return await self._task("dumpCreation", None, t.CreateDump(self.dump_dir, uid), {"dumpUid": uid})
+
+    async def create_snapshot(self, req: Request):
+        return await self._task("snapshotCreation", None, t.CreateSnapshot(self.snapshot_dir), None)
 
     async def list_batches(self, req: Request):
         query = taskquery.parse_task_query(req.query)

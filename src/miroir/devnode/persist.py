@@ -219,3 +219,8 @@ def encode_snapshot(uid: str, created_at: str, updated_at: str, engine_dump: dic
 
 def encode_tombstone(uid: str, tasks: list[dict]) -> bytes:
     return _enc.encode({"uid": uid, "deleted": True, "tasks": tasks})
+
+
+# For devnode/snapshots.py, which writes a data dir of this layout elsewhere.
+frame = _frame
+fsync_dir = _fsync_dir

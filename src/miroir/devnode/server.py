@@ -49,6 +49,7 @@ async def serve_devnode(
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     import_dump: str | None = None,
     dump_dir: str | None = None,
+    snapshot_dir: str | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve one devnode until cancelled.
@@ -61,7 +62,8 @@ async def serve_devnode(
     store = persist.Store(data_dir) if data_dir else None
     try:
         queue = TaskQueue(store)
-        app = DevnodeApp(queue, master_key=master_key, max_payload=max_payload, dump_dir=_dump_dir(dump_dir, data_dir))
+        app = DevnodeApp(queue, master_key=master_key, max_payload=max_payload, dump_dir=_dump_dir(dump_dir, data_dir),
+                         snapshot_dir=_under(snapshot_dir, data_dir, "snapshots"))
         async with trio.open_nursery() as nursery:
             await nursery.start(queue.run)
             if import_dump is not None:  # before listening, as Meilisearch's --import-dump
@@ -77,14 +79,19 @@ async def serve_devnode(
 
 def _dump_dir(dump_dir: str | None, data_dir: str | None) -> str:
     # Meilisearch's `--dump-dir` defaults to `dumps/` in its working directory.
-    if dump_dir is not None:
-        return dump_dir
-    return os.path.join(data_dir, "dumps") if data_dir else "dumps"
+    return _under(dump_dir, data_dir, "dumps")
+
+
+def _under(given: str | None, data_dir: str | None, name: str) -> str:
+    if given is not None:
+        return given
+    return os.path.join(data_dir, name) if data_dir else name
 
 
 def run_devnode(
     *, host: str = "127.0.0.1", port: int = 7700, master_key: str | None = None, data_dir: str | None = None,
     max_payload: int = DEFAULT_MAX_PAYLOAD, import_dump: str | None = None, dump_dir: str | None = None,
+    snapshot_dir: str | None = None,
 ) -> int:
     """CLI entry: serve until SIGINT/SIGTERM (exit 0); a port in use is exit 1."""
     # Indexing runs in a worker thread; a short GIL switch interval lets the event loop
@@ -96,7 +103,8 @@ def run_devnode(
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 bound = await nursery.start(
                     partial(serve_devnode, host=host, port=port, master_key=master_key, data_dir=data_dir,
-                            max_payload=max_payload, import_dump=import_dump, dump_dir=dump_dir)
+                            max_payload=max_payload, import_dump=import_dump, dump_dir=dump_dir,
+                            snapshot_dir=snapshot_dir)
                 )
                 print(
                     f"miroir devnode listening on http://{host}:{bound} (a development stand-in, not Meilisearch)",
@@ -153,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--import-dump", metavar="FILE", help="load a Meilisearch dump before listening")
     parser.add_argument("--dump-dir", metavar="DIR", help="where POST /dumps writes (default: DATA_DIR/dumps or ./dumps)")
+    parser.add_argument("--snapshot-dir", metavar="DIR",
+                        help="where POST /snapshots writes (default: DATA_DIR/snapshots or ./snapshots)")
     args = parser.parse_args(argv)
     return run_devnode(
         host=args.bind, port=args.port, master_key=args.master_key, data_dir=args.data_dir,
         max_payload=args.http_payload_size_limit, import_dump=args.import_dump, dump_dir=args.dump_dir,
+        snapshot_dir=args.snapshot_dir,
     )
 
 

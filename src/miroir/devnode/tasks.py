@@ -127,9 +127,14 @@ class CreateDump(msgspec.Struct, tag=True):
     dump_uid: str
 
 
+class CreateSnapshot(msgspec.Struct, tag=True):
+    directory: str
+
+
 Op = (
     AddDocuments | DeleteIds | DeleteFilter | ClearDocuments | CreateIndex | UpdateIndex | DeleteIndex
     | UpdateSettings | SwapIndexes | CancelTasks | DeleteTasks | CreateDump | CompactIndex
+    | CreateSnapshot
 )
 
 
@@ -159,7 +164,8 @@ def _finalize_details(type_: str, details: dict | None) -> dict | None:
 
 
 # Task types whose application reads or changes the task table itself.
-_LOOP_ONLY = frozenset({"taskCancelation", "taskDeletion"})
+# snapshotCreation reads the task table, which enqueues change: on the event loop too.
+_LOOP_ONLY = frozenset({"taskCancelation", "taskDeletion", "snapshotCreation"})
 
 
 class TaskQueue:
@@ -505,6 +511,11 @@ class TaskQueue:
             from miroir.devnode.dumps import write_dump
 
             write_dump(self.indexes, op.directory, op.dump_uid)
+        elif isinstance(op, CreateSnapshot):
+            from miroir.devnode.snapshots import write_snapshot
+
+            done = [r.view() for _, r in sorted(self.tasks.items()) if r.status in FINISHED]
+            write_snapshot(self.indexes, done, self._next_uid, self.features, op.directory)
         elif isinstance(op, DeleteTasks):
             gone = [u for u in op.matched if u in self.tasks and self.tasks[u].status in FINISHED]
             deleted.extend(gone)

@@ -734,6 +734,18 @@ class Journal(Generic[S]):
             if n <= old:
                 (self.directory / segment_name(n)).unlink()
 
+    async def write_copy(self, directory: str | Path, state: S | None = None) -> None:
+        """A journal directory holding ``state`` (default: the state now) as its snapshot and
+        a commit marker at its end: what ``load`` of that directory rebuilds (a cluster
+        snapshot's copy of Miroir's journal). Encoded here, on the event loop, so the state
+        cannot change while it is read; written in a worker thread."""
+        state = self.state if state is None else state
+        snap = self._snapshot_type(format=SNAPSHOT_FORMAT, segment=1, records=self._total_records, state=state)
+        data = frame(self._encoder.encode(snap))
+        hw = self._high_water(state) if self._high_water is not None else 0
+        mark = CommitMark(1, 1, 0, self._total_records, hw).encode()
+        await trio.to_thread.run_sync(_write_copy, Path(directory), data, mark)
+
     # --- the callers' side -------------------------------------------------------------
 
     async def append(self, *records: Any) -> None:
@@ -779,3 +791,12 @@ class Journal(Generic[S]):
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
+
+
+def _write_copy(directory: Path, snapshot: bytes, mark: bytes) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in ((SNAPSHOT_NAME, snapshot), (COMMIT_NAME, mark + mark)):
+        with open(directory / name, "wb") as f:
+            f.write(data)
+            os.fsync(f.fileno())
+    _fsync_dir(directory)
