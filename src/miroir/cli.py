@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -576,14 +576,16 @@ def cmd_import_dump(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_dump(args: argparse.Namespace) -> int:
+def _cluster_job(args: argparse.Namespace, path: str) -> tuple[dict[str, Any], int] | int:
+    """POST a cluster-wide job (`/dumps`, `/snapshots`) and, unless `--no-wait`, poll its
+    task until it ends: (the task, its uid), or the exit status of an error reported."""
     import time
 
     from miroir.cliclient import AdminClient, AdminError
 
     try:
         with AdminClient(args.url, args.admin_key) as client:
-            task = client.request("POST", "/dumps")
+            task = client.request("POST", path)
             uid = task["taskUid"]
             if not args.no_wait:
                 while task.get("status") not in ("succeeded", "failed", "canceled"):
@@ -591,40 +593,43 @@ def cmd_dump(args: argparse.Namespace) -> int:
                     task = client.request("GET", f"/tasks/{uid}")
     except AdminError as e:
         return _die(str(e))
+    return task, uid
+
+
+def _job_failed(args: argparse.Namespace, task: dict[str, Any], uid: int, what: str) -> int | None:
+    """The exit status when the job's answer is already given (JSON, failure, no wait)."""
     if args.json:
         _print_json(task)
-    elif task.get("status") == "failed":
-        return _die(f"dump failed: {(task.get('error') or {}).get('message')}")
-    elif args.no_wait:
-        print(f"dump task {task['taskUid']} enqueued")
-    else:
-        print(f"dump {task['details']['dumpUid']} written (task {task['uid']})")
+        return EXIT_OK
+    if task.get("status") == "failed":
+        return _die(f"{what} failed: {(task.get('error') or {}).get('message')}")
+    if args.no_wait:
+        print(f"{what} task {uid} enqueued")
+        return EXIT_OK
+    return None
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    job = _cluster_job(args, "/dumps")
+    if isinstance(job, int):
+        return job
+    task, uid = job
+    done = _job_failed(args, task, uid, "dump")
+    if done is not None:
+        return done
+    print(f"dump {task['details']['dumpUid']} written (task {uid})")
     return EXIT_OK
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    import time
-
-    from miroir.cliclient import AdminClient, AdminError
-
-    try:
-        with AdminClient(args.url, args.admin_key) as client:
-            task = client.request("POST", "/snapshots")
-            uid = task["taskUid"]
-            if not args.no_wait:
-                while task.get("status") not in ("succeeded", "failed", "canceled"):
-                    time.sleep(WATCH_INTERVAL_S)
-                    task = client.request("GET", f"/tasks/{uid}")
-    except AdminError as e:
-        return _die(str(e))
-    if args.json:
-        _print_json(task)
-    elif task.get("status") == "failed":
-        return _die(f"snapshot failed: {(task.get('error') or {}).get('message')}")
-    elif args.no_wait:
-        print(f"snapshot task {uid} enqueued")
-    else:
-        print(f"snapshot written (task {uid}): <snapshots.dir>/{uid}.snapshot/manifest.json on Miroir's host")
+    job = _cluster_job(args, "/snapshots")
+    if isinstance(job, int):
+        return job
+    task, uid = job
+    done = _job_failed(args, task, uid, "snapshot")
+    if done is not None:
+        return done
+    print(f"snapshot written (task {uid}): <snapshots.dir>/{uid}.snapshot/manifest.json on Miroir's host")
     return EXIT_OK
 
 
