@@ -40,11 +40,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from miroir.core.routing import shard_for_key, write_targets
+from miroir.core.routing import shard_for_key
 from tests.support.chaos_helpers import (
     MiroirProcess,
     create_index,
     durable_cluster,
+    fresh_owners,
     node_docs,
     node_repaired,
     settle_nodes,
@@ -330,8 +331,9 @@ def _run_schedule(chaos: Chaos, layout: Layout, rng: random.Random) -> None:
 
 
 def _owners(shard: int, groups: dict[str, list[str]], rf: int) -> set[str]:
-    """Every node that must hold `shard` (its owners in every group)."""
-    return {n for owners in write_targets(shard, groups, rf).values() for n in owners}
+    """Every node that must hold `shard` (its owners in every group, by the placement a
+    new index gets)."""
+    return {n for ids in groups.values() for n in fresh_owners(shard, ids, rf, SHARDS)}
 
 
 def _spare_ids(shard: int, first: int, n: int) -> list[str]:

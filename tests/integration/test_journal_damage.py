@@ -266,6 +266,26 @@ def test_task_uid_floor_and_shard_inference() -> None:
     assert core_recovery.infer_shards([], configured=16) == 16
 
 
+def test_placement_inference_from_where_documents_sit() -> None:
+    """`--recover` rebuilds an index's placement from where its documents are: the
+    owner tables went with the journal (placement 2's initial table is the guess)."""
+    from miroir.core.placement import Layout, owner_table
+    from miroir.core.routing import shard_for_text
+
+    groups = {"g0": ["n1", "n2", "n3"]}
+    weights = dict.fromkeys(groups["g0"], 1.0)
+    keys = [str(i) for i in range(200)]
+    for version in (1, 2):
+        table = owner_table(Layout(16, version), groups["g0"], 1, weights)
+        samples: dict[str, list[tuple[str, int]]] = {}
+        for k in keys:
+            shard = shard_for_text(k, 16)
+            samples.setdefault(table[shard][0], []).append((k, shard))
+        assert core_recovery.infer_placement(samples, groups, weights, 1, 16, {}) == version
+    # Nothing fits (documents moved since): the newest placement.
+    assert core_recovery.infer_placement({"n9": [("1", 3)]}, groups, weights, 1, 16, {}) == 2
+
+
 # --- real `miroir serve` processes ---------------------------------------------------------
 
 S = 8

@@ -8,11 +8,12 @@ is a bound, not a copy (`task_uid_floor`), and the tasks themselves are gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table, table_key
 from miroir.core.routing import shard_for_text
 
 # The shard counts tried when the configured one does not fit the documents.
@@ -104,3 +105,33 @@ def holders_summary(holdings: Sequence[NodeHoldings]) -> str:
         tasks = f" and node tasks up to uid {h.next_task_uid - 1}" if h.next_task_uid else ""
         parts.append(f"node {h.node} ({h.url}) holds {what}{tasks}")
     return "; ".join(parts)
+
+
+def infer_placement(
+    samples_by_node: Mapping[str, Sequence[tuple[str, int]]],
+    groups: Mapping[str, Sequence[str]],
+    weights: Mapping[str, float],
+    rf: int,
+    shards: int,
+    tables: Mapping[str, Sequence[Sequence[str]]],
+) -> int:
+    """The placement version an index's documents were placed by: the first (newest
+    first) under which every sampled document sits on an owner of its shard. Placement
+    2's tables went with the journal unless `tables` (what survived of it) has them; its
+    initial table of the membership is the best guess then. The newest placement when
+    no version fits every sample (documents moved after the last table was lost)."""
+    group_of = {n: g for g, ids in groups.items() for n in ids}
+    for version in (CURRENT_PLACEMENT, *(v for v in range(CURRENT_PLACEMENT - 1, 0, -1))):
+        layout = Layout(shards, version)
+        owned = {
+            g: owner_table(layout, sorted(ids), rf, weights, tables.get(table_key(shards, g)))
+            for g, ids in groups.items()
+        }
+        if all(
+            node in group_of and node in owned[group_of[node]][shard]
+            for node, samples in samples_by_node.items()
+            for _, shard in samples
+            if 0 <= shard < shards
+        ):
+            return version
+    return CURRENT_PLACEMENT

@@ -146,6 +146,32 @@ async def probe_nodes(
     return [out[n] for n in nodes]
 
 
+def _placement_of(
+    uid: str, state: MiroirState, answered: Sequence[core.NodeHoldings], shards: int, config: Config | None
+) -> int:
+    """Which placement put `uid`'s documents where the nodes hold them (its record is
+    lost): the membership from the journal's nodes, else the config's."""
+    groups: dict[str, list[str]] = {}
+    weights: dict[str, float] = {}
+    live = [n for n in state.nodes.values() if n.state != "removed"]
+    members = state.rebalance.members
+    if members:
+        for g, ids in members.items():
+            groups[g] = list(ids)
+            weights.update({i: state.nodes[i].weight for i in ids if i in state.nodes})
+    elif live:
+        for n in live:
+            groups.setdefault(n.group, []).append(n.id)
+            weights[n.id] = n.weight
+    elif config is not None:
+        for cn in config.nodes:
+            groups.setdefault(cn.group, []).append(cn.id)
+            weights[cn.id] = cn.weight
+    rf = config.cluster.replication_factor if config is not None else 1
+    samples = {h.node: h.indexes[uid].samples for h in answered if uid in h.indexes}
+    return core.infer_placement(samples, groups, weights, rf, shards, state.rebalance.tables)
+
+
 async def check_new_cluster(config: Config, state: MiroirState, data_dir: str) -> None:
     """Refuse to start a new cluster over nodes that hold this cluster's data."""
     nodes = nodes_to_probe(config, state)
@@ -176,6 +202,7 @@ def recovery_records(
     configured_shards: int,
     marker_high_water: int,
     now: str,
+    config: Config | None = None,
 ) -> tuple[list[JournalRecord], dict[str, Any]]:
     """The records that bring `state` up to what the nodes hold, and a summary to log."""
     answered = [h for h in holdings if h.error is None]
@@ -192,7 +219,10 @@ def recovery_records(
         shards = core.infer_shards(samples, configured_shards)
         created = min((c.created_at for c in copies if c.created_at), default=now)
         updated = max((c.updated_at for c in copies if c.updated_at), default=now)
-        meta = IndexMeta(uid=uid, primary_key=pk, shards=shards, created_at=created, updated_at=updated)
+        placement = _placement_of(uid, state, answered, shards, config)
+        meta = IndexMeta(
+            uid=uid, primary_key=pk, shards=shards, placement=placement, created_at=created, updated_at=updated
+        )
         records.append(IndexPut(meta=meta))
         node_settings = next((c.settings for c in copies if c.settings is not None), None)
         if node_settings is not None:
@@ -203,6 +233,7 @@ def recovery_records(
             records.append(IndexFieldsSeen(uid=uid, fields=fields))
         added[uid] = shards
     summary = {
+        "placements": {r.meta.uid: r.meta.placement for r in records if isinstance(r, IndexPut)},
         "task_uid_floor": max(floor, state.next_task_uid),
         "journal_next_task_uid": state.next_task_uid,
         "marker_high_water": marker_high_water,
@@ -230,6 +261,7 @@ async def recover(config: Config, journal: Journal[MiroirState], now: str) -> li
         configured_shards=config.cluster.shards,
         marker_high_water=mark.high_water if mark is not None else 0,
         now=now,
+        config=config,
     )
     if salvage is not None:
         await trio.to_thread.run_sync(journal.finish_salvage, records)
