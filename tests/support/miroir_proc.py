@@ -82,11 +82,9 @@ def make_config(
 
 async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
     """Journal + cluster + app on one socket until `box["stop"]` is set."""
-    from hypercorn.config import Sockets
-    from hypercorn.trio.run import worker_serve
     from hypercorn.utils import wrap_app
 
-    from miroir.api import app as app_mod
+    from miroir.api import app as app_mod, server
     from miroir.api.context import Miroir
     from miroir.api.fast import wrap as fast_path
     from miroir.core.model import MiroirState, Record, apply_record, new_state
@@ -116,13 +114,15 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
                     app.register_blueprint(importlib.import_module(name).bp)
             hc = _hypercorn_config(config)
             hc.graceful_timeout = 1.0
-            sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
             await root.start(
-                lambda task_status: worker_serve(
-                    # As the daemon serves it: the search fast path in front of Quart.
+                lambda task_status: server.serve(
+                    # As the daemon serves it: the search fast path in front of Quart, on
+                    # Miroir's connection handling (api/server.py).
                     wrap_app(fast_path(app, ctx), hc.wsgi_max_body_size, "asgi"),
                     hc,
-                    sockets=sockets,
+                    sock,
+                    max_connections=config.server.max_connections,
+                    max_body=config.server.max_body_bytes,
                     shutdown_trigger=stop.wait,
                     task_status=task_status,
                 )

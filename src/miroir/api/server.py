@@ -116,6 +116,9 @@ def _meili_error_response(protocol: H11Protocol, max_body: int) -> Callable[[int
     the body Meilisearch's errors have."""
 
     async def send(status_code: int) -> None:
+        # h11 says 501 for a transfer coding it does not know: a request the client
+        # framed wrong, answered 400 as every other request that cannot be parsed.
+        status_code = 400 if status_code == 501 else status_code
         body = _error_body(status_code, max_body)
         headers = [
             (b"content-type", b"application/json"),
