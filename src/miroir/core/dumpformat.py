@@ -29,8 +29,7 @@ from typing import Any
 import msgspec
 
 from miroir.core.keys import ApiKey
-
-SHARD_FIELD = "_miroir_shard"
+from miroir.core.settings import SHARD_FIELD, hide_shard_field
 
 CURRENT_VERSION = "V6"
 # The versions `miroir.dumpfile` reads; older ones Meilisearch itself only imports by
@@ -81,19 +80,8 @@ def dump_uid(ts: float) -> str:
 def dump_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """An index's settings as a dump holds them: the client's view, nothing of Miroir's."""
     out = dict(settings)
-    filterable = out.get("filterableAttributes")
-    if isinstance(filterable, list):
-        kept = []
-        for a in filterable:
-            if a == SHARD_FIELD:
-                continue
-            if isinstance(a, dict) and SHARD_FIELD in (a.get("attributePatterns") or ()):
-                patterns = [p for p in a["attributePatterns"] if p != SHARD_FIELD]
-                if not patterns:
-                    continue
-                a = {**a, "attributePatterns": patterns}
-            kept.append(a)
-        out["filterableAttributes"] = kept
+    if "filterableAttributes" in out:
+        out["filterableAttributes"] = hide_shard_field(out["filterableAttributes"])
     return out
 
 
