@@ -30,6 +30,7 @@ import msgspec
 
 from miroir.core.keys import ApiKey
 from miroir.core.settings import SHARD_FIELD, hide_shard_field
+from miroir.core.taskfold import TERMINAL
 
 CURRENT_VERSION = "V6"
 # The versions `miroir.dumpfile` reads; older ones Meilisearch itself only imports by
@@ -128,8 +129,6 @@ def key_create_body(line: Mapping[str, Any]) -> dict[str, Any]:
 
 # The task queue Meilisearch imports: finished tasks only. An enqueued document task would
 # need its payload (`tasks/update_files/`), which Miroir no longer has once it is applied.
-_FINISHED = ("succeeded", "failed", "canceled")
-
 
 def _kind(view: Mapping[str, Any]) -> tuple[Any, Any] | None:
     """(KindDump, Details) of a task view, as the index scheduler serializes them; None for
@@ -183,7 +182,7 @@ def task_line(view: Mapping[str, Any]) -> dict[str, Any] | None:
     """A Miroir task view -> one line of tasks/queue.jsonl (the index scheduler's `TaskDump`),
     or None when it cannot be carried (not finished, or a type the dump format would need
     more than the view to describe: swaps, cancelations and deletions of tasks)."""
-    if view.get("status") not in _FINISHED:
+    if view.get("status") not in TERMINAL:
         return None
     kd = _kind(view)
     if kd is None:
