@@ -582,13 +582,14 @@ def _cluster_job(args: argparse.Namespace, path: str, what: str, written: Callab
     import time
 
     from miroir.cliclient import AdminClient, AdminError
+    from miroir.core.taskfold import TERMINAL
 
     try:
         with AdminClient(args.url, args.admin_key) as client:
             task = client.request("POST", path)
             uid = task["taskUid"]
             if not args.no_wait:
-                while task.get("status") not in ("succeeded", "failed", "canceled"):
+                while task.get("status") not in TERMINAL:
                     time.sleep(WATCH_INTERVAL_S)
                     task = client.request("GET", f"/tasks/{uid}")
     except AdminError as e:
