@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import msgspec
@@ -576,28 +576,24 @@ def cmd_import_dump(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cluster_job(args: argparse.Namespace, path: str) -> tuple[dict[str, Any], int] | int:
+def _cluster_job(args: argparse.Namespace, path: str, what: str, written: Callable[[dict[str, Any], int], str]) -> int:
     """POST a cluster-wide job (`/dumps`, `/snapshots`) and, unless `--no-wait`, poll its
-    task until it ends: (the task, its uid), or the exit status of an error reported."""
+    task until it ends; print `written(task, uid)` once it succeeded."""
     import time
 
     from miroir.cliclient import AdminClient, AdminError
+    from miroir.core.taskfold import TERMINAL
 
     try:
         with AdminClient(args.url, args.admin_key) as client:
             task = client.request("POST", path)
             uid = task["taskUid"]
             if not args.no_wait:
-                while task.get("status") not in ("succeeded", "failed", "canceled"):
+                while task.get("status") not in TERMINAL:
                     time.sleep(WATCH_INTERVAL_S)
                     task = client.request("GET", f"/tasks/{uid}")
     except AdminError as e:
         return _die(str(e))
-    return task, uid
-
-
-def _job_failed(args: argparse.Namespace, task: dict[str, Any], uid: int, what: str) -> int | None:
-    """The exit status when the job's answer is already given (JSON, failure, no wait)."""
     if args.json:
         _print_json(task)
         return EXIT_OK
@@ -606,31 +602,23 @@ def _job_failed(args: argparse.Namespace, task: dict[str, Any], uid: int, what: 
     if args.no_wait:
         print(f"{what} task {uid} enqueued")
         return EXIT_OK
-    return None
+    if task.get("status") == "canceled":
+        return _die(f"{what} canceled (task {uid})")
+    print(written(task, uid))
+    return EXIT_OK
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    job = _cluster_job(args, "/dumps")
-    if isinstance(job, int):
-        return job
-    task, uid = job
-    done = _job_failed(args, task, uid, "dump")
-    if done is not None:
-        return done
-    print(f"dump {task['details']['dumpUid']} written (task {uid})")
-    return EXIT_OK
+    return _cluster_job(args, "/dumps", "dump", lambda task, uid: f"dump {task['details']['dumpUid']} written (task {uid})")
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    job = _cluster_job(args, "/snapshots")
-    if isinstance(job, int):
-        return job
-    task, uid = job
-    done = _job_failed(args, task, uid, "snapshot")
-    if done is not None:
-        return done
-    print(f"snapshot written (task {uid}): <snapshots.dir>/{uid}.snapshot/manifest.json on Miroir's host")
-    return EXIT_OK
+    return _cluster_job(
+        args,
+        "/snapshots",
+        "snapshot",
+        lambda _, uid: f"snapshot written (task {uid}): <snapshots.dir>/{uid}.snapshot/manifest.json on Miroir's host",
+    )
 
 
 def cmd_restore(args: argparse.Namespace) -> int:

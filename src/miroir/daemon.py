@@ -64,6 +64,20 @@ class StartupError(Exception):
     """
 
 
+def open_miroir_journal(config: Config) -> Journal[MiroirState]:
+    """Miroir's journal (not loaded yet), as every writer of it must open it: its commit
+    marker carries the task counter (`high_water`), the floor a salvage starts above."""
+    return Journal(
+        Path(config.store.data_dir),
+        record_type=Record,
+        state_type=MiroirState,
+        apply=apply_record,
+        initial=new_state,
+        snapshot_every=config.store.snapshot_every_records,
+        high_water=lambda state: state.next_task_uid,
+    )
+
+
 def acquire_lock(data_dir: Path) -> int:
     """Create `data_dir` and hold an exclusive flock on its LOCK file; returns the fd.
 
@@ -230,15 +244,7 @@ async def run_miroir(
 
         ctx = Miroir(config)
         ctx.bound_port = port
-        journal: Journal[MiroirState] = Journal(
-            data_dir,
-            record_type=Record,
-            state_type=MiroirState,
-            apply=apply_record,
-            initial=new_state,
-            snapshot_every=config.store.snapshot_every_records,
-            high_water=lambda state: state.next_task_uid,
-        )
+        journal = open_miroir_journal(config)
         stop_http = trio.Event()
         http_done = trio.Event()
         failure: StartupError | None = None

@@ -128,21 +128,13 @@ async def sync_journal_urls(config: Config, node_urls: dict[str, str]) -> bool:
     journal that cannot be read is left to Miroir, which refuses it with its message:
     returns False then, True once the journal names `node_urls`.
     """
-    from miroir.core.model import MiroirState, NodePut, Record, apply_record, new_state
-    from miroir.daemon import acquire_lock
-    from miroir.store.journal import Journal, JournalError
+    from miroir.core.model import NodePut
+    from miroir.daemon import acquire_lock, open_miroir_journal
+    from miroir.store.journal import JournalError
 
-    data_dir = Path(config.store.data_dir)
-    lock_fd = acquire_lock(data_dir)
+    lock_fd = acquire_lock(Path(config.store.data_dir))
     try:
-        journal: Journal[MiroirState] = Journal(
-            data_dir,
-            record_type=Record,
-            state_type=MiroirState,
-            apply=apply_record,
-            initial=new_state,
-            snapshot_every=config.store.snapshot_every_records,
-        )
+        journal = open_miroir_journal(config)
         try:
             state = await trio.to_thread.run_sync(journal.load)
         except (JournalError, OSError):

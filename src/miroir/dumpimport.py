@@ -33,6 +33,7 @@ import msgspec
 from miroir.cliclient import AdminClient, AdminError
 from miroir.core import dumpformat as fmt
 from miroir.core.settings import DEFAULTS
+from miroir.core.taskfold import TERMINAL
 from miroir.dumpfile import DumpIndex, DumpReader
 
 BATCH_DOCS = 5_000
@@ -67,7 +68,7 @@ class DumpImporter:
         while pending:
             body = self.client.request("GET", "/tasks", params={"uids": ",".join(map(str, pending)),
                                                                 "limit": len(pending)})
-            done = {t["uid"]: t for t in body.get("results", []) if t["status"] in ("succeeded", "failed", "canceled")}
+            done = {t["uid"]: t for t in body.get("results", []) if t["status"] in TERMINAL}
             for uid in pending:
                 t = done.get(uid)
                 if t is not None and t["status"] != "succeeded":

@@ -69,6 +69,10 @@ def test_admin_commands_against_running_miroir():
         assert added["node"]["state"] == "joining" and added["rebalance"]["status"] == "paused"
         line = one_line_error(cli("nodes", "add", "n3", spare[0].url, url=c.url))
         assert "(miroir_node_already_exists)" in line
+        line = one_line_error(cli("nodes", "add", "n9", spare[0].url + "/", url=c.url))
+        assert "(miroir_node_already_exists)" in line and "A node with url" in line  # url taken
+        line = one_line_error(cli("nodes", "add", "n9", "ftp://127.0.0.1:9", url=c.url))
+        assert "(miroir_invalid_node)" in line
         r = cli("rebalance", "--resume", url=c.url)
         assert r.returncode == 0, r.stderr
         r = cli("rebalance", "--watch", "--json", url=c.url)

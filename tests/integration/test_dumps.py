@@ -15,6 +15,7 @@ import hmac
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -296,6 +297,13 @@ def test_dump_command_and_layout_of_an_empty_cluster(tmp_path):
         with tarfile.open(path) as tar:
             dirs = {m.name for m in tar.getmembers() if m.isdir()}
         assert "indexes" in dirs
+        base = [sys.executable, "-m", "miroir", "dump", "--url", c.url, "--admin-key", MASTER_KEY]
+        proc = subprocess.run(base, check=False, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        written = re.fullmatch(r"dump (\S+) written \(task (\d+)\)\n", proc.stdout)
+        assert written and (tmp_path / f"{written[1]}.dump").is_file(), proc.stdout
+        proc = subprocess.run([*base, "--no-wait"], check=False, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and re.fullmatch(r"dump task \d+ enqueued\n", proc.stdout), proc
         # An unauthenticated client cannot ask for one.
         assert httpx.post(c.url + "/dumps").status_code == 401
 

@@ -428,3 +428,30 @@ def test_serve_refuses_a_deleted_last_segment(tmp_path: Path) -> None:
                 assert r.json()["taskUid"] > max(held)
         finally:
             d.kill()
+
+
+def test_dev_url_rewrite_keeps_the_markers_task_counter(tmp_path: Path) -> None:
+    """`miroir dev` points the journal's nodes at their new ports before Miroir starts;
+    the marker it leaves must still carry the task counter, the floor a salvage never
+    hands out a uid below (it was written as 0: a later damaged tail could reuse uids)."""
+    from miroir.config import Config, StoreConfig
+    from miroir.core.model import NodeMeta, NodePut
+    from miroir.devmode import sync_journal_urls
+
+    async def seed() -> None:
+        journal = make(tmp_path)
+        await trio.to_thread.run_sync(journal.load)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(journal.run)
+            await journal.append(NodePut(node=NodeMeta(id="n1", url="http://127.0.0.1:1", group="g0", state="active")))
+            for uid in range(30):
+                await journal.append(enqueued(uid))
+            await journal.aclose()
+
+    trio.run(seed)
+    config = Config(store=StoreConfig(data_dir=str(tmp_path)))
+    assert trio.run(sync_journal_urls, config, {"n1": "http://127.0.0.1:2"}) is True
+    journal = make(tmp_path)
+    state = journal.load()
+    assert state.nodes["n1"].url == "http://127.0.0.1:2" and state.next_task_uid == 30
+    assert journal.mark is not None and journal.mark.high_water == 30

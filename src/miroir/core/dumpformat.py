@@ -29,8 +29,8 @@ from typing import Any
 import msgspec
 
 from miroir.core.keys import ApiKey
-
-SHARD_FIELD = "_miroir_shard"
+from miroir.core.settings import SHARD_FIELD, hide_shard_field
+from miroir.core.taskfold import TERMINAL
 
 CURRENT_VERSION = "V6"
 # The versions `miroir.dumpfile` reads; older ones Meilisearch itself only imports by
@@ -81,19 +81,8 @@ def dump_uid(ts: float) -> str:
 def dump_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """An index's settings as a dump holds them: the client's view, nothing of Miroir's."""
     out = dict(settings)
-    filterable = out.get("filterableAttributes")
-    if isinstance(filterable, list):
-        kept = []
-        for a in filterable:
-            if a == SHARD_FIELD:
-                continue
-            if isinstance(a, dict) and SHARD_FIELD in (a.get("attributePatterns") or ()):
-                patterns = [p for p in a["attributePatterns"] if p != SHARD_FIELD]
-                if not patterns:
-                    continue
-                a = {**a, "attributePatterns": patterns}
-            kept.append(a)
-        out["filterableAttributes"] = kept
+    if "filterableAttributes" in out:
+        out["filterableAttributes"] = hide_shard_field(out["filterableAttributes"])
     return out
 
 
@@ -140,8 +129,6 @@ def key_create_body(line: Mapping[str, Any]) -> dict[str, Any]:
 
 # The task queue Meilisearch imports: finished tasks only. An enqueued document task would
 # need its payload (`tasks/update_files/`), which Miroir no longer has once it is applied.
-_FINISHED = ("succeeded", "failed", "canceled")
-
 
 def _kind(view: Mapping[str, Any]) -> tuple[Any, Any] | None:
     """(KindDump, Details) of a task view, as the index scheduler serializes them; None for
@@ -195,7 +182,7 @@ def task_line(view: Mapping[str, Any]) -> dict[str, Any] | None:
     """A Miroir task view -> one line of tasks/queue.jsonl (the index scheduler's `TaskDump`),
     or None when it cannot be carried (not finished, or a type the dump format would need
     more than the view to describe: swaps, cancelations and deletions of tasks)."""
-    if view.get("status") not in _FINISHED:
+    if view.get("status") not in TERMINAL:
         return None
     kd = _kind(view)
     if kd is None:

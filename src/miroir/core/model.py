@@ -29,8 +29,6 @@ from miroir.core.taskfold import TERMINAL
 TaskStatus = Literal["enqueued", "processing", "succeeded", "failed", "canceled"]
 NodeState = Literal["joining", "active", "draining", "removed"]
 
-FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
-
 
 class TaskRecord(msgspec.Struct, kw_only=True):
     """One Miroir task: what the client sees at ``GET /tasks/{uid}``, plus node task uids."""

@@ -614,7 +614,8 @@ def client_max_values(previous: int, patch: dict[str, Any]) -> int:
     return DEFAULT_MAX_VALUES_PER_FACET if value is None else value
 
 
-def _hide_shard_field(filterable: Any) -> Any:
+def hide_shard_field(filterable: Any) -> Any:
+    """`filterableAttributes` without Miroir's shard field (a pattern list left empty: dropped)."""
     if not isinstance(filterable, list):
         return filterable
     out = []
@@ -655,7 +656,7 @@ def client_view(
         out[name] = copy.deepcopy(value)
     if isinstance(out.get("typoTolerance"), dict):  # an engine older than disableOnNumbers
         out["typoTolerance"] = {**DEFAULTS["typoTolerance"], **out["typoTolerance"]}
-    out["filterableAttributes"] = _hide_shard_field(out["filterableAttributes"])
+    out["filterableAttributes"] = hide_shard_field(out["filterableAttributes"])
     faceting = out.get("faceting")
     faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
     faceting["maxValuesPerFacet"] = max_values_per_facet

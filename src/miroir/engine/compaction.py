@@ -8,7 +8,7 @@ from typing import Any
 from miroir.core.model import TaskRecord
 from miroir.core.statsview import size
 from miroir.engine.cluster import Cluster
-from miroir.engine.indexes import enqueue_on, first_error, get_index, wait_all
+from miroir.engine.indexes import get_index, run_on
 from miroir.engine.stats import index_stats
 from miroir.engine.tasks import DrivenTask
 
@@ -23,13 +23,7 @@ async def compact_index(cluster: Cluster, uid: str) -> TaskRecord:
         await handle.set_processing()
         get_index(cluster, uid)
         before, _ = await index_stats(cluster, uid)
-        node_tasks, errors = await enqueue_on(cluster, cluster.topology.all_nodes(), "POST", f"/indexes/{uid}/compact")
-        await handle.add_node_tasks(node_tasks)
-        if errors:
-            raise first_error(errors)
-        _, failed = await wait_all(cluster, node_tasks)
-        if failed:
-            raise first_error(failed)
+        await run_on(cluster, handle, cluster.topology.all_nodes(), "POST", f"/indexes/{uid}/compact")
         after, _ = await index_stats(cluster, uid)
         await handle.finish(
             "succeeded",

@@ -40,6 +40,7 @@ import trio
 
 from miroir.core import backlog
 from miroir.core.model import Hint, HintsReplayed, RefillStarted
+from miroir.core.taskfold import TERMINAL
 from miroir.engine import refill
 from miroir.engine.cluster import Cluster
 from miroir.engine.indexes import index_lock
@@ -262,7 +263,7 @@ class Handoff:
         with trio.move_on_after(APPLY_TIMEOUT_S):
             while True:
                 view = await client.call("GET", f"/tasks/{task_uid}", timeout_s=5.0)
-                if view.get("status") in ("succeeded", "failed", "canceled"):
+                if view.get("status") in TERMINAL:
                     return
                 await trio.sleep(APPLY_POLL_S)
         raise MoveFailed(f"node `{node}` did not apply replayed task {task_uid} in {APPLY_TIMEOUT_S:g}s")

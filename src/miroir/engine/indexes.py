@@ -153,6 +153,20 @@ async def wait_all(
     return views, failed
 
 
+async def run_on(
+    cluster: Cluster, handle: DrivenTask, nodes: Iterable[str], method: str, path: str, **kwargs: Any
+) -> None:
+    """A driven task's step on every node of `nodes`: enqueue, record the node tasks on
+    the task, wait for them; the first refusal or failure (node-id order) is raised."""
+    node_tasks, errors = await enqueue_on(cluster, nodes, method, path, **kwargs)
+    await handle.add_node_tasks(node_tasks)
+    if errors:
+        raise first_error(errors)
+    _, failed = await wait_all(cluster, node_tasks)
+    if failed:
+        raise first_error(failed)
+
+
 # --- per-index locks --------------------------------------------------------------------
 
 def index_lock(cluster: Cluster, uid: str) -> trio.Lock:
@@ -357,15 +371,9 @@ async def update_index(
                 raise MeiliError(
                     "index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{meta.primary_key}`."
                 )
-            node_tasks, errors = await enqueue_on(
-                cluster, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}
+            await run_on(
+                cluster, handle, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}
             )
-            await handle.add_node_tasks(node_tasks)
-            if errors:
-                raise first_error(errors)
-            _, failed = await wait_all(cluster, node_tasks)
-            if failed:
-                raise first_error(failed)
             meta = get_index(cluster, uid)
             updated = IndexMeta(
                 uid=uid,
@@ -440,13 +448,7 @@ async def _rename(cluster: Cluster, handle: DrivenTask, uid: str, new_uid: str, 
         body: dict[str, Any] = {"uid": new_uid}
         if primary_key is not None:
             body["primaryKey"] = primary_key
-        node_tasks, errors = await enqueue_on(cluster, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json=body)
-        await handle.add_node_tasks(node_tasks)
-        if errors:
-            raise first_error(errors)
-        _, failed = await wait_all(cluster, node_tasks)
-        if failed:
-            raise first_error(failed)
+        await run_on(cluster, handle, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json=body)
         records = moved_records(cluster.state, uid, new_uid, now(cluster))
         if primary_key is not None:
             meta = records[0].meta
@@ -538,15 +540,7 @@ async def swap_indexes(
         async with contextlib.AsyncExitStack() as locks:
             for name in sorted({u for pair in pairs for u in pair}):
                 await locks.enter_async_context(index_lock(cluster, name))
-            node_tasks, errors = await enqueue_on(
-                cluster, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"]
-            )
-            await handle.add_node_tasks(node_tasks)
-            if errors:
-                raise first_error(errors)
-            _, failed = await wait_all(cluster, node_tasks)
-            if failed:
-                raise first_error(failed)
+            await run_on(cluster, handle, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"])
             stamp = now(cluster)
             records: list[Any] = []
             for (a, b), rename in zip(pairs, renames):

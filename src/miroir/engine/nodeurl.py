@@ -6,6 +6,9 @@ planned or moved. The new url is journaled (`NodePut`), so it survives a restart
 node's client is rebuilt (engine/cluster.py refresh_topology). Its health entry is kept:
 a node that was down at its old address stays down until the probes find it at the new
 one.
+
+Its address checks (scheme, taken by another node, reachable) are also the ones a node
+being added passes (engine/rebalancer.py add_node).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 
 log = structlog.get_logger("miroir.nodes")
 
-# Deadline of the reachability check of the new address.
+# Deadline of the reachability check of a new address (node added or moved).
 CHECK_TIMEOUT_S = 5.0
 
 
@@ -46,8 +49,7 @@ async def set_url(cluster: Cluster, node_id: str, url: str) -> dict[str, Any]:
     n = cluster.state.nodes.get(node_id)
     if n is None or n.state == "removed":
         raise MeiliError("miroir_node_not_found", f"Node `{node_id}` not found.")
-    if not url.startswith(("http://", "https://")):
-        raise MeiliError("miroir_invalid_node", f"Node url `{url}` must start with http:// or https://.")
+    check_scheme(url)
     other = url_taken(cluster.state, node_id, url)
     if other is not None:
         raise MeiliError(
@@ -55,7 +57,7 @@ async def set_url(cluster: Cluster, node_id: str, url: str) -> dict[str, Any]:
         )
     old = n.url
     if not _same(old, url):
-        await _check_reachable(cluster, node_id, url)
+        await check_reachable(cluster, node_id, url)
         await cluster.journal.append(moved(n, url))
         await cluster.refresh_topology()
         log.warning("node.url_changed", node=node_id, old_url=old, new_url=url.rstrip("/"), source="admin")
@@ -63,8 +65,14 @@ async def set_url(cluster: Cluster, node_id: str, url: str) -> dict[str, Any]:
     return {"node": {"id": node.id, "url": node.url, "group": node.group, "state": node.state}, "previousUrl": old}
 
 
-async def _check_reachable(cluster: Cluster, node_id: str, url: str) -> None:
-    """The new address answers as a node Miroir may use (a typo is refused, not journaled)."""
+def check_scheme(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise MeiliError("miroir_invalid_node", f"Node url `{url}` must start with http:// or https://.")
+
+
+async def check_reachable(cluster: Cluster, node_id: str, url: str) -> None:
+    """A new address (a node added or moved) answers as a node Miroir may use: a typo is
+    refused, not journaled."""
     client = NodeClient(node_id, url, api_key=cluster.fleet.api_key, timeout_s=CHECK_TIMEOUT_S)
     try:
         await client.call("GET", "/indexes", params={"limit": 1})

@@ -45,10 +45,11 @@ from miroir.core.model import (
 from miroir.core.moves import Tables, plan_change, rendezvous_tables
 from miroir.core.placement import CURRENT_PLACEMENT, Layout, initial_table, rebalance_table, table_key
 from miroir.core.routing import NodeRef, groups_of
+from miroir.engine import nodeurl
 from miroir.engine.cluster import Cluster, RebalancerHandle
 from miroir.engine.mover import MoveFailed, Mover, call, enqueue_and_wait
 from miroir.engine.topology import committed_members
-from miroir.net.node import NodeClient, NodeError, NodeUnavailable
+from miroir.net.node import NodeError
 
 log = structlog.get_logger("miroir.rebalancer")
 
@@ -56,8 +57,6 @@ log = structlog.get_logger("miroir.rebalancer")
 RETRY_DELAY_S = 1.0
 # Window of the copy rate shown by GET /_miroir/rebalance.
 RATE_WINDOW_S = 10.0
-# Deadline of the reachability check of a node being added.
-ADD_CHECK_TIMEOUT_S = 5.0
 DEFAULT_GROUP = "g0"
 
 
@@ -516,17 +515,16 @@ async def add_node(
         raise MeiliError(
             "miroir_invalid_node", f"A node's `weight` must be a number above 0 and at most {MAX_WEIGHT:g}, not {weight}."
         )
-    if not url.startswith(("http://", "https://")):
-        raise MeiliError("miroir_invalid_node", f"Node url `{url}` must start with http:// or https://.")
+    nodeurl.check_scheme(url)
     group = group or DEFAULT_GROUP
     existing = cluster.state.nodes.get(node_id)
     if existing is not None:
         raise conflict(
             "miroir_node_already_exists", f"Node `{node_id}` already exists (state `{existing.state}`)."
         )
-    if any(n.url.rstrip("/") == url.rstrip("/") for n in cluster.state.nodes.values() if n.state != "removed"):
+    if nodeurl.url_taken(cluster.state, node_id, url) is not None:
         raise conflict("miroir_node_already_exists", f"A node with url `{url}` already exists.")
-    await _check_reachable(cluster, node_id, url)
+    await nodeurl.check_reachable(cluster, node_id, url)
     node = NodeMeta(id=node_id, url=url, group=group, state="joining", weight=float(weight))
     await cluster.journal.append(*node_change(cluster, node))
     await cluster.refresh_topology()
@@ -534,18 +532,6 @@ async def add_node(
     await rb.ensure_plan()
     rb.wake()
     return {"node": node_view(cluster, cluster.state.nodes[node_id]), "rebalance": rb.status()}
-
-
-async def _check_reachable(cluster: Cluster, node_id: str, url: str) -> None:
-    client = NodeClient(node_id, url, api_key=cluster.fleet.api_key, timeout_s=ADD_CHECK_TIMEOUT_S)
-    try:
-        await client.call("GET", "/indexes", params={"limit": 1})
-    except NodeUnavailable as e:
-        raise MeiliError("miroir_node_unavailable", f"Node `{node_id}` at {url} does not answer: {e.reason}.") from None
-    except NodeError as e:
-        raise MeiliError("miroir_invalid_node", f"Node `{node_id}` at {url} refused Miroir: {e.message}") from None
-    finally:
-        await client.aclose()
 
 
 async def drain_node(cluster: Cluster, node_id: str) -> dict[str, Any]:

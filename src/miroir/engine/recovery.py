@@ -22,7 +22,6 @@ import trio
 
 from miroir.config import Config
 from miroir.core import recovery as core, settings as core_settings
-from miroir.core.fields import RESERVED_PREFIX
 from miroir.core.model import (
     IndexFieldsSeen,
     IndexMeta,
@@ -33,12 +32,12 @@ from miroir.core.model import (
     TaskCounterRaised,
 )
 from miroir.core.routing import canonical_key
+from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
 
 log = structlog.get_logger("miroir.recovery")
 
-SHARD_FIELD = "_miroir_shard"
 CALL_TIMEOUT_S = 5.0
 # How long start-up waits for a node that does not answer (it may be starting too).
 PROBE_WAIT_S = 10.0

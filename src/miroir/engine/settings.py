@@ -25,14 +25,7 @@ from miroir.core import settings as core
 from miroir.core.errors import MeiliError, index_not_found
 from miroir.core.model import IndexSettingsPut, TaskRecord
 from miroir.engine.cluster import Cluster
-from miroir.engine.indexes import (
-    enqueue_on,
-    ensure_index,
-    first_error,
-    now,
-    read_node_settings,
-    wait_all,
-)
+from miroir.engine.indexes import ensure_index, now, read_node_settings, run_on
 from miroir.engine.tasks import DrivenTask
 
 log = structlog.get_logger("miroir.settings")
@@ -65,13 +58,7 @@ def _majority(hashes: dict[str, str]) -> str:
 
 
 async def _apply(cluster: Cluster, uid: str, nodes: list[str], patch: dict, handle: DrivenTask) -> None:
-    node_tasks, errors = await enqueue_on(cluster, nodes, "PATCH", f"/indexes/{uid}/settings", json=patch)
-    await handle.add_node_tasks(node_tasks)
-    if errors:
-        raise first_error(errors)
-    _, failed = await wait_all(cluster, node_tasks)
-    if failed:
-        raise first_error(failed)
+    await run_on(cluster, handle, nodes, "PATCH", f"/indexes/{uid}/settings", json=patch)
 
 
 async def _converge(cluster: Cluster, uid: str, nodes: list[str], handle: DrivenTask) -> dict:

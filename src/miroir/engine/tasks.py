@@ -250,11 +250,17 @@ class TaskService:
         )
 
     async def earlier_settled(self, index_uid: str, uid: int, timeout_s: float) -> None:
-        """Wait (bounded) until every task of `index_uid` before `uid` is finished."""
+        """Wait (bounded) until every task of `index_uid` before `uid` is finished.
+
+        Each wake makes the reconciler poll every node at once: the pause between them
+        grows to `WAIT_POLL_MAX_S`, as in `wait_node_tasks`, so that an earlier task that
+        runs long on a node does not have the nodes polled a hundred times a second."""
+        pause = WAIT_POLL_MIN_S
         with trio.move_on_after(timeout_s):
             while self.earlier_open(index_uid, uid):
                 self.wake()
-                await trio.sleep(WAIT_POLL_MIN_S)
+                await trio.sleep(pause)
+                pause = min(pause * 2, WAIT_POLL_MAX_S)
         if self.earlier_open(index_uid, uid):
             log.warning("task.earlier_unfinished", uid=uid, index_uid=index_uid)
 

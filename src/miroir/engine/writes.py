@@ -230,12 +230,11 @@ async def _send(
         log.warning("write.outcome_uncertain", index=meta.uid, hinted=sorted(missed))
     if missed:
         await handoff.add_hints(missed)
-    unmet_now = batches.unmet(shards, targets, acked, rf, rule)
-    if unmet_now:
+    verdict = batches.assess(shards, targets, set(acked), rf, rule)
+    if not verdict.ok:
         # Taken by some owner, so it takes effect (hinted above): acknowledged, degraded.
-        log.warning("write.consistency_missed", index=meta.uid, rule=rule, shards=unmet_now, acked=sorted(acked))
-    missed_by_group = batches.missed_owners(shards, targets, acked)
-    degraded = batches.degraded_header(missed_by_group) if missed_by_group else None
+        log.warning("write.consistency_missed", index=meta.uid, rule=rule, shards=verdict.lost, acked=sorted(acked))
+    degraded = batches.degraded_header(verdict.degraded) if verdict.degraded else None
     node_shards: dict[str, list[int]] = {n: [] for n in acked}
     for shard in sorted(shards):
         for owners in targets[shard].values():
