@@ -40,6 +40,15 @@ def _patterns(filterable: Iterable[Any], *, feature: str | None = None) -> list[
     return sorted({p for p in filterable_patterns(filterable, feature=feature) if not is_reserved(p)})
 
 
+def _filterable_tail(filterable: Iterable[Any]) -> str:
+    """The end of milli's facet and distinct errors (its filter error words it otherwise:
+    `filter_error`)."""
+    patterns = _patterns(filterable)
+    if patterns:
+        return f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
+    return "This index does not have configured filterable attributes."
+
+
 def primary_key_error(primary_key: Any) -> MeiliError | None:
     """An index keyed by `_miroir_*`: no document could ever carry its id."""
     if not is_reserved(primary_key):
@@ -92,12 +101,7 @@ def facets_error(facets: Any, filterable: Iterable[Any]) -> MeiliError | None:
         return None
     for name in facets:
         if is_reserved(name) and "*" not in name:
-            patterns = _patterns(filterable)
-            tail = (
-                f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
-                if patterns
-                else "This index does not have configured filterable attributes."
-            )
+            tail = _filterable_tail(filterable)
             return MeiliError("invalid_search_facets", f"Invalid facet distribution: Pattern `{name}` is not filterable. {tail}")
     return None
 
@@ -105,15 +109,10 @@ def facets_error(facets: Any, filterable: Iterable[Any]) -> MeiliError | None:
 def distinct_error(distinct: Any, filterable: Iterable[Any]) -> MeiliError | None:
     if not is_reserved(distinct):
         return None
-    patterns = _patterns(filterable)
-    tail = (
-        f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
-        if patterns
-        else "This index does not have configured filterable attributes."
-    )
     return MeiliError(
         "invalid_search_distinct",
-        f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. {tail}",
+        f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. "
+        + _filterable_tail(filterable),
     )
 
 
