@@ -26,6 +26,7 @@ import msgspec
 from miroir.api import pipeline
 from miroir.api.context import Miroir
 from miroir.api.pipeline import BodyTooLarge, Disconnected, Headers, Pipeline
+from miroir.core.documents import decode_content_encoding
 from miroir.core.errors import MeiliError
 from miroir.core.keys import Access, fuse_filters
 from miroir.core.searchplan import (
@@ -124,6 +125,9 @@ class FastSearch:
                 refused = json_content_type_error(headers.get("content-type"))  # 1.50's 415
                 if refused is not None:
                     raise refused
+                encoding = headers.get("content-encoding")
+                if encoding:  # 1.50 decodes gzip/deflate/br bodies, as api/http.body_bytes
+                    body = decode_content_encoding(body, encoding, pipe.limit)
                 req = decode_search_request(body)
                 del body
             else:
