@@ -5,8 +5,8 @@ from __future__ import annotations
 from quart import Blueprint, Response, current_app, request
 
 from miroir.api.context import current_miroir
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import json_body, query_uint, unknown_param
+from miroir.api.http import json_body, json_response
+from miroir.api.routes_indexes import query_uint, unknown_param
 from miroir.core.errors import MeiliError
 from miroir.core.keys import key_view
 from miroir.engine import keys
