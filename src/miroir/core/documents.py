@@ -41,7 +41,7 @@ def payload_format(content_type: str | None) -> str:
     if not content_type:
         raise MeiliError(
             "missing_content_type",
-            "A Content-Type header is required. Accepted values for the Content-Type header are: "
+            "A Content-Type header is missing. Accepted values for the Content-Type header are: "
             + _ACCEPTED_TEXT,
         )
     mime = content_type.split(";", 1)[0].strip().lower()
