@@ -17,7 +17,7 @@ from quart import Response, request
 from miroir.api.context import current_miroir
 from miroir.core.documents import decode_content_encoding
 from miroir.core.errors import MeiliError
-from miroir.core.jsonlimits import as_serde_numbers, nesting_error, recursion_error
+from miroir.core.jsonlimits import as_serde_numbers, malformed, nesting_error, recursion_error
 from miroir.core.searchplan import json_content_type_error
 
 T = TypeVar("T")
@@ -50,14 +50,6 @@ def error_response(err: MeiliError, headers: Mapping[str, str] | None = None) ->
     return json_response(err.body(), status=err.status, headers=headers)
 
 
-def missing_payload(kind: str = "json") -> MeiliError:
-    return MeiliError("missing_payload", f"A {kind} payload is missing.")
-
-
-def malformed_payload(detail: str, kind: str = "json") -> MeiliError:
-    return MeiliError("malformed_payload", f"The {kind} payload provided is malformed. `{detail}`.")
-
-
 def decode_json(data: bytes, type: type[T] = Any, *, code: str | None = None) -> T:  # type: ignore[assignment]
     """Decode a JSON body into `type`.
 
@@ -68,7 +60,7 @@ def decode_json(data: bytes, type: type[T] = Any, *, code: str | None = None) ->
     beyond 64 bits become floats.
     """
     if not data.strip():
-        raise missing_payload()
+        raise MeiliError("missing_payload", "A json payload is missing.")
     err = nesting_error(data)
     if err is not None:
         raise err
@@ -77,9 +69,9 @@ def decode_json(data: bytes, type: type[T] = Any, *, code: str | None = None) ->
     except msgspec.ValidationError as e:
         if code is not None:
             raise MeiliError(code, str(e)) from None
-        raise malformed_payload(str(e)) from None
+        raise malformed(str(e)) from None
     except msgspec.DecodeError as e:
-        raise malformed_payload(str(e)) from None
+        raise malformed(str(e)) from None
     except RecursionError:  # nesting_error lets none through; kept as a guard
         raise recursion_error() from None
     return as_serde_numbers(value, data) if type is Any else value
