@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, not_sortable
 from miroir.core.filter import FilterError, attribute_uses, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
 from miroir.core.settings import RESERVED_PREFIX
@@ -124,13 +124,8 @@ def sort_error(sort: Any, sortable: Iterable[Any]) -> MeiliError | None:
             return None
         name, sep, direction = criterion.rpartition(":")
         if sep and direction in ("asc", "desc") and is_reserved(name):
-            valid = sorted(a for a in sortable or () if isinstance(a, str) and not is_reserved(a))
-            tail = (
-                f"Available sortable attributes are: `{', '.join(valid)}`."
-                if valid
-                else "This index does not have configured sortable attributes."
-            )
-            return MeiliError("invalid_search_sort", f"Attribute `{name}` is not sortable. {tail}")
+            valid = [a for a in sortable or () if isinstance(a, str) and not is_reserved(a)]
+            return not_sortable("invalid_search_sort", name, valid)
     return None
 
 
