@@ -27,7 +27,7 @@ from miroir.api import pipeline
 from miroir.api.context import Miroir
 from miroir.api.pipeline import BodyTooLarge, Disconnected, Headers, Pipeline
 from miroir.core.documents import decode_content_encoding
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, journal_not_replayed
 from miroir.core.keys import Access, fuse_filters
 from miroir.core.searchplan import (
     SearchRequest,
@@ -77,7 +77,7 @@ async def search(
     req.filter = fuse_filters(req.filter, access.rule_filter(uid))  # a tenant token's rule
     cluster = ctx.engine
     if cluster is None:
-        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+        raise journal_not_replayed()
     return await reads.search(cluster, uid, req, include_metadata=include_metadata)
 
 
