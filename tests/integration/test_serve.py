@@ -350,7 +350,7 @@ def test_authorize_rules():
 
 
 async def test_read_json_errors_and_request_log(tmp_path):
-    from miroir.api.http import json_response, read_json
+    from miroir.api.http import body_bytes, decode_json, json_response
 
     ctx = Miroir(make_config(tmp_path))
     ctx.ready = True
@@ -358,9 +358,7 @@ async def test_read_json_errors_and_request_log(tmp_path):
 
     @app.post("/echo")
     async def echo():
-        from quart import request
-
-        return json_response(await read_json(request, dict), status=202)
+        return json_response(decode_json(await body_bytes(), dict), status=202)
 
     client = app.test_client()
     r = await client.post("/echo", data=b'{"a": 1}')

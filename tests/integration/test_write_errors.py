@@ -76,6 +76,15 @@ def test_rejected_batch_touches_no_node(c, case, method):
         assert all(httpx.get(f"{d.url}/indexes/{index}", timeout=5).status_code == 404 for d in c.devnodes)
 
 
+def test_content_type_errors_word_as_meilisearch(c):
+    # 1.50's tests/documents/add_documents.rs: the accepted types listed, "is missing".
+    accepted = "Accepted values for the Content-Type header are: `application/json`, `application/x-ndjson`, `text/csv`"
+    r = c.http.post("/indexes/books/documents", content=b"[]")
+    assert (r.status_code, r.json()["message"]) == (415, f"A Content-Type header is missing. {accepted}")
+    r = c.http.post("/indexes/books/documents", content=b"[]", headers={"Content-Type": "text/plain"})
+    assert (r.status_code, r.json()["message"]) == (415, f"The Content-Type `text/plain` is invalid. {accepted}")
+
+
 def test_index_uid_and_existing_index(c):
     before = node_task_totals(c)
     r = c.http.post("/indexes", json={"uid": "no good"})

@@ -28,8 +28,11 @@ def test_integers_beyond_64_bits_become_floats():
     assert as_serde_numbers({"a": [2**64 - 1, -(2**63)]}, b"18446744073709551615") == {"a": [2**64 - 1, -(2**63)]}
     out = as_serde_numbers({"a": [2**64, -(2**63) - 1, True]}, b"18446744073709551616")
     assert out == {"a": [float(2**64), float(-(2**63) - 1), True]} and isinstance(out["a"][0], float)
+    # Below i64 in 19 digits (a 20-digit trigger let it through, unencodable by msgpack).
+    out = as_serde_numbers({"a": -9999999999999999999}, b'{"a": -9999999999999999999}')
+    assert out == {"a": -1e19} and isinstance(out["a"], float)
     value = {"a": 10**30}
-    assert as_serde_numbers(value, b'{"b": 1}') is value  # no 20-digit run: not walked
+    assert as_serde_numbers(value, b'{"b": 1}') is value  # no 19-digit run: not walked
     with pytest.raises(MeiliError) as exc:
         as_serde_numbers([10**400], b"1" + b"0" * 400)
     assert exc.value.code == "malformed_payload"

@@ -34,7 +34,7 @@ from werkzeug.datastructures import Headers
 from miroir.api.context import Miroir
 from miroir.config import AuthConfig
 from miroir.core import keys as core
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, journal_not_replayed
 from miroir.core.model import MiroirState
 from miroir.core.taskfold import task_view
 from miroir.core.taskquery import TaskQuery
@@ -233,7 +233,7 @@ def authorize(
     if action is None:
         raise invalid_api_key()
     if state is None:  # the keys are in the journal, not replayed yet
-        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+        raise journal_not_replayed()
     rules = None
     key = None
     if action in _TOKEN_ACTIONS:

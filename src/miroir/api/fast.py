@@ -26,7 +26,8 @@ import msgspec
 from miroir.api import pipeline
 from miroir.api.context import Miroir
 from miroir.api.pipeline import BodyTooLarge, Disconnected, Headers, Pipeline
-from miroir.core.errors import MeiliError
+from miroir.core.documents import decode_content_encoding
+from miroir.core.errors import MeiliError, journal_not_replayed
 from miroir.core.keys import Access, fuse_filters
 from miroir.core.searchplan import (
     SearchRequest,
@@ -76,7 +77,7 @@ async def search(
     req.filter = fuse_filters(req.filter, access.rule_filter(uid))  # a tenant token's rule
     cluster = ctx.engine
     if cluster is None:
-        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+        raise journal_not_replayed()
     return await reads.search(cluster, uid, req, include_metadata=include_metadata)
 
 
@@ -124,6 +125,9 @@ class FastSearch:
                 refused = json_content_type_error(headers.get("content-type"))  # 1.50's 415
                 if refused is not None:
                     raise refused
+                encoding = headers.get("content-encoding")
+                if encoding:  # 1.50 decodes gzip/deflate/br bodies, as api/http.body_bytes
+                    body = decode_content_encoding(body, encoding, pipe.limit)
                 req = decode_search_request(body)
                 del body
             else:

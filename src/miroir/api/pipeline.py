@@ -206,17 +206,14 @@ def log_request(
     duration_ms = round(elapsed * 1000, 3) if elapsed is not None else None
     if elapsed is not None:
         HOT.request(method, route or "(unmatched)", status, elapsed, fanout)  # /metrics (plain counters)
-    path = auth.redact_path(path)
-    if fanout is None:
-        log.info("request", request_id=request_id, method=method, path=path, route=route, status=status, duration_ms=duration_ms)
-    else:
-        log.info(
-            "request",
-            request_id=request_id,
-            method=method,
-            path=path,
-            route=route,
-            status=status,
-            duration_ms=duration_ms,
-            fanout=fanout,
-        )
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": method,
+        "path": auth.redact_path(path),
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+    }
+    if fanout is not None:
+        fields["fanout"] = fanout
+    log.info("request", **fields)

@@ -18,7 +18,7 @@ import msgspec
 import structlog
 from quart import Blueprint, Response, request
 
-from miroir.api.http import json_response, read_json
+from miroir.api.http import body_bytes, decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.engine import nodeurl, rebalancer as rebalance
 from miroir.engine.capacity import capacity_report
@@ -77,7 +77,7 @@ async def topology() -> Response:
 
 @bp.post("/_miroir/nodes")
 async def add_node() -> Response:
-    body = await read_json(request, NodeBody, code="bad_request")
+    body = decode_json(await body_bytes(), NodeBody, code="bad_request")
     out = await rebalance.add_node(current_cluster(), body.id, body.url, body.group, body.weight)
     return json_response(out, status=202)
 
@@ -99,7 +99,7 @@ class NodeUrlBody(msgspec.Struct, forbid_unknown_fields=True):
 
 @bp.patch("/_miroir/nodes/<node_id>")
 async def set_node_url(node_id: str) -> Response:
-    body = await read_json(request, NodeUrlBody, code="bad_request")
+    body = decode_json(await body_bytes(), NodeUrlBody, code="bad_request")
     return json_response(await nodeurl.set_url(current_cluster(), node_id, body.url))
 
 

@@ -10,14 +10,8 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import (
-    accepted,
-    body_bytes,
-    checked_uid,
-    json_body,
-    unknown_param,
-)
+from miroir.api.http import body_bytes, json_body, json_response
+from miroir.api.routes_indexes import accepted, checked_uid, unknown_param
 from miroir.api.routes_tasks import current_cluster
 from miroir.core.errors import MeiliError
 from miroir.engine import writes

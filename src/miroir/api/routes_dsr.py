@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import accepted, checked_uid, json_body, unknown_param
+from miroir.api.http import json_body, json_response
+from miroir.api.routes_indexes import accepted, checked_uid, unknown_param
 from miroir.api.routes_tasks import current_cluster
 from miroir.core import dsr as core
 from miroir.engine import dsr

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import json_body
+from miroir.api.http import json_body, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.core import features
 from miroir.core.model import ExperimentalFeaturesSet

@@ -7,10 +7,8 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from miroir.api import auth
-from miroir.api.context import current_miroir
-from miroir.api.http import decode_json, json_response
+from miroir.api.http import body_bytes, json_body, json_response
 from miroir.api.routes_tasks import current_cluster
-from miroir.core.documents import decode_content_encoding
 from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
 from miroir.core.model import TaskRecord
 from miroir.core.swaps import swap_renames
@@ -18,40 +16,6 @@ from miroir.core.taskfold import summarized
 from miroir.engine import compaction, fieldlisting, indexes
 
 bp = Blueprint("indexes", __name__)
-
-JSON_ONLY = "`application/json`"
-
-
-async def body_bytes(*, cache: bool = True) -> bytes:
-    """Read the whole request body. Handlers that take a body call this FIRST: answering
-    an error without consuming the body stalls the next request of the keep-alive
-    connection (hypercorn h11), so validation must come after the read.
-
-    `cache=False` drops Quart's own buffer once the bytes are returned (big document
-    batches: the body is not held twice); a later read then gets an empty body."""
-    data = await request.get_data(cache=cache, as_text=False, parse_form_data=False)
-    assert isinstance(data, bytes)
-    # 1.50 decodes `Content-Encoding: gzip | deflate | br` bodies (held to the payload limit).
-    limit = current_miroir().config.server.max_body_bytes
-    return decode_content_encoding(data, request.headers.get("Content-Encoding"), limit)
-
-
-async def json_body() -> Any:
-    """The JSON body of a request that only accepts JSON (Meilisearch's 415 errors)."""
-    data = await body_bytes()
-    ctype = request.headers.get("Content-Type")
-    if not ctype:
-        raise MeiliError(
-            "missing_content_type",
-            f"A Content-Type header is required. Accepted values for the Content-Type header are: {JSON_ONLY}",
-        )
-    if ctype.split(";", 1)[0].strip().lower() != "application/json":
-        raise MeiliError(
-            "invalid_content_type",
-            f"The Content-Type `{ctype}` is invalid. Accepted values for the Content-Type header are: {JSON_ONLY}",
-        )
-    return decode_json(data)
-
 
 def unknown_field(key: str, known: tuple[str, ...]) -> MeiliError:
     listed = ", ".join(f"`{k}`" for k in known)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from quart import Blueprint, Response, current_app, request
 
 from miroir.api.context import current_miroir
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import json_body, query_uint, unknown_param
-from miroir.core.errors import MeiliError
+from miroir.api.http import json_body, json_response
+from miroir.api.routes_indexes import query_uint, unknown_param
+from miroir.core.errors import journal_not_replayed
 from miroir.core.keys import key_view
 from miroir.engine import keys
 
@@ -19,7 +19,7 @@ DEFAULT_LIMIT = 20
 def _journal():
     journal = current_miroir().journal
     if journal is None:
-        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+        raise journal_not_replayed()
     return journal
 
 

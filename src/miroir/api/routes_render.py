@@ -11,8 +11,7 @@ from typing import Any
 
 from quart import Blueprint, Response
 
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import json_body
+from miroir.api.http import json_body, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.core import render as core
 from miroir.core.errors import MeiliError

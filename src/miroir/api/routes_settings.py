@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from miroir.api.http import json_response
-from miroir.api.routes_indexes import accepted, body_bytes, checked_uid, json_body
+from miroir.api.http import body_bytes, json_body, json_response
+from miroir.api.routes_indexes import accepted, checked_uid
 from miroir.api.routes_tasks import current_cluster
 from miroir.core import settings as core
 from miroir.core.errors import MeiliError

@@ -8,7 +8,7 @@ from miroir import __version__
 from miroir.api.auth import is_admin
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, journal_not_replayed
 from miroir.engine.cluster import cluster_is_ready, cluster_uncovered
 
 bp = Blueprint("system", __name__)
@@ -41,7 +41,7 @@ async def version() -> Response:
 async def ready() -> Response:
     ctx = current_miroir()
     if not ctx.ready:
-        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+        raise journal_not_replayed()
     cluster = ctx.engine
     if cluster is not None and not cluster_is_ready(cluster, cluster.health):
         uncovered = cluster_uncovered(cluster, cluster.health)

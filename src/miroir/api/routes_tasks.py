@@ -7,7 +7,7 @@ from quart import Blueprint, Response, request
 from miroir.api import auth
 from miroir.api.context import current_miroir
 from miroir.api.http import json_response
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, journal_not_replayed
 from miroir.core.taskfold import summarized
 from miroir.core.taskquery import TaskQuery, parse_task_query
 from miroir.engine.cluster import Cluster
@@ -19,7 +19,7 @@ def current_cluster() -> Cluster:
     """The cluster of the running daemon; 503 until the journal is replayed."""
     cluster = current_miroir().engine
     if cluster is None:
-        raise MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+        raise journal_not_replayed()
     return cluster
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
-from miroir.api.http import json_response, read_json
+from miroir.api.http import json_body, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.engine import webhooks
 
@@ -21,7 +21,7 @@ async def list_webhooks() -> Response:
 
 @bp.post("/webhooks")
 async def create_webhook() -> Response:
-    body: Any = await read_json(request, code="bad_request")
+    body: Any = await json_body()
     return json_response(await webhooks.create(current_cluster(), body), status=201)
 
 
@@ -32,7 +32,7 @@ async def get_webhook(uuid: str) -> Response:
 
 @bp.patch("/webhooks/<uuid>")
 async def patch_webhook(uuid: str) -> Response:
-    body: Any = await read_json(request, code="bad_request")
+    body: Any = await json_body()
     return json_response(await webhooks.patch(current_cluster(), uuid, body))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, not_sortable
 from miroir.core.sortvalue import field_value, sort_key
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
@@ -41,7 +41,7 @@ def payload_format(content_type: str | None) -> str:
     if not content_type:
         raise MeiliError(
             "missing_content_type",
-            "A Content-Type header is required. Accepted values for the Content-Type header are: "
+            "A Content-Type header is missing. Accepted values for the Content-Type header are: "
             + _ACCEPTED_TEXT,
         )
     mime = content_type.split(";", 1)[0].strip().lower()
@@ -305,12 +305,7 @@ def parse_document_sort(values: list[str], sortable: list[str]) -> list[tuple[st
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
         if not any(p == "*" or p == name or name.startswith(p + ".") for p in sortable):
-            if sortable:
-                listed = ", ".join(sorted(sortable))
-                msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{listed}`."
-            else:
-                msg = f"Attribute `{name}` is not sortable. This index does not have configured sortable attributes."
-            raise MeiliError("invalid_document_sort", msg)
+            raise not_sortable("invalid_document_sort", name, sortable)
         out.append((name, direction == "asc"))
     return out
 

@@ -102,6 +102,20 @@ def type_error(code: str, where: str, value: object, expected: str) -> MeiliErro
     return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{shown}`")
 
 
+def journal_not_replayed() -> MeiliError:
+    """503 for a request that needs the journal's state before the daemon replayed it."""
+    return MeiliError("miroir_not_ready", "Miroir is starting: the journal is not replayed yet.")
+
+
+def not_sortable(code: str, name: str, sortable: list[str]) -> MeiliError:
+    """milli's error for sorting on `name`, listing the index's `sortable` attributes."""
+    if sortable:
+        tail = f"Available sortable attributes are: `{', '.join(sorted(sortable))}`."
+    else:
+        tail = "This index does not have configured sortable attributes."
+    return MeiliError(code, f"Attribute `{name}` is not sortable. {tail}")
+
+
 def index_not_found(uid: str) -> MeiliError:
     return MeiliError("index_not_found", f"Index `{uid}` not found.")
 

@@ -16,17 +16,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from miroir.core.documents import narrowed_json
 from miroir.core.errors import MeiliError
 
 # serde_json's default: the 128th nested array/object is refused.
 MAX_DEPTH = 128
-_MIN_INT = -(2**63)
-_MAX_INT = 2**64 - 1
 
 # A string (skipped whole, escapes included) or one bracket.
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', re.DOTALL)
-# An integer literal that may not fit 64 bits (2**64 has 20 digits).
-_LONG_INT = re.compile(rb"\d{20,}")
 
 
 def malformed(detail: str) -> MeiliError:
@@ -65,27 +62,11 @@ def recursion_error() -> MeiliError:
 
 def as_serde_numbers(value: Any, data: bytes) -> Any:
     """`value` (decoded from `data`) with integers outside i64/u64 turned into floats, as
-    serde_json reads them. Raises `malformed_payload` for one too large for a float.
-
-    A no-op unless `data` holds a run of 20+ digits, so ordinary bodies pay one regex scan.
+    serde_json reads them (core/documents.narrowed_json, which document batches use too;
+    containers are changed in place). Raises `malformed_payload` for one too large for a
+    float. A no-op unless `data` holds a run of 19+ digits: ordinary bodies pay one scan.
     """
-    if _LONG_INT.search(data) is None:
-        return value
-    return _convert(value)
-
-
-def _convert(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if _MIN_INT <= value <= _MAX_INT:
-            return value
-        try:
-            return float(value)
-        except OverflowError:
-            raise malformed("number out of range") from None
-    if isinstance(value, list):
-        return [_convert(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _convert(v) for k, v in value.items()}
-    return value
+    try:
+        return narrowed_json(value, data)
+    except OverflowError:
+        raise malformed("number out of range") from None

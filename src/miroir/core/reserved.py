@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, not_sortable
 from miroir.core.filter import FilterError, attribute_uses, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
 from miroir.core.settings import RESERVED_PREFIX
@@ -38,6 +38,15 @@ def _may_name_reserved(value: Any) -> bool:
 def _patterns(filterable: Iterable[Any], *, feature: str | None = None) -> list[str]:
     """The client's filterable patterns (granular rules: those enabling `feature`), sorted."""
     return sorted({p for p in filterable_patterns(filterable, feature=feature) if not is_reserved(p)})
+
+
+def _filterable_tail(filterable: Iterable[Any]) -> str:
+    """The end of milli's facet and distinct errors (its filter error words it otherwise:
+    `filter_error`)."""
+    patterns = _patterns(filterable)
+    if patterns:
+        return f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
+    return "This index does not have configured filterable attributes."
 
 
 def primary_key_error(primary_key: Any) -> MeiliError | None:
@@ -92,12 +101,7 @@ def facets_error(facets: Any, filterable: Iterable[Any]) -> MeiliError | None:
         return None
     for name in facets:
         if is_reserved(name) and "*" not in name:
-            patterns = _patterns(filterable)
-            tail = (
-                f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
-                if patterns
-                else "This index does not have configured filterable attributes."
-            )
+            tail = _filterable_tail(filterable)
             return MeiliError("invalid_search_facets", f"Invalid facet distribution: Pattern `{name}` is not filterable. {tail}")
     return None
 
@@ -105,15 +109,10 @@ def facets_error(facets: Any, filterable: Iterable[Any]) -> MeiliError | None:
 def distinct_error(distinct: Any, filterable: Iterable[Any]) -> MeiliError | None:
     if not is_reserved(distinct):
         return None
-    patterns = _patterns(filterable)
-    tail = (
-        f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
-        if patterns
-        else "This index does not have configured filterable attributes."
-    )
     return MeiliError(
         "invalid_search_distinct",
-        f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. {tail}",
+        f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. "
+        + _filterable_tail(filterable),
     )
 
 
@@ -125,13 +124,8 @@ def sort_error(sort: Any, sortable: Iterable[Any]) -> MeiliError | None:
             return None
         name, sep, direction = criterion.rpartition(":")
         if sep and direction in ("asc", "desc") and is_reserved(name):
-            valid = sorted(a for a in sortable or () if isinstance(a, str) and not is_reserved(a))
-            tail = (
-                f"Available sortable attributes are: `{', '.join(valid)}`."
-                if valid
-                else "This index does not have configured sortable attributes."
-            )
-            return MeiliError("invalid_search_sort", f"Attribute `{name}` is not sortable. {tail}")
+            valid = [a for a in sortable or () if isinstance(a, str) and not is_reserved(a)]
+            return not_sortable("invalid_search_sort", name, valid)
     return None
 
 

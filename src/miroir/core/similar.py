@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, json_kind
 
 SIMILAR_FIELDS = (
     "id", "embedder", "offset", "limit", "attributesToRetrieve", "retrieveVectors", "filter",
@@ -25,18 +25,8 @@ def _code(name: str) -> str:
     return "invalid_similar_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
 
 
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int):
-        return "a positive integer" if v >= 0 else "a negative integer"
-    return {float: "a number", str: "a string", list: "an array", dict: "an object"}.get(type(v), "a value")
-
-
 def _type_error(name: str, expected: str, v: Any) -> MeiliError:
-    shown = "null" if v is None else f"{_kind(v)}: `{json.dumps(v, separators=(',', ':'))}`"
+    shown = "null" if v is None else f"{json_kind(v)}: `{json.dumps(v, separators=(',', ':'))}`"
     return MeiliError(_code(name), f"Invalid value type at `.{name}`: expected {expected}, but found {shown}")
 
 
@@ -52,7 +42,7 @@ def _bad_id(v: Any) -> MeiliError:
 
 def validate_similar_body(body: Any) -> dict:
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}")
     for k in body:
         if k not in SIMILAR_FIELDS:
             raise MeiliError(

@@ -92,8 +92,14 @@ def _gauge(name: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, METRICS[name][1], labels=labels)
 
 
-def _counter(name: str, labels: list[str] | None = None) -> CounterMetricFamily:
+def _counter(name: str, labels: list[str]) -> CounterMetricFamily:
     return CounterMetricFamily(name, METRICS[name][1], labels=labels)
+
+
+def _value(name: str, value: float) -> Metric:
+    """A metric of one sample without labels (a gauge or a counter, as METRICS says)."""
+    family = CounterMetricFamily if METRICS[name][0] == "counter" else GaugeMetricFamily
+    return family(name, METRICS[name][1], value=value)
 
 
 def hot_metrics(hot: HotStats = HOT) -> Iterator[Metric]:
@@ -102,10 +108,8 @@ def hot_metrics(hot: HotStats = HOT) -> Iterator[Metric]:
         {(m, r, str(s)): h for (m, r, s), h in hot.requests.items()},
     )
     yield _hist("miroir_fanout_nodes", [], {(): hot.fanout})
-    for name, value in (("miroir_hedges", hot.hedges), ("miroir_retries", hot.retries)):
-        c = _counter(name)
-        c.add_metric([], value)
-        yield c
+    yield _value("miroir_hedges", hot.hedges)
+    yield _value("miroir_retries", hot.retries)
     yield _hist("miroir_node_request_duration_seconds", ["node"], {(n,): h for n, h in hot.node_latency.items()})
     yield _hist("miroir_journal_commit_duration_seconds", [], {(): hot.journal_commit})
     yield _hist("miroir_journal_append_duration_seconds", [], {(): hot.journal_append})
@@ -115,10 +119,8 @@ def cluster_metrics(cluster: Cluster, documents: Mapping[str, Mapping[str, int]]
     """Gauges read from `cluster` now; `documents`: node -> index -> count (node_documents)."""
     state = cluster.state
     stats = cluster.journal.stats
-    for name, value in (("miroir_journal_records", stats.records), ("miroir_journal_commits", stats.batches)):
-        c = _counter(name)
-        c.add_metric([], value)
-        yield c
+    yield _value("miroir_journal_records", stats.records)
+    yield _value("miroir_journal_commits", stats.batches)
 
     nodes = cluster.topology.nodes
     info = _gauge("miroir_node_info", ["node", "url", "group", "state"])
@@ -175,14 +177,9 @@ def cluster_metrics(cluster: Cluster, documents: Mapping[str, Mapping[str, int]]
     for s, count in sorted(open_by.items()):
         tasks.add_metric([s], count)
     yield tasks
-    for name, value in (
-        ("miroir_tasks_kept", len(state.tasks)),
-        ("miroir_next_task_uid", state.next_task_uid),
-        ("miroir_indexes", len(state.indexes)),
-    ):
-        g = _gauge(name, [])
-        g.add_metric([], value)
-        yield g
+    yield _value("miroir_tasks_kept", len(state.tasks))
+    yield _value("miroir_next_task_uid", state.next_task_uid)
+    yield _value("miroir_indexes", len(state.indexes))
     shards = _gauge("miroir_index_shards", ["index"])
     for index_uid, meta in sorted(state.indexes.items()):
         shards.add_metric([index_uid], meta.shards)
@@ -194,37 +191,32 @@ def cluster_metrics(cluster: Cluster, documents: Mapping[str, Mapping[str, int]]
                 docs.add_metric([node_id, index_uid], count)
     yield docs
 
-    hooks = _gauge("miroir_webhooks", [])
-    hooks.add_metric([], len(state.webhooks))
+    yield _value("miroir_webhooks", len(state.webhooks))
     pending = _gauge("miroir_webhook_deliveries_pending", ["webhook"])
     per_hook = dict.fromkeys(state.webhooks, 0)
     for d in state.webhook_outbox.values():
         per_hook[d.webhook] = per_hook.get(d.webhook, 0) + 1
     for uuid, count in sorted(per_hook.items()):
         pending.add_metric([uuid], count)
-    yield from (hooks, pending)
+    yield pending
 
 
 def _rebalance(cluster: Cluster) -> Iterator[Metric]:
     rb = cluster.state.rebalance
     plan = rb.plan
-    running = _gauge("miroir_rebalance_running", [])
-    running.add_metric([], 1 if plan is not None else 0)
-    paused = _gauge("miroir_rebalance_paused", [])
-    paused.add_metric([], 1 if rb.paused else 0)
-    units = _gauge("miroir_rebalance_units", ["status"])
-    copied = _gauge("miroir_rebalance_documents_copied", [])
-    remaining = _gauge("miroir_rebalance_documents_remaining", [])
-    rate = _gauge("miroir_rebalance_copy_rate", [])
+    yield _value("miroir_rebalance_running", 1 if plan is not None else 0)
+    yield _value("miroir_rebalance_paused", 1 if rb.paused else 0)
     progress = None
     if plan is not None and cluster.rebalancer is not None:
         progress = cluster.rebalancer.status().get("progress")
+    progress = progress or {}
+    units = _gauge("miroir_rebalance_units", ["status"])
     for s in ("pending", "copying", "switched", "done"):
-        units.add_metric([s], (progress or {}).get(s, 0))
-    copied.add_metric([], (progress or {}).get("documentsCopied", 0))
-    remaining.add_metric([], (progress or {}).get("documentsRemaining", 0))
-    rate.add_metric([], (progress or {}).get("rate", 0.0))
-    yield from (running, paused, units, copied, remaining, rate)
+        units.add_metric([s], progress.get(s, 0))
+    yield units
+    yield _value("miroir_rebalance_documents_copied", progress.get("documentsCopied", 0))
+    yield _value("miroir_rebalance_documents_remaining", progress.get("documentsRemaining", 0))
+    yield _value("miroir_rebalance_copy_rate", progress.get("rate", 0.0))
 
 
 async def node_documents(cluster: Cluster) -> dict[str, dict[str, int]]:
