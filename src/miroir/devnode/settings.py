@@ -180,42 +180,35 @@ def _merge_embedders(current: dict, patch: dict) -> dict:
     return out
 
 
-def _localized(value: Any, path: str) -> list:
-    if not isinstance(value, list):
-        raise _type_error(value, path, "an array")
-    out = []
-    for i, rule in enumerate(value):
-        at = f"{path}[{i}]"
-        if not isinstance(rule, dict):
-            raise _type_error(rule, at, "an object")
-        for key in ("attributePatterns", "locales"):
-            if key not in rule:
-                raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
-        for key in rule:
-            if key not in ("attributePatterns", "locales"):
-                raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of `attributePatterns`, `locales`", kind="raw")
-        out.append({"attributePatterns": _str_list(rule["attributePatterns"], f"{at}.attributePatterns"),
-                    "locales": _str_list(rule["locales"], f"{at}.locales")})
-    return out
+def _object_list(spec: dict[str, Validator]) -> Validator:
+    """An array of objects with exactly `spec`'s keys, every one required, read as deserr
+    reads them: an unknown key or a bad value where it stands, then a missing key."""
+    listed = ", ".join(f"`{k}`" for k in spec)
+
+    def check(value: Any, path: str) -> list:
+        if not isinstance(value, list):
+            raise _type_error(value, path, "an array")
+        out = []
+        for i, item in enumerate(value):
+            at = f"{path}[{i}]"
+            if not isinstance(item, dict):
+                raise _type_error(item, at, "an object")
+            got = {}
+            for key, sub in item.items():
+                if key not in spec:
+                    raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of {listed}", kind="raw")
+                got[key] = spec[key](sub, f"{at}.{key}")
+            for key in spec:
+                if key not in got:
+                    raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
+            out.append({key: got[key] for key in spec})
+        return out
+
+    return check
 
 
-def _foreign_keys(value: Any, path: str) -> list:
-    if not isinstance(value, list):
-        raise _type_error(value, path, "an array")
-    out = []
-    for i, fk in enumerate(value):
-        at = f"{path}[{i}]"
-        if not isinstance(fk, dict):
-            raise _type_error(fk, at, "an object")
-        for key in fk:
-            if key not in ("foreignIndexUid", "fieldName"):
-                raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of `foreignIndexUid`, `fieldName`", kind="raw")
-        for key in ("foreignIndexUid", "fieldName"):
-            if key not in fk:
-                raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
-            _str(fk[key], f"{at}.{key}")
-        out.append({"foreignIndexUid": fk["foreignIndexUid"], "fieldName": fk["fieldName"]})
-    return out
+_localized = _object_list({"attributePatterns": _str_list, "locales": _str_list})
+_foreign_keys = _object_list({"foreignIndexUid": _str, "fieldName": _str})
 
 
 def _float(value: Any, path: str) -> float:
