@@ -35,21 +35,20 @@ from miroir.core.errors import (
     type_error,
     valid_index_uid,
 )
-from miroir.core.facets import (
-    DEFAULT_MAX_VALUES_PER_FACET,
-    facet_order,
-)
 from miroir.core.federation import (
     FederatedQuery,
     Federation,
     IndexFacets,
     at_query,
     check_entry,
+    check_facet_indexes,
     decode_entry,
     inside,
     merge_federated,
+    merged_facet_order,
     network_disabled,
     parse_federation,
+    performance_details,
     personalization_disabled,
 )
 from miroir.core.fields import batch_fields
@@ -59,7 +58,6 @@ from miroir.core.searchplan import (
     metadata_wanted,
     parse_search_query_string,
     request_uid,
-    rust_duration,
     search_metadata,
     search_request_from_dict,
 )
@@ -892,39 +890,13 @@ def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False
     return _federated(indexes, queries, federation, include_metadata, uid_of_request)
 
 
-def _merged_facet_order(indexes: dict, facets_by_index: dict) -> dict[str, str]:
-    """Facet -> `alpha`/`count` for merged facets, from the `sortFacetValuesBy` of the
-    first index (in `facetsByIndex` order) that asks for the facet.
-
-    Meilisearch refuses indexes that disagree (`invalid_multi_search_facet_order`);
-    Miroir's federation does not check that yet and the oracle tests compare the two, so
-    the devnode stays lenient until both sides refuse together.
-    """
-    chosen: dict[str, str] = {}
-    for uid, facets in facets_by_index.items():
-        entry = indexes.get(uid)
-        if entry is None or not facets:
-            continue
-        table = (entry.engine.settings.get("faceting") or {}).get("sortFacetValuesBy")
-        for facet in facets:
-            chosen.setdefault(facet, facet_order(table, facet))
-    return chosen
-
-
 def _federated(indexes: dict, queries: list, federation_body: Any, include_metadata: bool, uid_of_request: str) -> dict:
     """Merge hits across queries by `_rankingScore * weight` (core/federation.py, as Miroir)."""
     started = time.perf_counter()
     federation = parse_federation(federation_body)
     entries = _decoded_queries(indexes, queries, federated=True, federation=federation)
+    check_facet_indexes(federation, indexes)
     facets_by_index = federation.facets_by_index
-    for uid in facets_by_index:
-        if uid not in indexes:
-            raise MeiliError(
-                "index_not_found",
-                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
-                f" - Note: index `{uid}` is not used in queries",
-                status=400,
-            )
     skip, take = federation.window()
     per_query: list[FederatedQuery] = []
     facets: dict[str, IndexFacets] = {}
@@ -963,25 +935,21 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         raise personalization_disabled()
     metadata = [_metadata(indexes, e.index_uid, e.params.get("q")) for e in entries] if include_metadata else None
     merging = time.perf_counter()
-    merge_facets = federation.merge_facets
-    if merge_facets is not None and merge_facets.get("maxValuesPerFacet") is None:
-        merge_facets = {"maxValuesPerFacet": DEFAULT_MAX_VALUES_PER_FACET}
     out = merge_federated(
         per_query,
         processing_time_ms=0,
         index_facets=facets or None,
-        merge_facets=merge_facets,
-        sort_facet_values_by=_merged_facet_order(indexes, facets_by_index) if merge_facets is not None else None,
+        merge_facets=federation.merge_facets,
+        sort_facet_values_by=merged_facet_order(federation, lambda uid: _sort_facet_values_by(indexes[uid])),
         federation=federation,
         request_uid=uid_of_request,
         metadata=metadata,
     )
     out["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
     if federation.show_performance_details:
-        done = time.perf_counter()
-        out["performanceDetails"] = {
-            "federated search": rust_duration(done - started),
-            "federated search > search": rust_duration(merging - started),
-            "federated search > merge results": rust_duration(done - merging),
-        }
+        out["performanceDetails"] = performance_details(started, merging, time.perf_counter())
     return out
+
+
+def _sort_facet_values_by(entry: Any) -> Any:
+    return (entry.engine.settings.get("faceting") or {}).get("sortFacetValuesBy")

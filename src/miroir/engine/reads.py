@@ -448,14 +448,7 @@ async def _federated(
 ) -> tuple[dict, Headers]:
     federation = fed.parse_federation(federation_body)
     decoded = _decode_queries(cluster, queries, federated=True, federation=federation)
-    for uid in federation.facets_by_index:
-        if uid not in cluster.state.indexes:
-            raise MeiliError(
-                "index_not_found",
-                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
-                f" - Note: index `{uid}` is not used in queries",
-                status=400,
-            )
+    fed.check_facet_indexes(federation, cluster.state.indexes)
     skip, take = federation.window()
     facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
@@ -516,18 +509,15 @@ async def _federated(
         processing_time_ms=_elapsed_ms(started),
         index_facets=index_facets or None,
         merge_facets=federation.merge_facets,
-        sort_facet_values_by=None,
+        sort_facet_values_by=fed.merged_facet_order(
+            federation, lambda uid: (index_settings(cluster, uid).get("faceting") or {}).get("sortFacetValuesBy")
+        ),
         federation=federation,
         request_uid=request_uid,
         metadata=metadata,
     )
     if federation.show_performance_details:
-        done = time.perf_counter()
-        out["performanceDetails"] = {
-            "federated search": rust_duration(done - started),
-            "federated search > search": rust_duration(merging - started),
-            "federated search > merge results": rust_duration(done - merging),
-        }
+        out["performanceDetails"] = fed.performance_details(started, merging, time.perf_counter())
     return out, merge_degraded(h for _, h in answers)
 
 
