@@ -102,6 +102,23 @@ def type_error(code: str, where: str, value: object, expected: str) -> MeiliErro
     return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{shown}`")
 
 
+def query_uint(code: str, name: str, value: str) -> int:
+    """A query-string parameter read as 1.50 reads a positive integer: ASCII digits only
+    (Python's `isdigit` also takes `²`, which `int` refuses, and `١`, which it reads)."""
+    if not (value.isascii() and value.isdigit()):
+        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
+    return int(value)
+
+
+def query_bool(code: str, name: str, value: str) -> bool:
+    """A query-string parameter read as 1.50 reads a boolean: `true` or `false`."""
+    if value not in ("true", "false"):
+        raise MeiliError(
+            code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`"
+        )
+    return value == "true"
+
+
 def index_not_found(uid: str) -> MeiliError:
     return MeiliError("index_not_found", f"Index `{uid}` not found.")
 

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, query_bool, query_uint
 
 SIMILAR_FIELDS = (
     "id", "embedder", "offset", "limit", "attributesToRetrieve", "retrieveVectors", "filter",
@@ -104,18 +104,9 @@ def similar_body_from_query(query: list[tuple[str, str]]) -> dict:
         if name in out:
             continue
         if name in ("offset", "limit"):
-            if not value.isdigit():
-                raise MeiliError(
-                    _code(name), f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer"
-                )
-            out[name] = int(value)
+            out[name] = query_uint(_code(name), name, value)
         elif name in _BOOLS:
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    _code(name),
-                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`",
-                )
-            out[name] = value == "true"
+            out[name] = query_bool(_code(name), name, value)
         elif name == "attributesToRetrieve":
             out[name] = [v.strip() for v in value.split(",")]
         elif name == "rankingScoreThreshold":

@@ -32,6 +32,8 @@ from miroir.core.errors import (
     index_not_found,
     invalid_index_uid,
     json_kind,
+    query_bool,
+    query_uint,
     type_error,
     valid_index_uid,
 )
@@ -145,20 +147,6 @@ def _unknown_param(name: str, allowed: tuple[str, ...]) -> MeiliError:
 def _unknown_field(name: str, allowed: tuple[str, ...]) -> MeiliError:
     listed = ", ".join(f"`{a}`" for a in allowed)
     return MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
-
-
-def _query_uint(code: str, name: str, value: str) -> int:
-    if not value.isdigit():
-        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
-    return int(value)
-
-
-def _query_bool(code: str, name: str, value: str) -> bool:
-    if value not in ("true", "false"):
-        raise MeiliError(
-            code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`"
-        )
-    return value == "true"
 
 
 def _csv(value: str) -> list[str]:
@@ -422,9 +410,9 @@ class DevnodeApp:
         offset, limit = 0, 20
         for name, value in req.query:
             if name == "offset":
-                offset = _query_uint("invalid_index_offset", name, value)
+                offset = query_uint("invalid_index_offset", name, value)
             elif name == "limit":
-                limit = _query_uint("invalid_index_limit", name, value)
+                limit = query_uint("invalid_index_limit", name, value)
             else:
                 raise _unknown_param(name, ("offset", "limit"))
         uids = sorted(self.q.indexes)
@@ -542,7 +530,7 @@ class DevnodeApp:
         args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
         for name, value in req.query:
             if name in ("offset", "limit"):
-                args[name] = _query_uint(f"invalid_document_{name}", name, value)
+                args[name] = query_uint(f"invalid_document_{name}", name, value)
             elif name == "fields":
                 fields = _csv(value)
                 args["fields"] = None if "*" in fields else fields
@@ -551,11 +539,11 @@ class DevnodeApp:
             elif name == "ids":
                 args["ids"] = _csv(value)
             elif name == "retrieveVectors":
-                args["retrieve_vectors"] = _query_bool("invalid_document_retrieve_vectors", name, value)
+                args["retrieve_vectors"] = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name == "sort":
                 args["sort"] = self._document_sort(entry, [p for p in value.split(",") if p.strip()])
             elif name == "useNetwork":
-                _query_bool("invalid_document_use_network", name, value)
+                query_bool("invalid_document_use_network", name, value)
             else:
                 raise _unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
@@ -609,7 +597,7 @@ class DevnodeApp:
                 fields = _csv(value)
                 fields = None if "*" in fields else fields
             elif name == "retrieveVectors":
-                retrieve = _query_bool("invalid_document_retrieve_vectors", name, value)
+                retrieve = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name != "useNetwork":
                 raise _unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):

@@ -35,6 +35,8 @@ from miroir.core.errors import (
     index_not_found,
     invalid_index_uid,
     json_kind,
+    query_bool,
+    query_uint,
     type_error,
     valid_index_uid,
 )
@@ -579,12 +581,7 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
     q = DocumentsQuery()
     for name, value in params.items():
         if name in ("offset", "limit"):
-            if not value.isdigit():
-                raise MeiliError(
-                    f"invalid_document_{name}",
-                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer",
-                )
-            setattr(q, name, int(value))
+            setattr(q, name, query_uint(f"invalid_document_{name}", name, value))
         elif name == "fields":
             q.fields = [p.strip() for p in value.split(",") if p.strip()]
         elif name == "filter":
@@ -592,22 +589,11 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
         elif name == "ids":
             q.ids = [p.strip() for p in value.split(",") if p.strip()]
         elif name == "retrieveVectors":
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    "invalid_document_retrieve_vectors",
-                    f"Invalid value in parameter `retrieveVectors`: could not parse `{value}` as a boolean, "
-                    "expected either `true` or `false`",
-                )
-            q.retrieve_vectors = value == "true"
+            q.retrieve_vectors = query_bool("invalid_document_retrieve_vectors", name, value)
         elif name == "sort":
             q.sort = [p.strip() for p in value.split(",") if p.strip()]
         elif name == "useNetwork":
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    "invalid_document_use_network",
-                    f"Invalid value in parameter `useNetwork`: could not parse `{value}` as a boolean, "
-                    "expected either `true` or `false`",
-                )
+            query_bool("invalid_document_use_network", name, value)
         else:
             listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
             raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
