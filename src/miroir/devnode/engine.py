@@ -892,8 +892,6 @@ class IndexEngine:
             else:
                 msg = f"Attribute `{name}` is not facet-searchable. This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings."
             raise MeiliError("invalid_facet_search_facet_name", msg)
-        if not self.settings.get("facetSearch", True):
-            raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
         query = params.get("facetQuery")
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
