@@ -199,7 +199,7 @@ async def search(
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
-    ss = _search_settings_of(settings or {})
+    ss = _search_settings_of(settings)
     refused = hidden_field_error(req, ss.settings)
     if refused is not None:
         raise refused
@@ -209,7 +209,7 @@ async def search(
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
-    by_score = ordered_by_score(req, ranking_rules, _searchable_count(cluster, uid, settings or {}))
+    by_score = ordered_by_score(req, ranking_rules, _searchable_count(cluster, uid, settings))
     details = needs_ranking_details(req, by_score)
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
@@ -630,13 +630,12 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
 async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
-    refused = reserved.filter_error(
-        query.filter, (index_settings(cluster, uid) or {}).get("filterableAttributes") or (), "invalid_document_filter"
-    )
+    settings = index_settings(cluster, uid)
+    refused = reserved.filter_error(query.filter, settings.get("filterableAttributes") or (), "invalid_document_filter")
     if refused is not None:
         raise refused
     if query.sort:
-        return await list_sorted(cluster, uid, meta, query, index_settings(cluster, uid) or {})
+        return await list_sorted(cluster, uid, meta, query, settings)
     offset, limit = query.offset, query.limit
     shards: list[int] | None = None
     if query.ids is not None:
@@ -792,7 +791,7 @@ async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers
     from which the reference document itself is dropped (it is its own nearest)."""
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
-    settings = index_settings(cluster, uid) or {}
+    settings = index_settings(cluster, uid)
     name = body["embedder"]
     embedders = settings.get("embedders") or {}
     if not isinstance(embedders, dict) or name not in embedders:
