@@ -11,7 +11,7 @@ from miroir.api.context import current_miroir
 from miroir.api.http import decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.core.documents import decode_content_encoding
-from miroir.core.errors import MeiliError, invalid_index_uid, query_uint, valid_index_uid
+from miroir.core.errors import MeiliError, invalid_index_uid, query_uint, unknown_param, valid_index_uid
 from miroir.core.model import TaskRecord
 from miroir.core.swaps import swap_renames
 from miroir.core.taskfold import summarized
@@ -56,11 +56,6 @@ async def json_body() -> Any:
 def unknown_field(key: str, known: tuple[str, ...]) -> MeiliError:
     listed = ", ".join(f"`{k}`" for k in known)
     return MeiliError("bad_request", f"Unknown field `{key}`: expected one of {listed}")
-
-
-def unknown_param(name: str, known: tuple[str, ...]) -> MeiliError:
-    listed = ", ".join(f"`{k}`" for k in known)
-    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
 
 
 def _object(body: Any, known: tuple[str, ...]) -> dict:

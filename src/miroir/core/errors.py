@@ -102,6 +102,12 @@ def type_error(code: str, where: str, value: object, expected: str) -> MeiliErro
     return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{shown}`")
 
 
+def unknown_param(name: str, known: tuple[str, ...]) -> MeiliError:
+    """1.50's error for a query-string parameter the route does not take."""
+    listed = ", ".join(f"`{k}`" for k in known)
+    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+
+
 def query_uint(code: str, name: str, value: str) -> int:
     """A query-string parameter read as 1.50 reads a positive integer: ASCII digits only
     (Python's `isdigit` also takes `²`, which `int` refuses, and `١`, which it reads)."""

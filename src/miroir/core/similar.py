@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from miroir.core.errors import MeiliError, query_bool, query_uint
+from miroir.core.errors import MeiliError, query_bool, query_uint, unknown_param
 
 SIMILAR_FIELDS = (
     "id", "embedder", "offset", "limit", "attributesToRetrieve", "retrieveVectors", "filter",
@@ -119,9 +119,7 @@ def similar_body_from_query(query: list[tuple[str, str]]) -> dict:
         elif name in SIMILAR_FIELDS:
             out[name] = value
         else:
-            raise MeiliError(
-                "bad_request", f"Unknown parameter `{name}`: expected one of " + ", ".join(f"`{f}`" for f in SIMILAR_FIELDS)
-            )
+            raise unknown_param(name, SIMILAR_FIELDS)
     if "embedder" not in out:
         raise MeiliError("bad_request", "Missing parameter `embedder`")
     if "id" not in out:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from miroir.core.errors import MeiliError, query_bool
+from miroir.core.errors import MeiliError, query_bool, unknown_param
 
 _PARAMS = ("showInternalDatabaseSizes", "sizeFormat")
 _BINARY = (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
@@ -39,8 +39,7 @@ def parse_stats_params(pairs: Iterable[tuple[str, str]]) -> StatsParams:
                 )
             out.size_format = value
         else:
-            listed = ", ".join(f"`{p}`" for p in _PARAMS)
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+            raise unknown_param(name, _PARAMS)
     return out
 
 

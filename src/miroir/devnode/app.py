@@ -35,6 +35,7 @@ from miroir.core.errors import (
     query_bool,
     query_uint,
     type_error,
+    unknown_param,
     valid_index_uid,
 )
 from miroir.core.federation import (
@@ -137,11 +138,6 @@ Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 _kind = json_kind
 _type_error = type_error
-
-
-def _unknown_param(name: str, allowed: tuple[str, ...]) -> MeiliError:
-    listed = ", ".join(f"`{a}`" for a in allowed)
-    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
 
 
 def _unknown_field(name: str, allowed: tuple[str, ...]) -> MeiliError:
@@ -358,7 +354,7 @@ class DevnodeApp:
         """1.50's `customMetadata` query parameter, after refusing unknown ones."""
         for name, _ in req.query:
             if name not in allowed:
-                raise _unknown_param(name, allowed)
+                raise unknown_param(name, allowed)
         return req.param("customMetadata")
 
     @staticmethod
@@ -414,7 +410,7 @@ class DevnodeApp:
             elif name == "limit":
                 limit = query_uint("invalid_index_limit", name, value)
             else:
-                raise _unknown_param(name, ("offset", "limit"))
+                raise unknown_param(name, ("offset", "limit"))
         uids = sorted(self.q.indexes)
         page = [self.q.indexes[u].view(u) for u in uids[offset : offset + limit]]
         return 200, {"results": page, "offset": offset, "limit": limit, "total": len(uids)}
@@ -545,7 +541,7 @@ class DevnodeApp:
             elif name == "useNetwork":
                 query_bool("invalid_document_use_network", name, value)
             else:
-                raise _unknown_param(name, self._DOC_PARAMS)
+                raise unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
 
     @reads_engines
@@ -599,7 +595,7 @@ class DevnodeApp:
             elif name == "retrieveVectors":
                 retrieve = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name != "useNetwork":
-                raise _unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
+                raise unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):
             raise MeiliError(
                 "invalid_document_id",

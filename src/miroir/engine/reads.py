@@ -38,6 +38,7 @@ from miroir.core.errors import (
     query_bool,
     query_uint,
     type_error,
+    unknown_param,
     valid_index_uid,
 )
 from miroir.core.facets import (
@@ -595,8 +596,7 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
         elif name == "useNetwork":
             query_bool("invalid_document_use_network", name, value)
         else:
-            listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+            raise unknown_param(name, DOCUMENT_PARAMS)
     return q
 
 
