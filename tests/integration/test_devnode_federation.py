@@ -107,3 +107,18 @@ def test_unknown_facets_index_and_performance_details(client):
     assert list(r.json()["performanceDetails"]) == [
         "federated search", "federated search > search", "federated search > merge results",
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([], "Invalid value type: expected an object, but found an array: `[]`"),
+        ({"queries": [], "x": 1}, "Unknown field `x`: expected one of `queries`, `federation`"),
+        ({"federation": {}}, "Missing field `queries`"),
+        ({"queries": {}}, "Invalid value type at `.queries`: expected an array, but found an object: `{}`"),
+    ],
+)
+def test_multi_search_body_shape(client, body, message):
+    r = client.post("/multi-search", json=body)
+    assert r.status_code == 400, r.text
+    assert (r.json()["code"], r.json()["message"]) == ("bad_request", message)

@@ -35,6 +35,7 @@ import msgspec
 from miroir.core.errors import (
     MeiliError,
     invalid_index_uid,
+    json_kind,
     type_error,
     valid_index_uid,
 )
@@ -263,6 +264,23 @@ def parse_federation(value: Any) -> Federation:
             raise MeiliError(e.code, e.message.replace("`.personalize", "`.federation.personalize")) from None
         out.personalize = personalize
     return out
+
+
+def multi_search_body(body: Any) -> tuple[list[Any], Any]:
+    """`POST /multi-search`'s body -> (`queries`, the raw `federation` or None), with
+    1.50's errors for its shape (the entries and the federation are checked after)."""
+    if not isinstance(body, dict):
+        shown = msgspec.json.encode(body).decode()
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{shown}`")
+    for key in body:
+        if key not in ("queries", "federation"):
+            raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")
+    queries = body.get("queries")
+    if queries is None:
+        raise MeiliError("bad_request", "Missing field `queries`")
+    if not isinstance(queries, list):
+        raise type_error("bad_request", ".queries", queries, "an array")
+    return queries, body.get("federation")
 
 
 def check_facet_indexes(federation: Federation, known: Container[str]) -> None:

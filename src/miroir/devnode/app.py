@@ -49,6 +49,7 @@ from miroir.core.federation import (
     inside,
     merge_federated,
     merged_facet_order,
+    multi_search_body,
     network_disabled,
     parse_federation,
     performance_details,
@@ -848,17 +849,7 @@ def _metadata(indexes: dict, uid: str, q: Any) -> dict:
 
 def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False) -> dict:
     """`POST /multi-search`: plain (one result per query) or federated (one merged list)."""
-    if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{_json.encode(body).decode()}`")
-    for key in body:
-        if key not in ("queries", "federation"):
-            raise _unknown_field(key, ("queries", "federation"))
-    queries = body.get("queries")
-    if queries is None:
-        raise MeiliError("bad_request", "Missing field `queries`")
-    if not isinstance(queries, list):
-        raise _type_error("bad_request", ".queries", queries, "an array")
-    federation = body.get("federation")
+    queries, federation = multi_search_body(body)
     uid_of_request = request_uid()
     if federation is None:
         results = []

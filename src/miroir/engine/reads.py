@@ -423,18 +423,7 @@ async def _run_all(
 async def multi_search(cluster: Cluster, body: Any, *, include_metadata: bool = False) -> tuple[dict, Headers]:
     """`POST /multi-search`: one result per query, or one federated list."""
     started = time.perf_counter()
-    if not isinstance(body, dict):
-        shown = msgspec.json.encode(body).decode()
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{shown}`")
-    for key in body:
-        if key not in ("queries", "federation"):
-            raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")
-    queries = body.get("queries")
-    if queries is None:
-        raise MeiliError("bad_request", "Missing field `queries`")
-    if not isinstance(queries, list):
-        raise _type_error("bad_request", ".queries", queries, "an array")
-    federation = body.get("federation")
+    queries, federation = fed.multi_search_body(body)
     request_uid = new_request_uid()
     if federation is None:
         decoded = _decode_queries(cluster, queries, federated=False)
