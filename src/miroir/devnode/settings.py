@@ -132,13 +132,7 @@ def _min_word_size(value: Any, path: str) -> dict:
     out = _object({"oneTypo": _u8, "twoTypos": _u8})(value, path)
     one, two = out.get("oneTypo"), out.get("twoTypos")
     if one is not None and two is not None and one > two:
-        raise _Invalid(
-            path,
-            "`minWordSizeForTypos` setting is invalid. `oneTypo` and `twoTypos` fields should be between `0` and "
-            "`255`, and `twoTypos` should be greater or equals to `oneTypo` but found "
-            f"`oneTypo: {one}` and twoTypos: {two}`.",
-            kind="value",
-        )
+        raise _Invalid(path, core_settings.min_word_sizes_error(one, two), kind="value")
     return out
 
 
@@ -151,11 +145,7 @@ def _u8(value: Any, path: str) -> int:
 def _non_zero(value: Any, path: str) -> int:
     n = _uint(value, path)
     if n == 0:
-        raise _Invalid(
-            path,
-            "a non-zero integer value lower than `18446744073709551615` was expected, but found a zero",
-            kind="value",
-        )
+        raise _Invalid(path, core_settings.NON_ZERO, kind="value")
     return n
 
 
