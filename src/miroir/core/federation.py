@@ -328,11 +328,6 @@ def performance_details(started: float, merging: float, done: float) -> dict[str
     }
 
 
-def federation_window(federation: Any) -> tuple[int, int]:
-    """The `federation` object's (offset, limit), or Meilisearch's errors (Miroir and devnode)."""
-    return parse_federation(federation).window()
-
-
 def personalization_disabled() -> MeiliError:
     """1.50's answer to `personalize` on an instance without a personalization key
     (Miroir reranks nothing, and its nodes have no key either)."""

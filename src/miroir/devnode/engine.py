@@ -33,7 +33,7 @@ from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod, highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
-from miroir.devnode.text import Tokenizer, flatten, normalize, query_terms, value_texts
+from miroir.devnode.text import VALUE_GAP, Tokenizer, flatten, normalize, query_terms, value_texts
 from miroir.devnode.typo import typo_matches
 
 POS_BITS = ranking.PACK_BITS  # 20
@@ -264,7 +264,7 @@ class IndexEngine:
                         break
                     last = p
                     yield fid, p, word
-                base = (last if last >= 0 else base) + 8
+                base = (last if last >= 0 else base) + VALUE_GAP
 
     def _index(self, iid: int, doc: dict) -> None:
         post = self._post

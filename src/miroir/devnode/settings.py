@@ -342,13 +342,6 @@ def validate_route(route: str, body: Any, features: frozenset[str] | None = None
     return _check_patch({field.name: _check(field, body, "")}, features)
 
 
-def reset_patch(route: str | None = None) -> dict:
-    """The patch a DELETE route stands for: reset one field, or all of them."""
-    if route is None:
-        return {f.name: None for f in FIELDS}
-    return {BY_ROUTE[route].name: None}
-
-
 def _merge_object(current: dict, patch: dict, default: dict) -> dict:
     out = dict(current)
     for key, value in patch.items():

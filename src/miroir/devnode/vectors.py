@@ -26,8 +26,6 @@ from miroir.devnode import embedders as emb
 if TYPE_CHECKING:  # the engine imports this module; the reverse is for the types only
     from miroir.devnode.engine import IndexEngine
 
-VECTOR_PARAMS = ("hybrid", "vector", "retrieveVectors")
-
 
 @dataclass
 class Stored:
