@@ -21,6 +21,7 @@ from typing import Any
 from miroir.core import filter as filter_mod, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import MeiliError
+from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order
 from miroir.core.federation import personalization_disabled
 from miroir.core.searchplan import (
     FACET_SEARCH_PARAMS as _FACET_FIELDS,
@@ -852,8 +853,8 @@ class IndexEngine:
 
     def _facets(self, names: list[str], candidates: list[int]) -> tuple[dict, dict]:
         faceting = self.settings.get("faceting") or {}
-        max_values = int(faceting.get("maxValuesPerFacet", 100))
-        sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
+        max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
+        sort_by = faceting.get("sortFacetValuesBy")
         dist: dict[str, dict] = {}
         stats: dict[str, dict] = {}
         everything = len(candidates) == len(self._docs)
@@ -862,7 +863,7 @@ class IndexEngine:
         for name in names:
             index = self._facet_index(name)
             counts, lo, hi = facets_mod.count(index, candidates, everything)
-            order = sort_by.get(name, sort_by.get("*", "alpha"))
+            order = facet_order(sort_by, name)
             dist[name] = facets_mod.distribution(counts, index.display, order, max_values)
             if lo is not None:
                 stats[name] = {"min": lo, "max": hi}
@@ -899,9 +900,9 @@ class IndexEngine:
         index = self._facet_index(name)
         counts, _, _ = facets_mod.count(index, plan.candidates, len(plan.candidates) == len(self._docs))
         faceting = self.settings.get("faceting") or {}
-        sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
-        order = sort_by.get(name, sort_by.get("*", "alpha"))
-        hits = facets_mod.search_values(counts, index.display, query, order, int(faceting.get("maxValuesPerFacet", 100)))
+        order = facet_order(faceting.get("sortFacetValuesBy"), name)
+        max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
+        hits = facets_mod.search_values(counts, index.display, query, order, max_values)
         return {
             "facetHits": hits,
             "facetQuery": query,
