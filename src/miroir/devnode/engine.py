@@ -440,6 +440,10 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ search
 
+    def max_total_hits(self) -> int:
+        """`pagination.maxTotalHits`: no hit past it, totals capped at it."""
+        return int((self.settings.get("pagination") or {}).get("maxTotalHits", _MEILI_DEFAULTS["pagination"]["maxTotalHits"]))
+
     def search_params(self, params: dict) -> _SearchParams:
         return _SearchParams(params, self)
 
@@ -452,7 +456,7 @@ class IndexEngine:
         p = _SearchParams(params, self)
         plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on)
         distinct = p.distinct if p.distinct is not None else self.settings["distinctAttribute"]
-        max_total = int((self.settings.get("pagination") or {}).get("maxTotalHits", 1000))
+        max_total = self.max_total_hits()
 
         if p.page_mode:
             want_offset = (p.page - 1) * p.hits_per_page if p.page > 0 else 0

@@ -369,7 +369,7 @@ def _build_hits(eng: IndexEngine, p, q: str | None, entries: list[tuple[int, flo
 def _answer(eng: IndexEngine, params: dict, p, hits: list[dict], total: int, universe, semantic_hits: int,
             vector: list[float] | None = None) -> dict:
     _off, _lim, page_mode, page, hpp = _window(eng, params)
-    max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
+    max_total = eng.max_total_hits()
     capped = min(total, max_total)
     out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
     if vector is not None and p.retrieve_vectors:  # milli: the vector the semantic search used
@@ -390,7 +390,7 @@ def _answer(eng: IndexEngine, params: dict, p, hits: list[dict], total: int, uni
 def _semantic_answer(eng: IndexEngine, params: dict, name: str, vector: list[float], q_for_highlight) -> dict:
     p = eng.search_params(_keyword_params(params))
     off, lim, *_ = _window(eng, params)
-    max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
+    max_total = eng.max_total_hits()
     end = min(off + lim, max_total)
     ranked, total, universe = _vector_ranked(eng, p, name, vector, end)
     page = ranked[off:end]
