@@ -149,14 +149,14 @@ class IndexEngine:
         documents and would break shard-independent scores."""
         searchable = self.settings["searchableAttributes"]
         weights: dict[int, int] = {}
-        if searchable == ["*"] or "*" in searchable:
+        if "*" in searchable:
             for fid, name in enumerate(self._fields):
                 if restrict is None or matches_attribute(name, restrict):
                     weights[fid] = 0
             return weights, 0, restrict is None
         for fid, name in enumerate(self._fields):
             for w, attr in enumerate(searchable):
-                if name == attr or name.startswith(attr + "."):
+                if attr_patterns.is_nested_in(name, attr):
                     if restrict is None or matches_attribute(name, restrict):
                         weights[fid] = w
                     break
