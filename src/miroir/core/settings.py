@@ -669,10 +669,18 @@ def client_view(
     faceting = out.get("faceting")
     faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
     faceting["maxValuesPerFacet"] = max_values_per_facet
-    if isinstance(faceting.get("sortFacetValuesBy"), dict):  # 1.50: `*` always there, keys sorted
-        faceting["sortFacetValuesBy"] = dict(sorted({"*": "alpha", **faceting["sortFacetValuesBy"]}.items()))
-    out["faceting"] = faceting
+    out["faceting"] = with_default_facet_order(faceting)
     return out
+
+
+def with_default_facet_order(faceting: dict[str, Any]) -> dict[str, Any]:
+    """1.50 keeps `sortFacetValuesBy` as a map sorted by pattern where `*` is always
+    present (`alpha` unless set): a client's `{"genre": "count"}` reads back with it.
+    Miroir's client view and the devnode's stored settings both show it so."""
+    order = faceting.get("sortFacetValuesBy")
+    if isinstance(order, dict):
+        faceting = {**faceting, "sortFacetValuesBy": dict(sorted({"*": "alpha", **order}.items()))}
+    return faceting
 
 
 def default_client_view() -> dict[str, Any]:

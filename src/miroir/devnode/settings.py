@@ -367,22 +367,12 @@ def merge(current: dict, patch: dict, defaults: dict) -> dict:
         elif name == "embedders":
             out[name] = _merge_embedders(out.get(name) or {}, value)
         elif name == "faceting" and isinstance(value, dict) and isinstance(default, dict):
-            out[name] = with_default_facet_order(_merge_object(out.get(name) or default, value, default))
+            out[name] = core_settings.with_default_facet_order(_merge_object(out.get(name) or default, value, default))
         elif BY_NAME[name].method == "PATCH" and isinstance(value, dict) and isinstance(default, dict):
             out[name] = _merge_object(out.get(name) or default, value, default)
         else:
             out[name] = value
     return out
-
-
-def with_default_facet_order(faceting: dict) -> dict:
-    """1.50 keeps `sortFacetValuesBy` as a map sorted by pattern where `*` is always
-    present (`alpha` unless set): a client's `{"genre": "count"}` reads back with it."""
-    order = faceting.get("sortFacetValuesBy")
-    if isinstance(order, dict):
-        order = {"*": "alpha", **order}
-        faceting = {**faceting, "sortFacetValuesBy": dict(sorted(order.items()))}
-    return faceting
 
 
 def ordered(settings: dict) -> dict:
