@@ -254,13 +254,22 @@ def document_id(doc: dict, primary_key: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def invalid_document_id(value: Any) -> MeiliError:
+def invalid_document_id(value: Any, code: str = "invalid_document_id", where: str = "") -> MeiliError:
+    """1.50's refusal of a document id (`where`: the prefix naming its place, if any)."""
     return MeiliError(
-        "invalid_document_id",
-        f"Document identifier `{_json_text(value)}` is invalid. A document identifier can be of type integer or "
-        "string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
+        code,
+        f"{where}Document identifier `{_json_text(value)}` is invalid. A document identifier can be of type integer "
+        "or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
         "and can not be more than 511 bytes.",
     )
+
+
+def check_listing_ids(ids: Any) -> None:
+    """1.50's check of a document listing's `ids` (GET's list or the fetch body's JSON
+    values): the first that is no valid id is refused."""
+    for i, v in enumerate(ids or ()):
+        if not valid_document_id(v):
+            raise invalid_document_id(v, "invalid_document_ids", f"In `.ids[{i}]`: ")
 
 
 _ABSENT = object()

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from miroir.core.documents import invalid_document_id
 from miroir.core.errors import MeiliError, query_bool, query_uint, unknown_param
 
 SIMILAR_FIELDS = (
@@ -41,13 +42,7 @@ def _type_error(name: str, expected: str, v: Any) -> MeiliError:
 
 
 def _bad_id(v: Any) -> MeiliError:
-    shown = json.dumps(v, separators=(",", ":"))
-    return MeiliError(
-        "invalid_similar_id",
-        f"Invalid value at `.id`: Document identifier `{shown}` is invalid. A document identifier can be of type "
-        "integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
-        "and can not be more than 511 bytes.",
-    )
+    return invalid_document_id(v, "invalid_similar_id", "Invalid value at `.id`: ")
 
 
 def validate_similar_body(body: Any) -> dict:

@@ -20,8 +20,10 @@ import trio
 
 from miroir.core import batchview, features, fieldlist, statsview, taskquery
 from miroir.core.documents import (
+    check_listing_ids,
     decode_content_encoding,
     decode_documents,
+    invalid_document_id,
     narrowed_json,
     parse_document_sort,
     payload_format,
@@ -144,6 +146,17 @@ _type_error = type_error
 def _unknown_field(name: str, allowed: tuple[str, ...]) -> MeiliError:
     listed = ", ".join(f"`{a}`" for a in allowed)
     return MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
+
+
+def _str_list(code: str, where: str, value: Any) -> None:
+    """A fetch body's list of strings (null allowed), refused as 1.50's decoder words it."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise _type_error(code, where, value, "an array")
+    for i, v in enumerate(value):
+        if not isinstance(v, str):
+            raise _type_error(code, f"{where}[{i}]", v, "a string")
 
 
 def _csv(value: str) -> list[str]:
@@ -535,6 +548,7 @@ class DevnodeApp:
                 args["filter"] = value
             elif name == "ids":
                 args["ids"] = _csv(value)
+                check_listing_ids(args["ids"])
             elif name == "retrieveVectors":
                 args["retrieve_vectors"] = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name == "sort":
@@ -559,8 +573,7 @@ class DevnodeApp:
                     raise _type_error(code, f".{name}", value, "a positive integer")
                 args[name] = value
             elif name == "fields":
-                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
-                    raise _type_error(code, ".fields", value, "an array")
+                _str_list(code, ".fields", value)
                 args["fields"] = None if value is None or "*" in value else value
             elif name == "filter":
                 if value is not None and not isinstance(value, (str, list)):
@@ -571,8 +584,7 @@ class DevnodeApp:
                     raise _type_error(code, ".ids", value, "an array")
                 args["ids"] = None if value is None else [str(v) for v in value]
             elif name == "sort":
-                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
-                    raise _type_error(code, ".sort", value, "an array")
+                _str_list(code, ".sort", value)
                 args["sort"] = None if value is None else self._document_sort(entry, value)
             elif name == "retrieveVectors":
                 if not isinstance(value, bool):
@@ -582,6 +594,7 @@ class DevnodeApp:
                 pass
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)
+        check_listing_ids(body.get("ids"))  # after the whole body, as 1.50
         return 200, entry.engine.get_documents(**args)
 
     @reads_engines
@@ -598,11 +611,7 @@ class DevnodeApp:
             elif name != "useNetwork":
                 raise unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):
-            raise MeiliError(
-                "invalid_document_id",
-                f"Document identifier `\"{doc_id}\"` is invalid. A document identifier can be of type integer or string, "
-                "only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes.",
-            )
+            raise invalid_document_id(doc_id)
         return 200, entry.engine.get_document(doc_id, fields, retrieve)
 
     async def delete_document(self, req: Request, uid: str, doc_id: str):

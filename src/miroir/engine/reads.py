@@ -30,6 +30,7 @@ import trio
 import xxhash
 
 from miroir.core import federation as fed, hybrid, patterns, reserved
+from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
@@ -578,6 +579,7 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
             q.filter = value
         elif name == "ids":
             q.ids = [p.strip() for p in value.split(",") if p.strip()]
+            check_listing_ids(q.ids)
         elif name == "retrieveVectors":
             q.retrieve_vectors = query_bool("invalid_document_retrieve_vectors", name, value)
         elif name == "sort":
@@ -601,6 +603,9 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
         elif name in ("fields", "ids", "sort"):
             if value is not None and not isinstance(value, list):
                 raise _type_error(code, f".{name}", value, "an array")
+            for i, v in enumerate(value or () if name != "ids" else ()):
+                if not isinstance(v, str):
+                    raise _type_error(code, f".{name}[{i}]", v, "a string")
         elif name == "filter":
             if value is not None and not isinstance(value, (str, list)):
                 raise _type_error(code, ".filter", value, "a string")
@@ -613,6 +618,7 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
         else:
             listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
             raise MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
+    check_listing_ids(body.get("ids"))  # any JSON values decode (1.50: `Vec<Value>`), then each is checked
     return msgspec.convert({k: v for k, v in body.items() if v is not None and k != "useNetwork"}, DocumentsQuery)
 
 
