@@ -51,3 +51,4 @@ def test_localized_by_pattern():
     rules = [{"attributePatterns": ["*_fr"], "locales": ["fra"]}, {"attributePatterns": ["*"], "locales": ["eng"]}]
     assert _view("title_fr", localizedAttributes=rules)["localized"] == {"locales": ["fra"]}
     assert _view("title", localizedAttributes=rules)["localized"] == {"locales": ["eng"]}
+

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from miroir.core.errors import MeiliError
+from miroir.core.patterns import legacy_match_any
 from miroir.core.sortvalue import field_value, sort_key
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
@@ -313,7 +314,7 @@ def parse_document_sort(values: list[str], sortable: list[str]) -> list[tuple[st
                 "invalid_document_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
-        if not any(p == "*" or p == name or name.startswith(p + ".") for p in sortable):
+        if not legacy_match_any(sortable, name):  # milli's is_faceted: no wildcard
             if sortable:
                 listed = ", ".join(sorted(sortable))
                 msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{listed}`."
