@@ -167,3 +167,31 @@ def test_unparsable_chunk_header_is_a_meilisearch_error(miroir):
     )
     assert head.startswith(b"HTTP/1.1 400"), head
     assert_meili_error(httpx.Response(400, content=body), 400, "bad_request")
+
+
+# Python's `str.isdigit` takes `²` (which `int` refuses: a 500 before) and `١` (which
+# `int` reads as 1); 1.50 parses ASCII digits only.
+QUERY_INTEGERS = [
+    ("/indexes/books/search", "limit", "invalid_search_limit"),
+    ("/indexes/books/search", "page", "invalid_search_page"),
+    ("/indexes/books/documents", "limit", "invalid_document_limit"),
+    ("/indexes/books/documents", "offset", "invalid_document_offset"),
+    ("/indexes/books/similar", "limit", "invalid_similar_limit"),
+    ("/indexes", "limit", "invalid_index_limit"),
+]
+
+
+@pytest.mark.parametrize("value", ["²", "١"])
+def test_non_ascii_digits_in_query_integers(miroir, client, devnode, value):
+    with httpx.Client(base_url=devnode.url, timeout=30) as node:
+        r = node.post("/indexes", json={"uid": "books"})
+        assert r.status_code == 202, r.text
+        wait_task(devnode.url, r.json()["taskUid"])
+        for c in (client, node):
+            for path, name, code in QUERY_INTEGERS:
+                r = c.get(path, params={name: value, **({"id": "1"} if path.endswith("/similar") else {})})
+                assert_meili_error(r, 400, code)
+                assert r.json()["message"] == (
+                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer"
+                ), (path, r.text)
+    no_traceback(miroir[0])

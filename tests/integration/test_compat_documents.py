@@ -259,3 +259,37 @@ def test_fields_devnode_matches_1_50_snapshot_and_miroir_matches_devnode(pair):
     assert [s for s, _ in one_errors] == [400, 400, 404]
     assert [e["code"] for _, e in one_errors] == ["invalid_index_fields_filter", "invalid_index_limit", "index_not_found"]
     assert not any(f["name"].startswith("_miroir") for f in many_full["results"])
+
+
+# 1.50's documents/get_documents.rs::get_document_with_invalid_ids (GET and fetch alike).
+ILLEGAL_ID = (
+    "In `.ids[1]`: Document identifier `\"illegal/docid\"` is invalid. A document identifier can be of type integer "
+    "or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not "
+    "be more than 511 bytes."
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"ids": ["0", "illegal/docid"]}, "invalid_document_ids", ILLEGAL_ID),
+        ({"ids": [1, 1.5]}, "invalid_document_ids", ILLEGAL_ID.replace('`"illegal/docid"`', "`1.5`")),
+        ({"fields": ["title", 1]}, "invalid_document_fields",
+         "Invalid value type at `.fields[1]`: expected a string, but found a positive integer: `1`"),
+        ({"sort": [True]}, "invalid_document_sort", "Invalid value type at `.sort[0]`: expected a string, but found a boolean: `true`"),
+        # the decoder's errors come before the ids are checked
+        ({"ids": [{}], "fields": [2]}, "invalid_document_fields",
+         "Invalid value type at `.fields[0]`: expected a string, but found a positive integer: `2`"),
+    ],
+)
+def test_fetch_refuses_bad_list_elements(pair, body, code, message):
+    """Before: Miroir answered each of these with a 500 (msgspec's ValidationError); the
+    devnode took any id and worded a bad field as "expected an array, but found an array"."""
+    for c in pair:
+        r = c.post("/indexes/movies/documents/fetch", json=body)
+        assert r.status_code == 400, (c.base_url, r.text)
+        assert (r.json()["code"], r.json()["message"]) == (code, message), c.base_url
+    for c in pair:
+        r = c.get("/indexes/movies/documents", params={"ids": "0,illegal/docid"})
+        assert r.status_code == 400, (c.base_url, r.text)
+        assert (r.json()["code"], r.json()["message"]) == ("invalid_document_ids", ILLEGAL_ID)

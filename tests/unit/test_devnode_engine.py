@@ -252,6 +252,10 @@ def test_facet_search():
     assert res["facetHits"] == [{"value": "Drama", "count": 2}] and res["facetQuery"] == "dra"
     assert eng.facet_search({"facetName": "genre", "q": "batman"})["facetHits"] == [{"value": "Action", "count": 1}]
     assert err(eng.facet_search, {"facetName": "year"}).code == "invalid_facet_search_facet_name"
+    off = engine(filterableAttributes=["genre"], facetSearch=False)
+    for name in ("genre", "year"):  # checked before the facet name, as 1.50 does
+        e = err(off.facet_search, {"facetName": name})
+        assert (e.code, e.message) == ("facet_search_disabled", "The facet search is disabled for this index")
 
 
 # ---------------------------------------------------------------- formatting

@@ -190,3 +190,24 @@ def test_devnode_facets_by_pattern():
     eng.add_documents([{"id": 1, "genre": "drama", "genus": "x", "release_date": 5, "end_date": 6}], "id", partial=False)
     res = eng.search({"q": "", "facets": ["gen*", "*_date"]})
     assert set(res["facetDistribution"]) == {"genre", "release_date", "end_date"}  # not `genus`: not filterable
+
+
+def test_document_sort_and_fields_view_read_sortable_as_legacy_fields():
+    """GET /documents `sort` (core/documents.parse_document_sort: milli's documents/sort.rs
+    checks `is_faceted`) and the fields view's `sortable` (core/fieldlist.py): the field or
+    one nested in it, no wildcard, as `legacy_match_any`."""
+    from miroir.core.documents import parse_document_sort
+    from miroir.core.errors import MeiliError
+    from miroir.core.fieldlist import field_view
+    from miroir.core.settings import DEFAULTS
+
+    for sortable, name, expected in [(["price"], "price.eur", True), (["*"], "price", False), (["price"], "prices", False)]:
+        assert pt.legacy_match_any(sortable, name) is expected
+        assert field_view(name, {**DEFAULTS, "sortableAttributes": sortable})["sortable"]["enabled"] is expected
+        try:
+            assert parse_document_sort([f"{name}:desc"], sortable) == [(name, False)]
+            accepted = True
+        except MeiliError as e:
+            assert e.code == "invalid_document_sort"
+            accepted = False
+        assert accepted is expected

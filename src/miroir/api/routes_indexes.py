@@ -9,7 +9,7 @@ from quart import Blueprint, Response, request
 from miroir.api import auth
 from miroir.api.http import body_bytes, json_body, json_response
 from miroir.api.routes_tasks import current_cluster
-from miroir.core.errors import MeiliError, invalid_index_uid, valid_index_uid
+from miroir.core.errors import MeiliError, invalid_index_uid, query_uint, unknown_param, valid_index_uid
 from miroir.core.model import TaskRecord
 from miroir.core.swaps import swap_renames
 from miroir.core.taskfold import summarized
@@ -20,17 +20,6 @@ bp = Blueprint("indexes", __name__)
 def unknown_field(key: str, known: tuple[str, ...]) -> MeiliError:
     listed = ", ".join(f"`{k}`" for k in known)
     return MeiliError("bad_request", f"Unknown field `{key}`: expected one of {listed}")
-
-
-def unknown_param(name: str, known: tuple[str, ...]) -> MeiliError:
-    listed = ", ".join(f"`{k}`" for k in known)
-    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
-
-
-def query_uint(code: str, name: str, value: str) -> int:
-    if not value.isascii() or not value.isdigit():
-        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
-    return int(value)
 
 
 def _object(body: Any, known: tuple[str, ...]) -> dict:

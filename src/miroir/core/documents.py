@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from miroir.core.errors import MeiliError, not_sortable
+from miroir.core.patterns import legacy_match_any
 from miroir.core.sortvalue import field_value, sort_key
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "application/x-ndjson", "text/csv")
@@ -254,13 +255,22 @@ def document_id(doc: dict, primary_key: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def invalid_document_id(value: Any) -> MeiliError:
+def invalid_document_id(value: Any, code: str = "invalid_document_id", where: str = "") -> MeiliError:
+    """1.50's refusal of a document id (`where`: the prefix naming its place, if any)."""
     return MeiliError(
-        "invalid_document_id",
-        f"Document identifier `{_json_text(value)}` is invalid. A document identifier can be of type integer or "
-        "string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
+        code,
+        f"{where}Document identifier `{_json_text(value)}` is invalid. A document identifier can be of type integer "
+        "or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
         "and can not be more than 511 bytes.",
     )
+
+
+def check_listing_ids(ids: Any) -> None:
+    """1.50's check of a document listing's `ids` (GET's list or the fetch body's JSON
+    values): the first that is no valid id is refused."""
+    for i, v in enumerate(ids or ()):
+        if not valid_document_id(v):
+            raise invalid_document_id(v, "invalid_document_ids", f"In `.ids[{i}]`: ")
 
 
 _ABSENT = object()
@@ -304,7 +314,7 @@ def parse_document_sort(values: list[str], sortable: list[str]) -> list[tuple[st
                 "invalid_document_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
-        if not any(p == "*" or p == name or name.startswith(p + ".") for p in sortable):
+        if not legacy_match_any(sortable, name):  # milli's is_faceted: no wildcard
             raise not_sortable("invalid_document_sort", name, sortable)
         out.append((name, direction == "asc"))
     return out

@@ -114,17 +114,12 @@ def _check_types(name: str, e: dict, where: str) -> None:
         if value is None:
             continue
         at = f"{where}.{key}"
-        if key == "source":
+        if key in ("source", "pooling"):
+            choices = SOURCES if key == "source" else _POOLING
             if not isinstance(value, str):
                 raise _type_error(at, "a string", value)
-            if value not in SOURCES:
-                listed = ", ".join(f"`{s}`" for s in SOURCES)
-                raise _err(f"Unknown value `{value}` at `{at}`: expected one of {listed}")
-        elif key == "pooling":
-            if not isinstance(value, str):
-                raise _type_error(at, "a string", value)
-            if value not in _POOLING:
-                listed = ", ".join(f"`{s}`" for s in _POOLING)
+            if value not in choices:
+                listed = ", ".join(f"`{s}`" for s in choices)
                 raise _err(f"Unknown value `{value}` at `{at}`: expected one of {listed}")
         elif key in ("model", "revision", "apiKey", "documentTemplate", "url"):
             if not isinstance(value, str):

@@ -8,6 +8,7 @@ embeds a search's query once (engine/queryvectors.py), and the devnode. Pure: no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 TEXT = "{{text}}"
@@ -37,24 +38,23 @@ def render(template: Any, texts: list[str]) -> Any:
     return template
 
 
-def has_repeat(template: Any) -> bool:
-    if is_batch(template):
+def _holds(template: Any, found: Callable[[Any], bool]) -> bool:
+    """`found` is true of the template or of a value anywhere inside it."""
+    if found(template):
         return True
     if isinstance(template, list):
-        return any(has_repeat(v) for v in template)
+        return any(_holds(v, found) for v in template)
     if isinstance(template, dict):
-        return any(has_repeat(v) for v in template.values())
+        return any(_holds(v, found) for v in template.values())
     return False
+
+
+def has_repeat(template: Any) -> bool:
+    return _holds(template, is_batch)
 
 
 def _mentions_embedding(template: Any) -> bool:
-    if template == EMBEDDING:
-        return True
-    if isinstance(template, list):
-        return any(_mentions_embedding(v) for v in template)
-    if isinstance(template, dict):
-        return any(_mentions_embedding(v) for v in template.values())
-    return False
+    return _holds(template, lambda v: v == EMBEDDING)
 
 
 def extract(template: Any, value: Any) -> list:

@@ -116,6 +116,29 @@ def not_sortable(code: str, name: str, sortable: list[str]) -> MeiliError:
     return MeiliError(code, f"Attribute `{name}` is not sortable. {tail}")
 
 
+def unknown_param(name: str, known: tuple[str, ...]) -> MeiliError:
+    """1.50's error for a query-string parameter the route does not take."""
+    listed = ", ".join(f"`{k}`" for k in known)
+    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+
+
+def query_uint(code: str, name: str, value: str) -> int:
+    """A query-string parameter read as 1.50 reads a positive integer: ASCII digits only
+    (Python's `isdigit` also takes `²`, which `int` refuses, and `١`, which it reads)."""
+    if not (value.isascii() and value.isdigit()):
+        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
+    return int(value)
+
+
+def query_bool(code: str, name: str, value: str) -> bool:
+    """A query-string parameter read as 1.50 reads a boolean: `true` or `false`."""
+    if value not in ("true", "false"):
+        raise MeiliError(
+            code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`"
+        )
+    return value == "true"
+
+
 def index_not_found(uid: str) -> MeiliError:
     return MeiliError("index_not_found", f"Index `{uid}` not found.")
 

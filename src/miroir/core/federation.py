@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from itertools import count, repeat
 from typing import Any
 
@@ -35,12 +35,13 @@ import msgspec
 from miroir.core.errors import (
     MeiliError,
     invalid_index_uid,
+    json_kind,
     type_error,
     valid_index_uid,
 )
-from miroir.core.facets import merge_facet_distribution, merge_facet_stats
+from miroir.core.facets import facet_order, merge_facet_distribution, merge_facet_stats
 from miroir.core.merge import _distinct_filter
-from miroir.core.searchplan import SEARCH_FIELDS, check_personalize
+from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, rust_duration
 
 DEFAULT_WEIGHT = 1.0
 
@@ -265,9 +266,66 @@ def parse_federation(value: Any) -> Federation:
     return out
 
 
-def federation_window(federation: Any) -> tuple[int, int]:
-    """The `federation` object's (offset, limit), or Meilisearch's errors (Miroir and devnode)."""
-    return parse_federation(federation).window()
+def multi_search_body(body: Any) -> tuple[list[Any], Any]:
+    """`POST /multi-search`'s body -> (`queries`, the raw `federation` or None), with
+    1.50's errors for its shape (the entries and the federation are checked after)."""
+    if not isinstance(body, dict):
+        shown = msgspec.json.encode(body).decode()
+        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{shown}`")
+    for key in body:
+        if key not in ("queries", "federation"):
+            raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")
+    queries = body.get("queries")
+    if queries is None:
+        raise MeiliError("bad_request", "Missing field `queries`")
+    if not isinstance(queries, list):
+        raise type_error("bad_request", ".queries", queries, "an array")
+    return queries, body.get("federation")
+
+
+def check_facet_indexes(federation: Federation, known: Container[str]) -> None:
+    """1.50's error for a `facetsByIndex` index that does not exist (an index no query
+    uses is still looked up there)."""
+    for uid in federation.facets_by_index:
+        if uid not in known:
+            raise MeiliError(
+                "index_not_found",
+                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
+                f" - Note: index `{uid}` is not used in queries",
+                status=400,
+            )
+
+
+def merged_facet_order(
+    federation: Federation, sort_facet_values_by: Callable[[str], Mapping[str, str] | None]
+) -> dict[str, str] | None:
+    """Facet -> `alpha`/`count` for `mergeFacets` (None without it), from the
+    `faceting.sortFacetValuesBy` (`sort_facet_values_by(uid)`) of the first index in
+    `facetsByIndex` order that asks for the facet.
+
+    1.50 refuses indexes that disagree (`invalid_multi_search_facet_order`); neither
+    Miroir nor the devnode checks that yet, so the first index wins on both.
+    """
+    if federation.merge_facets is None:
+        return None
+    chosen: dict[str, str] = {}
+    for uid, facets in federation.facets_by_index.items():
+        if not facets:
+            continue
+        table = sort_facet_values_by(uid)
+        for facet in facets:
+            chosen.setdefault(facet, facet_order(table, facet))
+    return chosen
+
+
+def performance_details(started: float, merging: float, done: float) -> dict[str, str]:
+    """A federated search's `performanceDetails` (`showPerformanceDetails`): the searches
+    from `started` to `merging`, then their merge until `done` (perf_counter seconds)."""
+    return {
+        "federated search": rust_duration(done - started),
+        "federated search > search": rust_duration(merging - started),
+        "federated search > merge results": rust_duration(done - merging),
+    }
 
 
 def personalization_disabled() -> MeiliError:

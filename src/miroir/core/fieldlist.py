@@ -2,11 +2,12 @@
 
 One definition for the devnode (over the fields it holds) and Miroir (over the union of
 its nodes' fields, with the client's settings), so both answer alike. A field's view is
-computed from the index settings the way 1.50 computes it from its metadata: legacy
-pattern matching (a pattern covers itself and what is nested under it) for displayed,
-searchable, sortable and string filterable entries; `attributePatterns` rules for
-filterable objects and localized attributes. Fields are sorted by name, then paginated.
-Pure module.
+computed from the index settings the way 1.50 computes it from its metadata, with
+core/patterns.py's matchers: legacy matching (a field covers itself and what is nested
+under it, no wildcard) for displayed, searchable, sortable and string filterable
+entries, `*` standing for "all" in displayed and searchable only; the distinct
+attribute by its name alone; `attributePatterns` rules for filterable objects and
+localized attributes. Fields are sorted by name, then paginated. Pure module.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 import msgspec
 
+from miroir.core import patterns
 from miroir.core.errors import MeiliError, json_kind, type_error
+from miroir.core.facets import facet_order
 
 DEFAULT_LIMIT = 20
 _BODY = ("offset", "limit", "filter")
@@ -82,42 +85,30 @@ def _listed(names: Iterable[str]) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-# --- matching ------------------------------------------------------------------------------
+# --- matching: core/patterns.py, as Miroir's reads and the devnode match ----------------
 
 
-def _legacy(pattern: str, field: str) -> bool:
-    """1.50's legacy match: the pattern itself, or a field nested under it."""
-    return pattern == "*" or field == pattern or field.startswith(pattern + ".")
+def _legacy_or_all(fields: list[str], name: str) -> bool:
+    """`displayedAttributes`/`searchableAttributes`: `*` anywhere is 1.50's unset (every
+    field); otherwise the legacy reading (a field and what is nested in it)."""
+    return "*" in fields or patterns.legacy_match_any(fields, name)
 
 
-def _pattern(pattern: str, field: str) -> bool:
-    """1.50's `match_pattern` (Match only): `*`, `*x*`, `*x`, `x*`, or exact."""
-    if pattern == "*":
-        return True
-    if len(pattern) > 1 and pattern.startswith("*") and pattern.endswith("*"):
-        return pattern[1:-1] in field
-    if pattern.startswith("*"):
-        return field.endswith(pattern[1:])
-    if pattern.endswith("*"):
-        return field.startswith(pattern[:-1])
-    return pattern == field
+def _filterable(rules: Iterable[Any], name: str) -> tuple[bool, bool, bool]:
+    """(facetSearch, equality, comparison) of the first rule matching `name` (1.50's
+    `filterable_rule_with_index`: a plain field allows all three)."""
+    rule = patterns.matching_rule(rules, name)
+    if rule is None:
+        return False, False, False
+    if isinstance(rule, str):
+        return True, True, True
+    features = rule.get("features") or {}
+    filt = features.get("filter") or {}
+    return bool(features.get("facetSearch", False)), bool(filt.get("equality", True)), bool(filt.get("comparison", False))
 
 
-def _filterable(rules: Iterable[Any], field: str) -> tuple[bool, bool, bool]:
-    """(facetSearch, equality, comparison) of the first rule covering `field`."""
-    for rule in rules or ():
-        if isinstance(rule, str) and _legacy(rule, field):
-            return True, True, True
-        elif isinstance(rule, dict):  # noqa: SIM102 - one rule kind per branch
-            if any(_pattern(p, field) for p in rule.get("attributePatterns") or () if isinstance(p, str)):
-                features = rule.get("features") or {}
-                filt = features.get("filter") or {}
-                return (
-                    bool(features.get("facetSearch", False)),
-                    bool(filt.get("equality", True)),
-                    bool(filt.get("comparison", False)),
-                )
-    return False, False, False
+def _matches_any(pattern_list: Iterable[Any], name: str) -> bool:
+    return any(isinstance(p, str) and patterns.match_pattern(p, name) is patterns.MATCH for p in pattern_list)
 
 
 def field_view(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,22 +124,22 @@ def field_view(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
             ranking = {"enabled": True, "order": order}
             break
     facet_search, equality, comparison = _filterable(settings.get("filterableAttributes") or [], name)
-    sort_by = (settings.get("faceting") or {}).get("sortFacetValuesBy") or {}
+    sort_by = (settings.get("faceting") or {}).get("sortFacetValuesBy")
     locales: list[str] = []
     for rule in settings.get("localizedAttributes") or ():
-        if isinstance(rule, dict) and any(_pattern(p, name) for p in rule.get("attributePatterns") or ()):
+        if isinstance(rule, dict) and _matches_any(rule.get("attributePatterns") or (), name):
             locales = list(rule.get("locales") or [])
             break
     return {
         "name": name,
-        "displayed": {"enabled": any(_legacy(p, name) for p in displayed)},
-        "searchable": {"enabled": any(_legacy(p, name) for p in searchable)},
-        "sortable": {"enabled": any(_legacy(p, name) for p in sortable)},
-        "distinct": {"enabled": distinct is not None and _legacy(distinct, name)},
+        "displayed": {"enabled": _legacy_or_all(displayed, name)},
+        "searchable": {"enabled": _legacy_or_all(searchable, name)},
+        "sortable": {"enabled": patterns.legacy_match_any(sortable, name)},  # no wildcard
+        "distinct": {"enabled": distinct == name},  # 1.50's `match_distinct_field`: the name alone
         "rankingRule": ranking,
         "filterable": {
             "enabled": facet_search or equality or comparison,
-            "sortBy": sort_by.get(name, sort_by.get("*", "alpha")),
+            "sortBy": facet_order(sort_by, name),
             "facetSearch": facet_search,
             "equality": equality,
             "comparison": comparison,
@@ -160,8 +151,8 @@ def field_view(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 def _kept(field: dict[str, Any], flt: Mapping[str, Any] | None) -> bool:
     if not flt:
         return True
-    patterns = flt.get("attributePatterns")
-    if patterns is not None and not any(_pattern(p, field["name"]) for p in patterns):
+    wanted = flt.get("attributePatterns")
+    if wanted is not None and not _matches_any(wanted, field["name"]):
         return False
     return all(field[key]["enabled"] == want for key, want in flt.items() if key != "attributePatterns")
 

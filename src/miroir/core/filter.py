@@ -161,7 +161,6 @@ class Contains(msgspec.Struct, frozen=True, tag=True, weakref=True):
 Expr = And | Or | Not | Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains
 Doc = dict[str, Any]
 Predicate = Callable[[Doc], bool]
-_LEAVES = (Compare, Range, In, Exists, IsNull, IsEmpty, Contains)
 
 # Where each CONTAINS / STARTS WITH keyword sits in its source (the feature gate's error
 # points at it), keyed by id(node) as _SPANS.

@@ -23,12 +23,12 @@ keyword ones), or the keyword search's when it answered alone. Pure: no I/O.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from miroir.core.searchplan import SearchRequest
 
-GOOD_ENOUGH_SCORE = 0.45
+GOOD_ENOUGH_SCORE = 0.45  # milli: a keyword score of 0.9 at semanticRatio 0.5
 _EPSILON = sys.float_info.epsilon
 SCORE = "_rankingScore"
 DETAILS = "_rankingScoreDetails"
@@ -53,14 +53,22 @@ def is_hybrid(req: SearchRequest) -> bool:
     return bool(req.q and req.q.strip())
 
 
-def good_enough(keyword_hits: list[dict], wanted: int, ratio: float) -> bool:
+def _hit_score(hit: dict) -> float:
+    return hit.get(SCORE, 0.0)
+
+
+def good_enough(keyword_hits: Sequence[Any], wanted: int, ratio: float, score: Callable[[Any], float] = _hit_score) -> bool:
+    """milli's test for answering with the keyword hits alone (`score`: a hit's ranking
+    score; hit dicts for Miroir, the devnode's own entries for the devnode)."""
     if len(keyword_hits) < wanted:
         return False
-    return all(h.get(SCORE, 0.0) * (1.0 - ratio) >= GOOD_ENOUGH_SCORE for h in keyword_hits)
+    return all(score(h) * (1.0 - ratio) >= GOOD_ENOUGH_SCORE for h in keyword_hits)
 
 
-def merged_stream(keyword_hits: list[dict], semantic_hits: list[dict], ratio: float):
-    """(hit, is_semantic) in milli's merge order."""
+def merged_stream(
+    keyword_hits: Sequence[Any], semantic_hits: Sequence[Any], ratio: float, score: Callable[[Any], float] = _hit_score
+) -> Iterator[tuple[Any, bool]]:
+    """(hit, is_semantic) in milli's merge order (milli's `merge_by` of the two lists)."""
     i = j = 0
     while i < len(semantic_hits) or j < len(keyword_hits):
         if j >= len(keyword_hits):
@@ -70,8 +78,8 @@ def merged_stream(keyword_hits: list[dict], semantic_hits: list[dict], ratio: fl
             yield keyword_hits[j], False
             j += 1
         else:
-            left = semantic_hits[i].get(SCORE, 0.0) * ratio
-            right = keyword_hits[j].get(SCORE, 0.0) * (1.0 - ratio)
+            left = score(semantic_hits[i]) * ratio
+            right = score(keyword_hits[j]) * (1.0 - ratio)
             if abs(left - right) <= _EPSILON or left > right:
                 yield semantic_hits[i], True
                 i += 1

@@ -119,11 +119,6 @@ def rule_match(rule: Rule, name: str) -> PatternMatch:
     return best
 
 
-def rule_patterns(rule: Rule) -> list[str]:
-    """The patterns a rule lists (a plain string is its own)."""
-    return [rule] if isinstance(rule, str) else _rule_patterns(rule)
-
-
 def _rule_patterns(rule: Mapping[str, Any]) -> list[str]:
     return [p for p in rule.get("attributePatterns") or () if isinstance(p, str)]
 

@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from miroir.core import reserved
-from miroir.core.errors import MeiliError, json_kind, type_error
+from miroir.core.errors import MeiliError, json_kind, query_bool, query_uint, type_error, unknown_param
 from miroir.core.filter import and_filters, shard_filter
 from miroir.core.jsonlimits import as_serde_numbers, nesting_error
 from miroir.core.settings import DEFAULT_RANKING_RULES
@@ -286,17 +286,9 @@ def parse_search_query_string(params: Mapping[str, str]) -> SearchRequest:
     for name, text in params.items():
         code = _error_code(name)
         if name in _GET_INTS:
-            if not text.isdigit():
-                raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{text}` as a positive integer")
-            raw[name] = int(text)
+            raw[name] = query_uint(code, name, text)
         elif name in _GET_BOOLS:
-            if text not in ("true", "false"):
-                raise MeiliError(
-                    code,
-                    f"Invalid value in parameter `{name}`: could not parse `{text}` as a boolean, "
-                    "expected either `true` or `false`",
-                )
-            raw[name] = text == "true"
+            raw[name] = query_bool(code, name, text)
         elif name in _GET_LISTS:
             raw[name] = [s.strip() for s in text.split(",") if s.strip()]
         elif name in _GET_STRINGS:
@@ -337,8 +329,7 @@ def parse_search_query_string(params: Mapping[str, str]) -> SearchRequest:
         elif name == "personalizeUserContext":
             raw["personalize"] = {"userContext": text}
         else:
-            expected = ", ".join(f"`{p}`" for p in _GET_PARAMS)
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {expected}")
+            raise unknown_param(name, _GET_PARAMS)
     if hybrid:
         if "embedder" not in hybrid:
             raise MeiliError(

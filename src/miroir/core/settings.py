@@ -435,6 +435,19 @@ _MIXED_RULES = (
     "Mixed usage of the attribute, attributeRank, and wordPosition ranking rules. You must either use the "
     "attribute ranking rule alone or the attributeRank and wordPosition ranking rules."
 )
+# deserr's texts for a zero `maxTotalHits` and for `oneTypo` above `twoTypos` (Miroir's
+# settings checks and the devnode's word them alike).
+NON_ZERO = "a non-zero integer value lower than `18446744073709551615` was expected, but found a zero"
+
+
+def min_word_sizes_error(one: int, two: int) -> str:
+    return (
+        "`minWordSizeForTypos` setting is invalid. `oneTypo` and `twoTypos` fields should be between `0` and "
+        "`255`, and `twoTypos` should be greater or equals to `oneTypo` but found "
+        f"`oneTypo: {one}` and twoTypos: {two}`."
+    )
+
+
 # milli's AscDesc parser: geo names are refused as ranking rules, each with its reason.
 _GEO_FOR_SORT = ("_geoPoint",)
 _GEO_FOR_FILTER = ("_geoRadius", "_geoBoundingBox")
@@ -490,15 +503,12 @@ def _check_decoded(s: Settings, sub_route: bool) -> None:
         if isinstance(one, int) and isinstance(two, int) and one > two:
             raise MeiliError(
                 "invalid_settings_typo_tolerance",
-                f"Invalid value{at('.typoTolerance.minWordSizeForTypos')}: `minWordSizeForTypos` setting is invalid. "
-                "`oneTypo` and `twoTypos` fields should be between `0` and `255`, and `twoTypos` should be greater "
-                f"or equals to `oneTypo` but found `oneTypo: {one}` and twoTypos: {two}`.",
+                f"Invalid value{at('.typoTolerance.minWordSizeForTypos')}: {min_word_sizes_error(one, two)}",
             )
     if isinstance(s.pagination, Pagination) and s.pagination.max_total_hits == 0:
         raise MeiliError(
             "invalid_settings_pagination",
-            f"Invalid value{at('.pagination.maxTotalHits')}: a non-zero integer value lower than "
-            "`18446744073709551615` was expected, but found a zero",
+            f"Invalid value{at('.pagination.maxTotalHits')}: {NON_ZERO}",
         )
     if s.embedders is not UNSET:
         embedders_mod.check_types(s.embedders, "" if sub_route else ".embedders")
@@ -660,10 +670,18 @@ def client_view(
     faceting = out.get("faceting")
     faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
     faceting["maxValuesPerFacet"] = max_values_per_facet
-    if isinstance(faceting.get("sortFacetValuesBy"), dict):  # 1.50: `*` always there, keys sorted
-        faceting["sortFacetValuesBy"] = dict(sorted({"*": "alpha", **faceting["sortFacetValuesBy"]}.items()))
-    out["faceting"] = faceting
+    out["faceting"] = with_default_facet_order(faceting)
     return out
+
+
+def with_default_facet_order(faceting: dict[str, Any]) -> dict[str, Any]:
+    """1.50 keeps `sortFacetValuesBy` as a map sorted by pattern where `*` is always
+    present (`alpha` unless set): a client's `{"genre": "count"}` reads back with it.
+    Miroir's client view and the devnode's stored settings both show it so."""
+    order = faceting.get("sortFacetValuesBy")
+    if isinstance(order, dict):
+        faceting = {**faceting, "sortFacetValuesBy": dict(sorted({"*": "alpha", **order}.items()))}
+    return faceting
 
 
 def default_client_view() -> dict[str, Any]:

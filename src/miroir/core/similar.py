@@ -11,7 +11,8 @@ import json
 import re
 from typing import Any
 
-from miroir.core.errors import MeiliError, json_kind
+from miroir.core.documents import invalid_document_id
+from miroir.core.errors import MeiliError, json_kind, query_bool, query_uint, unknown_param
 
 SIMILAR_FIELDS = (
     "id", "embedder", "offset", "limit", "attributesToRetrieve", "retrieveVectors", "filter",
@@ -31,13 +32,7 @@ def _type_error(name: str, expected: str, v: Any) -> MeiliError:
 
 
 def _bad_id(v: Any) -> MeiliError:
-    shown = json.dumps(v, separators=(",", ":"))
-    return MeiliError(
-        "invalid_similar_id",
-        f"Invalid value at `.id`: Document identifier `{shown}` is invalid. A document identifier can be of type "
-        "integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
-        "and can not be more than 511 bytes.",
-    )
+    return invalid_document_id(v, "invalid_similar_id", "Invalid value at `.id`: ")
 
 
 def validate_similar_body(body: Any) -> dict:
@@ -94,18 +89,9 @@ def similar_body_from_query(query: list[tuple[str, str]]) -> dict:
         if name in out:
             continue
         if name in ("offset", "limit"):
-            if not value.isdigit():
-                raise MeiliError(
-                    _code(name), f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer"
-                )
-            out[name] = int(value)
+            out[name] = query_uint(_code(name), name, value)
         elif name in _BOOLS:
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    _code(name),
-                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`",
-                )
-            out[name] = value == "true"
+            out[name] = query_bool(_code(name), name, value)
         elif name == "attributesToRetrieve":
             out[name] = [v.strip() for v in value.split(",")]
         elif name == "rankingScoreThreshold":
@@ -118,9 +104,7 @@ def similar_body_from_query(query: list[tuple[str, str]]) -> dict:
         elif name in SIMILAR_FIELDS:
             out[name] = value
         else:
-            raise MeiliError(
-                "bad_request", f"Unknown parameter `{name}`: expected one of " + ", ".join(f"`{f}`" for f in SIMILAR_FIELDS)
-            )
+            raise unknown_param(name, SIMILAR_FIELDS)
     if "embedder" not in out:
         raise MeiliError("bad_request", "Missing parameter `embedder`")
     if "id" not in out:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, query_bool, unknown_param
 
 _PARAMS = ("showInternalDatabaseSizes", "sizeFormat")
 _BINARY = (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
@@ -30,13 +30,7 @@ def parse_stats_params(pairs: Iterable[tuple[str, str]]) -> StatsParams:
     out = StatsParams()
     for name, value in pairs:
         if name == "showInternalDatabaseSizes":
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    "invalid_stats_show_internal_database_sizes",
-                    f"Invalid value in parameter `showInternalDatabaseSizes`: could not parse `{value}` as a boolean, "
-                    "expected either `true` or `false`",
-                )
-            out.show_internal = value == "true"
+            out.show_internal = query_bool("invalid_stats_show_internal_database_sizes", name, value)
         elif name == "sizeFormat":
             if value not in ("human", "raw"):
                 raise MeiliError(
@@ -45,8 +39,7 @@ def parse_stats_params(pairs: Iterable[tuple[str, str]]) -> StatsParams:
                 )
             out.size_format = value
         else:
-            listed = ", ".join(f"`{p}`" for p in _PARAMS)
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+            raise unknown_param(name, _PARAMS)
     return out
 
 

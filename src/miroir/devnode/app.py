@@ -20,8 +20,10 @@ import trio
 
 from miroir.core import batchview, features, fieldlist, statsview, taskquery
 from miroir.core.documents import (
+    check_listing_ids,
     decode_content_encoding,
     decode_documents,
+    invalid_document_id,
     narrowed_json,
     parse_document_sort,
     payload_format,
@@ -32,12 +34,11 @@ from miroir.core.errors import (
     index_not_found,
     invalid_index_uid,
     json_kind,
+    query_bool,
+    query_uint,
     type_error,
+    unknown_param,
     valid_index_uid,
-)
-from miroir.core.facets import (
-    DEFAULT_MAX_VALUES_PER_FACET,
-    facet_order,
 )
 from miroir.core.federation import (
     FederatedQuery,
@@ -45,11 +46,15 @@ from miroir.core.federation import (
     IndexFacets,
     at_query,
     check_entry,
+    check_facet_indexes,
     decode_entry,
     inside,
     merge_federated,
+    merged_facet_order,
+    multi_search_body,
     network_disabled,
     parse_federation,
+    performance_details,
     personalization_disabled,
 )
 from miroir.core.fields import batch_fields
@@ -59,7 +64,6 @@ from miroir.core.searchplan import (
     metadata_wanted,
     parse_search_query_string,
     request_uid,
-    rust_duration,
     search_metadata,
     search_request_from_dict,
 )
@@ -139,28 +143,20 @@ _kind = json_kind
 _type_error = type_error
 
 
-def _unknown_param(name: str, allowed: tuple[str, ...]) -> MeiliError:
-    listed = ", ".join(f"`{a}`" for a in allowed)
-    return MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
-
-
 def _unknown_field(name: str, allowed: tuple[str, ...]) -> MeiliError:
     listed = ", ".join(f"`{a}`" for a in allowed)
     return MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
 
 
-def _query_uint(code: str, name: str, value: str) -> int:
-    if not value.isdigit():
-        raise MeiliError(code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer")
-    return int(value)
-
-
-def _query_bool(code: str, name: str, value: str) -> bool:
-    if value not in ("true", "false"):
-        raise MeiliError(
-            code, f"Invalid value in parameter `{name}`: could not parse `{value}` as a boolean, expected either `true` or `false`"
-        )
-    return value == "true"
+def _str_list(code: str, where: str, value: Any) -> None:
+    """A fetch body's list of strings (null allowed), refused as 1.50's decoder words it."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise _type_error(code, where, value, "an array")
+    for i, v in enumerate(value):
+        if not isinstance(v, str):
+            raise _type_error(code, f"{where}[{i}]", v, "a string")
 
 
 def _csv(value: str) -> list[str]:
@@ -372,7 +368,7 @@ class DevnodeApp:
         """1.50's `customMetadata` query parameter, after refusing unknown ones."""
         for name, _ in req.query:
             if name not in allowed:
-                raise _unknown_param(name, allowed)
+                raise unknown_param(name, allowed)
         return req.param("customMetadata")
 
     @staticmethod
@@ -424,11 +420,11 @@ class DevnodeApp:
         offset, limit = 0, 20
         for name, value in req.query:
             if name == "offset":
-                offset = _query_uint("invalid_index_offset", name, value)
+                offset = query_uint("invalid_index_offset", name, value)
             elif name == "limit":
-                limit = _query_uint("invalid_index_limit", name, value)
+                limit = query_uint("invalid_index_limit", name, value)
             else:
-                raise _unknown_param(name, ("offset", "limit"))
+                raise unknown_param(name, ("offset", "limit"))
         uids = sorted(self.q.indexes)
         page = [self.q.indexes[u].view(u) for u in uids[offset : offset + limit]]
         return 200, {"results": page, "offset": offset, "limit": limit, "total": len(uids)}
@@ -544,7 +540,7 @@ class DevnodeApp:
         args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
         for name, value in req.query:
             if name in ("offset", "limit"):
-                args[name] = _query_uint(f"invalid_document_{name}", name, value)
+                args[name] = query_uint(f"invalid_document_{name}", name, value)
             elif name == "fields":
                 fields = _csv(value)
                 args["fields"] = None if "*" in fields else fields
@@ -552,14 +548,15 @@ class DevnodeApp:
                 args["filter"] = value
             elif name == "ids":
                 args["ids"] = _csv(value)
+                check_listing_ids(args["ids"])
             elif name == "retrieveVectors":
-                args["retrieve_vectors"] = _query_bool("invalid_document_retrieve_vectors", name, value)
+                args["retrieve_vectors"] = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name == "sort":
                 args["sort"] = self._document_sort(entry, [p for p in value.split(",") if p.strip()])
             elif name == "useNetwork":
-                _query_bool("invalid_document_use_network", name, value)
+                query_bool("invalid_document_use_network", name, value)
             else:
-                raise _unknown_param(name, self._DOC_PARAMS)
+                raise unknown_param(name, self._DOC_PARAMS)
         return 200, entry.engine.get_documents(**args)
 
     @reads_engines
@@ -576,8 +573,7 @@ class DevnodeApp:
                     raise _type_error(code, f".{name}", value, "a positive integer")
                 args[name] = value
             elif name == "fields":
-                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
-                    raise _type_error(code, ".fields", value, "an array")
+                _str_list(code, ".fields", value)
                 args["fields"] = None if value is None or "*" in value else value
             elif name == "filter":
                 if value is not None and not isinstance(value, (str, list)):
@@ -588,8 +584,7 @@ class DevnodeApp:
                     raise _type_error(code, ".ids", value, "an array")
                 args["ids"] = None if value is None else [str(v) for v in value]
             elif name == "sort":
-                if value is not None and (not isinstance(value, list) or not all(isinstance(f, str) for f in value)):
-                    raise _type_error(code, ".sort", value, "an array")
+                _str_list(code, ".sort", value)
                 args["sort"] = None if value is None else self._document_sort(entry, value)
             elif name == "retrieveVectors":
                 if not isinstance(value, bool):
@@ -599,6 +594,7 @@ class DevnodeApp:
                 pass
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)
+        check_listing_ids(body.get("ids"))  # after the whole body, as 1.50
         return 200, entry.engine.get_documents(**args)
 
     @reads_engines
@@ -611,15 +607,11 @@ class DevnodeApp:
                 fields = _csv(value)
                 fields = None if "*" in fields else fields
             elif name == "retrieveVectors":
-                retrieve = _query_bool("invalid_document_retrieve_vectors", name, value)
+                retrieve = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name != "useNetwork":
-                raise _unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
+                raise unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
         if not valid_document_id(doc_id):
-            raise MeiliError(
-                "invalid_document_id",
-                f"Document identifier `\"{doc_id}\"` is invalid. A document identifier can be of type integer or string, "
-                "only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes.",
-            )
+            raise invalid_document_id(doc_id)
         return 200, entry.engine.get_document(doc_id, fields, retrieve)
 
     async def delete_document(self, req: Request, uid: str, doc_id: str):
@@ -866,17 +858,7 @@ def _metadata(indexes: dict, uid: str, q: Any) -> dict:
 
 def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False) -> dict:
     """`POST /multi-search`: plain (one result per query) or federated (one merged list)."""
-    if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{_json.encode(body).decode()}`")
-    for key in body:
-        if key not in ("queries", "federation"):
-            raise _unknown_field(key, ("queries", "federation"))
-    queries = body.get("queries")
-    if queries is None:
-        raise MeiliError("bad_request", "Missing field `queries`")
-    if not isinstance(queries, list):
-        raise _type_error("bad_request", ".queries", queries, "an array")
-    federation = body.get("federation")
+    queries, federation = multi_search_body(body)
     uid_of_request = request_uid()
     if federation is None:
         results = []
@@ -892,39 +874,13 @@ def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False
     return _federated(indexes, queries, federation, include_metadata, uid_of_request)
 
 
-def _merged_facet_order(indexes: dict, facets_by_index: dict) -> dict[str, str]:
-    """Facet -> `alpha`/`count` for merged facets, from the `sortFacetValuesBy` of the
-    first index (in `facetsByIndex` order) that asks for the facet.
-
-    Meilisearch refuses indexes that disagree (`invalid_multi_search_facet_order`);
-    Miroir's federation does not check that yet and the oracle tests compare the two, so
-    the devnode stays lenient until both sides refuse together.
-    """
-    chosen: dict[str, str] = {}
-    for uid, facets in facets_by_index.items():
-        entry = indexes.get(uid)
-        if entry is None or not facets:
-            continue
-        table = (entry.engine.settings.get("faceting") or {}).get("sortFacetValuesBy")
-        for facet in facets:
-            chosen.setdefault(facet, facet_order(table, facet))
-    return chosen
-
-
 def _federated(indexes: dict, queries: list, federation_body: Any, include_metadata: bool, uid_of_request: str) -> dict:
     """Merge hits across queries by `_rankingScore * weight` (core/federation.py, as Miroir)."""
     started = time.perf_counter()
     federation = parse_federation(federation_body)
     entries = _decoded_queries(indexes, queries, federated=True, federation=federation)
+    check_facet_indexes(federation, indexes)
     facets_by_index = federation.facets_by_index
-    for uid in facets_by_index:
-        if uid not in indexes:
-            raise MeiliError(
-                "index_not_found",
-                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
-                f" - Note: index `{uid}` is not used in queries",
-                status=400,
-            )
     skip, take = federation.window()
     per_query: list[FederatedQuery] = []
     facets: dict[str, IndexFacets] = {}
@@ -963,25 +919,21 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         raise personalization_disabled()
     metadata = [_metadata(indexes, e.index_uid, e.params.get("q")) for e in entries] if include_metadata else None
     merging = time.perf_counter()
-    merge_facets = federation.merge_facets
-    if merge_facets is not None and merge_facets.get("maxValuesPerFacet") is None:
-        merge_facets = {"maxValuesPerFacet": DEFAULT_MAX_VALUES_PER_FACET}
     out = merge_federated(
         per_query,
         processing_time_ms=0,
         index_facets=facets or None,
-        merge_facets=merge_facets,
-        sort_facet_values_by=_merged_facet_order(indexes, facets_by_index) if merge_facets is not None else None,
+        merge_facets=federation.merge_facets,
+        sort_facet_values_by=merged_facet_order(federation, lambda uid: _sort_facet_values_by(indexes[uid])),
         federation=federation,
         request_uid=uid_of_request,
         metadata=metadata,
     )
     out["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
     if federation.show_performance_details:
-        done = time.perf_counter()
-        out["performanceDetails"] = {
-            "federated search": rust_duration(done - started),
-            "federated search > search": rust_duration(merging - started),
-            "federated search > merge results": rust_duration(done - merging),
-        }
+        out["performanceDetails"] = performance_details(started, merging, time.perf_counter())
     return out
+
+
+def _sort_facet_values_by(entry: Any) -> Any:
+    return (entry.engine.settings.get("faceting") or {}).get("sortFacetValuesBy")

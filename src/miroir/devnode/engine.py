@@ -21,6 +21,7 @@ from typing import Any
 from miroir.core import filter as filter_mod, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import MeiliError
+from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order
 from miroir.core.federation import personalization_disabled
 from miroir.core.searchplan import (
     FACET_SEARCH_PARAMS as _FACET_FIELDS,
@@ -33,7 +34,7 @@ from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod, highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
-from miroir.devnode.text import Tokenizer, flatten, normalize, query_terms, value_texts
+from miroir.devnode.text import VALUE_GAP, Tokenizer, flatten, normalize, query_terms, value_texts
 from miroir.devnode.typo import typo_matches
 
 POS_BITS = ranking.PACK_BITS  # 20
@@ -148,14 +149,14 @@ class IndexEngine:
         documents and would break shard-independent scores."""
         searchable = self.settings["searchableAttributes"]
         weights: dict[int, int] = {}
-        if searchable == ["*"] or "*" in searchable:
+        if "*" in searchable:
             for fid, name in enumerate(self._fields):
                 if restrict is None or matches_attribute(name, restrict):
                     weights[fid] = 0
             return weights, 0, restrict is None
         for fid, name in enumerate(self._fields):
             for w, attr in enumerate(searchable):
-                if name == attr or name.startswith(attr + "."):
+                if attr_patterns.is_nested_in(name, attr):
                     if restrict is None or matches_attribute(name, restrict):
                         weights[fid] = w
                     break
@@ -264,7 +265,7 @@ class IndexEngine:
                         break
                     last = p
                     yield fid, p, word
-                base = (last if last >= 0 else base) + 8
+                base = (last if last >= 0 else base) + VALUE_GAP
 
     def _index(self, iid: int, doc: dict) -> None:
         post = self._post
@@ -439,6 +440,10 @@ class IndexEngine:
 
     # ------------------------------------------------------------------ search
 
+    def max_total_hits(self) -> int:
+        """`pagination.maxTotalHits`: no hit past it, totals capped at it."""
+        return int((self.settings.get("pagination") or {}).get("maxTotalHits", _MEILI_DEFAULTS["pagination"]["maxTotalHits"]))
+
     def search_params(self, params: dict) -> _SearchParams:
         return _SearchParams(params, self)
 
@@ -451,7 +456,7 @@ class IndexEngine:
         p = _SearchParams(params, self)
         plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on)
         distinct = p.distinct if p.distinct is not None else self.settings["distinctAttribute"]
-        max_total = int((self.settings.get("pagination") or {}).get("maxTotalHits", 1000))
+        max_total = self.max_total_hits()
 
         if p.page_mode:
             want_offset = (p.page - 1) * p.hits_per_page if p.page > 0 else 0
@@ -852,8 +857,8 @@ class IndexEngine:
 
     def _facets(self, names: list[str], candidates: list[int]) -> tuple[dict, dict]:
         faceting = self.settings.get("faceting") or {}
-        max_values = int(faceting.get("maxValuesPerFacet", 100))
-        sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
+        max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
+        sort_by = faceting.get("sortFacetValuesBy")
         dist: dict[str, dict] = {}
         stats: dict[str, dict] = {}
         everything = len(candidates) == len(self._docs)
@@ -862,7 +867,7 @@ class IndexEngine:
         for name in names:
             index = self._facet_index(name)
             counts, lo, hi = facets_mod.count(index, candidates, everything)
-            order = sort_by.get(name, sort_by.get("*", "alpha"))
+            order = facet_order(sort_by, name)
             dist[name] = facets_mod.distribution(counts, index.display, order, max_values)
             if lo is not None:
                 stats[name] = {"min": lo, "max": hi}
@@ -892,8 +897,6 @@ class IndexEngine:
             else:
                 msg = f"Attribute `{name}` is not facet-searchable. This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings."
             raise MeiliError("invalid_facet_search_facet_name", msg)
-        if not self.settings.get("facetSearch", True):
-            raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
         query = params.get("facetQuery")
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
@@ -901,9 +904,9 @@ class IndexEngine:
         index = self._facet_index(name)
         counts, _, _ = facets_mod.count(index, plan.candidates, len(plan.candidates) == len(self._docs))
         faceting = self.settings.get("faceting") or {}
-        sort_by = faceting.get("sortFacetValuesBy") or {"*": "alpha"}
-        order = sort_by.get(name, sort_by.get("*", "alpha"))
-        hits = facets_mod.search_values(counts, index.display, query, order, int(faceting.get("maxValuesPerFacet", 100)))
+        order = facet_order(faceting.get("sortFacetValuesBy"), name)
+        max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
+        hits = facets_mod.search_values(counts, index.display, query, order, max_values)
         return {
             "facetHits": hits,
             "facetQuery": query,

@@ -132,13 +132,7 @@ def _min_word_size(value: Any, path: str) -> dict:
     out = _object({"oneTypo": _u8, "twoTypos": _u8})(value, path)
     one, two = out.get("oneTypo"), out.get("twoTypos")
     if one is not None and two is not None and one > two:
-        raise _Invalid(
-            path,
-            "`minWordSizeForTypos` setting is invalid. `oneTypo` and `twoTypos` fields should be between `0` and "
-            "`255`, and `twoTypos` should be greater or equals to `oneTypo` but found "
-            f"`oneTypo: {one}` and twoTypos: {two}`.",
-            kind="value",
-        )
+        raise _Invalid(path, core_settings.min_word_sizes_error(one, two), kind="value")
     return out
 
 
@@ -151,11 +145,7 @@ def _u8(value: Any, path: str) -> int:
 def _non_zero(value: Any, path: str) -> int:
     n = _uint(value, path)
     if n == 0:
-        raise _Invalid(
-            path,
-            "a non-zero integer value lower than `18446744073709551615` was expected, but found a zero",
-            kind="value",
-        )
+        raise _Invalid(path, core_settings.NON_ZERO, kind="value")
     return n
 
 
@@ -180,42 +170,35 @@ def _merge_embedders(current: dict, patch: dict) -> dict:
     return out
 
 
-def _localized(value: Any, path: str) -> list:
-    if not isinstance(value, list):
-        raise _type_error(value, path, "an array")
-    out = []
-    for i, rule in enumerate(value):
-        at = f"{path}[{i}]"
-        if not isinstance(rule, dict):
-            raise _type_error(rule, at, "an object")
-        for key in ("attributePatterns", "locales"):
-            if key not in rule:
-                raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
-        for key in rule:
-            if key not in ("attributePatterns", "locales"):
-                raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of `attributePatterns`, `locales`", kind="raw")
-        out.append({"attributePatterns": _str_list(rule["attributePatterns"], f"{at}.attributePatterns"),
-                    "locales": _str_list(rule["locales"], f"{at}.locales")})
-    return out
+def _object_list(spec: dict[str, Validator]) -> Validator:
+    """An array of objects with exactly `spec`'s keys, every one required, read as deserr
+    reads them: an unknown key or a bad value where it stands, then a missing key."""
+    listed = ", ".join(f"`{k}`" for k in spec)
+
+    def check(value: Any, path: str) -> list:
+        if not isinstance(value, list):
+            raise _type_error(value, path, "an array")
+        out = []
+        for i, item in enumerate(value):
+            at = f"{path}[{i}]"
+            if not isinstance(item, dict):
+                raise _type_error(item, at, "an object")
+            got = {}
+            for key, sub in item.items():
+                if key not in spec:
+                    raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of {listed}", kind="raw")
+                got[key] = spec[key](sub, f"{at}.{key}")
+            for key in spec:
+                if key not in got:
+                    raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
+            out.append({key: got[key] for key in spec})
+        return out
+
+    return check
 
 
-def _foreign_keys(value: Any, path: str) -> list:
-    if not isinstance(value, list):
-        raise _type_error(value, path, "an array")
-    out = []
-    for i, fk in enumerate(value):
-        at = f"{path}[{i}]"
-        if not isinstance(fk, dict):
-            raise _type_error(fk, at, "an object")
-        for key in fk:
-            if key not in ("foreignIndexUid", "fieldName"):
-                raise _Invalid(at, f"Unknown field `{key}` inside `{at}`: expected one of `foreignIndexUid`, `fieldName`", kind="raw")
-        for key in ("foreignIndexUid", "fieldName"):
-            if key not in fk:
-                raise _Invalid(at, f"Missing field `{key}` inside `{at}`", kind="raw")
-            _str(fk[key], f"{at}.{key}")
-        out.append({"foreignIndexUid": fk["foreignIndexUid"], "fieldName": fk["fieldName"]})
-    return out
+_localized = _object_list({"attributePatterns": _str_list, "locales": _str_list})
+_foreign_keys = _object_list({"foreignIndexUid": _str, "fieldName": _str})
 
 
 def _float(value: Any, path: str) -> float:
@@ -359,13 +342,6 @@ def validate_route(route: str, body: Any, features: frozenset[str] | None = None
     return _check_patch({field.name: _check(field, body, "")}, features)
 
 
-def reset_patch(route: str | None = None) -> dict:
-    """The patch a DELETE route stands for: reset one field, or all of them."""
-    if route is None:
-        return {f.name: None for f in FIELDS}
-    return {BY_ROUTE[route].name: None}
-
-
 def _merge_object(current: dict, patch: dict, default: dict) -> dict:
     out = dict(current)
     for key, value in patch.items():
@@ -391,22 +367,12 @@ def merge(current: dict, patch: dict, defaults: dict) -> dict:
         elif name == "embedders":
             out[name] = _merge_embedders(out.get(name) or {}, value)
         elif name == "faceting" and isinstance(value, dict) and isinstance(default, dict):
-            out[name] = with_default_facet_order(_merge_object(out.get(name) or default, value, default))
+            out[name] = core_settings.with_default_facet_order(_merge_object(out.get(name) or default, value, default))
         elif BY_NAME[name].method == "PATCH" and isinstance(value, dict) and isinstance(default, dict):
             out[name] = _merge_object(out.get(name) or default, value, default)
         else:
             out[name] = value
     return out
-
-
-def with_default_facet_order(faceting: dict) -> dict:
-    """1.50 keeps `sortFacetValuesBy` as a map sorted by pattern where `*` is always
-    present (`alpha` unless set): a client's `{"genre": "count"}` reads back with it."""
-    order = faceting.get("sortFacetValuesBy")
-    if isinstance(order, dict):
-        order = {"*": "alpha", **order}
-        faceting = {**faceting, "sortFacetValuesBy": dict(sorted(order.items()))}
-    return faceting
 
 
 def ordered(settings: dict) -> dict:

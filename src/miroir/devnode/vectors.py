@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from miroir.core import hybrid
 from miroir.core.errors import MeiliError
 from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
 
 if TYPE_CHECKING:  # the engine imports this module; the reverse is for the types only
     from miroir.devnode.engine import IndexEngine
-
-GOOD_ENOUGH_SCORE = 0.45  # milli: a keyword score of 0.9 at semanticRatio 0.5
-VECTOR_PARAMS = ("hybrid", "vector", "retrieveVectors")
 
 
 @dataclass
@@ -371,7 +369,7 @@ def _build_hits(eng: IndexEngine, p, q: str | None, entries: list[tuple[int, flo
 def _answer(eng: IndexEngine, params: dict, p, hits: list[dict], total: int, universe, semantic_hits: int,
             vector: list[float] | None = None) -> dict:
     _off, _lim, page_mode, page, hpp = _window(eng, params)
-    max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
+    max_total = eng.max_total_hits()
     capped = min(total, max_total)
     out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
     if vector is not None and p.retrieve_vectors:  # milli: the vector the semantic search used
@@ -392,7 +390,7 @@ def _answer(eng: IndexEngine, params: dict, p, hits: list[dict], total: int, uni
 def _semantic_answer(eng: IndexEngine, params: dict, name: str, vector: list[float], q_for_highlight) -> dict:
     p = eng.search_params(_keyword_params(params))
     off, lim, *_ = _window(eng, params)
-    max_total = int((eng.settings.get("pagination") or {}).get("maxTotalHits", 1000))
+    max_total = eng.max_total_hits()
     end = min(off + lim, max_total)
     ranked, total, universe = _vector_ranked(eng, p, name, vector, end)
     page = ranked[off:end]
@@ -414,7 +412,7 @@ def _hybrid_answer(eng: IndexEngine, params: dict, name: str, conf: dict, ratio:
     })
     kw_list = [(eng._ext[str(h[pk])], h["_rankingScore"], h["_rankingScoreDetails"]) for h in kw["hits"]]
     kw_total = kw["estimatedTotalHits"]
-    good_enough = len(kw_list) >= n and all(s * (1.0 - ratio) >= GOOD_ENOUGH_SCORE for _, s, _ in kw_list)
+    good_enough = hybrid.good_enough(kw_list, n, ratio, score=_score)
     if not good_enough and vector is None and emb.can_embed(conf):
         try:
             vector = emb.embed_texts(conf, [params["q"]])[0]
@@ -427,7 +425,7 @@ def _hybrid_answer(eng: IndexEngine, params: dict, name: str, conf: dict, ratio:
         return _answer(eng, params, p, hits, kw_total, universe, 0)
     vec_ranked, vec_total, universe = _vector_ranked(eng, p, name, vector, n)
     vec_list = [(i, s or 0.0, _details(s)) for i, s in vec_ranked]
-    merged = merge(kw_list, vec_list, ratio)
+    merged = hybrid.merged_stream(kw_list, vec_list, ratio, score=_score)
     distinct = p.distinct if p.distinct is not None else eng.settings["distinctAttribute"]
     seen_ids: set[int] = set()
     seen_distinct: set = set()
@@ -451,29 +449,8 @@ def _hybrid_answer(eng: IndexEngine, params: dict, name: str, conf: dict, ratio:
     return _answer(eng, params, p, hits, max(vec_total, kw_total), universe, semantic, vector)
 
 
-def merge(kw_list: list, vec_list: list, ratio: float) -> list:
-    """milli's merge_by of the two lists: by score times its side's ratio, semantic first
-    when the weighted scores are within f64 epsilon."""
-    out = []
-    i = j = 0
-    while i < len(vec_list) or j < len(kw_list):
-        if j >= len(kw_list):
-            out.append((vec_list[i], True))
-            i += 1
-            continue
-        if i >= len(vec_list):
-            out.append((kw_list[j], False))
-            j += 1
-            continue
-        left = vec_list[i][1] * ratio
-        right = kw_list[j][1] * (1.0 - ratio)
-        if abs(left - right) <= np.finfo(np.float64).eps or left > right:
-            out.append((vec_list[i], True))
-            i += 1
-        else:
-            out.append((kw_list[j], False))
-            j += 1
-    return out
+def _score(entry: tuple[int, float, dict]) -> float:
+    return entry[1]  # (internal id, ranking score, details)
 
 
 def similar(eng: IndexEngine, params: dict) -> dict:

@@ -30,12 +30,16 @@ import trio
 import xxhash
 
 from miroir.core import federation as fed, hybrid, patterns, reserved
+from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
     index_not_found,
     invalid_index_uid,
     json_kind,
+    query_bool,
+    query_uint,
     type_error,
+    unknown_param,
     valid_index_uid,
 )
 from miroir.core.facets import (
@@ -197,7 +201,7 @@ async def search(
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
-    ss = _search_settings_of(settings or {})
+    ss = _search_settings_of(settings)
     refused = hidden_field_error(req, ss.settings)
     if refused is not None:
         raise refused
@@ -207,7 +211,7 @@ async def search(
     ranking_rules = ss.ranking_rules
     distinct_attribute = ss.distinct_attribute
     max_total_hits = ss.max_total_hits
-    by_score = ordered_by_score(req, ranking_rules, _searchable_count(cluster, uid, settings or {}))
+    by_score = ordered_by_score(req, ranking_rules, _searchable_count(cluster, uid, settings))
     details = needs_ranking_details(req, by_score)
     distinct = req.distinct or distinct_attribute
     # With distinct, a node's total counts each value once *on that node*; the values
@@ -420,18 +424,7 @@ async def _run_all(
 async def multi_search(cluster: Cluster, body: Any, *, include_metadata: bool = False) -> tuple[dict, Headers]:
     """`POST /multi-search`: one result per query, or one federated list."""
     started = time.perf_counter()
-    if not isinstance(body, dict):
-        shown = msgspec.json.encode(body).decode()
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{shown}`")
-    for key in body:
-        if key not in ("queries", "federation"):
-            raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")
-    queries = body.get("queries")
-    if queries is None:
-        raise MeiliError("bad_request", "Missing field `queries`")
-    if not isinstance(queries, list):
-        raise _type_error("bad_request", ".queries", queries, "an array")
-    federation = body.get("federation")
+    queries, federation = fed.multi_search_body(body)
     request_uid = new_request_uid()
     if federation is None:
         decoded = _decode_queries(cluster, queries, federated=False)
@@ -448,14 +441,7 @@ async def _federated(
 ) -> tuple[dict, Headers]:
     federation = fed.parse_federation(federation_body)
     decoded = _decode_queries(cluster, queries, federated=True, federation=federation)
-    for uid in federation.facets_by_index:
-        if uid not in cluster.state.indexes:
-            raise MeiliError(
-                "index_not_found",
-                f"Inside `.federation.facetsByIndex.{uid}`: Index `{uid}` not found.\n"
-                f" - Note: index `{uid}` is not used in queries",
-                status=400,
-            )
+    fed.check_facet_indexes(federation, cluster.state.indexes)
     skip, take = federation.window()
     facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
@@ -516,18 +502,15 @@ async def _federated(
         processing_time_ms=_elapsed_ms(started),
         index_facets=index_facets or None,
         merge_facets=federation.merge_facets,
-        sort_facet_values_by=None,
+        sort_facet_values_by=fed.merged_facet_order(
+            federation, lambda uid: (index_settings(cluster, uid).get("faceting") or {}).get("sortFacetValuesBy")
+        ),
         federation=federation,
         request_uid=request_uid,
         metadata=metadata,
     )
     if federation.show_performance_details:
-        done = time.perf_counter()
-        out["performanceDetails"] = {
-            "federated search": rust_duration(done - started),
-            "federated search > search": rust_duration(merging - started),
-            "federated search > merge results": rust_duration(done - merging),
-        }
+        out["performanceDetails"] = fed.performance_details(started, merging, time.perf_counter())
     return out, merge_degraded(h for _, h in answers)
 
 
@@ -589,38 +572,22 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
     q = DocumentsQuery()
     for name, value in params.items():
         if name in ("offset", "limit"):
-            if not value.isdigit():
-                raise MeiliError(
-                    f"invalid_document_{name}",
-                    f"Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer",
-                )
-            setattr(q, name, int(value))
+            setattr(q, name, query_uint(f"invalid_document_{name}", name, value))
         elif name == "fields":
             q.fields = [p.strip() for p in value.split(",") if p.strip()]
         elif name == "filter":
             q.filter = value
         elif name == "ids":
             q.ids = [p.strip() for p in value.split(",") if p.strip()]
+            check_listing_ids(q.ids)
         elif name == "retrieveVectors":
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    "invalid_document_retrieve_vectors",
-                    f"Invalid value in parameter `retrieveVectors`: could not parse `{value}` as a boolean, "
-                    "expected either `true` or `false`",
-                )
-            q.retrieve_vectors = value == "true"
+            q.retrieve_vectors = query_bool("invalid_document_retrieve_vectors", name, value)
         elif name == "sort":
             q.sort = [p.strip() for p in value.split(",") if p.strip()]
         elif name == "useNetwork":
-            if value not in ("true", "false"):
-                raise MeiliError(
-                    "invalid_document_use_network",
-                    f"Invalid value in parameter `useNetwork`: could not parse `{value}` as a boolean, "
-                    "expected either `true` or `false`",
-                )
+            query_bool("invalid_document_use_network", name, value)
         else:
-            listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
-            raise MeiliError("bad_request", f"Unknown parameter `{name}`: expected one of {listed}")
+            raise unknown_param(name, DOCUMENT_PARAMS)
     return q
 
 
@@ -636,6 +603,9 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
         elif name in ("fields", "ids", "sort"):
             if value is not None and not isinstance(value, list):
                 raise _type_error(code, f".{name}", value, "an array")
+            for i, v in enumerate(value or () if name != "ids" else ()):
+                if not isinstance(v, str):
+                    raise _type_error(code, f".{name}[{i}]", v, "a string")
         elif name == "filter":
             if value is not None and not isinstance(value, (str, list)):
                 raise _type_error(code, ".filter", value, "a string")
@@ -648,19 +618,19 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
         else:
             listed = ", ".join(f"`{p}`" for p in DOCUMENT_PARAMS)
             raise MeiliError("bad_request", f"Unknown field `{name}`: expected one of {listed}")
+    check_listing_ids(body.get("ids"))  # any JSON values decode (1.50: `Vec<Value>`), then each is checked
     return msgspec.convert({k: v for k, v in body.items() if v is not None and k != "useNetwork"}, DocumentsQuery)
 
 
 async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> tuple[dict, Headers]:
     """A global page of documents with an exact `total` (order: see module docstring)."""
     meta = index_meta(cluster, uid)
-    refused = reserved.filter_error(
-        query.filter, (index_settings(cluster, uid) or {}).get("filterableAttributes") or (), "invalid_document_filter"
-    )
+    settings = index_settings(cluster, uid)
+    refused = reserved.filter_error(query.filter, settings.get("filterableAttributes") or (), "invalid_document_filter")
     if refused is not None:
         raise refused
     if query.sort:
-        return await list_sorted(cluster, uid, meta, query, index_settings(cluster, uid) or {})
+        return await list_sorted(cluster, uid, meta, query, settings)
     offset, limit = query.offset, query.limit
     shards: list[int] | None = None
     if query.ids is not None:
@@ -816,7 +786,7 @@ async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers
     from which the reference document itself is dropped (it is its own nearest)."""
     started = time.perf_counter()
     meta = index_meta(cluster, uid)
-    settings = index_settings(cluster, uid) or {}
+    settings = index_settings(cluster, uid)
     name = body["embedder"]
     embedders = settings.get("embedders") or {}
     if not isinstance(embedders, dict) or name not in embedders:
