@@ -32,9 +32,6 @@ from tests.support.chaos_helpers import (
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.paths import DATA
 
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 pytestmark = pytest.mark.timeout(120)
 
 MOVIES = [

@@ -18,9 +18,6 @@ from tests.support import miroir_proc
 from tests.support.chaos_helpers import durable_cluster
 from tests.support.devnodes import start_devnodes, wait_task
 
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 pytestmark = pytest.mark.timeout(120)
 
 DOCS = [{"id": i, "title": f"book {i}", "genre": ["drama", "poetry", "essay"][i % 3]} for i in range(90)]

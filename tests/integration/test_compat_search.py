@@ -23,9 +23,6 @@ from miroir.core.searchplan import SearchRequest
 from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 GENRES = ["drama", "comedy", "horror", "action"]
 DOCS = [
     {"id": i, "title": f"{['blue', 'red', 'green'][i % 3]} movie number {i}", "genre": GENRES[i % 4],

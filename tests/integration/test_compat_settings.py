@@ -19,12 +19,8 @@ import httpx
 import pytest
 
 from miroir.devnode.engine import IndexEngine
-from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
 TEMPLATE = (
     "{% for field in fields %}{% if field.is_searchable and field.value != nil %}{{ field.name }}: "

@@ -18,9 +18,6 @@ import pytest
 from tests.support import miroir_proc
 from tests.support.devnodes import start_devnodes, wait_task
 
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 pytestmark = pytest.mark.timeout(120)
 
 

@@ -19,12 +19,8 @@ import httpx
 import pytest
 
 from tests.support import miroir_proc
-from tests.support.devnodes import wait_task
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 from tests.support.corpus import CORPUS, read_docs
+from tests.support.devnodes import wait_task
 
 N_DOCS = 600
 SHARDS = 16

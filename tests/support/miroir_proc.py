@@ -14,7 +14,6 @@ the app does not list yet are registered on the app the helper builds. Everythin
 from __future__ import annotations
 
 import contextlib
-import importlib
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,16 +27,6 @@ from tests.support.devnodes import Devnode, start_devnodes
 
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
-
-# Route modules an integration test needs; registered when the app does not list them.
-ROUTE_MODULES = (
-    "miroir.api.routes_tasks",
-    "miroir.api.routes_indexes",
-    "miroir.api.routes_settings",
-    "miroir.api.routes_documents",
-    "miroir.api.routes_stats",
-)
-
 
 @dataclass
 class MiroirCluster:
@@ -109,9 +98,6 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
             ctx.journal, ctx.engine, ctx.ready = journal, cluster, True
             ctx.bound_port = sock.getsockname()[1]
             app = app_mod.create_app(ctx)
-            for name in ROUTE_MODULES:
-                if name not in app_mod.ROUTE_MODULES:
-                    app.register_blueprint(importlib.import_module(name).bp)
             hc = _hypercorn_config(config)
             hc.graceful_timeout = 1.0
             await root.start(
