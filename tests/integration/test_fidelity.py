@@ -8,7 +8,6 @@ devnodes with 16 shards.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 
@@ -16,31 +15,17 @@ import httpx
 import pytest
 
 from tests.support import miroir_proc
-from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.devnodes import wait_task
+from tests.support.pairs import devnode_and_miroir, done, task_of
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def task_of(client: httpx.Client, resp: httpx.Response) -> dict:
-    assert resp.status_code == 202, resp.text
-    return wait_task(str(client.base_url), resp.json()["taskUid"], timeout=30)
-
-
-def done(client: httpx.Client, resp: httpx.Response) -> dict:
-    task = task_of(client, resp)
-    assert task["status"] == "succeeded", task
-    return task
 
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """(one devnode, Miroir over 3 devnodes, 16 shards)."""
-    with contextlib.ExitStack() as stack:
-        (node,) = stack.enter_context(start_devnodes(1))
-        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=3, groups=1, rf=1, shards=16))
-        one = stack.enter_context(httpx.Client(base_url=node.url, timeout=30))
-        many = stack.enter_context(httpx.Client(base_url=cluster.url, timeout=30))
-        yield one, many
+    with devnode_and_miroir(nodes=3, shards=16) as pair:
+        yield pair
 
 
 def both(pair, fn):
