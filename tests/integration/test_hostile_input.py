@@ -19,7 +19,6 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from miroir.core.index_uid import valid_index_uid
 from tests.support.devnodes import wait_task
 from tests.support.miroir_proc import start_cluster
 
@@ -30,6 +29,12 @@ HYP = hsettings(
 INDEX = "books"
 SEED = [{"id": i, "title": f"book {i}", "tag": f"t{i % 3}"} for i in range(12)]
 ERROR_KEYS = {"message", "code", "type", "link"}
+
+
+def meili_uid_ok(uid: str) -> bool:
+    """1.50's rule (meilisearch-types/src/index_uid.rs), written out here rather than taken
+    from core.index_uid: the fuzz below must not agree with Miroir's check by construction."""
+    return 0 < len(uid) <= 400 and all((c.isascii() and c.isalnum()) or c in "-_" for c in uid)
 TOTALS = {"requests": 0, "cases": 0, "5xx": 0, "tracebacks": 0, "partial_writes": 0}
 
 
@@ -245,7 +250,7 @@ ODD_UIDS = ["..", "../books", "%2e%2e", "%2E%2E%2Fbooks", "a" * 401, "a" * 512, 
 @pytest.mark.parametrize("uid", ODD_UIDS, ids=[repr(u[:12]) + f"/{len(u)}" for u in ODD_UIDS])
 def test_odd_uids_in_paths_and_bodies(probe, uid):
     path_uid = quote(uid, safe="").replace(".", "%2E")
-    if valid_index_uid(uid):
+    if meili_uid_ok(uid):
         TOTALS["cases"] += 1
         assert probe.send("GET", f"/indexes/{path_uid}").json()["code"] == "index_not_found"
         return
@@ -263,13 +268,13 @@ def test_any_uid_is_valid_or_refused(probe, uid):
     path_uid = quote(uid, safe="").replace(".", "%2E")
     r = probe.send("GET", f"/indexes/{path_uid}/search")
     TOTALS["cases"] += 1
-    if valid_index_uid(uid):
+    if meili_uid_ok(uid):
         assert r.json()["code"] == "index_not_found"
     elif "/" in uid or not uid:  # not one path segment: the router's answer (`//` is redirected)
         assert r.status_code in (308, 400, 404, 405)
     else:
         assert r.status_code == 400 and r.json()["code"] == "invalid_index_uid", r.text
-    if not valid_index_uid(uid):
+    if not meili_uid_ok(uid):
         body = probe.refused("POST", "/indexes", 400, "invalid_index_uid", json={"uid": uid})
         assert body["message"].startswith(f"`{uid}` is not a valid index uid.")
 
