@@ -69,6 +69,7 @@ def test_deleting_a_missing_document_succeeds_with_zero(pair):
 
     one, many = both(pair, run)
     assert one[0] == one[2] == ("succeeded", {"providedIds": 1, "deletedDocuments": 0}, None)
+    assert one[1] == ("succeeded", {"providedIds": 2, "deletedDocuments": 0}, None)
     assert many == one
 
 
@@ -98,6 +99,9 @@ def test_original_filter_as_meilisearch_writes_it(pair):
 
     one, many = both(pair, run)
     assert one[0] == {"providedIds": 0, "deletedDocuments": 3, "originalFilter": '"g = 1"'}
+    # An array filter, compact JSON (1.50's tests/documents/delete_documents.rs); g = 2 AND
+    # (g = 0 OR g = 5) holds no document.
+    assert one[1] == {"providedIds": 0, "deletedDocuments": 0, "originalFilter": '["g = 2",["g = 0","g = 5"]]'}
     assert many == one
 
 
