@@ -40,9 +40,9 @@ from miroir.store.journal import (
     frame,
     segment_name,
 )
-from tests.integration.test_serve import Daemon
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.journals import miroir_journal
+from tests.support.miroir_proc import Daemon
 
 TIMEOUT = 20
 

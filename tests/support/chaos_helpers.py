@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import queue
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -30,7 +26,7 @@ import httpx
 from miroir.core import routing
 from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table, rebalance_table
 from tests.support.devnodes import start_devnodes, wait_task
-from tests.support.miroir_proc import MiroirCluster, make_config, serve_miroir
+from tests.support.miroir_proc import Daemon, MiroirCluster, make_config, serve_miroir
 
 # Fast failure detection for tests: a killed node is down within ~0.5 s.
 FAST_HEALTH = {
@@ -193,55 +189,11 @@ def create_index(url: str, uid: str, primary_key: str = "id") -> None:
     assert wait_task(url, r.json()["taskUid"], timeout=30)["status"] == "succeeded"
 
 
-class MiroirProcess:
-    """`miroir serve` as a subprocess (kill -9 able); its JSON log lines are collected by
-    a thread (`lines`, e.g. to look for a warning after a restart)."""
+class MiroirProcess(Daemon):
+    """`miroir serve` as a subprocess (miroir_proc.Daemon) whose `wait_ready` answers its URL."""
 
-    def __init__(self, config: Path):
-        self._q: queue.Queue[str | None] = queue.Queue()
-        self.lines: list[str] = []
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "miroir", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            self._q.put(line)
-        self._q.put(None)
-
-    def wait_ready(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self._q.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, "miroir exited before ready"
-            with contextlib.suppress(ValueError):
-                rec = json.loads(line)
-                if isinstance(rec, dict) and rec.get("event") == "ready":
-                    return f"http://127.0.0.1:{rec['port']}"
-
-    def events(self, name: str) -> list[dict]:
-        """The log records of one event (JSON lines)."""
-        out = []
-        for line in list(self.lines):
-            with contextlib.suppress(ValueError):
-                rec = json.loads(line)
-                if isinstance(rec, dict) and rec.get("event") == name:
-                    out.append(rec)
-        return out
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+    def wait_ready(self, timeout: float = 30.0) -> str:  # type: ignore[override]
+        return f"http://127.0.0.1:{super().wait_ready(timeout)}"
 
 
 # What a 503 says when the write cannot have reached any node (core/batches.py).
