@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.test_serve import Daemon, assert_meili_error, write_config
+from tests.integration.test_serve import assert_meili_error, write_config
 from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import Daemon
 
 MASTER = "master-key-0123456789"
 AUTH = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}

@@ -9,15 +9,13 @@ every node and is journaled (kept across a restart).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support import miroir_proc
 from tests.support.chaos_helpers import durable_cluster
-from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.pairs import devnode_and_miroir, done
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,22 +29,10 @@ FEATURES_OFF = {
 }
 
 
-def done(client: httpx.Client, resp: httpx.Response) -> dict:
-    assert resp.status_code == 202, resp.text
-    task = wait_task(str(client.base_url), resp.json()["taskUid"], timeout=30)
-    assert task["status"] == "succeeded", task
-    return task
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with contextlib.ExitStack() as stack:
-        (node,) = stack.enter_context(start_devnodes(1))
-        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=2, groups=1, rf=1, shards=2))
-        yield (
-            stack.enter_context(httpx.Client(base_url=node.url, timeout=30)),
-            stack.enter_context(httpx.Client(base_url=cluster.url, timeout=30)),
-        )
+    with devnode_and_miroir(nodes=2, shards=2) as pair:
+        yield pair
 
 
 def test_batches_views_filters_and_errors(pair):

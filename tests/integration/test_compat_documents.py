@@ -9,7 +9,6 @@ single-node answer) and Miroir over 3 devnodes with 4 shards.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import zlib
@@ -19,7 +18,6 @@ import brotli
 import httpx
 import pytest
 
-from tests.support import miroir_proc
 from tests.support.chaos_helpers import (
     create_index,
     durable_cluster,
@@ -29,11 +27,9 @@ from tests.support.chaos_helpers import (
     topology_nodes,
     wait_until,
 )
-from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.devnodes import wait_task
+from tests.support.pairs import devnode_and_miroir, done, index_with
 from tests.support.paths import DATA
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,25 +39,12 @@ MOVIES = [
 ]
 
 
-def done(client: httpx.Client, resp: httpx.Response, status: str = "succeeded") -> dict:
-    assert resp.status_code == 202, resp.text
-    task = wait_task(str(client.base_url), resp.json()["taskUid"], timeout=30)
-    assert task["status"] == status, task
-    return task
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """(one devnode, Miroir over 3 devnodes), each with index `movies` sortable by rating/year."""
-    with contextlib.ExitStack() as stack:
-        (node,) = stack.enter_context(start_devnodes(1))
-        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=3, groups=1, rf=1, shards=4))
-        one = stack.enter_context(httpx.Client(base_url=node.url, timeout=30))
-        many = stack.enter_context(httpx.Client(base_url=cluster.url, timeout=30))
+    with devnode_and_miroir(nodes=3, shards=4) as (one, many):
         for c in (one, many):
-            done(c, c.post("/indexes", json={"uid": "movies", "primaryKey": "id"}))
-            done(c, c.patch("/indexes/movies/settings", json={"sortableAttributes": ["rating", "year"], "filterableAttributes": ["year"]}))
-            done(c, c.post("/indexes/movies/documents", json=MOVIES))
+            index_with(c, "movies", MOVIES, {"sortableAttributes": ["rating", "year"], "filterableAttributes": ["year"]})
         yield one, many
 
 

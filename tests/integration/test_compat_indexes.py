@@ -8,18 +8,13 @@ processes on loopback: one devnode and Miroir over 3 devnodes (RF 1, 4 shards).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support import miroir_proc
 from tests.support.chaos_helpers import durable_cluster
-from tests.support.devnodes import start_devnodes, wait_task
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
+from tests.support.pairs import devnode_and_miroir, done, index_with
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,28 +25,14 @@ STATS_KEYS = [
 ]
 
 
-def done(client: httpx.Client, resp: httpx.Response, status: str = "succeeded") -> dict:
-    assert resp.status_code == 202, resp.text
-    task = wait_task(str(client.base_url), resp.json()["taskUid"], timeout=30)
-    assert task["status"] == status, task
-    return task
-
-
 def load(c: httpx.Client, uid: str, docs: list[dict]) -> None:
-    done(c, c.post("/indexes", json={"uid": uid, "primaryKey": "id"}))
-    done(c, c.patch(f"/indexes/{uid}/settings", json={"filterableAttributes": ["genre"]}))
-    done(c, c.post(f"/indexes/{uid}/documents", json=docs))
+    index_with(c, uid, docs, {"filterableAttributes": ["genre"]})
 
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with contextlib.ExitStack() as stack:
-        (node,) = stack.enter_context(start_devnodes(1))
-        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=3, groups=1, rf=1, shards=4))
-        yield (
-            stack.enter_context(httpx.Client(base_url=node.url, timeout=30)),
-            stack.enter_context(httpx.Client(base_url=cluster.url, timeout=30)),
-        )
+    with devnode_and_miroir(nodes=3, shards=4) as pair:
+        yield pair
 
 
 def test_rename_by_patch(pair):

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from collections.abc import Iterator
 
@@ -20,7 +19,8 @@ import httpx
 import pytest
 
 from tests.support import miroir_proc
-from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.devnodes import start_devnodes
+from tests.support.pairs import devnode_and_miroir, done, index_with, task_of
 
 # 1.50's `DOCUMENTS` (tests/common/mod.rs), without vectors.
 DOCUMENTS = [
@@ -42,30 +42,14 @@ OPERATOR_QUERIES = [
 ]
 
 
-def _task(client: httpx.Client, resp: httpx.Response) -> dict:
-    assert resp.status_code == 202, resp.text
-    return wait_task(str(client.base_url), resp.json()["taskUid"], timeout=60)
-
-
-def _index(client: httpx.Client, uid: str, docs: list[dict], settings: dict | None = None) -> None:
-    assert _task(client, client.post("/indexes", json={"uid": uid, "primaryKey": "id"}))["status"] == "succeeded"
-    if settings:
-        assert _task(client, client.patch(f"/indexes/{uid}/settings", json=settings))["status"] == "succeeded"
-    assert _task(client, client.post(f"/indexes/{uid}/documents", json=docs))["status"] == "succeeded"
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """(one devnode, Miroir over 2 devnodes), both with the same three indexes."""
-    with contextlib.ExitStack() as stack:
-        (node,) = stack.enter_context(start_devnodes(1))
-        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=2, groups=1, rf=1, shards=4))
-        one = stack.enter_context(httpx.Client(base_url=node.url, timeout=60))
-        many = stack.enter_context(httpx.Client(base_url=cluster.url, timeout=60))
+    with devnode_and_miroir(nodes=2, shards=4) as (one, many):
         for client in (one, many):
-            _index(client, "movies", DOCUMENTS)
-            _index(client, "stops", DOCUMENTS, {"stopWords": ["the", "of"]})
-            _index(client, "corpus", CORPUS)
+            index_with(client, "movies", DOCUMENTS)
+            index_with(client, "stops", DOCUMENTS, {"stopWords": ["the", "of"]})
+            index_with(client, "corpus", CORPUS)
         yield one, many
 
 
@@ -166,7 +150,7 @@ def test_dynamic_search_rules(pair) -> None:
     try:
         assert many.post("/dynamic-search-rules", json={}).json() == {"results": [], "offset": 0, "limit": 20, "total": 0}
         for uid, active, doc in (("promo-active", True, "1"), ("promo-inactive", False, "2"), ("standard-active", True, "3")):
-            task = _task(many, many.patch(f"/dynamic-search-rules/{uid}", json=_simple(uid, active, doc)))
+            task = task_of(many, many.patch(f"/dynamic-search-rules/{uid}", json=_simple(uid, active, doc)))
             assert task["status"] == "succeeded" and task["type"] == "dsrUpdate" and task["indexUid"] is None
             assert task["details"] == {"rule": _simple(uid, active, doc), "updatedRules": 1}
         page = many.post("/dynamic-search-rules", json={"offset": 1, "limit": 1}).json()
@@ -180,17 +164,17 @@ def test_dynamic_search_rules(pair) -> None:
         listed = many.post("/dynamic-search-rules", json={"filter": {"query": "promo", "active": True}}).json()
         assert [r["uid"] for r in listed["results"]] == ["promo-active"]
         # create_full_rule: 1.50's view of it (key order included).
-        meta = _task(many, many.patch("/dynamic-search-rules/black-friday", params={"customMetadata": "bf"}, json=RULE))
+        meta = done(many, many.patch("/dynamic-search-rules/black-friday", params={"customMetadata": "bf"}, json=RULE))
         assert meta["customMetadata"] == "bf"
         rule = many.get("/dynamic-search-rules/black-friday").json()
         assert list(rule) == ["uid", "description", "lastUpdatedAt", "precedence", "active", "conditions", "actions"]
         assert list(rule["conditions"]) == ["time", "query"]
         assert _no_time(rule) == {"uid": "black-friday", **RULE, "conditions": {"time": RULE["conditions"]["time"], "query": {"isEmpty": True}}}
         # patch_preserves_fields, then null resets.
-        _task(many, many.patch("/dynamic-search-rules/black-friday", json={"description": "updated"}))
+        done(many, many.patch("/dynamic-search-rules/black-friday", json={"description": "updated"}))
         rule = many.get("/dynamic-search-rules/black-friday").json()
         assert rule["description"] == "updated" and rule["precedence"] == 10 and rule["actions"] == RULE["actions"]
-        _task(many, many.patch("/dynamic-search-rules/black-friday", json={"precedence": None, "conditions": None}))
+        done(many, many.patch("/dynamic-search-rules/black-friday", json={"precedence": None, "conditions": None}))
         rule = many.get("/dynamic-search-rules/black-friday").json()
         assert "precedence" not in rule and rule["conditions"] == {}
         # Bad input: 1.50's errors, nothing enqueued.
@@ -215,12 +199,12 @@ def test_dynamic_search_rules(pair) -> None:
             "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#dynamic_search_rule_not_found",
         }
         # Deletions: one (a missing one succeeds too), then all.
-        task = _task(many, many.delete("/dynamic-search-rules/promo-active"))
+        task = task_of(many, many.delete("/dynamic-search-rules/promo-active"))
         assert task["status"] == "succeeded" and task["type"] == "dsrUpdate" and task["details"] == {"updatedRules": 1}
-        assert _task(many, many.delete("/dynamic-search-rules/phantom"))["status"] == "succeeded"
+        assert task_of(many, many.delete("/dynamic-search-rules/phantom"))["status"] == "succeeded"
         assert many.get("/dynamic-search-rules/promo-active").status_code == 404
         assert many.post("/dynamic-search-rules", json={}).json()["total"] == 3
-        task = _task(many, many.delete("/dynamic-search-rules"))
+        task = done(many, many.delete("/dynamic-search-rules"))
         assert task["type"] == "dsrClear" and task["details"] == {"deletedDocuments": 3}
         assert many.post("/dynamic-search-rules", json={}).json()["total"] == 0
     finally:
@@ -233,9 +217,9 @@ def test_rules_survive_a_restart() -> None:
         config = miroir_proc.make_config(devs, groups=1, rf=1, shards=2, data_dir=tmp)
         with miroir_proc.serve_miroir(config) as (url, _), httpx.Client(base_url=url, timeout=30) as c:
             c.patch("/experimental-features", json={"dynamicSearchRules": True})
-            _task(c, c.patch("/dynamic-search-rules/a", json=_simple("a", True, "1")))
-            _task(c, c.patch("/dynamic-search-rules/b", json=RULE))
-            _task(c, c.delete("/dynamic-search-rules/a"))
+            done(c, c.patch("/dynamic-search-rules/a", json=_simple("a", True, "1")))
+            done(c, c.patch("/dynamic-search-rules/b", json=RULE))
+            done(c, c.delete("/dynamic-search-rules/a"))
             before = c.post("/dynamic-search-rules", json={}).json()
         with miroir_proc.serve_miroir(config) as (url, _), httpx.Client(base_url=url, timeout=30) as c:
             assert c.post("/dynamic-search-rules", json={}).json() == before

@@ -11,7 +11,6 @@ retrieved; 415 on the search routes; `semanticHitCount` counted on the returned 
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import uuid
 from collections.abc import Iterator
@@ -21,11 +20,7 @@ import pytest
 
 from miroir.core.merge import merge_search
 from miroir.core.searchplan import SearchRequest
-from tests.support import miroir_proc
-from tests.support.devnodes import start_devnodes, wait_task
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
+from tests.support.pairs import devnode_and_miroir, index_with
 
 GENRES = ["drama", "comedy", "horror", "action"]
 DOCS = [
@@ -36,28 +31,13 @@ DOCS = [
 SETTINGS = {"filterableAttributes": ["genre", "year"], "sortableAttributes": ["year"]}
 
 
-def _task(client: httpx.Client, resp: httpx.Response) -> None:
-    assert resp.status_code == 202, resp.text
-    assert wait_task(str(client.base_url), resp.json()["taskUid"], timeout=60)["status"] == "succeeded"
-
-
-def _setup(client: httpx.Client) -> None:
-    for uid in ("ca", "cb"):
-        _task(client, client.post("/indexes", json={"uid": uid, "primaryKey": "id"}))
-        _task(client, client.patch(f"/indexes/{uid}/settings", json=SETTINGS))
-        _task(client, client.post(f"/indexes/{uid}/documents", json=DOCS))
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """(one devnode, Miroir over 2 devnodes), both holding `ca` and `cb`."""
-    with contextlib.ExitStack() as stack:
-        (node,) = stack.enter_context(start_devnodes(1))
-        cluster = stack.enter_context(miroir_proc.start_cluster(nodes=2, groups=1, rf=1, shards=4))
-        one = stack.enter_context(httpx.Client(base_url=node.url, timeout=60))
-        many = stack.enter_context(httpx.Client(base_url=cluster.url, timeout=60))
-        _setup(one)
-        _setup(many)
+    with devnode_and_miroir(nodes=2, shards=4) as (one, many):
+        for client in (one, many):
+            for uid in ("ca", "cb"):
+                index_with(client, uid, DOCS, SETTINGS)
         yield one, many
 
 

@@ -19,12 +19,9 @@ import httpx
 import pytest
 
 from miroir.devnode.engine import IndexEngine
-from tests.support import miroir_proc
-from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.devnodes import start_devnodes
 from tests.support.miroir_proc import start_cluster
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
+from tests.support.pairs import done, index_with
 
 TEMPLATE = (
     "{% for field in fields %}{% if field.is_searchable and field.value != nil %}{{ field.name }}: "
@@ -86,23 +83,10 @@ def both():
         yield m, d, cluster
 
 
-def _done(client: httpx.Client, r: httpx.Response) -> dict:
-    assert r.status_code == 202, r.text
-    task = wait_task(str(client.base_url), r.json()["taskUid"], timeout=30)
-    assert task["status"] == "succeeded", task
-    return task
-
-
-def _index(client: httpx.Client, uid: str, docs: list | None = None) -> None:
-    _done(client, client.post("/indexes", json={"uid": uid, "primaryKey": "id"}))
-    if docs:
-        _done(client, client.post(f"/indexes/{uid}/documents", json=docs))
-
-
 def test_default_settings_are_150s(both):
     m, d, _ = both
     for c in (m, d):
-        _index(c, "defaults")
+        index_with(c, "defaults")
         got = c.get("/indexes/defaults/settings").json()
         assert got == DEFAULT_150 and list(got) == list(DEFAULT_150)
         assert c.get("/indexes/defaults/settings/ranking-rules").json() == DEFAULT_150["rankingRules"]
@@ -131,14 +115,14 @@ def test_get_settings_fed_back_to_patch_is_accepted(both):
     }
     answers = []
     for c in (m, d):
-        _index(c, "roundtrip")
-        _done(c, c.patch("/indexes/roundtrip/settings", json=configured))
+        index_with(c, "roundtrip")
+        done(c, c.patch("/indexes/roundtrip/settings", json=configured))
         first = c.get("/indexes/roundtrip/settings").json()
-        _done(c, c.patch("/indexes/roundtrip/settings", json=first))
+        done(c, c.patch("/indexes/roundtrip/settings", json=first))
         assert c.get("/indexes/roundtrip/settings").json() == first
         # A secret is shown masked (fed back, the mask would become the secret, as in 1.50).
         secret = {"remote": {"apiKey": "My super secret value you will never guess"}}
-        _done(c, c.patch("/indexes/roundtrip/settings/embedders", json=secret))
+        done(c, c.patch("/indexes/roundtrip/settings/embedders", json=secret))
         answers.append(c.get("/indexes/roundtrip/settings").json())
     assert answers[0] == answers[1]
     got = answers[0]
@@ -233,8 +217,8 @@ def test_split_rules_merge_like_one_node(both, rules):
     if rules is not None:
         settings["rankingRules"] = rules
     for c in (m, d):
-        _index(c, uid, DOCS)
-        _done(c, c.patch(f"/indexes/{uid}/settings", json=settings))
+        index_with(c, uid, DOCS)
+        done(c, c.patch(f"/indexes/{uid}/settings", json=settings))
     for body in ({"q": "rust book"}, {"q": "cargo rust"}, {"q": "book", "sort": ["n:asc"]}, {"q": "the rust"},
                  {"q": "rust book", "matchingStrategy": "all"}):
         if "sort" in body and rules is not None and "sort" not in rules:
@@ -254,9 +238,9 @@ def test_split_rules_merge_like_one_node(both, rules):
 def test_disable_on_numbers_applies(both):
     m, d, _ = both
     for c in (m, d):
-        _index(c, "numbers", DOCS)
+        index_with(c, "numbers", DOCS)
         assert [h["id"] for h in _search(c, "numbers", q="98766")["hits"]] == [6]  # one typo away
-        _done(c, c.patch("/indexes/numbers/settings/typo-tolerance", json={"disableOnNumbers": True}))
+        done(c, c.patch("/indexes/numbers/settings/typo-tolerance", json={"disableOnNumbers": True}))
         assert _search(c, "numbers", q="98766")["hits"] == []
         assert [h["id"] for h in _search(c, "numbers", q="98765")["hits"]] == [6]
         assert [h["id"] for h in _search(c, "numbers", q="pyhton")["hits"]] == [5]  # words keep their typos

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.test_serve import Daemon, write_config
+from tests.integration.test_serve import write_config
 from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import Daemon
 
 HELD = 2_000
 KEEP_ALIVE_MS = 4_000

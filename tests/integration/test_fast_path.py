@@ -7,27 +7,16 @@ A real `miroir serve` process on 127.0.0.1 (no nodes, master key, 1 KiB body lim
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.support.miroir_proc import Daemon, json_line
+
 MASTER = "master-key-fast-0123456789"
 START_TIMEOUT_S = 30.0
-
-
-def _json(line: str) -> dict | None:
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    return rec if isinstance(rec, dict) else None
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +27,12 @@ def daemon(tmp_path_factory) -> Iterator[tuple[str, list[str]]]:
         '[server]\nbind = "127.0.0.1:0"\nmax_body_bytes = 1024\nshutdown_grace_ms = 1000\n'
         f'[store]\ndata_dir = "{tmp / "data"}"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
-    env["MIROIR_MASTER_KEY"] = MASTER
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "miroir", "serve", "--config", str(cfg)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-    port: list[int] = []
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            rec = _json(line)
-            if rec and rec.get("event") == "ready":
-                port.append(rec["port"])
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
+    d = Daemon(cfg, env={"MIROIR_MASTER_KEY": MASTER})
     try:
-        assert ready.wait(START_TIMEOUT_S) and port, "".join(lines)
-        yield f"http://127.0.0.1:{port[0]}", lines
+        port = d.wait_ready(START_TIMEOUT_S)
+        yield f"http://127.0.0.1:{port}", d.lines
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        d.kill()
 
 
 AUTH = {"Authorization": f"Bearer {MASTER}"}
@@ -144,7 +112,7 @@ def test_request_id_and_log_line(daemon):
         assert len(r2.headers["x-request-id"]) == 32  # a fresh one
     logged: list[dict] = []
     for _ in range(100):  # logged after the answer is sent: poll, bounded
-        logged = [rec for rec in map(_json, list(lines)) if rec and rec.get("request_id") == "rid-fast-1"]
+        logged = [rec for rec in map(json_line, list(lines)) if rec and rec.get("request_id") == "rid-fast-1"]
         if logged:
             break
         time.sleep(0.05)

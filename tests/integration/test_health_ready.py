@@ -14,8 +14,9 @@ import uuid
 
 import httpx
 
-from tests.integration.test_serve import Daemon, write_config
+from tests.integration.test_serve import write_config
 from tests.support.devnodes import free_port, start_devnodes
+from tests.support.miroir_proc import Daemon
 
 RESTARTS = 20
 POLL_TIMEOUT_S = 30.0

@@ -19,12 +19,8 @@ import httpx
 import pytest
 
 from tests.support import miroir_proc
-from tests.support.devnodes import wait_task
-
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 from tests.support.corpus import CORPUS, read_docs
+from tests.support.pairs import index_with
 
 N_DOCS = 600
 SHARDS = 16
@@ -51,14 +47,7 @@ def loaded_cluster(docs: list[dict], scatter: dict, **shape) -> Iterator[tuple[m
     with miroir_proc.start_cluster(shards=SHARDS, extra=extra, **shape) as c, httpx.Client(
         base_url=c.url, timeout=30
     ) as client:
-        for method, path, body in [
-            ("POST", "/indexes", {"uid": UID, "primaryKey": "id"}),
-            ("PATCH", f"/indexes/{UID}/settings", {"filterableAttributes": ["section", "id"]}),
-            ("POST", f"/indexes/{UID}/documents", docs),
-        ]:
-            r = client.request(method, path, json=body)
-            assert r.status_code == 202, r.text
-            assert wait_task(c.url, r.json()["taskUid"], timeout=60)["status"] == "succeeded"
+        index_with(client, UID, docs, {"filterableAttributes": ["section", "id"]})
         yield c, client
 
 

@@ -26,12 +26,9 @@ from miroir.core.model import (
     IndexMeta,
     IndexPut,
     MiroirState,
-    Record,
     TaskCounterRaised,
     TaskEnqueued,
     TaskRecord,
-    apply_record,
-    new_state,
 )
 from miroir.store.journal import (
     COMMIT_NAME,
@@ -43,22 +40,15 @@ from miroir.store.journal import (
     frame,
     segment_name,
 )
-from tests.integration.test_serve import Daemon
 from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.journals import miroir_journal
+from tests.support.miroir_proc import Daemon
 
 TIMEOUT = 20
 
 
 def make(directory: Path, snapshot_every: int = 10_000) -> Journal[MiroirState]:
-    return Journal(
-        directory,
-        record_type=Record,
-        state_type=MiroirState,
-        apply=apply_record,
-        initial=new_state,
-        snapshot_every=snapshot_every,
-        high_water=lambda s: s.next_task_uid,
-    )
+    return miroir_journal(directory, snapshot_every, high_water=True)
 
 
 def enqueued(uid: int) -> TaskEnqueued:

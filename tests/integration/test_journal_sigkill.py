@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from miroir.core.model import MiroirState, Record, apply_record, new_state
-from miroir.store.journal import Journal
+from miroir.core.model import MiroirState
+from tests.support.journals import miroir_journal
 from tests.support.paths import SUPPORT
 
 CHILD = SUPPORT / "journal_burst_child.py"
@@ -23,14 +23,7 @@ TIMEOUT = 20  # seconds; every wait in this file is bounded by it
 
 def load(directory: Path) -> MiroirState:
     """The state a restarted Miroir would load (as tests/unit/test_journal.py's `load`)."""
-    return Journal(
-        directory,
-        record_type=Record,
-        state_type=MiroirState,
-        apply=apply_record,
-        initial=new_state,
-        snapshot_every=10_000,
-    ).load()
+    return miroir_journal(directory).load()
 
 
 def read_acks(proc: subprocess.Popen[bytes], want: int, deadline: float) -> list[int]:

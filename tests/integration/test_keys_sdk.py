@@ -19,8 +19,8 @@ import meilisearch
 import pytest
 from meilisearch.errors import MeilisearchApiError
 
-from tests.integration.test_serve import Daemon
 from tests.support.devnodes import start_devnodes
+from tests.support.miroir_proc import Daemon
 
 MASTER = "sdk-master-key-for-keys-0123456789"
 NODE_KEY = "sdk-node-master-key-9876543210"

@@ -9,11 +9,10 @@ import pytest
 import trio
 
 from miroir.config import config_from_dict
-from miroir.core.model import MiroirState, Record, apply_record, new_state
 from miroir.engine import mover
 from miroir.engine.services import create_cluster
-from miroir.store.journal import Journal
 from tests.support.devnodes import start_devnodes
+from tests.support.journals import miroir_journal
 
 KEY = "node-key-codes"
 WAIT_S = 30.0
@@ -33,7 +32,7 @@ async def test_refusals_carry_the_node_error_code(devnode, tmp_path):
             "nodes": [{"id": "n1", "url": devnode.url, "group": "g0"}],
         }
     )
-    journal = Journal(tmp_path, record_type=Record, state_type=MiroirState, apply=apply_record, initial=new_state)
+    journal = miroir_journal(tmp_path)
     journal.load()
     async with trio.open_nursery() as root:
         await root.start(journal.run)

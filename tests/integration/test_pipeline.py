@@ -21,8 +21,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.integration.test_serve import Daemon, write_config
+from tests.integration.test_serve import write_config
 from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.miroir_proc import Daemon
 
 MASTER = "master-key-pipeline-0123456789"
 M = {"Authorization": f"Bearer {MASTER}"}

@@ -8,8 +8,11 @@ acknowledged write is checked on every owner node of its shard directly (the nod
 `documents/fetch`): an id whose last acknowledged write is an upsert must be there with
 that version (else *lost* or *stale*), an id whose last acknowledged write is a delete
 must be absent (else *resurrected*). A write whose outcome the client cannot know (no
-answer: Miroir died under it; 503) makes its id unknown from then on: it is not checked
-and not written again.
+answer: Miroir died under it; a 503 that does not say nothing was written) makes its id
+uncertain from then on: it is not written again, and each owner must hold one of its two
+possible states (owners that disagree are reported: see `verify_writes`). A write never sent (no connection while Miroir restarts) or
+refused for certain must not take effect. No node holds a copy of a shard it does not
+own, nor an add that was not acknowledged.
 
 The other side of the rule: a move target that really loses its data mid-move (RF = 2)
 is found lost, refilled with what it owns, completed by the mover, and loses nothing.
@@ -19,8 +22,6 @@ Loopback only, every wait bounded, every process stopped. Prints the figures of 
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +29,16 @@ import httpx
 import pytest
 
 from miroir.core.routing import shard_for_key
-from tests.support.chaos_helpers import MiroirProcess, node_docs, owners_after, wait_until
+from tests.support.chaos_helpers import (
+    WRITE_KINDS,
+    MiroirProcess,
+    StreamWriter,
+    owners_after,
+    settle_urls,
+    verify_writes,
+    versioned_doc,
+    wait_until,
+)
 from tests.support.devnodes import start_devnodes, wait_task
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,6 +53,13 @@ PAGE_SIZE = 25
 # Fractions of the copy at which Miroir is killed.
 KILL_AT = (0.25, 0.6)
 WRITE_INTERVAL_S = 0.02
+BAD = ("lost", "stale", "resurrected", "uncertain_bad", "misplaced", "phantom")
+# Reported by verify_writes, not asserted: see its docstring.
+REPORTED = ("uncertain_diverged",)
+
+
+def _figures(f: dict) -> str:
+    return " ".join(f"{k}={f[k]}" for k in ("checked", *BAD, *REPORTED))
 
 
 def _config(path: Path, data_dir: Path, urls: list[str], rf: int, concurrent: int = 8) -> None:
@@ -60,61 +77,6 @@ def _config(path: Path, data_dir: Path, urls: list[str], rf: int, concurrent: in
     path.write_text("\n".join(lines) + "\n")
 
 
-class Writer(threading.Thread):
-    """Adds, updates and deletes single documents through Miroir, one at a time, until
-    stopped. `model` holds, per id, the document of its last acknowledged write (None:
-    deleted); ids with a write of unknown outcome are in `unknown` and left alone."""
-
-    def __init__(self, url_of, uid: str, seed: int, base: dict[str, dict]):
-        super().__init__(daemon=True)
-        self.url_of = url_of
-        self.uid = uid
-        self.rng = random.Random(seed)
-        self.model: dict[str, dict | None] = dict(base)
-        self.unknown: set[str] = set()
-        self.next_id = 1_000_000
-        self.stop = threading.Event()
-        self.counts = {"add": 0, "update": 0, "delete": 0, "unknown": 0}
-
-    def _pick(self) -> str | None:
-        for _ in range(20):
-            i = str(self.rng.randrange(N_BASE))
-            if i not in self.unknown:
-                return i
-        return None
-
-    def run(self) -> None:
-        with httpx.Client(timeout=30) as http:
-            while not self.stop.is_set():
-                roll = self.rng.random()
-                if roll < 0.3:
-                    i, kind = str(self.next_id), "add"
-                    self.next_id += 1
-                else:
-                    i = self._pick()
-                    if i is None:
-                        continue
-                    kind = "delete" if roll < 0.55 and self.model.get(i) is not None else "update"
-                prev = self.model.get(i)
-                version = (prev["v"] + 1) if prev else 1
-                doc = {"id": int(i), "v": version, "title": f"item {i} v{version}"}
-                try:
-                    if kind == "delete":
-                        r = http.delete(f"{self.url_of()}/indexes/{self.uid}/documents/{i}")
-                    else:
-                        r = http.post(f"{self.url_of()}/indexes/{self.uid}/documents", json=[doc])
-                except httpx.TransportError:
-                    r = None
-                if r is not None and r.status_code == 202:
-                    self.model[i] = None if kind == "delete" else doc
-                    self.counts[kind] += 1
-                else:
-                    self.unknown.add(i)
-                    self.counts["unknown"] += 1
-                    time.sleep(0.05)  # Miroir is restarting
-                time.sleep(WRITE_INTERVAL_S)
-
-
 def _status(url: str) -> dict:
     r = httpx.get(f"{url}/_miroir/rebalance", timeout=10)
     r.raise_for_status()
@@ -130,46 +92,11 @@ def _load(url: str, uid: str, docs: list[dict]) -> None:
         assert wait_task(url, r.json()["taskUid"], timeout=WAIT_S)["status"] == "succeeded"
 
 
-def _settle(urls: list[str]) -> None:
-    for url in urls:
-        wait_until(
-            lambda url=url: not httpx.get(
-                f"{url}/tasks", params={"statuses": "enqueued,processing"}, timeout=5
-            ).json()["results"],
-            timeout=WAIT_S, what=f"{url} idle",
-        )
-
-
-def _verify(
-    uid: str, model: dict[str, dict | None], unknown: set[str], node_urls: dict[str, str], rf: int
-) -> dict[str, int]:
-    """lost / stale / resurrected acknowledged writes, on every owner of their shard."""
-    members = sorted(node_urls)
-    held = {n: node_docs(u, uid) for n, u in node_urls.items()}
-    out = {"lost": 0, "stale": 0, "resurrected": 0, "checked": 0, "misplaced": 0}
-    examples: list[str] = []
-    for i, doc in model.items():
-        if i in unknown:
-            continue
-        for node in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS):
-            got = held[node].get(i)
-            out["checked"] += 1
-            if doc is None:
-                bad = "resurrected" if got is not None else None
-            elif got is None:
-                bad = "lost"
-            else:
-                bad = "stale" if got.get("v") != doc["v"] else None
-            if bad:
-                out[bad] += 1
-                if len(examples) < 5:
-                    examples.append(f"{bad} id={i} on {node}: want {doc} got {got}")
-    # Old owners' copies were dropped: no node keeps documents of a shard it does not own.
-    out["misplaced"] = sum(
-        1 for n, docs in held.items() for i in docs if n not in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS)
-    )
-    out["examples"] = examples  # type: ignore[assignment]
-    return out
+def _verify(writer: StreamWriter, urls: list[str], rf: int) -> dict:
+    """`verify_writes` on the four nodes, against the owners once n4 has joined."""
+    members = ["n1", "n2", "n3", "n4"]
+    nodes = dict(zip(members, urls, strict=True))
+    return verify_writes(writer, nodes, lambda s: owners_after(s, members[:3], members, rf, SHARDS), SHARDS)
 
 
 @pytest.fixture
@@ -191,15 +118,15 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
     _config(config, tmp_path / "journal", urls[:3], rf)
     procs = [MiroirProcess(config)]
     current = {"url": procs[-1].wait_ready()}
-    writer: Writer | None = None
+    writer: StreamWriter | None = None
     try:
-        base = {str(i): {"id": i, "v": 0, "title": f"item {i} v0"} for i in range(N_BASE)}
+        base = {str(i): versioned_doc(str(i), 0) for i in range(N_BASE)}
         phases["miroir"] = time.monotonic() - t0
         _load(current["url"], uid, list(base.values()))
         phases["loaded"] = time.monotonic() - t0
         members = ["n1", "n2", "n3", "n4"]
         to_copy = sum(1 for i in base if "n4" in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS))
-        writer = Writer(lambda: current["url"], uid, seed, base)
+        writer = StreamWriter(lambda: (current["url"], len(procs) - 1), uid, seed, base, N_BASE, WRITE_INTERVAL_S)
         writer.start()
         time.sleep(0.3)
         r = httpx.post(f"{current['url']}/_miroir/nodes", json={"id": "n4", "url": urls[3], "group": "g0"}, timeout=30)
@@ -228,25 +155,26 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
         time.sleep(0.3)  # writes go on against the new layout
         writer.stop.set()
         writer.join(30)
-        _settle(urls)
+        settle_urls(urls, WAIT_S)
         copy_lost = [e for p in procs for e in p.events("handoff.copy_lost")]
-        figures = _verify(uid, writer.model, writer.unknown, {f"n{k + 1}": u for k, u in enumerate(urls)}, rf)
+        figures = _verify(writer, urls, rf)
         print(
             f"\nrf={rf} seed={seed} kills_at_copied={kills}/{to_copy} writes={writer.counts} "
-            f"unknown_ids={len(writer.unknown)} checked={figures['checked']} lost={figures['lost']} "
-            f"stale={figures['stale']} resurrected={figures['resurrected']} misplaced={figures['misplaced']} "
-            f"copy_lost_logged={len(copy_lost)} "
+            f"uncertain_ids={len(writer.uncertain)} {_figures(figures)} copy_lost_logged={len(copy_lost)} "
             f"wall={time.monotonic() - t0:.1f}s phases={ {k: round(v, 1) for k, v in phases.items()} }"
         )
-        for e in figures["examples"]:  # type: ignore[union-attr]
+        for e in figures["examples"] + writer.other[:5]:
             print("  ", e)
         for e in copy_lost:
             print("   copy_lost:", e.get("node"), e.get("reason"))
-        assert figures["lost"] == figures["stale"] == figures["resurrected"] == figures["misplaced"] == 0, figures
+        assert not any(figures[k] for k in BAD), figures
+        # Only the write in flight at each kill can be of unknown outcome; no other answer
+        # than 202, or a 503 saying nothing was written, is expected.
+        assert len(writer.uncertain) <= len(kills) and not writer.other, (writer.why, writer.other[:5])
         # The joining node is never taken for a node that lost its disk (issue 20).
         assert not copy_lost, copy_lost
         # The writer really ran through the copy (the figures are printed above).
-        assert sum(writer.counts[k] for k in ("add", "update", "delete")) >= 20, writer.counts
+        assert sum(writer.counts[k] for k in WRITE_KINDS) >= 20, writer.counts
         topology = httpx.get(f"{current['url']}/_miroir/topology", timeout=10).json()
         nodes = {n["id"]: n["state"] for n in topology["nodes"]}
         assert nodes == dict.fromkeys(members, "active"), nodes
@@ -301,11 +229,11 @@ def test_target_losing_its_data_mid_rebalance_is_refilled_without_loss(tmp_path,
     _config(config, tmp_path / "journal", urls[:3], rf, concurrent=2)  # units two by two
     miroir = MiroirProcess(config)
     url = miroir.wait_ready()
-    writer: Writer | None = None
+    writer: StreamWriter | None = None
     try:
-        base = {str(i): {"id": i, "v": 0, "title": f"item {i} v0"} for i in range(N_BASE)}
+        base = {str(i): versioned_doc(str(i), 0) for i in range(N_BASE)}
         _load(url, uid, list(base.values()))
-        writer = Writer(lambda: url, uid, 99, base)
+        writer = StreamWriter(lambda: (url, 0), uid, 99, base, N_BASE, WRITE_INTERVAL_S)
         writer.start()
         r = httpx.post(f"{url}/_miroir/nodes", json={"id": "n4", "url": urls[3], "group": "g0"}, timeout=30)
         assert r.status_code == 202, r.text
@@ -336,17 +264,18 @@ def test_target_losing_its_data_mid_rebalance_is_refilled_without_loss(tmp_path,
         time.sleep(0.3)
         writer.stop.set()
         writer.join(30)
-        _settle(urls)
-        figures = _verify(uid, writer.model, writer.unknown, {f"n{k + 1}": u for k, u in enumerate(urls)}, rf)
+        settle_urls(urls, WAIT_S)
+        figures = _verify(writer, urls, rf)
         lost_events = miroir.events("handoff.copy_lost")
         print(
-            f"\ntarget lost mid-move: writes={writer.counts} checked={figures['checked']} lost={figures['lost']} "
-            f"stale={figures['stale']} resurrected={figures['resurrected']} misplaced={figures['misplaced']} "
+            f"\ntarget lost mid-move: writes={writer.counts} {_figures(figures)} "
             f"copy_lost={[e.get('reason') for e in lost_events]} refills={len(miroir.events('refill.done'))}"
         )
-        for e in figures["examples"]:  # type: ignore[union-attr]
+        for e in figures["examples"] + writer.other[:5]:
             print("  ", e)
-        assert figures["lost"] == figures["stale"] == figures["resurrected"] == figures["misplaced"] == 0, figures
+        assert not any(figures[k] for k in BAD), figures
+        # Miroir is never killed here: every write is answered.
+        assert not writer.uncertain and not writer.other, (writer.why, writer.other[:5])
         assert lost_events and miroir.events("refill.done"), "n4 was not found lost and refilled"
     finally:
         if writer is not None:

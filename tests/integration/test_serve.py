@@ -5,14 +5,8 @@ Processes bind 127.0.0.1 only, every wait has a timeout, every process is killed
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,74 +24,10 @@ from miroir.config import AuthConfig, config_from_dict
 from miroir.core.errors import MeiliError
 from miroir.daemon import StartupError, run_miroir
 from miroir.sdnotify import SdNotifier
+from tests.support.miroir_proc import START_TIMEOUT, Daemon, json_line
 
 MASTER = "master-key-0123456789"
 ADMIN = "admin-key-0123456789"
-START_TIMEOUT = 30.0
-
-
-class Daemon:
-    """A `miroir serve` subprocess whose stderr is collected by a thread."""
-
-    def __init__(self, config_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None):
-        self.lines: list[str] = []
-        self._q: queue.Queue[str | None] = queue.Queue()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
-        full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "miroir", "serve", "--config", str(config_path), *(args or [])],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=full_env,
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            self._q.put(line)
-        self._q.put(None)
-
-    def wait_event(self, event: str, timeout: float = START_TIMEOUT) -> dict | None:
-        """The first JSON log line with this event, or None when the process ended first."""
-        for line in self.lines:
-            rec = _json(line)
-            if rec and rec.get("event") == event:
-                return rec
-        while True:
-            line = self._q.get(timeout=timeout)
-            if line is None:
-                return None
-            rec = _json(line)
-            if rec and rec.get("event") == event:
-                return rec
-
-    def wait_ready(self) -> int:
-        rec = self.wait_event("ready")
-        assert rec is not None, "".join(self.lines)
-        return rec["port"]
-
-    def wait(self, timeout: float = START_TIMEOUT) -> int:
-        rc = self.proc.wait(timeout=timeout)
-        return rc
-
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def _json(line: str) -> dict | None:
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    return rec if isinstance(rec, dict) else None
 
 
 def write_config(path: Path, data_dir: Path, bind: str = "127.0.0.1:0", extra: str = "") -> Path:
@@ -154,7 +84,7 @@ def test_system_routes(served):
     # One structured log line per request (logged after the response is built: poll, bounded).
     logged: list[dict] = []
     for _ in range(100):
-        logged = [rec for rec in map(_json, list(d.lines)) if rec and rec.get("request_id") == "rid-health-1"]
+        logged = [rec for rec in map(json_line, list(d.lines)) if rec and rec.get("request_id") == "rid-health-1"]
         if logged:
             break
         time.sleep(0.05)

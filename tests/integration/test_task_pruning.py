@@ -15,12 +15,12 @@ import trio
 
 from miroir.config import config_from_dict
 from miroir.core.errors import MeiliError
-from miroir.core.model import MiroirState, Record, TaskUpdated, apply_record, new_state
+from miroir.core.model import TaskUpdated
 from miroir.core.taskfold import TERMINAL, parse_ts
 from miroir.core.taskquery import parse_task_query, rfc3339
 from miroir.engine.tasks import TASKS_QUEUE, DrivenTask, TaskService
 from miroir.net.fleet import Fleet
-from miroir.store.journal import Journal
+from tests.support.journals import miroir_journal
 from tests.support.miroir_proc import start_cluster
 
 MAX_KEPT = 30
@@ -31,7 +31,7 @@ FILTER_TAIL = "&statuses=succeeded,failed,canceled"
 
 @asynccontextmanager
 async def task_service(path: Path) -> AsyncIterator[TaskService]:
-    journal = Journal(path, record_type=Record, state_type=MiroirState, apply=apply_record, initial=new_state)
+    journal = miroir_journal(path)
     journal.load()
     async with trio.open_nursery() as root:
         await root.start(journal.run)

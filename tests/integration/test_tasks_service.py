@@ -17,7 +17,7 @@ from miroir.api.app import create_app
 from miroir.api.context import Miroir
 from miroir.config import config_from_dict
 from miroir.core.errors import MeiliError
-from miroir.core.model import MiroirState, Record, TaskEnqueued, TaskRecord, apply_record, new_state
+from miroir.core.model import MiroirState, TaskEnqueued, TaskRecord
 from miroir.core.placement import Layout
 from miroir.core.taskquery import parse_task_query
 from miroir.engine.cluster import Cluster
@@ -26,6 +26,7 @@ from miroir.engine.tasks import DRIVEN_KEY, DrivenTask
 from miroir.net.node import NodeClient, NodeError, NodeUnavailable
 from miroir.store.journal import Journal
 from tests.support.devnodes import free_port, start_devnodes
+from tests.support.journals import miroir_journal
 
 KEY = "node-key-123"
 WAIT_S = 10.0
@@ -48,7 +49,7 @@ def make_config(devnodes, **cluster) -> object:
 
 
 def open_journal(path: Path) -> Journal[MiroirState]:
-    j = Journal(path, record_type=Record, state_type=MiroirState, apply=apply_record, initial=new_state)
+    j = miroir_journal(path)
     j.load()
     return j
 

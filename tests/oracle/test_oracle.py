@@ -21,13 +21,8 @@ import httpx
 import pytest
 
 from tests.support import miroir_proc, oracle_queries as oq
-from tests.support.devnodes import start_devnodes, wait_task
-
-# Wire the search routes when the app does not list them yet (no-op once it does).
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 from tests.support.corpus import CORPUS, read_docs
+from tests.support.devnodes import start_devnodes, wait_task
 
 N_DOCS = 20_000
 SEED = 20_240_611

@@ -14,11 +14,17 @@ the app does not list yet are registered on the app the helper builds. Everythin
 from __future__ import annotations
 
 import contextlib
-import importlib
+import json
+import os
+import queue
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -28,16 +34,6 @@ from tests.support.devnodes import Devnode, start_devnodes
 
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
-
-# Route modules an integration test needs; registered when the app does not list them.
-ROUTE_MODULES = (
-    "miroir.api.routes_tasks",
-    "miroir.api.routes_indexes",
-    "miroir.api.routes_settings",
-    "miroir.api.routes_documents",
-    "miroir.api.routes_stats",
-)
-
 
 @dataclass
 class MiroirCluster:
@@ -109,9 +105,6 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
             ctx.journal, ctx.engine, ctx.ready = journal, cluster, True
             ctx.bound_port = sock.getsockname()[1]
             app = app_mod.create_app(ctx)
-            for name in ROUTE_MODULES:
-                if name not in app_mod.ROUTE_MODULES:
-                    app.register_blueprint(importlib.import_module(name).bp)
             hc = _hypercorn_config(config)
             hc.graceful_timeout = 1.0
             await root.start(
@@ -200,3 +193,79 @@ def start_cluster(
             yield MiroirCluster(
                 url=url, config=config, devnodes=devs, node_ids=ids, master_key=master_key, groups=by_group, cluster=cluster
             )
+
+
+START_TIMEOUT = 30.0
+
+
+def json_line(line: str) -> dict | None:
+    """A JSON log line's record, or None."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+class Daemon:
+    """`miroir serve` as a subprocess (kill -9 able), its stderr collected by a thread
+    (`lines`). `wait_ready` answers the port it bound."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None):
+        self.lines: list[str] = []
+        self._q: queue.Queue[str | None] = queue.Queue()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MIROIR_", "NOTIFY_", "WATCHDOG_"))}
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "miroir", "serve", "--config", str(config_path), *(args or [])],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=full_env,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            self._q.put(line)
+        self._q.put(None)
+
+    def wait_event(self, event: str, timeout: float = START_TIMEOUT) -> dict | None:
+        """The first JSON log line with this event, or None when the process ended first."""
+        for line in self.lines:
+            rec = json_line(line)
+            if rec and rec.get("event") == event:
+                return rec
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise queue.Empty(f"no `{event}` within {timeout}s:\n{self.stderr()[-2000:]}")
+            line = self._q.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line is None:
+                return None
+            rec = json_line(line)
+            if rec and rec.get("event") == event:
+                return rec
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> int:
+        rec = self.wait_event("ready", timeout)
+        assert rec is not None, "miroir exited before ready:\n" + self.stderr()
+        return rec["port"]
+
+    def events(self, name: str) -> list[dict]:
+        """The log records of one event so far."""
+        return [rec for rec in map(json_line, list(self.lines)) if rec and rec.get("event") == name]
+
+    def wait(self, timeout: float = START_TIMEOUT) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # SIGKILL
+            self.proc.wait(timeout=10)

@@ -24,13 +24,10 @@ from miroir.core.model import (
     NodeMeta,
     NodePut,
     NodeRemoved,
-    Record,
     TaskDeleted,
     TaskEnqueued,
     TaskRecord,
     TaskUpdated,
-    apply_record,
-    new_state,
 )
 from miroir.store.journal import (
     COMMIT_NAME,
@@ -41,19 +38,13 @@ from miroir.store.journal import (
     JournalError,
     segment_name,
 )
+from tests.support.journals import miroir_journal
 
 TIMEOUT = 20  # seconds; every wait in this file is bounded by it
 
 
 def make(directory: Path, snapshot_every: int = 10_000) -> Journal[MiroirState]:
-    return Journal(
-        directory,
-        record_type=Record,
-        state_type=MiroirState,
-        apply=apply_record,
-        initial=new_state,
-        snapshot_every=snapshot_every,
-    )
+    return miroir_journal(directory, snapshot_every)
 
 
 def load(directory: Path) -> MiroirState:
