@@ -15,9 +15,6 @@ import pytest
 from tests.support import miroir_proc
 from tests.support.devnodes import wait_task
 
-if "miroir.api.routes_search" not in miroir_proc.ROUTE_MODULES:
-    miroir_proc.ROUTE_MODULES = (*miroir_proc.ROUTE_MODULES, "miroir.api.routes_search")
-
 # Index a: colours with counts 3,2,1; index b: more of `red` and a new `blue`.
 DOCS_A = [{"id": i, "colour": c} for i, c in enumerate(["green", "green", "green", "red", "red", "Yellow"])]
 DOCS_B = [{"id": i, "colour": c} for i, c in enumerate(["red", "red", "blue"])]
