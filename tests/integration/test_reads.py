@@ -333,10 +333,10 @@ def test_documents_errors_equal_single_node(pair, method, path, payload, want):
     "body, message",
     [
         # tests/swap_indexes/errors.rs::swap_indexes_bad_indexes (1.50), with our uids.
-        pytest.param(
-            [{"indexes": ["pa"]}], 'Two indexes must be given for each swap. The list `["pa"]` contains 1 indexes.',
-            marks=pytest.mark.xfail(strict=True, reason="core/swaps.py words it `Invalid value at `[0].indexes`: "
-                                    "two indexes must be given ...`: Miroir and the devnode agree, 1.50 does not"),
+        ([{"indexes": ["pa"]}], 'Two indexes must be given for each swap. The list `["pa"]` contains 1 indexes.'),
+        (
+            [{"indexes": ["pa", "pb", "pc"]}],
+            'Two indexes must be given for each swap. The list `["pa", "pb", "pc"]` contains 3 indexes.',
         ),
         ([{"indexes": ["pa", "pa"]}], "Indexes must be declared only once during a swap. `pa` was specified several times."),
     ],

@@ -36,6 +36,13 @@ def validate_swaps(body: Any) -> list[tuple[str, str]]:
         if "indexes" not in item:
             raise MeiliError("missing_swap_indexes", f"Missing field `indexes` inside `[{i}]`")
         pair = item["indexes"]
+        if isinstance(pair, list) and len(pair) != 2 and all(isinstance(p, str) for p in pair):
+            # 1.50 checks the count after decoding (MeilisearchHttpError), in its own words.
+            shown = ", ".join(_json(p) for p in pair)
+            raise MeiliError(
+                "invalid_swap_indexes",
+                f"Two indexes must be given for each swap. The list `[{shown}]` contains {len(pair)} indexes.",
+            )
         if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
             count = len(pair) if isinstance(pair, list) else 1
             raise MeiliError(
