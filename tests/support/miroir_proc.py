@@ -100,7 +100,18 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
         async with trio.open_nursery() as root:
             await root.start(journal.run)
             cluster = await create_cluster(config, journal)
-            await root.start(run_services, cluster)
+            # Under their own scope: at the stop the services end first, then the journal
+            # flushes, as the daemon does; a service appending to a closed journal crashes.
+            services_scope, services_done = trio.CancelScope(), trio.Event()
+
+            async def services(task_status: trio.TaskStatus[None]) -> None:
+                try:
+                    with services_scope:
+                        await run_services(cluster, task_status=task_status)
+                finally:
+                    services_done.set()
+
+            await root.start(services)
             ctx = Miroir(config)
             ctx.journal, ctx.engine, ctx.ready = journal, cluster, True
             ctx.bound_port = sock.getsockname()[1]
@@ -124,7 +135,10 @@ async def _serve(config: Config, ready: threading.Event, box: dict) -> None:
             box["cluster"] = cluster
             ready.set()
             await stop.wait()
-            # Flush the journal while its writer still runs, then stop everything.
+            # Stop the services, flush the journal while its writer still runs, then stop
+            # everything.
+            services_scope.cancel()
+            await services_done.wait()
             with trio.move_on_after(STOP_TIMEOUT_S):
                 await journal.aclose()
             root.cancel_scope.cancel()
