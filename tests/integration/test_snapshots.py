@@ -55,6 +55,14 @@ class Writer(threading.Thread):
             self.error = e
 
 
+def _wait_writes(writer: Writer, n: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(writer.writes) < n:
+        assert writer.error is None, writer.error
+        assert time.monotonic() < deadline, f"only {len(writer.writes)} of {n} writes in {timeout} s"
+        time.sleep(0.02)
+
+
 def _node_shards(url: str) -> dict[int, set[int]]:
     r = httpx.get(f"{url}/indexes/{INDEX}/documents", params={"limit": 100_000}, timeout=30.0)
     r.raise_for_status()
@@ -74,7 +82,8 @@ def test_snapshot_under_writes_restores_one_consistent_cut(tmp_path: Path) -> No
             wait_task(url, r.json()["taskUid"], MASTER_KEY)
             writer = Writer(url)
             writer.start()
-            time.sleep(0.6)
+            # Conditions, not sleeps: under load a fixed pause may see no write at all.
+            _wait_writes(writer, 40)
             asked = time.monotonic()
             r = httpx.post(f"{url}/snapshots", headers=H)
             assert r.status_code == 202, r.text
@@ -88,7 +97,7 @@ def test_snapshot_under_writes_restores_one_consistent_cut(tmp_path: Path) -> No
             for d in devs:
                 node_tasks = httpx.get(f"{d.url}/tasks", params={"types": "snapshotCreation"}).json()["results"]
                 assert [t["status"] for t in node_tasks] == ["succeeded"]
-            time.sleep(0.6)  # writes go on after the barrier
+            _wait_writes(writer, len(writer.writes) + 20)  # writes go on after the barrier
             writer.stop.set()
             writer.join(30)
             assert writer.error is None, writer.error
@@ -122,7 +131,9 @@ def test_snapshot_under_writes_restores_one_consistent_cut(tmp_path: Path) -> No
         per_node = [_node_shards(d.url) for d in devs]
         for shard in range(SHARDS):
             copies = [s[shard] for s in per_node if shard in s]
-            assert len(copies) == 2 and copies[0] == copies[1], shard
+            # A shard no write of the cut reached is on no node (an empty shard lists nothing).
+            assert len(copies) in (0, 2) and copies[:1] == copies[1:], shard
+        assert any(shard in s for s in per_node for shard in range(SHARDS))
         on_nodes = set().union(*(ids for s in per_node for ids in s.values()))
         config = make_config(devs, groups=1, rf=2, shards=SHARDS, data_dir=str(tmp_path / "restored"),
                              master_key=MASTER_KEY)
