@@ -115,7 +115,8 @@ def _catch_up(c: MiroirCluster) -> None:
         time.sleep(0.5)
         c.node(victim).kill()
         wait_until(lambda: topology_nodes(c.url)[victim]["health"]["state"] == "down", what=f"{victim} down")
-        time.sleep(1.5)  # a backlog builds up
+        time.sleep(1.5)  # a backlog builds up (at least one write, however loaded the machine)
+        wait_until(lambda: topology_nodes(c.url)[victim]["repair"]["backlogOps"] > 0, what="a backlog")
         c.node(victim).restart()
         t_back = time.monotonic()
         peak = 0
@@ -132,7 +133,9 @@ def _catch_up(c: MiroirCluster) -> None:
             )
             time.sleep(0.05)
         t_released = time.monotonic()
-        time.sleep(1.0)  # the writers go on, with the node serving again
+        time.sleep(1.0)  # the writers go on, with the node serving again (5 writes at least)
+        wait_until(lambda: w.rate(t_released, time.monotonic()) * (time.monotonic() - t_released) >= 5,
+                   what="writes acknowledged after the release")
         t_end = time.monotonic()
     assert w.acked, "no write was acknowledged"
     assert not w.other, w.other[:5]

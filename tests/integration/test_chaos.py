@@ -131,8 +131,12 @@ def test_rf2_node_sigkill_during_searches_and_writes(tmp_path):
             time.sleep(1.0)
             c.node("n2").kill()
             wait_until(lambda: topology_nodes(c.url)["n2"]["health"]["state"] == "down", what="n2 down")
-            t_end = time.monotonic() + 2.0
-            while time.monotonic() < t_end:
+            # At least 2 s down, and until the stream has written for n2 (a condition, so
+            # a loaded machine cannot end the outage before any write was hinted).
+            t_end, deadline = time.monotonic() + 2.0, time.monotonic() + 60.0
+            while time.monotonic() < t_end or (
+                time.monotonic() < deadline and topology_nodes(c.url)["n2"]["repair"]["backlogOps"] == 0
+            ):
                 n2 = topology_nodes(c.url)["n2"]
                 seen_states.add((n2["health"]["state"], n2["repair"]["state"], n2["readable"]))
                 time.sleep(0.1)
@@ -254,6 +258,8 @@ def test_sigstopped_node_does_not_hold_writes(tmp_path):
             try:
                 wait_until(lambda: topology_nodes(c.url)["n1"]["health"]["state"] == "down", what="n1 down")
                 time.sleep(2.0)
+                # And until the stream has written for n1, however loaded the machine.
+                wait_until(lambda: topology_nodes(c.url)["n1"]["repair"]["backlogOps"] > 0, what="n1 backlog")
                 backlog = topology_nodes(c.url)["n1"]["repair"]["backlogOps"]
             finally:
                 os.kill(n1.proc.pid, signal.SIGCONT)
@@ -304,6 +310,7 @@ def test_miroir_sigkill_mid_write_stream(tmp_path):
                 w.__enter__()
             try:
                 time.sleep(1.5)
+                wait_until(lambda: all(len(w.acked) >= 3 for w in writers), what="writes acknowledged")
                 procs[-1].kill()
                 time.sleep(0.3)
             finally:
