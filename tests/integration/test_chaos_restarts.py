@@ -122,6 +122,7 @@ class Chaos:
         self.events: list[str] = []
         self.probes: list[str] = []  # answers to writes while every owner of a shard is down
         self.t0 = time.monotonic()
+        self.writer: StreamWriter | None = None
 
     @property
     def url(self) -> str:
@@ -130,7 +131,15 @@ class Chaos:
     def note(self, what: str) -> None:
         self.events.append(f"{time.monotonic() - self.t0:.1f}s {what}")
 
+    def await_ack(self) -> None:
+        """Until the running Miroir has acknowledged a write: every life must have one,
+        and on a loaded machine the schedule's pauses alone do not guarantee it."""
+        writer, life = self.writer, self.current[1]
+        if writer is not None:
+            wait_until(lambda: writer.acked_by_life.get(life, 0) > 0, timeout=WAIT_S, what=f"an ack in life {life}")
+
     def kill_miroir(self) -> None:
+        self.await_ack()
         self.procs[-1].kill()
         self.note("miroir kill -9")
         self.procs.append(MiroirProcess(self.config))
@@ -331,7 +340,9 @@ def test_writes_survive_miroir_kill9_and_node_faults(tmp_path, layout):
             t_loaded = time.monotonic() - t0
             writer = StreamWriter(lambda: chaos.current, UID, layout.seed, base, N_BASE, WRITE_INTERVAL_S)
             writer.start()
+            chaos.writer = writer
             _run_schedule(chaos, layout, rng)
+            chaos.await_ack()
             writer.stop.set()
             writer.join(40)
             t_chaos = time.monotonic() - t0
