@@ -52,7 +52,7 @@ def test_check_config_accepts_shipped_example():
 def test_check_config_json_topology(capsys):
     assert main(["check-config", "--config", str(REPO / "miroir.toml"), "--json"]) == 0
     t = json.loads(capsys.readouterr().out)
-    assert t["ok"] is True and t["shards"] == 16 and t["replication_factor"] == 1
+    assert t["ok"] is True and t["shards"] == 48 and t["replication_factor"] == 1
     [group] = t["groups"]
     assert group["name"] == "g0"
     assert [n["id"] for n in group["nodes"]] == ["n1", "n2", "n3"]
