@@ -59,7 +59,7 @@ def test_check_config_json_topology(capsys):
     assert [n["url"] for n in group["nodes"]] == [f"http://127.0.0.1:{p}" for p in (7701, 7702, 7703)]
     # RF 1: every shard held exactly once in the group.
     held = sorted(s for n in group["nodes"] for s in n["shards"])
-    assert held == list(range(16))
+    assert held == list(range(48))
 
 
 def test_check_config_rf2_holds_each_shard_twice(tmp_path, capsys):
