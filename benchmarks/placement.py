@@ -24,7 +24,7 @@ from miroir.core.routing import shard_for_key
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "debian-packages.ndjson.gz"
 NODE_COUNTS = (3, 4, 6, 8, 12, 16)
-SHARD_COUNTS = (16, 64, 256)
+SHARD_COUNTS = (16, 48, 64, 256)
 
 
 def corpus_ids(limit: int | None) -> list[object]:

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--nodes", type=int, default=3, help="devnodes to start (default 3)")
     dev.add_argument("--groups", type=int, default=1, help="replica groups the nodes are spread over (default 1)")
     dev.add_argument("--rf", type=int, default=1, help="copies of each shard in each group (default 1)")
-    dev.add_argument("--shards", type=int, default=16, help="shards of each new index (default 16)")
+    dev.add_argument("--shards", type=int, default=48, help="shards of each new index (default 48)")
     dev.add_argument("--port", type=int, default=7700, help="port Miroir listens on (default 7700)")
     dev.add_argument("--master-key", metavar="KEY", help="Miroir's master key (default: no key, open)")
     dev.add_argument("--data-dir", metavar="DIR",

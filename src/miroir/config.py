@@ -39,7 +39,7 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    shards: int = 16
+    shards: int = 48
     replication_factor: int = 1
     # Owners of a shard that must take a write (design §4.5, core/batches.py): `one`
     # (the others get a journaled hint), `majority` (floor(RF/2)+1 in some group), `all`.

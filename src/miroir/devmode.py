@@ -172,7 +172,7 @@ async def start_dev_cluster(
     nodes: int = 3,
     groups: int = 1,
     rf: int = 1,
-    shards: int = 16,
+    shards: int = 48,
     port: int = 0,
     master_key: str | None = None,
     data_dir: Path,

@@ -52,14 +52,14 @@ def test_check_config_accepts_shipped_example():
 def test_check_config_json_topology(capsys):
     assert main(["check-config", "--config", str(REPO / "miroir.toml"), "--json"]) == 0
     t = json.loads(capsys.readouterr().out)
-    assert t["ok"] is True and t["shards"] == 16 and t["replication_factor"] == 1
+    assert t["ok"] is True and t["shards"] == 48 and t["replication_factor"] == 1
     [group] = t["groups"]
     assert group["name"] == "g0"
     assert [n["id"] for n in group["nodes"]] == ["n1", "n2", "n3"]
     assert [n["url"] for n in group["nodes"]] == [f"http://127.0.0.1:{p}" for p in (7701, 7702, 7703)]
     # RF 1: every shard held exactly once in the group.
     held = sorted(s for n in group["nodes"] for s in n["shards"])
-    assert held == list(range(16))
+    assert held == list(range(48))
 
 
 def test_check_config_rf2_holds_each_shard_twice(tmp_path, capsys):

@@ -31,7 +31,7 @@ def error_of(d: dict) -> str:
 def test_defaults_are_valid():
     c = config_from_dict({})
     assert isinstance(c, Config)
-    assert c.cluster.shards == 16 and c.cluster.replication_factor == 1
+    assert c.cluster.shards == 48 and c.cluster.replication_factor == 1
     assert c.server.max_body_bytes == 100 * 1024 * 1024
     # Meilisearch's own bound on its task queue.
     assert (c.tasks.max_kept, c.tasks.delete_batch) == (1_000_000, 100_000)
