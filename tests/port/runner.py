@@ -74,7 +74,9 @@ class Case:
 
     @property
     def checks_hits(self) -> bool:
-        return any(_has_hits(s.get("response")) or _has_hits(s.get("responsePaths"), paths=True) for s in self.data["steps"])
+        return any(
+            _has_hits(s.get("response")) or _has_hits(s.get("responsePaths"), paths=True) for s in self.data["steps"]
+        )
 
 
 def _has_hits(expected: Any, paths: bool = False) -> bool:
@@ -274,7 +276,9 @@ def _setup_index(client: httpx.Client, uid: str, spec: dict) -> list[str]:
     out = []
     for resp in tasks:
         if resp.status_code != 202:
-            out.append(f"setup of {uid}: {resp.request.method} {resp.request.url.path} answered {resp.status_code} {resp.text[:300]}")
+            out.append(
+                f"setup of {uid}: {resp.request.method} {resp.request.url.path} answered {resp.status_code} {resp.text[:300]}"
+            )
             continue
         task = wait_task(client, resp.json()["taskUid"])
         if task["status"] != "succeeded":
@@ -329,7 +333,12 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool]:
         diffs.append(f"status: expected {step['status']}, got {resp.status_code} {_fmt(body)}")
         codes = False
     expected = step.get("response")
-    if isinstance(expected, dict) and "code" in expected and isinstance(body, dict) and body.get("code") != expected["code"]:
+    if (
+        isinstance(expected, dict)
+        and "code" in expected
+        and isinstance(body, dict)
+        and body.get("code") != expected["code"]
+    ):
         codes = False
     if "response" in step:
         diffs += compare(expected, body)
@@ -359,10 +368,12 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool]:
 def run_cases(url: str, cases: list[Case], workers: int = WORKERS) -> dict[str, Outcome]:
     """Run `cases` (not skipped ones) on `url`, a few at a time (each has its own index)."""
     runnable = [c for c in cases if not c.skip]
-    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            futures = {c.id: pool.submit(run_case, client, c) for c in runnable}
-            return {cid: f.result() for cid, f in futures.items()}
+    with (
+        httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client,
+        concurrent.futures.ThreadPoolExecutor(workers) as pool,
+    ):
+        futures = {c.id: pool.submit(run_case, client, c) for c in runnable}
+        return {cid: f.result() for cid, f in futures.items()}
 
 
 # ---------------------------------------------------------------- targets
@@ -393,7 +404,10 @@ def run_target(target: str, cases: list[Case]) -> dict[str, Outcome]:
 
 
 def report(target: str, cases: list[Case], outcomes: dict[str, Outcome]) -> str:
-    lines = [f"target {target}:", f"  {'folder':<10} {'hits pass':>12} {'status+code':>12} {'all pass':>12} {'skipped':>8}"]
+    lines = [
+        f"target {target}:",
+        f"  {'folder':<10} {'hits pass':>12} {'status+code':>12} {'all pass':>12} {'skipped':>8}",
+    ]
     folders = sorted({c.folder for c in cases})
     totals = [0, 0, 0, 0, 0, 0, 0]
     for folder in [*folders, "TOTAL"]:
@@ -424,7 +438,9 @@ def per_file(target: str, cases: list[Case], outcomes: dict[str, Outcome]) -> st
     return "\n".join(lines)
 
 
-def updated_known(known: dict[str, str], target: str, cases: list[Case], outcomes: dict[str, Outcome]) -> dict[str, str]:
+def updated_known(
+    known: dict[str, str], target: str, cases: list[Case], outcomes: dict[str, Outcome]
+) -> dict[str, str]:
     """`known` for the cases run on `target`: failing cases keep their reason, new ones are unclassified."""
     ran = {known_key(target, c) for c in cases if c.id in outcomes}
     out = {k: v for k, v in known.items() if k not in ran}

@@ -13,7 +13,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.port.runner import MAX_DIFFS, TARGETS, Case, Outcome, known_key, load_cases, load_known, run_cases, start_target
+from tests.port.runner import (
+    MAX_DIFFS,
+    TARGETS,
+    Case,
+    Outcome,
+    known_key,
+    load_cases,
+    load_known,
+    run_cases,
+    start_target,
+)
 
 CASES = load_cases()
 BY_ID = {c.id: c for c in CASES}
@@ -61,5 +71,7 @@ def test_port(target: str, case_id: str, port_runs: _Runs) -> None:
             pytest.fail(f"{known_key(target, case)} now passes: remove it from tests/port/known_failures.json")
         pytest.xfail(reason)
     if not outcome.passed:
-        shown = outcome.diffs[:MAX_DIFFS] + ([f"... {len(outcome.diffs) - MAX_DIFFS} more"] if len(outcome.diffs) > MAX_DIFFS else [])
+        shown = outcome.diffs[:MAX_DIFFS] + (
+            [f"... {len(outcome.diffs) - MAX_DIFFS} more"] if len(outcome.diffs) > MAX_DIFFS else []
+        )
         pytest.fail(f"{target}::{case_id} differs from Meilisearch 1.50:\n  " + "\n  ".join(shown), pytrace=False)
