@@ -213,11 +213,13 @@ def case_uid(case: Case) -> str:
     return "port_" + hashlib.sha1(case.id.encode()).hexdigest()[:12]
 
 
-def substitute(value: Any, names: dict[str, str]) -> Any:
+def substitute(value: Any, names: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        if "{index" in value:
+        if value in names and isinstance(names[value], int):
+            return names[value]  # "{taskN}" alone: the task uid as a number
+        if "{" in value:
             for placeholder, uid in names.items():
-                value = value.replace(placeholder, uid)
+                value = value.replace(placeholder, str(uid))
         return value
     if isinstance(value, dict):
         return {substitute(k, names): substitute(v, names) for k, v in value.items()}
@@ -288,7 +290,7 @@ def _setup_index(client: httpx.Client, uid: str, spec: dict) -> list[str]:
 
 def run_case(client: httpx.Client, case: Case) -> Outcome:
     """Run `case` on the server of `client`; every difference from Meilisearch's answer."""
-    names = _names(case)
+    names: dict[str, Any] = dict(_names(case))
     diffs: list[str] = []
     codes_match = True
     try:
@@ -302,7 +304,9 @@ def run_case(client: httpx.Client, case: Case) -> Outcome:
                 codes_match = codes_match and not setup
         for n, raw in enumerate(case.data["steps"], 1):
             step = substitute(raw, names)
-            step_diffs, step_codes = _run_step(client, step)
+            step_diffs, step_codes, task_uid = _run_step(client, step)
+            if task_uid is not None:
+                names["{task%d}" % n] = task_uid  # later steps may name it (GET /tasks/{task2})
             codes_match = codes_match and step_codes
             diffs += [f"step {n} ({step['method']} {raw['path']}): {d}" for d in step_diffs]
     except (httpx.HTTPError, TimeoutError, ValueError) as exc:
@@ -311,7 +315,7 @@ def run_case(client: httpx.Client, case: Case) -> Outcome:
     return Outcome(diffs, codes_match)
 
 
-def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool]:
+def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool, int | None]:
     kw: dict[str, Any] = {}
     headers = dict(step.get("headers", {}))
     if "rawBody" in step:
@@ -320,6 +324,7 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool]:
     elif "body" in step:
         kw["content"] = json.dumps(dataset(step["body"])).encode()
         headers.setdefault("Content-Type", "application/json")
+    headers = {k: v for k, v in headers.items() if v is not None}  # "Content-Type": null sends none
     if "query" in step:
         kw["params"] = {k: _query_value(v) for k, v in step["query"].items() if v is not None}
     resp = client.request(step["method"], step["path"], headers=headers, **kw)
@@ -362,7 +367,8 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool]:
                     isinstance(exp_err, dict) and (task.get("error") or {}).get("code") != exp_err.get("code")
                 ):
                     codes = False
-    return diffs, codes
+    task_uid = body.get("taskUid") if isinstance(body, dict) and isinstance(body.get("taskUid"), int) else None
+    return diffs, codes, task_uid
 
 
 def run_cases(url: str, cases: list[Case], workers: int = WORKERS) -> dict[str, Outcome]:
