@@ -363,7 +363,7 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool, int | 
             if "task" in step:
                 diffs += compare(step["task"], task, "$task")
                 exp_err = (step["task"].get("error") or {}) if isinstance(step["task"], dict) else {}
-                if task.get("status") != step["task"].get("status") or (
+                if compare(step["task"].get("status"), task.get("status")) or (
                     isinstance(exp_err, dict) and (task.get("error") or {}).get("code") != exp_err.get("code")
                 ):
                     codes = False
