@@ -9,7 +9,7 @@ case {"name", "index"?, "indexes"?, "steps", "skip"?}. A step:
      "body": {...} | "rawBody": "text", "query": {...}, "headers": {...},
      "status": 200,                 # expected status (omitted: not checked)
      "response": {...},             # expected body, matched exactly (wildcards below)
-     "responsePaths": {"hits": [...], "hits.#len": 3, "/facetDistribution/a.b": {...}},
+     "responsePaths": {"hits": [...], "hits.#len": 3, "hits.*.id": [...], "/facetDistribution/a.b": {...}},
                                     # or only these parts of the body (dotted, or a JSON pointer)
      "wait": true,                  # wait for the returned taskUid before the next step
      "task": {...}}                 # expected finished task (needs "wait")
@@ -221,9 +221,16 @@ def path_segments(path: str) -> list[str]:
     return path.split(".") if path else []
 
 
-def at_path(value: Any, path: str) -> Any:
-    """The part of `value` at a path ("hits", "results.0.hits", "hits.#len", "/facetDistribution/a.b")."""
-    for seg in path_segments(path):
+def at_path(value: Any, path: str | list[str]) -> Any:
+    """The part of `value` at a path ("hits", "results.0.hits", "hits.#len", "/facetDistribution/a.b");
+    "*" maps the rest of the path over a list ("hits.*.id": the ids of the hits, in order)."""
+    segs = path_segments(path) if isinstance(path, str) else path
+    for n, seg in enumerate(segs):
+        if seg == "*":
+            if not isinstance(value, list):
+                return _MISSING
+            # a field missing from one hit reads as null, as indexing a serde_json Value does
+            return [None if (x := at_path(v, segs[n + 1 :])) is _MISSING else x for v in value]
         if seg == "#len":
             value = len(value) if isinstance(value, (list, dict, str)) else _MISSING
         elif isinstance(value, list) and seg.lstrip("-").isdigit():
@@ -259,8 +266,8 @@ def substitute(value: Any, names: dict[str, Any]) -> Any:
     return value
 
 
-def _names(case: Case) -> dict[str, str]:
-    uid = case_uid(case)
+def _names(case: Case, uid: str | None = None) -> dict[str, str]:
+    uid = uid or case_uid(case)
     names = {"{index}": uid}
     for extra in case.data.get("indexes", {}):
         names["{index_" + extra + "}"] = f"{uid}_{extra}"
@@ -319,20 +326,53 @@ def _setup_index(client: httpx.Client, uid: str, spec: dict) -> list[str]:
     return out
 
 
-def run_case(client: httpx.Client, case: Case) -> Outcome:
-    """Run `case` on the server of `client`; every difference from Meilisearch's answer."""
-    names: dict[str, Any] = dict(_names(case))
+def _specs(case: Case) -> dict[str, dict]:
+    specs = {"{index}": case.data.get("index")} | {
+        "{index_" + k + "}": v for k, v in case.data.get("indexes", {}).items()
+    }
+    return {k: v for k, v in specs.items() if v is not None}
+
+
+def setup_indexes(client: httpx.Client, case: Case, names: dict[str, str]) -> list[str]:
+    """Create the declared indexes of `case` under `names`; the differences met on the way."""
+    diffs = []
+    try:
+        for placeholder, spec in _specs(case).items():
+            diffs += _setup_index(client, names[placeholder], substitute(spec, names))
+    except (httpx.HTTPError, TimeoutError, ValueError) as exc:
+        diffs.append(f"error: {type(exc).__name__}: {exc}")
+    return diffs
+
+
+_READ_SUFFIXES = ("/search", "/facet-search", "/multi-search", "/documents/fetch")
+
+
+def shared_uid(case: Case) -> str | None:
+    """For a case that only reads the indexes it declares, a uid named after those declarations:
+    cases declaring the same indexes read one copy of them, created once per run (index creation
+    is most of a case's time through Miroir, 16 shards each)."""
+    specs = _specs(case)
+    reads = all(
+        not s.get("wait") and (s["method"] == "GET" or (s["method"] == "POST" and s["path"].endswith(_READ_SUFFIXES)))
+        for s in case.data["steps"]
+    )
+    if not specs or not reads:
+        return None
+    key = json.dumps({"index": case.data.get("index"), "indexes": case.data.get("indexes")}, sort_keys=True)
+    return "port_s" + hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def run_case(client: httpx.Client, case: Case, shared: dict[str, list[str]] | None = None) -> Outcome:
+    """Run `case` on the server of `client`; every difference from Meilisearch's answer.
+    `shared`: the setup differences of the shared indexes already created (see `shared_uid`)."""
+    uid = shared_uid(case) if shared is not None else None
+    names: dict[str, Any] = dict(_names(case, uid))
     diffs: list[str] = []
     codes_match = True
     try:
-        specs = {"{index}": case.data.get("index")} | {
-            "{index_" + k + "}": v for k, v in case.data.get("indexes", {}).items()
-        }
-        for placeholder, spec in specs.items():
-            if spec is not None:
-                setup = _setup_index(client, names[placeholder], substitute(spec, names))
-                diffs += setup
-                codes_match = codes_match and not setup
+        setup = shared[uid] if shared is not None and uid is not None else setup_indexes(client, case, names)
+        diffs += setup
+        codes_match = not setup
         for n, raw in enumerate(case.data["steps"], 1):
             step = substitute(raw, names)
             step_diffs, step_codes, task_uid = _run_step(client, step)
@@ -402,15 +442,36 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool, int | 
     return diffs, codes, task_uid
 
 
+def _global(case: Case) -> bool:
+    """A case that changes what every index sees (experimental features): it runs alone."""
+    return any(
+        not s["path"].startswith("/indexes") and s["method"] != "GET" and s["path"] not in INDEPENDENT_ROUTES
+        for s in case.data["steps"]
+    )
+
+
+# Routes whose writes touch only the indexes they name.
+INDEPENDENT_ROUTES = frozenset({"/multi-search", "/indexes"})
+
+
 def run_cases(url: str, cases: list[Case], workers: int = WORKERS) -> dict[str, Outcome]:
-    """Run `cases` (not skipped ones) on `url`, a few at a time (each has its own index)."""
+    """Run `cases` (not skipped ones) on `url`: a few at a time (each has its own index), then
+    the ones that change server-wide state one by one."""
     runnable = [c for c in cases if not c.skip]
     with (
         httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client,
         concurrent.futures.ThreadPoolExecutor(workers) as pool,
     ):
-        futures = {c.id: pool.submit(run_case, client, c) for c in runnable}
-        return {cid: f.result() for cid, f in futures.items()}
+        groups: dict[str, Case] = {}
+        for c in runnable:
+            if (uid := shared_uid(c)) is not None:
+                groups.setdefault(uid, c)
+        setups = {uid: pool.submit(setup_indexes, client, c, _names(c, uid)) for uid, c in groups.items()}
+        shared = {uid: f.result() for uid, f in setups.items()}
+        futures = {c.id: pool.submit(run_case, client, c, shared) for c in runnable if not _global(c)}
+        outcomes = {cid: f.result() for cid, f in futures.items()}
+        outcomes |= {c.id: run_case(client, c, shared) for c in runnable if _global(c)}
+        return outcomes
 
 
 # ---------------------------------------------------------------- targets
