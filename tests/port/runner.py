@@ -377,7 +377,7 @@ def run_case(client: httpx.Client, case: Case, shared: dict[str, list[str]] | No
             step = substitute(raw, names)
             step_diffs, step_codes, task_uid = _run_step(client, step)
             if task_uid is not None:
-                names["{task%d}" % n] = task_uid  # later steps may name it (GET /tasks/{task2})
+                names[f"{{task{n}}}"] = task_uid  # later steps may name it (GET /tasks/{task2})
             codes_match = codes_match and step_codes
             diffs += [f"step {n} ({step['method']} {raw['path']}): {d}" for d in step_diffs]
     except (httpx.HTTPError, TimeoutError, ValueError) as exc:
