@@ -107,7 +107,7 @@ def test_task_view_and_summarized_shapes():
     assert view["duration"] == "PT0.500000S"
     assert view["batchUid"] == rec.uid and view["error"] is None and view["canceledBy"] is None  # one batch per task
     assert summarized(rec) == {
-        "taskUid": 4, "indexUid": "movies", "status": "succeeded", "type": "documentAdditionOrUpdate", "enqueuedAt": T0,
+        "taskUid": 4, "indexUid": "movies", "status": "enqueued", "type": "documentAdditionOrUpdate", "enqueuedAt": T0,
     }
 
 

@@ -1,0 +1,77 @@
+"""Meilisearch 1.50's own integration test cases (tests/port/cases/), each replayed against
+one devnode and against Miroir over 3 devnodes (16 shards): see tests/port/runner.py.
+
+A case listed in known_failures.json is expected to fail (xfail, with its reason); the test
+fails when such a case passes, so the list only shrinks (`python -m tests.port.runner
+--update-known` rewrites it). Each target is started once per session; its selected cases
+run a few at a time on the first test that needs them (each case has its own index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.port.runner import (
+    MAX_DIFFS,
+    TARGETS,
+    Case,
+    Outcome,
+    known_key,
+    load_cases,
+    load_known,
+    run_cases,
+    start_target,
+)
+
+CASES = load_cases()
+BY_ID = {c.id: c for c in CASES}
+KNOWN = load_known()
+
+
+class _Runs:
+    """Outcomes per target, computed once for the cases this session selected."""
+
+    def __init__(self, session: pytest.Session, stack) -> None:
+        self.session = session
+        self.stack = stack
+        self.outcomes: dict[str, dict[str, Outcome]] = {}
+
+    def of(self, target: str) -> dict[str, Outcome]:
+        if target not in self.outcomes:
+            selected = [
+                BY_ID[item.callspec.params["case_id"]]
+                for item in self.session.items
+                if getattr(item, "originalname", None) == "test_port" and item.callspec.params.get("target") == target
+            ]
+            url = self.stack.enter_context(start_target(target))
+            self.outcomes[target] = run_cases(url, selected)
+        return self.outcomes[target]
+
+
+@pytest.fixture(scope="session")
+def port_runs(request: pytest.FixtureRequest) -> Iterator[_Runs]:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        yield _Runs(request.session, stack)
+
+
+@pytest.mark.parametrize("case_id", [c.id for c in CASES])
+@pytest.mark.parametrize("target", TARGETS)
+def test_port(target: str, case_id: str, port_runs: _Runs) -> None:
+    case: Case = BY_ID[case_id]
+    if case.skip:
+        pytest.skip(case.skip)
+    outcome = port_runs.of(target)[case_id]
+    reason = KNOWN.get(known_key(target, case))
+    if reason is not None:
+        if outcome.passed:
+            pytest.fail(f"{known_key(target, case)} now passes: remove it from tests/port/known_failures.json")
+        pytest.xfail(reason)
+    if not outcome.passed:
+        shown = outcome.diffs[:MAX_DIFFS] + (
+            [f"... {len(outcome.diffs) - MAX_DIFFS} more"] if len(outcome.diffs) > MAX_DIFFS else []
+        )
+        pytest.fail(f"{target}::{case_id} differs from Meilisearch 1.50:\n  " + "\n  ".join(shown), pytrace=False)
