@@ -53,6 +53,8 @@ def port_runs(request: pytest.FixtureRequest) -> _Runs:
     return _Runs(request.session)
 
 
+# The first test of a target runs all its cases (about 90 s for Miroir on a loaded machine).
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("case_id", [c.id for c in CASES])
 @pytest.mark.parametrize("target", TARGETS)
 def test_port(target: str, case_id: str, port_runs: _Runs) -> None:
