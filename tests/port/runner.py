@@ -465,8 +465,21 @@ def run_cases(url: str, cases: list[Case], workers: int = WORKERS) -> dict[str, 
         shared = {uid: f.result() for uid, f in setups.items()}
         futures = {c.id: pool.submit(run_case, client, c, shared) for c in runnable if not _global(c)}
         outcomes = {cid: f.result() for cid, f in futures.items()}
-        outcomes |= {c.id: run_case(client, c, shared) for c in runnable if _global(c)}
+        for c in runnable:
+            if _global(c):
+                outcomes[c.id] = _isolated(client, c, shared)
         return outcomes
+
+
+def _isolated(client: httpx.Client, case: Case, shared: dict[str, list[str]]) -> Outcome:
+    """Run a case that switches experimental features, then switch them back: in Meilisearch's
+    suite such a test has a server of its own."""
+    before = client.get("/experimental-features")
+    try:
+        return run_case(client, case, shared)
+    finally:
+        if before.status_code == 200:
+            client.patch("/experimental-features", json=before.json())
 
 
 # ---------------------------------------------------------------- targets
