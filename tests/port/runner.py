@@ -3,7 +3,8 @@ tests/port/cases/, run one against a base URL, compare with Meilisearch's answer
 
 The case format is described in the issue's shared note (PORT.md); in short, a case file
 tests/port/cases/<folder>/<rust_file_stem>.json holds {"source": ..., "cases": [...]}, each
-case {"name", "index"?, "indexes"?, "steps", "skip"?}. A step:
+case {"name", "index"?, "indexes"?, "steps", "skip"?, "alone"?} ("alone": true runs the case
+after the others, by itself; cases writing to routes outside /indexes run so anyway). A step:
 
     {"method": "POST", "path": "/indexes/{index}/search",
      "body": {...} | "rawBody": "text", "query": {...}, "headers": {...},
@@ -16,6 +17,8 @@ case {"name", "index"?, "indexes"?, "steps", "skip"?}. A step:
 
 `{index}` is a uid unique to the case; `{index_<name>}` names further indexes of the case
 (declared in "indexes": {"<name>": {primaryKey, settings, documents}} or created by steps).
+Cases whose steps only read (GET, or POST search/facet-search/multi-search/documents/fetch,
+no "wait") and declare the same indexes read one copy of them, created once per run.
 Wildcard strings match any value: "[uuid]", "[date]", "[duration]", "[uid]", "[ignored]"; inside a
 longer string a wildcard matches any text ("Index `[uuid]` not found."). Floats compare with a
 relative tolerance of 1e-12 (the last bit of an f64 sum), every other number exactly.
@@ -437,8 +440,9 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool]:
 
 
 def _global(case: Case) -> bool:
-    """A case that changes what every index sees (experimental features): it runs alone."""
-    return any(
+    """A case that changes what every index sees (experimental features), or that reads what
+    every case changes ("alone": true, e.g. the global task list): it runs alone."""
+    return bool(case.data.get("alone")) or any(
         not s["path"].startswith("/indexes") and s["method"] != "GET" and s["path"] not in INDEPENDENT_ROUTES
         for s in case.data["steps"]
     )
