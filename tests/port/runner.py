@@ -3,7 +3,8 @@ tests/port/cases/, run one against a base URL, compare with Meilisearch's answer
 
 The case format is described in the issue's shared note (PORT.md); in short, a case file
 tests/port/cases/<folder>/<rust_file_stem>.json holds {"source": ..., "cases": [...]}, each
-case {"name", "index"?, "indexes"?, "steps", "skip"?}. A step:
+case {"name", "index"?, "indexes"?, "steps", "skip"?, "alone"?} ("alone": true runs the case
+after the others, by itself; cases writing to routes outside /indexes run so anyway). A step:
 
     {"method": "POST", "path": "/indexes/{index}/search",
      "body": {...} | "rawBody": "text", "query": {...}, "headers": {...},
@@ -16,6 +17,8 @@ case {"name", "index"?, "indexes"?, "steps", "skip"?}. A step:
 
 `{index}` is a uid unique to the case; `{index_<name>}` names further indexes of the case
 (declared in "indexes": {"<name>": {primaryKey, settings, documents}} or created by steps).
+Cases whose steps only read (GET, or POST search/facet-search/multi-search/documents/fetch,
+no "wait") and declare the same indexes read one copy of them, created once per run.
 Wildcard strings match any value: "[uuid]", "[date]", "[duration]", "[uid]", "[ignored]"; inside a
 longer string a wildcard matches any text ("Index `[uuid]` not found."). Floats compare with a
 relative tolerance of 1e-12 (the last bit of an f64 sum), every other number exactly.
@@ -55,7 +58,8 @@ FOLDERS = ("search", "documents", "settings", "index", "tasks", "stats")
 TARGETS = ("devnode", "miroir")
 WILDCARDS = frozenset({"[uuid]", "[date]", "[duration]", "[uid]", "[ignored]"})
 TASK_WAIT_S = 60.0
-POLL_S = 0.02
+POLL_S = 0.01
+POLL_MAX_S = 0.1
 REQUEST_TIMEOUT_S = 60.0
 WORKERS = 8
 MAX_DIFFS = 25
@@ -293,13 +297,16 @@ def _query_value(v: Any) -> str:
 
 def wait_task(client: httpx.Client, uid: int) -> dict:
     deadline = time.monotonic() + TASK_WAIT_S
+    pause = POLL_S
     while True:
         r = client.get(f"/tasks/{uid}")
         if r.status_code == 200 and r.json().get("status") in ("succeeded", "failed", "canceled"):
             return r.json()
         if time.monotonic() > deadline:
             raise TimeoutError(f"task {uid} not finished after {TASK_WAIT_S}s: {r.status_code} {r.text[:300]}")
-        time.sleep(POLL_S)
+        time.sleep(pause)
+        # polls from a few cases at once would otherwise take the server's time from the tasks
+        pause = min(pause * 1.5, POLL_MAX_S)
 
 
 def _setup_index(client: httpx.Client, uid: str, spec: dict) -> list[str]:
@@ -443,8 +450,9 @@ def _run_step(client: httpx.Client, step: dict) -> tuple[list[str], bool, int | 
 
 
 def _global(case: Case) -> bool:
-    """A case that changes what every index sees (experimental features): it runs alone."""
-    return any(
+    """A case that changes what every index sees (experimental features), or that reads what
+    every case changes ("alone": true, e.g. the global task list): it runs alone."""
+    return bool(case.data.get("alone")) or any(
         not s["path"].startswith("/indexes") and s["method"] != "GET" and s["path"] not in INDEPENDENT_ROUTES
         for s in case.data["steps"]
     )
@@ -457,7 +465,8 @@ INDEPENDENT_ROUTES = frozenset({"/multi-search", "/indexes"})
 def run_cases(url: str, cases: list[Case], workers: int = WORKERS) -> dict[str, Outcome]:
     """Run `cases` (not skipped ones) on `url`: a few at a time (each has its own index), then
     the ones that change server-wide state one by one."""
-    runnable = [c for c in cases if not c.skip]
+    # the longest cases first, so that none of them starts last and runs alone
+    runnable = sorted((c for c in cases if not c.skip), key=lambda c: -len(c.data["steps"]) - 4 * len(_specs(c)))
     with (
         httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client,
         concurrent.futures.ThreadPoolExecutor(workers) as pool,
@@ -470,8 +479,21 @@ def run_cases(url: str, cases: list[Case], workers: int = WORKERS) -> dict[str, 
         shared = {uid: f.result() for uid, f in setups.items()}
         futures = {c.id: pool.submit(run_case, client, c, shared) for c in runnable if not _global(c)}
         outcomes = {cid: f.result() for cid, f in futures.items()}
-        outcomes |= {c.id: run_case(client, c, shared) for c in runnable if _global(c)}
+        for c in runnable:
+            if _global(c):
+                outcomes[c.id] = _isolated(client, c, shared)
         return outcomes
+
+
+def _isolated(client: httpx.Client, case: Case, shared: dict[str, list[str]]) -> Outcome:
+    """Run a case that switches experimental features, then switch them back: in Meilisearch's
+    suite such a test has a server of its own."""
+    before = client.get("/experimental-features")
+    try:
+        return run_case(client, case, shared)
+    finally:
+        if before.status_code == 200:
+            client.patch("/experimental-features", json=before.json())
 
 
 # ---------------------------------------------------------------- targets

@@ -3,13 +3,11 @@ one devnode and against Miroir over 3 devnodes (16 shards): see tests/port/runne
 
 A case listed in known_failures.json is expected to fail (xfail, with its reason); the test
 fails when such a case passes, so the list only shrinks (`python -m tests.port.runner
---update-known` rewrites it). Each target is started once per session; its selected cases
-run a few at a time on the first test that needs them (each case has its own index).
+--update-known` rewrites it). Each target is started once per session and runs its selected
+cases a few at a time when the first test needs them (each case has its own index).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,8 +19,7 @@ from tests.port.runner import (
     known_key,
     load_cases,
     load_known,
-    run_cases,
-    start_target,
+    run_target,
 )
 
 CASES = load_cases()
@@ -31,33 +28,33 @@ KNOWN = load_known()
 
 
 class _Runs:
-    """Outcomes per target, computed once for the cases this session selected."""
+    """Outcomes per target for the cases this session selected, computed on first use (each
+    target started, run and stopped in turn)."""
 
-    def __init__(self, session: pytest.Session, stack) -> None:
+    def __init__(self, session: pytest.Session) -> None:
         self.session = session
-        self.stack = stack
-        self.outcomes: dict[str, dict[str, Outcome]] = {}
+        self.outcomes: dict[str, dict[str, Outcome]] | None = None
 
     def of(self, target: str) -> dict[str, Outcome]:
-        if target not in self.outcomes:
-            selected = [
-                BY_ID[item.callspec.params["case_id"]]
-                for item in self.session.items
-                if getattr(item, "originalname", None) == "test_port" and item.callspec.params.get("target") == target
-            ]
-            url = self.stack.enter_context(start_target(target))
-            self.outcomes[target] = run_cases(url, selected)
+        if self.outcomes is None:
+            selected: dict[str, list[Case]] = {}
+            for item in self.session.items:
+                if getattr(item, "originalname", None) == "test_port":
+                    params = item.callspec.params
+                    selected.setdefault(params["target"], []).append(BY_ID[params["case_id"]])
+            # one target after the other: Miroir runs in this process, and the other target's
+            # case threads would take the interpreter from it (measured slower at once)
+            self.outcomes = {t: run_target(t, cases) for t, cases in selected.items()}
         return self.outcomes[target]
 
 
 @pytest.fixture(scope="session")
-def port_runs(request: pytest.FixtureRequest) -> Iterator[_Runs]:
-    import contextlib
-
-    with contextlib.ExitStack() as stack:
-        yield _Runs(request.session, stack)
+def port_runs(request: pytest.FixtureRequest) -> _Runs:
+    return _Runs(request.session)
 
 
+# The first test of a target runs all its cases (about 90 s for Miroir on a loaded machine).
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("case_id", [c.id for c in CASES])
 @pytest.mark.parametrize("target", TARGETS)
 def test_port(target: str, case_id: str, port_runs: _Runs) -> None:
