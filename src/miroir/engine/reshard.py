@@ -57,6 +57,7 @@ from miroir.engine.mover import (
     RECONCILE_PAGE,
     MoveFailed,
     Mover,
+    call,
     enqueue_and_wait,
     fetch_page,
     settle,
@@ -71,6 +72,8 @@ log = structlog.get_logger("miroir.reshard")
 
 TASK_TYPE = "indexReshard"
 RETRY_DELAY_S = 1.0
+# Parent shards re-tagged on one node per hold of the index's write lock.
+RETAG_PARENTS = 4
 
 
 def _refused(code: str, message: str, status: int = 400) -> MeiliError:
@@ -134,6 +137,7 @@ async def start_reshard(cluster: Cluster, uid: str, shards: object) -> dict[str,
             DRIVEN_KEY: True, RESUMABLE_KEY: True,
         }
         task = await cluster.tasks.enqueue(index_uid=None, type=TASK_TYPE, node_tasks={}, details=details)
+        answer = summarized(task)  # as enqueued (Meilisearch answers a new task so)
         r = Reshard(
             uid=uid, task=task.uid, old_shards=meta.shards, old_placement=meta.placement, shards=shards,
             owners=owners, final=final, inherited={g: [list(o) for o in t] for g, t in owners.items()},
@@ -149,7 +153,7 @@ async def start_reshard(cluster: Cluster, uid: str, shards: object) -> dict[str,
     log.info("reshard.started", index=uid, old=meta.shards, new=shards, placement=meta.placement,
              moves=len(plan.moves(r.inherited, r.final)))
     service.wake()
-    return summarized(cluster.state.tasks.get(task.uid, task))
+    return answer
 
 
 def reshard_status(cluster: Cluster, errors: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -248,9 +252,14 @@ class ReshardService:
         pk = meta.primary_key
         if r.phase == "splitting":
             if pk is not None:
+                todo: dict[str, list[int]] = {}
                 for node, parent in plan.retag_pairs(r.inherited, r.old_shards, r.shards):
                     if f"{node}:{parent}" not in r.retagged:
-                        await self._retag(uid, pk, node, parent, r.shards)
+                        todo.setdefault(node, []).append(parent)
+                # A few parents at a time: the index's writes wait while a batch is re-tagged.
+                for node, parents in sorted(todo.items()):
+                    for i in range(0, len(parents), RETAG_PARENTS):
+                        await self._retag(uid, pk, node, parents[i : i + RETAG_PARENTS], r.shards)
             await cluster.journal.append(ReshardSplit(uid=uid))
             await cluster.refresh_topology()
             log.info("reshard.split", index=uid, retagged=r.retagged_docs)
@@ -290,7 +299,9 @@ class ReshardService:
         else:
             await rb.gate()
 
-    async def _retag(self, uid: str, pk: str, node: str, parent: int, shards: int) -> None:
+    async def _retag(self, uid: str, pk: str, node: str, parents: list[int], shards: int) -> None:
+        """Re-tag the documents of `parents` on `node`, under the index lock (settled: no
+        write of the index pending on the node, none can start)."""
         cluster = self.cluster
         await self._pace(0)
         async with index_lock(cluster, uid):
@@ -298,13 +309,21 @@ class ReshardService:
                 raise MoveFailed(f"node `{node}` is not readable (down or replaying writes): its re-tag waits")
             await settle(cluster, node, uid)
             kept = changed = 0
+            filt = f"{SHARD_FIELD} IN [{', '.join(map(str, parents))}]"
             while True:
-                docs, _ = await fetch_page(cluster, node, uid, parent, kept, RECONCILE_PAGE)
+                try:
+                    body = await call(
+                        cluster, node, "POST", f"/indexes/{uid}/documents/fetch",
+                        json={"filter": filt, "offset": kept, "limit": RECONCILE_PAGE, "retrieveVectors": True},
+                    )
+                except NodeError as e:
+                    raise MoveFailed(f"node `{node}` refused to list shards {parents} of `{uid}`: {e.message}") from None
+                docs = list(body.get("results") or [])
                 wrong = []
                 for d in docs:
-                    tag = plan.needs_retag(d.get(pk), parent, shards)
+                    tag = plan.needs_retag(d.get(pk), d.get(SHARD_FIELD), shards)
                     if tag is None:
-                        kept += 1
+                        kept += 1  # stays in the filter: the next page starts after it
                     else:
                         d[SHARD_FIELD] = tag
                         wrong.append(d)
@@ -316,8 +335,10 @@ class ReshardService:
                     changed += len(wrong)
                 if len(docs) < RECONCILE_PAGE:
                     break
-            await cluster.journal.append(ReshardRetagged(uid=uid, node=node, parent=parent, docs=changed))
-        log.info("reshard.retagged", index=uid, node=node, parent=parent, docs=changed)
+            await cluster.journal.append(
+                *[ReshardRetagged(uid=uid, node=node, parent=p, docs=changed if i == 0 else 0) for i, p in enumerate(parents)]
+            )
+        log.info("reshard.retagged", index=uid, node=node, parents=parents, docs=changed)
 
     async def _copy(self, uid: str, pk: str, m: plan.Move, target: str) -> int:
         """Copy shard `m.shard` to `target` from one of its owners, then reconcile."""
