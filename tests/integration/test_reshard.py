@@ -47,8 +47,8 @@ from tests.support.devnodes import start_devnodes, wait_task
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not CORPUS.exists(), reason="corpus not found")]
 
 OLD, NEW, RF = 16, 64, 2
-N_ITEMS = 600
-N_PACKAGES = 600
+N_ITEMS = 400
+N_PACKAGES = 400
 N_QUERIES = 20
 SEED = 17_3
 WAIT_S = 60.0
@@ -142,7 +142,7 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
 
     t0 = time.monotonic()
     phases: dict[str, float] = {}
-    packages = read_docs(N_PACKAGES, stride=20)
+    packages = read_docs(N_PACKAGES, stride=30)
     queries = oq.generate(packages, N_QUERIES, SEED)
     with start_devnodes(4) as devs:
         oracle_url, urls = devs[3].url, [d.url for d in devs[:3]]
@@ -162,7 +162,6 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
             _index(url, "items", list(base.values()))
             _index(url, "packages", packages, oq.BASE_SETTINGS)
             phases["loaded"] = time.monotonic() - t0
-            print("t0", t0)
 
             # Refused: not a multiple, and nothing to do. Nothing changes.
             r = httpx.post(f"{url}/_miroir/indexes/items/reshard", json={"shards": 40}, timeout=10)
@@ -242,7 +241,7 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
                 f"wall={time.monotonic() - t0:.1f}s phases={ {k: round(v, 1) for k, v in phases.items()} }"
             )
             for e in figures["examples"] + searcher.problems[:3]:
-                print("  ", e[:60], e[-300:])
+                print("  ", e[:200], "...", e[-400:])
             assert not any(figures[k] for k in BAD), figures
             assert len(writer.uncertain) <= 1 and not writer.other, (writer.why, writer.other[:5])
             assert sum(writer.counts[k] for k in ("add", "update", "delete")) >= 20, writer.counts

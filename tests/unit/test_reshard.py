@@ -111,7 +111,7 @@ def _started(state, rf: int = 1):
 def test_records_take_the_index_through_its_phases():
     state = new_state()
     apply_record(state, IndexPut(meta=_meta()))
-    inherited, final = _started(state)
+    _, final = _started(state)
     meta = state.indexes["items"]
     assert (meta.shards, meta.placement, meta.split_from, meta.layout) == (64, 2, 16, Layout(64, 2, "items"))
     apply_record(state, ReshardRetagged(uid="items", node="n1", parent=3, docs=5))
