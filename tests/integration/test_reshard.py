@@ -14,7 +14,9 @@ nothing lost, nothing deleted back), the owner table is the one the pure split p
 balance), and the oracle's queries still equal one node.
 
 Also: the CLI and the route refuse an S2 that is not a multiple of S (400, exit 2), and
-the same S on placement 2 (nothing to do).
+the same S on placement 2 (nothing to do); and `miroir reshard legacy --shards 16` moves
+an index of placement 1 (made so in the journal, as an index created before placement 2)
+to placement 2 at the same time: its documents end on exactly the shared table's owners.
 
 Loopback only, every wait bounded, every process stopped.
 """
@@ -29,13 +31,18 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
+import trio
 
 from miroir.core import reshard as rs
+from miroir.core.model import IndexPut
 from miroir.core.placement import CURRENT_PLACEMENT, Layout, owner_table
+from miroir.core.routing import shard_for_key
 from tests.support.chaos_helpers import (
     MiroirProcess,
     StreamWriter,
+    node_docs,
     settle_urls,
     verify_writes,
     versioned_doc,
@@ -43,17 +50,19 @@ from tests.support.chaos_helpers import (
 )
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.journals import miroir_journal
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not CORPUS.exists(), reason="corpus not found")]
 
 OLD, NEW, RF = 16, 64, 2
 N_ITEMS = 400
 N_PACKAGES = 400
+N_LEGACY = 200
 N_QUERIES = 20
 SEED = 17_3
 WAIT_S = 60.0
 # Slow enough that the kill lands while `items` is being re-tagged.
-DOCS_PER_SECOND = 500
+DOCS_PER_SECOND = 300
 WRITE_INTERVAL_S = 0.02
 BAD = ("lost", "stale", "resurrected", "uncertain_bad", "misplaced", "phantom")
 
@@ -85,6 +94,11 @@ def _index(url: str, uid: str, docs: list[dict], settings: dict | None = None) -
         if settings:
             _task(url, h.patch(f"/indexes/{uid}/settings", json=settings))
         _task(url, h.post(f"/indexes/{uid}/documents", json=docs))
+
+
+def _readable(url: str) -> bool:
+    nodes = httpx.get(f"{url}/_miroir/topology", timeout=10).json()["nodes"]
+    return all(n["readable"] for n in nodes)
 
 
 def _reshards(url: str) -> dict[str, dict]:
@@ -129,6 +143,21 @@ class Searcher(threading.Thread):
                         self.problems.append(f"[{time.monotonic():.1f} {phase}] {q}: {diffs[:3]}")
 
 
+def _as_placement_1(journal_dir: Path, uid: str) -> None:
+    """Journal `uid` as an index of placement 1 (Miroir stopped): as if created before it."""
+
+    async def main() -> None:
+        j = miroir_journal(journal_dir)
+        j.load()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(j.run)
+            meta = j.state.indexes[uid]
+            await j.append(IndexPut(meta=msgspec.structs.replace(meta, placement=1)))
+            await j.aclose()
+
+    trio.run(main)
+
+
 def _expected_table(ids: list[str]) -> list[list[str]]:
     """The pure plan: the index's 16-shard table, children inheriting, then balanced."""
     parent = owner_table(Layout(OLD, CURRENT_PLACEMENT), ids, RF)
@@ -158,6 +187,17 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
         searcher: Searcher | None = None
         try:
             url = current["url"]
+            with httpx.Client(base_url=url, timeout=30) as h:
+                _task(url, h.post("/indexes", json={"uid": "legacy", "primaryKey": "id"}))
+            procs[-1].kill()
+            _as_placement_1(tmp_path / "journal", "legacy")
+            procs.append(MiroirProcess(config))
+            current["url"] = url = procs[-1].wait_ready()
+            wait_until(lambda: _readable(url), timeout=WAIT_S, what="nodes readable")
+            legacy = [versioned_doc(str(i), 0) for i in range(N_LEGACY)]
+            with httpx.Client(base_url=url, timeout=30) as h:
+                _task(url, h.post("/indexes/legacy/documents", json=legacy))
+            assert httpx.get(f"{url}/_miroir/topology", timeout=10).json()["indexes"]["legacy"]["placement"] == 1
             base = {str(i): versioned_doc(str(i), 0) for i in range(N_ITEMS)}
             _index(url, "items", list(base.values()))
             _index(url, "packages", packages, oq.BASE_SETTINGS)
@@ -186,6 +226,13 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
             searcher.start()
             time.sleep(0.3)
             tasks = {}
+            cli = subprocess.run(
+                [sys.executable, "-m", "miroir", "reshard", "legacy", "--shards", str(OLD), "--url", url, "--no-wait",
+                 "--json"],
+                capture_output=True, text=True, timeout=60, env=os.environ,
+            )
+            assert cli.returncode == 0, cli.stderr
+            tasks["legacy"] = msgspec.json.decode(cli.stdout)["taskUid"]
             for uid in ("items", "packages"):
                 r = httpx.post(f"{url}/_miroir/indexes/{uid}/reshard", json={"shards": NEW}, timeout=30)
                 assert r.status_code == 202, r.text
@@ -195,11 +242,12 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
             assert view["status"] == "processing" and view["details"]["indexUid"] == "items", view
             assert view["details"]["newShards"] == NEW and not any(k.startswith("_") for k in view["details"])
 
-            # kill -9 while `items` is being re-tagged (some pairs done, not all).
+            # kill -9 while `items` is being re-tagged: its first batch done, eight to go
+            # (throttled to DOCS_PER_SECOND: seconds of margin).
             at = wait_until(
                 lambda: (x := _reshards(current["url"]).get("items")) and x["phase"] == "splitting"
-                and x["retagged"] >= x["toRetag"] // 4 and x,
-                timeout=WAIT_S, what="items re-tag a quarter done",
+                and x["retagged"] >= 1 and x,
+                timeout=WAIT_S, what="items re-tag begun",
             )
             assert at["retagged"] < at["toRetag"], f"the re-tag ended before the kill ({at}): slow it down"
             procs[-1].kill()
@@ -231,6 +279,17 @@ def test_reshard_16_to_64_under_writes_searches_and_kill9(tmp_path):
                 ix = topo["indexes"][uid]
                 assert (ix["shards"], ix["placement"]) == (NEW, 2)
                 assert ix["owners"]["g0"] == want, uid
+
+            # `legacy`: placement 1 -> 2, same S; on exactly the shared table's owners.
+            shared = owner_table(Layout(OLD, CURRENT_PLACEMENT), ids, RF)
+            ix = topo["indexes"]["legacy"]
+            assert (ix["shards"], ix["placement"], ix["owners"]["g0"]) == (OLD, 2, shared)
+            held = {n: node_docs(u, "legacy") for n, u in zip(ids, urls, strict=True)}
+            for d in legacy:
+                s = shard_for_key(d["id"], OLD)
+                where = sorted(n for n in ids if str(d["id"]) in held[n])
+                assert where == sorted(shared[s]), (d["id"], where, shared[s])
+            assert sum(len(h) for h in held.values()) == N_LEGACY * RF
 
             figures = verify_writes(writer, dict(zip(ids, urls, strict=True)), lambda s: want[s], NEW)
             print(
