@@ -187,6 +187,7 @@ class Mover:
             (uid, meta.primary_key)
             for uid, meta in sorted(self.cluster.state.indexes.items())
             if (meta.shards, meta.placement) == (unit.shards, unit.placement) and meta.primary_key is not None
+            and not meta.own_table  # being resharded: its own table (engine/reshard.py)
         ]
 
     def _sources(self, unit: MigrationUnit) -> list[str]:

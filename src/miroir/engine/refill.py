@@ -69,6 +69,11 @@ def expected_shards(cluster: Cluster, node: str, uid: str, shards: Layout) -> li
     `copy_in_progress`): a joining node lacks those legitimately, and the mover, not a
     refill, completes them."""
     held = cluster.topology.holders(shards).get(node, [])
+    if shards.table:
+        # An index being resharded: a shard the node only takes dual writes for is being
+        # copied to it by the reshard (engine/reshard.py), not lost.
+        topo = cluster.topology
+        held = [s for s in held if any(node in ids for ids in topo.read_targets(shards, s).values())]
     return settled_shards(held, cluster.state.rebalance.plan, shards, uid, node)
 
 
