@@ -308,6 +308,12 @@ class ReshardService:
             if node not in cluster.healthy_nodes():
                 raise MoveFailed(f"node `{node}` is not readable (down or replaying writes): its re-tag waits")
             await settle(cluster, node, uid)
+            pending = await call(
+                cluster, node, "GET", "/tasks", params={"indexUids": uid, "statuses": "enqueued,processing", "limit": 1}
+            )
+            if pending.get("results"):
+                # A write not applied yet would be undone by the old version read here.
+                raise MoveFailed(f"node `{node}` still has writes of `{uid}` to apply: its re-tag waits")
             kept = changed = 0
             filt = f"{SHARD_FIELD} IN [{', '.join(map(str, parents))}]"
             while True:
