@@ -11,6 +11,7 @@ from miroir.core.model import (
     IndexMeta,
     IndexPut,
     IndexRemoved,
+    RefillStarted,
     Reshard,
     ReshardDone,
     ReshardDropped,
@@ -118,6 +119,10 @@ def test_records_take_the_index_through_its_phases():
     apply_record(state, ReshardRetagged(uid="items", node="n1", parent=3, docs=5))  # replayed: once
     r = state.reshards["items"]
     assert (r.retagged, r.retagged_docs) == (["n1:3"], 5)
+    # A refill of n1 copies what its peers hold, maybe under parent tags: re-tag it again.
+    apply_record(state, ReshardRetagged(uid="items", node="n2", parent=3))
+    apply_record(state, RefillStarted(node="n1", reason="disk lost"))
+    assert r.retagged == ["n2:3"]
     apply_record(state, ReshardSplit(uid="items"))
     assert (r.phase, meta.split_from) == ("moving", 0)
     mv = rs.moves(r.inherited, r.final)

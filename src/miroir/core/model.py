@@ -594,6 +594,11 @@ def _refill_started(state: MiroirState, rec: RefillStarted) -> None:
     rep.refill = True
     rep.refill_reason = rec.reason
     rep.refilled = []
+    # A refill copies what the peers hold, maybe still under parent tags: a reshard that
+    # is splitting re-tags the node again once it is readable (engine/reshard.py).
+    for r in state.reshards.values():
+        if r.phase == "splitting":
+            r.retagged = [k for k in r.retagged if k.rsplit(":", 1)[0] != rec.node]
 
 
 class RefillIndexDone(JournalRecord, tag="refill_index_done"):

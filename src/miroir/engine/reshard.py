@@ -138,6 +138,8 @@ async def start_reshard(cluster: Cluster, uid: str, shards: object) -> dict[str,
         }
         task = await cluster.tasks.enqueue(index_uid=None, type=TASK_TYPE, node_tasks={}, details=details)
         answer = summarized(task)  # as enqueued (Meilisearch answers a new task so)
+        if (t := cluster.state.tasks.get(task.uid)) is not None and t.status == "canceled":
+            return answer  # canceled in the instant it was enqueued: nothing starts
         r = Reshard(
             uid=uid, task=task.uid, old_shards=meta.shards, old_placement=meta.placement, shards=shards,
             owners=owners, final=final, inherited={g: [list(o) for o in t] for g, t in owners.items()},
