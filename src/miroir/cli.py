@@ -1,6 +1,6 @@
 """`miroir` command line: serve [--recover], check-config, devnode, dev; and against a running Miroir
 (`--url`/`MIROIR_URL`, `--admin-key`/`MIROIR_ADMIN_KEY`): status, nodes add|drain|remove|set-url,
-rebalance [--watch] [--pause|--resume], dump, snapshot, import-dump FILE [--resume|--force];
+rebalance [--watch] [--pause|--resume], reshard INDEX --shards S2, dump, snapshot, import-dump FILE [--resume|--force];
 offline: restore MANIFEST --data-dir DIR [--force].
 
 User mistakes end as one line on stderr, `miroir: error: ...`, and a non-zero status (the
@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     rest.add_argument("--data-dir", required=True, metavar="DIR", help="Miroir's data dir to restore into (store.data_dir)")
     rest.add_argument("--force", action="store_true", help="restore over an existing journal (moved aside to DIR/replaced.<time>/)")
     rest.add_argument("--json", action="store_true", help="machine-readable output")
+    rsh = admin(sub.add_parser(
+        "reshard", help="split an index to more shards online (and move it to placement 2); exit 2 if S2 is not a multiple of S"
+    ))
+    rsh.add_argument("index", metavar="INDEX", help="the index to reshard")
+    rsh.add_argument("--shards", type=int, required=True, metavar="S2",
+                     help="its new shard count: a multiple of the current one (the same: move it to placement 2 only)")
+    rsh.add_argument("--no-wait", action="store_true", help="print the task and return at once")
     reb = admin(sub.add_parser("rebalance", help="show, watch, pause or resume the rebalance"))
     reb.add_argument("--watch", action="store_true", help="follow the moves until done (progress on stderr)")
     mode = reb.add_mutually_exclusive_group()
@@ -472,7 +479,7 @@ def _watch(client: object, as_json: bool) -> dict:
     tty = sys.stderr.isatty()
     while True:
         s = client.rebalance()  # type: ignore[attr-defined]
-        line = _bar(s)
+        line = "; ".join([_bar(s)] + [_reshard_line(r) for r in s.get("reshards") or []])
         print(("\r\x1b[K" if tty else "") + line, end="" if tty else "\n", file=sys.stderr, flush=True)
         if s["status"] == "idle" and not s.get("pendingChange"):
             if tty:
@@ -608,6 +615,45 @@ def _cluster_job(args: argparse.Namespace, path: str, what: str, written: Callab
     return EXIT_OK
 
 
+def _reshard_line(r: dict) -> str:
+    return (
+        f"reshard {r['indexUid']} {r['oldShards']} -> {r['newShards']} shards: {r['phase']}, "
+        f"{r['retagged']}/{r['toRetag']} re-tagged ({r['documentsRetagged']} documents), "
+        f"{r['switched']}/{r['moves']} moved ({r['documentsCopied']} documents copied)"
+        + (f"; retrying: {r['error']}" if r.get("error") else "")
+    )
+
+
+def cmd_reshard(args: argparse.Namespace) -> int:
+    """POST the reshard; unless `--no-wait`, follow its progress (stderr) until its task ends."""
+    import time
+
+    from miroir.cliclient import AdminClient, AdminError
+    from miroir.core.taskfold import TERMINAL
+
+    try:
+        with AdminClient(args.url, args.admin_key) as client:
+            task = client.reshard(args.index, args.shards)
+            uid = task["taskUid"]
+            while not args.no_wait and task.get("status") not in TERMINAL:
+                for r in client.rebalance().get("reshards") or []:
+                    if r["taskUid"] == uid:
+                        print(_reshard_line(r), file=sys.stderr, flush=True)
+                time.sleep(WATCH_INTERVAL_S)
+                task = client.request("GET", f"/tasks/{uid}")
+    except AdminError as e:
+        return _die(str(e), EXIT_USAGE if e.code in ("miroir_invalid_shards", "bad_request") else EXIT_FAILURE)
+    if args.json:
+        _print_json(task)
+    elif args.no_wait:
+        print(f"reshard task {uid} enqueued")
+    if task.get("status") == "failed":
+        return _die(f"reshard failed: {(task.get('error') or {}).get('message')}")
+    if not args.json and not args.no_wait:
+        print(f"index {args.index} resharded to {args.shards} shards on placement 2 (task {uid})")
+    return EXIT_OK
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
     return _cluster_job(args, "/dumps", "dump", lambda task, uid: f"dump {task['details']['dumpUid']} written (task {uid})")
 
@@ -649,6 +695,7 @@ COMMANDS = {
     "status": cmd_admin,
     "nodes": cmd_admin,
     "rebalance": cmd_admin,
+    "reshard": cmd_reshard,
     "import-dump": cmd_import_dump,
     "dump": cmd_dump,
     "snapshot": cmd_snapshot,

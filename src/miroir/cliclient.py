@@ -82,6 +82,9 @@ class AdminClient:
     def set_node_url(self, node_id: str, url: str) -> dict:
         return self.request("PATCH", f"/_miroir/nodes/{node_id}", json={"url": url})
 
+    def reshard(self, uid: str, shards: int) -> dict:
+        return self.request("POST", f"/_miroir/indexes/{uid}/reshard", json={"shards": shards})
+
     def pause(self) -> dict:
         return self.request("POST", "/_miroir/rebalance/pause")
 

@@ -10,6 +10,7 @@ joining and leaving, and the rebalance that follows (engine/rebalancer.py).
 | `PATCH /_miroir/nodes/{id}` `{url}` | the node moved: its new address (engine/nodeurl.py) |
 | `GET /_miroir/rebalance` | plan, per-unit progress, documents copied, rate, ETA; nodes with the shards they hold |
 | `POST /_miroir/rebalance/pause`, `/resume` | hold / continue the moves |
+| `POST /_miroir/indexes/{uid}/reshard` `{shards}` | split the index to `shards` (a multiple of S) on placement 2 (202, an `indexReshard` task) |
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from miroir.api.http import body_bytes, decode_json, json_response
 from miroir.api.routes_tasks import current_cluster
 from miroir.engine import nodeurl, rebalancer as rebalance
 from miroir.engine.capacity import capacity_report
+from miroir.engine.reshard import start_reshard
 
 log = structlog.get_logger("miroir.admin")
 
@@ -119,3 +121,14 @@ async def pause() -> Response:
 @bp.post("/_miroir/rebalance/resume")
 async def resume() -> Response:
     return json_response(await rebalance.set_paused(current_cluster(), False), status=202)
+
+
+class ReshardBody(msgspec.Struct, forbid_unknown_fields=True):
+    shards: int
+
+
+@bp.post("/_miroir/indexes/<uid>/reshard")
+async def reshard(uid: str) -> Response:
+    """Split `uid` to `shards` shards in place, then balance it (engine/reshard.py)."""
+    body = decode_json(await body_bytes(), ReshardBody, code="bad_request")
+    return json_response(await start_reshard(current_cluster(), uid, body.shards), status=202)

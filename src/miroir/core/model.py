@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar, Union
 import msgspec
 
 from miroir.core.keys import ApiKey
-from miroir.core.placement import Layout
+from miroir.core.placement import Layout, table_key
 from miroir.core.taskfold import TERMINAL
 
 TaskStatus = Literal["enqueued", "processing", "succeeded", "failed", "canceled"]
@@ -62,11 +62,17 @@ class IndexMeta(msgspec.Struct, kw_only=True):
     # Placement version (core/placement.py): 1 in journals older than placement 2, so
     # indexes created before it keep where their documents are.
     placement: int = 1
+    # Resharding (core/reshard.py): while `split_from` is set, the index already has
+    # `shards` shards but documents written before the split may still carry their
+    # tag under `split_from` (their parent shard): reads pinned to a shard ask them all.
+    # While `own_table` is set, the owners come from `MiroirState.reshards[uid]`.
+    split_from: int = 0
+    own_table: bool = False
 
     @property
     def layout(self) -> Layout:
         """What owner lookups of this index are keyed by (engine/topology.py)."""
-        return Layout(self.shards, self.placement)
+        return Layout(self.shards, self.placement, self.uid if self.own_table else "")
 
 
 class NodeMeta(msgspec.Struct, kw_only=True):
@@ -130,6 +136,36 @@ class RebalanceState(msgspec.Struct, kw_only=True):
     tables: dict[str, list[list[str]]] = msgspec.field(default_factory=dict)
 
 
+ReshardPhase = Literal["splitting", "moving"]
+
+
+class Reshard(msgspec.Struct, kw_only=True):
+    """An index going from `old_shards` to `shards` shards and to placement 2 (issue 17).
+
+    `splitting`: the index has `shards` shards (writes are tagged and routed by them), each
+    new shard owned by its parent's owners (`owners`), and the documents written before
+    are re-tagged in place, node by node and parent by parent (`retagged`: "node:parent").
+    `moving`: every document carries its new tag; shards whose `final` owners differ are
+    copied to them (dual writes on), switched (`owners` takes `final`), and dropped from
+    the nodes that lost them. Then `ReshardDone` makes `final` the shared placement-2 table.
+    """
+
+    uid: str
+    task: int
+    old_shards: int
+    old_placement: int
+    shards: int
+    phase: ReshardPhase = "splitting"
+    owners: dict[str, list[list[str]]]  # group -> per new shard its owners now
+    inherited: dict[str, list[list[str]]]  # group -> per new shard its parent's owners
+    final: dict[str, list[list[str]]]  # group -> per new shard its owners at the end
+    retagged: list[str] = msgspec.field(default_factory=list)
+    switched: dict[str, list[int]] = msgspec.field(default_factory=dict)  # group -> shards
+    dropped: dict[str, list[int]] = msgspec.field(default_factory=dict)  # group -> shards
+    retagged_docs: int = 0
+    copied: int = 0
+
+
 def unit_key(shards: int, shard: int, group: str, placement: int = 1) -> str:
     # Placement-1 keys keep their old form: plans journaled before placement 2 resume.
     base = f"{shards}:{shard}:{group}"
@@ -174,6 +210,8 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # 1.50's dynamic search rules by uid, each as its view (core/dsr.py), in creation
     # order (ties of the listing's sort). Miroir owns them; nodes never see them. Defaulted.
     dynamic_search_rules: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # Reshards in progress by index uid (core/reshard.py, engine/reshard.py). Defaulted.
+    reshards: dict[str, Reshard] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -301,6 +339,7 @@ def _index_put(state: MiroirState, rec: IndexPut) -> None:
 @applies(IndexRemoved)
 def _index_removed(state: MiroirState, rec: IndexRemoved) -> None:
     state.indexes.pop(rec.uid, None)
+    state.reshards.pop(rec.uid, None)
     state.index_settings.pop(rec.uid, None)
 
 
@@ -555,6 +594,11 @@ def _refill_started(state: MiroirState, rec: RefillStarted) -> None:
     rep.refill = True
     rep.refill_reason = rec.reason
     rep.refilled = []
+    # A refill copies what the peers hold, maybe still under parent tags: a reshard that
+    # is splitting re-tags the node again once it is readable (engine/reshard.py).
+    for r in state.reshards.values():
+        if r.phase == "splitting":
+            r.retagged = [k for k in r.retagged if k.rsplit(":", 1)[0] != rec.node]
 
 
 class RefillIndexDone(JournalRecord, tag="refill_index_done"):
@@ -667,6 +711,114 @@ def _dynamic_search_rule_deleted(state: MiroirState, rec: DynamicSearchRuleDelet
         state.dynamic_search_rules.clear()
     else:
         state.dynamic_search_rules.pop(rec.uid, None)
+
+
+# --- resharding (engine/reshard.py) ------------------------------------------------------
+
+
+class ReshardStarted(JournalRecord, tag="reshard_started"):
+    """The index switches to `meta` (S2 shards, placement 2, its own table) at once."""
+
+    reshard: Reshard
+    meta: IndexMeta
+
+
+@applies(ReshardStarted)
+def _reshard_started(state: MiroirState, rec: ReshardStarted) -> None:
+    if rec.meta.uid not in state.indexes:
+        return
+    state.indexes[rec.meta.uid] = rec.meta
+    state.reshards[rec.meta.uid] = rec.reshard
+
+
+class ReshardRetagged(JournalRecord, tag="reshard_retagged"):
+    """Every document of `parent` on `node` carries its tag under the new shard count."""
+
+    uid: str
+    node: str
+    parent: int
+    docs: int = 0
+
+
+@applies(ReshardRetagged)
+def _reshard_retagged(state: MiroirState, rec: ReshardRetagged) -> None:
+    r = state.reshards.get(rec.uid)
+    key = f"{rec.node}:{rec.parent}"
+    if r is not None and key not in r.retagged:
+        r.retagged.append(key)
+        r.retagged_docs += rec.docs
+
+
+class ReshardSplit(JournalRecord, tag="reshard_split"):
+    """Re-tagging is complete: reads pin shards again; moves begin (dual writes on)."""
+
+    uid: str
+
+
+@applies(ReshardSplit)
+def _reshard_split(state: MiroirState, rec: ReshardSplit) -> None:
+    r = state.reshards.get(rec.uid)
+    meta = state.indexes.get(rec.uid)
+    if r is None or meta is None:
+        return
+    r.phase = "moving"
+    meta.split_from = 0
+
+
+class ReshardSwitched(JournalRecord, tag="reshard_switched"):
+    """Shard `shard` of `group` is copied to its final owners: they answer from now on."""
+
+    uid: str
+    group: str
+    shard: int
+    copied: int = 0
+
+
+@applies(ReshardSwitched)
+def _reshard_switched(state: MiroirState, rec: ReshardSwitched) -> None:
+    r = state.reshards.get(rec.uid)
+    if r is None or rec.group not in r.final or not 0 <= rec.shard < r.shards:
+        return
+    done = r.switched.setdefault(rec.group, [])
+    if rec.shard not in done:
+        done.append(rec.shard)
+        r.owners[rec.group][rec.shard] = list(r.final[rec.group][rec.shard])
+        r.copied += rec.copied
+
+
+class ReshardDropped(JournalRecord, tag="reshard_dropped"):
+    """The copies of `shard` on nodes of `group` that lost it are deleted."""
+
+    uid: str
+    group: str
+    shard: int
+
+
+@applies(ReshardDropped)
+def _reshard_dropped(state: MiroirState, rec: ReshardDropped) -> None:
+    r = state.reshards.get(rec.uid)
+    if r is not None:
+        done = r.dropped.setdefault(rec.group, [])
+        if rec.shard not in done:
+            done.append(rec.shard)
+
+
+class ReshardDone(JournalRecord, tag="reshard_done"):
+    """The index uses the shared placement-2 table of its S2, which is `final` from now on."""
+
+    uid: str
+
+
+@applies(ReshardDone)
+def _reshard_done(state: MiroirState, rec: ReshardDone) -> None:
+    r = state.reshards.pop(rec.uid, None)
+    meta = state.indexes.get(rec.uid)
+    if r is None or meta is None:
+        return
+    meta.own_table = False
+    meta.split_from = 0
+    for group, table in r.final.items():
+        state.rebalance.tables[table_key(r.shards, group)] = [list(o) for o in table]
 
 
 # Built from the registry so that adding a record type is one class and one handler.

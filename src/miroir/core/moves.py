@@ -177,7 +177,7 @@ def copy_in_progress(plan: MigrationPlan | None, shards: int | Layout, shard: in
         return False
     layout = shards if isinstance(shards, Layout) else Layout(shards)
     for unit in plan.units.values():
-        if (unit.shards, unit.placement) != layout or unit.shard != shard or node not in unit.targets:
+        if (unit.shards, unit.placement) != layout[:2] or layout.table or unit.shard != shard or node not in unit.targets:
             continue
         if unit.status in ("pending", "copying") and unit.cursors.get(index, {}).get(node, 0) != -1:
             return True

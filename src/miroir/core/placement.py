@@ -38,10 +38,15 @@ _TWO64 = float(2**64)
 
 
 class Layout(NamedTuple):
-    """What decides where an index's documents live: its shard count and placement."""
+    """What decides where an index's documents live: its shard count and placement.
+
+    `table` names an index whose owner table is its own (an index being resharded,
+    `MiroirState.reshards`): its shards' owners follow that reshard, not the shared table.
+    """
 
     shards: int
     placement: int = 1
+    table: str = ""
 
 
 def table_key(shards: int, group: str) -> str:

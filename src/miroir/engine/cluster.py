@@ -36,6 +36,10 @@ class RebalancerHandle(Protocol):
 
     async def ensure_plan(self) -> bool: ...
 
+    async def gate(self) -> None: ...
+
+    async def throttle(self, n: int) -> None: ...
+
 
 class Cluster:
     def __init__(self, config: Config, journal: Journal[MiroirState], fleet: Fleet):
@@ -52,6 +56,8 @@ class Cluster:
         # Set by engine/services.py while the rebalancer runs; admin routes answer
         # `miroir_not_ready` without it.
         self.rebalancer: RebalancerHandle | None = None
+        # Set by engine/services.py while the reshard service runs (engine/reshard.py).
+        self.resharder: Any = None
         # Serializes what must not interleave on one index (engine/indexes.py index_lock).
         self.index_locks: dict[str, trio.Lock] = {}
         # Round-robin turns: which group/replica a scatter starts at (engine/scatter.py),

@@ -375,15 +375,8 @@ async def update_index(
                 cluster, handle, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}
             )
             meta = get_index(cluster, uid)
-            updated = IndexMeta(
-                uid=uid,
-                primary_key=primary_key,
-                shards=meta.shards,
-                placement=meta.placement,
-                settings_version=meta.settings_version,
-                created_at=meta.created_at,
-                updated_at=now(cluster),
-            )
+            # replace: a reshard's fields (split_from, own_table) stay as they are
+            updated = msgspec.structs.replace(meta, primary_key=primary_key, updated_at=now(cluster))
             await cluster.journal.append(IndexPut(meta=updated))
         await handle.finish("succeeded")
 
@@ -408,6 +401,12 @@ def _rename_blocked(cluster: Cluster, uids: Iterable[str]) -> MeiliError | None:
     if cluster.state.rebalance.plan is not None:
         return MeiliError(
             "miroir_node_unavailable", "A rebalance is in progress: an index cannot be renamed until it finishes."
+        )
+    resharding = sorted(names & set(cluster.state.reshards))
+    if resharding:
+        return MeiliError(
+            "miroir_node_unavailable",
+            f"Index `{resharding[0]}` is being resharded: it cannot be renamed until the reshard finishes.",
         )
     return None
 
@@ -540,6 +539,12 @@ async def swap_indexes(
         async with contextlib.AsyncExitStack() as locks:
             for name in sorted({u for pair in pairs for u in pair}):
                 await locks.enter_async_context(index_lock(cluster, name))
+            resharding = sorted({u for pair in pairs for u in pair} & set(state.reshards))
+            if resharding:  # its reshard is journaled under its name (engine/reshard.py)
+                raise MeiliError(
+                    "miroir_node_unavailable",
+                    f"Index `{resharding[0]}` is being resharded: it cannot be swapped until the reshard finishes.",
+                )
             await run_on(cluster, handle, cluster.topology.all_nodes(), "POST", "/swap-indexes", json=details["swaps"])
             stamp = now(cluster)
             records: list[Any] = []

@@ -187,6 +187,7 @@ class Mover:
             (uid, meta.primary_key)
             for uid, meta in sorted(self.cluster.state.indexes.items())
             if (meta.shards, meta.placement) == (unit.shards, unit.placement) and meta.primary_key is not None
+            and not meta.own_table  # being resharded: its own table (engine/reshard.py)
         ]
 
     def _sources(self, unit: MigrationUnit) -> list[str]:
@@ -331,7 +332,9 @@ class Mover:
                     params={"primaryKey": pk},
                     json=missing[i : i + RECONCILE_PAGE],
                 )
-            await self.cluster.journal.append(done(len(missing)))
+            record = done(len(missing))
+            if record is not None:  # a reshard journals its switch itself (engine/reshard.py)
+                await self.cluster.journal.append(record)
         if stale or missing:
             log.info("mover.reconciled", index=uid, shard=shard, target=target, deleted=len(stale), copied=len(missing))
         return len(missing)

@@ -157,7 +157,8 @@ def pinned_shards(filter_value: Any, meta: IndexMeta) -> list[int] | None:
     An unparsable filter pins nothing: the nodes answer with Meilisearch's error.
     An empty pin set (``id IN []``) still asks shard 0, so the query is validated.
     """
-    if filter_value is None or not meta.primary_key:
+    if filter_value is None or not meta.primary_key or meta.split_from:
+        # Mid-split (core/reshard.py) a document may still carry its parent shard's tag.
         return None
     try:
         keys = pinned_keys(parse_filter(filter_value), meta.primary_key)
@@ -633,7 +634,9 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
         return await list_sorted(cluster, uid, meta, query, settings)
     offset, limit = query.offset, query.limit
     shards: list[int] | None = None
-    if query.ids is not None:
+    if query.ids is not None and meta.split_from:
+        shards = None  # mid-split: a document may still carry its parent shard's tag
+    elif query.ids is not None:
         shards = sorted({shard_for_key(i, meta.shards) for i in query.ids if _valid_key(i)}) or [0]
     else:
         shards = pinned_shards(query.filter, meta)

@@ -195,6 +195,8 @@ class Rebalancer:
             rb = cluster.state.rebalance
             if rb.plan is not None:
                 return True
+            if cluster.state.reshards:
+                return False  # a reshard moves an index on its own table: changes wait for it
             old = committed_members(cluster.state.nodes, rb)
             new = desired_members(cluster)
             if old == new:
@@ -398,8 +400,11 @@ class Rebalancer:
         rb = self.cluster.state.rebalance
         plan = rb.plan
         out: dict[str, Any] = {"paused": rb.paused, "last": rb.last}
+        resharder = self.cluster.resharder
+        out["reshards"] = resharder.status() if resharder is not None else []
         if plan is None:
-            out.update(status="paused" if rb.paused else "idle", plan=None, progress=None)
+            idle = "resharding" if out["reshards"] else "idle"
+            out.update(status="paused" if rb.paused else idle, plan=None, progress=None)
             pending = desired_members(self.cluster) != committed_members(self.cluster.state.nodes, rb)
             # The plan is journaled done but the topology not rebuilt yet (an await away):
             # owners already switched, membership not; not settled for a reader.

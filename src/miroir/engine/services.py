@@ -32,6 +32,7 @@ from miroir.engine.handoff import Handoff
 from miroir.engine.health import HealthTable, Probe, run_health
 from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.reconciler import Reconciler
+from miroir.engine.reshard import run_resharder
 from miroir.engine.webhooks import WebhookService
 from miroir.net.fleet import Fleet
 from miroir.store.journal import Journal
@@ -61,6 +62,7 @@ async def run_services(cluster: Cluster, *, task_status: trio.TaskStatus[None] =
             await nursery.start(Reconciler(cluster.tasks).run)
             await nursery.start(run_cluster_health, cluster, cluster.health)
             await nursery.start(run_rebalancer, cluster)
+            await nursery.start(run_resharder, cluster)
             await nursery.start(Handoff(cluster).run)
             await nursery.start(WebhookService(cluster).run)
             task_status.started()

@@ -51,6 +51,8 @@ from miroir.store.journal import Journal
 log = structlog.get_logger("miroir.tasks")
 
 DRIVEN_KEY = f"{PRIVATE_PREFIX}_driven"
+# A driven task whose service resumes it after a restart (engine/reshard.py): not orphaned.
+RESUMABLE_KEY = f"{PRIVATE_PREFIX}_resumable"
 # Queue of taskCancelation/taskDeletion: never behind an index's long-running work.
 TASKS_QUEUE = "\x00tasks"
 # First and largest pause between polls of node tasks in `wait_node_tasks`.
@@ -202,7 +204,9 @@ class TaskService:
                 self._nursery = None
 
     async def _fail_orphans(self) -> None:
-        orphans = [t for t in self.open_tasks() if (t.details or {}).get(DRIVEN_KEY)]
+        orphans = [
+            t for t in self.open_tasks() if (t.details or {}).get(DRIVEN_KEY) and not (t.details or {}).get(RESUMABLE_KEY)
+        ]
         now = self.now_rfc3339()
         for t in orphans:
             log.warning("task.orphaned", uid=t.uid, type=t.type, index_uid=t.index_uid)

@@ -18,6 +18,10 @@ ownership is decided per unit (S, shard, group):
   old owners that lost the shard get nothing more and have their copy deleted;
 - a group that has no old member (a whole new group) serves reads only once the plan is
   done; until then it only receives writes.
+
+An index being resharded (`Layout.table` names it) has its own table, `Reshard.owners`;
+while the reshard moves shards, a shard not switched yet also gets writes on its `final`
+owners (dual writes), as a unit of a plan does.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from miroir.core import routing
-from miroir.core.model import MiroirState, NodeMeta, RebalanceState, unit_key
+from miroir.core.model import MiroirState, NodeMeta, RebalanceState, Reshard, unit_key
 from miroir.core.placement import Layout, owner_table, table_key
 from miroir.core.routing import NodeRef
 
@@ -54,13 +58,25 @@ def _fits(table: Sequence[Sequence[str]], members: Sequence[str], rf: int) -> bo
     return all(len(o) == r and len(set(o)) == r and ids.issuperset(o) for o in table)
 
 
+def _reshard_dual(r: Reshard, group: str, shard: int) -> list[str]:
+    """The final owners of a shard being moved by a reshard (they take writes already)."""
+    if r.phase != "moving" or shard in r.switched.get(group, ()):
+        return []
+    final = r.final.get(group)
+    return list(final[shard]) if final is not None and shard < len(final) else []
+
+
 def _clean(groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     return {g: sorted(ids) for g, ids in sorted(groups.items()) if ids}
 
 
 class Topology:
-    def __init__(self, nodes: Mapping[str, NodeMeta], rf: int, rebalance: RebalanceState | None = None):
+    def __init__(
+        self, nodes: Mapping[str, NodeMeta], rf: int, rebalance: RebalanceState | None = None,
+        reshards: Mapping[str, Reshard] | None = None,
+    ):
         assert rf >= 1
+        self._reshards: dict[str, Reshard] = dict(reshards or {})
         self.rf = rf
         self.nodes: dict[str, NodeMeta] = dict(sorted(nodes.items()))
         plan = rebalance.plan if rebalance is not None else None
@@ -93,7 +109,7 @@ class Topology:
 
     @classmethod
     def from_state(cls, state: MiroirState, rf: int) -> Topology:
-        return cls(state.nodes, rf, state.rebalance)
+        return cls(state.nodes, rf, state.rebalance, state.reshards)
 
     def all_nodes(self) -> list[str]:
         """Every known node id (any state but removed), sorted."""
@@ -109,6 +125,11 @@ class Topology:
         assert isinstance(layout, Layout), f"owner lookups take a Layout, not {layout!r}"
         key = (layout, group, new)
         t = self._tables.get(key)
+        if t is None and layout.table:
+            r = self._reshards.get(layout.table)
+            if r is not None and r.shards == layout.shards:
+                t = self._tables[key] = r.owners.get(group) or [[] for _ in range(layout.shards)]
+                return t
         if t is None:
             members = (self._new if new else self._old).get(group, [])
             kept = (self._new_tables if new else self._old_tables).get(table_key(layout.shards, group))
@@ -119,6 +140,8 @@ class Topology:
         return t
 
     def _owners(self, layout: Layout, shard: int, group: str) -> list[str]:
+        if layout.table:
+            return self.table(layout, group, False)[shard]
         switched = unit_key(layout.shards, shard, group, layout.placement) in self._switched
         return self.table(layout, group, switched)[shard]
 
@@ -145,10 +168,12 @@ class Topology:
         """Group -> every copy a write of `shard` must reach in that group: its owners,
         plus the targets of a migration of the shard that is not switched yet."""
         out: dict[str, list[str]] = {}
+        r = self._reshards.get(layout.table) if layout.table else None
         for g in self._write_groups:
             key = unit_key(layout.shards, shard, g, layout.placement)
             nodes = self._owners(layout, shard, g)
-            extra = [t for t in self._dual.get(key, ()) if t not in nodes]
+            dual = self._dual.get(key, ()) if r is None else _reshard_dual(r, g, shard)
+            extra = [t for t in dual if t not in nodes]
             if nodes or extra:
                 out[g] = nodes + extra
         return out
