@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # the engine imports this module; the reverse is for the type
 class Stored:
     embeddings: list[list[float]]
     regenerate: bool
+    # milli's embedding status: the write gave the embeddings (even with `regenerate:
+    # true`), as opposed to the embedder making them; read by `_vectors` filters
+    user_provided: bool = False
 
 
 @dataclass
@@ -137,9 +140,11 @@ def store_vectors(eng: IndexEngine, iid: int, explicit: Any, *, replaced: bool) 
             if isinstance(value, dict):
                 embeddings = _embedding_list(value.get("embeddings"), name)
                 regenerate = bool(value.get("regenerate", False))
+                given_embeddings = value.get("embeddings") is not None
             else:
                 embeddings, regenerate = _embedding_list(value, name), False
-            per[iid] = Stored(embeddings, regenerate)
+                given_embeddings = value is not None
+            per[iid] = Stored(embeddings, regenerate, given_embeddings)
             if regenerate and emb.can_embed(conf) and not embeddings:
                 to_embed.append((name, iid))
             continue
@@ -475,6 +480,7 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
     search_params = {k: v for k, v in params.items() if k in (
         "offset", "limit", "filter", "attributesToRetrieve", "showRankingScore", "showRankingScoreDetails",
         "rankingScoreThreshold", "retrieveVectors")}
+    eng._parse_filter(search_params.get("filter"), "invalid_similar_filter")  # 1.50's code for /similar
     p = eng.search_params(search_params)
     end = p.offset + p.limit
     universe = eng._plan("", "last", p.filter_expr, None).candidates
@@ -491,3 +497,43 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
     return {"hits": hits, "id": params.get("id"), "processingTimeMs": 0, "limit": p.limit, "offset": p.offset,
             "estimatedTotalHits": len(scored)}
 
+
+
+# ------------------------------------------------------------------ filters
+
+
+def fragment_names(eng: IndexEngine) -> dict[str, list[str]]:
+    """Each embedder's indexing fragment names (what a `_vectors` filter may name)."""
+    return {name: list(conf.get("indexingFragments") or {}) for name, conf in emb.embedders(eng.settings).items()}
+
+
+def filter_ids(eng: IndexEngine, leaf) -> set[int]:
+    """The documents a positive `_vectors…EXISTS` filter selects, as milli's
+    filter/vector.rs: documents with an embedding (for every embedder when none is
+    named), less the user-provided ones (`.documentTemplate`, none with fragments), the
+    user-provided ones (`.userProvided`), or less those told not to regenerate
+    (`.regenerate`). The devnode does not embed fragments: `.fragments.x` selects none."""
+    confs = emb.embedders(eng.settings)
+    names = list(confs) if leaf.embedder is None else [leaf.embedder]
+    out: set[int] = set()
+    for name in names:
+        if name not in confs:
+            continue
+        per = eng.vectors.by_embedder.get(name) or {}
+        kind = leaf.kind
+        if kind == "fragments":
+            continue
+        if kind == "documentTemplate" and confs[name].get("indexingFragments"):
+            continue
+        for iid, s in per.items():
+            if kind == "userProvided":
+                keep = s.user_provided
+            elif kind == "documentTemplate":
+                keep = bool(s.embeddings) and not s.user_provided
+            elif kind == "regenerate":
+                keep = bool(s.embeddings) and s.regenerate
+            else:
+                keep = bool(s.embeddings)
+            if keep:
+                out.add(iid)
+    return out
