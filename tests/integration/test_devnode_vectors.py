@@ -192,3 +192,41 @@ def test_embeddings_survive_a_restart_without_the_embedder(tmp_path):
         r = client.post(f"/indexes/{uid}/similar", json={"id": "143", "embedder": "rest"})
         assert r.status_code == 200 and len(r.json()["hits"]) == len(MOVIES) - 1
         client.close()
+
+
+SIMILAR_ORDER = ["522681", "299537", "166428", "287947"]  # nearest `143` first
+SIMILAR_SCORES = [0.890957772731781, 0.39060014486312866, 0.2819308042526245, 0.1662663221359253]
+
+
+def test_similar_threshold_filter_window_and_details(devnode):
+    """tests/similar/mod.rs: ranking_score_threshold, filter, limit_and_offset,
+    performance_details (same documents, same answers)."""
+    client, uid = _index(
+        devnode,
+        {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}, "filterableAttributes": ["title", "release_year"]},
+        MOVIES,
+    )
+
+    def similar(body):
+        r = client.post(f"/indexes/{uid}/similar", json={"embedder": "manual", **body})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    a = similar({"id": 143, "showRankingScore": True, "rankingScoreThreshold": 0, "retrieveVectors": True})
+    assert _ids(a) == SIMILAR_ORDER
+    assert [h["_rankingScore"] for h in a["hits"]] == pytest.approx(SIMILAR_SCORES)
+    for threshold, total in ((0.2, 3), (0.3, 2), (0.6, 1), (0.9, 0)):
+        a = similar({"id": 143, "showRankingScore": True, "rankingScoreThreshold": threshold, "retrieveVectors": True})
+        assert (_ids(a), a["estimatedTotalHits"]) == (SIMILAR_ORDER[:total], total)
+    a = similar({"id": 522681, "filter": "release_year = 2019", "retrieveVectors": True})
+    assert _ids(a) == ["299537", "166428", "287947"] and "_rankingScore" not in a["hits"][0]
+    a = similar({"id": 522681, "filter": "release_year < 2000", "retrieveVectors": True})
+    assert _ids(a) == ["143"]
+    assert a["hits"][0]["_vectors"]["manual"]["embeddings"] == [[-0.5, 0.30000001192092896, 0.8500000238418579]]
+    assert _ids(similar({"id": 143, "limit": 1, "retrieveVectors": True})) == ["522681"]
+    assert _ids(similar({"id": 143, "limit": 1, "offset": 1, "retrieveVectors": True})) == ["299537"]
+    a = similar({"id": 143, "showPerformanceDetails": True})
+    assert a["hits"][0] == {"title": "Escape Room", "release_year": 2019, "id": "522681"}
+    assert {k: a[k] for k in ("id", "limit", "offset", "estimatedTotalHits")} == \
+        {"id": "143", "limit": 20, "offset": 0, "estimatedTotalHits": 4}
+    assert list(a) == ["hits", "id", "processingTimeMs", "limit", "offset", "estimatedTotalHits", "performanceDetails"]

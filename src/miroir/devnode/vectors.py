@@ -494,8 +494,12 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
         scored = [(i, s) for i, s in scored if (s or 0.0) >= p.ranking_score_threshold]
     page = scored[p.offset:end]
     hits = _build_hits(eng, p, None, [(i, s or 0.0, _details(s)) for i, s in page])
-    return {"hits": hits, "id": params.get("id"), "processingTimeMs": 0, "limit": p.limit, "offset": p.offset,
-            "estimatedTotalHits": len(scored)}
+    doc_id = params.get("id")  # 1.50 answers the external id, a string
+    out = {"hits": hits, "id": doc_id if isinstance(doc_id, str) else str(doc_id), "processingTimeMs": 0,
+           "limit": p.limit, "offset": p.offset, "estimatedTotalHits": len(scored)}
+    if params.get("showPerformanceDetails") is True:
+        out["performanceDetails"] = {"similar": "0.00ms"}
+    return out
 
 
 

@@ -896,6 +896,8 @@ async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers
             h.pop(pk, None)
         if not body.get("showRankingScore"):
             h.pop("_rankingScore", None)
-    out = {"hits": page, "id": body["id"], "processingTimeMs": _elapsed_ms(started), "limit": limit,
+    out = {"hits": page, "id": doc_id, "processingTimeMs": _elapsed_ms(started), "limit": limit,  # 1.50: a string
            "offset": offset, "estimatedTotalHits": total}
+    if body.get("showPerformanceDetails") is True:
+        out["performanceDetails"] = {"similar": rust_duration(time.perf_counter() - started)}
     return out, headers
