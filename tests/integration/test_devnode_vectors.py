@@ -230,3 +230,32 @@ def test_similar_threshold_filter_window_and_details(devnode):
     assert {k: a[k] for k in ("id", "limit", "offset", "estimatedTotalHits")} == \
         {"id": "143", "limit": 20, "offset": 0, "estimatedTotalHits": 4}
     assert list(a) == ["hits", "id", "processingTimeMs", "limit", "offset", "estimatedTotalHits", "performanceDetails"]
+
+
+def test_user_provided_vectors_required(devnode):
+    """tests/vector/mod.rs user_provided_vectors_error: a userProvided embedder's
+    documents must bring embeddings (or opt out with null); the task fails otherwise."""
+    client, uid = _index(devnode, {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}},
+                         [{"id": 1, "name": "opted out", "_vectors": {"manual": None}}])
+    note = ("- Note: `manual` has `source: userProvided`, so documents must provide embeddings as an array in "
+            "`_vectors.manual`.\n- Hint: ")
+    for docs, message in (
+        ([{"id": i, "name": n} for i, n in zip(range(40, 45), ["kefir", "intel", "max", "venus", "eva"])],
+         "no vectors provided for document `40` and at least 4 other document(s)\n" + note
+         + "opt-out for a document with `_vectors.manual: null`"),
+        ([{"id": 42, "name": "kefir", "_vector": {"manaul": [0, 0, 0]}}],
+         "no vectors provided for document `42`\n" + note + "try replacing `_vector` by `_vectors` in 1 document(s)."),
+        ([{"id": 42, "name": "kefir", "_vectors": {"manaul": [0, 0, 0]}}],
+         "no vectors provided for document `42`\n" + note
+         + "try replacing `_vectors.manaul` by `_vectors.manual` in 1 document(s)."),
+    ):
+        r = client.post(f"/indexes/{uid}/documents", json=docs)
+        task = wait_task(devnode.url, r.json()["taskUid"])
+        assert task["status"] == "failed"
+        assert task["error"] == {
+            "message": f"Index `{uid}`: While embedding documents for embedder `manual`: " + message,
+            "code": "vector_embedding_error", "type": "invalid_request",
+            "link": "https://docs.meilisearch.com/errors#vector_embedding_error"}
+    # the opted-out document may be updated without embeddings
+    r = client.post(f"/indexes/{uid}/documents", json=[{"id": 1, "name": "still opted out"}])
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"

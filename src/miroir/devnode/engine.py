@@ -168,6 +168,7 @@ class IndexEngine:
         """Returns how many documents were written (`skip_creation`: ids not held are skipped)."""
         pk = resolve_primary_key(self.primary_key, primary_key, docs, self.uid)
         ids = [document_id(d, pk) for d in docs]  # validates every document first
+        vectors.check_user_provided(self, ids, docs, skip_creation)
         self.primary_key = pk
         written = 0
         to_embed: list[tuple[str, int]] = []

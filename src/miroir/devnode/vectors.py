@@ -20,6 +20,7 @@ import numpy as np
 
 from miroir.core import hybrid
 from miroir.core.errors import MeiliError
+from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
 
@@ -122,6 +123,57 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
         "invalid_vectors_type",
         f"Invalid vector type at `._vectors.{name}`: expected an array of floats or an array of arrays of floats.",
     )
+
+
+def check_user_provided(eng: IndexEngine, ids: list[str], docs: list[dict], skip_creation: bool) -> None:
+    """1.50 refuses a write leaving a document without embeddings for a `userProvided`
+    embedder (new, or not opted out with `_vectors.name: null`), naming the first such
+    document and how many others, with a hint at a mistyped `_vector` or embedder name."""
+    confs = emb.embedders(eng.settings)
+    for name, conf in confs.items():
+        if conf.get("source") != "userProvided":
+            continue
+        per = eng.vectors.by_embedder.get(name) or {}
+        missing: list[str] = []
+        typo_field = 0
+        typo_names: dict[str, int] = {}
+        for ext, doc in zip(ids, docs):
+            given = doc.get("_vectors")
+            if isinstance(given, dict) and name in given:
+                continue
+            iid = eng._ext.get(ext)
+            if iid is None and skip_creation:
+                continue
+            stored = per.get(iid) if iid is not None else None
+            if stored is not None and not stored.regenerate:
+                continue  # kept: embeddings given before, or opted out
+            missing.append(ext)
+            if "_vector" in doc:
+                typo_field += 1
+            if isinstance(given, dict):
+                for key in given:
+                    if key not in confs and _close(key, name):
+                        typo_names[key] = typo_names.get(key, 0) + 1
+        if not missing:
+            continue
+        others = f" and at least {len(missing) - 1} other document(s)" if len(missing) > 1 else ""
+        if typo_field:
+            hint = f"try replacing `_vector` by `_vectors` in {typo_field} document(s)."
+        elif typo_names:
+            key, n = next(iter(typo_names.items()))
+            hint = f"try replacing `_vectors.{key}` by `_vectors.{name}` in {n} document(s)."
+        else:
+            hint = f"opt-out for a document with `_vectors.{name}: null`"
+        raise MeiliError(
+            "vector_embedding_error",
+            f"Index `{eng.uid}`: While embedding documents for embedder `{name}`: no vectors provided for document "
+            f"`{missing[0]}`{others}\n- Note: `{name}` has `source: userProvided`, so documents must provide "
+            f"embeddings as an array in `_vectors.{name}`.\n- Hint: {hint}",
+        )
+
+
+def _close(key: str, name: str) -> bool:
+    return did_you_mean(key, [name]) is not None  # milli suggests within two typos
 
 
 def store_vectors(eng: IndexEngine, iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
