@@ -772,10 +772,10 @@ class _Parser:
         if s.startswith("EXISTS", p):
             p += len("EXISTS")
         else:
-            q = self.tags(p, "NOT", "EXISTS")
-            if q is None:
+            after = self.tags(p, "NOT", "EXISTS")
+            if after is None:
                 raise self.err("VectorFilterOperation", p, fail=True)
-            negated, p = True, q
+            negated, p = True, after
         node = VectorExists(embedder, kind, fragment, negated)
         self.spans.append((node, fid, fid + len("_vectors")))
         self.names.append((node, tuple(names)))
@@ -1654,8 +1654,8 @@ def vector_filter_error(
     except FilterError:
         return None
     embedders = settings.get("embedders")
-    names = {
-        name: list((conf.get("indexingFragments") if isinstance(conf, dict) else None) or {})
+    names: dict[str, Sequence[str]] = {
+        str(name): list((conf.get("indexingFragments") if isinstance(conf, dict) else None) or {})
         for name, conf in (embedders.items() if isinstance(embedders, dict) else ())
     }
     similar = code == "invalid_similar_filter"  # `/similar` words it as written, unprefixed

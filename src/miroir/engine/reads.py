@@ -834,15 +834,15 @@ async def _format_semantic_hits(
     gathered = await scatter(cluster, meta, send, shards=shards)
     for answer in gathered.results:
         for got in answer.get("hits") or []:
-            h = missing.get(str(got.get(pk)))
-            if h is None:
+            twin = missing.get(str(got.get(pk)))
+            if twin is None:
                 continue
             for key in _FORMAT_KEYS:
                 value = got.get(key)
                 if isinstance(value, dict):
                     for field in MIROIR_FIELDS:  # the node's own answer: Miroir's fields in it
                         value.pop(field, None)
-                    h[key] = value
+                    twin[key] = value
 
 
 async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers]:
