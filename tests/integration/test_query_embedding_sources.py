@@ -65,7 +65,7 @@ def test_openai_and_ollama_queries_embedded_once_by_miroir(embedder_url):
         embedded = stats()["texts"]
         assert embedded == 2 * 4 * len(DOCS)  # each document once per embedder, on each side
         for name in ("openai", "openai_key", "ollama", "ollama_single"):
-            for ratio in (0.5, 1.0):
+            for ratio in (0.5, 1.0) if name == "openai" else (0.5,):
                 before = stats()["calls"]
                 answers = []
                 for q in QUERIES:
