@@ -259,3 +259,48 @@ def test_user_provided_vectors_required(devnode):
     # the opted-out document may be updated without embeddings
     r = client.post(f"/indexes/{uid}/documents", json=[{"id": 1, "name": "still opted out"}])
     assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+
+
+BAD_CONFIG = "Bad embedder configuration in the document with id: `0`. "
+MISSING_REGENERATE = ("Missing field `._vectors.manual.regenerate`\n  - note: `._vectors.manual` must be an array of "
+                      "floats, an array of arrays of floats, or an object with field `regenerate`")
+
+
+@pytest.mark.parametrize(("vectors", "code", "message"), [
+    # user_provide_mismatched_embedding_dimension
+    ([0, 0], "invalid_vector_dimensions", "Invalid vector dimensions in document with id `0` in `._vectors.manual`.\n"
+     "  - note: embedding #0 has dimensions 2\n  - note: embedder `manual` requires 3"),
+    ([[0, 0], [1, 1], [2, 2]], "invalid_vector_dimensions", "Invalid vector dimensions in document with id `0` in "
+     "`._vectors.manual`.\n  - note: embedding #0 has dimensions 2\n  - note: embedder `manual` requires 3"),
+    # user_provided_embeddings_error
+    ({"embeddings": [0, 0, 0]}, "invalid_vectors_type", BAD_CONFIG + MISSING_REGENERATE),
+    ({}, "invalid_vectors_type", BAD_CONFIG + MISSING_REGENERATE),
+    ({"regenerate": "yes please"}, "invalid_vectors_type", BAD_CONFIG + "Could not parse `._vectors.manual.regenerate`: "
+     'invalid type: string "yes please", expected a boolean at line 1 column 26'),
+    ({"embeddings": True, "regenerate": True}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type at "
+     "`._vectors.manual.embeddings`: expected null or an array, but found a boolean: `true`"),
+    ({"embeddings": [True], "regenerate": True}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type at "
+     "`._vectors.manual.embeddings[0]`: expected a number or an array, but found a boolean: `true`"),
+    ({"embeddings": [[True]], "regenerate": False}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type at "
+     "`._vectors.manual.embeddings[0][0]`: expected a number, but found a boolean: `true`"),
+    ({"regenerate": False, "embeddings": [0.1, [0.2, 0.3]]}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type "
+     "at `._vectors.manual.embeddings[1]`: expected a number, but found an array: `[0.2,0.3]`"),
+    ({"regenerate": False, "embeddings": [[0.1, 0.2], 0.3]}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type "
+     "at `._vectors.manual.embeddings[1]`: expected an array, but found a number: `0.3`"),
+    ({"regenerate": False, "embeddings": [[0.1, True], 0.3]}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type "
+     "at `._vectors.manual.embeddings[0][1]`: expected a number, but found a boolean: `true`"),
+    ({"embeddings": [23, 0.1, -12], "regenerate": True}, None, None),
+    ({"regenerate": False}, None, None),
+])
+def test_user_provided_embedding_errors(devnode, vectors, code, message):
+    """tests/vector/mod.rs user_provided_embeddings_error and
+    user_provide_mismatched_embedding_dimension: each bad `_vectors` fails its task."""
+    client, uid = _index(devnode, {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}},
+                         [{"id": 99, "name": "opted out", "_vectors": {"manual": None}}])
+    r = client.post(f"/indexes/{uid}/documents", json=[{"id": 0, "name": "kefir", "_vectors": {"manual": vectors}}])
+    task = wait_task(devnode.url, r.json()["taskUid"])
+    if code is None:
+        assert task["status"] == "succeeded", task
+    else:
+        assert task["error"] == {"message": f"Index `{uid}`: {message}", "code": code, "type": "invalid_request",
+                                 "link": f"https://docs.meilisearch.com/errors#{code}"}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from miroir.core import hybrid
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, json_kind
 from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
@@ -125,11 +125,105 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
     )
 
 
+def _shown(v: Any) -> str:
+    kind = "a number" if isinstance(v, (int, float)) and not isinstance(v, bool) else json_kind(v)
+    return kind if v is None else f"{kind}: `{_json(v)}`"
+
+
+def _embeddings_error(value: Any, path: str) -> str | None:
+    """deserr's words for a `_vectors.{name}.embeddings` that is neither null, an array of
+    numbers nor an array of arrays of numbers (the first wrong element, in order)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return f"Invalid value type at `{path}`: expected null or an array, but found {_shown(value)}"
+    if not value:
+        return None
+    first = value[0]
+    nested = isinstance(first, list)
+    if not nested and not _is_number(first):
+        return f"Invalid value type at `{path}[0]`: expected a number or an array, but found {_shown(first)}"
+    for i, v in enumerate(value):
+        if nested:
+            if not isinstance(v, list):
+                return f"Invalid value type at `{path}[{i}]`: expected an array, but found {_shown(v)}"
+            for j, x in enumerate(v):
+                if not _is_number(x):
+                    return f"Invalid value type at `{path}[{i}][{j}]`: expected a number, but found {_shown(x)}"
+        elif not _is_number(v):
+            return f"Invalid value type at `{path}[{i}]`: expected a number, but found {_shown(v)}"
+    return None
+
+
+def _serde_kind(v: Any) -> str:
+    """serde's `Unexpected` wording of a JSON value."""
+    if isinstance(v, str):
+        return f"string {_json(v)}"
+    if isinstance(v, int):
+        return f"integer `{v}`"
+    if isinstance(v, float):
+        return f"floating point `{v}`"
+    if isinstance(v, list):
+        return "sequence"
+    if isinstance(v, dict):
+        return "map"
+    return "null"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_document_vectors(eng: IndexEngine, ext: str, given: dict, confs: dict[str, dict]) -> None:
+    """An object-form `_vectors.{name}` checked as 1.50's deserr reads it (fields in the
+    order given, a missing `regenerate` after), then every embedding's dimensions."""
+    for name, value in given.items():
+        if name not in confs:
+            continue
+        path = f"._vectors.{name}"
+        detail = None
+        if isinstance(value, dict):
+            read: list[str] = []  # the object as serde reads it, compact, up to the bad value
+            for key, v in value.items():
+                read.append(f"{_json(key)}:{_json(v)}")
+                if key == "embeddings":
+                    detail = _embeddings_error(v, f"{path}.embeddings")
+                elif key == "regenerate" and not isinstance(v, bool):
+                    column = len("{" + ",".join(read))
+                    detail = f"Could not parse `{path}.regenerate`: invalid type: {_serde_kind(v)}, expected a boolean at line 1 column {column}"
+                if detail:
+                    break
+            if detail is None and "regenerate" not in value:
+                detail = (f"Missing field `{path}.regenerate`\n  - note: `{path}` must be an array of floats, an "
+                          "array of arrays of floats, or an object with field `regenerate`")
+        if detail:
+            raise MeiliError(
+                "invalid_vectors_type",
+                f"Index `{eng.uid}`: Bad embedder configuration in the document with id: `{ext}`. {detail}",
+            )
+        dims = confs[name].get("dimensions")
+        raw = value.get("embeddings") if isinstance(value, dict) else value
+        if not isinstance(dims, int) or not isinstance(raw, list) or not raw:
+            continue
+        embeddings = raw if isinstance(raw[0], list) else [raw]
+        for i, e in enumerate(embeddings):
+            if isinstance(e, list) and len(e) != dims:
+                raise MeiliError(
+                    "invalid_vector_dimensions",
+                    f"Index `{eng.uid}`: Invalid vector dimensions in document with id `{ext}` in `{path}`.\n"
+                    f"  - note: embedding #{i} has dimensions {len(e)}\n  - note: embedder `{name}` requires {dims}",
+                )
+
+
 def check_user_provided(eng: IndexEngine, ids: list[str], docs: list[dict], skip_creation: bool) -> None:
     """1.50 refuses a write leaving a document without embeddings for a `userProvided`
     embedder (new, or not opted out with `_vectors.name: null`), naming the first such
     document and how many others, with a hint at a mistyped `_vector` or embedder name."""
     confs = emb.embedders(eng.settings)
+    for ext, doc in zip(ids, docs):
+        given = doc.get("_vectors")
+        if confs and isinstance(given, dict):
+            _check_document_vectors(eng, ext, given, confs)
     for name, conf in confs.items():
         if conf.get("source") != "userProvided":
             continue
