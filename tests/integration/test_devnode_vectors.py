@@ -304,3 +304,34 @@ def test_user_provided_embedding_errors(devnode, vectors, code, message):
     else:
         assert task["error"] == {"message": f"Index `{uid}`: {message}", "code": code, "type": "invalid_request",
                                  "link": f"https://docs.meilisearch.com/errors#{code}"}
+
+
+def test_add_remove_user_provided_and_clear(devnode):
+    """tests/vector/mod.rs add_remove_user_provided, add_remove_one_vector_4588 and
+    clear_documents: embeddings replaced, removed with null, gone with the documents."""
+    manual = lambda *e: {"manual": {"embeddings": [list(x) for x in e], "regenerate": False}}  # noqa: E731
+    client, uid = _index(devnode, {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}},
+                         [{"id": 0, "name": "kefir", "_vectors": {"manual": [0, 0, 0]}},
+                          {"id": 1, "name": "echo", "_vectors": {"manual": [1, 1, 1]}}])
+
+    def listing() -> list:
+        got = client.get(f"/indexes/{uid}/documents", params={"retrieveVectors": "true"}).json()
+        return [(d["id"], d["_vectors"]) for d in got["results"]]
+
+    assert listing() == [(0, manual((0.0, 0.0, 0.0))), (1, manual((1.0, 1.0, 1.0)))]
+    r = client.post(f"/indexes/{uid}/documents", json=[{"id": 0, "name": "kefir", "_vectors": {"manual": [10, 10, 10]}},
+                                                       {"id": 1, "name": "echo", "_vectors": {"manual": None}}])
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+    assert listing() == [(0, manual((10.0, 10.0, 10.0))), (1, manual())]
+    # a document without embeddings is still a semantic hit (issue 4588), without a similarity
+    body = {"vector": [1, 1, 1], "hybrid": {"semanticRatio": 1.0, "embedder": "manual"}, "filter": None}
+    a = client.post(f"/indexes/{uid}/search", json=body).json()
+    assert (_ids(a), a["estimatedTotalHits"], a["semanticHitCount"]) == ([0, 1], 2, 2)
+    r = client.delete(f"/indexes/{uid}/documents/0")
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+    assert listing() == [(1, manual())]
+    r = client.delete(f"/indexes/{uid}/documents")
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+    assert listing() == []
+    a = client.post(f"/indexes/{uid}/search", json={"vector": [1, 1, 1], "hybrid": {"embedder": "manual"}}).json()
+    assert (a["hits"], a["estimatedTotalHits"], a["semanticHitCount"]) == ([], 0, 0)
