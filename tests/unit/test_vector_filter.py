@@ -59,3 +59,10 @@ def test_hybrid_weights_are_f32():
     assert hybrid.weights(0.1) == (0.10000000149011612, 0.8999999761581421)
     assert not hybrid.good_enough([{"_rankingScore": 0.5}], 1, 0.1)  # 0.5 * 0.89999998 < 0.45
     assert hybrid.good_enough([{"_rankingScore": 0.5}], 1, 0.09)
+
+
+def test_reserved_field_after_a_vector_filter_is_refused():
+    from miroir.core import reserved
+
+    got = reserved.filter_error("_vectors EXISTS AND _miroir_shard = 1", ["a"])
+    assert got is not None and got.message.startswith("Attribute `_miroir_shard` is not filterable.")
