@@ -28,7 +28,7 @@ from tests.support.devnodes import start_devnodes, wait_task
 
 UID = "packages"
 N_DOCS = 300
-N_QUERIES = 210
+N_QUERIES = 192  # + 8 federated: 200 generated per layout, then 11 refusals
 N_COUNTED = 100  # hybrid searches whose embedder calls are counted
 SEED = 18
 FILTERABLE = ["section", "priority", "architecture", "tags"]
