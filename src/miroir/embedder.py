@@ -8,8 +8,14 @@ answers can be compared exactly.
 Usable as a Meilisearch `rest` embedder:
   single:  request {"input": "{{text}}"}            response {"embedding": "{{embedding}}"}
   batch:   request {"input": ["{{text}}", "{{..}}"]} response {"embeddings": ["{{embedding}}", "{{..}}"]}
-`GET /stats` answers {"calls": n, "texts": m} (calls = POSTs answered), so tests can count
-how many times a search embedded its query.
+It also speaks the shapes Meilisearch's `openAi` and `ollama` embedders send, so those
+sources can be tried locally by setting their `url`:
+  POST /v1/embeddings  {"model", "input": [texts], "dimensions"?} -> {"data": [{"embedding"}, ...]}
+  POST /api/embed      {"model", "input": [texts]}                -> {"embeddings": [...]}
+  POST /api/embeddings {"model", "prompt": text}                  -> {"embedding": [...]}
+(`dimensions` in an OpenAI request must equal the service's.)
+`GET /stats` answers {"calls": n, "texts": m, "authorization": last Authorization header}
+(calls = POSTs answered), so tests can count how many times a search embedded its query.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class _Counter:
         self.lock = threading.Lock()
         self.calls = 0
         self.texts = 0
+        self.authorization: str | None = None
 
 
 def make_server(port: int, bind: str = "127.0.0.1", dimensions: int = DIMENSIONS) -> ThreadingHTTPServer:
@@ -61,7 +68,8 @@ def make_server(port: int, bind: str = "127.0.0.1", dimensions: int = DIMENSIONS
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] == "/stats":
                 with counter.lock:
-                    self._answer(200, {"calls": counter.calls, "texts": counter.texts, "dimensions": dimensions})
+                    self._answer(200, {"calls": counter.calls, "texts": counter.texts, "dimensions": dimensions,
+                                       "authorization": counter.authorization})
             elif self.path == "/health":
                 self._answer(200, {"status": "available"})
             else:
@@ -69,23 +77,34 @@ def make_server(port: int, bind: str = "127.0.0.1", dimensions: int = DIMENSIONS
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            path = self.path.split("?", 1)[0]
             try:
                 body = json.loads(self.rfile.read(length) or b"null")
-                text = body["input"]
+                text = body["prompt"] if path == "/api/embeddings" else body["input"]
                 if isinstance(text, str):
                     texts, batch = [text], False
                 elif isinstance(text, list) and all(isinstance(t, str) for t in text):
                     texts, batch = text, True
                 else:
                     raise TypeError
+                if path == "/v1/embeddings" and body.get("dimensions", dimensions) != dimensions:
+                    raise ValueError
             except (ValueError, TypeError, KeyError):
                 self._answer(400, {"message": 'expected {"input": "text"} or {"input": ["text", ...]}'})
                 return
             with counter.lock:
                 counter.calls += 1
                 counter.texts += len(texts)
+                counter.authorization = self.headers.get("Authorization")
             vectors = [embed(t, dimensions) for t in texts]
-            self._answer(200, {"embeddings": vectors} if batch else {"embedding": vectors[0]})
+            if path == "/v1/embeddings":  # OpenAI
+                answer: dict = {"object": "list", "data": [{"object": "embedding", "index": i, "embedding": v}
+                                                           for i, v in enumerate(vectors)]}
+            elif path == "/api/embed":  # Ollama, batch
+                answer = {"embeddings": vectors}
+            else:
+                answer = {"embeddings": vectors} if batch else {"embedding": vectors[0]}
+            self._answer(200, answer)
 
     server = ThreadingHTTPServer((bind, port), Handler)
     server.daemon_threads = True

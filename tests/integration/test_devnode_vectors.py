@@ -192,3 +192,146 @@ def test_embeddings_survive_a_restart_without_the_embedder(tmp_path):
         r = client.post(f"/indexes/{uid}/similar", json={"id": "143", "embedder": "rest"})
         assert r.status_code == 200 and len(r.json()["hits"]) == len(MOVIES) - 1
         client.close()
+
+
+SIMILAR_ORDER = ["522681", "299537", "166428", "287947"]  # nearest `143` first
+SIMILAR_SCORES = [0.890957772731781, 0.39060014486312866, 0.2819308042526245, 0.1662663221359253]
+
+
+def test_similar_threshold_filter_window_and_details(devnode):
+    """tests/similar/mod.rs: ranking_score_threshold, filter, limit_and_offset,
+    performance_details (same documents, same answers)."""
+    client, uid = _index(
+        devnode,
+        {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}, "filterableAttributes": ["title", "release_year"]},
+        MOVIES,
+    )
+
+    def similar(body):
+        r = client.post(f"/indexes/{uid}/similar", json={"embedder": "manual", **body})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    a = similar({"id": 143, "showRankingScore": True, "rankingScoreThreshold": 0, "retrieveVectors": True})
+    assert _ids(a) == SIMILAR_ORDER
+    assert [h["_rankingScore"] for h in a["hits"]] == pytest.approx(SIMILAR_SCORES)
+    for threshold, total in ((0.2, 3), (0.3, 2), (0.6, 1), (0.9, 0)):
+        a = similar({"id": 143, "showRankingScore": True, "rankingScoreThreshold": threshold, "retrieveVectors": True})
+        assert (_ids(a), a["estimatedTotalHits"]) == (SIMILAR_ORDER[:total], total)
+    a = similar({"id": 522681, "filter": "release_year = 2019", "retrieveVectors": True})
+    assert _ids(a) == ["299537", "166428", "287947"] and "_rankingScore" not in a["hits"][0]
+    a = similar({"id": 522681, "filter": "release_year < 2000", "retrieveVectors": True})
+    assert _ids(a) == ["143"]
+    assert a["hits"][0]["_vectors"]["manual"]["embeddings"] == [[-0.5, 0.30000001192092896, 0.8500000238418579]]
+    assert _ids(similar({"id": 143, "limit": 1, "retrieveVectors": True})) == ["522681"]
+    assert _ids(similar({"id": 143, "limit": 1, "offset": 1, "retrieveVectors": True})) == ["299537"]
+    a = similar({"id": 143, "showPerformanceDetails": True})
+    assert a["hits"][0] == {"title": "Escape Room", "release_year": 2019, "id": "522681"}
+    assert {k: a[k] for k in ("id", "limit", "offset", "estimatedTotalHits")} == \
+        {"id": "143", "limit": 20, "offset": 0, "estimatedTotalHits": 4}
+    assert list(a) == ["hits", "id", "processingTimeMs", "limit", "offset", "estimatedTotalHits", "performanceDetails"]
+
+
+def test_user_provided_vectors_required(devnode):
+    """tests/vector/mod.rs user_provided_vectors_error: a userProvided embedder's
+    documents must bring embeddings (or opt out with null); the task fails otherwise."""
+    client, uid = _index(devnode, {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}},
+                         [{"id": 1, "name": "opted out", "_vectors": {"manual": None}}])
+    note = ("- Note: `manual` has `source: userProvided`, so documents must provide embeddings as an array in "
+            "`_vectors.manual`.\n- Hint: ")
+    for docs, message in (
+        ([{"id": i, "name": n} for i, n in zip(range(40, 45), ["kefir", "intel", "max", "venus", "eva"])],
+         "no vectors provided for document `40` and at least 4 other document(s)\n" + note
+         + "opt-out for a document with `_vectors.manual: null`"),
+        ([{"id": 42, "name": "kefir", "_vector": {"manaul": [0, 0, 0]}}],
+         "no vectors provided for document `42`\n" + note + "try replacing `_vector` by `_vectors` in 1 document(s)."),
+        ([{"id": 42, "name": "kefir", "_vectors": {"manaul": [0, 0, 0]}}],
+         "no vectors provided for document `42`\n" + note
+         + "try replacing `_vectors.manaul` by `_vectors.manual` in 1 document(s)."),
+    ):
+        r = client.post(f"/indexes/{uid}/documents", json=docs)
+        task = wait_task(devnode.url, r.json()["taskUid"])
+        assert task["status"] == "failed"
+        assert task["error"] == {
+            "message": f"Index `{uid}`: While embedding documents for embedder `manual`: " + message,
+            "code": "vector_embedding_error", "type": "invalid_request",
+            "link": "https://docs.meilisearch.com/errors#vector_embedding_error"}
+    # the opted-out document may be updated without embeddings
+    r = client.post(f"/indexes/{uid}/documents", json=[{"id": 1, "name": "still opted out"}])
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+
+
+BAD_CONFIG = "Bad embedder configuration in the document with id: `0`. "
+MISSING_REGENERATE = ("Missing field `._vectors.manual.regenerate`\n  - note: `._vectors.manual` must be an array of "
+                      "floats, an array of arrays of floats, or an object with field `regenerate`")
+
+
+@pytest.mark.parametrize(("vectors", "code", "message"), [
+    # user_provide_mismatched_embedding_dimension
+    ([0, 0], "invalid_vector_dimensions", "Invalid vector dimensions in document with id `0` in `._vectors.manual`.\n"
+     "  - note: embedding #0 has dimensions 2\n  - note: embedder `manual` requires 3"),
+    ([[0, 0], [1, 1], [2, 2]], "invalid_vector_dimensions", "Invalid vector dimensions in document with id `0` in "
+     "`._vectors.manual`.\n  - note: embedding #0 has dimensions 2\n  - note: embedder `manual` requires 3"),
+    # user_provided_embeddings_error
+    ({"embeddings": [0, 0, 0]}, "invalid_vectors_type", BAD_CONFIG + MISSING_REGENERATE),
+    ({}, "invalid_vectors_type", BAD_CONFIG + MISSING_REGENERATE),
+    ({"regenerate": "yes please"}, "invalid_vectors_type", BAD_CONFIG + "Could not parse `._vectors.manual.regenerate`: "
+     'invalid type: string "yes please", expected a boolean at line 1 column 26'),
+    ({"embeddings": True, "regenerate": True}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type at "
+     "`._vectors.manual.embeddings`: expected null or an array, but found a boolean: `true`"),
+    ({"embeddings": [True], "regenerate": True}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type at "
+     "`._vectors.manual.embeddings[0]`: expected a number or an array, but found a boolean: `true`"),
+    ({"embeddings": [[True]], "regenerate": False}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type at "
+     "`._vectors.manual.embeddings[0][0]`: expected a number, but found a boolean: `true`"),
+    ({"regenerate": False, "embeddings": [0.1, [0.2, 0.3]]}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type "
+     "at `._vectors.manual.embeddings[1]`: expected a number, but found an array: `[0.2,0.3]`"),
+    ({"regenerate": False, "embeddings": [[0.1, 0.2], 0.3]}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type "
+     "at `._vectors.manual.embeddings[1]`: expected an array, but found a number: `0.3`"),
+    ({"regenerate": False, "embeddings": [[0.1, True], 0.3]}, "invalid_vectors_type", BAD_CONFIG + "Invalid value type "
+     "at `._vectors.manual.embeddings[0][1]`: expected a number, but found a boolean: `true`"),
+    ({"embeddings": [23, 0.1, -12], "regenerate": True}, None, None),
+    ({"regenerate": False}, None, None),
+])
+def test_user_provided_embedding_errors(devnode, vectors, code, message):
+    """tests/vector/mod.rs user_provided_embeddings_error and
+    user_provide_mismatched_embedding_dimension: each bad `_vectors` fails its task."""
+    client, uid = _index(devnode, {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}},
+                         [{"id": 99, "name": "opted out", "_vectors": {"manual": None}}])
+    r = client.post(f"/indexes/{uid}/documents", json=[{"id": 0, "name": "kefir", "_vectors": {"manual": vectors}}])
+    task = wait_task(devnode.url, r.json()["taskUid"])
+    if code is None:
+        assert task["status"] == "succeeded", task
+    else:
+        assert task["error"] == {"message": f"Index `{uid}`: {message}", "code": code, "type": "invalid_request",
+                                 "link": f"https://docs.meilisearch.com/errors#{code}"}
+
+
+def test_add_remove_user_provided_and_clear(devnode):
+    """tests/vector/mod.rs add_remove_user_provided, add_remove_one_vector_4588 and
+    clear_documents: embeddings replaced, removed with null, gone with the documents."""
+    manual = lambda *e: {"manual": {"embeddings": [list(x) for x in e], "regenerate": False}}  # noqa: E731
+    client, uid = _index(devnode, {"embedders": {"manual": {"source": "userProvided", "dimensions": 3}}},
+                         [{"id": 0, "name": "kefir", "_vectors": {"manual": [0, 0, 0]}},
+                          {"id": 1, "name": "echo", "_vectors": {"manual": [1, 1, 1]}}])
+
+    def listing() -> list:
+        got = client.get(f"/indexes/{uid}/documents", params={"retrieveVectors": "true"}).json()
+        return [(d["id"], d["_vectors"]) for d in got["results"]]
+
+    assert listing() == [(0, manual((0.0, 0.0, 0.0))), (1, manual((1.0, 1.0, 1.0)))]
+    r = client.post(f"/indexes/{uid}/documents", json=[{"id": 0, "name": "kefir", "_vectors": {"manual": [10, 10, 10]}},
+                                                       {"id": 1, "name": "echo", "_vectors": {"manual": None}}])
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+    assert listing() == [(0, manual((10.0, 10.0, 10.0))), (1, manual())]
+    # a document without embeddings is still a semantic hit (issue 4588), without a similarity
+    body = {"vector": [1, 1, 1], "hybrid": {"semanticRatio": 1.0, "embedder": "manual"}, "filter": None}
+    a = client.post(f"/indexes/{uid}/search", json=body).json()
+    assert (_ids(a), a["estimatedTotalHits"], a["semanticHitCount"]) == ([0, 1], 2, 2)
+    r = client.delete(f"/indexes/{uid}/documents/0")
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+    assert listing() == [(1, manual())]
+    r = client.delete(f"/indexes/{uid}/documents")
+    assert wait_task(devnode.url, r.json()["taskUid"])["status"] == "succeeded"
+    assert listing() == []
+    a = client.post(f"/indexes/{uid}/search", json={"vector": [1, 1, 1], "hybrid": {"embedder": "manual"}}).json()
+    assert (a["hits"], a["estimatedTotalHits"], a["semanticHitCount"]) == ([], 0, 0)

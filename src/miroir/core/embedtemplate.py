@@ -93,3 +93,42 @@ def is_embedding(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
     )
+
+
+OPENAI_EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"
+OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
+_OPENAI_FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})  # no `dimensions` in its requests
+
+
+def as_rest(conf: dict) -> dict | None:
+    """The `rest` embedder an embedder is in 1.50 (its url, request and response
+    templates, headers): itself for `rest`; for `openAi`, POST to the OpenAI embeddings
+    URL with `model`, `input` (and `dimensions` when the model takes it), reading
+    `data[].embedding`; for `ollama`, `/api/embed` (`model`, `input` -> `embeddings`)
+    or `/api/embeddings` (`model`, `prompt` -> `embedding`). None when the embedder needs
+    what only a node knows (its environment: an Ollama URL, an OpenAI key) or cannot
+    embed text this way."""
+    source = conf.get("source")
+    if source == "rest":
+        return conf if isinstance(conf.get("url"), str) and not conf.get("indexingFragments") else None
+    if source == "openAi":
+        if not conf.get("apiKey") and not conf.get("url"):
+            return None  # the node's own OPENAI_API_KEY then
+        model = conf.get("model") or OPENAI_DEFAULT_MODEL
+        request: dict[str, Any] = {"model": model, "input": [TEXT, REPEAT]}
+        if conf.get("dimensions") is not None and model not in _OPENAI_FIXED_DIMENSIONS:
+            request["dimensions"] = conf["dimensions"]
+        return {"url": conf.get("url") or OPENAI_EMBEDDINGS_URL, "apiKey": conf.get("apiKey"), "request": request,
+                "response": {"data": [{"embedding": EMBEDDING}, REPEAT]}}
+    if source == "ollama":
+        url, model = conf.get("url"), conf.get("model")
+        if not isinstance(url, str) or not isinstance(model, str):
+            return None  # MEILI_OLLAMA_URL: the node's environment
+        if url.endswith("/api/embeddings"):
+            request, response = {"model": model, "prompt": TEXT}, {"embedding": EMBEDDING}
+        elif url.endswith("/api/embed"):
+            request, response = {"model": model, "input": [TEXT, REPEAT]}, {"embeddings": [EMBEDDING, REPEAT]}
+        else:
+            return None
+        return {"url": url, "apiKey": conf.get("apiKey"), "request": request, "response": response}
+    return None

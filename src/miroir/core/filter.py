@@ -43,6 +43,7 @@ __all__ = [
     "Not",
     "Or",
     "Range",
+    "VectorExists",
     "and_filters",
     "check_filterable",
     "compile_filter",
@@ -158,7 +159,19 @@ class Contains(msgspec.Struct, frozen=True, tag=True, weakref=True):
     negated: bool = False
 
 
-Expr = And | Or | Not | Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains
+class VectorExists(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    """``_vectors[.embedder[.userProvided|.documentTemplate|.regenerate|.fragments.name]] EXISTS``
+    (filter-parser's `VectorExists`): documents holding embeddings, read from the vector
+    store rather than the document. ``kind`` is ``""`` or the suffix word; ``embedder``
+    None means every embedder. Behind 1.50's `multimodal` experimental feature."""
+
+    embedder: str | None
+    kind: str = ""
+    fragment: str | None = None
+    negated: bool = False
+
+
+Expr = And | Or | Not | Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains | VectorExists
 Doc = dict[str, Any]
 Predicate = Callable[[Doc], bool]
 
@@ -170,6 +183,11 @@ _KEYWORD_SPANS: dict[int, tuple[str, int, int]] = {}
 # that check_filterable and geo errors can print Meilisearch's position line. Keyed by
 # id(node); entries leave with their node.
 _SPANS: dict[int, tuple[str, int, int]] = {}
+
+
+# Where each `_vectors` filter's embedder and fragment names sit in its source
+# (embedder start, end, fragment start, end), keyed by id(node) as _SPANS.
+_NAME_SPANS: dict[int, tuple[str, tuple[int, ...]]] = {}
 
 
 def _remember_span(node: Any, source: str, start: int, end: int) -> None:
@@ -271,12 +289,76 @@ def _describe(kind: str, arg: str, ctx: str) -> str:
         return "Expected matching `]` after the list of field names given to `IN[`"
     if kind == "InExpectedValue":
         return f"Expected only comma-separated field names inside `IN[..]` but instead found `{esc}`."
+    if kind == "VectorFilterLeftover":
+        return "The vector filter has leftover tokens."
+    if kind == "VectorFilterInvalidQuotes":
+        return "The quotes in one of the values are inconsistent."
+    if kind == "VectorFilterMissingEmbedder":
+        return "Was expecting embedder name but found nothing."
+    if kind == "VectorFilterInvalidEmbedder":
+        return "The vector filter's embedder name is invalid."
+    if kind == "VectorFilterMissingFragment":
+        return "The vector filter is missing a fragment name."
+    if kind == "VectorFilterInvalidFragment":
+        return "The vector filter's fragment name is invalid."
+    if kind == "VectorFilterOperation":
+        return "Was expecting an operation like `EXISTS` or `NOT EXISTS` after the vector filter."
+    if kind == "VectorFilterUnknownSuffix":
+        previous, _, value = arg.partition("\0")
+        if value == ".":
+            return (
+                "Was expecting one of `.fragments`, `.userProvided`, `.documentTemplate`, `.regenerate` "
+                "or nothing, but instead found a point without a valid value."
+            )
+        if previous:
+            return (
+                "Vector filter can only accept one of `fragments`, `userProvided`, `documentTemplate` or "
+                f"`regenerate`, but found both `{previous}` and `{value}`."
+            )
+        if value in _VECTOR_SUFFIXES:
+            return "Was expecting this part to be unquoted."
+        head = (
+            "Was expecting one of `fragments`, `userProvided`, `documentTemplate`, `regenerate` or nothing, "
+            f"but instead found `{value}`."
+        )
+        close = did_you_mean(value, _VECTOR_SUFFIXES)
+        return head + (f" Did you mean `{close}`?" if close else "")
     if kind == "DepthLimitReached":
         return (
             "The filter exceeded the maximum depth limit. Try rewriting the filter so that it "
             "contains fewer nested conditions."
         )
     raise AssertionError(kind)
+
+
+_VECTOR_SUFFIXES = ("fragments", "userProvided", "documentTemplate", "regenerate")
+
+
+def _osa_distance(a: str, b: str, bound: int) -> int:
+    """Levenshtein distance with adjacent transpositions costing one (what the
+    levenshtein_automata DFAs milli builds with `transposition_cost_one` accept), or
+    bound + 1 once it is certainly above bound."""
+    if abs(len(a) - len(b)) > bound:
+        return bound + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]
+
+
+def did_you_mean(key: str, keys: Sequence[str]) -> str | None:
+    """milli's DidYouMean: the first of keys within two typos of key."""
+    for k in keys:
+        if _osa_distance(key, k, 2) <= 2:
+            return k
+    return None
 
 
 # --------------------------------------------------------------------------- lexing helpers
@@ -362,6 +444,7 @@ class _Parser:
         self.n = len(source)
         self.spans: list[tuple[Any, int, int]] = []
         self.keywords: list[tuple[Any, int, int]] = []  # CONTAINS / STARTS WITH keyword spans
+        self.names: list[tuple[Any, tuple[int, ...]]] = []  # `_vectors` filters' name spans
 
     # -- small helpers
     def ws0(self, pos: int) -> int:
@@ -535,6 +618,12 @@ class _Parser:
             if q is not None:
                 values, p = self.in_body(q)
                 node = In(attr, values, True)
+        if node is None and s.startswith("_vectors", self.ws0(pos)) and not self._condition_follows(p):
+            # filter-parser tries `_vectors…` filters after IN, comparisons and IS …, before
+            # EXISTS, TO and CONTAINS; past `_vectors.` its errors are final.
+            got = self.vectors_exists(self.ws0(pos))
+            if got is not None:
+                return got
         if node is None:
             for words, op, negated in (
                 (("CONTAINS",), "CONTAINS", False),
@@ -595,6 +684,101 @@ class _Parser:
         if node is None:
             raise self.err("InvalidPrimary", pos)
         self.spans.append((node, a_start, a_end))
+        return node, p
+
+    def _condition_follows(self, p: int) -> bool:
+        """Whether a comparison or an IS … condition starts at p (after an attribute)."""
+        if any(self.s.startswith(op, p) for op in ("<=", ">=", "!=", "<", ">", "=")):
+            return True
+        return any(
+            self.tags(p, *words) is not None
+            for words in (("IS", "NULL"), ("IS", "NOT", "NULL"), ("IS", "EMPTY"), ("IS", "NOT", "EMPTY"))
+        )
+
+    def vector_value(self, pos: int) -> tuple[str, int, int, int]:
+        """vector_value = non_dot_word | 'quoted' | "quoted"  ->  (text, start, end, next).
+        Raises _PErr "quotes" for an unclosed quote, "none" for no value or a bad escape."""
+        s, n = self.s, self.n
+        c = s[pos] if pos < n else ""
+        if c == "'" or c == '"':
+            i = pos + 1
+            while i < n and s[i] != c:
+                i += 2 if s[i] == "\\" else 1
+            if i >= n:
+                raise self.err("quotes", pos)
+            raw, start, end, nxt = s[pos + 1 : i], pos + 1, i, i + 1
+        else:
+            end = pos
+            while end < n and _is_value_char(s[end]) and s[end] != ".":
+                end += 1
+            if end == pos:
+                raise self.err("none", pos)
+            raw, start, nxt = s[pos:end], pos, end
+        if "\\" in raw:
+            try:
+                raw = _unescape(raw)
+            except _BadEscape:
+                raise self.err("none", pos) from None
+        return raw, start, end, nxt
+
+    def vector_name(self, pos: int, kind: str) -> tuple[str, int, int, int]:
+        """parse_vector_value_cut: a vector value or a final error of the given kind."""
+        try:
+            return self.vector_value(pos)
+        except _PErr as e:
+            raise self.err("VectorFilterInvalidQuotes" if e.kind == "quotes" else kind, pos, fail=True) from None
+
+    def vectors_exists(self, pos: int) -> tuple[Expr, int] | None:
+        """`_vectors[.name[.suffix]] (EXISTS | NOT EXISTS)`; None when it is not one
+        (`_vectorsX …` is an ordinary attribute)."""
+        s = self.s
+        fid = pos
+        p = pos + len("_vectors")
+        q = self.ws0(p)
+        embedder: str | None = None
+        kind, fragment = "", None
+        names = [0, 0, 0, 0]  # where the embedder and fragment names sit
+        if q > p:
+            p = q
+        else:
+            if not s.startswith(".", p):
+                return None
+            p += 1
+            if s.startswith(" ", p):
+                raise self.err("VectorFilterMissingEmbedder", p, p + 1, fail=True)
+            embedder, names[0], names[1], p = self.vector_name(p, "VectorFilterInvalidEmbedder")
+            if s.startswith(".fragments", p):
+                p += len(".fragments")
+                if not s.startswith(".", p):
+                    raise self.err("VectorFilterMissingFragment", p, fail=True)
+                kind = "fragments"
+                fragment, names[2], names[3], p = self.vector_name(p + 1, "VectorFilterInvalidFragment")
+            else:
+                for word in ("userProvided", "documentTemplate", "regenerate"):
+                    if s.startswith("." + word, p):
+                        kind, p = word, p + 1 + len(word)
+                        break
+            if s.startswith(".", p):
+                try:
+                    value, start, end, _ = self.vector_value(p + 1)
+                except _PErr:
+                    value, start, end = ".", p, p + 1
+                raise self.err("VectorFilterUnknownSuffix", start, end, arg=f"{kind}\0{value}", fail=True)
+            q = self.ws0(p)
+            if q == p:
+                raise self.err("VectorFilterLeftover", p, fail=True)
+            p = q
+        negated = False
+        if s.startswith("EXISTS", p):
+            p += len("EXISTS")
+        else:
+            after = self.tags(p, "NOT", "EXISTS")
+            if after is None:
+                raise self.err("VectorFilterOperation", p, fail=True)
+            negated, p = True, after
+        node = VectorExists(embedder, kind, fragment, negated)
+        self.spans.append((node, fid, fid + len("_vectors")))
+        self.names.append((node, tuple(names)))
         return node, p
 
     def in_body(self, pos: int) -> tuple[tuple[str, ...], int]:
@@ -708,6 +892,10 @@ def _parse_string(source: str) -> Expr | None:
         key = id(leaf)
         _KEYWORD_SPANS[key] = (source, start, end)
         weakref.finalize(leaf, _KEYWORD_SPANS.pop, key, None)
+    for leaf, names in parser.names:
+        key = id(leaf)
+        _NAME_SPANS[key] = (source, names)
+        weakref.finalize(leaf, _NAME_SPANS.pop, key, None)
     return node
 
 
@@ -795,6 +983,8 @@ def to_filter_string(expr: Expr | None) -> str:
             return f"{_quote(expr.attr)} {'IS NOT EMPTY' if expr.negated else 'IS EMPTY'}"
         case Contains():
             return f"{_quote(expr.attr)} {'NOT ' if expr.negated else ''}{expr.op} {_quote(expr.value)}"
+        case VectorExists():
+            return f"{_vector_path(expr)} {'NOT EXISTS' if expr.negated else 'EXISTS'}"
         case Geo():
             a = expr.args
             if expr.kind == "_geoRadius":
@@ -807,6 +997,18 @@ def to_filter_string(expr: Expr | None) -> str:
         case Or():
             return " OR ".join(_wrap(i) for i in expr.items)
     raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def _vector_path(expr: VectorExists) -> str:
+    """`_vectors."name".suffix` with names JSON-quoted, as milli writes them back."""
+    out = "_vectors"
+    if expr.embedder is not None:
+        out += "." + json.dumps(expr.embedder, ensure_ascii=False)
+    if expr.kind == "fragments":
+        out += ".fragments." + json.dumps(expr.fragment, ensure_ascii=False)
+    elif expr.kind:
+        out += "." + expr.kind
+    return out
 
 
 def _wrap(expr: Expr) -> str:
@@ -843,7 +1045,7 @@ def shard_filter(shards: list[int]) -> str:
 # --------------------------------------------------------------------------- analysis
 
 
-Leaf = Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains
+Leaf = Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains | VectorExists
 
 
 def _walk(expr: Expr | None) -> Iterator[Leaf]:
@@ -863,7 +1065,9 @@ def _walk(expr: Expr | None) -> Iterator[Leaf]:
 
 def _leaf_attr(leaf: Leaf) -> str:
     """The attribute a condition reads; ``_geo`` for geo filters."""
-    return "_geo" if isinstance(leaf, Geo) else leaf.attr
+    if isinstance(leaf, Geo):
+        return "_geo"
+    return "_vectors" if isinstance(leaf, VectorExists) else leaf.attr
 
 
 def filter_attributes(expr: Expr | None) -> set[str]:
@@ -898,8 +1102,8 @@ def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
     patterns = filterable_patterns(filterable)
     for leaf in _geo_last(expr):
         attr = _leaf_attr(leaf)
-        if is_filterable(filterable, attr):
-            continue
+        if attr == "_vectors" or is_filterable(filterable, attr):
+            continue  # milli lets any filter name `_vectors` through
         if patterns:
             tail = f"Available filterable attributes are: `{' '.join(sorted(set(patterns)))}`."
         else:
@@ -1251,7 +1455,136 @@ def _compile(expr: Expr) -> Predicate:
             return _negate(f) if expr.negated else f
         case Geo():
             return _compile_geo(expr)
+        case VectorExists():
+            return _vector_store_only
     raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def _vector_store_only(doc: Doc) -> bool:
+    raise TypeError("a `_vectors` filter reads the vector store: evaluate it on id sets")
+
+
+def vector_filter_position(expr: Expr | None) -> str | None:
+    """The position line of the first `_vectors` filter of expr (the `multimodal`
+    feature gate's error points at it), None when expr has none."""
+    for leaf in _walk(expr):
+        if type(leaf) is VectorExists:
+            span = _SPANS.get(id(leaf))
+            return _position(*span) if span is not None else ""
+    return None
+
+
+def _index_text(expr: Expr, out: list[str], marks: dict[int, tuple[int, int, int, int]]) -> None:
+    """milli's serialize_index_filter_condition (the text its evaluation errors quote);
+    marks[id(leaf)] = where each `_vectors` leaf's embedder and fragment names sit."""
+
+    def at() -> int:
+        return sum(len(x) for x in out)
+
+    def q(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)
+
+    def negated(inner: Callable[[], None]) -> None:
+        out.append("NOT (")
+        inner()
+        out.append(")")
+
+    match expr:
+        case Not():
+            negated(lambda: _index_text(expr.item, out, marks))
+        case And() | Or():
+            for i, item in enumerate(expr.items):
+                if i:
+                    out.append(" AND " if isinstance(expr, And) else " OR ")
+                out.append("(")
+                _index_text(item, out, marks)
+                out.append(")")
+        case VectorExists():
+            out.append("NOT (_vectors" if expr.negated else "_vectors")
+            emb = frag = (0, 0)
+            if expr.embedder is not None:
+                start = at() + 2
+                out.append("." + q(expr.embedder))
+                emb = (start, at() - 1)
+            if expr.kind == "fragments":
+                out.append(".fragments.")
+                start = at() + 1
+                out.append(q(expr.fragment or ""))
+                frag = (start, at() - 1)
+            elif expr.kind:
+                out.append("." + expr.kind)
+            out.append(" EXISTS)" if expr.negated else " EXISTS")
+            marks[id(expr)] = (*emb, *frag)
+        case Compare():
+            out.append(f"{q(expr.attr)} {expr.op} {q(expr.value)}")
+        case Range():
+            out.append(f"{q(expr.attr)} {q(expr.low)} TO {q(expr.high)}")
+        case In() | Exists() | IsNull() | IsEmpty() | Contains() if expr.negated:
+            negated(lambda: _index_text(type(expr)(**{**_struct_fields(expr), "negated": False}), out, marks))
+        case In():
+            out.append(f"{q(expr.attr)} IN [{', '.join(q(v) for v in expr.values)}]")
+        case Exists():
+            out.append(f"{q(expr.attr)} EXISTS")
+        case IsNull():
+            out.append(f"{q(expr.attr)} IS NULL")
+        case IsEmpty():
+            out.append(f"{q(expr.attr)} IS EMPTY")
+        case Contains():
+            out.append(f"{q(expr.attr)} {expr.op} {q(expr.value)}")
+        case Geo():
+            out.append(to_filter_string(expr))
+
+
+def _struct_fields(expr: Any) -> dict[str, Any]:
+    return {name: getattr(expr, name) for name in expr.__struct_fields__}
+
+
+def check_vector_filters(expr: Expr | None, embedders: dict[str, Sequence[str]], *, serialized: bool = True) -> None:
+    """Raise milli's error for the first `_vectors` filter naming an embedder the index
+    lacks, or a fragment its embedder lacks. embedders: name -> its fragment names.
+    The position line quotes the filter as milli serializes it before evaluating a
+    search's (`serialized`), or the filter as written (`/similar` evaluates it as is)."""
+    for leaf in _walk(expr):
+        if type(leaf) is not VectorExists or leaf.embedder is None:
+            continue
+        if leaf.embedder in embedders:
+            fragments = embedders[leaf.embedder]
+            if leaf.kind != "fragments" or leaf.fragment in fragments:
+                continue
+            name = leaf.fragment or ""
+            if fragments:
+                listed = sorted(fragments)
+                close = did_you_mean(name, listed)
+                tail = "Available fragments on this embedder are: " + ", ".join(f"`{f}`" for f in listed) + "."
+                tail += f" Did you mean `{close}`?" if close else ""
+            else:
+                tail = "This embedder does not have any configured fragments."
+            message = f"The fragment `{name}` does not exist on embedder `{leaf.embedder}`. {tail}"
+            which = 2
+        else:
+            name = leaf.embedder
+            if embedders:
+                listed = sorted(embedders)
+                close = did_you_mean(name, listed)
+                tail = "Available embedders are: " + ", ".join(f"`{e}`" for e in listed) + "."
+                tail += f" Did you mean `{close}`?" if close else ""
+            else:
+                tail = "This index does not have any configured embedders."
+            message = f"The embedder `{name}` does not exist. {tail}"
+            which = 0
+        if not serialized:
+            got = _NAME_SPANS.get(id(leaf))
+            if got is None:
+                raise FilterError(message)
+            source, names = got
+            raise FilterError(message + "\n" + _position(source, *names[which : which + 2]))
+        out: list[str] = []
+        marks: dict[int, tuple[int, int, int, int]] = {}
+        assert expr is not None
+        _index_text(expr, out, marks)
+        text = "".join(out)
+        start, end = marks[id(leaf)][which : which + 2]
+        raise FilterError(message + "\n" + _position(text, start, end))
 
 
 def contains_keyword(expr: Expr | None) -> tuple[str, str] | None:
@@ -1296,3 +1629,44 @@ def compile_filter(expr: Expr | None) -> Predicate:
 
 def matches(expr: Expr | None, doc: Doc) -> bool:
     return compile_filter(expr)(doc)
+
+
+def vector_filter_error(
+    value: Any, *, uid: str, settings: Any, features: Any, code: str = "invalid_search_filter"
+) -> MeiliError | None:
+    """The error an index answers for a `_vectors` filter naming an embedder (or a
+    fragment) it lacks, worded on the client's filter: a node sees Miroir's shard filter
+    ANDed to it, and milli quotes the whole filter it evaluates. None when the filter
+    has no such mistake, or an earlier one the nodes word themselves (syntax, feature
+    gates, an attribute that is not filterable)."""
+    if not _spells(value, "_vectors"):  # the vector filter's `_vectors` is never escaped
+        return None
+    try:
+        expr = parse_filter(value)
+    except FilterError:
+        return None
+    if vector_filter_position(expr) is None or "multimodal" not in features:
+        return None
+    if contains_keyword(expr) is not None and "containsFilter" not in features:
+        return None
+    try:
+        check_filterable(expr, settings.get("filterableAttributes") or ())
+    except FilterError:
+        return None
+    embedders = settings.get("embedders")
+    names: dict[str, Sequence[str]] = {
+        str(name): list((conf.get("indexingFragments") if isinstance(conf, dict) else None) or {})
+        for name, conf in (embedders.items() if isinstance(embedders, dict) else ())
+    }
+    similar = code == "invalid_similar_filter"  # `/similar` words it as written, unprefixed
+    try:
+        check_vector_filters(expr, names, serialized=not similar)
+    except FilterError as e:
+        return MeiliError(code, e.message if similar else f"Index `{uid}`: {e.message}")
+    return None
+
+
+def _spells(value: Any, word: str) -> bool:
+    if isinstance(value, str):
+        return word in value
+    return isinstance(value, list) and any(_spells(v, word) for v in value)

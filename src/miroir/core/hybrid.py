@@ -22,6 +22,7 @@ keyword ones), or the keyword search's when it answered alone. Pure: no I/O.
 
 from __future__ import annotations
 
+import struct
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -53,6 +54,18 @@ def is_hybrid(req: SearchRequest) -> bool:
     return bool(req.q and req.q.strip())
 
 
+def _f32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def weights(ratio: float) -> tuple[float, float]:
+    """(semantic weight, keyword weight): milli's `semanticRatio` is an f32 and the
+    keyword weight `1.0 - semanticRatio` is computed in f32 too (0.1 weighs the keyword
+    hits 0.89999998, not 0.9: a 0.5 keyword score is then not "good enough")."""
+    r = _f32(ratio)
+    return r, _f32(1.0 - r)
+
+
 def _hit_score(hit: dict) -> float:
     return hit.get(SCORE, 0.0)
 
@@ -62,13 +75,15 @@ def good_enough(keyword_hits: Sequence[Any], wanted: int, ratio: float, score: C
     score; hit dicts for Miroir, the devnode's own entries for the devnode)."""
     if len(keyword_hits) < wanted:
         return False
-    return all(score(h) * (1.0 - ratio) >= GOOD_ENOUGH_SCORE for h in keyword_hits)
+    keyword_weight = weights(ratio)[1]
+    return all(score(h) * keyword_weight >= GOOD_ENOUGH_SCORE for h in keyword_hits)
 
 
 def merged_stream(
     keyword_hits: Sequence[Any], semantic_hits: Sequence[Any], ratio: float, score: Callable[[Any], float] = _hit_score
 ) -> Iterator[tuple[Any, bool]]:
     """(hit, is_semantic) in milli's merge order (milli's `merge_by` of the two lists)."""
+    semantic_weight, keyword_weight = weights(ratio)
     i = j = 0
     while i < len(semantic_hits) or j < len(keyword_hits):
         if j >= len(keyword_hits):
@@ -78,8 +93,8 @@ def merged_stream(
             yield keyword_hits[j], False
             j += 1
         else:
-            left = score(semantic_hits[i]) * ratio
-            right = score(keyword_hits[j]) * (1.0 - ratio)
+            left = score(semantic_hits[i]) * semantic_weight
+            right = score(keyword_hits[j]) * keyword_weight
             if abs(left - right) <= _EPSILON or left > right:
                 yield semantic_hits[i], True
                 i += 1

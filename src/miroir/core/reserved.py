@@ -77,7 +77,7 @@ def filter_error(value: Any, filterable: Iterable[Any], code: str = "invalid_sea
                 tail = "This index does not have configured filterable attributes."
             message = f"Attribute `{attr}` is not filterable. {tail}"
             return FilterError(message + ("\n" + position if position else ""), code)
-        if not is_filterable(filterable, attr):
+        if attr != "_vectors" and not is_filterable(filterable, attr):  # milli lets `_vectors` through
             return None  # refused by the nodes first, with their own words
     return None
 

@@ -36,50 +36,54 @@ def _bad_id(v: Any) -> MeiliError:
 
 
 def validate_similar_body(body: Any) -> dict:
+    """Fields checked in the order the body gives them (deserr's), missing ones after."""
     if not isinstance(body, dict):
         raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}")
-    for k in body:
+    for k, v in body.items():
         if k not in SIMILAR_FIELDS:
             raise MeiliError(
                 "bad_request", f"Unknown field `{k}`: expected one of " + ", ".join(f"`{f}`" for f in SIMILAR_FIELDS)
             )
+        _check_field(k, v)
     if "id" not in body:
         raise MeiliError("bad_request", "Missing field `id`")
-    doc_id = body["id"]
-    if isinstance(doc_id, bool) or not ((isinstance(doc_id, int) and doc_id >= 0) or (isinstance(doc_id, str) and _DOC_ID.match(doc_id))):
-        raise _bad_id(doc_id)
     if "embedder" not in body:
         raise MeiliError("bad_request", "Missing field `embedder`")
-    if not isinstance(body["embedder"], str):
-        raise _type_error("embedder", "a string", body["embedder"])
-    for name in ("offset", "limit"):
-        v = body.get(name)
-        if name in body and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+    return dict(body)
+
+
+def _check_field(name: str, v: Any) -> None:
+    if name == "id":
+        if isinstance(v, bool) or not ((isinstance(v, int) and v >= 0) or (isinstance(v, str) and _DOC_ID.match(v))):
+            raise _bad_id(v)
+    elif name == "embedder":
+        if not isinstance(v, str):
+            raise _type_error("embedder", "a string", v)
+    elif name in ("offset", "limit"):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise _type_error(name, "a positive integer", v)
-    for name in _BOOLS:
-        v = body.get(name)
-        if name in body and not isinstance(v, bool):
+    elif name in _BOOLS:
+        if not isinstance(v, bool):
             raise _type_error(name, "a boolean", v)
-    atr = body.get("attributesToRetrieve")
-    if atr is not None and (not isinstance(atr, list) or not all(isinstance(a, str) for a in atr)):
-        raise _type_error("attributesToRetrieve", "an array", atr)
-    thr = body.get("rankingScoreThreshold")
-    if thr is not None:
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)):
-            raise _type_error("rankingScoreThreshold", "a number", thr)
-        if not 0.0 <= thr <= 1.0:
+    elif name == "attributesToRetrieve":
+        if v is not None and (not isinstance(v, list) or not all(isinstance(a, str) for a in v)):
+            raise _type_error("attributesToRetrieve", "an array", v)
+    elif name == "rankingScoreThreshold":
+        if v is None:
+            return
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _type_error("rankingScoreThreshold", "a number", v)
+        if not 0.0 <= v <= 1.0:
             raise MeiliError(
                 "invalid_similar_ranking_score_threshold",
                 "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, "
                 "expected a float between `0.0` and `1.0`.",
             )
-    flt = body.get("filter")
-    if flt is not None and not isinstance(flt, (str, list)):
+    elif name == "filter" and v is not None and not isinstance(v, (str, list)):
         raise MeiliError(
             "invalid_similar_filter",
-            f"Invalid syntax for the filter parameter: `expected String, Array, found: {json.dumps(flt)}`.",
+            f"Invalid syntax for the filter parameter: `expected String, Array, found: {json.dumps(v)}`.",
         )
-    return dict(body)
 
 
 def similar_body_from_query(query: list[tuple[str, str]]) -> dict:

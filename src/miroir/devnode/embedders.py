@@ -1,7 +1,7 @@
 """The devnode's embedders: what a document or a query becomes as a vector.
 
 `userProvided` embedders never embed (documents bring `_vectors`, searches bring `vector`);
-`rest` embedders POST the configured `request` template, with `{{text}}` replaced by the
+`rest` embedders (and `openAi` / `ollama` ones given a `url`) POST the configured `request` template, with `{{text}}` replaced by the
 text (or, in the batch form `[X, "{{..}}"]`, X repeated once per text), to `url` and read
 the embeddings where the `response` template holds `{{embedding}}` (`{{..}}` again for a
 batch), as Meilisearch's rest embedder does. Other sources are stored but cannot embed here.
@@ -19,6 +19,7 @@ from miroir.core.embedtemplate import (
     DEFAULT_REQUEST,
     DEFAULT_RESPONSE,
     TemplateError,
+    as_rest,
     extract,
     has_repeat,
     render,
@@ -40,13 +41,22 @@ def embedders(settings: dict) -> dict[str, dict]:
 
 
 def can_embed(conf: dict) -> bool:
-    return conf.get("source") == "rest"
+    """`rest` embedders, and `openAi` / `ollama` ones given a `url` (a local service
+    speaking their API): 1.50 runs those as rest embedders (core/embedtemplate.as_rest)."""
+    return _local_rest(conf) is not None
+
+
+def _local_rest(conf: dict) -> dict | None:
+    # never OpenAI's own URL: the devnode embeds through configured (local) URLs only
+    return as_rest(conf) if conf.get("source") == "rest" or conf.get("url") else None
 
 
 def embed_texts(conf: dict, texts: list[str]) -> list[list[float]]:
     """One rest call per batch (one per text when the request template has no `{{..}}`)."""
-    if not can_embed(conf):
+    rest = _local_rest(conf)
+    if rest is None:
         raise EmbedError(f"a `{conf.get('source')}` embedder cannot embed on the devnode")
+    conf = rest
     request = conf.get("request", DEFAULT_REQUEST)
     response = conf.get("response", DEFAULT_RESPONSE)
     headers = request_headers(conf)

@@ -168,6 +168,7 @@ class IndexEngine:
         """Returns how many documents were written (`skip_creation`: ids not held are skipped)."""
         pk = resolve_primary_key(self.primary_key, primary_key, docs, self.uid)
         ids = [document_id(d, pk) for d in docs]  # validates every document first
+        vectors.check_user_provided(self, ids, docs, skip_creation)
         self.primary_key = pk
         written = 0
         to_embed: list[tuple[str, int]] = []
@@ -403,7 +404,14 @@ class IndexEngine:
 
     def _compile_filter(self, value, code: str) -> Callable[[dict], bool] | None:
         expr = self._parse_filter(value, code)
-        return None if expr is None else filter_mod.compile_filter(expr)
+        if expr is None:
+            return None
+        if filter_mod.vector_filter_position(expr) is not None:
+            # `_vectors` filters read the vector store: evaluated on id sets, then looked up
+            chosen = set(self._filter_sets().select(expr, None))
+            by_doc = {id(self._docs[i]) for i in chosen}
+            return lambda doc: id(doc) in by_doc
+        return filter_mod.compile_filter(expr)
 
     def _parse_filter(self, value, code: str):
         """The parsed, checked filter (compiled once, which validates geo arguments)."""
@@ -427,15 +435,28 @@ class IndexEngine:
                     "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
                     f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
                 )
+            vector_at = filter_mod.vector_filter_position(expr)
+            if vector_at is not None and not self.features.get("multimodal"):
+                raise MeiliError(
+                    "feature_not_enabled",
+                    "using a vector filter requires enabling the `multimodal` experimental feature. "
+                    f"See https://github.com/orgs/meilisearch/discussions/846\n{vector_at}",
+                )
             filter_mod.check_filterable(expr, self.settings["filterableAttributes"])
             filter_mod.compile_filter(expr)
-            return expr
         except filter_mod.FilterError as e:
             raise MeiliError(code, e.message) from None
+        if vector_at is not None:
+            similar = code == "invalid_similar_filter"  # `/similar` words it as written, unprefixed
+            try:
+                filter_mod.check_vector_filters(expr, vectors.fragment_names(self), serialized=not similar)
+            except filter_mod.FilterError as e:
+                raise MeiliError(code, e.message if similar else f"Index `{self.uid}`: {e.message}") from None
+        return expr
 
     def _filter_sets(self) -> FilterSets:
         if self._fsets is None:
-            self._fsets = FilterSets(self._docs)
+            self._fsets = FilterSets(self._docs, lambda leaf: vectors.filter_ids(self, leaf))
         return self._fsets
 
     # ------------------------------------------------------------------ search

@@ -101,8 +101,10 @@ class ValueIndex:
 class FilterSets:
     """Evaluates parsed filters on id sets for one index version (drop it on write)."""
 
-    def __init__(self, docs: dict[int, dict]):
+    def __init__(self, docs: dict[int, dict], vector_ids: Callable[[f.VectorExists], set[int]] | None = None):
         self.docs = docs
+        # `_vectors` filters read the vector store (live: never cached here)
+        self.vector_ids = vector_ids
         self._all: set[int] | None = None
         self._values: dict[str, ValueIndex] = {}
         self._leaves: dict[object, set[int]] = {}
@@ -116,7 +118,7 @@ class FilterSets:
     def select(self, expr, candidates: list[int] | None) -> list[int]:
         """The ids of `candidates` (sorted; None = every document) matching `expr`, sorted."""
         docs = self.docs
-        if candidates is not None and len(candidates) <= PREDICATE_UNIVERSE:
+        if candidates is not None and len(candidates) <= PREDICATE_UNIVERSE and f.vector_filter_position(expr) is None:
             pred = f.compile_filter(expr)
             return [i for i in candidates if pred(docs[i])]
         universe = self.all_ids() if candidates is None else set(candidates)
@@ -145,6 +147,10 @@ class FilterSets:
         negated = getattr(expr, "negated", False)
         if negated:
             return u - self._eval(type(expr)(**{**_fields(expr), "negated": False}), u)
+        if t is f.VectorExists:
+            if self.vector_ids is None:
+                raise TypeError("this index has no vector store")
+            return u & self.vector_ids(expr)
         if len(u) <= PREDICATE_UNIVERSE and expr not in self._leaves:
             pred = f.compile_filter(expr)
             docs = self.docs

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from miroir.core import hybrid
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, json_kind
+from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:  # the engine imports this module; the reverse is for the type
 class Stored:
     embeddings: list[list[float]]
     regenerate: bool
+    # milli's embedding status: the write gave the embeddings (even with `regenerate:
+    # true`), as opposed to the embedder making them; read by `_vectors` filters
+    user_provided: bool = False
 
 
 @dataclass
@@ -121,6 +125,151 @@ def _embedding_list(value: Any, name: str) -> list[list[float]]:
     )
 
 
+def _shown(v: Any) -> str:
+    kind = "a number" if isinstance(v, (int, float)) and not isinstance(v, bool) else json_kind(v)
+    return kind if v is None else f"{kind}: `{_json(v)}`"
+
+
+def _embeddings_error(value: Any, path: str) -> str | None:
+    """deserr's words for a `_vectors.{name}.embeddings` that is neither null, an array of
+    numbers nor an array of arrays of numbers (the first wrong element, in order)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return f"Invalid value type at `{path}`: expected null or an array, but found {_shown(value)}"
+    if not value:
+        return None
+    first = value[0]
+    nested = isinstance(first, list)
+    if not nested and not _is_number(first):
+        return f"Invalid value type at `{path}[0]`: expected a number or an array, but found {_shown(first)}"
+    for i, v in enumerate(value):
+        if nested:
+            if not isinstance(v, list):
+                return f"Invalid value type at `{path}[{i}]`: expected an array, but found {_shown(v)}"
+            for j, x in enumerate(v):
+                if not _is_number(x):
+                    return f"Invalid value type at `{path}[{i}][{j}]`: expected a number, but found {_shown(x)}"
+        elif not _is_number(v):
+            return f"Invalid value type at `{path}[{i}]`: expected a number, but found {_shown(v)}"
+    return None
+
+
+def _serde_kind(v: Any) -> str:
+    """serde's `Unexpected` wording of a JSON value."""
+    if isinstance(v, str):
+        return f"string {_json(v)}"
+    if isinstance(v, int):
+        return f"integer `{v}`"
+    if isinstance(v, float):
+        return f"floating point `{v}`"
+    if isinstance(v, list):
+        return "sequence"
+    if isinstance(v, dict):
+        return "map"
+    return "null"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_document_vectors(eng: IndexEngine, ext: str, given: dict, confs: dict[str, dict]) -> None:
+    """An object-form `_vectors.{name}` checked as 1.50's deserr reads it (fields in the
+    order given, a missing `regenerate` after), then every embedding's dimensions."""
+    for name, value in given.items():
+        if name not in confs:
+            continue
+        path = f"._vectors.{name}"
+        detail = None
+        if isinstance(value, dict):
+            read: list[str] = []  # the object as serde reads it, compact, up to the bad value
+            for key, v in value.items():
+                read.append(f"{_json(key)}:{_json(v)}")
+                if key == "embeddings":
+                    detail = _embeddings_error(v, f"{path}.embeddings")
+                elif key == "regenerate" and not isinstance(v, bool):
+                    column = len("{" + ",".join(read))
+                    detail = f"Could not parse `{path}.regenerate`: invalid type: {_serde_kind(v)}, expected a boolean at line 1 column {column}"
+                if detail:
+                    break
+            if detail is None and "regenerate" not in value:
+                detail = (f"Missing field `{path}.regenerate`\n  - note: `{path}` must be an array of floats, an "
+                          "array of arrays of floats, or an object with field `regenerate`")
+        if detail:
+            raise MeiliError(
+                "invalid_vectors_type",
+                f"Index `{eng.uid}`: Bad embedder configuration in the document with id: `{ext}`. {detail}",
+            )
+        dims = confs[name].get("dimensions")
+        raw = value.get("embeddings") if isinstance(value, dict) else value
+        if not isinstance(dims, int) or not isinstance(raw, list) or not raw:
+            continue
+        embeddings = raw if isinstance(raw[0], list) else [raw]
+        for i, e in enumerate(embeddings):
+            if isinstance(e, list) and len(e) != dims:
+                raise MeiliError(
+                    "invalid_vector_dimensions",
+                    f"Index `{eng.uid}`: Invalid vector dimensions in document with id `{ext}` in `{path}`.\n"
+                    f"  - note: embedding #{i} has dimensions {len(e)}\n  - note: embedder `{name}` requires {dims}",
+                )
+
+
+def check_user_provided(eng: IndexEngine, ids: list[str], docs: list[dict], skip_creation: bool) -> None:
+    """1.50 refuses a write leaving a document without embeddings for a `userProvided`
+    embedder (new, or not opted out with `_vectors.name: null`), naming the first such
+    document and how many others, with a hint at a mistyped `_vector` or embedder name."""
+    confs = emb.embedders(eng.settings)
+    for ext, doc in zip(ids, docs):
+        given = doc.get("_vectors")
+        if confs and isinstance(given, dict):
+            _check_document_vectors(eng, ext, given, confs)
+    for name, conf in confs.items():
+        if conf.get("source") != "userProvided":
+            continue
+        per = eng.vectors.by_embedder.get(name) or {}
+        missing: list[str] = []
+        typo_field = 0
+        typo_names: dict[str, int] = {}
+        for ext, doc in zip(ids, docs):
+            given = doc.get("_vectors")
+            if isinstance(given, dict) and name in given:
+                continue
+            iid = eng._ext.get(ext)
+            if iid is None and skip_creation:
+                continue
+            stored = per.get(iid) if iid is not None else None
+            if stored is not None and not stored.regenerate:
+                continue  # kept: embeddings given before, or opted out
+            missing.append(ext)
+            if "_vector" in doc:
+                typo_field += 1
+            if isinstance(given, dict):
+                for key in given:
+                    if key not in confs and _close(key, name):
+                        typo_names[key] = typo_names.get(key, 0) + 1
+        if not missing:
+            continue
+        others = f" and at least {len(missing) - 1} other document(s)" if len(missing) > 1 else ""
+        if typo_field:
+            hint = f"try replacing `_vector` by `_vectors` in {typo_field} document(s)."
+        elif typo_names:
+            key, n = next(iter(typo_names.items()))
+            hint = f"try replacing `_vectors.{key}` by `_vectors.{name}` in {n} document(s)."
+        else:
+            hint = f"opt-out for a document with `_vectors.{name}: null`"
+        raise MeiliError(
+            "vector_embedding_error",
+            f"Index `{eng.uid}`: While embedding documents for embedder `{name}`: no vectors provided for document "
+            f"`{missing[0]}`{others}\n- Note: `{name}` has `source: userProvided`, so documents must provide "
+            f"embeddings as an array in `_vectors.{name}`.\n- Hint: {hint}",
+        )
+
+
+def _close(key: str, name: str) -> bool:
+    return did_you_mean(key, [name]) is not None  # milli suggests within two typos
+
+
 def store_vectors(eng: IndexEngine, iid: int, explicit: Any, *, replaced: bool) -> list[tuple[str, int]]:
     """Records a written document's explicit vectors; answers the (embedder, iid) pairs a
     rest embedder must (re)embed. Given embeddings are kept as they are, `regenerate` or
@@ -137,9 +286,11 @@ def store_vectors(eng: IndexEngine, iid: int, explicit: Any, *, replaced: bool) 
             if isinstance(value, dict):
                 embeddings = _embedding_list(value.get("embeddings"), name)
                 regenerate = bool(value.get("regenerate", False))
+                given_embeddings = value.get("embeddings") is not None
             else:
                 embeddings, regenerate = _embedding_list(value, name), False
-            per[iid] = Stored(embeddings, regenerate)
+                given_embeddings = value is not None
+            per[iid] = Stored(embeddings, regenerate, given_embeddings)
             if regenerate and emb.can_embed(conf) and not embeddings:
                 to_embed.append((name, iid))
             continue
@@ -475,6 +626,7 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
     search_params = {k: v for k, v in params.items() if k in (
         "offset", "limit", "filter", "attributesToRetrieve", "showRankingScore", "showRankingScoreDetails",
         "rankingScoreThreshold", "retrieveVectors")}
+    eng._parse_filter(search_params.get("filter"), "invalid_similar_filter")  # 1.50's code for /similar
     p = eng.search_params(search_params)
     end = p.offset + p.limit
     universe = eng._plan("", "last", p.filter_expr, None).candidates
@@ -488,6 +640,50 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
         scored = [(i, s) for i, s in scored if (s or 0.0) >= p.ranking_score_threshold]
     page = scored[p.offset:end]
     hits = _build_hits(eng, p, None, [(i, s or 0.0, _details(s)) for i, s in page])
-    return {"hits": hits, "id": params.get("id"), "processingTimeMs": 0, "limit": p.limit, "offset": p.offset,
-            "estimatedTotalHits": len(scored)}
+    doc_id = params.get("id")  # 1.50 answers the external id, a string
+    out = {"hits": hits, "id": doc_id if isinstance(doc_id, str) else str(doc_id), "processingTimeMs": 0,
+           "limit": p.limit, "offset": p.offset, "estimatedTotalHits": len(scored)}
+    if params.get("showPerformanceDetails") is True:
+        out["performanceDetails"] = {"similar": "0.00ms"}
+    return out
 
+
+
+# ------------------------------------------------------------------ filters
+
+
+def fragment_names(eng: IndexEngine) -> dict[str, list[str]]:
+    """Each embedder's indexing fragment names (what a `_vectors` filter may name)."""
+    return {name: list(conf.get("indexingFragments") or {}) for name, conf in emb.embedders(eng.settings).items()}
+
+
+def filter_ids(eng: IndexEngine, leaf) -> set[int]:
+    """The documents a positive `_vectors…EXISTS` filter selects, as milli's
+    filter/vector.rs: documents with an embedding (for every embedder when none is
+    named), less the user-provided ones (`.documentTemplate`, none with fragments), the
+    user-provided ones (`.userProvided`), or less those told not to regenerate
+    (`.regenerate`). The devnode does not embed fragments: `.fragments.x` selects none."""
+    confs = emb.embedders(eng.settings)
+    names = list(confs) if leaf.embedder is None else [leaf.embedder]
+    out: set[int] = set()
+    for name in names:
+        if name not in confs:
+            continue
+        per = eng.vectors.by_embedder.get(name) or {}
+        kind = leaf.kind
+        if kind == "fragments":
+            continue
+        if kind == "documentTemplate" and confs[name].get("indexingFragments"):
+            continue
+        for iid, s in per.items():
+            if kind == "userProvided":
+                keep = s.user_provided
+            elif kind == "documentTemplate":
+                keep = bool(s.embeddings) and not s.user_provided
+            elif kind == "regenerate":
+                keep = bool(s.embeddings) and s.regenerate
+            else:
+                keep = bool(s.embeddings)
+            if keep:
+                out.add(iid)
+    return out

@@ -1,8 +1,10 @@
 """A search's query embedded once by Miroir, not once per node (issue 18 item 3).
 
 When a search needs its query embedded (a `hybrid` search with a query, no `vector`, a
-ratio above 0) and the index's embedder is a `rest` one, Miroir calls the embedder with
-the index's settings and sends the embedding to the nodes as `vector`: N nodes, one call.
+ratio above 0) and the index's embedder is a `rest`, `openAi` or `ollama` one (1.50 runs
+the last two as rest embedders of fixed templates: core/embedtemplate.as_rest), Miroir
+calls the embedder with the index's settings and sends the embedding to the nodes as
+`vector`: N nodes, one call.
 Embeddings are kept briefly (repeated queries, the pages of one query): the same text and
 embedder settings give the same embedding. When Miroir cannot embed, the request goes out
 unchanged and the nodes embed, or refuse, as Meilisearch would.
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from miroir.core.embedtemplate import as_rest
 from miroir.core.searchplan import SearchRequest
 from miroir.net.embedder import embed_query
 
@@ -36,9 +39,14 @@ def _embedder_conf(req: SearchRequest, settings: Mapping) -> dict | None:
         return None
     embedders = settings.get("embedders")
     conf = embedders.get(hybrid.get("embedder")) if isinstance(embedders, dict) else None
-    if not isinstance(conf, dict) or conf.get("source") != "rest":
+    if not isinstance(conf, dict):
         return None
-    return conf
+    key = conf.get("apiKey")
+    if isinstance(key, str) and key.endswith("..."):
+        # Miroir keeps the settings the nodes show, their `apiKey` masked (as 1.50's
+        # GET): the nodes hold the secret, so they embed (one call each).
+        return None
+    return as_rest(conf)
 
 
 async def with_query_vector(req: SearchRequest, settings: Mapping | None) -> SearchRequest:

@@ -53,8 +53,9 @@ from miroir.core.filter import (
     parse_filter,
     pinned_keys,
     shard_filter,
+    vector_filter_error,
 )
-from miroir.core.merge import _distinct_filter, distinct_count, merge_documents, merge_search
+from miroir.core.merge import MIROIR_FIELDS, _distinct_filter, distinct_count, merge_documents, merge_search
 from miroir.core.model import IndexMeta
 from miroir.core.routing import listing_affinity, shard_for_key
 from miroir.core.searchplan import (
@@ -203,7 +204,8 @@ async def search(
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
     ss = _search_settings_of(settings)
-    refused = hidden_field_error(req, ss.settings)
+    refused = hidden_field_error(req, ss.settings) or vector_filter_error(
+        req.filter, uid=uid, settings=ss.settings, features=_features(cluster))
     if refused is not None:
         raise refused
     req = await with_query_vector(req, settings)  # embedded once here, not once per node
@@ -751,6 +753,9 @@ async def _hybrid_search(
         answers["keyword"], answers["semantic"], ratio=hybrid.semantic_ratio(req), offset=offset, limit=limit,
         identity=(lambda h: str(h.get(pk))) if pk else (lambda h: id(h)), keep=keep,
     )
+    if semantic_hits and answers["semantic"] is not None:
+        await _format_semantic_hits(cluster, uid, meta, ss, msgspec.structs.replace(req, **side), page,
+                                    answers["keyword"], answers["semantic"])
     for h in page:
         for f in added:
             h.pop(f, None)
@@ -783,6 +788,66 @@ async def _hybrid_search(
     return out, headers
 
 
+_FORMAT_KEYS = ("_formatted", "_matchesPosition")
+
+
+def _features(cluster: Cluster) -> frozenset[str]:
+    return frozenset(name for name, on in cluster.state.experimental_features.items() if on)
+
+
+async def _format_semantic_hits(
+    cluster: Cluster, uid: str, meta: IndexMeta, ss: _SearchSettings, hybrid_req: SearchRequest, page: list[dict],
+    keyword: dict, semantic: dict,
+) -> None:
+    """Semantic hits highlighted as a node's hybrid answer highlights them: with the
+    keyword query's matching words (milli's merged result keeps the keyword search's),
+    which the semantic half (`semanticRatio` 1, no matching words) did not use. A hit
+    the keyword half also found takes its formatting from there; the others from their
+    shards' own hybrid search (`hybrid_req`: the user's ratio, `offset + limit` hits from
+    0), where they rank no lower than in the whole index, hence are on its page."""
+    if not (hybrid_req.attributes_to_highlight or hybrid_req.attributes_to_crop or hybrid_req.show_matches_position):
+        return
+    pk = meta.primary_key
+    if not pk:
+        return
+    from_semantic = {id(h) for h in semantic.get("hits") or []}
+    twins = {str(h.get(pk)): h for h in keyword.get("hits") or []}
+    missing: dict[str, dict] = {}
+    for h in page:
+        if id(h) not in from_semantic:
+            continue
+        twin = twins.get(str(h.get(pk)))
+        if twin is None:
+            missing[str(h.get(pk))] = h
+            continue
+        for key in _FORMAT_KEYS:
+            if key in twin:
+                h[key] = twin[key]
+    if not missing:
+        return
+    req = msgspec.structs.replace(hybrid_req, show_ranking_score=False, show_ranking_score_details=False, facets=None)
+    base = plan_subquery(req, shards_for_node=None, distinct_attribute=ss.distinct_attribute,
+                         facet_values_limit=ss.max_values, needs_details=False, ranking_rules=ss.ranking_rules)
+    path = f"/indexes/{uid}/search"
+
+    async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
+        return await client.call("POST", path, json=subquery_for_shards(base, req.filter, shards), timeout_s=timeout_s)
+
+    shards = sorted({shard_for_key(k, meta.shards) for k in missing})
+    gathered = await scatter(cluster, meta, send, shards=shards)
+    for answer in gathered.results:
+        for got in answer.get("hits") or []:
+            twin = missing.get(str(got.get(pk)))
+            if twin is None:
+                continue
+            for key in _FORMAT_KEYS:
+                value = got.get(key)
+                if isinstance(value, dict):
+                    for field in MIROIR_FIELDS:  # the node's own answer: Miroir's fields in it
+                        value.pop(field, None)
+                    twin[key] = value
+
+
 async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers]:
     """`/similar` across shards: the reference document's embedding read from an owner of
     its shard, then a semantic search of every shard for one more hit than the page,
@@ -804,6 +869,10 @@ async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers
     embeddings = ((doc.get("_vectors") or {}).get(name) or {}).get("embeddings") or []
     if not embeddings:
         raise MeiliError("not_found_similar_id", f"Document `{doc_id}` not found.")
+    refused = vector_filter_error(body.get("filter"), uid=uid, settings=settings, features=_features(cluster),
+                                  code="invalid_similar_filter")
+    if refused is not None:
+        raise refused
     pk = meta.primary_key or ""
     offset = body.get("offset", 0)
     limit = body.get("limit", 20)
@@ -830,6 +899,8 @@ async def similar(cluster: Cluster, uid: str, body: dict) -> tuple[dict, Headers
             h.pop(pk, None)
         if not body.get("showRankingScore"):
             h.pop("_rankingScore", None)
-    out = {"hits": page, "id": body["id"], "processingTimeMs": _elapsed_ms(started), "limit": limit,
+    out = {"hits": page, "id": doc_id, "processingTimeMs": _elapsed_ms(started), "limit": limit,  # 1.50: a string
            "offset": offset, "estimatedTotalHits": total}
+    if body.get("showPerformanceDetails") is True:
+        out["performanceDetails"] = {"similar": rust_duration(time.perf_counter() - started)}
     return out, headers
