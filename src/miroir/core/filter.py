@@ -22,12 +22,12 @@ import json
 import math
 import re
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError
+from miroir.core.errors import MeiliError, index_scoped, not_filterable_text
 from miroir.core.patterns import Rule, filterable_patterns, is_filterable
 
 __all__ = [
@@ -57,13 +57,12 @@ __all__ = [
 # Meilisearch's parser gives up past this nesting depth (filter-parser MAX_FILTER_DEPTH).
 MAX_FILTER_DEPTH = 200
 
-# The operator list of the `InvalidPrimary` message. Meilisearch >= 1.10 also lists
-# `CONTAINS`, `NOT CONTAINS` (and later `STARTS WITH`, `NOT STARTS WITH`), which are
-# behind an experimental flag there and not implemented here; we print the list of the
-# operators we do accept.
+# The operator list of 1.50's `InvalidPrimary` message (filter-parser's error.rs); it
+# names the operators behind experimental features too.
 OPERATION_LIST = (
     "`=`, `!=`, `>=`, `>`, `<=`, `<`, `IN`, `NOT IN`, `TO`, `EXISTS`, `NOT EXISTS`, "
-    "`IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `_geoRadius`, or `_geoBoundingBox`"
+    "`IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `CONTAINS`, `NOT CONTAINS`, `STARTS WITH`, "
+    "`NOT STARTS WITH`, `_geoRadius`, `_geoBoundingBox` or `_geoPolygon`"
 )
 
 KEYWORDS = frozenset(
@@ -88,7 +87,9 @@ class FilterError(MeiliError):
         super().__init__(code, message)
 
     def with_code(self, code: str) -> FilterError:
-        return FilterError(self.message, code)
+        err = FilterError(self.message, code)
+        err.index_scoped = self.index_scoped
+        return err
 
 
 # --------------------------------------------------------------------------- tree
@@ -722,6 +723,12 @@ def _bad_shape(expected: str, value: Any) -> FilterError:
     return FilterError(f"Invalid syntax for the filter parameter: `expected {expected}, found: {_json_text(value)}`.")
 
 
+def check_filter_shape(value: Any, code: str) -> None:
+    """A filter that is neither a string nor an array (nor null), refused as 1.50 does."""
+    if value is not None and not isinstance(value, (str, list)):
+        raise _bad_shape("String, Array", value).with_code(code)
+
+
 def parse_filter(value: str | list[Any] | None) -> Expr | None:
     """Parse a filter in string or array form; None when there is no filter.
 
@@ -900,15 +907,11 @@ def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
         attr = _leaf_attr(leaf)
         if is_filterable(filterable, attr):
             continue
-        if patterns:
-            tail = f"Available filterable attributes are: `{' '.join(sorted(set(patterns)))}`."
-        else:
-            tail = "This index does not have configured filterable attributes."
-        message = f"Attribute `{attr}` is not filterable. {tail}"
+        message = not_filterable_text(attr, sorted(set(patterns)))
         span = _SPANS.get(id(leaf))
         if span is not None:
             message += "\n" + _position(*span)
-        raise FilterError(message)
+        raise index_scoped(FilterError(message))
 
 
 _ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
@@ -1262,6 +1265,62 @@ def contains_keyword(expr: Expr | None) -> tuple[str, str] | None:
             span = _KEYWORD_SPANS.get(id(leaf))
             return leaf.op, (_position(*span) if span is not None else "")
     return None
+
+
+_FOREIGN_RE = re.compile(r"(?<![\w.\-])_foreign\(\s*([^\s,)]+)")
+
+
+def _foreign_use(value: Any) -> str | None:
+    """The position line of the first `_foreign(field, ...)` of a filter, else None. This
+    parser does not read foreign filters: 1.50 parses them, then refuses them unless the
+    `foreignKeys` feature is on, pointing at the field."""
+    for source in [value] if isinstance(value, str) else _strings(value):
+        m = _FOREIGN_RE.search(source)
+        if m is not None:
+            return _position(source, m.start(1), m.end(1))
+    return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def route_filter(value: Any, code: str, features: Mapping[str, Any]) -> Expr | None:
+    """A filter as 1.50's routes read it before anything runs: its shape, its syntax, then
+    the experimental features it needs (`containsFilter`, `foreignKeys`). Errors carry
+    `code`, or `feature_not_enabled`."""
+    try:
+        expr = parse_filter(value)
+    except FilterError as e:
+        foreign = _foreign_use(value)
+        if foreign is not None and not features.get("foreignKeys"):
+            raise MeiliError(
+                "feature_not_enabled",
+                "using a foreign filter requires enabling the `foreign_keys` experimental feature. "
+                f"See https://github.com/orgs/meilisearch/discussions/873\n{foreign}",
+            ) from None
+        raise e.with_code(code) from None
+    gated = contains_keyword(expr)
+    if gated is not None and not features.get("containsFilter"):
+        raise MeiliError(
+            "feature_not_enabled",
+            "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
+            f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
+        )
+    return expr
+
+
+def deletion_filter(value: Any, features: Mapping[str, Any]) -> Expr:
+    """The filter of `POST /documents/delete`, checked when the request comes (the task
+    checks the attributes): an empty one is refused."""
+    expr = route_filter(value, "invalid_document_filter", features)
+    if expr is None:
+        raise FilterError("Sending an empty filter is forbidden.", "invalid_document_filter")
+    return expr
 
 
 def _always(doc: Doc) -> bool:

@@ -33,6 +33,7 @@ from miroir.core import federation as fed, hybrid, patterns, reserved
 from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
+    body_type_error,
     index_not_found,
     invalid_index_uid,
     json_kind,
@@ -50,6 +51,7 @@ from miroir.core.facets import (
 from miroir.core.filter import (
     FilterError,
     and_filters,
+    check_filter_shape,
     parse_filter,
     pinned_keys,
     shard_filter,
@@ -594,7 +596,7 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
 def documents_query_from_body(body: Any) -> DocumentsQuery:
     """POST /indexes/{uid}/documents/fetch body -> DocumentsQuery (Meilisearch's errors)."""
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+        raise body_type_error(body)
     for name, value in body.items():
         code = "invalid_document_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
         if name in ("offset", "limit"):
@@ -607,8 +609,7 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
                 if not isinstance(v, str):
                     raise _type_error(code, f".{name}[{i}]", v, "a string")
         elif name == "filter":
-            if value is not None and not isinstance(value, (str, list)):
-                raise _type_error(code, ".filter", value, "a string")
+            check_filter_shape(value, code)
         elif name == "retrieveVectors":
             if not isinstance(value, bool):
                 raise _type_error(code, ".retrieveVectors", value, "a boolean")
