@@ -876,7 +876,7 @@ def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False
             try:
                 answer = indexes[entry.index_uid].engine.search(entry.params)
             except MeiliError as e:
-                raise inside(i, e) from None
+                raise inside(i, in_index(entry.index_uid, e)) from None
             metadata = _metadata(indexes, entry.index_uid, entry.params.get("q")) if include_metadata else None
             finish_answer(answer, uid_of_request, metadata, answer.pop("performanceDetails", None))
             results.append({"indexUid": entry.index_uid, **answer})
@@ -909,7 +909,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         try:
             res = indexes[uid].engine.search(params)
         except MeiliError as e:
-            raise inside(i, e) from None
+            raise inside(i, in_index(uid, e)) from None
         if uid in facets_by_index and uid not in facets:
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
         per_query.append(FederatedQuery(
