@@ -533,11 +533,6 @@ CASES: dict[str, list[C]] = {
 # Cases not answered as 1.50 yet, with the reason (each keyed by its name and body).
 UNMET: dict[tuple[str, str], str] = {
     **{
-        ("filter_invalid_attribute_" + form, body): "1.50's search prints the filter's position line from a "
-        "re-serialized filter (`2:6 \"many\" = \"Glass\"`); ours quotes the filter as sent (`1:5 many = Glass`)"
-        for form, body in (("array", '{"filter":["many = Glass"]}'), ("string", '{"filter":"many = Glass"}'))
-    },
-    **{
         ("search_with_pattern_filter_settings_errors", body): "granular filterable rules (`features.filter.equality`"
         " / `comparison`) are not enforced by the devnode's filter, so such a filter is answered, not refused"
         for body in (

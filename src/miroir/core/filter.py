@@ -914,6 +914,58 @@ def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
         raise index_scoped(FilterError(message))
 
 
+def _escaped(fragment: str) -> str:
+    return json.dumps(fragment, ensure_ascii=False)
+
+
+def index_filter_string(expr: Expr) -> str:
+    """The text 1.50's search re-serializes a parsed filter to before it runs it (milli's
+    `serialize_index_filter_to_filter_string`): every attribute and value quoted, each
+    operand of AND / OR and the target of NOT in parentheses."""
+    match expr:
+        case Compare():
+            return f"{_escaped(expr.attr)} {expr.op} {_escaped(expr.value)}"
+        case Range():
+            return f"{_escaped(expr.attr)} {_escaped(expr.low)} TO {_escaped(expr.high)}"
+        case In():
+            text = f"{_escaped(expr.attr)} IN [{', '.join(_escaped(v) for v in expr.values)}]"
+            return f"NOT ({text})" if expr.negated else text
+        case Exists() | IsNull() | IsEmpty():
+            word = {Exists: "EXISTS", IsNull: "IS NULL", IsEmpty: "IS EMPTY"}[type(expr)]
+            text = f"{_escaped(expr.attr)} {word}"
+            return f"NOT ({text})" if expr.negated else text
+        case Contains():
+            text = f"{_escaped(expr.attr)} {expr.op} {_escaped(expr.value)}"
+            return f"NOT ({text})" if expr.negated else text
+        case Geo():
+            a = expr.args
+            if expr.kind == "_geoRadius":
+                return f"_geoRadius({', '.join(a)})"
+            return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
+        case Not():
+            return f"NOT ({index_filter_string(expr.item)})"
+        case And():
+            return " AND ".join(f"({index_filter_string(i)})" for i in expr.items)
+        case Or():
+            return " OR ".join(f"({index_filter_string(i)})" for i in expr.items)
+    raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def check_search_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
+    """`check_filterable` as 1.50's search words it: its position line points into the
+    re-serialized filter (`index_filter_string`), not into the filter as sent."""
+    try:
+        check_filterable(expr, filterable)
+    except FilterError as sent:
+        assert expr is not None
+        try:
+            again = parse_filter(index_filter_string(expr))
+        except FilterError:
+            raise sent from None
+        check_filterable(again, filterable)
+        raise
+
+
 _ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
 
 

@@ -22,10 +22,11 @@ from miroir.core.errors import (
     MeiliError,
     distinct_not_filterable,
     facet_not_filterable,
+    index_scoped,
     not_filterable_text,
     not_sortable,
 )
-from miroir.core.filter import FilterError, attribute_uses, parse_filter
+from miroir.core.filter import FilterError, attribute_uses, index_filter_string, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
 from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
 
@@ -83,19 +84,24 @@ def primary_key_error(primary_key: Any) -> MeiliError | None:
     )
 
 
-def filter_error(value: Any, filterable: Iterable[Any], code: str = "invalid_search_filter") -> MeiliError | None:
-    """A filter whose first attribute Meilisearch would refuse is a `_miroir_*` one."""
+def filter_error(
+    value: Any, filterable: Iterable[Any], code: str = "invalid_search_filter", *, search: bool = False
+) -> MeiliError | None:
+    """A filter whose first attribute Meilisearch would refuse is a `_miroir_*` one.
+    `search`: a search's filter, whose position line points into its re-serialized text."""
     if not _may_name_reserved(value):
         return None
     try:
         expr = parse_filter(value)
+        if search and expr is not None:
+            expr = parse_filter(index_filter_string(expr))
     except FilterError:
         return None  # the nodes answer with the syntax error
     patterns = _patterns(filterable)
     for attr, position in attribute_uses(expr):
         if is_reserved(attr):
             message = not_filterable_text(attr, patterns)
-            return FilterError(message + ("\n" + position if position else ""), code)
+            return index_scoped(FilterError(message + ("\n" + position if position else ""), code))
         if not is_filterable(filterable, attr):
             return None  # refused by the nodes first, with their own words
     return None
@@ -139,7 +145,7 @@ def sort_error(sort: Any, sortable: Iterable[Any]) -> MeiliError | None:
         name, sep, direction = criterion.rpartition(":")
         if sep and direction in ("asc", "desc") and is_reserved(name):
             valid = [a for a in sortable or () if isinstance(a, str) and not is_reserved(a)]
-            return not_sortable("invalid_search_sort", name, valid)
+            return index_scoped(not_sortable("invalid_search_sort", name, valid))
     return None
 
 

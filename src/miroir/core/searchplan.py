@@ -41,9 +41,9 @@ import msgspec
 
 from miroir.core import reserved
 from miroir.core.errors import MeiliError, body_type_error, query_bool, query_uint, type_error, unknown_param
-from miroir.core.filter import and_filters, shard_filter
+from miroir.core.filter import FilterError, and_filters, check_search_filterable, route_filter, shard_filter
 from miroir.core.jsonlimits import as_serde_numbers, nesting_error
-from miroir.core.settings import DEFAULT_RANKING_RULES
+from miroir.core.settings import DEFAULT_RANKING_RULES, hide_shard_field
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -640,11 +640,30 @@ def hidden_field_error(req: SearchRequest, settings: Mapping[str, Any]) -> Meili
     sub-queries Miroir builds from it add `_miroir_shard` afterwards."""
     filterable = settings.get("filterableAttributes") or ()
     return (
-        reserved.filter_error(req.filter, filterable)
+        reserved.filter_error(req.filter, filterable, search=True)
         or reserved.sort_error(req.sort, settings.get("sortableAttributes") or ())
         or reserved.distinct_error(req.distinct, filterable)
         or reserved.facets_error(req.facets, filterable)
     )
+
+
+def unfilterable_error(req: SearchRequest, settings: Mapping[str, Any], features: Mapping[str, Any]) -> MeiliError | None:
+    """milli's error for a search filter naming an attribute that is not filterable, or
+    None (a filter refused before, by its syntax or a feature gate, is left to the
+    nodes). Miroir words it itself: a node sees the client's filter ANDed with its shard
+    filter, and 1.50 points into the filter it re-serializes (`check_search_filterable`),
+    so a node's position line would not be one node's."""
+    if req.filter is None:
+        return None
+    try:
+        expr = route_filter(req.filter, "invalid_search_filter", features)
+    except MeiliError:
+        return None
+    try:
+        check_search_filterable(expr, hide_shard_field(settings.get("filterableAttributes") or []))
+    except FilterError as e:
+        return e
+    return None
 
 
 def plan_document_windows(totals: Sequence[int], *, offset: int, limit: int) -> list[tuple[int, int, int]]:

@@ -424,8 +424,9 @@ class IndexEngine:
         expr = self._parse_filter(value, code)
         return None if expr is None else filter_mod.compile_filter(expr)
 
-    def _parse_filter(self, value, code: str):
-        """The parsed, checked filter (compiled once, which validates geo arguments)."""
+    def _parse_filter(self, value, code: str, *, search: bool = False):
+        """The parsed, checked filter (compiled once, which validates geo arguments).
+        `search`: a search's filter, whose errors point into its re-serialized text."""
         if value is None:
             return None
         try:
@@ -441,7 +442,8 @@ class IndexEngine:
                 return None
             if not self.features.get("containsFilter") and filter_mod.contains_keyword(expr) is not None:
                 filter_mod.route_filter(value, code, self.features)  # the feature was turned off since
-            filter_mod.check_filterable(expr, self.settings["filterableAttributes"])
+            check = filter_mod.check_search_filterable if search else filter_mod.check_filterable
+            check(expr, self.settings["filterableAttributes"])
             filter_mod.compile_filter(expr)
             return expr
         except filter_mod.FilterError as e:
@@ -1582,7 +1584,7 @@ class _SearchParams:
                     raise not_searchable(a, searchable)
             if "*" in self.attributes_to_search_on:
                 self.attributes_to_search_on = None
-        self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter")
+        self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter", search=True)
         self.sort = _parse_sort(g("sort"), eng)
         distinct = g("distinct")
         if distinct is not None:

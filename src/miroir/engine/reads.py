@@ -34,6 +34,7 @@ from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
     body_type_error,
+    in_index,
     index_not_found,
     invalid_index_uid,
     json_kind,
@@ -74,6 +75,7 @@ from miroir.core.searchplan import (
     search_metadata,
     search_request_from_dict,
     subquery_for_shards,
+    unfilterable_error,
 )
 from miroir.engine import fields
 from miroir.engine.cluster import Cluster
@@ -204,9 +206,9 @@ async def search(
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
     ss = _search_settings_of(settings)
-    refused = hidden_field_error(req, ss.settings)
+    refused = hidden_field_error(req, ss.settings) or unfilterable_error(req, ss.settings, cluster.state.experimental_features)
     if refused is not None:
-        raise refused
+        raise in_index(uid, refused)
     req = await with_query_vector(req, settings)  # embedded once here, not once per node
     if hybrid.is_hybrid(req):
         return await _hybrid_search(cluster, uid, req, meta, ss, started, include_metadata, request_uid)
