@@ -22,13 +22,13 @@ import json
 import math
 import re
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from miroir.core.errors import MeiliError, index_scoped, not_filterable_text
-from miroir.core.patterns import Rule, filterable_patterns, is_filterable
+from miroir.core.patterns import Rule, filter_features, filterable_patterns, is_filterable
 
 __all__ = [
     "And",
@@ -912,6 +912,52 @@ def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
         if span is not None:
             message += "\n" + _position(*span)
         raise index_scoped(FilterError(message))
+
+
+def _operator_needs(leaf: Leaf) -> tuple[str, str] | None:
+    """(operator as milli names it, the filter feature it needs) for a condition that
+    needs equality or comparison; None for the others."""
+    match leaf:
+        case Compare():
+            return leaf.op, "equality" if leaf.op in ("=", "!=") else "comparison"
+        case Range():
+            return "TO", "comparison"
+        case In():
+            return "=", "equality"  # milli evaluates IN as one `=` per value
+    return None
+
+
+def check_filter_features(expr: Expr | None, rules: Sequence[Rule], fields: Container[str]) -> None:
+    """milli's error for an operator the matching `filterableAttributes` rule does not
+    enable (`features.filter.equality` / `comparison`). As milli, only for an attribute
+    some document has (an unknown one matches nothing); after `check_filterable`."""
+    for leaf in _walk(expr):
+        needs = _operator_needs(leaf)
+        if needs is None or _leaf_attr(leaf) not in fields:
+            continue
+        attr, (operator, feature) = _leaf_attr(leaf), needs
+        found = filter_features(rules, attr)
+        if found is None:
+            continue
+        i, equality, comparison = found
+        if (equality if feature == "equality" else comparison):
+            continue
+        allowed = ["OR", "AND", "NOT"]
+        if equality:
+            allowed += ["=", "!=", "IN"]
+        if comparison:
+            allowed += ["<", ">", "<=", ">=", "TO"]
+        if equality or comparison:
+            allowed += ["IS EMPTY", "IS NULL", "EXISTS"]
+        raise index_scoped(
+            FilterError(
+                f"Filter operator `{operator}` is not allowed for the attribute `{attr}`.\n"
+                f"  - Note: allowed operators: {', '.join(allowed)}.\n"
+                f"  - Note: field `{attr}` matched rule #{i} in `filterableAttributes`\n"
+                f"  - Hint: enable {feature} in rule #{i} by modifying the features.filter object\n"
+                f"  - Hint: prepend another rule matching `{attr}` with appropriate filter features before rule #{i}"
+            )
+        )
 
 
 def _escaped(fragment: str) -> str:

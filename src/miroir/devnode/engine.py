@@ -444,6 +444,7 @@ class IndexEngine:
                 filter_mod.route_filter(value, code, self.features)  # the feature was turned off since
             check = filter_mod.check_search_filterable if search else filter_mod.check_filterable
             check(expr, self.settings["filterableAttributes"])
+            filter_mod.check_filter_features(expr, self.settings["filterableAttributes"], self._fid)
             filter_mod.compile_filter(expr)
             return expr
         except filter_mod.FilterError as e:
