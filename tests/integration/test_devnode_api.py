@@ -180,7 +180,7 @@ def test_document_content_types(client):
     err(client.post(base, content=b"", headers={"content-type": "application/json"}), 400, "missing_payload")
     err(client.post(base, content=b"[{", headers={"content-type": "application/json"}), 400, "malformed_payload")
     err(client.post(base, content=b"{\"a\":", headers={"content-type": "application/x-ndjson"}), 400, "malformed_payload")
-    err(client.post(base, params={"csvDelimiter": ";"}, json=[{"id": 9}]), 400, "invalid_document_csv_delimiter")
+    err(client.post(base, params={"csvDelimiter": ";"}, json=[{"id": 9}]), 415, "invalid_content_type")  # 1.50: a 415
 
 
 def test_gzip_request_body(client):

@@ -255,7 +255,7 @@ def test_odd_uids_in_paths_and_bodies(probe, uid):
         assert probe.send("GET", f"/indexes/{path_uid}").json()["code"] == "index_not_found"
         return
     body = probe.refused("POST", "/indexes", 400, "invalid_index_uid", json={"uid": uid})
-    assert body["message"].startswith(f"`{uid}` is not a valid index uid.")
+    assert body["message"].startswith(f"Invalid value at `.uid`: `{uid}` is not a valid index uid.")
     probe.refused("POST", f"/indexes/{path_uid}/documents", (400, 404), json=[{"id": 1}])
     probe.refused("PATCH", f"/indexes/{path_uid}/settings", (400, 404), json={})
     probe.refused("DELETE", f"/indexes/{path_uid}", (400, 404))
@@ -276,7 +276,7 @@ def test_any_uid_is_valid_or_refused(probe, uid):
         assert r.status_code == 400 and r.json()["code"] == "invalid_index_uid", r.text
     if not meili_uid_ok(uid):
         body = probe.refused("POST", "/indexes", 400, "invalid_index_uid", json={"uid": uid})
-        assert body["message"].startswith(f"`{uid}` is not a valid index uid.")
+        assert body["message"].startswith(f"Invalid value at `.uid`: `{uid}` is not a valid index uid.")
 
 
 # --- primary keys and ids ------------------------------------------------------------------

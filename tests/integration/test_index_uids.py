@@ -70,7 +70,7 @@ def test_devnode_survives_long_uid_and_big_numbers_across_kill_9(tmp_path):
         assert bad["status"] == "failed" and bad["error"]["code"] == "invalid_document_id"
         assert "`1.8446744073709552e19`" in bad["error"]["message"]
         r = httpx.post(url + "/indexes", json={"uid": LONG_UID + "x"})
-        assert r.status_code == 400 and r.json()["message"] == UID_MESSAGE.format(LONG_UID + "x")
+        assert r.status_code == 400 and r.json()["message"] == "Invalid value at `.uid`: " + UID_MESSAGE.format(LONG_UID + "x")
         r = httpx.patch(f"{url}/indexes/{LONG_UID}", json={"uid": "a.b"})
         assert r.status_code == 400 and r.json()["code"] == "invalid_index_uid"
         before = httpx.get(f"{url}/indexes/{LONG_UID}/documents", params={"limit": 10}).json()

@@ -48,7 +48,7 @@ CASES = [
     ("empty body", "books", {}, "application/json", b"", 400, "missing_payload"),
     ("wrong content type", "books", {}, "text/plain", b"[]", 415, "invalid_content_type"),
     ("no content type", "books", {}, None, b"[]", 415, "missing_content_type"),
-    ("csv delimiter with json", "books", {"csvDelimiter": ";"}, "application/json", GOOD, 400, "invalid_document_csv_delimiter"),
+    ("csv delimiter with json", "books", {"csvDelimiter": ";"}, "application/json", GOOD, 415, "invalid_content_type"),
     ("bad csv delimiter", "books", {"csvDelimiter": ";;"}, "text/csv", b"id\n1\n", 400, "invalid_document_csv_delimiter"),
     ("malformed csv", "books", {}, "text/csv", b"id,title\n1,a,b\n", 400, "malformed_payload"),
     ("csv missing id", "books", {}, "text/csv", b"id,title\n5,a\n,b\n", 400, "invalid_document_id"),

@@ -38,7 +38,7 @@ def test_localized_attributes_accepted_in_canonical_key_order():
         ),
         (
             [{"attributePatterns": ["a"], "locales": None}],  # null is not missing
-            "Invalid value type at `.localizedAttributes[0].locales`: expected an array, but found null: `null`",
+            "Invalid value type at `.localizedAttributes[0].locales`: expected an array, but found null",
         ),
     ],
 )

@@ -1,7 +1,7 @@
 """Tests for miroir.core.filter: Meilisearch's filter grammar, evaluation and planning helpers.
 
-Expected error texts are those of Meilisearch's filter-parser snapshot tests (minus the
-CONTAINS / STARTS WITH operators, which we do not implement; see OPERATION_LIST).
+Expected error texts are those of Meilisearch's filter-parser snapshot tests (its
+operator list: OPERATION_LIST) and of milli's filter tests.
 """
 
 from __future__ import annotations
@@ -393,11 +393,11 @@ def test_check_filterable():
     check_filterable(None, [])
     with pytest.raises(FilterError) as e:
         check_filterable(P("many = Glass"), ["title"])
-    assert e.value.message == "Attribute `many` is not filterable. Available filterable attributes are: `title`.\n1:5 many = Glass"
+    assert e.value.message == "Attribute `many` is not filterable. Available filterable attribute patterns are: `title`.\n1:5 many = Glass"
     with pytest.raises(FilterError) as e:
         check_filterable(P("title = x AND 'my attr' = 2"), ["title", "b", "a"])
     assert e.value.message == (
-        "Attribute `my attr` is not filterable. Available filterable attributes are: `a b title`.\n"
+        "Attribute `my attr` is not filterable. Available filterable attribute patterns are: `a`, `b`, `title`.\n"
         "16:23 title = x AND 'my attr' = 2"
     )
     with pytest.raises(FilterError) as e:

@@ -94,7 +94,7 @@ class FakeCluster:
         if outcome == "down":
             raise NodeUnavailable(node, "ConnectError: refused")
         if isinstance(outcome, int):
-            raise NodeError(node, "invalid_search_filter", f"Attribute `x` is not filterable. Available: _miroir_shard, y (from {node})", outcome, "invalid_request")
+            raise NodeError(node, "invalid_search_filter", f"Attribute `x` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `y`. (from {node})", outcome, "invalid_request")
         return {"node": node, "shards": shards}
 
 
@@ -220,7 +220,7 @@ async def test_client_error_cancels_everything_and_is_raised_once(autojump_clock
     assert trio.current_time() - t0 == pytest.approx(FAST)
     assert type(e.value) is MeiliError  # not the NodeError, nor an exception group
     assert e.value.code == "invalid_search_filter" and e.value.status == 400
-    assert "_miroir_shard" not in e.value.message and "Available: y" in e.value.message
+    assert "_miroir_shard" not in e.value.message and "patterns are: `y`." in e.value.message
 
 
 async def test_client_error_of_a_retry(autojump_clock):

@@ -10,10 +10,11 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from miroir.api.http import body_bytes, json_body, json_response
+from miroir.api.http import body_bytes, decode_json, json_body, json_bytes, json_response
 from miroir.api.routes_indexes import accepted, checked_uid, unknown_param
 from miroir.api.routes_tasks import current_cluster
-from miroir.core.errors import MeiliError
+from miroir.core.documents import ids_not_a_list
+from miroir.core.errors import MeiliError, body_type_error
 from miroir.engine import writes
 
 bp = Blueprint("documents", __name__)
@@ -82,11 +83,12 @@ async def delete_all(uid: str) -> Response:
 
 @bp.post("/indexes/<uid>/documents/delete-batch")
 async def delete_batch(uid: str) -> Response:
-    ids: Any = await json_body()
+    raw = await json_bytes()
+    ids: Any = decode_json(raw)
     checked_uid(uid)
     meta = _custom_metadata()
     if not isinstance(ids, list):
-        raise MeiliError("bad_request", "Invalid value type: expected an array of document ids.")
+        raise ids_not_a_list(raw, ids)
     return _answer(await writes.delete_ids(current_cluster(), uid, ids, custom_metadata=meta))
 
 
@@ -96,7 +98,7 @@ async def delete_by_filter(uid: str) -> Response:
     checked_uid(uid)
     meta = _custom_metadata()
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", "Invalid value type: expected an object.")
+        raise body_type_error(body)
     return _answer(await writes.delete_by_filter(current_cluster(), uid, body, meta))
 
 

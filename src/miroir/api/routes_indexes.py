@@ -9,7 +9,7 @@ from quart import Blueprint, Response, request
 from miroir.api import auth
 from miroir.api.http import body_bytes, json_body, json_response
 from miroir.api.routes_tasks import current_cluster
-from miroir.core.errors import MeiliError, invalid_index_uid, query_uint, unknown_param, valid_index_uid
+from miroir.core.errors import MeiliError, invalid_index_uid, query_uint, type_error, unknown_param, valid_index_uid
 from miroir.core.model import TaskRecord
 from miroir.core.swaps import swap_renames
 from miroir.core.taskfold import summarized
@@ -38,9 +38,7 @@ def _kind(value: Any) -> str:
 def _primary_key(body: dict) -> str | None:
     pk = body.get("primaryKey")
     if pk is not None and not isinstance(pk, str):
-        raise MeiliError(
-            "invalid_index_primary_key", f"Invalid value type at `.primaryKey`: expected a string, but found {_kind(pk)}."
-        )
+        raise type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
     return pk
 
 
@@ -74,7 +72,9 @@ async def create_index() -> Response:
         raise MeiliError("missing_index_uid", "Missing field `uid`")
     uid = body["uid"]
     if not isinstance(uid, str):
-        raise MeiliError("invalid_index_uid", f"Invalid value type at `.uid`: expected a string, but found {_kind(uid)}.")
+        raise type_error("invalid_index_uid", ".uid", uid, "a string")
+    if not valid_index_uid(uid):
+        raise invalid_index_uid(uid, ".uid")
     auth.check_indexes([uid])  # a key limited to some indexes creates only those
     return accepted(await indexes.create_index(current_cluster(), uid, _primary_key(body)))
 
@@ -100,7 +100,7 @@ async def update_index(uid: str) -> Response:
     new_uid = body.get("uid")
     if new_uid is not None:
         if not isinstance(new_uid, str):
-            raise MeiliError("invalid_index_uid", f"Invalid value type at `.uid`: expected a string, but found {_kind(new_uid)}.")
+            raise type_error("invalid_index_uid", ".uid", new_uid, "a string")
         checked_uid(new_uid)  # 1.50 renames: the new name is checked now
         auth.check_indexes([new_uid])  # a key limited to some indexes renames only into them
     return accepted(await indexes.update_index(current_cluster(), uid, primary_key, new_uid))

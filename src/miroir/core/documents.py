@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 import zlib
@@ -35,6 +36,62 @@ MAX_INT = 2**64 - 1
 # digits mapped to `0`, one substring search) before any document is walked.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
+
+
+def _serde_unexpected(value: Any) -> str:
+    """serde's name for a JSON value in its "invalid type" errors."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{'true' if value else 'false'}`"
+    if isinstance(value, int):
+        return f"integer `{value}`"
+    if isinstance(value, float):
+        return f"floating point `{value!r}`"
+    if isinstance(value, str):
+        return "string " + json.dumps(value, ensure_ascii=False)
+    return "map"
+
+
+def ids_not_a_list(body: bytes, value: Any) -> MeiliError:
+    """`POST /documents/delete-batch` with a body other than an array: 1.50 reads it with
+    serde (not deserr), whose error names the value and the position it stopped at (the
+    end of a scalar, the opening brace of an object)."""
+    text = body.decode("utf-8", "replace")
+    start = len(text) - len(text.lstrip())
+    end = start + 1 if isinstance(value, dict) else len(text.rstrip())
+    line = text.count("\n", 0, end) + 1
+    column = end - (text.rfind("\n", 0, end) + 1)
+    return MeiliError(
+        "bad_request", f"Json deserialize error: invalid type: {_serde_unexpected(value)}, expected a sequence at line {line} column {column}"
+    )
+
+
+def csv_delimiter_param(value: str | None) -> str | None:
+    """The `csvDelimiter` query parameter as 1.50 reads it: one character, ASCII."""
+    if value is None:
+        return None
+    code = "invalid_document_csv_delimiter"
+    if len(value) != 1:
+        found = "an empty string" if not value else f"the following string of {len(value)} characters: `{value}`"
+        raise MeiliError(code, f"Invalid value in parameter `csvDelimiter`: expected a string of one character, but found {found}")
+    if not value.isascii():
+        raise MeiliError(code, f"csv delimiter must be an ascii character. Found: `{value}`")
+    return value
+
+
+def documents_format(content_type: str | None, csv_delimiter: str | None) -> str:
+    """The format of a document payload, with 1.50's errors in its order: the query
+    parameter, the Content-Type, then a delimiter given with a type other than CSV."""
+    delimiter = csv_delimiter_param(csv_delimiter)
+    fmt = payload_format(content_type)
+    if delimiter is not None and fmt != "csv":
+        raise MeiliError(
+            "invalid_content_type",
+            f"The Content-Type `{content_type}` does not support the use of a csv delimiter. The csv delimiter can only "
+            "be used with the Content-Type `text/csv`.",
+        )
+    return fmt
 
 
 def payload_format(content_type: str | None) -> str:

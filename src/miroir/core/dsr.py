@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError, json_kind, type_error
+from miroir.core.errors import MeiliError, type_error, type_text
 
 FEATURE_DISCUSSION = "https://github.com/orgs/meilisearch/discussions/884"
 UPDATE_FIELDS = ("description", "precedence", "active", "conditions", "actions")
@@ -54,7 +54,7 @@ def _object(value: Any, where: str, code: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         if where:
             raise type_error(code, where, value, "an object")
-        raise MeiliError(code, f"Invalid value type: expected an object, but found {json_kind(value)}: `{_shown(value)}`")
+        raise MeiliError(code, type_text("", value, "an object"))
     return value
 
 

@@ -59,7 +59,14 @@ class ErrorBody(msgspec.Struct):
 
 
 class MeiliError(Exception):
-    """An error with a Meilisearch code; the HTTP layers turn it into the response."""
+    """An error with a Meilisearch code; the HTTP layers turn it into the response.
+
+    `index_scoped` marks the errors milli raises while it runs a search or a task on one
+    index: Meilisearch words those `Index `uid`: ...` (`in_index`), where the errors of
+    the route itself (deserr's, the filter parser's) carry no index.
+    """
+
+    index_scoped = False
 
     def __init__(self, code: str, message: str, status: int | None = None, type: str | None = None):
         super().__init__(message)
@@ -96,10 +103,81 @@ def json_kind(value: object) -> str:
     return "an object"
 
 
+def type_text(where: str, value: object, expected: str) -> str:
+    """deserr's text for a JSON value of the wrong kind at `where` (a path like `.uid`,
+    `[0]`, or "" for the whole body); null is named, never shown."""
+    at = f" at `{where}`" if where else ""
+    found = json_kind(value)
+    if value is not None:
+        found += f": `{msgspec.json.encode(value).decode()}`"
+    return f"Invalid value type{at}: expected {expected}, but found {found}"
+
+
 def type_error(code: str, where: str, value: object, expected: str) -> MeiliError:
     """Meilisearch's "Invalid value type at `where`" error for a JSON value of the wrong kind."""
-    shown = msgspec.json.encode(value).decode()
-    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{shown}`")
+    return MeiliError(code, type_text(where, value, expected))
+
+
+def body_type_error(value: object, expected: str = "an object") -> MeiliError:
+    """deserr's error for a request body of the wrong kind (`bad_request`)."""
+    return MeiliError("bad_request", type_text("", value, expected))
+
+
+def index_scoped(err: MeiliError) -> MeiliError:
+    """Mark `err` as raised by milli on one index (see `MeiliError.index_scoped`)."""
+    err.index_scoped = True
+    return err
+
+
+def in_index(uid: str, err: MeiliError) -> MeiliError:
+    """`err` as Meilisearch reports a milli error of index `uid`: its message prefixed."""
+    if not err.index_scoped or err.message.startswith(f"Index `{uid}`: "):
+        return err
+    return MeiliError(err.code, f"Index `{uid}`: {err.message}", err.status, err.type)
+
+
+# milli's texts for attributes a request may not use. Two wordings coexist in 1.50: the
+# filter's (`attribute patterns`, each pattern quoted) and the facet distribution's and
+# distinct's (`attributes patterns`, the list quoted once).
+NO_FILTERABLE = "This index does not have configured filterable attributes."
+HIDDEN_ATTRIBUTES = ", <..hidden-attributes>"
+
+
+def not_filterable_text(attr: str, patterns: list[str]) -> str:
+    """milli's filter error for `attr`, before the position line; `patterns` sorted."""
+    if not patterns:
+        return f"Attribute `{attr}` is not filterable. {NO_FILTERABLE}"
+    listed = ", ".join(f"`{p}`" for p in patterns)
+    return f"Attribute `{attr}` is not filterable. Available filterable attribute patterns are: {listed}."
+
+
+def patterns_tail(patterns: list[str], hidden: bool = False) -> str:
+    """The end of milli's facet distribution and distinct errors; `patterns` sorted."""
+    if not patterns:
+        return NO_FILTERABLE
+    return f"Available filterable attributes patterns are: `{', '.join(patterns)}{HIDDEN_ATTRIBUTES if hidden else ''}`."
+
+
+def facet_not_filterable(name: str, patterns: list[str]) -> MeiliError:
+    return MeiliError("invalid_search_facets", f"Invalid facet distribution: Pattern `{name}` is not filterable. {patterns_tail(patterns)}")
+
+
+def distinct_not_filterable(name: str, patterns: list[str], hidden: bool = False) -> MeiliError:
+    return index_scoped(
+        MeiliError(
+            "invalid_search_distinct",
+            f"Attribute `{name}` is not filterable and thus, cannot be used as distinct attribute. {patterns_tail(patterns, hidden)}",
+        )
+    )
+
+
+def not_searchable(name: str, searchable: list[str]) -> MeiliError:
+    return index_scoped(
+        MeiliError(
+            "invalid_search_attributes_to_search_on",
+            f"Attribute `{name}` is not searchable. Available searchable attributes are: `{', '.join(searchable)}`.",
+        )
+    )
 
 
 def journal_not_replayed() -> MeiliError:
@@ -143,8 +221,10 @@ def index_not_found(uid: str) -> MeiliError:
     return MeiliError("index_not_found", f"Index `{uid}` not found.")
 
 
-def invalid_index_uid(uid: str) -> MeiliError:
-    return MeiliError("invalid_index_uid", invalid_index_uid_message(uid))
+def invalid_index_uid(uid: str, where: str = "") -> MeiliError:
+    """`where`: the body field that held `uid` (deserr then says so), "" for a path."""
+    at = f"Invalid value at `{where}`: " if where else ""
+    return MeiliError("invalid_index_uid", at + invalid_index_uid_message(uid))
 
 
 def find_exception(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

@@ -34,8 +34,8 @@ import msgspec
 
 from miroir.core.errors import (
     MeiliError,
+    body_type_error,
     invalid_index_uid,
-    json_kind,
     type_error,
     valid_index_uid,
 )
@@ -270,8 +270,7 @@ def multi_search_body(body: Any) -> tuple[list[Any], Any]:
     """`POST /multi-search`'s body -> (`queries`, the raw `federation` or None), with
     1.50's errors for its shape (the entries and the federation are checked after)."""
     if not isinstance(body, dict):
-        shown = msgspec.json.encode(body).decode()
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{shown}`")
+        raise body_type_error(body)
     for key in body:
         if key not in ("queries", "federation"):
             raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `queries`, `federation`")

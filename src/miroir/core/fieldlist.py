@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from miroir.core import patterns
-from miroir.core.errors import MeiliError, json_kind, type_error
+from miroir.core.errors import MeiliError, type_error, type_text
 from miroir.core.facets import facet_order
 
 DEFAULT_LIMIT = 20
@@ -41,7 +41,7 @@ def parse_fields_query(body: Any) -> FieldsQuery:
     """The request body, refused with 1.50's codes and texts."""
     if not isinstance(body, dict):
         raise MeiliError(
-            "bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{_shown(body)}`"
+            "bad_request", type_text("", body, "an object")
         )
     for key in body:
         if key not in _BODY:

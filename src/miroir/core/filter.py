@@ -22,13 +22,13 @@ import json
 import math
 import re
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError
-from miroir.core.patterns import Rule, filterable_patterns, is_filterable
+from miroir.core.errors import MeiliError, index_scoped, not_filterable_text
+from miroir.core.patterns import Rule, filter_features, filterable_patterns, is_filterable
 
 __all__ = [
     "And",
@@ -58,13 +58,12 @@ __all__ = [
 # Meilisearch's parser gives up past this nesting depth (filter-parser MAX_FILTER_DEPTH).
 MAX_FILTER_DEPTH = 200
 
-# The operator list of the `InvalidPrimary` message. Meilisearch >= 1.10 also lists
-# `CONTAINS`, `NOT CONTAINS` (and later `STARTS WITH`, `NOT STARTS WITH`), which are
-# behind an experimental flag there and not implemented here; we print the list of the
-# operators we do accept.
+# The operator list of 1.50's `InvalidPrimary` message (filter-parser's error.rs); it
+# names the operators behind experimental features too.
 OPERATION_LIST = (
     "`=`, `!=`, `>=`, `>`, `<=`, `<`, `IN`, `NOT IN`, `TO`, `EXISTS`, `NOT EXISTS`, "
-    "`IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `_geoRadius`, or `_geoBoundingBox`"
+    "`IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `CONTAINS`, `NOT CONTAINS`, `STARTS WITH`, "
+    "`NOT STARTS WITH`, `_geoRadius`, `_geoBoundingBox` or `_geoPolygon`"
 )
 
 KEYWORDS = frozenset(
@@ -89,7 +88,9 @@ class FilterError(MeiliError):
         super().__init__(code, message)
 
     def with_code(self, code: str) -> FilterError:
-        return FilterError(self.message, code)
+        err = FilterError(self.message, code)
+        err.index_scoped = self.index_scoped
+        return err
 
 
 # --------------------------------------------------------------------------- tree
@@ -910,6 +911,12 @@ def _bad_shape(expected: str, value: Any) -> FilterError:
     return FilterError(f"Invalid syntax for the filter parameter: `expected {expected}, found: {_json_text(value)}`.")
 
 
+def check_filter_shape(value: Any, code: str) -> None:
+    """A filter that is neither a string nor an array (nor null), refused as 1.50 does."""
+    if value is not None and not isinstance(value, (str, list)):
+        raise _bad_shape("String, Array", value).with_code(code)
+
+
 def parse_filter(value: str | list[Any] | None) -> Expr | None:
     """Parse a filter in string or array form; None when there is no filter.
 
@@ -1104,15 +1111,109 @@ def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
         attr = _leaf_attr(leaf)
         if attr == "_vectors" or is_filterable(filterable, attr):
             continue  # milli lets any filter name `_vectors` through
-        if patterns:
-            tail = f"Available filterable attributes are: `{' '.join(sorted(set(patterns)))}`."
-        else:
-            tail = "This index does not have configured filterable attributes."
-        message = f"Attribute `{attr}` is not filterable. {tail}"
+        message = not_filterable_text(attr, sorted(set(patterns)))
         span = _SPANS.get(id(leaf))
         if span is not None:
             message += "\n" + _position(*span)
-        raise FilterError(message)
+        raise index_scoped(FilterError(message))
+
+
+def _operator_needs(leaf: Leaf) -> tuple[str, str] | None:
+    """(operator as milli names it, the filter feature it needs) for a condition that
+    needs equality or comparison; None for the others."""
+    match leaf:
+        case Compare():
+            return leaf.op, "equality" if leaf.op in ("=", "!=") else "comparison"
+        case Range():
+            return "TO", "comparison"
+        case In():
+            return "=", "equality"  # milli evaluates IN as one `=` per value
+    return None
+
+
+def check_filter_features(expr: Expr | None, rules: Sequence[Rule], fields: Container[str]) -> None:
+    """milli's error for an operator the matching `filterableAttributes` rule does not
+    enable (`features.filter.equality` / `comparison`). As milli, only for an attribute
+    some document has (an unknown one matches nothing); after `check_filterable`."""
+    for leaf in _walk(expr):
+        needs = _operator_needs(leaf)
+        if needs is None or _leaf_attr(leaf) not in fields:
+            continue
+        attr, (operator, feature) = _leaf_attr(leaf), needs
+        found = filter_features(rules, attr)
+        if found is None:
+            continue
+        i, equality, comparison = found
+        if (equality if feature == "equality" else comparison):
+            continue
+        allowed = ["OR", "AND", "NOT"]
+        if equality:
+            allowed += ["=", "!=", "IN"]
+        if comparison:
+            allowed += ["<", ">", "<=", ">=", "TO"]
+        if equality or comparison:
+            allowed += ["IS EMPTY", "IS NULL", "EXISTS"]
+        raise index_scoped(
+            FilterError(
+                f"Filter operator `{operator}` is not allowed for the attribute `{attr}`.\n"
+                f"  - Note: allowed operators: {', '.join(allowed)}.\n"
+                f"  - Note: field `{attr}` matched rule #{i} in `filterableAttributes`\n"
+                f"  - Hint: enable {feature} in rule #{i} by modifying the features.filter object\n"
+                f"  - Hint: prepend another rule matching `{attr}` with appropriate filter features before rule #{i}"
+            )
+        )
+
+
+def _escaped(fragment: str) -> str:
+    return json.dumps(fragment, ensure_ascii=False)
+
+
+def index_filter_string(expr: Expr) -> str:
+    """The text 1.50's search re-serializes a parsed filter to before it runs it (milli's
+    `serialize_index_filter_to_filter_string`): every attribute and value quoted, each
+    operand of AND / OR and the target of NOT in parentheses."""
+    match expr:
+        case Compare():
+            return f"{_escaped(expr.attr)} {expr.op} {_escaped(expr.value)}"
+        case Range():
+            return f"{_escaped(expr.attr)} {_escaped(expr.low)} TO {_escaped(expr.high)}"
+        case In():
+            text = f"{_escaped(expr.attr)} IN [{', '.join(_escaped(v) for v in expr.values)}]"
+            return f"NOT ({text})" if expr.negated else text
+        case Exists() | IsNull() | IsEmpty():
+            word = {Exists: "EXISTS", IsNull: "IS NULL", IsEmpty: "IS EMPTY"}[type(expr)]
+            text = f"{_escaped(expr.attr)} {word}"
+            return f"NOT ({text})" if expr.negated else text
+        case Contains():
+            text = f"{_escaped(expr.attr)} {expr.op} {_escaped(expr.value)}"
+            return f"NOT ({text})" if expr.negated else text
+        case Geo():
+            a = expr.args
+            if expr.kind == "_geoRadius":
+                return f"_geoRadius({', '.join(a)})"
+            return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
+        case Not():
+            return f"NOT ({index_filter_string(expr.item)})"
+        case And():
+            return " AND ".join(f"({index_filter_string(i)})" for i in expr.items)
+        case Or():
+            return " OR ".join(f"({index_filter_string(i)})" for i in expr.items)
+    raise TypeError(f"not a filter expression: {expr!r}")
+
+
+def check_search_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
+    """`check_filterable` as 1.50's search words it: its position line points into the
+    re-serialized filter (`index_filter_string`), not into the filter as sent."""
+    try:
+        check_filterable(expr, filterable)
+    except FilterError as sent:
+        assert expr is not None
+        try:
+            again = parse_filter(index_filter_string(expr))
+        except FilterError:
+            raise sent from None
+        check_filterable(again, filterable)
+        raise
 
 
 _ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
@@ -1595,6 +1696,62 @@ def contains_keyword(expr: Expr | None) -> tuple[str, str] | None:
             span = _KEYWORD_SPANS.get(id(leaf))
             return leaf.op, (_position(*span) if span is not None else "")
     return None
+
+
+_FOREIGN_RE = re.compile(r"(?<![\w.\-])_foreign\(\s*([^\s,)]+)")
+
+
+def _foreign_use(value: Any) -> str | None:
+    """The position line of the first `_foreign(field, ...)` of a filter, else None. This
+    parser does not read foreign filters: 1.50 parses them, then refuses them unless the
+    `foreignKeys` feature is on, pointing at the field."""
+    for source in [value] if isinstance(value, str) else _strings(value):
+        m = _FOREIGN_RE.search(source)
+        if m is not None:
+            return _position(source, m.start(1), m.end(1))
+    return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def route_filter(value: Any, code: str, features: Mapping[str, Any]) -> Expr | None:
+    """A filter as 1.50's routes read it before anything runs: its shape, its syntax, then
+    the experimental features it needs (`containsFilter`, `foreignKeys`). Errors carry
+    `code`, or `feature_not_enabled`."""
+    try:
+        expr = parse_filter(value)
+    except FilterError as e:
+        foreign = _foreign_use(value)
+        if foreign is not None and not features.get("foreignKeys"):
+            raise MeiliError(
+                "feature_not_enabled",
+                "using a foreign filter requires enabling the `foreign_keys` experimental feature. "
+                f"See https://github.com/orgs/meilisearch/discussions/873\n{foreign}",
+            ) from None
+        raise e.with_code(code) from None
+    gated = contains_keyword(expr)
+    if gated is not None and not features.get("containsFilter"):
+        raise MeiliError(
+            "feature_not_enabled",
+            "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
+            f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
+        )
+    return expr
+
+
+def deletion_filter(value: Any, features: Mapping[str, Any]) -> Expr:
+    """The filter of `POST /documents/delete`, checked when the request comes (the task
+    checks the attributes): an empty one is refused."""
+    expr = route_filter(value, "invalid_document_filter", features)
+    if expr is None:
+        raise FilterError("Sending an empty filter is forbidden.", "invalid_document_filter")
+    return expr
 
 
 def _always(doc: Doc) -> bool:

@@ -143,6 +143,18 @@ def matching_rule(rules: Iterable[Rule] | None, name: str) -> Rule | None:
     return None
 
 
+def filter_features(rules: Iterable[Rule] | None, name: str) -> tuple[int, bool, bool] | None:
+    """(index of the first rule matching `name`, equality allowed, comparison allowed), or
+    None. A plain field allows both; a pattern rule defaults to equality only."""
+    for i, rule in enumerate(rules or ()):
+        if isinstance(rule, str | Mapping) and rule_match(rule, name) is MATCH:
+            if isinstance(rule, str):
+                return i, True, True
+            filt = (rule.get("features") or {}).get("filter") or {}
+            return i, bool(filt.get("equality", True)), bool(filt.get("comparison", False))
+    return None
+
+
 def is_filterable(rules: Iterable[Rule] | None, name: str) -> bool:
     rule = matching_rule(rules, name)
     return rule is not None and _features(rule)[0]

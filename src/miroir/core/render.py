@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError, json_kind, valid_index_uid
+from miroir.core.errors import MeiliError, body_type_error, json_kind, type_error, valid_index_uid
 
 RENDER_DISCUSSION = "https://github.com/orgs/meilisearch/discussions/888"
 TEMPLATE_KINDS = (
@@ -57,7 +57,7 @@ def _shown(value: Any) -> str:
 
 def _part(body: Any, where: str, fields: tuple[str, ...], kinds: tuple[str, ...], code: str) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise MeiliError(code, f"Invalid value type at `{where}`: expected an object, but found {json_kind(body)}: `{_shown(body)}`")
+        raise type_error(code, where, body, "an object")
     for key in body:
         if key not in fields:
             listed = ", ".join(f"`{f}`" for f in fields)
@@ -72,7 +72,7 @@ def _part(body: Any, where: str, fields: tuple[str, ...], kinds: tuple[str, ...]
     out = {k: v for k, v in body.items() if v is not None}
     for key in ("indexUid", "embedder", "fragment", "id"):
         if key in out and not isinstance(out[key], str):
-            raise MeiliError(code, f"Invalid value type at `{where}.{key}`: expected a string, but found {json_kind(out[key])}: `{_shown(out[key])}`")
+            raise type_error(code, f"{where}.{key}", out[key], "a string")
     if "indexUid" in out and not valid_index_uid(out["indexUid"]):
         raise MeiliError(
             code,
@@ -83,14 +83,14 @@ def _part(body: Any, where: str, fields: tuple[str, ...], kinds: tuple[str, ...]
     if "documentTemplateMaxBytes" in out:
         v = out["documentTemplateMaxBytes"]
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise MeiliError(code, f"Invalid value type at `{where}.documentTemplateMaxBytes`: expected a positive integer, but found {json_kind(v)}: `{_shown(v)}`")
+            raise type_error(code, f"{where}.documentTemplateMaxBytes", v, "a positive integer")
     return out
 
 
 def validate(body: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The template and input of a request, or 1.50's deserialization error."""
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{_shown(body)}`")
+        raise body_type_error(body)
     for key in body:
         if key not in ("template", "input"):
             raise MeiliError("bad_request", f"Unknown field `{key}`: expected one of `template`, `input`")

@@ -13,13 +13,46 @@ mistakes are left to the nodes, which word them). Pure module: no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from miroir.core.errors import MeiliError, not_sortable
-from miroir.core.filter import FilterError, attribute_uses, parse_filter
+from miroir.core.errors import (
+    NO_FILTERABLE,
+    MeiliError,
+    distinct_not_filterable,
+    facet_not_filterable,
+    index_scoped,
+    not_filterable_text,
+    not_sortable,
+)
+from miroir.core.filter import FilterError, attribute_uses, index_filter_string, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
-from miroir.core.settings import RESERVED_PREFIX
+from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
+
+_F = re.escape(SHARD_FIELD)
+# `_miroir_shard` in the attribute lists of milli's errors: each pattern quoted (the
+# filter's), or the whole list quoted once (facet distribution, distinct).
+_ALONE = re.compile(rf"Available filterable attributes? patterns are: `{_F}`\.")
+_QUOTED_ITEM = re.compile(rf"`{_F}`, |, `{_F}`")
+_LIST_ITEM = re.compile(rf"(?<=`){_F}, |, {_F}(?=[`,])")
+
+
+def hide_shard_field(message: str) -> str:
+    """A node's error without `_miroir_shard` in the attributes it lists (every index of
+    Miroir's nodes has it filterable; it is not the client's)."""
+    if SHARD_FIELD not in message:
+        return message
+    message = _ALONE.sub(NO_FILTERABLE, message)
+    message = _QUOTED_ITEM.sub("", message)
+    return _LIST_ITEM.sub("", message)
+
+
+def hide_shard_field_in(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`hide_shard_field` for an error as a task view holds it."""
+    if error is None or SHARD_FIELD not in str(error.get("message", "")):
+        return error
+    return {**error, "message": hide_shard_field(error["message"])}
 
 
 def is_reserved(name: Any) -> bool:
@@ -40,15 +73,6 @@ def _patterns(filterable: Iterable[Any], *, feature: str | None = None) -> list[
     return sorted({p for p in filterable_patterns(filterable, feature=feature) if not is_reserved(p)})
 
 
-def _filterable_tail(filterable: Iterable[Any]) -> str:
-    """The end of milli's facet and distinct errors (its filter error words it otherwise:
-    `filter_error`)."""
-    patterns = _patterns(filterable)
-    if patterns:
-        return f"Available filterable attributes patterns are: `{', '.join(patterns)}`."
-    return "This index does not have configured filterable attributes."
-
-
 def primary_key_error(primary_key: Any) -> MeiliError | None:
     """An index keyed by `_miroir_*`: no document could ever carry its id."""
     if not is_reserved(primary_key):
@@ -60,23 +84,24 @@ def primary_key_error(primary_key: Any) -> MeiliError | None:
     )
 
 
-def filter_error(value: Any, filterable: Iterable[Any], code: str = "invalid_search_filter") -> MeiliError | None:
-    """A filter whose first attribute Meilisearch would refuse is a `_miroir_*` one."""
+def filter_error(
+    value: Any, filterable: Iterable[Any], code: str = "invalid_search_filter", *, search: bool = False
+) -> MeiliError | None:
+    """A filter whose first attribute Meilisearch would refuse is a `_miroir_*` one.
+    `search`: a search's filter, whose position line points into its re-serialized text."""
     if not _may_name_reserved(value):
         return None
     try:
         expr = parse_filter(value)
+        if search and expr is not None:
+            expr = parse_filter(index_filter_string(expr))
     except FilterError:
         return None  # the nodes answer with the syntax error
     patterns = _patterns(filterable)
     for attr, position in attribute_uses(expr):
         if is_reserved(attr):
-            if patterns:
-                tail = "Available filterable attribute patterns are: " + ", ".join(f"`{p}`" for p in patterns) + "."
-            else:
-                tail = "This index does not have configured filterable attributes."
-            message = f"Attribute `{attr}` is not filterable. {tail}"
-            return FilterError(message + ("\n" + position if position else ""), code)
+            message = not_filterable_text(attr, patterns)
+            return index_scoped(FilterError(message + ("\n" + position if position else ""), code))
         if attr != "_vectors" and not is_filterable(filterable, attr):  # milli lets `_vectors` through
             return None  # refused by the nodes first, with their own words
     return None
@@ -101,19 +126,14 @@ def facets_error(facets: Any, filterable: Iterable[Any]) -> MeiliError | None:
         return None
     for name in facets:
         if is_reserved(name) and "*" not in name:
-            tail = _filterable_tail(filterable)
-            return MeiliError("invalid_search_facets", f"Invalid facet distribution: Pattern `{name}` is not filterable. {tail}")
+            return facet_not_filterable(name, _patterns(filterable))
     return None
 
 
 def distinct_error(distinct: Any, filterable: Iterable[Any]) -> MeiliError | None:
     if not is_reserved(distinct):
         return None
-    return MeiliError(
-        "invalid_search_distinct",
-        f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. "
-        + _filterable_tail(filterable),
-    )
+    return distinct_not_filterable(distinct, _patterns(filterable))
 
 
 def sort_error(sort: Any, sortable: Iterable[Any]) -> MeiliError | None:
@@ -125,7 +145,7 @@ def sort_error(sort: Any, sortable: Iterable[Any]) -> MeiliError | None:
         name, sep, direction = criterion.rpartition(":")
         if sep and direction in ("asc", "desc") and is_reserved(name):
             valid = [a for a in sortable or () if isinstance(a, str) and not is_reserved(a)]
-            return not_sortable("invalid_search_sort", name, valid)
+            return index_scoped(not_sortable("invalid_search_sort", name, valid))
     return None
 
 

@@ -40,10 +40,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from miroir.core import reserved
-from miroir.core.errors import MeiliError, json_kind, query_bool, query_uint, type_error, unknown_param
-from miroir.core.filter import and_filters, shard_filter
+from miroir.core.errors import MeiliError, body_type_error, query_bool, query_uint, type_error, unknown_param
+from miroir.core.filter import FilterError, and_filters, check_search_filterable, route_filter, shard_filter
 from miroir.core.jsonlimits import as_serde_numbers, nesting_error
-from miroir.core.settings import DEFAULT_RANKING_RULES
+from miroir.core.settings import DEFAULT_RANKING_RULES, hide_shard_field
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -183,7 +183,7 @@ def _translate(err: msgspec.ValidationError, raw: dict) -> MeiliError:
     if field == "matchingStrategy" and isinstance(value, str):
         return MeiliError(code, f"Unknown value `{value}` at `.matchingStrategy`: expected one of `last`, `all`, `frequency`")
     expected = _KIND_OF_FIELD[field] if len(steps) == 1 else ("a number" if field == "vector" else "a string")
-    return MeiliError(code, f"Invalid value type at `{where}`: expected {expected}, but found {json_kind(value)}: `{_compact(value)}`")
+    return type_error(code, where, value, expected)
 
 
 def decode_search_request(body: bytes) -> SearchRequest:
@@ -210,7 +210,7 @@ def decode_search_request(body: bytes) -> SearchRequest:
     except msgspec.DecodeError as e:
         raise MeiliError("malformed_payload", f"The json payload provided is malformed. `{e}`.") from None
     if not isinstance(raw, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(raw)}: `{_compact(raw)}`")
+        raise body_type_error(raw)
     return search_request_from_dict(raw)
 
 
@@ -406,6 +406,22 @@ def parse_sort_criterion(criterion: str) -> tuple[str, bool]:
     """``"price:desc"`` -> ("price", False). The direction is after the *last* colon."""
     attr, _, direction = criterion.rpartition(":")
     return attr, direction != "desc"
+
+
+def reserved_sort_error(name: str) -> MeiliError | None:
+    """milli's error for sorting on one of its reserved geo words (a `_geoPoint(...)`
+    expression excepted); None for any other attribute."""
+    if name.startswith("_geoPoint("):
+        return None
+    hint = " Use the _geoPoint(latitude, longitude) built-in rule to sort on _geo field coordinates."
+    for word in ("_geoRadius", "_geoBoundingBox"):
+        if name.startswith(word):
+            return MeiliError("invalid_search_sort", f"`{word}` is a reserved keyword and thus can't be used as a sort expression.{hint}")
+    if name == "_geo":
+        return MeiliError("invalid_search_sort", f"`{name}` is a reserved keyword and thus can't be used as a sort expression.{hint}")
+    if name in ("_geojson", "_geoDistance", "_geoPoint", "_geoPolygon"):
+        return MeiliError("invalid_search_sort", f"`{name}` is a reserved keyword and thus can't be used as a sort expression.")
+    return None
 
 
 def custom_rule(rule: str) -> tuple[str, bool] | None:
@@ -624,11 +640,30 @@ def hidden_field_error(req: SearchRequest, settings: Mapping[str, Any]) -> Meili
     sub-queries Miroir builds from it add `_miroir_shard` afterwards."""
     filterable = settings.get("filterableAttributes") or ()
     return (
-        reserved.filter_error(req.filter, filterable)
+        reserved.filter_error(req.filter, filterable, search=True)
         or reserved.sort_error(req.sort, settings.get("sortableAttributes") or ())
         or reserved.distinct_error(req.distinct, filterable)
         or reserved.facets_error(req.facets, filterable)
     )
+
+
+def unfilterable_error(req: SearchRequest, settings: Mapping[str, Any], features: Mapping[str, Any]) -> MeiliError | None:
+    """milli's error for a search filter naming an attribute that is not filterable, or
+    None (a filter refused before, by its syntax or a feature gate, is left to the
+    nodes). Miroir words it itself: a node sees the client's filter ANDed with its shard
+    filter, and 1.50 points into the filter it re-serializes (`check_search_filterable`),
+    so a node's position line would not be one node's."""
+    if req.filter is None:
+        return None
+    try:
+        expr = route_filter(req.filter, "invalid_search_filter", features)
+    except MeiliError:
+        return None
+    try:
+        check_search_filterable(expr, hide_shard_field(settings.get("filterableAttributes") or []))
+    except FilterError as e:
+        return e
+    return None
 
 
 def plan_document_windows(totals: Sequence[int], *, offset: int, limit: int) -> list[tuple[int, int, int]]:
@@ -686,7 +721,7 @@ def facet_search_params(body: Any) -> dict[str, Any]:
     """A facet-search body checked as 1.50 checks it, keeping only the fields it reads
     (the rest is ignored, as 1.50 does) and without `useNetwork`."""
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: `{_compact(body)}`")
+        raise body_type_error(body)
     out: dict[str, Any] = {}
     for name, value in body.items():
         spec = _FACET_SEARCH_FIELDS.get(name)

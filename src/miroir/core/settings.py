@@ -28,7 +28,7 @@ import xxhash
 from msgspec import UNSET, Meta, UnsetType
 
 from miroir.core import embedders as embedders_mod
-from miroir.core.errors import MeiliError, json_kind
+from miroir.core.errors import MeiliError, body_type_error, json_kind, type_text
 
 SHARD_FIELD = "_miroir_shard"
 RESERVED_PREFIX = "_miroir_"
@@ -316,8 +316,9 @@ def _translate(err: msgspec.ValidationError, raw: Any, sub_route: bool) -> Meili
     if "<=" in msg or ">=" in msg:
         expected = "a positive integer"
     where = f" at `{shown}`" if shown else ""
-    found = "" if value is _UNKNOWN else f", but found {_kind(value)}: `{_text(value)}`"
-    return MeiliError(error_code(field), f"Invalid value type{where}: expected {expected}{found}")
+    if value is _UNKNOWN:
+        return MeiliError(error_code(field), f"Invalid value type{where}: expected {expected}")
+    return MeiliError(error_code(field), type_text(shown, value, expected))
 
 
 def _struct_at(path: str) -> type | None:
@@ -534,7 +535,7 @@ def decode_settings(raw: Any, features: frozenset[str] | set[str] = frozenset())
     """Body of `PATCH /indexes/{uid}/settings` (already JSON-decoded) -> Settings,
     validated as 1.50 does with `features` (the experimental features enabled)."""
     if not isinstance(raw, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(raw)}: `{_text(raw)}`")
+        raise body_type_error(raw)
     try:
         s = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as e:

@@ -46,6 +46,7 @@ import msgspec
 
 from miroir.core import batches
 from miroir.core.errors import MeiliError
+from miroir.core.reserved import hide_shard_field_in
 from miroir.core.taskquery import format_duration
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -221,7 +222,7 @@ def fold(
     error = None
     if status == "failed":
         first = next(n for n in order if views[n].get("status") == "failed")
-        error = views[first].get("error") or {
+        error = hide_shard_field_in(views[first].get("error")) or {
             "message": f"The task failed on node `{first}`.",
             "code": "internal",
             "type": "internal",

@@ -95,9 +95,11 @@ def _ints(param: str, value: str) -> frozenset[int] | None:
     if parts is None:
         return None
     out = set()
-    for p in parts:
+    for i, p in enumerate(parts):
         if not p.isdigit() or int(p) >= 2**32:
-            raise _invalid(param, f"could not parse `{p}` as a positive integer")
+            # deserr names the element of a list (`uids[1]`), not a lone value (`uids`)
+            where = f"{param}[{i}]" if len(parts) > 1 else param
+            raise MeiliError(f"invalid_task_{_snake(param)}", f"Invalid value in parameter `{where}`: could not parse `{p}` as a positive integer")
         out.add(int(p))
     return frozenset(out)
 

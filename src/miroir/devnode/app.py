@@ -23,14 +23,17 @@ from miroir.core.documents import (
     check_listing_ids,
     decode_content_encoding,
     decode_documents,
+    documents_format,
+    ids_not_a_list,
     invalid_document_id,
     narrowed_json,
     parse_document_sort,
-    payload_format,
     valid_document_id,
 )
 from miroir.core.errors import (
     MeiliError,
+    body_type_error,
+    in_index,
     index_not_found,
     invalid_index_uid,
     json_kind,
@@ -58,6 +61,7 @@ from miroir.core.federation import (
     personalization_disabled,
 )
 from miroir.core.fields import batch_fields
+from miroir.core.filter import check_filter_shape, deletion_filter
 from miroir.core.searchplan import (
     facet_search_params,
     finish_answer,
@@ -432,7 +436,7 @@ class DevnodeApp:
     async def create_index(self, req: Request):
         body = req.json()
         if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+            raise body_type_error(body)
         for key in body:
             if key not in ("uid", "primaryKey"):
                 raise _unknown_field(key, ("uid", "primaryKey"))
@@ -441,7 +445,8 @@ class DevnodeApp:
         uid, pk = body["uid"], body.get("primaryKey")
         if not isinstance(uid, str):
             raise _type_error("invalid_index_uid", ".uid", uid, "a string")
-        self._check_uid(uid)
+        if not valid_index_uid(uid):
+            raise invalid_index_uid(uid, ".uid")
         if pk is not None and not isinstance(pk, str):
             raise _type_error("invalid_index_primary_key", ".primaryKey", pk, "a string")
         return await self._task("indexCreation", uid, t.CreateIndex(pk), {"primaryKey": pk})
@@ -454,7 +459,7 @@ class DevnodeApp:
         self._check_uid(uid)
         body = req.json()
         if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+            raise body_type_error(body)
         for key in body:
             if key in ("createdAt", "updatedAt"):
                 raise MeiliError(f"immutable_index_{_snake(key)}", f"Immutable field `{key}`: expected one of `primaryKey`, `uid`")
@@ -516,13 +521,7 @@ class DevnodeApp:
         delimiter = req.param("csvDelimiter")
         meta = self._custom_metadata(req, ("primaryKey", "csvDelimiter", "customMetadata", "skipCreation"))
         skip = self._skip_creation(req)
-        fmt = payload_format(req.headers.get("content-type"))
-        if delimiter is not None and fmt != "csv":
-            raise MeiliError(
-                "invalid_document_csv_delimiter",
-                f"The Content-Type `{req.headers.get('content-type')}` does not support the use of a csv delimiter. "
-                "The csv delimiter can only be used with the Content-Type `text/csv`.",
-            )
+        fmt = documents_format(req.headers.get("content-type"), delimiter)
         docs = decode_documents(req.body, fmt, csv_delimiter=delimiter if delimiter is not None else ",")
         details = {"receivedDocuments": len(docs), "indexedDocuments": None}
         return await self._task("documentAdditionOrUpdate", uid, t.AddDocuments(docs, pk, partial, skip), details, meta)
@@ -536,8 +535,10 @@ class DevnodeApp:
 
     @reads_engines
     async def list_documents(self, req: Request, uid: str):
-        entry = self._index(uid)
+        # 1.50 reads the query string (deserr) before it looks the index up
+        self._check_uid(uid)
         args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
+        sort: list[str] | None = None
         for name, value in req.query:
             if name in ("offset", "limit"):
                 args[name] = query_uint(f"invalid_document_{name}", name, value)
@@ -552,19 +553,22 @@ class DevnodeApp:
             elif name == "retrieveVectors":
                 args["retrieve_vectors"] = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name == "sort":
-                args["sort"] = self._document_sort(entry, [p for p in value.split(",") if p.strip()])
+                sort = [p for p in value.split(",") if p.strip()]
             elif name == "useNetwork":
                 query_bool("invalid_document_use_network", name, value)
             else:
                 raise unknown_param(name, self._DOC_PARAMS)
+        entry = self._index(uid)
+        if sort is not None:
+            args["sort"] = self._document_sort(entry, sort)
         return 200, entry.engine.get_documents(**args)
 
     @reads_engines
     async def fetch_documents(self, req: Request, uid: str):
-        entry = self._index(uid)
+        self._check_uid(uid)
         body = req.json()
         if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+            raise body_type_error(body)
         args: dict[str, Any] = {"offset": 0, "limit": 20, "fields": None, "filter": None, "ids": None}
         for name, value in body.items():
             code = f"invalid_document_{_snake(name)}"
@@ -576,8 +580,7 @@ class DevnodeApp:
                 _str_list(code, ".fields", value)
                 args["fields"] = None if value is None or "*" in value else value
             elif name == "filter":
-                if value is not None and not isinstance(value, (str, list)):
-                    raise _type_error(code, ".filter", value, "a string")
+                check_filter_shape(value, code)
                 args["filter"] = value
             elif name == "ids":
                 if value is not None and not isinstance(value, list):
@@ -585,7 +588,7 @@ class DevnodeApp:
                 args["ids"] = None if value is None else [str(v) for v in value]
             elif name == "sort":
                 _str_list(code, ".sort", value)
-                args["sort"] = None if value is None else self._document_sort(entry, value)
+                args["sort"] = value
             elif name == "retrieveVectors":
                 if not isinstance(value, bool):
                     raise _type_error(code, ".retrieveVectors", value, "a boolean")
@@ -595,11 +598,14 @@ class DevnodeApp:
             else:
                 raise _unknown_field(name, self._DOC_PARAMS)
         check_listing_ids(body.get("ids"))  # after the whole body, as 1.50
+        entry = self._index(uid)
+        if args.get("sort") is not None:
+            args["sort"] = self._document_sort(entry, args["sort"])
         return 200, entry.engine.get_documents(**args)
 
     @reads_engines
     async def get_document(self, req: Request, uid: str, doc_id: str):
-        entry = self._index(uid)
+        self._check_uid(uid)
         fields = None
         retrieve = False
         for name, value in req.query:
@@ -610,6 +616,7 @@ class DevnodeApp:
                 retrieve = query_bool("invalid_document_retrieve_vectors", name, value)
             elif name != "useNetwork":
                 raise unknown_param(name, ("fields", "retrieveVectors", "useNetwork"))
+        entry = self._index(uid)
         if not valid_document_id(doc_id):
             raise invalid_document_id(doc_id)
         return 200, entry.engine.get_document(doc_id, fields, retrieve)
@@ -626,7 +633,7 @@ class DevnodeApp:
         meta = self._custom_metadata(req)
         body = req.json()
         if not isinstance(body, list):
-            raise MeiliError("bad_request", f"Invalid value type: expected an array, but found {_kind(body)}: `{req.body.decode()}`")
+            raise ids_not_a_list(req.body, body)
         ids = []
         for i, v in enumerate(body):
             if isinstance(v, bool) or not isinstance(v, (str, int)):
@@ -641,15 +648,14 @@ class DevnodeApp:
         meta = self._custom_metadata(req)
         body = req.json()
         if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+            raise body_type_error(body)
         for key in body:
             if key != "filter":
                 raise _unknown_field(key, ("filter",))
         if "filter" not in body:
             raise MeiliError("missing_document_filter", "Missing field `filter`")
         flt = body["filter"]
-        if not isinstance(flt, (str, list)):
-            raise _type_error("invalid_document_filter", ".filter", flt, "a string or an array")
+        deletion_filter(flt, self.q.features)  # its syntax now, its attributes when the task runs
         details = {"providedIds": 0, "deletedDocuments": None, "originalFilter": msgspec.json.encode(flt).decode()}
         return await self._task("documentDeletion", uid, t.DeleteFilter(flt), details, meta)
 
@@ -668,14 +674,18 @@ class DevnodeApp:
     async def search_post(self, req: Request, uid: str):
         body = req.json()
         if not isinstance(body, dict):
-            raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{req.body.decode()}`")
+            raise body_type_error(body)
+        search_request_from_dict(body)  # 1.50 reads the whole body (deserr) before it looks the index up
         return 200, self._search(req, uid, body)
 
     def _search(self, req: Request, uid: str, params: dict) -> dict:
         if isinstance(params.get("useNetwork"), bool):  # checked before the index, as 1.50 does
             raise network_disabled("passing `useNetwork` in a search query")
         entry = self._index(uid)
-        answer = entry.engine.search(params)
+        try:
+            answer = entry.engine.search(params)
+        except MeiliError as e:
+            raise in_index(uid, e) from None
         metadata = None
         if metadata_wanted(req.headers.get("meili-include-metadata")):
             metadata = search_metadata(params.get("q"), uid, entry.engine.primary_key)
@@ -866,7 +876,7 @@ def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False
             try:
                 answer = indexes[entry.index_uid].engine.search(entry.params)
             except MeiliError as e:
-                raise inside(i, e) from None
+                raise inside(i, in_index(entry.index_uid, e)) from None
             metadata = _metadata(indexes, entry.index_uid, entry.params.get("q")) if include_metadata else None
             finish_answer(answer, uid_of_request, metadata, answer.pop("performanceDetails", None))
             results.append({"indexUid": entry.index_uid, **answer})
@@ -899,7 +909,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         try:
             res = indexes[uid].engine.search(params)
         except MeiliError as e:
-            raise inside(i, e) from None
+            raise inside(i, in_index(uid, e)) from None
         if uid in facets_by_index and uid not in facets:
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
         per_query.append(FederatedQuery(

@@ -20,14 +20,23 @@ from typing import Any
 
 from miroir.core import filter as filter_mod, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
-from miroir.core.errors import MeiliError
+from miroir.core.errors import (
+    MeiliError,
+    distinct_not_filterable,
+    facet_not_filterable,
+    index_scoped,
+    json_kind,
+    not_searchable,
+    not_sortable,
+    type_error,
+)
 from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order
 from miroir.core.federation import personalization_disabled
 from miroir.core.searchplan import (
     FACET_SEARCH_PARAMS as _FACET_FIELDS,
     SEARCH_FIELDS,
     check_personalize,
-    json_kind,
+    reserved_sort_error,
     rust_duration,
 )
 from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
@@ -402,6 +411,16 @@ class IndexEngine:
     def _filterable(self) -> list[str]:
         return attribute_names(self.settings["filterableAttributes"])
 
+    def _shown_filterable_patterns(self) -> tuple[list[str], bool]:
+        """The filterable patterns an error may list (milli lists the displayed ones) and
+        whether some were left out (`<..hidden-attributes>`)."""
+        patterns = sorted(set(attr_patterns.filterable_patterns(self.settings["filterableAttributes"])))
+        displayed = self.settings.get("displayedAttributes") or ["*"]
+        if "*" in displayed:
+            return patterns, False
+        shown = [p for p in patterns if p in displayed]
+        return shown, len(shown) < len(patterns)
+
     def _compile_filter(self, value, code: str) -> Callable[[dict], bool] | None:
         expr = self._parse_filter(value, code)
         if expr is None:
@@ -413,28 +432,24 @@ class IndexEngine:
             return lambda doc: id(doc) in by_doc
         return filter_mod.compile_filter(expr)
 
-    def _parse_filter(self, value, code: str):
-        """The parsed, checked filter (compiled once, which validates geo arguments)."""
+    def _parse_filter(self, value, code: str, *, search: bool = False):
+        """The parsed, checked filter (compiled once, which validates geo arguments).
+        `search`: a search's filter, whose errors point into its re-serialized text."""
         if value is None:
             return None
         try:
             key = _filter_key(value)
             expr = self._parsed_filters.get(key, _MISSING) if key is not None else _MISSING
             if expr is _MISSING:
-                expr = filter_mod.parse_filter(value)
+                expr = filter_mod.route_filter(value, code, self.features)
                 if key is not None:
                     if len(self._parsed_filters) >= PARSED_FILTERS:
                         self._parsed_filters.clear()
                     self._parsed_filters[key] = expr
             if expr is None:
                 return None
-            gated = filter_mod.contains_keyword(expr)
-            if gated is not None and not self.features.get("containsFilter"):
-                raise MeiliError(
-                    "feature_not_enabled",
-                    "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
-                    f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
-                )
+            if not self.features.get("containsFilter") and filter_mod.contains_keyword(expr) is not None:
+                filter_mod.route_filter(value, code, self.features)  # the feature was turned off since
             vector_at = filter_mod.vector_filter_position(expr)
             if vector_at is not None and not self.features.get("multimodal"):
                 raise MeiliError(
@@ -442,10 +457,12 @@ class IndexEngine:
                     "using a vector filter requires enabling the `multimodal` experimental feature. "
                     f"See https://github.com/orgs/meilisearch/discussions/846\n{vector_at}",
                 )
-            filter_mod.check_filterable(expr, self.settings["filterableAttributes"])
+            check = filter_mod.check_search_filterable if search else filter_mod.check_filterable
+            check(expr, self.settings["filterableAttributes"])
+            filter_mod.check_filter_features(expr, self.settings["filterableAttributes"], self._fid)
             filter_mod.compile_filter(expr)
         except filter_mod.FilterError as e:
-            raise MeiliError(code, e.message) from None
+            raise e.with_code(code) from None
         if vector_at is not None:
             similar = code == "invalid_similar_filter"  # `/similar` words it as written, unprefixed
             try:
@@ -1586,26 +1603,17 @@ class _SearchParams:
             searchable = eng.settings["searchableAttributes"]
             for a in self.attributes_to_search_on:
                 if a != "*" and searchable != ["*"] and a not in searchable:
-                    raise MeiliError(
-                        "invalid_search_attributes_to_search_on",
-                        f"Attribute `{a}` is not searchable. Available searchable attributes are: `{', '.join(searchable)}`.",
-                    )
+                    raise not_searchable(a, searchable)
             if "*" in self.attributes_to_search_on:
                 self.attributes_to_search_on = None
-        self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter")
+        self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter", search=True)
         self.sort = _parse_sort(g("sort"), eng)
         distinct = g("distinct")
         if distinct is not None:
             if not isinstance(distinct, str):
                 raise _type_error("distinct", "invalid_search_distinct", "a string", distinct)
-            filterable = eng._filterable()
             if not attr_patterns.is_filterable(eng.settings["filterableAttributes"], distinct):
-                avail = ", ".join(sorted(filterable))
-                msg = (
-                    f"Attribute `{distinct}` is not filterable and thus, cannot be used as distinct attribute. "
-                    + (f"Available filterable attributes are: `{avail}`." if filterable else "This index does not have configured filterable attributes.")
-                )
-                raise MeiliError("invalid_search_distinct", msg)
+                raise distinct_not_filterable(distinct, *eng._shown_filterable_patterns())
         self.distinct = distinct
         self.facets = _parse_facets(g("facets"), eng)
         # 1.50's search kind: `media` and `vector` need `hybrid`, and never go together;
@@ -1655,7 +1663,7 @@ _kind = json_kind
 
 
 def _type_error(name: str, code: str, expected: str, value) -> MeiliError:
-    return MeiliError(code, f"Invalid value type at `.{name}`: expected {expected}, but found {_kind(value)}: `{_json_text(value)}`")
+    return type_error(code, f".{name}", value, expected)
 
 
 def _uint(params: dict, name: str, code: str, default):
@@ -1708,17 +1716,18 @@ def _parse_sort(value, eng: IndexEngine) -> list[tuple[str, bool]] | None:
                 "invalid_search_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
+        reserved = reserved_sort_error(name)
+        if reserved is not None:
+            raise reserved
         if not attr_patterns.legacy_match_any(sortable, name):
-            if sortable:
-                msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{', '.join(sorted(sortable))}`."
-            else:
-                msg = f"Attribute `{name}` is not sortable. This index does not have configured sortable attributes."
-            raise MeiliError("invalid_search_sort", msg)
+            raise index_scoped(not_sortable("invalid_search_sort", name, sortable))
         out.append((name, direction == "asc"))
     if out and "sort" not in eng.settings["rankingRules"]:
-        raise MeiliError(
-            "invalid_search_sort",
-            "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.",
+        raise index_scoped(
+            MeiliError(
+                "invalid_search_sort",
+                "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.",
+            )
         )
     return out
 
@@ -1736,11 +1745,7 @@ def _parse_facets(value, eng: IndexEngine) -> list[str] | None:
             out.extend(f for f in filterable if "*" not in f)
             continue
         if not attr_patterns.facet_allowed(rules, name):
-            if filterable:
-                msg = f"Invalid facet distribution, attribute `{name}` is not filterable. The available filterable attribute{'s are' if len(filterable) > 1 else ' is'} `{', '.join(sorted(filterable))}`."
-            else:
-                msg = "Invalid facet distribution, this index does not have configured filterable attributes."
-            raise MeiliError("invalid_search_facets", msg)
+            raise facet_not_filterable(name, sorted(set(attr_patterns.filterable_patterns(rules))))
         if "*" in name:  # a pattern (`gen*`): the filterable attributes of the index it matches
             out.extend(
                 f

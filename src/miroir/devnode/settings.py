@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from miroir.core import embedders as embedders_mod, settings as core_settings
-from miroir.core.errors import MeiliError, json_kind
+from miroir.core.errors import MeiliError, body_type_error, json_kind, type_text
 
 Validator = Callable[[Any, str], Any]
 
@@ -31,8 +31,8 @@ class _Invalid(Exception):
 
 
 def _type_error(value: Any, path: str, expected: str) -> _Invalid:
-    text = msgspec.json.encode(value).decode()
-    return _Invalid(path, f"expected {expected}, but found {_kind(value)}: `{text}`")
+    # deserr's words after "Invalid value type at `path`: " (`_Invalid` adds the prefix)
+    return _Invalid(path, type_text("", value, expected).removeprefix("Invalid value type: "))
 
 
 def _str(value: Any, path: str) -> str:
@@ -324,8 +324,7 @@ def hidden_keys(features: frozenset[str] | None) -> tuple[str, ...]:
 def validate_settings(body: Any, known: tuple[str, ...] | None = None, features: frozenset[str] | None = None) -> dict:
     """Body of `PATCH /settings` -> normalized patch (`None` = reset)."""
     if not isinstance(body, dict):
-        text = msgspec.json.encode(body).decode()
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}: `{text}`")
+        raise body_type_error(body)
     names = known or tuple(BY_NAME)
     patch = {}
     for key, value in body.items():

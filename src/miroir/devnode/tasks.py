@@ -20,7 +20,7 @@ import trio
 import trio.lowlevel
 
 from miroir.core import statsview, taskquery
-from miroir.core.errors import MeiliError, index_not_found
+from miroir.core.errors import MeiliError, in_index, index_not_found
 from miroir.core.taskquery import format_duration, rfc3339
 from miroir.devnode import persist, settings as settings_mod
 from miroir.devnode.engine import IndexEngine, default_settings
@@ -342,7 +342,8 @@ class TaskQueue:
                     out.details = self._apply(rec, op, side_records, deleted)
                     out.status = "succeeded"
                 except MeiliError as e:
-                    out.status, out.error = "failed", e.to_dict()
+                    err = in_index(rec.index_uid, e) if rec.index_uid else e
+                    out.status, out.error = "failed", err.to_dict()
                     out.details = _finalize_details(rec.type, rec.details)
                 except Exception as e:  # an engine bug must fail one task, not the node
                     log.exception("task failed with an internal error", uid=uid)

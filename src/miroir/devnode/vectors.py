@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from miroir.core import hybrid
-from miroir.core.errors import MeiliError, json_kind
+from miroir.core.errors import MeiliError, json_kind, type_text
 from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
@@ -389,7 +389,7 @@ def _hybrid_params(eng: IndexEngine, params: dict) -> tuple[str, float] | None:
     if not isinstance(hybrid, dict):
         raise MeiliError(
             "invalid_search_hybrid_query",
-            f"Invalid value type at `.hybrid`: expected an object, but found {_kind(hybrid)}: `{_json(hybrid)}`",
+            type_text(".hybrid", hybrid, "an object"),
         )
     for k in hybrid:
         if k not in ("semanticRatio", "embedder"):
@@ -409,7 +409,7 @@ def _hybrid_params(eng: IndexEngine, params: dict) -> tuple[str, float] | None:
     if not isinstance(name, str):
         raise MeiliError(
             "invalid_search_embedder",
-            f"Invalid value type at `.hybrid.embedder`: expected a string, but found {_kind(name)}: `{_json(name)}`",
+            type_text(".hybrid.embedder", name, "a string"),
         )
     return name, float(np.float32(ratio))
 
@@ -430,7 +430,7 @@ def _vector_param(params: dict) -> list[float] | None:
     if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         raise MeiliError(
             "invalid_search_vector",
-            f"Invalid value type at `.vector`: expected an array, but found {_kind(v)}: `{_json(v)}`",
+            type_text(".vector", v, "an array"),
         )
     return [float(x) for x in v]
 

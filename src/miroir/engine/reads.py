@@ -33,6 +33,8 @@ from miroir.core import federation as fed, hybrid, patterns, reserved
 from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
+    body_type_error,
+    in_index,
     index_not_found,
     invalid_index_uid,
     json_kind,
@@ -50,6 +52,7 @@ from miroir.core.facets import (
 from miroir.core.filter import (
     FilterError,
     and_filters,
+    check_filter_shape,
     parse_filter,
     pinned_keys,
     shard_filter,
@@ -73,6 +76,7 @@ from miroir.core.searchplan import (
     search_metadata,
     search_request_from_dict,
     subquery_for_shards,
+    unfilterable_error,
 )
 from miroir.engine import fields
 from miroir.engine.cluster import Cluster
@@ -204,10 +208,13 @@ async def search(
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
     ss = _search_settings_of(settings)
-    refused = hidden_field_error(req, ss.settings) or vector_filter_error(
-        req.filter, uid=uid, settings=ss.settings, features=_features(cluster))
+    refused = (
+        hidden_field_error(req, ss.settings)
+        or unfilterable_error(req, ss.settings, cluster.state.experimental_features)
+        or vector_filter_error(req.filter, uid=uid, settings=ss.settings, features=_features(cluster))
+    )
     if refused is not None:
-        raise refused
+        raise in_index(uid, refused)
     req = await with_query_vector(req, settings)  # embedded once here, not once per node
     if hybrid.is_hybrid(req):
         return await _hybrid_search(cluster, uid, req, meta, ss, started, include_metadata, request_uid)
@@ -597,7 +604,7 @@ def documents_query_from_params(params: Mapping[str, str]) -> DocumentsQuery:
 def documents_query_from_body(body: Any) -> DocumentsQuery:
     """POST /indexes/{uid}/documents/fetch body -> DocumentsQuery (Meilisearch's errors)."""
     if not isinstance(body, dict):
-        raise MeiliError("bad_request", f"Invalid value type: expected an object, but found {_kind(body)}")
+        raise body_type_error(body)
     for name, value in body.items():
         code = "invalid_document_" + "".join("_" + c.lower() if c.isupper() else c for c in name)
         if name in ("offset", "limit"):
@@ -610,8 +617,7 @@ def documents_query_from_body(body: Any) -> DocumentsQuery:
                 if not isinstance(v, str):
                     raise _type_error(code, f".{name}[{i}]", v, "a string")
         elif name == "filter":
-            if value is not None and not isinstance(value, (str, list)):
-                raise _type_error(code, ".filter", value, "a string")
+            check_filter_shape(value, code)
         elif name == "retrieveVectors":
             if not isinstance(value, bool):
                 raise _type_error(code, ".retrieveVectors", value, "a boolean")

@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import contextvars
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +86,7 @@ import trio
 from miroir.core.errors import MeiliError
 from miroir.core.model import IndexMeta
 from miroir.core.placement import Layout
+from miroir.core.reserved import hide_shard_field
 from miroir.core.routing import covering_set
 from miroir.engine.cluster import Cluster
 from miroir.engine.topology import Topology
@@ -211,11 +211,6 @@ def plan_retry(
         else:
             missing.append(s)
     return plan, missing
-
-
-def _hide_shard_field(message: str) -> str:
-    """Node errors list filterable attributes; `_miroir_shard` is not the client's."""
-    return re.sub(r"(?:, | )?_miroir_shard", "", message.replace("_miroir_shard, ", "").replace("_miroir_shard ", ""))
 
 
 def hedge_delay(
@@ -503,7 +498,7 @@ class _Scatter:
                     if e.status >= 500:
                         return _FAILED
                     # The client's mistake: surface the node's error as Miroir's own.
-                    raise MeiliError(e.code, _hide_shard_field(e.message), status=e.status, type=e.type) from None
+                    raise MeiliError(e.code, hide_shard_field(e.message), status=e.status, type=e.type) from None
                 if health is not None:
                     health.report_failure(node_id, e.reason, timed_out=e.reason.startswith("timeout"))
                 return _FAILED

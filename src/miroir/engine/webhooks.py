@@ -34,7 +34,7 @@ import msgspec
 import structlog
 import trio
 
-from miroir.core.errors import MeiliError, json_kind, type_error
+from miroir.core.errors import MeiliError, body_type_error, type_error
 from miroir.core.model import Webhook, WebhookDeleted, WebhookDelivered, WebhookDeliveriesQueued, WebhookPut
 from miroir.core.taskfold import TERMINAL, task_view
 from miroir.engine.cluster import Cluster
@@ -89,10 +89,7 @@ def parse_settings(body: Any) -> tuple[Any, Any]:
     """(url, headers) of a POST/PATCH body: each `_NOT_SET`, None (reset) or the value;
     a header value of None removes that header."""
     if not isinstance(body, dict):
-        raise MeiliError(
-            "bad_request", f"Invalid value type: expected an object, but found {json_kind(body)}: "
-            f"`{msgspec.json.encode(body).decode()}`",
-        )
+        raise body_type_error(body)
     accepted = "`url`, `headers`"
     for key in body:
         if key == "uuid":

@@ -37,8 +37,9 @@ import structlog
 import trio
 
 from miroir.core import batches, reserved
-from miroir.core.documents import decode_documents, narrowed_documents, payload_format, resolve_primary_key
+from miroir.core.documents import decode_documents, documents_format, narrowed_documents, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
+from miroir.core.filter import deletion_filter
 from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
 from miroir.core.placement import CURRENT_PLACEMENT, Layout
 from miroir.core.routing import shard_for_key
@@ -290,13 +291,7 @@ def decode_batch_flat(body: bytes, content_type: str | None, csv_delimiter: str 
     only scalars and lists of scalars as values; a batch that does not fit (or is not
     valid: the error comes from the generic decode) is decoded again, generically.
     """
-    fmt = payload_format(content_type)
-    if csv_delimiter is not None and fmt != "csv":
-        raise MeiliError(
-            "invalid_document_csv_delimiter",
-            f"The Content-Type `{content_type}` does not support the use of a csv delimiter. The csv delimiter can only "
-            "be used with the Content-Type `text/csv`.",
-        )
+    fmt = documents_format(content_type, csv_delimiter)
     if fmt == "csv":
         return decode_documents(body, fmt, csv_delimiter=csv_delimiter if csv_delimiter is not None else ","), True
     try:
@@ -467,12 +462,7 @@ async def delete_by_filter(
     if unknown:
         raise MeiliError("bad_request", f"Unknown field `{unknown[0]}`: expected one of `filter`")
     filt = body["filter"]
-    if not isinstance(filt, (str, list)):
-        raise MeiliError(
-            "invalid_document_filter",
-            "Invalid syntax for the filter parameter: `expected String, Array, found: "
-            f"{msgspec.json.encode(filt).decode()}`.",
-        )
+    deletion_filter(filt, cluster.state.experimental_features)  # its syntax now, as 1.50 (the nodes check its attributes)
     # Meilisearch reports the filter as the client sent it, JSON-encoded (a string
     # filter in quotes, an array as compact JSON).
     details = _deletion_details(0, msgspec.json.encode(filt).decode(), with_filter=True)
