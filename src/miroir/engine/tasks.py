@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import msgspec
 import structlog
 import trio
 
@@ -315,6 +316,28 @@ class TaskService:
             node_shards=dict(node_shards) if node_shards is not None else None,
             custom_metadata=custom_metadata,
         )
+        await self.journal.append(TaskEnqueued(task=record))
+        self.wake()
+        await self._bound_history()
+        return self.state.tasks.get(record.uid, record)
+
+    def reserve(
+        self, *, index_uid: str | None, type: str, details: dict | None, custom_metadata: str | None = None
+    ) -> TaskRecord:
+        """A plain task with its uid allocated now and journaled later (`enqueue_reserved`):
+        a write journals it first in its intent, before any node sees the write
+        (engine/intents.py), and enqueues it with its node tasks once they are known."""
+        return TaskRecord(
+            uid=self._allocate(), index_uid=index_uid, type=type, status="enqueued", details=details,
+            enqueued_at=self.now_rfc3339(), custom_metadata=custom_metadata,
+        )
+
+    async def enqueue_reserved(
+        self, task: TaskRecord, node_tasks: Mapping[str, int], node_shards: Mapping[str, list[int]]
+    ) -> TaskRecord:
+        """Journal a task from `reserve` (durable when this returns; settles its write's
+        intent) for the reconciler to fold."""
+        record = msgspec.structs.replace(task, node_tasks=dict(node_tasks), node_shards=dict(node_shards))
         await self.journal.append(TaskEnqueued(task=record))
         self.wake()
         await self._bound_history()
