@@ -58,6 +58,9 @@ SNAPSHOT_TMP_NAME = "state.snapshot.tmp"
 COMMIT_NAME = "journal.commit"
 COMMIT_TMP_NAME = "journal.commit.tmp"
 DAMAGED_PREFIX = "damaged."
+# Bytes of records after which a snapshot starts a new segment (besides `snapshot_every`
+# records): the journal stays bounded on disk when records carry whole write batches.
+SNAPSHOT_BYTES = 256 * 2**20
 # A commit-marker slot: magic, seq, segment, offset, records, high water; then crc32.
 _MARK = struct.Struct("<4sQIQQQ")
 _MARK_MAGIC = b"MJC1"
@@ -209,6 +212,7 @@ class Journal(Generic[S]):
         apply: Callable[[S, Any], None],
         initial: Callable[[], S],
         snapshot_every: int = 10_000,
+        snapshot_bytes: int = SNAPSHOT_BYTES,
         high_water: Callable[[S], int] | None = None,
     ) -> None:
         assert snapshot_every > 0
@@ -216,6 +220,7 @@ class Journal(Generic[S]):
         self._apply = apply
         self._initial = initial
         self._snapshot_every = snapshot_every
+        self._snapshot_bytes = snapshot_bytes
         self._encoder = msgspec.msgpack.Encoder()
         self._record_decoder = msgspec.msgpack.Decoder(record_type)
         self._snapshot_type = _Snapshot[state_type]  # type: ignore[valid-type]
@@ -614,7 +619,9 @@ class Journal(Generic[S]):
                 return
             batch, self._pending = self._pending, []
             await self._commit(batch)
-            if self._since_snapshot >= self._snapshot_every:
+            # The open segment holds every record since the snapshot: bounded in records
+            # and in bytes (write intents carry whole batches, engine/intents.py).
+            if self._since_snapshot >= self._snapshot_every or self._offset >= self._snapshot_bytes:
                 await self._do_snapshot()
 
     async def _mark_loop(self) -> None:
