@@ -28,7 +28,7 @@ not acks: they are named in `X-Miroir-Degraded`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -265,9 +265,10 @@ def _task_of(cluster: Cluster, uid: str, kind: str, details: dict, custom_metada
     return lambda: cluster.tasks.reserve(index_uid=uid, type=kind, details=details, custom_metadata=custom_metadata)
 
 
-async def _enqueue(cluster: Cluster, sent: Sent) -> TaskRecord:
-    """Journal the task of a sent write (settles its intent)."""
-    return await cluster.tasks.enqueue_reserved(sent.task, sent.node_tasks, sent.node_shards)
+def _enqueue(cluster: Cluster, sent: Sent) -> Callable[[], Awaitable[TaskRecord]]:
+    """Queue the task of a sent write (it settles its intent); the caller awaits what
+    this returns once it released the index lock (TaskService.enqueue_reserved)."""
+    return cluster.tasks.enqueue_reserved(sent.task, sent.node_tasks, sent.node_shards)
 
 
 async def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
@@ -422,7 +423,9 @@ async def add_documents(
                 await cluster.journal.append(
                     IndexPut(meta=msgspec.structs.replace(meta, primary_key=new_key, updated_at=now(cluster)))
                 )
-            task = await _enqueue(cluster, sent)
+            enqueued = _enqueue(cluster, sent)
+    with trio.CancelScope(shield=True):
+        task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
 
 
@@ -469,7 +472,9 @@ async def delete_ids(
                 cluster, meta, routed, request, _task_of(cluster, uid, "documentDeletion", details, custom_metadata),
                 items=None if single else pairs,
             )
-            task = await _enqueue(cluster, sent)
+            enqueued = _enqueue(cluster, sent)
+    with trio.CancelScope(shield=True):
+        task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
 
 
@@ -487,7 +492,9 @@ async def _broadcast_write(
                 cluster, meta, routed, request, _task_of(cluster, uid, "documentDeletion", details, custom_metadata),
                 all_shards=True,
             )
-            task = await _enqueue(cluster, sent)
+            enqueued = _enqueue(cluster, sent)
+    with trio.CancelScope(shield=True):
+        task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
 
 

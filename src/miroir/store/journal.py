@@ -40,7 +40,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -763,14 +763,30 @@ class Journal(Generic[S]):
         """
         if not records:
             return
+        durable = self.append_queued(*records)
+        t0 = time.perf_counter()
+        await durable()
+        HOT.journal_append.observe(time.perf_counter() - t0)
+
+    def append_queued(self, *records: Any) -> Callable[[], Awaitable[None]]:
+        """Queue ``records`` now, before any later append (the order of the log), and
+        return what waits until they are durable and applied, as ``append`` does.
+
+        Lets a caller release a lock before the fsync: what it appends next under that
+        lock is written after these records, in the same group commit or a later one.
+        """
         self._check_alive()
         payloads = [self._encoder.encode(r) for r in records]
         # Apply decoded copies: the state never aliases the caller's objects and holds
         # exactly what a replay would rebuild. Also rejects what could not be replayed.
         copies = [self._record_decoder.decode(p) for p in payloads]
-        t0 = time.perf_counter()
-        await self._submit(_Pending(b"".join(frame(p) for p in payloads), copies))
-        HOT.journal_append.observe(time.perf_counter() - t0)
+        pending = _Pending(b"".join(frame(p) for p in payloads), copies)
+        self._queue(pending)
+
+        async def durable() -> None:
+            await self._wait(pending)
+
+        return durable
 
     async def snapshot(self) -> None:
         """Write a snapshot of everything appended before, start a new segment, drop the old."""
@@ -793,8 +809,15 @@ class Journal(Generic[S]):
             raise JournalError("journal writer not started")
 
     async def _submit(self, pending: _Pending) -> None:
+        self._queue(pending)
+        await self._wait(pending)
+
+    def _queue(self, pending: _Pending) -> None:
         self._pending.append(pending)
         self._wakeup.set()
+
+    @staticmethod
+    async def _wait(pending: _Pending) -> None:
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
