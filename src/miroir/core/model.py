@@ -697,6 +697,10 @@ class WriteIntent(msgspec.Struct, kw_only=True):
 
 
 class IntentJournaled(JournalRecord, tag="intent_journaled"):
+    # Applied without the journal's decoded copy (store/journal.py): it holds a whole
+    # batch, which the write path never changes once it is routed.
+    APPLY_ORIGINAL = True
+
     intent: WriteIntent
 
 

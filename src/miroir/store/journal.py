@@ -779,7 +779,13 @@ class Journal(Generic[S]):
         payloads = [self._encoder.encode(r) for r in records]
         # Apply decoded copies: the state never aliases the caller's objects and holds
         # exactly what a replay would rebuild. Also rejects what could not be replayed.
-        copies = [self._record_decoder.decode(p) for p in payloads]
+        # A record type with `APPLY_ORIGINAL` is applied as given: its caller never
+        # changes it afterwards, and it is too big to copy on every write (a write
+        # intent holds the whole batch, core/model.py).
+        copies = [
+            r if getattr(r, "APPLY_ORIGINAL", False) else self._record_decoder.decode(p)
+            for r, p in zip(records, payloads, strict=True)
+        ]
         pending = _Pending(b"".join(frame(p) for p in payloads), copies)
         self._queue(pending)
 
