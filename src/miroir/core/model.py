@@ -212,6 +212,9 @@ class MiroirState(msgspec.Struct, kw_only=True):
     dynamic_search_rules: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     # Reshards in progress by index uid (core/reshard.py, engine/reshard.py). Defaulted.
     reshards: dict[str, Reshard] = msgspec.field(default_factory=dict)
+    # Write batches sent (or about to be) to their owners whose outcome is not journaled
+    # yet, by the uid reserved for their task (engine/intents.py). Defaulted.
+    intents: dict[int, WriteIntent] = msgspec.field(default_factory=dict)
 
 
 def new_state() -> MiroirState:
@@ -297,6 +300,8 @@ def _task_enqueued(state: MiroirState, rec: TaskEnqueued) -> None:
         state.open_tasks.add(rec.task.uid)
     # max(): the counter never goes back, even if records carry uids out of order.
     state.next_task_uid = max(state.next_task_uid, rec.task.uid + 1)
+    # The task of a write is its outcome: the write's intent is settled (engine/intents.py).
+    state.intents.pop(rec.task.uid, None)
 
 
 @applies(TaskUpdated)
@@ -819,6 +824,55 @@ def _reshard_done(state: MiroirState, rec: ReshardDone) -> None:
     meta.split_from = 0
     for group, table in r.final.items():
         state.rebalance.tables[table_key(r.shards, group)] = [list(o) for o in table]
+
+
+# --- write-ahead intents (engine/intents.py) ---------------------------------------------
+
+
+class WriteIntent(msgspec.Struct, kw_only=True):
+    """A write batch journaled before any of it is sent to its owners, so that a Miroir
+    killed under it can make every copy agree afterwards (engine/intents.py).
+
+    `task`: the task the write becomes (its uid reserved, node tasks not known yet).
+    Each owner's request is `request` with, when `items` is set, the body made of the
+    items of the shards it holds (`owners`), in batch order; otherwise `request` as is
+    (a single delete, a delete by filter, a delete of all documents). Each document is
+    stored once however many owners it has. `primary_key`: the key this write sets on
+    an index that had none (journaled by the write after the fan-out).
+    """
+
+    task: TaskRecord
+    request: NodeRequest
+    owners: dict[str, list[int]]
+    items: list[tuple[int, Any]] | None = None
+    primary_key: str | None = None
+
+
+class IntentJournaled(JournalRecord, tag="intent_journaled"):
+    # Applied without the journal's decoded copy (store/journal.py): it holds a whole
+    # batch, which the write path never changes once it is routed.
+    APPLY_ORIGINAL = True
+
+    intent: WriteIntent
+
+
+@applies(IntentJournaled)
+def _intent_journaled(state: MiroirState, rec: IntentJournaled) -> None:
+    state.intents[rec.intent.task.uid] = rec.intent
+    # The uid is reserved from now on, across restarts too.
+    state.next_task_uid = max(state.next_task_uid, rec.intent.task.uid + 1)
+
+
+class IntentSettled(JournalRecord, tag="intent_settled"):
+    """The write took effect nowhere (refused for certain) or was settled otherwise;
+    a write that took effect is settled by its `TaskEnqueued` instead."""
+
+    uid: int
+
+
+@applies(IntentSettled)
+def _intent_settled(state: MiroirState, rec: IntentSettled) -> None:
+    state.intents.pop(rec.uid, None)
 
 
 # Built from the registry so that adding a record type is one class and one handler.

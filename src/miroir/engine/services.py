@@ -10,7 +10,9 @@ knows whose config url differs has moved, and its new url is journaled (logged
 `run_services(cluster)` runs the background services in its own nursery (the daemon
 starts it in its service nursery) and closes the node clients when it stops:
 - the task service (`cluster.tasks`) and the reconciler folding node task states;
-- the health probers, one per node, feeding `cluster.health`;
+- the health probers, one per node, feeding `cluster.health`; once they had their
+  first probes, the writes a killed Miroir left in flight are rolled forward
+  (engine/intents.py) before anything else runs;
 - the rebalancer, reachable as `cluster.rebalancer` while it runs;
 - the hinted-handoff repair loop over `cluster.handoff`;
 - the webhook deliveries of finished tasks (engine/webhooks.py).
@@ -30,6 +32,7 @@ from miroir.engine import keys, nodeurl
 from miroir.engine.cluster import Cluster
 from miroir.engine.handoff import Handoff
 from miroir.engine.health import HealthTable, Probe, run_health
+from miroir.engine.intents import settle_interrupted
 from miroir.engine.rebalancer import run_rebalancer
 from miroir.engine.reconciler import Reconciler
 from miroir.engine.reshard import run_resharder
@@ -61,6 +64,8 @@ async def run_services(cluster: Cluster, *, task_status: trio.TaskStatus[None] =
             await nursery.start(cluster.tasks.run)
             await nursery.start(Reconciler(cluster.tasks).run)
             await nursery.start(run_cluster_health, cluster, cluster.health)
+            # Writes a kill -9 interrupted mid-fan-out, before Miroir is ready (issue 20).
+            await settle_interrupted(cluster)
             await nursery.start(run_rebalancer, cluster)
             await nursery.start(run_resharder, cluster)
             await nursery.start(Handoff(cluster).run)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import msgspec
 import structlog
 import trio
 
@@ -323,6 +324,37 @@ class TaskService:
         self.wake()
         await self._bound_history()
         return self.state.tasks.get(record.uid, record)
+
+    def reserve(
+        self, *, index_uid: str | None, type: str, details: dict | None, custom_metadata: str | None = None
+    ) -> TaskRecord:
+        """A plain task with its uid allocated now and journaled later (`enqueue_reserved`):
+        a write journals it first in its intent, before any node sees the write
+        (engine/intents.py), and enqueues it with its node tasks once they are known."""
+        return TaskRecord(
+            uid=self._allocate(), index_uid=index_uid, type=type, status="enqueued", details=details,
+            enqueued_at=self.now_rfc3339(), custom_metadata=custom_metadata,
+        )
+
+    def enqueue_reserved(
+        self, task: TaskRecord, node_tasks: Mapping[str, int], node_shards: Mapping[str, list[int]]
+    ) -> Callable[[], Awaitable[TaskRecord]]:
+        """Queue the journaling of a task from `reserve` (it settles its write's intent)
+        for the reconciler to fold; returns what waits until it is durable.
+
+        A write queues it under its index lock and waits after releasing the lock: the
+        next write of the index journals its intent behind it, in the same group commit
+        (one fsync on the index's critical path per write, not two)."""
+        record = msgspec.structs.replace(task, node_tasks=dict(node_tasks), node_shards=dict(node_shards))
+        durable = self.journal.append_queued(TaskEnqueued(task=record))
+
+        async def enqueued() -> TaskRecord:
+            await durable()
+            self.wake()
+            await self._bound_history()
+            return self.state.tasks.get(record.uid, record)
+
+        return enqueued
 
     async def enqueue_driven(
         self,

@@ -28,7 +28,7 @@ not acks: they are named in `X-Miroir-Degraded`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -40,7 +40,8 @@ from miroir.core import batches, reserved
 from miroir.core.documents import decode_documents, documents_format, narrowed_documents, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
 from miroir.core.filter import deletion_filter
-from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
+from miroir.core.intents import make_intent
+from miroir.core.model import IndexMeta, IndexPut, IntentJournaled, IntentSettled, NodeRequest, TaskRecord
 from miroir.core.placement import CURRENT_PLACEMENT, Layout
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
@@ -59,9 +60,11 @@ NODE_WRITE_TIMEOUT_S = 30.0
 NODE_READ_TIMEOUT_S = 5.0
 
 class Sent(msgspec.Struct):
-    """The nodes that took a write: node -> node task uid, node -> the write's shards it
-    holds (what the task fold judges a lost node task by), X-Miroir-Degraded value."""
+    """The nodes that took a write: its task (uid reserved by its intent, not journaled
+    yet), node -> node task uid, node -> the write's shards it holds (what the task fold
+    judges a lost node task by), X-Miroir-Degraded value."""
 
+    task: TaskRecord
     node_tasks: dict[str, int]
     node_shards: dict[str, list[int]]
     degraded: str | None
@@ -78,6 +81,7 @@ def _targets(cluster: Cluster, meta: IndexMeta, shards: Sequence[int]) -> dict[i
 
 
 Spec = Callable[[str, list[Any]], NodeRequest]
+TaskOf = Callable[[], TaskRecord]  # reserves the write's task uid
 
 
 async def deliver(cluster: Cluster, node: str, req: NodeRequest, timeout_s: float = NODE_WRITE_TIMEOUT_S) -> Any:
@@ -153,8 +157,11 @@ async def _send(
     meta: IndexMeta,
     routed: batches.Routed,
     spec: Spec,
+    task: TaskOf,
     *,
     all_shards: bool = False,
+    items: Sequence[tuple[int, Any]] | None = None,
+    primary_key: str | None = None,
 ) -> Sent:
     """Deliver `spec(node, items)` to every node of the plan, under the write
     consistency rule (`cluster.write_consistency`, core/batches.py). Caller holds the
@@ -177,7 +184,11 @@ async def _send(
     stopped answering (hung, SIGSTOP), it may apply it once it resumes: the write is
     then hinted to every owner, the hung one included, and acknowledged (degraded), so
     that every copy converges to it; a refusal there would leave the copies differing.
-    Returns the nodes that took the write (`Sent`).
+    Write-ahead intent (engine/intents.py): once the write may be sent, its task uid is
+    reserved and its intent (`items`: the batch as (shard, item) pairs when each owner
+    gets the items of its shards; `primary_key`: set by this write) journaled before any
+    node sees it; a certain refusal settles it here, the caller's `enqueue_reserved`
+    otherwise. Returns the nodes that took the write (`Sent`).
     """
     shards = list(range(meta.shards)) if all_shards else routed.shards
     targets = _targets(cluster, meta, shards)
@@ -188,11 +199,20 @@ async def _send(
     _refuse_unless_writable(cluster, meta.uid, targets, ways)
     requests: dict[str, NodeRequest] = {}
     missed: dict[str, NodeRequest] = {}
-    for node, items in routed.items.items():
+    every = {node: spec(node, part) for node, part in routed.items.items()}
+    for node, req in every.items():
         if ways[node] == "skip":
             continue  # the refill's reconciliation brings it
-        req = spec(node, items)
         (requests if ways[node] == "send" else missed)[node] = req
+    held: dict[str, list[int]] = {n: [] for n in every}
+    for shard in sorted(shards):
+        for owners in targets[shard].values():
+            for n in owners:
+                if n in held:
+                    held[n].append(shard)
+    record = task()
+    if every:
+        await cluster.journal.append(IntentJournaled(intent=make_intent(record, every, held, items, primary_key)))
 
     acked: dict[str, int] = {}
     errors: dict[str, Exception] = {}
@@ -218,10 +238,12 @@ async def _send(
             # Every node refused the request itself: that is the answer.
             first = errors[sorted(errors)[0]]
             assert isinstance(first, NodeError)
+            await cluster.journal.append(IntentSettled(uid=record.uid))  # nothing applied
             raise MeiliError(first.code, first.message, status=first.status, type=first.type)
         # A node that answered (an error) did not take it; one that never got a
         # connection did not see it: nothing was written, the refusal is certain.
         if all(isinstance(e, NodeError) or _never_sent(e) for e in errors.values()):
+            await cluster.journal.append(IntentSettled(uid=record.uid))
             raise batches.no_owner_took(shards)
         # Some node got the request and stopped answering (hung, deadline): it may apply
         # it once it resumes, and no other owner would. A refusal would leave the copies
@@ -236,13 +258,18 @@ async def _send(
         # Taken by some owner, so it takes effect (hinted above): acknowledged, degraded.
         log.warning("write.consistency_missed", index=meta.uid, rule=rule, shards=verdict.lost, acked=sorted(acked))
     degraded = batches.degraded_header(verdict.degraded) if verdict.degraded else None
-    node_shards: dict[str, list[int]] = {n: [] for n in acked}
-    for shard in sorted(shards):
-        for owners in targets[shard].values():
-            for n in owners:
-                if n in node_shards:
-                    node_shards[n].append(shard)
-    return Sent(node_tasks=acked, node_shards=node_shards, degraded=degraded)
+    node_shards = {n: held[n] for n in acked}
+    return Sent(task=record, node_tasks=acked, node_shards=node_shards, degraded=degraded)
+
+
+def _task_of(cluster: Cluster, uid: str, kind: str, details: dict, custom_metadata: str | None) -> TaskOf:
+    return lambda: cluster.tasks.reserve(index_uid=uid, type=kind, details=details, custom_metadata=custom_metadata)
+
+
+def _enqueue(cluster: Cluster, sent: Sent) -> Callable[[], Awaitable[TaskRecord]]:
+    """Queue the task of a sent write (it settles its intent); the caller awaits what
+    this returns once it released the index lock (TaskService.enqueue_reserved)."""
+    return cluster.tasks.enqueue_reserved(sent.task, sent.node_tasks, sent.node_shards)
 
 
 async def _index_or_fail(cluster: Cluster, uid: str) -> IndexMeta | None:
@@ -379,13 +406,21 @@ async def add_documents(
                 index=uid, method=method, path=f"/indexes/{uid}/documents", params=params, body=items
             )
 
-        sent = await _send(cluster, meta, routed, request)
-        if meta.primary_key is None:
-            await cluster.journal.append(IndexPut(meta=msgspec.structs.replace(meta, primary_key=pk, updated_at=now(cluster))))
-        task = await cluster.tasks.enqueue(
-            index_uid=uid, type=kind, node_tasks=sent.node_tasks, details=details, node_shards=sent.node_shards,
-            custom_metadata=custom_metadata,
-        )
+        new_key = pk if meta.primary_key is None else None
+        # Shielded from the intent to the task (engine/intents.py): a client that hangs
+        # up must not leave the write applied by some owners and journaled nowhere.
+        with trio.CancelScope(shield=True):
+            sent = await _send(
+                cluster, meta, routed, request, _task_of(cluster, uid, kind, details, custom_metadata),
+                items=list(zip(doc_shards, docs)), primary_key=new_key,
+            )
+            if new_key is not None:
+                await cluster.journal.append(
+                    IndexPut(meta=msgspec.structs.replace(meta, primary_key=new_key, updated_at=now(cluster)))
+                )
+            enqueued = _enqueue(cluster, sent)
+    with trio.CancelScope(shield=True):
+        task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
 
 
@@ -427,11 +462,14 @@ async def delete_ids(
                 )
             return NodeRequest(index=uid, method="POST", path=f"/indexes/{uid}/documents/delete-batch", body=items)
 
-        sent = await _send(cluster, meta, routed, request)
-        task = await cluster.tasks.enqueue(
-            index_uid=uid, type="documentDeletion", node_tasks=sent.node_tasks, details=details,
-            node_shards=sent.node_shards, custom_metadata=custom_metadata,
-        )
+        with trio.CancelScope(shield=True):  # as in add_documents
+            sent = await _send(
+                cluster, meta, routed, request, _task_of(cluster, uid, "documentDeletion", details, custom_metadata),
+                items=None if single else pairs,
+            )
+            enqueued = _enqueue(cluster, sent)
+    with trio.CancelScope(shield=True):
+        task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
 
 
@@ -444,11 +482,14 @@ async def _broadcast_write(
     async with index_lock(cluster, uid):
         meta = cluster.state.indexes.get(uid) or meta
         routed = batches.Routed(items={n: [] for n in cluster.topology.all_nodes()}, shards=list(range(meta.shards)))
-        sent = await _send(cluster, meta, routed, request, all_shards=True)
-        task = await cluster.tasks.enqueue(
-            index_uid=uid, type="documentDeletion", node_tasks=sent.node_tasks, details=details,
-            node_shards=sent.node_shards, custom_metadata=custom_metadata,
-        )
+        with trio.CancelScope(shield=True):  # as in add_documents
+            sent = await _send(
+                cluster, meta, routed, request, _task_of(cluster, uid, "documentDeletion", details, custom_metadata),
+                all_shards=True,
+            )
+            enqueued = _enqueue(cluster, sent)
+    with trio.CancelScope(shield=True):
+        task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
 
 

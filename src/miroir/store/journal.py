@@ -40,7 +40,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -58,6 +58,9 @@ SNAPSHOT_TMP_NAME = "state.snapshot.tmp"
 COMMIT_NAME = "journal.commit"
 COMMIT_TMP_NAME = "journal.commit.tmp"
 DAMAGED_PREFIX = "damaged."
+# Bytes of records after which a snapshot starts a new segment (besides `snapshot_every`
+# records): the journal stays bounded on disk when records carry whole write batches.
+SNAPSHOT_BYTES = 256 * 2**20
 # A commit-marker slot: magic, seq, segment, offset, records, high water; then crc32.
 _MARK = struct.Struct("<4sQIQQQ")
 _MARK_MAGIC = b"MJC1"
@@ -209,6 +212,7 @@ class Journal(Generic[S]):
         apply: Callable[[S, Any], None],
         initial: Callable[[], S],
         snapshot_every: int = 10_000,
+        snapshot_bytes: int = SNAPSHOT_BYTES,
         high_water: Callable[[S], int] | None = None,
     ) -> None:
         assert snapshot_every > 0
@@ -216,6 +220,7 @@ class Journal(Generic[S]):
         self._apply = apply
         self._initial = initial
         self._snapshot_every = snapshot_every
+        self._snapshot_bytes = snapshot_bytes
         self._encoder = msgspec.msgpack.Encoder()
         self._record_decoder = msgspec.msgpack.Decoder(record_type)
         self._snapshot_type = _Snapshot[state_type]  # type: ignore[valid-type]
@@ -614,7 +619,9 @@ class Journal(Generic[S]):
                 return
             batch, self._pending = self._pending, []
             await self._commit(batch)
-            if self._since_snapshot >= self._snapshot_every:
+            # The open segment holds every record since the snapshot: bounded in records
+            # and in bytes (write intents carry whole batches, engine/intents.py).
+            if self._since_snapshot >= self._snapshot_every or self._offset >= self._snapshot_bytes:
                 await self._do_snapshot()
 
     async def _mark_loop(self) -> None:
@@ -756,14 +763,36 @@ class Journal(Generic[S]):
         """
         if not records:
             return
+        durable = self.append_queued(*records)
+        t0 = time.perf_counter()
+        await durable()
+        HOT.journal_append.observe(time.perf_counter() - t0)
+
+    def append_queued(self, *records: Any) -> Callable[[], Awaitable[None]]:
+        """Queue ``records`` now, before any later append (the order of the log), and
+        return what waits until they are durable and applied, as ``append`` does.
+
+        Lets a caller release a lock before the fsync: what it appends next under that
+        lock is written after these records, in the same group commit or a later one.
+        """
         self._check_alive()
         payloads = [self._encoder.encode(r) for r in records]
         # Apply decoded copies: the state never aliases the caller's objects and holds
         # exactly what a replay would rebuild. Also rejects what could not be replayed.
-        copies = [self._record_decoder.decode(p) for p in payloads]
-        t0 = time.perf_counter()
-        await self._submit(_Pending(b"".join(frame(p) for p in payloads), copies))
-        HOT.journal_append.observe(time.perf_counter() - t0)
+        # A record type with `APPLY_ORIGINAL` is applied as given: its caller never
+        # changes it afterwards, and it is too big to copy on every write (a write
+        # intent holds the whole batch, core/model.py).
+        copies = [
+            r if getattr(r, "APPLY_ORIGINAL", False) else self._record_decoder.decode(p)
+            for r, p in zip(records, payloads, strict=True)
+        ]
+        pending = _Pending(b"".join(frame(p) for p in payloads), copies)
+        self._queue(pending)
+
+        async def durable() -> None:
+            await self._wait(pending)
+
+        return durable
 
     async def snapshot(self) -> None:
         """Write a snapshot of everything appended before, start a new segment, drop the old."""
@@ -786,8 +815,15 @@ class Journal(Generic[S]):
             raise JournalError("journal writer not started")
 
     async def _submit(self, pending: _Pending) -> None:
+        self._queue(pending)
+        await self._wait(pending)
+
+    def _queue(self, pending: _Pending) -> None:
         self._pending.append(pending)
         self._wakeup.set()
+
+    @staticmethod
+    async def _wait(pending: _Pending) -> None:
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
