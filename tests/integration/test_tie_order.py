@@ -14,6 +14,7 @@ import pytest
 
 from tests.support import miroir_proc
 from tests.support.devnodes import wait_task
+from tests.support.pairs import devnode_and_miroir, done, index_with
 
 N_DOCS = 240
 SHARDS = 8
@@ -56,3 +57,71 @@ def test_tied_hits_keep_one_order_across_calls_and_pages(shape):
             assert ids(page=2, hitsPerPage=20, **query) == long_page[20:40]
         # A placeholder search ties everything too.
         assert ids(q="", limit=30) == ids(q="", limit=30)
+
+
+# --- issue 16: ties and listings in insertion order, as one node gives them ------------------
+
+N_INSERTED = 230  # past the single-round listing depth (reads.DOCUMENTS_ONE_ROUND_MAX = 200)
+LISTING_DEPTH = 200
+
+
+def _inserted(keys: list[int]) -> list[dict]:
+    return [{"id": k, "title": "same words", "n": k % 3} for k in keys]
+
+
+def test_ties_and_listings_follow_insertion_order_as_on_one_node():
+    """Miroir over 3 devnodes gives one devnode's order wherever the README says it is
+    equal: tied hits (placeholder, words, sort, filter), fetch by ids, GET /documents
+    pages, after partial updates and documents created by them."""
+    keys = [(i * 7919) % 1009 for i in range(N_INSERTED)]  # distinct, unrelated to shards or key order
+    first, second = keys[:150], keys[150:225]
+    created_by_update = keys[225:]
+    with devnode_and_miroir(nodes=3, shards=8) as (one, many):
+        for c in (one, many):
+            index_with(c, UID, _inserted(first), {"sortableAttributes": ["n"], "filterableAttributes": ["n"]})
+            done(c, c.post(f"/indexes/{UID}/documents", json=_inserted(second)))
+            # Partial updates keep a document's place; documents they create go last.
+            updates = [{"id": k, "extra": "x"} for k in first[10:20]] + _inserted(created_by_update)
+            done(c, c.put(f"/indexes/{UID}/documents", json=updates))
+
+        def both(method: str, path: str, **kw) -> tuple[dict, dict]:
+            a, b = one.request(method, path, **kw), many.request(method, path, **kw)
+            assert a.status_code == b.status_code == 200, (a.text, b.text)
+            return a.json(), b.json()
+
+        # The devnode itself lists by internal id: insertion order, kept on update.
+        single, _ = both("GET", f"/indexes/{UID}/documents", params={"limit": 1000})
+        assert [d["id"] for d in single["results"]] == keys
+        assert not any(k.startswith("_miroir_") for d in single["results"] for k in d)
+
+        searches = [
+            {"q": "", "limit": 100},
+            {"q": "same words", "offset": 30, "limit": 50},
+            {"q": "", "sort": ["n:desc"], "limit": 120},
+            {"q": "same", "filter": "n = 1", "limit": 80, "attributesToRetrieve": ["id"]},
+            {"q": "", "page": 2, "hitsPerPage": 40},
+        ]
+        for body in searches:
+            a, b = both("POST", f"/indexes/{UID}/search", json=body)
+            assert [h["id"] for h in b["hits"]] == [h["id"] for h in a["hits"]], body
+            assert b["hits"] == a["hits"], body  # no `_miroir_*` field shown
+
+        wanted = [keys[i] for i in (200, 3, 77, 150, 229, 0, 41)]
+        for path, kw in [
+            ("/documents/fetch", {"json": {"ids": wanted}}),
+            ("/documents/fetch", {"json": {"ids": [str(k) for k in wanted], "fields": ["n"]}}),
+            ("/documents/fetch", {"json": {"filter": "n = 2", "limit": 60, "offset": 5}}),
+            ("/documents/fetch", {"json": {"sort": ["n:asc"], "limit": 90}}),
+            ("/documents", {"params": {"offset": 13, "limit": 40, "fields": "id,extra"}}),
+        ]:
+            a, b = both("GET" if path == "/documents" else "POST", f"/indexes/{UID}{path}", **kw)
+            assert b == a, (path, kw)
+
+        # GET /documents paging: within the first 200 positions, one node's order; past
+        # them each shard's rest follows (README), and pages still tile the listing.
+        pages = [both("GET", f"/indexes/{UID}/documents", params={"offset": o, "limit": 30})[1] for o in range(0, 240, 30)]
+        listed = [d["id"] for p in pages for d in p["results"]]
+        assert listed[:LISTING_DEPTH] == keys[:LISTING_DEPTH]
+        assert sorted(listed) == sorted(keys) and pages[0]["total"] == N_INSERTED
+        deep = both("GET", f"/indexes/{UID}/documents", params={"offset": 190, "limit": 25})[1]
+        assert [d["id"] for d in deep["results"]] == listed[190:215]

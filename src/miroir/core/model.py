@@ -174,6 +174,11 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # 1.50's dynamic search rules by uid, each as its view (core/dsr.py), in creation
     # order (ties of the listing's sort). Miroir owns them; nodes never see them. Defaulted.
     dynamic_search_rules: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # Document sequence numbers (`_miroir_seq`, core/reserved.py) below this are taken or
+    # reserved: after a restart the write path continues from here. One counter for every
+    # index, so that an index swap or re-creation never gives a later write a lower number
+    # than a document already held. Defaulted.
+    doc_seq_top: int = 1
 
 
 def new_state() -> MiroirState:
@@ -667,6 +672,18 @@ def _dynamic_search_rule_deleted(state: MiroirState, rec: DynamicSearchRuleDelet
         state.dynamic_search_rules.clear()
     else:
         state.dynamic_search_rules.pop(rec.uid, None)
+
+
+class DocSeqReserved(JournalRecord, tag="doc_seq_reserved"):
+    """Document sequence numbers below `top` reserved by the write path (engine/docseq.py):
+    one record per range, not per write."""
+
+    top: int
+
+
+@applies(DocSeqReserved)
+def _doc_seq_reserved(state: MiroirState, rec: DocSeqReserved) -> None:
+    state.doc_seq_top = max(state.doc_seq_top, rec.top)
 
 
 # Built from the registry so that adding a record type is one class and one handler.

@@ -39,7 +39,7 @@ import trio
 from miroir.core import batches, reserved
 from miroir.core.documents import decode_documents, narrowed_documents, payload_format, resolve_primary_key
 from miroir.core.errors import MeiliError, index_not_found, invalid_index_uid, valid_index_uid
-from miroir.core.model import IndexMeta, IndexPut, NodeRequest, TaskRecord
+from miroir.core.model import DocSeqReserved, IndexMeta, IndexPut, NodeRequest, TaskRecord
 from miroir.core.placement import CURRENT_PLACEMENT, Layout
 from miroir.core.routing import shard_for_key
 from miroir.core.settings import RESERVED_PREFIX
@@ -376,6 +376,10 @@ async def add_documents(
         await prepare_batch_fields(cluster, uid, sources)  # before the injection
         del sources
         routed = batches.inject_and_route(docs, doc_shards, _targets(cluster, meta, sorted(set(doc_shards))))
+        # Insertion order (core/reserved.py): the documents are the routed ones, in place.
+        seq_field = reserved.UPDATE_SEQ_FIELD if partial else reserved.SEQ_FIELD
+        for seq, doc in enumerate(docs, await take_doc_seqs(cluster, len(docs))):
+            doc[seq_field] = seq
         method = "PUT" if partial else "POST"
         params = {"primaryKey": pk, **({"skipCreation": "true"} if skip_creation else {})}
 
@@ -392,6 +396,23 @@ async def add_documents(
             custom_metadata=custom_metadata,
         )
     return WriteResult(task=task, degraded=sent.degraded)
+
+
+# Sequence numbers reserved by one journal record: writes journal nothing more until
+# the range is used up; a restart skips what was left of it (gaps keep the order).
+DOC_SEQ_RANGE = 1 << 16
+
+
+async def take_doc_seqs(cluster: Cluster, n: int) -> int:
+    """The first of `n` consecutive document sequence numbers, durably reserved (a
+    number is never handed out twice, a restart included)."""
+    first = cluster.doc_seq_next
+    if first is None:
+        first = cluster.state.doc_seq_top
+    cluster.doc_seq_next = first + n  # before any await: concurrent writes take the next ones
+    if first + n > cluster.state.doc_seq_top:
+        await cluster.journal.append(DocSeqReserved(top=first + n + DOC_SEQ_RANGE))
+    return first
 
 
 # --- deletions ------------------------------------------------------------------------------
