@@ -125,3 +125,23 @@ def test_ties_and_listings_follow_insertion_order_as_on_one_node():
         assert sorted(listed) == sorted(keys) and pages[0]["total"] == N_INSERTED
         deep = both("GET", f"/indexes/{UID}/documents", params={"offset": 190, "limit": 25})[1]
         assert [d["id"] for d in deep["results"]] == listed[190:215]
+
+        # With displayed attributes narrowed, the nodes still show the merge the sequence.
+        for c in (one, many):
+            done(c, c.patch(f"/indexes/{UID}/settings", json={"displayedAttributes": ["id", "n"]}))
+        a, b = both("POST", f"/indexes/{UID}/search", json={"q": "", "limit": 60, "attributesToHighlight": ["*"]})
+        assert b["hits"] == a["hits"]
+        a, b = both("GET", f"/indexes/{UID}/settings/displayed-attributes")
+        assert b == a == ["id", "n"]
+        a, b = both("GET", f"/indexes/{UID}/documents", params={"limit": 50})
+        assert b == a
+
+        # Deleted documents' ids are reused by one node (milli's lowest free id first):
+        # new documents list in their place there, last through Miroir (README).
+        for c in (one, many):
+            index_with(c, "reuse", [{"id": k} for k in (5, 1, 4, 2, 3)])
+            done(c, c.post("/indexes/reuse/documents/delete-batch", json=[1, 2]))
+            done(c, c.post("/indexes/reuse/documents", json=[{"id": 9}, {"id": 7}, {"id": 8}]))
+        a, b = both("GET", "/indexes/reuse/documents")
+        assert [d["id"] for d in a["results"]] == [5, 9, 4, 7, 3, 8]
+        assert [d["id"] for d in b["results"]] == [5, 4, 3, 9, 7, 8]

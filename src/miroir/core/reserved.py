@@ -27,11 +27,9 @@ from typing import Any
 from miroir.core.errors import MeiliError, not_sortable
 from miroir.core.filter import FilterError, attribute_uses, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
-from miroir.core.settings import RESERVED_PREFIX
+from miroir.core.settings import RESERVED_PREFIX, SEQ_FIELDS
 
-SEQ_FIELD = "_miroir_seq"
-UPDATE_SEQ_FIELD = "_miroir_useq"
-SEQ_FIELDS = (SEQ_FIELD, UPDATE_SEQ_FIELD)
+SEQ_FIELD, UPDATE_SEQ_FIELD = SEQ_FIELDS
 # The order key of a document without a sequence: after every numbered one.
 NO_SEQ = 1 << 62
 
