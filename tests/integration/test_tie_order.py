@@ -9,11 +9,14 @@ time, and consecutive pages tile the longer page exactly.
 
 from __future__ import annotations
 
+import tempfile
+
 import httpx
 import pytest
 
+from miroir.engine.writes import DOC_SEQ_RANGE
 from tests.support import miroir_proc
-from tests.support.devnodes import wait_task
+from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.pairs import devnode_and_miroir, done, index_with
 
 N_DOCS = 240
@@ -145,3 +148,24 @@ def test_ties_and_listings_follow_insertion_order_as_on_one_node():
         a, b = both("GET", "/indexes/reuse/documents")
         assert [d["id"] for d in a["results"]] == [5, 9, 4, 7, 3, 8]
         assert [d["id"] for d in b["results"]] == [5, 4, 3, 9, 7, 8]
+
+
+def test_sequence_is_reserved_in_ranges_and_continues_after_a_restart():
+    """One journal record per range of sequence numbers, and a restarted Miroir hands out
+    numbers after every one it may have used: later documents still list after."""
+    batches = [[{"id": k} for k in ks] for ks in ([9, 3, 7], [1, 8], [5, 2, 6])]
+    with start_devnodes(2) as devs, tempfile.TemporaryDirectory() as tmp:
+        config = miroir_proc.make_config(devs, groups=1, rf=1, shards=4, data_dir=tmp)
+        with miroir_proc.serve_miroir(config) as (url, cluster), httpx.Client(base_url=url, timeout=30) as c:
+            index_with(c, "seq", batches[0])
+            top = cluster.state.doc_seq_top
+            assert top == 1 + 3 + DOC_SEQ_RANGE
+            done(c, c.post("/indexes/seq/documents", json=batches[1]))
+            assert cluster.state.doc_seq_top == top  # taken from the reserved range
+        with miroir_proc.serve_miroir(config) as (url, cluster), httpx.Client(base_url=url, timeout=30) as c:
+            done(c, c.post("/indexes/seq/documents", json=batches[2]))
+            assert cluster.state.doc_seq_top == top + 3 + DOC_SEQ_RANGE  # the rest of the old range skipped
+            listed = c.get("/indexes/seq/documents").json()["results"]
+            assert [d["id"] for d in listed] == [d["id"] for b in batches for d in b]
+            hits = c.post("/indexes/seq/search", json={"q": ""}).json()["hits"]
+            assert [h["id"] for h in hits] == [d["id"] for b in batches for d in b]
