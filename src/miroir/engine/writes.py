@@ -28,6 +28,7 @@ not acks: they are named in `X-Miroir-Degraded`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -405,10 +406,15 @@ DOC_SEQ_RANGE = 1 << 16
 
 async def take_doc_seqs(cluster: Cluster, n: int) -> int:
     """The first of `n` consecutive document sequence numbers, durably reserved (a
-    number is never handed out twice, a restart included)."""
+    number is never handed out twice, a restart included).
+
+    After a start the numbers continue from the journal's reservation, or from the
+    clock in microseconds when that is higher: a journal rebuilt by `--recover` has no
+    reservation, and the documents on the nodes keep their numbers (below the clock
+    unless more than a million documents a second were written on average)."""
     first = cluster.doc_seq_next
     if first is None:
-        first = cluster.state.doc_seq_top
+        first = max(cluster.state.doc_seq_top, time.time_ns() // 1000)
     cluster.doc_seq_next = first + n  # before any await: concurrent writes take the next ones
     if first + n > cluster.state.doc_seq_top:
         await cluster.journal.append(DocSeqReserved(top=first + n + DOC_SEQ_RANGE))
