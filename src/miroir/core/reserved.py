@@ -27,14 +27,14 @@ from typing import Any
 from miroir.core.errors import MeiliError, not_sortable
 from miroir.core.filter import FilterError, attribute_uses, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
-from miroir.core.settings import RESERVED_PREFIX, SEQ_FIELDS
+from miroir.core.settings import RESERVED_PREFIX, SEQ_FIELDS as SEQ_FIELDS  # re-exported
 
 SEQ_FIELD, UPDATE_SEQ_FIELD = SEQ_FIELDS
 # The order key of a document without a sequence: after every numbered one.
 NO_SEQ = 1 << 62
 
 
-def document_seq(doc: dict) -> int:
+def document_seq(doc: dict[str, Any]) -> int:
     """A document's insertion order key (see module docstring); numbers start at 1."""
     return doc.get(SEQ_FIELD) or doc.get(UPDATE_SEQ_FIELD) or NO_SEQ
 
