@@ -170,9 +170,13 @@ def test_skip_creation_replayed_by_hinted_handoff(tmp_path):
         c.node("n2").restart()
         wait_until(lambda: node_repaired(c.url, "n2"), what="n2 replayed")
         settle_nodes(c, "books")
+        seqs = set()
         for node in c.devnodes:
-            held = {k: {f: v for f, v in d.items() if f != "_miroir_shard"} for k, d in node_docs(node.url, "books").items()}
+            docs = node_docs(node.url, "books")
+            held = {k: {f: v for f, v in d.items() if not f.startswith("_miroir_")} for k, d in docs.items()}
             assert held == {"1": {"id": 1, "v": 1}}, node.url
+            seqs.add(docs["1"].get("_miroir_seq"))
+        assert len(seqs) == 1 and isinstance(seqs.pop(), int)  # the hint carried the insertion sequence
 
 
 RECIPE = {

@@ -241,6 +241,9 @@ def test_facet_search_equals_single_node(pair, uid, body):
 # ------------------------------------------------------------------- documents
 
 
+LISTING_DEPTH = 200  # engine/reads.py DOCUMENTS_ONE_ROUND_MAX
+
+
 def _all_documents(client: httpx.Client, uid: str, **params) -> dict:
     r = client.get(f"/indexes/{uid}/documents", params={"limit": 10_000, **params})
     assert r.status_code == 200, r.text
@@ -263,12 +266,15 @@ def test_documents_listing_matches_single_node(pair, params):
         assert "_miroir_shard" not in d
 
 
-def test_documents_order_is_shard_ascending_and_pages_tile(pair):
-    _, many = pair
+def test_documents_order_is_insertion_then_shard_ascending_and_pages_tile(pair):
+    one, many = pair
     full = _all_documents(many, "pa")["results"]
-    shards = [shard_for_key(d["id"], SHARDS) for d in full]
-    assert shards == sorted(shards), "documented order: shard ascending"
     ids = [d["id"] for d in full]
+    # Documented order: one node's (insertion order) for the first 200 positions, then
+    # what is left of each shard, shard ascending.
+    assert ids[:LISTING_DEPTH] == [d["id"] for d in _all_documents(one, "pa")["results"][:LISTING_DEPTH]]
+    shards = [shard_for_key(i, SHARDS) for i in ids[LISTING_DEPTH:]]
+    assert shards == sorted(shards)
     # Shallow pages (one round) and deep pages (totals first, then windows) tile the list.
     for offset, limit in [(0, 20), (13, 7), (150, 50), (190, 30), (640, 333), (1200, 500), (2490, 100), (5000, 10)]:
         r = many.get("/indexes/pa/documents", params={"offset": offset, "limit": limit})
@@ -293,6 +299,8 @@ def test_documents_fetch_matches_single_node(pair):
         assert a.status_code == b.status_code == 200, b.text
         x, y = a.json(), b.json()
         assert (y["total"], y["offset"], y["limit"]) == (x["total"], x["offset"], x["limit"])
+        exact = max(0, LISTING_DEPTH - body.get("offset", 0))  # one node's order down to position 200
+        assert y["results"][:exact] == x["results"][:exact]
         if body.get("limit", 20) >= x["total"]:
             assert sorted(json.dumps(d, sort_keys=True) for d in y["results"]) == sorted(
                 json.dumps(d, sort_keys=True) for d in x["results"]

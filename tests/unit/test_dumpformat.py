@@ -6,7 +6,7 @@ import pytest
 
 from miroir.core import dumpformat as fmt
 from miroir.core.keys import ApiKey
-from miroir.core.settings import DEFAULTS
+from miroir.core.settings import DEFAULTS, client_view, node_patch
 
 
 def test_dump_uid_is_meilisearchs_millisecond_stamp():
@@ -92,3 +92,18 @@ def test_versions():
     assert fmt.check_version({"dumpVersion": "V5"}) == "V5"
     with pytest.raises(fmt.DumpRefused, match=r"dump format V3 .*Meilisearch 0\.24\.0.* not supported"):
         fmt.check_version({"dumpVersion": "V3", "dbVersion": "0.24.0"})
+
+
+def test_documents_lose_every_miroir_field():
+    doc = {"id": 1, "t": "x", "_miroir_shard": 3, "_miroir_seq": 7, "_miroir_useq": 9}
+    assert fmt.dump_document(doc) == {"id": 1, "t": "x"}
+
+
+def test_displayed_attributes_name_the_sequence_on_nodes_only():
+    patch = {"displayedAttributes": ["id", "title"]}
+    node = node_patch(patch)
+    assert node["displayedAttributes"] == ["id", "title", "_miroir_seq", "_miroir_useq"]
+    assert patch["displayedAttributes"] == ["id", "title"]
+    assert client_view({**DEFAULTS, **node}, 100)["displayedAttributes"] == ["id", "title"]
+    assert node_patch({"displayedAttributes": ["*"]})["displayedAttributes"] == ["*"]
+    assert node_patch({"displayedAttributes": None})["displayedAttributes"] is None

@@ -17,7 +17,7 @@ from miroir.core.facets import (
     merge_facet_stats,
 )
 from miroir.core.federation import FederatedQuery, IndexFacets, merge_federated
-from miroir.core.merge import hit_key_function, merge_documents, merge_search
+from miroir.core.merge import hit_key_function, merge_documents, merge_listing, merge_search, plan_deep_listing
 from miroir.core.searchplan import SearchRequest, custom_rule, parse_sort_criterion
 from miroir.core.sortvalue import field_value, sort_key
 
@@ -358,6 +358,60 @@ def test_documents_windowed_pages():
     out = merge_documents(pages, offset=2, limit=20)
     # global order: s0-2 (pos 2), shard 1 positions 3..7 were not fetched, shard 2 at 8, 9
     assert [d["id"] for d in out["results"]] == ["s0-2", "s2-0", "s2-1"] and out["total"] == 12
+
+
+# ---------------------------------------------------------------- insertion order (issue 16)
+
+
+def test_tied_hits_follow_insertion_sequence_then_shard_order():
+    # Three nodes, every hit tied: the merge interleaves them by `_miroir_seq`
+    # (`_miroir_useq` for a document created by a partial update); documents without a
+    # sequence (written before Miroir kept one) come last, in covering-set order.
+    a = [hit(1, _miroir_seq=1), hit(4, _miroir_seq=4), hit(9)]
+    b = [hit(2, _miroir_seq=2), hit(3, _miroir_useq=3), hit(8)]
+    c = [hit(5, _miroir_seq=5, _miroir_useq=99), hit(6, _miroir_seq=6)]
+    for req in (SearchRequest(q=""), SearchRequest(q="", attributes_to_retrieve=["id"])):
+        out = merge(req, [node(copy.deepcopy(x)) for x in (a, b, c)], by_score=False)
+        assert ids(out) == [1, 2, 3, 4, 5, 6, 9, 8]
+        assert not any(k.startswith("_miroir_") for h in out["hits"] for k in h)
+    out = merge(SearchRequest(q="x"), [node(copy.deepcopy(x)) for x in (a, b, c)], by_score=True)
+    assert ids(out) == [1, 2, 3, 4, 5, 6, 9, 8]
+    # a better rank still wins over an earlier insertion
+    d = [hit(7, score=0.5, det=details(words=0.5), _miroir_seq=1), hit(10, det=details(), _miroir_seq=10)]
+    out = merge(SearchRequest(q="x"), [node([hit(11, det=details(), _miroir_seq=11)]), node(d[::-1])], by_score=False)
+    assert ids(out) == [10, 11, 7]
+
+
+def seqdocs(seqs):
+    return [{"id": q, "_miroir_shard": 0, **({"_miroir_seq": q} if q < 1000 else {})} for q in seqs]
+
+
+def test_listing_merges_shards_by_sequence():
+    pages = [{"results": seqdocs([1, 4, 5, 1001]), "total": 4}, {"results": seqdocs([2, 3, 1000]), "total": 3}]
+    out = merge_listing(copy.deepcopy(pages), offset=0, limit=20)
+    assert [d["id"] for d in out["results"]] == [1, 2, 3, 4, 5, 1001, 1000] and out["total"] == 7
+    assert all(set(d) == {"id"} for d in out["results"])
+    assert [d["id"] for d in merge_listing(copy.deepcopy(pages), offset=2, limit=2)["results"]] == [3, 4]
+
+
+def test_deep_listing_extends_the_merged_prefix_shard_by_shard():
+    shards = [seqdocs([1, 4, 5, 7, 9]), seqdocs([2, 3, 6]), seqdocs([8, 10])]
+    totals = [len(x) for x in shards]
+    depth = 4  # merged prefix: 1 2 3 4, then shard 0 from 5, shard 1 from 6, shard 2 from 8
+    expected = [1, 2, 3, 4, 5, 7, 9, 6, 8, 10]
+    heads = [x[:depth] for x in shards]
+    for offset in range(0, 11):
+        for limit in (1, 3, 20):
+            order, windows = plan_deep_listing(heads, totals, depth=depth, offset=offset, limit=limit)
+            got = []
+            for i, r in order:
+                lo, n = windows[i]
+                assert lo <= r < lo + n
+                got.append(shards[i][r]["id"])
+            assert got == expected[offset : offset + limit]
+    # the prefix is what every shallow page gives
+    pages = [{"results": copy.deepcopy(x), "total": len(x)} for x in shards]
+    assert [d["id"] for d in merge_listing(pages, offset=0, limit=depth)["results"]] == expected[:depth]
 
 
 # ---------------------------------------------------------------- federation

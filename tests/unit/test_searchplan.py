@@ -252,7 +252,8 @@ def test_narrowed_attributes_get_merge_fields():
     req = SearchRequest(attributes_to_retrieve=["title"], sort=["price:asc", "_geoPoint(1,2):asc", "title:desc"])
     rules = ["words", "sort", "rank:desc"]
     body = plan(req, distinct_attribute="sku", ranking_rules=rules)
-    assert body["attributesToRetrieve"] == ["title", "price", "rank", "sku"]
+    # The insertion sequence too (the merge's last tie-break, stripped with `_miroir_shard`)
+    assert body["attributesToRetrieve"] == ["title", "price", "rank", "sku", "_miroir_seq", "_miroir_useq"]
     assert retrieval_additions(req, distinct_attribute="sku", ranking_rules=rules) == {"price", "rank", "sku"}
     # the client's own distinct wins over the index's
     req2 = SearchRequest(attributes_to_retrieve=["title"], distinct="brand")

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from miroir.core.keys import ApiKey
-from miroir.core.settings import SHARD_FIELD, hide_shard_field
+from miroir.core.settings import RESERVED_PREFIX, hide_shard_field
 from miroir.core.taskfold import TERMINAL
 
 CURRENT_VERSION = "V6"
@@ -87,8 +87,8 @@ def dump_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dump_document(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A document as the client wrote it (the shard tag Miroir adds removed)."""
-    return {k: v for k, v in doc.items() if k != SHARD_FIELD}
+    """A document as the client wrote it (the shard tag and sequence Miroir adds removed)."""
+    return {k: v for k, v in doc.items() if not k.startswith(RESERVED_PREFIX)}
 
 
 def key_line(key: ApiKey) -> dict[str, Any]:

@@ -17,8 +17,11 @@ is fixed by a key computed once, when the k-way merge first looks at it:
    displayed) the ``value`` of the rule's details entry is used. Geo criteria
    (``_geoPoint(...)``) compare the hit's ``_geoDistance``;
 2. ``_rankingScore`` descending;
-3. tie-break: the node's position in ``node_responses`` (the covering set's order,
-   which the engine keeps deterministic), then the hit's rank on its node.
+3. insertion order (``reserved.document_seq``: one Meilisearch orders tied hits by its
+   internal document id, which follows insertion order); then, for documents without
+   a sequence (written before Miroir kept one), the node's position in
+   ``node_responses`` (the covering set's order, which the engine keeps
+   deterministic), then the hit's rank on its node.
 Searches that ``searchplan.ordered_by_score`` (query terms with only rules that score,
 no custom rule, no sort criteria; hybrid and vector searches) skip step 1: the score
 alone is the nodes' order (Meilisearch itself merges keyword and semantic results by
@@ -49,6 +52,7 @@ as it takes it, before the offset too. Pure: no I/O.
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from heapq import heapify, heappop, heapreplace
@@ -57,6 +61,7 @@ from operator import neg
 from typing import Any
 
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
+from miroir.core.reserved import NO_SEQ, SEQ_FIELD, SEQ_FIELDS, UPDATE_SEQ_FIELD, document_seq
 from miroir.core.searchplan import (
     SearchRequest,
     custom_rule,
@@ -188,12 +193,14 @@ def _key_variants(
     ranking_rules: tuple[str, ...], sort: tuple[str, ...], by_score_only: bool, k: Callable[[str], str]
 ) -> tuple[tuple, tuple]:
     """(fast, careful) key code for a hit ``h``, each (statements, tuple components)."""
+    # The final tie-break: insertion order (``reserved.document_seq``), inline.
+    seq = f"(h.get({k(SEQ_FIELD)}) or h.get({k(UPDATE_SEQ_FIELD)}) or {NO_SEQ})"
     if by_score_only:
         part = f"-(h.get({SCORE!r}) or 0.0)"
-        return ([], [part]), ([], [part])
+        return ([], [part, seq]), ([], [part, seq])
     fast_stmts, fast = _key_body(ranking_rules, sort, fast=True, k=k)
     safe_stmts, safe = _key_body(ranking_rules, sort, fast=False, k=k)
-    return (fast_stmts, [*fast, f"-h[{k(SCORE)}]"]), (safe_stmts, [*safe, f"-(h.get({SCORE!r}) or 0.0)"])
+    return (fast_stmts, [*fast, f"-h[{k(SCORE)}]", seq]), (safe_stmts, [*safe, f"-(h.get({SCORE!r}) or 0.0)", seq])
 
 
 def _entry_code(variants: tuple[tuple, tuple], tail: str, k: Callable[[str], str]) -> list[str]:
@@ -442,7 +449,7 @@ def _remove_path(obj: dict, path: str) -> None:
 
 # Writes reject documents carrying any `_miroir_*` field (design §4), so the fields
 # Miroir injects itself are all there is to strip; popping them beats scanning keys.
-MIROIR_FIELDS = ("_miroir_shard",)
+MIROIR_FIELDS = ("_miroir_shard", *SEQ_FIELDS)
 
 
 def _strip_miroir(obj: dict) -> None:
@@ -608,6 +615,58 @@ def semantic_hit_count(hits: Iterable[dict]) -> int:
 
 
 # ---------------------------------------------------------------- documents
+
+
+def _seq_order(lists: Sequence[Sequence[dict]]) -> Iterable[tuple[int, int, int, dict]]:
+    """(seq, list index, rank, document) in listing order: insertion order
+    (``reserved.document_seq``), documents without a sequence after, by list then rank.
+    Each list's own order is kept (the merge only interleaves the lists)."""
+    return heapq.merge(*[[(document_seq(d), i, r, d) for r, d in enumerate(docs)] for i, docs in enumerate(lists)])
+
+
+def merge_listing(pages: list[dict], *, offset: int, limit: int) -> dict:
+    """GET /documents in insertion order: one page per shard, in shard order, each the
+    shard's first ``offset + limit`` documents in its node's order (the node's internal
+    ids, which follow the order it received them in: insertion order)."""
+    total = sum(p.get("total", 0) for p in pages)
+    merged = _seq_order([p.get("results") or _NO_HITS for p in pages])
+    results = [e[3] for e in islice(merged, offset, offset + limit)]
+    for doc in results:
+        _strip_miroir(doc)
+    return {"results": results, "offset": offset, "limit": limit, "total": total}
+
+
+def plan_deep_listing(
+    heads: Sequence[Sequence[dict]], totals: Sequence[int], *, depth: int, offset: int, limit: int
+) -> tuple[list[tuple[int, int]], dict[int, tuple[int, int]]]:
+    """A documents page past ``depth``: ``heads`` are each shard's first ``depth``
+    documents (their sequences are enough), ``totals`` each shard's count.
+
+    Listing order: the first ``depth`` positions in insertion order (what
+    ``merge_listing`` gives every page within them), then what is left of each shard,
+    shard after shard, in its node's order (an exact merge that deep would read every
+    shard down to the page). Returns the page's (shard index, rank in shard) in order
+    and, per shard index, the window ``(offset, limit)`` to fetch.
+    """
+    depth = min(depth, sum(len(h) for h in heads))
+    taken = [0] * len(heads)
+    order: list[tuple[int, int]] = []
+    for pos, (_, i, r, _) in enumerate(islice(_seq_order(heads), depth)):
+        taken[i] += 1
+        if offset <= pos < offset + limit:
+            order.append((i, r))
+    start = depth  # global position of the current shard's rest
+    end = offset + limit
+    for i, total in enumerate(totals):
+        rest = max(total - taken[i], 0)
+        lo, hi = max(offset, start), min(end, start + rest)
+        order.extend((i, taken[i] + lo - start + j) for j in range(max(hi - lo, 0)))
+        start += rest
+    windows: dict[int, tuple[int, int]] = {}
+    for i, r in order:
+        lo, n = windows.get(i, (r, 0))
+        windows[i] = (min(lo, r), max(lo + n, r + 1) - min(lo, r))
+    return order, windows
 
 
 def merge_documents(pages: list[dict], *, offset: int, limit: int) -> dict:

@@ -215,6 +215,11 @@ class MiroirState(msgspec.Struct, kw_only=True):
     # Write batches sent (or about to be) to their owners whose outcome is not journaled
     # yet, by the uid reserved for their task (engine/intents.py). Defaulted.
     intents: dict[int, WriteIntent] = msgspec.field(default_factory=dict)
+    # Document sequence numbers (`_miroir_seq`, core/reserved.py) below this are taken or
+    # reserved: after a restart the write path continues from here. One counter for every
+    # index, so that an index swap or re-creation never gives a later write a lower number
+    # than a document already held. Defaulted.
+    doc_seq_top: int = 1
 
 
 def new_state() -> MiroirState:
@@ -873,6 +878,18 @@ class IntentSettled(JournalRecord, tag="intent_settled"):
 @applies(IntentSettled)
 def _intent_settled(state: MiroirState, rec: IntentSettled) -> None:
     state.intents.pop(rec.uid, None)
+
+
+class DocSeqReserved(JournalRecord, tag="doc_seq_reserved"):
+    """Document sequence numbers below `top` reserved by the write path (engine/docseq.py):
+    one record per range, not per write."""
+
+    top: int
+
+
+@applies(DocSeqReserved)
+def _doc_seq_reserved(state: MiroirState, rec: DocSeqReserved) -> None:
+    state.doc_seq_top = max(state.doc_seq_top, rec.top)
 
 
 # Built from the registry so that adding a record type is one class and one handler.

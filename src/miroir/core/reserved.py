@@ -7,6 +7,14 @@ gives for an attribute that is not filterable (or sortable), worded with the cli
 filterable attributes; facet answers never list it; settings cannot name it. Miroir's own
 sub-queries are built after these checks and are never checked.
 
+Every document also carries its insertion sequence, the order one Meilisearch gives
+tied hits and document listings (its internal document ids follow insertion order and
+survive updates): `_miroir_seq` is set by each add or replace (POST), from one counter
+Miroir journals in ranges (engine/writes.py); a partial update (PUT) must not reset it,
+so it sets `_miroir_useq` instead, which orders only a document created by a partial
+update (it has no `_miroir_seq`). `document_seq` is the resulting order key; a document
+written before sequences existed has none and sorts after every other, as before.
+
 Each check returns the error, or None when the request names no hidden field (other
 mistakes are left to the nodes, which word them). Pure module: no I/O.
 """
@@ -28,7 +36,7 @@ from miroir.core.errors import (
 )
 from miroir.core.filter import FilterError, attribute_uses, index_filter_string, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
-from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD
+from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD, SEQ_FIELDS as SEQ_FIELDS  # re-exported
 
 _F = re.escape(SHARD_FIELD)
 # `_miroir_shard` in the attribute lists of milli's errors: each pattern quoted (the
@@ -53,6 +61,16 @@ def hide_shard_field_in(error: dict[str, Any] | None) -> dict[str, Any] | None:
     if error is None or SHARD_FIELD not in str(error.get("message", "")):
         return error
     return {**error, "message": hide_shard_field(error["message"])}
+
+
+SEQ_FIELD, UPDATE_SEQ_FIELD = SEQ_FIELDS
+# The order key of a document without a sequence: after every numbered one.
+NO_SEQ = 1 << 62
+
+
+def document_seq(doc: dict[str, Any]) -> int:
+    """A document's insertion order key (see module docstring); numbers start at 1."""
+    return doc.get(SEQ_FIELD) or doc.get(UPDATE_SEQ_FIELD) or NO_SEQ
 
 
 def is_reserved(name: Any) -> bool:

@@ -605,8 +605,11 @@ def plan_subquery(
     if needs_details or req.show_ranking_score_details or req.hybrid is not None or req.vector is not None:
         body["showRankingScoreDetails"] = True
     added = retrieval_additions(req, distinct_attribute=distinct_attribute, ranking_rules=ranking_rules)
-    if added:
-        body["attributesToRetrieve"] = list(req.attributes_to_retrieve or ()) + sorted(added)
+    wanted = req.attributes_to_retrieve
+    if wanted is not None and "*" not in wanted:
+        # The merge's last tie-break reads the insertion sequence (merge.MIROIR_FIELDS,
+        # removed from every hit like `_miroir_shard`, so not among `added`).
+        body["attributesToRetrieve"] = [*wanted, *sorted(added), *reserved.SEQ_FIELDS]
     if shards_for_node is not None:
         return subquery_for_shards(body, req.filter, shards_for_node)
     return body

@@ -3,8 +3,10 @@
 Miroir keeps two views of one index's settings:
 
 - the *client view*: what the client set, answered by `GET /settings*`;
-- the *node view*: what every node holds. It differs in two places, both needed by
+- the *node view*: what every node holds. It differs in three places, all needed by
   the scatter/merge path:
+  * a `displayedAttributes` list (not `*`) also names the insertion sequence's fields
+    (core/reserved.py), which the merge reads from every hit and then removes;
   * `filterableAttributes` always contains `_miroir_shard` (shard-restricted sub-queries,
     stats and migrations filter on it), whatever the client sends, also on reset;
   * `faceting.maxValuesPerFacet` is `NODE_MAX_VALUES_PER_FACET`, so that every node
@@ -32,6 +34,8 @@ from miroir.core.errors import MeiliError, body_type_error, json_kind, type_text
 
 SHARD_FIELD = "_miroir_shard"
 RESERVED_PREFIX = "_miroir_"
+# The insertion sequence's fields (core/reserved.py, which imports this module).
+SEQ_FIELDS = ("_miroir_seq", "_miroir_useq")
 # What nodes are told to return per facet. The merge sums counts across shards, so each
 # node must return every value it has; 10k distinct values per facet per node covers
 # real facets (Meilisearch itself caps answers at `maxValuesPerFacet`, default 100) while
@@ -597,6 +601,10 @@ def node_patch(patch: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(patch)
     if "filterableAttributes" in out:
         out["filterableAttributes"] = _with_shard_field(out["filterableAttributes"] or [])
+    displayed = out.get("displayedAttributes")
+    if isinstance(displayed, list) and "*" not in displayed:
+        # The merge orders ties by the insertion sequence read from the hits (core/reserved.py).
+        out["displayedAttributes"] = [*displayed, *SEQ_FIELDS]
     if "faceting" in out:
         faceting = out["faceting"]
         if faceting is None:
@@ -668,6 +676,8 @@ def client_view(
     if isinstance(out.get("typoTolerance"), dict):  # an engine older than disableOnNumbers
         out["typoTolerance"] = {**DEFAULTS["typoTolerance"], **out["typoTolerance"]}
     out["filterableAttributes"] = hide_shard_field(out["filterableAttributes"])
+    if isinstance(out.get("displayedAttributes"), list):
+        out["displayedAttributes"] = [a for a in out["displayedAttributes"] if a not in SEQ_FIELDS]
     faceting = out.get("faceting")
     faceting = dict(faceting) if isinstance(faceting, dict) else dict(DEFAULTS["faceting"])
     faceting["maxValuesPerFacet"] = max_values_per_facet

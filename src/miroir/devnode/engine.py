@@ -1,6 +1,7 @@
 """The devnode's search engine: one index, in memory, pure (no I/O, no clock but timing).
 
-Documents get an internal id in insertion order (kept when a document is replaced), words
+Documents get an internal id in insertion order (kept when a document is replaced or
+updated; as milli, a new document takes the lowest id a deleted one freed first), words
 go to an inverted index `word -> {internal id -> [fid << 20 | position]}`, and a search is
 planned like milli: query terms with their derivations (exact, prefix of the last word,
 typos), the `words` rule's buckets from `matchingStrategy`, then a lazy bucket sort over the
@@ -85,6 +86,7 @@ class IndexEngine:
         self._docs: dict[int, dict] = {}
         self._ext: dict[str, int] = {}
         self._next_iid = 0
+        self._free_iids: list[int] = []  # a heap: ids of deleted documents, reused lowest first
         self._post: dict[str, dict[int, list[int]]] = {}
         self._wcount: dict[int, dict[int, int]] = {}
         self._fields: list[str] = []
@@ -180,6 +182,7 @@ class IndexEngine:
         vectors.check_user_provided(self, ids, docs, skip_creation)
         self.primary_key = pk
         written = 0
+        reused = False
         to_embed: list[tuple[str, int]] = []
         # With embedders, `_vectors` goes to the vector store, not the document's fields
         # (without any, it stays a plain field, as the dumps of older versions hold it).
@@ -198,13 +201,22 @@ class IndexEngine:
                 new = {**old, **doc} if partial else doc
                 self._unindex(iid, old)
             else:
-                iid = self._next_iid
-                self._next_iid += 1
+                if self._free_iids:
+                    iid = heapq.heappop(self._free_iids)
+                    reused = True
+                else:
+                    iid = self._next_iid
+                    self._next_iid += 1
                 self._ext[ext] = iid
                 new = doc
             self._docs[iid] = new
             self._index(iid, new)
             to_embed += vectors.store_vectors(self, iid, explicit, replaced=not partial)
+        if reused:
+            # Listings and placeholder candidates read `_docs` in internal-id order.
+            ordered = sorted(self._docs.items())
+            self._docs.clear()
+            self._docs.update(ordered)
         if to_embed:
             vectors.embed_documents(self, to_embed)
         self._changed()
@@ -218,6 +230,7 @@ class IndexEngine:
             if iid is not None:
                 self._unindex(iid, self._docs.pop(iid))
                 self.vectors.forget(iid)
+                heapq.heappush(self._free_iids, iid)
                 deleted += 1
         self._changed()
         return deleted
@@ -234,6 +247,8 @@ class IndexEngine:
         n = len(self._docs)
         self._docs.clear()
         self._ext.clear()
+        self._next_iid = 0  # every id is free again
+        self._free_iids.clear()
         self._post.clear()
         self._wcount.clear()
         self._fmask.clear()

@@ -64,6 +64,9 @@ class Cluster:
         # which owner a document read asks first (engine/writes.py).
         self.scatter_turns = itertools.count()
         self.read_rotation = itertools.count()
+        # The next document sequence number to hand out (engine/writes.py `take_doc_seqs`);
+        # None until the first write after a start, which continues from the journal's.
+        self.doc_seq_next: int | None = None
 
     @property
     def state(self) -> MiroirState:

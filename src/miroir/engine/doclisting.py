@@ -3,8 +3,9 @@
 Each shard's node sorts its own documents (`core.documents.document_sort_key`, the same
 key the devnode uses); Miroir asks every shard for its first `offset + limit` documents
 and merges the sorted pages by their sort values, so the global page is the one a single
-node holding every document would give. Ties keep shard order, then each node's own
-order. Every shard is read from one copy for the whole pass (`listing_affinity`, no
+node holding every document would give. Ties are in insertion order, as on one node
+(`core.reserved.document_seq`; each node breaks them by its internal ids, which follow
+it), then shard order and each node's own order for documents without a sequence. Every shard is read from one copy for the whole pass (`listing_affinity`, no
 hedging), as unsorted listings are.
 
 Cost: a page at depth `offset` reads `offset + limit` documents from every shard (a
@@ -23,6 +24,7 @@ from miroir.core.documents import document_sort_key, parse_document_sort
 from miroir.core.filter import and_filters
 from miroir.core.merge import merge_documents
 from miroir.core.model import IndexMeta
+from miroir.core.reserved import SEQ_FIELDS, document_seq
 from miroir.core.routing import listing_affinity
 from miroir.engine.cluster import Cluster
 from miroir.engine.scatter import merge_degraded, scatter
@@ -49,7 +51,7 @@ async def list_sorted(
     if requested is not None and "*" not in requested:
         # The merge reads the sort values: fetched, then removed from the answer.
         tops = {f.split(".", 1)[0] for f in requested}
-        added = sorted({name.split(".", 1)[0] for name, _ in criteria} - tops)
+        added = sorted(({name.split(".", 1)[0] for name, _ in criteria} | set(SEQ_FIELDS)) - tops)
         base["fields"] = [*requested, *added]
 
     async def send(client: NodeClient, ss: list[int] | None, timeout_s: float) -> dict:
@@ -67,7 +69,7 @@ async def list_sorted(
     pages = sorted(g.results, key=lambda p: p["_shard"])
     total = sum(p.get("total", 0) for p in pages)
     merged = heapq.merge(
-        *[(p.get("results") or []) for p in pages], key=lambda d: document_sort_key(d, criteria)
+        *[(p.get("results") or []) for p in pages], key=lambda d: (document_sort_key(d, criteria), document_seq(d))
     )
     window = [d for i, d in zip(range(offset + limit), merged) if i >= offset]
     for doc in window:

@@ -9,11 +9,13 @@ Each read is plan -> scatter -> merge:
 Every function returns `(answer, headers)`; `headers` carries `X-Miroir-Degraded` when
 shards were unavailable under the `partial` policy (the `error` policy raises 503).
 
-Document listing order (documented, stable): shards in ascending order, and inside a
-shard the answering node's own order (its internal document ids, i.e. insertion order),
-as `core.merge.merge_documents` describes. `total` is exact. The copies of a shard need
-not share that order (a copy made by a rebalance takes the documents written during the
-copy before the ones not copied yet), so every page of a listing reads each shard from
+Document listing order: insertion order, as one Meilisearch lists (its internal
+document ids), from the sequence Miroir keeps with each document (`core.reserved`):
+every shard's node lists its own documents in that order, and `core.merge.merge_listing`
+merges them; past `DOCUMENTS_ONE_ROUND_MAX` positions, what is left of each shard follows
+shard after shard (`core.merge.plan_deep_listing`). `total` is exact. The copies of a
+shard need not share their order (a copy made by a rebalance takes the documents written
+during the copy before the ones not copied yet), so every page of a listing reads each shard from
 the same copy: the covering set comes from a fixed turn per index (`listing_affinity`)
 and the same shard list in every round, and no part is hedged on another copy. The copy
 changes only when the healthy nodes do (a retry after a failure is another copy too).
@@ -58,8 +60,17 @@ from miroir.core.filter import (
     shard_filter,
     vector_filter_error,
 )
-from miroir.core.merge import MIROIR_FIELDS, _distinct_filter, distinct_count, merge_documents, merge_search
+from miroir.core.merge import (
+    MIROIR_FIELDS,
+    _distinct_filter,
+    distinct_count,
+    merge_documents,
+    merge_listing,
+    merge_search,
+    plan_deep_listing,
+)
 from miroir.core.model import IndexMeta
+from miroir.core.reserved import SEQ_FIELDS
 from miroir.core.routing import listing_affinity, shard_for_key
 from miroir.core.searchplan import (
     SearchRequest,
@@ -68,7 +79,6 @@ from miroir.core.searchplan import (
     hidden_field_error,
     needs_ranking_details,
     ordered_by_score,
-    plan_document_windows,
     plan_subquery,
     request_uid as new_request_uid,
     retrieval_additions,
@@ -649,8 +659,10 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
     else:
         shards = pinned_shards(query.filter, meta)
     base = msgspec.to_builtins(query)
+    if query.fields is not None and "*" not in query.fields:
+        base["fields"] = [*query.fields, *SEQ_FIELDS]  # the order's key; stripped by the merge
 
-    def sender(windows: dict[int, tuple[int, int]] | None, default_limit: int):
+    def sender(windows: dict[int, tuple[int, int]] | None, default_limit: int, fields: list[str] | None = None):
         async def send(client: NodeClient, ss: list[int] | None, timeout_s: float) -> dict:
             assert (ss is not None and len(ss) == 1) or meta.shards == 1
             s = ss[0] if ss is not None else 0
@@ -658,6 +670,8 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
                 return {"results": [], "offset": 0, "total": 0, "_shard": s}
             off, lim = windows[s] if windows is not None else (0, default_limit)
             body = dict(base, offset=off, limit=lim)
+            if fields is not None:
+                body["fields"] = fields
             body["filter"] = and_filters(query.filter, f"_miroir_shard = {s}")
             page = await client.call("POST", f"/indexes/{uid}/documents/fetch", json=body, timeout_s=timeout_s)
             page["_shard"] = s
@@ -675,31 +689,35 @@ async def list_documents(cluster: Cluster, uid: str, query: DocumentsQuery) -> t
         g = await gather(sender(None, offset + limit))
         headers_list.append(_degraded(cluster, g, uid))
         by_shard = {p["_shard"]: p for p in g.results}
-        pages = [
-            {"results": by_shard[s].get("results") or [], "offset": 0, "total": by_shard[s].get("total", 0)}
-            for s in sorted(by_shard)
-        ]
-    else:
-        # Round 1: each shard's total; round 2: only the windows the page overlaps.
-        g = await gather(sender(None, 0))
-        headers_list.append(_degraded(cluster, g, uid))
-        totals = {p["_shard"]: p.get("total", 0) for p in g.results}
-        ordered = sorted(totals)
-        wanted = plan_document_windows([totals[s] for s in ordered], offset=offset, limit=limit)
-        windows = {ordered[i]: (off, lim) for i, off, lim in wanted}
-        fetched: dict[int, dict] = {}
-        if windows:
-            # Planned over the same shards as round 1 (so each comes from the same copy);
-            # shards outside the page are answered without asking their node.
-            g2 = await gather(sender(windows, 0))
-            headers_list.append(_degraded(cluster, g2, uid))
-            fetched = {p["_shard"]: p for p in g2.results}
-        pages = []
-        for s in ordered:
-            p = fetched.get(s) or {"results": [], "offset": 0}
-            # Round 1's total, so that positions agree with the windows just fetched.
-            pages.append({"results": p.get("results") or [], "offset": p.get("offset", 0), "total": totals[s]})
-    return merge_documents(pages, offset=offset, limit=limit), merge_degraded(headers_list)
+        return merge_listing([by_shard[s] for s in sorted(by_shard)], offset=offset, limit=limit), merge_degraded(headers_list)
+    # Round 1: each shard's total and the sequences of its first documents; round 2:
+    # only the windows the page overlaps (merge.plan_deep_listing).
+    g = await gather(sender(None, DOCUMENTS_ONE_ROUND_MAX, list(SEQ_FIELDS)))
+    headers_list.append(_degraded(cluster, g, uid))
+    by_shard = {p["_shard"]: p for p in g.results}
+    ordered = sorted(by_shard)
+    order, wanted = plan_deep_listing(
+        [by_shard[s].get("results") or [] for s in ordered], [by_shard[s].get("total", 0) for s in ordered],
+        depth=DOCUMENTS_ONE_ROUND_MAX, offset=offset, limit=limit,
+    )
+    windows = {ordered[i]: w for i, w in wanted.items()}
+    fetched: dict[int, dict] = {}
+    if windows:
+        # Planned over the same shards as round 1 (so each comes from the same copy);
+        # shards outside the page are answered without asking their node.
+        g2 = await gather(sender(windows, 0))
+        headers_list.append(_degraded(cluster, g2, uid))
+        fetched = {p["_shard"]: p for p in g2.results}
+    results = []
+    for i, r in order:
+        s = ordered[i]
+        docs = (fetched.get(s) or {}).get("results") or []
+        k = r - windows[s][0]
+        if k < len(docs):  # a shard that shrank between the rounds has fewer
+            results.append(docs[k])
+    page = merge_listing([{"results": results}], offset=0, limit=len(results))  # strips `_miroir_*`
+    total = sum(by_shard[s].get("total", 0) for s in ordered)  # round 1's, as the positions
+    return {"results": page["results"], "offset": offset, "limit": limit, "total": total}, merge_degraded(headers_list)
 
 
 def _valid_key(value: Any) -> bool:
