@@ -36,7 +36,7 @@ from miroir.core.errors import (
 )
 from miroir.core.filter import FilterError, attribute_uses, index_filter_string, parse_filter
 from miroir.core.patterns import filterable_patterns, is_filterable
-from miroir.core.settings import RESERVED_PREFIX, SHARD_FIELD, SEQ_FIELDS as SEQ_FIELDS  # re-exported
+from miroir.core.settings import RESERVED_PREFIX, SEQ_FIELDS as SEQ_FIELDS, SHARD_FIELD  # re-exported
 
 _F = re.escape(SHARD_FIELD)
 # `_miroir_shard` in the attribute lists of milli's errors: each pattern quoted (the

@@ -64,7 +64,6 @@ from miroir.core.merge import (
     MIROIR_FIELDS,
     _distinct_filter,
     distinct_count,
-    merge_documents,
     merge_listing,
     merge_search,
     plan_deep_listing,
