@@ -18,7 +18,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from miroir.core import filter as filter_mod, patterns as attr_patterns
+from miroir.core import filter as filter_mod, geo, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import MeiliError
 from miroir.core.facets import DEFAULT_MAX_VALUES_PER_FACET, facet_order
@@ -568,6 +568,10 @@ class IndexEngine:
                 )
             if p.show_matches_position:
                 hit["_matchesPosition"] = highlight.matches_position(shown, matcher, self._searchable_names())
+        if p.geo_origin is not None:
+            dist = geo.geo_distance(p.geo_origin, hit)
+            if dist is not None:
+                hit["_geoDistance"] = dist
         if p.show_ranking_score:
             hit["_rankingScore"] = order.score(iid)
         if p.show_ranking_score_details:
@@ -827,7 +831,7 @@ class IndexEngine:
 
     # ---------------------------------------------------------- rules
 
-    def _rules(self, plan: _Plan, sort: list[tuple[str, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
+    def _rules(self, plan: _Plan, sort: list[tuple[Any, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
         """The ranking rules that apply to this search, in settings order. With
         `matchingStrategy: all` milli has no `words` rule: every document holds every word."""
         out: list[tuple[str, Any]] = []
@@ -843,7 +847,8 @@ class IndexEngine:
                     out.append((rule, None))
             elif rule == "sort":
                 for name, asc in sort or []:
-                    out.append((f"{name}:{'asc' if asc else 'desc'}", (name, asc)))
+                    key = geo.details_key(name, asc) if isinstance(name, tuple) else f"{name}:{'asc' if asc else 'desc'}"
+                    out.append((key, (name, asc)))
             else:
                 custom = ranking.parse_custom_rule(rule)
                 if custom is not None:
@@ -1573,6 +1578,7 @@ class _SearchParams:
                 self.attributes_to_search_on = None
         self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter")
         self.sort = _parse_sort(g("sort"), eng)
+        self.geo_origin = geo.distance_origin(g("sort")) if self.sort else None
         distinct = g("distinct")
         if distinct is not None:
             if not isinstance(distinct, str):
@@ -1673,33 +1679,45 @@ def _str_list(params: dict, name: str, code: str) -> list[str] | None:
     return v
 
 
-def _parse_sort(value, eng: IndexEngine) -> list[tuple[str, bool]] | None:
+def _parse_sort(value, eng: IndexEngine) -> list[tuple[str | tuple[float, float], bool]] | None:
+    """The sort criteria, each (field, ascending) or ((lat, lng), ascending) for a geo
+    point. As 1.50: every criterion is parsed first, then the `sort` rule is required,
+    then each field must be sortable (`_geo` for a geo point)."""
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _type_error("sort", "invalid_search_sort", "an array", value)
-    sortable = attribute_names(eng.settings["sortableAttributes"])
-    out = []
+    parsed: list[tuple[str | tuple[float, float], bool]] = []
     for raw in value:
         name, sep, direction = raw.rpartition(":")
-        if not sep or direction not in ("asc", "desc") or not name:
+        if not sep or direction not in ("asc", "desc"):
             raise MeiliError(
                 "invalid_search_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
-        if not attr_patterns.legacy_match_any(sortable, name):
+        try:
+            point = geo.parse_sort_member(name)
+        except geo.SortError as e:
+            raise MeiliError("invalid_search_sort", str(e)) from None
+        parsed.append((name if point is None else point, direction == "asc"))
+    if parsed and "sort" not in eng.settings["rankingRules"]:
+        raise MeiliError(
+            "invalid_search_sort",
+            "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.",
+        )
+    sortable = attribute_names(eng.settings["sortableAttributes"])
+    for member, _asc in parsed:
+        if isinstance(member, tuple):
+            name, ok = "_geo", "_geo" in sortable
+        else:
+            name, ok = member, attr_patterns.legacy_match_any(sortable, member)
+        if not ok:
             if sortable:
                 msg = f"Attribute `{name}` is not sortable. Available sortable attributes are: `{', '.join(sorted(sortable))}`."
             else:
                 msg = f"Attribute `{name}` is not sortable. This index does not have configured sortable attributes."
             raise MeiliError("invalid_search_sort", msg)
-        out.append((name, direction == "asc"))
-    if out and "sort" not in eng.settings["rankingRules"]:
-        raise MeiliError(
-            "invalid_search_sort",
-            "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.",
-        )
-    return out
+    return parsed
 
 
 def _parse_facets(value, eng: IndexEngine) -> list[str] | None:

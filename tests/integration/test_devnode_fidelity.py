@@ -1,0 +1,233 @@
+"""The devnode answers as Meilisearch 1.50 answers (issue 16 item 2), each case checked
+against the answer Meilisearch's own test suite records for it (the snapshots of
+crates/meilisearch/tests/search/*.rs and documents/geojson, and milli's filter tests),
+then the same requests through Miroir over 3 devnodes against one devnode.
+
+Real processes on loopback: one devnode and Miroir over 3 devnodes with 16 shards,
+started once for the module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.pairs import devnode_and_miroir, done
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """(one devnode, Miroir over 3 devnodes, 16 shards)."""
+    with devnode_and_miroir(nodes=3, shards=16) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def node(pair) -> httpx.Client:
+    return pair[0]
+
+
+def new_index(c: httpx.Client, docs: list[dict], settings: dict | None = None, pk: str = "id") -> str:
+    uid = "f" + uuid.uuid4().hex[:10]
+    done(c, c.post("/indexes", json={"uid": uid, "primaryKey": pk}))
+    if settings:
+        done(c, c.patch(f"/indexes/{uid}/settings", json=settings))
+    if docs:
+        done(c, c.post(f"/indexes/{uid}/documents", json=docs))
+    return uid
+
+
+def search(c: httpx.Client, uid: str, body: dict) -> tuple[int, dict]:
+    r = c.post(f"/indexes/{uid}/search", json=body)
+    out = r.json()
+    for k in ("processingTimeMs", "requestUid"):
+        out.pop(k, None)
+    return r.status_code, out
+
+
+def search_get(c: httpx.Client, uid: str, query: str) -> tuple[int, dict]:
+    r = c.get(f"/indexes/{uid}/search?{query}")
+    out = r.json()
+    for k in ("processingTimeMs", "requestUid"):
+        out.pop(k, None)
+    return r.status_code, out
+
+
+def message(answer: tuple[int, dict]) -> str:
+    """An error's text without the `Index `uid`: ` prefix (another helper's concern)."""
+    status, body = answer
+    assert status == 400, body
+    text = body["message"]
+    return text.split(": ", 1)[1] if text.startswith("Index `") else text
+
+
+# ------------------------------------------------------------------------------ geo
+
+# common/mod.rs GEO_DOCUMENTS: one point with numbers, one with strings, one without.
+GEO_DOCUMENTS = [
+    {"id": 1, "name": "Taco Truck", "address": "444 Salsa Street, Burritoville", "type": "Mexican", "rating": 9,
+     "_geo": {"lat": 34.0522, "lng": -118.2437}},
+    {"id": 2, "name": "La Bella Italia", "address": "456 Elm Street, Townsville", "type": "Italian", "rating": 9,
+     "_geo": {"lat": "45.4777599", "lng": "9.1967508"}},
+    {"id": 3, "name": "Crêpe Truck", "address": "2 Billig Avenue, Rouenville", "type": "French", "rating": 10},
+]
+GEO_SETTINGS = {"filterableAttributes": ["_geo"], "sortableAttributes": ["_geo"]}
+
+# geo.rs geo_asc_with_words / geo_sort_with_words
+DOGGOS = [
+    {"id": 0, "doggo": "jean", "_geo": {"lat": 0, "lng": 0}},
+    {"id": 1, "doggo": "intel", "_geo": {"lat": 88, "lng": 0}},
+    {"id": 2, "doggo": "jean bob", "_geo": {"lat": -89, "lng": 0}},
+    {"id": 3, "doggo": "jean michel", "_geo": {"lat": 0, "lng": 178}},
+    {"id": 4, "doggo": "bob marley", "_geo": {"lat": 0, "lng": -179}},
+]
+
+
+@pytest.fixture(scope="module")
+def geo_index(node) -> str:
+    return new_index(node, GEO_DOCUMENTS, GEO_SETTINGS)
+
+
+def test_geo_point_sort_adds_the_distance_and_puts_pointless_documents_last(node, geo_index):
+    """geo.rs bug_4640."""
+    status, body = search(node, geo_index, {"sort": ["_geoPoint(45.4777599, 9.1967508):asc"]})
+    assert status == 200, body
+    assert body["hits"] == [
+        {**GEO_DOCUMENTS[1], "_geoDistance": 0},
+        {**GEO_DOCUMENTS[0], "_geoDistance": 9714063},
+        GEO_DOCUMENTS[2],
+    ]
+    assert body["estimatedTotalHits"] == 3
+    # The GET form: the point's comma is not a separator between criteria.
+    assert search_get(node, geo_index, "sort=_geoPoint(45.4777599,9.1967508):asc")[1]["hits"] == body["hits"]
+
+
+def test_geo_radius_with_geo_sort_and_string_coordinates(node, geo_index):
+    """geo.rs geo_sort_with_geo_strings (200) and geo_bounding_box_with_string_and_number."""
+    status, body = search(
+        node, geo_index, {"filter": "_geoRadius(45.472735, 9.184019, 10000)", "sort": ["_geoPoint(0.0, 0.0):asc"]}
+    )
+    assert status == 200, body
+    status, body = search(node, geo_index, {"filter": "_geoBoundingBox([89, 179], [-89, -179])"})
+    assert status == 200, body
+    assert body["hits"] == GEO_DOCUMENTS[:2] and body["estimatedTotalHits"] == 2
+
+
+def test_geo_sort_after_words(node):
+    """geo.rs geo_sort_with_words, and geo_asc_with_words (`geo:asc` is a field rule)."""
+    uid = new_index(
+        node, DOGGOS, {"searchableAttributes": ["id", "doggo"], "rankingRules": ["words", "sort"], "sortableAttributes": ["_geo"]}
+    )
+    status, body = search(node, uid, {"q": "jean", "sort": ["_geoPoint(0.0, 0.0):asc"]})
+    assert status == 200, body
+    assert [(h["id"], h["_geoDistance"]) for h in body["hits"]] == [(0, 0), (2, 9896348), (3, 19792697)]
+    uid = new_index(node, DOGGOS, {"searchableAttributes": ["id", "doggo"], "rankingRules": ["words", "geo:asc"]})
+    assert [h["id"] for h in search(node, uid, {"q": "jean"})[1]["hits"]] == [0, 2, 3]
+    assert [h["id"] for h in search(node, uid, {"q": "bob"})[1]["hits"]] == [2, 4]
+
+
+def test_geo_sort_errors(node, geo_index):
+    """errors.rs sort_geo_reserved_attribute, sort_reserved_attribute, and milli's
+    AscDesc texts for a malformed point and a point out of range."""
+    reserved = "`_geo` is a reserved keyword and thus can't be used as a sort expression. Use the _geoPoint(latitude, longitude) built-in rule to sort on _geo field coordinates."
+    assert message(search(node, geo_index, {"sort": ["_geo:asc"]})) == reserved
+    assert message(search(node, geo_index, {"sort": ["_geoDistance:asc"]})) == (
+        "`_geoDistance` is a reserved keyword and thus can't be used as a sort expression."
+    )
+    assert message(search(node, geo_index, {"sort": ["_geoPoint(1, 2, 3):asc"]})) == (
+        "Invalid syntax for the geo parameter: expected expression formated like `_geoPoint(latitude, longitude)` "
+        "and ending by `:asc` or `:desc`, found `_geoPoint(1, 2, 3)`."
+    )
+    assert message(search(node, geo_index, {"sort": ["_geoPoint(1, 250):asc"]})) == (
+        "Bad longitude `250`. Longitude must be contained between -180 and 180 degrees. Hint: try using `-110` instead."
+    )
+    plain = new_index(node, DOGGOS[:1], {"sortableAttributes": ["id"]})
+    assert message(search(node, plain, {"sort": ["_geoPoint(1, 2):asc"]})) == (
+        "Attribute `_geo` is not sortable. Available sortable attributes are: `id`."
+    )
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [  # milli's filter/tests.rs geo_radius_error and geo_bounding_box_error snapshots
+        ("_geoRadius(-100, 150, 10)",
+         "Bad latitude `-100`. Latitude must be contained between -90 and 90 degrees.\n12:16 _geoRadius(-100, 150, 10)"),
+        ("_geoRadius(-10, 250, 10)",
+         "Bad longitude `250`. Longitude must be contained between -180 and 180 degrees. Hint: try using `-110` instead.\n"
+         "17:20 _geoRadius(-10, 250, 10)"),
+        ("_geoBoundingBox([30, 10], [-90.0000001, 150])",
+         "Bad latitude `-90.0000001`. Latitude must be contained between -90 and 90 degrees.\n"
+         "28:39 _geoBoundingBox([30, 10], [-90.0000001, 150])"),
+        ("_geoBoundingBox([-10, -180.000001], [30, 10])",
+         "Bad longitude `-180.000001`. Longitude must be contained between -180 and 180 degrees. "
+         "Hint: try using `179.999999` instead.\n23:34 _geoBoundingBox([-10, -180.000001], [30, 10])"),
+        ("_geoPoint = Glass",  # search/errors.rs
+         "`_geoPoint` is a reserved keyword and thus can't be used as a filter expression. Use the "
+         "`_geoRadius(latitude, longitude, distance)` or `_geoBoundingBox([latitude, longitude], [latitude, longitude])` "
+         "built-in rules to filter on `_geo` coordinates.\n1:18 _geoPoint = Glass"),
+    ],
+)
+def test_geo_filter_errors(node, geo_index, flt, expected):
+    assert message(search(node, geo_index, {"filter": flt})) == expected
+
+
+def test_geo_polygon_on_geojson_shapes(node):
+    """documents/geojson basic_add_settings_and_geojson_documents, add_and_remove_geojson:
+    `_geoPolygon` selects the shapes it meets; without `_geojson` filterable it is refused."""
+    lille = {"type": "Polygon", "coordinates": [[[3.0, 50.6], [3.1, 50.6], [3.1, 50.7], [3.0, 50.7], [3.0, 50.6]]]}
+    docs = [{"id": "missing"}, {"id": "point", "_geojson": {"type": "Point", "coordinates": [1, 1]}},
+            {"id": "lille", "_geojson": lille}]
+    uid = new_index(node, docs)
+    assert message(search_get(node, uid, "filter=_geoPolygon([0,0],[0,2],[2,2],[2,0])")).startswith(
+        "Attribute `_geojson` is not filterable. This index does not have configured filterable attributes.\n14:15 "
+    )
+    done(node, node.patch(f"/indexes/{uid}/settings", json={"filterableAttributes": ["_geojson"]}))
+    status, body = search_get(node, uid, "filter=_geoPolygon([0,0],[0,2],[2,2],[2,0])")
+    assert status == 200, body
+    assert body["hits"] == [docs[1]] and body["estimatedTotalHits"] == 1
+    assert search_get(node, uid, "filter=_geoPolygon([0,0],[0,0.9],[0.9,0.9],[0.9,0])")[1]["hits"] == []
+    # A box over Lille meets the shape through one of its edges only.
+    assert [h["id"] for h in search(node, uid, {"filter": "_geoBoundingBox([50.65, 3.05], [50.5, 2.9])"})[1]["hits"]] == ["lille"]
+    assert [h["id"] for h in search(node, uid, {"filter": "_geoRadius(50.65, 3.05, 1000)"})[1]["hits"]] == ["lille"]
+    assert message(search(node, uid, {"filter": "_geoPolygon([0,0],[1,1])"})) == (
+        "The `_geoPolygon` filter expects at least 3 points but only 2 were specified\n22:23 _geoPolygon([0,0],[1,1])"
+    )
+
+
+# Miroir over 3 devnodes: the same geo answers as one devnode (the merge orders by the
+# distance, and `_geoDistance` comes back only when `_geo` is shown).
+CITIES = [
+    {"id": i, "name": f"city {i}", "_geo": {"lat": (i * 7) % 170 - 85, "lng": (i * 13) % 350 - 175}}
+    for i in range(60)
+] + [{"id": 100, "name": "city nowhere"}, {"id": 101, "name": "city same", "_geo": {"lat": 0, "lng": 0}}]
+
+
+@pytest.fixture(scope="module")
+def cities(pair) -> list[str]:
+    return [new_index(c, CITIES, {"filterableAttributes": ["_geo"], "sortableAttributes": ["_geo", "id"]}) for c in pair]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sort": ["_geoPoint(48.85, 2.35):asc"], "limit": 30},
+        {"sort": ["_geoPoint(48.85, 2.35):desc"], "offset": 5, "limit": 70},
+        {"sort": ["_geoPoint(0, 0):asc"], "attributesToRetrieve": ["name"], "limit": 10},
+        {"sort": ["_geoPoint(0, 0):asc"], "showRankingScoreDetails": True, "limit": 5},
+        {"q": "city", "sort": ["_geoPoint(10, 10):asc"], "filter": "_geoRadius(0, 0, 5000000)"},
+        {"filter": "_geoBoundingBox([50, 60], [-50, -60])", "sort": ["_geoPoint(-10, -20):desc"], "limit": 50},
+    ],
+)
+def test_geo_through_miroir_as_one_node(pair, cities, body):
+    one, many = pair
+    uids = cities
+    a, b = search(one, uids[0], body), search(many, uids[1], body)
+    assert a[0] == 200, a
+    assert b == a
+    get = "sort=" + ",".join(body["sort"]).replace(" ", "") + "&limit=100"
+    assert search_get(many, uids[1], get)[1]["hits"] == search_get(one, uids[0], get)[1]["hits"]
