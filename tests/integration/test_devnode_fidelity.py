@@ -231,3 +231,69 @@ def test_geo_through_miroir_as_one_node(pair, cities, body):
     assert b == a
     get = "sort=" + ",".join(body["sort"]).replace(" ", "") + "&limit=100"
     assert search_get(many, uids[1], get)[1]["hits"] == search_get(one, uids[0], get)[1]["hits"]
+
+
+# ---------------------------------------------------------------------- facet search
+
+# facet_search.rs DOCUMENTS
+FACET_DOCUMENTS = [
+    {"title": "Shazam!", "genres": ["Action", "Adventure"], "id": "287947"},
+    {"title": "Captain Marvel", "genres": ["Action", "Adventure"], "id": "299537"},
+    {"title": "Escape Room", "genres": ["Horror", "Thriller", "Multiple Words"], "id": "522681"},
+    {"title": "How to Train Your Dragon: The Hidden World", "genres": ["Action", "Comedy"], "id": "166428"},
+    {"title": "Gläss", "genres": ["Thriller"], "id": "450465"},
+]
+
+
+def facet_hits(c: httpx.Client, uid: str, body: dict) -> list[dict]:
+    r = c.post(f"/indexes/{uid}/facet-search", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()["facetHits"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "cases"),
+    [  # facet_search.rs: the query prefixes the whole value, with typos by its length
+        ({}, [
+            ("a", [{"value": "Action", "count": 3}, {"value": "Adventure", "count": 2}]),
+            ("adventure", [{"value": "Adventure", "count": 2}]),
+            ("words", []),  # facet_search_dont_support_words
+        ]),
+        ({"typoTolerance": {"enabled": False}}, [  # advanced_facet_search
+            ("adventre", []),
+            ("àdventure", [{"value": "Adventure", "count": 2}]),
+        ]),
+        ({"typoTolerance": {"disableOnWords": ["adventre"]}}, [  # more_advanced_facet_search
+            ("adventre", []),
+            ("adventure", [{"value": "Adventure", "count": 2}]),
+        ]),
+        ({"faceting": {"maxValuesPerFacet": 1, "sortFacetValuesBy": {"*": "count"}}}, [
+            ("a", [{"value": "Action", "count": 3}]),
+        ]),
+    ],
+)
+def test_facet_query_prefixes_the_value(node, settings, cases):
+    uid = new_index(node, FACET_DOCUMENTS, {"filterableAttributes": ["genres"], **settings})
+    for query, expected in cases:
+        assert facet_hits(node, uid, {"facetName": "genres", "facetQuery": query}) == expected, query
+
+
+# facet_search.rs distinct_facet_search_on_movies: the colors of its 50 movies, in
+# order (every movie is in genre "Blob"; 23 distinct colors).
+COLORS = [
+    "crimson", "emerald", "azure", "scarlet", "coral", "navy", "onyx", "cerulean", "slate", "gold",
+    "obsidian", "jade", "sepia", "ruby", "charcoal", "amethyst", "ebony", "forest", "amber", "lime",
+    "sapphire", "burgundy", "turquoise", "emerald", "sepia", "crimson", "slate", "azure", "onyx", "charcoal",
+    "amethyst", "ruby", "sapphire", "gold", "turquoise", "obsidian", "jade", "burgundy", "forest", "amber",
+    "azure", "obsidian", "coral", "scarlet", "emerald", "navy", "burgundy", "amber", "sepia", "slate",
+]
+
+
+def test_facet_counts_under_a_distinct_attribute(node):
+    """27 without `exhaustiveFacetCount` (the first 20 distinct hits drop their
+    duplicates, the rest are counted), 23 with it."""
+    docs = [{"id": i + 1, "genres": ["Drama", "Blob"], "color": color} for i, color in enumerate(COLORS)]
+    uid = new_index(node, docs, {"filterableAttributes": ["genres", "color"], "distinctAttribute": "color"})
+    body = {"facetQuery": "blob", "facetName": "genres", "q": ""}
+    assert facet_hits(node, uid, body) == [{"value": "Blob", "count": 27}]
+    assert facet_hits(node, uid, {**body, "exhaustiveFacetCount": True}) == [{"value": "Blob", "count": 23}]

@@ -34,7 +34,7 @@ from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod, highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
-from miroir.devnode.text import VALUE_GAP, Tokenizer, flatten, normalize, query_terms, value_texts
+from miroir.devnode.text import VALUE_GAP, Tokenizer, bounded_distance, flatten, normalize, query_terms, value_texts
 from miroir.devnode.typo import typo_matches
 
 POS_BITS = ranking.PACK_BITS  # 20
@@ -884,6 +884,51 @@ class IndexEngine:
             idx = self._facet_cache[name] = facets_mod.FacetIndex.build(name, self._docs)
         return idx
 
+    def _distinct_universe(self, plan: _Plan, distinct: str, strategy: str, exhaustive: bool) -> list[int]:
+        """The documents a facet search counts under a distinct attribute, as 1.50 gets
+        them from a search for its first 20 hits: each hit taken (ranked order) drops
+        the other documents sharing its distinct value, and documents past the 20th hit
+        stay, duplicates or not (Meilisearch's distinct_facet_search_on_movies counts 27
+        of 50 documents with 23 distinct colors). `exhaustiveFacetCount` runs distinct
+        over every document (internal-id order): 23."""
+        per_doc = self._facet_index(distinct).per_doc
+        by_key = self._facet_index(distinct).by_key
+        excluded: set[int] = set()
+        if exhaustive:
+            walk: Iterator[int] = iter(plan.candidates)
+            wanted = len(plan.candidates)
+        else:
+            walk = _BucketSort(plan, self._rules(plan, None, strategy)).iterate(plan.candidates)
+            wanted = 20  # the facet search's search: offset 0, limit 20
+        taken = 0
+        for iid in walk:
+            if taken >= wanted:
+                break
+            if iid in excluded:
+                continue
+            for k in per_doc.get(iid) or ():
+                excluded |= by_key[k]
+            excluded.discard(iid)
+            taken += 1
+        return [iid for iid in plan.candidates if iid not in excluded]
+
+    def _facet_query_matcher(self, name: str, query: str | None) -> Callable[[str], bool] | None:
+        """Which values a facet query selects, as milli's facet search: the query prefixes
+        the whole normalized value (`words` does not select `Multiple Words`), within the
+        typos its length allows unless typos are off for the field or the word."""
+        q = normalize(query.strip()) if query else ""
+        if not q:
+            return None
+        if not self._typo_enabled or matches_attribute(name, self._typo_disabled_attrs):
+            return lambda v: normalize(v).startswith(q)
+        if q in self._typo_disabled_words:
+            return lambda v: normalize(v) == q
+        size = len(q.encode())
+        k = 0 if size < self._one_typo else 1 if size < self._two_typos else 2
+        if k == 0:
+            return lambda v: normalize(v).startswith(q)
+        return lambda v: bounded_distance(q, normalize(v), k, prefix=True) <= k
+
     def facet_search(self, params: dict) -> dict:
         started = time.perf_counter()
         # Meilisearch 1.50 ignores unknown fields here (`allow_unknown_fields`: clients
@@ -906,12 +951,17 @@ class IndexEngine:
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
         plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"))
+        candidates = plan.candidates
+        distinct = self.settings["distinctAttribute"]
+        if distinct is not None:
+            exhaustive = params.get("exhaustiveFacetCount") is True
+            candidates = self._distinct_universe(plan, distinct, strategy, exhaustive)
         index = self._facet_index(name)
-        counts, _, _ = facets_mod.count(index, plan.candidates, len(plan.candidates) == len(self._docs))
+        counts, _, _ = facets_mod.count(index, candidates, len(candidates) == len(self._docs))
         faceting = self.settings.get("faceting") or {}
         order = facet_order(faceting.get("sortFacetValuesBy"), name)
         max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
-        hits = facets_mod.search_values(counts, index.display, query, order, max_values)
+        hits = facets_mod.search_values(counts, index.display, self._facet_query_matcher(name, query), order, max_values)
         return {
             "facetHits": hits,
             "facetQuery": query,
