@@ -297,3 +297,24 @@ def test_facet_counts_under_a_distinct_attribute(node):
     body = {"facetQuery": "blob", "facetName": "genres", "q": ""}
     assert facet_hits(node, uid, body) == [{"value": "Blob", "count": 27}]
     assert facet_hits(node, uid, {**body, "exhaustiveFacetCount": True}) == [{"value": "Blob", "count": 23}]
+
+
+# ------------------------------------------------------------------------ indexes, text
+
+
+def test_a_created_index_was_updated_when_created(node):
+    """index/get_index.rs: createdAt == updatedAt for an index only created."""
+    uid = new_index(node, [])
+    body = node.get(f"/indexes/{uid}").json()
+    assert body["createdAt"] == body["updatedAt"]
+
+
+def test_cjk_highlight(node):
+    """formatted.rs test_cjk_highlight: jieba cuts `大卫` as one word; Japanese kana and
+    ideographs stay one word per character."""
+    docs = [{"id": 0, "title": "この度、クーポンで無料で頂きました。"}, {"id": 1, "title": "大卫到了扫罗那里"}]
+    uid = new_index(node, docs)
+    _, body = search(node, uid, {"q": "で", "attributesToHighlight": ["title"]})
+    assert body["hits"][0]["_formatted"]["title"] == "この度、クーポン<em>で</em>無料<em>で</em>頂きました。"
+    _, body = search(node, uid, {"q": "大卫", "attributesToHighlight": ["title"]})
+    assert body["hits"][0]["_formatted"]["title"] == "<em>大卫</em>到了扫罗那里"
