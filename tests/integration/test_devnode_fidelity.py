@@ -318,3 +318,41 @@ def test_cjk_highlight(node):
     assert body["hits"][0]["_formatted"]["title"] == "この度、クーポン<em>で</em>無料<em>で</em>頂きました。"
     _, body = search(node, uid, {"q": "大卫", "attributesToHighlight": ["title"]})
     assert body["hits"][0]["_formatted"]["title"] == "<em>大卫</em>到了扫罗那里"
+
+
+# common/mod.rs DOCUMENTS (without their `_vectors`)
+MOVIES = [
+    {"title": "Shazam!", "id": "287947", "color": ["green", "blue"]},
+    {"title": "Captain Marvel", "id": "299537", "color": ["yellow", "blue"]},
+    {"title": "Escape Room", "id": "522681", "color": ["yellow", "red"]},
+    {"title": "How to Train Your Dragon: The Hidden World", "id": "166428", "color": ["green", "red"]},
+    {"title": "Gläss", "id": "450465", "color": ["blue", "red"]},
+]
+
+
+def test_stop_words_but_the_last_token(node):
+    """search/mod.rs search_with_stop_word: `to the` searches `the` as a prefix (stop words
+    are not indexed: nothing), `to the ` searches nothing (every document);
+    phrase_search_with_stop_word: a phrase's stop words are dropped."""
+    uid = new_index(node, MOVIES, {"stopWords": ["the", "The", "a", "an", "to", "in", "of"]})
+    body = {"attributesToHighlight": ["title"], "attributesToRetrieve": ["title"]}
+    assert search(node, uid, {"q": "to the", **body})[1]["hits"] == []
+    assert search(node, uid, {"q": "to the ", **body})[1]["hits"] == [
+        {"title": m["title"], "_formatted": {"title": m["title"]}} for m in MOVIES
+    ]
+    uid = new_index(node, MOVIES, {"stopWords": ["the", "of"]})
+    assert len(search(node, uid, {"q": 'how "to" train "the'})[1]["hits"]) == 1
+
+
+def test_phrase_restricted_to_an_attribute(node):
+    """restrict_searchable.rs phrase_search_on_title."""
+    titles = [
+        "Document Review Specialist II", "Document Review Attorney",
+        "Document Review Manager - Cyber Incident Response (Remote)", "Document Review Paralegal",
+        "Document Controller (Saudi National)", "Document Reviewer", "Document Review Specialist II",
+        "Document Review (Entry Level)",
+    ]
+    docs = [{"id": i, "desc": "Document Review", "title": t} for i, t in zip([8, 5, 4, 3, 2, 1, 7, 6], titles)]
+    uid = new_index(node, docs)
+    _, body = search(node, uid, {"q": '"Document Review"', "attributesToSearchOn": ["title"], "attributesToRetrieve": ["title"]})
+    assert [h["title"] for h in body["hits"]] == [titles[i] for i in (0, 1, 2, 3, 6, 7)]

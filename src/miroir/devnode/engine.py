@@ -34,7 +34,16 @@ from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod, highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
-from miroir.devnode.text import VALUE_GAP, Tokenizer, bounded_distance, flatten, normalize, query_terms, value_texts
+from miroir.devnode.text import (
+    VALUE_GAP,
+    Tokenizer,
+    bounded_distance,
+    ends_on_word,
+    flatten,
+    normalize,
+    query_terms,
+    value_texts,
+)
 from miroir.devnode.typo import typo_matches
 
 POS_BITS = ranking.PACK_BITS  # 20
@@ -606,7 +615,7 @@ class IndexEngine:
                 excluded = phrases.excluded_docs(self._post, ops)
                 plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
-        prefix_ok = not q.endswith(" ") and self.settings.get("prefixSearch", "indexingTime") != "disabled"
+        prefix_ok = ends_on_word(q, self.tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
         if ops is not None:
             prefix_ok = prefix_ok and ops.last_is_word
         qterms: list[QueryTerm] = []
@@ -706,7 +715,9 @@ class IndexEngine:
             for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
                 if cand not in found and not (d and self._typo_off_numbers and _numeric_word(cand)):
                     found[cand] = d
-        out = [(w, t, w == word) for w, t in found.items()]
+        # milli does not index stop words: a term never reaches one (the last word `the`
+        # of `to the` finds `theme`, not `the`).
+        out = [(w, t, w == word) for w, t in found.items() if w not in self._stop_words]
         if len(self._typo_cache) > 4096:
             self._typo_cache.clear()
         self._typo_cache[key] = out

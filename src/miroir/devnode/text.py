@@ -193,12 +193,20 @@ def flatten(doc: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
+def ends_on_word(q: str, tokenizer: Tokenizer) -> bool:
+    """Whether the query's last token is a word (nothing after it): milli makes only that
+    word a prefix, and keeps it even when it is a stop word."""
+    spans = tokenizer.spans(q)
+    return bool(spans) and spans[-1][2] == len(q)
+
+
 def query_terms(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> list[tuple[int, str]]:
-    """(query position, word) for each word of the query, stop words dropped (unless all are)."""
+    """(query position, word) for each word of the query, stop words dropped except the
+    last token (milli's parse_query: `to the` searches `the` as a prefix, `to the `
+    searches nothing, which lists every document)."""
     words = [w for _, w in tokenizer.words(q)]
-    kept = [(i, w) for i, w in enumerate(words) if w not in stop_words]
-    if not kept and words:
-        kept = list(enumerate(words))
+    last = len(words) - 1 if ends_on_word(q, tokenizer) else -1
+    kept = [(i, w) for i, w in enumerate(words) if w not in stop_words or i == last]
     # Meilisearch caps a query at 10 words.
     return kept[:10]
 
