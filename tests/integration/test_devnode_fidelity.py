@@ -356,3 +356,40 @@ def test_phrase_restricted_to_an_attribute(node):
     uid = new_index(node, docs)
     _, body = search(node, uid, {"q": '"Document Review"', "attributesToSearchOn": ["title"], "attributesToRetrieve": ["title"]})
     assert [h["title"] for h in body["hits"]] == [titles[i] for i in (0, 1, 2, 3, 6, 7)]
+
+
+# ------------------------------------------------------------------------- federation
+
+# common/mod.rs SCORE_DOCUMENTS
+SCORE_DOCUMENTS = [
+    {"title": "Batman the dark knight returns: Part 1", "id": "A"},
+    {"title": "Batman the dark knight returns: Part 2", "id": "B"},
+    {"title": "Batman Returns", "id": "C"},
+    {"title": "Batman", "id": "D"},
+    {"title": "Badman", "id": "E"},
+]
+
+
+def test_federation_shows_a_document_once_per_index(node):
+    """multi/mod.rs federation_multiple_search_single_index: four queries on one index,
+    each document once, from its best query."""
+    uid = new_index(node, SCORE_DOCUMENTS)
+    queries = [{"indexUid": uid, "q": q} for q in ("the bat", "badman returns", "batman", "batman returns")]
+    r = node.post("/multi-search", json={"federation": {}, "queries": queries})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    got = [(h["id"], h["_federation"]["queriesPosition"], h["_federation"]["weightedRankingScore"]) for h in body["hits"]]
+    expected = [("D", 2, 1.0), ("C", 3, 1.0), ("A", 2, 0.9848484848484848), ("B", 2, 0.9848484848484848), ("E", 1, 0.5)]
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    assert [g[2] for g in got] == pytest.approx([e[2] for e in expected], abs=1e-15)
+    assert body["estimatedTotalHits"] == 5
+
+
+def test_vectors_shown_only_when_retrieved(node):
+    """search/mod.rs search_with_typo_settings: DOCUMENTS carry `_vectors.manual` (no
+    embedder reads it) and their hits show no `_vectors`; with `retrieveVectors` the
+    document's own `_vectors` comes back."""
+    docs = [{**m, "_vectors": {"manual": [1, 2, i]}} for i, m in enumerate(MOVIES)]
+    uid = new_index(node, docs, {"typoTolerance": {"disableOnAttributes": ["title", "id"]}})
+    assert search(node, uid, {"q": "287947"})[1]["hits"] == [MOVIES[0]]
+    assert search(node, uid, {"q": "287947", "retrieveVectors": True})[1]["hits"] == [docs[0]]

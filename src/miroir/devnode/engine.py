@@ -320,9 +320,16 @@ class IndexEngine:
         return self._with_vectors(iid, self._project(self._docs[iid], fields), retrieve_vectors)
 
     def _with_vectors(self, iid: int, doc: dict, retrieve: bool) -> dict:
-        confs = self.settings.get("embedders")
-        if retrieve and confs:
-            doc["_vectors"] = self.vectors.retrieved(iid, confs)
+        """`doc` (a projected copy) with `_vectors` as 1.50 shows it: hidden unless
+        `retrieveVectors`, and then always there: the document's own `_vectors` (names
+        no embedder reads) with each configured embedder's embeddings."""
+        own = doc.pop("_vectors", None)
+        if retrieve:
+            shown = dict(own) if isinstance(own, dict) else {}
+            confs = self.settings.get("embedders")
+            if confs:
+                shown.update(self.vectors.retrieved(iid, confs))
+            doc["_vectors"] = shown
         return doc
 
     def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None,
@@ -456,7 +463,9 @@ class IndexEngine:
     def search_params(self, params: dict) -> _SearchParams:
         return _SearchParams(params, self)
 
-    def search(self, params: dict) -> dict:
+    def search(self, params: dict, hit_ids: list[int] | None = None) -> dict:
+        """A search's answer; `hit_ids` (a keyword search) receives the internal id of each
+        hit, which a federated search needs to show a document once per index."""
         started = time.perf_counter()
         semantic = vectors.search(self, params)  # None: a keyword search, as below
         if semantic is not None:
@@ -505,6 +514,8 @@ class IndexEngine:
             order.ensure_hits(page_iids)
 
         hits = [self._hit(iid, p, plan, order) for iid in page_iids]
+        if hit_ids is not None:
+            hit_ids.extend(page_iids)
         out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
         out["processingTimeMs"] = 0
         capped = min(total, max_total)
