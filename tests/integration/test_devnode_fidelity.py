@@ -393,3 +393,25 @@ def test_vectors_shown_only_when_retrieved(node):
     uid = new_index(node, docs, {"typoTolerance": {"disableOnAttributes": ["title", "id"]}})
     assert search(node, uid, {"q": "287947"})[1]["hits"] == [MOVIES[0]]
     assert search(node, uid, {"q": "287947", "retrieveVectors": True})[1]["hits"] == [docs[0]]
+
+
+def test_separator_and_non_separator_tokens_and_dictionary(node):
+    """settings/tokenizer_customization.rs set_and_search."""
+    docs = [{"id": 1, "content": "Mac & cheese"}, {"id": 2, "content": "G#D#G#D#G#C#D#G#C#"},
+            {"id": 3, "content": "Mac&sep&&sepcheese"}]
+    uid = new_index(node, docs, {
+        "nonSeparatorTokens": ["#", "&"],
+        "separatorTokens": ["<br/>", "&sep"],
+        "dictionary": ["#", "A#", "B#", "C#", "D#", "E#", "F#", "G#"],
+    })
+
+    def formatted(q: str) -> list[tuple[int, str]]:
+        _, body = search(node, uid, {"q": q, "attributesToHighlight": ["content"]})
+        return [(h["id"], h["_formatted"]["content"]) for h in body["hits"]]
+
+    mac_and_cheese = [(1, "<em>Mac</em> <em>&</em> <em>cheese</em>"), (3, "<em>Mac</em>&sep<em>&</em>&sep<em>cheese</em>")]
+    assert formatted("&") == [(1, "Mac <em>&</em> cheese"), (3, "Mac&sep<em>&</em>&sepcheese")]
+    assert formatted("Mac & cheese") == mac_and_cheese
+    assert formatted("Mac&sep&&sepcheese") == mac_and_cheese
+    assert formatted("C#D#G") == [(2, "<em>G</em>#<em>D#</em><em>G</em>#<em>D#</em><em>G</em>#<em>C#</em><em>D#</em><em>G</em>#<em>C#</em>")]
+    assert formatted("#") == []

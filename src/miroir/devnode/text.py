@@ -67,6 +67,8 @@ def _units(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
     by jieba (one character each when the text holds kana)."""
     japanese: bool | None = None
     for m in pattern.finditer(text):
+        if m.lastgroup == "sep":
+            continue
         start, end = m.span()
         if end - start > 1 and _is_han(text[start]) and _is_han(text[end - 1]):
             if japanese is None:
@@ -103,15 +105,20 @@ class Tokenizer:
             # Dictionary entries win over any other split: they are whole words.
             for entry in sorted(set(dictionary), key=len, reverse=True):
                 alts.append(re.escape(entry))
-            alts.append(_CJK_UNITS)
             seps = "|".join(re.escape(s) for s in sorted(set(separator_tokens), key=len, reverse=True))
             nonseps = "|".join(re.escape(s) for s in sorted(set(non_separator_tokens), key=len, reverse=True))
-            unit = rf"[^\W_{_CJK}]"
             if seps:
-                unit = rf"(?!{seps}){unit}"
+                # A separator token is matched (and skipped by _units) where it starts, so
+                # that it ends a word even made of non-separator tokens: `Mac&sep&&sepcheese`
+                # is `Mac`, `&`, `cheese` with `&` a non-separator and `&sep` a separator.
+                alts.append(rf"(?P<sep>{seps})")
+            alts.append(_CJK_UNITS)
+            unit = rf"[^\W_{_CJK}]"
             if nonseps:
                 unit = rf"(?:{unit}|{nonseps})"
-            alts.append(rf"{unit}+")
+            if seps:
+                unit = rf"(?!{seps}){unit}"
+            alts.append(rf"(?:{unit})+")
             self._word = re.compile("|".join(alts))
 
     def spans(self, text: str) -> list[tuple[int, int, int, str]]:
