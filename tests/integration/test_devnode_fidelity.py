@@ -415,3 +415,23 @@ def test_separator_and_non_separator_tokens_and_dictionary(node):
     assert formatted("Mac&sep&&sepcheese") == mac_and_cheese
     assert formatted("C#D#G") == [(2, "<em>G</em>#<em>D#</em><em>G</em>#<em>D#</em><em>G</em>#<em>C#</em><em>D#</em><em>G</em>#<em>C#</em>")]
     assert formatted("#") == []
+
+
+def test_formatted_nested_fields(node):
+    """formatted.rs format_nested: a highlighted or cropped nested name brings its part
+    of the parent into `_formatted`, values as strings."""
+    docs = [
+        {"id": 852, "father": "jean", "mother": "michelle", "doggos": [{"name": "bobby", "age": 2}, {"name": "buddy", "age": 4}], "cattos": "pésti"},
+        {"id": 654, "father": "pierre", "mother": "sabine", "doggos": [{"name": "gros bill", "age": 8}], "cattos": ["simba", "pestiféré"]},
+    ]
+    uid = new_index(node, docs)
+    names = [{"name": "bobby"}, {"name": "buddy"}]
+    ages = [{"name": "bobby", "age": "2"}, {"name": "buddy", "age": "4"}]
+    cases = [
+        ({"attributesToRetrieve": [], "attributesToHighlight": ["doggos.name"]}, {"_formatted": {"doggos": names}}),
+        ({"attributesToRetrieve": [], "attributesToCrop": ["doggos.name"]}, {"_formatted": {"doggos": names}}),
+        ({"attributesToRetrieve": ["doggos.name"], "attributesToHighlight": ["doggos.age"]}, {"doggos": names, "_formatted": {"doggos": ages}}),
+        ({"attributesToRetrieve": [], "attributesToHighlight": ["doggos.age"], "attributesToCrop": ["doggos.name"]}, {"_formatted": {"doggos": ages}}),
+    ]
+    for body, expected in cases:
+        assert search(node, uid, {"q": "pésti", **body})[1]["hits"][0] == expected, body

@@ -577,7 +577,7 @@ class IndexEngine:
             shown = self._project(doc, None)
             if p.formatting:
                 hit["_formatted"] = highlight.format_document(
-                    {k: v for k, v in shown.items() if k in hit or p.attributes_to_retrieve is None or p.formats(k)},
+                    self._formatted_source(shown, hit, p),
                     matcher,
                     highlight_attrs=p.attributes_to_highlight,
                     crop_attrs=p.attributes_to_crop,
@@ -597,6 +597,21 @@ class IndexEngine:
         if p.show_ranking_score_details:
             hit["_rankingScoreDetails"] = order.details(iid)
         return hit
+
+    @staticmethod
+    def _formatted_source(shown: dict, hit: dict, p: _SearchParams) -> dict:
+        """The fields `_formatted` shows: the retrieved ones and those highlighted or
+        cropped, a nested name (`doggos.name`) bringing its part of its parent
+        (formatted.rs format_nested: `attributesToRetrieve: []` with `doggos.name`
+        highlighted formats `doggos: [{name}, ...]`)."""
+        nested = [n for n in p._formatted_names if "." in n]
+        out = {}
+        for k, v in shown.items():
+            if k in hit or p.attributes_to_retrieve is None or p.formats(k):
+                out[k] = v
+            elif any(n.startswith(k + ".") for n in nested):
+                out[k] = _narrow(v, k, nested)
+        return out
 
     def _searchable_names(self) -> list[str]:
         return self.settings["searchableAttributes"]
