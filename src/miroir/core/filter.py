@@ -695,7 +695,9 @@ class _Parser:
         self.geo_args.append((node, tuple((a[1], a[2]) for a in args)))
         return node, p
 
-    def float_lists(self, after_word: int, kind: str, trailing_comma: bool) -> tuple[list, int]:
+    def float_lists(
+        self, after_word: int, kind: str, trailing_comma: bool
+    ) -> tuple[list[list[tuple[str, int, int]]], int]:
         """``(`` ``[`` floats ``]`` (``,`` ``[`` floats ``]``)* ``)`` -> (lists, next); a
         `kind` failure where the parse stops, as nom's positions go."""
         s = self.s
@@ -726,7 +728,7 @@ class _Parser:
             raise self.err(kind, cur, fail=True)
         return lists, cur + 1
 
-    def coordinates_not_pair(self, lists: list, p: int) -> None:
+    def coordinates_not_pair(self, lists: list[list[tuple[str, int, int]]], p: int) -> None:
         for a in lists:
             if len(a) != 2:
                 raise self.err("GeoCoordinatesNotPair", a[0][1], a[0][2], arg=str(len(a)), fail=True)

@@ -79,7 +79,7 @@ def _coordinate(v: Any) -> float | None:
     return None
 
 
-def point_of(doc: dict) -> tuple[float, float] | None:
+def point_of(doc: dict[str, Any]) -> tuple[float, float] | None:
     """The document's `_geo` point (lat, lng), None when it has none."""
     g = doc.get("_geo")
     if type(g) is not dict:
@@ -156,7 +156,7 @@ def distance_origin(sort: list[str] | None) -> tuple[float, float] | None:
     return None
 
 
-def geo_distance(origin: tuple[float, float], hit: dict) -> int | None:
+def geo_distance(origin: tuple[float, float], hit: dict[str, Any]) -> int | None:
     """`_geoDistance` of a hit as 1.50 adds it: read from the hit's own (retrieved) `_geo`,
     rounded to whole meters; None when the hit shows no point."""
     pt = point_of(hit)
@@ -312,7 +312,10 @@ def shape_intersects(shape: Any, area: Ring) -> bool:
     return False
 
 
-def _meets(points: list, segments: list, polygons: list, area: Ring) -> bool:
+Point = tuple[float, float]
+
+
+def _meets(points: list[Point], segments: list[tuple[Point, Point]], polygons: list[list[Ring]], area: Ring) -> bool:
     lo_x, hi_x = min(p[0] for p in area), max(p[0] for p in area)
     lo_y, hi_y = min(p[1] for p in area), max(p[1] for p in area)
 
