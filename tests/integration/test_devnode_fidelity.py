@@ -435,3 +435,27 @@ def test_formatted_nested_fields(node):
     ]
     for body, expected in cases:
         assert search(node, uid, {"q": "pésti", **body})[1]["hits"][0] == expected, body
+
+
+@pytest.mark.parametrize("retrieve", [None, ["title"]])
+def test_federation_once_per_index_through_miroir(pair, retrieve):
+    """The same federated search through Miroir over 3 devnodes: each document once,
+    and the primary key Miroir reads to know it stays out of the hits it was not asked for."""
+    uids = [new_index(c, SCORE_DOCUMENTS) for c in pair]
+    extra = {} if retrieve is None else {"attributesToRetrieve": retrieve}
+
+    def run(c: httpx.Client, uid: str) -> dict:
+        queries = [{"indexUid": uid, "q": q, **extra} for q in ("the bat", "badman returns", "batman", "batman returns")]
+        r = c.post("/multi-search", json={"federation": {}, "queries": queries})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        for h in body["hits"]:
+            h["_federation"].pop("indexUid")
+            h["_federation"]["weightedRankingScore"] = round(h["_federation"]["weightedRankingScore"], 12)
+        return {k: body[k] for k in ("hits", "estimatedTotalHits")}
+
+    one, many = (run(c, uid) for c, uid in zip(pair, uids))
+    assert len(one["hits"]) == 5
+    assert many == one
+    if retrieve is not None:
+        assert all(set(h) == {"title", "_federation"} for h in many["hits"])

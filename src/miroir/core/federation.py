@@ -61,6 +61,28 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     doc_ids: list[Any] | None = None
 
 
+def hit_document_ids(
+    hits: list[dict], primary_key: str | None, *, added: bool, formatted: Sequence[str] = ()
+) -> list[Any] | None:
+    """Each hit's primary key (None when one lacks it: no deduplication), so that a
+    document several queries of one index match is shown once. Where Miroir added the
+    key to the retrieved fields (`added`) it leaves the hit again, and `_formatted` unless
+    the query highlights or crops it (`formatted`: those attribute names)."""
+    if not primary_key:
+        return None
+    ids: list[Any] | None = [h[primary_key] for h in hits if primary_key in h]
+    if ids is not None and len(ids) != len(hits):
+        ids = None
+    if added:
+        keep_formatted = "*" in formatted or primary_key in formatted
+        for h in hits:
+            h.pop(primary_key, None)
+            f = h.get("_formatted")
+            if not keep_formatted and isinstance(f, dict):
+                f.pop(primary_key, None)
+    return ids
+
+
 class IndexFacets(msgspec.Struct, kw_only=True):
     """One index's facets (already merged over its shards)."""
 
