@@ -459,3 +459,23 @@ def test_federation_once_per_index_through_miroir(pair, retrieve):
     assert many == one
     if retrieve is not None:
         assert all(set(h) == {"title", "_federation"} for h in many["hits"])
+
+
+def test_geo_sort_after_additions_and_updates(pair):
+    """documents/add_documents.rs add_documents_with_geo_field and
+    update_documents_with_geo_field (a `null` and a missing `_geo` come last), on one
+    devnode and through Miroir."""
+    for c in pair:
+        docs = [{"id": "1"}, {"id": "2", "_geo": None}, {"id": "3", "_geo": {"lat": 1, "lng": 1}},
+                {"id": "4", "_geo": {"lat": "2", "lng": "2"}}]
+        uid = new_index(c, docs, {"sortableAttributes": ["_geo"]})
+        _, body = search(c, uid, {"sort": ["_geoPoint(50.629973371633746,3.0569447399419567):desc"]})
+        assert body["hits"] == [{**docs[2], "_geoDistance": 5522018}, {**docs[3], "_geoDistance": 5408322}, docs[0], docs[1]]
+        docs = [{"id": "1"}, {"id": "2", "_geo": None}, {"id": "3", "_geo": {"lat": 3, "lng": 0}},
+                {"id": "4", "_geo": {"lat": "4", "lng": "0"}}]
+        uid = new_index(c, docs, {"sortableAttributes": ["_geo"]})
+        _, body = search(c, uid, {"sort": ["_geoPoint(10,0):asc"]})
+        assert body["hits"] == [{**docs[3], "_geoDistance": 667170}, {**docs[2], "_geoDistance": 778364}, docs[0], docs[1]]
+        done(c, c.put(f"/indexes/{uid}/documents", json=[{"id": "3", "_geo": {"lat": 5, "lng": 0}}]))
+        _, body = search(c, uid, {"sort": ["_geoPoint(10,0):asc"]})
+        assert [(h["id"], h.get("_geoDistance")) for h in body["hits"]] == [("3", 555975), ("4", 667170), ("1", None), ("2", None)]
