@@ -81,6 +81,9 @@ def C(attr, op, value):
         ("NOT _geoRadius(12, 13, 14)", Not(Geo("_geoRadius", ("12", "13", "14")))),
         ("_geoBoundingBox([12, 13], [14, 15])", Geo("_geoBoundingBox", ("12", "13", "14", "15"))),
         ("_geoBoundingBox([12,13],[14,15])", Geo("_geoBoundingBox", ("12", "13", "14", "15"))),
+        ("_geoRadius(1, 2, 3, 125)", Geo("_geoRadius", ("1", "2", "3", "125"))),
+        ("_geoPolygon([12, 13], [14, 15], [16, 17])", Geo("_geoPolygon", ("12", "13", "14", "15", "16", "17"))),
+        ("_geoPolygon([1,2],[3,4],[5,6],)", Geo("_geoPolygon", ("1", "2", "3", "4", "5", "6"))),
         ("doggo.name = bobby", C("doggo.name", "=", "bobby")),
         ("'doggo.name' = bobby", C("doggo.name", "=", "bobby")),
         ('NOT "OR" EXISTS AND "EXISTS" NOT EXISTS', And((Not(Exists("OR")), Exists("EXISTS", True)))),
@@ -182,16 +185,32 @@ def _op_msg(tail):
         ("title", _op_msg("at `title`.") + "\n1:6 title"),
         (
             "_geoRadius",
-            "The `_geoRadius` filter expects three arguments: `_geoRadius(latitude, longitude, radius)`.\n1:11 _geoRadius",
+            "The `_geoRadius` filter must be in the form: `_geoRadius(latitude, longitude, radius, optionalResolution)`.\n11:11 _geoRadius",
         ),
         (
             "_geoRadius = 12",
-            "The `_geoRadius` filter expects three arguments: `_geoRadius(latitude, longitude, radius)`.\n1:16 _geoRadius = 12",
+            "The `_geoRadius` filter must be in the form: `_geoRadius(latitude, longitude, radius, optionalResolution)`.\n11:16 _geoRadius = 12",
         ),
         (
             "_geoBoundingBox(1.0, 1.0)",
-            "The `_geoBoundingBox` filter expects two pairs of arguments: `_geoBoundingBox([latitude, longitude], [latitude, longitude])`.\n1:26 _geoBoundingBox(1.0, 1.0)",
+            "The `_geoBoundingBox` filter expects two pairs of arguments: `_geoBoundingBox([latitude, longitude], [latitude, longitude])`.\n17:26 _geoBoundingBox(1.0, 1.0)",
         ),
+        # filter-parser's own snapshots for `_geoPolygon` and the `_geoRadius` resolution
+        ("_geoPolygon([1,2,3])", "The `_geoPolygon` filter expects at least 3 points but only 1 were specified\n18:19 _geoPolygon([1,2,3])"),
+        (
+            "_geoPolygon(1,2,3)",
+            "The `_geoPolygon` filter doesn't match the expected format: `_geoPolygon([latitude, longitude], [latitude, longitude])`.\n13:19 _geoPolygon(1,2,3)",
+        ),
+        ("_geoPolygon([1,2],[1,2],[1,2,3])", "Was expecting 2 coordinates but instead found 3.\n26:27 _geoPolygon([1,2],[1,2],[1,2,3])"),
+        (
+            "_geoPolygon([1,2],[1,2,3])",
+            "The `_geoPolygon` filter expects at least 3 points but only 2 were specified\n24:25 _geoPolygon([1,2],[1,2,3])",
+        ),
+        (
+            "_geoPolygon([1,2)",
+            "The `_geoPolygon` filter doesn't match the expected format: `_geoPolygon([latitude, longitude], [latitude, longitude])`.\n17:18 _geoPolygon([1,2)",
+        ),
+        ("_geoRadius(1, 2, 3, 4, 5)", "Was expecting 3 or 4 arguments for `_geoRadius`, but instead found 5.\n26:26 _geoRadius(1, 2, 3, 4, 5)"),
         (
             "position <= _geoPoint(12, 13, 14)",
             "`_geoPoint` is a reserved keyword and thus can't be used as a filter expression. Use the `_geoRadius(latitude, longitude, distance)` or `_geoBoundingBox([latitude, longitude], [latitude, longitude])` built-in rules to filter on `_geo` coordinates.\n13:34 position <= _geoPoint(12, 13, 14)",
@@ -375,11 +394,31 @@ def test_geo_evaluation():
     assert e.value.message.startswith("The top latitude `1` is below the bottom latitude `3`.")
 
 
+def test_geojson_shapes():
+    """`_geoPolygon` meets shapes (documents/geojson: a point at (1, 1) is in the square
+    from (0, 0) to (2, 2), not in the one to (0.9, 0.9)); `_geoRadius` and
+    `_geoBoundingBox` also read `_geojson`."""
+    point = {"_geojson": {"type": "Point", "coordinates": [1, 1]}}
+    square = {"_geojson": {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]]]}}}
+    line = {"_geojson": {"type": "LineString", "coordinates": [[-1, 1], [5, 1]]}}
+    big = compile_filter(P("_geoPolygon([0,0],[0,2],[2,2],[2,0])"))
+    small = compile_filter(P("_geoPolygon([0,0],[0,0.9],[0.9,0.9],[0.9,0])"))
+    inner = compile_filter(P("_geoPolygon([0.5,0.5],[0.5,2],[2,2],[2,0.5],)"))
+    assert [big(d) for d in (point, square, line, {"x": 1})] == [True, True, True, False]
+    assert [small(d) for d in (point, square, line)] == [False, True, False]
+    assert [inner(d) for d in (point, square, line)] == [True, True, True]  # an area inside the square
+    assert compile_filter(P("_geoRadius(1, 1, 10)"))(point)
+    assert compile_filter(P("_geoBoundingBox([3, 3], [2, 2])"))(square)
+    with pytest.raises(FilterError) as e:
+        compile_filter(P("_geoRadius(1, 1, 10, 2)"))
+    assert e.value.message == "Invalid resolution `2`. Resolution must be between 3 and 1000.\n22:23 _geoRadius(1, 1, 10, 2)"
+
+
 # --------------------------------------------------------------------------- analysis
 
 
 def test_filter_attributes():
-    assert filter_attributes(P("a = 1 AND (b.c > 2 OR NOT d EXISTS) AND _geoRadius(1, 2, 3)")) == {"a", "b.c", "d", "_geo"}
+    assert filter_attributes(P("a = 1 AND (b.c > 2 OR NOT d EXISTS) AND _geoRadius(1, 2, 3)")) == {"a", "b.c", "d", "_geo", "_geojson"}
     assert filter_attributes(None) == set()
 
 
@@ -407,9 +446,13 @@ def test_check_filterable():
     )
     with pytest.raises(FilterError) as e:  # `a` does not allow `ab`
         check_filterable(P("ab = 1"), ["a"])
-    with pytest.raises(FilterError) as e:  # geo needs `_geo`, checked after the other attributes
+    with pytest.raises(FilterError) as e:  # geo needs `_geo` or `_geojson`, checked after the others
         check_filterable(P("_geoRadius(1, 2, 3) AND x = 1"), ["x"])
-    assert e.value.message.startswith("Attribute `_geo` is not filterable.")
+    assert e.value.message.startswith("Attribute `_geo/_geojson` is not filterable.")
+    check_filterable(P("_geoRadius(1, 2, 3)"), ["_geojson"])
+    with pytest.raises(FilterError) as e:  # `_geoPolygon` reads shapes only
+        check_filterable(P("_geoPolygon([0, 0], [0, 2], [2, 2])"), ["_geo"])
+    assert e.value.message.startswith("Attribute `_geojson` is not filterable.")
     with pytest.raises(FilterError) as e:  # array form: position in the failing element
         check_filterable(P(["title = a", ["b = 1"]]), ["title"])
     assert e.value.message.endswith("\n1:2 b = 1")
@@ -483,6 +526,7 @@ def _leaves():
         st.builds(IsEmpty, _texts, st.booleans()),
         st.builds(lambda a: Geo("_geoRadius", tuple(a)), st.lists(_floats, min_size=3, max_size=3)),
         st.builds(lambda a: Geo("_geoBoundingBox", tuple(a)), st.lists(_floats, min_size=4, max_size=4)),
+        st.builds(lambda a: Geo("_geoPolygon", tuple(a)), st.lists(_floats, min_size=6, max_size=10).filter(lambda a: len(a) % 2 == 0)),
     )
 
 
@@ -511,7 +555,7 @@ def test_round_trip(expr):
 def test_and_filters_matches_conjunction(first, rest):
     # Evaluate and_filters' result against the conjunction on a few documents.
     docs = [{}, {"a": "1"}, {"a": 1, "b.c": "x"}, {"x y": None, "a": [], "é": "'"}]
-    geo_free = all("_geo" not in filter_attributes(e) for e in (first, *rest))
+    geo_free = all(not {"_geo", "_geojson"} & filter_attributes(e) for e in (first, *rest))
     filters = [to_filter_string(first), [[to_filter_string(e)] for e in rest]]
     combined = P(and_filters(*filters))
     expected = And((first, *rest))

@@ -16,7 +16,7 @@ from miroir.core.facets import (
     merge_facet_search,
     merge_facet_stats,
 )
-from miroir.core.federation import FederatedQuery, IndexFacets, merge_federated
+from miroir.core.federation import FederatedQuery, IndexFacets, hit_document_ids, merge_federated
 from miroir.core.merge import hit_key_function, merge_documents, merge_listing, merge_search, plan_deep_listing
 from miroir.core.searchplan import SearchRequest, custom_rule, parse_sort_criterion
 from miroir.core.sortvalue import field_value, sort_key
@@ -429,6 +429,31 @@ def test_federated_merge_by_weighted_score():
     ]
     assert (out["offset"], out["limit"], out["estimatedTotalHits"], out["processingTimeMs"]) == (1, 2, 15, 3)
     assert "facetsByIndex" not in out and "facetDistribution" not in out
+
+
+def test_federated_shows_a_document_once_per_index():
+    """Two queries of one index that both match document 1: it is shown once, from the
+    query that scores it higher; the same id in another index is another document."""
+    q0 = FederatedQuery(index_uid="movies", hits=[{"id": 1, "_rankingScore": 0.6}, {"id": 2, "_rankingScore": 0.5}],
+                        estimated_total_hits=2, doc_ids=[1, 2])
+    q1 = FederatedQuery(index_uid="movies", hits=[{"id": 1, "_rankingScore": 0.9}], estimated_total_hits=1, doc_ids=[1])
+    q2 = FederatedQuery(index_uid="books", hits=[{"id": 1, "_rankingScore": 0.1}], estimated_total_hits=1, doc_ids=[1])
+    out = merge_federated([q0, q1, q2], processing_time_ms=0)
+    assert [(h["_federation"]["indexUid"], h["id"], h["_federation"]["queriesPosition"]) for h in out["hits"]] == [
+        ("movies", 1, 1), ("movies", 2, 0), ("books", 1, 2),
+    ]
+    assert out["estimatedTotalHits"] == 3
+
+
+def test_hit_document_ids_reads_and_strips_the_primary_key():
+    hits = [{"title": "a", "id": 1, "_formatted": {"title": "a", "id": "1"}}, {"title": "b", "id": 2}]
+    assert hit_document_ids(hits, "id", added=True, formatted=["title"]) == [1, 2]
+    assert hits == [{"title": "a", "_formatted": {"title": "a"}}, {"title": "b"}]
+    kept = [{"id": 1, "_formatted": {"id": "1"}}]
+    assert hit_document_ids(kept, "id", added=True, formatted=["*"]) == [1]
+    assert kept == [{"_formatted": {"id": "1"}}]
+    assert hit_document_ids([{"title": "a"}], "id", added=False) is None
+    assert hit_document_ids([{"id": 1}], None, added=False) is None
 
 
 def test_federated_facets_by_index_and_merged():

@@ -56,6 +56,31 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     show_ranking_score: bool = False  # what the client asked, not what was forced
     show_ranking_score_details: bool = True  # False: details were only forced for `semanticHitCount`
     semantic: bool = False  # a hybrid or vector query (its hits carry their details)
+    # Each hit's document within its index (aligned with `hits`), when known: 1.50 shows a
+    # document matched by several queries of one index once, at its best weighted score.
+    doc_ids: list[Any] | None = None
+
+
+def hit_document_ids(
+    hits: list[dict], primary_key: str | None, *, added: bool, formatted: Sequence[str] = ()
+) -> list[Any] | None:
+    """Each hit's primary key (None when one lacks it: no deduplication), so that a
+    document several queries of one index match is shown once. Where Miroir added the
+    key to the retrieved fields (`added`) it leaves the hit again, and `_formatted` unless
+    the query highlights or crops it (`formatted`: those attribute names)."""
+    if not primary_key:
+        return None
+    ids: list[Any] | None = [h[primary_key] for h in hits if primary_key in h]
+    if ids is not None and len(ids) != len(hits):
+        ids = None
+    if added:
+        keep_formatted = "*" in formatted or primary_key in formatted
+        for h in hits:
+            h.pop(primary_key, None)
+            f = h.get("_formatted")
+            if not keep_formatted and isinstance(f, dict):
+                f.pop(primary_key, None)
+    return ids
 
 
 class IndexFacets(msgspec.Struct, kw_only=True):
@@ -102,7 +127,15 @@ def merge_federated(
     hits = []
     semantic_hits = 0
     accepted = rejected = 0
-    for neg_weighted, pos, _rank, hit in merged:
+    seen: set[tuple[str, Any]] = set()
+    for neg_weighted, pos, rank, hit in merged:
+        ids = queries[pos].doc_ids
+        if ids is not None:
+            doc = (queries[pos].index_uid, ids[rank])
+            if doc in seen:  # already shown for a better query of its index
+                rejected += 1
+                continue
+            seen.add(doc)
         if keep is not None and not keep(hit):
             rejected += 1
             continue

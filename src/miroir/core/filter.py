@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from miroir.core import geo
 from miroir.core.errors import MeiliError, index_scoped, not_filterable_text
 from miroir.core.patterns import Rule, filter_features, filterable_patterns, is_filterable
 
@@ -142,9 +143,11 @@ class IsEmpty(msgspec.Struct, frozen=True, tag=True, weakref=True):
 
 
 class Geo(msgspec.Struct, frozen=True, tag=True, weakref=True):
-    """``_geoRadius(lat, lng, radius)`` (kind ``"_geoRadius"``, 3 args) or
-    ``_geoBoundingBox([lat, lng], [lat, lng])`` (kind ``"_geoBoundingBox"``, 4 args:
-    top-right lat, lng, bottom-left lat, lng). Args keep their source text."""
+    """``_geoRadius(lat, lng, radius[, resolution])`` (kind ``"_geoRadius"``, 3 or 4
+    args), ``_geoBoundingBox([lat, lng], [lat, lng])`` (kind ``"_geoBoundingBox"``, 4
+    args: top-right lat, lng, bottom-left lat, lng) or ``_geoPolygon([lat, lng], ...)``
+    (kind ``"_geoPolygon"``, lat, lng of each point in turn; it reads ``_geojson``
+    shapes only). Args keep their source text."""
 
     kind: str
     args: tuple[str, ...]
@@ -195,6 +198,11 @@ def _remember_span(node: Any, source: str, start: int, end: int) -> None:
     key = id(node)
     _SPANS[key] = (source, start, end)
     weakref.finalize(node, _SPANS.pop, key, None)
+
+
+# Where each argument of a parsed Geo sits: milli points its bad-latitude errors at the
+# argument itself. Keyed by id(node) as _SPANS.
+_GEO_ARG_SPANS: dict[int, tuple[str, tuple[tuple[int, int], ...]]] = {}
 
 
 # --------------------------------------------------------------------------- messages
@@ -267,7 +275,21 @@ def _describe(kind: str, arg: str, ctx: str) -> str:
             "You probably forgot an `OR` or an `AND` rule."
         )
     if kind == "GeoRadius":
-        return "The `_geoRadius` filter expects three arguments: `_geoRadius(latitude, longitude, radius)`."
+        return (
+            "The `_geoRadius` filter must be in the form: "
+            "`_geoRadius(latitude, longitude, radius, optionalResolution)`."
+        )
+    if kind == "GeoRadiusArgumentCount":
+        return f"Was expecting 3 or 4 arguments for `_geoRadius`, but instead found {arg}."
+    if kind == "GeoPolygon":
+        return (
+            "The `_geoPolygon` filter doesn't match the expected format: "
+            "`_geoPolygon([latitude, longitude], [latitude, longitude])`."
+        )
+    if kind == "GeoPolygonNotEnoughPoints":
+        return f"The `_geoPolygon` filter expects at least 3 points but only {arg} were specified"
+    if kind == "GeoCoordinatesNotPair":
+        return f"Was expecting 2 coordinates but instead found {arg}."
     if kind == "GeoBoundingBox":
         return (
             "The `_geoBoundingBox` filter expects two pairs of arguments: "
@@ -444,6 +466,7 @@ class _Parser:
         self.s = source
         self.n = len(source)
         self.spans: list[tuple[Any, int, int]] = []
+        self.geo_args: list[tuple[Any, tuple[tuple[int, int], ...]]] = []
         self.keywords: list[tuple[Any, int, int]] = []  # CONTAINS / STARTS WITH keyword spans
         self.names: list[tuple[Any, tuple[int, ...]]] = []  # `_vectors` filters' name spans
 
@@ -598,6 +621,8 @@ class _Parser:
             return self.geo_radius(pos, w_end)
         if word == "_geoBoundingBox":
             return self.geo_bbox(pos, w_end)
+        if word == "_geoPolygon":
+            return self.geo_polygon(pos, w_end)
         try:
             attr, a_start, a_end, p = self.value(pos)
         except _PErr as e:
@@ -819,60 +844,101 @@ class _Parser:
             raise self.err("InClosingBracket", p, fail=True)
         raise self.err("InExpectedValue", p, fail=True)
 
-    def floats(self, pos: int) -> tuple[list[tuple[str, int, int]], int] | None:
-        """separated_list1(",", ws(float)) -> [(text, start, end)], next; None if no match."""
-        out = []
+    def floats(self, pos: int) -> tuple[list[tuple[str, int, int]], int]:
+        """separated_list1(",", ws(float)) -> ([(text, start, end)], next). An empty list
+        failed at `next`; a float missing after a comma ends the list before the comma
+        (nom backtracks there), so the caller's next expectation fails at the comma."""
+        s = self.s
+        out: list[tuple[str, int, int]] = []
+        p = self.ws0(pos)
+        m = _FLOAT_RE.match(s, p)
+        if not m:
+            return out, p
         while True:
-            p = self.ws0(pos)
-            m = _FLOAT_RE.match(self.s, p)
-            if not m:
-                return None
             out.append((m.group(), p, m.end()))
-            pos = self.ws0(m.end())
-            if self.s.startswith(",", pos):
-                pos += 1
-                continue
-            return out, pos
+            after = self.ws0(m.end())
+            if not s.startswith(",", after):
+                return out, after
+            q = self.ws0(after + 1)
+            nxt = _FLOAT_RE.match(s, q)
+            if not nxt:
+                return out, after
+            p, m = q, nxt
 
     def geo_radius(self, pos: int, after_word: int) -> tuple[Expr, int]:
         s = self.s
-        got = self.floats(after_word + 1) if s.startswith("(", after_word) else None
-        if got is None or not s.startswith(")", got[1]):
-            raise self.err("GeoRadius", pos, fail=True)
-        args, p = got[0], got[1] + 1
-        if len(args) != 3:
+        if not s.startswith("(", after_word):
+            raise self.err("GeoRadius", after_word, fail=True)
+        args, p = self.floats(after_word + 1)
+        if not args or not s.startswith(")", p):
             raise self.err("GeoRadius", p, fail=True)
+        p += 1
+        if not 3 <= len(args) <= 4:
+            raise self.err("GeoRadiusArgumentCount", p, arg=str(len(args)), fail=True)
         node = Geo("_geoRadius", tuple(a[0] for a in args))
         self.spans.append((node, args[0][1], args[0][2]))
+        self.geo_args.append((node, tuple((a[1], a[2]) for a in args)))
         return node, p
 
-    def geo_bbox(self, pos: int, after_word: int) -> tuple[Expr, int]:
+    def float_lists(
+        self, after_word: int, kind: str, trailing_comma: bool
+    ) -> tuple[list[list[tuple[str, int, int]]], int]:
+        """``(`` ``[`` floats ``]`` (``,`` ``[`` floats ``]``)* ``)`` -> (lists, next); a
+        `kind` failure where the parse stops, as nom's positions go."""
         s = self.s
         if not s.startswith("(", after_word):
-            raise self.err("GeoBoundingBox", pos, fail=True)
+            raise self.err(kind, after_word, fail=True)
+        lists: list[list[tuple[str, int, int]]] = []
         p = after_word + 1
-        pairs = []
+        cur = p
         while True:
-            p = self.ws0(p)
-            if not s.startswith("[", p):
-                raise self.err("GeoBoundingBox", pos, fail=True)
-            got = self.floats(p + 1)
-            if got is None or not s.startswith("]", got[1]):
-                raise self.err("GeoBoundingBox", pos, fail=True)
-            pairs.append(got[0])
-            p = self.ws0(got[1] + 1)
-            if s.startswith(",", p):
-                p += 1
-                continue
-            break
-        if not s.startswith(")", p):
-            raise self.err("GeoBoundingBox", pos, fail=True)
-        p += 1
-        if len(pairs) != 2 or len(pairs[0]) != 2 or len(pairs[1]) != 2:
+            q = self.ws0(p)
+            fail_at = q
+            if s.startswith("[", q):
+                items, r = self.floats(q + 1)
+                fail_at = r
+                if items and s.startswith("]", r):
+                    lists.append(items)
+                    cur = self.ws0(r + 1)
+                    if s.startswith(",", cur):
+                        p = cur + 1
+                        continue
+                    break
+            if not lists:
+                raise self.err(kind, fail_at, fail=True)
+            break  # an element missing after a comma: back before the comma
+        if trailing_comma and s.startswith(",", cur):
+            cur = self.ws0(cur + 1)
+        if not s.startswith(")", cur):
+            raise self.err(kind, cur, fail=True)
+        return lists, cur + 1
+
+    def coordinates_not_pair(self, lists: list[list[tuple[str, int, int]]], p: int) -> None:
+        for a in lists:
+            if len(a) != 2:
+                raise self.err("GeoCoordinatesNotPair", a[0][1], a[0][2], arg=str(len(a)), fail=True)
+
+    def geo_bbox(self, pos: int, after_word: int) -> tuple[Expr, int]:
+        pairs, p = self.float_lists(after_word, "GeoBoundingBox", trailing_comma=False)
+        if len(pairs) != 2:
             raise self.err("GeoBoundingBox", p, fail=True)
+        self.coordinates_not_pair(pairs, p)
         args = pairs[0] + pairs[1]
         node = Geo("_geoBoundingBox", tuple(a[0] for a in args))
         self.spans.append((node, args[0][1], args[0][2]))
+        self.geo_args.append((node, tuple((a[1], a[2]) for a in args)))
+        return node, p
+
+    def geo_polygon(self, pos: int, after_word: int) -> tuple[Expr, int]:
+        points, p = self.float_lists(after_word, "GeoPolygon", trailing_comma=True)
+        if len(points) < 3:
+            last = points[-1][-1]
+            raise self.err("GeoPolygonNotEnoughPoints", last[1], last[2], arg=str(len(points)), fail=True)
+        self.coordinates_not_pair(points, p)
+        args = [a for pair in points for a in pair]
+        node = Geo("_geoPolygon", tuple(a[0] for a in args))
+        self.spans.append((node, args[0][1], args[0][2]))
+        self.geo_args.append((node, tuple((a[1], a[2]) for a in args)))
         return node, p
 
 
@@ -889,6 +955,10 @@ def _parse_string(source: str) -> Expr | None:
         raise FilterError(_describe(e.kind, e.arg, ctx) + "\n" + _position(source, e.start, e.end)) from None
     for leaf, start, end in parser.spans:
         _remember_span(leaf, source, start, end)
+    for leaf, arg_spans in parser.geo_args:
+        key = id(leaf)
+        _GEO_ARG_SPANS[key] = (source, arg_spans)
+        weakref.finalize(leaf, _GEO_ARG_SPANS.pop, key, None)
     for leaf, start, end in parser.keywords:
         key = id(leaf)
         _KEYWORD_SPANS[key] = (source, start, end)
@@ -996,6 +1066,8 @@ def to_filter_string(expr: Expr | None) -> str:
             a = expr.args
             if expr.kind == "_geoRadius":
                 return f"_geoRadius({', '.join(a)})"
+            if expr.kind == "_geoPolygon":
+                return f"_geoPolygon({', '.join(f'[{a[i]}, {a[i + 1]}]' for i in range(0, len(a), 2))})"
             return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
         case Not():
             return f"NOT {_wrap(expr.item)}"
@@ -1071,15 +1143,29 @@ def _walk(expr: Expr | None) -> Iterator[Leaf]:
 
 
 def _leaf_attr(leaf: Leaf) -> str:
-    """The attribute a condition reads; ``_geo`` for geo filters."""
+    """The attribute a condition reads; for geo filters the name 1.50's errors give:
+    ``_geo/_geojson`` (either makes `_geoRadius` and `_geoBoundingBox` filterable) or
+    ``_geojson`` (`_geoPolygon` reads shapes only)."""
     if isinstance(leaf, Geo):
-        return "_geo"
+        return "_geojson" if leaf.kind == "_geoPolygon" else "_geo/_geojson"
     return "_vectors" if isinstance(leaf, VectorExists) else leaf.attr
 
 
+def _geo_filterable(leaf: Geo, filterable: Sequence[Rule]) -> bool:
+    if leaf.kind == "_geoPolygon":
+        return is_filterable(filterable, "_geojson")
+    return is_filterable(filterable, "_geo") or is_filterable(filterable, "_geojson")
+
+
 def filter_attributes(expr: Expr | None) -> set[str]:
-    """Attribute names expr reads; ``_geo`` for geo filters."""
-    return {_leaf_attr(e) for e in _walk(expr)}
+    """Attribute names expr reads; ``_geo`` (and ``_geojson``) for geo filters."""
+    out: set[str] = set()
+    for e in _walk(expr):
+        if isinstance(e, Geo):
+            out.update(("_geojson",) if e.kind == "_geoPolygon" else ("_geo", "_geojson"))
+        else:
+            out.add(e.attr)
+    return out
 
 
 def attribute_uses(expr: Expr | None) -> list[tuple[str, str | None]]:
@@ -1109,7 +1195,14 @@ def check_filterable(expr: Expr | None, filterable: Sequence[Rule]) -> None:
     patterns = filterable_patterns(filterable)
     for leaf in _geo_last(expr):
         attr = _leaf_attr(leaf)
-        if attr == "_vectors" or is_filterable(filterable, attr):
+        if isinstance(leaf, Geo):
+            # milli evaluates a geo filter's arguments before its filterability, except
+            # `_geoPolygon`'s, read once `_geojson` is known to be filterable.
+            if leaf.kind != "_geoPolygon":
+                _compile_geo(leaf)
+            if _geo_filterable(leaf, filterable):
+                continue
+        elif attr == "_vectors" or is_filterable(filterable, attr):
             continue  # milli lets any filter name `_vectors` through
         message = not_filterable_text(attr, sorted(set(patterns)))
         span = _SPANS.get(id(leaf))
@@ -1404,79 +1497,69 @@ def _compile_range(attr: str, lo: str | None, lo_incl: bool, hi: str | None, hi_
     return _any_value(attr, _scalar_test(on_str, on_num))
 
 
-_R_EARTH = 6371008.8  # meters, mean Earth radius used by haversine
-
-
-def _geo_point(doc: Doc) -> tuple[float, float] | None:
-    g: Any = doc.get("_geo")
-    if type(g) is not dict:
-        return None
-    try:
-        raw_lat: Any = g.get("lat")
-        raw_lng: Any = g.get("lng")
-        lat = float(raw_lat) if not isinstance(raw_lat, bool) else None
-        lng = float(raw_lng) if not isinstance(raw_lng, bool) else None
-    except (TypeError, ValueError):
-        return None
-    if lat is None or lng is None:
-        return None
-    return lat, lng
-
-
-def _fmt_f64(x: float) -> str:
-    return str(int(x)) if x == int(x) and abs(x) < 1e16 else repr(x)
-
-
 def _compile_geo(expr: Geo) -> Predicate:
-    span = _SPANS.get(id(expr))
-    pos = ("\n" + _position(*span)) if span else ""
+    source, arg_spans = _GEO_ARG_SPANS.get(id(expr), ("", ()))
+
+    def at(i: int) -> str:
+        return ("\n" + _position(source, *arg_spans[i])) if i < len(arg_spans) else ""
+
     nums = []
-    for a in expr.args:
+    for i, a in enumerate(expr.args):
         n = _parse_number(a)
         if n is None:
-            raise FilterError("Non finite floats are not supported" + pos)
+            raise FilterError("Non finite floats are not supported" + at(i))
         nums.append(n)
 
-    def check_lat(x: float) -> None:
-        if not -90.0 <= x <= 90.0:
-            raise FilterError(
-                f"Bad latitude `{_fmt_f64(x)}`. Latitude must be contained between -90 and 90 degrees. " + pos
-            )
-
-    def check_lng(x: float) -> None:
-        if not -180.0 <= x <= 180.0:
-            raise FilterError(
-                f"Bad longitude `{_fmt_f64(x)}`. Longitude must be contained between -180 and 180 degrees. " + pos
-            )
+    def check_point(i: int) -> None:
+        if not -90.0 <= nums[i] <= 90.0:
+            raise FilterError(geo.bad_latitude(nums[i]) + at(i))
+        if not -180.0 <= nums[i + 1] <= 180.0:
+            raise FilterError(geo.bad_longitude(nums[i + 1]) + at(i + 1))
 
     if expr.kind == "_geoRadius":
-        lat0, lng0, radius = nums
-        check_lat(lat0)
-        check_lng(lng0)
-        p0, l0 = math.radians(lat0), math.radians(lng0)
+        check_point(0)
+        origin, radius, resolution = (nums[0], nums[1]), nums[2], 125
+        if len(nums) == 4:
+            resolution = max(0, int(nums[3]))  # Rust's `as usize` saturates
+            if not 3 <= resolution <= 1000:
+                raise FilterError(
+                    f"Invalid resolution `{resolution}`. Resolution must be between 3 and 1000." + at(3)
+                )
 
         def within(doc: Doc) -> bool:
-            pt = _geo_point(doc)
-            if pt is None:
-                return False
-            p1, l1 = math.radians(pt[0]), math.radians(pt[1])
-            h = math.sin((p1 - p0) / 2) ** 2 + math.cos(p0) * math.cos(p1) * math.sin((l1 - l0) / 2) ** 2
-            return 2 * _R_EARTH * math.asin(min(1.0, math.sqrt(h))) <= radius + 2.220446049250313e-16
+            pt = geo.point_of(doc)
+            if pt is not None:
+                return geo.distance_m(origin, pt) <= radius + 2.220446049250313e-16
+            shape = doc.get("_geojson")
+            return shape is not None and geo.shape_within_distance(shape, origin, radius, resolution)
 
         return within
 
+    if expr.kind == "_geoPolygon":
+        for i in range(0, len(nums), 2):
+            check_point(i)
+        ring = [(nums[i + 1], nums[i]) for i in range(0, len(nums), 2)]  # (lng, lat)
+
+        def in_polygon(doc: Doc) -> bool:
+            shape = doc.get("_geojson")
+            return shape is not None and geo.shape_intersects(shape, ring)
+
+        return in_polygon
+
     top, right, bottom, left = nums
-    check_lat(top)
-    check_lng(right)
-    check_lat(bottom)
-    check_lng(left)
+    check_point(0)
+    check_point(2)
     if top < bottom:
-        raise FilterError(f"The top latitude `{_fmt_f64(top)}` is below the bottom latitude `{_fmt_f64(bottom)}`." + pos)
+        raise FilterError(
+            f"The top latitude `{geo.rust_f64(top)}` is below the bottom latitude `{geo.rust_f64(bottom)}`." + at(0)
+        )
+    box = [(right, top), (left, top), (left, bottom), (right, bottom)]
 
     def inside(doc: Doc) -> bool:
-        pt = _geo_point(doc)
+        pt = geo.point_of(doc)
         if pt is None:
-            return False
+            shape = doc.get("_geojson")
+            return shape is not None and geo.shape_intersects(shape, box)
         lat, lng = pt
         if not bottom <= lat <= top:
             return False

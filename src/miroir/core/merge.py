@@ -15,7 +15,7 @@ is fixed by a key computed once, when the k-way merge first looks at it:
    both compared with ``sortvalue.sort_key``. The value is read from the hit (the
    planner adds the field to ``attributesToRetrieve``); when the hit lacks it (e.g. not
    displayed) the ``value`` of the rule's details entry is used. Geo criteria
-   (``_geoPoint(...)``) compare the hit's ``_geoDistance``;
+   (``_geoPoint(...)``) compare the details' ``distance``, else ``_geoDistance``;
 2. ``_rankingScore`` descending;
 3. insertion order (``reserved.document_seq``: one Meilisearch orders tied hits by its
    internal document id, which follows insertion order); then, for documents without
@@ -60,6 +60,7 @@ from itertools import islice
 from operator import neg
 from typing import Any
 
+from miroir.core import geo
 from miroir.core.facets import merge_facet_distribution, merge_facet_stats
 from miroir.core.reserved import NO_SEQ, SEQ_FIELD, SEQ_FIELDS, UPDATE_SEQ_FIELD, document_seq
 from miroir.core.searchplan import (
@@ -120,6 +121,27 @@ def _fallback(h: dict, d: dict, attr: str, details_key: str) -> Any:
     return v
 
 
+def _geo_details_key(attr: str, ascending: bool) -> str | None:
+    """The details key a node gives a `_geoPoint(...)` criterion (None: malformed, which
+    the nodes refuse before any merge)."""
+    try:
+        point = geo.parse_sort_member(attr)
+    except geo.SortError:
+        return None
+    return None if point is None else geo.details_key(point, ascending)
+
+
+def _geo_distance(h: dict, d: dict, details_key: str | None) -> Any:
+    """The distance a node sorted the hit by: its details' exact `distance` (nodes round
+    `_geoDistance` to the meter, and give none when `_geo` is not retrieved), else
+    `_geoDistance`; missing for a document without a point (last either way)."""
+    entry = d.get(details_key) if details_key is not None else None
+    if type(entry) is dict and "distance" in entry:
+        v = entry["distance"]
+        return MISSING if v is None else v
+    return h.get("_geoDistance", MISSING)
+
+
 def _value_code(j: int, read: str, ascending: bool) -> list[str]:
     """Statements setting ``aJ, bJ`` (kind, value) for one sort criterion, inline for the
     common scalar cases (same result as ``_pair``)."""
@@ -169,7 +191,7 @@ def _key_body(
                 attr, asc = parse_sort_criterion(criterion)
                 if attr.startswith("_geoPoint("):
                     j = len(parts)
-                    stmts.extend(_value_code(j, "h.get('_geoDistance', _MISSING)", asc))
+                    stmts.extend(_value_code(j, f"_geo_distance(h, d, {_geo_details_key(attr, asc)!r})", asc))
                     parts.extend([f"a{j}", f"b{j}"])
                 else:
                     field(attr, criterion, asc)
@@ -332,7 +354,8 @@ def _compiled(
         TAIL_CLEAN=_indent(["for h in tail:", *("    " + x for x in clean)], 12) if clean else "",
         I=n_parts, R=n_parts + 1, H=n_parts + 2, UNPACK=unpack,
     )
-    env = {"_pair": _pair, "_rev": _rev, "_fallback": _fallback, "_EMPTY": _EMPTY, "_MISSING": MISSING,
+    env = {"_pair": _pair, "_rev": _rev, "_fallback": _fallback, "_geo_distance": _geo_distance, "_EMPTY": _EMPTY,
+           "_MISSING": MISSING,
            "heapify": heapify, "heappop": heappop, "heapreplace": heapreplace, "islice": islice, "_NAMES": tuple(names)}
     exec(compile(key_src + "\n" + merge_src, "<miroir hit key>", "exec"), env)
     return env["key"], env["first_hits"], tuple(names)

@@ -566,7 +566,11 @@ def has_query_terms(req: SearchRequest) -> bool:
 def needs_ranking_details(req: SearchRequest, by_score: bool) -> bool:
     """Whether the merge must see `_rankingScoreDetails`, given `ordered_by_score`: with
     query terms, unless the score alone orders the hits; a custom rule or a sort
-    criterion breaks ties between the rules that score, which only the details place."""
+    criterion breaks ties between the rules that score, which only the details place.
+    A geo sort always: its exact distance is in the details (`_geoDistance` is rounded to
+    the meter, and absent when `_geo` is not retrieved or not displayed)."""
+    if any(_is_geo(parse_sort_criterion(c)[0]) for c in req.sort or ()):
+        return True
     return has_query_terms(req) and not by_score
 
 

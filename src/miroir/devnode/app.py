@@ -906,8 +906,9 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         uid = entry.index_uid
         if uid in facets_by_index and uid not in facets and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
+        hit_ids: list[int] = []
         try:
-            res = indexes[uid].engine.search(params)
+            res = indexes[uid].engine.search(params, hit_ids)
         except MeiliError as e:
             raise inside(i, in_index(uid, e)) from None
         if uid in facets_by_index and uid not in facets:
@@ -920,6 +921,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             show_ranking_score=bool(entry.params.get("showRankingScore")),
             show_ranking_score_details=bool(entry.params.get("showRankingScoreDetails")),
             semantic=entry.params.get("hybrid") is not None or entry.params.get("vector") is not None,
+            doc_ids=hit_ids if len(hit_ids) == len(res.get("hits", [])) else None,
         ))
     for uid, wanted in facets_by_index.items():
         if uid not in facets:  # an index no query uses: 1.50 still computes its facets

@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from miroir.core import filter as filter_mod, patterns as attr_patterns
+from miroir.core import filter as filter_mod, geo, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import (
     MeiliError,
@@ -44,7 +44,16 @@ from miroir.core.settings import DEFAULTS as _MEILI_DEFAULTS
 from miroir.devnode import facets as facets_mod, highlight, phrases, ranking, vectors
 from miroir.devnode.postings import FilterSets
 from miroir.devnode.ranking import Context, QueryTerm, TermHit
-from miroir.devnode.text import VALUE_GAP, Tokenizer, flatten, normalize, query_terms, value_texts
+from miroir.devnode.text import (
+    VALUE_GAP,
+    Tokenizer,
+    bounded_distance,
+    ends_on_word,
+    flatten,
+    normalize,
+    query_terms,
+    value_texts,
+)
 from miroir.devnode.typo import typo_matches
 
 POS_BITS = ranking.PACK_BITS  # 20
@@ -336,9 +345,16 @@ class IndexEngine:
         return self._with_vectors(iid, self._project(self._docs[iid], fields), retrieve_vectors)
 
     def _with_vectors(self, iid: int, doc: dict, retrieve: bool) -> dict:
-        confs = self.settings.get("embedders")
-        if retrieve and confs:
-            doc["_vectors"] = self.vectors.retrieved(iid, confs)
+        """`doc` (a projected copy) with `_vectors` as 1.50 shows it: hidden unless
+        `retrieveVectors`, and then always there: the document's own `_vectors` (names
+        no embedder reads) with each configured embedder's embeddings."""
+        own = doc.pop("_vectors", None)
+        if retrieve:
+            shown = dict(own) if isinstance(own, dict) else {}
+            confs = self.settings.get("embedders")
+            if confs:
+                shown.update(self.vectors.retrieved(iid, confs))
+            doc["_vectors"] = shown
         return doc
 
     def get_documents(self, *, offset: int = 0, limit: int = 20, fields=None, filter=None, ids=None,
@@ -500,7 +516,9 @@ class IndexEngine:
     def search_params(self, params: dict) -> _SearchParams:
         return _SearchParams(params, self)
 
-    def search(self, params: dict) -> dict:
+    def search(self, params: dict, hit_ids: list[int] | None = None) -> dict:
+        """A search's answer; `hit_ids` (a keyword search) receives the internal id of each
+        hit, which a federated search needs to show a document once per index."""
         started = time.perf_counter()
         semantic = vectors.search(self, params)  # None: a keyword search, as below
         if semantic is not None:
@@ -549,6 +567,8 @@ class IndexEngine:
             order.ensure_hits(page_iids)
 
         hits = [self._hit(iid, p, plan, order) for iid in page_iids]
+        if hit_ids is not None:
+            hit_ids.extend(page_iids)
         out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
         out["processingTimeMs"] = 0
         capped = min(total, max_total)
@@ -610,7 +630,7 @@ class IndexEngine:
             shown = self._project(doc, None)
             if p.formatting:
                 hit["_formatted"] = highlight.format_document(
-                    {k: v for k, v in shown.items() if k in hit or p.attributes_to_retrieve is None or p.formats(k)},
+                    self._formatted_source(shown, hit, p),
                     matcher,
                     highlight_attrs=p.attributes_to_highlight,
                     crop_attrs=p.attributes_to_crop,
@@ -621,11 +641,30 @@ class IndexEngine:
                 )
             if p.show_matches_position:
                 hit["_matchesPosition"] = highlight.matches_position(shown, matcher, self._searchable_names())
+        if p.geo_origin is not None:
+            dist = geo.geo_distance(p.geo_origin, hit)
+            if dist is not None:
+                hit["_geoDistance"] = dist
         if p.show_ranking_score:
             hit["_rankingScore"] = order.score(iid)
         if p.show_ranking_score_details:
             hit["_rankingScoreDetails"] = order.details(iid)
         return hit
+
+    @staticmethod
+    def _formatted_source(shown: dict, hit: dict, p: _SearchParams) -> dict:
+        """The fields `_formatted` shows: the retrieved ones and those highlighted or
+        cropped, a nested name (`doggos.name`) bringing its part of its parent
+        (formatted.rs format_nested: `attributesToRetrieve: []` with `doggos.name`
+        highlighted formats `doggos: [{name}, ...]`)."""
+        nested = [n for n in p._formatted_names if "." in n]
+        out = {}
+        for k, v in shown.items():
+            if k in hit or p.attributes_to_retrieve is None or p.formats(k):
+                out[k] = v
+            elif any(n.startswith(k + ".") for n in nested):
+                out[k] = _narrow(v, k, nested)
+        return out
 
     def _searchable_names(self) -> list[str]:
         return self.settings["searchableAttributes"]
@@ -655,7 +694,7 @@ class IndexEngine:
                 excluded = phrases.excluded_docs(self._post, ops)
                 plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
-        prefix_ok = not q.endswith(" ") and self.settings.get("prefixSearch", "indexingTime") != "disabled"
+        prefix_ok = ends_on_word(q, self.tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
         if ops is not None:
             prefix_ok = prefix_ok and ops.last_is_word
         qterms: list[QueryTerm] = []
@@ -755,7 +794,9 @@ class IndexEngine:
             for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
                 if cand not in found and not (d and self._typo_off_numbers and _numeric_word(cand)):
                     found[cand] = d
-        out = [(w, t, w == word) for w, t in found.items()]
+        # milli does not index stop words: a term never reaches one (the last word `the`
+        # of `to the` finds `theme`, not `the`).
+        out = [(w, t, w == word) for w, t in found.items() if w not in self._stop_words]
         if len(self._typo_cache) > 4096:
             self._typo_cache.clear()
         self._typo_cache[key] = out
@@ -880,7 +921,7 @@ class IndexEngine:
 
     # ---------------------------------------------------------- rules
 
-    def _rules(self, plan: _Plan, sort: list[tuple[str, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
+    def _rules(self, plan: _Plan, sort: list[tuple[Any, bool]] | None, strategy: str = "last") -> list[tuple[str, Any]]:
         """The ranking rules that apply to this search, in settings order. With
         `matchingStrategy: all` milli has no `words` rule: every document holds every word."""
         out: list[tuple[str, Any]] = []
@@ -896,7 +937,8 @@ class IndexEngine:
                     out.append((rule, None))
             elif rule == "sort":
                 for name, asc in sort or []:
-                    out.append((f"{name}:{'asc' if asc else 'desc'}", (name, asc)))
+                    key = geo.details_key(name, asc) if isinstance(name, tuple) else f"{name}:{'asc' if asc else 'desc'}"
+                    out.append((key, (name, asc)))
             else:
                 custom = ranking.parse_custom_rule(rule)
                 if custom is not None:
@@ -932,6 +974,51 @@ class IndexEngine:
             idx = self._facet_cache[name] = facets_mod.FacetIndex.build(name, self._docs)
         return idx
 
+    def _distinct_universe(self, plan: _Plan, distinct: str, strategy: str, exhaustive: bool) -> list[int]:
+        """The documents a facet search counts under a distinct attribute, as 1.50 gets
+        them from a search for its first 20 hits: each hit taken (ranked order) drops
+        the other documents sharing its distinct value, and documents past the 20th hit
+        stay, duplicates or not (Meilisearch's distinct_facet_search_on_movies counts 27
+        of 50 documents with 23 distinct colors). `exhaustiveFacetCount` runs distinct
+        over every document (internal-id order): 23."""
+        per_doc = self._facet_index(distinct).per_doc
+        by_key = self._facet_index(distinct).by_key
+        excluded: set[int] = set()
+        if exhaustive:
+            walk: Iterator[int] = iter(plan.candidates)
+            wanted = len(plan.candidates)
+        else:
+            walk = _BucketSort(plan, self._rules(plan, None, strategy)).iterate(plan.candidates)
+            wanted = 20  # the facet search's search: offset 0, limit 20
+        taken = 0
+        for iid in walk:
+            if taken >= wanted:
+                break
+            if iid in excluded:
+                continue
+            for k in per_doc.get(iid) or ():
+                excluded |= by_key[k]
+            excluded.discard(iid)
+            taken += 1
+        return [iid for iid in plan.candidates if iid not in excluded]
+
+    def _facet_query_matcher(self, name: str, query: str | None) -> Callable[[str], bool] | None:
+        """Which values a facet query selects, as milli's facet search: the query prefixes
+        the whole normalized value (`words` does not select `Multiple Words`), within the
+        typos its length allows unless typos are off for the field or the word."""
+        q = normalize(query.strip()) if query else ""
+        if not q:
+            return None
+        if not self._typo_enabled or matches_attribute(name, self._typo_disabled_attrs):
+            return lambda v: normalize(v).startswith(q)
+        if q in self._typo_disabled_words:
+            return lambda v: normalize(v) == q
+        size = len(q.encode())
+        k = 0 if size < self._one_typo else 1 if size < self._two_typos else 2
+        if k == 0:
+            return lambda v: normalize(v).startswith(q)
+        return lambda v: bounded_distance(q, normalize(v), k, prefix=True) <= k
+
     def facet_search(self, params: dict) -> dict:
         started = time.perf_counter()
         # Meilisearch 1.50 ignores unknown fields here (`allow_unknown_fields`: clients
@@ -954,12 +1041,17 @@ class IndexEngine:
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
         plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"))
+        candidates = plan.candidates
+        distinct = self.settings["distinctAttribute"]
+        if distinct is not None:
+            exhaustive = params.get("exhaustiveFacetCount") is True
+            candidates = self._distinct_universe(plan, distinct, strategy, exhaustive)
         index = self._facet_index(name)
-        counts, _, _ = facets_mod.count(index, plan.candidates, len(plan.candidates) == len(self._docs))
+        counts, _, _ = facets_mod.count(index, candidates, len(candidates) == len(self._docs))
         faceting = self.settings.get("faceting") or {}
         order = facet_order(faceting.get("sortFacetValuesBy"), name)
         max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
-        hits = facets_mod.search_values(counts, index.display, query, order, max_values)
+        hits = facets_mod.search_values(counts, index.display, self._facet_query_matcher(name, query), order, max_values)
         return {
             "facetHits": hits,
             "facetQuery": query,
@@ -1623,6 +1715,7 @@ class _SearchParams:
                 self.attributes_to_search_on = None
         self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter", search=True)
         self.sort = _parse_sort(g("sort"), eng)
+        self.geo_origin = geo.distance_origin(g("sort")) if self.sort else None
         distinct = g("distinct")
         if distinct is not None:
             if not isinstance(distinct, str):
@@ -1717,34 +1810,46 @@ def _str_list(params: dict, name: str, code: str) -> list[str] | None:
     return v
 
 
-def _parse_sort(value, eng: IndexEngine) -> list[tuple[str, bool]] | None:
+def _parse_sort(value, eng: IndexEngine) -> list[tuple[str | tuple[float, float], bool]] | None:
+    """The sort criteria, each (field, ascending) or ((lat, lng), ascending) for a geo
+    point. As 1.50: every criterion is parsed first, then the `sort` rule is required,
+    then each field must be sortable (`_geo` for a geo point)."""
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _type_error("sort", "invalid_search_sort", "an array", value)
-    sortable = attribute_names(eng.settings["sortableAttributes"])
-    out = []
+    parsed: list[tuple[str | tuple[float, float], bool]] = []
     for raw in value:
         name, sep, direction = raw.rpartition(":")
-        if not sep or direction not in ("asc", "desc") or not name:
+        if not sep or direction not in ("asc", "desc"):
             raise MeiliError(
                 "invalid_search_sort",
                 f"Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{raw}`.",
             )
-        reserved = reserved_sort_error(name)
+        try:
+            point = geo.parse_sort_member(name)
+        except geo.SortError as e:
+            raise MeiliError("invalid_search_sort", str(e)) from None
+        reserved = reserved_sort_error(name) if point is None else None
         if reserved is not None:
             raise reserved
-        if not attr_patterns.legacy_match_any(sortable, name):
-            raise index_scoped(not_sortable("invalid_search_sort", name, sortable))
-        out.append((name, direction == "asc"))
-    if out and "sort" not in eng.settings["rankingRules"]:
+        parsed.append((name if point is None else point, direction == "asc"))
+    if parsed and "sort" not in eng.settings["rankingRules"]:
         raise index_scoped(
             MeiliError(
                 "invalid_search_sort",
                 "You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.",
             )
         )
-    return out
+    sortable = attribute_names(eng.settings["sortableAttributes"])
+    for member, _asc in parsed:
+        if isinstance(member, tuple):
+            name, ok = "_geo", "_geo" in sortable
+        else:
+            name, ok = member, attr_patterns.legacy_match_any(sortable, member)
+        if not ok:
+            raise index_scoped(not_sortable("invalid_search_sort", name, sortable))
+    return parsed
 
 
 def _parse_facets(value, eng: IndexEngine) -> list[str] | None:

@@ -7,10 +7,10 @@ document counts once per distinct value. Pure module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from miroir.core.sortvalue import MISSING, field_value
-from miroir.devnode.text import normalize
 
 
 def facet_keys(value) -> list:
@@ -135,16 +135,13 @@ def distribution(counts: dict, display: dict, order: str, max_values: int) -> di
     return {display[k]: counts[k] for k in _ordered(counts, order)[:max_values]}
 
 
-def search_values(counts: dict, display: dict, query: str | None, order: str, max_values: int) -> list[dict]:
-    """Facet search: values with a word starting with the (case/accent folded) query."""
-    q = normalize(query.strip()) if query else ""
+def search_values(counts: dict, display: dict, matches: Callable[[str], bool] | None, order: str, max_values: int) -> list[dict]:
+    """Facet search: the values `matches` accepts (every value when None)."""
     hits = []
     for k in _ordered(counts, order):
         shown = display[k]
-        if q:
-            folded = normalize(shown)
-            if not (folded.startswith(q) or any(w.startswith(q) for w in folded.split())):
-                continue
+        if matches is not None and not matches(shown):
+            continue
         hits.append({"value": shown, "count": counts[k]})
         if len(hits) >= max_values:
             break

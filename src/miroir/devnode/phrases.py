@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from miroir.devnode.text import Tokenizer
+from miroir.devnode.text import Tokenizer, ends_on_word
 
 MAX_TERMS = 10  # milli's cap on a query's terms
 
@@ -97,21 +97,22 @@ def parse(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> QueryOperators
                 ops.negative_words.append(words[0])
                 plain.extend((w, False) for w in words[1:])  # `-foo-bar`: the rest stays positive
             continue
-        if phrase:
+        if phrase and any(w not in stop_words for w in words):  # milli drops a phrase's stop words
             ops.phrases.append(words)
         plain.extend((w, phrase) for w in words)
-    kept = [(i, w, ph) for i, (w, ph) in enumerate(plain) if ph or w not in stop_words]
-    if not any(not ph for _, _, ph in kept) and not ops.phrases:
-        kept = [(i, w, ph) for i, (w, ph) in enumerate(plain)]
+    segments = _segments(q)
+    last = segments[-1] if segments else None
+    ops.last_is_word = (
+        last is not None and not last[1] and not last[2] and ends_on_word(q, tokenizer)
+    )
+    # Stop words are dropped, phrases' too, but for the query's last token (milli's
+    # parse_query): it stays, as a prefix.
+    last_word = len(plain) - 1 if ops.last_is_word else -1
+    kept = [(i, w, ph) for i, (w, ph) in enumerate(plain) if w not in stop_words or i == last_word]
     for i, w, ph in kept[:MAX_TERMS]:
         if ph:
             ops.mandatory.add(len(ops.terms))
         ops.terms.append((i, w))
-    segments = _segments(q)
-    last = segments[-1] if segments else None
-    ops.last_is_word = (
-        last is not None and not last[1] and not last[2] and not q[-1:].isspace() and q[-1:] != '"'
-    )
     return ops
 
 

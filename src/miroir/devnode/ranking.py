@@ -16,6 +16,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from miroir.core import geo
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 
 MAX_DISTANCE = 8  # milli's proximity cap: words 8+ apart (or in other attributes) are "far"
@@ -270,8 +271,14 @@ def exactness_from_match(match_type: str, exact_words: int, k: int) -> dict:
     return out
 
 
-def sort_entry(doc: dict, field_name: str, ascending: bool) -> dict:
-    """One `field:asc|desc` detail: the value that decided the order (null when missing)."""
+def sort_entry(doc: dict, field_name: str | tuple[float, float], ascending: bool) -> dict:
+    """One `field:asc|desc` detail: the value that decided the order (null when missing).
+    A geo criterion (`field_name` is its target point) gives milli's point and distance."""
+    if isinstance(field_name, tuple):
+        pt = geo.point_of(doc)
+        if pt is None:
+            return {"value": None, "distance": None}
+        return {"value": {"lat": pt[0], "lng": pt[1]}, "distance": geo.distance_m(field_name, pt)}
     value = field_value(doc, field_name)
     return {"value": decisive_value(value, ascending)}
 
@@ -303,6 +310,9 @@ def _flat(value):
 def rule_key(name: str, detail: dict, ascending: bool | None = None):
     """Comparison key of one emitted detail; smaller sorts first (better)."""
     if ascending is not None:
+        if "distance" in detail:  # geo: nearest (asc) or farthest (desc) first, no point last
+            d = detail["distance"]
+            return (1, 0.0) if d is None else (0, d if ascending else -d)
         return sort_key(detail["value"], ascending)
     return -detail["score"]
 

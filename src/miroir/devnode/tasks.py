@@ -523,7 +523,8 @@ class TaskQueue:
             details["deletedTasks"] = len(gone)
         else:  # pragma: no cover
             raise AssertionError(op)
-        if uid is not None and uid in self.indexes and not isinstance(op, (CancelTasks, DeleteTasks)):
+        # A created index keeps createdAt == updatedAt (1.50's get_index.rs checks it).
+        if uid is not None and uid in self.indexes and not isinstance(op, (CancelTasks, DeleteTasks, CreateIndex)):
             self.indexes[uid].updated_at = rfc3339(time.time())
         return details
 

@@ -2,8 +2,10 @@
 
 Follows the parts of Meilisearch's tokenizer (charabia) that change which documents match:
 words are runs of letters/digits, `_` and punctuation separate; case and accents are folded
-(Unicode NFKD, combining marks dropped, lowercase); CJK ideographs/kana/hangul are one word
-per character. Positions grow by 1 across a soft separator (space, comma, dash) and by 8
+(Unicode NFKD, combining marks dropped, lowercase); Chinese runs of ideographs are cut into
+words by jieba, as charabia does (`大卫` is one word), while kana, hangul and the ideographs of
+a text that holds kana (Japanese, which charabia cuts with a dictionary we do not ship) are one
+word per character. Positions grow by 1 across a soft separator (space, comma, dash) and by 8
 across a hard one (sentence punctuation, newline) so that words of different sentences are
 "far" for the proximity rule, as in Meilisearch. Settings `separatorTokens`,
 `nonSeparatorTokens` and `dictionary` adjust the splitting. Pure module.
@@ -11,10 +13,13 @@ across a hard one (sentence punctuation, newline) so that words of different sen
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
 # Meilisearch counts a hard separator as a jump of 8 positions (the proximity cap).
 HARD_GAP = 8
@@ -22,8 +27,68 @@ HARD_GAP = 8
 VALUE_GAP = 8
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KANA_OR_HANGUL = "\u3040-\u30ff\uac00-\ud7af"
+_KANA = re.compile("[\u3040-\u30ff]")
 _HARD = re.compile(r"[.;:!?\n\r\t。！？；：…]")
-_DEFAULT_WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+# A run of ideographs is one match, cut into words afterwards (_cut_han).
+_CJK_UNITS = rf"[{_HAN}]+|[{_KANA_OR_HANGUL}]"
+_DEFAULT_WORD = re.compile(rf"{_CJK_UNITS}|[^\W_{_CJK}]+")
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    """A jieba tokenizer, built on the first Chinese text (no index without ideographs
+    pays for it). Its prefix dictionary is built from the packaged word list in Python
+    (about 0.5 s of CPU), not loaded from jieba's cache file: that load is one call of
+    several seconds on a busy machine that holds the GIL, and the node would not answer
+    meanwhile."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    with tokenizer.get_dict_file() as f:
+        tokenizer.FREQ, tokenizer.total = tokenizer.gen_pfdict(f)
+    tokenizer.initialized = True
+    return tokenizer
+
+
+@lru_cache(maxsize=65536)
+def _cut_han(run: str) -> tuple[int, ...]:
+    """The end offsets of jieba's words in a run of ideographs (charabia's Chinese
+    segmenter: jieba's default dictionary, no HMM)."""
+    ends = []
+    end = 0
+    for word in _jieba().cut(run, HMM=False):
+        end += len(word)
+        ends.append(end)
+    return tuple(ends)
+
+
+def _is_han(c: str) -> bool:
+    return "\u3400" <= c <= "\u4dbf" or "\u4e00" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff"
+
+
+def _units(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each word of `text`: the pattern's matches, a run of ideographs cut
+    by jieba (one character each when the text holds kana)."""
+    japanese: bool | None = None
+    for m in pattern.finditer(text):
+        if m.lastgroup == "sep":
+            continue
+        start, end = m.span()
+        if end - start > 1 and _is_han(text[start]) and _is_han(text[end - 1]):
+            if japanese is None:
+                japanese = _KANA.search(text) is not None
+            if japanese:
+                yield from ((i, i + 1) for i in range(start, end))
+            else:
+                prev = start
+                for e in _cut_han(text[start:end]):
+                    yield prev, start + e
+                    prev = start + e
+            continue
+        yield start, end
 
 
 @lru_cache(maxsize=65536)
@@ -47,15 +112,20 @@ class Tokenizer:
             # Dictionary entries win over any other split: they are whole words.
             for entry in sorted(set(dictionary), key=len, reverse=True):
                 alts.append(re.escape(entry))
-            alts.append(f"[{_CJK}]")
             seps = "|".join(re.escape(s) for s in sorted(set(separator_tokens), key=len, reverse=True))
             nonseps = "|".join(re.escape(s) for s in sorted(set(non_separator_tokens), key=len, reverse=True))
-            unit = rf"[^\W_{_CJK}]"
             if seps:
-                unit = rf"(?!{seps}){unit}"
+                # A separator token is matched (and skipped by _units) where it starts, so
+                # that it ends a word even made of non-separator tokens: `Mac&sep&&sepcheese`
+                # is `Mac`, `&`, `cheese` with `&` a non-separator and `&sep` a separator.
+                alts.append(rf"(?P<sep>{seps})")
+            alts.append(_CJK_UNITS)
+            unit = rf"[^\W_{_CJK}]"
             if nonseps:
                 unit = rf"(?:{unit}|{nonseps})"
-            alts.append(rf"{unit}+")
+            if seps:
+                unit = rf"(?!{seps}){unit}"
+            alts.append(rf"(?:{unit})+")
             self._word = re.compile("|".join(alts))
 
     def spans(self, text: str) -> list[tuple[int, int, int, str]]:
@@ -63,20 +133,19 @@ class Tokenizer:
         out = []
         pos = -1
         last_end = 0
-        for m in self._word.finditer(text):
-            start, end = m.span()
+        for start, end in _units(self._word, text):
             if pos < 0:
                 pos = 0
             else:
                 pos += HARD_GAP if _HARD.search(text, last_end, start) else 1
-            out.append((pos, start, end, normalize(m.group())))
+            out.append((pos, start, end, normalize(text[start:end])))
             last_end = end
         return out
 
     def first_bounds(self, text: str, n: int) -> list[tuple[int, int]]:
         """(start char, end char) of the first `n` words of `text`: spans()[:n] without
         positions and normalized words."""
-        return [m.span() for m in islice(self._word.finditer(text), n)]
+        return list(islice(_units(self._word, text), n))
 
     def words(self, text: str) -> list[tuple[int, str]]:
         """(position, normalized word) pairs; the indexing hot path."""
@@ -138,12 +207,20 @@ def flatten(doc: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
+def ends_on_word(q: str, tokenizer: Tokenizer) -> bool:
+    """Whether the query's last token is a word (nothing after it): milli makes only that
+    word a prefix, and keeps it even when it is a stop word."""
+    spans = tokenizer.spans(q)
+    return bool(spans) and spans[-1][2] == len(q)
+
+
 def query_terms(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> list[tuple[int, str]]:
-    """(query position, word) for each word of the query, stop words dropped (unless all are)."""
+    """(query position, word) for each word of the query, stop words dropped except the
+    last token (milli's parse_query: `to the` searches `the` as a prefix, `to the `
+    searches nothing, which lists every document)."""
     words = [w for _, w in tokenizer.words(q)]
-    kept = [(i, w) for i, w in enumerate(words) if w not in stop_words]
-    if not kept and words:
-        kept = list(enumerate(words))
+    last = len(words) - 1 if ends_on_word(q, tokenizer) else -1
+    kept = [(i, w) for i, w in enumerate(words) if w not in stop_words or i == last]
     # Meilisearch caps a query at 10 words.
     return kept[:10]
 

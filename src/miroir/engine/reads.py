@@ -465,9 +465,20 @@ async def _federated(
     facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
     facet_source: dict[str, int] = {}  # index uid -> the query whose facets it reports
+    # An index several queries search shows each document once: their hits need their
+    # primary key, added to the retrieved fields where the client left it out.
+    queries_of: dict[str, int] = {}
+    for entry, _ in decoded:
+        queries_of[entry.index_uid] = queries_of.get(entry.index_uid, 0) + 1
+    pk_added: set[int] = set()
     for i, (entry, req) in enumerate(decoded):
         uid = entry.index_uid
         changes: dict[str, Any] = {"show_ranking_score": True, "show_performance_details": False}
+        pk = cluster.state.indexes[uid].primary_key if queries_of[uid] > 1 else None
+        wanted = req.attributes_to_retrieve
+        if pk and wanted is not None and "*" not in wanted and pk not in wanted:
+            changes["attributes_to_retrieve"] = [*wanted, pk]
+            pk_added.add(i)
         if federation.page_mode:
             # Page mode gives every query's exact total (1.50 counts exhaustively there).
             changes.update(page=1, hits_per_page=skip + take)
@@ -499,8 +510,14 @@ async def _federated(
             show_ranking_score=req.show_ranking_score,
             show_ranking_score_details=req.show_ranking_score_details,
             semantic=req.hybrid is not None or req.vector is not None,
+            doc_ids=fed.hit_document_ids(
+                answer["hits"],
+                cluster.state.indexes[entry.index_uid].primary_key if queries_of[entry.index_uid] > 1 else None,
+                added=i in pk_added,
+                formatted=[a.split(":", 1)[0] for a in (*(req.attributes_to_highlight or ()), *(req.attributes_to_crop or ()))],
+            ),
         )
-        for (entry, req), (answer, _) in zip(decoded, answers)
+        for i, ((entry, req), (answer, _)) in enumerate(zip(decoded, answers))
     ]
     index_facets = {
         uid: fed.IndexFacets(
