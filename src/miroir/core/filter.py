@@ -1164,7 +1164,7 @@ def filter_attributes(expr: Expr | None) -> set[str]:
         if isinstance(e, Geo):
             out.update(("_geojson",) if e.kind == "_geoPolygon" else ("_geo", "_geojson"))
         else:
-            out.add(e.attr)
+            out.add(_leaf_attr(e))
     return out
 
 
@@ -1284,6 +1284,8 @@ def index_filter_string(expr: Expr) -> str:
             a = expr.args
             if expr.kind == "_geoRadius":
                 return f"_geoRadius({', '.join(a)})"
+            if expr.kind == "_geoPolygon":  # as 1.50 writes it, a trailing comma included
+                return "_geoPolygon([" + "".join(f"[{a[i]}, {a[i + 1]}], " for i in range(0, len(a), 2)) + "])"
             return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
         case Not():
             return f"NOT ({index_filter_string(expr.item)})"
