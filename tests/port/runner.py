@@ -134,13 +134,7 @@ def load_cases(folders: Iterable[str] | None = None) -> list[Case]:
 
 
 def load_known() -> dict[str, str]:
-    known: dict[str, str] = {}
-    # known_failures_rest.json: the documents/settings/index/tasks/stats cases (branch port-rest),
-    # until the lead merges it into known_failures.json
-    for path in (KNOWN_FAILURES, PORT_DIR / "known_failures_rest.json"):
-        if path.exists():
-            known |= json.loads(path.read_text())
-    return known
+    return json.loads(KNOWN_FAILURES.read_text()) if KNOWN_FAILURES.exists() else {}
 
 
 def known_key(target: str, case: Case) -> str:
