@@ -96,11 +96,13 @@ def _step(url: str, until: Callable[[dict], bool]) -> None:
     Not a watch of the running copy (about a second here): on a loaded machine a watcher
     misses the window between two kills, and a restarted Miroir copies on before its
     first status is read; paused (the pause is journaled), it holds the copy."""
+    deadline = time.monotonic() + WAIT_S
     while True:
         s = _status(url)
         assert s["plan"] is not None, f"the rebalance ended before the kill: {s}"
         if until(s):
             return
+        assert time.monotonic() < deadline, f"the rebalance did not get there in {WAIT_S}s: {s['progress']}"
         _set_paused(url, False)
         _set_paused(url, True)
 
