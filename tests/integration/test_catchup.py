@@ -52,10 +52,13 @@ class Writers:
             t.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.stop.set()
         for t in self.threads:
-            t.join(30)
+            t.join(60)  # beyond the client's timeout: a request in flight ends first
+        # A writer still running would change `acked` under the checks that follow.
+        if exc_type is None:
+            assert not any(t.is_alive() for t in self.threads), "a writer did not stop"
 
     def _run(self, k: int) -> None:
         i = 1_000_000 * (k + 1)

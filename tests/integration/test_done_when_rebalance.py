@@ -119,6 +119,9 @@ def test_new_group_serves_reads_only_once_complete():
         reader.start()
         incomplete_checks = 0
         try:
+            # Paused until the first check has seen the plan incomplete: a watch of the
+            # running copy alone (two seconds) may come too late on a loaded machine.
+            assert h.post("/_miroir/rebalance/pause").status_code == 202
             for node_id, dev in zip(("n3", "n4"), spare):
                 r = h.post("/_miroir/nodes", json={"id": node_id, "url": dev.url, "group": "g1"})
                 assert r.status_code == 202, r.text
@@ -128,10 +131,15 @@ def test_new_group_serves_reads_only_once_complete():
             # The topology is read before the status: the first plan only moves forward, so
             # if the status still shows it incomplete, it was incomplete when the topology
             # was read (the other order races with its completion).
+            deadline = time.monotonic() + WAIT_S
             while True:
                 topo = h.get("/_miroir/topology").json()
                 s = rebalance(h)
-                if s["status"] != "running" or s["plan"]["oldGroups"] != {"g0": ["n1", "n2"]}:
+                if s["paused"] and s["plan"] is None:  # the plan is not journaled yet
+                    assert time.monotonic() < deadline, s
+                    time.sleep(0.05)
+                    continue
+                if s["plan"] is None or s["plan"]["oldGroups"] != {"g0": ["n1", "n2"]}:
                     break
                 if s["progress"]["done"] < s["progress"]["units"]:
                     assert set(topo["groups"]) == {"g0"}, topo["groups"]
@@ -139,6 +147,8 @@ def test_new_group_serves_reads_only_once_complete():
                     states = {n["id"]: n["state"] for n in topo["nodes"]}
                     assert states["n3"] == "joining" and states["n4"] == "joining", states
                     incomplete_checks += 1
+                if s["paused"]:
+                    assert h.post("/_miroir/rebalance/resume").status_code == 202
                 time.sleep(0.05)
             status = wait_idle(h)
         finally:

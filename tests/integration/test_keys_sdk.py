@@ -12,7 +12,6 @@ used (the node master key included).
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import httpx
 import meilisearch
@@ -35,8 +34,7 @@ class _Miroir:
 
     def kill9(self) -> list[str]:
         self.daemon.kill()  # SIGKILL
-        time.sleep(0.2)  # let the reader thread drain the pipe
-        return list(self.daemon.lines)
+        return self.daemon.drained()  # the last lines too, however slow the reader thread
 
 
 def _config(tmp_path, nodes) -> object:

@@ -132,10 +132,18 @@ def test_metrics_move_with_writes_searches_a_dead_node_and_a_rebalance(tmp_path)
         wait_until(lambda: scrape(c.url).get("miroir_node_readable", node="n2") == 1, what="n2 back")
 
         # --- a node killed: down, retries, a backlog that rises ... ------------------------
-        retries_before = scrape(c.url).get("miroir_retries_total")
-        n2.kill()
-        for _ in range(4):  # searches racing the failure detection: parts on n2 are retried
-            assert h.post("/indexes/m/search", json={"q": "word"}).status_code == 200
+        # Searches racing the failure detection (probes every 150 ms): parts on n2 are
+        # retried when a search reaches n2 before it is known down. A loaded machine can
+        # lose that race; then n2 is brought back and the race run again (bounded).
+        for _ in range(5):
+            retries_before = scrape(c.url).get("miroir_retries_total")
+            n2.kill()
+            for _ in range(4):
+                assert h.post("/indexes/m/search", json={"q": "word"}).status_code == 200
+            if scrape(c.url).get("miroir_retries_total") > retries_before:
+                break
+            n2.restart()
+            wait_until(lambda: scrape(c.url).get("miroir_node_readable", node="n2") == 1, what="n2 back")
         wait_until(lambda: scrape(c.url).get("miroir_node_up", node="n2") == 0, what="n2 down")
         s2 = scrape(c.url)
         assert s2.get("miroir_node_health_state", node="n2", state="down") == 1
@@ -171,14 +179,20 @@ def test_metrics_move_with_writes_searches_a_dead_node_and_a_rebalance(tmp_path)
         assert s5.get("miroir_rebalance_units", status="pending") >= 1
         assert s5.get("miroir_rebalance_documents_copied") == 0
         assert s5.get("miroir_node_info", node="n3", url=spare[0].url, group="g0", state="joining") == 1
-        assert h.post("/_miroir/rebalance/resume").status_code == 202
-        copied_seen = 0.0
+        # Resumed a moment at a time (paused in between) until documents are copied, and
+        # read while it runs: a watch of the running copy (a fraction of a second) may
+        # see none on a loaded machine.
         deadline = time.monotonic() + 60
-        while (s := scrape(c.url)).get("miroir_rebalance_running") == 1:
-            copied_seen = max(copied_seen, s.get("miroir_rebalance_documents_copied"))
+        while (s := scrape(c.url)).get("miroir_rebalance_documents_copied") == 0:
+            assert s.get("miroir_rebalance_running") == 1, "the rebalance ended before it was seen copying"
+            assert time.monotonic() < deadline, "no document copied"
+            assert h.post("/_miroir/rebalance/resume").status_code == 202
+            assert h.post("/_miroir/rebalance/pause").status_code == 202
+        assert s.get("miroir_rebalance_running") == 1 and s.get("miroir_rebalance_documents_copied") > 0
+        assert h.post("/_miroir/rebalance/resume").status_code == 202
+        while scrape(c.url).get("miroir_rebalance_running") == 1:
             assert time.monotonic() < deadline, "rebalance did not finish"
             time.sleep(0.05)
-        assert copied_seen > 0  # throttled to 400 docs/s: seen while it ran
         s6 = scrape(c.url)
         assert s6.get("miroir_rebalance_paused") == 0
         assert s6.sum("miroir_rebalance_units") == 0

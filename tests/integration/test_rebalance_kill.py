@@ -2,8 +2,9 @@
 middle of a rebalance.
 
 3 -> 4 nodes (one group), RF = 1 and RF = 2, a writer streaming adds, updates and
-deletes through Miroir the whole time, the copy throttled so that two kill -9 of Miroir
-land in the middle of it (each restart resumes the plan). Once the plan is done, every
+deletes through Miroir the whole time, the copy throttled and let run a moment at a time
+(paused in between) so that two kill -9 of Miroir land in the middle of it, pages in
+flight (each restart resumes the plan). Once the plan is done, every
 acknowledged write is checked on every owner node of its shard directly (the node's own
 `documents/fetch`): an id whose last acknowledged write is an upsert must be there with
 that version (else *lost* or *stale*), an id whose last acknowledged write is a delete
@@ -23,6 +24,7 @@ Loopback only, every wait bounded, every process stopped. Prints the figures of 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -83,6 +85,28 @@ def _status(url: str) -> dict:
     return r.json()
 
 
+def _set_paused(url: str, paused: bool) -> None:
+    r = httpx.post(f"{url}/_miroir/rebalance/{'pause' if paused else 'resume'}", timeout=30)
+    assert r.status_code == 202, r.text
+
+
+def _step(url: str, until: Callable[[dict], bool]) -> None:
+    """The rebalance paused: resume it for a moment at a time until its status meets
+    `until`; it is paused again on return, pages that had started still in flight.
+    Not a watch of the running copy (about a second here): on a loaded machine a watcher
+    misses the window between two kills, and a restarted Miroir copies on before its
+    first status is read; paused (the pause is journaled), it holds the copy."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        s = _status(url)
+        assert s["plan"] is not None, f"the rebalance ended before the kill: {s}"
+        if until(s):
+            return
+        assert time.monotonic() < deadline, f"the rebalance did not get there in {WAIT_S}s: {s['progress']}"
+        _set_paused(url, False)
+        _set_paused(url, True)
+
+
 def _load(url: str, uid: str, docs: list[dict]) -> None:
     with httpx.Client(base_url=url, timeout=30) as h:
         r = h.post("/indexes", json={"uid": uid, "primaryKey": "id"})
@@ -90,6 +114,13 @@ def _load(url: str, uid: str, docs: list[dict]) -> None:
         r = h.post(f"/indexes/{uid}/documents", json=docs)
         assert r.status_code == 202, r.text
         assert wait_task(url, r.json()["taskUid"], timeout=WAIT_S)["status"] == "succeeded"
+
+
+def _wait_more_writes(writer: StreamWriter, n: int, what: str) -> None:
+    """Until `n` more writes are acknowledged (a condition: a fixed pause on a loaded
+    machine may see none)."""
+    acked = sum(writer.counts[k] for k in WRITE_KINDS)
+    wait_until(lambda: sum(writer.counts[k] for k in WRITE_KINDS) >= acked + n, timeout=WAIT_S, what=what)
 
 
 def _verify(writer: StreamWriter, urls: list[str], rf: int) -> dict:
@@ -128,33 +159,33 @@ def test_kill9_of_miroir_mid_rebalance_loses_nothing(tmp_path, fleet, rf, seed):
         to_copy = sum(1 for i in base if "n4" in owners_after(shard_for_key(i, SHARDS), members[:3], members, rf, SHARDS))
         writer = StreamWriter(lambda: (current["url"], len(procs) - 1), uid, seed, base, N_BASE, WRITE_INTERVAL_S)
         writer.start()
-        time.sleep(0.3)
+        _wait_more_writes(writer, 5, "writes before the change")
+        _set_paused(current["url"], True)  # the copy is let run in steps: see _step
         r = httpx.post(f"{current['url']}/_miroir/nodes", json={"id": "n4", "url": urls[3], "group": "g0"}, timeout=30)
         assert r.status_code == 202, r.text
         kills: list[int] = []
         for frac in KILL_AT:
-            at = wait_until(
-                lambda frac=frac: (s := _status(current["url"]))["status"] == "running"
-                and s["progress"]["documentsCopied"] >= frac * to_copy
-                and s,
-                timeout=WAIT_S, what=f"copy at {frac:.0%}",
-            )
-            copied = at["progress"]["documentsCopied"]
-            assert copied < to_copy, f"the copy ended before the kill ({copied}/{to_copy}): slow it down"
+            _step(current["url"], lambda s, frac=frac: s["progress"]["documentsCopied"] >= frac * to_copy)
             procs[-1].kill()
-            kills.append(copied)
-            phases[f"kill{len(kills)}"] = time.monotonic() - t0
+            phases[f"kill{len(kills) + 1}"] = time.monotonic() - t0
             procs.append(MiroirProcess(config))
             current["url"] = procs[-1].wait_ready()
-            phases[f"ready{len(kills)}"] = time.monotonic() - t0
+            phases[f"ready{len(kills) + 1}"] = time.monotonic() - t0
+            # What the journal held at the kill (the restarted Miroir is paused: no more).
+            at = _status(current["url"])
+            copied = at["progress"]["documentsCopied"] if at["plan"] is not None else to_copy
+            assert copied < to_copy, f"the copy ended before the kill ({copied}/{to_copy})"
+            kills.append(copied)
+        _set_paused(current["url"], False)
         wait_until(
             lambda: (s := _status(current["url"]))["status"] == "idle" and not s["pendingChange"],
             timeout=WAIT_S, what="rebalance done",
         )
         phases["done"] = time.monotonic() - t0
-        time.sleep(0.3)  # writes go on against the new layout
+        _wait_more_writes(writer, 5, "writes against the new layout")
         writer.stop.set()
-        writer.join(30)
+        writer.join(60)  # beyond the client's timeout: a request in flight ends first
+        assert not writer.is_alive(), "the writer did not stop: its model would change under the check"
         settle_urls(urls, WAIT_S)
         copy_lost = [e for p in procs for e in p.events("handoff.copy_lost")]
         figures = _verify(writer, urls, rf)
@@ -235,16 +266,17 @@ def test_target_losing_its_data_mid_rebalance_is_refilled_without_loss(tmp_path,
         _load(url, uid, list(base.values()))
         writer = StreamWriter(lambda: (url, 0), uid, 99, base, N_BASE, WRITE_INTERVAL_S)
         writer.start()
+        _set_paused(url, True)  # the move is let run in steps: see _step
         r = httpx.post(f"{url}/_miroir/nodes", json={"id": "n4", "url": urls[3], "group": "g0"}, timeout=30)
         assert r.status_code == 202, r.text
 
-        def mid_move() -> bool:
-            s = _status(url)
-            p = s["progress"] or {}
+        def mid_move(s: dict) -> bool:
+            p = s["progress"]
             # Some units switched (n4 owns their shards), others still being copied.
-            return s["status"] == "running" and p["switched"] + p["done"] >= 1 and p["pending"] + p["copying"] >= 2
+            return p["switched"] + p["done"] >= 1 and p["pending"] + p["copying"] >= 2
 
-        wait_until(mid_move, timeout=WAIT_S, what="a unit switched, others copying")
+        _step(url, mid_move)
+        _set_paused(url, False)  # the mover runs on while n4 is lost
         n4 = fleet[3]
         n4.kill()
         wait_until(
@@ -261,9 +293,10 @@ def test_target_losing_its_data_mid_rebalance_is_refilled_without_loss(tmp_path,
             lambda: httpx.get(f"{url}/_miroir/topology", timeout=10).json()["nodes"][3]["repair"]["state"] == "ok",
             timeout=WAIT_S, what="n4 repaired",
         )
-        time.sleep(0.3)
+        _wait_more_writes(writer, 5, "writes against the new layout")
         writer.stop.set()
-        writer.join(30)
+        writer.join(60)  # beyond the client's timeout: a request in flight ends first
+        assert not writer.is_alive(), "the writer did not stop: its model would change under the check"
         settle_urls(urls, WAIT_S)
         figures = _verify(writer, urls, rf)
         lost_events = miroir.events("handoff.copy_lost")

@@ -21,7 +21,9 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 
-STARTUP_TIMEOUT_S = 15.0
+# A bound on a wait for the node's own word that it listens (a hang detector): a Python
+# start on a loaded machine has been seen to take more than 15 s.
+STARTUP_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.02
 
 
@@ -100,9 +102,20 @@ class Devnode:
             self.proc.wait(timeout=10)
 
     def restart(self) -> None:
+        """On the same port: Miroir knows the node by its URL. The port is free from the
+        kill on, and another process may take it for a moment (an outgoing connection's
+        ephemeral port comes from the same range): then start again, bounded."""
         self.kill()
-        self.start()
-        self.wait_ready()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            self.start()
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError:
+                if "address already in use" not in self._output_since_start() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _output_since_start(self) -> str:
         return self._read_log(self._log_start)

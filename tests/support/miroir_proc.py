@@ -238,7 +238,8 @@ class Daemon:
             text=True,
             env=full_env,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pumper = threading.Thread(target=self._pump, daemon=True)
+        self._pumper.start()
 
     def _pump(self) -> None:
         assert self.proc.stderr is not None
@@ -278,6 +279,13 @@ class Daemon:
 
     def stderr(self) -> str:
         return "".join(self.lines)
+
+    def drained(self, timeout: float = START_TIMEOUT) -> list[str]:
+        """Every line the process wrote, once it has exited and its pipe is read to the end."""
+        self.proc.wait(timeout=timeout)
+        self._pumper.join(timeout)
+        assert not self._pumper.is_alive(), "stderr still open after the process exited"
+        return list(self.lines)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -372,14 +372,15 @@ async def test_waiting_for_a_connection_counts_against_the_deadline():
 
 
 async def test_connect_refused():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
-    with trio.fail_after(TEST_DEADLINE_S):
-        async with Http1Pool("127.0.0.1", port) as pool:
-            with pytest.raises(PoolConnectionError, match="cannot connect"):
-                await pool.request("GET", "/", [], b"", timeout_s=5)
+    # Bound and never listening: a connect is refused, and no other process can take the
+    # port meanwhile (a closed socket's port is free for anyone's next bind or connect).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with trio.fail_after(TEST_DEADLINE_S):
+            async with Http1Pool("127.0.0.1", port) as pool:
+                with pytest.raises(PoolConnectionError, match="cannot connect"):
+                    await pool.request("GET", "/", [], b"", timeout_s=5)
 
 
 async def test_aclose_closes_idle_connections_and_refuses_requests():
