@@ -62,7 +62,14 @@ def _node_orders(url: str) -> dict[int, list[int]]:
 
 def test_listing_pages_every_document_once_after_rf2_rebalance():
     # A throttled copy (about 3,000 documents move: ~2 s), so that updates land mid-copy.
-    extra = {**FAST_HEALTH, "rebalancer": {"docs_per_second": 1500, "page_size": 100}}
+    # Patient probes: no node goes down here, and a busy devnode missing FAST_HEALTH's 300 ms
+    # probe would switch a pass to the other copy mid-listing (another order past position
+    # 200), which is not what this test is about.
+    extra = {
+        **FAST_HEALTH,
+        "health": {"interval_ms": 500, "timeout_ms": 5000, "unhealthy_threshold": 3, "recovery_threshold": 1},
+        "rebalancer": {"docs_per_second": 1500, "page_size": 100},
+    }
     with start_devnodes(1) as spare, start_cluster(nodes=3, rf=2, shards=SHARDS, extra=extra) as c:
         h = httpx.Client(base_url=c.url, timeout=30)
         r = h.post("/indexes", json={"uid": INDEX, "primaryKey": "id"})
