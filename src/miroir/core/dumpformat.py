@@ -88,7 +88,11 @@ def dump_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def dump_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A document as the client wrote it (the shard tag and sequence Miroir adds removed)."""
-    return {k: v for k, v in doc.items() if not k.startswith(RESERVED_PREFIX)}
+    # Read with `retrieveVectors`, which gives every document a `_vectors` object; 1.50's
+    # dump writes one only where the document has embeddings or stored it.
+    return {
+        k: v for k, v in doc.items() if not k.startswith(RESERVED_PREFIX) and not (k == "_vectors" and v == {})
+    }
 
 
 def key_line(key: ApiKey) -> dict[str, Any]:
