@@ -120,8 +120,9 @@ def test_compact_and_stats(pair):
     assert list(one) == list(many) == STATS_KEYS
     assert many["numberOfDocuments"] == one["numberOfDocuments"] == len(DOCS)
     assert many["fieldDistribution"] == one["fieldDistribution"] == {"genre": 90, "id": 90, "title": 90}
-    # Miroir's documents carry `_miroir_shard` on the nodes: a little more than one node's bytes.
-    assert one["rawDocumentDbSize"] > 0 and 1.0 <= many["rawDocumentDbSize"] / one["rawDocumentDbSize"] < 1.6
+    # Miroir's documents carry `_miroir_shard` and the insertion sequence on the nodes: more
+    # than one node's bytes, about twice for these 40-byte documents.
+    assert one["rawDocumentDbSize"] > 0 and 1.0 <= many["rawDocumentDbSize"] / one["rawDocumentDbSize"] < 2.5
     assert many["avgDocumentSize"] == many["rawDocumentDbSize"] // len(DOCS)
     for h in (one_h, many_h):
         assert list(h)[:5] == ["numberOfDocuments", "rawDocumentDbSize", "avgDocumentSize", "isIndexing", "internalDatabaseSizes"]
