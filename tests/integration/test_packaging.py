@@ -66,7 +66,7 @@ def test_shipped_example_config_is_valid():
     assert [(n.id, n.url, n.group) for n in c.nodes] == [
         (f"n{i}", f"http://127.0.0.1:{7700 + i}", "g0") for i in (1, 2, 3)
     ]
-    assert (c.cluster.shards, c.cluster.replication_factor, c.store.data_dir) == (16, 1, "./miroir-data")
+    assert (c.cluster.shards, c.cluster.replication_factor, c.store.data_dir) == (48, 1, "./miroir-data")
 
 
 def test_readme_mentions_install_steps():
