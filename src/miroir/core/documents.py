@@ -263,7 +263,7 @@ def infer_primary_key(docs: list[dict]) -> str:
             "The primary key inference failed as the engine did not find any field ending with `id` in its name. "
             "Please specify the primary key manually using the `primaryKey` query parameter.",
         )
-    candidates = sorted((k for k in docs[0] if k.lower().endswith("id")), key=lambda k: (len(k), k))
+    candidates = sorted(k for k in docs[0] if k.lower().endswith("id"))  # byte order, as milli sorts them
     if not candidates:
         raise MeiliError(
             "index_primary_key_no_candidate_found",
@@ -271,11 +271,12 @@ def infer_primary_key(docs: list[dict]) -> str:
             "Please specify the primary key manually using the `primaryKey` query parameter.",
         )
     if len(candidates) > 1:
-        names = " and ".join(f"'{c}'" for c in candidates) if len(candidates) == 2 else ", ".join(f"'{c}'" for c in candidates)
+        # 1.50 names only the first two, whatever the count.
         raise MeiliError(
             "index_primary_key_multiple_candidates_found",
             f"The primary key inference failed as the engine found {len(candidates)} fields ending with `id` in their names: "
-            f"{names}. Please specify the primary key manually using the `primaryKey` query parameter.",
+            f"'{candidates[0]}' and '{candidates[1]}'. Please specify the primary key manually using the `primaryKey` query "
+            "parameter.",
         )
     return candidates[0]
 

@@ -625,7 +625,7 @@ class DevnodeApp:
         self._check_uid(uid)
         meta = self._custom_metadata(req)
         return await self._task(
-            "documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None}, meta
+            "documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None, "originalFilter": None}, meta
         )
 
     async def delete_batch(self, req: Request, uid: str):
@@ -640,7 +640,7 @@ class DevnodeApp:
                 raise _type_error("bad_request", f"[{i}]", v, "a string or an integer")
             ids.append(str(v))
         return await self._task(
-            "documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None}, meta
+            "documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None, "originalFilter": None}, meta
         )
 
     async def delete_by_filter(self, req: Request, uid: str):

@@ -464,8 +464,12 @@ class TaskQueue:
                 written = entry.engine.add_documents(
                     op.documents, op.primary_key, partial=op.partial, skip_creation=op.skip_creation
                 )
+            except MeiliError:
+                # Meilisearch rolls the documents back, but it created the index before
+                # reading them (in a transaction of its own): the index stays.
+                raise
             except BaseException:
-                if created:  # Meilisearch rolls the whole batch back, index creation included
+                if created:
                     del self.indexes[uid]
                 raise
             details["indexedDocuments"] = written
