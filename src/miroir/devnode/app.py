@@ -740,7 +740,7 @@ class DevnodeApp:
     async def reset_settings(self, req: Request, uid: str):
         self._check_uid(uid)
         patch = {k: None for k in self._known_settings()}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch, create=False), task_details(patch))
 
     @reads_engines
     async def get_setting(self, req: Request, uid: str, route: str):
@@ -760,7 +760,7 @@ class DevnodeApp:
         field = self._setting_field(route)
         self._check_uid(uid)
         patch = {field.name: None}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch, create=False), task_details(patch))
 
     # -- tasks ------------------------------------------------------------------------------
 

@@ -102,6 +102,7 @@ class DeleteIndex(msgspec.Struct, tag=True):
 
 class UpdateSettings(msgspec.Struct, tag=True):
     patch: dict
+    create: bool = True  # False for a reset (DELETE): 1.50 fails it on a missing index
 
 
 class SwapIndexes(msgspec.Struct, tag=True):
@@ -500,7 +501,11 @@ class TaskQueue:
             details["deletedDocuments"] = entry.engine.stats().get("numberOfDocuments", 0)
             del self.indexes[uid]
         elif isinstance(op, UpdateSettings):
-            entry = self.indexes.get(uid) or self._create(uid, None)
+            entry = self.indexes.get(uid)
+            if entry is None:
+                if not op.create:
+                    raise index_not_found(uid)
+                entry = self._create(uid, None)
             full = settings_mod.merge(entry.engine.settings, op.patch, default_settings())
             entry.engine.set_settings(full)
         elif isinstance(op, SwapIndexes):
