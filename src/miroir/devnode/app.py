@@ -809,7 +809,7 @@ class DevnodeApp:
             raise taskquery.missing_filters("cancel")
         matched = [u for u in self.q.matching(query) if self.q.tasks[u].status in ("enqueued", "processing")]
         details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": "?" + req.query_string}
-        return await self._task("taskCancelation", None, t.CancelTasks(matched), details)
+        return 200, (await self._task("taskCancelation", None, t.CancelTasks(matched), details))[1]  # 1.50: 200
 
     async def delete_tasks(self, req: Request):
         query = taskquery.parse_task_query(req.query, paging=False, query_string=req.query_string)
@@ -817,7 +817,7 @@ class DevnodeApp:
             raise taskquery.missing_filters("delete")
         matched = self.q.matching(query)
         details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": "?" + req.query_string}
-        return await self._task("taskDeletion", None, t.DeleteTasks(matched), details)
+        return 200, (await self._task("taskDeletion", None, t.DeleteTasks(matched), details))[1]  # 1.50: 200
 
 
 class _NotFound(MeiliError):
