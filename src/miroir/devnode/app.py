@@ -807,8 +807,9 @@ class DevnodeApp:
         query = taskquery.parse_task_query(req.query, paging=False, query_string=req.query_string)
         if not query.has_filters:
             raise taskquery.missing_filters("cancel")
-        matched = [u for u in self.q.matching(query) if self.q.tasks[u].status in ("enqueued", "processing")]
-        details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": "?" + req.query_string}
+        every = self.q.matching(query)  # 1.50 counts them all; only the unfinished are canceled
+        matched = [u for u in every if self.q.tasks[u].status in ("enqueued", "processing")]
+        details = {"matchedTasks": len(every), "canceledTasks": None, "originalFilter": "?" + req.query_string}
         return 200, (await self._task("taskCancelation", None, t.CancelTasks(matched), details))[1]  # 1.50: 200
 
     async def delete_tasks(self, req: Request):

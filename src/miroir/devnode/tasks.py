@@ -549,8 +549,9 @@ class TaskQueue:
             n for (a, b), rename in zip(op.swaps, renames) for n in ((a,) if rename else (a, b)) if n not in self.indexes
         ]
         if missing:
-            names = ", ".join(f"`{n}`" for n in dict.fromkeys(missing))
-            raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+            unique = sorted(set(missing))  # 1.50 lists them sorted (as Miroir's swap does)
+            names = ", ".join(f"`{n}`" for n in unique)
+            raise MeiliError("index_not_found", f"Indexes {names} not found." if len(unique) > 1 else f"Index {names} not found.")
         taken = [b for (_, b), rename in zip(op.swaps, renames) if rename and b in self.indexes]
         if len(taken) == 1:
             a = next(a for (a, b), r in zip(op.swaps, renames) if r and b == taken[0])
