@@ -147,7 +147,7 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
         try:
             value = _json_decoder.decode(body)
         except (msgspec.DecodeError, RecursionError) as e:
-            raise _malformed("json", f"Couldn't serialize document value: {_decode_problem(e)}") from None
+            raise _malformed("json", f"Couldn't serialize document value: {_decode_problem(e, body)}") from None
         if isinstance(value, dict):
             value = [value]
         elif not (isinstance(value, list) and all(isinstance(d, dict) for d in value)):
@@ -157,7 +157,7 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
         try:
             docs = _json_decoder.decode_lines(body)
         except (msgspec.DecodeError, RecursionError) as e:
-            raise _malformed("ndjson", f"Couldn't serialize document value: {_decode_problem(e)}") from None
+            raise _malformed("ndjson", f"Couldn't serialize document value: {_decode_problem(e, body)}") from None
         for d in docs:
             if not isinstance(d, dict):
                 raise _malformed("ndjson", "Couldn't serialize document value: data are not objects")
@@ -167,10 +167,21 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
     raise AssertionError(f"unknown payload format {fmt!r}")
 
 
-def _decode_problem(e: Exception) -> str:
+def _decode_problem(e: Exception, body: bytes = b"") -> str:
     if isinstance(e, RecursionError):
         return "recursion limit exceeded"
-    return str(e)
+    text = str(e)
+    unquoted_key = _UNQUOTED_KEY.fullmatch(text)
+    if unquoted_key is not None:
+        # serde_json's words for it, at the same byte (its line and 1-based column).
+        at = int(unquoted_key.group(1))
+        line = body.count(b"\n", 0, at) + 1
+        line_start = body.rfind(b"\n", 0, at) + 1
+        return f"key must be a string at line {line} column {at - line_start + 1}"
+    return text
+
+
+_UNQUOTED_KEY = re.compile(r"JSON is malformed: object keys must be strings \(byte (\d+)\)")
 
 
 def narrowed_documents(docs: list[dict], body: bytes, fmt: str) -> list[dict]:
