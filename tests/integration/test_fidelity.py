@@ -68,8 +68,8 @@ def test_deleting_a_missing_document_succeeds_with_zero(pair):
         return [(t["status"], t["details"], t["error"]) for t in (single, batch, fresh)]
 
     one, many = both(pair, run)
-    assert one[0] == one[2] == ("succeeded", {"providedIds": 1, "deletedDocuments": 0}, None)
-    assert one[1] == ("succeeded", {"providedIds": 2, "deletedDocuments": 0}, None)
+    assert one[0] == one[2] == ("succeeded", {"providedIds": 1, "deletedDocuments": 0, "originalFilter": None}, None)
+    assert one[1] == ("succeeded", {"providedIds": 2, "deletedDocuments": 0, "originalFilter": None}, None)
     assert many == one
 
 

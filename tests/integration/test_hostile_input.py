@@ -78,6 +78,22 @@ class Probe:
             pytest.fail(f"{method} {path} refused with {r.status_code} but a node changed")
         return body
 
+    def failed(self, method: str, path: str, code: str, *, nodes_unchanged: bool = True, **kw) -> dict:
+        """Send a write 1.50 accepts and then fails (checked when its batch is processed):
+        the task fails with `code` and no document reaches any node."""
+        TOTALS["cases"] += 1
+        before = self.nodes()
+        task = self.task(self.send(method, path, **kw))
+        assert (task["status"], task["error"]["code"]) == ("failed", code), task
+        after = self.nodes()
+        if nodes_unchanged and after != before:
+            TOTALS["partial_writes"] += 1
+            pytest.fail(f"{method} {path} failed its task but a node changed")
+        # A missing index is created (as 1.50 does) but holds no document.
+        assert all(docs.get(uid, 0) == before_docs.get(uid, 0) for (_, docs), (_, before_docs) in zip(after, before)
+                   for uid in docs)
+        return task
+
     def task(self, r: httpx.Response) -> dict:
         assert r.status_code == 202, r.text[:300]
         return wait_task(self.c.url, r.json()["taskUid"], timeout=30)
@@ -176,7 +192,7 @@ def test_huge_numbers_in_documents(probe):
     for body in (b'[{"id": "x", "v": 1e400}]', b'[{"id": "x", "v": -1e400}]', b'[{"id": "x", "v": 1' + b"0" * 400 + b"}]"):
         probe.refused("POST", docs_path(), 400, "malformed_payload", **raw_json(body))
     for bad_id in (2**64, -(2**63) - 1, 1.5, 1e30, True, None, [1], {"a": 1}):
-        probe.refused("POST", docs_path(), 400, "invalid_document_id", json=[{"id": "ok"}, {"id": bad_id}])
+        probe.failed("POST", docs_path(), "invalid_document_id", json=[{"id": "ok"}, {"id": bad_id}])
     for good_id in (2**64 - 1, -(2**63), 0, -1):
         TOTALS["cases"] += 1
         assert probe.task(probe.send("POST", docs_path(), json=[{"id": good_id, "n": 1}]))["status"] == "succeeded"
@@ -208,7 +224,7 @@ def test_non_utf8_and_nul_bytes(probe):
     probe.refused("POST", docs_path(), 400, "malformed_payload", **raw_json(b'[{"id": "a", "t": "\xff\xfe"}]'))
     probe.refused("POST", docs_path(), 400, "malformed_payload", content=b"id,t\n1,\xff\n", headers={"Content-Type": "text/csv"})
     probe.refused("POST", docs_path(), 400, "malformed_payload", **raw_json(b'[{"id": "a", "t": "x\x00y"}]'))
-    probe.refused("POST", docs_path(), 400, "invalid_document_id", json=[{"id": "a\x00b"}])
+    probe.failed("POST", docs_path(), "invalid_document_id", json=[{"id": "a\x00b"}])
     TOTALS["cases"] += 1
     t = probe.task(probe.send("POST", docs_path(), json=[{"id": "nul", "t": "x\x00y", "\x00": "k", "é": "\ud7ff"}]))
     assert t["status"] == "succeeded"
@@ -288,10 +304,11 @@ def test_ids_at_and_past_the_limit(probe):
     assert probe.task(probe.send("POST", docs_path(), json=[{"id": at}]))["status"] == "succeeded"
     assert probe.send("GET", docs_path() + "/" + at).json() == {"id": at}
     for bad in ("k" * 512, "", "a/b", "a b", "é", "a.b"):
-        probe.refused("POST", docs_path(), 400, "invalid_document_id", json=[{"id": "fine"}, {"id": bad}])
-    probe.refused("POST", docs_path(), 400, "missing_document_id", json=[{"id": "fine"}, {"title": "no id"}])
+        probe.failed("POST", docs_path(), "invalid_document_id", json=[{"id": "fine"}, {"id": bad}])
+    probe.failed("POST", docs_path(), "missing_document_id", json=[{"id": "fine"}, {"title": "no id"}])
     # A fresh index whose primary key is given oddly.
-    probe.refused("POST", docs_path("pk_odd"), 400, "missing_document_id", params={"primaryKey": "x" * 1000}, json=[{"id": 1}])
+    probe.failed("POST", docs_path("pk_odd"), "missing_document_id", nodes_unchanged=False, params={"primaryKey": "x" * 1000},
+                 json=[{"id": 1}])
     probe.refused("POST", docs_path("pk_odd"), 400, "miroir_reserved_field", params={"primaryKey": "_miroir_shard"},
                   json=[{"_miroir_shard": 1}])
 
@@ -342,9 +359,14 @@ def test_csv_with_mismatched_columns(probe):
 
 def test_ndjson_batch_with_one_bad_line(probe):
     good = b"".join(json.dumps({"id": 200 + i, "title": "nd"}).encode() + b"\n" for i in range(50))
-    for bad in (b'{"id": 999, "title": \n', b"[1]\n", b'{"id": "a b"}\n', b'{"id": 1, "_miroir_shard": 1}\n', b"{}\n"):
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    for bad in (b'{"id": 999, "title": \n', b"[1]\n", b'{"id": 1, "_miroir_shard": 1}\n'):
         body = good[: len(good) // 2] + bad + good[len(good) // 2 :]
-        probe.refused("POST", docs_path(), 400, content=body, headers={"Content-Type": "application/x-ndjson"})
+        probe.refused("POST", docs_path(), 400, content=body, headers=ndjson)
+    # Ids are checked as 1.50 checks them, when the batch is processed: the task fails whole.
+    for bad, code in ((b'{"id": "a b"}\n', "invalid_document_id"), (b"{}\n", "missing_document_id")):
+        body = good[: len(good) // 2] + bad + good[len(good) // 2 :]
+        probe.failed("POST", docs_path(), code, content=body, headers=ndjson)
     assert probe.send("GET", docs_path() + "/200").status_code == 404
 
 
@@ -377,7 +399,12 @@ def test_arbitrary_documents(probe, docs, ids):
     if r.status_code == 400:
         assert probe.nodes() == before, "refused batch reached a node"
         return
-    assert probe.task(r)["status"] == "succeeded", r.text
+    task = probe.task(r)
+    if task["status"] == "failed":  # an id 1.50 refuses when it processes the batch
+        assert task["error"]["code"] == "invalid_document_id", task
+        assert probe.nodes() == before, "failed batch reached a node"
+        return
+    assert task["status"] == "succeeded", task
 
 
 # --- the HTTP layer ---------------------------------------------------------------------------

@@ -33,16 +33,8 @@ GOOD = [{"id": 2, "title": "two"}, {"id": "three", "title": "three"}]
 
 CASES = [
     # (name, index, params, content type, body, status, code)
-    ("missing id", "books", {}, "application/json", [*GOOD, {"title": "no id"}], 400, "missing_document_id"),
-    ("invalid id", "books", {}, "application/json", [*GOOD, {"id": "a.b"}], 400, "invalid_document_id"),
-    ("id past u64", "books", {}, "application/json", [{"id": 2**64}], 400, "invalid_document_id"),
-    ("float id", "books", {}, "application/json", [{"id": 1.5}], 400, "invalid_document_id"),
     ("reserved shard field", "books", {}, "application/json", [*GOOD, {"id": 9, "_miroir_shard": 3}], 400, "miroir_reserved_field"),
     ("reserved field", "books", {}, "application/json", [{"id": 9, "_miroir_x": 1}], 400, "miroir_reserved_field"),
-    ("pk mismatch", "books", {"primaryKey": "title"}, "application/json", GOOD, 400, "index_primary_key_already_exists"),
-    ("no pk candidate", "fresh1", {}, "application/json", [{"title": "x"}], 400, "index_primary_key_no_candidate_found"),
-    ("two pk candidates", "fresh2", {}, "application/json", [{"id": 1, "uid": 2}], 400, "index_primary_key_multiple_candidates_found"),
-    ("bad doc on missing index", "fresh3", {"primaryKey": "id"}, "application/json", [{"id": "ok"}, {"x": 1}], 400, "missing_document_id"),
     ("malformed json", "books", {}, "application/json", b"[{\"id\": 1,", 400, "malformed_payload"),
     ("not objects", "books", {}, "application/json", b"[1, 2]", 400, "malformed_payload"),
     ("empty body", "books", {}, "application/json", b"", 400, "missing_payload"),
@@ -51,10 +43,25 @@ CASES = [
     ("csv delimiter with json", "books", {"csvDelimiter": ";"}, "application/json", GOOD, 415, "invalid_content_type"),
     ("bad csv delimiter", "books", {"csvDelimiter": ";;"}, "text/csv", b"id\n1\n", 400, "invalid_document_csv_delimiter"),
     ("malformed csv", "books", {}, "text/csv", b"id,title\n1,a,b\n", 400, "malformed_payload"),
-    ("csv missing id", "books", {}, "text/csv", b"id,title\n5,a\n,b\n", 400, "invalid_document_id"),
     ("malformed ndjson", "books", {}, "application/x-ndjson", b"{\"id\": 1}\n{\"id\":", 400, "malformed_payload"),
     ("unknown parameter", "books", {"foo": "1"}, "application/json", GOOD, 400, "bad_request"),
     ("invalid index uid", "bad.uid", {}, "application/json", GOOD, 400, "invalid_index_uid"),
+]
+
+# Checked by 1.50 when the batch is processed: 202, then the task fails with the error and
+# the whole batch is dropped. A missing index is created first (1.50 commits its creation
+# before it reads the documents), without a primary key.
+FAILED = [
+    # (name, index, params, content type, body, code)
+    ("missing id", "books", {}, "application/json", [*GOOD, {"title": "no id"}], "missing_document_id"),
+    ("invalid id", "books", {}, "application/json", [*GOOD, {"id": "a.b"}], "invalid_document_id"),
+    ("id past u64", "books", {}, "application/json", [{"id": 2**64}], "invalid_document_id"),
+    ("float id", "books", {}, "application/json", [{"id": 1.5}], "invalid_document_id"),
+    ("pk mismatch", "books", {"primaryKey": "title"}, "application/json", GOOD, "index_primary_key_already_exists"),
+    ("no pk candidate", "fresh1", {}, "application/json", [{"title": "x"}], "index_primary_key_no_candidate_found"),
+    ("two pk candidates", "fresh2", {}, "application/json", [{"id": 1, "uid": 2}], "index_primary_key_multiple_candidates_found"),
+    ("bad doc on missing index", "fresh3", {"primaryKey": "id"}, "application/json", [{"id": "ok"}, {"x": 1}], "missing_document_id"),
+    ("csv missing id", "books", {}, "text/csv", b"id,title\n5,a\n,b\n", "invalid_document_id"),
 ]
 
 
@@ -71,7 +78,7 @@ def test_rejected_batch_touches_no_node(c, case, method):
     assert err["code"] == code, err
     assert set(err) == {"message", "code", "type", "link"}
     assert node_task_totals(c) == before
-    if index.startswith("fresh"):  # a rejected batch does not create the index either
+    if index.startswith("fresh"):  # a refused batch does not create the index either
         assert c.http.get(f"/indexes/{index}").status_code == 404
         assert all(httpx.get(f"{d.url}/indexes/{index}", timeout=5).status_code == 404 for d in c.devnodes)
 
@@ -120,3 +127,28 @@ def test_missing_index_reads_and_deletes(c):
     assert (r.status_code, r.json()["code"]) == (400, "missing_document_filter")
     r = c.http.post("/indexes/books/documents/delete-batch", json={"ids": [1]})
     assert (r.status_code, r.json()["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+@pytest.mark.parametrize("case", FAILED, ids=[c[0] for c in FAILED])
+def test_batch_failing_its_task_writes_nothing(c, case, method):
+    _, index, params, ctype, body, code = case
+    index = f"{index}_{method.lower()}" if index.startswith("fresh") else index
+    fresh = index.startswith("fresh")
+    before = node_task_totals(c)
+    content = body if isinstance(body, bytes) else httpx.Request("POST", "/", json=body).content
+    r = c.http.request(method, f"/indexes/{index}/documents", params=params, content=content, headers={"Content-Type": ctype})
+    assert r.status_code == 202, r.text
+    task = wait_task(c.url, r.json()["taskUid"])
+    assert (task["status"], task["type"], task["error"]["code"]) == ("failed", "documentAdditionOrUpdate", code), task
+    assert set(task["error"]) == {"message", "code", "type", "link"}
+    assert task["details"]["indexedDocuments"] == 0
+    if not fresh:
+        assert node_task_totals(c) == before  # no node was sent any part of the batch
+        assert c.http.get("/indexes/books/documents", params={"limit": 0}).json()["total"] == 1
+    else:
+        # Created as 1.50 creates it, with no primary key and no document on any node.
+        assert c.http.get(f"/indexes/{index}").json()["primaryKey"] is None
+        assert c.http.get(f"/indexes/{index}/documents", params={"limit": 0}).json()["total"] == 0
+        for d in c.devnodes:
+            assert httpx.get(f"{d.url}/indexes/{index}/documents", params={"limit": 0}, timeout=5).json()["total"] == 0

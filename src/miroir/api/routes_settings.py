@@ -58,7 +58,7 @@ async def update_settings(uid: str) -> Response:
 @bp.delete("/indexes/<uid>/settings")
 async def reset_settings(uid: str) -> Response:
     checked_uid(uid)
-    task = await engine.update_settings(current_cluster(), uid, core.reset_all())
+    task = await engine.update_settings(current_cluster(), uid, core.reset_all(), create=False)
     return accepted(task, _version(uid))
 
 
@@ -88,5 +88,5 @@ async def update_setting(uid: str, route: str) -> Response:
 async def reset_setting(uid: str, route: str) -> Response:
     _field(route)
     checked_uid(uid)
-    task = await engine.update_settings(current_cluster(), uid, core.reset_field(route))
+    task = await engine.update_settings(current_cluster(), uid, core.reset_field(route), create=False)
     return accepted(task, _version(uid))

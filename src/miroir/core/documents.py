@@ -120,6 +120,25 @@ def _malformed(fmt: str, detail: str) -> MeiliError:
     return MeiliError("malformed_payload", f"The `{fmt}` payload provided is malformed. `{detail}`.")
 
 
+def _malformed_csv(detail: str) -> MeiliError:
+    """1.50 words a CSV error (not a JSON one) with a colon."""
+    return MeiliError("malformed_payload", f"The `csv` payload provided is malformed: `{detail}`.")
+
+
+_RUST_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+
+
+def _rust_debug(text: str) -> str:
+    """A string as Rust's `{:?}` shows it (1.50 quotes CSV cells so in its errors)."""
+    out = []
+    for ch in text:
+        esc = _RUST_ESCAPES.get(ch)
+        if esc is None and (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0):
+            esc = f"\\u{{{ord(ch):x}}}"
+        out.append(esc if esc is not None else ch)
+    return '"' + "".join(out) + '"'
+
+
 def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list[dict]:
     """Decode a documents payload into a list of JSON objects (Meilisearch's rules)."""
     if not body or not body.strip():
@@ -128,7 +147,7 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
         try:
             value = _json_decoder.decode(body)
         except (msgspec.DecodeError, RecursionError) as e:
-            raise _malformed("json", f"Couldn't serialize document value: {_decode_problem(e)}") from None
+            raise _malformed("json", f"Couldn't serialize document value: {_decode_problem(e, body)}") from None
         if isinstance(value, dict):
             value = [value]
         elif not (isinstance(value, list) and all(isinstance(d, dict) for d in value)):
@@ -138,7 +157,7 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
         try:
             docs = _json_decoder.decode_lines(body)
         except (msgspec.DecodeError, RecursionError) as e:
-            raise _malformed("ndjson", f"Couldn't serialize document value: {_decode_problem(e)}") from None
+            raise _malformed("ndjson", f"Couldn't serialize document value: {_decode_problem(e, body)}") from None
         for d in docs:
             if not isinstance(d, dict):
                 raise _malformed("ndjson", "Couldn't serialize document value: data are not objects")
@@ -148,10 +167,21 @@ def decode_documents(body: bytes, fmt: str, *, csv_delimiter: str = ",") -> list
     raise AssertionError(f"unknown payload format {fmt!r}")
 
 
-def _decode_problem(e: Exception) -> str:
+def _decode_problem(e: Exception, body: bytes = b"") -> str:
     if isinstance(e, RecursionError):
         return "recursion limit exceeded"
-    return str(e)
+    text = str(e)
+    unquoted_key = _UNQUOTED_KEY.fullmatch(text)
+    if unquoted_key is not None:
+        # serde_json's words for it, at the same byte (its line and 1-based column).
+        at = int(unquoted_key.group(1))
+        line = body.count(b"\n", 0, at) + 1
+        line_start = body.rfind(b"\n", 0, at) + 1
+        return f"key must be a string at line {line} column {at - line_start + 1}"
+    return text
+
+
+_UNQUOTED_KEY = re.compile(r"JSON is malformed: object keys must be strings \(byte (\d+)\)")
 
 
 def narrowed_documents(docs: list[dict], body: bytes, fmt: str) -> list[dict]:
@@ -196,14 +226,18 @@ def _decode_csv(body: bytes, delimiter: str) -> list[dict]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise _malformed("csv", f"CSV error: invalid utf-8: {e}") from None
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        raise _malformed_csv(f"CSV error: invalid utf-8: {e}") from None
+    # Byte offset of each physical line: 1.50's field-count error names where its record starts.
+    line_starts = [0]
+    for line in text.split("\n"):
+        line_starts.append(line_starts[-1] + len(line.encode()) + 1)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise MeiliError("missing_payload", "A csv payload is missing.") from None
     except csv.Error as e:
-        raise _malformed("csv", f"CSV error: {e}") from None
+        raise _malformed_csv(f"CSV error: {e}") from None
     columns: list[tuple[str, str]] = []
     for raw in header:
         name, _, kind = raw.rpartition(":")
@@ -211,38 +245,49 @@ def _decode_csv(body: bytes, delimiter: str) -> list[dict]:
             name, kind = raw, "string"
         columns.append((name, kind))
     docs: list[dict] = []
+    record = 0  # the header is record 0, as the csv crate counts
     try:
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
+        while True:
+            start_line = reader.line_num  # physical lines read before this record
+            row = next(reader, None)
+            if row is None:
+                break
+            if not row:  # an empty line is no record
                 continue
+            record += 1
             if len(row) != len(columns):
-                raise _malformed("csv", f"CSV error: record {lineno - 1} has {len(row)} fields, but the header has {len(columns)}")
+                raise _malformed_csv(
+                    f"CSV error: record {record} (line: {start_line + 1}, byte: {line_starts[min(start_line, len(line_starts) - 1)]}): "
+                    f"found record with {len(row)} fields, but the previous record has {len(columns)} fields"
+                )
             doc: dict[str, Any] = {}
             for (name, kind), cell in zip(columns, row):
-                doc[name] = _csv_value(cell, kind, name, lineno)
+                doc[name] = _csv_value(cell, kind, name, record)
             docs.append(doc)
     except csv.Error as e:
-        raise _malformed("csv", f"CSV error: {e}") from None
+        raise _malformed_csv(f"CSV error: {e}") from None
     return docs
 
 
 def _csv_value(cell: str, kind: str, name: str, lineno: int) -> Any:
+    """One cell as 1.50 reads it (`lineno`: the record's number, 1 for the first after
+    the header); an empty cell is null whatever its type."""
     if kind == "string":
-        return cell
+        return cell if cell else None
     if cell.strip() == "":
         return None
     if kind == "number":
-        return _csv_number(cell.strip(), lineno)
+        return _csv_number(cell.strip(), lineno, cell)
     if cell.strip().lower() in ("true", "false"):
         return cell.strip().lower() == "true"
-    raise _malformed("csv", f"Error parsing boolean {cell!r} at line {lineno}: provided string was not `true` or `false`")
+    raise _malformed_csv(f"Error parsing boolean {_rust_debug(cell)} at line {lineno}: provided string was not `true` or `false`")
 
 
 _CSV_INT = re.compile(r"[+-]?[0-9]+")
 _CSV_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?i:inf|infinity|nan)")
 
 
-def _csv_number(text: str, lineno: int) -> Any:
+def _csv_number(text: str, lineno: int, cell: str) -> Any:
     """Meilisearch's CSV number: an i64 if it parses as one, else an f64 (a value out of
     f64's range, or NaN, becomes null as serde_json makes it)."""
     if _CSV_INT.fullmatch(text):
@@ -250,7 +295,7 @@ def _csv_number(text: str, lineno: int) -> Any:
         if -(2**63) <= value < 2**63:
             return value
     if not _CSV_FLOAT.fullmatch(text):
-        raise _malformed("csv", f"Error parsing number {text!r} at line {lineno}: invalid float literal")
+        raise _malformed_csv(f"Error parsing number {_rust_debug(cell)} at line {lineno}: invalid float literal")
     f = float(text)
     return f if math.isfinite(f) else None
 
@@ -263,7 +308,7 @@ def infer_primary_key(docs: list[dict]) -> str:
             "The primary key inference failed as the engine did not find any field ending with `id` in its name. "
             "Please specify the primary key manually using the `primaryKey` query parameter.",
         )
-    candidates = sorted((k for k in docs[0] if k.lower().endswith("id")), key=lambda k: (len(k), k))
+    candidates = sorted(k for k in docs[0] if k.lower().endswith("id"))  # byte order, as milli sorts them
     if not candidates:
         raise MeiliError(
             "index_primary_key_no_candidate_found",
@@ -271,11 +316,12 @@ def infer_primary_key(docs: list[dict]) -> str:
             "Please specify the primary key manually using the `primaryKey` query parameter.",
         )
     if len(candidates) > 1:
-        names = " and ".join(f"'{c}'" for c in candidates) if len(candidates) == 2 else ", ".join(f"'{c}'" for c in candidates)
+        # 1.50 names only the first two, whatever the count.
         raise MeiliError(
             "index_primary_key_multiple_candidates_found",
             f"The primary key inference failed as the engine found {len(candidates)} fields ending with `id` in their names: "
-            f"{names}. Please specify the primary key manually using the `primaryKey` query parameter.",
+            f"'{candidates[0]}' and '{candidates[1]}'. Please specify the primary key manually using the `primaryKey` query "
+            "parameter.",
         )
     return candidates[0]
 

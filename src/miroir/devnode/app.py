@@ -625,7 +625,7 @@ class DevnodeApp:
         self._check_uid(uid)
         meta = self._custom_metadata(req)
         return await self._task(
-            "documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None}, meta
+            "documentDeletion", uid, t.DeleteIds([doc_id]), {"providedIds": 1, "deletedDocuments": None, "originalFilter": None}, meta
         )
 
     async def delete_batch(self, req: Request, uid: str):
@@ -640,7 +640,7 @@ class DevnodeApp:
                 raise _type_error("bad_request", f"[{i}]", v, "a string or an integer")
             ids.append(str(v))
         return await self._task(
-            "documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None}, meta
+            "documentDeletion", uid, t.DeleteIds(ids), {"providedIds": len(ids), "deletedDocuments": None, "originalFilter": None}, meta
         )
 
     async def delete_by_filter(self, req: Request, uid: str):
@@ -740,7 +740,7 @@ class DevnodeApp:
     async def reset_settings(self, req: Request, uid: str):
         self._check_uid(uid)
         patch = {k: None for k in self._known_settings()}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch, create=False), task_details(patch))
 
     @reads_engines
     async def get_setting(self, req: Request, uid: str, route: str):
@@ -760,7 +760,7 @@ class DevnodeApp:
         field = self._setting_field(route)
         self._check_uid(uid)
         patch = {field.name: None}
-        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch), task_details(patch))
+        return await self._task("settingsUpdate", uid, t.UpdateSettings(patch, create=False), task_details(patch))
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -807,9 +807,10 @@ class DevnodeApp:
         query = taskquery.parse_task_query(req.query, paging=False, query_string=req.query_string)
         if not query.has_filters:
             raise taskquery.missing_filters("cancel")
-        matched = [u for u in self.q.matching(query) if self.q.tasks[u].status in ("enqueued", "processing")]
-        details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": "?" + req.query_string}
-        return await self._task("taskCancelation", None, t.CancelTasks(matched), details)
+        every = self.q.matching(query)  # 1.50 counts them all; only the unfinished are canceled
+        matched = [u for u in every if self.q.tasks[u].status in ("enqueued", "processing")]
+        details = {"matchedTasks": len(every), "canceledTasks": None, "originalFilter": "?" + req.query_string}
+        return 200, (await self._task("taskCancelation", None, t.CancelTasks(matched), details))[1]  # 1.50: 200
 
     async def delete_tasks(self, req: Request):
         query = taskquery.parse_task_query(req.query, paging=False, query_string=req.query_string)
@@ -817,7 +818,7 @@ class DevnodeApp:
             raise taskquery.missing_filters("delete")
         matched = self.q.matching(query)
         details = {"matchedTasks": len(matched), "deletedTasks": None, "originalFilter": "?" + req.query_string}
-        return await self._task("taskDeletion", None, t.DeleteTasks(matched), details)
+        return 200, (await self._task("taskDeletion", None, t.DeleteTasks(matched), details))[1]  # 1.50: 200
 
 
 class _NotFound(MeiliError):

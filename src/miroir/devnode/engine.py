@@ -186,6 +186,12 @@ class IndexEngine:
 
     def add_documents(self, docs: list[dict], primary_key: str | None, *, partial: bool, skip_creation: bool = False) -> int:
         """Returns how many documents were written (`skip_creation`: ids not held are skipped)."""
+        if not docs:
+            # No document to infer a key from, and none to fail: 1.50 only keeps a key
+            # given by the batch.
+            if self.primary_key is None and primary_key is not None:
+                self.primary_key = primary_key
+            return 0
         pk = resolve_primary_key(self.primary_key, primary_key, docs, self.uid)
         ids = [document_id(d, pk) for d in docs]  # validates every document first
         vectors.check_user_provided(self, ids, docs, skip_creation)

@@ -7,6 +7,8 @@ the prefix is highlighted, as Meilisearch does). Pure module.
 
 from __future__ import annotations
 
+import msgspec
+
 from miroir.core.patterns import selects
 from miroir.devnode.text import Tokenizer
 
@@ -69,11 +71,17 @@ def format_document(doc: dict, matcher: Matcher, *, highlight_attrs, crop_attrs,
             return [fmt(v, path) for v in value]
         hl = _selected(path, highlight_attrs)
         crop = next((n for a, n in crop_lengths.items() if selects(a, path)), None)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not hl and crop is None:
-            return value
+            # 1.50 shows every number of `_formatted` as its JSON text (booleans and
+            # nulls stay as they are).
+            return msgspec.json.encode(value).decode() if number else value
         if value is None:
             return None
-        text = value if isinstance(value, str) else ("true" if value is True else "false" if value is False else str(value))
+        if number:
+            text = msgspec.json.encode(value).decode()
+        else:
+            text = value if isinstance(value, str) else ("true" if value is True else "false")
         return render(text, matcher, hl, crop, crop_marker, pre_tag, post_tag)
 
     return {k: fmt(v, k) for k, v in doc.items()}

@@ -102,6 +102,7 @@ class DeleteIndex(msgspec.Struct, tag=True):
 
 class UpdateSettings(msgspec.Struct, tag=True):
     patch: dict
+    create: bool = True  # False for a reset (DELETE): 1.50 fails it on a missing index
 
 
 class SwapIndexes(msgspec.Struct, tag=True):
@@ -464,8 +465,12 @@ class TaskQueue:
                 written = entry.engine.add_documents(
                     op.documents, op.primary_key, partial=op.partial, skip_creation=op.skip_creation
                 )
+            except MeiliError:
+                # Meilisearch rolls the documents back, but it created the index before
+                # reading them (in a transaction of its own): the index stays.
+                raise
             except BaseException:
-                if created:  # Meilisearch rolls the whole batch back, index creation included
+                if created:
                     del self.indexes[uid]
                 raise
             details["indexedDocuments"] = written
@@ -496,7 +501,11 @@ class TaskQueue:
             details["deletedDocuments"] = entry.engine.stats().get("numberOfDocuments", 0)
             del self.indexes[uid]
         elif isinstance(op, UpdateSettings):
-            entry = self.indexes.get(uid) or self._create(uid, None)
+            entry = self.indexes.get(uid)
+            if entry is None:
+                if not op.create:
+                    raise index_not_found(uid)
+                entry = self._create(uid, None)
             full = settings_mod.merge(entry.engine.settings, op.patch, default_settings())
             entry.engine.set_settings(full)
         elif isinstance(op, SwapIndexes):
@@ -540,8 +549,9 @@ class TaskQueue:
             n for (a, b), rename in zip(op.swaps, renames) for n in ((a,) if rename else (a, b)) if n not in self.indexes
         ]
         if missing:
-            names = ", ".join(f"`{n}`" for n in dict.fromkeys(missing))
-            raise MeiliError("index_not_found", f"Indexes {names} not found." if len(missing) > 1 else f"Index {names} not found.")
+            unique = sorted(set(missing))  # 1.50 lists them sorted (as Miroir's swap does)
+            names = ", ".join(f"`{n}`" for n in unique)
+            raise MeiliError("index_not_found", f"Indexes {names} not found." if len(unique) > 1 else f"Index {names} not found.")
         taken = [b for (_, b), rename in zip(op.swaps, renames) if rename and b in self.indexes]
         if len(taken) == 1:
             a = next(a for (a, b), r in zip(op.swaps, renames) if r and b == taken[0])

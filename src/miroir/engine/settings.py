@@ -86,12 +86,15 @@ async def _converge(cluster: Cluster, uid: str, nodes: list[str], handle: Driven
     return good
 
 
-async def update_settings(cluster: Cluster, uid: str, s: core.Settings) -> TaskRecord:
-    """Enqueue a settings update (already validated). Missing index: created first."""
+async def update_settings(cluster: Cluster, uid: str, s: core.Settings, *, create: bool = True) -> TaskRecord:
+    """Enqueue a settings update (already validated). Missing index: created first,
+    unless `create` is False (a reset: 1.50 fails it with `index_not_found`)."""
     patch = core.to_patch(s)
 
     async def driver(handle: DrivenTask) -> None:
         await handle.set_processing()
+        if not create and uid not in cluster.state.indexes:
+            raise index_not_found(uid)
         await ensure_index(cluster, uid, task_uid=handle.uid)
         nodes = cluster.topology.all_nodes()
         node_patch = core.node_patch(patch)

@@ -501,9 +501,10 @@ class TaskService:
         """`POST /tasks/cancel`: a taskCancelation task over the matched Miroir tasks."""
         if not query.has_filters:
             raise missing_filters("cancel")
-        # Only tasks that can still be canceled count as matched (as the devnode does).
-        matched = [t.uid for t in self._matched(query) if t.status not in TERMINAL]
-        details = {"matchedTasks": len(matched), "canceledTasks": None, "originalFilter": _original(query)}
+        # 1.50 counts every task the query matched; only those not finished are canceled.
+        every = self._matched(query)
+        matched = [t.uid for t in every if t.status not in TERMINAL]
+        details = {"matchedTasks": len(every), "canceledTasks": None, "originalFilter": _original(query)}
 
         async def driver(handle: DrivenTask) -> None:
             await handle.set_processing()

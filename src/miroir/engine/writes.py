@@ -373,9 +373,16 @@ async def add_documents(
     meta = await _index_or_fail(cluster, uid)
     # Everything that can reject the batch runs before any node is touched, the index
     # creation included.
-    pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
+    details = {"receivedDocuments": len(docs), "indexedDocuments": None}
+    kind = "documentAdditionOrUpdate"
     shards = meta.shards if meta is not None else cluster.config.cluster.shards
-    doc_shards, sources = batches.plan_documents(docs, pk, shards, flat=flat) if pk is not None else ([], docs)
+    try:
+        pk = resolve_primary_key(meta.primary_key if meta else None, primary_key, docs, uid) if docs else None
+        doc_shards, sources = batches.plan_documents(docs, pk, shards, flat=flat) if pk is not None else ([], docs)
+    except MeiliError as err:
+        if err.code not in TASK_TIME_ERRORS:
+            raise
+        return await _failed_batch(cluster, uid, meta, details, err, custom_metadata)
     if meta is None and doc_shards:
         # A write that would be refused creates no index either.
         _refuse_unless_writable(
@@ -383,21 +390,30 @@ async def add_documents(
         )
     if meta is None:
         meta = await ensure_index(cluster, uid)
-    details = {"receivedDocuments": len(docs), "indexedDocuments": None}
-    kind = "documentAdditionOrUpdate"
     async with index_lock(cluster, uid):
         meta = cluster.state.indexes.get(uid)
         if meta is None:  # deleted meanwhile
             raise index_not_found(uid)
         replan = False
-        if pk is not None and meta.primary_key not in (None, pk):
-            # Another batch set the key meanwhile: decide again against it (and validate
-            # and route by it).
-            pk = resolve_primary_key(meta.primary_key, primary_key, docs, uid)
-            replan = True
-        if pk is not None and (replan or meta.shards != shards):
-            doc_shards, sources = batches.plan_documents(docs, pk, meta.shards, flat=flat)
+        try:
+            if pk is not None and meta.primary_key not in (None, pk):
+                # Another batch set the key meanwhile: decide again against it (and
+                # validate and route by it).
+                pk = resolve_primary_key(meta.primary_key, primary_key, docs, uid)
+                replan = True
+            if pk is not None and (replan or meta.shards != shards):
+                doc_shards, sources = batches.plan_documents(docs, pk, meta.shards, flat=flat)
+        except MeiliError as err:
+            if err.code not in TASK_TIME_ERRORS:
+                raise
+            return await _failed_task(cluster, uid, kind, details, err, custom_metadata)
         if not doc_shards:
+            if primary_key is not None and meta.primary_key is None:
+                # 1.50 sets the given key even from an empty batch (the nodes get it
+                # with the next batch, which names it).
+                await cluster.journal.append(
+                    IndexPut(meta=msgspec.structs.replace(meta, primary_key=primary_key, updated_at=now(cluster)))
+                )
             task = await cluster.tasks.enqueue(
                 index_uid=uid, type=kind, node_tasks={}, details=details, custom_metadata=custom_metadata
             )
@@ -435,6 +451,29 @@ async def add_documents(
     with trio.CancelScope(shield=True):
         task = await enqueued()  # durable: the 202 may go
     return WriteResult(task=task, degraded=sent.degraded)
+
+
+# What 1.50 checks when the batch is processed, not when it is received: the write is
+# accepted (202) and its task fails with the error; the whole batch fails, so no node is
+# sent any of it.
+TASK_TIME_ERRORS = frozenset({
+    "invalid_document_id",
+    "missing_document_id",
+    "index_primary_key_no_candidate_found",
+    "index_primary_key_multiple_candidates_found",
+    "index_primary_key_already_exists",
+})
+
+
+async def _failed_batch(
+    cluster: Cluster, uid: str, meta: IndexMeta | None, details: dict, error: MeiliError, custom_metadata: str | None
+) -> WriteResult:
+    """A batch refused by 1.50's task-time checks: its task fails with the error. 1.50
+    creates a missing index before it reads the documents, so the index exists after
+    (without a primary key: the batch that would have set it failed)."""
+    if meta is None:
+        await ensure_index(cluster, uid)
+    return await _failed_task(cluster, uid, "documentAdditionOrUpdate", details, error, custom_metadata)
 
 
 # Sequence numbers reserved by one journal record: writes journal nothing more until
@@ -476,7 +515,7 @@ async def delete_ids(
     cluster: Cluster, uid: str, ids: list[Any], *, single: bool = False, custom_metadata: str | None = None
 ) -> WriteResult:
     """Delete one document (`single`) or a batch of ids, each routed to its shard's owners."""
-    details = _deletion_details(len(ids))
+    details = _deletion_details(len(ids), with_filter=True)  # 1.50 shows `originalFilter: null`
     meta = await _index_or_fail(cluster, uid)
     if meta is None:
         return await _failed_task(cluster, uid, "documentDeletion", details, index_not_found(uid), custom_metadata)
