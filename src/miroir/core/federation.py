@@ -2,14 +2,14 @@
 
 Each query of ``POST /multi-search`` with ``federation`` first runs through the normal
 read path (plan, scatter, ``merge.merge_search``) with ``offset=0``,
-``limit=federation.offset+federation.limit`` and ``showRankingScore`` forced on; this
+``limit=federation.offset+federation.limit``, ``showRankingScore`` and
+``showRankingScoreDetails`` forced on; this
 module merges those per-query lists the way Meilisearch merges its per-query results:
 
-- a hit's weighted score is ``_rankingScore * weight`` (``federationOptions.weight``,
-  default 1.0); hits are ordered by it, descending;
-- ties: by query position, then by the hit's rank inside its query (deterministic;
-  Meilisearch compares the detailed scores there, which for equal global scores is
-  close to query order);
+- hits are ordered as 1.50 orders them (core/fedscores.py): their ranking details read
+  as a sequence of weighted scores (``_rankingScore * weight`` when no sort splits them)
+  and sort values, compared in turn; the queries of one index are merged first (a
+  document they both match shown once), then the indexes; ties go to query position;
 - each hit gets ``_federation: {indexUid, queriesPosition, weightedRankingScore}``;
   ``_rankingScore`` stays only if that query asked for it;
 - ``estimatedTotalHits`` is the sum over queries;
@@ -23,15 +23,14 @@ Pure module: no I/O.
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
-from collections.abc import Callable, Container, Mapping, Sequence
-from itertools import count, repeat
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from miroir.core import fedscores
 from miroir.core.errors import (
     MeiliError,
     body_type_error,
@@ -118,24 +117,14 @@ def merge_federated(
     skip, take = federation.window()
     keep = _distinct_filter(federation.distinct) if federation.distinct else None
 
-    def stream(pos: int, q: FederatedQuery):
-        w = q.weight
-        keys = (-(h.get("_rankingScore") or 0.0) * w for h in q.hits)
-        return zip(keys, repeat(pos), count(), q.hits)
-
-    merged = heapq.merge(*[stream(pos, q) for pos, q in enumerate(queries)])
+    merged = _merged_hits(queries)
     hits = []
     semantic_hits = 0
     accepted = rejected = 0
-    seen: set[tuple[str, Any]] = set()
-    for neg_weighted, pos, rank, hit in merged:
-        ids = queries[pos].doc_ids
-        if ids is not None:
-            doc = (queries[pos].index_uid, ids[rank])
-            if doc in seen:  # already shown for a better query of its index
-                rejected += 1
-                continue
-            seen.add(doc)
+    for weighted, pos, hit in merged:
+        if hit is None:  # a document already shown for a better query of its index
+            rejected += 1
+            continue
         if keep is not None and not keep(hit):
             rejected += 1
             continue
@@ -156,7 +145,7 @@ def merge_federated(
         hit["_federation"] = {
             "indexUid": q.index_uid,
             "queriesPosition": pos,
-            "weightedRankingScore": -neg_weighted,
+            "weightedRankingScore": weighted,
         }
         hits.append(hit)
 
@@ -180,6 +169,61 @@ def merge_federated(
     if any(q.semantic for q in queries):
         out["semanticHitCount"] = semantic_hits
     return out
+
+
+def _merged_hits(queries: Sequence[FederatedQuery]) -> Iterator[tuple[float, int, dict | None]]:
+    """(weighted global score, query position, hit) in 1.50's federated order: the
+    queries of each index merged first (a document several of them match kept at its
+    first place, later ones yielded as None), then the indexes; ties go to the query
+    first in the request."""
+    by_index: dict[str, list[int]] = {}
+    for pos, q in enumerate(queries):
+        by_index.setdefault(q.index_uid, []).append(pos)
+    return _kmerge([_index_stream(queries, positions) for positions in by_index.values()])
+
+
+def _query_stream(pos: int, q: FederatedQuery) -> Iterator[tuple]:
+    for rank, hit in enumerate(q.hits):
+        weighted = (hit.get("_rankingScore") or 0.0) * q.weight
+        doc = q.doc_ids[rank] if q.doc_ids is not None else None
+        yield fedscores.score_values(hit, q.weight), weighted, pos, hit, doc
+
+
+def _index_stream(queries: Sequence[FederatedQuery], positions: list[int]) -> Iterator[tuple]:
+    seen: set[Any] = set()
+    dedupe = all(queries[p].doc_ids is not None for p in positions) and len(positions) > 1
+    for values, weighted, pos, hit, doc in _kmerge([_query_stream(p, queries[p]) for p in positions], full=True):
+        if dedupe:
+            if doc in seen:
+                yield values, weighted, pos, None, doc
+                continue
+            seen.add(doc)
+        yield values, weighted, pos, hit, doc
+
+
+def _kmerge(streams: list[Iterator[tuple]], *, full: bool = False) -> Iterator[Any]:
+    """Merge streams of (values, weighted, pos, hit, doc), best head first (1.50's
+    comparison, ties to the lower query position)."""
+    heads = [next(s, None) for s in streams]
+    while True:
+        best = -1
+        for i, h in enumerate(heads):
+            if h is None:
+                continue
+            if best < 0:
+                best = i
+                continue
+            b = heads[best]
+            assert b is not None
+            c = fedscores.compare(h[0], h[1], b[0], b[1])
+            if c > 0 or (c == 0 and h[2] < b[2]):
+                best = i
+        if best < 0:
+            return
+        item = heads[best]
+        assert item is not None
+        heads[best] = next(streams[best], None)
+        yield item if full else (item[1], item[2], item[3])
 
 
 class Federation(msgspec.Struct, kw_only=True):

@@ -901,6 +901,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         else:
             params.update(offset=0, limit=skip + take)
         params["showRankingScore"] = True
+        params["showRankingScoreDetails"] = True  # they order hits of different queries (core/fedscores.py)
         if federation.distinct is not None:
             params["distinct"] = federation.distinct
         uid = entry.index_uid

@@ -473,7 +473,11 @@ async def _federated(
     pk_added: set[int] = set()
     for i, (entry, req) in enumerate(decoded):
         uid = entry.index_uid
-        changes: dict[str, Any] = {"show_ranking_score": True, "show_performance_details": False}
+        # The details order hits of different queries (sort values, core/fedscores.py)
+        # and mark semantic ones (`vectorSort`).
+        changes: dict[str, Any] = {
+            "show_ranking_score": True, "show_ranking_score_details": True, "show_performance_details": False,
+        }
         pk = cluster.state.indexes[uid].primary_key if queries_of[uid] > 1 else None
         wanted = req.attributes_to_retrieve
         if pk and wanted is not None and "*" not in wanted and pk not in wanted:
@@ -486,8 +490,6 @@ async def _federated(
             changes.update(offset=0, limit=skip + take)
         if federation.distinct is not None:
             changes["distinct"] = federation.distinct
-        if req.hybrid is not None or req.vector is not None:
-            changes["show_ranking_score_details"] = True  # `vectorSort` marks semantic hits
         if uid in facets_by_index and uid not in facet_source:
             facet_source[uid] = i
             if facets_by_index[uid]:

@@ -1,0 +1,42 @@
+"""1.50's federated order from ranking details (core/fedscores.py, core/federation.py)."""
+
+from miroir.core import fedscores
+from miroir.core.federation import FederatedQuery, merge_federated
+
+
+def _sorted_hit(title: str, asc: bool = True) -> dict:
+    key = "title:asc" if asc else "title:desc"
+    return {"title": title, "_rankingScore": 1.0, "_rankingScoreDetails": {key: {"order": 0, "value": title}}}
+
+
+def test_sort_values_order_hits_of_different_queries():
+    # Every score is 1.0: only the sort values tell the queries' hits apart.
+    a = FederatedQuery(index_uid="movies", hits=[_sorted_hit("Captain Marvel"), _sorted_hit("Shazam!")],
+                       show_ranking_score_details=False)
+    b = FederatedQuery(index_uid="batman", hits=[_sorted_hit("Badman"), _sorted_hit("Batman")],
+                       show_ranking_score_details=False)
+    out = merge_federated([a, b], processing_time_ms=0)
+    assert [h["title"] for h in out["hits"]] == ["Badman", "Batman", "Captain Marvel", "Shazam!"]
+    assert [h["_federation"]["queriesPosition"] for h in out["hits"]] == [1, 1, 0, 0]
+    assert all("_rankingScoreDetails" not in h for h in out["hits"])  # only forced, not asked
+
+
+def test_relevancy_against_sort_falls_back_to_more_values_then_global_score():
+    relevancy = [("score", 0.5)]
+    sort_then_score = [("sort", True, "a"), ("score", 0.2)]
+    assert fedscores.compare(sort_then_score, 0.2, relevancy, 0.5) == 1  # more values left
+    assert fedscores.compare([("sort", True, "a")], 0.2, [("sort", False, "b")], 0.5) == -1  # global score
+    assert fedscores.compare([("sort", True, 3)], 1.0, [("sort", True, "b")], 1.0) == 1  # numbers first
+
+
+def test_score_values_split_at_the_sort_rule():
+    hit = {
+        "_rankingScore": 0.75,
+        "_rankingScoreDetails": {
+            "words": {"order": 0, "matchingWords": 1, "maxMatchingWords": 2, "score": 0.5},
+            "year:desc": {"order": 1, "value": 2019},
+            "typo": {"order": 2, "typoCount": 0, "maxTypoCount": 1, "score": 1.0},
+        },
+    }
+    assert fedscores.score_values(hit, 2.0) == [("score", 1.0), ("sort", False, 2019), ("score", 2.0)]
+    assert fedscores.score_values({"_rankingScore": 0.75}, 2.0) == [("score", 1.5)]
