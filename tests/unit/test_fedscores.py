@@ -1,7 +1,7 @@
 """1.50's federated order from ranking details (core/fedscores.py, core/federation.py)."""
 
 from miroir.core import fedscores
-from miroir.core.federation import FederatedQuery, merge_federated
+from miroir.core.federation import FederatedQuery, Federation, merge_federated
 
 
 def _sorted_hit(title: str, asc: bool = True) -> dict:
@@ -40,3 +40,22 @@ def test_score_values_split_at_the_sort_rule():
     }
     assert fedscores.score_values(hit, 2.0) == [("score", 1.0), ("sort", False, 2019), ("score", 2.0)]
     assert fedscores.score_values({"_rankingScore": 0.75}, 2.0) == [("score", 1.5)]
+
+
+def test_distinct_attribute_retrieved_for_the_merge_then_dropped():
+    from miroir.core.federation import drop_field, retrieval_with
+
+    assert retrieval_with(["title"], "color") == ["title", "color"]
+    assert retrieval_with(["title", "color"], "color") is None
+    assert retrieval_with(None, "color") is None and retrieval_with(["*"], "color") is None
+    assert retrieval_with(["root"], "root.nested") is None
+    hit = {"title": "Shazam!", "root": {"nested": 1}}
+    drop_field(hit, "root.nested")
+    assert hit == {"title": "Shazam!"}
+    # Only fetched for `distinct`: the hit shows only what the query retrieves.
+    a = FederatedQuery(index_uid="movies", hits=[{"title": "A", "color": "red", "_rankingScore": 1.0}],
+                       added_fields=("color",), show_ranking_score_details=False)
+    b = FederatedQuery(index_uid="movies2", hits=[{"title": "B", "color": "red", "_rankingScore": 0.5}],
+                       added_fields=("color",), show_ranking_score_details=False)
+    out = merge_federated([a, b], processing_time_ms=0, federation=Federation(distinct="color"))
+    assert [h["title"] for h in out["hits"]] == ["A"] and "color" not in out["hits"][0]

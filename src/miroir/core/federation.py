@@ -58,6 +58,8 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     # Each hit's document within its index (aligned with `hits`), when known: 1.50 shows a
     # document matched by several queries of one index once, at its best weighted score.
     doc_ids: list[Any] | None = None
+    # Fields retrieved only so that `federation.distinct` can see them: they leave the hit.
+    added_fields: tuple[str, ...] = ()
 
 
 def hit_document_ids(
@@ -80,6 +82,34 @@ def hit_document_ids(
             if not keep_formatted and isinstance(f, dict):
                 f.pop(primary_key, None)
     return ids
+
+
+def retrieval_with(wanted: Sequence[str] | None, attr: str | None) -> list[str] | None:
+    """`attributesToRetrieve` extended with `attr` (the federation's distinct attribute,
+    which the merge reads in every hit), or None when nothing needs adding."""
+    if attr is None or wanted is None or "*" in wanted:
+        return None
+    if any(attr == w or attr.startswith(w + ".") for w in wanted):
+        return None
+    return [*wanted, attr]
+
+
+def drop_field(doc: dict, path: str) -> None:
+    """Remove the dotted `path` from `doc`, and the objects it leaves empty."""
+    if path in doc:
+        del doc[path]
+        return
+    parts = path.split(".")
+    chain = [doc]
+    for part in parts[:-1]:
+        nxt = chain[-1].get(part)
+        if not isinstance(nxt, dict):
+            return
+        chain.append(nxt)
+    chain[-1].pop(parts[-1], None)
+    for parent, part in zip(reversed(chain[:-1]), reversed(parts[:-1])):
+        if parent.get(part) == {}:
+            del parent[part]
 
 
 class IndexFacets(msgspec.Struct, kw_only=True):
@@ -136,6 +166,10 @@ def merge_federated(
                 break
             continue  # with distinct, every hit is looked at: the total counts the rejected out
         q = queries[pos]
+        for name in q.added_fields:
+            drop_field(hit, name)
+            if isinstance(hit.get("_formatted"), dict):
+                drop_field(hit["_formatted"], name)
         if q.semantic and "vectorSort" in (hit.get("_rankingScoreDetails") or {}):
             semantic_hits += 1
         if not q.show_ranking_score:

@@ -59,6 +59,7 @@ from miroir.core.federation import (
     parse_federation,
     performance_details,
     personalization_disabled,
+    retrieval_with,
 )
 from miroir.core.fields import batch_fields
 from miroir.core.filter import check_filter_shape, deletion_filter
@@ -902,8 +903,13 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             params.update(offset=0, limit=skip + take)
         params["showRankingScore"] = True
         params["showRankingScoreDetails"] = True  # they order hits of different queries (core/fedscores.py)
+        added: tuple[str, ...] = ()
         if federation.distinct is not None:
             params["distinct"] = federation.distinct
+            retrieve = retrieval_with(params.get("attributesToRetrieve"), federation.distinct)
+            if retrieve is not None:
+                params["attributesToRetrieve"] = retrieve
+                added = (federation.distinct,)
         uid = entry.index_uid
         if uid in facets_by_index and uid not in facets and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
@@ -922,6 +928,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             show_ranking_score=bool(entry.params.get("showRankingScore")),
             show_ranking_score_details=bool(entry.params.get("showRankingScoreDetails")),
             semantic=entry.params.get("hybrid") is not None or entry.params.get("vector") is not None,
+            added_fields=added,
             doc_ids=hit_ids if len(hit_ids) == len(res.get("hits", [])) else None,
         ))
     for uid, wanted in facets_by_index.items():

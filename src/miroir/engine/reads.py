@@ -471,6 +471,7 @@ async def _federated(
     for entry, _ in decoded:
         queries_of[entry.index_uid] = queries_of.get(entry.index_uid, 0) + 1
     pk_added: set[int] = set()
+    distinct_added: set[int] = set()  # queries retrieving the distinct attribute for the merge only
     for i, (entry, req) in enumerate(decoded):
         uid = entry.index_uid
         # The details order hits of different queries (sort values, core/fedscores.py)
@@ -490,6 +491,10 @@ async def _federated(
             changes.update(offset=0, limit=skip + take)
         if federation.distinct is not None:
             changes["distinct"] = federation.distinct
+            retrieve = fed.retrieval_with(changes.get("attributes_to_retrieve", wanted), federation.distinct)
+            if retrieve is not None:
+                changes["attributes_to_retrieve"] = retrieve
+                distinct_added.add(i)
         if uid in facets_by_index and uid not in facet_source:
             facet_source[uid] = i
             if facets_by_index[uid]:
@@ -512,6 +517,7 @@ async def _federated(
             show_ranking_score=req.show_ranking_score,
             show_ranking_score_details=req.show_ranking_score_details,
             semantic=req.hybrid is not None or req.vector is not None,
+            added_fields=(federation.distinct,) if i in distinct_added and federation.distinct else (),
             doc_ids=fed.hit_document_ids(
                 answer["hits"],
                 cluster.state.indexes[entry.index_uid].primary_key if queries_of[entry.index_uid] > 1 else None,
