@@ -30,7 +30,7 @@ _RANK_RULES = frozenset({"words", "typo", "proximity", "attribute", "attributeRa
 _UNKNOWN_MAX = 1 << 40
 
 # A value: ("score", float) | ("sort", asc, value) | ("geo", asc, distance) | ("vector", float)
-Value = tuple
+Value = tuple[Any, ...]
 
 
 def score_values(hit: Mapping[str, Any], weight: float) -> list[Value]:
@@ -45,7 +45,7 @@ def score_values(hit: Mapping[str, Any], weight: float) -> list[Value]:
         key=lambda t: t[0],
     )
     groups: list[Any] = []
-    run: list[tuple[str, Mapping]] = []
+    run: list[tuple[str, Mapping[str, Any]]] = []
     for _, name, d in ordered:
         if name in _RANK_RULES:
             run.append((name, d))
@@ -75,7 +75,7 @@ def score_values(hit: Mapping[str, Any], weight: float) -> list[Value]:
     return out
 
 
-def _run_score(run: list[tuple[str, Mapping]], words: Mapping | None) -> float:
+def _run_score(run: list[tuple[str, Mapping[str, Any]]], words: Mapping[str, Any] | None) -> float:
     """milli's local score of the ranks of `run` merged (Rank::merge folded)."""
     rank, max_rank = 1, 1
     for i, (name, d) in enumerate(run):
@@ -90,12 +90,12 @@ def _run_score(run: list[tuple[str, Mapping]], words: Mapping | None) -> float:
     return rank / max_rank
 
 
-def _score_of(name: str, d: Mapping) -> float:
+def _score_of(name: str, d: Mapping[str, Any]) -> float:
     r = _rank_of(name, d, None)
     return r[0] / r[1] if r else 0.0
 
 
-def _rank_of(name: str, d: Mapping, words: Mapping | None) -> tuple[int, int] | None:
+def _rank_of(name: str, d: Mapping[str, Any], words: Mapping[str, Any] | None) -> tuple[int, int] | None:
     """(rank, rank count) of one rule, where the details tell them."""
     if name == "words":
         return int(d["matchingWords"]), max(int(d["maxMatchingWords"]), 1)
@@ -145,7 +145,7 @@ def _compare_sort(asc: bool, a: Any, b: Any) -> int:
     if isinstance(a, str) and _is_number(b):
         return -1
     if (_is_number(a) and _is_number(b)) or (isinstance(a, str) and isinstance(b, str)):
-        order = (a > b) - (a < b)
+        order: int = (a > b) - (a < b)
         return -order if asc else order
     return 0
 

@@ -63,6 +63,7 @@ from miroir.core.federation import (
 )
 from miroir.core.fields import batch_fields
 from miroir.core.filter import check_filter_shape, deletion_filter
+from miroir.core.rankrules import check_compatible, query_rules
 from miroir.core.searchplan import (
     facet_search_params,
     finish_answer,
@@ -891,6 +892,10 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
     federation = parse_federation(federation_body)
     entries = _decoded_queries(indexes, queries, federated=True, federation=federation)
     check_facet_indexes(federation, indexes)
+    check_compatible([
+        query_rules(i, e.index_uid, e.params, indexes[e.index_uid].engine.settings["rankingRules"])
+        for i, e in enumerate(entries)
+    ])
     facets_by_index = federation.facets_by_index
     skip, take = federation.window()
     per_query: list[FederatedQuery] = []

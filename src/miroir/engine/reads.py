@@ -31,7 +31,7 @@ import msgspec
 import trio
 import xxhash
 
-from miroir.core import federation as fed, hybrid, patterns, reserved
+from miroir.core import federation as fed, hybrid, patterns, rankrules, reserved
 from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
@@ -461,6 +461,10 @@ async def _federated(
     federation = fed.parse_federation(federation_body)
     decoded = _decode_queries(cluster, queries, federated=True, federation=federation)
     fed.check_facet_indexes(federation, cluster.state.indexes)
+    rankrules.check_compatible([
+        rankrules.query_rules(i, entry.index_uid, entry.params, index_settings(cluster, entry.index_uid)["rankingRules"])
+        for i, (entry, _) in enumerate(decoded)
+    ])
     skip, take = federation.window()
     facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
