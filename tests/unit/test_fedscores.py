@@ -59,3 +59,21 @@ def test_distinct_attribute_retrieved_for_the_merge_then_dropped():
                        added_fields=("color",), show_ranking_score_details=False)
     out = merge_federated([a, b], processing_time_ms=0, federation=Federation(distinct="color"))
     assert [h["title"] for h in out["hits"]] == ["A"] and "color" not in out["hits"][0]
+
+
+def test_merge_facets_over_indexes_ordering_a_facet_differently_is_refused():
+    import pytest
+
+    from miroir.core.errors import MeiliError
+    from miroir.core.federation import check_facet_order
+
+    fed = Federation(facets_by_index={"a": ["title", "color"], "b": ["title"], "c": ["title", "color"]}, merge_facets={})
+    orders = {"a": None, "b": None, "c": {"color": "count"}}
+    with pytest.raises(MeiliError) as e:
+        check_facet_order(fed, ["a", "b", "c"], lambda uid: ["title", "color"], orders.get)
+    assert e.value.code == "invalid_multi_search_facet_order" and e.value.status == 400
+    assert e.value.message.startswith(
+        "Inside `.queries[2]`: Inside `.federation.facetsByIndex.c`: Inconsistent order for values in facet `color`: "
+        "index `a` orders alphabetically, but index `c` orders by count.\n"
+    )
+    check_facet_order(Federation(facets_by_index=fed.facets_by_index), ["a", "b", "c"], lambda uid: ["color"], orders.get)

@@ -406,6 +406,59 @@ def check_facet_indexes(federation: Federation, known: Container[str]) -> None:
             )
 
 
+_ORDER_WORDS = {"alpha": "alphabetically", "count": "by count"}
+
+
+def check_facet_order(
+    federation: Federation,
+    index_uids: Sequence[str],
+    filterable: Callable[[str], Sequence[Any]],
+    sort_facet_values_by: Callable[[str], Mapping[str, str] | None],
+) -> None:
+    """1.50's refusal (`invalid_multi_search_facet_order`) of `mergeFacets` over indexes
+    that order one facet's values differently (`faceting.sortFacetValuesBy`).
+    `index_uids`: each query's index, in request order. Indexes are looked at in uid
+    order, those of the queries first; only facets filterable in the index count."""
+    if federation.merge_facets is None:
+        return
+    first_query: dict[str, int] = {}
+    for i, uid in enumerate(index_uids):
+        first_query.setdefault(uid, i)
+    named = federation.facets_by_index
+    used = sorted(uid for uid in named if uid in first_query)
+    unused = sorted(uid for uid in named if uid not in first_query)
+    chosen: dict[str, tuple[str, str]] = {}
+    for uid in used + unused:
+        facets = named.get(uid)
+        if not facets:
+            continue
+        table = sort_facet_values_by(uid)
+        for facet in _filterable_facets(facets, filterable(uid)):
+            order = facet_order(table, facet)
+            first_uid, first_order = chosen.setdefault(facet, (uid, order))
+            if first_order == order:
+                continue
+            text = (
+                f"Inconsistent order for values in facet `{facet}`: index `{first_uid}` orders "
+                f"{_ORDER_WORDS.get(first_order, first_order)}, but index `{uid}` orders {_ORDER_WORDS.get(order, order)}.\n"
+                " - Hint: Remove `federation.mergeFacets` or change `faceting.sortFacetValuesBy` to be consistent in settings."
+            )
+            if uid in first_query:
+                message = f"Inside `.queries[{first_query[uid]}]`: Inside `.federation.facetsByIndex.{uid}`: {text}"
+            else:
+                message = f"Inside `.federation.facetsByIndex.{uid}`: {text}\n - Note: index `{uid}` is not used in queries"
+            raise MeiliError("invalid_multi_search_facet_order", message)
+
+
+def _filterable_facets(facets: Sequence[str], filterable: Sequence[Any]) -> list[str]:
+    """The facets asked (names, or `*`) that the index can facet on (its filterable
+    attributes given as names)."""
+    names = [f for f in filterable if isinstance(f, str)]
+    if "*" in facets:
+        return [n for n in names if n != "*"]
+    return [f for f in facets if f in names or "*" in names]
+
+
 def merged_facet_order(
     federation: Federation, sort_facet_values_by: Callable[[str], Mapping[str, str] | None]
 ) -> dict[str, str] | None:
@@ -413,8 +466,7 @@ def merged_facet_order(
     `faceting.sortFacetValuesBy` (`sort_facet_values_by(uid)`) of the first index in
     `facetsByIndex` order that asks for the facet.
 
-    1.50 refuses indexes that disagree (`invalid_multi_search_facet_order`); neither
-    Miroir nor the devnode checks that yet, so the first index wins on both.
+    Indexes that disagree were refused before (`check_facet_order`).
     """
     if federation.merge_facets is None:
         return None

@@ -50,6 +50,7 @@ from miroir.core.federation import (
     at_query,
     check_entry,
     check_facet_indexes,
+    check_facet_order,
     decode_entry,
     inside,
     merge_federated,
@@ -892,6 +893,12 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
     federation = parse_federation(federation_body)
     entries = _decoded_queries(indexes, queries, federated=True, federation=federation)
     check_facet_indexes(federation, indexes)
+    check_facet_order(
+        federation,
+        [e.index_uid for e in entries],
+        lambda uid: indexes[uid].engine.settings.get("filterableAttributes") or [],
+        lambda uid: _sort_facet_values_by(indexes[uid]),
+    )
     check_compatible([
         query_rules(i, e.index_uid, e.params, indexes[e.index_uid].engine.settings["rankingRules"])
         for i, e in enumerate(entries)

@@ -461,6 +461,12 @@ async def _federated(
     federation = fed.parse_federation(federation_body)
     decoded = _decode_queries(cluster, queries, federated=True, federation=federation)
     fed.check_facet_indexes(federation, cluster.state.indexes)
+    fed.check_facet_order(
+        federation,
+        [entry.index_uid for entry, _ in decoded],
+        lambda uid: index_settings(cluster, uid).get("filterableAttributes") or [],
+        lambda uid: (index_settings(cluster, uid).get("faceting") or {}).get("sortFacetValuesBy"),
+    )
     rankrules.check_compatible([
         rankrules.query_rules(i, entry.index_uid, entry.params, index_settings(cluster, entry.index_uid)["rankingRules"])
         for i, (entry, _) in enumerate(decoded)
