@@ -77,3 +77,17 @@ def test_merge_facets_over_indexes_ordering_a_facet_differently_is_refused():
         "index `a` orders alphabetically, but index `c` orders by count.\n"
     )
     check_facet_order(Federation(facets_by_index=fed.facets_by_index), ["a", "b", "c"], lambda uid: ["color"], orders.get)
+
+
+def test_facets_by_index_errors_name_the_index():
+    from miroir.core.errors import MeiliError
+    from miroir.core.federation import facets_error
+
+    e = MeiliError("invalid_search_facets", "Invalid facet distribution: Pattern `name` is not filterable.")
+    assert facets_error("fruits", e, 1).message == (
+        "Inside `.queries[1]`: Inside `.federation.facetsByIndex.fruits`: Invalid facet distribution: "
+        "Pattern `name` is not filterable."
+    )
+    assert facets_error("fruits", e, None).message.endswith("\n - Note: index `fruits` is not used in queries")
+    other = MeiliError("invalid_search_filter", "bad filter")
+    assert facets_error("fruits", other, 2).message == "Inside `.queries[2]`: bad filter"

@@ -511,6 +511,18 @@ def network_disabled(action: str) -> MeiliError:
 FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
 
 
+def facets_error(uid: str, e: MeiliError, position: int | None) -> MeiliError:
+    """`e` (from computing the facets `federation.facetsByIndex.<uid>` asks) as 1.50
+    words it: under the first query of that index, or noted as used by none (`position`
+    None). Any other error of the search stays the query's."""
+    if e.code != "invalid_search_facets":
+        return e if position is None else inside(position, e)
+    message = f"Inside `.federation.facetsByIndex.{uid}`: {e.message}"
+    if position is None:
+        return MeiliError(e.code, f"{message}\n - Note: index `{uid}` is not used in queries", status=e.status, type=e.type)
+    return inside(position, MeiliError(e.code, message, status=e.status, type=e.type))
+
+
 def inside(i: int, e: MeiliError) -> MeiliError:
     """`e` as the error of `queries[i]` of a multi-search. An unknown index is 400 there
     (1.50 answers 404 only on the single-index routes)."""

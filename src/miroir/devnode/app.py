@@ -52,6 +52,7 @@ from miroir.core.federation import (
     check_facet_indexes,
     check_facet_order,
     decode_entry,
+    facets_error,
     inside,
     merge_federated,
     merged_facet_order,
@@ -923,12 +924,15 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
                 params["attributesToRetrieve"] = retrieve
                 added = (federation.distinct,)
         uid = entry.index_uid
-        if uid in facets_by_index and uid not in facets and facets_by_index[uid]:
+        facet_query = uid in facets_by_index and uid not in facets
+        if facet_query and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
         hit_ids: list[int] = []
         try:
             res = indexes[uid].engine.search(params, hit_ids)
         except MeiliError as e:
+            if facet_query:
+                raise facets_error(uid, in_index(uid, e), i) from None
             raise inside(i, in_index(uid, e)) from None
         if uid in facets_by_index and uid not in facets:
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
@@ -945,7 +949,10 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         ))
     for uid, wanted in facets_by_index.items():
         if uid not in facets:  # an index no query uses: 1.50 still computes its facets
-            res = indexes[uid].engine.search({"limit": 0, "facets": wanted} if wanted else {"limit": 0})
+            try:
+                res = indexes[uid].engine.search({"limit": 0, "facets": wanted} if wanted else {"limit": 0})
+            except MeiliError as e:
+                raise facets_error(uid, in_index(uid, e), None) from None
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
     if federation.personalize is not None:
         raise personalization_disabled()

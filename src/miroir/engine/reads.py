@@ -24,7 +24,7 @@ changes only when the healthy nodes do (a retry after a failure is another copy 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -420,9 +420,15 @@ def _decode_queries(cluster: Cluster, queries: list, *, federated: bool, federat
 
 
 async def _run_all(
-    cluster: Cluster, jobs: list[tuple[str, SearchRequest]], *, include_metadata: bool = False, request_uid: str | None = None
+    cluster: Cluster,
+    jobs: list[tuple[str, SearchRequest]],
+    *,
+    include_metadata: bool = False,
+    request_uid: str | None = None,
+    wrap: Callable[[int, MeiliError], MeiliError] = fed.inside,
 ) -> list[tuple[dict, Headers]]:
-    """Run searches in parallel; the error of the first failing query (by position) wins."""
+    """Run searches in parallel; the error of the first failing query (by position) wins,
+    worded by `wrap` (default: `Inside .queries[i]`)."""
     results: list[Any] = [None] * len(jobs)
 
     async def one(i: int, uid: str, req: SearchRequest) -> None:
@@ -436,7 +442,7 @@ async def _run_all(
             nursery.start_soon(one, i, uid, req)
     for i, r in enumerate(results):
         if isinstance(r, MeiliError):
-            raise r if r.code.startswith("miroir_") else fed.inside(i, r)
+            raise r if r.code.startswith("miroir_") else wrap(i, r)
     return results
 
 
@@ -514,7 +520,14 @@ async def _federated(
         if uid not in facet_source:  # an index no query uses: 1.50 still computes its facets
             facet_source[uid] = len(jobs)
             jobs.append((uid, SearchRequest(limit=0, facets=list(facets) if facets else None)))
-    answers = await _run_all(cluster, jobs)
+    facet_jobs = {i: uid for uid, i in facet_source.items()}
+
+    def wrap(i: int, e: MeiliError) -> MeiliError:
+        if i in facet_jobs:
+            return fed.facets_error(facet_jobs[i], e, i if i < len(decoded) else None)
+        return fed.inside(i, e)
+
+    answers = await _run_all(cluster, jobs, wrap=wrap)
     if federation.personalize is not None:
         raise fed.personalization_disabled()  # after the searches, as 1.50 reranks their merge
 
