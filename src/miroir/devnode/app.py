@@ -53,6 +53,7 @@ from miroir.core.federation import (
     check_facet_order,
     decode_entry,
     facets_error,
+    hit_document_ids,
     inside,
     merge_federated,
     merged_facet_order,
@@ -945,7 +946,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             show_ranking_score_details=bool(entry.params.get("showRankingScoreDetails")),
             semantic=entry.params.get("hybrid") is not None or entry.params.get("vector") is not None,
             added_fields=added,
-            doc_ids=hit_ids if len(hit_ids) == len(res.get("hits", [])) else None,
+            doc_ids=_doc_ids(res.get("hits", []), hit_ids, indexes[uid].engine.primary_key),
         ))
     for uid, wanted in facets_by_index.items():
         if uid not in facets:  # an index no query uses: 1.50 still computes its facets
@@ -972,6 +973,15 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
     if federation.show_performance_details:
         out["performanceDetails"] = performance_details(started, merging, time.perf_counter())
     return out
+
+
+def _doc_ids(hits: list[dict], hit_ids: list[int], primary_key: str | None) -> list[Any] | None:
+    """Each hit's document, the same for every query of the index: its primary key where
+    the hits show it (a vector search gives no internal ids), else its internal id."""
+    by_key = hit_document_ids(hits, primary_key, added=False)
+    if by_key is not None:
+        return [("pk", v) for v in by_key]
+    return [("iid", i) for i in hit_ids] if len(hit_ids) == len(hits) else None
 
 
 def _sort_facet_values_by(entry: Any) -> Any:
