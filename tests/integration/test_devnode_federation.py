@@ -77,14 +77,21 @@ def test_merged_values_are_not_cut_without_max_values_per_facet(client):
     assert list(r.json()["facetDistribution"]["n"]) == [f"v{i:03d}" for i in range(100)]
 
 
-def test_first_index_sets_the_order_and_bad_options_are_refused(client):
-    # `fa` orders colour by count, `fc` alphabetically: the first index named wins.
+def test_inconsistent_orders_and_bad_options_are_refused(client):
+    # `fa` orders colour by count, `fc` alphabetically: 1.50 refuses to merge them
+    # (indexes in uid order, whatever the order they are named in); without
+    # mergeFacets each index keeps its own order.
     by_index = {"fa": ["colour"], "fc": ["colour"]}
-    r = federated(client, ["fa", "fc"], {"facetsByIndex": by_index, "mergeFacets": {}})
+    for named in (by_index, dict(reversed(by_index.items()))):
+        r = federated(client, ["fa", "fc"], {"facetsByIndex": named, "mergeFacets": {}})
+        assert r.status_code == 400, r.text
+        assert r.json()["code"] == "invalid_multi_search_facet_order"
+        assert r.json()["message"].startswith(
+            "Inside `.queries[1]`: Inside `.federation.facetsByIndex.fc`: Inconsistent order for values in facet "
+            "`colour`: index `fa` orders by count, but index `fc` orders alphabetically.\n"
+        )
+    r = federated(client, ["fa", "fc"], {"facetsByIndex": by_index})
     assert r.status_code == 200, r.text
-    assert list(r.json()["facetDistribution"]["colour"]) == ["red", "green", "blue", "Yellow"]
-    r = federated(client, ["fa", "fc"], {"facetsByIndex": dict(reversed(by_index.items())), "mergeFacets": {}})
-    assert list(r.json()["facetDistribution"]["colour"]) == ["blue", "green", "red", "Yellow"]
     r = federated(client, ["fa"], {"facetsByIndex": {"fa": ["colour"]}, "mergeFacets": True})
     assert r.status_code == 400 and r.json()["code"] == "invalid_multi_search_merge_facets"
     r = federated(client, ["fa"], {"facetsByIndex": {"fa": ["colour"]}, "mergeFacets": {"maxValuesPerFacet": -1}})

@@ -2,14 +2,14 @@
 
 Each query of ``POST /multi-search`` with ``federation`` first runs through the normal
 read path (plan, scatter, ``merge.merge_search``) with ``offset=0``,
-``limit=federation.offset+federation.limit`` and ``showRankingScore`` forced on; this
+``limit=federation.offset+federation.limit``, ``showRankingScore`` and
+``showRankingScoreDetails`` forced on; this
 module merges those per-query lists the way Meilisearch merges its per-query results:
 
-- a hit's weighted score is ``_rankingScore * weight`` (``federationOptions.weight``,
-  default 1.0); hits are ordered by it, descending;
-- ties: by query position, then by the hit's rank inside its query (deterministic;
-  Meilisearch compares the detailed scores there, which for equal global scores is
-  close to query order);
+- hits are ordered as 1.50 orders them (core/fedscores.py): their ranking details read
+  as a sequence of weighted scores (``_rankingScore * weight`` when no sort splits them)
+  and sort values, compared in turn; the queries of one index are merged first (a
+  document they both match shown once), then the indexes; ties go to query position;
 - each hit gets ``_federation: {indexUid, queriesPosition, weightedRankingScore}``;
   ``_rankingScore`` stays only if that query asked for it;
 - ``estimatedTotalHits`` is the sum over queries;
@@ -23,15 +23,14 @@ Pure module: no I/O.
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
-from collections.abc import Callable, Container, Mapping, Sequence
-from itertools import count, repeat
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from miroir.core import fedscores
 from miroir.core.errors import (
     MeiliError,
     body_type_error,
@@ -59,6 +58,8 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     # Each hit's document within its index (aligned with `hits`), when known: 1.50 shows a
     # document matched by several queries of one index once, at its best weighted score.
     doc_ids: list[Any] | None = None
+    # Fields retrieved only so that `federation.distinct` can see them: they leave the hit.
+    added_fields: tuple[str, ...] = ()
 
 
 def hit_document_ids(
@@ -81,6 +82,34 @@ def hit_document_ids(
             if not keep_formatted and isinstance(f, dict):
                 f.pop(primary_key, None)
     return ids
+
+
+def retrieval_with(wanted: Sequence[str] | None, attr: str | None) -> list[str] | None:
+    """`attributesToRetrieve` extended with `attr` (the federation's distinct attribute,
+    which the merge reads in every hit), or None when nothing needs adding."""
+    if attr is None or wanted is None or "*" in wanted:
+        return None
+    if any(attr == w or attr.startswith(w + ".") for w in wanted):
+        return None
+    return [*wanted, attr]
+
+
+def drop_field(doc: dict, path: str) -> None:
+    """Remove the dotted `path` from `doc`, and the objects it leaves empty."""
+    if path in doc:
+        del doc[path]
+        return
+    parts = path.split(".")
+    chain = [doc]
+    for part in parts[:-1]:
+        nxt = chain[-1].get(part)
+        if not isinstance(nxt, dict):
+            return
+        chain.append(nxt)
+    chain[-1].pop(parts[-1], None)
+    for parent, part in zip(reversed(chain[:-1]), reversed(parts[:-1])):
+        if parent.get(part) == {}:
+            del parent[part]
 
 
 class IndexFacets(msgspec.Struct, kw_only=True):
@@ -118,24 +147,14 @@ def merge_federated(
     skip, take = federation.window()
     keep = _distinct_filter(federation.distinct) if federation.distinct else None
 
-    def stream(pos: int, q: FederatedQuery):
-        w = q.weight
-        keys = (-(h.get("_rankingScore") or 0.0) * w for h in q.hits)
-        return zip(keys, repeat(pos), count(), q.hits)
-
-    merged = heapq.merge(*[stream(pos, q) for pos, q in enumerate(queries)])
+    merged = _merged_hits(queries)
     hits = []
     semantic_hits = 0
     accepted = rejected = 0
-    seen: set[tuple[str, Any]] = set()
-    for neg_weighted, pos, rank, hit in merged:
-        ids = queries[pos].doc_ids
-        if ids is not None:
-            doc = (queries[pos].index_uid, ids[rank])
-            if doc in seen:  # already shown for a better query of its index
-                rejected += 1
-                continue
-            seen.add(doc)
+    for weighted, pos, hit in merged:
+        if hit is None:  # a document already shown for a better query of its index
+            rejected += 1
+            continue
         if keep is not None and not keep(hit):
             rejected += 1
             continue
@@ -147,6 +166,10 @@ def merge_federated(
                 break
             continue  # with distinct, every hit is looked at: the total counts the rejected out
         q = queries[pos]
+        for name in q.added_fields:
+            drop_field(hit, name)
+            if isinstance(hit.get("_formatted"), dict):
+                drop_field(hit["_formatted"], name)
         if q.semantic and "vectorSort" in (hit.get("_rankingScoreDetails") or {}):
             semantic_hits += 1
         if not q.show_ranking_score:
@@ -156,7 +179,7 @@ def merge_federated(
         hit["_federation"] = {
             "indexUid": q.index_uid,
             "queriesPosition": pos,
-            "weightedRankingScore": -neg_weighted,
+            "weightedRankingScore": weighted,
         }
         hits.append(hit)
 
@@ -180,6 +203,61 @@ def merge_federated(
     if any(q.semantic for q in queries):
         out["semanticHitCount"] = semantic_hits
     return out
+
+
+def _merged_hits(queries: Sequence[FederatedQuery]) -> Iterator[tuple[float, int, dict | None]]:
+    """(weighted global score, query position, hit) in 1.50's federated order: the
+    queries of each index merged first (a document several of them match kept at its
+    first place, later ones yielded as None), then the indexes; ties go to the query
+    first in the request."""
+    by_index: dict[str, list[int]] = {}
+    for pos, q in enumerate(queries):
+        by_index.setdefault(q.index_uid, []).append(pos)
+    return _kmerge([_index_stream(queries, positions) for positions in by_index.values()])
+
+
+def _query_stream(pos: int, q: FederatedQuery) -> Iterator[tuple]:
+    for rank, hit in enumerate(q.hits):
+        weighted = (hit.get("_rankingScore") or 0.0) * q.weight
+        doc = q.doc_ids[rank] if q.doc_ids is not None else None
+        yield fedscores.score_values(hit, q.weight), weighted, pos, hit, doc
+
+
+def _index_stream(queries: Sequence[FederatedQuery], positions: list[int]) -> Iterator[tuple]:
+    seen: set[Any] = set()
+    dedupe = all(queries[p].doc_ids is not None for p in positions) and len(positions) > 1
+    for values, weighted, pos, hit, doc in _kmerge([_query_stream(p, queries[p]) for p in positions], full=True):
+        if dedupe:
+            if doc in seen:
+                yield values, weighted, pos, None, doc
+                continue
+            seen.add(doc)
+        yield values, weighted, pos, hit, doc
+
+
+def _kmerge(streams: list[Iterator[tuple]], *, full: bool = False) -> Iterator[Any]:
+    """Merge streams of (values, weighted, pos, hit, doc), best head first (1.50's
+    comparison, ties to the lower query position)."""
+    heads = [next(s, None) for s in streams]
+    while True:
+        best = -1
+        for i, h in enumerate(heads):
+            if h is None:
+                continue
+            if best < 0:
+                best = i
+                continue
+            b = heads[best]
+            assert b is not None
+            c = fedscores.compare(h[0], h[1], b[0], b[1])
+            if c > 0 or (c == 0 and h[2] < b[2]):
+                best = i
+        if best < 0:
+            return
+        item = heads[best]
+        assert item is not None
+        heads[best] = next(streams[best], None)
+        yield item if full else (item[1], item[2], item[3])
 
 
 class Federation(msgspec.Struct, kw_only=True):
@@ -328,6 +406,59 @@ def check_facet_indexes(federation: Federation, known: Container[str]) -> None:
             )
 
 
+_ORDER_WORDS = {"alpha": "alphabetically", "count": "by count"}
+
+
+def check_facet_order(
+    federation: Federation,
+    index_uids: Sequence[str],
+    filterable: Callable[[str], Sequence[Any]],
+    sort_facet_values_by: Callable[[str], Mapping[str, str] | None],
+) -> None:
+    """1.50's refusal (`invalid_multi_search_facet_order`) of `mergeFacets` over indexes
+    that order one facet's values differently (`faceting.sortFacetValuesBy`).
+    `index_uids`: each query's index, in request order. Indexes are looked at in uid
+    order, those of the queries first; only facets filterable in the index count."""
+    if federation.merge_facets is None:
+        return
+    first_query: dict[str, int] = {}
+    for i, uid in enumerate(index_uids):
+        first_query.setdefault(uid, i)
+    named = federation.facets_by_index
+    used = sorted(uid for uid in named if uid in first_query)
+    unused = sorted(uid for uid in named if uid not in first_query)
+    chosen: dict[str, tuple[str, str]] = {}
+    for uid in used + unused:
+        facets = named.get(uid)
+        if not facets:
+            continue
+        table = sort_facet_values_by(uid)
+        for facet in _filterable_facets(facets, filterable(uid)):
+            order = facet_order(table, facet)
+            first_uid, first_order = chosen.setdefault(facet, (uid, order))
+            if first_order == order:
+                continue
+            text = (
+                f"Inconsistent order for values in facet `{facet}`: index `{first_uid}` orders "
+                f"{_ORDER_WORDS.get(first_order, first_order)}, but index `{uid}` orders {_ORDER_WORDS.get(order, order)}.\n"
+                " - Hint: Remove `federation.mergeFacets` or change `faceting.sortFacetValuesBy` to be consistent in settings."
+            )
+            if uid in first_query:
+                message = f"Inside `.queries[{first_query[uid]}]`: Inside `.federation.facetsByIndex.{uid}`: {text}"
+            else:
+                message = f"Inside `.federation.facetsByIndex.{uid}`: {text}\n - Note: index `{uid}` is not used in queries"
+            raise MeiliError("invalid_multi_search_facet_order", message)
+
+
+def _filterable_facets(facets: Sequence[str], filterable: Sequence[Any]) -> list[str]:
+    """The facets asked (names, or `*`) that the index can facet on (its filterable
+    attributes given as names)."""
+    names = [f for f in filterable if isinstance(f, str)]
+    if "*" in facets:
+        return [n for n in names if n != "*"]
+    return [f for f in facets if f in names or "*" in names]
+
+
 def merged_facet_order(
     federation: Federation, sort_facet_values_by: Callable[[str], Mapping[str, str] | None]
 ) -> dict[str, str] | None:
@@ -335,8 +466,7 @@ def merged_facet_order(
     `faceting.sortFacetValuesBy` (`sort_facet_values_by(uid)`) of the first index in
     `facetsByIndex` order that asks for the facet.
 
-    1.50 refuses indexes that disagree (`invalid_multi_search_facet_order`); neither
-    Miroir nor the devnode checks that yet, so the first index wins on both.
+    Indexes that disagree were refused before (`check_facet_order`).
     """
     if federation.merge_facets is None:
         return None
@@ -379,6 +509,18 @@ def network_disabled(action: str) -> MeiliError:
 
 # Per-query options a federated search does not allow (the federation pages).
 FEDERATED_PAGINATION = ("offset", "limit", "page", "hitsPerPage")
+
+
+def facets_error(uid: str, e: MeiliError, position: int | None) -> MeiliError:
+    """`e` (from computing the facets `federation.facetsByIndex.<uid>` asks) as 1.50
+    words it: under the first query of that index, or noted as used by none (`position`
+    None). Any other error of the search stays the query's."""
+    if e.code != "invalid_search_facets":
+        return e if position is None else inside(position, e)
+    message = f"Inside `.federation.facetsByIndex.{uid}`: {e.message}"
+    if position is None:
+        return MeiliError(e.code, f"{message}\n - Note: index `{uid}` is not used in queries", status=e.status, type=e.type)
+    return inside(position, MeiliError(e.code, message, status=e.status, type=e.type))
 
 
 def inside(i: int, e: MeiliError) -> MeiliError:

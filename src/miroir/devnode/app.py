@@ -50,7 +50,10 @@ from miroir.core.federation import (
     at_query,
     check_entry,
     check_facet_indexes,
+    check_facet_order,
     decode_entry,
+    facets_error,
+    hit_document_ids,
     inside,
     merge_federated,
     merged_facet_order,
@@ -59,9 +62,11 @@ from miroir.core.federation import (
     parse_federation,
     performance_details,
     personalization_disabled,
+    retrieval_with,
 )
 from miroir.core.fields import batch_fields
 from miroir.core.filter import check_filter_shape, deletion_filter
+from miroir.core.rankrules import check_compatible, query_rules
 from miroir.core.searchplan import (
     facet_search_params,
     finish_answer,
@@ -891,6 +896,16 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
     federation = parse_federation(federation_body)
     entries = _decoded_queries(indexes, queries, federated=True, federation=federation)
     check_facet_indexes(federation, indexes)
+    check_facet_order(
+        federation,
+        [e.index_uid for e in entries],
+        lambda uid: indexes[uid].engine.settings.get("filterableAttributes") or [],
+        lambda uid: _sort_facet_values_by(indexes[uid]),
+    )
+    check_compatible([
+        query_rules(i, e.index_uid, e.params, indexes[e.index_uid].engine.settings["rankingRules"])
+        for i, e in enumerate(entries)
+    ])
     facets_by_index = federation.facets_by_index
     skip, take = federation.window()
     per_query: list[FederatedQuery] = []
@@ -902,15 +917,24 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         else:
             params.update(offset=0, limit=skip + take)
         params["showRankingScore"] = True
+        params["showRankingScoreDetails"] = True  # they order hits of different queries (core/fedscores.py)
+        added: tuple[str, ...] = ()
         if federation.distinct is not None:
             params["distinct"] = federation.distinct
+            retrieve = retrieval_with(params.get("attributesToRetrieve"), federation.distinct)
+            if retrieve is not None:
+                params["attributesToRetrieve"] = retrieve
+                added = (federation.distinct,)
         uid = entry.index_uid
-        if uid in facets_by_index and uid not in facets and facets_by_index[uid]:
+        facet_query = uid in facets_by_index and uid not in facets
+        if facet_query and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
         hit_ids: list[int] = []
         try:
             res = indexes[uid].engine.search(params, hit_ids)
         except MeiliError as e:
+            if facet_query:
+                raise facets_error(uid, in_index(uid, e), i) from None
             raise inside(i, in_index(uid, e)) from None
         if uid in facets_by_index and uid not in facets:
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
@@ -922,11 +946,15 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             show_ranking_score=bool(entry.params.get("showRankingScore")),
             show_ranking_score_details=bool(entry.params.get("showRankingScoreDetails")),
             semantic=entry.params.get("hybrid") is not None or entry.params.get("vector") is not None,
-            doc_ids=hit_ids if len(hit_ids) == len(res.get("hits", [])) else None,
+            added_fields=added,
+            doc_ids=_doc_ids(res.get("hits", []), hit_ids, indexes[uid].engine.primary_key),
         ))
     for uid, wanted in facets_by_index.items():
         if uid not in facets:  # an index no query uses: 1.50 still computes its facets
-            res = indexes[uid].engine.search({"limit": 0, "facets": wanted} if wanted else {"limit": 0})
+            try:
+                res = indexes[uid].engine.search({"limit": 0, "facets": wanted} if wanted else {"limit": 0})
+            except MeiliError as e:
+                raise facets_error(uid, in_index(uid, e), None) from None
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
     if federation.personalize is not None:
         raise personalization_disabled()
@@ -946,6 +974,15 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
     if federation.show_performance_details:
         out["performanceDetails"] = performance_details(started, merging, time.perf_counter())
     return out
+
+
+def _doc_ids(hits: list[dict], hit_ids: list[int], primary_key: str | None) -> list[Any] | None:
+    """Each hit's document, the same for every query of the index: its primary key where
+    the hits show it (a vector search gives no internal ids), else its internal id."""
+    by_key = hit_document_ids(hits, primary_key, added=False)
+    if by_key is not None:
+        return [("pk", v) for v in by_key]
+    return [("iid", i) for i in hit_ids] if len(hit_ids) == len(hits) else None
 
 
 def _sort_facet_values_by(entry: Any) -> Any:

@@ -24,14 +24,14 @@ changes only when the healthy nodes do (a retry after a failure is another copy 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 import trio
 import xxhash
 
-from miroir.core import federation as fed, hybrid, patterns, reserved
+from miroir.core import federation as fed, hybrid, patterns, rankrules, reserved
 from miroir.core.documents import check_listing_ids
 from miroir.core.errors import (
     MeiliError,
@@ -420,9 +420,15 @@ def _decode_queries(cluster: Cluster, queries: list, *, federated: bool, federat
 
 
 async def _run_all(
-    cluster: Cluster, jobs: list[tuple[str, SearchRequest]], *, include_metadata: bool = False, request_uid: str | None = None
+    cluster: Cluster,
+    jobs: list[tuple[str, SearchRequest]],
+    *,
+    include_metadata: bool = False,
+    request_uid: str | None = None,
+    wrap: Callable[[int, MeiliError], MeiliError] = fed.inside,
 ) -> list[tuple[dict, Headers]]:
-    """Run searches in parallel; the error of the first failing query (by position) wins."""
+    """Run searches in parallel; the error of the first failing query (by position) wins,
+    worded by `wrap` (default: `Inside .queries[i]`)."""
     results: list[Any] = [None] * len(jobs)
 
     async def one(i: int, uid: str, req: SearchRequest) -> None:
@@ -436,7 +442,7 @@ async def _run_all(
             nursery.start_soon(one, i, uid, req)
     for i, r in enumerate(results):
         if isinstance(r, MeiliError):
-            raise r if r.code.startswith("miroir_") else fed.inside(i, r)
+            raise r if r.code.startswith("miroir_") else wrap(i, r)
     return results
 
 
@@ -461,6 +467,16 @@ async def _federated(
     federation = fed.parse_federation(federation_body)
     decoded = _decode_queries(cluster, queries, federated=True, federation=federation)
     fed.check_facet_indexes(federation, cluster.state.indexes)
+    fed.check_facet_order(
+        federation,
+        [entry.index_uid for entry, _ in decoded],
+        lambda uid: index_settings(cluster, uid).get("filterableAttributes") or [],
+        lambda uid: (index_settings(cluster, uid).get("faceting") or {}).get("sortFacetValuesBy"),
+    )
+    rankrules.check_compatible([
+        rankrules.query_rules(i, entry.index_uid, entry.params, index_settings(cluster, entry.index_uid)["rankingRules"])
+        for i, (entry, _) in enumerate(decoded)
+    ])
     skip, take = federation.window()
     facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
@@ -471,9 +487,14 @@ async def _federated(
     for entry, _ in decoded:
         queries_of[entry.index_uid] = queries_of.get(entry.index_uid, 0) + 1
     pk_added: set[int] = set()
+    distinct_added: set[int] = set()  # queries retrieving the distinct attribute for the merge only
     for i, (entry, req) in enumerate(decoded):
         uid = entry.index_uid
-        changes: dict[str, Any] = {"show_ranking_score": True, "show_performance_details": False}
+        # The details order hits of different queries (sort values, core/fedscores.py)
+        # and mark semantic ones (`vectorSort`).
+        changes: dict[str, Any] = {
+            "show_ranking_score": True, "show_ranking_score_details": True, "show_performance_details": False,
+        }
         pk = cluster.state.indexes[uid].primary_key if queries_of[uid] > 1 else None
         wanted = req.attributes_to_retrieve
         if pk and wanted is not None and "*" not in wanted and pk not in wanted:
@@ -486,8 +507,10 @@ async def _federated(
             changes.update(offset=0, limit=skip + take)
         if federation.distinct is not None:
             changes["distinct"] = federation.distinct
-        if req.hybrid is not None or req.vector is not None:
-            changes["show_ranking_score_details"] = True  # `vectorSort` marks semantic hits
+            retrieve = fed.retrieval_with(changes.get("attributes_to_retrieve", wanted), federation.distinct)
+            if retrieve is not None:
+                changes["attributes_to_retrieve"] = retrieve
+                distinct_added.add(i)
         if uid in facets_by_index and uid not in facet_source:
             facet_source[uid] = i
             if facets_by_index[uid]:
@@ -497,7 +520,14 @@ async def _federated(
         if uid not in facet_source:  # an index no query uses: 1.50 still computes its facets
             facet_source[uid] = len(jobs)
             jobs.append((uid, SearchRequest(limit=0, facets=list(facets) if facets else None)))
-    answers = await _run_all(cluster, jobs)
+    facet_jobs = {i: uid for uid, i in facet_source.items()}
+
+    def wrap(i: int, e: MeiliError) -> MeiliError:
+        if i in facet_jobs:
+            return fed.facets_error(facet_jobs[i], e, i if i < len(decoded) else None)
+        return fed.inside(i, e)
+
+    answers = await _run_all(cluster, jobs, wrap=wrap)
     if federation.personalize is not None:
         raise fed.personalization_disabled()  # after the searches, as 1.50 reranks their merge
 
@@ -510,6 +540,7 @@ async def _federated(
             show_ranking_score=req.show_ranking_score,
             show_ranking_score_details=req.show_ranking_score_details,
             semantic=req.hybrid is not None or req.vector is not None,
+            added_fields=(federation.distinct,) if i in distinct_added and federation.distinct else (),
             doc_ids=fed.hit_document_ids(
                 answer["hits"],
                 cluster.state.indexes[entry.index_uid].primary_key if queries_of[entry.index_uid] > 1 else None,
