@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from miroir.core import filter as filter_mod, geo, patterns as attr_patterns
+from miroir.core import filter as filter_mod, geo, locales as locales_mod, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import (
     MeiliError,
@@ -136,7 +136,11 @@ class IndexEngine:
 
     def _tokenizer_settings(self) -> tuple:
         s = self.settings
-        return (tuple(s["separatorTokens"]), tuple(s["nonSeparatorTokens"]), tuple(s["dictionary"]))
+        rules = tuple(
+            (tuple(r.get("attributePatterns") or ()), tuple(r.get("locales") or ()))
+            for r in s.get("localizedAttributes") or ()
+        )
+        return (tuple(s["separatorTokens"]), tuple(s["nonSeparatorTokens"]), tuple(s["dictionary"]), rules)
 
     def _apply_settings(self, settings: dict, reindex: bool) -> None:
         merged = default_settings()
@@ -145,6 +149,13 @@ class IndexEngine:
         self.settings = merged
         s = merged
         self.tokenizer = Tokenizer(s["separatorTokens"], s["nonSeparatorTokens"], s["dictionary"])
+        # localizedAttributes: (patterns, locales) in order, the first matching rule wins.
+        self._locale_rules = [
+            (list(r.get("attributePatterns") or ()), frozenset(locales_mod.canonical(x) for x in r.get("locales") or ()))
+            for r in s.get("localizedAttributes") or ()
+        ]
+        self._tokenizers: dict[frozenset, Tokenizer] = {frozenset(): self.tokenizer}
+        self._field_tokenizers: dict[str, Tokenizer] = {}
         self._stop_words = frozenset(normalize(w) for w in s["stopWords"])
         typo = s["typoTolerance"] or {}
         sizes = typo.get("minWordSizeForTypos") or {}
@@ -282,13 +293,50 @@ class IndexEngine:
             self._fields.append(name)
         return fid
 
+    def _tokenizer_for(self, locales: frozenset) -> Tokenizer:
+        tok = self._tokenizers.get(locales)
+        if tok is None:
+            s = self.settings
+            tok = Tokenizer(s["separatorTokens"], s["nonSeparatorTokens"], s["dictionary"], locales)
+            self._tokenizers[locales] = tok
+        return tok
+
+    def _field_locales(self, path: str) -> frozenset | None:
+        """The locales of the first localizedAttributes rule matching `path`, or None."""
+        for patterns, locales in self._locale_rules:
+            if any(attr_patterns.match_pattern(p, path) is attr_patterns.MATCH for p in patterns):
+                return locales
+        return None
+
+    def _field_tokenizer(self, path: str) -> Tokenizer:
+        tok = self._field_tokenizers.get(path)
+        if tok is None:
+            tok = self._tokenizer_for(self._field_locales(path) or frozenset())
+            self._field_tokenizers[path] = tok
+        return tok
+
+    def _query_tokenizer(self, locales: list[str] | None, restrict: list[str] | None) -> Tokenizer:
+        """The search's `locales`, else those of the rules matching the searched fields
+        (1.50 infers the query's language so)."""
+        if locales:
+            return self._tokenizer_for(frozenset(locales_mod.canonical(x) for x in locales))
+        if not self._locale_rules:
+            return self.tokenizer
+        searched = restrict if restrict is not None else self._searchable_names()
+        if "*" in searched:
+            searched = list(self._fields)
+        inferred: set[str] = set()
+        for name in searched:
+            inferred |= self._field_locales(name) or frozenset()
+        return self._tokenizer_for(frozenset(inferred))
+
     def _doc_words(self, doc: dict) -> Iterator[tuple[int, int, str]]:
         """(fid, position, word) for every word of every field of `doc`."""
-        words = self.tokenizer.words
         for path, value in flatten(doc):
             texts = value_texts(value)
             if not texts:
                 continue
+            words = self._field_tokenizer(path).words
             fid = self._field_id(path)
             base = 0
             for text in texts:
@@ -525,7 +573,7 @@ class IndexEngine:
             semantic["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
             return semantic
         p = _SearchParams(params, self)
-        plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on)
+        plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on, params.get("locales"))
         distinct = p.distinct if p.distinct is not None else self.settings["distinctAttribute"]
         max_total = self.max_total_hits()
 
@@ -671,17 +719,20 @@ class IndexEngine:
 
     # ---------------------------------------------------------- planning
 
-    def _plan(self, q: str, strategy: str, filter_expr, restrict: list[str] | None) -> _Plan:
+    def _plan(
+        self, q: str, strategy: str, filter_expr, restrict: list[str] | None, locales: list[str] | None = None
+    ) -> _Plan:
         plan = _Plan()
         plan.docs = self._docs
         plan.engine = self
-        ops = phrases.parse(q, self.tokenizer, self._stop_words) if q and phrases.has_operators(q) else None
+        tokenizer = self._query_tokenizer(locales, restrict)
+        ops = phrases.parse(q, tokenizer, self._stop_words) if q and phrases.has_operators(q) else None
         if ops is not None and not ops.active:
             ops = None
         if ops is not None:
             terms = ops.terms
         else:
-            terms = query_terms(q, self.tokenizer, self._stop_words) if q else []
+            terms = query_terms(q, tokenizer, self._stop_words) if q else []
         weights, max_weight, all_fields = self._weights(restrict)
         plan.ctx = Context(max_weight=max_weight, by_attribute=self.settings["proximityPrecision"] == "byAttribute")
         plan.wcount = self._wcount
@@ -694,7 +745,7 @@ class IndexEngine:
                 excluded = phrases.excluded_docs(self._post, ops)
                 plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
-        prefix_ok = ends_on_word(q, self.tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
+        prefix_ok = ends_on_word(q, tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
         if ops is not None:
             prefix_ok = prefix_ok and ops.last_is_word
         qterms: list[QueryTerm] = []
@@ -1040,7 +1091,7 @@ class IndexEngine:
         query = params.get("facetQuery")
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
-        plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"))
+        plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"), params.get("locales"))
         candidates = plan.candidates
         distinct = self.settings["distinctAttribute"]
         if distinct is not None:

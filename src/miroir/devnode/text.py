@@ -100,11 +100,25 @@ def normalize(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
+@lru_cache(maxsize=65536)
+def normalize_keeping_marks(word: str) -> str:
+    """Fold case only: Swedish text keeps its marks (charabia: `trä` is not `tra`)."""
+    return unicodedata.normalize("NFKC", word).lower()
+
+
+# Languages whose words keep their diacritics (ISO 639-3, as core/locales.canonical gives).
+_KEEP_MARKS = frozenset({"swe"})
+
+
 class Tokenizer:
     """Splits text the way one index's settings ask; one instance per settings version."""
 
-    def __init__(self, separator_tokens=(), non_separator_tokens=(), dictionary=()):
+    def __init__(self, separator_tokens=(), non_separator_tokens=(), dictionary=(), locales=frozenset()):
+        """`locales`: the languages the text is known to be in (ISO 639-3), from the
+        index's `localizedAttributes` or the search's `locales`; empty: any."""
         self.custom = bool(separator_tokens or non_separator_tokens or dictionary)
+        self.locales = frozenset(locales)
+        self._fold = normalize_keeping_marks if self.locales & _KEEP_MARKS else normalize
         if not self.custom:
             self._word = _DEFAULT_WORD
         else:
@@ -138,7 +152,7 @@ class Tokenizer:
                 pos = 0
             else:
                 pos += HARD_GAP if _HARD.search(text, last_end, start) else 1
-            out.append((pos, start, end, normalize(text[start:end])))
+            out.append((pos, start, end, self._fold(text[start:end])))
             last_end = end
         return out
 
