@@ -98,6 +98,10 @@ class IndexEngine:
         self._free_iids: list[int] = []  # a heap: ids of deleted documents, reused lowest first
         self._post: dict[str, dict[int, list[int]]] = {}
         self._wcount: dict[int, dict[int, int]] = {}
+        # How many indexed texts read as each CJK language: a query in ideographs alone is
+        # Japanese when the index holds no Chinese (milli gives the tokenizer the languages
+        # its documents were detected in).
+        self._cjk_texts: dict[str, int] = {}
         self._fields: list[str] = []
         self._fid: dict[str, int] = {}
         self._vocab: list[str] | None = None
@@ -271,6 +275,7 @@ class IndexEngine:
         self._free_iids.clear()
         self._post.clear()
         self._wcount.clear()
+        self._cjk_texts.clear()
         self._fmask.clear()
         self.vectors.clear()
         self._changed()
@@ -321,6 +326,8 @@ class IndexEngine:
         if locales:
             return self._tokenizer_for(frozenset(locales_mod.canonical(x) for x in locales))
         if not self._locale_rules:
+            if self._cjk_texts.get("jpn", 0) > 0 and self._cjk_texts.get("cmn", 0) <= 0:
+                return self._tokenizer_for(frozenset({"jpn"}))
             return self.tokenizer
         searched = restrict if restrict is not None else self._searchable_names()
         if "*" in searched:
@@ -330,16 +337,23 @@ class IndexEngine:
             inferred |= self._field_locales(name) or frozenset()
         return self._tokenizer_for(frozenset(inferred))
 
-    def _doc_words(self, doc: dict) -> Iterator[tuple[int, int, str]]:
-        """(fid, position, word) for every word of every field of `doc`."""
+    def _doc_words(self, doc: dict, tally: int = 0) -> Iterator[tuple[int, int, str]]:
+        """(fid, position, word) for every word of every field of `doc`; `tally` (+1 or
+        -1) counts its CJK texts in or out of _cjk_texts."""
+        cjk = self._cjk_texts
         for path, value in flatten(doc):
             texts = value_texts(value)
             if not texts:
                 continue
-            words = self._field_tokenizer(path).words
+            tok = self._field_tokenizer(path)
+            words = tok.words
             fid = self._field_id(path)
             base = 0
             for text in texts:
+                if tally and not text.isascii():
+                    lang = tok.cjk_language(text)
+                    if lang is not None:
+                        cjk[lang] = cjk.get(lang, 0) + tally
                 last = -1
                 for pos, word in words(text):
                     p = base + pos
@@ -353,7 +367,7 @@ class IndexEngine:
         post = self._post
         fmask = self._fmask
         counts: dict[int, int] = {}
-        for fid, pos, word in self._doc_words(doc):
+        for fid, pos, word in self._doc_words(doc, 1):
             counts[fid] = counts.get(fid, 0) + 1
             per_doc = post.get(word)
             if per_doc is None:
@@ -371,7 +385,7 @@ class IndexEngine:
         self._wcount[iid] = counts
 
     def _unindex(self, iid: int, doc: dict) -> None:
-        for _, _, word in self._doc_words(doc):
+        for _, _, word in self._doc_words(doc, -1):
             per_doc = self._post.get(word)
             if per_doc is not None and per_doc.pop(iid, None) is not None and not per_doc:
                 del self._post[word]
@@ -380,6 +394,7 @@ class IndexEngine:
     def _reindex(self) -> None:
         self._post.clear()
         self._wcount.clear()
+        self._cjk_texts.clear()
         self._fmask.clear()
         for iid, doc in self._docs.items():
             self._index(iid, doc)
@@ -1057,18 +1072,20 @@ class IndexEngine:
         """Which values a facet query selects, as milli's facet search: the query prefixes
         the whole normalized value (`words` does not select `Multiple Words`), within the
         typos its length allows unless typos are off for the field or the word."""
-        q = normalize(query.strip()) if query else ""
+        # Values and query are both read as the facet's language (localizedAttributes).
+        fold = self._field_tokenizer(name).fold if self._locale_rules or not (query or "").isascii() else normalize
+        q = fold(query.strip()) if query else ""
         if not q:
             return None
         if not self._typo_enabled or matches_attribute(name, self._typo_disabled_attrs):
-            return lambda v: normalize(v).startswith(q)
+            return lambda v: fold(v).startswith(q)
         if q in self._typo_disabled_words:
-            return lambda v: normalize(v) == q
+            return lambda v: fold(v) == q
         size = len(q.encode())
         k = 0 if size < self._one_typo else 1 if size < self._two_typos else 2
         if k == 0:
-            return lambda v: normalize(v).startswith(q)
-        return lambda v: bounded_distance(q, normalize(v), k, prefix=True) <= k
+            return lambda v: fold(v).startswith(q)
+        return lambda v: bounded_distance(q, fold(v), k, prefix=True) <= k
 
     def facet_search(self, params: dict) -> dict:
         started = time.perf_counter()
@@ -1102,7 +1119,13 @@ class IndexEngine:
         faceting = self.settings.get("faceting") or {}
         order = facet_order(faceting.get("sortFacetValuesBy"), name)
         max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
-        hits = facets_mod.search_values(counts, index.display, self._facet_query_matcher(name, query), order, max_values)
+        field_locales = self._field_locales(name)
+        asked = params.get("locales")
+        if asked and field_locales and not field_locales & {locales_mod.canonical(x) for x in asked}:
+            # 1.50: a facet localized in other languages than the query's has no value to offer.
+            hits = []
+        else:
+            hits = facets_mod.search_values(counts, index.display, self._facet_query_matcher(name, query), order, max_values)
         return {
             "facetHits": hits,
             "facetQuery": query,
