@@ -38,9 +38,25 @@ def err(fn, *a, **kw) -> MeiliError:
 
 def test_tokenizer_folds_case_accents_and_splits_cjk():
     t = Tokenizer()
-    assert [w for _, w in t.words("Héllo, WÖRLD_x 東京")] == ["hello", "world", "x", "東", "京"]
+    # Ideographs alone are Chinese: variants folded (東 is 东), then cut by jieba.
+    assert [w for _, w in t.words("Héllo, WÖRLD_x 東京")] == ["hello", "world", "x", "东京"]
     assert [p for p, _ in t.words("a b. c")] == [0, 1, 9]  # hard separator jumps 8
     assert normalize("Éclair") == "eclair"
+
+
+def test_tokenizer_follows_locales():
+    words = lambda t, text: [w for _, w in t.words(text)]  # noqa: E731
+    plain, swedish = Tokenizer(), Tokenizer(locales=frozenset({"swe"}))
+    assert words(plain, "Träbjälke") == ["trabjalke"]
+    assert words(swedish, "Träbjälke") == ["träbjälke"]
+    # Kana make a text Japanese (cut over IPADIC, no variant folding); ideographs alone are
+    # Chinese unless the locales say Japanese.
+    japanese = Tokenizer(locales=frozenset({"jpn"}))
+    assert words(plain, "進撃の巨人") == ["進撃", "の", "巨人"]
+    assert words(plain, "進撃") == ["进击"]
+    assert words(japanese, "進撃") == ["進撃"]
+    assert words(japanese, "进击的巨人") == ["进击的", "巨人"]
+    assert words(Tokenizer(locales=frozenset({"cmn", "jpn"})), "进击的巨人") == ["进击", "的", "巨人"]
 
 
 def test_tokenizer_custom_tokens():

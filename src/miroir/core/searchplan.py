@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from miroir.core import reserved
+from miroir.core import locales, reserved
 from miroir.core.errors import MeiliError, body_type_error, query_bool, query_uint, type_error, unknown_param
 from miroir.core.filter import FilterError, and_filters, check_search_filterable, route_filter, shard_filter
 from miroir.core.jsonlimits import as_serde_numbers, nesting_error
@@ -197,8 +197,7 @@ def decode_search_request(body: bytes) -> SearchRequest:
     except (msgspec.DecodeError, RecursionError):  # ValidationError included
         pass
     else:
-        if req.personalize is not None:
-            check_personalize(req.personalize)
+        _check_request(req)
         return req
     if not body.strip():
         raise MeiliError("missing_payload", "A json payload is missing.")
@@ -223,9 +222,16 @@ def search_request_from_dict(raw: dict) -> SearchRequest:
         req = msgspec.convert(raw, SearchRequest)
     except msgspec.ValidationError as e:
         raise _translate(e, raw) from None
+    _check_request(req)
+    return req
+
+
+def _check_request(req: SearchRequest) -> None:
+    """What deserr checks beyond the shape of the fields."""
     if req.personalize is not None:
         check_personalize(req.personalize)
-    return req
+    if req.locales:
+        locales.check_body(req.locales, ".locales", "invalid_search_locales")
 
 
 def check_personalize(value: dict) -> None:
@@ -291,6 +297,8 @@ def parse_search_query_string(params: Mapping[str, str]) -> SearchRequest:
             raw[name] = query_bool(code, name, text)
         elif name in _GET_LISTS:
             raw[name] = [s.strip() for s in text.split(",") if s.strip()]
+            if name == "locales":
+                locales.check_query(raw[name])
         elif name in _GET_STRINGS:
             raw[name] = text
         elif name == "sort":
@@ -747,6 +755,8 @@ def facet_search_params(body: Any) -> dict[str, Any]:
             for i, v in enumerate(value):
                 if not _KIND_CHECK[inner](v):
                     raise type_error(code, f".{name}[{i}]", v, inner)
+        if name == "locales":
+            locales.check_body(value, ".locales", code)
         if name == "matchingStrategy" and value not in ("last", "all", "frequency"):
             raise MeiliError(code, f"Unknown value `{value}` at `.matchingStrategy`: expected one of `last`, `all`, `frequency`")
         if name == "rankingScoreThreshold" and not 0.0 <= value <= 1.0:

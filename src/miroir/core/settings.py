@@ -29,7 +29,7 @@ import msgspec
 import xxhash
 from msgspec import UNSET, Meta, UnsetType
 
-from miroir.core import embedders as embedders_mod
+from miroir.core import embedders as embedders_mod, locales as locales_mod
 from miroir.core.errors import MeiliError, body_type_error, json_kind, type_text
 
 SHARD_FIELD = "_miroir_shard"
@@ -517,6 +517,10 @@ def _check_decoded(s: Settings, sub_route: bool) -> None:
         )
     if s.embedders is not UNSET:
         embedders_mod.check_types(s.embedders, "" if sub_route else ".embedders")
+    if isinstance(s.localized_attributes, list):
+        for i, rule in enumerate(s.localized_attributes):
+            path = at(f".localizedAttributes[{i}].locales").removeprefix(" at `").removesuffix("`")
+            locales_mod.check_body(rule.locales, path, "invalid_settings_localized_attributes")
     _check_reserved(s, sub_route)
 
 

@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from miroir.core import filter as filter_mod, geo, patterns as attr_patterns
+from miroir.core import filter as filter_mod, geo, locales as locales_mod, patterns as attr_patterns
 from miroir.core.documents import document_id, document_sort_key, resolve_primary_key
 from miroir.core.errors import (
     MeiliError,
@@ -98,6 +98,10 @@ class IndexEngine:
         self._free_iids: list[int] = []  # a heap: ids of deleted documents, reused lowest first
         self._post: dict[str, dict[int, list[int]]] = {}
         self._wcount: dict[int, dict[int, int]] = {}
+        # How many indexed texts read as each CJK language: a query in ideographs alone is
+        # Japanese when the index holds no Chinese (milli gives the tokenizer the languages
+        # its documents were detected in).
+        self._cjk_texts: dict[str, int] = {}
         self._fields: list[str] = []
         self._fid: dict[str, int] = {}
         self._vocab: list[str] | None = None
@@ -136,7 +140,11 @@ class IndexEngine:
 
     def _tokenizer_settings(self) -> tuple:
         s = self.settings
-        return (tuple(s["separatorTokens"]), tuple(s["nonSeparatorTokens"]), tuple(s["dictionary"]))
+        rules = tuple(
+            (tuple(r.get("attributePatterns") or ()), tuple(r.get("locales") or ()))
+            for r in s.get("localizedAttributes") or ()
+        )
+        return (tuple(s["separatorTokens"]), tuple(s["nonSeparatorTokens"]), tuple(s["dictionary"]), rules)
 
     def _apply_settings(self, settings: dict, reindex: bool) -> None:
         merged = default_settings()
@@ -145,6 +153,13 @@ class IndexEngine:
         self.settings = merged
         s = merged
         self.tokenizer = Tokenizer(s["separatorTokens"], s["nonSeparatorTokens"], s["dictionary"])
+        # localizedAttributes: (patterns, locales) in order, the first matching rule wins.
+        self._locale_rules = [
+            (list(r.get("attributePatterns") or ()), frozenset(locales_mod.canonical(x) for x in r.get("locales") or ()))
+            for r in s.get("localizedAttributes") or ()
+        ]
+        self._tokenizers: dict[frozenset, Tokenizer] = {frozenset(): self.tokenizer}
+        self._field_tokenizers: dict[str, Tokenizer] = {}
         self._stop_words = frozenset(normalize(w) for w in s["stopWords"])
         typo = s["typoTolerance"] or {}
         sizes = typo.get("minWordSizeForTypos") or {}
@@ -266,6 +281,7 @@ class IndexEngine:
         self._free_iids.clear()
         self._post.clear()
         self._wcount.clear()
+        self._cjk_texts.clear()
         self._fmask.clear()
         self.vectors.clear()
         self._changed()
@@ -288,16 +304,62 @@ class IndexEngine:
             self._fields.append(name)
         return fid
 
-    def _doc_words(self, doc: dict) -> Iterator[tuple[int, int, str]]:
-        """(fid, position, word) for every word of every field of `doc`."""
-        words = self.tokenizer.words
+    def _tokenizer_for(self, locales: frozenset) -> Tokenizer:
+        tok = self._tokenizers.get(locales)
+        if tok is None:
+            s = self.settings
+            tok = Tokenizer(s["separatorTokens"], s["nonSeparatorTokens"], s["dictionary"], locales)
+            self._tokenizers[locales] = tok
+        return tok
+
+    def _field_locales(self, path: str) -> frozenset | None:
+        """The locales of the first localizedAttributes rule matching `path`, or None."""
+        for patterns, locales in self._locale_rules:
+            if any(attr_patterns.match_pattern(p, path) is attr_patterns.MATCH for p in patterns):
+                return locales
+        return None
+
+    def _field_tokenizer(self, path: str) -> Tokenizer:
+        tok = self._field_tokenizers.get(path)
+        if tok is None:
+            tok = self._tokenizer_for(self._field_locales(path) or frozenset())
+            self._field_tokenizers[path] = tok
+        return tok
+
+    def _query_tokenizer(self, locales: list[str] | None, restrict: list[str] | None) -> Tokenizer:
+        """The search's `locales`, else those of the rules matching the searched fields
+        (1.50 infers the query's language so)."""
+        if locales:
+            return self._tokenizer_for(frozenset(locales_mod.canonical(x) for x in locales))
+        if not self._locale_rules:
+            if self._cjk_texts.get("jpn", 0) > 0 and self._cjk_texts.get("cmn", 0) <= 0:
+                return self._tokenizer_for(frozenset({"jpn"}))
+            return self.tokenizer
+        searched = restrict if restrict is not None else self._searchable_names()
+        if "*" in searched:
+            searched = list(self._fields)
+        inferred: set[str] = set()
+        for name in searched:
+            inferred |= self._field_locales(name) or frozenset()
+        return self._tokenizer_for(frozenset(inferred))
+
+    def _doc_words(self, doc: dict, tally: int = 0) -> Iterator[tuple[int, int, str]]:
+        """(fid, position, word) for every word of every field of `doc`; `tally` (+1 or
+        -1) counts its CJK texts in or out of _cjk_texts."""
+        cjk = self._cjk_texts
         for path, value in flatten(doc):
             texts = value_texts(value)
             if not texts:
                 continue
+            tok = self._field_tokenizer(path)
+            words = tok.words
             fid = self._field_id(path)
             base = 0
             for text in texts:
+                if tally and not text.isascii():
+                    lang = tok.cjk_language(text)
+                    if lang is not None:
+                        cjk[lang] = cjk.get(lang, 0) + tally
                 last = -1
                 for pos, word in words(text):
                     p = base + pos
@@ -311,7 +373,7 @@ class IndexEngine:
         post = self._post
         fmask = self._fmask
         counts: dict[int, int] = {}
-        for fid, pos, word in self._doc_words(doc):
+        for fid, pos, word in self._doc_words(doc, 1):
             counts[fid] = counts.get(fid, 0) + 1
             per_doc = post.get(word)
             if per_doc is None:
@@ -329,7 +391,7 @@ class IndexEngine:
         self._wcount[iid] = counts
 
     def _unindex(self, iid: int, doc: dict) -> None:
-        for _, _, word in self._doc_words(doc):
+        for _, _, word in self._doc_words(doc, -1):
             per_doc = self._post.get(word)
             if per_doc is not None and per_doc.pop(iid, None) is not None and not per_doc:
                 del self._post[word]
@@ -338,6 +400,7 @@ class IndexEngine:
     def _reindex(self) -> None:
         self._post.clear()
         self._wcount.clear()
+        self._cjk_texts.clear()
         self._fmask.clear()
         for iid, doc in self._docs.items():
             self._index(iid, doc)
@@ -531,7 +594,7 @@ class IndexEngine:
             semantic["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
             return semantic
         p = _SearchParams(params, self)
-        plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on)
+        plan = self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on, params.get("locales"))
         distinct = p.distinct if p.distinct is not None else self.settings["distinctAttribute"]
         max_total = self.max_total_hits()
 
@@ -677,17 +740,20 @@ class IndexEngine:
 
     # ---------------------------------------------------------- planning
 
-    def _plan(self, q: str, strategy: str, filter_expr, restrict: list[str] | None) -> _Plan:
+    def _plan(
+        self, q: str, strategy: str, filter_expr, restrict: list[str] | None, locales: list[str] | None = None
+    ) -> _Plan:
         plan = _Plan()
         plan.docs = self._docs
         plan.engine = self
-        ops = phrases.parse(q, self.tokenizer, self._stop_words) if q and phrases.has_operators(q) else None
+        tokenizer = self._query_tokenizer(locales, restrict)
+        ops = phrases.parse(q, tokenizer, self._stop_words) if q and phrases.has_operators(q) else None
         if ops is not None and not ops.active:
             ops = None
         if ops is not None:
             terms = ops.terms
         else:
-            terms = query_terms(q, self.tokenizer, self._stop_words) if q else []
+            terms = query_terms(q, tokenizer, self._stop_words) if q else []
         weights, max_weight, all_fields = self._weights(restrict)
         plan.ctx = Context(max_weight=max_weight, by_attribute=self.settings["proximityPrecision"] == "byAttribute")
         plan.wcount = self._wcount
@@ -700,7 +766,7 @@ class IndexEngine:
                 excluded = phrases.excluded_docs(self._post, ops)
                 plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
-        prefix_ok = ends_on_word(q, self.tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
+        prefix_ok = ends_on_word(q, tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
         if ops is not None:
             prefix_ok = prefix_ok and ops.last_is_word
         qterms: list[QueryTerm] = []
@@ -1012,18 +1078,20 @@ class IndexEngine:
         """Which values a facet query selects, as milli's facet search: the query prefixes
         the whole normalized value (`words` does not select `Multiple Words`), within the
         typos its length allows unless typos are off for the field or the word."""
-        q = normalize(query.strip()) if query else ""
+        # Values and query are both read as the facet's language (localizedAttributes).
+        fold = self._field_tokenizer(name).fold if self._locale_rules or not (query or "").isascii() else normalize
+        q = fold(query.strip()) if query else ""
         if not q:
             return None
         if not self._typo_enabled or matches_attribute(name, self._typo_disabled_attrs):
-            return lambda v: normalize(v).startswith(q)
+            return lambda v: fold(v).startswith(q)
         if q in self._typo_disabled_words:
-            return lambda v: normalize(v) == q
+            return lambda v: fold(v) == q
         size = len(q.encode())
         k = 0 if size < self._one_typo else 1 if size < self._two_typos else 2
         if k == 0:
-            return lambda v: normalize(v).startswith(q)
-        return lambda v: bounded_distance(q, normalize(v), k, prefix=True) <= k
+            return lambda v: fold(v).startswith(q)
+        return lambda v: bounded_distance(q, fold(v), k, prefix=True) <= k
 
     def facet_search(self, params: dict) -> dict:
         started = time.perf_counter()
@@ -1046,7 +1114,7 @@ class IndexEngine:
         query = params.get("facetQuery")
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
-        plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"))
+        plan = self._plan(params.get("q") or "", strategy, expr, params.get("attributesToSearchOn"), params.get("locales"))
         candidates = plan.candidates
         distinct = self.settings["distinctAttribute"]
         if distinct is not None:
@@ -1057,7 +1125,13 @@ class IndexEngine:
         faceting = self.settings.get("faceting") or {}
         order = facet_order(faceting.get("sortFacetValuesBy"), name)
         max_values = int(faceting.get("maxValuesPerFacet", DEFAULT_MAX_VALUES_PER_FACET))
-        hits = facets_mod.search_values(counts, index.display, self._facet_query_matcher(name, query), order, max_values)
+        field_locales = self._field_locales(name)
+        asked = params.get("locales")
+        if asked and field_locales and not field_locales & {locales_mod.canonical(x) for x in asked}:
+            # 1.50: a facet localized in other languages than the query's has no value to offer.
+            hits = []
+        else:
+            hits = facets_mod.search_values(counts, index.display, self._facet_query_matcher(name, query), order, max_values)
         return {
             "facetHits": hits,
             "facetQuery": query,

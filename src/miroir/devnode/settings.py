@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from miroir.core import embedders as embedders_mod, settings as core_settings
+from miroir.core import embedders as embedders_mod, locales as locales_mod, settings as core_settings
 from miroir.core.errors import MeiliError, body_type_error, json_kind, type_text
 
 Validator = Callable[[Any, str], Any]
@@ -197,7 +197,16 @@ def _object_list(spec: dict[str, Validator]) -> Validator:
     return check
 
 
-_localized = _object_list({"attributePatterns": _str_list, "locales": _str_list})
+def _locale_list(value: Any, path: str) -> list[str]:
+    out = _str_list(value, path)
+    try:
+        locales_mod.check_body(out, path, "")
+    except MeiliError as e:
+        raise _Invalid(path, e.message, kind="raw") from None
+    return out
+
+
+_localized = _object_list({"attributePatterns": _str_list, "locales": _locale_list})
 _foreign_keys = _object_list({"foreignIndexUid": _str, "fieldName": _str})
 
 

@@ -30,10 +30,14 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _KANA_OR_HANGUL = "\u3040-\u30ff\uac00-\ud7af"
 _KANA = re.compile("[\u3040-\u30ff]")
+_CJK_RE = re.compile(f"[{_CJK}]")
 _HARD = re.compile(r"[.;:!?\n\r\t。！？；：…]")
 # A run of ideographs is one match, cut into words afterwards (_cut_han).
 _CJK_UNITS = rf"[{_HAN}]+|[{_KANA_OR_HANGUL}]"
+# Japanese: a run of ideographs and kana is one match, cut into words by _cut_ja.
+_JA_UNITS = rf"[{_HAN}\u3040-\u30ff]+|[\uac00-\ud7af]"
 _DEFAULT_WORD = re.compile(rf"{_CJK_UNITS}|[^\W_{_CJK}]+")
+_DEFAULT_WORD_JA = re.compile(rf"{_JA_UNITS}|[^\W_{_CJK}]+")
 
 
 @lru_cache(maxsize=1)
@@ -65,28 +69,80 @@ def _cut_han(run: str) -> tuple[int, ...]:
     return tuple(ends)
 
 
+@lru_cache(maxsize=1)
+def _janome() -> Any:
+    """Janome's tokenizer over IPADIC, the dictionary charabia's Japanese segmenter
+    (lindera) uses; built on the first Japanese text."""
+    from janome.tokenizer import Tokenizer as JanomeTokenizer
+
+    return JanomeTokenizer(wakati=True)
+
+
+@lru_cache(maxsize=65536)
+def _cut_ja(run: str) -> tuple[int, ...]:
+    """The end offsets of the words of a run of ideographs and kana (Japanese)."""
+    ends = []
+    end = 0
+    for word in _janome().tokenize(run):
+        end += len(word)
+        ends.append(end)
+    if end != len(run):  # never seen; one word per character rather than wrong offsets
+        return tuple(range(1, len(run) + 1))
+    return tuple(ends)
+
+
+@lru_cache(maxsize=1)
+def _variants() -> Any:
+    """OpenCC's Japanese-to-traditional then traditional-to-simplified tables: charabia
+    folds the variants of an ideograph (進 and 撃 are 进 and 击) in Chinese text."""
+    from opencc_purepy import OpenCC
+
+    jp2t, t2s = OpenCC("jp2t"), OpenCC("t2s")
+    return lambda c: t2s.convert(jp2t.convert(c))
+
+
+@lru_cache(maxsize=65536)
+def _simplified(c: str) -> str:
+    out = _variants()(c) if _is_han(c) else c
+    return out if len(out) == 1 else c
+
+
+@lru_cache(maxsize=65536)
+def normalize_chinese(word: str) -> str:
+    """normalize(), then each ideograph folded to its simplified form."""
+    return "".join(_simplified(c) for c in normalize(word))
+
+
+def _language(text: str, locales: frozenset) -> str:
+    """`jpn` or `cmn` for text holding ideographs or kana, as charabia picks it among the
+    locales it is given (any, when none): kana mean Japanese, ideographs alone Chinese."""
+    kana = _KANA.search(text) is not None
+    if kana and (not locales or "jpn" in locales):
+        return "jpn"
+    if "cmn" in locales or not locales:
+        return "cmn"
+    return "jpn" if "jpn" in locales else "cmn"
+
+
 def _is_han(c: str) -> bool:
     return "\u3400" <= c <= "\u4dbf" or "\u4e00" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff"
 
 
-def _units(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
+def _units(pattern: re.Pattern[str], text: str, japanese: bool = False) -> Iterator[tuple[int, int]]:
     """(start, end) of each word of `text`: the pattern's matches, a run of ideographs cut
-    by jieba (one character each when the text holds kana)."""
-    japanese: bool | None = None
+    by jieba, or (Japanese, with the pattern of _JA_UNITS) a run of ideographs and kana cut
+    by janome."""
     for m in pattern.finditer(text):
         if m.lastgroup == "sep":
             continue
         start, end = m.span()
-        if end - start > 1 and _is_han(text[start]) and _is_han(text[end - 1]):
-            if japanese is None:
-                japanese = _KANA.search(text) is not None
-            if japanese:
-                yield from ((i, i + 1) for i in range(start, end))
-            else:
-                prev = start
-                for e in _cut_han(text[start:end]):
-                    yield prev, start + e
-                    prev = start + e
+        if end - start > 1 and (_is_han(text[start]) or (japanese and _KANA.match(text[start]))):
+            prev = start
+            run = text[start:end]
+            # Chinese is cut once its variants are folded (`進撃` is the word `进击`).
+            for e in _cut_ja(run) if japanese else _cut_han("".join(_simplified(c) for c in run)):
+                yield prev, start + e
+                prev = start + e
             continue
         yield start, end
 
@@ -100,13 +156,28 @@ def normalize(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
+@lru_cache(maxsize=65536)
+def normalize_keeping_marks(word: str) -> str:
+    """Fold case only: Swedish text keeps its marks (charabia: `trä` is not `tra`)."""
+    return unicodedata.normalize("NFKC", word).lower()
+
+
+# Languages whose words keep their diacritics (ISO 639-3, as core/locales.canonical gives).
+_KEEP_MARKS = frozenset({"swe"})
+
+
 class Tokenizer:
     """Splits text the way one index's settings ask; one instance per settings version."""
 
-    def __init__(self, separator_tokens=(), non_separator_tokens=(), dictionary=()):
+    def __init__(self, separator_tokens=(), non_separator_tokens=(), dictionary=(), locales=frozenset()):
+        """`locales`: the languages the text is known to be in (ISO 639-3), from the
+        index's `localizedAttributes` or the search's `locales`; empty: any."""
         self.custom = bool(separator_tokens or non_separator_tokens or dictionary)
+        self.locales = frozenset(locales)
+        self._fold = normalize_keeping_marks if self.locales & _KEEP_MARKS else normalize
         if not self.custom:
             self._word = _DEFAULT_WORD
+            self._word_ja = _DEFAULT_WORD_JA
         else:
             alts = []
             # Dictionary entries win over any other split: they are whole words.
@@ -119,33 +190,54 @@ class Tokenizer:
                 # that it ends a word even made of non-separator tokens: `Mac&sep&&sepcheese`
                 # is `Mac`, `&`, `cheese` with `&` a non-separator and `&sep` a separator.
                 alts.append(rf"(?P<sep>{seps})")
-            alts.append(_CJK_UNITS)
             unit = rf"[^\W_{_CJK}]"
             if nonseps:
                 unit = rf"(?:{unit}|{nonseps})"
             if seps:
                 unit = rf"(?!{seps}){unit}"
-            alts.append(rf"(?:{unit})+")
-            self._word = re.compile("|".join(alts))
+            tail = rf"(?:{unit})+"
+            self._word = re.compile("|".join([*alts, _CJK_UNITS, tail]))
+            self._word_ja = re.compile("|".join([*alts, _JA_UNITS, tail]))
+
+    def _reading(self, text: str) -> tuple[re.Pattern[str], bool, Any]:
+        """(pattern, japanese, fold) for `text`: Chinese and Japanese are cut and folded
+        each their way."""
+        if text.isascii() or not _CJK_RE.search(text):
+            return self._word, False, self._fold
+        if _language(text, self.locales) == "jpn":
+            return self._word_ja, True, self._fold
+        return self._word, False, normalize_chinese
 
     def spans(self, text: str) -> list[tuple[int, int, int, str]]:
         """(position, start char, end char, normalized word) for each word of `text`."""
         out = []
         pos = -1
         last_end = 0
-        for start, end in _units(self._word, text):
+        pattern, japanese, fold = self._reading(text)
+        for start, end in _units(pattern, text, japanese):
             if pos < 0:
                 pos = 0
             else:
                 pos += HARD_GAP if _HARD.search(text, last_end, start) else 1
-            out.append((pos, start, end, normalize(text[start:end])))
+            out.append((pos, start, end, fold(text[start:end])))
             last_end = end
         return out
+
+    def cjk_language(self, text: str) -> str | None:
+        """`jpn` or `cmn` as `text` is read, None when it holds no ideograph nor kana."""
+        if text.isascii() or not _CJK_RE.search(text):
+            return None
+        return _language(text, self.locales)
+
+    def fold(self, text: str) -> str:
+        """A whole value normalized as its words would be (a facet value, a facet query)."""
+        return self._reading(text)[2](text)
 
     def first_bounds(self, text: str, n: int) -> list[tuple[int, int]]:
         """(start char, end char) of the first `n` words of `text`: spans()[:n] without
         positions and normalized words."""
-        return list(islice(_units(self._word, text), n))
+        pattern, japanese, _ = self._reading(text)
+        return list(islice(_units(pattern, text, japanese), n))
 
     def words(self, text: str) -> list[tuple[int, str]]:
         """(position, normalized word) pairs; the indexing hot path."""
