@@ -162,6 +162,10 @@ def test_multi_search_equals_single_node(pair):
         ({"queries": [{"indexUid": "pa", "federationOptions": {"weight": True}, "page": 2}], "federation": {}}, (400, "invalid_multi_search_weight")),
         ({"queries": [{"indexUid": "nope", "federationOptions": {"weight": 2}}]}, (400, "invalid_multi_search_federation_options")),
         ({"queries": [{"indexUid": "nope", "hitsPerPage": 2}], "federation": {}}, (400, "invalid_multi_search_query_pagination")),
+        # mergeFacets over indexes that order one facet differently (pa: alphabetically, pb: by count).
+        ({"queries": [{"indexUid": "pa", "q": "x"}, {"indexUid": "pb", "q": "x"}],
+          "federation": {"facetsByIndex": {"pa": ["section"], "pb": ["section"]}, "mergeFacets": {}}},
+         (400, "invalid_multi_search_facet_order")),
     ],
 )
 def test_multi_search_errors_equal_single_node(pair, body, want):
@@ -180,7 +184,8 @@ def test_multi_search_errors_equal_single_node(pair, body, want):
         ({}, (1.0, 1.0)),
         ({"offset": 5, "limit": 12}, (1.0, 0.4)),
         ({"limit": 10, "facetsByIndex": {"pa": ["section", "installed_size_kb"], "pb": ["priority"]}}, (1.0, 1.0)),
-        ({"limit": 10, "facetsByIndex": {"pa": ["section"], "pb": ["section"]}, "mergeFacets": {}}, (2.0, 1.0)),
+        # Facets the two indexes both order would be refused (pb sorts by count; below).
+        ({"limit": 10, "facetsByIndex": {"pa": ["section"], "pb": ["architecture"]}, "mergeFacets": {}}, (2.0, 1.0)),
     ],
 )
 def test_federated_search_equals_single_node(pair, federation, weights):
