@@ -6,14 +6,12 @@ and Ollama `/api/embed` and `/api/embeddings` shapes, on loopback."""
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import pytest
 
-from miroir.embedder import make_server
 from tests.oracle.test_oracle import compare
 from tests.support.devnodes import start_devnodes
+from tests.support.embedder import local_embedder
 from tests.support.miroir_proc import start_cluster
 from tests.support.pairs import done, index_with
 
@@ -28,15 +26,8 @@ API_KEY = "sk-local-test"
 
 @pytest.fixture(scope="module")
 def embedder_url():
-    server = make_server(0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with local_embedder() as url:
+        yield url
 
 
 def _settings(url: str) -> dict:

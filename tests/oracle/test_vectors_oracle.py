@@ -14,17 +14,17 @@ routes, and stats count the embeddings.
 from __future__ import annotations
 
 import random
-import threading
 
 import httpx
 import pytest
 
-from miroir.embedder import embed, make_server
+from miroir.embedder import embed
 from tests.integration.test_rebalance import wait_idle
 from tests.oracle.test_oracle import compare
 from tests.support import miroir_proc
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.devnodes import start_devnodes, wait_task
+from tests.support.embedder import local_embedder
 
 UID = "packages"
 N_DOCS = 300
@@ -39,15 +39,8 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found: 
 
 @pytest.fixture(scope="module")
 def embedder_url():
-    server = make_server(0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with local_embedder() as url:
+        yield url
 
 
 def settings(embedder_url: str) -> dict:
