@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 import zlib
@@ -16,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from miroir.core.errors import MeiliError, not_sortable
+from miroir.core.errors import MeiliError, json_text, not_sortable, serde_unexpected
 from miroir.core.patterns import legacy_match_any
 from miroir.core.sortvalue import field_value, sort_key
 
@@ -38,21 +37,6 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
 
 
-def _serde_unexpected(value: Any) -> str:
-    """serde's name for a JSON value in its "invalid type" errors."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean `{'true' if value else 'false'}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{value!r}`"
-    if isinstance(value, str):
-        return "string " + json.dumps(value, ensure_ascii=False)
-    return "map"
-
-
 def ids_not_a_list(body: bytes, value: Any) -> MeiliError:
     """`POST /documents/delete-batch` with a body other than an array: 1.50 reads it with
     serde (not deserr), whose error names the value and the position it stopped at (the
@@ -63,7 +47,7 @@ def ids_not_a_list(body: bytes, value: Any) -> MeiliError:
     line = text.count("\n", 0, end) + 1
     column = end - (text.rfind("\n", 0, end) + 1)
     return MeiliError(
-        "bad_request", f"Json deserialize error: invalid type: {_serde_unexpected(value)}, expected a sequence at line {line} column {column}"
+        "bad_request", f"Json deserialize error: invalid type: {serde_unexpected(value)}, expected a sequence at line {line} column {column}"
     )
 
 
@@ -341,17 +325,13 @@ def valid_document_id(value: Any) -> bool:
 ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_BYTES}}}")
 
 
-def _json_text(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
-
-
 def document_id(doc: dict, primary_key: str) -> str:
     """The canonical id of one document, or Meilisearch's missing/invalid id error."""
     value = doc.get(primary_key, _ABSENT) if "." not in primary_key else _nested(doc, primary_key)
     if value is _ABSENT:
         raise MeiliError(
             "missing_document_id",
-            f"Document doesn't have a `{primary_key}` attribute: `{_json_text(doc)}`.",
+            f"Document doesn't have a `{primary_key}` attribute: `{json_text(doc)}`.",
         )
     if not valid_document_id(value):
         raise invalid_document_id(value)
@@ -362,7 +342,7 @@ def invalid_document_id(value: Any, code: str = "invalid_document_id", where: st
     """1.50's refusal of a document id (`where`: the prefix naming its place, if any)."""
     return MeiliError(
         code,
-        f"{where}Document identifier `{_json_text(value)}` is invalid. A document identifier can be of type integer "
+        f"{where}Document identifier `{json_text(value)}` is invalid. A document identifier can be of type integer "
         "or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), "
         "and can not be more than 511 bytes.",
     )

@@ -103,13 +103,33 @@ def json_kind(value: object) -> str:
     return "an object"
 
 
+def serde_unexpected(value: object) -> str:
+    """serde_json's name for a JSON value in its "invalid type" errors (`JsonUnexpected`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{'true' if value else 'false'}`"
+    if isinstance(value, int):
+        return f"integer `{value}`"
+    if isinstance(value, float):
+        return f"floating point `{value!r}`"
+    if isinstance(value, str):
+        return "string " + json_text(value)
+    return "sequence" if isinstance(value, list) else "map"
+
+
+def json_text(value: object) -> str:
+    """A JSON value as Meilisearch's texts quote it: compact, non-ASCII as is."""
+    return msgspec.json.encode(value).decode()
+
+
 def type_text(where: str, value: object, expected: str) -> str:
     """deserr's text for a JSON value of the wrong kind at `where` (a path like `.uid`,
     `[0]`, or "" for the whole body); null is named, never shown."""
     at = f" at `{where}`" if where else ""
     found = json_kind(value)
     if value is not None:
-        found += f": `{msgspec.json.encode(value).decode()}`"
+        found += f": `{json_text(value)}`"
     return f"Invalid value type{at}: expected {expected}, but found {found}"
 
 

@@ -1841,12 +1841,6 @@ def _formats(self: _SearchParams, name: str) -> bool:
 _SearchParams.formats = _formats  # type: ignore[attr-defined]
 
 
-def _json_text(value) -> str:
-    import msgspec
-
-    return msgspec.json.encode(value).decode()
-
-
 _kind = json_kind
 
 

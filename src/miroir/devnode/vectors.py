@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from miroir.core import hybrid
-from miroir.core.errors import MeiliError, json_kind, type_text
+from miroir.core.errors import MeiliError, json_kind, serde_unexpected, type_text
 from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
 from miroir.devnode import embedders as emb
@@ -155,21 +155,6 @@ def _embeddings_error(value: Any, path: str) -> str | None:
     return None
 
 
-def _serde_kind(v: Any) -> str:
-    """serde's `Unexpected` wording of a JSON value."""
-    if isinstance(v, str):
-        return f"string {_json(v)}"
-    if isinstance(v, int):
-        return f"integer `{v}`"
-    if isinstance(v, float):
-        return f"floating point `{v}`"
-    if isinstance(v, list):
-        return "sequence"
-    if isinstance(v, dict):
-        return "map"
-    return "null"
-
-
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -190,7 +175,7 @@ def _check_document_vectors(eng: IndexEngine, ext: str, given: dict, confs: dict
                     detail = _embeddings_error(v, f"{path}.embeddings")
                 elif key == "regenerate" and not isinstance(v, bool):
                     column = len("{" + ",".join(read))
-                    detail = f"Could not parse `{path}.regenerate`: invalid type: {_serde_kind(v)}, expected a boolean at line 1 column {column}"
+                    detail = f"Could not parse `{path}.regenerate`: invalid type: {serde_unexpected(v)}, expected a boolean at line 1 column {column}"
                 if detail:
                     break
             if detail is None and "regenerate" not in value:
