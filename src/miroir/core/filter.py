@@ -942,6 +942,10 @@ class _Parser:
         return node, p
 
 
+# A filtered search reads its filter more than once (Miroir's own attribute checks, the
+# primary-key pin, the vector-filter check) and clients repeat filters: the parse of a
+# string is kept (its tree is immutable; its spans live as long as it does). Bounded.
+@functools.lru_cache(maxsize=1024)
 def _parse_string(source: str) -> Expr | None:
     if not source.strip():
         return None
