@@ -167,7 +167,10 @@ def test_deliveries_retried_and_kept_across_kill_9(tmp_path):
                 uids.append(r.json()["taskUid"])
             for u in uids:
                 assert wait_task(url, u)["status"] == "succeeded"
-            wait_until(lambda: sorted(rcv.uids()) == uids, timeout=20, what="5 tasks delivered")
+            try:
+                wait_until(lambda: sorted(rcv.uids()) == uids, timeout=20, what="5 tasks delivered")
+            except TimeoutError as e:
+                raise AssertionError((uids, rcv.uids(), [s for s, _ in rcv.requests], [ln for ln in miroir.lines if "webhook" in ln][-20:])) from e
             _, headers = rcv.requests[0]
             assert headers["content-type"] == "application/x-ndjson"
             assert headers["content-encoding"] == "gzip"
@@ -207,16 +210,19 @@ def test_restart_resumes_the_look_for_finished_tasks():
     """A task that finished after the last queued delivery and before a crash is found by
     the look a restart resumes from the journaled cursor; nothing queued is found twice."""
     from miroir.core.model import (
+        IntentJournaled,
+        NodeRequest,
         TaskEnqueued,
         TaskRecord,
         TaskUpdated,
         Webhook,
         WebhookDeliveriesQueued,
         WebhookPut,
+        WriteIntent,
         apply_record,
         new_state,
     )
-    from miroir.engine.webhooks import finished_since
+    from miroir.engine.webhooks import UNSEEN_TICKS, finished_since
 
     state = new_state()
 
@@ -231,7 +237,8 @@ def test_restart_resumes_the_look_for_finished_tasks():
     apply(TaskEnqueued(task=TaskRecord(uid=2, index_uid="a", type="documentAdditionOrUpdate")))
     apply(TaskEnqueued(task=TaskRecord(uid=3, index_uid="a", type="documentAdditionOrUpdate")))
     apply(TaskUpdated(uid=2, status="succeeded"))
-    finished, cursor, watching = finished_since(state, state.webhook_cursor, set(state.webhook_watching))
+    unseen: dict[int, int] = {}
+    finished, cursor, watching = finished_since(state, state.webhook_cursor, set(state.webhook_watching), unseen)
     assert (finished, cursor, watching) == ([2], 4, {1, 3})
     apply(WebhookDeliveriesQueued(webhooks=["u"], task_uids=finished, cursor=cursor, watching=sorted(watching)))
     assert [d.task_uids for d in state.webhook_outbox.values()] == [[2]]
@@ -240,8 +247,28 @@ def test_restart_resumes_the_look_for_finished_tasks():
     apply(TaskEnqueued(task=TaskRecord(uid=4, index_uid="a", type="documentDeletion", status="succeeded")))
     # the restarted service resumes from the journaled cursor
     replayed = msgspec_roundtrip(state)
-    finished, cursor, watching = finished_since(replayed, replayed.webhook_cursor, set(replayed.webhook_watching))
+    finished, cursor, watching = finished_since(replayed, replayed.webhook_cursor, set(replayed.webhook_watching), {})
     assert (finished, cursor, watching) == ([1, 4], 5, {3})
+
+    # a write's uid reserved by its intent, its task not journaled yet, while a later
+    # task is: the reserved uid stays watched and is delivered once its task finishes
+    # (a whole-file run missed such a task one time in two)
+    request = NodeRequest(index="a", method="POST", path="/indexes/a/documents")
+    apply(IntentJournaled(intent=WriteIntent(task=TaskRecord(uid=5, index_uid="a", type="documentAdditionOrUpdate"),
+                                             request=request, owners={})))
+    apply(TaskEnqueued(task=TaskRecord(uid=6, index_uid="a", type="documentDeletion", status="succeeded")))
+    finished, cursor, watching = finished_since(state, 5, {3}, unseen)
+    assert (finished, cursor, watching) == ([6], 7, {3, 5})
+    apply(TaskEnqueued(task=TaskRecord(uid=5, index_uid="a", type="documentAdditionOrUpdate", status="succeeded")))
+    finished, cursor, watching = finished_since(state, cursor, watching, unseen)
+    assert (finished, cursor, watching) == ([5], 7, {3})
+    # a uid with neither task nor intent (allocated, or deleted unseen) is watched a while
+    state.next_task_uid = 8
+    for _ in range(UNSEEN_TICKS - 1):
+        finished, cursor, watching = finished_since(state, cursor, watching, unseen)
+        assert watching == {3, 7}
+    finished, cursor, watching = finished_since(state, cursor, watching, unseen)
+    assert (finished, cursor, watching, unseen) == ([], 8, {3}, {})
 
 
 def msgspec_roundtrip(state):

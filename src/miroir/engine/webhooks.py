@@ -51,6 +51,7 @@ SEND_TIMEOUT_S = 30.0  # 1.50's global timeout of a webhook request
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 60.0
 MAX_ATTEMPTS = 30  # about 25 minutes of retries at the cap
+UNSEEN_TICKS = 600  # a reserved uid without a task is watched this long (30 s)
 
 _NOT_SET = object()
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token: a header name
@@ -253,14 +254,38 @@ def payload(cluster: Cluster, task_uids: list[int]) -> bytes:
     return gzip.compress(b"".join(lines))
 
 
-def finished_since(state: Any, cursor: int, watching: set[int]) -> tuple[list[int], int, set[int]]:
+def finished_since(
+    state: Any, cursor: int, watching: set[int], unseen: dict[int, int]
+) -> tuple[list[int], int, set[int]]:
     """Tasks finished among those watched and those created from `cursor` on; the new
-    cursor and the tasks still open among them."""
+    cursor and the tasks still open among them.
+
+    A uid below `next_task_uid` may have no task yet: it is reserved by a write whose
+    intent is journaled and whose task is not (engine/intents.py), or allocated by an
+    enqueue whose record is journaled after a later one's. Such a uid stays watched
+    while its intent is open, and for `UNSEEN_TICKS` looks otherwise (`unseen` counts
+    them), so that a task deleted before it was ever seen is not watched forever."""
     tasks = state.tasks
     candidates = watching | set(range(cursor, state.next_task_uid))
-    finished = sorted(u for u in candidates if u in tasks and tasks[u].status in TERMINAL)
-    still_open = {u for u in candidates if u in tasks and tasks[u].status not in TERMINAL}
-    return finished, state.next_task_uid, still_open
+    finished: list[int] = []
+    still_open: set[int] = set()
+    for u in candidates:
+        task = tasks.get(u)
+        if task is not None:
+            unseen.pop(u, None)
+            if task.status in TERMINAL:
+                finished.append(u)
+            else:
+                still_open.add(u)
+        elif u in state.intents:
+            still_open.add(u)
+        else:
+            age = unseen[u] = unseen.get(u, 0) + 1
+            if age < UNSEEN_TICKS:
+                still_open.add(u)
+            else:
+                del unseen[u]
+    return sorted(finished), state.next_task_uid, still_open
 
 
 class WebhookService:
@@ -270,6 +295,7 @@ class WebhookService:
         self.wakeup = trio.Event()
         self.attempts: dict[int, int] = {}  # seq -> failed attempts
         self.next_at: dict[str, float] = {}  # webhook -> earliest time of its next attempt
+        self.unseen: dict[int, int] = {}  # reserved uid without a task -> looks so far
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with (
@@ -289,7 +315,7 @@ class WebhookService:
             seen, watching = state.next_task_uid, set(state.open_tasks)
         while True:
             state = self.cluster.state
-            finished, seen, watching = finished_since(state, seen, watching)
+            finished, seen, watching = finished_since(state, seen, watching, self.unseen)
             if finished and state.webhooks:
                 await self.cluster.journal.append(
                     WebhookDeliveriesQueued(
