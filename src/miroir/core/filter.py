@@ -18,6 +18,7 @@ Decisions worth knowing (all taken from the Meilisearch source, not guessed):
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
@@ -37,6 +38,7 @@ __all__ = [
     "Exists",
     "Expr",
     "FilterError",
+    "Foreign",
     "Geo",
     "In",
     "IsEmpty",
@@ -175,7 +177,17 @@ class VectorExists(msgspec.Struct, frozen=True, tag=True, weakref=True):
     negated: bool = False
 
 
-Expr = And | Or | Not | Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains | VectorExists
+class Foreign(msgspec.Struct, frozen=True, tag=True, weakref=True):
+    """``_foreign(attr, item)`` (filter-parser's `Foreign`, 1.50's document join): item is
+    evaluated on the index the `foreignKeys` setting names for attr, then the whole node
+    stands for ``attr IN [ids of the foreign documents it matched]`` (core/foreign.py).
+    Behind the `foreignKeys` experimental feature; nothing evaluates it unresolved."""
+
+    attr: str
+    item: Expr
+
+
+Expr = And | Or | Not | Compare | Range | In | Exists | IsNull | IsEmpty | Geo | Contains | VectorExists | Foreign
 Doc = dict[str, Any]
 Predicate = Callable[[Doc], bool]
 
@@ -232,10 +244,24 @@ def _escape_debug(s: str) -> str:
     return "".join(out)
 
 
+class _Shown(str):
+    """A filter's source whose errors quote only its tail from `shown` on: filter-parser
+    quotes a `_foreign(...)`'s tokens with the input left from the `_foreign` on, while
+    their columns still count from the filter's start."""
+
+    shown: str
+
+
+def _shown(source: str, start: int) -> str:
+    out = _Shown(source)
+    out.shown = source[start:]
+    return out
+
+
 def _position(source: str, start: int, end: int) -> str:
     line_start = source.rfind("\n", 0, start) + 1
     col = start - line_start + 1
-    return f"{col}:{col + (end - start)} {source}"
+    return f"{col}:{col + (end - start)} {getattr(source, 'shown', source)}"
 
 
 class _PErr(Exception):
@@ -269,6 +295,8 @@ def _describe(kind: str, arg: str, ctx: str) -> str:
         return f"Was expecting an operation {OPERATION_LIST} {text}"
     if kind == "InvalidEscapedNumber":
         return f"Found an invalid escaped sequence number: `{esc}`."
+    if kind == "Foreign":
+        return f"Was expecting a field name and an condition inside `_foreign(..)` filter but instead found `{esc}`."
     if kind == "ExpectedEof":
         return (
             f"Found unexpected characters at the end of the filter: `{esc}`. "
@@ -469,6 +497,8 @@ class _Parser:
         self.geo_args: list[tuple[Any, tuple[tuple[int, int], ...]]] = []
         self.keywords: list[tuple[Any, int, int]] = []  # CONTAINS / STARTS WITH keyword spans
         self.names: list[tuple[Any, tuple[int, ...]]] = []  # `_vectors` filters' name spans
+        # id(node) -> where the `_foreign(` holding it starts (its errors quote from there)
+        self.shown_from: dict[int, int] = {}
 
     # -- small helpers
     def ws0(self, pos: int) -> int:
@@ -623,6 +653,9 @@ class _Parser:
             return self.geo_bbox(pos, w_end)
         if word == "_geoPolygon":
             return self.geo_polygon(pos, w_end)
+        if word == "_foreign" and s.startswith("(", w_end):
+            # filter-parser tries `_foreign(` after every condition, which all fail on `(`
+            return self.foreign(pos, w_end, depth)
         try:
             attr, a_start, a_end, p = self.value(pos)
         except _PErr as e:
@@ -711,6 +744,29 @@ class _Parser:
             raise self.err("InvalidPrimary", pos)
         self.spans.append((node, a_start, a_end))
         return node, p
+
+    def foreign(self, pos: int, after_word: int, depth: int) -> tuple[Expr, int]:
+        """`_foreign(` value `,` expression `)`; past `_foreign(` every error is final."""
+        s = self.s
+        marks = (len(self.spans), len(self.keywords), len(self.geo_args), len(self.names))
+        try:
+            attr, a_start, a_end, p = self.value(after_word + 1)
+            if not s.startswith(",", p):
+                raise self.err("Foreign", after_word)
+            inner, p = self.expression(self.ws0(p + 1), depth + 1)
+            p = self.ws0(p)
+            if not s.startswith(")", p):
+                raise self.err("Foreign", after_word)
+        except _PErr as e:
+            if e.fail:
+                raise
+            raise self.err("Foreign", after_word, fail=True) from None
+        node = Foreign(attr, inner)
+        self.spans.append((node, a_start, a_end))
+        for got, mark in zip((self.spans, self.keywords, self.geo_args, self.names), marks, strict=True):
+            for entry in got[mark:]:
+                self.shown_from.setdefault(id(entry[0]), pos)
+        return node, self.ws0(p + 1)
 
     def _condition_follows(self, p: int) -> bool:
         """Whether a comparison or an IS … condition starts at p (after an attribute)."""
@@ -957,19 +1013,25 @@ def _parse_string(source: str) -> Expr | None:
     except _PErr as e:
         ctx = source[e.start : e.end]
         raise FilterError(_describe(e.kind, e.arg, ctx) + "\n" + _position(source, e.start, e.end)) from None
+    shown = parser.shown_from
+
+    def src(leaf: Any) -> str:
+        at = shown.get(id(leaf))
+        return source if at is None else _shown(source, at)
+
     for leaf, start, end in parser.spans:
-        _remember_span(leaf, source, start, end)
+        _remember_span(leaf, src(leaf), start, end)
     for leaf, arg_spans in parser.geo_args:
         key = id(leaf)
-        _GEO_ARG_SPANS[key] = (source, arg_spans)
+        _GEO_ARG_SPANS[key] = (src(leaf), arg_spans)
         weakref.finalize(leaf, _GEO_ARG_SPANS.pop, key, None)
     for leaf, start, end in parser.keywords:
         key = id(leaf)
-        _KEYWORD_SPANS[key] = (source, start, end)
+        _KEYWORD_SPANS[key] = (src(leaf), start, end)
         weakref.finalize(leaf, _KEYWORD_SPANS.pop, key, None)
     for leaf, names in parser.names:
         key = id(leaf)
-        _NAME_SPANS[key] = (source, names)
+        _NAME_SPANS[key] = (src(leaf), names)
         weakref.finalize(leaf, _NAME_SPANS.pop, key, None)
     return node
 
@@ -1075,6 +1137,8 @@ def to_filter_string(expr: Expr | None) -> str:
             return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
         case Not():
             return f"NOT {_wrap(expr.item)}"
+        case Foreign():
+            return f"_foreign({_quote(expr.attr)}, {to_filter_string(expr.item)})"
         case And():
             return " AND ".join(_wrap(i) for i in expr.items)
         case Or():
@@ -1142,6 +1206,8 @@ def _walk(expr: Expr | None) -> Iterator[Leaf]:
                 stack.extend(reversed(e.items))
             case Not():
                 stack.append(e.item)
+            case Foreign():
+                pass  # its attributes are the foreign index's; resolved before any check
             case _:
                 yield e
 
@@ -1293,6 +1359,8 @@ def index_filter_string(expr: Expr) -> str:
             return f"_geoBoundingBox([{a[0]}, {a[1]}], [{a[2]}, {a[3]}])"
         case Not():
             return f"NOT ({index_filter_string(expr.item)})"
+        case Foreign():
+            return f"_foreign({_escaped(expr.attr)}, {index_filter_string(expr.item)})"
         case And():
             return " AND ".join(f"({index_filter_string(i)})" for i in expr.items)
         case Or():
@@ -1647,6 +1715,8 @@ def _compile(expr: Expr) -> Predicate:
             return _compile_geo(expr)
         case VectorExists():
             return _vector_store_only
+        case Foreign():
+            raise unsupported_foreign(expr)
     raise TypeError(f"not a filter expression: {expr!r}")
 
 
@@ -1721,7 +1791,7 @@ def _index_text(expr: Expr, out: list[str], marks: dict[int, tuple[int, int, int
             out.append(f"{q(expr.attr)} IS EMPTY")
         case Contains():
             out.append(f"{q(expr.attr)} {expr.op} {q(expr.value)}")
-        case Geo():
+        case Geo() | Foreign():
             out.append(to_filter_string(expr))
 
 
@@ -1778,35 +1848,66 @@ def check_vector_filters(expr: Expr | None, embedders: dict[str, Sequence[str]],
 
 
 def contains_keyword(expr: Expr | None) -> tuple[str, str] | None:
-    """(keyword, position line) of the first CONTAINS / STARTS WITH condition of expr,
-    for the `containsFilter` feature gate; None when expr has none."""
-    for leaf in _walk(expr):
-        if type(leaf) is Contains:
+    """(keyword, position line) of the first CONTAINS condition of expr, for the
+    `containsFilter` feature gate; None when expr has none. `STARTS WITH` is not gated
+    in 1.50 (filter-parser's `use_contains_operator` names `Contains` only)."""
+    inner = (leaf for node in foreign_filters(expr) for leaf in _walk(node.item))
+    for leaf in itertools.chain(_walk(expr), inner):
+        if type(leaf) is Contains and leaf.op == "CONTAINS":
             span = _KEYWORD_SPANS.get(id(leaf))
             return leaf.op, (_position(*span) if span is not None else "")
     return None
 
 
-_FOREIGN_RE = re.compile(r"(?<![\w.\-])_foreign\(\s*([^\s,)]+)")
+def foreign_filters(expr: Expr | None) -> list[Foreign]:
+    """The `_foreign(...)` nodes of expr, not those inside another, in the order 1.50
+    lists them (filter-parser's ForeignFilterIter: a stack, so last operand first)."""
+    out: list[Foreign] = []
+    stack: list[tuple[int, Expr]] = [] if expr is None else [(MAX_FILTER_DEPTH, expr)]
+    while stack:
+        depth, e = stack.pop()
+        match e:
+            case Foreign():
+                out.append(e)
+            case Not() if depth > 0:
+                stack.append((depth - 1, e.item))
+            case And() | Or() if depth > 0:
+                stack.extend((depth - 1, i) for i in e.items)
+    return out
 
 
-def _foreign_use(value: Any) -> str | None:
-    """The position line of the first `_foreign(field, ...)` of a filter, else None. This
-    parser does not read foreign filters: 1.50 parses them, then refuses them unless the
-    `foreignKeys` feature is on, pointing at the field."""
-    for source in [value] if isinstance(value, str) else _strings(value):
-        m = _FOREIGN_RE.search(source)
-        if m is not None:
-            return _position(source, m.start(1), m.end(1))
-    return None
+def foreign_position(node: Foreign) -> str:
+    """The position line of a foreign filter's field (as 1.50 quotes it)."""
+    span = _SPANS.get(id(node))
+    return _position(*span) if span is not None else ""
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
+def unsupported_foreign(node: Foreign) -> FilterError:
+    """1.50's answer where a foreign filter cannot run (a route that does not join)."""
+    return FilterError(
+        "Filter condition `_foreign` is not supported for this endpoint.\n" + foreign_position(node)
+    )
+
+
+def replace_foreign(expr: Expr, ids: Mapping[int, Sequence[str]]) -> Expr:
+    """expr with each foreign filter (keyed by id(node)) replaced by `attr IN [ids]`."""
+    match expr:
+        case Foreign():
+            return In(expr.attr, tuple(ids[id(expr)]))
+        case Not():
+            return Not(replace_foreign(expr.item, ids))
+        case And():
+            return And(tuple(replace_foreign(i, ids) for i in expr.items))
+        case Or():
+            return Or(tuple(replace_foreign(i, ids) for i in expr.items))
+    return expr
+
+
+def _foreign_use(expr: Expr | None) -> str | None:
+    """The position line of the first foreign filter of expr, else None: 1.50 parses
+    them, then refuses them unless the `foreignKeys` feature is on, at the field."""
+    found = foreign_filters(expr)
+    return foreign_position(found[0]) if found else None
 
 
 def route_filter(value: Any, code: str, features: Mapping[str, Any]) -> Expr | None:
@@ -1816,13 +1917,6 @@ def route_filter(value: Any, code: str, features: Mapping[str, Any]) -> Expr | N
     try:
         expr = parse_filter(value)
     except FilterError as e:
-        foreign = _foreign_use(value)
-        if foreign is not None and not features.get("foreignKeys"):
-            raise MeiliError(
-                "feature_not_enabled",
-                "using a foreign filter requires enabling the `foreign_keys` experimental feature. "
-                f"See https://github.com/orgs/meilisearch/discussions/873\n{foreign}",
-            ) from None
         raise e.with_code(code) from None
     gated = contains_keyword(expr)
     if gated is not None and not features.get("containsFilter"):
@@ -1831,6 +1925,14 @@ def route_filter(value: Any, code: str, features: Mapping[str, Any]) -> Expr | N
             "Using `CONTAINS` in a filter requires enabling the `contains filter` experimental feature. "
             f"See https://github.com/orgs/meilisearch/discussions/763\n{gated[1]}",
         )
+    if not features.get("foreignKeys") and "_foreign" in str(value):
+        foreign = _foreign_use(expr)
+        if foreign is not None:
+            raise MeiliError(
+                "feature_not_enabled",
+                "using a foreign filter requires enabling the `foreign_keys` experimental feature. "
+                f"See https://github.com/orgs/meilisearch/discussions/873\n{foreign}",
+            )
     return expr
 
 

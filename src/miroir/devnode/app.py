@@ -66,6 +66,7 @@ from miroir.core.federation import (
 )
 from miroir.core.fields import batch_fields
 from miroir.core.filter import check_filter_shape, deletion_filter
+from miroir.core.foreign import JoinError
 from miroir.core.rankrules import check_compatible, query_rules
 from miroir.core.searchplan import (
     facet_search_params,
@@ -79,7 +80,7 @@ from miroir.core.searchplan import (
 from miroir.core.settings import task_details
 from miroir.core.similar import similar_body_from_query
 from miroir.core.swaps import swap_renames, validate_swaps
-from miroir.devnode import settings as settings_mod, tasks as t, vectors
+from miroir.devnode import foreign, settings as settings_mod, tasks as t, vectors
 from miroir.devnode.engine import attribute_names, default_settings
 
 log = structlog.get_logger("miroir.devnode.app")
@@ -688,9 +689,10 @@ class DevnodeApp:
             raise network_disabled("passing `useNetwork` in a search query")
         entry = self._index(uid)
         try:
-            answer = entry.engine.search(params)
+            answer = entry.engine.search(foreign.resolve(self.q.indexes, uid, params))
         except MeiliError as e:
             raise in_index(uid, e) from None
+        foreign.hydrate(self.q.indexes, uid, answer.get("hits") or [])
         metadata = None
         if metadata_wanted(req.headers.get("meili-include-metadata")):
             metadata = search_metadata(params.get("q"), uid, entry.engine.primary_key)
@@ -880,9 +882,10 @@ def run_multi_search(indexes: dict, body: Any, *, include_metadata: bool = False
         results = []
         for i, entry in enumerate(_decoded_queries(indexes, queries, federated=False)):
             try:
-                answer = indexes[entry.index_uid].engine.search(entry.params)
+                answer = indexes[entry.index_uid].engine.search(foreign.resolve(indexes, entry.index_uid, entry.params))
             except MeiliError as e:
                 raise inside(i, in_index(entry.index_uid, e)) from None
+            foreign.hydrate(indexes, entry.index_uid, answer.get("hits") or [])
             metadata = _metadata(indexes, entry.index_uid, entry.params.get("q")) if include_metadata else None
             finish_answer(answer, uid_of_request, metadata, answer.pop("performanceDetails", None))
             results.append({"indexUid": entry.index_uid, **answer})
@@ -906,12 +909,20 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         query_rules(i, e.index_uid, e.params, indexes[e.index_uid].engine.settings["rankingRules"])
         for i, e in enumerate(entries)
     ])
+    joined = []  # 1.50 joins every query's foreign filters before any query runs
+    for i, entry in enumerate(entries):
+        try:
+            joined.append(foreign.resolve(indexes, entry.index_uid, entry.params))
+        except JoinError:
+            raise  # not tied to a query
+        except MeiliError as e:
+            raise inside(i, e) from None
     facets_by_index = federation.facets_by_index
     skip, take = federation.window()
     per_query: list[FederatedQuery] = []
     facets: dict[str, IndexFacets] = {}
     for i, entry in enumerate(entries):
-        params = dict(entry.params)
+        params = dict(joined[i])
         if federation.page_mode:
             params.update(page=1, hitsPerPage=skip + take)
         else:
@@ -938,6 +949,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             raise inside(i, in_index(uid, e)) from None
         if uid in facets_by_index and uid not in facets:
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
+        foreign.hydrate(indexes, uid, res.get("hits") or [])
         per_query.append(FederatedQuery(
             index_uid=uid,
             hits=res.get("hits", []),
