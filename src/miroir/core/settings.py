@@ -189,6 +189,9 @@ GATED_KEYS = {
     "chat": ("chatCompletions", "chat completions", 835),
     "foreignKeys": ("foreignKeys", "foreign_keys", 873),
 }
+# Settings no node holds: Miroir keeps them in the client view it journals. A node given
+# `foreignKeys` would join on its own shard of the foreign index (engine/foreign.py).
+MIROIR_HELD = frozenset({"foreignKeys"})
 DEFAULT_CHAT = {
     "description": "",
     "documentTemplate": embedders_mod.DEFAULT_DOCUMENT_TEMPLATE,
@@ -602,7 +605,7 @@ def _with_shard_field(filterable: list) -> list:
 
 def node_patch(patch: dict[str, Any]) -> dict[str, Any]:
     """The patch every node receives for a client patch (see module doc)."""
-    out = copy.deepcopy(patch)
+    out = copy.deepcopy({k: v for k, v in patch.items() if k not in MIROIR_HELD})
     if "filterableAttributes" in out:
         out["filterableAttributes"] = _with_shard_field(out["filterableAttributes"] or [])
     displayed = out.get("displayedAttributes")
@@ -668,7 +671,12 @@ def client_view(
     (`previous`, then `patch`) is kept."""
     out: dict[str, Any] = {}
     for name, default in DEFAULTS.items():
-        if name in node_settings:
+        if name in MIROIR_HELD:
+            if patch is not None and name in patch:
+                value = default if patch[name] is None else patch[name]
+            else:
+                value = (previous or {}).get(name, default)
+        elif name in node_settings:
             value = node_settings[name]
         elif name in GATED_KEYS and patch is not None and name in patch:
             value = default if patch[name] is None else patch[name]

@@ -87,7 +87,7 @@ from miroir.core.searchplan import (
     subquery_for_shards,
     unfilterable_error,
 )
-from miroir.engine import fields
+from miroir.engine import fields, foreign
 from miroir.engine.cluster import Cluster
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.queryvectors import with_query_vector
@@ -217,6 +217,7 @@ async def search(
     meta = index_meta(cluster, uid)
     settings = index_settings(cluster, uid)
     ss = _search_settings_of(settings)
+    req = await foreign.resolve(cluster, uid, req, _lister(cluster))
     refused = (
         hidden_field_error(req, ss.settings)
         or unfilterable_error(req, ss.settings, cluster.state.experimental_features)
@@ -289,6 +290,7 @@ async def search(
             answer["totalPages"] = -(-distinct_total // hpp) if hpp else 0
         else:
             answer["estimatedTotalHits"] = distinct_total
+    await foreign.hydrate(cluster, uid, answer["hits"], _lister(cluster))
     finish_answer(
         answer,
         request_uid or new_request_uid(),
@@ -477,6 +479,10 @@ async def _federated(
         rankrules.query_rules(i, entry.index_uid, entry.params, index_settings(cluster, entry.index_uid)["rankingRules"])
         for i, (entry, _) in enumerate(decoded)
     ])
+    # 1.50 joins every query's foreign filters before any query runs; their errors name
+    # no query.
+    lister = _lister(cluster)
+    decoded = [(entry, await foreign.resolve(cluster, entry.index_uid, req, lister)) for entry, req in decoded]
     skip, take = federation.window()
     facets_by_index = federation.facets_by_index
     jobs: list[tuple[str, SearchRequest]] = []
@@ -860,6 +866,16 @@ async def _hybrid_search(
 
 
 _FORMAT_KEYS = ("_formatted", "_matchesPosition")
+
+
+def _lister(cluster: Cluster) -> foreign.Lister:
+    """The document join's read path: a documents listing of an index (ids or filter)."""
+
+    async def lister(uid: str, filter_value: str | None, ids: list[str] | None, limit: int) -> dict:
+        answer, _ = await list_documents(cluster, uid, DocumentsQuery(limit=limit, filter=filter_value, ids=ids))
+        return answer
+
+    return lister
 
 
 def _features(cluster: Cluster) -> frozenset[str]:
