@@ -1942,6 +1942,9 @@ def deletion_filter(value: Any, features: Mapping[str, Any]) -> Expr:
     expr = route_filter(value, "invalid_document_filter", features)
     if expr is None:
         raise FilterError("Sending an empty filter is forbidden.", "invalid_document_filter")
+    joins = foreign_filters(expr)
+    if joins:  # 1.50 deletes from one index only (parse_local_index_filter)
+        raise unsupported_foreign(joins[0]).with_code("invalid_document_filter")
     return expr
 
 
