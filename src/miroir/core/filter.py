@@ -763,7 +763,8 @@ class _Parser:
             raise self.err("Foreign", after_word, fail=True) from None
         node = Foreign(attr, inner)
         self.spans.append((node, a_start, a_end))
-        for got, mark in zip((self.spans, self.keywords, self.geo_args, self.names), marks, strict=True):
+        lists: tuple[list[Any], ...] = (self.spans, self.keywords, self.geo_args, self.names)
+        for got, mark in zip(lists, marks, strict=True):
             for entry in got[mark:]:
                 self.shown_from.setdefault(id(entry[0]), pos)
         return node, self.ws0(p + 1)

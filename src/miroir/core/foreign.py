@@ -114,7 +114,7 @@ def _leaves(value: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(value)
 
 
-def _map_field(obj: dict, field: str, prefix: str, fn: Callable[[Any], Any]) -> None:
+def _map_field(obj: dict[str, Any], field: str, prefix: str, fn: Callable[[Any], Any]) -> None:
     """Replace every leaf value under `field` (a dotted path) of obj with fn(leaf);
     arrays are walked, as permissive-json-pointer's map_leaf_values does."""
     for key, value in list(obj.items()):
@@ -127,7 +127,7 @@ def _map_field(obj: dict, field: str, prefix: str, fn: Callable[[Any], Any]) -> 
                     _map_field(inner, field, path + ".", fn)
 
 
-def wanted_ids(hits: Iterable[dict], keys: Sequence[tuple[str, str]]) -> dict[str, set[str]]:
+def wanted_ids(hits: Iterable[dict[str, Any]], keys: Sequence[tuple[str, str]]) -> dict[str, set[str]]:
     """foreign index uid -> the ids the hits' foreign-key fields name (documents only:
     `_formatted` holds the same values)."""
     out: dict[str, set[str]] = {}
@@ -144,14 +144,16 @@ def wanted_ids(hits: Iterable[dict], keys: Sequence[tuple[str, str]]) -> dict[st
     return out
 
 
-def hydrate(hits: Iterable[dict], keys: Sequence[tuple[str, str]], found: Mapping[str, Mapping[str, dict]]) -> None:
+def hydrate(
+    hits: Iterable[dict[str, Any]], keys: Sequence[tuple[str, str]], found: Mapping[str, Mapping[str, dict[str, Any]]]
+) -> None:
     """Replace, in place, each hit's foreign-key values (in the hit and its `_formatted`)
     with the foreign document found[foreign uid][id]; `{}` when no document has the id."""
     for hit in hits:
         for field, f_uid in keys:
             docs = found.get(f_uid, {})
 
-            def swap(value: Any, docs: Mapping[str, dict] = docs) -> Any:
+            def swap(value: Any, docs: Mapping[str, dict[str, Any]] = docs) -> Any:
                 doc_id = _doc_id(value)
                 if doc_id is None:
                     return value

@@ -872,7 +872,7 @@ def _lister(cluster: Cluster) -> foreign.Lister:
     """The document join's read path: a documents listing of an index (ids or filter)."""
 
     async def lister(uid: str, filter_value: str | None, ids: list[str] | None, limit: int) -> dict:
-        answer, _ = await list_documents(cluster, uid, DocumentsQuery(limit=limit, filter=filter_value, ids=ids))
+        answer, _ = await list_documents(cluster, uid, DocumentsQuery(limit=limit, filter=filter_value, ids=list(ids) if ids is not None else None))
         return answer
 
     return lister
