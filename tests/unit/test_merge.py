@@ -597,3 +597,34 @@ def test_facet_leaves_read_flat_and_nested_keys_and_arrays():
     assert sorted(facet_leaves(doc, "root.nested")) == [0, 1]
     assert facet_leaves(doc, "doggos.age") == [2, 4]
     assert facet_leaves(doc, "x") == [] and facet_leaves(doc, "rootx") == []
+
+
+def test_drop_field_removes_flat_nested_and_array_paths():
+    from miroir.core.federation import drop_field
+    doc = {"id": 1, "root": {"nested": 0, "other": 1}, "root.nested": 1, "doggos": [{"age": 2}, {"age": 4}]}
+    drop_field(doc, "root.nested")
+    drop_field(doc, "doggos.age")
+    assert doc == {"id": 1, "root": {"other": 1}}
+    doc = {"root": {"nested": 0}}
+    drop_field(doc, "root.nested")
+    assert doc == {}
+
+
+def test_union_facets_count_a_document_of_several_queries_once():
+    """Each query counted its own documents: one both match is taken off once (per value,
+    not per leaf), one the index's distinct dropped is taken off from every query."""
+    from miroir.core.federation import facet_fields, union_facets
+    a = {"mother": "Michelle", "age": [2, 2]}
+    b = {"mother": "sophie", "age": [5]}
+    c = {"mother": "michelle", "age": [6]}
+    q0 = (IndexFacets(distribution={"age": {"2": 1, "5": 1}, "mother": {"Michelle": 1, "sophie": 1}},
+                      stats={"age": {"min": 2.0, "max": 5.0}}),
+          {1: facet_fields(a, ["age", "mother"]), 2: facet_fields(b, ["age", "mother"])})
+    q1 = (IndexFacets(distribution={"age": {"2": 1, "6": 1}, "mother": {"michelle": 2}},
+                      stats={"age": {"min": 2.0, "max": 6.0}}),
+          {1: facet_fields(a, ["age", "mother"]), 3: facet_fields(c, ["age", "mother"])})
+    out = union_facets([q0, q1], set(), sort_facet_values_by={"*": "count"}, max_values=10)
+    assert out.distribution == {"age": {"2": 1, "5": 1, "6": 1}, "mother": {"Michelle": 2, "sophie": 1}}
+    assert out.stats == {"age": {"min": 2.0, "max": 6.0}}
+    out = union_facets([q0, q1], {3}, sort_facet_values_by=None, max_values=10)
+    assert out.distribution == {"age": {"2": 1, "5": 1}, "mother": {"Michelle": 1, "sophie": 1}}

@@ -45,7 +45,13 @@ from miroir.core.errors import (
     type_error,
     valid_index_uid,
 )
-from miroir.core.facets import facet_leaves, facet_order, merge_facet_distribution, merge_facet_stats
+from miroir.core.facets import (
+    facet_leaves,
+    facet_order,
+    merge_facet_distribution,
+    merge_facet_stats,
+    order_values,
+)
 from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, rust_duration
 
 DEFAULT_WEIGHT = 1.0
@@ -124,20 +130,21 @@ def distinct_fields(federation: Federation, uid: str) -> list[str]:
 
 
 def drop_field(doc: dict, path: str) -> None:
-    """Remove the dotted `path` from `doc` (a flat key and a nested one alike), and the
-    objects it leaves empty."""
+    """Remove the dotted `path` from `doc` (a flat key and a nested one alike, through
+    arrays of objects), and the objects and arrays it leaves empty."""
     doc.pop(path, None)
-    parts = path.split(".")
-    chain = [doc]
-    for part in parts[:-1]:
-        nxt = chain[-1].get(part)
-        if not isinstance(nxt, dict):
-            return
-        chain.append(nxt)
-    chain[-1].pop(parts[-1], None)
-    for parent, part in zip(reversed(chain[:-1]), reversed(parts[:-1])):
-        if parent.get(part) == {}:
-            del parent[part]
+    for key in [k for k in doc if path.startswith(k) and path[len(k):len(k) + 1] == "."]:
+        rest = path[len(key) + 1:]
+        value = doc[key]
+        if isinstance(value, dict):
+            drop_field(value, rest)
+            if not value:
+                del doc[key]
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for v in value:
+                drop_field(v, rest)
+            if all(not v for v in value):
+                del doc[key]
 
 
 class IndexFacets(msgspec.Struct, kw_only=True):
@@ -329,9 +336,10 @@ def _number_key(n: int | float) -> str:
     return str(n)
 
 
-def drop_rejected(facets: IndexFacets, hits: Sequence[dict]) -> IndexFacets:
+def drop_rejected(facets: IndexFacets, hits: Sequence[Mapping], *, once_per_value: bool = False) -> IndexFacets:
     """`facets` less one count per facet value of each of `hits` (rejected by the
-    federation's distinct), values at zero removed; stats stay (1.50's `remove_hits`)."""
+    federation's distinct), values at zero removed; stats stay (1.50's `remove_hits`,
+    which takes a value off once per leaf; `once_per_value`: once per document)."""
     if not hits:
         return facets
     distribution: dict[str, dict[str, int]] = {}
@@ -339,12 +347,50 @@ def drop_rejected(facets: IndexFacets, hits: Sequence[dict]) -> IndexFacets:
         counts = dict(counts)
         by_norm = {unicodedata.normalize("NFKD", v.strip()).lower(): v for v in counts}
         for hit in hits:
-            for kind, v in facet_values(hit, name):
+            values = facet_values(hit, name)
+            for kind, v in dict.fromkeys(values) if once_per_value else values:
                 key = by_norm.get(v, v) if kind == "s" else _number_key(v)
                 if key in counts:
                     counts[key] = max(0, counts[key] - 1)
         distribution[name] = {v: c for v, c in counts.items() if c}
     return IndexFacets(distribution=distribution, stats=facets.stats)
+
+
+def facet_fields(hit: Mapping, names: Sequence[str]) -> dict[str, list]:
+    """The facet values of `hit` for `names`, kept apart from the hit (which the merge
+    strips of the fields it added): what `union_facets` and `drop_rejected` read."""
+    return {name: facet_leaves(hit, name) for name in names}
+
+
+def union_facets(
+    parts: Sequence[tuple[IndexFacets, Mapping[Any, Mapping]]],
+    dropped: set,
+    *,
+    sort_facet_values_by: Mapping[str, str] | None,
+    max_values: int | None,
+) -> IndexFacets:
+    """An index's facets on the union of its queries' documents less `dropped` (1.50's
+    candidates), from each query's own facets: a document several queries match
+    counts once (its values taken off for each extra query), one the index's distinct
+    dropped not at all. `parts`: per query, its facets and {document: its facet values}
+    for the documents known to match it (exact when all are known)."""
+    times: dict[Any, int] = {}
+    fields: dict[Any, Mapping] = {}
+    for _, docs in parts:
+        for doc, values in docs.items():
+            times[doc] = times.get(doc, 0) + 1
+            fields.setdefault(doc, values)
+    extra = [fields[doc] for doc, n in times.items() for _ in range(n - 1 + (doc in dropped))]
+    summed = merge_facet_distribution(
+        (f.distribution for f, _ in parts), sort_facet_values_by=sort_facet_values_by, max_values_per_facet=None
+    )
+    less = drop_rejected(IndexFacets(distribution=summed), extra, once_per_value=True).distribution
+    return IndexFacets(
+        distribution={
+            name: order_values(counts, facet_order(sort_facet_values_by, name), max_values) for name, counts in less.items()
+        },
+        stats=merge_facet_stats(f.stats for f, _ in parts),
+    )
 
 
 def _query_stream(pos: int, q: FederatedQuery) -> Iterator[tuple]:
