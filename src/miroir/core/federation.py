@@ -76,6 +76,8 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     # known: the index's total is their union over its queries. None: only the hits'
     # documents are known, complete when the window holds them all.
     candidates: frozenset | None = None
+    retrieve_vectors: bool = False
+    query_vector: list[float] | None = None  # the query's embedding, when it has one
 
     def known_documents(self) -> tuple[set, int] | None:
         """(documents known to match, how many more match unseen), or None when the hits
@@ -291,7 +293,12 @@ def merge_federated(
         federation = Federation(offset=offset, limit=limit)
     if merged is None:
         merged = merge_hits(queries, federation)
-    out: dict = {"hits": merged.hits, "processingTimeMs": processing_time_ms, **federation.hits_info(merged.total)}
+    out: dict = {"hits": merged.hits}
+    if any(q.retrieve_vectors for q in queries):  # 1.50: by query position, when one asks for vectors
+        out["queryVectors"] = {
+            str(pos): q.query_vector for pos, q in enumerate(queries) if q.retrieve_vectors and q.query_vector is not None
+        }
+    out.update(processingTimeMs=processing_time_ms, **federation.hits_info(merged.total))
     if index_facets:
         facets = {uid: drop_rejected(index_facets[uid], merged.rejected.get(uid, ())) for uid in sorted(index_facets)}
         if merge_facets is not None:

@@ -956,6 +956,8 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             added_fields=added,
             doc_ids=_doc_ids(engine, res.get("hits", []), hit_ids),
             candidates=_candidates(engine, params),
+            retrieve_vectors=entry.params.get("retrieveVectors") is True,
+            query_vector=res.get("queryVector"),
         ))
     for uid, wanted in facets_by_index.items():
         if uid not in facets:  # an index no query uses: 1.50 still computes its facets

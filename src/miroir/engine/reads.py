@@ -558,6 +558,8 @@ async def _federated(
             show_ranking_score_details=req.show_ranking_score_details,
             semantic=req.hybrid is not None or req.vector is not None,
             added_fields=added_fields.get(i, ()),
+            retrieve_vectors=req.retrieve_vectors,
+            query_vector=answer.get("queryVector"),
             doc_ids=fed.hit_document_ids(
                 answer["hits"],
                 primary_key(entry.index_uid),
