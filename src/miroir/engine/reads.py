@@ -661,8 +661,8 @@ async def _federated_documents(
             continue
         per_query[i].candidates = frozenset(h[pk] for h in hits)
         if i in known:
-            names = facets_by_index.get(per_query[i].index_uid) or ()
-            known[i] = {h[pk]: fed.facet_fields(h, names) for h in hits}
+            facet_names = facets_by_index.get(per_query[i].index_uid) or ()
+            known[i] = {h[pk]: fed.facet_fields(h, facet_names) for h in hits}
 
 
 # ---------------------------------------------------------------- facet search
