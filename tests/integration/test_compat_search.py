@@ -165,6 +165,24 @@ def test_formatted_holds_highlighted_attributes_not_retrieved(pair):
     assert _comparable(a.json()) == _comparable(b.json())
 
 
+def test_federation_counts_the_union_of_an_index_s_queries(pair):
+    """1.50 counts a document two queries of one index match once, in the total and in
+    the index's facets: `red` (40 documents) and `drama` (30, 10 of them red) make 60 in
+    `ca`, `dog` 40 in `cb`. Miroir sees every id only when the window holds them all, or
+    in page mode (1.50's exhaustive count), where it asks again for the ids."""
+    queries = [{"indexUid": "ca", "q": "red"}, {"indexUid": "ca", "q": "drama"}, {"indexUid": "cb", "q": "dog"}]
+    genres = {"action": 10, "comedy": 10, "drama": 30, "horror": 10}
+    for federation, key in (({"hitsPerPage": 1}, "totalHits"), ({"page": 0}, "totalHits"),
+                            ({"limit": 200}, "estimatedTotalHits")):
+        federation = {**federation, "facetsByIndex": {"ca": ["genre"]}}
+        a, b = _both(pair, "POST", "/multi-search", json={"queries": queries, "federation": federation})
+        assert a.status_code == b.status_code == 200, b.text
+        for x in (a.json(), b.json()):
+            assert x[key] == 100, (federation, x[key])
+            assert x["facetsByIndex"]["ca"]["distribution"] == {"genre": genres}, federation
+            assert x["facetsByIndex"]["ca"]["stats"] == {}
+
+
 def test_federation_page_mode_distinct_and_checks(pair):
     queries = [{"indexUid": "ca", "q": "red"}, {"indexUid": "cb", "q": "dog"}]
     for federation in ({"page": 2, "hitsPerPage": 7}, {"hitsPerPage": 0}, {"page": 0},

@@ -335,3 +335,29 @@ def test_add_remove_user_provided_and_clear(devnode):
     assert listing() == []
     a = client.post(f"/indexes/{uid}/search", json={"vector": [1, 1, 1], "hybrid": {"embedder": "manual"}}).json()
     assert (a["hits"], a["estimatedTotalHits"], a["semanticHitCount"]) == ([], 0, 0)
+
+
+def test_federated_vectors_as_1_50_shows_them(devnode):
+    """Meilisearch's federation_vector_two_indexes, its semantic queries alone: the
+    similarity in f32 (p.q / (|p| |q|) as 1.50's store: D scores 0.97284794, not the
+    f64 0.97284788), `queryVectors` by query position (f32 as serde prints them), and a
+    `_vectors` entry naming no embedder of the index shown as the document gave it."""
+    docs = [{"id": "D", "_vectors": {"animal": [0.8, 0.09, 0.8], "sentiment": [0.8, 0.3]}},
+            {"id": "A", "_vectors": {"animal": [0.9, 0.8, 0.05], "sentiment": [-0.1, 0.55]}}]
+    client, animal = _index(devnode, {"embedders": {"animal": {"source": "userProvided", "dimensions": 3}}}, docs)
+    _, sentiment = _index(devnode, {"embedders": {"sentiment": {"source": "userProvided", "dimensions": 2}}}, docs)
+    r = client.post("/multi-search", json={"federation": {}, "queries": [
+        {"indexUid": animal, "vector": [1.0, 0.0, 0.5], "hybrid": {"semanticRatio": 1.0, "embedder": "animal"},
+         "retrieveVectors": True},
+        {"indexUid": sentiment, "vector": [0.8, 0.6], "hybrid": {"semanticRatio": 1.0, "embedder": "sentiment"}},
+    ]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert list(out)[:2] == ["hits", "queryVectors"] and out["queryVectors"] == {"0": [1.0, 0.0, 0.5]}
+    first = next(h for h in out["hits"] if h["_federation"]["indexUid"] == animal and h["id"] == "D")
+    assert first["_federation"]["weightedRankingScore"] == 0.9728479385375977
+    assert first["_vectors"] == {"sentiment": [0.8, 0.3],
+                                 "animal": {"embeddings": [[0.800000011920929, 0.09000000357627869, 0.800000011920929]],
+                                            "regenerate": False}}
+    assert all("_vectors" not in h for h in out["hits"] if h["_federation"]["indexUid"] == sentiment)
+    client.close()

@@ -552,3 +552,79 @@ def test_facet_values_merge_case_insensitively():
     n2 = node([], facetDistribution={"genre": {"drama": 3, "Comedy": 1}})
     resp = merge(SearchRequest(facets=["genre"]), [n1, n2])
     assert resp["facetDistribution"] == {"genre": {"Comedy": 1, "Drama": 5}}
+
+
+def test_federated_total_counts_the_union_of_an_index_s_queries():
+    """1.50 counts an index's candidates once over its queries: exact where each query's
+    documents are known (all its hits in the window, or `candidates`), else the documents
+    seen plus what each query matches past its window."""
+    def q(uid, ids, total, candidates=None):
+        return FederatedQuery(index_uid=uid, hits=[{"id": i, "_rankingScore": 0.5} for i in ids],
+                              estimated_total_hits=total, doc_ids=list(ids), candidates=candidates)
+    out = merge_federated([q("m", [1, 2], 2), q("m", [2, 3], 2), q("b", [1], 1)], processing_time_ms=0)
+    assert out["estimatedTotalHits"] == 4  # {1, 2, 3} + books' 1
+    # a window of one: documents past it are unknown, but the candidates tell them
+    out = merge_federated([q("m", [1], 2, frozenset({1, 2})), q("m", [2], 2, frozenset({2, 3}))],
+                          processing_time_ms=0, offset=0, limit=1)
+    assert out["estimatedTotalHits"] == 3
+    out = merge_federated([q("m", [1], 2), q("m", [2], 2)], processing_time_ms=0, offset=0, limit=1)
+    assert out["estimatedTotalHits"] == 4  # {1, 2} seen, one unseen each
+
+
+def test_federated_distinct_drops_within_the_index_first_then_across():
+    """A hit whose distinct value a better hit of its index took leaves that index (its
+    total and facets); across indexes the rejected hit's values leave the facet counts."""
+    from miroir.core.federation import Federation, drop_rejected, merge_hits
+
+    def q(uid, doc, score, colors):
+        return FederatedQuery(index_uid=uid, hits=[{"id": doc, "color": colors, "_rankingScore": score}],
+                              estimated_total_hits=1, doc_ids=[doc], added_fields=("color",))
+    queries = [q("a", 1, 1.0, ["green", "blue"]), q("a", 2, 0.9, ["yellow", "blue"]), q("b", 7, 0.95, ["Green"]),
+               q("b", 8, 0.8, ["red"])]
+    merged = merge_hits(queries, Federation(distinct="color"))
+    assert [(h["_federation"]["indexUid"], h["id"]) for h in merged.hits] == [("a", 1), ("b", 8)]
+    assert merged.dropped == {"a": {2}}
+    assert [h["id"] for h in merged.rejected["b"]] == [7]
+    assert merged.total == 2
+    assert "color" not in merged.hits[0]
+    facets = IndexFacets(distribution={"color": {"Green": 1, "red": 1}}, stats={})
+    assert drop_rejected(facets, merged.rejected["b"]).distribution == {"color": {"red": 1}}
+
+
+def test_facet_leaves_read_flat_and_nested_keys_and_arrays():
+    from miroir.core.facets import facet_leaves
+    doc = {"root": {"nested": 0}, "root.nested": 1, "doggos": [{"age": 2}, {"age": [4, None]}], "x": None}
+    assert sorted(facet_leaves(doc, "root.nested")) == [0, 1]
+    assert facet_leaves(doc, "doggos.age") == [2, 4]
+    assert facet_leaves(doc, "x") == [] and facet_leaves(doc, "rootx") == []
+
+
+def test_drop_field_removes_flat_nested_and_array_paths():
+    from miroir.core.federation import drop_field
+    doc = {"id": 1, "root": {"nested": 0, "other": 1}, "root.nested": 1, "doggos": [{"age": 2}, {"age": 4}]}
+    drop_field(doc, "root.nested")
+    drop_field(doc, "doggos.age")
+    assert doc == {"id": 1, "root": {"other": 1}}
+    doc = {"root": {"nested": 0}}
+    drop_field(doc, "root.nested")
+    assert doc == {}
+
+
+def test_union_facets_count_a_document_of_several_queries_once():
+    """Each query counted its own documents: one both match is taken off once (per value,
+    not per leaf), one the index's distinct dropped is taken off from every query."""
+    from miroir.core.federation import facet_fields, union_facets
+    a = {"mother": "Michelle", "age": [2, 2]}
+    b = {"mother": "sophie", "age": [5]}
+    c = {"mother": "michelle", "age": [6]}
+    q0 = (IndexFacets(distribution={"age": {"2": 1, "5": 1}, "mother": {"Michelle": 1, "sophie": 1}},
+                      stats={"age": {"min": 2.0, "max": 5.0}}),
+          {1: facet_fields(a, ["age", "mother"]), 2: facet_fields(b, ["age", "mother"])})
+    q1 = (IndexFacets(distribution={"age": {"2": 1, "6": 1}, "mother": {"michelle": 2}},
+                      stats={"age": {"min": 2.0, "max": 6.0}}),
+          {1: facet_fields(a, ["age", "mother"]), 3: facet_fields(c, ["age", "mother"])})
+    out = union_facets([q0, q1], set(), sort_facet_values_by={"*": "count"}, max_values=10)
+    assert out.distribution == {"age": {"2": 1, "5": 1, "6": 1}, "mother": {"Michelle": 2, "sophie": 1}}
+    assert out.stats == {"age": {"min": 2.0, "max": 6.0}}
+    out = union_facets([q0, q1], {3}, sort_facet_values_by=None, max_values=10)
+    assert out.distribution == {"age": {"2": 1, "5": 1}, "mother": {"Michelle": 1, "sophie": 1}}

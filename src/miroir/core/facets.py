@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 DEFAULT_MAX_VALUES_PER_FACET = 100
 
@@ -29,6 +30,38 @@ DEFAULT_MAX_VALUES_PER_FACET = 100
 # of inf/nan. Most facet values start with one, and skip the failing float() call (an
 # exception is the dearest part of the key).
 _NOT_A_NUMBER_START = frozenset(chr(c) for c in range(33, 127)) - frozenset("0123456789+-.iInN")
+
+
+def facet_leaves(doc: Any, path: str) -> list:
+    """The leaf values a facet on the dotted `path` reads in `doc`, as milli's permissive
+    pointer visits them: through flat keys (`"a.b"`) and nested objects (`a: {b}`)
+    alike, and through arrays of objects; array values one by one."""
+    out: list = []
+    _visit(doc, path, out)
+    return out
+
+
+def _visit(obj: Any, path: str, out: list) -> None:
+    if isinstance(obj, list):
+        for item in obj:
+            _visit(item, path, out)
+        return
+    if not isinstance(obj, Mapping):
+        return
+    for key, value in obj.items():
+        if key == path:
+            _leaves(value, out)
+        elif path.startswith(key) and path[len(key):len(key) + 1] == ".":
+            _visit(value, path[len(key) + 1:], out)
+
+
+def _leaves(value: Any, out: list) -> None:
+    if isinstance(value, list):
+        for v in value:
+            if isinstance(v, (bool, int, float, str)):
+                out.append(v)
+    elif isinstance(value, (bool, int, float, str)):
+        out.append(value)
 
 
 def _alpha_key(value: str) -> tuple:

@@ -12,7 +12,13 @@ module merges those per-query lists the way Meilisearch merges its per-query res
   document they both match shown once), then the indexes; ties go to query position;
 - each hit gets ``_federation: {indexUid, queriesPosition, weightedRankingScore}``;
   ``_rankingScore`` stays only if that query asked for it;
-- ``estimatedTotalHits`` is the sum over queries;
+- ``estimatedTotalHits`` sums the indexes' totals; an index counts the union of the
+  documents its queries match (1.50's candidates), exactly where every query's documents
+  are known (``FederatedQuery.candidates``, or all its hits in the window), else the
+  documents seen plus what each query matches past its window;
+- ``federation.distinct`` first drops, within each index, a hit whose value a better hit
+  of that index took (out of the index's total and facets), then across indexes (out of
+  the total, and its facet values out of the counts, as 1.50's `remove_hits`);
 - facets: ``facetsByIndex`` returns each index's facets as
   ``{"distribution": ..., "stats": ...}``; with ``mergeFacets`` they are merged into
   one ``facetDistribution`` / ``facetStats`` instead (counts summed, stats min/max,
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -38,8 +45,13 @@ from miroir.core.errors import (
     type_error,
     valid_index_uid,
 )
-from miroir.core.facets import facet_order, merge_facet_distribution, merge_facet_stats
-from miroir.core.merge import _distinct_filter
+from miroir.core.facets import (
+    facet_leaves,
+    facet_order,
+    merge_facet_distribution,
+    merge_facet_stats,
+    order_values,
+)
 from miroir.core.searchplan import SEARCH_FIELDS, check_personalize, rust_duration
 
 DEFAULT_WEIGHT = 1.0
@@ -60,6 +72,21 @@ class FederatedQuery(msgspec.Struct, kw_only=True):
     doc_ids: list[Any] | None = None
     # Fields retrieved only so that `federation.distinct` can see them: they leave the hit.
     added_fields: tuple[str, ...] = ()
+    # Every document of the index the query matches (the same keys as `doc_ids`), when
+    # known: the index's total is their union over its queries. None: only the hits'
+    # documents are known, complete when the window holds them all.
+    candidates: frozenset | None = None
+    retrieve_vectors: bool = False
+    query_vector: list[float] | None = None  # the query's embedding, when it has one
+
+    def known_documents(self) -> tuple[set, int] | None:
+        """(documents known to match, how many more match unseen), or None when the hits
+        carry no document ids."""
+        if self.candidates is not None:
+            return set(self.candidates), 0
+        if self.doc_ids is None:
+            return None
+        return set(self.doc_ids), max(0, self.estimated_total_hits - len(self.doc_ids))
 
 
 def hit_document_ids(
@@ -94,22 +121,32 @@ def retrieval_with(wanted: Sequence[str] | None, attr: str | None) -> list[str] 
     return [*wanted, attr]
 
 
+def distinct_fields(federation: Federation, uid: str) -> list[str]:
+    """The fields a query of index `uid` retrieves for `federation.distinct`: the
+    attribute, and the facets asked of the index (a rejected hit's values leave their
+    counts). Patterns (`*`) are left out: their fields are not known here."""
+    if federation.distinct is None:
+        return []
+    named = [f for f in federation.facets_by_index.get(uid) or () if "*" not in f]
+    return list(dict.fromkeys([federation.distinct, *named]))
+
+
 def drop_field(doc: dict, path: str) -> None:
-    """Remove the dotted `path` from `doc`, and the objects it leaves empty."""
-    if path in doc:
-        del doc[path]
-        return
-    parts = path.split(".")
-    chain = [doc]
-    for part in parts[:-1]:
-        nxt = chain[-1].get(part)
-        if not isinstance(nxt, dict):
-            return
-        chain.append(nxt)
-    chain[-1].pop(parts[-1], None)
-    for parent, part in zip(reversed(chain[:-1]), reversed(parts[:-1])):
-        if parent.get(part) == {}:
-            del parent[part]
+    """Remove the dotted `path` from `doc` (a flat key and a nested one alike, through
+    arrays of objects), and the objects and arrays it leaves empty."""
+    doc.pop(path, None)
+    for key in [k for k in doc if path.startswith(k) and path[len(k):len(k) + 1] == "."]:
+        rest = path[len(key) + 1:]
+        value = doc[key]
+        if isinstance(value, dict):
+            drop_field(value, rest)
+            if not value:
+                del doc[key]
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for v in value:
+                drop_field(v, rest)
+            if all(not v for v in value):
+                del doc[key]
 
 
 class IndexFacets(msgspec.Struct, kw_only=True):
@@ -117,6 +154,116 @@ class IndexFacets(msgspec.Struct, kw_only=True):
 
     distribution: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     stats: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+
+
+class MergedHits(msgspec.Struct, kw_only=True):
+    """The federated list before its facets: what the facets of each index depend on."""
+
+    hits: list[dict]
+    total: int
+    semantic_hits: int = 0
+    # Index uid -> the documents the index-level distinct dropped (1.50 takes them out
+    # of the index's candidates before counting its facets); keys of `doc_ids`.
+    dropped: dict[str, set] = msgspec.field(default_factory=dict)
+    # Index uid -> hits the federation-level distinct rejected: their facet values leave
+    # the counts (`drop_rejected`).
+    rejected: dict[str, list[dict]] = msgspec.field(default_factory=dict)
+
+
+def merge_hits(queries: Sequence[FederatedQuery], federation: Federation) -> MergedHits:
+    """Merge the queries' hits (request order = queriesPosition) into the federated
+    window, with each index's total and what distinct dropped."""
+    skip, take = federation.window()
+    distinct = federation.distinct
+    by_index: dict[str, list[int]] = {}
+    for pos, q in enumerate(queries):
+        by_index.setdefault(q.index_uid, []).append(pos)
+    dropped: dict[str, set] = {uid: set() for uid in by_index}
+    dropped_count: dict[str, int] = dict.fromkeys(by_index, 0)
+    streams = [
+        _index_stream(queries, positions, distinct, skip + take, dropped[uid], dropped_count, uid)
+        for uid, positions in by_index.items()
+    ]
+    seen_values: set = set()
+    rejected: dict[str, list[dict]] = {}
+    hits: list[dict] = []
+    semantic_hits = 0
+    accepted = rejected_count = 0
+    for weighted, pos, hit in _kmerge(streams):
+        q = queries[pos]
+        if distinct is not None:
+            values = facet_values(hit, distinct)
+            if any(v in seen_values for v in values):
+                rejected_count += 1
+                rejected.setdefault(q.index_uid, []).append(hit)
+                continue
+            seen_values.update(values)
+        accepted += 1
+        if accepted <= skip:
+            continue
+        if accepted > skip + take:
+            if distinct is None:
+                break
+            continue  # with distinct, every hit is looked at: the total counts the rejected out
+        if q.semantic and "vectorSort" in (hit.get("_rankingScoreDetails") or {}):
+            semantic_hits += 1
+        hits.append(_shown(hit, q, pos, weighted))
+    total = sum(
+        _index_total([queries[p] for p in positions], dropped[uid], dropped_count[uid])
+        for uid, positions in by_index.items()
+    )
+    return MergedHits(
+        hits=hits,
+        total=max(0, total - rejected_count),
+        semantic_hits=semantic_hits,
+        dropped={uid: ids for uid, ids in dropped.items() if ids},
+        rejected=rejected,
+    )
+
+
+def _shown(hit: dict, q: FederatedQuery, pos: int, weighted: float) -> dict:
+    """`hit` as the answer shows it: fields added for the merge gone, scores only where
+    the query asked, its `_federation`."""
+    for name in q.added_fields:
+        drop_field(hit, name)
+        if isinstance(hit.get("_formatted"), dict):
+            drop_field(hit["_formatted"], name)
+    if not q.show_ranking_score:
+        hit.pop("_rankingScore", None)
+    if not q.show_ranking_score_details:
+        hit.pop("_rankingScoreDetails", None)
+    hit["_federation"] = {"indexUid": q.index_uid, "queriesPosition": pos, "weightedRankingScore": weighted}
+    return hit
+
+
+def _index_total(queries: Sequence[FederatedQuery], dropped: set, dropped_count: int) -> int:
+    """One index's total: the union of its queries' documents (1.50's candidates), less
+    those its distinct dropped. One query: its own total."""
+    if len(queries) == 1:
+        return max(0, queries[0].estimated_total_hits - dropped_count)
+    union: set = set()
+    unseen = 0
+    for q in queries:
+        known = q.known_documents()
+        if known is None:  # no ids: no union either
+            return max(0, sum(x.estimated_total_hits for x in queries) - dropped_count)
+        union |= known[0]
+        unseen += known[1]
+    return len(union - dropped) + unseen
+
+
+def union_documents(queries: Sequence[FederatedQuery], uid: str, dropped: set | None = None) -> set | None:
+    """Every document the queries of index `uid` match, less `dropped`, when all are
+    known (else None): the set 1.50 counts that index's facets on."""
+    union: set = set()
+    for q in queries:
+        if q.index_uid != uid:
+            continue
+        known = q.known_documents()
+        if known is None or known[1]:
+            return None
+        union |= known[0]
+    return union - (dropped or set())
 
 
 def merge_federated(
@@ -131,89 +278,126 @@ def merge_federated(
     federation: Federation | None = None,
     request_uid: str | None = None,
     metadata: list[dict] | None = None,
+    merged: MergedHits | None = None,
 ) -> dict:
     """The federated answer. ``queries`` are in request order (their queriesPosition).
 
     ``federation`` (else ``offset``/``limit``) gives the window (offset/limit or page
-    mode) and ``distinct``: a hit whose distinct values were already taken by a better
-    hit of any query is dropped, and the total counts it out, as 1.50 does;
-    ``index_facets`` holds the facets of the indexes named in ``facetsByIndex``;
-    ``merge_facets`` is the request's ``federation.mergeFacets`` object (or None).
-    ``semanticHitCount`` (hybrid or vector queries) counts the page's hits that vector
-    similarity ranked.
+    mode) and ``distinct`` (see `merge_hits`; ``merged``: its result, when the caller
+    needed it first to count facets); ``index_facets`` holds the facets of the indexes
+    named in ``facetsByIndex``; ``merge_facets`` is the request's
+    ``federation.mergeFacets`` object (or None). ``semanticHitCount`` (hybrid or vector
+    queries) counts the page's hits that vector similarity ranked.
     """
     if federation is None:
         federation = Federation(offset=offset, limit=limit)
-    skip, take = federation.window()
-    keep = _distinct_filter(federation.distinct) if federation.distinct else None
-
-    merged = _merged_hits(queries)
-    hits = []
-    semantic_hits = 0
-    accepted = rejected = 0
-    for weighted, pos, hit in merged:
-        if hit is None:  # a document already shown for a better query of its index
-            rejected += 1
-            continue
-        if keep is not None and not keep(hit):
-            rejected += 1
-            continue
-        accepted += 1
-        if accepted <= skip:
-            continue
-        if accepted > skip + take:
-            if keep is None:
-                break
-            continue  # with distinct, every hit is looked at: the total counts the rejected out
-        q = queries[pos]
-        for name in q.added_fields:
-            drop_field(hit, name)
-            if isinstance(hit.get("_formatted"), dict):
-                drop_field(hit["_formatted"], name)
-        if q.semantic and "vectorSort" in (hit.get("_rankingScoreDetails") or {}):
-            semantic_hits += 1
-        if not q.show_ranking_score:
-            hit.pop("_rankingScore", None)
-        if not q.show_ranking_score_details:
-            hit.pop("_rankingScoreDetails", None)
-        hit["_federation"] = {
-            "indexUid": q.index_uid,
-            "queriesPosition": pos,
-            "weightedRankingScore": weighted,
+    if merged is None:
+        merged = merge_hits(queries, federation)
+    out: dict = {"hits": merged.hits}
+    if any(q.retrieve_vectors for q in queries):  # 1.50: by query position, when one asks for vectors
+        out["queryVectors"] = {
+            str(pos): q.query_vector for pos, q in enumerate(queries) if q.retrieve_vectors and q.query_vector is not None
         }
-        hits.append(hit)
-
-    total = max(0, sum(q.estimated_total_hits for q in queries) - rejected)
-    out: dict = {"hits": hits, "processingTimeMs": processing_time_ms, **federation.hits_info(total)}
+    out.update(processingTimeMs=processing_time_ms, **federation.hits_info(merged.total))
     if index_facets:
-        ordered = [index_facets[uid] for uid in sorted(index_facets)]
+        facets = {uid: drop_rejected(index_facets[uid], merged.rejected.get(uid, ())) for uid in sorted(index_facets)}
         if merge_facets is not None:
-            out["facetDistribution"] = merge_facet_distribution(
-                (f.distribution for f in ordered),
-                sort_facet_values_by=sort_facet_values_by,
-                max_values_per_facet=merge_facets.get("maxValuesPerFacet"),
-            )
-            out["facetStats"] = merge_facet_stats(f.stats for f in ordered)
+            every = [h for uid in sorted(merged.rejected) for h in merged.rejected[uid]]
+            out["facetDistribution"] = drop_rejected(
+                IndexFacets(distribution=merge_facet_distribution(
+                    (f.distribution for f in map(index_facets.__getitem__, sorted(index_facets))),
+                    sort_facet_values_by=sort_facet_values_by,
+                    max_values_per_facet=merge_facets.get("maxValuesPerFacet"),
+                )),
+                every,
+            ).distribution
+            out["facetStats"] = merge_facet_stats(f.stats for f in facets.values())
         else:
-            out["facetsByIndex"] = {uid: msgspec.to_builtins(index_facets[uid]) for uid in sorted(index_facets)}
+            out["facetsByIndex"] = {uid: msgspec.to_builtins(f) for uid, f in facets.items()}
     if request_uid is not None:
         out["requestUid"] = request_uid
     if metadata is not None:
         out["metadata"] = metadata
     if any(q.semantic for q in queries):
-        out["semanticHitCount"] = semantic_hits
+        out["semanticHitCount"] = merged.semantic_hits
     return out
 
 
-def _merged_hits(queries: Sequence[FederatedQuery]) -> Iterator[tuple[float, int, dict | None]]:
-    """(weighted global score, query position, hit) in 1.50's federated order: the
-    queries of each index merged first (a document several of them match kept at its
-    first place, later ones yielded as None), then the indexes; ties go to the query
-    first in the request."""
-    by_index: dict[str, list[int]] = {}
-    for pos, q in enumerate(queries):
-        by_index.setdefault(q.index_uid, []).append(pos)
-    return _kmerge([_index_stream(queries, positions) for positions in by_index.values()])
+def facet_values(doc: Mapping, path: str) -> list:
+    """The facet values of `doc` at `path` as 1.50 reads a hit's (`facet_leaves`):
+    strings normalized (trimmed, NFKD, lower-cased), booleans as `true`/`false`."""
+    out: list = []
+    for value in facet_leaves(doc, path):
+        if isinstance(value, bool):
+            out.append(("s", "true" if value else "false"))
+        elif isinstance(value, (int, float)):
+            out.append(("n", value))
+        elif isinstance(value, str):
+            out.append(("s", unicodedata.normalize("NFKD", value.strip()).lower()))
+    return out
+
+
+def _number_key(n: int | float) -> str:
+    if isinstance(n, float) and n.is_integer() and abs(n) < 2**53:
+        return str(int(n))
+    return str(n)
+
+
+def drop_rejected(facets: IndexFacets, hits: Sequence[Mapping], *, once_per_value: bool = False) -> IndexFacets:
+    """`facets` less one count per facet value of each of `hits` (rejected by the
+    federation's distinct), values at zero removed; stats stay (1.50's `remove_hits`,
+    which takes a value off once per leaf; `once_per_value`: once per document)."""
+    if not hits:
+        return facets
+    distribution: dict[str, dict[str, int]] = {}
+    for name, counts in facets.distribution.items():
+        counts = dict(counts)
+        by_norm = {unicodedata.normalize("NFKD", v.strip()).lower(): v for v in counts}
+        for hit in hits:
+            values = facet_values(hit, name)
+            for kind, v in dict.fromkeys(values) if once_per_value else values:
+                key = by_norm.get(v, v) if kind == "s" else _number_key(v)
+                if key in counts:
+                    counts[key] = max(0, counts[key] - 1)
+        distribution[name] = {v: c for v, c in counts.items() if c}
+    return IndexFacets(distribution=distribution, stats=facets.stats)
+
+
+def facet_fields(hit: Mapping, names: Sequence[str]) -> dict[str, list]:
+    """The facet values of `hit` for `names`, kept apart from the hit (which the merge
+    strips of the fields it added): what `union_facets` and `drop_rejected` read."""
+    return {name: facet_leaves(hit, name) for name in names}
+
+
+def union_facets(
+    parts: Sequence[tuple[IndexFacets, Mapping[Any, Mapping]]],
+    dropped: set,
+    *,
+    sort_facet_values_by: Mapping[str, str] | None,
+    max_values: int | None,
+) -> IndexFacets:
+    """An index's facets on the union of its queries' documents less `dropped` (1.50's
+    candidates), from each query's own facets: a document several queries match
+    counts once (its values taken off for each extra query), one the index's distinct
+    dropped not at all. `parts`: per query, its facets and {document: its facet values}
+    for the documents known to match it (exact when all are known)."""
+    times: dict[Any, int] = {}
+    fields: dict[Any, Mapping] = {}
+    for _, docs in parts:
+        for doc, values in docs.items():
+            times[doc] = times.get(doc, 0) + 1
+            fields.setdefault(doc, values)
+    extra = [fields[doc] for doc, n in times.items() for _ in range(n - 1 + (doc in dropped))]
+    summed = merge_facet_distribution(
+        (f.distribution for f, _ in parts), sort_facet_values_by=sort_facet_values_by, max_values_per_facet=None
+    )
+    less = drop_rejected(IndexFacets(distribution=summed), extra, once_per_value=True).distribution
+    return IndexFacets(
+        distribution={
+            name: order_values(counts, facet_order(sort_facet_values_by, name), max_values) for name, counts in less.items()
+        },
+        stats=merge_facet_stats(f.stats for f, _ in parts),
+    )
 
 
 def _query_stream(pos: int, q: FederatedQuery) -> Iterator[tuple]:
@@ -223,16 +407,40 @@ def _query_stream(pos: int, q: FederatedQuery) -> Iterator[tuple]:
         yield fedscores.score_values(hit, q.weight), weighted, pos, hit, doc
 
 
-def _index_stream(queries: Sequence[FederatedQuery], positions: list[int]) -> Iterator[tuple]:
+def _index_stream(
+    queries: Sequence[FederatedQuery],
+    positions: list[int],
+    distinct: str | None,
+    required: int,
+    dropped: set,
+    dropped_count: dict[str, int],
+    uid: str,
+) -> Iterator[tuple]:
+    """One index's hits, its queries merged as 1.50 merges them before the indexes: a
+    document several queries match kept at its first place, a hit whose distinct value
+    a better hit of the index took dropped (into `dropped`), `required` hits at most."""
     seen: set[Any] = set()
     dedupe = all(queries[p].doc_ids is not None for p in positions) and len(positions) > 1
-    for values, weighted, pos, hit, doc in _kmerge([_query_stream(p, queries[p]) for p in positions], full=True):
+    values_seen: set = set()
+    taken = 0
+    for item in _kmerge([_query_stream(p, queries[p]) for p in positions], full=True):
+        if taken >= required:
+            return
+        doc = item[4]
         if dedupe:
             if doc in seen:
-                yield values, weighted, pos, None, doc
                 continue
             seen.add(doc)
-        yield values, weighted, pos, hit, doc
+        if distinct is not None and len(positions) > 1:
+            values = facet_values(item[3], distinct)
+            if any(v in values_seen for v in values):
+                dropped_count[uid] += 1
+                if doc is not None:
+                    dropped.add(doc)
+                continue
+            values_seen.update(values)
+        taken += 1
+        yield item
 
 
 def _kmerge(streams: list[Iterator[tuple]], *, full: bool = False) -> Iterator[Any]:

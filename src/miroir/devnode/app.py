@@ -52,10 +52,12 @@ from miroir.core.federation import (
     check_facet_indexes,
     check_facet_order,
     decode_entry,
+    distinct_fields,
     facets_error,
     hit_document_ids,
     inside,
     merge_federated,
+    merge_hits,
     merged_facet_order,
     multi_search_body,
     network_disabled,
@@ -63,6 +65,7 @@ from miroir.core.federation import (
     performance_details,
     personalization_disabled,
     retrieval_with,
+    union_documents,
 )
 from miroir.core.fields import batch_fields
 from miroir.core.filter import check_filter_shape, deletion_filter
@@ -930,13 +933,16 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         params["showRankingScore"] = True
         params["showRankingScoreDetails"] = True  # they order hits of different queries (core/fedscores.py)
         added: tuple[str, ...] = ()
+        uid = entry.index_uid
         if federation.distinct is not None:
             params["distinct"] = federation.distinct
-            retrieve = retrieval_with(params.get("attributesToRetrieve"), federation.distinct)
-            if retrieve is not None:
-                params["attributesToRetrieve"] = retrieve
-                added = (federation.distinct,)
-        uid = entry.index_uid
+            # The hits the federation's distinct rejects leave the facet counts by their
+            # values: 1.50 retrieves the index's facets with the distinct attribute.
+            for attr in distinct_fields(federation, uid):
+                retrieve = retrieval_with(params.get("attributesToRetrieve"), attr)
+                if retrieve is not None:
+                    params["attributesToRetrieve"] = retrieve
+                    added += (attr,)
         facet_query = uid in facets_by_index and uid not in facets
         if facet_query and facets_by_index[uid]:
             params["facets"] = facets_by_index[uid]
@@ -950,6 +956,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         if uid in facets_by_index and uid not in facets:
             facets[uid] = IndexFacets(distribution=res.get("facetDistribution") or {}, stats=res.get("facetStats") or {})
         foreign.hydrate(indexes, uid, res.get("hits") or [])
+        engine = indexes[uid].engine
         per_query.append(FederatedQuery(
             index_uid=uid,
             hits=res.get("hits", []),
@@ -959,7 +966,10 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
             show_ranking_score_details=bool(entry.params.get("showRankingScoreDetails")),
             semantic=entry.params.get("hybrid") is not None or entry.params.get("vector") is not None,
             added_fields=added,
-            doc_ids=_doc_ids(res.get("hits", []), hit_ids, indexes[uid].engine.primary_key),
+            doc_ids=_doc_ids(engine, res.get("hits", []), hit_ids),
+            candidates=_candidates(engine, params),
+            retrieve_vectors=entry.params.get("retrieveVectors") is True,
+            query_vector=res.get("queryVector"),
         ))
     for uid, wanted in facets_by_index.items():
         if uid not in facets:  # an index no query uses: 1.50 still computes its facets
@@ -972,6 +982,16 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         raise personalization_disabled()
     metadata = [_metadata(indexes, e.index_uid, e.params.get("q")) for e in entries] if include_metadata else None
     merging = time.perf_counter()
+    merged = merge_hits(per_query, federation)
+    for uid, wanted in facets_by_index.items():
+        # 1.50 counts an index's facets on the union of its queries' documents, less
+        # those its distinct dropped (else: the first query's, computed above).
+        union = union_documents(per_query, uid, merged.dropped.get(uid)) if wanted else None
+        if union is not None:
+            engine = indexes[uid].engine
+            names = engine.search_params({"facets": wanted}).facets or []
+            dist, stats = engine._facets(names, sorted(i for _, i in union))
+            facets[uid] = IndexFacets(distribution=dist, stats=stats)
     out = merge_federated(
         per_query,
         processing_time_ms=0,
@@ -981,6 +1001,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         federation=federation,
         request_uid=uid_of_request,
         metadata=metadata,
+        merged=merged,
     )
     out["processingTimeMs"] = int((time.perf_counter() - started) * 1000)
     if federation.show_performance_details:
@@ -988,13 +1009,32 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
     return out
 
 
-def _doc_ids(hits: list[dict], hit_ids: list[int], primary_key: str | None) -> list[Any] | None:
-    """Each hit's document, the same for every query of the index: its primary key where
-    the hits show it (a vector search gives no internal ids), else its internal id."""
-    by_key = hit_document_ids(hits, primary_key, added=False)
-    if by_key is not None:
-        return [("pk", v) for v in by_key]
-    return [("iid", i) for i in hit_ids] if len(hit_ids) == len(hits) else None
+def _doc_ids(engine: Any, hits: list[dict], hit_ids: list[int]) -> list[Any] | None:
+    """Each hit's document as ("iid", internal id), the same for every query of the
+    index: the ids a keyword search gives, else read from the primary key (a vector
+    search gives no internal ids)."""
+    if len(hit_ids) == len(hits):
+        return [("iid", i) for i in hit_ids]
+    keys = hit_document_ids(hits, engine.primary_key, added=False)
+    if keys is None:
+        return None
+    iids = [engine._ext.get(k if isinstance(k, str) else str(k)) for k in keys]
+    return None if None in iids else [("iid", i) for i in iids]
+
+
+def _candidates(engine: Any, params: dict) -> frozenset | None:
+    """Every document a keyword query matches (1.50's candidates, which a federated
+    index unions over its queries), or None where its hits tell them: a vector or
+    hybrid search, distinct, a score threshold."""
+    if any(params.get(k) is not None for k in ("hybrid", "vector", "distinct", "rankingScoreThreshold")):
+        return None
+    if engine.settings.get("distinctAttribute"):
+        return None
+    p = engine.search_params(params)
+    plan = engine._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on, params.get("locales"))
+    if len(plan.candidates) > engine.max_total_hits():
+        return None
+    return frozenset(("iid", i) for i in plan.candidates)
 
 
 def _sort_facet_values_by(entry: Any) -> Any:

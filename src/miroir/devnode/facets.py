@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from miroir.core.sortvalue import MISSING, field_value
+from miroir.core.facets import facet_leaves
 
 
 def facet_keys(value) -> list:
@@ -38,17 +38,6 @@ def _display(value) -> str:
     return value
 
 
-def _originals(value) -> list:
-    if isinstance(value, list):
-        out = []
-        for v in value:
-            out.extend(_originals(v))
-        return out
-    if isinstance(value, (bool, int, float, str)):
-        return [value]
-    return []
-
-
 @dataclass
 class FacetIndex:
     """One field's facet values per document, built on first use after a write."""
@@ -61,11 +50,8 @@ class FacetIndex:
     def build(cls, name: str, docs: dict) -> FacetIndex:
         idx = cls()
         for iid in sorted(docs):
-            value = field_value(docs[iid], name)
-            if value is MISSING or value is None:
-                continue
             keys = []
-            for orig in _originals(value):
+            for orig in facet_leaves(docs[iid], name):
                 k = facet_keys(orig)[0]
                 if k not in idx.display:
                     idx.display[k] = _display(orig)

@@ -41,7 +41,10 @@ class Stored:
 class VectorStore:
     # embedder -> internal id -> its embeddings
     by_embedder: dict[str, dict[int, Stored]] = field(default_factory=dict)
-    _matrix: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # internal id -> the document's `_vectors` entries naming no embedder: document
+    # data in 1.50, shown as given with `retrieveVectors`
+    unclaimed: dict[int, dict] = field(default_factory=dict)
+    _matrix: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def changed(self) -> None:
         self._matrix.clear()
@@ -49,14 +52,17 @@ class VectorStore:
     def forget(self, iid: int) -> None:
         for per in self.by_embedder.values():
             per.pop(iid, None)
+        self.unclaimed.pop(iid, None)
         self.changed()
 
     def clear(self) -> None:
         self.by_embedder.clear()
+        self.unclaimed.clear()
         self.changed()
 
-    def matrix(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(internal id of each row, rows normalised) for one embedder."""
+    def matrix(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(internal id of each row, rows, their norms) for one embedder, in f32 as
+        1.50's vector store computes its cosine distances."""
         got = self._matrix.get(name)
         if got is None:
             ids, rows = [], []
@@ -65,17 +71,15 @@ class VectorStore:
                     ids.append(iid)
                     rows.append(e)
             if rows:
-                m = np.asarray(rows, dtype=np.float64)
-                norms = np.linalg.norm(m, axis=1)
-                norms[norms == 0] = 1.0
-                got = (np.asarray(ids, dtype=np.int64), m / norms[:, None])
+                m = np.asarray(rows, dtype=np.float32)
+                got = (np.asarray(ids, dtype=np.int64), m, np.sqrt(np.einsum("ij,ij->i", m, m)))
             else:
-                got = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
+                got = (np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32))
             self._matrix[name] = got
         return got
 
     def retrieved(self, iid: int, confs: dict[str, dict]) -> dict:
-        out = {}
+        out = dict(self.unclaimed.get(iid) or {})
         for name, conf in confs.items():
             s = (self.by_embedder.get(name) or {}).get(iid)
             if s is None:
@@ -264,6 +268,13 @@ def store_vectors(eng: IndexEngine, iid: int, explicit: Any, *, replaced: bool) 
     store = eng.vectors
     to_embed = []
     given = explicit if isinstance(explicit, dict) else {}
+    unclaimed = {k: v for k, v in given.items() if k not in confs}
+    if not replaced:
+        unclaimed = {**store.unclaimed.get(iid, {}), **unclaimed}
+    if unclaimed:
+        store.unclaimed[iid] = unclaimed
+    else:
+        store.unclaimed.pop(iid, None)
     for name, conf in confs.items():
         per = store.by_embedder.setdefault(name, {})
         if name in given:
@@ -335,7 +346,7 @@ def reembed_all(eng: IndexEngine) -> None:
 def document_vectors(eng: IndexEngine, iid: int) -> dict:
     """The `_vectors` a snapshot or dump keeps: every embedding with its `regenerate` flag
     (as Meilisearch's dumps), so a restart embeds nothing again."""
-    out = {}
+    out = dict(eng.vectors.unclaimed.get(iid) or {})
     for name, per in eng.vectors.by_embedder.items():
         s = per.get(iid)
         if s is not None and s.embeddings:
@@ -347,18 +358,22 @@ def document_vectors(eng: IndexEngine, iid: int) -> dict:
 
 
 def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) -> dict[int, float]:
-    ids, m = eng.vectors.matrix(name)
+    ids, m, norms = eng.vectors.matrix(name)
     if not len(ids):
         return {}
-    q = np.asarray(f32(vector), dtype=np.float64)
+    q = np.asarray(vector, dtype=np.float32)
     if q.shape[0] != m.shape[1]:
         raise MeiliError(
             "invalid_vector_dimensions",
             f"Invalid vector dimensions: expected: `{m.shape[1]}`, found: `{q.shape[0]}`.",
         )
-    norm = np.linalg.norm(q)
-    cos = m @ (q / norm) if norm else np.zeros(len(ids))
-    sims = ((1.0 + cos) / 2.0).astype(np.float32)
+    # All in f32, as 1.50's store: cos = p.q / (|p| |q|), similarity 1 - (1 - cos) / 2
+    # (its last bits show in the scores); a zero vector is at cos 0.
+    one = np.float32(1.0)
+    denom = norms * np.sqrt(np.dot(q, q))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.where(denom > 0, np.clip((m @ q) / denom, -one, one), np.float32(0.0)).astype(np.float32)
+    sims = one - (one - cos) / np.float32(2.0)
     wanted = set(candidates)
     best: dict[int, float] = {}
     for iid, s in zip(ids.tolist(), sims.tolist()):
@@ -509,7 +524,7 @@ def _answer(eng: IndexEngine, params: dict, p, hits: list[dict], total: int, uni
     capped = min(total, max_total)
     out: dict[str, Any] = {"hits": hits, "query": p.raw_q}
     if vector is not None and p.retrieve_vectors:  # milli: the vector the semantic search used
-        out["queryVector"] = [float(np.float32(x)) for x in vector]
+        out["queryVector"] = [float(str(np.float32(x))) for x in vector]  # an f32 as serde shows it
     out["processingTimeMs"] = 0
     if page_mode:
         out.update(hitsPerPage=hpp, page=page, totalPages=-(-capped // hpp) if hpp else 0, totalHits=capped)

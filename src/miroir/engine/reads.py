@@ -388,7 +388,9 @@ def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_to
                 r.pop("facetStats", None)
     if not ok:
         return None
-    total = len(values) + without
+    # A document with several values takes them all: the count never exceeds the nodes'
+    # own totals summed (one node with hits: its total is exact).
+    total = min(len(values) + without, sum(int(r.get("totalHits", r.get("estimatedTotalHits", 0)) or 0) for r in responses))
     if max_total_hits is not None and (capped or total > max_total_hits):
         total = max_total_hits
     return total
@@ -492,8 +494,15 @@ async def _federated(
     queries_of: dict[str, int] = {}
     for entry, _ in decoded:
         queries_of[entry.index_uid] = queries_of.get(entry.index_uid, 0) + 1
+    # 1.50 counts such an index's facets on the union of its queries' documents: each
+    # query counts its own, and the documents several match are taken off again by
+    # their values (named facets only: a pattern's fields are not known here).
+    union_faceted = {
+        uid for uid, names in facets_by_index.items()
+        if queries_of.get(uid, 0) > 1 and names and not any("*" in n for n in names)
+    }
     pk_added: set[int] = set()
-    distinct_added: set[int] = set()  # queries retrieving the distinct attribute for the merge only
+    added_fields: dict[int, tuple[str, ...]] = {}  # fields retrieved for the merge only
     for i, (entry, req) in enumerate(decoded):
         uid = entry.index_uid
         # The details order hits of different queries (sort values, core/fedscores.py)
@@ -511,12 +520,17 @@ async def _federated(
             changes.update(page=1, hits_per_page=skip + take)
         else:
             changes.update(offset=0, limit=skip + take)
+        extra = fed.distinct_fields(federation, uid)
         if federation.distinct is not None:
             changes["distinct"] = federation.distinct
-            retrieve = fed.retrieval_with(changes.get("attributes_to_retrieve", wanted), federation.distinct)
+        if uid in union_faceted:
+            changes["facets"] = list(facets_by_index[uid] or ())
+            extra = list(dict.fromkeys([*extra, *(facets_by_index[uid] or ())]))
+        for attr in extra:
+            retrieve = fed.retrieval_with(changes.get("attributes_to_retrieve", wanted), attr)
             if retrieve is not None:
                 changes["attributes_to_retrieve"] = retrieve
-                distinct_added.add(i)
+                added_fields[i] = (*added_fields.get(i, ()), attr)
         if uid in facets_by_index and uid not in facet_source:
             facet_source[uid] = i
             if facets_by_index[uid]:
@@ -537,6 +551,9 @@ async def _federated(
     if federation.personalize is not None:
         raise fed.personalization_disabled()  # after the searches, as 1.50 reranks their merge
 
+    def primary_key(uid: str) -> str | None:
+        return cluster.state.indexes[uid].primary_key if queries_of[uid] > 1 else None
+
     per_query = [
         fed.FederatedQuery(
             index_uid=entry.index_uid,
@@ -546,16 +563,27 @@ async def _federated(
             show_ranking_score=req.show_ranking_score,
             show_ranking_score_details=req.show_ranking_score_details,
             semantic=req.hybrid is not None or req.vector is not None,
-            added_fields=(federation.distinct,) if i in distinct_added and federation.distinct else (),
+            added_fields=added_fields.get(i, ()),
+            retrieve_vectors=req.retrieve_vectors,
+            query_vector=answer.get("queryVector"),
             doc_ids=fed.hit_document_ids(
                 answer["hits"],
-                cluster.state.indexes[entry.index_uid].primary_key if queries_of[entry.index_uid] > 1 else None,
+                primary_key(entry.index_uid),
                 added=i in pk_added,
                 formatted=[a.split(":", 1)[0] for a in (*(req.attributes_to_highlight or ()), *(req.attributes_to_crop or ()))],
             ),
         )
         for i, ((entry, req), (answer, _)) in enumerate(zip(decoded, answers))
     ]
+    # Each query's documents with their facet values, read before the merge strips them.
+    known: dict[int, dict[Any, dict]] = {}
+    for i, q in enumerate(per_query):
+        if q.index_uid in union_faceted and q.doc_ids is not None:
+            names = facets_by_index[q.index_uid] or ()
+            known[i] = {d: fed.facet_fields(h, names) for d, h in zip(q.doc_ids, q.hits)}
+    if federation.page_mode:
+        await _federated_documents(cluster, decoded, jobs, per_query, known, facets_by_index, union_faceted)
+    merged = fed.merge_hits(per_query, federation)
     index_facets = {
         uid: fed.IndexFacets(
             distribution=answers[i][0].get("facetDistribution") or {},
@@ -563,6 +591,19 @@ async def _federated(
         )
         for uid, i in facet_source.items()
     }
+    for uid in union_faceted:
+        max_values, order = _faceting(index_settings(cluster, uid))
+        index_facets[uid] = fed.union_facets(
+            [
+                (fed.IndexFacets(distribution=a.get("facetDistribution") or {}, stats=a.get("facetStats") or {}),
+                 known.get(i, {}))
+                for i, (q, (a, _)) in enumerate(zip(per_query, answers))
+                if q.index_uid == uid
+            ],
+            merged.dropped.get(uid, set()),
+            sort_facet_values_by=order,
+            max_values=max_values,
+        )
     metadata = None
     if include_metadata:
         metadata = [
@@ -581,10 +622,53 @@ async def _federated(
         federation=federation,
         request_uid=request_uid,
         metadata=metadata,
+        merged=merged,
     )
     if federation.show_performance_details:
         out["performanceDetails"] = fed.performance_details(started, merging, time.perf_counter())
     return out, merge_degraded(h for _, h in answers)
+
+
+async def _federated_documents(
+    cluster: Cluster,
+    decoded: list,
+    jobs: list[tuple[str, SearchRequest]],
+    per_query: list[fed.FederatedQuery],
+    known: dict[int, dict[Any, dict]],
+    facets_by_index: Mapping[str, list[str] | None],
+    union_faceted: set[str],
+) -> None:
+    """Page mode's exact union (1.50 counts each index's candidates exhaustively there):
+    a query of an index several queries search whose window left some of its documents
+    out is asked again for all of them (`maxTotalHits` at most), primary key and facet
+    fields alone; they become its `candidates` (and `known` facet values)."""
+    again: list[tuple[int, str, SearchRequest]] = []
+    for i, q in enumerate(per_query):
+        pk = cluster.state.indexes[q.index_uid].primary_key
+        if not pk or q.doc_ids is None or len(q.doc_ids) >= q.estimated_total_hits:
+            continue
+        if sum(1 for x in per_query if x.index_uid == q.index_uid) < 2:
+            continue
+        cap = (index_settings(cluster, q.index_uid).get("pagination") or {}).get("maxTotalHits")
+        count = q.estimated_total_hits if cap is None else min(q.estimated_total_hits, cap)
+        names = list(facets_by_index.get(q.index_uid) or ()) if q.index_uid in union_faceted else []
+        req = msgspec.structs.replace(
+            jobs[i][1], page=1, hits_per_page=count, attributes_to_retrieve=list(dict.fromkeys([pk, *names])),
+            facets=None, attributes_to_highlight=None, attributes_to_crop=None, show_matches_position=False,
+            show_ranking_score=False, show_ranking_score_details=False, retrieve_vectors=False,
+        )
+        again.append((i, pk, req))
+    if not again:
+        return
+    answers = await _run_all(cluster, [(per_query[i].index_uid, req) for i, _, req in again])
+    for (i, pk, _req), (answer, _) in zip(again, answers):
+        hits = answer.get("hits") or []
+        if any(pk not in h for h in hits):
+            continue
+        per_query[i].candidates = frozenset(h[pk] for h in hits)
+        if i in known:
+            facet_names = facets_by_index.get(per_query[i].index_uid) or ()
+            known[i] = {h[pk]: fed.facet_fields(h, facet_names) for h in hits}
 
 
 # ---------------------------------------------------------------- facet search
