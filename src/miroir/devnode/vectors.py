@@ -41,7 +41,7 @@ class Stored:
 class VectorStore:
     # embedder -> internal id -> its embeddings
     by_embedder: dict[str, dict[int, Stored]] = field(default_factory=dict)
-    _matrix: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _matrix: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def changed(self) -> None:
         self._matrix.clear()
@@ -55,8 +55,9 @@ class VectorStore:
         self.by_embedder.clear()
         self.changed()
 
-    def matrix(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(internal id of each row, rows normalised) for one embedder."""
+    def matrix(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(internal id of each row, rows, their norms) for one embedder, in f32 as milli
+        computes its cosine distance (a normalised f64 row rounds differently)."""
         got = self._matrix.get(name)
         if got is None:
             ids, rows = [], []
@@ -65,12 +66,10 @@ class VectorStore:
                     ids.append(iid)
                     rows.append(e)
             if rows:
-                m = np.asarray(rows, dtype=np.float64)
-                norms = np.linalg.norm(m, axis=1)
-                norms[norms == 0] = 1.0
-                got = (np.asarray(ids, dtype=np.int64), m / norms[:, None])
+                m = np.asarray(rows, dtype=np.float32)
+                got = (np.asarray(ids, dtype=np.int64), m, np.sqrt(np.einsum("ij,ij->i", m, m)))
             else:
-                got = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
+                got = (np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32))
             self._matrix[name] = got
         return got
 
@@ -346,25 +345,34 @@ def document_vectors(eng: IndexEngine, iid: int) -> dict:
 # ------------------------------------------------------------------ search
 
 
-def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) -> dict[int, float]:
-    ids, m = eng.vectors.matrix(name)
+def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) -> tuple[dict[int, float], dict[int, float]]:
+    """(each candidate's best similarity, the score it shows): the embedder's
+    `distribution` shifts the shown score only; milli ranks by the similarity itself (its
+    buckets are distances), so documents the shift clamps to one score keep their order."""
+    ids, m, norms = eng.vectors.matrix(name)
     if not len(ids):
-        return {}
-    q = np.asarray(f32(vector), dtype=np.float64)
+        return {}, {}
+    q = np.asarray(vector, dtype=np.float32)
     if q.shape[0] != m.shape[1]:
         raise MeiliError(
             "invalid_vector_dimensions",
             f"Invalid vector dimensions: expected: `{m.shape[1]}`, found: `{q.shape[0]}`.",
         )
-    norm = np.linalg.norm(q)
-    cos = m @ (q / norm) if norm else np.zeros(len(ids))
-    sims = ((1.0 + cos) / 2.0).astype(np.float32)
+    # milli's cosine similarity, every step in f32: 1 - (1 - dot / (|p| |q|)) / 2
+    pnqn = norms * np.sqrt(np.float32(q @ q))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.where(pnqn > 0, np.clip((m @ q) / pnqn, np.float32(-1), np.float32(1)), np.float32(0))
+    one, two = np.float32(1), np.float32(2)
+    sims = (one - (one - cos.astype(np.float32)) / two).astype(np.float32)
     wanted = set(candidates)
     best: dict[int, float] = {}
     for iid, s in zip(ids.tolist(), sims.tolist()):
         if iid in wanted and s > best.get(iid, -1.0):
             best[iid] = s
-    return best
+    shift = emb.distribution(emb.embedders(eng.settings).get(name) or {})
+    if shift is None or not best:
+        return best, best
+    return best, dict(zip(best, shift(np.fromiter(best.values(), dtype=np.float32, count=len(best))).tolist()))
 
 
 def _hybrid_params(eng: IndexEngine, params: dict) -> tuple[str, float] | None:
@@ -468,10 +476,10 @@ def _vector_ranked(eng: IndexEngine, p, name: str, vector: list[float], want: in
     """The semantic list: [(iid, similarity or None)] best first, at most `want`, and the
     number of candidates (the universe after threshold and distinct)."""
     universe = eng._plan("", "last", p.filter_expr, None).candidates
-    sims = _similarities(eng, name, vector, universe)
+    sims, shown = _similarities(eng, name, vector, universe)
     with_vec = sorted(sims, key=lambda i: (-sims[i], i))
     without = sorted(i for i in universe if i not in sims)
-    ranked = [(i, sims[i]) for i in with_vec] + [(i, None) for i in without]
+    ranked = [(i, shown[i]) for i in with_vec] + [(i, None) for i in without]
     threshold = p.ranking_score_threshold
     if threshold is not None:
         ranked = [(i, s) for i, s in ranked if (s or 0.0) >= threshold]
@@ -617,10 +625,10 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
     universe = eng._plan("", "last", p.filter_expr, None).candidates
     if exclude is not None and exclude in eng._ext:
         universe = [i for i in universe if i != eng._ext[exclude]]
-    sims = _similarities(eng, name, vector, universe)
+    sims, shown = _similarities(eng, name, vector, universe)
     ranked = sorted(sims, key=lambda i: (-sims[i], i))
     ranked += sorted(i for i in universe if i not in sims)
-    scored = [(i, sims.get(i)) for i in ranked]
+    scored = [(i, shown.get(i)) for i in ranked]
     if p.ranking_score_threshold is not None:
         scored = [(i, s) for i, s in scored if (s or 0.0) >= p.ranking_score_threshold]
     page = scored[p.offset:end]
