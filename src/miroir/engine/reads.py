@@ -64,6 +64,7 @@ from miroir.core.merge import (
     MIROIR_FIELDS,
     _distinct_filter,
     distinct_count,
+    listed_distinct_total,
     merge_listing,
     merge_search,
     plan_deep_listing,
@@ -266,7 +267,9 @@ async def search(
     responses = gathered.results
     node_details = [(p.node_id, p.result.pop("performanceDetails", None)) for p in gathered.parts] if req.show_performance_details else ()
     distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
-    if distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
+    if distinct and not count_distinct and req.ranking_score_threshold is None:
+        distinct_total = listed_distinct_total(responses, distinct, max_total_hits)
+    if distinct_total is None and distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
         distinct_total = await _distinct_total_by_hits(cluster, meta, req, base, path, distinct, responses, max_total_hits)
     answer = merge_search(
         req,
