@@ -1186,19 +1186,19 @@ def _narrow(value, key: str, patterns: list[str]):
 
 def _kept_subsets(n: int, strategy: str, frequencies: list[int]) -> list[frozenset]:
     """The `words` rule's buckets: the sets of query terms a document must contain, best
-    first. `last` drops terms from the end, `frequency` drops the most frequent first,
-    `all` keeps every term."""
+    first. `last` drops terms from the end, `frequency` drops the most frequent first
+    (phrases.frequency_groups), `all` keeps every term."""
     full = frozenset(range(n))
     if strategy == "all" or n <= 1:
         return [full]
     if strategy == "frequency":
-        removal = sorted(range(n), key=lambda i: (-frequencies[i], -i))
+        removal = phrases.frequency_groups(list(range(n)), frequencies)
     else:
-        removal = list(range(n - 1, -1, -1))
+        removal = [[i] for i in range(n - 1, -1, -1)]
     out = [full]
     cur = set(full)
-    for i in removal[:-1]:
-        cur.discard(i)
+    for group in removal[:-1]:  # milli never removes the last group
+        cur.difference_update(group)
         out.append(frozenset(cur))
     return out
 

@@ -14,6 +14,8 @@ phrase as one term): scores stay per document, so a sharded answer equals one no
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 
 from miroir.devnode.text import Tokenizer, ends_on_word
@@ -150,6 +152,22 @@ def excluded_docs(post: Mapping[str, Mapping[int, list[int]]], ops: QueryOperato
     return out
 
 
+def frequency_groups(terms: list[int], frequencies: list[int]) -> list[list[int]]:
+    """milli's removal order for `matchingStrategy: frequency`: the terms grouped by the
+    number of documents they match, most frequent first (a term matching none counts as
+    the most frequent of all); terms of one group are removed together."""
+    def freq(i: int) -> float:
+        return frequencies[i] or math.inf
+
+    groups: list[list[int]] = []
+    for i in sorted(terms, key=lambda i: (-freq(i), i)):
+        if groups and freq(groups[-1][0]) == freq(i):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[int]) -> list[frozenset]:
     """The `words` buckets with mandatory terms: they stay in every bucket, and every
     other term may be dropped (milli keeps the last bucket when a term is mandatory)."""
@@ -158,12 +176,12 @@ def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[i
     if strategy == "all" or not optional:
         return [full]
     if strategy == "frequency":
-        removal = sorted(optional, key=lambda i: (-frequencies[i], -i))
+        removal = frequency_groups(optional, frequencies)
     else:
-        removal = sorted(optional, reverse=True)
+        removal = [[i] for i in sorted(optional, reverse=True)]
     out = [full]
     cur = set(full)
-    for i in removal:
-        cur.discard(i)
+    for group in removal:
+        cur.difference_update(group)
         out.append(frozenset(cur))
     return out
