@@ -88,7 +88,7 @@ from miroir.core.searchplan import (
     subquery_for_shards,
     unfilterable_error,
 )
-from miroir.engine import fields
+from miroir.engine import fields, frequencypin
 from miroir.engine.cluster import Cluster
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.queryvectors import with_query_vector
@@ -255,13 +255,22 @@ async def search(
     )
     client_filter = sub_req.filter
     path = f"/indexes/{uid}/search"
+    affinity = query_affinity(req)
+    fp = None
+    if req.matching_strategy == "frequency" and req.q:
+        fp = await frequencypin.plan(cluster, meta, uid, req, ss.settings, distinct, search_on, affinity, ranking_rules)
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
         body = subquery_for_shards(base, client_filter, shards)
+        if fp is not None:
+            strategy = await frequencypin.strategy(client, fp, timeout_s)
+            if strategy == "split":
+                return await frequencypin.answer_split(client, fp, body, path, timeout_s)
+            body = {**body, "matchingStrategy": strategy}
         return await client.call("POST", path, json=body, timeout_s=timeout_s)
 
     planned = time.perf_counter()
-    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
+    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=affinity)
     gathered_at = time.perf_counter()
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
