@@ -117,7 +117,7 @@ def pin(order: list[list[int]], local: list[list[int]] | None) -> str | None:
     return None
 
 
-def reweighed(hit: dict, kept: int, n: int) -> None:
+def reweighed(hit: dict[str, Any], kept: int, n: int) -> None:
     """A hit of the query of `kept` terms (its `words` bucket of every term) scored as in
     the `words` bucket of the whole query's `n` terms, `words` being the first rule: its
     global score, the words rank merged first, scales by kept / n."""
@@ -129,7 +129,7 @@ def reweighed(hit: dict, kept: int, n: int) -> None:
         details["words"] = {**details["words"], "matchingWords": kept, "maxMatchingWords": n, "score": kept / n}
 
 
-def matches_every_term(hit: dict, kept: int) -> bool:
+def matches_every_term(hit: dict[str, Any], kept: int) -> bool:
     """Whether a hit of a `last` search of `kept` terms holds them all (its `words` bucket)."""
     words = (hit.get("_rankingScoreDetails") or {}).get("words")
     return not isinstance(words, dict) or words.get("matchingWords") == kept

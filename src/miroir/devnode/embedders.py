@@ -75,7 +75,8 @@ def _distribution_of(conf: dict) -> tuple[float, float] | None:
             if got is not None:
                 return got
         return None
-    return _MODEL_DISTRIBUTIONS.get((source, conf.get("model") or _DEFAULT_MODEL.get(source)))
+    model = conf.get("model") or _DEFAULT_MODEL.get(str(source))
+    return _MODEL_DISTRIBUTIONS.get((str(source), str(model)))
 
 
 def distribution(conf: dict):

@@ -4,6 +4,7 @@ every document would (core/frequency.py says when a strategy can pin that decisi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ async def _counts(client: NodeClient, uid: str, bodies: list[dict], timeout_s: f
 
 
 async def plan(
-    cluster: Cluster, meta: IndexMeta, uid: str, req: SearchRequest, settings: dict, distinct: Any,
+    cluster: Cluster, meta: IndexMeta, uid: str, req: SearchRequest, settings: Mapping[str, Any], distinct: Any,
     search_on: list[str] | None, affinity: int, ranking_rules: list[str],
 ) -> FrequencyPlan | None:
     """The index-wide removal order of `req`'s terms, and each asked node's own, or None
@@ -120,6 +121,7 @@ async def answer_split(client: NodeClient, fp: FrequencyPlan, body: dict, path: 
     assert pk is not None
     fields = body.get("attributesToRetrieve")
     add_pk = isinstance(fields, list) and "*" not in fields and pk not in fields
+    shown: list[Any] = fields if isinstance(fields, list) else []
     keep_details = body.get("showRankingScoreDetails") is True
     n = len(fp.words)
     kept = list(range(n))
@@ -134,7 +136,7 @@ async def answer_split(client: NodeClient, fp: FrequencyPlan, body: dict, path: 
                key: wanted + len(seen), "showRankingScoreDetails": True}
         sub.pop("facets", None)
         if add_pk:
-            sub["attributesToRetrieve"] = [*fields, pk]
+            sub["attributesToRetrieve"] = [*shown, pk]
         got = await client.call("POST", path, json=sub, timeout_s=timeout_s)
         for h in got.get("hits") or ():
             if not frequency.matches_every_term(h, len(kept)):
