@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 import httpx
-import numpy as np
 
+from miroir.core import vectorscore
 from miroir.core.embedtemplate import (
     DEFAULT_REQUEST,
     DEFAULT_RESPONSE,
@@ -52,50 +52,11 @@ def _local_rest(conf: dict) -> dict | None:
     return as_rest(conf) if conf.get("source") == "rest" or conf.get("url") else None
 
 
-# milli's defaults when the setting gives no `distribution`: (mean, sigma) of a model's
-# native similarities (openAi's default model is text-embedding-3-small)
-_MODEL_DISTRIBUTIONS = {
-    ("openAi", "text-embedding-ada-002"): (0.90, 0.08),
-    ("openAi", "text-embedding-3-small"): (0.75, 0.1),
-    ("openAi", "text-embedding-3-large"): (0.70, 0.1),
-    ("huggingFace", "BAAI/bge-base-en-v1.5"): (0.85, 0.1),
-}
-_DEFAULT_MODEL = {"openAi": "text-embedding-3-small"}
-
-
-def _distribution_of(conf: dict) -> tuple[float, float] | None:
-    given = conf.get("distribution")
-    if isinstance(given, dict) and "mean" in given and "sigma" in given:
-        return given["mean"], given["sigma"]
-    source = conf.get("source")
-    if source == "composite":  # the search embedder's, else the indexing one's
-        for part in ("searchEmbedder", "indexingEmbedder"):
-            sub = conf.get(part)
-            got = _distribution_of(sub) if isinstance(sub, dict) else None
-            if got is not None:
-                return got
-        return None
-    model = conf.get("model") or _DEFAULT_MODEL.get(str(source))
-    return _MODEL_DISTRIBUTIONS.get((str(source), str(model)))
-
-
 def distribution(conf: dict):
-    """milli's DistributionShift of an embedder, or None: a similarity `s` becomes
-    `s * 0.4 / sigma + 0.5 - mean * 0.4 / sigma` (the native distribution retargeted to mean
-    0.5, sigma 0.4), clamped to ]0, 1] (f32 epsilon at the bottom), all in f32."""
-    got = _distribution_of(conf)
-    if got is None or got[1] <= 0:
-        return None
-    f32 = np.float32
-    factor = f32(0.4) / f32(got[1])
-    offset = f32(0.5) - factor * f32(got[0])
-
-    def shift(scores: np.ndarray) -> np.ndarray:
-        out = (factor * scores.astype(f32) + offset).astype(f32)
-        out[out <= 0] = np.finfo(f32).eps
-        return np.minimum(out, f32(1))
-
-    return shift
+    """milli's DistributionShift of an embedder as a function of the scores, or None
+    (core/vectorscore.py)."""
+    got = vectorscore.distribution_of(conf)
+    return None if got is None else (lambda scores: vectorscore.shift(scores, got))
 
 
 def embed_texts(conf: dict, texts: list[str]) -> list[list[float]]:

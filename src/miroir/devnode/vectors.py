@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from miroir.core import hybrid
+from miroir.core import hybrid, vectorscore
 from miroir.core.errors import MeiliError, json_kind, serde_unexpected, type_text
 from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
@@ -358,12 +358,7 @@ def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) 
             "invalid_vector_dimensions",
             f"Invalid vector dimensions: expected: `{m.shape[1]}`, found: `{q.shape[0]}`.",
         )
-    # milli's cosine similarity, every step in f32: 1 - (1 - dot / (|p| |q|)) / 2
-    pnqn = norms * np.sqrt(np.float32(q @ q))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = np.where(pnqn > 0, np.clip((m @ q) / pnqn, np.float32(-1), np.float32(1)), np.float32(0))
-    one, two = np.float32(1), np.float32(2)
-    sims = (one - (one - cos.astype(np.float32)) / two).astype(np.float32)
+    sims = vectorscore.similarities(m, norms, q)  # milli's, every step in f32
     wanted = set(candidates)
     best: dict[int, float] = {}
     for iid, s in zip(ids.tolist(), sims.tolist()):

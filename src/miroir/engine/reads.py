@@ -88,7 +88,7 @@ from miroir.core.searchplan import (
     subquery_for_shards,
     unfilterable_error,
 )
-from miroir.engine import fields, frequencypin
+from miroir.engine import fields, frequencypin, semanticties
 from miroir.engine.cluster import Cluster
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.queryvectors import with_query_vector
@@ -244,6 +244,9 @@ async def search(
         sub_req = msgspec.structs.replace(req, attributes_to_search_on=search_on)
     if count_distinct and distinct not in (req.facets or ()):
         sub_req = msgspec.structs.replace(sub_req, facets=[*(req.facets or ()), distinct])
+    tied_embedder = semanticties.needed(req, ss.settings)
+    if tied_embedder is not None:
+        sub_req = msgspec.structs.replace(sub_req, retrieve_vectors=True)
     # Planned once; each node only adds its shard filter (subquery_for_shards).
     base = plan_subquery(
         sub_req,
@@ -280,6 +283,7 @@ async def search(
         distinct_total = listed_distinct_total(responses, distinct, max_total_hits)
     if distinct_total is None and distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
         distinct_total = await _distinct_total_by_hits(cluster, meta, req, base, path, distinct, responses, max_total_hits)
+    shown = semanticties.order_by_similarity(responses, tied_embedder, req.vector or []) if tied_embedder else None
     answer = merge_search(
         req,
         ranking_rules=ranking_rules,
@@ -292,6 +296,11 @@ async def search(
         max_total_hits=max_total_hits,
         by_score=by_score,
     )
+    if shown is not None:
+        semanticties.restore(answer["hits"], shown, keep_score=req.show_ranking_score,
+                             keep_vectors=req.retrieve_vectors)
+        if not req.retrieve_vectors:
+            answer.pop("queryVector", None)
     if req.facets:
         reserved.strip_facets(answer)  # `["*"]` or a pattern: the nodes count `_miroir_shard`
     if distinct_total is not None:
