@@ -448,6 +448,19 @@ def distinct_count(node_hits: Iterable[Iterable[dict]], attr: str) -> int:
     return len(values) + without
 
 
+def listed_distinct_total(node_responses: Sequence[dict], attr: str, max_total_hits: int | None) -> int | None:
+    """The distinct total one node would report, when every node listed all its hits
+    (each asked from offset 0 and answering no more hits than it found): a node that
+    runs out of candidates has checked each one for distinct, so its count is exact,
+    and so is the union's. None when some node's list is cut."""
+    for r in node_responses:
+        total = r.get("totalHits", r.get("estimatedTotalHits", 0)) or 0
+        if len(r.get("hits") or ()) < total:
+            return None
+    total = distinct_count((r.get("hits") or () for r in node_responses), attr)
+    return min(total, max_total_hits) if max_total_hits is not None else total
+
+
 # ---------------------------------------------------------------- stripping
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from miroir.core import vectorscore
 from miroir.core.embedtemplate import (
     DEFAULT_REQUEST,
     DEFAULT_RESPONSE,
@@ -49,6 +50,13 @@ def can_embed(conf: dict) -> bool:
 def _local_rest(conf: dict) -> dict | None:
     # never OpenAI's own URL: the devnode embeds through configured (local) URLs only
     return as_rest(conf) if conf.get("source") == "rest" or conf.get("url") else None
+
+
+def distribution(conf: dict):
+    """milli's DistributionShift of an embedder as a function of the scores, or None
+    (core/vectorscore.py)."""
+    got = vectorscore.distribution_of(conf)
+    return None if got is None else (lambda scores: vectorscore.shift(scores, got))
 
 
 def embed_texts(conf: dict, texts: list[str]) -> list[list[float]]:

@@ -609,7 +609,8 @@ class IndexEngine:
         # Applied only when set: Meilisearch's 1.5 s default would make answers depend on
         # the machine's load, and the devnode answers tests.
         cutoff = self.settings.get("searchCutoffMs")
-        order = _BucketSort(plan, rules, None if cutoff is None else started + cutoff / 1000)
+        detailed = p.show_ranking_score or p.show_ranking_score_details or p.ranking_score_threshold is not None
+        order = _BucketSort(plan, rules, None if cutoff is None else started + cutoff / 1000, detailed)
         selected: list[int] = []
         seen_distinct: set = set()
         threshold = p.ranking_score_threshold
@@ -1185,19 +1186,19 @@ def _narrow(value, key: str, patterns: list[str]):
 
 def _kept_subsets(n: int, strategy: str, frequencies: list[int]) -> list[frozenset]:
     """The `words` rule's buckets: the sets of query terms a document must contain, best
-    first. `last` drops terms from the end, `frequency` drops the most frequent first,
-    `all` keeps every term."""
+    first. `last` drops terms from the end, `frequency` drops the most frequent first
+    (phrases.frequency_groups), `all` keeps every term."""
     full = frozenset(range(n))
     if strategy == "all" or n <= 1:
         return [full]
     if strategy == "frequency":
-        removal = sorted(range(n), key=lambda i: (-frequencies[i], -i))
+        removal = phrases.frequency_groups(list(range(n)), frequencies)
     else:
-        removal = list(range(n - 1, -1, -1))
+        removal = [[i] for i in range(n - 1, -1, -1)]
     out = [full]
     cur = set(full)
-    for i in removal[:-1]:
-        cur.discard(i)
+    for group in removal[:-1]:  # milli never removes the last group
+        cur.difference_update(group)
         out.append(frozenset(cur))
     return out
 
@@ -1297,9 +1298,12 @@ class _BucketSort:
     tests/test_devnode_restricted_equivalence.py against `plan.reference`, the road
     that builds every TermHit up front and compares emitted details)."""
 
-    def __init__(self, plan: _Plan, rules: list[tuple[str, Any]], deadline: float | None = None):
+    def __init__(self, plan: _Plan, rules: list[tuple[str, Any]], deadline: float | None = None, detailed: bool = False):
         self.plan = plan
         self.rules = rules
+        # milli's ScoringStrategy::Detailed (a score, details or a threshold asked): a
+        # lone document still meets the deadline, and is `skipped` past it
+        self.detailed = detailed
         # `searchCutoffMs`: once past the deadline (perf_counter), a group still to split
         # is returned as it is (internal-id order), its documents ranked by the rules
         # applied so far and a `skipped` entry (milli's bucket_sort, ScoreDetails::Skipped).
@@ -1368,6 +1372,9 @@ class _BucketSort:
 
     def iterate(self, iids: list[int], r: int = 0) -> Iterator[int]:
         if r >= len(self.rules) or len(iids) <= 1:
+            if (self.detailed and iids and r < len(self.rules) and self.deadline is not None
+                    and time.perf_counter() >= self.deadline):
+                self.skipped[iids[0]] = r
             yield from iids  # already in internal-id order
             return
         if self.deadline is not None and time.perf_counter() >= self.deadline:

@@ -14,6 +14,7 @@ phrase as one term): scores stay per document, so a sharded answer equals one no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from miroir.devnode.text import Tokenizer, ends_on_word
@@ -85,7 +86,10 @@ def _segments(q: str) -> list[tuple[str, bool, bool]]:
 
 def parse(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> QueryOperators:
     ops = QueryOperators()
-    plain: list[tuple[str, bool]] = []  # (word, from a phrase) in query order
+    # (word, from a phrase, query position) in query order; a negated word takes a
+    # position too (milli counts every word token before it reads the operator)
+    plain: list[tuple[str, bool, int]] = []
+    pos = 0
     for text, phrase, negated in _segments(q):
         words = [w for _, w in tokenizer.words(text)]
         if not words:
@@ -93,13 +97,17 @@ def parse(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> QueryOperators
         if negated:
             if phrase:
                 ops.negative_phrases.append(words)
+                pos += len(words)
             else:
                 ops.negative_words.append(words[0])
-                plain.extend((w, False) for w in words[1:])  # `-foo-bar`: the rest stays positive
+                # `-foo-bar`: the rest stays positive
+                plain.extend((w, False, pos + 1 + k) for k, w in enumerate(words[1:]))
+                pos += len(words)
             continue
         if phrase and any(w not in stop_words for w in words):  # milli drops a phrase's stop words
             ops.phrases.append(words)
-        plain.extend((w, phrase) for w in words)
+        plain.extend((w, phrase, pos + k) for k, w in enumerate(words))
+        pos += len(words)
     segments = _segments(q)
     last = segments[-1] if segments else None
     ops.last_is_word = (
@@ -108,11 +116,11 @@ def parse(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> QueryOperators
     # Stop words are dropped, phrases' too, but for the query's last token (milli's
     # parse_query): it stays, as a prefix.
     last_word = len(plain) - 1 if ops.last_is_word else -1
-    kept = [(i, w, ph) for i, (w, ph) in enumerate(plain) if w not in stop_words or i == last_word]
-    for i, w, ph in kept[:MAX_TERMS]:
+    kept = [(at, w, ph) for i, (w, ph, at) in enumerate(plain) if w not in stop_words or i == last_word]
+    for at, w, ph in kept[:MAX_TERMS]:
         if ph:
             ops.mandatory.add(len(ops.terms))
-        ops.terms.append((i, w))
+        ops.terms.append((at, w))
     return ops
 
 
@@ -150,6 +158,22 @@ def excluded_docs(post: Mapping[str, Mapping[int, list[int]]], ops: QueryOperato
     return out
 
 
+def frequency_groups(terms: list[int], frequencies: list[int]) -> list[list[int]]:
+    """milli's removal order for `matchingStrategy: frequency`: the terms grouped by the
+    number of documents they match, most frequent first (a term matching none counts as
+    the most frequent of all); terms of one group are removed together."""
+    def freq(i: int) -> float:
+        return frequencies[i] or math.inf
+
+    groups: list[list[int]] = []
+    for i in sorted(terms, key=lambda i: (-freq(i), i)):
+        if groups and freq(groups[-1][0]) == freq(i):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[int]) -> list[frozenset]:
     """The `words` buckets with mandatory terms: they stay in every bucket, and every
     other term may be dropped (milli keeps the last bucket when a term is mandatory)."""
@@ -158,12 +182,12 @@ def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[i
     if strategy == "all" or not optional:
         return [full]
     if strategy == "frequency":
-        removal = sorted(optional, key=lambda i: (-frequencies[i], -i))
+        removal = frequency_groups(optional, frequencies)
     else:
-        removal = sorted(optional, reverse=True)
+        removal = [[i] for i in sorted(optional, reverse=True)]
     out = [full]
     cur = set(full)
-    for i in removal:
-        cur.discard(i)
+    for group in removal:
+        cur.difference_update(group)
         out.append(frozenset(cur))
     return out

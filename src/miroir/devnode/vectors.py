@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from miroir.core import hybrid
+from miroir.core import hybrid, vectorscore
 from miroir.core.errors import MeiliError, json_kind, serde_unexpected, type_text
 from miroir.core.filter import did_you_mean
 from miroir.core.similar import validate_similar_body
@@ -357,29 +357,29 @@ def document_vectors(eng: IndexEngine, iid: int) -> dict:
 # ------------------------------------------------------------------ search
 
 
-def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) -> dict[int, float]:
+def _similarities(eng: IndexEngine, name: str, vector: list[float], candidates) -> tuple[dict[int, float], dict[int, float]]:
+    """(each candidate's best similarity, the score it shows): the embedder's
+    `distribution` shifts the shown score only; milli ranks by the similarity itself (its
+    buckets are distances), so documents the shift clamps to one score keep their order."""
     ids, m, norms = eng.vectors.matrix(name)
     if not len(ids):
-        return {}
+        return {}, {}
     q = np.asarray(vector, dtype=np.float32)
     if q.shape[0] != m.shape[1]:
         raise MeiliError(
             "invalid_vector_dimensions",
             f"Invalid vector dimensions: expected: `{m.shape[1]}`, found: `{q.shape[0]}`.",
         )
-    # All in f32, as 1.50's store: cos = p.q / (|p| |q|), similarity 1 - (1 - cos) / 2
-    # (its last bits show in the scores); a zero vector is at cos 0.
-    one = np.float32(1.0)
-    denom = norms * np.sqrt(np.dot(q, q))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = np.where(denom > 0, np.clip((m @ q) / denom, -one, one), np.float32(0.0)).astype(np.float32)
-    sims = one - (one - cos) / np.float32(2.0)
+    sims = vectorscore.similarities(m, norms, q)  # milli's, every step in f32
     wanted = set(candidates)
     best: dict[int, float] = {}
     for iid, s in zip(ids.tolist(), sims.tolist()):
         if iid in wanted and s > best.get(iid, -1.0):
             best[iid] = s
-    return best
+    shift = emb.distribution(emb.embedders(eng.settings).get(name) or {})
+    if shift is None or not best:
+        return best, best
+    return best, dict(zip(best, shift(np.fromiter(best.values(), dtype=np.float32, count=len(best))).tolist()))
 
 
 def _hybrid_params(eng: IndexEngine, params: dict) -> tuple[str, float] | None:
@@ -483,10 +483,10 @@ def _vector_ranked(eng: IndexEngine, p, name: str, vector: list[float], want: in
     """The semantic list: [(iid, similarity or None)] best first, at most `want`, and the
     number of candidates (the universe after threshold and distinct)."""
     universe = eng._plan("", "last", p.filter_expr, None).candidates
-    sims = _similarities(eng, name, vector, universe)
+    sims, shown = _similarities(eng, name, vector, universe)
     with_vec = sorted(sims, key=lambda i: (-sims[i], i))
     without = sorted(i for i in universe if i not in sims)
-    ranked = [(i, sims[i]) for i in with_vec] + [(i, None) for i in without]
+    ranked = [(i, shown[i]) for i in with_vec] + [(i, None) for i in without]
     threshold = p.ranking_score_threshold
     if threshold is not None:
         ranked = [(i, s) for i, s in ranked if (s or 0.0) >= threshold]
@@ -632,10 +632,10 @@ def similar_to(eng: IndexEngine, params: dict, name: str, vector: list[float], e
     universe = eng._plan("", "last", p.filter_expr, None).candidates
     if exclude is not None and exclude in eng._ext:
         universe = [i for i in universe if i != eng._ext[exclude]]
-    sims = _similarities(eng, name, vector, universe)
+    sims, shown = _similarities(eng, name, vector, universe)
     ranked = sorted(sims, key=lambda i: (-sims[i], i))
     ranked += sorted(i for i in universe if i not in sims)
-    scored = [(i, sims.get(i)) for i in ranked]
+    scored = [(i, shown.get(i)) for i in ranked]
     if p.ranking_score_threshold is not None:
         scored = [(i, s) for i, s in scored if (s or 0.0) >= p.ranking_score_threshold]
     page = scored[p.offset:end]

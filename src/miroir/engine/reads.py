@@ -64,6 +64,7 @@ from miroir.core.merge import (
     MIROIR_FIELDS,
     _distinct_filter,
     distinct_count,
+    listed_distinct_total,
     merge_listing,
     merge_search,
     plan_deep_listing,
@@ -87,7 +88,7 @@ from miroir.core.searchplan import (
     subquery_for_shards,
     unfilterable_error,
 )
-from miroir.engine import fields, foreign
+from miroir.engine import fields, foreign, frequencypin, semanticties
 from miroir.engine.cluster import Cluster
 from miroir.engine.doclisting import list_sorted  # sorted listings: one merge by sort values
 from miroir.engine.queryvectors import with_query_vector
@@ -244,6 +245,9 @@ async def search(
         sub_req = msgspec.structs.replace(req, attributes_to_search_on=search_on)
     if count_distinct and distinct not in (req.facets or ()):
         sub_req = msgspec.structs.replace(sub_req, facets=[*(req.facets or ()), distinct])
+    tied_embedder = semanticties.needed(req, ss.settings)
+    if tied_embedder is not None:
+        sub_req = msgspec.structs.replace(sub_req, retrieve_vectors=True)
     # Planned once; each node only adds its shard filter (subquery_for_shards).
     base = plan_subquery(
         sub_req,
@@ -255,20 +259,32 @@ async def search(
     )
     client_filter = sub_req.filter
     path = f"/indexes/{uid}/search"
+    affinity = query_affinity(req)
+    fp = None
+    if req.matching_strategy == "frequency" and req.q:
+        fp = await frequencypin.plan(cluster, meta, uid, req, ss.settings, distinct, search_on, affinity, ranking_rules)
 
     async def send(client: NodeClient, shards: list[int] | None, timeout_s: float) -> dict:
         body = subquery_for_shards(base, client_filter, shards)
+        if fp is not None:
+            strategy = await frequencypin.strategy(client, fp, timeout_s)
+            if strategy == "split":
+                return await frequencypin.answer_split(client, fp, body, path, timeout_s)
+            body = {**body, "matchingStrategy": strategy}
         return await client.call("POST", path, json=body, timeout_s=timeout_s)
 
     planned = time.perf_counter()
-    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=query_affinity(req))
+    gathered = await scatter(cluster, meta, send, shards=pinned_shards(req.filter, meta), affinity=affinity)
     gathered_at = time.perf_counter()
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
     node_details = [(p.node_id, p.result.pop("performanceDetails", None)) for p in gathered.parts] if req.show_performance_details else ()
     distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
-    if distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
+    if distinct and not count_distinct and req.ranking_score_threshold is None:
+        distinct_total = listed_distinct_total(responses, distinct, max_total_hits)
+    if distinct_total is None and distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
         distinct_total = await _distinct_total_by_hits(cluster, meta, req, base, path, distinct, responses, max_total_hits)
+    shown = semanticties.order_by_similarity(responses, tied_embedder, req.vector or []) if tied_embedder else None
     answer = merge_search(
         req,
         ranking_rules=ranking_rules,
@@ -281,6 +297,11 @@ async def search(
         max_total_hits=max_total_hits,
         by_score=by_score,
     )
+    if shown is not None:
+        semanticties.restore(answer["hits"], shown, keep_score=req.show_ranking_score,
+                             keep_vectors=req.retrieve_vectors)
+        if not req.retrieve_vectors:
+            answer.pop("queryVector", None)
     if req.facets:
         reserved.strip_facets(answer)  # `["*"]` or a pattern: the nodes count `_miroir_shard`
     if distinct_total is not None:
