@@ -774,9 +774,10 @@ class IndexEngine:
         for n, (qi, word) in enumerate(terms):
             is_prefix = prefix_ok and n == len(terms) - 1
             max_typos = self._max_typos(word)
-            if ops is not None and n in ops.mandatory:  # a phrase's word: exact
+            in_phrase = ops is not None and n in ops.mandatory
+            if in_phrase:  # a phrase's word: exact
                 is_prefix, max_typos = False, 0
-            qterms.append(QueryTerm(qi, word, max_typos, is_prefix))
+            qterms.append(QueryTerm(qi, word, max_typos, is_prefix, in_phrase))
             derivs.append(self._derivations(word, max_typos, is_prefix))
             plan.match_words.update(w for w, t, _ in derivs[-1] if not (is_prefix and w != word and t == 0))
             if is_prefix:
@@ -918,15 +919,14 @@ class IndexEngine:
     def _position_costs(self, word: str, qi: int, per: dict | None = None, vkey=None) -> list[tuple[int, list[int]]]:
         """(cost, iids) for the documents holding `word` (postings `per`, the word's
         whole postings when `vkey` is None), by the smallest
-        cost_from_distance(|position - qi|) of its occurrences; built on first use."""
+        ranking.position_cost(position, qi) of its occurrences; built on first use."""
         key = (word, qi, vkey)
         out = self._poscost.get(key)
         if out is None:
             by_cost: dict[int, list[int]] = {}
             for iid, occs in (self._post[word] if per is None else per).items():
                 if len(occs) == 1:
-                    d = abs((occs[0] & POS_MASK) - qi)
-                    c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
+                    c = _cost_at(occs[0] & POS_MASK, qi)
                 else:
                     c = _pos_cost(occs, qi)
                 g = by_cost.get(c)
@@ -1257,14 +1257,23 @@ class _FieldView:
 
 # cost_from_distance for every distance up to where it stops growing.
 _COST = [ranking.cost_from_distance(d) for d in range(1026)]
+# bucketed_position of the positions whose bucket is at most 1024 (further ones cost the most).
+_BUCKETED = [ranking.bucketed_position(p) for p in range(1025)]
+
+
+def _cost_at(pos: int, qi: int) -> int:
+    """ranking.position_cost(pos, qi), from the tables."""
+    if pos >= 1025:
+        return ranking.position_cost(pos, qi)
+    d = abs(_BUCKETED[pos] - qi)
+    return _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
 
 
 def _pos_cost(occs: list[int], qi: int) -> int:
-    """min cost_from_distance(|pos - qi|) over packed occurrences."""
+    """min ranking.position_cost(pos, qi) over packed occurrences."""
     best = ranking.MAX_POSITION_COST
     for o in occs:
-        d = abs((o & POS_MASK) - qi)
-        c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
+        c = _cost_at(o & POS_MASK, qi)
         if c < best:
             best = c
             if not c:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from miroir.core import geo
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 
-MAX_DISTANCE = 8  # milli's proximity cap: words 8+ apart (or in other attributes) are "far"
+MAX_DISTANCE = 4  # milli (proximity.rs): pairs 4+ apart (or in other attributes) are "far"
 MAX_POSITION_COST = 10  # milli's position rule: cost_from_distance() tops out at 10
 
 # `attribute` is milli's two rules Fid then Position, shown as one details entry;
@@ -75,6 +75,21 @@ def cost_from_distance(distance: int) -> int:
     return 10
 
 
+def bucketed_position(pos: int) -> int:
+    """milli's bucketed_position: word positions are indexed exactly up to 15, then 16..23
+    as 24, then as the next power of two (the position rule measures from these)."""
+    if pos < 16:
+        return pos
+    if pos < 24:
+        return 24
+    return 1 << (pos - 1).bit_length()
+
+
+def position_cost(pos: int, query_pos: int) -> int:
+    """The position rule's cost of a word found at `pos` for the query word at `query_pos`."""
+    return cost_from_distance(abs(bucketed_position(pos) - query_pos))
+
+
 def positions_proximity(lhs: int, rhs: int) -> int:
     """milli: distance of two positions in reading order; the wrong order costs one more."""
     if lhs < rhs:
@@ -98,6 +113,15 @@ class QueryTerm:
     word: str
     max_typos: int
     prefix: bool
+    in_phrase: bool = False  # a word of a quoted phrase: matched exactly, no typo budget
+
+    def typo_budget(self) -> int:
+        """The term's share of maxTypoCount, milli's max_typo_cost: the typos its length
+        allows, and 1 for a word allowed none (split into two words counts as a typo),
+        except in a phrase."""
+        if self.max_typos:
+            return self.max_typos
+        return 0 if self.in_phrase else 1
 
 
 @dataclass(slots=True)
@@ -118,7 +142,7 @@ def typo_detail(terms: list[QueryTerm], hits: list[TermHit]) -> dict:
 
 
 def typo_detail_from_count(terms: list[QueryTerm], count: int) -> dict:
-    max_count = sum(t.max_typos for t in terms)
+    max_count = sum(t.typo_budget() for t in terms)
     rank = Rank(max(max_count + 1 - count, 0), max_count + 1)
     return {"typoCount": count, "maxTypoCount": max_count, "_ranks": [rank]}
 
@@ -198,7 +222,7 @@ def attribute_ranks(terms: list[QueryTerm], hits: list[TermHit], max_weight: int
     pos_cost = 0
     for t, h in zip(terms, hits):
         fid_cost += min(h.weights)
-        pos_cost += min(cost_from_distance(abs(p - t.index)) for _, p in h.occ)
+        pos_cost += min(position_cost(p, t.index) for _, p in h.occ)
     return attribute_ranks_from_costs(len(terms), fid_cost, pos_cost, max_weight)
 
 
