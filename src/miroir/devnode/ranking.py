@@ -217,12 +217,16 @@ def _pair_cost_packed(left: list[int], right: list[int], by_attribute: bool) -> 
     return best - 1
 
 
-def attribute_ranks(terms: list[QueryTerm], hits: list[TermHit], max_weight: int) -> tuple[Rank, Rank]:
+def attribute_ranks(
+    terms: list[QueryTerm], hits: list[TermHit], max_weight: int, pos_hits: list[TermHit] | None = None
+) -> tuple[Rank, Rank]:
+    """The attributeRank and wordPosition ranks: weights from `hits` (the searched
+    fields), positions from `pos_hits` (every searchable field), `hits` if None."""
     fid_cost = 0
     pos_cost = 0
-    for t, h in zip(terms, hits):
+    for t, h, ph in zip(terms, hits, pos_hits or hits):
         fid_cost += min(h.weights)
-        pos_cost += min(position_cost(p, t.index) for _, p in h.occ)
+        pos_cost += min(position_cost(p, t.index) for _, p in ph.occ)
     return attribute_ranks_from_costs(len(terms), fid_cost, pos_cost, max_weight)
 
 
@@ -247,39 +251,47 @@ def attribute_rule_detail(rule: str, fid: Rank, pos: Rank) -> dict:
     return {"_ranks": [fid if rule == "attributeRank" else pos]}
 
 
-def exactness_detail(hits: list[TermHit], field_word_counts: dict) -> dict:
-    k = len(hits)
-    match_type = "noExactMatch"
-    if k and all(h.exact_occ for h in hits):
-        starts = {f for f, p in hits[0].exact_occ if p == 0}
-        for f in sorted(starts):
-            if all((f, j) in hits[j].exact_occ for j in range(1, k)):
-                if field_word_counts.get(f) == k:
-                    match_type = "exactMatch"
-                    break
-                match_type = "matchesStart"
-    exact_words = sum(1 for h in hits if h.exact_occ)
-    return exactness_from_match(match_type, exact_words, k)
+def exact_match_type(ids: list[int], qpos: list[int], exact_occs: list, field_word_counts: dict) -> str:
+    """milli's ExactAttribute rule for one document. Per kept term, in query order: its
+    term id, its query position, and the packed (`fid << PACK_BITS | pos`) occurrences of
+    the query word itself in the searchable fields, or None when the rule ignores the
+    term (its word is in no document, or the document matched it with typos only).
+
+    The terms left must start the query without a hole; each word must stand at its
+    query position (bucketed) in some field, and one field must hold them all:
+    `matchesStart`, or `exactMatch` when that field has that many words."""
+    ex = [(i, q, o) for i, q, o in zip(ids, qpos, exact_occs) if o is not None]
+    if not ex or ex[0][0] != 0:
+        return "noExactMatch"
+    prev = 0
+    for i, _, _ in ex:
+        if i - prev > 1:
+            return "noExactMatch"
+        prev = i
+    fields: set | None = None
+    for _, q, occs in ex:
+        qb = bucketed_position(q)
+        if not any(bucketed_position(o & _PACK_MASK) == qb for o in occs):
+            return "noExactMatch"
+        fs = {o >> PACK_BITS for o in occs}
+        fields = fs if fields is None else fields & fs
+        if not fields:
+            return "noExactMatch"
+    n = len(ex)
+    return "exactMatch" if any(field_word_counts.get(f) == n for f in fields or ()) else "matchesStart"
 
 
-def exactness_match_packed(exact_occs: list, field_word_counts: dict) -> tuple[str, int]:
-    """(match type, exact words) of exactness_detail from each term's exact occurrences
-    packed as `fid << PACK_BITS | pos` (empty or None: the word itself is absent)."""
-    k = len(exact_occs)
-    exact_words = sum(1 for o in exact_occs if o)
-    match_type = "noExactMatch"
-    if k and exact_words == k:
-        starts = {o >> PACK_BITS for o in exact_occs[0] if not o & _PACK_MASK}
-        if starts:
-            rest = [set(o) for o in exact_occs[1:]]
-            for f in sorted(starts):
-                base = f << PACK_BITS
-                if all((base | j) in rest[j - 1] for j in range(1, k)):
-                    if field_word_counts.get(f) == k:
-                        match_type = "exactMatch"
-                        break
-                    match_type = "matchesStart"
-    return match_type, exact_words
+def exactness_detail(
+    ids: list[int], terms: list[QueryTerm], hits: list[TermHit], rank_hits: list[TermHit], ruled: list[bool], field_word_counts: dict
+) -> dict:
+    """The exactness detail from TermHits: `hits` in the searched fields count the exact
+    words, `rank_hits` in every searchable field decide the match type; `ruled[i]`: the
+    ExactAttribute rule considers term i (see exact_match_type)."""
+    occs = [
+        [f << PACK_BITS | p for f, p in rh.exact_occ] if ok else None for rh, ok in zip(rank_hits, ruled)
+    ]
+    match_type = exact_match_type(ids, [t.index for t in terms], occs, field_word_counts)
+    return exactness_from_match(match_type, sum(1 for h in hits if h.exact_occ), len(hits))
 
 
 def exactness_from_match(match_type: str, exact_words: int, k: int) -> dict:
