@@ -783,31 +783,22 @@ class IndexEngine:
             if is_prefix:
                 plan.prefix_words.add(word)
         plan.terms = qterms
-        # Whether each term's own word is in the index (milli's exact term).
-        plan.has_exact = [any(exact for _, _, exact in dv) for dv in derivs]
+        # Whether the ExactAttribute rule may consider each term. milli ignores a word
+        # that no document holds; judging that here would make a document's match type
+        # depend on what its node holds (a shard without the word would say otherwise
+        # than one node), so only stop words, never indexed, are ignored.
+        plan.has_exact = [t.word not in self._stop_words for t in qterms]
         restricted = not all_fields or bool(self._typo_disabled_attrs)
         typo_off = {fid for fid, name in enumerate(self._fields) if matches_attribute(name, self._typo_disabled_attrs)}
         plan.weights = weights
         plan.typo_off = typo_off
         plan.view = _FieldView(weights, typo_off) if restricted else None
-        plan.rank_weights, plan.rank_view, rank_restricted = weights, plan.view, restricted
-        if restrict is not None:
-            # attributesToSearchOn narrows what matches (words, typo, attributeRank), but
-            # milli's proximity, wordPosition and exactness read databases that know no
-            # field (word pairs, word positions): they see every searchable field.
-            rank_weights, _, rank_all = self._weights(None)
-            rank_restricted = not rank_all or bool(self._typo_disabled_attrs)
-            plan.rank_weights = rank_weights
-            plan.rank_view = _FieldView(rank_weights, typo_off) if rank_restricted else None
         plan.reference = restricted and self.reference_ranking
         plan.derivs = derivs
         if plan.reference:
             # The definition: every matching document's TermHits, built up front.
             hits_per_term = [self._term_hits(dv, weights, typo_off, True, None) for dv in derivs]
             sets = [set(h) for h in hits_per_term]
-            if restrict is not None:
-                keep = set().union(*sets)
-                plan.rank_hits = [self._term_hits(dv, plan.rank_weights, typo_off, rank_restricted, keep) for dv in derivs]
         else:
             # A term's documents are the union of its derivations' postings (in the
             # searched fields), and the (costlier) per-document matches are built for
@@ -815,11 +806,6 @@ class IndexEngine:
             plan.tpost = [[(w, typos, exact, *self._view_postings(w, typos, plan.view)) for w, typos, exact in dv]
                           for dv in derivs]
             plan.tsig = [None if all(vk is None for *_, vk in tp) else plan.view.key for tp in plan.tpost]
-            plan.rpost, plan.rsig = plan.tpost, plan.tsig
-            if restrict is not None:
-                rv = plan.rank_view
-                plan.rpost = [[(w, typos, exact, *self._view_postings(w, typos, rv)) for w, typos, exact in dv] for dv in derivs]
-                plan.rsig = [None if all(vk is None for *_, vk in tp) else rv.key for tp in plan.rpost]
             sets = [
                 self._cached(("docs", t.word, t.max_typos, t.prefix, sig),
                              lambda tp=tp: set().union(*(per.keys() for _, _, _, per, _ in tp if per)))
@@ -850,10 +836,6 @@ class IndexEngine:
             cands = self._filter_sets().select(filter_expr, cands)
         plan.candidates = cands
         plan.hits = hits_per_term if plan.reference else [{} for _ in derivs]
-        if restrict is None:
-            plan.rank_hits = plan.hits
-        elif not plan.reference:
-            plan.rank_hits = [{} for _ in derivs]
         return plan
 
     def _max_typos(self, word: str) -> int:
@@ -1255,15 +1237,7 @@ class _Plan:
         # when one of its derivations is narrowed (cache keys), else None.
         self.tpost: list[list[tuple]] = []
         self.tsig: list[Any] = []
-        # The same for the rules that see every searchable field (proximity, word
-        # position, exactness): the searchable fields' weights and view, their TermHits
-        # and postings; the searched ones' unless attributesToSearchOn narrows them.
-        self.rank_weights: dict[int, int] = {}
-        self.has_exact: list[bool] = []
-        self.rank_view: _FieldView | None = None
-        self.rank_hits: list[dict[int, TermHit]] = []
-        self.rpost: list[list[tuple]] = []
-        self.rsig: list[Any] = []
+        self.has_exact: list[bool] = []  # per term: the ExactAttribute rule considers it
         # The reference road (IndexEngine.reference_ranking, restricted searches only):
         # every TermHit built up front, every rule compared through emitted details.
         self.reference = False
@@ -1379,17 +1353,15 @@ class _BucketSort:
         else:
             self.ensure_hits((iid,))
             hits = [plan.hits[i][iid] for i in kept]
-            rank_hits = hits if plan.rank_hits is plan.hits else [plan.rank_hits[i][iid] for i in kept]
             if name == "typo":
                 d = ranking.typo_detail(terms, hits)
             elif name == "proximity":
-                d = {"_ranks": [ranking.proximity_rank(terms, rank_hits, plan.ctx.by_attribute)]}
+                d = {"_ranks": [ranking.proximity_rank(terms, hits, plan.ctx.by_attribute)]}
             elif name in ranking.ATTRIBUTE_RULES:
-                ranks = ranking.attribute_ranks(terms, hits, plan.ctx.max_weight, rank_hits)
-                d = ranking.attribute_rule_detail(name, *ranks)
+                d = ranking.attribute_rule_detail(name, *ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
             else:
                 ruled = [plan.has_exact[ti] and not (self.typo_first and h.typos) for ti, h in zip(kept, hits)]
-                d = ranking.exactness_detail(kept, terms, hits, rank_hits, ruled, plan.wcount.get(iid, {}))
+                d = ranking.exactness_detail(kept, terms, hits, ruled, plan.wcount.get(iid, {}))
         return ranking.with_score(d)
 
     def key(self, iid: int, r: int):
@@ -1411,10 +1383,6 @@ class _BucketSort:
         narrowed = plan.view is not None
         for h, dv in zip(plan.hits, plan.derivs):
             h.update(eng._term_hits(dv, plan.weights, plan.typo_off, narrowed, keep))
-        if plan.rank_hits is not plan.hits:
-            narrowed = plan.rank_view is not None
-            for h, dv in zip(plan.rank_hits, plan.derivs):
-                h.update(eng._term_hits(dv, plan.rank_weights, plan.typo_off, narrowed, keep))
 
     # -------------------------------------------------------------- ordering
 
@@ -1548,7 +1516,7 @@ class _BucketSort:
         plan = self.plan
         group = set(iids)
         occ_of: list[dict[int, list[int]]] = []
-        for tp in plan.rpost:
+        for tp in plan.tpost:
             acc: dict[int, list[int]] = {}
             for _, _, _, per, _ in tp:
                 if not per:
@@ -1629,7 +1597,7 @@ class _BucketSort:
             """(cost, ids) cheapest first; ids may hold documents outside the group."""
             t = plan.terms[ti]
             qi = t.index
-            sig = plan.tsig[ti] if by_weight else plan.rsig[ti]
+            sig = plan.tsig[ti]
             if by_weight:
                 key = ("wcost", t.word, t.max_typos, t.prefix, sig, wsig)
                 cost_of = weight_cost_of
@@ -1641,7 +1609,7 @@ class _BucketSort:
                 return got
             parts: dict[int, list] = {}
             whole = True  # every derivation costed for all its documents: cacheable
-            for w, _, _, per, vkey in (plan.tpost if by_weight else plan.rpost)[ti]:
+            for w, _, _, per, vkey in plan.tpost[ti]:
                 if not per:
                     continue
                 if by_weight:
@@ -1716,11 +1684,7 @@ class _BucketSort:
         the searched fields); in one bucket, the documents holding none of them form one
         group."""
         plan = self.plan
-        exact_post = [next((per for _, _, exact, per, _ in tp if exact), None) or {} for tp in plan.rpost]
-        # The exact words counted are those of the searched fields.
-        word_post = exact_post
-        if plan.rpost is not plan.tpost:
-            word_post = [next((per for _, _, exact, per, _ in tp if exact), None) or {} for tp in plan.tpost]
+        exact_post = [next((per for _, _, exact, per, _ in tp if exact), None) or {} for tp in plan.tpost]
         zero_post = [[per for _, typos, _, per, _ in tp if not typos and per] for tp in plan.tpost]
         has_exact = plan.has_exact
         typo_first = self.typo_first
@@ -1748,7 +1712,7 @@ class _BucketSort:
                 else:
                     occs.append(exact_post[ti].get(iid, ()))
             match = ranking.exact_match_type(kt, [qpos[ti] for ti in kt], occs, wcount.get(iid, no_counts))
-            return key_of(b, (match, sum(1 for ti in kt if iid in word_post[ti])))
+            return key_of(b, (match, sum(1 for ti in kt if iid in exact_post[ti])))
 
         b = self._one_bucket(iids)
         if b is None:

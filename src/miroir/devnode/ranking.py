@@ -4,7 +4,8 @@ Every rule turns (query, one document's matches, settings) into a `Rank` — an 
 `rank` in 1..max_rank, higher better — exactly like milli's `ScoreDetails`; the global
 `_rankingScore` folds the ranks with milli's `Rank::global_score`. Nothing here looks at
 other documents (no IDF, no maximum over the result set): Miroir relies on that to rank a
-sharded index exactly like one node.
+sharded index exactly like one node. (milli's ExactAttribute rule also ignores a query word
+found in no document; the engine does not, for that reason: see exact_match_type.)
 
 The per-rule comparison used to order documents is derived from the same details we emit
 (`detail_keys`), so Miroir's merge, which compares emitted `_rankingScoreDetails` rule by
@@ -217,16 +218,12 @@ def _pair_cost_packed(left: list[int], right: list[int], by_attribute: bool) -> 
     return best - 1
 
 
-def attribute_ranks(
-    terms: list[QueryTerm], hits: list[TermHit], max_weight: int, pos_hits: list[TermHit] | None = None
-) -> tuple[Rank, Rank]:
-    """The attributeRank and wordPosition ranks: weights from `hits` (the searched
-    fields), positions from `pos_hits` (every searchable field), `hits` if None."""
+def attribute_ranks(terms: list[QueryTerm], hits: list[TermHit], max_weight: int) -> tuple[Rank, Rank]:
     fid_cost = 0
     pos_cost = 0
-    for t, h, ph in zip(terms, hits, pos_hits or hits):
+    for t, h in zip(terms, hits):
         fid_cost += min(h.weights)
-        pos_cost += min(position_cost(p, t.index) for _, p in ph.occ)
+        pos_cost += min(position_cost(p, t.index) for _, p in h.occ)
     return attribute_ranks_from_costs(len(terms), fid_cost, pos_cost, max_weight)
 
 
@@ -255,7 +252,8 @@ def exact_match_type(ids: list[int], qpos: list[int], exact_occs: list, field_wo
     """milli's ExactAttribute rule for one document. Per kept term, in query order: its
     term id, its query position, and the packed (`fid << PACK_BITS | pos`) occurrences of
     the query word itself in the searchable fields, or None when the rule ignores the
-    term (its word is in no document, or the document matched it with typos only).
+    term (a stop word, or a word the document matched with typos only; milli also
+    ignores a word in no document, which would tie the answer to what a shard holds).
 
     The terms left must start the query without a hole; each word must stand at its
     query position (bucketed) in some field, and one field must hold them all:
@@ -282,14 +280,11 @@ def exact_match_type(ids: list[int], qpos: list[int], exact_occs: list, field_wo
 
 
 def exactness_detail(
-    ids: list[int], terms: list[QueryTerm], hits: list[TermHit], rank_hits: list[TermHit], ruled: list[bool], field_word_counts: dict
+    ids: list[int], terms: list[QueryTerm], hits: list[TermHit], ruled: list[bool], field_word_counts: dict
 ) -> dict:
-    """The exactness detail from TermHits: `hits` in the searched fields count the exact
-    words, `rank_hits` in every searchable field decide the match type; `ruled[i]`: the
+    """The exactness detail from the kept terms' ids and TermHits; `ruled[i]`: the
     ExactAttribute rule considers term i (see exact_match_type)."""
-    occs = [
-        [f << PACK_BITS | p for f, p in rh.exact_occ] if ok else None for rh, ok in zip(rank_hits, ruled)
-    ]
+    occs = [[f << PACK_BITS | p for f, p in h.exact_occ] if ok else None for h, ok in zip(hits, ruled)]
     match_type = exact_match_type(ids, [t.index for t in terms], occs, field_word_counts)
     return exactness_from_match(match_type, sum(1 for h in hits if h.exact_occ), len(hits))
 
