@@ -1196,13 +1196,16 @@ def _kept_subsets(n: int, strategy: str, frequencies: list[int]) -> list[frozens
     if strategy == "all" or n <= 1:
         return [full]
     if strategy == "frequency":
-        removal = sorted(range(n), key=lambda i: (-frequencies[i], -i))
+        # milli: words of the same frequency go together, and a word no document holds
+        # counts as the most frequent (it goes first).
+        freq = [f or float("inf") for f in frequencies]
+        removal = [[i for i in range(n) if freq[i] == f] for f in sorted(set(freq), reverse=True)]
     else:
-        removal = list(range(n - 1, -1, -1))
+        removal = [[i] for i in range(n - 1, -1, -1)]
     out = [full]
     cur = set(full)
-    for i in removal[:-1]:
-        cur.discard(i)
+    for group in removal[:-1]:
+        cur.difference_update(group)
         out.append(frozenset(cur))
     return out
 
