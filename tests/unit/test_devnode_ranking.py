@@ -26,6 +26,37 @@ def test_cost_from_distance_buckets():
     ]
 
 
+def test_position_cost_on_bucketed_positions():
+    # milli indexes positions 16..23 as 24, then as the next power of two.
+    assert [ranking.bucketed_position(p) for p in (0, 15, 16, 23, 24, 32, 33, 1000)] == [0, 15, 24, 24, 32, 32, 64, 1024]
+    assert ranking.position_cost(20, 0) == ranking.cost_from_distance(24)
+    assert ranking.position_cost(3, 1) == 2
+
+
+def test_exact_match_type_as_milli_exact_attribute():
+    b = ranking.PACK_BITS
+    counts = {0: 2, 1: 3}
+    # Both words at their query positions in field 0, which holds 2 words.
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0 << b | 0], [0 << b | 1]], counts) == "exactMatch"
+    # The words may stand at their positions in different fields if one field holds both.
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0 << b | 0, 1 << b | 2], [1 << b | 1]], counts) == "matchesStart"
+    # A term the rule ignores (None) at the end leaves the others to decide...
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0 << b | 0], None], {0: 1}) == "exactMatch"
+    # ...but not first, nor as a hole; a word missing from the document is no match.
+    assert ranking.exact_match_type([0, 1], [0, 1], [None, [0 << b | 1]], counts) == "noExactMatch"
+    assert ranking.exact_match_type([0, 1, 2], [0, 1, 2], [[0], None, [2]], counts) == "noExactMatch"
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0], ()], counts) == "noExactMatch"
+
+
+def test_hard_separators_are_charabia_0_9_9s():
+    from miroir.devnode.text import Tokenizer
+
+    positions = lambda text: [p for p, _ in Tokenizer().words(text)]  # noqa: E731
+    assert positions("returns: Part 1") == [0, 1, 2]  # a colon is soft
+    assert positions("a.b a,b a\nb") == [0, 1, 2, 3, 4, 5]  # lone period, comma, newline: soft
+    assert positions("a. b, c; d! e") == [0, 8, 16, 24, 32]
+
+
 def _engine(docs, **settings):
     eng = IndexEngine("t", settings=settings or None)
     eng.add_documents(docs, "id", partial=False)
