@@ -26,6 +26,37 @@ def test_cost_from_distance_buckets():
     ]
 
 
+def test_position_cost_on_bucketed_positions():
+    # milli indexes positions 16..23 as 24, then as the next power of two.
+    assert [ranking.bucketed_position(p) for p in (0, 15, 16, 23, 24, 32, 33, 1000)] == [0, 15, 24, 24, 32, 32, 64, 1024]
+    assert ranking.position_cost(20, 0) == ranking.cost_from_distance(24)
+    assert ranking.position_cost(3, 1) == 2
+
+
+def test_exact_match_type_as_milli_exact_attribute():
+    b = ranking.PACK_BITS
+    counts = {0: 2, 1: 3}
+    # Both words at their query positions in field 0, which holds 2 words.
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0 << b | 0], [0 << b | 1]], counts) == "exactMatch"
+    # The words may stand at their positions in different fields if one field holds both.
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0 << b | 0, 1 << b | 2], [1 << b | 1]], counts) == "matchesStart"
+    # A term the rule ignores (None) at the end leaves the others to decide...
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0 << b | 0], None], {0: 1}) == "exactMatch"
+    # ...but not first, nor as a hole; a word missing from the document is no match.
+    assert ranking.exact_match_type([0, 1], [0, 1], [None, [0 << b | 1]], counts) == "noExactMatch"
+    assert ranking.exact_match_type([0, 1, 2], [0, 1, 2], [[0], None, [2]], counts) == "noExactMatch"
+    assert ranking.exact_match_type([0, 1], [0, 1], [[0], ()], counts) == "noExactMatch"
+
+
+def test_hard_separators_are_charabia_0_9_9s():
+    from miroir.devnode.text import Tokenizer
+
+    positions = lambda text: [p for p, _ in Tokenizer().words(text)]  # noqa: E731
+    assert positions("returns: Part 1") == [0, 1, 2]  # a colon is soft
+    assert positions("a.b a,b a\nb") == [0, 1, 2, 3, 4, 5]  # lone period, comma, newline: soft
+    assert positions("a. b, c; d! e") == [0, 8, 16, 24, 32]
+
+
 def _engine(docs, **settings):
     eng = IndexEngine("t", settings=settings or None)
     eng.add_documents(docs, "id", partial=False)
@@ -53,8 +84,8 @@ def test_details_shape_and_global_score():
     assert d["exactness"] == {"order": 4, "matchType": "exactMatch", "score": 1.0}
     assert hits[0]["_rankingScore"] == 1.0
     second = hits[1]["_rankingScoreDetails"]
-    # "world hello": reversed pair costs proximity 2 -> cost 1 of max 7 -> rank 7/8.
-    assert second["proximity"]["score"] == pytest.approx(7 / 8)
+    # "world hello": reversed pair costs proximity 2 -> cost 1 of max 3 -> rank 3/4.
+    assert second["proximity"]["score"] == pytest.approx(3 / 4)
     assert second["exactness"]["matchType"] == "noExactMatch"
     assert list(second["exactness"]) == ["order", "matchType", "matchingWords", "maxMatchingWords", "score"]
     assert hits[1]["_rankingScore"] < 1.0
@@ -72,7 +103,8 @@ def test_default_rules_split_attribute_details():
     assert d["attributeRank"] == {"order": 3, "score": 0.5}  # 2nd of 2 attributes
     # "lang" is the 2nd word of its attribute, the 1st of the query: cost 1 of 10.
     assert d["wordPosition"] == {"order": 4, "score": pytest.approx(10 / 11)}
-    assert hits[1]["_rankingScore"] == pytest.approx(global_score([Rank(1, 2), Rank(10, 11), Rank(1, 3), Rank(2, 2)]))
+    # typo: "lang" allows no typo, but milli budgets a split into two words as one (2/2).
+    assert hits[1]["_rankingScore"] == pytest.approx(global_score([Rank(2, 2), Rank(1, 2), Rank(10, 11), Rank(1, 3), Rank(2, 2)]))
 
 
 def test_split_rules_rank_apart_around_sort():
@@ -153,17 +185,20 @@ PROBE_QUERIES = ["python library", "image viewr", "network", "librar", "python i
 @pytest.mark.skipif(not DEBIAN.exists(), reason="Debian corpus not available")
 @pytest.mark.parametrize("extra", [{}, {"searchableAttributes": ["name", "summary", "description"], "rankingRules": ["words", "typo", "attribute", "proximity", "exactness", "installed_size_kb:asc"]}])
 def test_score_depends_only_on_query_document_and_settings(extra):
-    alone = IndexEngine("alone", settings=extra or None)
+    # The probe is found by a filter: the crowd stays in the index (what could sway a
+    # score), and the probe needs not rank in the first 1,000 hits.
+    settings = {**extra, "filterableAttributes": ["id"]}
+    alone = IndexEngine("alone", settings=settings)
     alone.add_documents([PROBE], "id", partial=False)
-    crowd = IndexEngine("crowd", settings=extra or None)
+    crowd = IndexEngine("crowd", settings=settings)
     crowd.add_documents(_load_debian(10_000), "id", partial=False)
     crowd.add_documents([PROBE], "id", partial=False)
     for q in PROBE_QUERIES:
         params = {"q": q, "filter": None, "showRankingScore": True, "showRankingScoreDetails": True,
                   "attributesToRetrieve": ["id"]}
         a = alone.search(dict(params))["hits"]
-        probe_filter = {**params, "limit": 1000}
-        b = [h for h in crowd.search(probe_filter)["hits"] if h["id"] == PROBE["id"]]
+        probe_filter = {**params, "filter": f"id = {PROBE['id']}"}
+        b = crowd.search(probe_filter)["hits"]
         assert len(a) == 1 and len(b) == 1, q
         assert a[0]["_rankingScoreDetails"] == b[0]["_rankingScoreDetails"], q
         assert a[0]["_rankingScore"] == b[0]["_rankingScore"], q

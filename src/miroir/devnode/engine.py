@@ -775,14 +775,20 @@ class IndexEngine:
         for n, (qi, word) in enumerate(terms):
             is_prefix = prefix_ok and n == len(terms) - 1
             max_typos = self._max_typos(word)
-            if ops is not None and n in ops.mandatory:  # a phrase's word: exact
+            in_phrase = ops is not None and n in ops.mandatory
+            if in_phrase:  # a phrase's word: exact
                 is_prefix, max_typos = False, 0
-            qterms.append(QueryTerm(qi, word, max_typos, is_prefix))
+            qterms.append(QueryTerm(qi, word, max_typos, is_prefix, in_phrase))
             derivs.append(self._derivations(word, max_typos, is_prefix))
             plan.match_words.update(w for w, t, _ in derivs[-1] if not (is_prefix and w != word and t == 0))
             if is_prefix:
                 plan.prefix_words.add(word)
         plan.terms = qterms
+        # Whether the ExactAttribute rule may consider each term. milli ignores a word
+        # that no document holds; judging that here would make a document's match type
+        # depend on what its node holds (a shard without the word would say otherwise
+        # than one node), so only stop words, never indexed, are ignored.
+        plan.has_exact = [t.word not in self._stop_words for t in qterms]
         restricted = not all_fields or bool(self._typo_disabled_attrs)
         typo_off = {fid for fid, name in enumerate(self._fields) if matches_attribute(name, self._typo_disabled_attrs)}
         plan.weights = weights
@@ -919,15 +925,14 @@ class IndexEngine:
     def _position_costs(self, word: str, qi: int, per: dict | None = None, vkey=None) -> list[tuple[int, list[int]]]:
         """(cost, iids) for the documents holding `word` (postings `per`, the word's
         whole postings when `vkey` is None), by the smallest
-        cost_from_distance(|position - qi|) of its occurrences; built on first use."""
+        ranking.position_cost(position, qi) of its occurrences; built on first use."""
         key = (word, qi, vkey)
         out = self._poscost.get(key)
         if out is None:
             by_cost: dict[int, list[int]] = {}
             for iid, occs in (self._post[word] if per is None else per).items():
                 if len(occs) == 1:
-                    d = abs((occs[0] & POS_MASK) - qi)
-                    c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
+                    c = _cost_at(occs[0] & POS_MASK, qi)
                 else:
                     c = _pos_cost(occs, qi)
                 g = by_cost.get(c)
@@ -1233,6 +1238,7 @@ class _Plan:
         # when one of its derivations is narrowed (cache keys), else None.
         self.tpost: list[list[tuple]] = []
         self.tsig: list[Any] = []
+        self.has_exact: list[bool] = []  # per term: the ExactAttribute rule considers it
         # The reference road (IndexEngine.reference_ranking, restricted searches only):
         # every TermHit built up front, every rule compared through emitted details.
         self.reference = False
@@ -1258,14 +1264,23 @@ class _FieldView:
 
 # cost_from_distance for every distance up to where it stops growing.
 _COST = [ranking.cost_from_distance(d) for d in range(1026)]
+# bucketed_position of the positions whose bucket is at most 1024 (further ones cost the most).
+_BUCKETED = [ranking.bucketed_position(p) for p in range(1025)]
+
+
+def _cost_at(pos: int, qi: int) -> int:
+    """ranking.position_cost(pos, qi), from the tables."""
+    if pos >= 1025:
+        return ranking.position_cost(pos, qi)
+    d = abs(_BUCKETED[pos] - qi)
+    return _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
 
 
 def _pos_cost(occs: list[int], qi: int) -> int:
-    """min cost_from_distance(|pos - qi|) over packed occurrences."""
+    """min ranking.position_cost(pos, qi) over packed occurrences."""
     best = ranking.MAX_POSITION_COST
     for o in occs:
-        d = abs((o & POS_MASK) - qi)
-        c = _COST[d] if d < 1026 else ranking.MAX_POSITION_COST
+        c = _cost_at(o & POS_MASK, qi)
         if c < best:
             best = c
             if not c:
@@ -1312,6 +1327,10 @@ class _BucketSort:
         self._details: dict[int, dict[int, dict]] = {}
         self._memo: dict[tuple, Any] = {}
         self._typo_of: dict[int, dict[int, int]] = {}
+        # milli's typo buckets keep a term's typo derivations only for the documents that
+        # matched it with typos: for them the ExactAttribute rule has no exact word.
+        names = [name for name, _ in rules]
+        self.typo_first = "typo" in names and "exactness" in names and names.index("typo") < names.index("exactness")
 
     # -------------------------------------------------------------- details (emitted)
 
@@ -1345,7 +1364,8 @@ class _BucketSort:
             elif name in ranking.ATTRIBUTE_RULES:
                 d = ranking.attribute_rule_detail(name, *ranking.attribute_ranks(terms, hits, plan.ctx.max_weight))
             else:
-                d = ranking.exactness_detail(hits, plan.wcount.get(iid, {}))
+                ruled = [plan.has_exact[ti] and not (self.typo_first and h.typos) for ti, h in zip(kept, hits)]
+                d = ranking.exactness_detail(kept, terms, hits, ruled, plan.wcount.get(iid, {}))
         return ranking.with_score(d)
 
     def key(self, iid: int, r: int):
@@ -1672,6 +1692,10 @@ class _BucketSort:
         group."""
         plan = self.plan
         exact_post = [next((per for _, _, exact, per, _ in tp if exact), None) or {} for tp in plan.tpost]
+        zero_post = [[per for _, typos, _, per, _ in tp if not typos and per] for tp in plan.tpost]
+        has_exact = plan.has_exact
+        typo_first = self.typo_first
+        qpos = [t.index for t in plan.terms]
         bucket = plan.bucket
         kept = plan.kept
         wcount = plan.wcount
@@ -1687,8 +1711,15 @@ class _BucketSort:
 
         def keyf(iid: int):
             b = bucket[iid]
-            occs = [exact_post[ti].get(iid) for ti in kept[b]]
-            return key_of(b, ranking.exactness_match_packed(occs, wcount.get(iid, no_counts)))
+            kt = kept[b]
+            occs: list = []
+            for ti in kt:
+                if not has_exact[ti] or (typo_first and not any(iid in per for per in zero_post[ti])):
+                    occs.append(None)  # the ExactAttribute rule ignores the term
+                else:
+                    occs.append(exact_post[ti].get(iid, ()))
+            match = ranking.exact_match_type(kt, [qpos[ti] for ti in kt], occs, wcount.get(iid, no_counts))
+            return key_of(b, (match, sum(1 for ti in kt if iid in exact_post[ti])))
 
         b = self._one_bucket(iids)
         if b is None:

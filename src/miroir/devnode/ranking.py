@@ -4,7 +4,8 @@ Every rule turns (query, one document's matches, settings) into a `Rank` — an 
 `rank` in 1..max_rank, higher better — exactly like milli's `ScoreDetails`; the global
 `_rankingScore` folds the ranks with milli's `Rank::global_score`. Nothing here looks at
 other documents (no IDF, no maximum over the result set): Miroir relies on that to rank a
-sharded index exactly like one node.
+sharded index exactly like one node. (milli's ExactAttribute rule also ignores a query word
+found in no document; the engine does not, for that reason: see exact_match_type.)
 
 The per-rule comparison used to order documents is derived from the same details we emit
 (`detail_keys`), so Miroir's merge, which compares emitted `_rankingScoreDetails` rule by
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from miroir.core import geo
 from miroir.core.sortvalue import MISSING, field_value, sort_key
 
-MAX_DISTANCE = 8  # milli's proximity cap: words 8+ apart (or in other attributes) are "far"
+MAX_DISTANCE = 4  # milli (proximity.rs): pairs 4+ apart (or in other attributes) are "far"
 MAX_POSITION_COST = 10  # milli's position rule: cost_from_distance() tops out at 10
 
 # `attribute` is milli's two rules Fid then Position, shown as one details entry;
@@ -75,6 +76,21 @@ def cost_from_distance(distance: int) -> int:
     return 10
 
 
+def bucketed_position(pos: int) -> int:
+    """milli's bucketed_position: word positions are indexed exactly up to 15, then 16..23
+    as 24, then as the next power of two (the position rule measures from these)."""
+    if pos < 16:
+        return pos
+    if pos < 24:
+        return 24
+    return 1 << (pos - 1).bit_length()
+
+
+def position_cost(pos: int, query_pos: int) -> int:
+    """The position rule's cost of a word found at `pos` for the query word at `query_pos`."""
+    return cost_from_distance(abs(bucketed_position(pos) - query_pos))
+
+
 def positions_proximity(lhs: int, rhs: int) -> int:
     """milli: distance of two positions in reading order; the wrong order costs one more."""
     if lhs < rhs:
@@ -98,6 +114,15 @@ class QueryTerm:
     word: str
     max_typos: int
     prefix: bool
+    in_phrase: bool = False  # a word of a quoted phrase: matched exactly, no typo budget
+
+    def typo_budget(self) -> int:
+        """The term's share of maxTypoCount, milli's max_typo_cost: the typos its length
+        allows, and 1 for a word allowed none (split into two words counts as a typo),
+        except in a phrase."""
+        if self.max_typos:
+            return self.max_typos
+        return 0 if self.in_phrase else 1
 
 
 @dataclass(slots=True)
@@ -118,7 +143,7 @@ def typo_detail(terms: list[QueryTerm], hits: list[TermHit]) -> dict:
 
 
 def typo_detail_from_count(terms: list[QueryTerm], count: int) -> dict:
-    max_count = sum(t.max_typos for t in terms)
+    max_count = sum(t.typo_budget() for t in terms)
     rank = Rank(max(max_count + 1 - count, 0), max_count + 1)
     return {"typoCount": count, "maxTypoCount": max_count, "_ranks": [rank]}
 
@@ -198,7 +223,7 @@ def attribute_ranks(terms: list[QueryTerm], hits: list[TermHit], max_weight: int
     pos_cost = 0
     for t, h in zip(terms, hits):
         fid_cost += min(h.weights)
-        pos_cost += min(cost_from_distance(abs(p - t.index)) for _, p in h.occ)
+        pos_cost += min(position_cost(p, t.index) for _, p in h.occ)
     return attribute_ranks_from_costs(len(terms), fid_cost, pos_cost, max_weight)
 
 
@@ -223,39 +248,45 @@ def attribute_rule_detail(rule: str, fid: Rank, pos: Rank) -> dict:
     return {"_ranks": [fid if rule == "attributeRank" else pos]}
 
 
-def exactness_detail(hits: list[TermHit], field_word_counts: dict) -> dict:
-    k = len(hits)
-    match_type = "noExactMatch"
-    if k and all(h.exact_occ for h in hits):
-        starts = {f for f, p in hits[0].exact_occ if p == 0}
-        for f in sorted(starts):
-            if all((f, j) in hits[j].exact_occ for j in range(1, k)):
-                if field_word_counts.get(f) == k:
-                    match_type = "exactMatch"
-                    break
-                match_type = "matchesStart"
-    exact_words = sum(1 for h in hits if h.exact_occ)
-    return exactness_from_match(match_type, exact_words, k)
+def exact_match_type(ids: list[int], qpos: list[int], exact_occs: list, field_word_counts: dict) -> str:
+    """milli's ExactAttribute rule for one document. Per kept term, in query order: its
+    term id, its query position, and the packed (`fid << PACK_BITS | pos`) occurrences of
+    the query word itself in the searchable fields, or None when the rule ignores the
+    term (a stop word, or a word the document matched with typos only; milli also
+    ignores a word in no document, which would tie the answer to what a shard holds).
+
+    The terms left must start the query without a hole; each word must stand at its
+    query position (bucketed) in some field, and one field must hold them all:
+    `matchesStart`, or `exactMatch` when that field has that many words."""
+    ex = [(i, q, o) for i, q, o in zip(ids, qpos, exact_occs) if o is not None]
+    if not ex or ex[0][0] != 0:
+        return "noExactMatch"
+    prev = 0
+    for i, _, _ in ex:
+        if i - prev > 1:
+            return "noExactMatch"
+        prev = i
+    fields: set | None = None
+    for _, q, occs in ex:
+        qb = bucketed_position(q)
+        if not any(bucketed_position(o & _PACK_MASK) == qb for o in occs):
+            return "noExactMatch"
+        fs = {o >> PACK_BITS for o in occs}
+        fields = fs if fields is None else fields & fs
+        if not fields:
+            return "noExactMatch"
+    n = len(ex)
+    return "exactMatch" if any(field_word_counts.get(f) == n for f in fields or ()) else "matchesStart"
 
 
-def exactness_match_packed(exact_occs: list, field_word_counts: dict) -> tuple[str, int]:
-    """(match type, exact words) of exactness_detail from each term's exact occurrences
-    packed as `fid << PACK_BITS | pos` (empty or None: the word itself is absent)."""
-    k = len(exact_occs)
-    exact_words = sum(1 for o in exact_occs if o)
-    match_type = "noExactMatch"
-    if k and exact_words == k:
-        starts = {o >> PACK_BITS for o in exact_occs[0] if not o & _PACK_MASK}
-        if starts:
-            rest = [set(o) for o in exact_occs[1:]]
-            for f in sorted(starts):
-                base = f << PACK_BITS
-                if all((base | j) in rest[j - 1] for j in range(1, k)):
-                    if field_word_counts.get(f) == k:
-                        match_type = "exactMatch"
-                        break
-                    match_type = "matchesStart"
-    return match_type, exact_words
+def exactness_detail(
+    ids: list[int], terms: list[QueryTerm], hits: list[TermHit], ruled: list[bool], field_word_counts: dict
+) -> dict:
+    """The exactness detail from the kept terms' ids and TermHits; `ruled[i]`: the
+    ExactAttribute rule considers term i (see exact_match_type)."""
+    occs = [[f << PACK_BITS | p for f, p in h.exact_occ] if ok else None for h, ok in zip(hits, ruled)]
+    match_type = exact_match_type(ids, [t.index for t in terms], occs, field_word_counts)
+    return exactness_from_match(match_type, sum(1 for h in hits if h.exact_occ), len(hits))
 
 
 def exactness_from_match(match_type: str, exact_words: int, k: int) -> dict:

@@ -31,7 +31,11 @@ _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _KANA_OR_HANGUL = "\u3040-\u30ff\uac00-\ud7af"
 _KANA = re.compile("[\u3040-\u30ff]")
 _CJK_RE = re.compile(f"[{_CJK}]")
-_HARD = re.compile(r"[.;:!?\n\r\t。！？；：…]")
+# charabia 0.9.9 (Meilisearch 1.50) hard separators ("context separators"): sentence
+# punctuation of every script, and a period or comma followed by a space; a colon, a
+# lone period or comma (`32.3`, `a,b`), newlines and tabs are soft.
+_HARD_CHARS = "!;?¡§´¶¿՜՝՞։׃،؛؟۔܀܁܂܃܄܅܆܇܈܉߷߸߹࠰࠱࠲࠳࠴࠵࠸࠹࠺࠻࠼࠽࠾࡞।॥෴๚๛༄༅༆༇༈༉༊།༎༏༐༑༒༔࿐࿑࿒࿓࿔၊။჻።፣፤፥፦፧፨᚛᚜᛫᛬᛭᜵᜶។៕៖៘៚᠀᠁᠂᠃᠄᠅᠆᠈᠉᥄᥅᨟᪨᪩᪪᪫᪬᪭᭚᭛᭜᭝᭞᭟᭠᯼᯽᯾᯿᰻᰼᰽᰾᰿᱾᱿᳀᳁᳂᳃᳄᳅᳆᳇․‥…※‼‽⁇⁈⁉⁏⁖⁚⳹⳺⳻⳼⳾⸘⸮⹁、。꓾꓿꘍꘎꘏꛲꛳꛴꛵꛶꛷꡶꡷꣎꣏꤯꥟꧃꧄꧅꧆꧇꧈꧉꧊꧋꧌꧍꩜꩝꩞꩟꫟꫰꫱꯫︐︑︒︓︔︕︖︙︰﹅﹐﹑﹒﹔﹕﹖﹗！，．：；？｡､𐡗𐩐𐩑𐩒𐩓𐩔𐩕𐩖𐩗𐩘𐫰𐫱𐫲𐫳𐫴𐫵𐬺𐬻𐬼𐬽𐬾𐬿𐮙𐮚𐮛𐮜𐽕𐽖𐽗𐽘𐽙𑁇𑁈𑁉𑁊𑁋𑁌𑁍𑂾𑂿𑃀𑃁𑅀𑅁𑅂𑅃𑅵𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑑍𑑚𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑙠𑙡𑙢𑙣𑙤𑙥𑙦𑙧𑙨𑙩𑙪𑙫𑙬𑜼𑜽𑜾𑥄𑥆𑨿𑩀𑩁𑩂𑩃𑩄𑩅𑩆𑪚𑪛𑪜𑪞𑪟𑪠𑪡𑪢𑱁𑱂𑱰𑱱𑻷𑻸𑿿𒑱𒑲𒑳𒑴𖩮𖩯𖫵𖬷𖬸𖬹𖭄𖺗𖺘𖺙𖺚𛲟𝪇𝪈𝪉𝪊𞥞𞥟"
+_HARD = re.compile(f"[{re.escape(_HARD_CHARS)}\\x00]|[.,] ")
 # A run of ideographs is one match, cut into words afterwards (_cut_han).
 _CJK_UNITS = rf"[{_HAN}]+|[{_KANA_OR_HANGUL}]"
 # Japanese: a run of ideographs and kana is one match, cut into words by _cut_ja.
