@@ -27,6 +27,7 @@ from miroir.core.errors import (
     facet_not_filterable,
     index_scoped,
     json_kind,
+    not_facet_searchable,
     not_searchable,
     not_sortable,
     type_error,
@@ -297,6 +298,17 @@ class IndexEngine:
         self._typo_cache.clear()
         self._facet_cache.clear()
 
+    def field_names(self) -> list[str]:
+        """Every field name documents brought, objects holding others included (milli's
+        fields ids map: `doggos` beside `doggos.name`)."""
+        names = dict.fromkeys(self._fields)
+        for name in self._fields:
+            i = name.find(".")
+            while i != -1:
+                names.setdefault(name[:i])
+                i = name.find(".", i + 1)
+        return list(names)
+
     def _field_id(self, name: str) -> int:
         fid = self._fid.get(name)
         if fid is None:
@@ -514,7 +526,9 @@ class IndexEngine:
     def _shown_filterable_patterns(self) -> tuple[list[str], bool]:
         """The filterable patterns an error may list (milli lists the displayed ones) and
         whether some were left out (`<..hidden-attributes>`)."""
-        patterns = sorted(set(attr_patterns.filterable_patterns(self.settings["filterableAttributes"])))
+        return self._displayed_only(sorted(set(attr_patterns.filterable_patterns(self.settings["filterableAttributes"]))))
+
+    def _displayed_only(self, patterns: list[str]) -> tuple[list[str], bool]:
         displayed = self.settings.get("displayedAttributes") or ["*"]
         if "*" in displayed:
             return patterns, False
@@ -1103,14 +1117,12 @@ class IndexEngine:
             raise MeiliError("missing_facet_search_facet_name", "Missing field `facetName`")
         if not self.settings.get("facetSearch", True):  # 1.50 checks this first
             raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
-        filterable = self._filterable()
-        if not attr_patterns.is_facet_searchable(self.settings["filterableAttributes"], name):
-            if filterable:
-                avail = ", ".join(sorted(filterable))
-                msg = f"Attribute `{name}` is not facet-searchable. Available facet-searchable attributes are: `{avail}`. To make it facet-searchable add it to the `filterableAttributes` index settings."
-            else:
-                msg = f"Attribute `{name}` is not facet-searchable. This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings."
-            raise MeiliError("invalid_facet_search_facet_name", msg)
+        rules = self.settings["filterableAttributes"]
+        if not attr_patterns.is_facet_searchable(rules, name):
+            searchable = sorted(set(attr_patterns.filterable_patterns(rules, feature="facetSearch")))
+            shown, hidden = self._displayed_only(searchable)
+            matched = next((i for i, r in enumerate(rules) if attr_patterns.rule_match(r, name) is attr_patterns.MATCH), None)
+            raise not_facet_searchable(name, shown, hidden, matched)
         query = params.get("facetQuery")
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
@@ -1766,7 +1778,6 @@ class _SearchParams:
         self.show_matches_position = _bool(params, "showMatchesPosition", "invalid_search_show_matches_position")
         self.show_ranking_score = _bool(params, "showRankingScore", "invalid_search_show_ranking_score")
         self.show_ranking_score_details = _bool(params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details")
-        self.formatting = bool(self.attributes_to_highlight or self.attributes_to_crop)
         # 1.50 formats the highlighted and cropped attributes even when not retrieved.
         self._formatted_names = {
             a.split(":", 1)[0] for a in (*(self.attributes_to_highlight or ()), *(self.attributes_to_crop or ()))
@@ -1785,6 +1796,9 @@ class _SearchParams:
                 "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`.",
             )
         self.ranking_score_threshold = thr
+        # As 1.50: `_formatted` only when a highlighted or cropped name is a displayed field
+        # some document has (or `*`, with something displayed).
+        self.formatting = bool(_formatted_names_displayed(self, eng))
         self.attributes_to_search_on = _str_list(params, "attributesToSearchOn", "invalid_search_attributes_to_search_on")
         if self.attributes_to_search_on is not None:
             searchable = eng.settings["searchableAttributes"]
@@ -1832,6 +1846,18 @@ class _SearchParams:
             raise _type_error("useNetwork", "invalid_search_use_network", "a boolean", use_network)
         self.show_performance_details = _bool(params, "showPerformanceDetails", "invalid_search_show_performance_details")
         self.retrieve_vectors = _bool(params, "retrieveVectors", "invalid_search_retrieve_vectors")
+
+
+def _formatted_names_displayed(self: _SearchParams, eng: IndexEngine) -> list[str]:
+    if not self._formatted_names:
+        return []
+    displayed = eng.settings.get("displayedAttributes") or ["*"]
+    known = eng.field_names()
+    if "*" not in displayed:
+        known = [f for f in known if f in displayed]
+    if "*" in self._formatted_names:
+        return known
+    return [f for f in known if f in self._formatted_names]
 
 
 def _formats(self: _SearchParams, name: str) -> bool:
@@ -1931,21 +1957,20 @@ def _parse_facets(value, eng: IndexEngine) -> list[str] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _type_error("facets", "invalid_search_facets", "an array", value)
-    filterable = eng._filterable()
     rules = eng.settings["filterableAttributes"]
-    out: list[str] = []
     for name in value:
-        if name == "*":
-            out.extend(f for f in filterable if "*" not in f)
-            continue
-        if not attr_patterns.facet_allowed(rules, name):
+        if name != "*" and not attr_patterns.facet_allowed(rules, name):
             raise facet_not_filterable(name, sorted(set(attr_patterns.filterable_patterns(rules))))
-        if "*" in name:  # a pattern (`gen*`): the filterable attributes of the index it matches
-            out.extend(
-                f
-                for f in eng._fields
-                if attr_patterns.match_pattern(name, f) is attr_patterns.MATCH and attr_patterns.is_filterable(rules, f)
-            )
-            continue
-        out.append(name)
-    return list(dict.fromkeys(out))
+    # As milli: the filterable fields some document has that a pattern names, then every
+    # filterable field nested in one of them (`doggos` counts `doggos.name` too).
+    known = eng.field_names()
+    named = [
+        f
+        for f in known
+        if any(attr_patterns.match_pattern(p, f) is attr_patterns.MATCH for p in value) and attr_patterns.is_filterable(rules, f)
+    ]
+    if not named:
+        return []
+    return sorted(
+        f for f in known if any(attr_patterns.is_nested_in(f, n) for n in named) and attr_patterns.is_filterable(rules, f)
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from miroir.core.sortvalue import MISSING, field_value
+from miroir.core.filter import values_at
 
 
 def facet_keys(value) -> list:
@@ -61,11 +61,8 @@ class FacetIndex:
     def build(cls, name: str, docs: dict) -> FacetIndex:
         idx = cls()
         for iid in sorted(docs):
-            value = field_value(docs[iid], name)
-            if value is MISSING or value is None:
-                continue
             keys = []
-            for orig in _originals(value):
+            for orig in _originals(values_at(docs[iid], name)):
                 k = facet_keys(orig)[0]
                 if k not in idx.display:
                     idx.display[k] = _display(orig)
