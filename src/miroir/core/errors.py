@@ -209,11 +209,11 @@ def distinct_not_filterable(name: str, patterns: list[str], hidden: bool = False
     )
 
 
-def not_searchable(name: str, searchable: list[str]) -> MeiliError:
+def not_searchable(name: str, searchable: list[str], hidden: bool = False) -> MeiliError:
     return index_scoped(
         MeiliError(
             "invalid_search_attributes_to_search_on",
-            f"Attribute `{name}` is not searchable. Available searchable attributes are: `{', '.join(searchable)}`.",
+            f"Attribute `{name}` is not searchable. Available searchable attributes are: `{', '.join(searchable)}{HIDDEN_ATTRIBUTES if hidden else ''}`.",
         )
     )
 

@@ -1801,10 +1801,7 @@ class _SearchParams:
         self.formatting = bool(_formatted_names_displayed(self, eng))
         self.attributes_to_search_on = _str_list(params, "attributesToSearchOn", "invalid_search_attributes_to_search_on")
         if self.attributes_to_search_on is not None:
-            searchable = eng.settings["searchableAttributes"]
-            for a in self.attributes_to_search_on:
-                if a != "*" and searchable != ["*"] and a not in searchable:
-                    raise not_searchable(a, searchable)
+            _check_search_on(self.attributes_to_search_on, eng)
             if "*" in self.attributes_to_search_on:
                 self.attributes_to_search_on = None
         self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter", search=True)
@@ -1846,6 +1843,23 @@ class _SearchParams:
             raise _type_error("useNetwork", "invalid_search_use_network", "a boolean", use_network)
         self.show_performance_details = _bool(params, "showPerformanceDetails", "invalid_search_show_performance_details")
         self.retrieve_vectors = _bool(params, "retrieveVectors", "invalid_search_retrieve_vectors")
+
+
+def _check_search_on(names: list[str], eng: IndexEngine) -> None:
+    """milli's check of `attributesToSearchOn`: a searchable field documents brought, a
+    pattern matching one, or a name the searchable attributes list (no document has it
+    yet); anything goes when every attribute is searchable."""
+    searchable = eng.settings["searchableAttributes"]
+    if "*" in searchable:
+        return
+    fields = [f for f in eng.field_names() if any(attr_patterns.is_nested_in(f, s) for s in searchable)]
+    for name in names:
+        if name == "*" or name in fields or name in searchable:
+            continue
+        if "*" in name and any(attr_patterns.match_pattern(name, f) is attr_patterns.MATCH for f in fields):
+            continue
+        shown, hidden = eng._displayed_only(sorted(fields))
+        raise not_searchable(name, shown, hidden)
 
 
 def _formatted_names_displayed(self: _SearchParams, eng: IndexEngine) -> list[str]:
