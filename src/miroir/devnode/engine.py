@@ -162,6 +162,17 @@ class IndexEngine:
         self._tokenizers: dict[frozenset, Tokenizer] = {frozenset(): self.tokenizer}
         self._field_tokenizers: dict[str, Tokenizer] = {}
         self._stop_words = frozenset(normalize(w) for w in s["stopWords"])
+        # One-word synonyms of one-word terms (milli ranks a synonym as a zero-typo, not
+        # exact, derivation of the term); longer ones are not applied here.
+        self._synonyms: dict[str, list[str]] = {}
+        for key, values in (s.get("synonyms") or {}).items():
+            key_words = [w for _, w in self.tokenizer.words(key)]
+            if len(key_words) != 1:
+                continue
+            for value in values:
+                value_words = [w for _, w in self.tokenizer.words(value)]
+                if len(value_words) == 1 and value_words[0] != key_words[0]:
+                    self._synonyms.setdefault(key_words[0], []).append(value_words[0])
         typo = s["typoTolerance"] or {}
         sizes = typo.get("minWordSizeForTypos") or {}
         self._typo_enabled = typo.get("enabled", True)
@@ -880,6 +891,9 @@ class IndexEngine:
             for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
                 if cand not in found and not (d and self._typo_off_numbers and _numeric_word(cand)):
                     found[cand] = d
+        for synonym in self._synonyms.get(word, ()):
+            if synonym in self._post:
+                found.setdefault(synonym, 0)
         # milli does not index stop words: a term never reaches one (the last word `the`
         # of `to the` finds `theme`, not `the`).
         out = [(w, t, w == word) for w, t in found.items() if w not in self._stop_words]
