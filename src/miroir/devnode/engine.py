@@ -830,10 +830,8 @@ class IndexEngine:
                              lambda tp=tp: set().union(*(per.keys() for _, _, _, per, _ in tp if per)))
                 for t, tp, sig in zip(qterms, plan.tpost, plan.tsig)
             ]
-        if ops is not None and ops.mandatory:
-            subsets = phrases.kept_subsets(len(qterms), ops.mandatory, strategy, [len(s) for s in sets])
-        else:
-            subsets = _kept_subsets(len(qterms), strategy, [len(s) for s in sets])
+        mandatory = ops.mandatory if ops is not None else set()
+        subsets = phrases.kept_subsets(len(qterms), mandatory, strategy, [len(s) for s in sets])
         bucket: dict[int, int] = {}
         cur: set[int] | None = None
         for j in range(len(subsets) - 1, -1, -1):
@@ -1207,25 +1205,6 @@ def _narrow(value, key: str, patterns: list[str]):
     if isinstance(value, list):
         return [_narrow(v, key, patterns) for v in value if isinstance(v, dict)]
     return value
-
-
-def _kept_subsets(n: int, strategy: str, frequencies: list[int]) -> list[frozenset]:
-    """The `words` rule's buckets: the sets of query terms a document must contain, best
-    first. `last` drops terms from the end, `frequency` drops the most frequent first,
-    `all` keeps every term."""
-    full = frozenset(range(n))
-    if strategy == "all" or n <= 1:
-        return [full]
-    if strategy == "frequency":
-        removal = sorted(range(n), key=lambda i: (-frequencies[i], -i))
-    else:
-        removal = list(range(n - 1, -1, -1))
-    out = [full]
-    cur = set(full)
-    for i in removal[:-1]:
-        cur.discard(i)
-        out.append(frozenset(cur))
-    return out
 
 
 def _unknown_field(name: str, allowed) -> MeiliError:

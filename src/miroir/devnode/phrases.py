@@ -151,19 +151,27 @@ def excluded_docs(post: Mapping[str, Mapping[int, list[int]]], ops: QueryOperato
 
 
 def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[int]) -> list[frozenset]:
-    """The `words` buckets with mandatory terms: they stay in every bucket, and every
-    other term may be dropped (milli keeps the last bucket when a term is mandatory)."""
+    """The `words` rule's buckets: the sets of query terms a document must contain, best
+    first (milli's removal order). `last` drops terms from the end; `frequency` drops the
+    most frequent first, terms of equal frequency together, and a term no document has
+    before any other. The last group is never dropped, unless some term is mandatory
+    (a phrase's words): those stay in every bucket and every other term may go."""
     full = frozenset(range(n))
     optional = [i for i in range(n) if i not in mandatory]
     if strategy == "all" or not optional:
         return [full]
     if strategy == "frequency":
-        removal = sorted(optional, key=lambda i: (-frequencies[i], -i))
+        by_frequency: dict[float, list[int]] = {}
+        for i in optional:
+            by_frequency.setdefault(frequencies[i] or float("inf"), []).append(i)
+        groups = [by_frequency[f] for f in sorted(by_frequency, reverse=True)]
     else:
-        removal = sorted(optional, reverse=True)
+        groups = [[i] for i in sorted(optional, reverse=True)]
+    if not mandatory:
+        groups.pop()
     out = [full]
     cur = set(full)
-    for i in removal:
-        cur.discard(i)
+    for group in groups:
+        cur.difference_update(group)
         out.append(frozenset(cur))
     return out
