@@ -652,6 +652,8 @@ class IndexEngine:
         if threshold is not None or distinct is not None:
             if threshold is not None:
                 total = len(selected)
+            elif not rules and not p.page_mode:  # page mode: milli counts exhaustively
+                total = self._distinct_estimate(plan.candidates, distinct, selected, want_offset)
             else:
                 total = self._distinct_count(plan.candidates, distinct)
         else:
@@ -698,6 +700,23 @@ class IndexEngine:
                 return False
         seen.update(keys)
         return True
+
+    def _distinct_estimate(self, candidates: list[int], attr: str, taken: list[int], offset: int) -> int:
+        """milli's count for a search without ranking rules (a placeholder search, no sort)
+        under distinct: it walks the documents in id order until it has the page's last
+        hit, so the count leaves out only the documents sharing a distinct value with a
+        document taken (Meilisearch answers 11, then 10, then 6 for the same 14)."""
+        if len(candidates) < offset:
+            return len(candidates)
+        index = self._facet_index(attr)
+        excluded: set[int] = set()
+        for iid in taken:
+            for k in index.per_doc.get(iid) or ():
+                excluded |= index.by_key[k]
+        if not excluded:
+            return len(candidates)
+        dropped = sum(1 for iid in candidates if iid in excluded)
+        return len(candidates) - dropped + sum(1 for iid in taken if iid in excluded)
 
     def _distinct_count(self, candidates, attr: str) -> int:
         per_doc = self._facet_index(attr).per_doc
