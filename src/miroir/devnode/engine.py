@@ -807,7 +807,7 @@ class IndexEngine:
             else:
                 plan.candidates = self._filter_sets().select(filter_expr, None)
             if ops is not None:  # only negative terms: a placeholder search without them
-                excluded = phrases.excluded_docs(self._post, ops)
+                excluded = phrases.excluded_docs(self._post, ops, plan.ctx.by_attribute)
                 plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
         prefix_ok = ends_on_word(q, tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
@@ -861,9 +861,10 @@ class IndexEngine:
                 bucket.update(dict.fromkeys(cur, j))  # better buckets overwrite
         if ops is not None:
             allowed = set(bucket)
+            by_attribute = plan.ctx.by_attribute
             for words in ops.phrases:
-                allowed = phrases.phrase_docs(self._post, words, allowed)
-            allowed -= phrases.excluded_docs(self._post, ops)
+                allowed = phrases.phrase_docs(self._post, words, allowed, by_attribute)
+            allowed -= phrases.excluded_docs(self._post, ops, by_attribute)
             bucket = {iid: b for iid, b in bucket.items() if iid in allowed}
         plan.kept = [sorted(s) for s in subsets]
         plan.bucket = bucket
