@@ -739,7 +739,7 @@ class IndexEngine:
         doc = self._docs[iid]
         hit = self._with_vectors(iid, self._project(doc, p.attributes_to_retrieve), p.retrieve_vectors)
         if p.formatting or p.show_matches_position:
-            matcher = highlight.Matcher(self.tokenizer, plan.match_words, plan.prefix_words)
+            matcher = highlight.Matcher(self.tokenizer, plan.match_words, plan.prefix_words, plan.cut_words)
             shown = self._project(doc, None)
             if p.formatting:
                 hit["_formatted"] = highlight.format_document(
@@ -822,9 +822,19 @@ class IndexEngine:
                 is_prefix, max_typos = False, 0
             qterms.append(QueryTerm(qi, word, max_typos, is_prefix))
             derivs.append(self._derivations(word, max_typos, is_prefix))
-            plan.match_words.update(w for w, t, _ in derivs[-1] if not (is_prefix and w != word and t == 0))
+            synonyms = self._synonyms.get(word, ())
             if is_prefix:
+                # milli highlights what a typo derivation of the last word starts with up to
+                # the query word's length (`tolkin` marks `Tolkie`); a synonym is a phrase,
+                # marked whole; words the query word prefixes are marked by `prefix_words`.
                 plan.prefix_words.add(word)
+                for w, t, _ in derivs[-1]:
+                    if w in synonyms:
+                        plan.match_words.add(w)
+                    elif t:
+                        plan.cut_words[w] = min(plan.cut_words.get(w, len(word)), len(word))
+            else:
+                plan.match_words.update(w for w, _, _ in derivs[-1])
         plan.terms = qterms
         restricted = not all_fields or bool(self._typo_disabled_attrs)
         typo_off = {fid for fid, name in enumerate(self._fields) if matches_attribute(name, self._typo_disabled_attrs)}
@@ -911,7 +921,7 @@ class IndexEngine:
                     found[cand] = d
         for synonym in self._synonyms.get(word, ()):
             if synonym in self._post:
-                found.setdefault(synonym, 0)
+                found[synonym] = 0  # a synonym is a zero-typo match, even if a typo reaches it too
         # milli does not index stop words: a term never reaches one (the last word `the`
         # of `to the` finds `theme`, not `the`).
         out = [(w, t, w == word) for w, t in found.items() if w not in self._stop_words]
@@ -1244,6 +1254,7 @@ class _Plan:
         self.candidates: list[int] = []
         self.match_words: set[str] = set()
         self.prefix_words: set[str] = set()
+        self.cut_words: dict[str, int] = {}  # a typo derivation of the last word -> chars marked
         self.docs: dict[int, dict] = {}
         self.wcount: dict[int, dict[int, int]] = {}
         self.ctx: Context | None = None
