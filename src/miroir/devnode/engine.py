@@ -478,16 +478,17 @@ class IndexEngine:
         if displayed == ["*"] and (fields is None or "*" in fields):
             return dict(doc)  # every field shown, none narrowed: what the loop below gives
         if displayed == ["*"] and not any("." in f or "*" in f for f in fields):
-            # Plain top-level names: a key is kept whole iff it is one of them (a dotted
-            # key may still fall under one as a parent: the general test decides).
+            # Plain top-level names: a key is kept whole iff it is one of them.
             wanted = set(fields)
-            return {k: v for k, v in doc.items() if k in wanted or ("." in k and matches_attribute(k, fields))}
+            return {k: v for k, v in doc.items() if k in wanted}
         out = {}
         for k, v in doc.items():
             if not matches_attribute(k, displayed) and not _has_child(displayed, k):
                 continue
             if fields is not None and fields != ["*"] and "*" not in fields:
-                if not matches_attribute(k, fields) and not _has_child(fields, k):
+                # As milli's select_values: a key named, or holding a named field; a dotted
+                # key (`content.truc`) is not part of `content`.
+                if not _retrieved(k, fields) and not _has_child(fields, k):
                     continue
                 v = _narrow(v, k, fields)
             v = _narrow(v, k, displayed) if displayed != ["*"] else v
@@ -1219,6 +1220,12 @@ def _filter_key(value) -> Any:
 
 def _has_child(patterns: list[str], key: str) -> bool:
     return any(p.startswith(key + ".") for p in patterns)
+
+
+def _retrieved(key: str, fields: list[str]) -> bool:
+    return matches_attribute(key, fields) if "." not in key else any(
+        f == key or ("*" in f and attr_patterns.match_pattern(f, key) is attr_patterns.MATCH) for f in fields
+    )
 
 
 def _narrow(value, key: str, patterns: list[str]):
