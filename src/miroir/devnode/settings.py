@@ -64,6 +64,26 @@ def _str_set(value: Any, path: str) -> list[str]:
     return sorted(set(_str_list(value, path)))
 
 
+def _with_default_features(rule: dict) -> dict:
+    """A pattern rule as 1.50 keeps it: omitted features filled with their defaults
+    (no facet search; equality filtering, no comparison)."""
+    features = rule.get("features", {})
+    if features is None:
+        features = {}
+    if not isinstance(features, dict):
+        return rule
+    filt = features.get("filter", {})
+    if filt is None:
+        filt = {}
+    if not isinstance(filt, dict):
+        return rule
+    filled = {
+        "facetSearch": features.get("facetSearch", False),
+        "filter": {"equality": filt.get("equality", True), "comparison": filt.get("comparison", False)},
+    }
+    return {**rule, "features": filled}
+
+
 def _filterable(value: Any, path: str) -> list:
     # Newer Meilisearch also accepts `{"attributePatterns": [...], "features": {...}}`
     # entries; they are passed through for the engine to interpret.
@@ -72,7 +92,7 @@ def _filterable(value: Any, path: str) -> list:
     out = []
     for i, v in enumerate(value):
         if isinstance(v, dict) and "attributePatterns" in v:
-            out.append(v)
+            out.append(_with_default_features(v))
         else:
             out.append(_str(v, f"{path}[{i}]"))
     return out
