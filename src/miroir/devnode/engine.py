@@ -504,6 +504,7 @@ class IndexEngine:
         for doc in self._docs.values():
             for k in doc:
                 dist[k] = dist.get(k, 0) + 1
+        dist.pop("_vectors", None)  # 1.50 does not count the embeddings' field
         embeddings, embedded = self.vectors.stats()
         return {"numberOfDocuments": len(self._docs), "isIndexing": False, "numberOfEmbeddings": embeddings,
                 "numberOfEmbeddedDocuments": embedded, "fieldDistribution": dict(sorted(dist.items()))}
