@@ -178,6 +178,24 @@ def patterns_tail(patterns: list[str], hidden: bool = False) -> str:
     return f"Available filterable attributes patterns are: `{', '.join(patterns)}{HIDDEN_ATTRIBUTES if hidden else ''}`."
 
 
+def not_facet_searchable(name: str, patterns: list[str], hidden: bool = False, rule: int | None = None) -> MeiliError:
+    """milli's facet-search error: `patterns` (sorted) are the facet-searchable ones, `rule`
+    the index of the filterableAttributes rule `name` matches without enabling facetSearch."""
+    hint = "To make it facet-searchable add it to the `filterableAttributes` index settings."
+    if rule is not None:
+        tail = (
+            f"Note: this attribute matches rule #{rule} in filterableAttributes, but this rule does not enable facetSearch.\n"
+            f'Hint: enable facetSearch in rule #{rule} by adding `"facetSearch": true` to the rule.\n'
+            f"Hint: prepend another rule matching {name} with facetSearch: true before rule #{rule}"
+        )
+    elif patterns:
+        listed = ", ".join(patterns) + (HIDDEN_ATTRIBUTES if hidden else "")
+        tail = f"Available facet-searchable attributes patterns are: `{listed}`. {hint}"
+    else:
+        tail = f"This index does not have configured facet-searchable attributes. {hint}"
+    return MeiliError("invalid_facet_search_facet_name", f"Attribute `{name}` is not facet-searchable. {tail}")
+
+
 def facet_not_filterable(name: str, patterns: list[str]) -> MeiliError:
     return MeiliError("invalid_search_facets", f"Invalid facet distribution: Pattern `{name}` is not filterable. {patterns_tail(patterns)}")
 
@@ -191,11 +209,11 @@ def distinct_not_filterable(name: str, patterns: list[str], hidden: bool = False
     )
 
 
-def not_searchable(name: str, searchable: list[str]) -> MeiliError:
+def not_searchable(name: str, searchable: list[str], hidden: bool = False) -> MeiliError:
     return index_scoped(
         MeiliError(
             "invalid_search_attributes_to_search_on",
-            f"Attribute `{name}` is not searchable. Available searchable attributes are: `{', '.join(searchable)}`.",
+            f"Attribute `{name}` is not searchable. Available searchable attributes are: `{', '.join(searchable)}{HIDDEN_ATTRIBUTES if hidden else ''}`.",
         )
     )
 

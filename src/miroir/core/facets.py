@@ -126,8 +126,8 @@ def merge_facet_distribution(
 ) -> dict[str, dict[str, int]]:
     """Sum ``facetDistribution`` objects per facet and value, then order and cut.
 
-    Facets are listed in the order they first appear (nodes list them sorted by name,
-    as Meilisearch does, and every node answers the same ``facets``).
+    Facets are listed by name, as Meilisearch lists them (a node lists only the fields
+    its documents brought, so a facet may come from some nodes only).
     """
     # _Counts.add inlined: normalized value -> count, and -> the casing met first.
     summed: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
@@ -150,7 +150,7 @@ def merge_facet_distribution(
         facet: order_values(
             {display[k]: c for k, c in counts.items()}, facet_order(sort_facet_values_by, facet), max_values_per_facet
         )
-        for facet, (counts, display) in summed.items()
+        for facet, (counts, display) in sorted(summed.items())
     }
 
 
@@ -165,7 +165,7 @@ def merge_facet_stats(stats: Iterable[Mapping[str, Mapping[str, float]] | None])
             else:
                 cur["min"] = min(cur["min"], s["min"])
                 cur["max"] = max(cur["max"], s["max"])
-    return out
+    return dict(sorted(out.items()))
 
 
 def distribution_is_exact(

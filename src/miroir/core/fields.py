@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from miroir.core.patterns import MATCH, is_nested_in, match_pattern
+
 RESERVED_PREFIX = "_miroir_"
 
 
@@ -123,12 +125,28 @@ def search_on(
     field: the nodes hold it as given). A request that names fields keeps them, minus any
     reserved one; a request for everything (absent, or holding `"*"`) becomes every seen
     field. Nothing seen yet (an index written before fields were tracked): unchanged.
+
+    Under an explicit list, a pattern (`details.*`) becomes the searchable fields it
+    matches that the index has seen: Meilisearch accepts a pattern only if one of its
+    fields matches it, and a node whose documents lack them would refuse it where one
+    Meilisearch holding every document accepts it; a listed name a node lacks is skipped.
     """
     if "*" not in client_searchable:
-        return None
+        return _expand_patterns(client_searchable, seen, requested)
     if requested is not None and "*" not in requested:
         kept = [a for a in requested if not a.startswith(RESERVED_PREFIX)]
         return kept if len(kept) != len(requested) else None
     if not seen:
         return None
     return list(seen)
+
+
+def _expand_patterns(client_searchable: Sequence[str], seen: Sequence[str], requested: Sequence[str] | None) -> list[str] | None:
+    if requested is None or not any("*" in a and a != "*" for a in requested):
+        return None
+    searchable = [f for f in seen if any(is_nested_in(f, s) for s in client_searchable)]
+    out: list[str] = []
+    for a in requested:
+        matched = [f for f in searchable if match_pattern(a, f) is MATCH] if "*" in a and a != "*" else []
+        out.extend(matched or [a])
+    return list(dict.fromkeys(out))

@@ -1479,6 +1479,13 @@ def _resolve_into(obj: Doc, path: str, out: list[Any]) -> None:
         i = path.find(".", i + 1)
 
 
+def values_at(doc: Doc, path: str) -> list[Any]:
+    """Every value at a dotted path, as the filter sees them (`_resolve_into`)."""
+    out: list[Any] = []
+    _resolve_into(doc, path, out)
+    return out
+
+
 def _descend(value: Any, rest: str, out: list[Any]) -> None:
     if type(value) is dict:
         _resolve_into(value, rest, out)

@@ -461,6 +461,53 @@ def listed_distinct_total(node_responses: Sequence[dict], attr: str, max_total_h
     return min(total, max_total_hits) if max_total_hits is not None else total
 
 
+def _facet_key(value: tuple) -> str:
+    """A distinct value as a node's facet distribution names it (lowercased)."""
+    kind, v = value
+    if kind == "b":
+        return "true" if v else "false"
+    if kind == "n":
+        return str(int(v)) if float(v).is_integer() else repr(v)
+    return v
+
+
+def distinct_walk_estimate(responses: Sequence[dict], attr: str, wanted: int) -> int | None:
+    """`estimatedTotalHits` of a search without ranking rules under distinct, as one node
+    holding every document answers it: milli walks the documents in id order (insertion
+    order here) until it has `wanted` hits, and counts every document but those sharing
+    a value with a hit it took. Each node did the same walk over its own documents and
+    answered its hits from the first one with the facet counts of `attr`, which give back
+    how many documents it searched; the global walk's hits are the first `wanted` of all
+    nodes' hits in insertion order. None when a node's answer cannot tell."""
+    universe = 0
+    counts: dict[str, int] = {}
+    hits: list[dict] = []
+    for r in responses:
+        dist = r.get("facetDistribution")
+        total = r.get("estimatedTotalHits")
+        if dist is None or total is None:
+            return None
+        own = {k.lower(): c for k, c in (dist.get(attr) or {}).items()}
+        for k, c in own.items():
+            counts[k] = counts.get(k, 0) + c
+        node_hits = r.get("hits") or []
+        hits.extend(node_hits)
+        shared = 0
+        for h in node_hits:
+            values = {_facet_key(v) for v in _distinct_values(field_value(h, attr))}
+            if values:
+                shared += sum(own.get(k, 0) for k in values) - 1
+        universe += total + shared
+    keep = _distinct_filter(attr)
+    taken = [h for h in sorted(hits, key=document_seq) if keep(h)][:wanted]
+    estimate = universe
+    for h in taken:
+        values = {_facet_key(v) for v in _distinct_values(field_value(h, attr))}
+        if values:
+            estimate -= sum(counts.get(k, 0) for k in values) - 1
+    return estimate
+
+
 # ---------------------------------------------------------------- stripping
 
 

@@ -191,14 +191,15 @@ def facet_allowed(rules: Iterable[Rule] | None, pattern: str) -> bool:
 
 
 def filterable_patterns(rules: Iterable[Any] | None, *, feature: str | None = None) -> list[str]:
-    """Every pattern the rules list, in order (pattern rules: only those enabling
-    `feature` when one is named, as Meilisearch's error messages list them)."""
+    """The patterns of the rules enabling `feature` (`facetSearch`; by default filtering:
+    equality or comparison), in order, as milli's error messages list them."""
     out: list[str] = []
     for rule in rules or ():
         if isinstance(rule, str):
             out.append(rule)
         elif isinstance(rule, Mapping):
-            if feature is not None and not (rule.get("features") or {}).get(feature, False):
+            filterable, facet_searchable = _features(rule)
+            if not (facet_searchable if feature == "facetSearch" else filterable):
                 continue
             out.extend(_rule_patterns(rule))
     return out

@@ -31,6 +31,7 @@ from miroir.core.errors import (
     distinct_not_filterable,
     facet_not_filterable,
     index_scoped,
+    not_facet_searchable,
     not_filterable_text,
     not_sortable,
 )
@@ -42,6 +43,7 @@ _F = re.escape(SHARD_FIELD)
 # `_miroir_shard` in the attribute lists of milli's errors: each pattern quoted (the
 # filter's), or the whole list quoted once (facet distribution, distinct).
 _ALONE = re.compile(rf"Available filterable attributes? patterns are: `{_F}`\.")
+_ALONE_FACET_SEARCH = re.compile(rf"Available facet-searchable attributes patterns are: `{_F}`\.")
 _QUOTED_ITEM = re.compile(rf"`{_F}`, |, `{_F}`")
 _LIST_ITEM = re.compile(rf"(?<=`){_F}, |, {_F}(?=[`,])")
 
@@ -52,6 +54,7 @@ def hide_shard_field(message: str) -> str:
     if SHARD_FIELD not in message:
         return message
     message = _ALONE.sub(NO_FILTERABLE, message)
+    message = _ALONE_FACET_SEARCH.sub("This index does not have configured facet-searchable attributes.", message)
     message = _QUOTED_ITEM.sub("", message)
     return _LIST_ITEM.sub("", message)
 
@@ -171,14 +174,7 @@ def facet_name_error(name: Any, filterable: Iterable[Any]) -> MeiliError | None:
     """Facet search on a `_miroir_*` attribute: not facet-searchable."""
     if not is_reserved(name):
         return None
-    patterns = _patterns(filterable, feature="facetSearch")
-    hint = "To make it facet-searchable add it to the `filterableAttributes` index settings."
-    tail = (
-        f"Available facet-searchable attributes patterns are: `{', '.join(patterns)}`. {hint}"
-        if patterns
-        else f"This index does not have configured facet-searchable attributes. {hint}"
-    )
-    return MeiliError("invalid_facet_search_facet_name", f"Attribute `{name}` is not facet-searchable. {tail}")
+    return not_facet_searchable(name, _patterns(filterable, feature="facetSearch"))
 
 
 def strip_facets(answer: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from miroir.core.errors import (
     facet_not_filterable,
     index_scoped,
     json_kind,
+    not_facet_searchable,
     not_searchable,
     not_sortable,
     type_error,
@@ -161,6 +162,17 @@ class IndexEngine:
         self._tokenizers: dict[frozenset, Tokenizer] = {frozenset(): self.tokenizer}
         self._field_tokenizers: dict[str, Tokenizer] = {}
         self._stop_words = frozenset(normalize(w) for w in s["stopWords"])
+        # One-word synonyms of one-word terms (milli ranks a synonym as a zero-typo, not
+        # exact, derivation of the term); longer ones are not applied here.
+        self._synonyms: dict[str, list[str]] = {}
+        for key, values in (s.get("synonyms") or {}).items():
+            key_words = [w for _, w in self.tokenizer.words(key)]
+            if len(key_words) != 1:
+                continue
+            for value in values:
+                value_words = [w for _, w in self.tokenizer.words(value)]
+                if len(value_words) == 1 and value_words[0] != key_words[0]:
+                    self._synonyms.setdefault(key_words[0], []).append(value_words[0])
         typo = s["typoTolerance"] or {}
         sizes = typo.get("minWordSizeForTypos") or {}
         self._typo_enabled = typo.get("enabled", True)
@@ -296,6 +308,17 @@ class IndexEngine:
         self._term_cache_ids = 0
         self._typo_cache.clear()
         self._facet_cache.clear()
+
+    def field_names(self) -> list[str]:
+        """Every field name documents brought, objects holding others included (milli's
+        fields ids map: `doggos` beside `doggos.name`)."""
+        names = dict.fromkeys(self._fields)
+        for name in self._fields:
+            i = name.find(".")
+            while i != -1:
+                names.setdefault(name[:i])
+                i = name.find(".", i + 1)
+        return list(names)
 
     def _field_id(self, name: str) -> int:
         fid = self._fid.get(name)
@@ -455,16 +478,17 @@ class IndexEngine:
         if displayed == ["*"] and (fields is None or "*" in fields):
             return dict(doc)  # every field shown, none narrowed: what the loop below gives
         if displayed == ["*"] and not any("." in f or "*" in f for f in fields):
-            # Plain top-level names: a key is kept whole iff it is one of them (a dotted
-            # key may still fall under one as a parent: the general test decides).
+            # Plain top-level names: a key is kept whole iff it is one of them.
             wanted = set(fields)
-            return {k: v for k, v in doc.items() if k in wanted or ("." in k and matches_attribute(k, fields))}
+            return {k: v for k, v in doc.items() if k in wanted}
         out = {}
         for k, v in doc.items():
             if not matches_attribute(k, displayed) and not _has_child(displayed, k):
                 continue
             if fields is not None and fields != ["*"] and "*" not in fields:
-                if not matches_attribute(k, fields) and not _has_child(fields, k):
+                # As milli's select_values: a key named, or holding a named field; a dotted
+                # key (`content.truc`) is not part of `content`.
+                if not _retrieved(k, fields) and not _has_child(fields, k):
                     continue
                 v = _narrow(v, k, fields)
             v = _narrow(v, k, displayed) if displayed != ["*"] else v
@@ -480,6 +504,7 @@ class IndexEngine:
         for doc in self._docs.values():
             for k in doc:
                 dist[k] = dist.get(k, 0) + 1
+        dist.pop("_vectors", None)  # 1.50 does not count the embeddings' field
         embeddings, embedded = self.vectors.stats()
         return {"numberOfDocuments": len(self._docs), "isIndexing": False, "numberOfEmbeddings": embeddings,
                 "numberOfEmbeddedDocuments": embedded, "fieldDistribution": dict(sorted(dist.items()))}
@@ -514,7 +539,9 @@ class IndexEngine:
     def _shown_filterable_patterns(self) -> tuple[list[str], bool]:
         """The filterable patterns an error may list (milli lists the displayed ones) and
         whether some were left out (`<..hidden-attributes>`)."""
-        patterns = sorted(set(attr_patterns.filterable_patterns(self.settings["filterableAttributes"])))
+        return self._displayed_only(sorted(set(attr_patterns.filterable_patterns(self.settings["filterableAttributes"]))))
+
+    def _displayed_only(self, patterns: list[str]) -> tuple[list[str], bool]:
         displayed = self.settings.get("displayedAttributes") or ["*"]
         if "*" in displayed:
             return patterns, False
@@ -628,6 +655,8 @@ class IndexEngine:
         if threshold is not None or distinct is not None:
             if threshold is not None:
                 total = len(selected)
+            elif not rules and not p.page_mode:  # page mode: milli counts exhaustively
+                total = self._distinct_estimate(plan.candidates, distinct, selected, want_offset)
             else:
                 total = self._distinct_count(plan.candidates, distinct)
         else:
@@ -675,6 +704,23 @@ class IndexEngine:
         seen.update(keys)
         return True
 
+    def _distinct_estimate(self, candidates: list[int], attr: str, taken: list[int], offset: int) -> int:
+        """milli's count for a search without ranking rules (a placeholder search, no sort)
+        under distinct: it walks the documents in id order until it has the page's last
+        hit, so the count leaves out only the documents sharing a distinct value with a
+        document taken (Meilisearch answers 11, then 10, then 6 for the same 14)."""
+        if len(candidates) < offset:
+            return len(candidates)
+        index = self._facet_index(attr)
+        excluded: set[int] = set()
+        for iid in taken:
+            for k in index.per_doc.get(iid) or ():
+                excluded |= index.by_key[k]
+        if not excluded:
+            return len(candidates)
+        dropped = sum(1 for iid in candidates if iid in excluded)
+        return len(candidates) - dropped + sum(1 for iid in taken if iid in excluded)
+
     def _distinct_count(self, candidates, attr: str) -> int:
         per_doc = self._facet_index(attr).per_doc
         seen: set = set()
@@ -696,7 +742,7 @@ class IndexEngine:
         doc = self._docs[iid]
         hit = self._with_vectors(iid, self._project(doc, p.attributes_to_retrieve), p.retrieve_vectors)
         if p.formatting or p.show_matches_position:
-            matcher = highlight.Matcher(self.tokenizer, plan.match_words, plan.prefix_words)
+            matcher = highlight.Matcher(self.tokenizer, plan.match_words, plan.prefix_words, plan.cut_words)
             shown = self._project(doc, None)
             if p.formatting:
                 hit["_formatted"] = highlight.format_document(
@@ -764,7 +810,7 @@ class IndexEngine:
             else:
                 plan.candidates = self._filter_sets().select(filter_expr, None)
             if ops is not None:  # only negative terms: a placeholder search without them
-                excluded = phrases.excluded_docs(self._post, ops)
+                excluded = phrases.excluded_docs(self._post, ops, plan.ctx.by_attribute)
                 plan.candidates = [iid for iid in plan.candidates if iid not in excluded]
             return plan
         prefix_ok = ends_on_word(q, tokenizer) and self.settings.get("prefixSearch", "indexingTime") != "disabled"
@@ -780,9 +826,19 @@ class IndexEngine:
                 is_prefix, max_typos = False, 0
             qterms.append(QueryTerm(qi, word, max_typos, is_prefix, in_phrase))
             derivs.append(self._derivations(word, max_typos, is_prefix))
-            plan.match_words.update(w for w, t, _ in derivs[-1] if not (is_prefix and w != word and t == 0))
+            synonyms = self._synonyms.get(word, ())
             if is_prefix:
+                # milli highlights what a typo derivation of the last word starts with up to
+                # the query word's length (`tolkin` marks `Tolkie`); a synonym is a phrase,
+                # marked whole; words the query word prefixes are marked by `prefix_words`.
                 plan.prefix_words.add(word)
+                for w, t, _ in derivs[-1]:
+                    if w in synonyms:
+                        plan.match_words.add(w)
+                    elif t:
+                        plan.cut_words[w] = min(plan.cut_words.get(w, len(word)), len(word))
+            else:
+                plan.match_words.update(w for w, _, _ in derivs[-1])
         plan.terms = qterms
         # Whether the ExactAttribute rule may consider each term. milli ignores a word
         # that no document holds; judging that here would make a document's match type
@@ -812,10 +868,8 @@ class IndexEngine:
                              lambda tp=tp: set().union(*(per.keys() for _, _, _, per, _ in tp if per)))
                 for t, tp, sig in zip(qterms, plan.tpost, plan.tsig)
             ]
-        if ops is not None and ops.mandatory:
-            subsets = phrases.kept_subsets(len(qterms), ops.mandatory, strategy, [len(s) for s in sets])
-        else:
-            subsets = _kept_subsets(len(qterms), strategy, [len(s) for s in sets])
+        mandatory = ops.mandatory if ops is not None else set()
+        subsets = phrases.kept_subsets(len(qterms), mandatory, strategy, [len(s) for s in sets])
         bucket: dict[int, int] = {}
         cur: set[int] | None = None
         for j in range(len(subsets) - 1, -1, -1):
@@ -826,9 +880,10 @@ class IndexEngine:
                 bucket.update(dict.fromkeys(cur, j))  # better buckets overwrite
         if ops is not None:
             allowed = set(bucket)
+            by_attribute = plan.ctx.by_attribute
             for words in ops.phrases:
-                allowed = phrases.phrase_docs(self._post, words, allowed)
-            allowed -= phrases.excluded_docs(self._post, ops)
+                allowed = phrases.phrase_docs(self._post, words, allowed, by_attribute)
+            allowed -= phrases.excluded_docs(self._post, ops, by_attribute)
             bucket = {iid: b for iid, b in bucket.items() if iid in allowed}
         plan.kept = [sorted(s) for s in subsets]
         plan.bucket = bucket
@@ -873,6 +928,9 @@ class IndexEngine:
             for cand, d in typo_matches(vocab, word, max_typos, prefix).items():
                 if cand not in found and not (d and self._typo_off_numbers and _numeric_word(cand)):
                     found[cand] = d
+        for synonym in self._synonyms.get(word, ()):
+            if synonym in self._post:
+                found[synonym] = 0  # a synonym is a zero-typo match, even if a typo reaches it too
         # milli does not index stop words: a term never reaches one (the last word `the`
         # of `to the` finds `theme`, not `the`).
         out = [(w, t, w == word) for w, t in found.items() if w not in self._stop_words]
@@ -1109,14 +1167,12 @@ class IndexEngine:
             raise MeiliError("missing_facet_search_facet_name", "Missing field `facetName`")
         if not self.settings.get("facetSearch", True):  # 1.50 checks this first
             raise MeiliError("facet_search_disabled", "The facet search is disabled for this index")
-        filterable = self._filterable()
-        if not attr_patterns.is_facet_searchable(self.settings["filterableAttributes"], name):
-            if filterable:
-                avail = ", ".join(sorted(filterable))
-                msg = f"Attribute `{name}` is not facet-searchable. Available facet-searchable attributes are: `{avail}`. To make it facet-searchable add it to the `filterableAttributes` index settings."
-            else:
-                msg = f"Attribute `{name}` is not facet-searchable. This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings."
-            raise MeiliError("invalid_facet_search_facet_name", msg)
+        rules = self.settings["filterableAttributes"]
+        if not attr_patterns.is_facet_searchable(rules, name):
+            searchable = sorted(set(attr_patterns.filterable_patterns(rules, feature="facetSearch")))
+            shown, hidden = self._displayed_only(searchable)
+            matched = next((i for i, r in enumerate(rules) if attr_patterns.rule_match(r, name) is attr_patterns.MATCH), None)
+            raise not_facet_searchable(name, shown, hidden, matched)
         query = params.get("facetQuery")
         expr = self._parse_filter(params.get("filter"), "invalid_search_filter")
         strategy = params.get("matchingStrategy", "last")
@@ -1173,6 +1229,12 @@ def _has_child(patterns: list[str], key: str) -> bool:
     return any(p.startswith(key + ".") for p in patterns)
 
 
+def _retrieved(key: str, fields: list[str]) -> bool:
+    return matches_attribute(key, fields) if "." not in key else any(
+        f == key or ("*" in f and attr_patterns.match_pattern(f, key) is attr_patterns.MATCH) for f in fields
+    )
+
+
 def _narrow(value, key: str, patterns: list[str]):
     """Keep only the nested fields of `value` that `patterns` ask for (`a.b` under `a`)."""
     if matches_attribute(key, patterns):
@@ -1187,25 +1249,6 @@ def _narrow(value, key: str, patterns: list[str]):
     if isinstance(value, list):
         return [_narrow(v, key, patterns) for v in value if isinstance(v, dict)]
     return value
-
-
-def _kept_subsets(n: int, strategy: str, frequencies: list[int]) -> list[frozenset]:
-    """The `words` rule's buckets: the sets of query terms a document must contain, best
-    first. `last` drops terms from the end, `frequency` drops the most frequent first
-    (phrases.frequency_groups), `all` keeps every term."""
-    full = frozenset(range(n))
-    if strategy == "all" or n <= 1:
-        return [full]
-    if strategy == "frequency":
-        removal = phrases.frequency_groups(list(range(n)), frequencies)
-    else:
-        removal = [[i] for i in range(n - 1, -1, -1)]
-    out = [full]
-    cur = set(full)
-    for group in removal[:-1]:  # milli never removes the last group
-        cur.difference_update(group)
-        out.append(frozenset(cur))
-    return out
 
 
 def _unknown_field(name: str, allowed) -> MeiliError:
@@ -1225,6 +1268,7 @@ class _Plan:
         self.candidates: list[int] = []
         self.match_words: set[str] = set()
         self.prefix_words: set[str] = set()
+        self.cut_words: dict[str, int] = {}  # a typo derivation of the last word -> chars marked
         self.docs: dict[int, dict] = {}
         self.wcount: dict[int, dict[int, int]] = {}
         self.ctx: Context | None = None
@@ -1804,7 +1848,6 @@ class _SearchParams:
         self.show_matches_position = _bool(params, "showMatchesPosition", "invalid_search_show_matches_position")
         self.show_ranking_score = _bool(params, "showRankingScore", "invalid_search_show_ranking_score")
         self.show_ranking_score_details = _bool(params, "showRankingScoreDetails", "invalid_search_show_ranking_score_details")
-        self.formatting = bool(self.attributes_to_highlight or self.attributes_to_crop)
         # 1.50 formats the highlighted and cropped attributes even when not retrieved.
         self._formatted_names = {
             a.split(":", 1)[0] for a in (*(self.attributes_to_highlight or ()), *(self.attributes_to_crop or ()))
@@ -1823,12 +1866,12 @@ class _SearchParams:
                 "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`.",
             )
         self.ranking_score_threshold = thr
+        # As 1.50: `_formatted` only when a highlighted or cropped name is a displayed field
+        # some document has (or `*`, with something displayed).
+        self.formatting = bool(_formatted_names_displayed(self, eng))
         self.attributes_to_search_on = _str_list(params, "attributesToSearchOn", "invalid_search_attributes_to_search_on")
         if self.attributes_to_search_on is not None:
-            searchable = eng.settings["searchableAttributes"]
-            for a in self.attributes_to_search_on:
-                if a != "*" and searchable != ["*"] and a not in searchable:
-                    raise not_searchable(a, searchable)
+            _check_search_on(self.attributes_to_search_on, eng)
             if "*" in self.attributes_to_search_on:
                 self.attributes_to_search_on = None
         self.filter_expr = eng._parse_filter(g("filter"), "invalid_search_filter", search=True)
@@ -1870,6 +1913,35 @@ class _SearchParams:
             raise _type_error("useNetwork", "invalid_search_use_network", "a boolean", use_network)
         self.show_performance_details = _bool(params, "showPerformanceDetails", "invalid_search_show_performance_details")
         self.retrieve_vectors = _bool(params, "retrieveVectors", "invalid_search_retrieve_vectors")
+
+
+def _check_search_on(names: list[str], eng: IndexEngine) -> None:
+    """milli's check of `attributesToSearchOn`: a searchable field documents brought, a
+    pattern matching one, or a name the searchable attributes list (no document has it
+    yet); anything goes when every attribute is searchable."""
+    searchable = eng.settings["searchableAttributes"]
+    if "*" in searchable:
+        return
+    fields = [f for f in eng.field_names() if any(attr_patterns.is_nested_in(f, s) for s in searchable)]
+    for name in names:
+        if name == "*" or name in fields or name in searchable:
+            continue
+        if "*" in name and any(attr_patterns.match_pattern(name, f) is attr_patterns.MATCH for f in fields):
+            continue
+        shown, hidden = eng._displayed_only(sorted(fields))
+        raise not_searchable(name, shown, hidden)
+
+
+def _formatted_names_displayed(self: _SearchParams, eng: IndexEngine) -> list[str]:
+    if not self._formatted_names:
+        return []
+    displayed = eng.settings.get("displayedAttributes") or ["*"]
+    known = eng.field_names()
+    if "*" not in displayed:
+        known = [f for f in known if f in displayed]
+    if "*" in self._formatted_names:
+        return known
+    return [f for f in known if f in self._formatted_names]
 
 
 def _formats(self: _SearchParams, name: str) -> bool:
@@ -1969,21 +2041,20 @@ def _parse_facets(value, eng: IndexEngine) -> list[str] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _type_error("facets", "invalid_search_facets", "an array", value)
-    filterable = eng._filterable()
     rules = eng.settings["filterableAttributes"]
-    out: list[str] = []
     for name in value:
-        if name == "*":
-            out.extend(f for f in filterable if "*" not in f)
-            continue
-        if not attr_patterns.facet_allowed(rules, name):
+        if name != "*" and not attr_patterns.facet_allowed(rules, name):
             raise facet_not_filterable(name, sorted(set(attr_patterns.filterable_patterns(rules))))
-        if "*" in name:  # a pattern (`gen*`): the filterable attributes of the index it matches
-            out.extend(
-                f
-                for f in eng._fields
-                if attr_patterns.match_pattern(name, f) is attr_patterns.MATCH and attr_patterns.is_filterable(rules, f)
-            )
-            continue
-        out.append(name)
-    return list(dict.fromkeys(out))
+    # As milli: the filterable fields some document has that a pattern names, then every
+    # filterable field nested in one of them (`doggos` counts `doggos.name` too).
+    known = eng.field_names()
+    named = [
+        f
+        for f in known
+        if any(attr_patterns.match_pattern(p, f) is attr_patterns.MATCH for p in value) and attr_patterns.is_filterable(rules, f)
+    ]
+    if not named:
+        return []
+    return sorted(
+        f for f in known if any(attr_patterns.is_nested_in(f, n) for n in named) and attr_patterns.is_filterable(rules, f)
+    )

@@ -17,19 +17,20 @@ _SUBSTRING_TEST_MAX = 64
 
 
 class Matcher:
-    def __init__(self, tokenizer: Tokenizer, words: set[str], prefixes: set[str]):
+    def __init__(self, tokenizer: Tokenizer, words: set[str], prefixes: set[str], cut: dict[str, int] | None = None):
         self.tokenizer = tokenizer
         self.words = words
         self.prefixes = prefixes
+        self.cut = cut or {}  # word -> how many of its chars are marked
 
     def could_match(self, text: str) -> bool:
         """False when `text` certainly has no highlighted span (a cheap test that lets
         callers skip tokenizing): an ASCII text's normalized words are substrings of
         its lowercase form, so a matched word or prefix must occur in it."""
-        if not text.isascii() or len(self.words) + len(self.prefixes) > _SUBSTRING_TEST_MAX:
+        if not text.isascii() or len(self.words) + len(self.prefixes) + len(self.cut) > _SUBSTRING_TEST_MAX:
             return True
         low = text.lower()
-        return any(w in low for w in self.words) or any(p in low for p in self.prefixes)
+        return any(w in low for w in self.words) or any(p in low for p in self.prefixes) or any(w in low for w in self.cut)
 
     def matches(self, text: str, spans: list | None = None) -> list[tuple[int, int, int]]:
         """(word index, start char, end char) of every highlighted span of `text`
@@ -45,6 +46,10 @@ class Matcher:
                 if word.startswith(p):
                     out.append((i, start, min(end, start + len(p))))
                     break
+            else:
+                n = self.cut.get(word)
+                if n is not None:
+                    out.append((i, start, min(end, start + n)))
         return out
 
 

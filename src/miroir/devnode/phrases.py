@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from miroir.devnode.ranking import PACK_BITS
 from miroir.devnode.text import Tokenizer, ends_on_word
 
 MAX_TERMS = 10  # milli's cap on a query's terms
@@ -124,8 +125,14 @@ def parse(q: str, tokenizer: Tokenizer, stop_words: frozenset) -> QueryOperators
     return ops
 
 
-def phrase_docs(post: Mapping[str, Mapping[int, list[int]]], words: list[str], within: set[int] | None = None) -> set[int]:
-    """Documents holding `words` adjacent and in order within one attribute."""
+def phrase_docs(
+    post: Mapping[str, Mapping[int, list[int]]], words: list[str], within: set[int] | None = None, by_attribute: bool = False
+) -> set[int]:
+    """Documents holding `words` adjacent and in order within one attribute; with
+    `proximityPrecision: byAttribute`, milli's reading: every word, and each two words
+    at most two apart in the phrase share an attribute (order and distance unknown)."""
+    if by_attribute:
+        return _phrase_docs_by_attribute(post, words, within)
     if not words:
         return set()
     postings = [post.get(w) for w in words]
@@ -149,12 +156,31 @@ def phrase_docs(post: Mapping[str, Mapping[int, list[int]]], words: list[str], w
     return out
 
 
-def excluded_docs(post: Mapping[str, Mapping[int, list[int]]], ops: QueryOperators) -> set[int]:
+def _phrase_docs_by_attribute(post: Mapping[str, Mapping[int, list[int]]], words: list[str], within: set[int] | None) -> set[int]:
+    postings = [post.get(w) for w in words]
+    if not words or any(p is None for p in postings):
+        return set()
+    candidates = set(postings[0])  # type: ignore[arg-type]
+    for p in postings[1:]:
+        candidates &= p.keys()  # type: ignore[union-attr]
+    if within is not None:
+        candidates &= within
+    window = min(len(words), 3)
+    pairs = {(i, j) for start in range(len(words) - window + 1) for i in range(start, start + window) for j in range(i + 1, start + window)}
+    out = set()
+    for iid in candidates:
+        fields = [{o >> PACK_BITS for o in p[iid]} for p in postings]  # type: ignore[index]
+        if all(fields[i] & fields[j] for i, j in pairs):
+            out.add(iid)
+    return out
+
+
+def excluded_docs(post: Mapping[str, Mapping[int, list[int]]], ops: QueryOperators, by_attribute: bool = False) -> set[int]:
     out: set[int] = set()
     for w in ops.negative_words:
         out |= set(post.get(w) or ())
     for words in ops.negative_phrases:
-        out |= phrase_docs(post, words)
+        out |= phrase_docs(post, words, by_attribute=by_attribute)
     return out
 
 
@@ -175,19 +201,24 @@ def frequency_groups(terms: list[int], frequencies: list[int]) -> list[list[int]
 
 
 def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[int]) -> list[frozenset]:
-    """The `words` buckets with mandatory terms: they stay in every bucket, and every
-    other term may be dropped (milli keeps the last bucket when a term is mandatory)."""
+    """The `words` rule's buckets: the sets of query terms a document must contain, best
+    first (milli's removal order). `last` drops terms from the end; `frequency` drops the
+    most frequent first, terms of equal frequency together, and a term no document has
+    before any other. The last group is never dropped, unless some term is mandatory
+    (a phrase's words): those stay in every bucket and every other term may go."""
     full = frozenset(range(n))
     optional = [i for i in range(n) if i not in mandatory]
     if strategy == "all" or not optional:
         return [full]
     if strategy == "frequency":
-        removal = frequency_groups(optional, frequencies)
+        groups = frequency_groups(optional, frequencies)
     else:
-        removal = [[i] for i in sorted(optional, reverse=True)]
+        groups = [[i] for i in sorted(optional, reverse=True)]
+    if not mandatory:
+        groups.pop()
     out = [full]
     cur = set(full)
-    for group in removal:
+    for group in groups:
         cur.difference_update(group)
         out.append(frozenset(cur))
     return out

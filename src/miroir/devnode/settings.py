@@ -59,6 +59,31 @@ def _str_list(value: Any, path: str) -> list[str]:
     return [_str(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
 
+def _str_set(value: Any, path: str) -> list[str]:
+    """A list Meilisearch keeps as a set: answered sorted, without repeats."""
+    return sorted(set(_str_list(value, path)))
+
+
+def _with_default_features(rule: dict) -> dict:
+    """A pattern rule as 1.50 keeps it: omitted features filled with their defaults
+    (no facet search; equality filtering, no comparison)."""
+    features = rule.get("features", {})
+    if features is None:
+        features = {}
+    if not isinstance(features, dict):
+        return rule
+    filt = features.get("filter", {})
+    if filt is None:
+        filt = {}
+    if not isinstance(filt, dict):
+        return rule
+    filled = {
+        "facetSearch": features.get("facetSearch", False),
+        "filter": {"equality": filt.get("equality", True), "comparison": filt.get("comparison", False)},
+    }
+    return {**rule, "features": filled}
+
+
 def _filterable(value: Any, path: str) -> list:
     # Newer Meilisearch also accepts `{"attributePatterns": [...], "features": {...}}`
     # entries; they are passed through for the engine to interpret.
@@ -67,7 +92,7 @@ def _filterable(value: Any, path: str) -> list:
     out = []
     for i, v in enumerate(value):
         if isinstance(v, dict) and "attributePatterns" in v:
-            out.append(v)
+            out.append(_with_default_features(v))
         else:
             out.append(_str(v, f"{path}[{i}]"))
     return out
@@ -249,13 +274,13 @@ FIELDS: tuple[Field, ...] = (
     Field("displayedAttributes", "displayed-attributes", "PUT", _str_list),
     Field("searchableAttributes", "searchable-attributes", "PUT", _str_list),
     Field("filterableAttributes", "filterable-attributes", "PUT", _filterable),
-    Field("sortableAttributes", "sortable-attributes", "PUT", _str_list),
+    Field("sortableAttributes", "sortable-attributes", "PUT", _str_set),
     Field("foreignKeys", "foreign-keys", "PUT", _foreign_keys),
     Field("rankingRules", "ranking-rules", "PUT", _ranking_rules),
-    Field("stopWords", "stop-words", "PUT", _str_list),
-    Field("nonSeparatorTokens", "non-separator-tokens", "PUT", _str_list),
-    Field("separatorTokens", "separator-tokens", "PUT", _str_list),
-    Field("dictionary", "dictionary", "PUT", _str_list),
+    Field("stopWords", "stop-words", "PUT", _str_set),
+    Field("nonSeparatorTokens", "non-separator-tokens", "PUT", _str_set),
+    Field("separatorTokens", "separator-tokens", "PUT", _str_set),
+    Field("dictionary", "dictionary", "PUT", _str_set),
     Field("synonyms", "synonyms", "PUT", _synonyms),
     Field("distinctAttribute", "distinct-attribute", "PUT", _opt_str),
     Field("proximityPrecision", "proximity-precision", "PUT", _enum("byWord", "byAttribute")),

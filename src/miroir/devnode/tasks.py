@@ -491,7 +491,7 @@ class TaskQueue:
             current = entry.engine.primary_key
             if op.primary_key is not None and op.primary_key != current:
                 if current is not None and entry.engine.stats().get("numberOfDocuments", 0) > 0:
-                    raise MeiliError("index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{current}`.")
+                    raise MeiliError("index_primary_key_already_exists", f"Index `{uid}`: Index already has a primary key: `{current}`.")
                 entry.engine.primary_key = op.primary_key
             if op.new_uid is not None and op.new_uid != uid:
                 self._rename(uid, op.new_uid)

@@ -369,7 +369,7 @@ async def update_index(
         if primary_key is not None and primary_key != meta.primary_key:
             if meta.primary_key is not None and await _has_documents(cluster, uid):
                 raise MeiliError(
-                    "index_primary_key_already_exists", f"Index `{uid}` already has a primary key: `{meta.primary_key}`."
+                    "index_primary_key_already_exists", f"Index `{uid}`: Index already has a primary key: `{meta.primary_key}`."
                 )
             await run_on(
                 cluster, handle, cluster.topology.all_nodes(), "PATCH", f"/indexes/{uid}", json={"primaryKey": primary_key}

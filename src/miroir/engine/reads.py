@@ -64,6 +64,7 @@ from miroir.core.merge import (
     MIROIR_FIELDS,
     _distinct_filter,
     distinct_count,
+    distinct_walk_estimate,
     listed_distinct_total,
     merge_listing,
     merge_search,
@@ -279,8 +280,14 @@ async def search(
     headers = _degraded(cluster, gathered, uid)
     responses = gathered.results
     node_details = [(p.node_id, p.result.pop("performanceDetails", None)) for p in gathered.parts] if req.show_performance_details else ()
+    walked = None
+    if counted is not None and not req.page_mode and not req.q and not req.sort and not any(":" in r for r in ranking_rules):
+        # No ranking rule applies: the nodes estimate from a walk in id order, not by counting.
+        walked = distinct_walk_estimate(responses, counted, req.offset + req.limit)
     distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
-    if distinct and not count_distinct and req.ranking_score_threshold is None:
+    if walked is not None:
+        distinct_total = walked if max_total_hits is None else min(walked, max_total_hits)
+    elif distinct and not count_distinct and req.ranking_score_threshold is None:
         distinct_total = listed_distinct_total(responses, distinct, max_total_hits)
     if distinct_total is None and distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
         distinct_total = await _distinct_total_by_hits(cluster, meta, req, base, path, distinct, responses, max_total_hits)
@@ -382,8 +389,9 @@ def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_to
     A node's distinct total is (its distinct values) + (its hits without the attribute);
     its facet on the attribute lists those values. Counting the union of values once plus
     every node's hits without the attribute gives the total one node would report. A node
-    at the `maxTotalHits` cap already proves the global total reaches it. None when some
-    node cannot tell (no facet in its answer).
+    at the `maxTotalHits` cap already proves the global total reaches it. A node whose
+    documents never had the attribute lists no such facet (as Meilisearch): all its hits
+    lack it. None when some node cannot tell (no facet distribution in its answer).
     """
     asked = req.facets is not None and attr in req.facets
     values: set[str] = set()
@@ -391,8 +399,9 @@ def _distinct_total(responses: list[dict], attr: str, req: SearchRequest, max_to
     capped = False
     ok = True
     for r in responses:
-        dist = r.get("facetDistribution") or {}
-        own = dist.get(attr)
+        dist = r.get("facetDistribution")
+        own = None if dist is None else dist.get(attr, {})
+        dist = dist or {}
         node_total = r.get("totalHits", r.get("estimatedTotalHits", 0))
         if own is None:
             ok = False

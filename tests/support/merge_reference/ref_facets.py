@@ -83,8 +83,8 @@ def merge_facet_distribution(
 ) -> dict[str, dict[str, int]]:
     """Sum ``facetDistribution`` objects per facet and value, then order and cut.
 
-    Facets are listed in the order they first appear (nodes list them sorted by name,
-    as Meilisearch does, and every node answers the same ``facets``).
+    Facets are listed by name, as Meilisearch lists them (changed after the freeze: a
+    node lists only the fields its documents brought).
     """
     summed: dict[str, _Counts] = {}
     for dist in distributions:
@@ -94,7 +94,7 @@ def merge_facet_distribution(
                 acc.add(value, count)
     return {
         facet: order_values(acc.shown(), facet_order(sort_facet_values_by, facet), max_values_per_facet)
-        for facet, acc in summed.items()
+        for facet, acc in sorted(summed.items())
     }
 
 
@@ -109,7 +109,7 @@ def merge_facet_stats(stats: Iterable[Mapping[str, Mapping[str, float]] | None])
             else:
                 cur["min"] = min(cur["min"], s["min"])
                 cur["max"] = max(cur["max"], s["max"])
-    return out
+    return dict(sorted(out.items()))
 
 
 def distribution_is_exact(
