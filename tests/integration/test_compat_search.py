@@ -168,12 +168,12 @@ def test_formatted_holds_highlighted_attributes_not_retrieved(pair):
 def test_federation_counts_the_union_of_an_index_s_queries(pair):
     """1.50 counts a document two queries of one index match once, in the total and in
     the index's facets: `red` (40 documents) and `drama` (30, 10 of them red) make 60 in
-    `ca`, `dog` 40 in `cb`. Miroir sees every id only when the window holds them all, or
-    in page mode (1.50's exhaustive count), where it asks again for the ids."""
+    `ca`, `dog` 40 in `cb`. Miroir sees every id when the window holds them all, and
+    asks again for the ids of a query whose window does not (`limit: 5`)."""
     queries = [{"indexUid": "ca", "q": "red"}, {"indexUid": "ca", "q": "drama"}, {"indexUid": "cb", "q": "dog"}]
     genres = {"action": 10, "comedy": 10, "drama": 30, "horror": 10}
     for federation, key in (({"hitsPerPage": 1}, "totalHits"), ({"page": 0}, "totalHits"),
-                            ({"limit": 200}, "estimatedTotalHits")):
+                            ({"limit": 200}, "estimatedTotalHits"), ({"limit": 5}, "estimatedTotalHits")):
         federation = {**federation, "facetsByIndex": {"ca": ["genre"]}}
         a, b = _both(pair, "POST", "/multi-search", json={"queries": queries, "federation": federation})
         assert a.status_code == b.status_code == 200, b.text

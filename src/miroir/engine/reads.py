@@ -611,8 +611,7 @@ async def _federated(
         if q.index_uid in union_faceted and q.doc_ids is not None:
             names = facets_by_index[q.index_uid] or ()
             known[i] = {d: fed.facet_fields(h, names) for d, h in zip(q.doc_ids, q.hits)}
-    if federation.page_mode:
-        await _federated_documents(cluster, decoded, jobs, per_query, known, facets_by_index, union_faceted)
+    await _federated_documents(cluster, decoded, jobs, per_query, known, facets_by_index, union_faceted)
     merged = fed.merge_hits(per_query, federation)
     index_facets = {
         uid: fed.IndexFacets(
@@ -668,10 +667,12 @@ async def _federated_documents(
     facets_by_index: Mapping[str, list[str] | None],
     union_faceted: set[str],
 ) -> None:
-    """Page mode's exact union (1.50 counts each index's candidates exhaustively there):
-    a query of an index several queries search whose window left some of its documents
-    out is asked again for all of them (`maxTotalHits` at most), primary key and facet
-    fields alone; they become its `candidates` (and `known` facet values)."""
+    """The exact union of an index's queries (1.50 counts each index's candidates as one
+    set, in either pagination mode): a query of an index several queries search whose
+    window left some of its documents out is asked again for all of them (`maxTotalHits`
+    at most, in page mode so that the nodes count them all), primary key and facet
+    fields alone; they become its `candidates` (and `known` facet values). Only a
+    federated search with several queries of one index pays for this round."""
     again: list[tuple[int, str, SearchRequest]] = []
     for i, q in enumerate(per_query):
         pk = cluster.state.indexes[q.index_uid].primary_key
