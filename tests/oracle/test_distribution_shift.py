@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.pairs import devnode_and_miroir, index_with
+from tests.support.pairs import devnode_and_miroir, index_with, search_answer
 
 # similarities to [1, 1] fall from 1 to 0.5: with mean 0.998, sigma 0.01 all but the
 # closest clamp to epsilon, inserted in the reverse of their similarity order
@@ -37,16 +37,7 @@ def pair():
         yield one, many
 
 
-def _answer(client, body: dict) -> dict:
-    r = client.post("/indexes/heroes/search", json=body)
-    assert r.status_code == 200, r.text
-    out = r.json()
-    out.pop("processingTimeMs", None)
-    out.pop("requestUid", None)
-    return out
-
-
 @pytest.mark.parametrize("n", range(len(BODIES)))
 def test_clamped_scores_keep_one_nodes_order(pair, n):
     one, many = pair
-    assert _answer(many, BODIES[n]) == _answer(one, BODIES[n])
+    assert search_answer(many, "heroes", BODIES[n]) == search_answer(one, "heroes", BODIES[n])

@@ -43,6 +43,16 @@ def index_with(client: httpx.Client, uid: str, docs: list[dict] | None = None, s
         done(client, client.post(f"/indexes/{uid}/documents", json=docs))
 
 
+def search_answer(client: httpx.Client, uid: str, body: dict) -> dict:
+    """A search's 200 answer without what differs between any two runs (time, request uid)."""
+    r = client.post(f"/indexes/{uid}/search", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    out.pop("processingTimeMs", None)
+    out.pop("requestUid", None)
+    return out
+
+
 @contextlib.contextmanager
 def devnode_and_miroir(nodes: int, shards: int, timeout: float = 60.0) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """(a client of one devnode, a client of Miroir over `nodes` devnodes, one group, RF 1)."""

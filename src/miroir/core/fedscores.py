@@ -103,7 +103,7 @@ def _rank_of(name: str, d: Mapping[str, Any], words: Mapping[str, Any] | None) -
         top = int(d["maxTypoCount"]) + 1
         return top - int(d["typoCount"]), top
     if name == "proximity" and words is not None:
-        top = (max(int(words["matchingWords"]) - 1, 0)) * 7 + 1
+        top = (max(int(words["matchingWords"]) - 1, 0)) * 3 + 1  # milli: each adjacent pair costs 0..3 (MAX_DISTANCE 4)
         return round(float(d["score"]) * top), top
     if name == "exactness" and "maxMatchingWords" in d:
         k = int(d["maxMatchingWords"]) + 1

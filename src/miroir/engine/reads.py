@@ -611,7 +611,9 @@ async def _federated(
         if q.index_uid in union_faceted and q.doc_ids is not None:
             names = facets_by_index[q.index_uid] or ()
             known[i] = {d: fed.facet_fields(h, names) for d, h in zip(q.doc_ids, q.hits)}
-    await _federated_documents(cluster, decoded, jobs, per_query, known, facets_by_index, union_faceted)
+    await _federated_documents(
+        cluster, decoded, jobs, per_query, known, facets_by_index, union_faceted, page_mode=federation.page_mode
+    )
     merged = fed.merge_hits(per_query, federation)
     index_facets = {
         uid: fed.IndexFacets(
@@ -666,6 +668,8 @@ async def _federated_documents(
     known: dict[int, dict[Any, dict]],
     facets_by_index: Mapping[str, list[str] | None],
     union_faceted: set[str],
+    *,
+    page_mode: bool,
 ) -> None:
     """The exact union of an index's queries (1.50 counts each index's candidates as one
     set, in either pagination mode): a query of an index several queries search whose
@@ -677,6 +681,10 @@ async def _federated_documents(
     for i, q in enumerate(per_query):
         pk = cluster.state.indexes[q.index_uid].primary_key
         if not pk or q.doc_ids is None or len(q.doc_ids) >= q.estimated_total_hits:
+            continue
+        if q.semantic and not page_mode:
+            # A semantic query's estimate is not a candidate set to list: the nodes
+            # answer it from their own semantic window (the devnode as 1.50).
             continue
         if sum(1 for x in per_query if x.index_uid == q.index_uid) < 2:
             continue
