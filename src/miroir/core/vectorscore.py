@@ -10,9 +10,12 @@ similarity order (its buckets are distances) where a merge by score could not. P
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+# numpy is imported by the functions that compute: Miroir's search path reads only
+# `distribution_of` here, and numpy costs ~11 MiB of RSS at start-up.
 
 # milli's defaults when the setting gives no `distribution`: (mean, sigma) of a model's
 # native similarities (openAi's default model is text-embedding-3-small)
@@ -46,6 +49,8 @@ def distribution_of(conf: Mapping[str, Any]) -> tuple[float, float] | None:
 def shift(scores: np.ndarray, distribution: tuple[float, float]) -> np.ndarray:
     """milli's shift, in f32: the native distribution retargeted to mean 0.5, sigma 0.4,
     clamped to ]0, 1] (f32 epsilon at the bottom)."""
+    import numpy as np
+
     f32 = np.float32
     mean, sigma = distribution
     factor = f32(0.4) / f32(sigma)
@@ -58,6 +63,8 @@ def shift(scores: np.ndarray, distribution: tuple[float, float]) -> np.ndarray:
 def similarities(rows: np.ndarray, norms: np.ndarray, query: Sequence[float]) -> np.ndarray:
     """Each row's similarity to `query`, as milli computes it (every step in f32):
     1 - (1 - dot / (|row| |query|)) / 2, 0.5 when a norm is zero."""
+    import numpy as np
+
     q = np.asarray(query, dtype=np.float32)
     pnqn = norms * np.sqrt(np.float32(q @ q))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -69,6 +76,8 @@ def similarities(rows: np.ndarray, norms: np.ndarray, query: Sequence[float]) ->
 def best_similarity(query: Sequence[float], embeddings: Sequence[Sequence[float]]) -> float | None:
     """The best similarity of a document's embeddings to `query` (None: none, or of
     another dimension)."""
+    import numpy as np
+
     if not embeddings:
         return None
     rows = np.asarray(embeddings, dtype=np.float32)
