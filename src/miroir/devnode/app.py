@@ -990,7 +990,7 @@ def _federated(indexes: dict, queries: list, federation_body: Any, include_metad
         if union is not None:
             engine = indexes[uid].engine
             names = engine.search_params({"facets": wanted}).facets or []
-            dist, stats = engine._facets(names, sorted(i for _, i in union))
+            dist, stats = engine.facets_of(names, sorted(i for _, i in union))
             facets[uid] = IndexFacets(distribution=dist, stats=stats)
     out = merge_federated(
         per_query,
@@ -1018,7 +1018,7 @@ def _doc_ids(engine: Any, hits: list[dict], hit_ids: list[int]) -> list[Any] | N
     keys = hit_document_ids(hits, engine.primary_key, added=False)
     if keys is None:
         return None
-    iids = [engine._ext.get(k if isinstance(k, str) else str(k)) for k in keys]
+    iids = [engine.internal_id(k) for k in keys]
     return None if None in iids else [("iid", i) for i in iids]
 
 
@@ -1030,11 +1030,10 @@ def _candidates(engine: Any, params: dict) -> frozenset | None:
         return None
     if engine.settings.get("distinctAttribute"):
         return None
-    p = engine.search_params(params)
-    plan = engine._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on, params.get("locales"))
-    if len(plan.candidates) > engine.max_total_hits():
+    candidates = engine.candidates(params)
+    if len(candidates) > engine.max_total_hits():
         return None
-    return frozenset(("iid", i) for i in plan.candidates)
+    return frozenset(("iid", i) for i in candidates)
 
 
 def _sort_facet_values_by(entry: Any) -> Any:

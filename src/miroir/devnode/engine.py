@@ -612,6 +612,21 @@ class IndexEngine:
     def search_params(self, params: dict) -> _SearchParams:
         return _SearchParams(params, self)
 
+    # --- what a federated search reads beside the hits (devnode/app.py) ---------------
+
+    def internal_id(self, external: Any) -> int | None:
+        """The internal id of the document whose primary key is `external`."""
+        return self._ext.get(external if isinstance(external, str) else str(external))
+
+    def candidates(self, params: dict) -> list[int]:
+        """Every document a keyword search's query and filter match (1.50's candidates)."""
+        p = self.search_params(params)
+        return self._plan(p.q, p.matching_strategy, p.filter_expr, p.attributes_to_search_on, params.get("locales")).candidates
+
+    def facets_of(self, names: list[str], iids: list[int]) -> tuple[dict, dict]:
+        """(facetDistribution, facetStats) of `names` over the documents `iids`."""
+        return self._facets(names, iids)
+
     def search(self, params: dict, hit_ids: list[int] | None = None) -> dict:
         """A search's answer; `hit_ids` (a keyword search) receives the internal id of each
         hit, which a federated search needs to show a document once per index."""
