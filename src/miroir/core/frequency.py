@@ -90,14 +90,16 @@ def kept_query(words: Sequence[str], kept: Sequence[int], prefix: bool, placehol
     return text if prefix and last == len(words) - 1 else text + " "
 
 
-def groups(frequencies: Sequence[int]) -> list[list[int]]:
+def groups(frequencies: Sequence[int], terms: Sequence[int] | None = None) -> list[list[int]]:
     """milli's removal groups: terms by document count, most frequent first (none: the
-    most frequent of all), equal counts together; the last group is never removed."""
+    most frequent of all), equal counts together; the last group is never removed.
+    `terms`: the term ids that may be removed (default: every one). The devnode ranks
+    with this same order (devnode/phrases.kept_subsets)."""
     def freq(i: int) -> float:
         return frequencies[i] or math.inf
 
     out: list[list[int]] = []
-    for i in sorted(range(len(frequencies)), key=lambda i: (-freq(i), i)):
+    for i in sorted(range(len(frequencies)) if terms is None else terms, key=lambda i: (-freq(i), i)):
         if out and freq(out[-1][0]) == freq(i):
             out[-1].append(i)
         else:

@@ -14,9 +14,9 @@ phrase as one term): scores stay per document, so a sharded answer equals one no
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
+from miroir.core import frequency
 from miroir.devnode.ranking import PACK_BITS
 from miroir.devnode.text import Tokenizer, ends_on_word
 
@@ -184,22 +184,6 @@ def excluded_docs(post: Mapping[str, Mapping[int, list[int]]], ops: QueryOperato
     return out
 
 
-def frequency_groups(terms: list[int], frequencies: list[int]) -> list[list[int]]:
-    """milli's removal order for `matchingStrategy: frequency`: the terms grouped by the
-    number of documents they match, most frequent first (a term matching none counts as
-    the most frequent of all); terms of one group are removed together."""
-    def freq(i: int) -> float:
-        return frequencies[i] or math.inf
-
-    groups: list[list[int]] = []
-    for i in sorted(terms, key=lambda i: (-freq(i), i)):
-        if groups and freq(groups[-1][0]) == freq(i):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
 def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[int]) -> list[frozenset]:
     """The `words` rule's buckets: the sets of query terms a document must contain, best
     first (milli's removal order). `last` drops terms from the end; `frequency` drops the
@@ -211,7 +195,7 @@ def kept_subsets(n: int, mandatory: set[int], strategy: str, frequencies: list[i
     if strategy == "all" or not optional:
         return [full]
     if strategy == "frequency":
-        groups = frequency_groups(optional, frequencies)
+        groups = frequency.groups(frequencies, optional)
     else:
         groups = [[i] for i in sorted(optional, reverse=True)]
     if not mandatory:
