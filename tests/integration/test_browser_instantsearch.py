@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +36,7 @@ import pytest
 from tests.integration.test_devmode import Dev
 from tests.support.corpus import CORPUS, read_docs
 from tests.support.paths import DATA
+from tests.support.serving import serving
 
 MASTER = "browser-master-key-0123456789abcdef"
 INDEX = "packages"
@@ -93,14 +93,8 @@ def _npm_packages(
 @contextlib.contextmanager
 def _static_server(root: Path):
     handler = functools.partial(_Quiet, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler), name="static") as url:
+        yield url
 
 
 class _Quiet(SimpleHTTPRequestHandler):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,6 +15,7 @@ import httpx
 from tests.support.chaos_helpers import MiroirProcess, wait_until
 from tests.support.devnodes import start_devnodes, wait_task
 from tests.support.miroir_proc import start_cluster
+from tests.support.serving import serving
 
 NIL = "00000000-0000-0000-0000-000000000000"
 
@@ -47,8 +47,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = ""  # set while `receiver()` serves it
 
     def uids(self) -> list[int]:
         return [t["uid"] for t in self.acked]
@@ -57,12 +56,9 @@ class Receiver:
 @contextlib.contextmanager
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
-    r.thread.start()
-    try:
+    with serving(r.server, name="webhook-receiver") as base:
+        r.url = base + "/hook"
         yield r
-    finally:
-        r.server.shutdown()
-        r.server.server_close()
 
 
 def err(r: httpx.Response, status: int, code: str, message: str | None = None) -> None:
