@@ -284,10 +284,12 @@ async def search(
     if counted is not None and not req.page_mode and not req.q and not req.sort and not any(":" in r for r in ranking_rules):
         # No ranking rule applies: the nodes estimate from a walk in id order, not by counting.
         walked = distinct_walk_estimate(responses, counted, req.offset + req.limit)
-    distinct_total = _distinct_total(responses, counted, req, max_total_hits) if counted is not None else None
+    distinct_total: int | None = None
     if walked is not None:
         distinct_total = walked if max_total_hits is None else min(walked, max_total_hits)
-    elif distinct and not count_distinct and req.ranking_score_threshold is None:
+    elif counted is not None:
+        distinct_total = _distinct_total(responses, counted, req, max_total_hits)
+    elif distinct and req.ranking_score_threshold is None:
         distinct_total = listed_distinct_total(responses, distinct, max_total_hits)
     if distinct_total is None and distinct and not count_distinct and req.page_mode and req.ranking_score_threshold is None:
         distinct_total = await _distinct_total_by_hits(cluster, meta, req, base, path, distinct, responses, max_total_hits)
