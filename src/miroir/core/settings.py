@@ -189,9 +189,11 @@ GATED_KEYS = {
     "chat": ("chatCompletions", "chat completions", 835),
     "foreignKeys": ("foreignKeys", "foreign_keys", 873),
 }
-# Settings no node holds: Miroir keeps them in the client view it journals. A node given
-# `foreignKeys` would join on its own shard of the foreign index (engine/foreign.py).
+# Settings no node holds: Miroir keeps them as it keeps a gated key a node hides (what the
+# client last set, `client_view`). A node given `foreignKeys` would join on its own shard
+# of the foreign index (engine/foreign.py).
 MIROIR_HELD = frozenset({"foreignKeys"})
+assert GATED_KEYS.keys() >= MIROIR_HELD  # kept by the gated keys' road in client_view
 DEFAULT_CHAT = {
     "description": "",
     "documentTemplate": embedders_mod.DEFAULT_DOCUMENT_TEMPLATE,
@@ -671,12 +673,7 @@ def client_view(
     (`previous`, then `patch`) is kept."""
     out: dict[str, Any] = {}
     for name, default in DEFAULTS.items():
-        if name in MIROIR_HELD:
-            if patch is not None and name in patch:
-                value = default if patch[name] is None else patch[name]
-            else:
-                value = (previous or {}).get(name, default)
-        elif name in node_settings:
+        if name in node_settings and name not in MIROIR_HELD:
             value = node_settings[name]
         elif name in GATED_KEYS and patch is not None and name in patch:
             value = default if patch[name] is None else patch[name]
